@@ -1,0 +1,371 @@
+"""One client layer for every AWS target: sessions, clients, retries, errors, pagination.
+
+* Clients come from a `boto3.Session` (given, or the default one), for a region and an
+  optional ``endpoint_url`` (moto server, LocalStack); ready clients can be injected.
+* botocore's own retries are switched off: one tenacity policy (`RetryPolicy`) retries
+  throttling and transient errors with exponential backoff and full jitter, bounded in
+  attempts and total time, with an injectable ``sleep`` so tests never wait.
+* Every call runs inside `map_client_errors`, which turns a `ClientError` into the most
+  specific `backuppolicy.BackendError` subclass, with operation, resource and AWS error
+  code attached, raised ``from`` the original.
+* `AwsBackend.paginate` walks pages one call at a time, each call retried on its own, so a
+  throttled page is retried and a page that finally fails raises: never a short listing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from backuppolicy.exceptions import (
+    BackendError,
+    PermissionDeniedError,
+    ResourceNotFoundError,
+    ThrottledError,
+)
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+__all__ = [
+    "PERMISSION_CODES",
+    "THROTTLING_CODES",
+    "TRANSIENT_CODES",
+    "AwsBackend",
+    "RetryPolicy",
+    "error_code",
+    "is_transient",
+    "map_client_errors",
+]
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "BandwidthLimitExceeded",
+        "EC2ThrottledException",
+    }
+)
+TRANSIENT_CODES = THROTTLING_CODES | {
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "PriorRequestNotComplete",
+}
+PERMISSION_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "AuthFailure",
+        "AuthorizationError",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "KMS.AccessDeniedException",
+        "Forbidden",
+    }
+)
+_NOT_FOUND_SUFFIXES = ("NotFound", "NotFoundFault", "NotFoundException")
+_NOT_FOUND_CODES = frozenset(
+    {"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchEntity", "ResourceNotFoundException"}
+)
+_CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+)
+_HTTP_SERVER_ERROR = 500
+_HTTP_NOT_FOUND = 404
+_HTTP_FORBIDDEN = 403
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a `ClientError` (``""`` for anything else)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def _status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether *exc* is worth retrying: throttling, timeouts, 5xx, dropped connections."""
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    if isinstance(exc, ClientError):
+        return error_code(exc) in TRANSIENT_CODES or _status(exc) >= _HTTP_SERVER_ERROR
+    return False
+
+
+def _mapped_class(exc: ClientError) -> type[BackendError]:
+    code = error_code(exc)
+    status = _status(exc)
+    if code in THROTTLING_CODES:
+        return ThrottledError
+    if code in PERMISSION_CODES or (status == _HTTP_FORBIDDEN and not code):
+        return PermissionDeniedError
+    if (
+        code in _NOT_FOUND_CODES
+        or code.endswith(_NOT_FOUND_SUFFIXES)
+        or (status == _HTTP_NOT_FOUND and code in {"", "404"})
+    ):
+        return ResourceNotFoundError
+    return BackendError
+
+
+@contextmanager
+def map_client_errors(*, backend: str, operation: str, resource: str = "") -> Iterator[None]:
+    """Turn botocore errors raised inside the block into `BackendError` subclasses.
+
+    Example:
+        >>> from botocore.exceptions import ClientError
+        >>> try:
+        ...     with map_client_errors(backend="orders-db", operation="DeleteDBSnapshot", resource="s1"):
+        ...         raise ClientError({"Error": {"Code": "DBSnapshotNotFound", "Message": "gone"}},
+        ...                           "DeleteDBSnapshot")
+        ... except ResourceNotFoundError as exc:
+        ...     print(exc.code, exc.resource)
+        DBSnapshotNotFound s1
+    """
+    try:
+        yield
+    except ClientError as exc:
+        code = error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        where = f" on {resource!r}" if resource else ""
+        cls = _mapped_class(exc)
+        text = f"{backend}: {operation}{where} failed with {code or _status(exc)}: {message}"
+        raise cls(text, backend=backend, operation=operation, resource=resource, code=code) from exc
+    except _CONNECTION_ERRORS as exc:
+        text = f"{backend}: {operation} could not reach AWS: {exc}"
+        raise BackendError(
+            text, backend=backend, operation=operation, resource=resource, code=type(exc).__name__
+        ) from exc
+
+
+@attrs.frozen
+class RetryPolicy:
+    """The one retry policy for AWS calls: exponential backoff with full jitter.
+
+    Example:
+        >>> slept = []
+        >>> policy = RetryPolicy(sleep=slept.append)   # tests record the waits instead of sleeping
+
+    Attributes:
+        max_attempts: Attempts per call, the first one included.
+        max_total: Give up once this many seconds have passed since the first attempt.
+        base: Backoff multiplier in seconds (the wait before retry *n* is uniform in
+            ``[0, min(max_backoff, base * 2**n)]``).
+        max_backoff: Longest single wait in seconds.
+        sleep: Function that waits; inject ``list.append`` in tests.
+    """
+
+    max_attempts: int = 8
+    max_total: float = 120.0
+    base: float = 0.25
+    max_backoff: float = 20.0
+    sleep: Callable[[float], None] = attrs.field(default=time.sleep, eq=False)
+
+    def retrying(self) -> Retrying:
+        """A fresh tenacity `Retrying` for one call."""
+        return Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_total),
+            wait=wait_random_exponential(multiplier=self.base, max=self.max_backoff),
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+
+_NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+
+
+class AwsBackend:
+    """Base of the AWS targets: owns clients, retries, error mapping and pagination.
+
+    Args:
+        name: Name used in errors and logs (the target name).
+        session: A `boto3.Session`; default: a new default session.
+        region: AWS region; default: the session's region.
+        endpoint_url: Endpoint for every client (moto server, LocalStack).
+        clients: Ready clients by service name (``{"rds": client}``); they win over the session.
+        config: Extra botocore `Config` merged into every client's config.
+        retry: The `RetryPolicy` (default: `RetryPolicy()`).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        session: boto3.Session | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        clients: Mapping[str, Any] | None = None,
+        config: Config | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._name = name
+        self._session = session
+        self._region = region
+        self.endpoint_url = endpoint_url
+        self._clients: dict[tuple[str, str | None], Any] = {}
+        for service, client in (clients or {}).items():
+            self._clients[(service, region)] = client
+        self._config = _NO_BOTOCORE_RETRIES.merge(config) if config else _NO_BOTOCORE_RETRIES
+        self.retry = retry or RetryPolicy()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """Name of the target."""
+        return self._name
+
+    @property
+    def session(self) -> boto3.Session:
+        """The boto3 session (created on first use)."""
+        if self._session is None:
+            self._session = boto3.Session(region_name=self._region)
+        return self._session
+
+    @property
+    def region(self) -> str:
+        """The AWS region the target lives in."""
+        if self._region is None:
+            for client in self._clients.values():
+                return str(client.meta.region_name)
+            self._region = self.session.region_name or "us-east-1"
+        return self._region
+
+    def client(self, service: str, *, region: str | None = None) -> Any:
+        """A (cached, thread-safe) client for *service* in *region* (default: the target's)."""
+        key = (service, region if region and region != self._region else self._region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                base: BaseClient = self.session.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=region or self.region,
+                    endpoint_url=self.endpoint_url,
+                    config=self._config,
+                )
+                client = self._clients[key] = base
+            return client
+
+    def call(
+        self,
+        service: str,
+        operation: str,
+        *,
+        resource: str = "",
+        region: str | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """Call ``client.<operation>(**params)`` with retries and error mapping.
+
+        *operation* is the Python name (``"delete_db_snapshot"``).
+        """
+        client = self.client(service, region=region)
+        method = getattr(client, operation)
+        api_name = client.meta.method_to_api_mapping.get(operation, operation)
+        with map_client_errors(backend=self.name, operation=api_name, resource=resource):
+            for attempt in self.retry.retrying():
+                with attempt:
+                    result: dict[str, Any] = method(**params)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def paginate(
+        self,
+        service: str,
+        operation: str,
+        *,
+        resource: str = "",
+        region: str | None = None,
+        **params: Any,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every page of a paginated operation, each page call retried on its own.
+
+        A page that still fails after the retries raises, so callers never mistake a
+        partial listing for a complete one.
+        """
+        client = self.client(service, region=region)
+        model = client.get_paginator(operation)._pagination_cfg  # noqa: SLF001
+        input_tokens = _as_list(model["input_token"])
+        output_tokens = _as_list(model["output_token"])
+        more_key = model.get("more_results")
+        request = dict(params)
+        seen: set[tuple[Any, ...]] = set()
+        while True:
+            page = self.call(service, operation, resource=resource, region=region, **request)
+            yield page
+            tokens = tuple(_lookup(page, path) for path in output_tokens)
+            if more_key is not None and not _lookup(page, more_key):
+                return
+            if all(token in (None, "") for token in tokens):
+                return
+            if tokens in seen:  # a backend that repeats a token would loop forever
+                raise BackendError(
+                    f"{self.name}: {operation} returned the same pagination token twice",
+                    backend=self.name,
+                    operation=operation,
+                    resource=resource,
+                )
+            seen.add(tokens)
+            for name, token in zip(input_tokens, tokens, strict=True):
+                if token in (None, ""):
+                    request.pop(name, None)
+                else:
+                    request[name] = token
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _lookup(page: Mapping[str, Any], path: str) -> Any:
+    """Read a JMESPath-like dotted path (``"NextMarker"``, ``"Contents[-1].Key"`` is not needed)."""
+    value: Any = page
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value

@@ -1,0 +1,239 @@
+"""The `BackupTarget` protocol, restore isolation, copy destinations and the target registry.
+
+A target is one protected resource (a database, an instance, a bucket prefix, a
+directory) together with the backend that backs it up. Targets need not subclass
+anything: any object with the methods of `BackupTarget` is one.
+
+Built-in kinds are registered by name and imported lazily, so ``import backuppolicy``
+never imports boto3. Third-party packages register more kinds through the
+entry-point group ``backuppolicy.targets``::
+
+    [project.entry-points."backuppolicy.targets"]
+    my-nas = "my_package.nas:NasShare"
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from backuppolicy.exceptions import BackendNotFoundError
+from backuppolicy.model import RecoveryPoint
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "BackupTarget",
+    "Destination",
+    "IsolationProfile",
+    "RestoredResource",
+    "get_target_class",
+    "known_target_kinds",
+    "register_target",
+]
+
+ENTRY_POINT_GROUP = "backuppolicy.targets"
+
+
+@attrs.frozen
+class Destination:
+    """Where `BackupTarget.copy` puts a copy (the off-site tier).
+
+    Attributes:
+        tier: Tier name of the copy (``"offsite"``).
+        region: Destination AWS region, for AWS targets.
+        kms_key_id: KMS key in the destination region; required to copy encrypted snapshots.
+        store: A store object or URL (``"s3://bucket/prefix"``, a directory) for archive targets.
+        account: Destination AWS account id, if different from the source.
+    """
+
+    tier: str = "offsite"
+    region: str | None = None
+    kms_key_id: str | None = None
+    store: Any = None
+    account: str | None = None
+
+
+@attrs.frozen
+class IsolationProfile:
+    """Where restore tests put restored resources, away from production.
+
+    Restored resources get no public access, the dedicated network below and the
+    sweep tag, so a sweeper can find and remove anything left behind.
+
+    Attributes:
+        subnet_group: RDS DB subnet group for restored databases.
+        security_group_ids: Security groups for restored databases and volumes' instances.
+        subnet_id: EC2 subnet for restored instances.
+        availability_zone: Availability zone for restored EBS volumes (default: the region's first).
+        instance_class: Small DB instance class used for restore tests.
+        name_prefix: Prefix of restored resource names.
+        tags: Extra tags put on every restored resource.
+        sweep_tag: Tag key that marks a resource as a restore-test leftover.
+    """
+
+    subnet_group: str | None = None
+    security_group_ids: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    subnet_id: str | None = None
+    availability_zone: str | None = None
+    instance_class: str = "db.t3.micro"
+    name_prefix: str = "bp-restore-"
+    tags: Mapping[str, str] = attrs.field(factory=dict, hash=False)
+    sweep_tag: str = "backuppolicy:restore-test"
+
+
+@attrs.frozen
+class RestoredResource:
+    """A resource created by `BackupTarget.restore`; torn down when its context exits.
+
+    Attributes:
+        id: Identifier of the restored resource (DB instance id, volume id, bucket/prefix, directory).
+        kind: What it is (``"rds-instance"``, ``"ebs-volume"``, ``"s3-prefix"``, ``"directory"``).
+        point: The recovery point it was restored from.
+        endpoint: How to reach it (``host:port``, a path), if anything.
+        details: Backend-specific facts.
+    """
+
+    id: str
+    kind: str
+    point: RecoveryPoint
+    endpoint: str | None = None
+    details: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@runtime_checkable
+class BackupTarget(Protocol):
+    """**Protocol:** a protected resource that can be backed up, listed, copied, pruned and restored.
+
+    Implementations: `backuppolicy.aws.RdsInstance`, `~backuppolicy.aws.AuroraCluster`,
+    `~backuppolicy.aws.Ec2Instance`, `~backuppolicy.aws.EbsVolume`, `~backuppolicy.aws.S3Bucket`,
+    `backuppolicy.local.Directory`. `backuppolicy.testing` has a contract test suite that any
+    implementation can run.
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy (``"orders-db"``)."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """Registered kind of the target (``"rds-instance"``)."""
+        ...
+
+    def create_backup(
+        self,
+        *,
+        reason: str = "scheduled",
+        tags: Mapping[str, str] | None = None,
+        token: str | None = None,
+    ) -> RecoveryPoint:
+        """Take a backup now and return its point (possibly still `Status.PENDING`).
+
+        The same *token* returns the same point instead of making a duplicate, so a
+        retried or re-run job is safe. The point carries the ownership tags.
+        """
+        ...
+
+    def list_points(self) -> Iterator[RecoveryPoint]:
+        """Stream every point of the target (all pages), ours marked ``managed=True``.
+
+        A failure on any page raises: callers never see a silently truncated listing.
+        """
+        ...
+
+    def refresh(self, point: RecoveryPoint) -> RecoveryPoint | None:
+        """Re-read *point* from the backend; ``None`` if it no longer exists.
+
+        `backuppolicy.apply` calls this right before each delete.
+        """
+        ...
+
+    def delete(self, point: RecoveryPoint) -> None:
+        """Delete *point*.
+
+        Raises:
+            PolicyError: *point* is not managed by this library, or is under legal hold.
+            ResourceNotFoundError: *point* does not exist.
+        """
+        ...
+
+    def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
+        """Copy *point* to *destination* (another region, account or store) and return the copy."""
+        ...
+
+    def restore(
+        self, point: RecoveryPoint, into: IsolationProfile | None = None
+    ) -> AbstractContextManager[RestoredResource]:
+        """Restore *point* into *into*; the context manager tears the restored resource down on exit."""
+        ...
+
+
+_BUILTIN: dict[str, str] = {
+    "rds-instance": "backuppolicy.aws.rds:RdsInstance",
+    "aurora-cluster": "backuppolicy.aws.rds:AuroraCluster",
+    "ec2-instance": "backuppolicy.aws.ec2:Ec2Instance",
+    "ebs-volume": "backuppolicy.aws.ec2:EbsVolume",
+    "s3-bucket": "backuppolicy.aws.s3:S3Bucket",
+    "directory": "backuppolicy.local:Directory",
+}
+_REGISTERED: dict[str, Callable[..., BackupTarget] | str] = {}
+_EXTRAS: dict[str, str] = {"backuppolicy.aws": "boto3 (pip install backuppolicy)"}
+
+
+def register_target(kind: str, factory: Callable[..., BackupTarget] | str) -> None:
+    """Register a target *factory* (a class, a callable, or ``"module:attr"``) under *kind*.
+
+    Example:
+        >>> register_target("memory-demo", "backuppolicy.testing:MemoryTarget")
+        >>> "memory-demo" in known_target_kinds()
+        True
+    """
+    _REGISTERED[kind] = factory
+
+
+def known_target_kinds() -> tuple[str, ...]:
+    """All kinds that `get_target_class` can resolve, sorted."""
+    names = set(_BUILTIN) | set(_REGISTERED)
+    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return tuple(sorted(names))
+
+
+def get_target_class(kind: str) -> Callable[..., BackupTarget]:
+    """Resolve a target *kind* to its factory, importing the backend lazily.
+
+    Raises:
+        BackendNotFoundError: No target is registered under *kind* (the message suggests close
+            names), or its module cannot be imported (the message names the package to install).
+    """
+    spec: Callable[..., BackupTarget] | str | None = _REGISTERED.get(kind) or _BUILTIN.get(kind)
+    if spec is None:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name == kind:
+                spec = f"{ep.module}:{ep.attr}"
+                break
+    if spec is None:
+        known = known_target_kinds()
+        close = difflib.get_close_matches(kind, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        message = (
+            f"target kind: expected one of {', '.join(known)} or a kind registered in the "
+            f"entry-point group {ENTRY_POINT_GROUP!r} (got {kind!r}).{hint}"
+        )
+        raise BackendNotFoundError(message, name=kind, known=known)
+    if not isinstance(spec, str):
+        return spec
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        package = next((v for k, v in _EXTRAS.items() if module_name.startswith(k)), module_name)
+        message = f"target kind {kind!r} needs {module_name!r}, which failed to import: {exc}. Install {package}."
+        raise BackendNotFoundError(message, name=kind) from exc
+    factory: Callable[..., BackupTarget] = getattr(module, attr)
+    return factory
