@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's fake credentials
+os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 os.environ["AWS_CONFIG_FILE"] = os.devnull
 os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
@@ -43,7 +43,7 @@ def _region() -> str:
 @pytest.fixture(name="aws")
 def _aws() -> Iterator[None]:
     """Run the test inside ``moto.mock_aws`` (in-process, no sockets)."""
-    from moto import mock_aws  # noqa: PLC0415 - keep moto out of tests that do not need it
+    from moto import mock_aws
 
     with mock_aws():
         yield
@@ -52,7 +52,7 @@ def _aws() -> Iterator[None]:
 @pytest.fixture(name="moto_server", scope="session")
 def _moto_server() -> Iterator[ThreadedMotoServer]:
     """One moto HTTP server on 127.0.0.1 (a free port) for the end-to-end suite."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415
+    from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -63,7 +63,7 @@ def _moto_server() -> Iterator[ThreadedMotoServer]:
 @pytest.fixture(name="endpoint_url")
 def _endpoint_url(moto_server: ThreadedMotoServer) -> Iterator[str]:
     """The moto server's URL; its state is reset after each test that uses it."""
-    import requests  # noqa: PLC0415 - comes with moto[server]
+    import requests
 
     host, port = moto_server.get_host_and_port()
     url = f"http://{host}:{port}"
