@@ -1,0 +1,317 @@
+"""Notifications of failed backups and other trouble (seed §1.7).
+
+A `Notifier` is anything with ``notify(event)``. Built in: `LogNotifier` (the standard
+`logging` module), `SnsNotifier` (an Amazon SNS topic) and `WebhookNotifier` (a JSON POST,
+e.g. to a chat or paging service). `notify_all` sends one event to every notifier and never
+raises: a failing notifier is logged and reported back, and never hides the original failure.
+
+Example:
+    >>> from datetime import datetime, UTC
+    >>> event = Event(kind=EventKind.BACKUP_FAILED, policy="web-apps", target="orders-db",
+    ...               message="CreateDBSnapshot failed", error="AccessDenied",
+    ...               at=datetime(2026, 11, 26, 4, 0, tzinfo=UTC))
+    >>> event.subject
+    '[backuppolicy] web-apps: backup failed for orders-db'
+    >>> event.hint
+    'Check the error, then run a manual backup: backuppolicy backup --policy FILE --target orders-db.'
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from backuppolicy.exceptions import BackendError, PolicyError
+from backuppolicy.model import ensure_aware
+
+if TYPE_CHECKING:
+    from backuppolicy.aws._client import AwsBackend, RetryPolicy
+
+__all__ = [
+    "Event",
+    "EventKind",
+    "LogNotifier",
+    "Notifier",
+    "NotifierFailure",
+    "SnsNotifier",
+    "WebhookNotifier",
+    "notify_all",
+]
+
+_log = logging.getLogger("backuppolicy.notify")
+_SNS_SUBJECT_MAX = 100
+
+
+class EventKind(enum.Enum):
+    """What went wrong."""
+
+    BACKUP_FAILED = "backup_failed"
+    """A backup of a target failed."""
+    COPY_FAILED = "copy_failed"
+    """A tier copy (e.g. the weekly off-site copy) failed."""
+    VERIFICATION_FAILED = "verification_failed"
+    """An integrity check or restore test failed."""
+    OVERDUE = "overdue"
+    """A target has no completed backup as recent as its schedule requires."""
+    PRUNE_FAILED = "prune_failed"
+    """Deleting expired backups failed (nothing unsafe was deleted)."""
+
+
+_HINTS = {
+    EventKind.BACKUP_FAILED: (
+        "Check the error, then run a manual backup: "
+        "backuppolicy backup --policy FILE --target {target}."
+    ),
+    EventKind.COPY_FAILED: (
+        "The local copy exists; check the destination region/store, its KMS key and permissions, "
+        "then re-run the backup job (copies are idempotent)."
+    ),
+    EventKind.VERIFICATION_FAILED: (
+        "Do not rely on this backup: inspect the evidence in the backup testing log and take a new "
+        "backup of {target}."
+    ),
+    EventKind.OVERDUE: (
+        "The scheduler may not be running: check the cron/systemd/EventBridge job, then run "
+        "backuppolicy backup --policy FILE --target {target}."
+    ),
+    EventKind.PRUNE_FAILED: (
+        "Nothing unsafe was deleted; expired backups stay until the next successful prune run."
+    ),
+}
+_TITLES = {
+    EventKind.BACKUP_FAILED: "backup failed",
+    EventKind.COPY_FAILED: "copy failed",
+    EventKind.VERIFICATION_FAILED: "verification failed",
+    EventKind.OVERDUE: "backup overdue",
+    EventKind.PRUNE_FAILED: "prune failed",
+}
+
+
+def _aware(_inst: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    ensure_aware(value, field=attribute.name)
+
+
+@attrs.frozen
+class Event:
+    """One thing worth telling people about.
+
+    Attributes:
+        kind: The `EventKind`.
+        policy: Name of the policy.
+        target: Name of the target concerned.
+        message: What happened, in one line.
+        at: When it happened (timezone-aware).
+        error: The error text, if any.
+        details: Extra facts (point id, tier, operation ...).
+    """
+
+    kind: EventKind
+    policy: str
+    target: str
+    message: str
+    at: datetime = attrs.field(validator=_aware)
+    error: str | None = None
+    details: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def subject(self) -> str:
+        """A one-line subject for e-mail, SNS and chat."""
+        return f"[backuppolicy] {self.policy}: {_TITLES[self.kind]} for {self.target}"
+
+    @property
+    def hint(self) -> str:
+        """A short remediation hint."""
+        return _HINTS[self.kind].format(target=self.target)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (what `WebhookNotifier` posts and `SnsNotifier` publishes)."""
+        return {
+            "kind": self.kind.value,
+            "subject": self.subject,
+            "policy": self.policy,
+            "target": self.target,
+            "message": self.message,
+            "error": self.error,
+            "hint": self.hint,
+            "at": self.at.isoformat(),
+            "details": {str(k): _jsonable(v) for k, v in self.details.items()},
+        }
+
+    def to_text(self) -> str:
+        """Plain-text body for humans."""
+        lines = [self.subject, "", self.message]
+        if self.error:
+            lines += ["", f"Error: {self.error}"]
+        lines += ["", f"What to do: {self.hint}", f"When: {self.at.isoformat()}"]
+        lines += [f"{key}: {value}" for key, value in self.details.items()]
+        return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """**Protocol:** something that delivers an `Event` to people or systems."""
+
+    def notify(self, event: Event) -> None:
+        """Deliver *event*; raise on failure (`notify_all` contains the failure)."""
+        ...
+
+
+@attrs.frozen
+class NotifierFailure:
+    """A notifier that failed to deliver an event.
+
+    Attributes:
+        notifier: The notifier that failed.
+        event: The event it failed to deliver.
+        error: The exception it raised.
+    """
+
+    notifier: Notifier
+    event: Event
+    error: BaseException
+
+
+def notify_all(notifiers: Iterable[Notifier], event: Event) -> list[NotifierFailure]:
+    """Send *event* to every notifier; never raises, returns the failures.
+
+    A failing notifier is logged at ERROR and does not stop the others.
+    """
+    failures = []
+    for notifier in notifiers:
+        try:
+            notifier.notify(event)
+        except Exception as exc:  # noqa: BLE001 - a notifier must never hide the original failure
+            _log.error("notifier %r failed for %r: %s", notifier, event.subject, exc)
+            failures.append(NotifierFailure(notifier=notifier, event=event, error=exc))
+    return failures
+
+
+@attrs.frozen
+class LogNotifier:
+    """Log events through `logging` (logger ``backuppolicy.events`` by default).
+
+    Attributes:
+        logger: Name of the logger.
+        level: Log level (default ``logging.ERROR``).
+    """
+
+    logger: str = "backuppolicy.events"
+    level: int = logging.ERROR
+
+    def notify(self, event: Event) -> None:
+        """Log *event*'s text with its fields as ``extra``."""
+        logging.getLogger(self.logger).log(
+            self.level, "%s", event.to_text(), extra={"backuppolicy_event": event.to_dict()}
+        )
+
+
+class SnsNotifier:
+    """Publish events to an Amazon SNS topic (JSON message, subject line for e-mail).
+
+    Args:
+        topic_arn: The topic's ARN.
+        session: A `boto3.Session`; region, endpoint_url, clients and retry as for every AWS target.
+        region: AWS region (default: from the topic ARN).
+        endpoint_url: Endpoint override (moto server, LocalStack).
+        clients: Ready clients (``{"sns": client}``).
+        retry: The `backuppolicy.aws.RetryPolicy`.
+    """
+
+    def __init__(
+        self,
+        topic_arn: str,
+        *,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        clients: Mapping[str, Any] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        parts = topic_arn.split(":") if isinstance(topic_arn, str) else []
+        if len(parts) != 6 or parts[:3] != ["arn", "aws", "sns"]:  # noqa: PLR2004
+            raise PolicyError.for_field(
+                "topic_arn",
+                "an SNS topic ARN like 'arn:aws:sns:us-east-1:123456789012:backups'",
+                topic_arn,
+            )
+        self.topic_arn = topic_arn
+        from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - keep boto3 out of the core
+
+        self._backend: AwsBackend = AwsBackend(
+            f"sns:{parts[5]}",
+            session=session,
+            region=region or parts[3],
+            endpoint_url=endpoint_url,
+            clients=clients,
+            retry=retry,
+        )
+
+    def __repr__(self) -> str:
+        return f"SnsNotifier({self.topic_arn!r})"
+
+    def notify(self, event: Event) -> None:
+        """Publish *event* (raises `backuppolicy.BackendError` on failure)."""
+        self._backend.call(
+            "sns",
+            "publish",
+            resource=self.topic_arn,
+            TopicArn=self.topic_arn,
+            Subject=event.subject[:_SNS_SUBJECT_MAX],
+            Message=json.dumps(event.to_dict(), sort_keys=True),
+            MessageAttributes={
+                "kind": {"DataType": "String", "StringValue": event.kind.value},
+                "target": {"DataType": "String", "StringValue": event.target},
+            },
+        )
+
+
+@attrs.frozen
+class WebhookNotifier:
+    """POST events as JSON to a URL (chat, paging or ticketing webhooks).
+
+    Attributes:
+        url: ``http://`` or ``https://`` URL.
+        timeout: Seconds to wait for the server.
+        headers: Extra HTTP headers (e.g. an authorization token).
+    """
+
+    url: str = attrs.field()
+    timeout: float = 10.0
+    headers: Mapping[str, str] = attrs.field(factory=dict, hash=False, repr=False)
+
+    @url.validator
+    def _check_url(self, attribute: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            raise PolicyError.for_field(attribute.name, "an http:// or https:// URL", value)
+
+    def notify(self, event: Event) -> None:
+        """POST *event* (raises `backuppolicy.BackendError` on an HTTP or network error)."""
+        body = json.dumps(event.to_dict(), sort_keys=True).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "backuppolicy", **self.headers}
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                response.read()
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise BackendError(
+                f"webhook {self.url} failed: {exc}",
+                backend="webhook",
+                operation="POST",
+                resource=self.url,
+            ) from exc
