@@ -1,0 +1,1549 @@
+"""S3 buckets as a backup target: versions as recovery points, retention, point-in-time restore.
+
+S3 *versioning* is the backup mechanism: every overwrite or delete of an object under the
+target's prefix leaves the previous version behind as a *noncurrent* version. `S3Bucket`:
+
+* checks and enables versioning, and reads MFA delete, Object Lock, default encryption and
+  the public access block (`S3Bucket.settings`) for verification;
+* streams the versions under the prefix as `RecoveryPoint` objects (kind ``"s3-version"``,
+  id ``"<key>@<version id>"``), with one ``ListObjectVersions`` request per 1000 entries;
+* plans noncurrent-version retention **per key** with any retention rule
+  (`S3Bucket.noncurrent_retention_plan`) and applies it with ``DeleteObjects`` in batches of at
+  most 1000 (`S3Bucket.apply_noncurrent_retention`), or compiles it to a lifecycle rule that
+  lets AWS do the same (`S3Bucket.noncurrent_lifecycle_rule`);
+* places and reads legal holds through S3 Object Lock;
+* records a *manifest* on `S3Bucket.create_backup`: a small JSON-lines object listing the
+  current version of every key, a restorable point in time;
+* restores the prefix to any time T (`S3Bucket.restore_to_time`) into another bucket or
+  prefix, or in place, with server-side copies and bounded concurrency.
+
+Time granularity: S3 listings report ``LastModified`` in whole seconds. A version whose
+``LastModified`` second is *S* counts as written at *S*: it is part of the state at *when*
+exactly when ``S <= floor(when)``. Every write made during the same second as *when* is
+therefore included, even one made a fraction of a second after *when*.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import json
+import math
+import tempfile
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol, Self
+
+import attrs
+import boto3
+from botocore.config import Config
+
+from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.exceptions import (
+    BackendError,
+    PolicyError,
+    ProtectedPointError,
+    ResourceNotFoundError,
+)
+from backuppolicy.model import (
+    TAG_HOLD,
+    TAG_POLICY,
+    TAG_REASON,
+    TAG_TARGET,
+    TAG_TOKEN,
+    LegalHold,
+    RecoveryPoint,
+    Status,
+    ensure_aware,
+)
+from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+
+__all__ = [
+    "DELETE_BATCH_LIMIT",
+    "MAX_COPY_OBJECT_SIZE",
+    "KeyRetentionPlan",
+    "RestoreReport",
+    "RetentionRunReport",
+    "S3Bucket",
+    "S3Settings",
+]
+
+DELETE_BATCH_LIMIT = 1000
+"""Most keys one ``DeleteObjects`` request may carry (an AWS limit)."""
+MAX_COPY_OBJECT_SIZE = 5 * 1024**3
+"""Largest object ``CopyObject`` copies in one request (5 GiB); larger ones use multipart copy."""
+_MIN_PART_SIZE = 512 * 1024**2
+_MAX_PARTS = 10_000
+_KIND_VERSION = "s3-version"
+_KIND_MARKER = "s3-delete-marker"
+_KIND_MANIFEST = "s3-manifest"
+_MANIFEST_FORMAT = "backuppolicy-s3-manifest/1"
+_NO_CONFIG_CODES = frozenset(
+    {
+        "ObjectLockConfigurationNotFoundError",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "NoSuchPublicAccessBlockConfiguration",
+        "NoSuchLifecycleConfiguration",
+    }
+)
+
+
+class _RetentionPlan(Protocol):
+    @property
+    def keep(self) -> Sequence[RecoveryPoint]: ...
+    @property
+    def delete(self) -> Sequence[RecoveryPoint]: ...
+    @property
+    def reasons(self) -> Mapping[str, Sequence[str]]: ...
+
+
+class _Rule(Protocol):
+    def plan(self, points: Iterable[RecoveryPoint], *, now: datetime) -> _RetentionPlan: ...
+
+
+# Values ----------------------------------------------------------------
+
+
+@attrs.frozen
+class S3Settings:
+    """Protection settings of a bucket, as read by `S3Bucket.settings`.
+
+    Attributes:
+        bucket: Bucket name.
+        versioning: ``"Enabled"``, ``"Suspended"`` or ``"Disabled"`` (never enabled).
+        mfa_delete: Whether MFA delete is enabled (it can only be changed by the root user).
+        object_lock: Whether Object Lock is enabled on the bucket.
+        object_lock_default: Default retention (``{"Mode": ..., "Days": ...}``), if any.
+        encryption: Default encryption algorithm (``"AES256"``, ``"aws:kms"``), or ``None``.
+        kms_key_id: KMS key of the default encryption, if any.
+        public_access_block: The four public-access-block flags (empty if none is set).
+    """
+
+    bucket: str
+    versioning: str
+    mfa_delete: bool = False
+    object_lock: bool = False
+    object_lock_default: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    encryption: str | None = None
+    kms_key_id: str | None = None
+    public_access_block: Mapping[str, bool] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def versioned(self) -> bool:
+        """Whether versioning is enabled."""
+        return self.versioning == "Enabled"
+
+    @property
+    def blocks_public_access(self) -> bool:
+        """Whether all four public-access-block flags are set."""
+        flags = (
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        )
+        return all(self.public_access_block.get(flag, False) for flag in flags)
+
+
+@attrs.frozen
+class RestoreReport:
+    """What `S3Bucket.restore_to_time` did (or, with ``dry_run``, would do).
+
+    Attributes:
+        when: The point in time restored to (UTC).
+        source: ``s3://bucket/prefix`` restored from.
+        destination: ``s3://bucket/prefix`` restored into.
+        in_place: Whether the source was restored onto itself.
+        dry_run: Whether nothing was written.
+        keys: Keys seen in the listing.
+        restored: Keys copied from their version at *when* (or that would be).
+        deleted: Keys removed because they did not exist at *when* (in place only; a delete marker
+            is added, so nothing is lost).
+        skipped: Keys left alone, by reason (``"unchanged"``, ``"deleted at T"``,
+            ``"created after T"``).
+        ambiguous: Keys where a delete marker and a version share the deciding second; the version
+            was taken as the newer one (restoring rather than losing data).
+        bytes_copied: Bytes copied (sizes from the listing).
+        requests: S3 requests made, by API operation.
+    """
+
+    when: datetime
+    source: str
+    destination: str
+    in_place: bool
+    dry_run: bool
+    keys: int
+    restored: int
+    deleted: int
+    skipped: Mapping[str, int] = attrs.field(hash=False)
+    ambiguous: int
+    bytes_copied: int
+    requests: Mapping[str, int] = attrs.field(hash=False)
+
+    @property
+    def skipped_total(self) -> int:
+        """All skipped keys."""
+        return sum(self.skipped.values())
+
+    @property
+    def total_requests(self) -> int:
+        """All S3 requests made."""
+        return sum(self.requests.values())
+
+
+@attrs.frozen
+class KeyRetentionPlan:
+    """The retention plan of the versions of one key (see `S3Bucket.noncurrent_retention_plan`).
+
+    Attributes:
+        key: The object key.
+        keep: Versions (and delete markers) kept, newest first.
+        delete: Noncurrent versions to delete, newest first.
+        reasons: Reasons by point id, for every kept and deleted point.
+    """
+
+    key: str
+    keep: tuple[RecoveryPoint, ...]
+    delete: tuple[RecoveryPoint, ...]
+    reasons: Mapping[str, tuple[str, ...]] = attrs.field(hash=False)
+
+
+@attrs.frozen
+class RetentionRunReport:
+    """What `S3Bucket.apply_noncurrent_retention` did (or would do, with ``dry_run``).
+
+    Attributes:
+        keys: Keys planned.
+        kept: Points kept (current versions and delete markers included).
+        deleted: Noncurrent versions deleted (planned, with ``dry_run``).
+        held: Versions the plan would delete but Object Lock protects (skipped).
+        batches: ``DeleteObjects`` requests made.
+        dry_run: Whether nothing was deleted.
+        requests: S3 requests made, by API operation.
+    """
+
+    keys: int
+    kept: int
+    deleted: int
+    held: int
+    batches: int
+    dry_run: bool
+    requests: Mapping[str, int] = attrs.field(hash=False)
+
+
+@attrs.frozen
+class _Entry:
+    """One row of ListObjectVersions: a version or a delete marker."""
+
+    key: str
+    version_id: str
+    last_modified: datetime
+    is_latest: bool
+    is_marker: bool
+    size: int = 0
+    etag: str = ""
+    storage_class: str = ""
+
+    @property
+    def second(self) -> int:
+        return math.floor(self.last_modified.timestamp())
+
+
+# Helpers ----------------------------------------------------------------
+
+
+def _split_id(point_id: str) -> tuple[str, str]:
+    key, sep, version = point_id.rpartition("@")
+    if not sep or not key or not version:
+        raise PolicyError.for_field("point.id", "'<key>@<version id>'", point_id)
+    return key, version
+
+
+def _entries_of_page(page: Mapping[str, Any]) -> Iterator[_Entry]:
+    """Merge a page's Versions and DeleteMarkers into listing order: key, then newest first.
+
+    Both lists come sorted that way. At equal key and second the ``IsLatest`` entry comes
+    first, then versions before delete markers (S3 does not say which came first).
+    """
+    versions = [
+        _Entry(
+            key=v["Key"],
+            version_id=str(v.get("VersionId") or "null"),
+            last_modified=v["LastModified"],
+            is_latest=bool(v.get("IsLatest")),
+            is_marker=False,
+            size=int(v.get("Size") or 0),
+            etag=str(v.get("ETag", "")).strip('"'),
+            storage_class=str(v.get("StorageClass", "")),
+        )
+        for v in page.get("Versions", ())
+    ]
+    markers = [
+        _Entry(
+            key=d["Key"],
+            version_id=str(d.get("VersionId") or "null"),
+            last_modified=d["LastModified"],
+            is_latest=bool(d.get("IsLatest")),
+            is_marker=True,
+        )
+        for d in page.get("DeleteMarkers", ())
+    ]
+
+    def order(entry: _Entry) -> tuple[str, int, int]:
+        return (entry.key, -entry.second, 0 if entry.is_latest else 1)
+
+    yield from heapq.merge(versions, markers, key=order)
+
+
+def _group_by_key(entries: Iterable[_Entry]) -> Iterator[list[_Entry]]:
+    """Group consecutive entries of the same key, across page boundaries."""
+    group: list[_Entry] = []
+    for entry in entries:
+        if group and entry.key != group[0].key:
+            yield group
+            group = []
+        group.append(entry)
+    if group:
+        yield group
+
+
+class _Requests:
+    """Thread-safe count of requests by API operation."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, operation: str, n: int = 1) -> None:
+        with self._lock:
+            self._counts[operation] += n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class _Pool:
+    """A thread pool with a bounded queue that fails fast: the first worker error is raised."""
+
+    def __init__(self, max_workers: int) -> None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+            raise PolicyError.for_field("max_workers", "an integer >= 1", max_workers)
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="backuppolicy-s3")
+        self._slots = threading.BoundedSemaphore(max_workers * 2)
+        self._errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=exc is not None or bool(self._errors))
+        if exc is None:
+            self.raise_first()
+
+    def raise_first(self) -> None:
+        with self._lock:
+            if self._errors:
+                raise self._errors[0]
+
+    def submit(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+        self.raise_first()
+        self._slots.acquire()
+        try:
+            future = self._executor.submit(fn, *args, **kwargs)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[object]) -> None:
+        self._slots.release()
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            with self._lock:
+                self._errors.append(error)
+
+
+def _s3_url(bucket: str, prefix: str) -> str:
+    return f"s3://{bucket}/{prefix}"
+
+
+def _parse_s3_url(value: object, *, field: str) -> tuple[str, str]:
+    if isinstance(value, S3Bucket):
+        return value.bucket, value.prefix
+    if not isinstance(value, str) or not value.startswith("s3://") or len(value) <= len("s3://"):
+        raise PolicyError.for_field(field, "an 's3://bucket/prefix' URL or an S3Bucket", value)
+    bucket, _, prefix = value[len("s3://") :].partition("/")
+    return bucket, prefix
+
+
+# The target ----------------------------------------------------------------
+
+
+class S3Bucket(AwsBackend):
+    """The objects under a prefix of a versioned S3 bucket, as a backup target.
+
+    Points:
+
+    * ``kind="s3-version"``: one object version, ``id = f"{key}@{version_id}"`` (split on the
+      last ``@``; version ids never contain one), ``target`` the target's `name`. A noncurrent
+      version's ``created_at`` is the moment it stopped being the live object (the
+      ``LastModified`` of the version or delete marker that replaced it): that is when it became
+      a backup, the clock AWS's ``NoncurrentDays`` uses. The current version's ``created_at``
+      is its ``LastModified``. The real ``LastModified`` is in ``details["last_modified"]``.
+      Current versions are ``managed=False`` (never deleted: they are the live data);
+      noncurrent versions are managed when *manage_noncurrent* is true.
+    * ``kind="s3-manifest"``: written by `create_backup`, a JSON-lines object under
+      ``<internal_prefix>manifests/<name>/`` listing the current version of every key; managed
+      when it carries our ownership tags. Keys under *internal_prefix* are never treated as data.
+
+    Example:
+        >>> from backuppolicy import aws
+        >>> assets = aws.S3Bucket("assets", prefix="img/", region="us-east-1")  # doctest: +SKIP
+        >>> assets.ensure_versioning()                                          # doctest: +SKIP
+        >>> report = assets.restore_to_time(when, dest_bucket="assets-restored") # doctest: +SKIP
+        >>> report.restored, report.requests                                    # doctest: +SKIP
+        (1998, {'ListObjectVersions': 10, 'CopyObject': 1998})
+
+    Args:
+        bucket: Bucket name.
+        prefix: Key prefix of the protected objects (``""``: the whole bucket).
+        name: Target name (default: ``bucket`` or ``bucket/prefix``).
+        policy: Name of the policy (ownership tag of manifests).
+        session: A `boto3.Session`.
+        region: AWS region of the bucket.
+        endpoint_url: Endpoint (moto server, LocalStack).
+        clients: Ready clients by service name (``{"s3": client}``).
+        config: Extra botocore `Config`.
+        retry: The `RetryPolicy`.
+        account_id: AWS account id for ``location`` (default: asked from STS once).
+        manage_noncurrent: Whether noncurrent versions may be deleted by retention.
+        internal_prefix: Where manifests and restore-test copies live.
+        max_pool_connections: HTTP connections per client (at least the concurrency you use).
+
+    Attributes:
+        bucket: Bucket name.
+        prefix: Key prefix of the protected objects.
+        policy: Name of the policy.
+        manage_noncurrent: Whether noncurrent versions are managed.
+        internal_prefix: Prefix of manifests and restore-test copies.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        name: str | None = None,
+        policy: str = "default",
+        session: boto3.Session | None = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        clients: Mapping[str, Any] | None = None,
+        config: Config | None = None,
+        retry: RetryPolicy | None = None,
+        account_id: str | None = None,
+        manage_noncurrent: bool = True,
+        internal_prefix: str = "_backuppolicy/",
+        max_pool_connections: int = 32,
+    ) -> None:
+        if not isinstance(bucket, str) or not bucket:
+            raise PolicyError.for_field("bucket", "a non-empty bucket name", bucket)
+        if not isinstance(prefix, str):
+            raise PolicyError.for_field("prefix", "a string", prefix)
+        if not isinstance(internal_prefix, str) or not internal_prefix.endswith("/"):
+            raise PolicyError.for_field(
+                "internal_prefix", "a prefix ending in '/'", internal_prefix
+            )
+        pool = Config(max_pool_connections=max_pool_connections)
+        super().__init__(
+            name or (f"{bucket}/{prefix}" if prefix else bucket),
+            session=session,
+            region=region,
+            endpoint_url=endpoint_url,
+            clients=clients,
+            config=pool.merge(config) if config else pool,
+            retry=retry,
+        )
+        self.bucket = bucket
+        self.prefix = prefix
+        self.policy = policy
+        self.manage_noncurrent = manage_noncurrent
+        self.internal_prefix = internal_prefix
+        self._account_id = account_id
+        self._object_lock: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"<backuppolicy.aws.S3Bucket(bucket={self.bucket!r}, prefix={self.prefix!r})>"
+
+    @property
+    def kind(self) -> str:
+        """Registered target kind: ``"s3-bucket"``."""
+        return "s3-bucket"
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/prefix``."""
+        return _s3_url(self.bucket, self.prefix)
+
+    # Settings ----------------------------------------------------------------
+
+    def versioning(self) -> str:
+        """Versioning status: ``"Enabled"``, ``"Suspended"`` or ``"Disabled"`` (never enabled)."""
+        result = self.call("s3", "get_bucket_versioning", resource=self.bucket, Bucket=self.bucket)
+        return str(result.get("Status") or "Disabled")
+
+    def ensure_versioning(self) -> str:
+        """Enable versioning unless it is on already; return the status it had before.
+
+        MFA delete is never changed (only the root user can, with an MFA device).
+        """
+        before = self.versioning()
+        if before != "Enabled":
+            self.call(
+                "s3",
+                "put_bucket_versioning",
+                resource=self.bucket,
+                Bucket=self.bucket,
+                VersioningConfiguration={"Status": "Enabled"},
+            )
+        return before
+
+    def _optional(self, operation: str) -> dict[str, Any]:
+        try:
+            return self.call("s3", operation, resource=self.bucket, Bucket=self.bucket)
+        except BackendError as exc:
+            if exc.code in _NO_CONFIG_CODES:
+                return {}
+            raise
+
+    def settings(self) -> S3Settings:
+        """Read versioning, MFA delete, Object Lock, default encryption and the public access block.
+
+        Read-only: four requests (``GetBucketVersioning``, ``GetObjectLockConfiguration``,
+        ``GetBucketEncryption``, ``GetPublicAccessBlock``).
+        """
+        versioning = self.call(
+            "s3", "get_bucket_versioning", resource=self.bucket, Bucket=self.bucket
+        )
+        lock = self._optional("get_object_lock_configuration").get("ObjectLockConfiguration", {})
+        rules = (
+            self._optional("get_bucket_encryption")
+            .get("ServerSideEncryptionConfiguration", {})
+            .get("Rules", [])
+        )
+        default = rules[0].get("ApplyServerSideEncryptionByDefault", {}) if rules else {}
+        block = self._optional("get_public_access_block").get("PublicAccessBlockConfiguration", {})
+        self._object_lock = lock.get("ObjectLockEnabled") == "Enabled"
+        return S3Settings(
+            bucket=self.bucket,
+            versioning=str(versioning.get("Status") or "Disabled"),
+            mfa_delete=versioning.get("MFADelete") == "Enabled",
+            object_lock=self._object_lock,
+            object_lock_default=dict(lock.get("Rule", {}).get("DefaultRetention", {})),
+            encryption=default.get("SSEAlgorithm"),
+            kms_key_id=default.get("KMSMasterKeyID"),
+            public_access_block={k: bool(v) for k, v in block.items()},
+        )
+
+    def _lock_enabled(self) -> bool:
+        if self._object_lock is None:
+            lock = self._optional("get_object_lock_configuration").get(
+                "ObjectLockConfiguration", {}
+            )
+            self._object_lock = lock.get("ObjectLockEnabled") == "Enabled"
+        return self._object_lock
+
+    @property
+    def location(self) -> str:
+        """``aws:<account>:<region>`` of the bucket (the account asked from STS once)."""
+        if self._account_id is None:
+            identity = self.call("sts", "get_caller_identity")
+            self._account_id = str(identity["Account"])
+        return f"aws:{self._account_id}:{self.region}"
+
+    # Listing ----------------------------------------------------------------
+
+    def _entries(
+        self,
+        prefix: str | None = None,
+        *,
+        requests: _Requests | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[_Entry]:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": self.prefix if prefix is None else prefix,
+        }
+        if page_size is not None:
+            params["MaxKeys"] = page_size
+        for page in self.paginate("s3", "list_object_versions", resource=self.url, **params):
+            if requests is not None:
+                requests.add("ListObjectVersions")
+            yield from _entries_of_page(page)
+
+    def _data_groups(
+        self, *, requests: _Requests | None = None, page_size: int | None = None
+    ) -> Iterator[list[_Entry]]:
+        internal = self.internal_prefix
+        entries = (
+            e
+            for e in self._entries(requests=requests, page_size=page_size)
+            if not e.key.startswith(internal)
+        )
+        yield from _group_by_key(entries)
+
+    def _version_point(
+        self, entry: _Entry, *, replaced_at: datetime | None, current: bool
+    ) -> RecoveryPoint:
+        created = entry.last_modified if replaced_at is None else replaced_at
+        return RecoveryPoint(
+            id=f"{entry.key}@{entry.version_id}",
+            target=self.name,
+            created_at=created.astimezone(UTC),
+            kind=_KIND_MARKER if entry.is_marker else _KIND_VERSION,
+            location=self.location,
+            size_bytes=None if entry.is_marker else entry.size,
+            managed=self.manage_noncurrent and not current and not entry.is_marker,
+            details={
+                "bucket": self.bucket,
+                "key": entry.key,
+                "version_id": entry.version_id,
+                "last_modified": entry.last_modified.astimezone(UTC),
+                "noncurrent_since": None if replaced_at is None else replaced_at.astimezone(UTC),
+                "is_latest": current,
+                "etag": entry.etag,
+                "storage_class": entry.storage_class,
+            },
+        )
+
+    def _group_points(self, group: list[_Entry], *, markers: bool) -> Iterator[RecoveryPoint]:
+        replaced_at: datetime | None = None
+        for index, entry in enumerate(group):
+            if markers or not entry.is_marker:
+                yield self._version_point(entry, replaced_at=replaced_at, current=index == 0)
+            replaced_at = entry.last_modified
+
+    def list_points(self) -> Iterator[RecoveryPoint]:
+        """Stream the manifests of this target, then every object version under the prefix.
+
+        Delete markers are not points (nothing to restore). One ``ListObjectVersions`` request
+        per 1000 entries, plus one ``GetObjectTagging`` per manifest.
+        """
+        yield from self._manifest_points()
+        for group in self._data_groups():
+            yield from self._group_points(group, markers=False)
+
+    # Manifests (create_backup) ----------------------------------------------------------------
+
+    @property
+    def _manifest_prefix(self) -> str:
+        return f"{self.internal_prefix}manifests/{self.name}/"
+
+    def _ownership_tags(
+        self, reason: str, token: str | None, tags: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        result = dict(tags or {})
+        result.update({TAG_POLICY: self.policy, TAG_TARGET: self.name, TAG_REASON: reason})
+        if token is not None:
+            result[TAG_TOKEN] = token
+        return result
+
+    def _tags_of(self, key: str, version_id: str) -> dict[str, str]:
+        result = self.call(
+            "s3",
+            "get_object_tagging",
+            resource=_s3_url(self.bucket, key),
+            Bucket=self.bucket,
+            Key=key,
+            VersionId=version_id,
+        )
+        return {t["Key"]: t["Value"] for t in result.get("TagSet", [])}
+
+    def _manifest_point(
+        self, key: str, version_id: str, head: Mapping[str, Any], tags: Mapping[str, str]
+    ) -> RecoveryPoint:
+        meta = head.get("Metadata", {})
+        created = (
+            datetime.fromisoformat(meta["created-at"])
+            if "created-at" in meta
+            else head["LastModified"]
+        )
+        return RecoveryPoint(
+            id=f"{key}@{version_id}",
+            target=self.name,
+            created_at=created.astimezone(UTC),
+            kind=_KIND_MANIFEST,
+            location=self.location,
+            size_bytes=int(meta["bytes"]) if "bytes" in meta else None,
+            tags=tags,
+            legal_hold=LegalHold.from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
+            managed=tags.get(TAG_POLICY) == self.policy and tags.get(TAG_TARGET) == self.name,
+            details={
+                "bucket": self.bucket,
+                "key": key,
+                "version_id": version_id,
+                "objects": int(meta.get("objects", "0")),
+                "manifest_bytes": int(head.get("ContentLength") or head.get("Size") or 0),
+            },
+        )
+
+    def _manifest_points(self) -> Iterator[RecoveryPoint]:
+        for entry in self._entries(self._manifest_prefix):
+            if entry.is_marker or not entry.is_latest:
+                continue
+            head = self.call(
+                "s3",
+                "head_object",
+                resource=_s3_url(self.bucket, entry.key),
+                Bucket=self.bucket,
+                Key=entry.key,
+                VersionId=entry.version_id,
+            )
+            yield self._manifest_point(
+                entry.key, entry.version_id, head, self._tags_of(entry.key, entry.version_id)
+            )
+
+    def create_backup(
+        self,
+        *,
+        reason: str = "scheduled",
+        tags: Mapping[str, str] | None = None,
+        token: str | None = None,
+        now: datetime | None = None,
+    ) -> RecoveryPoint:
+        """Ensure versioning is on and record a manifest of the current versions under the prefix.
+
+        S3 versioning is what keeps the data; the manifest makes a named, restorable point in
+        time: one JSON line per live key with its current version id, ETag, size and
+        ``LastModified`` (built in a spooled temporary file, so memory stays flat). The listing
+        is not atomic: writes made while it runs may or may not be in the manifest.
+
+        The same *token* returns the existing manifest instead of writing a second one.
+        """
+        stamp = (datetime.now(UTC) if now is None else ensure_aware(now, field="now")).astimezone(
+            UTC
+        )
+        if token is not None:
+            digest = hashlib.sha256(token.encode()).hexdigest()[:24]
+            key = f"{self._manifest_prefix}token-{digest}.jsonl"
+            existing = self._head_or_none(key, None)
+            if existing is not None:
+                version = str(existing.get("VersionId") or "null")
+                return self._manifest_point(key, version, existing, self._tags_of(key, version))
+        else:
+            key = f"{self._manifest_prefix}{stamp:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.ensure_versioning()
+        objects = total = 0
+        with tempfile.SpooledTemporaryFile(max_size=8 * 1024**2) as body:
+            header = {
+                "format": _MANIFEST_FORMAT,
+                "bucket": self.bucket,
+                "prefix": self.prefix,
+                "target": self.name,
+                "created_at": stamp.isoformat(),
+                "reason": reason,
+                "token": token,
+            }
+            body.write(json.dumps(header).encode() + b"\n")
+            for group in self._data_groups():
+                current = group[0]
+                if current.is_marker:
+                    continue
+                line = {
+                    "key": current.key,
+                    "version_id": current.version_id,
+                    "etag": current.etag,
+                    "size": current.size,
+                    "last_modified": current.last_modified.astimezone(UTC).isoformat(),
+                }
+                body.write(json.dumps(line).encode() + b"\n")
+                objects += 1
+                total += current.size
+            body.seek(0)
+            all_tags = self._ownership_tags(reason, token, tags)
+            metadata = {
+                "created-at": stamp.isoformat(),
+                "objects": str(objects),
+                "bytes": str(total),
+            }
+            result = self.call(
+                "s3",
+                "put_object",
+                resource=_s3_url(self.bucket, key),
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/x-ndjson",
+                Metadata=metadata,
+                Tagging=_encode_tags(all_tags),
+            )
+        version = str(result.get("VersionId") or "null")
+        head = {"Metadata": metadata, "ContentLength": 0, "LastModified": stamp}
+        return self._manifest_point(key, version, head, all_tags)
+
+    def _head_or_none(self, key: str, version_id: str | None) -> dict[str, Any] | None:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id is not None:
+            params["VersionId"] = version_id
+        try:
+            return self.call("s3", "head_object", resource=_s3_url(self.bucket, key), **params)
+        except ResourceNotFoundError:
+            return None
+
+    def read_manifest(self, point: RecoveryPoint) -> Iterator[dict[str, Any]]:
+        """Stream the entries (``key``, ``version_id``, ``etag``, ``size``) of a manifest point."""
+        key, version = self._point_location(point, _KIND_MANIFEST)
+        result = self.call(
+            "s3",
+            "get_object",
+            resource=_s3_url(self.bucket, key),
+            Bucket=self.bucket,
+            Key=key,
+            VersionId=version,
+        )
+        with result["Body"] as stream:
+            for raw in stream.iter_lines():
+                line = json.loads(raw)
+                if "format" not in line:
+                    yield line
+
+    # Point operations ----------------------------------------------------------------
+
+    def _point_location(self, point: RecoveryPoint, *kinds: str) -> tuple[str, str]:
+        if point.kind not in kinds:
+            raise PolicyError.for_field(
+                "point.kind", " or ".join(repr(k) for k in kinds), point.kind
+            )
+        if point.target != self.name:
+            raise PolicyError.for_field("point.target", repr(self.name), point.target)
+        return _split_id(point.id)
+
+    def _lock_hold(
+        self, head: Mapping[str, Any], key: str, version_id: str, now: datetime
+    ) -> LegalHold | None:
+        """The Object Lock legal hold or unexpired retention of a version, as a `LegalHold`."""
+        if head.get("ObjectLockLegalHoldStatus") == "ON":
+            tags = self._tags_of(key, version_id)
+            if TAG_HOLD in tags:
+                return LegalHold.from_tag(tags[TAG_HOLD])
+            return LegalHold(reason="S3 Object Lock legal hold")
+        until = head.get("ObjectLockRetainUntilDate")
+        if until is not None and until > now:
+            mode = head.get("ObjectLockMode", "")
+            return LegalHold(reason=f"S3 Object Lock {mode} retention until {until.isoformat()}")
+        return None
+
+    def refresh(self, point: RecoveryPoint) -> RecoveryPoint | None:
+        """Re-read a point: current-ness, Object Lock hold and retention; ``None`` if it is gone."""
+        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
+        head = self._head_or_none(key, version)
+        if head is None:
+            return None
+        if point.kind == _KIND_MANIFEST:
+            return self._manifest_point(key, version, head, self._tags_of(key, version))
+        current = self._head_or_none(key, None)
+        is_current = current is not None and str(current.get("VersionId") or "null") == version
+        hold = self._lock_hold(head, key, version, datetime.now(UTC))
+        details = dict(point.details)
+        details["is_latest"] = is_current
+        details["object_lock_mode"] = head.get("ObjectLockMode")
+        details["object_lock_retain_until"] = head.get("ObjectLockRetainUntilDate")
+        return point.evolve(
+            managed=self.manage_noncurrent and not is_current,
+            legal_hold=hold,
+            encrypted=head.get("ServerSideEncryption") is not None or None,
+            details=details,
+        )
+
+    def delete(self, point: RecoveryPoint) -> None:
+        """Permanently delete one noncurrent version or one of our manifests.
+
+        Re-reads the point first (two ``HeadObject`` requests).
+
+        Raises:
+            ProtectedPointError: The point is unmanaged (a current version, or not ours), under
+                legal hold or Object Lock retention, or pending. Nothing was deleted.
+            ResourceNotFoundError: The version no longer exists.
+        """
+        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
+        _refuse_protected(point)
+        fresh = self.refresh(point)
+        if fresh is None:
+            raise ResourceNotFoundError(
+                f"{self.name}: version {point.id!r} does not exist",
+                backend=self.name,
+                operation="HeadObject",
+                resource=_s3_url(self.bucket, key),
+                code="NoSuchVersion",
+            )
+        _refuse_protected(fresh)
+        self.call(
+            "s3",
+            "delete_object",
+            resource=_s3_url(self.bucket, key),
+            Bucket=self.bucket,
+            Key=key,
+            VersionId=version,
+        )
+
+    def set_legal_hold(self, point: RecoveryPoint, hold: LegalHold | None) -> RecoveryPoint:
+        """Place (or with ``None`` release) an Object Lock legal hold on a version or manifest.
+
+        The hold's reason and reference go into the version's ``backuppolicy:legal-hold`` tag
+        (the version's other tags are kept). Needs Object Lock enabled on the bucket.
+        """
+        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
+        resource = _s3_url(self.bucket, key)
+        status = "OFF" if hold is None else "ON"
+        self.call(
+            "s3",
+            "put_object_legal_hold",
+            resource=resource,
+            Bucket=self.bucket,
+            Key=key,
+            VersionId=version,
+            LegalHold={"Status": status},
+        )
+        tags = self._tags_of(key, version)
+        tags.pop(TAG_HOLD, None)
+        if hold is not None:
+            tags[TAG_HOLD] = hold.to_tag()
+        self.call(
+            "s3",
+            "put_object_tagging",
+            resource=resource,
+            Bucket=self.bucket,
+            Key=key,
+            VersionId=version,
+            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
+        )
+        new_tags = dict(point.tags)
+        new_tags.pop(TAG_HOLD, None)
+        if hold is not None and point.kind == _KIND_MANIFEST:
+            new_tags[TAG_HOLD] = hold.to_tag()
+        return point.evolve(legal_hold=hold, tags=new_tags)
+
+    def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
+        """Copy a version (or a manifest and every version it lists) to ``destination.store``.
+
+        ``destination.store`` is an ``s3://bucket/prefix`` URL or an `S3Bucket`; keys keep their
+        path relative to this target's prefix. Server-side copies (multipart above 5 GiB).
+        """
+        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
+        dest_bucket, dest_prefix = _parse_s3_url(destination.store, field="destination.store")
+        requests = _Requests()
+        if point.kind == _KIND_VERSION:
+            sources: Iterable[tuple[str, str, int]] = [(key, version, point.size_bytes or 0)]
+        else:
+            sources = self._manifest_sources(point)
+            sources = itertools.chain(sources, [(key, version, 0)])
+        self._copy_many(sources, dest_bucket, dest_prefix, requests, region=destination.region)
+        dest_key = self._relocate(key, dest_prefix)
+        head = self.call(
+            "s3",
+            "head_object",
+            resource=_s3_url(dest_bucket, dest_key),
+            region=destination.region,
+            Bucket=dest_bucket,
+            Key=dest_key,
+        )
+        new_version = str(head.get("VersionId") or "null")
+        region = destination.region or self.region
+        details = dict(point.details)
+        details.update(
+            {"bucket": dest_bucket, "key": dest_key, "version_id": new_version, "source": point.id}
+        )
+        return point.evolve(
+            id=f"{dest_key}@{new_version}",
+            location=f"aws:{self._account_id or ''}:{region}"
+            if destination.region
+            else point.location,
+            tier=destination.tier,
+            details=details,
+        )
+
+    @contextmanager
+    def _restore(
+        self, point: RecoveryPoint, into: IsolationProfile | None
+    ) -> Iterator[RestoredResource]:
+        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
+        prefix = (into.name_prefix if into else "bp-restore-") + uuid.uuid4().hex[:12] + "/"
+        restore_prefix = f"{self.internal_prefix}restore-tests/{self.name}/{prefix}"
+        requests = _Requests()
+        try:
+            if point.kind == _KIND_VERSION:
+                sources: Iterable[tuple[str, str, int]] = [(key, version, point.size_bytes or 0)]
+            else:
+                sources = self._manifest_sources(point)
+            objects = self._copy_many(sources, self.bucket, restore_prefix, requests)
+            yield RestoredResource(
+                id=_s3_url(self.bucket, restore_prefix),
+                kind="s3-prefix",
+                point=point,
+                endpoint=_s3_url(self.bucket, restore_prefix),
+                details={"objects": objects, "bucket": self.bucket, "prefix": restore_prefix},
+            )
+        finally:
+            self._purge_prefix(restore_prefix)
+
+    def restore(self, point: RecoveryPoint, into: IsolationProfile | None = None) -> Any:
+        """Copy a version, or every version a manifest lists, under a scratch prefix; purge on exit.
+
+        The scratch prefix is ``<internal_prefix>restore-tests/<name>/<name_prefix><random>/``
+        in the same bucket. On exit every version and delete marker under it is deleted, even
+        when the block raised.
+
+        Returns:
+            A context manager yielding a `RestoredResource` (``kind="s3-prefix"``).
+        """
+        return self._restore(point, into)
+
+    def _purge_prefix(self, prefix: str) -> None:
+        """Permanently delete every version and delete marker under *prefix*."""
+        if not prefix.startswith(self.internal_prefix):  # pragma: no cover - defence in depth
+            raise PolicyError.for_field(
+                "prefix", f"a prefix under {self.internal_prefix!r}", prefix
+            )
+        requests = _Requests()
+        with _Pool(4) as pool:
+            self._delete_stream(
+                ((e.key, e.version_id) for e in self._entries(prefix)), pool, requests
+            )
+
+    # Copies and deletes ----------------------------------------------------------------
+
+    def _relocate(self, key: str, dest_prefix: str) -> str:
+        """Where *key* goes under *dest_prefix*: its path relative to the prefix (or internal root)."""
+        if key.startswith(self.internal_prefix):
+            return dest_prefix + key.removeprefix(self.internal_prefix)
+        return dest_prefix + key.removeprefix(self.prefix)
+
+    def _manifest_sources(self, point: RecoveryPoint) -> Iterator[tuple[str, str, int]]:
+        for line in self.read_manifest(point):
+            yield str(line["key"]), str(line["version_id"]), int(line["size"])
+
+    def _copy_many(
+        self,
+        sources: Iterable[tuple[str, str, int]],
+        dest_bucket: str,
+        dest_prefix: str,
+        requests: _Requests,
+        *,
+        region: str | None = None,
+        max_workers: int = 8,
+    ) -> int:
+        """Copy ``(key, version id, size)`` sources under *dest_prefix*, concurrently."""
+        count = 0
+        with _Pool(max_workers) as pool:
+            for key, version, size in sources:
+                count += 1
+                pool.submit(
+                    self._copy_version,
+                    key,
+                    version,
+                    size=size,
+                    dest_bucket=dest_bucket,
+                    dest_key=self._relocate(key, dest_prefix),
+                    requests=requests,
+                    region=region,
+                )
+        return count
+
+    def _copy_version(
+        self,
+        key: str,
+        version_id: str,
+        *,
+        size: int,
+        dest_bucket: str,
+        dest_key: str,
+        requests: _Requests,
+        region: str | None = None,
+    ) -> str:
+        """Server-side copy of one version; multipart above 5 GiB. Returns the new version id."""
+        source = {"Bucket": self.bucket, "Key": key, "VersionId": version_id}
+        resource = _s3_url(dest_bucket, dest_key)
+        if size <= MAX_COPY_OBJECT_SIZE:
+            requests.add("CopyObject")
+            result = self.call(
+                "s3",
+                "copy_object",
+                resource=resource,
+                region=region,
+                Bucket=dest_bucket,
+                Key=dest_key,
+                CopySource=source,
+            )
+            return str(result.get("VersionId") or "null")
+        return self._multipart_copy(source, dest_bucket, dest_key, requests, region)
+
+    def _multipart_copy(
+        self,
+        source: dict[str, str],
+        dest_bucket: str,
+        dest_key: str,
+        requests: _Requests,
+        region: str | None,
+    ) -> str:
+        resource = _s3_url(dest_bucket, dest_key)
+        requests.add("HeadObject")
+        head = self.call(
+            "s3",
+            "head_object",
+            resource=_s3_url(self.bucket, source["Key"]),
+            Bucket=self.bucket,
+            Key=source["Key"],
+            VersionId=source["VersionId"],
+        )
+        size = int(head["ContentLength"])
+        part_size = max(_MIN_PART_SIZE, math.ceil(size / _MAX_PARTS))
+        extra: dict[str, Any] = {"Metadata": head.get("Metadata", {})}
+        for field in (
+            "ContentType",
+            "ContentEncoding",
+            "ContentDisposition",
+            "CacheControl",
+            "ContentLanguage",
+        ):
+            if head.get(field):
+                extra[field] = head[field]
+        requests.add("CreateMultipartUpload")
+        upload = self.call(
+            "s3",
+            "create_multipart_upload",
+            resource=resource,
+            region=region,
+            Bucket=dest_bucket,
+            Key=dest_key,
+            **extra,
+        )
+        upload_id = upload["UploadId"]
+        parts = []
+        try:
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                end = min(start + part_size, size) - 1
+                requests.add("UploadPartCopy")
+                result = self.call(
+                    "s3",
+                    "upload_part_copy",
+                    resource=resource,
+                    region=region,
+                    Bucket=dest_bucket,
+                    Key=dest_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append({"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]})
+            requests.add("CompleteMultipartUpload")
+            done = self.call(
+                "s3",
+                "complete_multipart_upload",
+                resource=resource,
+                region=region,
+                Bucket=dest_bucket,
+                Key=dest_key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            requests.add("AbortMultipartUpload")
+            self.call(
+                "s3",
+                "abort_multipart_upload",
+                resource=resource,
+                region=region,
+                Bucket=dest_bucket,
+                Key=dest_key,
+                UploadId=upload_id,
+            )
+            raise
+        return str(done.get("VersionId") or "null")
+
+    def delete_objects(
+        self, objects: Sequence[tuple[str, str | None]], *, requests: _Requests | None = None
+    ) -> int:
+        """One ``DeleteObjects`` request for at most 1000 ``(key, version_id)`` pairs.
+
+        A ``None`` version id adds a delete marker (a reversible delete); a version id deletes
+        that version permanently. Returns how many were deleted.
+
+        Raises:
+            PolicyError: More than 1000 objects (AWS's limit; we refuse before sending).
+            BackendError: S3 reported per-key errors (the first few are in the message).
+        """
+        if len(objects) > DELETE_BATCH_LIMIT:
+            raise PolicyError.for_field(
+                "objects",
+                f"at most {DELETE_BATCH_LIMIT} keys per DeleteObjects request",
+                f"{len(objects)} keys",
+            )
+        if not objects:
+            return 0
+        items = [{"Key": k} if v is None else {"Key": k, "VersionId": v} for k, v in objects]
+        if requests is not None:
+            requests.add("DeleteObjects")
+        result = self.call(
+            "s3",
+            "delete_objects",
+            resource=self.url,
+            Bucket=self.bucket,
+            Delete={"Objects": items, "Quiet": True},
+        )
+        errors = result.get("Errors", [])
+        if errors:
+            sample = ", ".join(
+                f"{e.get('Key')}@{e.get('VersionId', '')}: {e.get('Code')}" for e in errors[:3]
+            )
+            raise BackendError(
+                f"{self.name}: DeleteObjects failed for {len(errors)} of {len(items)} keys ({sample})",
+                backend=self.name,
+                operation="DeleteObjects",
+                resource=self.url,
+                code=str(errors[0].get("Code", "")),
+            )
+        return len(items)
+
+    def _delete_stream(
+        self,
+        objects: Iterable[tuple[str, str | None]],
+        pool: _Pool,
+        requests: _Requests,
+        batch_size: int = DELETE_BATCH_LIMIT,
+    ) -> int:
+        """Submit batched deletes of a stream of objects to *pool*; returns how many were queued."""
+        batch: list[tuple[str, str | None]] = []
+        queued = 0
+        for item in objects:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                pool.submit(self.delete_objects, batch, requests=requests)
+                queued += len(batch)
+                batch = []
+        if batch:
+            pool.submit(self.delete_objects, batch, requests=requests)
+            queued += len(batch)
+        return queued
+
+    # Retention ----------------------------------------------------------------
+
+    def noncurrent_retention_plan(
+        self, rule: _Rule, *, now: datetime, page_size: int | None = None
+    ) -> Iterator[KeyRetentionPlan]:
+        """Plan noncurrent-version retention **per key**, streaming one key at a time.
+
+        Each key's versions and delete markers are planned on their own with
+        ``rule.plan(points, now=now)``, so count rules count versions of one object and the
+        planner's per-target floor ("newest completed point kept") lands on the key's current
+        version or current delete marker, which are unmanaged anyway. Noncurrent versions are
+        dated from the moment they were replaced, so ``MaxAge(days=35)`` keeps every version
+        needed to restore any time in the last 35 days (AWS ``NoncurrentDays`` semantics).
+        Whatever the rule says, current versions and delete markers are never in ``delete``.
+        """
+        ensure_aware(now, field="now")
+        return self._plan_keys(rule, now, None, page_size)
+
+    def _plan_keys(
+        self, rule: _Rule, now: datetime, requests: _Requests | None, page_size: int | None
+    ) -> Iterator[KeyRetentionPlan]:
+        for group in self._data_groups(requests=requests, page_size=page_size):
+            points = list(self._group_points(group, markers=True))
+            plan = rule.plan(points, now=now)
+            reasons = {pid: tuple(r) for pid, r in plan.reasons.items()}
+            delete: list[RecoveryPoint] = []
+            for point in plan.delete:
+                if (
+                    point.managed
+                    and point.kind == _KIND_VERSION
+                    and not point.details.get("is_latest")
+                ):
+                    delete.append(point)
+                else:
+                    reasons[point.id] = (
+                        *reasons.get(point.id, ()),
+                        "current version or delete marker: never deleted",
+                    )
+            deleted = {p.id for p in delete}
+            keep = tuple(p for p in points if p.id not in deleted)
+            yield KeyRetentionPlan(
+                key=group[0].key, keep=keep, delete=tuple(delete), reasons=reasons
+            )
+
+    def apply_noncurrent_retention(
+        self,
+        rule: _Rule,
+        *,
+        now: datetime,
+        dry_run: bool = False,
+        max_workers: int = 8,
+        batch_size: int = DELETE_BATCH_LIMIT,
+        page_size: int | None = None,
+    ) -> RetentionRunReport:
+        """Plan per key and delete the planned noncurrent versions in batches, streaming.
+
+        Memory holds one key's versions and one batch. With Object Lock enabled on the bucket,
+        each version to delete is checked with ``HeadObject`` first and skipped when held or
+        retained. A version planned for deletion cannot become current again, so no other
+        re-check is needed.
+
+        Raises:
+            PolicyError: *batch_size* is not between 1 and 1000.
+        """
+        if (
+            isinstance(batch_size, bool)
+            or not isinstance(batch_size, int)
+            or not 1 <= batch_size <= DELETE_BATCH_LIMIT
+        ):
+            raise PolicyError.for_field(
+                "batch_size", f"an integer from 1 to {DELETE_BATCH_LIMIT}", batch_size
+            )
+        requests = _Requests()
+        counts: Counter[str] = Counter()
+        locked = self._lock_enabled()
+        checked_now = datetime.now(UTC)
+
+        def candidates() -> Iterator[tuple[str, str | None]]:
+            for plan in self._plan_keys(rule, now, requests, page_size):
+                counts["keys"] += 1
+                counts["kept"] += len(plan.keep)
+                for point in plan.delete:
+                    key, version = _split_id(point.id)
+                    if locked:
+                        requests.add("HeadObject")
+                        head = self._head_or_none(key, version) or {}
+                        if self._lock_hold(head, key, version, checked_now) is not None:
+                            counts["held"] += 1
+                            counts["kept"] += 1
+                            continue
+                    counts["deleted"] += 1
+                    yield key, version
+
+        if dry_run:
+            for _ in candidates():
+                pass
+        else:
+            with _Pool(max_workers) as pool:
+                self._delete_stream(candidates(), pool, requests, batch_size)
+        done = requests.snapshot()
+        return RetentionRunReport(
+            keys=counts["keys"],
+            kept=counts["kept"],
+            deleted=counts["deleted"],
+            held=counts["held"],
+            batches=done.get("DeleteObjects", 0),
+            dry_run=dry_run,
+            requests=done,
+        )
+
+    def noncurrent_lifecycle_rule(
+        self,
+        *,
+        noncurrent_days: int,
+        newer_noncurrent_versions: int | None = None,
+        rule_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The lifecycle rule that makes AWS expire noncurrent versions under the prefix.
+
+        ``noncurrent_days=35`` is ``MaxAge(days=35)`` planned per key; adding
+        ``newer_noncurrent_versions=k`` is ``MaxAge(days=35) | KeepLast(k + 1)`` (our count
+        includes the current version or delete marker). AWS rounds the expiry up to the next
+        midnight UTC, so it deletes up to a day later than `apply_noncurrent_retention`.
+
+        Example:
+            >>> S3Bucket("logs", prefix="app/", clients={"s3": object()}).noncurrent_lifecycle_rule(
+            ...     noncurrent_days=35)["NoncurrentVersionExpiration"]
+            {'NoncurrentDays': 35}
+        """
+        if (
+            isinstance(noncurrent_days, bool)
+            or not isinstance(noncurrent_days, int)
+            or noncurrent_days < 1
+        ):
+            raise PolicyError.for_field("noncurrent_days", "an integer >= 1", noncurrent_days)
+        expiration: dict[str, int] = {"NoncurrentDays": noncurrent_days}
+        if newer_noncurrent_versions is not None:
+            n = newer_noncurrent_versions
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100:  # noqa: PLR2004
+                raise PolicyError.for_field(
+                    "newer_noncurrent_versions", "an integer from 1 to 100", n
+                )
+            expiration["NewerNoncurrentVersions"] = n
+        return {
+            "ID": rule_id or f"backuppolicy-noncurrent-{self.name}"[:255],
+            "Filter": {"Prefix": self.prefix},
+            "Status": "Enabled",
+            "NoncurrentVersionExpiration": expiration,
+        }
+
+    def put_lifecycle_rule(self, rule: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Add *rule* to the bucket's lifecycle configuration, replacing a rule with the same ID.
+
+        Other rules are kept. Returns the rules written.
+        """
+        current = self._optional("get_bucket_lifecycle_configuration").get("Rules", [])
+        rules = [r for r in current if r.get("ID") != rule["ID"]] + [dict(rule)]
+        self.call(
+            "s3",
+            "put_bucket_lifecycle_configuration",
+            resource=self.bucket,
+            Bucket=self.bucket,
+            LifecycleConfiguration={"Rules": rules},
+        )
+        return rules
+
+    # Point-in-time restore ----------------------------------------------------------------
+
+    def restore_to_time(
+        self,
+        when: datetime,
+        dest_bucket: str | None = None,
+        dest_prefix: str | None = None,
+        *,
+        max_workers: int = 8,
+        dry_run: bool = False,
+        page_size: int | None = None,
+    ) -> RestoreReport:
+        """Restore the objects under the prefix to their state at *when*.
+
+        One ``ListObjectVersions`` pass; each key is decided as soon as the listing moves past
+        it (its versions and delete markers may span pages), and its server-side copy starts at
+        once on a pool of *max_workers* threads.
+
+        * Into another bucket and/or prefix (``dest_bucket`` or ``dest_prefix`` given): every
+          key alive at *when* is copied from its version at *when* to
+          ``dest_prefix + key[len(prefix):]`` (``dest_prefix`` defaults to the prefix). Nothing
+          is deleted at the destination.
+        * In place (neither given): only keys whose current version differs from the version at
+          *when* are copied; keys that did not exist at *when* (created later, or deleted at
+          *when* and written again later) get a delete marker via batched ``DeleteObjects``.
+          Nothing is lost: every version stays in the history.
+        * Keys whose delete marker was current at *when* are not restored.
+
+        A version counts as written at its ``LastModified`` second *S* and is included when
+        ``S <= floor(when)``. Objects above 5 GiB are copied with multipart ``UploadPartCopy``.
+
+        Raises:
+            PolicyError: *when* is naive, or the destination overlaps the source without being it.
+        """
+        ensure_aware(when, field="when")
+        when_utc = when.astimezone(UTC)
+        cutoff = math.floor(when_utc.timestamp())
+        target_bucket = dest_bucket or self.bucket
+        target_prefix = self.prefix if dest_prefix is None else dest_prefix
+        in_place = target_bucket == self.bucket and target_prefix == self.prefix
+        if (
+            target_bucket == self.bucket
+            and not in_place
+            and (target_prefix.startswith(self.prefix) or self.prefix.startswith(target_prefix))
+        ):
+            raise PolicyError.for_field(
+                "dest_prefix",
+                f"a prefix that does not overlap the source prefix {self.prefix!r}",
+                target_prefix,
+            )
+        requests = _Requests()
+        counts: Counter[str] = Counter()
+        skipped: Counter[str] = Counter()
+
+        def removals(pool: _Pool | None) -> Iterator[tuple[str, str | None]]:
+            for group in self._data_groups(requests=requests, page_size=page_size):
+                counts["keys"] += 1
+                action, entry, ambiguous = _decide(group, cutoff, in_place=in_place)
+                counts["ambiguous"] += ambiguous
+                if action == "delete":
+                    counts["deleted"] += 1
+                    yield group[0].key, None
+                elif action == "copy" and entry is not None:
+                    counts["restored"] += 1
+                    counts["bytes"] += entry.size
+                    if pool is not None:
+                        pool.submit(
+                            self._copy_version,
+                            entry.key,
+                            entry.version_id,
+                            size=entry.size,
+                            dest_bucket=target_bucket,
+                            dest_key=self._relocate(entry.key, target_prefix),
+                            requests=requests,
+                        )
+                else:
+                    skipped[action] += 1
+
+        if dry_run:
+            for _ in removals(None):
+                pass
+        else:
+            with _Pool(max_workers) as pool:
+                self._delete_stream(removals(pool), pool, requests)
+        return RestoreReport(
+            when=when_utc,
+            source=self.url,
+            destination=_s3_url(target_bucket, target_prefix),
+            in_place=in_place,
+            dry_run=dry_run,
+            keys=counts["keys"],
+            restored=counts["restored"],
+            deleted=counts["deleted"],
+            skipped=dict(skipped),
+            ambiguous=counts["ambiguous"],
+            bytes_copied=counts["bytes"],
+            requests=requests.snapshot(),
+        )
+
+
+def _decide(
+    group: Sequence[_Entry], cutoff: int, *, in_place: bool
+) -> tuple[str, _Entry | None, bool]:
+    """Decide one key of a point-in-time restore from its entries (newest first).
+
+    Returns the action (``"copy"``, ``"delete"``, ``"unchanged"``, ``"deleted at T"``,
+    ``"created after T"``), the entry to copy, and whether the decision was ambiguous (a delete
+    marker and a version share the deciding second).
+    """
+    current = group[0]
+    at_t = next((e for e in group if e.second <= cutoff), None)
+    if at_t is None:
+        return ("delete" if in_place and not current.is_marker else "created after T"), None, False
+    ambiguous = any(e.second == at_t.second and e.is_marker != at_t.is_marker for e in group)
+    if at_t.is_marker:
+        return ("delete" if in_place and not current.is_marker else "deleted at T"), None, ambiguous
+    if in_place and current.version_id == at_t.version_id:
+        return "unchanged", at_t, ambiguous
+    return "copy", at_t, ambiguous
+
+
+def _refuse_protected(point: RecoveryPoint) -> None:
+    if point.held:
+        assert point.legal_hold is not None  # noqa: S101 - narrowed by `held`
+        raise ProtectedPointError(
+            f"refusing to delete {point.id!r}: it is under {point.legal_hold.describe()}",
+            point=point,
+        )
+    if not point.managed:
+        what = (
+            "the current version of its key"
+            if point.details.get("is_latest")
+            else "not managed by this policy"
+        )
+        raise ProtectedPointError(f"refusing to delete {point.id!r}: it is {what}", point=point)
+    if point.status is Status.PENDING:
+        raise ProtectedPointError(
+            f"refusing to delete {point.id!r}: it is still pending", point=point
+        )
+
+
+def _encode_tags(tags: Mapping[str, str]) -> str:
+    from urllib.parse import urlencode  # noqa: PLC0415 - only needed here
+
+    return urlencode(tags)
