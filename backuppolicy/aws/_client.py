@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import boto3
+import jmespath  # type: ignore[import-untyped]  # botocore's own dependency, untyped
 from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
@@ -141,7 +142,7 @@ def _mapped_class(exc: ClientError) -> type[BackendError]:
     status = _status(exc)
     if code in THROTTLING_CODES:
         return ThrottledError
-    if code in PERMISSION_CODES or (status == _HTTP_FORBIDDEN and not code):
+    if code in PERMISSION_CODES or (status == _HTTP_FORBIDDEN and code in {"", "403"}):
         return PermissionDeniedError
     if (
         code in _NOT_FOUND_CODES
@@ -193,8 +194,8 @@ class RetryPolicy:
     Attributes:
         max_attempts: Attempts per call, the first one included.
         max_total: Give up once this many seconds have passed since the first attempt.
-        base: Backoff multiplier in seconds (the wait before retry *n* is uniform in
-            ``[0, min(max_backoff, base * 2**n)]``).
+        base: Backoff multiplier in seconds (the wait before retry *n*, n = 1, 2, ..., is
+            uniform in ``[0, min(max_backoff, base * 2**(n - 1))]``).
         max_backoff: Longest single wait in seconds.
         sleep: Function that waits; inject ``list.append`` in tests.
     """
@@ -247,9 +248,9 @@ class AwsBackend:
         self._session = session
         self._region = region
         self.endpoint_url = endpoint_url
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         for service, client in (clients or {}).items():
-            self._clients[(service, region)] = client
+            self._clients[(service, region or str(client.meta.region_name))] = client
         self._config = _NO_BOTOCORE_RETRIES.merge(config) if config else _NO_BOTOCORE_RETRIES
         self.retry = retry or RetryPolicy()
         self._lock = threading.Lock()
@@ -277,13 +278,14 @@ class AwsBackend:
 
     def client(self, service: str, *, region: str | None = None) -> Any:
         """A (cached, thread-safe) client for *service* in *region* (default: the target's)."""
-        key = (service, region if region and region != self._region else self._region)
+        resolved = region or self.region
+        key = (service, resolved)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
                 base: BaseClient = self.session.client(
                     service,  # type: ignore[call-overload]
-                    region_name=region or self.region,
+                    region_name=resolved,
                     endpoint_url=self.endpoint_url,
                     config=self._config,
                 )
@@ -329,6 +331,7 @@ class AwsBackend:
         """
         client = self.client(service, region=region)
         model = client.get_paginator(operation)._pagination_cfg  # noqa: SLF001
+        api_name = client.meta.method_to_api_mapping.get(operation, operation)
         input_tokens = _as_list(model["input_token"])
         output_tokens = _as_list(model["output_token"])
         more_key = model.get("more_results")
@@ -341,12 +344,20 @@ class AwsBackend:
             if more_key is not None and not _lookup(page, more_key):
                 return
             if all(token in (None, "") for token in tokens):
-                return
+                if more_key is None:
+                    return
+                raise BackendError(  # truncated, but nowhere to continue from: never a short listing
+                    f"{self.name}: {api_name}: expected a pagination token on a truncated page "
+                    f"(got none of {', '.join(output_tokens)})",
+                    backend=self.name,
+                    operation=api_name,
+                    resource=resource,
+                )
             if tokens in seen:  # a backend that repeats a token would loop forever
                 raise BackendError(
-                    f"{self.name}: {operation} returned the same pagination token twice",
+                    f"{self.name}: {api_name} returned the same pagination token twice",
                     backend=self.name,
-                    operation=operation,
+                    operation=api_name,
                     resource=resource,
                 )
             seen.add(tokens)
@@ -362,10 +373,9 @@ def _as_list(value: str | list[str]) -> list[str]:
 
 
 def _lookup(page: Mapping[str, Any], path: str) -> Any:
-    """Read a JMESPath-like dotted path (``"NextMarker"``, ``"Contents[-1].Key"`` is not needed)."""
-    value: Any = page
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
+    """Read a paginator's token expression from *page*.
+
+    botocore writes them in JMESPath: ``"Marker"``, ``"EngineDefaults.Marker"`` and, for S3
+    ListObjects, ``"NextMarker || Contents[-1].Key"``.
+    """
+    return jmespath.search(path, page)
