@@ -32,6 +32,7 @@ import difflib
 import enum
 import html
 import importlib.metadata
+import itertools
 import math
 import re
 import tomllib
@@ -46,9 +47,9 @@ import yaml
 
 from backuppolicy.durations import Duration
 from backuppolicy.exceptions import PolicyError
-from backuppolicy.model import TAG_HOLD, TAG_POLICY, TAG_TARGET, TAG_TIER
+from backuppolicy.model import TAG_HOLD, TAG_POLICY, TAG_TARGET
 from backuppolicy.retention import RetentionRule, rule_from_spec
-from backuppolicy.schedule import Cadence, Schedule
+from backuppolicy.schedule import Cadence, Schedule, rolling_slots
 
 __all__ = [
     "BUILTIN_TARGET_KINDS",
@@ -96,32 +97,6 @@ _SNS_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-
 _URL_RE: Final = re.compile(r"https?://[^\s/$.?#][^\s]*")
 _S3_URI_RE: Final = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[^\s]*)?")
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_CADENCE_ALIASES: Final = {
-    "hourly": "hour",
-    "daily": "day",
-    "weekly": "week",
-    "monthly": "month",
-    "quarterly": "quarter",
-    "yearly": "year",
-    "annually": "year",
-    "annual": "year",
-}
-_CADENCE_WORDS: Final = {
-    "hour": ("hourly", "hour"),
-    "day": ("daily", "day"),
-    "week": ("weekly", "week"),
-    "month": ("monthly", "month"),
-    "quarter": ("quarterly", "quarter"),
-    "year": ("yearly", "year"),
-}
-_CADENCE_TIMEDELTA: Final = {
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-    "week": timedelta(weeks=1),
-    "month": timedelta(days=31),
-    "quarter": timedelta(days=92),
-    "year": timedelta(days=366),
-}
 
 
 class PolicyLookupError(PolicyError, LookupError):
@@ -166,8 +141,7 @@ def _reroot(exc: PolicyError, prefix: str) -> PolicyError:
         message = f"{new}: {message[len(old) + 2 :]}"
     elif not old:
         message = f"{new}: {message}"
-    rerooted = PolicyError(message, path=new, expected=exc.expected, got=exc.got)
-    return rerooted
+    return PolicyError(message, path=new, expected=exc.expected, got=exc.got)
 
 
 @contextlib.contextmanager
@@ -181,7 +155,9 @@ def _at(prefix: str) -> Iterator[None]:
         raise _reroot(exc, prefix) from None
 
 
-def _mapping(value: Any, path: str, keys: Sequence[str], required: Sequence[str] = ()) -> dict[str, Any]:
+def _mapping(
+    value: Any, path: str, keys: Sequence[str], required: Sequence[str] = ()
+) -> dict[str, Any]:
     """Check that *value* is a mapping with text keys among *keys*, holding every *required* key."""
     if not isinstance(value, Mapping):
         raise PolicyError.for_field(path, f"a mapping with keys {', '.join(keys)}", value)
@@ -209,7 +185,9 @@ def _list(value: Any, path: str, what: str) -> list[Any]:
 
 def _text(value: Any, path: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise PolicyError.for_field(path, "a string" if allow_empty else "a non-empty string", value)
+        raise PolicyError.for_field(
+            path, "a string" if allow_empty else "a non-empty string", value
+        )
     return value
 
 
@@ -253,44 +231,21 @@ def _duration(value: Any, path: str, *, positive: bool = True) -> Duration:
 
 
 def _cadence(value: Any, path: str) -> Cadence:
-    """Read a `Cadence` from its name (``"quarter"``) or an adverb (``"quarterly"``)."""
-    if isinstance(value, Cadence):
-        return value
-    names = [member.name.lower() for member in Cadence]
-    expected = "a cadence: " + ", ".join(names)
-    if not isinstance(value, str):
-        raise PolicyError.for_field(path, expected, value)
-    word = value.strip().lower()
-    word = _CADENCE_ALIASES.get(word, word)
-    for member in Cadence:
-        if word in (member.name.lower(), str(member.value).lower()):
-            return member
-    raise PolicyError.for_field(
-        path, expected, value, hint=_did_you_mean(word, names + list(_CADENCE_ALIASES))
-    )
-
-
-def _cadence_key(cadence: Cadence) -> str:
-    return cadence.name.lower()
-
-
-def _cadence_adverb(cadence: Cadence) -> str:
-    return _CADENCE_WORDS.get(_cadence_key(cadence), (_cadence_key(cadence), ""))[0]
-
-
-def _cadence_noun(cadence: Cadence) -> str:
-    return _CADENCE_WORDS.get(_cadence_key(cadence), ("", _cadence_key(cadence)))[1]
-
-
-def _cadence_timedelta(cadence: Cadence) -> timedelta:
-    return _CADENCE_TIMEDELTA.get(_cadence_key(cadence), timedelta(days=1))
+    """Read a `Cadence` from its value (``"quarter"``) or its adverb (``"quarterly"``)."""
+    if not isinstance(value, (Cadence, str)):
+        raise PolicyError.for_field(
+            path, "one of " + ", ".join(repr(c.value) for c in Cadence), value
+        )
+    return Cadence.coerce(value, path=path)
 
 
 def _retention(value: Any, path: str) -> RetentionRule:
     if isinstance(value, RetentionRule):
         return value
     if not isinstance(value, Mapping):
-        raise PolicyError.for_field(path, "a mapping of retention rules such as {max_age: 35d}", value)
+        raise PolicyError.for_field(
+            path, "a mapping of retention rules such as {max_age: 35d}", value
+        )
     try:
         return rule_from_spec(value, path=path)
     except PolicyError:
@@ -315,17 +270,11 @@ def _schedule(value: Any, path: str, *, tz: str = "UTC") -> Schedule:
 
 
 def _every(value: Any, path: str, *, tz: str = "UTC") -> Cadence | Schedule:
-    """A tier's ``every``: a cadence name, or a schedule (mapping or cron line)."""
+    """A tier's ``every``: a cadence (``week``, ``weekly``), or a schedule (mapping or cron line)."""
     if isinstance(value, (Cadence, Schedule)):
         return value
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if _CADENCE_ALIASES.get(word, word) in {m.name.lower() for m in Cadence} | {
-            str(m.value).lower() for m in Cadence
-        }:
-            return _cadence(value, path)
-        if len(value.split()) < 5:  # noqa: PLR2004 - a cron line has five fields
-            return _cadence(value, path)
+    if isinstance(value, str) and not value.strip().startswith("@") and len(value.split()) < 5:  # noqa: PLR2004 - a cron line has five fields
+        return _cadence(value, path)
     if isinstance(value, (str, Mapping)):
         return _schedule(value, path, tz=tz)
     raise PolicyError.for_field(
@@ -334,11 +283,11 @@ def _every(value: Any, path: str, *, tz: str = "UTC") -> Cadence | Schedule:
 
 
 def _every_to_spec(every: Cadence | Schedule) -> Any:
-    return _cadence_key(every) if isinstance(every, Cadence) else every.to_spec()
+    return every.value if isinstance(every, Cadence) else every.to_spec()
 
 
 def _every_describe(every: Cadence | Schedule) -> str:
-    return _cadence_adverb(every) if isinstance(every, Cadence) else every.describe()
+    return every.adverb if isinstance(every, Cadence) else every.describe()
 
 
 # ---- settings checkers -----------------------------------------------------------------------
@@ -372,7 +321,9 @@ def _s_sns_arn(value: Any, path: str) -> str:
 
 def _s_arn(value: Any, path: str) -> str:
     if not isinstance(value, str) or not value.startswith("arn:") or value.count(":") < 5:  # noqa: PLR2004
-        raise PolicyError.for_field(path, "an ARN like 'arn:aws:rds:eu-west-1:123456789012:db:x'", value)
+        raise PolicyError.for_field(
+            path, "an ARN like 'arn:aws:rds:eu-west-1:123456789012:db:x'", value
+        )
     return value
 
 
@@ -511,7 +462,9 @@ def _free_settings(value: Any, path: str) -> dict[str, Any]:
 
 def _registered_kinds() -> tuple[str, ...]:
     try:
-        return tuple(sorted(ep.name for ep in importlib.metadata.entry_points(group=_ENTRY_POINT_GROUP)))
+        return tuple(
+            sorted(ep.name for ep in importlib.metadata.entry_points(group=_ENTRY_POINT_GROUP))
+        )
     except Exception:  # noqa: BLE001 - broken metadata must not break loading a policy
         return ()
 
@@ -762,13 +715,13 @@ class VerificationSpec:
     """
 
     restore_test_every: Cadence = attrs.field(
-        default=attrs.Factory(lambda: Cadence["QUARTER"]), validator=_v_cadence, kw_only=True
+        default=attrs.Factory(lambda: Cadence.QUARTER), validator=_v_cadence, kw_only=True
     )
     restore_test_per_application_every: Cadence = attrs.field(
-        default=attrs.Factory(lambda: Cadence["YEAR"]), validator=_v_cadence, kw_only=True
+        default=attrs.Factory(lambda: Cadence.YEAR), validator=_v_cadence, kw_only=True
     )
     integrity_check_every: Cadence = attrs.field(
-        default=attrs.Factory(lambda: Cadence["YEAR"]), validator=_v_cadence, kw_only=True
+        default=attrs.Factory(lambda: Cadence.YEAR), validator=_v_cadence, kw_only=True
     )
     integrity_covers_tiers: tuple[str, ...] = attrs.field(
         default=(), converter=_to_names, kw_only=True
@@ -788,11 +741,9 @@ class VerificationSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as `Policy.from_dict` reads it."""
         return {
-            "restore_test_every": _cadence_key(self.restore_test_every),
-            "restore_test_per_application_every": _cadence_key(
-                self.restore_test_per_application_every
-            ),
-            "integrity_check_every": _cadence_key(self.integrity_check_every),
+            "restore_test_every": self.restore_test_every.value,
+            "restore_test_per_application_every": self.restore_test_per_application_every.value,
+            "integrity_check_every": self.integrity_check_every.value,
             "integrity_covers_tiers": list(self.integrity_covers_tiers),
             "isolation": dict(self.isolation),
             "freshness_grace": str(self.freshness_grace),
@@ -805,7 +756,11 @@ class VerificationSpec:
         """Build from plain data; errors name fields under *path*."""
         raw = _mapping(data, path, _VERIFICATION_KEYS)
         kwargs: dict[str, Any] = {}
-        for key in ("restore_test_every", "restore_test_per_application_every", "integrity_check_every"):
+        for key in (
+            "restore_test_every",
+            "restore_test_per_application_every",
+            "integrity_check_every",
+        ):
             if key in raw:
                 kwargs[key] = _cadence(raw[key], _join(path, key))
         if "integrity_covers_tiers" in raw:
@@ -817,7 +772,9 @@ class VerificationSpec:
                 raw["isolation"], _join(path, "isolation"), {}, _ISOLATION_SETTINGS
             )
         if "freshness_grace" in raw:
-            kwargs["freshness_grace"] = _duration(raw["freshness_grace"], _join(path, "freshness_grace"))
+            kwargs["freshness_grace"] = _duration(
+                raw["freshness_grace"], _join(path, "freshness_grace")
+            )
         for key in ("require_encryption", "require_private"):
             if key in raw:
                 kwargs[key] = _flag(raw[key], _join(path, key))
@@ -890,7 +847,9 @@ class TierSpec:
         raw = _mapping(data, path, _TIER_KEYS, ("name", "every"))
         name = _name(raw["name"], _join(path, "name"))
         every = _every(raw["every"], _join(path, "every"), tz=tz)
-        location = _settings(raw.get("location", {}), _join(path, "location"), {}, _LOCATION_SETTINGS)
+        location = _settings(
+            raw.get("location", {}), _join(path, "location"), {}, _LOCATION_SETTINGS
+        )
         retention = (
             _retention(raw["retention"], _join(path, "retention"))
             if raw.get("retention") is not None
@@ -898,6 +857,16 @@ class TierSpec:
         )
         with _at(path):
             return cls(name, every, location, retention)
+
+
+_RESOURCE_KEYS: Final = {
+    "rds-instance": "db_instance_id",
+    "aurora-cluster": "db_cluster_id",
+    "ec2-instance": "instance_id",
+    "ebs-volume": "volume_id",
+    "directory": "path",
+    "aws-backup": "resource_arn",
+}
 
 
 def _default_application(self: Any) -> str:
@@ -930,12 +899,16 @@ class TargetSpec:
     name: str = attrs.field(validator=_v_name)
     kind: str = attrs.field()
     application: str = attrs.field(
-        default=attrs.Factory(_default_application, takes_self=True), validator=_v_name, kw_only=True
+        default=attrs.Factory(_default_application, takes_self=True),
+        validator=_v_name,
+        kw_only=True,
     )
     settings: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_settings, hash=False, kw_only=True
     )
-    schedule: Schedule | None = attrs.field(default=None, validator=_v_optional_schedule, kw_only=True)
+    schedule: Schedule | None = attrs.field(
+        default=None, validator=_v_optional_schedule, kw_only=True
+    )
     retention: RetentionRule | None = attrs.field(
         default=None, validator=_v_optional_rule, kw_only=True
     )
@@ -957,23 +930,12 @@ class TargetSpec:
     def resource(self) -> str:
         """The protected resource in one string: the database id, ``s3://bucket/prefix``, the path."""
         s = self.settings
-        match self.kind:
-            case "rds-instance":
-                return str(s.get("db_instance_id", self.name))
-            case "aurora-cluster":
-                return str(s.get("db_cluster_id", self.name))
-            case "ec2-instance":
-                return str(s.get("instance_id", self.name))
-            case "ebs-volume":
-                return str(s.get("volume_id", self.name))
-            case "s3-bucket":
-                return f"s3://{s.get('bucket', self.name)}/{s.get('prefix', '')}"
-            case "directory":
-                return str(s.get("path", self.name))
-            case "aws-backup":
-                return str(s.get("resource_arn", self.name))
-            case _:
-                return ", ".join(f"{key}={value}" for key, value in s.items()) or self.name
+        if self.kind == "s3-bucket":
+            return f"s3://{s.get('bucket', self.name)}/{s.get('prefix', '')}"
+        key = _RESOURCE_KEYS.get(self.kind)
+        if key is not None:
+            return str(s.get(key, self.name))
+        return ", ".join(f"{key}={value}" for key, value in s.items()) or self.name
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as `Policy.from_dict` reads it."""
@@ -1043,7 +1005,8 @@ _Loader.yaml_implicit_resolvers = {
     first: [
         (tag, regexp)
         for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp")
+        if tag
+        not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp")
     ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
@@ -1061,7 +1024,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
     loader.flatten_mapping(node)
     result: dict[Any, Any] = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         try:
             duplicate = key in result
         except TypeError:
@@ -1075,7 +1038,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
                 f"found the key {key!r} twice",
                 key_node.start_mark,
             )
-        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        result[key] = loader.construct_object(value_node, deep=True)
     return result
 
 
@@ -1085,15 +1048,33 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 class _Dumper(yaml.SafeDumper):
     """Dumps mappings in insertion order and lists indented under their key."""
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:  # noqa: FBT001, FBT002
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:  # noqa: FBT001, FBT002 - PyYAML's signature
+        del indentless
         super().increase_indent(flow, indentless=False)
 
 
+def _load_yaml(text: str, source: str = "<string>") -> Any:
+    """Parse YAML text with `_Loader`; syntax errors become `PolicyError` with file:line:column."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise PolicyError(
+            f"{where}: expected valid YAML ({problem}).", expected="valid YAML", got=text
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(
+            f"{source}: expected valid YAML ({exc}).", expected="valid YAML", got=text
+        ) from exc
+
+
 def _path_tokens(path: str) -> list[str | int]:
-    tokens: list[str | int] = []
-    for part in re.finditer(r"([^.\[\]]+)|\[(\d+)\]", path):
-        tokens.append(int(part.group(2)) if part.group(2) is not None else part.group(1))
-    return tokens
+    return [
+        int(part.group(2)) if part.group(2) is not None else part.group(1)
+        for part in re.finditer(r"([^.\[\]]+)|\[(\d+)\]", path)
+    ]
 
 
 def _line_of(text: str, path: str) -> int | None:
@@ -1110,7 +1091,11 @@ def _line_of(text: str, path: str) -> int | None:
                 break
             line = found[0][0].start_mark.line + 1
             node = found[0][1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(token, int) and token < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(token, int)
+            and token < len(node.value)
+        ):
             node = node.value[token]
             line = node.start_mark.line + 1
         else:
@@ -1124,18 +1109,17 @@ def _with_location(exc: PolicyError, source: str) -> PolicyError:
     return located
 
 
-def _schedule_interval(schedule: Schedule) -> timedelta:
-    """The longest gap between two runs of *schedule* over a sample of runs."""
-    from croniter import croniter  # noqa: PLC0415 - only needed to derive default objectives
+_INTERVAL_SAMPLE: Final = 32
 
-    start = datetime(2026, 1, 1, tzinfo=ZoneInfo(schedule.tz) if schedule.tz else UTC)
-    try:
-        runs = croniter(schedule.cron, start)
-        times = [runs.get_next(datetime) for _ in range(60)]
-    except (ValueError, KeyError, TypeError):  # pragma: no cover - Schedule validated the cron
-        return timedelta(days=1)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    return max(gaps) if gaps else timedelta(days=1)
+
+def _schedule_interval(schedule: Schedule) -> timedelta:
+    """The longest gap between two runs of *schedule*, over a sample of its runs."""
+    run = datetime(2026, 1, 1, tzinfo=UTC)
+    times = []
+    for _ in range(_INTERVAL_SAMPLE):
+        run = schedule.next_run(run)
+        times.append(run)
+    return max(later - earlier for earlier, later in itertools.pairwise(times))
 
 
 def _timedelta_to_duration(delta: timedelta) -> Duration:
@@ -1168,17 +1152,44 @@ class _Section(enum.Enum):
 _POLICY_KEYS: Final = tuple(section.value for section in _Section)
 
 
-def _tuple_of(kind: type) -> Callable[[Any], tuple[Any, ...]]:
-    def convert(value: Any) -> tuple[Any, ...]:
-        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-            raise PolicyError.for_field("", f"a sequence of {kind.__name__}", value)
-        items = tuple(value)
-        for i, item in enumerate(items):
-            if not isinstance(item, kind):
-                raise PolicyError.for_field(f"[{i}]", f"a {kind.__name__}", item)
-        return items
+def _to_rolling(value: Any) -> Cadence | None:
+    if value is None:
+        return None
+    cadence = _cadence(value, "rolling_period")
+    if cadence is Cadence.HOUR:
+        raise PolicyError.for_field("rolling_period", "a period of a day or longer", value)
+    return cadence
 
-    return convert
+
+def _tuple_of(kind: type, field: str, value: Any) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise PolicyError.for_field(field, f"a sequence of {kind.__name__}", value)
+    items = tuple(value)
+    for i, item in enumerate(items):
+        if not isinstance(item, kind):
+            raise PolicyError.for_field(f"{field}[{i}]", f"a {kind.__name__}", item)
+    return items
+
+
+def _to_targets(value: Any) -> tuple[TargetSpec, ...]:
+    return _tuple_of(TargetSpec, "targets", value)
+
+
+def _to_tiers(value: Any) -> tuple[TierSpec, ...]:
+    return _tuple_of(TierSpec, "tiers", value)
+
+
+def _to_objectives(value: Any) -> tuple[Objective, ...]:
+    return _tuple_of(Objective, "objectives", value)
+
+
+def _to_notifications(value: Any) -> tuple[NotificationSpec, ...]:
+    return _tuple_of(NotificationSpec, "notifications", value)
+
+
+def _v_rule(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, RetentionRule):
+        raise PolicyError.for_field(attribute.name, "a RetentionRule", value)
 
 
 @attrs.frozen(repr=False)
@@ -1207,9 +1218,9 @@ class Policy:
         retention: How long backups are kept, unless a tier or target says otherwise.
         description: Free text: what the policy is for.
         timezone: Time zone for retention buckets and for schedules that do not name one.
-        rolling_period: Rolling full backups: every target gets a full backup at least once
-            per this period, the full backups spread over the runs of the period; ``None``
-            means every run is a full backup.
+        rolling_period: Rolling full backups: every target gets its full backup once per
+            this `Cadence` (a day or longer), each on its own day of the period
+            (`backuppolicy.schedule.rolling_slots`); ``None`` means every run is a full backup.
         targets: What is backed up.
         tiers: Where copies live and how often they are made.
         verification: Restore tests, integrity checks, freshness, encryption, access.
@@ -1220,28 +1231,22 @@ class Policy:
 
     name: str = attrs.field(validator=_v_name)
     schedule: Schedule = attrs.field(validator=attrs.validators.instance_of(Schedule), kw_only=True)
-    retention: RetentionRule = attrs.field(
-        validator=attrs.validators.instance_of(RetentionRule), kw_only=True
-    )
+    retention: RetentionRule = attrs.field(validator=_v_rule, kw_only=True)
     description: str = attrs.field(default="", validator=_v_text, kw_only=True)
     timezone: str = attrs.field(default="UTC", kw_only=True)
-    rolling_period: Duration | None = attrs.field(
-        default=None, converter=_to_optional_duration, validator=_v_optional_duration, kw_only=True
-    )
-    targets: tuple[TargetSpec, ...] = attrs.field(
-        default=(), converter=_tuple_of(TargetSpec), kw_only=True
-    )
-    tiers: tuple[TierSpec, ...] = attrs.field(default=(), converter=_tuple_of(TierSpec), kw_only=True)
+    rolling_period: Cadence | None = attrs.field(default=None, converter=_to_rolling, kw_only=True)
+    targets: tuple[TargetSpec, ...] = attrs.field(default=(), converter=_to_targets, kw_only=True)
+    tiers: tuple[TierSpec, ...] = attrs.field(default=(), converter=_to_tiers, kw_only=True)
     verification: VerificationSpec = attrs.field(
         factory=VerificationSpec,
         validator=attrs.validators.instance_of(VerificationSpec),
         kw_only=True,
     )
     objectives: tuple[Objective, ...] = attrs.field(
-        default=(), converter=_tuple_of(Objective), kw_only=True
+        default=(), converter=_to_objectives, kw_only=True
     )
     notifications: tuple[NotificationSpec, ...] = attrs.field(
-        default=(), converter=_tuple_of(NotificationSpec), kw_only=True
+        default=(), converter=_to_notifications, kw_only=True
     )
 
     @timezone.validator
@@ -1253,14 +1258,16 @@ class Policy:
         self._check_references()
 
     def _check_names(self) -> None:
-        for field, items in (("targets", self.targets), ("tiers", self.tiers)):
-            seen: set[str] = set()
-            for i, item in enumerate(items):
-                if item.name in seen:
+        named: tuple[tuple[str, tuple[str, ...]], ...] = (
+            ("targets", tuple(target.name for target in self.targets)),
+            ("tiers", tuple(tier.name for tier in self.tiers)),
+        )
+        for field, names in named:
+            for i, name in enumerate(names):
+                if name in names[:i]:
                     raise PolicyError.for_field(
-                        f"{field}[{i}].name", f"a name not used by another of the {field}", item.name
+                        f"{field}[{i}].name", f"a name not used by another of the {field}", name
                     )
-                seen.add(item.name)
         applications: set[str] = set()
         for i, objective in enumerate(self.objectives):
             if objective.application in applications:
@@ -1315,9 +1322,7 @@ class Policy:
         tz = _timezone(raw.get("timezone", "UTC"), "timezone")
         schedule = _schedule(raw["schedule"], "schedule", tz=tz)
         rolling = (
-            _duration(raw["rolling_period"], "rolling_period")
-            if raw.get("rolling_period") is not None
-            else None
+            _to_rolling(raw["rolling_period"]) if raw.get("rolling_period") is not None else None
         )
         retention = _retention(raw["retention"], "retention")
         tiers = tuple(
@@ -1364,19 +1369,7 @@ class Policy:
             PolicyError: The text is not valid YAML or not a valid policy; the message
                 names the source, the line and the field.
         """
-        try:
-            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-            problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-            raise PolicyError(
-                f"{where}: expected valid YAML ({problem}).", expected="valid YAML", got=text
-            ) from exc
-        except yaml.YAMLError as exc:
-            raise PolicyError(
-                f"{source}: expected valid YAML ({exc}).", expected="valid YAML", got=text
-            ) from exc
+        data = _load_yaml(text, source)
         try:
             return cls.from_dict(data)
         except PolicyError as exc:
@@ -1439,7 +1432,7 @@ class Policy:
             "schedule": self.schedule.to_spec(),
         }
         if self.rolling_period is not None:
-            data["rolling_period"] = str(self.rolling_period)
+            data["rolling_period"] = self.rolling_period.value
         data["retention"] = self.retention.to_spec()
         data["tiers"] = [tier.to_dict() for tier in self.tiers]
         data["targets"] = [target.to_dict() for target in self.targets]
@@ -1561,10 +1554,15 @@ class Policy:
             ("retention", self.retention.describe()),
         ]
         if self.rolling_period is not None:
-            rows.append(("rolling full backups", f"over {self.rolling_period.describe()}"))
+            rows.append(
+                ("rolling full backups", f"one per target every {self.rolling_period.value}")
+            )
         rows.extend(
-            (f"target {t.name}", f"{t.kind} {t.resource} (application {t.application})"
-             + ("" if t.enabled else ", disabled"))
+            (
+                f"target {t.name}",
+                f"{t.kind} {t.resource} (application {t.application})"
+                + ("" if t.enabled else ", disabled"),
+            )
             for t in self.targets
         )
         rows.extend((f"tier {tier.name}", tier.describe()) for tier in self.tiers)
@@ -1572,9 +1570,11 @@ class Policy:
         rows.append(
             (
                 "verification",
-                f"restore test {_cadence_adverb(v.restore_test_every)}, per application "
-                f"{_cadence_adverb(v.restore_test_per_application_every)}, integrity check "
-                f"{_cadence_adverb(v.integrity_check_every)}",
+                (
+                    f"restore test {v.restore_test_every.adverb}, per application "
+                    f"{v.restore_test_per_application_every.adverb}, integrity check "
+                    f"{v.integrity_check_every.adverb}"
+                ),
             )
         )
         rows.extend(
@@ -1628,6 +1628,7 @@ def _lookup_error(what: str, name: str, known: tuple[str, ...]) -> PolicyLookupE
         message = f"{message} {hint}"
     return PolicyLookupError(message, name=name, known=known)
 
+
 # --------------------------------------------------------------------------------------------
 # The human policy document.
 
@@ -1662,6 +1663,15 @@ _RESTORE_WORDS: Final = {
 }
 
 
+_WEEKDAY_NAMES: Final = (
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+)
 _KIND_SHORT: Final = {
     "rds-instance": "RDS instance",
     "aurora-cluster": "Aurora cluster",
@@ -1686,12 +1696,6 @@ def _settings_words(settings: Mapping[str, Any]) -> str:
     return "; ".join(f"{key} {_value_words(value)}" for key, value in settings.items())
 
 
-def _period(duration: Duration) -> str:
-    """``"week"`` for one week, ``"2 weeks"`` otherwise (reads after "every")."""
-    words = duration.describe()
-    return words[2:] if words.startswith("1 ") and " " not in words[2:] else words
-
-
 def _md(text: object) -> str:
     """Escape a value for a Markdown table cell."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
@@ -1712,9 +1716,11 @@ def _md_header(policy: Policy, policy_file: str) -> list[str]:
     if policy.description:
         lines += [policy.description.strip(), ""]
     lines += [
-        f"> This document is generated from `{policy_file}` by backuppolicy "
-        f"(`backuppolicy doc --policy {policy_file}`). Change the policy file, not this "
-        "document: every number below is the one the code runs with.",
+        (
+            f"> This document is generated from `{policy_file}` by backuppolicy "
+            f"(`backuppolicy doc --policy {policy_file}`). Change the policy file, not this "
+            "document: every number below is the one the code runs with."
+        ),
         "",
     ]
     return lines
@@ -1726,8 +1732,10 @@ def _md_schedule(policy: Policy, policy_file: str) -> list[str]:
     lines = [
         "## 1. Backup Schedule",
         "",
-        f"- 1.1 Backups of {len(enabled)} critical infrastructure components run "
-        f"{policy.schedule.describe()}: {kinds}. The targets:",
+        (
+            f"- 1.1 Backups of {len(enabled)} critical infrastructure components run "
+            f"{policy.schedule.describe()}: {kinds}. The targets:"
+        ),
         "",
     ]
     lines += _table(
@@ -1740,38 +1748,34 @@ def _md_schedule(policy: Policy, policy_file: str) -> list[str]:
                 t.resource,
                 policy.schedule_for(t).describe(),
                 ", ".join(tier.name for tier in policy.tiers_for(t)) or "in place",
-                policy.retention_for(t).describe()
-                if t.retention
-                else "policy default (section 2)",
+                policy.retention_for(t).describe() if t.retention else "policy default (section 2)",
             )
             for t in policy.targets
         ),
     )
     window = policy.schedule.window
+    grace = policy.verification.freshness_grace
     lines += [
-        f"- 1.2 Backups are automated (section 5). They start {policy.schedule.describe()}, "
-        f"off-peak, and must have started within {window.describe()} of the scheduled time.",
-        "- 1.3 Manual backups are taken as needed, with the same tags and retention as "
-        "scheduled ones (section 6).",
+        (
+            "- 1.2 Backups are automated (section 5) and run off-peak, "
+            f"{policy.schedule.describe()}. A target with no successful backup "
+            f"{window.describe()} (the start window) plus {grace.describe()} (the grace) after a "
+            "scheduled run is overdue, and notified (1.7)."
+        ),
+        (
+            "- 1.3 Manual backups are taken as needed, with the same tags and retention as "
+            "scheduled ones (section 6)."
+        ),
     ]
     if policy.tiers:
-        lines.append(
-            f"- 1.4 Backups are kept in {len(policy.tiers)} tiers, for redundancy:"
-        )
+        lines.append(f"- 1.4 Backups are kept in {len(policy.tiers)} tiers, for redundancy:")
         lines += [f"  - {_md_line(tier.describe())}" for tier in policy.tiers]
     else:
         lines.append(
             "- 1.4 Backups are kept in one tier: where each backend creates them "
             "(no copy tiers are configured)."
         )
-    if policy.rolling_period is not None:
-        lines.append(
-            "- 1.5 Full backups are taken on a rolling basis: every target gets a full backup "
-            f"at least once every {_period(policy.rolling_period)}, the full backups spread "
-            "over the runs of that period."
-        )
-    else:
-        lines.append("- 1.5 Every run takes a full backup of every enabled target.")
+    lines += _md_rolling(policy)
     lines.append(
         f"- 1.6 The schedule is reviewed as a change to `{policy_file}`; this document is "
         "regenerated from it, so it always states the schedule that runs."
@@ -1802,6 +1806,32 @@ def _md_schedule(policy: Policy, policy_file: str) -> list[str]:
     return lines
 
 
+def _md_rolling(policy: Policy) -> list[str]:
+    period = policy.rolling_period
+    names = [t.name for t in policy.targets if t.enabled]
+    if period is None or not names:
+        return ["- 1.5 Every run takes a full backup of every enabled target."]
+    slots = rolling_slots(names, period=period)
+    lines = [
+        (
+            "- 1.5 Backups are performed on a rolling basis: a full backup of every component "
+            f"is completed once every {period.value}, each target on its own day of the "
+            f"{period.value} (the other runs are incremental):"
+        ),
+    ]
+    ordered = sorted(names, key=lambda n: (slots[n], names.index(n)))
+    lines += [f"  - {name}: {_slot_words(period, slots[name])}" for name in ordered]
+    return lines
+
+
+def _slot_words(period: Cadence, slot: int) -> str:
+    if period is Cadence.DAY:
+        return "every day"
+    if period is Cadence.WEEK:
+        return _WEEKDAY_NAMES[slot]
+    return f"day {slot + 1} of the {period.value}"
+
+
 def _md_line(text: str) -> str:
     return text.replace("\n", " ")
 
@@ -1823,17 +1853,21 @@ def _md_retention(policy: Policy, policy_file: str) -> list[str]:
         if t.retention is not None
     ]
     lines += [
-        "- 2.2 Backups outside the retention are deleted automatically by "
-        f"`backuppolicy prune --policy {policy_file} --apply` (without `--apply` it only shows "
-        "the plan, with the reason for every decision), unless they are required for "
-        "regulatory or legal purposes (2.3). Whatever the rules say, the newest completed "
-        "backup of each target is kept, and only backups this policy created (tagged "
-        f"`{TAG_POLICY}={policy.name}` and `{TAG_TARGET}`) are ever deleted.",
-        "- 2.3 A backup required for regulatory or legal purposes is put under legal hold: "
-        f"the tag `{TAG_HOLD}` with the value `<reference>|<since>|<reason>` "
-        "(`backuppolicy.LegalHold(...).to_tag()`). A held backup is never deleted, stays "
-        "where it is stored (encrypted, access-controlled, see 7.5 and 8.3) and is listed "
-        "with its hold in every retention plan and audit report.",
+        (
+            "- 2.2 Backups outside the retention are deleted automatically by "
+            f"`backuppolicy prune --policy {policy_file} --apply` (without `--apply` it only shows "
+            "the plan, with the reason for every decision), unless they are required for "
+            "regulatory or legal purposes (2.3). Whatever the rules say, the newest completed "
+            "backup of each target is kept, and only backups this policy created (tagged "
+            f"`{TAG_POLICY}={policy.name}` and `{TAG_TARGET}`) are ever deleted."
+        ),
+        (
+            "- 2.3 A backup required for regulatory or legal purposes is put under legal hold: "
+            f"the tag `{TAG_HOLD}` with the value `<reference>|<since>|<reason>` "
+            "(`backuppolicy.LegalHold(...).to_tag()`). A held backup is never deleted, stays "
+            "where it is stored (encrypted, access-controlled, see 7.5 and 8.3) and is listed "
+            "with its hold in every retention plan and audit report."
+        ),
         f"- 2.4 The retention is reviewed as a change to `{policy_file}`.",
         "",
     ]
@@ -1845,11 +1879,15 @@ def _md_testing(policy: Policy, policy_file: str) -> list[str]:
     lines = [
         "## 3. Backup Testing Process",
         "",
-        "- 3.1 Restore tests prove that backups can be restored: a recovery point is "
-        "restored into an isolated environment, checked, and torn down.",
-        f"- 3.2 At least one restore test runs every {_cadence_noun(v.restore_test_every)}.",
-        "- 3.3 Every application is restore-tested at least once per "
-        f"{_cadence_noun(v.restore_test_per_application_every)}:",
+        (
+            "- 3.1 Restore tests prove that backups can be restored: a recovery point is "
+            "restored into an isolated environment, checked, and torn down."
+        ),
+        f"- 3.2 At least one restore test runs every {v.restore_test_every.value}.",
+        (
+            "- 3.3 Every application is restore-tested at least once per "
+            f"{v.restore_test_per_application_every.value}:"
+        ),
     ]
     lines += [
         f"  - {app}: {', '.join(t.name for t in policy.targets_for(app))}"
@@ -1863,10 +1901,14 @@ def _md_testing(policy: Policy, policy_file: str) -> list[str]:
         + (f" ({_md_line(isolation)})" if isolation else "")
         + ": no public access, a dedicated network, tags that let a sweeper remove "
         "leftovers; they are torn down after the test, even when it fails.",
-        "- 3.5 Every restore test is recorded in the backup testing log: date and time, "
-        "target, recovery point, result, and any issues or errors.",
-        f"- 3.6 `backuppolicy report --policy {policy_file}` lists the testing log and flags "
-        "applications whose restore test is overdue.",
+        (
+            "- 3.5 Every restore test is recorded in the backup testing log: date and time, "
+            "target, recovery point, result, and any issues or errors."
+        ),
+        (
+            f"- 3.6 `backuppolicy report --policy {policy_file}` lists the testing log and flags "
+            "applications whose restore test is overdue."
+        ),
         f"- 3.7 The testing policy is reviewed as a change to `{policy_file}`.",
         "",
     ]
@@ -1877,12 +1919,14 @@ def _md_integrity(policy: Policy, policy_file: str) -> list[str]:
     v = policy.verification
     tiers = v.integrity_covers_tiers or tuple(tier.name for tier in policy.tiers)
     where = f"in tiers {', '.join(tiers)}" if tiers else "where they are stored"
-    lines = [
+    return [
         "## 4. Backup Integrity Verification",
         "",
-        f"- 4.1 Integrity checks run every {_cadence_noun(v.integrity_check_every)} "
-        f"(`backuppolicy verify --policy {policy_file}`), so backups are free from corruption "
-        "and can be relied upon.",
+        (
+            f"- 4.1 Integrity checks run every {v.integrity_check_every.value} "
+            f"(`backuppolicy verify --policy {policy_file}`), so backups are free from corruption "
+            "and can be relied upon."
+        ),
         f"- 4.2 They cover every copy of every target {where}.",
         "- 4.3 What is checked: the backup completed; archives match their SHA-256 manifest; "
         "snapshots and object versions are complete and readable"
@@ -1892,7 +1936,6 @@ def _md_integrity(policy: Policy, policy_file: str) -> list[str]:
         f"no older than its schedule allows, plus a grace of {v.freshness_grace.describe()}.",
         "",
     ]
-    return lines
 
 
 def _md_automating(policy: Policy, policy_file: str) -> list[str]:
@@ -1900,13 +1943,17 @@ def _md_automating(policy: Policy, policy_file: str) -> list[str]:
     return [
         "## 5. Automating Backups",
         "",
-        f"- 5.1 The scheduler runs `backuppolicy backup --policy {policy_file}` "
-        f"{schedule.describe()}; as a crontab entry:",
+        (
+            f"- 5.1 The scheduler runs `backuppolicy backup --policy {policy_file}` "
+            f"{schedule.describe()}; as a crontab entry:"
+        ),
         "",
         "  ```",
         f"  CRON_TZ={schedule.tz}",
-        f"  {schedule.cron} backuppolicy backup --policy {policy_file} "
-        f"&& backuppolicy prune --policy {policy_file} --apply",
+        (
+            f"  {schedule.cron} backuppolicy backup --policy {policy_file} "
+            f"&& backuppolicy prune --policy {policy_file} --apply"
+        ),
         "  ```",
         "",
         "- 5.2 From Python (a Lambda function, an Airflow task):",
@@ -1920,10 +1967,14 @@ def _md_automating(policy: Policy, policy_file: str) -> list[str]:
         "  bp.apply(bp.plan_retention(policy, now=datetime.now(UTC)))",
         "  ```",
         "",
-        "- 5.3 Runs are idempotent: a retried or re-run job reuses the backup it already "
-        "made instead of making a duplicate.",
-        f"- 5.4 `backuppolicy export aws-backup --policy {policy_file}` writes the equivalent "
-        "AWS Backup plan, for accounts that prefer AWS Backup to run the schedule.",
+        (
+            "- 5.3 Runs are idempotent: a retried or re-run job reuses the backup it already "
+            "made instead of making a duplicate."
+        ),
+        (
+            f"- 5.4 `backuppolicy export aws-backup --policy {policy_file}` writes the equivalent "
+            "AWS Backup plan, for accounts that prefer AWS Backup to run the schedule."
+        ),
         "",
     ]
 
@@ -1939,10 +1990,14 @@ def _md_manual(policy: Policy, policy_file: str) -> list[str]:
         f'  backuppolicy backup --policy {policy_file} --target {example} --reason "before upgrade"',
         "  ```",
         "",
-        f"- 6.2 Without `--target`, every enabled target of the policy is backed up "
-        f"({len([t for t in policy.targets if t.enabled])} targets).",
-        "- 6.3 Manual backups carry the same ownership tags as scheduled ones, and the reason "
-        "in the tag `backuppolicy:reason`; the same retention applies to them.",
+        (
+            f"- 6.2 Without `--target`, every enabled target of the policy is backed up "
+            f"({len([t for t in policy.targets if t.enabled])} targets)."
+        ),
+        (
+            "- 6.3 Manual backups carry the same ownership tags as scheduled ones, and the reason "
+            "in the tag `backuppolicy:reason`; the same retention applies to them."
+        ),
         "",
     ]
 
@@ -1970,19 +2025,29 @@ def _md_s3(policy: Policy, policy_file: str) -> list[str]:
         ),
     )
     lines += [
-        "- 7.1 S3 assets are versioned, so every version of the data is retained and can be "
-        "restored; `backuppolicy verify` fails if versioning is suspended on a bucket that "
-        "requires it.",
-        "- 7.2 The versions are checked for integrity every "
-        f"{_cadence_noun(v.integrity_check_every)} (section 4): every version listed is "
-        "complete and readable.",
+        (
+            "- 7.1 S3 assets are versioned, so every version of the data is retained and can be "
+            "restored; `backuppolicy verify` fails if versioning is suspended on a bucket that "
+            "requires it."
+        ),
+        (
+            "- 7.2 The versions are checked for integrity every "
+            f"{v.integrity_check_every.value} (section 4): every version listed is "
+            "complete and readable."
+        ),
         f"- 7.3 These settings are reviewed as a change to `{policy_file}`.",
-        f"- 7.4 Restore a prefix to a point in time with `backuppolicy restore --policy "
-        f"{policy_file} --target {buckets[0].name} --at <time>` or "
-        "`backuppolicy.aws.S3Bucket(bucket, prefix=...).restore_to_time(when, dest_bucket=..., "
-        "dest_prefix=...)`; the restored objects are then verified.",
+        (
+            f"- 7.4 Restore a prefix to a point in time with `backuppolicy restore --policy "
+            f"{policy_file} --target {buckets[0].name} --at <time>` or "
+            "`backuppolicy.aws.S3Bucket(bucket, prefix=...).restore_to_time(when, dest_bucket=..., "
+            "dest_prefix=...)`; the restored objects are then verified."
+        ),
         "- 7.5 "
-        + ("Encryption at rest is required" if v.require_encryption else "Encryption is not checked")
+        + (
+            "Encryption at rest is required"
+            if v.require_encryption
+            else "Encryption is not checked"
+        )
         + " and "
         + ("public access must be blocked" if v.require_private else "public access is not checked")
         + "; `backuppolicy verify` checks both.",
@@ -1998,14 +2063,18 @@ def _md_ec2(policy: Policy, policy_file: str) -> list[str]:
     if not machines:
         return [*lines, "This policy has no EC2 instances or EBS volumes.", ""]
     lines += [
-        "- 8.1 EC2 snapshots back up these virtual machines and volumes, so they can be "
-        "restored quickly after a failure:",
+        (
+            "- 8.1 EC2 snapshots back up these virtual machines and volumes, so they can be "
+            "restored quickly after a failure:"
+        ),
     ]
     lines += [f"  - {t.name}: {_kind_words(t.kind)} {t.resource}" for t in machines]
     lines += [
-        "- 8.2 The snapshots are checked for integrity every "
-        f"{_cadence_noun(v.integrity_check_every)} (`backuppolicy verify --policy "
-        f"{policy_file}`): every snapshot of a backup completed, none is missing.",
+        (
+            "- 8.2 The snapshots are checked for integrity every "
+            f"{v.integrity_check_every.value} (`backuppolicy verify --policy "
+            f"{policy_file}`): every snapshot of a backup completed, none is missing."
+        ),
         "- 8.3 "
         + ("Snapshots must be encrypted" if v.require_encryption else "Encryption is not checked")
         + " and "
@@ -2021,10 +2090,14 @@ def _md_restores(policy: Policy, policy_file: str) -> list[str]:
     lines = [
         "## 9. Performing Restores",
         "",
-        "- 9.1 Pick the recovery point: `backuppolicy report --policy "
-        f"{policy_file}` lists the points of every target, newest first, with their tier.",
-        f"- 9.2 Restore it: `backuppolicy restore --policy {policy_file} --target {example} "
-        "--point <id>` (or `--at <time>` for the newest point before a time). Per kind:",
+        (
+            "- 9.1 Pick the recovery point: `backuppolicy report --policy "
+            f"{policy_file}` lists the points of every target, newest first, with their tier."
+        ),
+        (
+            f"- 9.2 Restore it: `backuppolicy restore --policy {policy_file} --target {example} "
+            "--point <id>` (or `--at <time>` for the newest point before a time). Per kind:"
+        ),
     ]
     kinds = dict.fromkeys(t.kind for t in policy.targets)
     lines += [
@@ -2032,8 +2105,10 @@ def _md_restores(policy: Policy, policy_file: str) -> list[str]:
         for kind in kinds
     ]
     lines += [
-        "- 9.3 A restore never overwrites the damaged resource: it creates a new one next to "
-        "it, which is switched in once verified.",
+        (
+            "- 9.3 A restore never overwrites the damaged resource: it creates a new one next to "
+            "it, which is switched in once verified."
+        ),
         "- 9.4 The restore must meet the application's RTO (section 1, recovery objectives).",
         "",
     ]
@@ -2044,8 +2119,10 @@ def _md_recovery(policy: Policy, policy_file: str) -> list[str]:
     lines = [
         "## 10. System Restart and Recovery Procedures",
         "",
-        "To recover an application, restore its targets in this order (data first, then "
-        "machines, then assets, then configuration and code), restart it, and verify it:",
+        (
+            "To recover an application, restore its targets in this order (data first, then "
+            "machines, then assets, then configuration and code), restart it, and verify it:"
+        ),
         "",
     ]
     for number, app in enumerate(policy.applications, start=1):
@@ -2064,8 +2141,10 @@ def _md_recovery(policy: Policy, policy_file: str) -> list[str]:
             )
         lines += [
             f"  {step + 1}. Restart {app} against the restored resources.",
-            f"  {step + 2}. Verify it: `backuppolicy restore-test --policy {policy_file} "
-            f"--application {app}` checks, and the result goes into the testing log.",
+            (
+                f"  {step + 2}. Verify it: `backuppolicy restore-test --policy {policy_file} "
+                f"--application {app}` checks, and the result goes into the testing log."
+            ),
         ]
     if not policy.applications:
         lines.append("This policy has no targets.")

@@ -1,0 +1,736 @@
+"""Tests for backuppolicy.policy: loading, validation, dumping, lookups and reprs."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import html
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backuppolicy.durations import Duration
+from backuppolicy.exceptions import PolicyError
+from backuppolicy.policy import (
+    BUILTIN_TARGET_KINDS,
+    EVENTS,
+    NotificationSpec,
+    Objective,
+    Policy,
+    PolicyLookupError,
+    TargetSpec,
+    TierSpec,
+    VerificationSpec,
+    _load_yaml,
+)
+from backuppolicy.retention import rule_from_spec
+from backuppolicy.schedule import Cadence, Schedule
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _minimal() -> dict[str, Any]:
+    """The smallest valid policy as plain data."""
+    return {
+        "name": "web-apps",
+        "schedule": Schedule.daily(at="04:00", tz="GMT").to_spec(),
+        "retention": {"max_age": "35d"},
+        "tiers": [
+            {"name": "local", "every": "day"},
+            {"name": "offsite", "every": "week", "location": {"region": "eu-west-1"}},
+        ],
+        "targets": [
+            {"name": "orders-db", "kind": "rds-instance", "settings": {"db_instance_id": "orders"}},
+            {"name": "assets", "kind": "s3-bucket", "settings": {"bucket": "acme-assets"}},
+            {"name": "config", "kind": "directory", "settings": {"path": "/etc/shop"}},
+        ],
+    }
+
+
+@pytest.fixture(name="data")
+def _data() -> dict[str, Any]:
+    """A fresh, valid policy dict that a test may mutate."""
+    return _minimal()
+
+
+@pytest.fixture(name="example")
+def _example() -> Policy:
+    """The seed policy, loaded from examples/policy.yaml."""
+    return Policy.from_file(EXAMPLES / "policy.yaml")
+
+
+def _error(data: Any) -> PolicyError:
+    with pytest.raises(PolicyError) as info:
+        Policy.from_dict(data)
+    return info.value
+
+
+class TestExamplePolicy:
+    """examples/policy.yaml encodes the written (seed) policy exactly."""
+
+    def test_schedule_is_daily_at_four_gmt(self, example):
+        """§1.1/§1.2: the backups run every day at 04:00 GMT."""
+        assert ("0 4 * * *", "GMT") == (example.schedule.cron, example.schedule.tz)
+
+    def test_retention_is_35_days(self, example):
+        """§2.1: backups are kept for 35 days."""
+        assert {"max_age": "35d"} == example.retention.to_spec()
+
+    def test_tiers_are_daily_local_and_weekly_offsite(self, example):
+        """§1.4: a daily local copy and a weekly off-site copy in another region."""
+        tiers = {tier.name: tier for tier in example.tiers}
+        assert Cadence.DAY == tiers["local"].every
+        assert Cadence.WEEK == tiers["offsite"].every
+        assert "eu-west-1" == tiers["offsite"].location["region"]
+        assert {"eu-west-2"} == {
+            t.settings["region"] for t in example.targets if "region" in t.settings
+        }
+
+    def test_targets_cover_the_critical_components(self, example):
+        """§1.1, §7, §8: databases, VMs, S3 assets, configuration files and application code."""
+        kinds = {target.kind for target in example.targets}
+        assert {"rds-instance", "ec2-instance", "s3-bucket", "directory"} == kinds
+        assert example.target("assets").settings["versioning"] is True
+
+    def test_rolling_full_backups_over_a_week(self, example):
+        """§1.5: a full backup of everything completes over one week."""
+        assert Cadence.WEEK == example.rolling_period
+
+    def test_verification_cadences(self, example):
+        """§3.2, §3.3, §4.1, §4.2: quarterly tests, yearly per application, yearly integrity."""
+        v = example.verification
+        assert (Cadence.QUARTER, Cadence.YEAR, Cadence.YEAR) == (
+            v.restore_test_every,
+            v.restore_test_per_application_every,
+            v.integrity_check_every,
+        )
+        assert ("local", "offsite") == v.integrity_covers_tiers
+        assert v.require_encryption
+        assert v.require_private
+
+    def test_rpo_is_derived_from_the_daily_schedule(self, example):
+        """A daily schedule means an RPO of 24 hours, and the seed sets no RTO."""
+        assert [(Duration(hours=24), None)] * 2 == [
+            (example.objective_for(app).rpo, example.objective_for(app).rto)
+            for app in example.applications
+        ]
+
+    def test_failed_backups_are_notified(self, example):
+        """§1.7: key personnel hear about failed backups."""
+        assert all("backup_failed" in spec.on for spec in example.notifications)
+        assert "sns" == example.notifications[0].kind
+
+    def test_toml_example_is_the_same_policy(self, example):
+        """examples/policy.toml encodes the same policy as the YAML file."""
+        assert example == Policy.from_file(EXAMPLES / "policy.toml")
+
+
+class TestLoading:
+    """Policy.from_file / from_yaml / from_toml."""
+
+    def test_missing_file_names_the_file(self, tmp_path):
+        """A missing file is a PolicyError naming the file, not FileNotFoundError."""
+        missing = tmp_path / "nope.yaml"
+        with pytest.raises(PolicyError, match=re.escape(str(missing))):
+            Policy.from_file(missing)
+
+    def test_unknown_suffix(self, tmp_path):
+        """Only .yaml, .yml and .toml are read."""
+        path = tmp_path / "policy.json"
+        path.write_text("{}")
+        with pytest.raises(PolicyError, match=r"\.yaml, \.yml or \.toml"):
+            Policy.from_file(path)
+
+    def test_unreadable_file(self, tmp_path):
+        """A directory or undecodable bytes give a PolicyError naming the file."""
+        folder = tmp_path / "dir.yaml"
+        folder.mkdir()
+        binary = tmp_path / "bin.yml"
+        binary.write_bytes(b"\xff\xfe\x00name")
+        for path in (folder, binary):
+            with pytest.raises(PolicyError, match=re.escape(str(path))):
+                Policy.from_file(path)
+
+    def test_yaml_syntax_error_names_file_and_line(self, tmp_path):
+        """A YAML syntax error says file:line:column."""
+        path = tmp_path / "policy.yaml"
+        path.write_text("name: x\nretention:\n  max_age: [35d\n")
+        with pytest.raises(PolicyError) as info:
+            Policy.from_file(path)
+        assert str(info.value).startswith(f"{path}:4:")
+
+    def test_toml_syntax_error_names_file_and_line(self, tmp_path):
+        """A TOML syntax error names the file and the line."""
+        path = tmp_path / "policy.toml"
+        path.write_text('name = "x"\nretention = {max_age = }\n')
+        with pytest.raises(PolicyError, match=re.escape(str(path)) + r".*line 2"):
+            Policy.from_file(path)
+
+    def test_validation_error_names_line_of_the_field(self, tmp_path):
+        """A bad field in a YAML file is reported at its line, with its path."""
+        text = (EXAMPLES / "policy.yaml").read_text().replace("max_age: 35d", "max_age: soon")
+        line = text.splitlines().index("  max_age: soon") + 1
+        path = tmp_path / "policy.yaml"
+        path.write_text(text)
+        with pytest.raises(PolicyError) as info:
+            Policy.from_file(path)
+        assert f"{path}:{line}: retention.max_age: expected" in str(info.value)
+        assert "retention.max_age" == info.value.path
+
+    def test_duplicate_yaml_key(self):
+        """A key given twice is an error (PyYAML would silently keep the last one)."""
+        with pytest.raises(PolicyError, match=r"<string>:3:.*'name' twice"):
+            Policy.from_yaml("name: a\nretention: {max_age: 35d}\nname: b\n")
+
+    def test_yaml_1_1_pitfalls(self, data):
+        """`on:` stays a key, `04:00` stays text, `no` stays text (YAML 1.2 scalars)."""
+        data["notifications"] = [{"kind": "log", "on": ["overdue"]}]
+        text = Policy.from_dict(data).to_yaml()
+        assert "on:" in text
+        loaded = Policy.from_yaml(text.replace("'on':", "on:"))
+        assert ("overdue",) == loaded.notifications[0].on
+        assert {"a": "04:00", "b": "no", "c": True, "d": 12} == _load_yaml(
+            "a: 04:00\nb: no\nc: true\nd: 12\n"
+        )
+
+    def test_yaml_top_level_must_be_a_mapping(self):
+        """A YAML list is not a policy."""
+        with pytest.raises(PolicyError, match=r"expected a mapping"):
+            Policy.from_yaml("- a\n- b\n")
+
+
+_INVALID = [
+    ((), {"retension": {}}, "retension", "Did you mean 'retention'?"),
+    (
+        ("targets", 2),
+        {"retention": {"max_age": "soon"}},
+        "targets[2].retention.max_age",
+        "'soon'",
+    ),
+    (("tiers", 1), {"every": "fortnightly"}, "tiers[1].every", "'fortnightly'"),
+    (("tiers", 1), {"evry": "week"}, "tiers[1].evry", "Did you mean 'every'?"),
+    (
+        (),
+        {"notifications": [{"kind": "sns", "settings": {"topic_arn": "backup-alerts"}}]},
+        "notifications[0].settings.topic_arn",
+        "an SNS topic ARN",
+    ),
+    (
+        (),
+        {"notifications": [{"kind": "sns", "settings": {}}]},
+        "notifications[0].settings.topic_arn",
+        "required",
+    ),
+    (
+        (),
+        {"notifications": [{"kind": "log", "on": ["backup_faild"]}]},
+        "notifications[0].on[0]",
+        "Did you mean 'backup_failed'?",
+    ),
+    (("targets", 1), {"name": "orders-db"}, "targets[1].name", "'orders-db'"),
+    (("tiers", 1), {"name": "local"}, "tiers[1].name", "'local'"),
+    (("targets", 0), {"tiers": ["ofsite"]}, "targets[0].tiers[0]", "Did you mean 'offsite'?"),
+    (
+        (),
+        {"objectives": [{"application": "shopp", "rpo": "24h"}]},
+        "objectives[0].application",
+        "",
+    ),
+    ((), {"targets": {"orders-db": {}}}, "targets", "a list of targets"),
+    (("targets", 0), {"settings": ["db_instance_id"]}, "targets[0].settings", "a mapping"),
+    (("targets", 0), {"enabled": "yes"}, "targets[0].enabled", "true or false"),
+    (
+        ("targets", 0),
+        {"retention": {"keep_daily": "seven"}},
+        "targets[0].retention.keep_daily",
+        "",
+    ),
+    (
+        ("targets", 0),
+        {"kind": "rds-instnace"},
+        "targets[0].kind",
+        "Did you mean 'rds-instance'?",
+    ),
+    (
+        ("targets", 0),
+        {"settings": {"db_instance": "x"}},
+        "targets[0].settings.db_instance",
+        "Did",
+    ),
+    (
+        ("targets", 2),
+        {"settings": {"path": "etc/shop"}},
+        "targets[2].settings.path",
+        "absolute",
+    ),
+    (("targets", 0), {"name": "orders db"}, "targets[0].name", "letters, digits"),
+    ((), {"timezone": "Mars/Olympus"}, "timezone", "IANA"),
+    ((), {"rolling_period": "hour"}, "rolling_period", "a day or longer"),
+    (
+        (),
+        {"verification": {"integrity_covers_tiers": ["cold"]}},
+        "verification.integrity_covers_tiers[0]",
+        "",
+    ),
+    (
+        (),
+        {"verification": {"isolation": {"subnet": "x"}}},
+        "verification.isolation.subnet",
+        "Did",
+    ),
+    (
+        (),
+        {"verification": {"restore_test_every": 3}},
+        "verification.restore_test_every",
+        "'quarter'",
+    ),
+    ((), {"tiers": ["local"]}, "tiers[0]", "a mapping"),
+    (
+        ("tiers", 1),
+        {"location": {"region": "Europe"}},
+        "tiers[1].location.region",
+        "AWS region",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "error_path", "fragment"),
+    _INVALID,
+    ids=[f"{case[2]}-{n}" for n, case in enumerate(_INVALID)],
+)
+def test_validation_errors_name_the_field(data, path, value, error_path, fragment):
+    """Every invalid field is a PolicyError whose path and message name it."""
+    node = data
+    for key in path:
+        node = node[key]
+    node.update(value)
+    error = _error(data)
+    assert error_path == error.path
+    assert str(error).startswith(f"{error_path}: expected ")
+    assert fragment in str(error)
+
+
+class TestValidation:
+    """Structural checks beyond single fields."""
+
+    def test_missing_required_key(self, data):
+        """A missing required key is named."""
+        del data["targets"][1]["kind"]
+        assert "targets[1].kind" == _error(data).path
+
+    def test_not_a_mapping(self):
+        """The policy itself must be a mapping."""
+        assert "" == _error(["name"]).path
+
+    def test_objective_for_unknown_application(self, data):
+        """Objectives refer to applications of the targets (did-you-mean included)."""
+        data["targets"][0]["application"] = "shop"
+        data["objectives"] = [{"application": "sho", "rpo": "24h"}]
+        error = _error(data)
+        assert "objectives[0].application" == error.path
+        assert "Did you mean 'shop'?" in str(error)
+
+    def test_duplicate_objective(self, data):
+        """One objective per application."""
+        data["objectives"] = [{"application": "assets", "rpo": "24h"}] * 2
+        assert "objectives[1].application" == _error(data).path
+
+    def test_plugin_kind_needs_package_prefix(self, data):
+        """An unknown kind is accepted as 'package:kind', with free settings."""
+        data["targets"].append({"name": "nas", "kind": "acme_nas:share", "settings": {"x": [1]}})
+        policy = Policy.from_dict(data)
+        assert {"x": [1]} == policy.target("nas").settings
+        data["targets"][-1]["kind"] = "share"
+        assert "targets[3].kind" == _error(data).path
+
+    def test_constructor_errors_name_fields(self):
+        """Building specs in Python validates the same way, naming the field."""
+        with pytest.raises(PolicyError, match=r"^settings\.db_instance_id: "):
+            TargetSpec("orders-db", "rds-instance")
+        with pytest.raises(PolicyError, match=r"^settings\.url: "):
+            NotificationSpec("webhook")
+        with pytest.raises(PolicyError, match=r"^isolation\.subnets: "):
+            VerificationSpec(isolation={"subnets": []})
+        with pytest.raises(PolicyError, match=r"^rpo: "):
+            Objective("shop", rpo=Duration())
+
+    def test_policy_constructor_checks_references(self):
+        """Policy(...) checks duplicate names and tier references too."""
+        target = TargetSpec("a", "directory", settings={"path": "/a"}, tiers=("cold",))
+        with pytest.raises(PolicyError, match=r"^targets\[0\]\.tiers\[0\]: "):
+            Policy(
+                "p",
+                schedule=Schedule.daily(),
+                retention=rule_from_spec({"max_age": "35d"}),
+                targets=[target],
+            )
+        with pytest.raises(PolicyError, match=r"^targets\[1\]: expected a TargetSpec"):
+            Policy(
+                "p",
+                schedule=Schedule.daily(),
+                retention=rule_from_spec({"max_age": "35d"}),
+                targets=[attrs.evolve(target, tiers=None), "b"],
+            )
+
+    def test_schedule_inherits_the_policy_timezone(self, data):
+        """A schedule without tz uses the policy's time zone."""
+        data["timezone"] = "Europe/London"
+        data["schedule"] = {key: v for key, v in data["schedule"].items() if key != "tz"}
+        assert "Europe/London" == Policy.from_dict(data).schedule.tz
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_KEYS = st.sampled_from(
+    [
+        "name",
+        "schedule",
+        "retention",
+        "tiers",
+        "targets",
+        "verification",
+        "objectives",
+        "notifications",
+        "timezone",
+        "rolling_period",
+        "kind",
+        "settings",
+        "every",
+        "on",
+        "max_age",
+    ]
+)
+
+
+def _mutate(data: Any, draw: Any) -> Any:
+    """Replace one randomly chosen node of *data* by garbage."""
+    if isinstance(data, dict) and data and draw(st.booleans()):
+        key = draw(st.sampled_from(sorted(data)))
+        data[key] = _mutate(data[key], draw)
+        return data
+    if isinstance(data, list) and data and draw(st.booleans()):
+        index = draw(st.integers(0, len(data) - 1))
+        data[index] = _mutate(data[index], draw)
+        return data
+    return draw(_JSON | st.dictionaries(_KEYS, _JSON, max_size=3))
+
+
+class TestGarbage:
+    """Bad input never escapes as anything but PolicyError."""
+
+    @given(_JSON | st.dictionaries(_KEYS, _JSON, max_size=6))
+    def test_random_data(self, garbage):
+        """Random JSON-like data gives a Policy or a PolicyError."""
+        with contextlib.suppress(PolicyError):
+            assert isinstance(Policy.from_dict(garbage), Policy)
+
+    @given(st.data())
+    def test_mutated_example(self, data):
+        """The example with one node replaced by garbage gives a Policy or a PolicyError."""
+        mutated = _mutate(copy.deepcopy(EXAMPLE_DATA), data.draw)
+        error: PolicyError | None = None
+        try:
+            assert isinstance(Policy.from_dict(mutated), Policy)
+        except PolicyError as exc:
+            error = exc
+        if error is not None and error.path:
+            assert str(error).startswith(f"{error.path}: ")
+
+    @given(st.text(max_size=60))
+    def test_random_yaml(self, text):
+        """Random text as YAML gives a Policy or a PolicyError."""
+        with contextlib.suppress(PolicyError):
+            assert isinstance(Policy.from_yaml(text), Policy)
+
+
+EXAMPLE_DATA = Policy.from_file(EXAMPLES / "policy.yaml").to_dict()
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,8}", fullmatch=True)
+_DURATIONS = st.sampled_from(["35d", "24h", "1w", "1y2m3d4h", "90min", "6m"])
+_CADENCES = st.sampled_from(["hour", "day", "week", "month", "quarter", "year"])
+_RETENTION = st.dictionaries(
+    st.sampled_from(["max_age", "keep_daily", "keep_weekly", "keep_last", "keep_within"]),
+    st.integers(1, 30),
+    min_size=1,
+    max_size=3,
+).map(
+    lambda spec: {
+        key: (f"{value}d" if key in ("max_age", "keep_within") else value)
+        for key, value in spec.items()
+    }
+)
+_SCHEDULES = st.builds(
+    lambda hour, tz, window: Schedule.daily(at=f"{hour:02d}:30", tz=tz, window=window).to_spec(),
+    st.integers(0, 23),
+    st.sampled_from(["UTC", "GMT", "Europe/London"]),
+    st.sampled_from(["1h", "2h", "30min"]),
+)
+_SETTINGS = {
+    "rds-instance": st.fixed_dictionaries(
+        {"db_instance_id": _NAMES}, optional={"region": st.just("eu-west-1")}
+    ),
+    "aurora-cluster": st.fixed_dictionaries({"db_cluster_id": _NAMES}),
+    "ec2-instance": st.fixed_dictionaries(
+        {"instance_id": _NAMES}, optional={"no_reboot": st.booleans()}
+    ),
+    "ebs-volume": st.fixed_dictionaries({"volume_id": _NAMES}, optional={"kms_key_id": _NAMES}),
+    "s3-bucket": st.fixed_dictionaries(
+        {"bucket": _NAMES}, optional={"prefix": st.text(max_size=5), "versioning": st.booleans()}
+    ),
+    "directory": st.fixed_dictionaries(
+        {"path": _NAMES.map(lambda n: f"/srv/{n}")},
+        optional={"exclude": st.lists(_NAMES, max_size=2)},
+    ),
+    "aws-backup": st.fixed_dictionaries(
+        {"resource_arn": _NAMES.map(lambda n: f"arn:aws:rds:eu-west-1:123456789012:db:{n}")}
+    ),
+}
+_NOTIFICATIONS = st.one_of(
+    st.fixed_dictionaries({"kind": st.just("log"), "settings": st.just({"level": "ERROR"})}),
+    st.fixed_dictionaries(
+        {
+            "kind": st.just("sns"),
+            "settings": st.just({"topic_arn": "arn:aws:sns:eu-west-1:123456789012:alerts"}),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"kind": st.just("webhook"), "settings": st.just({"url": "https://hooks.example/x"})}
+    ),
+).flatmap(
+    lambda spec: st.lists(st.sampled_from(EVENTS), min_size=1, unique=True).map(
+        lambda on: {**spec, "on": on}
+    )
+)
+
+
+@st.composite
+def _policies(draw: Any) -> dict[str, Any]:
+    """Valid policies as plain data."""
+    tier_names = draw(st.lists(st.sampled_from(["local", "offsite", "archive"]), unique=True))
+    tiers = []
+    for name in tier_names:
+        tier: dict[str, Any] = {"name": name, "every": draw(_CADENCES | _SCHEDULES)}
+        tier["location"] = draw(
+            st.sampled_from([{}, {"region": "eu-west-1", "kms_key_id": "k"}, {"store": "/srv/b"}])
+        )
+        if draw(st.booleans()):
+            tier["retention"] = draw(_RETENTION)
+        tiers.append(tier)
+    targets = []
+    for name in draw(st.lists(_NAMES, unique=True, max_size=5)):
+        kind = draw(st.sampled_from(BUILTIN_TARGET_KINDS))
+        target: dict[str, Any] = {"name": name, "kind": kind, "settings": draw(_SETTINGS[kind])}
+        if draw(st.booleans()):
+            target["application"] = draw(st.sampled_from(["shop", "blog"]))
+        if draw(st.booleans()):
+            target["retention"] = draw(_RETENTION)
+        if draw(st.booleans()):
+            target["schedule"] = draw(_SCHEDULES)
+        if tier_names and draw(st.booleans()):
+            target["tiers"] = draw(st.lists(st.sampled_from(tier_names), unique=True))
+        target["enabled"] = draw(st.booleans())
+        targets.append(target)
+    applications = list(dict.fromkeys(t.get("application", t["name"]) for t in targets))
+    objectives = (
+        [
+            {"application": app, "rpo": draw(_DURATIONS)}
+            | ({"rto": draw(_DURATIONS)} if draw(st.booleans()) else {})
+            for app in draw(st.lists(st.sampled_from(applications), unique=True))
+        ]
+        if applications
+        else []
+    )
+    verification = {
+        "restore_test_every": draw(_CADENCES),
+        "integrity_covers_tiers": draw(st.lists(st.sampled_from(tier_names), unique=True))
+        if tier_names
+        else [],
+        "isolation": draw(st.sampled_from([{}, {"subnet_group": "g", "tags": {"a": "b"}}])),
+        "freshness_grace": draw(_DURATIONS),
+        "require_private": draw(st.booleans()),
+    }
+    return {
+        "name": draw(_NAMES),
+        "description": draw(st.text(max_size=20)),
+        "timezone": draw(st.sampled_from(["UTC", "GMT", "Europe/Berlin"])),
+        "schedule": draw(_SCHEDULES),
+        "retention": draw(_RETENTION),
+        "rolling_period": draw(
+            st.none() | st.sampled_from(["day", "week", "month", "quarter", "year"])
+        ),
+        "tiers": tiers,
+        "targets": targets,
+        "verification": verification,
+        "objectives": objectives,
+        "notifications": draw(st.lists(_NOTIFICATIONS, max_size=2)),
+    }
+
+
+class TestRoundTrip:
+    """to_dict / to_yaml give back an equal policy."""
+
+    def test_example_round_trips(self, example):
+        """The example survives to_dict, to_yaml and JSON."""
+        assert example == Policy.from_dict(example.to_dict())
+        assert example == Policy.from_yaml(example.to_yaml())
+        assert example == Policy.from_dict(json.loads(json.dumps(example.to_dict())))
+
+    @given(_policies())
+    def test_generated_policies_round_trip(self, data):
+        """Policy.from_dict(p.to_dict()) == p and the same through YAML."""
+        policy = Policy.from_dict(data)
+        assert policy == Policy.from_dict(policy.to_dict())
+        assert policy == Policy.from_yaml(policy.to_yaml())
+
+    def test_dump_is_canonical(self, data):
+        """Dumping twice gives the same text, with defaults written out."""
+        policy = Policy.from_dict(data)
+        text = policy.to_yaml()
+        assert text == Policy.from_yaml(text).to_yaml()
+        assert "restore_test_every: quarter" in text
+        assert "application: orders-db" in text
+
+
+class TestLookups:
+    """target(), targets_for(), tiers_for(), retention_for(), objective_for()."""
+
+    def test_target_lookup(self, example):
+        """target(name) finds the spec; a typo suggests the closest name."""
+        assert "rds-instance" == example.target("shop-db").kind
+        with pytest.raises(PolicyLookupError, match="Did you mean 'shop-db'") as info:
+            example.target("shop_db")
+        assert isinstance(info.value, LookupError)
+        assert "shop_db" == info.value.name
+
+    def test_targets_for_application(self, example):
+        """targets_for lists an application's targets in file order."""
+        assert ["blog-db"] == [t.name for t in example.targets_for("blog")]
+        with pytest.raises(PolicyLookupError, match="Did you mean 'blog'"):
+            example.targets_for("blg")
+
+    def test_tiers_for(self, data):
+        """A target without tiers uses every tier; with a list, only those."""
+        data["targets"][0]["tiers"] = ["offsite"]
+        policy = Policy.from_dict(data)
+        assert ["offsite"] == [t.name for t in policy.tiers_for("orders-db")]
+        assert ["local", "offsite"] == [t.name for t in policy.tiers_for("assets")]
+
+    def test_retention_resolution(self, data):
+        """The target's own retention beats the tier's, which beats the policy's."""
+        data["tiers"][1]["retention"] = {"max_age": "1y"}
+        data["targets"][0]["retention"] = {"keep_daily": 7}
+        policy = Policy.from_dict(data)
+        assert {"keep_daily": 7} == policy.retention_for("orders-db", "offsite").to_spec()
+        assert {"max_age": "1y"} == policy.retention_for("assets", "offsite").to_spec()
+        assert {"max_age": "35d"} == policy.retention_for("assets", "local").to_spec()
+        assert {"max_age": "35d"} == policy.retention_for(policy.target("assets")).to_spec()
+        with pytest.raises(PolicyLookupError):
+            policy.retention_for("assets", "cold")
+
+    def test_schedule_override(self, data):
+        """A target's schedule replaces the policy's for that target only."""
+        data["targets"][0]["schedule"] = Schedule.daily(at="01:00").to_spec()
+        policy = Policy.from_dict(data)
+        assert policy.schedule != policy.schedule_for("orders-db")
+        assert policy.schedule == policy.schedule_for("assets")
+
+    def test_objective_explicit_and_derived(self, data):
+        """An explicit objective wins; otherwise RPO follows the schedule's longest gap."""
+        data["objectives"] = [{"application": "assets", "rpo": "1h", "rto": "4h"}]
+        data["targets"][0]["schedule"] = {"cron": "0 4 * * 1", "tz": "UTC"}
+        policy = Policy.from_dict(data)
+        assert Objective("assets", Duration(hours=1), Duration(hours=4)) == policy.objective_for(
+            "assets"
+        )
+        assert Duration(days=7) == policy.objective_for("orders-db").rpo
+        assert Duration(hours=24) == policy.objective_for("config").rpo
+
+
+class _Cells(HTMLParser):
+    """Collect the text of <th>/<td> cells and of <pre>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: list[str] = []
+        self.pre = ""
+        self._in: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        self._in = tag
+        if tag in ("th", "td"):
+            self.cells.append("")
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in in ("th", "td"):
+            self.cells[-1] += data
+        elif self._in == "pre":
+            self.pre += data
+
+
+class TestReprs:
+    """__repr__, summary() and _repr_html_."""
+
+    def test_repr(self, example):
+        """The repr is short: name, number of targets and tiers."""
+        assert "<backuppolicy.Policy(name='web-apps', targets=6, tiers=2)>" == repr(example)
+
+    def test_html_and_text_agree(self, example):
+        """The HTML table holds exactly the rows of the text summary, and embeds it in <pre>."""
+        parser = _Cells()
+        parser.feed(example._repr_html_())
+        rows = example.summary_rows()
+        assert [cell for row in rows for cell in row] == parser.cells
+        assert f"{example!r}\n{example.summary()}" == parser.pre
+
+    def test_html_escapes_values(self, data):
+        """Values that look like markup are escaped."""
+        data["targets"][2]["settings"]["path"] = "/srv/<script>&"
+        markup = Policy.from_dict(data)._repr_html_()
+        assert "<script>" not in markup
+        assert html.escape("/srv/<script>&") in markup
+
+    def test_summary_lists_every_target(self, example):
+        """The text summary has a line per target and per tier."""
+        lines = example.summary().splitlines()
+        assert 6 == sum(line.startswith("target ") for line in lines)
+        assert 2 == sum(line.startswith("tier ") for line in lines)
+
+
+class TestSpecs:
+    """The spec values on their own."""
+
+    def test_tier_every_accepts_adverbs_and_schedules(self):
+        """'weekly' means Cadence.WEEK; a cron line means a schedule of its own."""
+        assert Cadence.WEEK == TierSpec("offsite", "weekly").every
+        assert isinstance(TierSpec("offsite", "0 5 * * 0").every, Schedule)
+
+    def test_application_defaults_to_name(self):
+        """A target without application is its own application."""
+        assert (
+            "orders-db"
+            == TargetSpec("orders-db", "rds-instance", settings={"db_instance_id": "o"}).application
+        )
+
+    def test_notification_default_events(self):
+        """A notification without `on` hears every event."""
+        assert EVENTS == NotificationSpec("log").on
+
+    def test_specs_are_hashable(self, example):
+        """Policies are frozen values that can be hashed and compared."""
+        assert hash(example) == hash(Policy.from_file(EXAMPLES / "policy.yaml"))
