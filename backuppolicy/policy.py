@@ -665,7 +665,7 @@ class NotificationSpec:
     def describe(self) -> str:
         """One line: ``"sns arn:aws:sns:...:ops on backup_failed, overdue"``."""
         where = {
-            "log": lambda: f"logger {self.settings.get('logger', 'backuppolicy')}",
+            "log": lambda: f"logger {self.settings.get('logger', 'backuppolicy.events')}",
             "sns": lambda: f"SNS topic {self.settings.get('topic_arn')}",
             "webhook": lambda: f"webhook {self.settings.get('url')}",
         }[self.kind]()
