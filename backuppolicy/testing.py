@@ -554,8 +554,8 @@ class BackupTargetContract:
     ) -> None:
         with pytest.raises(ProtectedPointError):
             target.delete(argument)
-        assert existing.id in self._ids(target.list_points())
-        assert target.refresh(existing) is not None
+        assert existing.id in self._ids(target.list_points()), f"{existing.id!r} was deleted"
+        assert target.refresh(existing) is not None, f"{existing.id!r} was deleted"
 
     # -- protocol -------------------------------------------------------------------------
 
@@ -703,7 +703,11 @@ class BackupTargetContract:
         assert destination.tier == copy.tier
         assert target.name == copy.target
         assert copy.managed
-        assert copy.id in self._ids(self.list_copies(target, destination))
+        listed = self._ids(self.list_copies(target, destination))
+        assert copy.id in listed, (
+            f"copy {copy.id!r} is not listed at {destination!r}: configure the target to list that "
+            "tier (e.g. copy_regions=) or override the list_copies hook"
+        )
 
     def test_copy_keeps_source(
         self, target: BackupTarget, point: RecoveryPoint, destination: Destination
