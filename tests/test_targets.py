@@ -61,8 +61,10 @@ class TestKnownKinds:
     """known_target_kinds lists built-in, registered and entry-point kinds."""
 
     def test_builtin_kinds(self):
-        """Every built-in kind is known, sorted."""
-        assert BUILTIN == known_target_kinds()
+        """Every built-in kind is known, and the kinds come sorted."""
+        known = known_target_kinds()
+        assert set(BUILTIN) <= set(known)
+        assert sorted(known) == list(known)
 
     def test_registered_kind_listed(self):
         """A kind registered at run time is listed."""
@@ -72,7 +74,7 @@ class TestKnownKinds:
     def test_entry_point_kind_listed(self, monkeypatch):
         """A kind from the entry-point group is listed."""
         _fake_entry_points(monkeypatch, ("my-nas", "backuppolicy.testing:MemoryTarget"))
-        assert tuple(sorted((*BUILTIN, "my-nas"))) == known_target_kinds()
+        assert {*BUILTIN, "my-nas"} <= set(known_target_kinds())
 
 
 class TestGetTargetClass:
@@ -120,7 +122,7 @@ class TestGetTargetClass:
         message = str(info.value)
         assert "Did you mean 'rds-instance'?" in message
         assert ENTRY_POINT_GROUP in message
-        assert ("rds-instanse", BUILTIN) == (info.value.name, info.value.known)
+        assert ("rds-instanse", known_target_kinds()) == (info.value.name, info.value.known)
 
     def test_unknown_kind_without_close_match(self):
         """A kind far from every known one gets no suggestion."""
