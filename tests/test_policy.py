@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from backuppolicy.durations import Duration
@@ -588,6 +588,7 @@ class TestRoundTrip:
         assert example == Policy.from_yaml(example.to_yaml())
         assert example == Policy.from_dict(json.loads(json.dumps(example.to_dict())))
 
+    @settings(max_examples=50)
     @given(_policies())
     def test_generated_policies_round_trip(self, data):
         """Policy.from_dict(p.to_dict()) == p and the same through YAML."""
