@@ -404,7 +404,7 @@ def _check_window(inst: Schedule, _attribute: attrs.Attribute[Duration], value: 
 
 def _format_td(value: timedelta) -> str:
     hours, minutes = divmod(value.seconds // 60, 60)
-    return str(Duration(days=value.days, hours=hours, minutes=minutes))
+    return Duration(days=value.days, hours=hours, minutes=minutes).describe()
 
 
 def _parse_at(value: object, *, field: str) -> tuple[int, int]:
@@ -540,6 +540,17 @@ def _recognise(cron: str) -> _Every | None:
 
 
 _SPEC_KEYS: Final = ("cron", "every", "at", "day", "month", "tz", "window")
+# Words people write for a spec key that difflib would not match.
+_KEY_SYNONYMS: Final = {
+    "timezone": "tz",
+    "time_zone": "tz",
+    "zone": "tz",
+    "time": "at",
+    "expression": "cron",
+    "weekday": "day",
+    "cadence": "every",
+    "frequency": "every",
+}
 
 
 @attrs.frozen
@@ -725,7 +736,9 @@ class Schedule:
         for key in spec:
             if key not in _SPEC_KEYS:
                 expected = "one of " + ", ".join(_SPEC_KEYS)
-                raise PolicyError.for_field(key, expected, key, hint=_did_you_mean(key, _SPEC_KEYS))
+                synonym = _KEY_SYNONYMS.get(str(key).lower())
+                hint = f"Did you mean {synonym!r}?" if synonym else _did_you_mean(key, _SPEC_KEYS)
+                raise PolicyError.for_field(key, expected, key, hint=hint)
         if ("cron" in spec) == ("every" in spec):
             raise PolicyError.for_field("", "exactly one of 'cron' or 'every'", dict(spec))
         tz = spec.get("tz", "UTC")
