@@ -93,7 +93,7 @@ _SIDECAR_SUFFIX = ".json"
 _DATA = "data"
 _MANIFEST = "manifest.json"
 _TMP_PREFIX = ".tmp-"
-_CHUNK = 1024 * 1024
+_CHUNK = 256 * 1024
 _GZIP_LEVEL = 6
 _MiB = 1024 * 1024
 _S3_MIN_PART = 5 * _MiB
@@ -456,7 +456,7 @@ class ArchiveStore(abc.ABC):
     def copy_point(self, point: RecoveryPoint, destination: ArchiveStore) -> RecoveryPoint:
         """Stream *point*'s archive into *destination*, verify it there, then write the sidecar.
 
-        The archive is copied in 1 MiB chunks, hashed on the way, then read back from
+        The archive is copied in 256 KiB chunks, hashed on the way, then read back from
         *destination* and hashed again. On any mismatch the copy is removed and
         `VerificationError` is raised. Copying a point that is already complete at the
         destination returns the existing copy.
@@ -1574,8 +1574,10 @@ def _restore_details(root: Path) -> dict[str, Any]:
     size = 0
     for parent, _, names in os.walk(root):
         for name in names:
-            files += 1
-            size += (Path(parent) / name).lstat().st_size
+            st = (Path(parent) / name).lstat()
+            if stat.S_ISREG(st.st_mode):
+                files += 1
+                size += st.st_size
     return {"path": str(root), "files": files, "bytes": size}
 
 
