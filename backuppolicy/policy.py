@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import enum
+import functools
 import html
 import importlib.metadata
 import itertools
@@ -257,7 +258,9 @@ def _retention(value: Any, path: str) -> RetentionRule:
 def _schedule(value: Any, path: str, *, tz: str = "UTC") -> Schedule:
     if isinstance(value, Schedule):
         return value
-    if isinstance(value, Mapping) and "tz" not in value:
+    if isinstance(value, str):
+        value = {"cron": value, "tz": tz}
+    elif isinstance(value, Mapping) and "tz" not in value:
         value = {**value, "tz": tz}
     if not isinstance(value, (Mapping, str)):
         raise PolicyError.for_field(path, "a schedule (a mapping or a cron line)", value)
@@ -562,12 +565,12 @@ def _to_optional_duration(value: Any) -> Any:
     return None if value is None else _to_duration(value)
 
 
-def _to_names(value: Any) -> tuple[str, ...]:
-    return _names(value, "tiers") if not isinstance(value, tuple) else value
+def _to_covered_tiers(value: Any) -> tuple[str, ...]:
+    return _names(value, "integrity_covers_tiers")
 
 
 def _to_optional_names(value: Any) -> tuple[str, ...] | None:
-    return None if value is None else _to_names(value)
+    return None if value is None else _names(value, "tiers")
 
 
 @attrs.frozen
@@ -724,7 +727,7 @@ class VerificationSpec:
         default=attrs.Factory(lambda: Cadence.YEAR), validator=_v_cadence, kw_only=True
     )
     integrity_covers_tiers: tuple[str, ...] = attrs.field(
-        default=(), converter=_to_names, kw_only=True
+        default=(), converter=_to_covered_tiers, kw_only=True
     )
     isolation: Mapping[str, Any] = attrs.field(
         factory=dict, converter=_frozen_settings, hash=False, kw_only=True
@@ -1112,6 +1115,7 @@ def _with_location(exc: PolicyError, source: str) -> PolicyError:
 _INTERVAL_SAMPLE: Final = 32
 
 
+@functools.lru_cache(maxsize=256)
 def _schedule_interval(schedule: Schedule) -> timedelta:
     """The longest gap between two runs of *schedule*, over a sample of its runs."""
     run = datetime(2026, 1, 1, tzinfo=UTC)
@@ -1733,7 +1737,8 @@ def _md_schedule(policy: Policy, policy_file: str) -> list[str]:
         "## 1. Backup Schedule",
         "",
         (
-            f"- 1.1 Backups of {len(enabled)} critical infrastructure components run "
+            f"- 1.1 Backups of {len(enabled)} critical infrastructure "
+            f"component{'' if len(enabled) == 1 else 's'} run "
             f"{policy.schedule.describe()}: {kinds}. The targets:"
         ),
         "",

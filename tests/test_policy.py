@@ -385,6 +385,8 @@ class TestValidation:
         data["timezone"] = "Europe/London"
         data["schedule"] = {key: v for key, v in data["schedule"].items() if key != "tz"}
         assert "Europe/London" == Policy.from_dict(data).schedule.tz
+        data["schedule"] = "0 4 * * *"
+        assert "Europe/London" == Policy.from_dict(data).schedule.tz
 
 
 _JSON = st.recursive(
