@@ -1,0 +1,405 @@
+"""Hostile archives: every unsafe member is refused before anything is written outside.
+
+Each case is a hand-crafted tar.gz planted in a DirectoryStore with a valid sidecar (so
+the checksum passes) and restored with `Directory.restore_to`. The refusals run in two
+layers, and the main cases are checked against each layer alone:
+
+* ``explicit``: our own member checks, with tarfile's data filter switched off (what
+  runs on a Python whose tarfile has no extraction filters);
+* ``data-filter``: tarfile's ``data`` filter alone, with our checks switched off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import stat
+import tarfile
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backuppolicy import local
+from backuppolicy.exceptions import VerificationError
+from backuppolicy.local import Directory, DirectoryStore, UnsafeArchiveError
+from backuppolicy.model import TAG_POLICY, TAG_TARGET, RecoveryPoint
+
+T0 = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)
+NAME = "bp-app-20261126t040000z"
+OK = b"fine\n"
+
+Member = tuple[tarfile.TarInfo, bytes | None]
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, *, data: bytes = b"", link: str = "") -> Member:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    info.linkname = link
+    if kind in {tarfile.CHRTYPE, tarfile.BLKTYPE}:
+        info.devmajor, info.devminor = 1, 3
+    if kind == tarfile.REGTYPE:
+        info.size = len(data)
+        return info, data
+    return info, None
+
+
+def _entry(member: Member) -> dict[str, Any] | None:
+    info, data = member
+    rel = info.name.removeprefix("data/")
+    if info.isdir():
+        return {"path": rel, "type": "dir", "mode": "0755"}
+    if info.issym():
+        return {"path": rel, "type": "symlink", "target": info.linkname}
+    if info.isreg() and data is not None:
+        sha = hashlib.sha256(data).hexdigest()
+        return {"path": rel, "type": "file", "size": len(data), "mode": "0644", "sha256": sha}
+    return None
+
+
+def _archive(members: list[Member], manifest: Any = None, *, with_manifest: bool = True) -> bytes:
+    """A tar.gz with data/, data/ok.txt, *members* and a manifest listing the data members."""
+    base = [_info("data", tarfile.DIRTYPE), _info("data/ok.txt", data=OK)]
+    everything = base + members
+    if manifest is None:
+        entries = [
+            e for m in everything if m[0].name.startswith("data/") and (e := _entry(m)) is not None
+        ]
+        manifest = {"format": 1, "root": {"mode": "0755"}, "entries": entries}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in everything:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        if with_manifest:
+            body = json.dumps(manifest).encode()
+            info, _ = _info("manifest.json", data=body)
+            tar.addfile(info, io.BytesIO(body))
+    return buffer.getvalue()
+
+
+@pytest.fixture(name="target")
+def _target(tmp_path: Path) -> Directory:
+    """A target whose store receives the planted archives."""
+    (tmp_path / "src").mkdir()
+    return Directory(tmp_path / "src", name="app", store=DirectoryStore(tmp_path / "store"))
+
+
+@pytest.fixture(name="plant")
+def _plant(target: Directory) -> Callable[[bytes], RecoveryPoint]:
+    """Write an archive and a valid, owned sidecar for it; return its point."""
+
+    def plant(data: bytes) -> RecoveryPoint:
+        store = target.store
+        with store.open_writer(f"{NAME}.tar.gz") as writer:
+            writer.write(data)
+        sidecar = {
+            "format": 1,
+            "id": NAME,
+            "target": "app",
+            "created_at": T0.isoformat(),
+            "status": "completed",
+            "tags": {TAG_POLICY: "default", TAG_TARGET: "app"},
+            "archive": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)},
+        }
+        store.write_json(f"{NAME}.json", sidecar)
+        return store.point_from_sidecar(sidecar)
+
+    return plant
+
+
+@pytest.fixture(name="layer", params=["explicit", "data-filter"])
+def _layer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the case with only one of the two safety layers active."""
+    if request.param == "explicit":
+        monkeypatch.setattr(local, "_HAS_DATA_FILTER", False)
+    else:
+
+        def manifest_only(members: Any, point_id: str) -> tarfile.TarInfo:
+            return next(m for m in members if m.name == "manifest.json")
+
+        monkeypatch.setattr(local, "_check_members", manifest_only)
+        monkeypatch.setattr(local, "_compare_members", lambda members, manifest, pid: manifest)
+    return str(request.param)
+
+
+def _assert_nothing_restored(tmp_path: Path) -> None:
+    parent = tmp_path / "restore"
+    if parent.exists():
+        assert [] == sorted(p.name for p in parent.iterdir())
+    assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "restore" / "evil.txt").exists()
+
+
+HOSTILE: dict[str, list[Member]] = {
+    "dotdot": [_info("data/../../evil.txt", data=b"pwned")],
+    "char-device": [_info("data/null", tarfile.CHRTYPE)],
+    "block-device": [_info("data/disk", tarfile.BLKTYPE)],
+    "fifo": [_info("data/pipe", tarfile.FIFOTYPE)],
+    "absolute-symlink": [_info("data/passwd", tarfile.SYMTYPE, link="/etc/passwd")],
+    "escaping-symlink": [_info("data/up", tarfile.SYMTYPE, link="../../evil.txt")],
+    "escaping-hardlink": [_info("data/hard", tarfile.LNKTYPE, link="../../evil.txt")],
+    "symlink-chain": [
+        _info("data/a", tarfile.DIRTYPE),
+        _info("data/a/b", tarfile.SYMTYPE, link=".."),
+        _info("data/x", tarfile.SYMTYPE, link="a/b/../.."),
+    ],
+}
+
+
+class TestHostileArchives:
+    @pytest.mark.parametrize("case", sorted(HOSTILE))
+    def test_refused_by_each_layer(
+        self,
+        case: str,
+        layer: str,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+    ):
+        """Each hostile member is refused by either safety layer alone; nothing is restored."""
+        point = plant(_archive(HOSTILE[case]))
+        with pytest.raises(UnsafeArchiveError):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+    @pytest.mark.parametrize(
+        ("case", "reason"),
+        [
+            ("dotdot", "contains '..'"),
+            ("char-device", "is a device file or pipe"),
+            ("fifo", "is a device file or pipe"),
+            ("absolute-symlink", "is a link to '/etc/passwd', outside the destination"),
+            ("escaping-symlink", "outside the destination"),
+            ("escaping-hardlink", "is a hard link"),
+            ("symlink-chain", "is a link to 'a/b/../..', outside the destination"),
+        ],
+    )
+    def test_explicit_messages(
+        self,
+        *,
+        case: str,
+        reason: str,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """Our own check names the member and why it was refused."""
+        monkeypatch.setattr(local, "_HAS_DATA_FILTER", False)
+        point = plant(_archive(HOSTILE[case]))
+        with pytest.raises(UnsafeArchiveError, match="nothing was restored") as caught:
+            target.restore_to(point, tmp_path / "restore" / "out")
+        assert reason in caught.value.result["reason"]
+
+    @pytest.mark.parametrize(
+        ("members", "reason"),
+        [
+            ([_info("/srv/evil.txt", data=b"x")], "has an absolute path"),
+            ([_info("data/ok.txt", data=b"again")], "appears twice"),
+            ([_info("other.txt", data=b"x")], "is outside data/"),
+            ([_info("data//x", data=b"x")], "has an empty or '.' path component"),
+            ([_info("data/./x", data=b"x")], "has an empty or '.' path component"),
+            (
+                [
+                    _info("data/sub", tarfile.DIRTYPE),
+                    _info("data/link", tarfile.SYMTYPE, link="sub"),
+                    _info("data/link/x", data=b"x"),
+                ],
+                "goes through a symbolic link",
+            ),
+            (
+                [
+                    _info("data/l1", tarfile.SYMTYPE, link="l2"),
+                    _info("data/l2", tarfile.SYMTYPE, link="l1"),
+                ],
+                "outside the destination",
+            ),
+            ([_info("data/label", b"V")], "has an unsupported type"),
+        ],
+    )
+    def test_refused_by_explicit_check(
+        self,
+        members: list[Member],
+        reason: str,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+    ):
+        """Absolute names, duplicates, stray members, odd paths, writes through links and link loops are refused."""
+        point = plant(_archive(members))
+        with pytest.raises(UnsafeArchiveError) as caught:
+            target.restore_to(point, tmp_path / "restore" / "out")
+        assert reason in caught.value.result["reason"]
+        _assert_nothing_restored(tmp_path)
+
+    def test_absolute_path_neutralised_by_data_filter(
+        self, target: Directory, plant: Callable[[bytes], RecoveryPoint], tmp_path: Path
+    ):
+        """With our checks off, the data filter still keeps an absolute member inside the staging area."""
+        outside = tmp_path / "outside" / "evil.txt"
+        point = plant(_archive([_info(str(outside), data=b"pwned")]))
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                local,
+                "_check_members",
+                lambda members, pid: next(m for m in members if m.name == "manifest.json"),
+            )
+            patch.setattr(local, "_compare_members", lambda members, manifest, pid: manifest)
+            restored = target.restore_to(point, tmp_path / "restore" / "out")
+        assert not outside.exists()
+        assert OK == (restored / "ok.txt").read_bytes()
+
+    def test_missing_manifest(
+        self, target: Directory, plant: Callable[[bytes], RecoveryPoint], tmp_path: Path
+    ):
+        """An archive without manifest.json is refused."""
+        point = plant(_archive([], with_manifest=False))
+        with pytest.raises(UnsafeArchiveError, match="'manifest.json' is missing"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+
+    def test_unsafe_external_link_entry(
+        self, target: Directory, plant: Callable[[bytes], RecoveryPoint], tmp_path: Path
+    ):
+        """A manifest external link with '..' in its path is refused even when not recreated."""
+        entries = [
+            {
+                "path": "ok.txt",
+                "type": "file",
+                "size": 5,
+                "mode": "0644",
+                "sha256": hashlib.sha256(OK).hexdigest(),
+            }
+        ]
+        manifest = {
+            "format": 1,
+            "entries": entries,
+            "external_links": [{"path": "../evil", "target": "/etc/passwd"}],
+        }
+        point = plant(_archive([], manifest))
+        with pytest.raises(UnsafeArchiveError, match="external link entry"):
+            target.restore_to(point, tmp_path / "restore" / "out", external_links=True)
+        assert not (tmp_path / "restore" / "evil").is_symlink()
+
+
+class TestManifestChecks:
+    def _manifest(self, **changes: Any) -> dict[str, Any]:
+        entry = {
+            "path": "ok.txt",
+            "type": "file",
+            "size": 5,
+            "mode": "0644",
+            "sha256": hashlib.sha256(OK).hexdigest(),
+        }
+        entry.update(changes)
+        return {"format": 1, "root": {"mode": "0755"}, "entries": [entry]}
+
+    @pytest.mark.parametrize(
+        ("manifest", "match"),
+        [
+            ({"format": 99, "entries": []}, "manifest: expected format 1"),
+            ({"format": 1, "entries": []}, r"not in the manifest \['ok.txt'\]"),
+            ("not an object", "manifest: expected format 1"),
+        ],
+    )
+    def test_manifest_must_match_members(
+        self,
+        manifest: Any,
+        match: str,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+    ):
+        """A manifest of another format or that misses members is refused before extraction."""
+        point = plant(_archive([], manifest))
+        with pytest.raises(VerificationError, match=match):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        assert not (tmp_path / "restore" / "out").exists()
+
+    @pytest.mark.parametrize(
+        ("changes", "match"),
+        [
+            ({"sha256": "0" * 64}, "expected sha256:0000"),
+            ({"mode": "0600"}, "expected mode 0600"),
+            ({"size": 6}, "expected size 6"),
+            ({"type": "dir"}, "expected type 'dir'"),
+        ],
+    )
+    def test_files_checked_against_manifest(
+        self,
+        changes: dict[str, Any],
+        match: str,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+    ):
+        """A restored file whose content, mode, size or type differs from the manifest fails the restore."""
+        point = plant(_archive([], self._manifest(**changes)))
+        with pytest.raises(VerificationError, match=match):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        assert not (tmp_path / "restore" / "out").exists()
+        assert [] == list((tmp_path / "restore").iterdir())
+
+    def test_not_a_gzip_archive(
+        self, target: Directory, plant: Callable[[bytes], RecoveryPoint], tmp_path: Path
+    ):
+        """Bytes that are not a tar.gz are refused with VerificationError."""
+        point = plant(b"definitely not gzip")
+        with pytest.raises(VerificationError, match="not a readable gzip tar archive"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+
+    def test_good_archive_restores_without_data_filter(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """The explicit path (no data filter) restores a safe archive with modes and owner fixed."""
+        monkeypatch.setattr(local, "_HAS_DATA_FILTER", False)
+        exe = tarfile.TarInfo("data/run.sh")
+        exe.mode, exe.size, exe.uid, exe.uname = 0o4755, 3, 4242, "mallory"
+        members = [(exe, b"ls\n"), _info("data/sub", tarfile.DIRTYPE)]
+        manifest = {
+            "format": 1,
+            "root": {"mode": "0750"},
+            "entries": [
+                *self._manifest()["entries"],
+                {
+                    "path": "run.sh",
+                    "type": "file",
+                    "size": 3,
+                    "mode": "0755",
+                    "sha256": hashlib.sha256(b"ls\n").hexdigest(),
+                },
+                {"path": "sub", "type": "dir", "mode": "0755"},
+            ],
+        }
+        point = plant(_archive(members, manifest))
+        restored = target.restore_to(point, tmp_path / "restore" / "out")
+        st = (restored / "run.sh").stat()
+        assert (0o755, 0o750) == (stat.S_IMODE(st.st_mode), stat.S_IMODE(restored.stat().st_mode))
+        assert 4242 != st.st_uid
+
+
+class TestLinkResolution:
+    @pytest.mark.parametrize(
+        ("rel", "target", "links", "escapes"),
+        [
+            ("a", "b", {}, False),
+            ("d/a", "../b", {}, False),
+            ("d/a", "../../b", {}, True),
+            ("a", "/etc", {}, True),
+            ("a", "", {}, True),
+            ("x", "l/..", {"l": "d/e"}, False),
+            ("x", "l/../..", {"l": "d/e"}, False),
+            ("x", "l/../../..", {"l": "d/e"}, True),
+            ("x", "up/..", {"up": ".."}, True),
+        ],
+    )
+    def test_link_escapes(self, rel: str, target: str, links: dict[str, str], escapes: bool):
+        """Link targets are resolved through the archive's other links, like the kernel would."""
+        assert escapes == local._link_escapes(rel, target, {**links, rel: target})
