@@ -454,7 +454,8 @@ class BackupTargetContract:
     * `restored_exists`: whether a restored resource still exists (default: ``None``,
       unknown, and the teardown is not checked).
 
-    Class attributes: `supports_restore` (``False`` skips the restore tests).
+    Class attributes: `supports_restore` and `supports_hold` (``False`` skips the restore
+    tests and the tests that place a hold), `token_prefix` (of the idempotency tokens used).
 
     Example:
         >>> class TestMemory(BackupTargetContract):
@@ -465,6 +466,9 @@ class BackupTargetContract:
 
     supports_restore: ClassVar[bool] = True
     """Whether the target can restore points (``False`` skips the restore tests)."""
+
+    supports_hold: ClassVar[bool] = True
+    """Whether the target can place legal holds (``False`` skips the tests that place one)."""
 
     token_prefix: ClassVar[str] = "contract"
     """Prefix of the idempotency tokens the contract uses."""
@@ -523,6 +527,8 @@ class BackupTargetContract:
         self, target: BackupTarget, point: RecoveryPoint, hold: LegalHold
     ) -> RecoveryPoint:
         """Put *point* under *hold* on the backend and return it re-read."""
+        if not self.supports_hold:
+            pytest.skip(f"{type(self).__name__}.supports_hold is False")
         method = getattr(target, "place_hold", None)
         if method is None:
             pytest.skip(

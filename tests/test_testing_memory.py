@@ -70,6 +70,23 @@ class TestContractDefaults(BackupTargetContract):
         return Destination(tier="vault")
 
 
+class TestContractWithoutHolds(BackupTargetContract):
+    """supports_hold = False skips the tests that place a hold, even on a target that can."""
+
+    supports_hold = False
+
+    @pytest.fixture(name="target")
+    def _target(self):
+        return MemoryTarget("files", clock=lambda: NOW)
+
+    def test_hold_hook_skips(self, target):
+        """The place_hold hook skips the calling test when holds are not supported."""
+        point = target.create_backup()
+        with pytest.raises(pytest.skip.Exception):
+            self.place_hold(target, point, LegalHold(reason="x"))
+        assert target.refresh(point).legal_hold is None
+
+
 class TestContractOverrides:
     """The contract's fixture re-binding and default hooks."""
 
