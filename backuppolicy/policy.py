@@ -408,9 +408,10 @@ TARGET_SETTINGS: Final[dict[str, tuple[dict[str, _Check], dict[str, _Check]]]] =
             "versioning": _s_bool,
             "encryption": _s_text,
             "block_public_access": _s_bool,
+            "manage_noncurrent": _s_bool,
         },
     ),
-    "directory": ({"path": _s_abs_path}, {"exclude": _s_text_list}),
+    "directory": ({"path": _s_abs_path}, {"include": _s_text_list, "exclude": _s_text_list}),
     "aws-backup": (
         {"resource_arn": _s_arn},
         {**_AWS_COMMON, "vault": _s_text, "iam_role_arn": _s_arn},
