@@ -25,6 +25,8 @@ therefore included, even one made a fraction of a second after *when*.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -84,6 +86,8 @@ _KIND_VERSION = "s3-version"
 _KIND_MARKER = "s3-delete-marker"
 _KIND_MANIFEST = "s3-manifest"
 _MANIFEST_FORMAT = "backuppolicy-s3-manifest/1"
+_MAX_TAG_VALUE = 256
+_CURRENT_REASON = "current version of the key: never deleted"
 _NO_CONFIG_CODES = frozenset(
     {
         "ObjectLockConfigurationNotFoundError",
@@ -686,7 +690,7 @@ class S3Bucket(AwsBackend):
             location=self.location,
             size_bytes=int(meta["bytes"]) if "bytes" in meta else None,
             tags=tags,
-            legal_hold=LegalHold.from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
+            legal_hold=_hold_from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
             managed=tags.get(TAG_POLICY) == self.policy and tags.get(TAG_TARGET) == self.name,
             details={
                 "bucket": self.bucket,
@@ -811,11 +815,14 @@ class S3Bucket(AwsBackend):
             Key=key,
             VersionId=version,
         )
-        with result["Body"] as stream:
-            for raw in stream.iter_lines():
+        body = result["Body"]
+        try:
+            for raw in body.iter_lines():
                 line = json.loads(raw)
                 if "format" not in line:
                     yield line
+        finally:
+            body.close()
 
     # Point operations ----------------------------------------------------------------
 
@@ -835,7 +842,7 @@ class S3Bucket(AwsBackend):
         if head.get("ObjectLockLegalHoldStatus") == "ON":
             tags = self._tags_of(key, version_id)
             if TAG_HOLD in tags:
-                return LegalHold.from_tag(tags[TAG_HOLD])
+                return _hold_from_tag(tags[TAG_HOLD])
             return LegalHold(reason="S3 Object Lock legal hold")
         until = head.get("ObjectLockRetainUntilDate")
         if until is not None and until > now:
@@ -850,10 +857,13 @@ class S3Bucket(AwsBackend):
         if head is None:
             return None
         if point.kind == _KIND_MANIFEST:
-            return self._manifest_point(key, version, head, self._tags_of(key, version))
+            fresh = self._manifest_point(key, version, head, self._tags_of(key, version))
+            if fresh.legal_hold is None:
+                fresh = fresh.evolve(legal_hold=self._lock_hold(head, key, version, _utcnow()))
+            return fresh
         current = self._head_or_none(key, None)
         is_current = current is not None and str(current.get("VersionId") or "null") == version
-        hold = self._lock_hold(head, key, version, datetime.now(UTC))
+        hold = self._lock_hold(head, key, version, _utcnow())
         details = dict(point.details)
         details["is_latest"] = is_current
         details["object_lock_mode"] = head.get("ObjectLockMode")
@@ -896,42 +906,76 @@ class S3Bucket(AwsBackend):
             VersionId=version,
         )
 
-    def set_legal_hold(self, point: RecoveryPoint, hold: LegalHold | None) -> RecoveryPoint:
-        """Place (or with ``None`` release) an Object Lock legal hold on a version or manifest.
+    def place_hold(self, point: RecoveryPoint, hold: LegalHold) -> RecoveryPoint:
+        """Put *point* under legal *hold* and return it re-read.
 
         The hold's reason and reference go into the version's ``backuppolicy:legal-hold`` tag
-        (the version's other tags are kept). Needs Object Lock enabled on the bucket.
+        (its other tags are kept). With Object Lock enabled on the bucket an Object Lock legal
+        hold is placed too, so nobody (not only this library) can delete the version. Versions
+        of data need Object Lock; a manifest without Object Lock is held by the tag alone.
+
+        Raises:
+            PolicyError: *point* is a data version and the bucket has no Object Lock.
         """
+        return self._set_hold(point, hold)
+
+    def release_hold(self, point: RecoveryPoint) -> RecoveryPoint:
+        """Remove the legal hold from *point* (tag and Object Lock legal hold); return it re-read."""
+        return self._set_hold(point, None)
+
+    def _set_hold(self, point: RecoveryPoint, hold: LegalHold | None) -> RecoveryPoint:
         key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
         resource = _s3_url(self.bucket, key)
-        status = "OFF" if hold is None else "ON"
-        self.call(
-            "s3",
-            "put_object_legal_hold",
-            resource=resource,
-            Bucket=self.bucket,
-            Key=key,
-            VersionId=version,
-            LegalHold={"Status": status},
-        )
+        locked = self._lock_enabled()
+        if not locked and point.kind == _KIND_VERSION and hold is not None:
+            raise PolicyError.for_field(
+                f"{self.bucket}.object_lock",
+                "Object Lock enabled on the bucket to hold object versions",
+                "disabled",
+            )
+        if locked:
+            self.call(
+                "s3",
+                "put_object_legal_hold",
+                resource=resource,
+                Bucket=self.bucket,
+                Key=key,
+                VersionId=version,
+                LegalHold={"Status": "OFF" if hold is None else "ON"},
+            )
         tags = self._tags_of(key, version)
         tags.pop(TAG_HOLD, None)
         if hold is not None:
-            tags[TAG_HOLD] = hold.to_tag()
-        self.call(
-            "s3",
-            "put_object_tagging",
-            resource=resource,
-            Bucket=self.bucket,
-            Key=key,
-            VersionId=version,
-            Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in tags.items()]},
-        )
-        new_tags = dict(point.tags)
-        new_tags.pop(TAG_HOLD, None)
-        if hold is not None and point.kind == _KIND_MANIFEST:
-            new_tags[TAG_HOLD] = hold.to_tag()
-        return point.evolve(legal_hold=hold, tags=new_tags)
+            tags[TAG_HOLD] = _hold_tag(hold)
+        if tags:
+            tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
+            self.call(
+                "s3",
+                "put_object_tagging",
+                resource=resource,
+                Bucket=self.bucket,
+                Key=key,
+                VersionId=version,
+                Tagging={"TagSet": tag_set},
+            )
+        else:
+            self.call(
+                "s3",
+                "delete_object_tagging",
+                resource=resource,
+                Bucket=self.bucket,
+                Key=key,
+                VersionId=version,
+            )
+        fresh = self.refresh(point)
+        if fresh is None:  # pragma: no cover - deleted between the two calls
+            raise ResourceNotFoundError(
+                f"{self.name}: version {point.id!r} disappeared while setting its hold",
+                backend=self.name,
+                operation="HeadObject",
+                resource=resource,
+            )
+        return fresh
 
     def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
         """Copy a version (or a manifest and every version it lists) to ``destination.store``.
@@ -1243,13 +1287,19 @@ class S3Bucket(AwsBackend):
     ) -> Iterator[KeyRetentionPlan]:
         """Plan noncurrent-version retention **per key**, streaming one key at a time.
 
-        Each key's versions and delete markers are planned on their own with
-        ``rule.plan(points, now=now)``, so count rules count versions of one object and the
-        planner's per-target floor ("newest completed point kept") lands on the key's current
-        version or current delete marker, which are unmanaged anyway. Noncurrent versions are
-        dated from the moment they were replaced, so ``MaxAge(days=35)`` keeps every version
-        needed to restore any time in the last 35 days (AWS ``NoncurrentDays`` semantics).
-        Whatever the rule says, current versions and delete markers are never in ``delete``.
+        Each key is planned on its own with ``rule.plan(points, now=now)``: its versions, plus
+        its delete marker when the key is deleted. For planning, the key's current entry (current
+        version or current delete marker) is the key's state now: it is passed as managed and
+        dated *now*, so the planner's per-target floor ("newest completed point") lands on it and count rules count it: ``KeepLast(3)``
+        keeps the current version and the two newest noncurrent ones. Whatever the rule says,
+        the current entry is never in ``delete``, and noncurrent delete markers are neither
+        planned nor deleted.
+
+        Noncurrent versions are dated from the moment they were replaced, so
+        ``MaxAge(days=35)`` keeps every version needed to restore any time in the last 35
+        days: AWS's ``NoncurrentDays`` semantics (see `noncurrent_lifecycle_rule`).
+
+        Memory holds one key's versions at a time.
         """
         ensure_aware(now, field="now")
         return self._plan_keys(rule, now, None, page_size)
@@ -1258,27 +1308,33 @@ class S3Bucket(AwsBackend):
         self, rule: _Rule, now: datetime, requests: _Requests | None, page_size: int | None
     ) -> Iterator[KeyRetentionPlan]:
         for group in self._data_groups(requests=requests, page_size=page_size):
-            points = list(self._group_points(group, markers=True))
-            plan = rule.plan(points, now=now)
+            # Versions, plus the current delete marker of a deleted key; noncurrent delete
+            # markers are never planned (nor deleted).
+            points = [
+                p
+                for p in self._group_points(group, markers=True)
+                if p.kind == _KIND_VERSION or p.details["is_latest"]
+            ]
+            # The current entry is the key's state now: for planning it is dated `now` (at the
+            # latest) and managed, so the planner's floor lands on it and count rules count it
+            # (KeepLast(k) keeps the current version and k - 1 noncurrent ones).
+            planning = [
+                p.evolve(managed=True, created_at=max(now, p.created_at))
+                if p.details["is_latest"] and self.manage_noncurrent
+                else p
+                for p in points
+            ]
+            plan = rule.plan(planning, now=now)
             reasons = {pid: tuple(r) for pid, r in plan.reasons.items()}
-            delete: list[RecoveryPoint] = []
+            deleted: set[str] = set()
             for point in plan.delete:
-                if (
-                    point.managed
-                    and point.kind == _KIND_VERSION
-                    and not point.details.get("is_latest")
-                ):
-                    delete.append(point)
+                if point.details["is_latest"]:
+                    reasons[point.id] = (*reasons.get(point.id, ()), _CURRENT_REASON)
                 else:
-                    reasons[point.id] = (
-                        *reasons.get(point.id, ()),
-                        "current version or delete marker: never deleted",
-                    )
-            deleted = {p.id for p in delete}
+                    deleted.add(point.id)
             keep = tuple(p for p in points if p.id not in deleted)
-            yield KeyRetentionPlan(
-                key=group[0].key, keep=keep, delete=tuple(delete), reasons=reasons
-            )
+            delete = tuple(p for p in points if p.id in deleted)
+            yield KeyRetentionPlan(key=group[0].key, keep=keep, delete=delete, reasons=reasons)
 
     def apply_noncurrent_retention(
         self,
@@ -1355,13 +1411,14 @@ class S3Bucket(AwsBackend):
     ) -> dict[str, Any]:
         """The lifecycle rule that makes AWS expire noncurrent versions under the prefix.
 
-        ``noncurrent_days=35`` is ``MaxAge(days=35)`` planned per key; adding
-        ``newer_noncurrent_versions=k`` is ``MaxAge(days=35) | KeepLast(k + 1)`` (our count
-        includes the current version or delete marker). AWS rounds the expiry up to the next
-        midnight UTC, so it deletes up to a day later than `apply_noncurrent_retention`.
+        ``noncurrent_days=35`` is ``MaxAge(days=35)`` planned per key by
+        `noncurrent_retention_plan`; adding ``newer_noncurrent_versions=k`` is
+        ``MaxAge(days=35) | KeepLast(k + 1)`` (our count includes the current version). AWS
+        rounds each expiry up to the next midnight UTC, so it deletes up to a day later than
+        `apply_noncurrent_retention`; `lifecycle_rule_for` compiles a rule for you.
 
         Example:
-            >>> S3Bucket("logs", prefix="app/", clients={"s3": object()}).noncurrent_lifecycle_rule(
+            >>> S3Bucket("logs", prefix="app/", region="us-east-1").noncurrent_lifecycle_rule(
             ...     noncurrent_days=35)["NoncurrentVersionExpiration"]
             {'NoncurrentDays': 35}
         """
@@ -1385,6 +1442,21 @@ class S3Bucket(AwsBackend):
             "Status": "Enabled",
             "NoncurrentVersionExpiration": expiration,
         }
+
+    def lifecycle_rule_for(self, rule: object, *, rule_id: str | None = None) -> dict[str, Any]:
+        """Compile a retention rule to the equivalent noncurrent-version lifecycle rule.
+
+        Only ``MaxAge`` in whole days or weeks, optionally ``| KeepLast(k)``, can be expressed:
+        ``MaxAge(days=35) | KeepLast(3)`` becomes ``NoncurrentDays=35,
+        NewerNoncurrentVersions=2`` (the current version is one of the three).
+
+        Raises:
+            PolicyError: The rule has no lifecycle equivalent.
+        """
+        days, newer = _lifecycle_terms(rule)
+        return self.noncurrent_lifecycle_rule(
+            noncurrent_days=days, newer_noncurrent_versions=newer, rule_id=rule_id
+        )
 
     def put_lifecycle_rule(self, rule: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Add *rule* to the bucket's lifecycle configuration, replacing a rule with the same ID.
@@ -1425,7 +1497,8 @@ class S3Bucket(AwsBackend):
           ``dest_prefix + key[len(prefix):]`` (``dest_prefix`` defaults to the prefix). Nothing
           is deleted at the destination.
         * In place (neither given): only keys whose current version differs from the version at
-          *when* are copied; keys that did not exist at *when* (created later, or deleted at
+          *when* are copied (a current version with the same ETag and size, such as the copy an
+          earlier restore made, counts as the same); keys that did not exist at *when* (created later, or deleted at
           *when* and written again later) get a delete marker via batched ``DeleteObjects``.
           Nothing is lost: every version stays in the history.
         * Keys whose delete marker was current at *when* are not restored.
@@ -1502,6 +1575,17 @@ class S3Bucket(AwsBackend):
         )
 
 
+def _same_content(current: _Entry, at_t: _Entry) -> bool:
+    """The same version, or a version with the same ETag and size (an earlier restore's copy)."""
+    if current.version_id == at_t.version_id:
+        return True
+    return (
+        not current.is_marker
+        and bool(at_t.etag)
+        and (current.etag, current.size) == (at_t.etag, at_t.size)
+    )
+
+
 def _decide(
     group: Sequence[_Entry], cutoff: int, *, in_place: bool
 ) -> tuple[str, _Entry | None, bool]:
@@ -1518,9 +1602,53 @@ def _decide(
     ambiguous = any(e.second == at_t.second and e.is_marker != at_t.is_marker for e in group)
     if at_t.is_marker:
         return ("delete" if in_place and not current.is_marker else "deleted at T"), None, ambiguous
-    if in_place and current.version_id == at_t.version_id:
+    if in_place and _same_content(current, at_t):
         return "unchanged", at_t, ambiguous
     return "copy", at_t, ambiguous
+
+
+def _hold_tag(hold: LegalHold) -> str:
+    """S3 tag values allow letters, digits, spaces and ``_.:/=+-@``: the hold tag is base64url."""
+    value = "b64:" + base64.urlsafe_b64encode(hold.to_tag().encode()).decode()
+    if len(value) > _MAX_TAG_VALUE:
+        raise PolicyError.for_field(
+            "hold", f"a hold whose encoded tag fits {_MAX_TAG_VALUE} characters", hold
+        )
+    return value
+
+
+def _hold_from_tag(value: str) -> LegalHold:
+    if value.startswith("b64:"):
+        with contextlib.suppress(ValueError):
+            value = base64.urlsafe_b64decode(value[4:].encode()).decode()
+    return LegalHold.from_tag(value)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _lifecycle_terms(rule: object) -> tuple[int, int | None]:
+    """``(NoncurrentDays, NewerNoncurrentVersions)`` of ``MaxAge(days=N) [| KeepLast(k)]``."""
+    from backuppolicy.retention import AnyOf, KeepLast, MaxAge  # noqa: PLC0415 - pure core, loaded on use
+
+    expected = "MaxAge in whole days or weeks, optionally | KeepLast(k) with k >= 1"
+    parts = rule.rules if isinstance(rule, AnyOf) else (rule,)
+    days: int | None = None
+    newer: int | None = None
+    for part in parts:
+        if isinstance(part, MaxAge) and days is None:
+            d = part.duration
+            if d.years or d.months or d.hours or d.minutes or not (d.weeks or d.days):
+                raise PolicyError.for_field("rule", expected, str(d))
+            days = d.weeks * 7 + d.days
+        elif isinstance(part, KeepLast) and newer is None and part.n >= 1:
+            newer = part.n - 1
+        else:
+            raise PolicyError.for_field("rule", expected, part)
+    if days is None:
+        raise PolicyError.for_field("rule", expected, rule)
+    return days, newer or None
 
 
 def _refuse_protected(point: RecoveryPoint) -> None:

@@ -1,0 +1,1011 @@
+"""S3Bucket: versions as points, per-key retention, manifests, holds, point-in-time restore.
+
+Most tests run against ``moto.mock_aws`` in-process. Ages come from ``time_machine.travel``
+(with ``tick=True``) around each phase of writes: moto stamps ``LastModified`` with the
+(travelled) clock. Limits and failures moto does not produce (two-token pagination with a
+delete marker and its versions on different pages in a chosen layout, throttling, access
+denied, the 1000-key DeleteObjects limit, objects above 5 GiB) use `botocore.stub.Stubber` on
+a client injected with ``clients=``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+import time_machine
+from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
+
+from backuppolicy.aws._client import RetryPolicy
+from backuppolicy.aws.s3 import (
+    DELETE_BATCH_LIMIT,
+    MAX_COPY_OBJECT_SIZE,
+    RestoreReport,
+    S3Bucket,
+    _decide,
+    _Entry,
+)
+from backuppolicy.exceptions import (
+    PermissionDeniedError,
+    PolicyError,
+    ProtectedPointError,
+    ResourceNotFoundError,
+)
+from backuppolicy.model import TAG_POLICY, TAG_TARGET, LegalHold, RecoveryPoint
+from backuppolicy.retention import KeepDaily, KeepLast, MaxAge
+from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.testing import BackupTargetContract
+
+BUCKET = "assets"
+DEST = "assets-restored"
+ACCOUNT = "123456789012"
+T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+
+
+def _at(moment: datetime) -> time_machine.travel:
+    """Travel to *moment* with a ticking clock: moto stamps LastModified from it."""
+    return time_machine.travel(moment, tick=True)
+
+
+def _body(s3: Any, bucket: str, key: str) -> bytes:
+    data: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return data
+
+
+def _live(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
+    return {k: _body(s3, bucket, k) for k in keys if not k.startswith("_backuppolicy/")}
+
+
+@pytest.fixture(name="s3")
+def _s3(aws: None) -> Any:
+    client = boto3.client("s3", region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    client.create_bucket(Bucket=DEST)
+    return client
+
+
+@pytest.fixture(name="target")
+def _target(s3: Any) -> S3Bucket:
+    return S3Bucket(BUCKET, account_id=ACCOUNT, retry=RetryPolicy(sleep=lambda _s: None))
+
+
+@pytest.fixture(name="history")
+def _history(s3: Any) -> datetime:
+    """Three phases of writes around T = T0 + 20 s; returns T.
+
+    * 10:00:00  a=v1 b=v1 c=v1 d=v1
+    * 10:00:10  a=v2, c deleted
+    * T         10:00:20
+    * 10:00:30  a=v3 b=v2 e=v1 (new), d deleted, c=v2 (written again)
+
+    At T: a=v2, b=v1, d=v1; c deleted; e not yet written.
+    """
+    with _at(T0):
+        for key in "abcd":
+            s3.put_object(Bucket=BUCKET, Key=f"{key}.txt", Body=f"{key}1".encode())
+    with _at(T0 + timedelta(seconds=10)):
+        s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a2")
+        s3.delete_object(Bucket=BUCKET, Key="c.txt")
+    with _at(T0 + timedelta(seconds=30)):
+        s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a3")
+        s3.put_object(Bucket=BUCKET, Key="b.txt", Body=b"b2")
+        s3.put_object(Bucket=BUCKET, Key="e.txt", Body=b"e1")
+        s3.delete_object(Bucket=BUCKET, Key="d.txt")
+        s3.put_object(Bucket=BUCKET, Key="c.txt", Body=b"c2")
+    return T0 + timedelta(seconds=20)
+
+
+EXPECTED_AT_T = {"a.txt": b"a2", "b.txt": b"b1", "d.txt": b"d1"}
+
+
+class TestConstruction:
+    def test_name_defaults_to_bucket_and_prefix(self):
+        """The target name is the bucket, or bucket/prefix."""
+        assert ("assets", "assets/img/") == (
+            S3Bucket("assets", region="us-east-1").name,
+            S3Bucket("assets", prefix="img/", region="us-east-1").name,
+        )
+
+    def test_repr_and_kind(self):
+        """The repr names bucket and prefix; the kind is s3-bucket."""
+        target = S3Bucket("assets", prefix="img/", region="us-east-1")
+        assert "<backuppolicy.aws.S3Bucket(bucket='assets', prefix='img/')>" == repr(target)
+        assert "s3-bucket" == target.kind
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"),
+        [({"bucket": ""}, "bucket"), ({"bucket": "b", "internal_prefix": "x"}, "internal_prefix")],
+    )
+    def test_bad_arguments_name_the_field(self, kwargs, field):
+        """Invalid constructor arguments raise PolicyError naming the field."""
+        with pytest.raises(PolicyError, match=f"^{field}: expected"):
+            S3Bucket(**kwargs)
+
+
+class TestSettings:
+    def test_versioning_enabled(self, target):
+        """The versioning status of a versioned bucket reads Enabled."""
+        assert "Enabled" == target.versioning()
+
+    def test_ensure_versioning_enables_and_reports_before(self, s3):
+        """ensure_versioning turns versioning on and returns the earlier status."""
+        s3.create_bucket(Bucket="plain")
+        target = S3Bucket("plain", account_id=ACCOUNT)
+        assert ("Disabled", "Enabled", "Enabled") == (
+            target.ensure_versioning(),
+            target.versioning(),
+            target.ensure_versioning(),
+        )
+
+    def test_settings_of_a_plain_bucket(self, target):
+        """A bucket without lock, encryption or public access block reads as such."""
+        settings = target.settings()
+        assert (True, False, False, None, False) == (
+            settings.versioned,
+            settings.mfa_delete,
+            settings.object_lock,
+            settings.encryption,
+            settings.blocks_public_access,
+        )
+
+    def test_settings_of_a_protected_bucket(self, s3):
+        """Object Lock, KMS default encryption and the public access block are reported."""
+        s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+        s3.put_bucket_encryption(
+            Bucket="locked",
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": "alias/backups",
+                        }
+                    }
+                ]
+            },
+        )
+        flags = (
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        )
+        s3.put_public_access_block(
+            Bucket="locked", PublicAccessBlockConfiguration=dict.fromkeys(flags, True)
+        )
+        settings = S3Bucket("locked", account_id=ACCOUNT).settings()
+        assert (True, True, "aws:kms", "alias/backups", True) == (
+            settings.versioned,
+            settings.object_lock,
+            settings.encryption,
+            settings.kms_key_id,
+            settings.blocks_public_access,
+        )
+
+
+class TestListPoints:
+    def test_versions_are_points_with_documented_ids(self, target, history):
+        """Every version is a point '<key>@<version id>'; delete markers are not points."""
+        points = list(target.list_points())
+        assert 9 == len(points)
+        assert all("s3-version" == p.kind and BUCKET == p.target for p in points)
+        for point in points:
+            key, _, version = point.id.rpartition("@")
+            assert (key, version) == (point.details["key"], point.details["version_id"])
+
+    def test_current_versions_unmanaged_noncurrent_managed(self, target, history):
+        """Current versions are live data (unmanaged); noncurrent ones are managed."""
+        points = list(target.list_points())
+        current = sorted(p.details["key"] for p in points if not p.managed)
+        assert ["a.txt", "b.txt", "c.txt", "e.txt"] == current
+
+    def test_noncurrent_dated_when_replaced(self, target, history):
+        """A noncurrent version's created_at is when it was replaced; details keep LastModified."""
+        a = sorted(
+            (p for p in target.list_points() if p.details["key"] == "a.txt"),
+            key=lambda p: p.details["last_modified"],
+        )
+        assert [
+            T0 + timedelta(seconds=10),
+            T0 + timedelta(seconds=30),
+            T0 + timedelta(seconds=30),
+        ] == [p.created_at.replace(microsecond=0) for p in a]
+        assert T0 == a[0].details["last_modified"].replace(microsecond=0)
+
+    def test_location_from_sts(self, s3, history):
+        """Without account_id, the location's account comes from STS."""
+        point = next(S3Bucket(BUCKET).list_points())
+        assert "aws:123456789012:us-east-1" == point.location  # moto's default account
+
+    def test_prefix_limits_points(self, s3):
+        """Only keys under the prefix are listed."""
+        s3.put_object(Bucket=BUCKET, Key="img/x.png", Body=b"x")
+        s3.put_object(Bucket=BUCKET, Key="doc/y.txt", Body=b"y")
+        target = S3Bucket(BUCKET, prefix="img/", account_id=ACCOUNT)
+        assert ["img/x.png"] == [p.details["key"] for p in target.list_points()]
+
+    def test_manage_noncurrent_false_makes_all_unmanaged(self, s3, history):
+        """With manage_noncurrent=False nothing is managed."""
+        target = S3Bucket(BUCKET, account_id=ACCOUNT, manage_noncurrent=False)
+        assert not any(p.managed for p in target.list_points())
+
+
+class TestDelete:
+    def _noncurrent(self, target: S3Bucket, key: str) -> RecoveryPoint:
+        return next(p for p in target.list_points() if p.details["key"] == key and p.managed)
+
+    def test_delete_noncurrent_version(self, target, s3, history):
+        """A noncurrent version is deleted permanently; the current one is untouched."""
+        point = self._noncurrent(target, "b.txt")
+        target.delete(point)
+        assert point.id not in {p.id for p in target.list_points()}
+        assert b"b2" == _body(s3, BUCKET, "b.txt")
+
+    def test_delete_current_version_refused(self, target, s3, history):
+        """The current version of a key is refused, even when passed as managed."""
+        current = next(
+            p for p in target.list_points() if p.details["key"] == "b.txt" and not p.managed
+        )
+        with pytest.raises(ProtectedPointError, match="current version"):
+            target.delete(current.evolve(managed=True))
+        assert b"b2" == _body(s3, BUCKET, "b.txt")
+
+    def test_delete_of_a_point_that_became_current_refused(self, target, s3, history):
+        """A version that became current since it was listed is refused (re-read before delete)."""
+        points = [p for p in target.list_points() if p.details["key"] == "b.txt"]
+        old = next(p for p in points if p.managed)
+        newest = next(p for p in points if not p.managed)
+        s3.delete_object(Bucket=BUCKET, Key="b.txt", VersionId=newest.details["version_id"])
+        with pytest.raises(ProtectedPointError):
+            target.delete(old)
+
+    def test_delete_missing_version_raises_not_found(self, target, history):
+        """Deleting a version that is gone raises ResourceNotFoundError."""
+        point = self._noncurrent(target, "b.txt")
+        target.delete(point)
+        with pytest.raises(ResourceNotFoundError):
+            target.delete(point)
+
+    def test_foreign_target_point_refused(self, target, history):
+        """A point of another target is rejected with a field error."""
+        point = self._noncurrent(target, "b.txt").evolve(target="other")
+        with pytest.raises(PolicyError, match="point.target"):
+            target.delete(point)
+
+
+class TestLegalHolds:
+    @pytest.fixture(name="locked")
+    def _locked(self, s3: Any) -> S3Bucket:
+        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        s3.put_object(Bucket="vault", Key="k", Body=b"1")
+        s3.put_object(Bucket="vault", Key="k", Body=b"2")
+        return S3Bucket("vault", account_id=ACCOUNT)
+
+    def test_hold_via_object_lock_refuses_delete(self, locked, s3):
+        """A held version reads back as held (Object Lock ON) and delete refuses it."""
+        hold = LegalHold(reason="litigation", reference="case-17", since=T0)
+        point = next(p for p in locked.list_points() if p.managed)
+        held = locked.place_hold(point, hold)
+        status = s3.get_object_legal_hold(
+            Bucket="vault", Key="k", VersionId=point.details["version_id"]
+        )
+        assert (hold, "ON") == (held.legal_hold, status["LegalHold"]["Status"])
+        with pytest.raises(ProtectedPointError, match="case-17"):
+            locked.delete(point)
+
+    def test_release_hold_allows_delete(self, locked):
+        """After release, the version can be deleted."""
+        point = next(p for p in locked.list_points() if p.managed)
+        locked.place_hold(point, LegalHold(reason="audit"))
+        released = locked.release_hold(point)
+        locked.delete(released)
+        assert 1 == len(list(locked.list_points()))
+
+    def test_retention_until_future_counts_as_hold(self, s3):
+        """An unexpired Object Lock retention protects the version like a hold."""
+        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        s3.put_object(
+            Bucket="vault",
+            Key="k",
+            Body=b"1",
+            ObjectLockMode="GOVERNANCE",
+            ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=30),
+        )
+        s3.put_object(Bucket="vault", Key="k", Body=b"2")
+        target = S3Bucket("vault", account_id=ACCOUNT)
+        point = target.refresh(next(p for p in target.list_points() if p.managed))
+        assert point is not None
+        assert "GOVERNANCE retention" in point.legal_hold.reason
+        with pytest.raises(ProtectedPointError):
+            target.delete(point)
+
+    def test_hold_on_version_needs_object_lock(self, target, history):
+        """Without Object Lock a data version cannot be held: PolicyError names the setting."""
+        point = next(p for p in target.list_points() if p.managed)
+        with pytest.raises(PolicyError, match="object_lock"):
+            target.place_hold(point, LegalHold(reason="audit"))
+
+
+class TestManifests:
+    def test_create_backup_records_current_versions(self, target, s3, history):
+        """The manifest lists the current version of every live key, with ownership tags."""
+        point = target.create_backup(reason="manual", token="t1"  # noqa: S106 - an idempotency token, tags={"team": "web"})
+        lines = {line["key"]: line["version_id"] for line in target.read_manifest(point)}
+        current = {
+            v["Key"]: v["VersionId"]
+            for v in s3.list_object_versions(Bucket=BUCKET)["Versions"]
+            if v["IsLatest"] and not v["Key"].startswith("_backuppolicy/")
+        }
+        assert current == lines
+        assert ("s3-manifest", True, BUCKET, "web", 4) == (
+            point.kind,
+            point.managed,
+            point.tags[TAG_TARGET],
+            point.tags["team"],
+            point.details["objects"],
+        )
+
+    def test_manifest_not_treated_as_data(self, target, history):
+        """Manifests are listed as manifests, never as data versions."""
+        target.create_backup(token="t1"  # noqa: S106 - an idempotency token)
+        kinds = Counter(p.kind for p in target.list_points())
+        assert {"s3-manifest": 1, "s3-version": 9} == dict(kinds)
+
+    def test_foreign_tags_make_manifest_unmanaged(self, s3, history):
+        """A manifest of another policy is listed as unmanaged."""
+        S3Bucket(BUCKET, account_id=ACCOUNT, policy="other").create_backup(token="t1"  # noqa: S106 - an idempotency token)
+        listed = [
+            p for p in S3Bucket(BUCKET, account_id=ACCOUNT).list_points() if p.kind == "s3-manifest"
+        ]
+        assert [("other", False)] == [(p.tags[TAG_POLICY], p.managed) for p in listed]
+
+    def test_restore_manifest_copies_and_purges(self, target, s3, history):
+        """Restoring a manifest copies its versions under a scratch prefix and purges it on exit."""
+        point = target.create_backup(token="t1"  # noqa: S106 - an idempotency token)
+        s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a4")
+        with target.restore(point, IsolationProfile(name_prefix="rt-")) as restored:
+            prefix = restored.details["prefix"]
+            copied = {k.removeprefix(prefix): v for k, v in _live_all(s3, BUCKET, prefix).items()}
+            assert {"a.txt": b"a3", "b.txt": b"b2", "c.txt": b"c2", "e.txt": b"e1"} == copied
+        versions = s3.list_object_versions(Bucket=BUCKET, Prefix=prefix)
+        assert ([], []) == (versions.get("Versions", []), versions.get("DeleteMarkers", []))
+
+    def test_copy_version_to_other_bucket(self, target, s3, history):
+        """A version copy lands in the destination with the version's bytes."""
+        point = next(p for p in target.list_points() if p.details["key"] == "a.txt" and p.managed)
+        copy = target.copy(point, Destination(tier="offsite", store=f"s3://{DEST}/copies/"))
+        assert ("offsite", "copies/a.txt") == (copy.tier, copy.details["key"])
+        assert _body(s3, DEST, "copies/a.txt") in {b"a1", b"a2"}
+
+
+def _live_all(s3: Any, bucket: str, prefix: str) -> dict[str, bytes]:
+    page = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return {o["Key"]: _body(s3, bucket, o["Key"]) for o in page.get("Contents", [])}
+
+
+class TestRetention:
+    @pytest.fixture(name="aged")
+    def _aged(self, s3: Any) -> datetime:
+        """doc.txt: versions 100, 60, 30 and 1 days ago; gone.txt: written 100, deleted 50 days ago."""
+        now = T0 + timedelta(days=100)
+        for days_ago in (100, 60, 30, 1):
+            with _at(now - timedelta(days=days_ago)):
+                s3.put_object(Bucket=BUCKET, Key="doc.txt", Body=f"d{days_ago}".encode())
+        with _at(now - timedelta(days=100)):
+            s3.put_object(Bucket=BUCKET, Key="gone.txt", Body=b"g")
+        with _at(now - timedelta(days=50)):
+            s3.delete_object(Bucket=BUCKET, Key="gone.txt")
+        return now
+
+    def _deleted_bodies(self, target: S3Bucket, rule: Any, now: datetime) -> dict[str, int]:
+        plans = {p.key: p for p in target.noncurrent_retention_plan(rule, now=now)}
+        return {key: len(plan.delete) for key, plan in plans.items()}
+
+    def test_max_age_counts_from_replacement(self, target, aged):
+        """MaxAge(35d) keeps versions replaced within 35 days, even if written long before."""
+        plans = {p.key: p for p in target.noncurrent_retention_plan(MaxAge(days=35), now=aged)}
+        kept = sorted(p.details["last_modified"] for p in plans["doc.txt"].keep)
+        assert [aged - timedelta(days=60), aged - timedelta(days=30), aged - timedelta(days=1)] == [
+            k.replace(microsecond=0) for k in kept
+        ]
+        assert 1 == len(plans["doc.txt"].delete)
+
+    def test_deleted_key_expires_like_aws(self, target, aged):
+        """A key deleted 50 days ago loses its last version; the delete marker stays."""
+        plan = next(
+            p
+            for p in target.noncurrent_retention_plan(MaxAge(days=35), now=aged)
+            if p.key == "gone.txt"
+        )
+        assert (["s3-version"], ["s3-delete-marker"]) == (
+            [p.kind for p in plan.delete],
+            [p.kind for p in plan.keep],
+        )
+
+    def test_current_version_never_deleted(self, target, aged):
+        """Even a rule that keeps nothing recent leaves the current version in keep."""
+        plan = next(
+            p
+            for p in target.noncurrent_retention_plan(
+                MaxAge(hours=1), now=aged + timedelta(days=400)
+            )
+            if p.key == "doc.txt"
+        )
+        current = [p for p in plan.keep if p.details["is_latest"]]
+        assert 1 == len(current)
+        assert 3 == len(plan.delete)
+
+    def test_keep_last_counts_current_version(self, target, aged):
+        """KeepLast(2) keeps the current version and the newest noncurrent one."""
+        plan = next(
+            p
+            for p in target.noncurrent_retention_plan(MaxAge(days=1) | KeepLast(2), now=aged)
+            if p.key == "doc.txt"
+        )
+        assert (2, 2) == (len(plan.keep), len(plan.delete))
+
+    def test_every_point_has_reasons(self, target, aged):
+        """Every kept and deleted point has at least one reason."""
+        for plan in target.noncurrent_retention_plan(MaxAge(days=35), now=aged):
+            assert all(plan.reasons[p.id] for p in (*plan.keep, *plan.delete))
+
+    def test_apply_deletes_planned_versions(self, target, s3, aged):
+        """Applying deletes exactly the planned versions, in one DeleteObjects batch."""
+        report = target.apply_noncurrent_retention(MaxAge(days=35), now=aged)
+        assert (2, 2, 1, 0) == (report.keys, report.deleted, report.batches, report.held)
+        assert {"ListObjectVersions": 1, "DeleteObjects": 1} == dict(report.requests)
+        left = s3.list_object_versions(Bucket=BUCKET)
+        assert 3 == len(left["Versions"])
+        assert b"d1" == _body(s3, BUCKET, "doc.txt")
+
+    def test_apply_dry_run_deletes_nothing(self, target, s3, aged):
+        """A dry run reports the deletions and makes no DeleteObjects request."""
+        report = target.apply_noncurrent_retention(MaxAge(days=35), now=aged, dry_run=True)
+        assert (2, 0) == (report.deleted, report.batches)
+        assert 5 == len(s3.list_object_versions(Bucket=BUCKET)["Versions"])
+
+    def test_apply_is_idempotent(self, target, aged):
+        """A second run finds nothing more to delete."""
+        target.apply_noncurrent_retention(MaxAge(days=35), now=aged)
+        assert 0 == target.apply_noncurrent_retention(MaxAge(days=35), now=aged).deleted
+
+    def test_apply_skips_object_lock_held_versions(self, s3):
+        """With Object Lock, held versions planned for deletion are skipped and counted."""
+        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        with _at(T0):
+            s3.put_object(Bucket="vault", Key="k", Body=b"1")
+            old = s3.put_object(Bucket="vault", Key="j", Body=b"1")["VersionId"]
+        with _at(T0 + timedelta(days=1)):
+            s3.put_object(Bucket="vault", Key="k", Body=b"2")
+            s3.put_object(Bucket="vault", Key="j", Body=b"2")
+        s3.put_object_legal_hold(Bucket="vault", Key="j", VersionId=old, LegalHold={"Status": "ON"})
+        target = S3Bucket("vault", account_id=ACCOUNT)
+        report = target.apply_noncurrent_retention(MaxAge(days=35), now=T0 + timedelta(days=100))
+        assert (1, 1) == (report.deleted, report.held)
+
+    @pytest.mark.parametrize("size", [0, DELETE_BATCH_LIMIT + 1, True])
+    def test_batch_size_validated(self, target, size):
+        """batch_size must be 1..1000: AWS's DeleteObjects limit is refused before any call."""
+        with pytest.raises(PolicyError, match="^batch_size: expected an integer from 1 to 1000"):
+            target.apply_noncurrent_retention(MaxAge(days=35), now=T0, batch_size=size)
+
+    def test_lifecycle_rule_for_max_age_and_keep_last(self, target):
+        """MaxAge(35d) | KeepLast(3) compiles to NoncurrentDays=35, NewerNoncurrentVersions=2."""
+        rule = target.lifecycle_rule_for(MaxAge(days=35) | KeepLast(3))
+        assert {"NoncurrentDays": 35, "NewerNoncurrentVersions": 2} == rule[
+            "NoncurrentVersionExpiration"
+        ]
+        assert {"Prefix": ""} == rule["Filter"]
+
+    @pytest.mark.parametrize("rule", [KeepDaily(7), MaxAge(months=1), KeepLast(3)])
+    def test_lifecycle_rule_for_refuses_inexpressible(self, target, rule):
+        """Rules S3 lifecycle cannot express are refused with a field error."""
+        with pytest.raises(PolicyError, match="^rule: expected MaxAge"):
+            target.lifecycle_rule_for(rule)
+
+    def test_put_lifecycle_rule_keeps_other_rules(self, target, s3):
+        """Our rule is added next to existing ones and replaced on the next put."""
+        other = {
+            "ID": "logs",
+            "Filter": {"Prefix": "logs/"},
+            "Status": "Enabled",
+            "Expiration": {"Days": 9},
+        }
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=BUCKET, LifecycleConfiguration={"Rules": [other]}
+        )
+        target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=35)))
+        target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=40)))
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
+        assert ["logs", f"backuppolicy-noncurrent-{BUCKET}"] == [r["ID"] for r in rules]
+        assert {"NoncurrentDays": 40} == rules[1]["NoncurrentVersionExpiration"]
+
+
+class TestRestoreToTime:
+    def test_restore_into_other_bucket(self, target, s3, history):
+        """Keys alive at T are copied with their bytes at T; deleted and later keys are not."""
+        report = target.restore_to_time(history, dest_bucket=DEST)
+        assert EXPECTED_AT_T == _live(s3, DEST)
+        assert (5, 3, 0, {"deleted at T": 1, "created after T": 1}) == (
+            report.keys,
+            report.restored,
+            report.deleted,
+            dict(report.skipped),
+        )
+        assert {"ListObjectVersions": 1, "CopyObject": 3} == dict(report.requests)
+
+    def test_restore_in_place(self, target, s3, history):
+        """In place only changed keys are copied; later keys get a delete marker."""
+        report = target.restore_to_time(history)
+        assert EXPECTED_AT_T == _live(s3, BUCKET)
+        assert (True, 3, 2) == (report.in_place, report.restored, report.deleted)
+        assert {"ListObjectVersions": 1, "CopyObject": 3, "DeleteObjects": 1} == dict(
+            report.requests
+        )
+
+    def test_in_place_restore_is_reversible_and_idempotent(self, target, s3, history):
+        """A second in-place restore to T changes nothing; history keeps every version."""
+        target.restore_to_time(history)
+        second = target.restore_to_time(history)
+        assert (0, 0, {"unchanged": 3, "deleted at T": 1, "created after T": 1}) == (
+            second.restored,
+            second.deleted,
+            dict(second.skipped),
+        )
+        report = target.restore_to_time(T0 + timedelta(seconds=40))
+        assert {"a.txt": b"a3", "b.txt": b"b2", "c.txt": b"c2", "e.txt": b"e1"} == _live(s3, BUCKET)
+        assert (4, 1) == (report.restored, report.deleted)
+
+    def test_restore_into_prefix_of_same_bucket(self, s3, history):
+        """A prefix restore into another prefix of the same bucket relocates keys."""
+        s3.put_object(Bucket=BUCKET, Key="img/x.png", Body=b"x")
+        target = S3Bucket(BUCKET, prefix="img/", account_id=ACCOUNT)
+        target.restore_to_time(
+            datetime.now(UTC) + timedelta(seconds=5), dest_prefix="restored/img/"
+        )
+        assert {"restored/img/x.png": b"x"} == _live(s3, BUCKET, "restored/")
+
+    @pytest.mark.parametrize(("prefix", "dest_prefix"), [("", "restored/"), ("img/", "")])
+    def test_overlapping_destination_refused(self, s3, prefix, dest_prefix):
+        """A destination overlapping the source prefix (but not equal) is refused."""
+        target = S3Bucket(BUCKET, prefix=prefix, account_id=ACCOUNT)
+        with pytest.raises(
+            PolicyError, match="^dest_prefix: expected a prefix that does not overlap"
+        ):
+            target.restore_to_time(T0, dest_prefix=dest_prefix)
+
+    def test_naive_when_refused(self, target):
+        """A naive datetime is refused with the standard message."""
+        with pytest.raises(PolicyError, match="^when: expected a timezone-aware datetime"):
+            target.restore_to_time(datetime(2026, 1, 1))
+
+    def test_dry_run_writes_nothing(self, target, s3, history):
+        """A dry run reports the plan and only lists."""
+        report = target.restore_to_time(history, dest_bucket=DEST, dry_run=True)
+        assert (3, {"ListObjectVersions": 1}, {}) == (
+            report.restored,
+            dict(report.requests),
+            _live(s3, DEST),
+        )
+
+    def test_same_second_counts_as_at_or_before(self, target, s3):
+        """A write later in the same second as `when` is included (whole-second rule)."""
+        with _at(T0 + timedelta(milliseconds=100)):
+            s3.put_object(Bucket=BUCKET, Key="k", Body=b"old")
+        with _at(T0 + timedelta(seconds=5, milliseconds=700)):
+            s3.put_object(Bucket=BUCKET, Key="k", Body=b"new")
+        target.restore_to_time(T0 + timedelta(seconds=5, milliseconds=200), dest_bucket=DEST)
+        target.restore_to_time(
+            T0 + timedelta(seconds=4, milliseconds=999), dest_bucket=DEST, dest_prefix="before/"
+        )
+        assert {"k": b"new", "before/k": b"old"} == _live(s3, DEST)
+
+    def test_delete_marker_on_other_page_than_versions(self, target, s3):
+        """With one entry per page, a key deleted before T is not restored (s3-pit-restore bug)."""
+        with _at(T0):
+            s3.put_object(Bucket=BUCKET, Key="k", Body=b"1")
+            s3.put_object(Bucket=BUCKET, Key="z", Body=b"1")
+        with _at(T0 + timedelta(seconds=10)):
+            s3.delete_object(Bucket=BUCKET, Key="k")
+        with _at(T0 + timedelta(seconds=30)):
+            s3.put_object(Bucket=BUCKET, Key="k", Body=b"2")
+        report = target.restore_to_time(T0 + timedelta(seconds=20), dest_bucket=DEST, page_size=1)
+        assert {"z": b"1"} == _live(s3, DEST)
+        assert (4, {"deleted at T": 1}) == (
+            report.requests["ListObjectVersions"],
+            dict(report.skipped),
+        )
+
+    def test_throttled_copies_complete_once(self, s3, history):
+        """A third of CopyObject calls are throttled: every key is still restored, once."""
+        client = boto3.client("s3", region_name="us-east-1")
+        calls = Counter[str]()
+
+        def flaky(**_kwargs: Any) -> Any:
+            calls["all"] += 1
+            if calls["all"] % 3 == 1:
+                response = AWSResponse("https://s3", 503, {}, None)
+                return response, {
+                    "Error": {"Code": "SlowDown", "Message": "slow down"},
+                    "ResponseMetadata": {"HTTPStatusCode": 503},
+                }
+            return None
+
+        client.meta.events.register("before-call.s3.CopyObject", flaky)
+        slept: list[float] = []
+        target = S3Bucket(
+            BUCKET,
+            clients={"s3": client},
+            retry=RetryPolicy(sleep=slept.append),
+            account_id=ACCOUNT,
+        )
+        report = target.restore_to_time(history, dest_bucket=DEST, max_workers=2)
+        assert EXPECTED_AT_T == _live(s3, DEST)
+        assert 3 == report.restored
+        assert 3 == len(s3.list_object_versions(Bucket=DEST).get("Versions", []))
+        assert len(slept) >= 1
+
+
+class TestDecide:
+    def _e(
+        self, second: int, *, marker: bool = False, latest: bool = False, vid: str = ""
+    ) -> _Entry:
+        return _Entry(
+            key="k",
+            version_id=vid or f"v{second}{'m' if marker else ''}",
+            last_modified=T0 + timedelta(seconds=second),
+            is_latest=latest,
+            is_marker=marker,
+        )
+
+    @pytest.mark.parametrize(
+        ("entries", "in_place", "expected"),
+        [
+            ([(30, False), (10, False)], False, "copy"),
+            ([(30, False), (10, True), (0, False)], False, "deleted at T"),
+            ([(30, False)], False, "created after T"),
+            ([(30, False)], True, "delete"),
+            ([(30, True), (10, False)], True, "copy"),
+            ([(10, False)], True, "unchanged"),
+            ([(30, True), (10, True), (0, False)], True, "deleted at T"),
+        ],
+    )
+    def test_actions(self, entries, in_place, expected):
+        """Each key's action follows from its newest entry at or before T and its current entry."""
+        group = [self._e(s, marker=m, latest=i == 0) for i, (s, m) in enumerate(entries)]
+        cutoff = math.floor((T0 + timedelta(seconds=20)).timestamp())
+        assert expected == _decide(group, cutoff, in_place=in_place)[0]
+
+    def test_tie_between_marker_and_version_is_ambiguous(self):
+        """A marker and a version in the deciding second are flagged as ambiguous."""
+        group = [self._e(10), self._e(10, marker=True)]
+        cutoff = math.floor((T0 + timedelta(seconds=20)).timestamp())
+        assert ("copy", True) == (
+            _decide(group, cutoff, in_place=False)[0],
+            _decide(group, cutoff, in_place=False)[2],
+        )
+
+
+# Stubber tests ---------------------------------------------------------------------------
+
+
+def _version(
+    key: str, vid: str, seconds: int, *, latest: bool = False, size: int = 3
+) -> dict[str, Any]:
+    return {
+        "Key": key,
+        "VersionId": vid,
+        "LastModified": T0 + timedelta(seconds=seconds),
+        "IsLatest": latest,
+        "Size": size,
+        "ETag": '"e"',
+    }
+
+
+def _marker(key: str, vid: str, seconds: int, *, latest: bool = False) -> dict[str, Any]:
+    return {
+        "Key": key,
+        "VersionId": vid,
+        "LastModified": T0 + timedelta(seconds=seconds),
+        "IsLatest": latest,
+    }
+
+
+@pytest.fixture(name="stubbed")
+def _stubbed() -> Iterator[tuple[S3Bucket, Stubber, list[float]]]:
+    client = boto3.client("s3", region_name="us-east-1")
+    slept: list[float] = []
+    target = S3Bucket(
+        BUCKET, clients={"s3": client}, retry=RetryPolicy(sleep=slept.append), account_id=ACCOUNT
+    )
+    with Stubber(client) as stubber:
+        yield target, stubber, slept
+        stubber.assert_no_pending_responses()
+
+
+def _copy_params(key: str, vid: str, dest_key: str | None = None) -> dict[str, Any]:
+    return {
+        "Bucket": DEST,
+        "Key": dest_key or key,
+        "CopySource": {"Bucket": BUCKET, "Key": key, "VersionId": vid},
+    }
+
+
+class TestStubbed:
+    def test_marker_and_versions_on_different_pages(self, stubbed):
+        """Page 1 ends with k's delete marker, page 2 holds k's versions: k is not restored."""
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "list_object_versions",
+            {
+                "DeleteMarkers": [_marker("k", "m1", 10, latest=True)],
+                "Versions": [_version("j", "j1", 0, latest=True)],
+                "IsTruncated": True,
+                "NextKeyMarker": "k",
+                "NextVersionIdMarker": "m1",
+            },
+            {"Bucket": BUCKET, "Prefix": ""},
+        )
+        stubber.add_response("copy_object", {}, _copy_params("j", "j1"))
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [_version("k", "k2", 5), _version("k", "k1", 0)], "IsTruncated": False},
+            {"Bucket": BUCKET, "Prefix": "", "KeyMarker": "k", "VersionIdMarker": "m1"},
+        )
+        report = target.restore_to_time(T0 + timedelta(seconds=20), dest_bucket=DEST, max_workers=1)
+        assert (1, {"deleted at T": 1}) == (report.restored, dict(report.skipped))
+
+    def test_versions_split_across_pages_pick_version_at_t(self, stubbed):
+        """A key's newer versions on page 1 and older ones on page 2: the version at T is copied."""
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "list_object_versions",
+            {
+                "Versions": [_version("k", "k3", 30, latest=True)],
+                "IsTruncated": True,
+                "NextKeyMarker": "k",
+                "NextVersionIdMarker": "k3",
+            },
+            {"Bucket": BUCKET, "Prefix": ""},
+        )
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [_version("k", "k2", 10), _version("k", "k1", 0)], "IsTruncated": False},
+            {"Bucket": BUCKET, "Prefix": "", "KeyMarker": "k", "VersionIdMarker": "k3"},
+        )
+        stubber.add_response("copy_object", {}, _copy_params("k", "k2"))
+        assert (
+            1
+            == target.restore_to_time(
+                T0 + timedelta(seconds=20), dest_bucket=DEST, max_workers=1
+            ).restored
+        )
+
+    def test_throttled_listing_retried(self, stubbed):
+        """A SlowDown on the listing is retried with the injected sleep, then succeeds."""
+        target, stubber, slept = stubbed
+        stubber.add_client_error("list_object_versions", "SlowDown", http_status_code=503)
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [_version("k", "k1", 0, latest=True)], "IsTruncated": False},
+        )
+        stubber.add_response("copy_object", {}, _copy_params("k", "k1"))
+        report = target.restore_to_time(T0 + timedelta(seconds=20), dest_bucket=DEST, max_workers=1)
+        assert (1, 1) == (report.restored, len(slept))
+
+    def test_access_denied_on_copy_raises(self, stubbed):
+        """AccessDenied on a copy is raised as PermissionDeniedError, not swallowed."""
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [_version("k", "k1", 0, latest=True)], "IsTruncated": False},
+        )
+        stubber.add_client_error("copy_object", "AccessDenied", http_status_code=403)
+        with pytest.raises(PermissionDeniedError, match="CopyObject"):
+            target.restore_to_time(T0 + timedelta(seconds=20), dest_bucket=DEST, max_workers=1)
+
+    def test_failed_later_page_deletes_nothing(self, stubbed):
+        """In place: when page 2 of the listing fails, no DeleteObjects request is sent."""
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "list_object_versions",
+            {
+                "Versions": [_version("new", "n1", 30, latest=True)],
+                "IsTruncated": True,
+                "NextKeyMarker": "new",
+                "NextVersionIdMarker": "n1",
+            },
+        )
+        stubber.add_client_error("list_object_versions", "AccessDenied", http_status_code=403)
+        with pytest.raises(PermissionDeniedError):
+            target.restore_to_time(T0 + timedelta(seconds=20), max_workers=1)
+
+    def test_in_place_deletes_in_batches_of_1000(self, stubbed):
+        """2500 keys created after T are removed with three DeleteObjects of 1000, 1000, 500."""
+        target, stubber, _ = stubbed
+        keys = [f"k{i:05d}" for i in range(2500)]
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [_version(k, "v1", 30, latest=True) for k in keys], "IsTruncated": False},
+        )
+        for chunk in (keys[:1000], keys[1000:2000], keys[2000:]):
+            stubber.add_response(
+                "delete_objects",
+                {},
+                {
+                    "Bucket": BUCKET,
+                    "Delete": {"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+                },
+            )
+        report = target.restore_to_time(T0 + timedelta(seconds=20), max_workers=1)
+        assert (2500, 3) == (report.deleted, report.requests["DeleteObjects"])
+
+    def test_delete_objects_refuses_over_1000(self, stubbed):
+        """A batch of 1001 keys is refused before any request."""
+        target, _, _ = stubbed
+        with pytest.raises(PolicyError, match="^objects: expected at most 1000 keys"):
+            target.delete_objects([(f"k{i}", None) for i in range(1001)])
+
+    def test_delete_objects_per_key_errors_raise(self, stubbed):
+        """Per-key errors in a DeleteObjects answer are raised with the first keys named."""
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "delete_objects",
+            {"Errors": [{"Key": "k", "VersionId": "v", "Code": "AccessDenied", "Message": "no"}]},
+        )
+        with pytest.raises(
+            Exception, match=r"DeleteObjects failed for 1 of 1 keys \(k@v: AccessDenied\)"
+        ):
+            target.delete_objects([("k", "v")])
+
+    def test_multipart_copy_above_5_gib(self, stubbed):
+        """A 6 GiB version is copied with UploadPartCopy in 512 MiB ranges, then completed."""
+        target, stubber, _ = stubbed
+        size = 6 * 1024**3
+        part = 512 * 1024**2
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [_version("big", "b1", 0, latest=True, size=size)], "IsTruncated": False},
+        )
+        stubber.add_response(
+            "head_object",
+            {
+                "ContentLength": size,
+                "ContentType": "application/octet-stream",
+                "Metadata": {"a": "b"},
+            },
+            {"Bucket": BUCKET, "Key": "big", "VersionId": "b1"},
+        )
+        stubber.add_response(
+            "create_multipart_upload",
+            {"UploadId": "u1"},
+            {
+                "Bucket": DEST,
+                "Key": "big",
+                "Metadata": {"a": "b"},
+                "ContentType": "application/octet-stream",
+            },
+        )
+        ranges = [(s, min(s + part, size) - 1) for s in range(0, size, part)]
+        for number, (start, end) in enumerate(ranges, start=1):
+            stubber.add_response(
+                "upload_part_copy",
+                {"CopyPartResult": {"ETag": f'"p{number}"'}},
+                {
+                    "Bucket": DEST,
+                    "Key": "big",
+                    "UploadId": "u1",
+                    "PartNumber": number,
+                    "CopySource": {"Bucket": BUCKET, "Key": "big", "VersionId": "b1"},
+                    "CopySourceRange": f"bytes={start}-{end}",
+                },
+            )
+        stubber.add_response(
+            "complete_multipart_upload",
+            {"VersionId": "new"},
+            {
+                "Bucket": DEST,
+                "Key": "big",
+                "UploadId": "u1",
+                "MultipartUpload": {
+                    "Parts": [{"PartNumber": n, "ETag": f'"p{n}"'} for n in range(1, 13)]
+                },
+            },
+        )
+        report = target.restore_to_time(T0 + timedelta(seconds=20), dest_bucket=DEST, max_workers=1)
+        assert 12 == len(ranges)
+        assert {
+            "ListObjectVersions": 1,
+            "HeadObject": 1,
+            "CreateMultipartUpload": 1,
+            "UploadPartCopy": 12,
+            "CompleteMultipartUpload": 1,
+        } == dict(report.requests)
+        assert size > MAX_COPY_OBJECT_SIZE
+
+    def test_multipart_copy_aborts_on_failure(self, stubbed):
+        """A failing part aborts the multipart upload and raises."""
+        target, stubber, _ = stubbed
+        size = MAX_COPY_OBJECT_SIZE + 1
+        stubber.add_response(
+            "list_object_versions",
+            {"Versions": [_version("big", "b1", 0, latest=True, size=size)], "IsTruncated": False},
+        )
+        stubber.add_response("head_object", {"ContentLength": size})
+        stubber.add_response("create_multipart_upload", {"UploadId": "u1"})
+        stubber.add_client_error("upload_part_copy", "AccessDenied", http_status_code=403)
+        stubber.add_response(
+            "abort_multipart_upload", {}, {"Bucket": DEST, "Key": "big", "UploadId": "u1"}
+        )
+        with pytest.raises(PermissionDeniedError):
+            target.restore_to_time(T0 + timedelta(seconds=20), dest_bucket=DEST, max_workers=1)
+
+    def test_bad_max_workers_refused(self, stubbed):
+        """max_workers must be a positive integer."""
+        target, _, _ = stubbed
+        with pytest.raises(PolicyError, match="^max_workers: expected an integer >= 1"):
+            target.restore_to_time(T0, dest_bucket=DEST, max_workers=0)
+
+    def test_report_totals(self):
+        """A report sums skipped keys and requests."""
+        report = RestoreReport(
+            when=T0,
+            source="s3://a/",
+            destination="s3://b/",
+            in_place=False,
+            dry_run=False,
+            keys=5,
+            restored=3,
+            deleted=0,
+            skipped={"deleted at T": 1, "created after T": 1},
+            ambiguous=0,
+            bytes_copied=9,
+            requests={"ListObjectVersions": 1, "CopyObject": 3},
+        )
+        assert (2, 4) == (report.skipped_total, report.total_requests)
+
+
+# Contract ---------------------------------------------------------------------------------
+
+
+class TestS3BucketContract(BackupTargetContract):
+    """S3Bucket passes the BackupTarget contract (points: manifests) under moto."""
+
+    @pytest.fixture(name="target")
+    def _contract_target(self, s3: Any) -> S3Bucket:
+        s3.create_bucket(Bucket="contract", ObjectLockEnabledForBucket=True)
+        s3.put_object(Bucket="contract", Key="data/a.txt", Body=b"a1")
+        s3.put_object(Bucket="contract", Key="data/a.txt", Body=b"a2")
+        return S3Bucket("contract", account_id=ACCOUNT, policy="prod")
+
+    @pytest.fixture(name="destination")
+    def _contract_destination(self) -> Destination:
+        return Destination(tier="offsite", store=f"s3://{DEST}/offsite/")
+
+    @pytest.fixture(name="foreign_point")
+    def _contract_foreign(self, target: S3Bucket) -> RecoveryPoint:
+        return next(p for p in target.list_points() if p.kind == "s3-version" and not p.managed)
+
+    def list_copies(self, target: Any, destination: Destination) -> list[RecoveryPoint]:
+        """The versions at the destination, as ids like the copy's."""
+        client = boto3.client("s3", region_name="us-east-1")
+        versions = client.list_object_versions(Bucket=DEST).get("Versions", [])
+        return [
+            RecoveryPoint(id=f"{v['Key']}@{v['VersionId']}", target=target.name, created_at=T0)
+            for v in versions
+        ]
+
+    def restored_exists(self, target: Any, restored: RestoredResource) -> bool | None:
+        """Whether anything is left under the restore prefix."""
+        client = boto3.client("s3", region_name="us-east-1")
+        page = client.list_object_versions(Bucket="contract", Prefix=restored.details["prefix"])
+        return bool(page.get("Versions") or page.get("DeleteMarkers"))
