@@ -46,6 +46,7 @@ BUCKET = "assets"
 DEST = "assets-restored"
 ACCOUNT = "123456789012"
 T0 = datetime(2026, 1, 1, 10, 0, 0, tzinfo=UTC)
+TOKEN = "t1"
 
 
 def _at(moment: datetime) -> time_machine.travel:
@@ -338,7 +339,7 @@ class TestLegalHolds:
 class TestManifests:
     def test_create_backup_records_current_versions(self, target, s3, history):
         """The manifest lists the current version of every live key, with ownership tags."""
-        point = target.create_backup(reason="manual", token="t1"  # noqa: S106 - an idempotency token, tags={"team": "web"})
+        point = target.create_backup(reason="manual", token=TOKEN, tags={"team": "web"})
         lines = {line["key"]: line["version_id"] for line in target.read_manifest(point)}
         current = {
             v["Key"]: v["VersionId"]
@@ -356,13 +357,13 @@ class TestManifests:
 
     def test_manifest_not_treated_as_data(self, target, history):
         """Manifests are listed as manifests, never as data versions."""
-        target.create_backup(token="t1"  # noqa: S106 - an idempotency token)
+        target.create_backup(token=TOKEN)
         kinds = Counter(p.kind for p in target.list_points())
         assert {"s3-manifest": 1, "s3-version": 9} == dict(kinds)
 
     def test_foreign_tags_make_manifest_unmanaged(self, s3, history):
         """A manifest of another policy is listed as unmanaged."""
-        S3Bucket(BUCKET, account_id=ACCOUNT, policy="other").create_backup(token="t1"  # noqa: S106 - an idempotency token)
+        S3Bucket(BUCKET, account_id=ACCOUNT, policy="other").create_backup(token=TOKEN)
         listed = [
             p for p in S3Bucket(BUCKET, account_id=ACCOUNT).list_points() if p.kind == "s3-manifest"
         ]
@@ -370,7 +371,7 @@ class TestManifests:
 
     def test_restore_manifest_copies_and_purges(self, target, s3, history):
         """Restoring a manifest copies its versions under a scratch prefix and purges it on exit."""
-        point = target.create_backup(token="t1"  # noqa: S106 - an idempotency token)
+        point = target.create_backup(token=TOKEN)
         s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a4")
         with target.restore(point, IsolationProfile(name_prefix="rt-")) as restored:
             prefix = restored.details["prefix"]
