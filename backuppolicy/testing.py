@@ -1,6 +1,5 @@
 # This module is test support: pytest's plain asserts are its API, and its tests read
 # ``assert expected == actual`` like every test of the project.
-# ruff: noqa: S101, SIM300
 """Test support: an in-memory target and the contract suite every `BackupTarget` must pass.
 
 This module needs pytest (``pip install pytest``); it never imports boto3 or moto.
