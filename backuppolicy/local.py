@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from backuppolicy.exceptions import (
     BackendError,
@@ -1143,9 +1143,16 @@ class Directory:
         exclude: Glob patterns of entries to leave out.
         store: Where new backups go (its tier is the target's source tier).
         policy: Name of the policy that owns the points (the ownership tag).
+        store_options: Keyword arguments for `S3Store` when a store is given as an ``s3://``
+            URL (``session=``, ``endpoint_url=``, ``retry=`` ...). A copy's
+            `~backuppolicy.targets.Destination` adds its ``kms_key_id`` and ``region``.
+
+    Other arguments: *stores* are more stores to look in (copies made earlier); *clock*
+    returns the current time (timezone-aware) and stamps the archive names.
     """
 
-    kind = "directory"
+    kind: ClassVar[str] = "directory"
+    """Registered kind of the target."""
 
     def __init__(
         self,
@@ -1157,6 +1164,7 @@ class Directory:
         store: ArchiveStore | str | os.PathLike[str],
         policy: str = "default",
         stores: Iterable[ArchiveStore] = (),
+        store_options: Mapping[str, Any] | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.path = Path(path).expanduser().absolute()
@@ -1174,7 +1182,8 @@ class Directory:
         if not isinstance(policy, str) or not policy:
             raise PolicyError.for_field("policy", "a non-empty policy name", policy)
         self.policy = policy
-        self.store = open_store(store, tier="local")
+        self.store_options = dict(store_options or {})
+        self.store = self._open(store, tier="local")
         self._stores: dict[str, ArchiveStore] = {self.store.url: self.store}
         for extra in stores:
             self._stores.setdefault(extra.url, extra)
@@ -1197,6 +1206,12 @@ class Directory:
         return tuple(self._stores.values())
 
     # -- helpers -----------------------------------------------------------------------
+
+    def _open(self, store: Any, *, tier: str, **options: Any) -> ArchiveStore:
+        """A store object as is; an ``s3://`` URL with *store_options* and *options*; a path."""
+        if isinstance(store, (str, os.PathLike)) and os.fspath(store).startswith("s3://"):
+            return open_store(store, tier=tier, **{**self.store_options, **options})
+        return open_store(store, tier=tier)
 
     def _owns(self, point: RecoveryPoint) -> bool:
         return point.tags.get(TAG_POLICY) == self.policy and point.tags.get(TAG_TARGET) == self.name
@@ -1461,7 +1476,12 @@ class Directory:
         """
         if destination.store is None:
             raise PolicyError.for_field("destination.store", "an ArchiveStore or a store URL", None)
-        target = open_store(destination.store, tier=destination.tier)
+        options: dict[str, Any] = {}
+        if destination.kms_key_id is not None:
+            options["kms_key_id"] = destination.kms_key_id
+        if destination.region is not None:
+            options["region"] = destination.region
+        target = self._open(destination.store, tier=destination.tier, **options)
         target = self._stores.get(target.url, target)
         if target.tier != destination.tier:
             raise PolicyError.for_field(

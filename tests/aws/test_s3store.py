@@ -317,3 +317,24 @@ class TestCopies:
             target.copy(point, Destination(store=offsite, tier="offsite"))
         assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
         assert [point.id] == [p.id for p in target.list_points()]
+
+    def test_copy_to_url_uses_destination_key(
+        self, source: Path, tmp_path: Path, client: Any, s3: Any
+    ):
+        """A destination given as an s3:// URL opens an S3Store with store_options and the Destination's KMS key."""
+        key_id = boto3.client("kms", region_name="us-east-1").create_key()["KeyMetadata"]["KeyId"]
+        target = Directory(
+            source,
+            name="app",
+            store=DirectoryStore(tmp_path / "local"),
+            store_options={"clients": {"s3": client}},
+            clock=Clock(),
+        )
+        point = target.create_backup()
+        destination = Destination(
+            store=f"s3://{BUCKET}/{PREFIX}", tier="offsite", kms_key_id=key_id
+        )
+        copy = target.copy(point, destination)
+        head = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}{point.id}.tar.gz")
+        assert ("aws:kms", True) == (head["ServerSideEncryption"], copy.encrypted)
+        assert key_id in head["SSEKMSKeyId"]
