@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
 from backuppolicy.exceptions import (
@@ -470,41 +470,34 @@ class _SnapshotTarget(AwsBackend):
 
     # -- copying --------------------------------------------------------------------------
 
-    def _check_copy(self, point: RecoveryPoint, destination: Destination) -> tuple[str, str | None]:
+    def _check_destination(self, destination: Destination) -> tuple[str, str | None]:
         if not isinstance(destination, Destination):
             raise PolicyError.for_field("destination", "a backuppolicy.Destination", destination)
         region = destination.region
         if not isinstance(region, str) or not region:
             raise PolicyError.for_field("destination.region", "an AWS region name", region)
-        if destination.account not in (None, self.account_id):
+        key = destination.kms_key_id
+        if key is not None and (not isinstance(key, str) or not key):
+            raise PolicyError.for_field("destination.kms_key_id", "None or a KMS key id", key)
+        if key is None and self.encrypt_copies:
+            self._need_key(region, "the target was created with encrypt_copies=True")
+        if destination.account is not None and destination.account != self.account_id:
             raise PolicyError.for_field(
                 "destination.account",
                 f"None or this account {self.account_id!r} (cross-account EBS copies need "
                 "snapshot sharing, which this target does not do)",
                 destination.account,
             )
-        if point.status is not Status.COMPLETED:
-            raise PolicyError.for_field(
-                "point.status",
-                "a completed point (only completed snapshots can be copied)",
-                point.status.value,
-            )
-        key = destination.kms_key_id
-        if key is not None and (not isinstance(key, str) or not key):
-            raise PolicyError.for_field("destination.kms_key_id", "None or a KMS key id", key)
-        if key is None and (point.encrypted or self.encrypt_copies):
-            why = (
-                f"point {point.id!r} is encrypted"
-                if point.encrypted
-                else "the target was created with encrypt_copies=True"
-            )
-            raise PolicyError.for_field(
-                "destination.kms_key_id",
-                f"a KMS key id or ARN in {region} ({why})",
-                key,
-                hint="EC2 would otherwise use the region's default key, or copy unencrypted.",
-            )
         return region, key
+
+    @staticmethod
+    def _need_key(region: str, why: str) -> NoReturn:
+        raise PolicyError.for_field(
+            "destination.kms_key_id",
+            f"a KMS key id or ARN in {region} ({why})",
+            None,
+            hint="EC2 would otherwise use the region's default key, or copy unencrypted.",
+        )
 
     def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
         """Copy *point* to *destination*'s region, encrypted with its KMS key, and return the copy.
@@ -514,45 +507,24 @@ class _SnapshotTarget(AwsBackend):
         and the copies form one point again.
 
         Raises:
-            PolicyError: No destination region; the point is not completed; or no
-                ``destination.kms_key_id`` although the point is encrypted or the target was
-                made with ``encrypt_copies=True``. Nothing was called.
+            PolicyError: No destination region, or no ``destination.kms_key_id`` although
+                the point is encrypted or the target was made with ``encrypt_copies=True``.
+                Nothing was called.
+            BackendError: The point is not completed.
         """
-        if point.encrypted is None:
-            fresh = self.refresh(point)
-            if fresh is None:
-                raise ResourceNotFoundError(
-                    f"{self.name}: point {point.id!r} no longer exists",
-                    backend=self.name,
-                    operation="CopySnapshot",
-                    resource=point.id,
-                )
-            point = fresh
-        dest_region, key = self._check_copy(point, destination)
+        dest_region, key = self._check_destination(destination)
+        if point.encrypted is None and key is None:
+            point = self._reread(point)  # is the source encrypted? We must know before copying.
+        if key is None and point.encrypted:
+            self._need_key(dest_region, f"point {point.id!r} is encrypted")
+        if point.status is not Status.COMPLETED:
+            self._incomplete(point, "CopySnapshot", "copy")
         source_region = self._region_of(point) or self.region
         snapshots = [s for s in point.details.get("snapshots", ()) if isinstance(s, Mapping)]
         if not snapshots:
             snapshots = [{"snapshot_id": point.id}]
         group = f"{point.id}-{dest_region}" if point.kind == KIND_INSTANCE_BACKUP else None
-        # No hold (it is the source's) and no token (a same-region copy must not answer
-        # create_backup's token lookup).
-        base_tags = {
-            k: v
-            for k, v in point.tags.items()
-            if k not in {TAG_HOLD, TAG_TOKEN, TAG_SOURCE_SNAPSHOT}
-        }
-        base_tags.update(
-            {
-                TAG_POLICY: self.policy,
-                TAG_TARGET: self.name,
-                TAG_TIER: destination.tier,
-                TAG_SOURCE_REGION: source_region,
-            }
-        )
-        if group is not None:
-            base_tags[TAG_GROUP] = group
-            base_tags[TAG_SOURCE_GROUP] = point.id
-            base_tags[TAG_GROUP_SIZE] = str(len(snapshots))
+        base_tags = self._copy_tags(point, destination, source_region, group, len(snapshots))
 
         def one(member: Mapping[str, Any]) -> str:
             source_id = str(member["snapshot_id"])
@@ -588,6 +560,42 @@ class _SnapshotTarget(AwsBackend):
                 resource=point.id,
             )
         return found[0]
+
+    def _copy_tags(
+        self,
+        point: RecoveryPoint,
+        destination: Destination,
+        source_region: str,
+        group: str | None,
+        size: int,
+    ) -> dict[str, str]:
+        # No hold (it is the source's) and no token (a same-region copy must not answer
+        # create_backup's token lookup).
+        tags = {
+            k: v
+            for k, v in point.tags.items()
+            if k not in {TAG_HOLD, TAG_TOKEN, TAG_SOURCE_SNAPSHOT}
+        }
+        tags.update(
+            {
+                TAG_POLICY: self.policy,
+                TAG_TARGET: self.name,
+                TAG_TIER: destination.tier,
+                TAG_SOURCE_REGION: source_region,
+            }
+        )
+        if group is not None:
+            tags.update({TAG_GROUP: group, TAG_SOURCE_GROUP: point.id, TAG_GROUP_SIZE: str(size)})
+        return tags
+
+    def _incomplete(self, point: RecoveryPoint, operation: str, verb: str) -> NoReturn:
+        raise BackendError(
+            f"{self.name}: {verb} of {point.id!r}: expected a completed point "
+            f"(got {point.status.value!r}).",
+            backend=self.name,
+            operation=operation,
+            resource=point.id,
+        )
 
     def _copies_of(self, source_id: str, region: str) -> list[str]:
         filters = [
@@ -763,13 +771,12 @@ class _SnapshotTarget(AwsBackend):
         They are deleted on exit, also when the block or the wait raised.
 
         Raises:
-            PolicyError: The point is not completed, or the zone is not in the point's region.
-            BackendError: A volume went to ``error`` or was not available in time.
+            PolicyError: The zone is not in the point's region.
+            BackendError: The point is not completed, or a volume went to ``error`` or was
+                not available in time.
         """
         if point.status is not Status.COMPLETED:
-            raise PolicyError.for_field(
-                "point.status", "a completed point to restore", point.status.value
-            )
+            self._incomplete(point, "CreateVolume", "restore")
         return self._restore(point, into or IsolationProfile())
 
     @contextlib.contextmanager
@@ -900,8 +907,8 @@ class EbsVolume(_SnapshotTarget):
     """An EBS volume, backed up as single-volume snapshots (``CreateSnapshot``).
 
     Example:
-        >>> from backuppolicy import aws
-        >>> volume = aws.EbsVolume("vol-0123456789abcdef0", name="data", account_id="123456789012")
+        >>> from backuppolicy.aws.ec2 import EbsVolume
+        >>> volume = EbsVolume("vol-0123456789abcdef0", name="data", account_id="123456789012")
         >>> volume.name, volume.kind, volume.volume_id
         ('data', 'ebs-volume', 'vol-0123456789abcdef0')
 
@@ -1018,8 +1025,8 @@ class Ec2Instance(_SnapshotTarget):
     failed and `Status.PARTIAL` when some failed or are missing.
 
     Example:
-        >>> from backuppolicy import aws
-        >>> web = aws.Ec2Instance("i-0123456789abcdef0", name="web", include_boot_volume=False,
+        >>> from backuppolicy.aws.ec2 import Ec2Instance
+        >>> web = Ec2Instance("i-0123456789abcdef0", name="web", include_boot_volume=False,
         ...                       account_id="123456789012")
         >>> web.name, web.kind, web.include_boot_volume
         ('web', 'ec2-instance', False)
