@@ -12,16 +12,18 @@ spread of full backups (`rolling_slots`, `full_backups_due`): each target gets
 one day of the period for its full backup, so that every target has a full
 backup within each period and the days carry an even load.
 
-Daylight saving time, on the schedule's wall clock:
+Daylight saving time: croniter matches the expression against wall-clock times
+of the zone; this module maps each match to instants:
 
 * A scheduled local time that does not exist (clocks spring forward over it)
-  runs at the first instant after the gap, once (croniter's behaviour, and
-  Vixie cron's): ``30 1 * * *`` in Europe/London runs at 02:00 BST on the
-  spring-forward day.
+  runs at the first instant after the gap, and several skipped times run once
+  there (croniter's and Vixie cron's behaviour): ``30 1 * * *`` in
+  Europe/London runs at 02:00 BST on the spring-forward day.
 * A scheduled local time that occurs twice (clocks fall back) runs once, at its
   first occurrence, when the hour field does not cover every hour (as cron(8)
   and EventBridge Scheduler do), so a daily backup stays daily. Schedules whose
   hour field is ``*`` (every hour) keep both occurrences: they follow elapsed time.
+  This holds for shifts of any length (Australia/Lord_Howe moves 30 minutes).
 
 All datetimes passed in must be timezone-aware; every datetime returned is in UTC.
 """
@@ -126,6 +128,8 @@ _FIELDS: Final = (
 _GAP_ORIGIN: Final = datetime(2000, 1, 1, tzinfo=UTC)
 _GAP_MAX_RUNS: Final = 1000
 _GAP_MAX_SPAN: Final = timedelta(days=28 * 366)
+# More than any change of a zone's UTC offset (DST shifts are 30 min to 2 h).
+_DST_MARGIN: Final = timedelta(hours=3)
 
 
 class Cadence(enum.Enum):
@@ -195,9 +199,7 @@ class Cadence(enum.Enum):
         Raises:
             PolicyError: *moment* is naive or *tz* is unknown.
         """
-        zone = _zone(tz, "tz")
-        local = ensure_aware(moment, field="moment").astimezone(zone)
-        return _resolve(self._wall_start(local.replace(tzinfo=None)), zone)
+        return self._bounds(moment, tz)[0]
 
     def period_end(self, moment: datetime, tz: str | tzinfo = "UTC") -> datetime:
         """The first instant after the period that contains *moment* (the next period's start), in UTC.
@@ -205,10 +207,20 @@ class Cadence(enum.Enum):
         Raises:
             PolicyError: *moment* is naive or *tz* is unknown.
         """
+        return self._bounds(moment, tz)[1]
+
+    def _bounds(self, moment: datetime, tz: str | tzinfo) -> tuple[datetime, datetime]:
         zone = _zone(tz, "tz")
-        local = ensure_aware(moment, field="moment").astimezone(zone)
-        start = self._wall_start(local.replace(tzinfo=None))
-        return _resolve(self._wall_next(start), zone)
+        moment = ensure_aware(moment, field="moment").astimezone(UTC)
+        local = moment.astimezone(zone)
+        wall = self._wall_start(local.replace(tzinfo=None))
+        start, end = _resolve(wall, zone), _resolve(self._wall_next(wall), zone)
+        if not start <= moment < end:
+            # A repeat longer than the period (Antarctica/Troll turns its clock back
+            # 2 h): the second pass of the hour is an hour of its own.
+            start = local.replace(minute=0, second=0, microsecond=0).astimezone(UTC)
+            end = start + timedelta(hours=1)
+        return start, end
 
     def period_key(self, moment: datetime, tz: str | tzinfo = "UTC") -> str:
         """A sortable label of the period of *tz* that contains *moment*.
@@ -314,6 +326,23 @@ def _zone(value: str | tzinfo, field: str) -> ZoneInfo:
 
 def _tz_name(value: str | tzinfo) -> str:
     return str(_zone(value, "tz").key)
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    """The naive wall-clock time of *moment* in *zone*."""
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _gap_end(before: datetime, after: datetime, zone: ZoneInfo) -> datetime:
+    """The instant of the offset change between *before* and *after* (UTC), to the second."""
+    offset = before.astimezone(zone).utcoffset()
+    while after - before > timedelta(seconds=1):
+        middle = before + (after - before) // 2
+        if middle.astimezone(zone).utcoffset() == offset:
+            before = middle
+        else:
+            after = middle
+    return after.replace(microsecond=0)
 
 
 def _resolve(wall: datetime, zone: ZoneInfo) -> datetime:
@@ -900,32 +929,54 @@ class Schedule:
             when += f" on {_day_words(every.day)} of {_MONTH_NAMES[(every.month or 1) - 1]}"
         return f"{when} at {every.at} {self.tz} {window}"
 
-    # -- iteration on croniter ---------------------------------------------------------
+    # -- iteration: croniter matches wall-clock times, we map them to instants ----------
 
     def _forward(self, after: datetime) -> Iterator[datetime]:
-        """Runs strictly after *after* (aware), in UTC, second DST passes skipped."""
+        """Runs strictly after *after* (aware), in UTC, in order."""
         zone = _zone_by_name(self.tz)
-        runs = croniter(self.cron, after.astimezone(zone))
+        walls = croniter(self.cron, _wall(after, zone) - _DST_MARGIN)
+        pending: list[datetime] = []
+        last = after
         while True:
-            run: datetime = runs.get_next(datetime)
-            if run > after and not self._is_repeat(run, zone):
-                yield run.astimezone(UTC)
+            wall: datetime = walls.get_next(datetime)
+            pending.extend(t for t in self._instants(wall, zone) if t > last)
+            # Later wall-clock times map to instants after this horizon.
+            horizon = _resolve(wall, zone) - _DST_MARGIN
+            while pending and min(pending) < horizon:
+                run = min(pending)
+                pending = [t for t in pending if t != run]
+                last = run
+                yield run
 
     def _backward(self, before: datetime) -> Iterator[datetime]:
-        """Runs strictly before *before* (aware), in UTC, newest first, second DST passes skipped."""
+        """Runs strictly before *before* (aware), in UTC, newest first."""
         zone = _zone_by_name(self.tz)
-        runs = croniter(self.cron, before.astimezone(zone))
+        walls = croniter(self.cron, _wall(before, zone) + _DST_MARGIN)
+        pending: list[datetime] = []
+        last = before
         while True:
-            run: datetime = runs.get_prev(datetime)
-            if run < before and not self._is_repeat(run, zone):
-                yield run.astimezone(UTC)
+            wall: datetime = walls.get_prev(datetime)
+            pending.extend(t for t in self._instants(wall, zone) if t < last)
+            horizon = _resolve(wall, zone) + _DST_MARGIN
+            while pending and max(pending) > horizon:
+                run = max(pending)
+                pending = [t for t in pending if t != run]
+                last = run
+                yield run
 
-    def _is_repeat(self, run: datetime, zone: ZoneInfo) -> bool:
-        """Whether *run* is the second occurrence of a wall-clock time repeated by DST."""
-        if _every_hour(self.cron):
-            return False
-        wall = run.astimezone(zone).replace(tzinfo=None)
-        return _resolve(wall, zone) < run.astimezone(UTC)
+    def _instants(self, wall: datetime, zone: ZoneInfo) -> list[datetime]:
+        """The instants (UTC) at which the schedule runs for the wall-clock match *wall*.
+
+        One for a time that exists once; the first (or, for schedules that run every
+        hour, both) of a time repeated by DST; the end of the gap for a skipped time.
+        """
+        first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        if first == second:
+            return [first]
+        if first.astimezone(zone).replace(tzinfo=None) == wall:  # repeated: first < second
+            return [first, second] if _every_hour(self.cron) else [first]
+        return [_gap_end(second, first, zone)]  # skipped: second < gap end <= first
 
     def _latest_past_deadline(self, now: datetime, grace: Duration) -> datetime | None:
         """The latest run with ``deadline(run) <= now``."""

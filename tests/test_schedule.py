@@ -52,9 +52,16 @@ instants = st.datetimes(
     max_value=datetime(2099, 12, 31),
     timezones=st.just(UTC),
 )
-# Instants near the 2026 DST changes of London and New York, where the edge cases live.
+# Instants near the 2026 DST changes of London, New York and Lord Howe (a 30-minute shift).
 dst_instants = st.sampled_from(
-    [utc(2026, 3, 8, 7), utc(2026, 3, 29, 1), utc(2026, 10, 25, 1), utc(2026, 11, 1, 6)]
+    [
+        utc(2026, 3, 8, 7),
+        utc(2026, 3, 29, 1),
+        utc(2026, 10, 25, 1),
+        utc(2026, 11, 1, 6),
+        utc(2026, 4, 4, 15),
+        utc(2026, 10, 3, 15, 30),
+    ]
 ).flatmap(
     lambda centre: st.integers(-36 * 60, 36 * 60).map(lambda m: centre + timedelta(minutes=m))
 )
@@ -439,6 +446,20 @@ class TestDaylightSaving:
         schedule = Schedule.daily("01:30", tz="America/New_York")
         runs = list(schedule.runs_between(utc(2026, 11, 1), utc(2026, 11, 3)))
         assert [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)] == runs
+
+    def test_half_hour_shift_of_lord_howe(self):
+        """Lord Howe turns its clock back 30 min (02:00 to 01:30) at 15:00 UTC on 4 April 2026.
+
+        Every-hour schedules run both passes of the repeated half hour; a daily job runs once.
+        """
+        every_20 = Schedule("*/20 * * * *", tz="Australia/Lord_Howe", window="10min")
+        runs = list(every_20.runs_between(utc(2026, 4, 4, 14), utc(2026, 4, 4, 15, 40)))
+        expected = [(14, 0), (14, 20), (14, 40), (15, 10), (15, 30)]
+        assert [utc(2026, 4, 4, h, m) for h, m in expected] == runs
+        assert utc(2026, 4, 4, 15, 10) == every_20.next_run(utc(2026, 4, 4, 14, 40, 40))
+        daily = Schedule.daily("01:45", tz="Australia/Lord_Howe")
+        runs = list(daily.runs_between(utc(2026, 4, 4), utc(2026, 4, 6)))
+        assert [utc(2026, 4, 4, 14, 45), utc(2026, 4, 5, 15, 15)] == runs
 
     def test_overdue_across_fall_back(self):
         """A success at the first 01:30 keeps the job on time through the repeated hour."""
