@@ -1,0 +1,913 @@
+"""Retention rules, the planner and RetentionPlan, where restic's reference data is silent."""
+
+from __future__ import annotations
+
+import gc
+import html
+import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from backuppolicy import LegalHold, PolicyError, RecoveryPoint, Status
+from backuppolicy.retention import (
+    AnyOf,
+    KeepDaily,
+    KeepHourly,
+    KeepLast,
+    KeepMonthly,
+    KeepTags,
+    KeepWeekly,
+    KeepWithin,
+    KeepYearly,
+    MaxAge,
+    RetentionPlan,
+    as_rule,
+    rule_from_spec,
+)
+
+NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+HOLD = LegalHold(reason="litigation", reference="case-17")
+
+
+def point(pid: str, when: datetime, target: str = "orders-db", **kwargs) -> RecoveryPoint:
+    """A recovery point with the fields that matter here."""
+    return RecoveryPoint(id=pid, target=target, created_at=when, **kwargs)
+
+
+def daily(days: int, *, at: datetime = NOW, target: str = "orders-db") -> list[RecoveryPoint]:
+    """One point a day, the newest at *at*, ids d00 (newest), d01, ..."""
+    return [point(f"d{i:02d}", at - timedelta(days=i), target) for i in range(days)]
+
+
+def kept_ids(result: dict[str, list[str]] | RetentionPlan) -> list[str]:
+    """Kept ids, sorted."""
+    if isinstance(result, RetentionPlan):
+        return sorted(p.id for p in result.keep)
+    return sorted(result)
+
+
+class TestSeedPolicy:
+    """The seed's "we retain backups for 35 days" (§2.1/2.2) as MaxAge(days=35)."""
+
+    @pytest.fixture(name="points")
+    def _points(self):
+        """60 days of daily 04:00 UTC backups, the newest at NOW."""
+        return daily(60)
+
+    def test_keeps_exactly_the_last_35_days(self, points):
+        """Of 60 daily points, the 35 younger than 35 days are kept, 25 deleted."""
+        plan = MaxAge(days=35).plan(points, now=NOW)
+
+        assert [f"d{i:02d}" for i in range(35)] == [p.id for p in plan.keep]
+        assert [f"d{i:02d}" for i in range(35, 60)] == [p.id for p in plan.delete]
+
+    def test_point_exactly_35_days_old_is_deleted(self, points):
+        """created_at == now - 35 days is not strictly newer than the cutoff: deleted."""
+        plan = MaxAge(days=35).plan(points, now=NOW)
+
+        assert NOW - timedelta(days=35) == points[35].created_at
+        assert (["older than 35d"], ["younger than 35d"]) == (
+            plan.reasons["d35"],
+            plan.reasons["d34"],
+        )
+
+    def test_one_microsecond_younger_is_kept(self):
+        """A point a microsecond younger than 35 days is kept."""
+        edge = point("edge", NOW - timedelta(days=35) + timedelta(microseconds=1))
+
+        assert {"edge": ["younger than 35d"]} == MaxAge(days=35).keep([edge], now=NOW)
+
+    def test_newest_point_gets_the_floor_reason_too(self, points):
+        """The newest completed point carries the rule's and the floor's reasons."""
+        plan = MaxAge(days=35).plan(points, now=NOW)
+
+        assert ["younger than 35d", "newest completed point of orders-db"] == plan.reasons["d00"]
+
+
+class TestCountRules:
+    """KeepLast and the per-period rules: newest of each period, budget, oldest."""
+
+    def test_keep_last_counts_only_completed_points(self):
+        """Failed and partial points are skipped by KeepLast."""
+        points = [
+            point("a", NOW, status=Status.FAILED),
+            point("b", NOW - timedelta(hours=1)),
+            point("c", NOW - timedelta(hours=2), status=Status.PARTIAL),
+            point("d", NOW - timedelta(hours=3)),
+            point("e", NOW - timedelta(hours=4)),
+        ]
+
+        assert {"b": ["last 1"], "d": ["last 2"]} == KeepLast(2).keep(points, now=NOW)
+
+    def test_daily_keeps_newest_of_each_day(self):
+        """Two points a day: the later one of each day is kept."""
+        points = [point(f"p{i}", NOW - timedelta(hours=12 * i)) for i in range(6)]
+
+        result = KeepDaily(2).keep(points, now=NOW)
+
+        assert {"p0": ["daily 2026-11-26"], "p1": ["daily 2026-11-25"]} == result
+
+    def test_oldest_point_kept_while_budget_is_left(self):
+        """With budget left, the oldest point is kept too, labelled 'oldest'."""
+        points = [point(f"p{i}", NOW - timedelta(hours=12 * i)) for i in range(5)]
+
+        result = KeepDaily(5).keep(points, now=NOW)
+
+        assert ["oldest daily 2026-11-24"] == result["p4"]
+        assert ["p0", "p1", "p3", "p4"] == kept_ids(result)
+
+    def test_oldest_point_starting_a_new_period_is_plain(self):
+        """When the oldest point starts a new period, its reason has no 'oldest' prefix."""
+        points = [point(f"p{i}", NOW - timedelta(hours=12 * i)) for i in range(4)]
+
+        assert ["daily 2026-11-24"] == KeepDaily(5).keep(points, now=NOW)["p3"]
+
+    def test_oldest_point_not_kept_when_budget_is_spent(self):
+        """With the budget spent, the oldest point is not kept."""
+        points = [point(f"p{i}", NOW - timedelta(hours=12 * i)) for i in range(5)]
+
+        assert ["p0", "p1", "p3"] == kept_ids(KeepDaily(3).keep(points, now=NOW))
+
+    def test_failed_points_do_not_fill_buckets(self):
+        """A failed point is not the day's backup: the day's newest completed one is kept."""
+        points = [
+            point("failed", NOW, status=Status.FAILED),
+            point("good", NOW - timedelta(hours=1)),
+            point("yesterday", NOW - timedelta(days=1)),
+        ]
+
+        assert ["good", "yesterday"] == kept_ids(KeepDaily(7).keep(points, now=NOW))
+
+    def test_each_target_has_its_own_budget(self):
+        """KeepDaily(1) keeps one point per target."""
+        points = daily(3, target="a") + [
+            point(f"b{i}", NOW - timedelta(days=i), "b") for i in range(3)
+        ]
+
+        assert ["b0", "d00"] == kept_ids(KeepDaily(1).keep(points, now=NOW))
+
+    @pytest.mark.parametrize(
+        ("rule", "reason"),
+        [
+            (KeepHourly(1), "hourly 2026-11-26T04"),
+            (KeepDaily(1), "daily 2026-11-26"),
+            (KeepWeekly(1), "weekly 2026-W48"),
+            (KeepMonthly(1), "monthly 2026-11"),
+            (KeepYearly(1), "yearly 2026"),
+            (KeepLast(1), "last 1"),
+        ],
+    )
+    def test_reason_wording(self, rule, reason):
+        """Each count rule names the period it kept the point for."""
+        assert {"d00": [reason]} == rule.keep(daily(3), now=NOW)
+
+    def test_unlimited_keeps_every_period(self):
+        """-1 keeps the newest point of every period that has one."""
+        points = [point(f"p{i}", NOW - timedelta(days=40 * i)) for i in range(12)]
+
+        assert 12 == len(KeepMonthly(-1).keep(points, now=NOW))
+
+    @pytest.mark.parametrize("bad", [0, -2, True, "7", 1.5, None])
+    def test_invalid_count_is_refused(self, bad):
+        """n must be an integer >= 1 or -1."""
+        with pytest.raises(PolicyError, match=r"^n: expected an integer >= 1, or -1 for unlimited"):
+            KeepDaily(bad)
+
+
+class TestIsoWeeks:
+    """Weeks are ISO weeks named by ISO year, not calendar year."""
+
+    def test_week_53_spans_new_year(self):
+        """28 Dec 2026 to 3 Jan 2027 is one week, 2026-W53; 4 Jan 2027 starts 2027-W01."""
+        points = [
+            point("mon", datetime(2026, 12, 28, 9, tzinfo=UTC)),
+            point("sun", datetime(2027, 1, 3, 9, tzinfo=UTC)),
+            point("next", datetime(2027, 1, 4, 9, tzinfo=UTC)),
+        ]
+        now = datetime(2027, 1, 5, tzinfo=UTC)
+
+        result = KeepWeekly(2).keep(points, now=now)
+
+        assert {"next": ["weekly 2027-W01"], "sun": ["weekly 2026-W53"]} == result
+
+    def test_iso_year_differs_from_calendar_year(self):
+        """29 Dec 2025 is in 2026-W01 for weeks, but in 2025 for years."""
+        points = [
+            point("dec", datetime(2025, 12, 29, tzinfo=UTC)),
+            point("jan", datetime(2026, 1, 2, tzinfo=UTC)),
+        ]
+
+        weekly = KeepWeekly(-1).keep(points, now=NOW)
+        yearly = KeepYearly(-1).keep(points, now=NOW)
+
+        assert {"jan": ["weekly 2026-W01"], "dec": ["oldest weekly 2026-W01"]} == weekly
+        assert {"jan": ["yearly 2026"], "dec": ["yearly 2025"]} == yearly
+
+
+class TestWindows:
+    """The strict boundaries and calendar arithmetic of KeepWithin and MaxAge."""
+
+    def test_keep_within_boundary_is_strict(self):
+        """A point exactly 7 days older than the newest is outside; 1 µs younger is inside."""
+        points = [
+            point("ref", NOW),
+            point("edge", NOW - timedelta(days=7)),
+            point("inside", NOW - timedelta(days=7) + timedelta(microseconds=1)),
+        ]
+
+        assert ["inside", "ref"] == kept_ids(KeepWithin("7d").keep(points, now=NOW))
+
+    def test_keep_within_is_measured_from_newest_completed_point(self):
+        """The reference is the newest completed, non-future point, not now."""
+        stale = NOW - timedelta(days=100)
+        points = [
+            point("future", NOW + timedelta(days=1)),
+            point("failed", NOW, status=Status.FAILED),
+            point("ref", stale),
+            point("in", stale - timedelta(days=6)),
+            point("out", stale - timedelta(days=8)),
+        ]
+
+        result = KeepWithin(days=7).keep(points, now=NOW)
+
+        assert ["failed", "future", "in", "ref"] == kept_ids(result)
+
+    def test_keep_within_without_completed_point_is_unbounded(self):
+        """A target with no completed point has no reference: everything is within (restic)."""
+        points = [point("f", NOW - timedelta(days=400), status=Status.FAILED)]
+
+        assert {"f": ["within 7d"]} == KeepWithin("7d").keep(points, now=NOW)
+
+    def test_one_month_before_31_march_is_3_march(self):
+        """Months step on the calendar and overflow: 31 March - 1 month = 3 March (2026)."""
+        now = datetime(2026, 3, 31, tzinfo=UTC)
+        points = [
+            point("clamp", datetime(2026, 3, 2, 12, tzinfo=UTC)),
+            point("edge", datetime(2026, 3, 3, tzinfo=UTC)),
+            point("in", datetime(2026, 3, 3, 0, 0, 1, tzinfo=UTC)),
+        ]
+
+        assert ["in"] == kept_ids(MaxAge(months=1).keep(points, now=now))
+
+    def test_one_month_before_31_march_in_a_leap_year_is_2_march(self):
+        """29 February exists in 2028, so the overflow lands on 2 March."""
+        now = datetime(2028, 3, 31, tzinfo=UTC)
+        points = [
+            point("edge", datetime(2028, 3, 2, tzinfo=UTC)),
+            point("in", datetime(2028, 3, 2, 0, 0, 1, tzinfo=UTC)),
+        ]
+
+        assert ["in"] == kept_ids(MaxAge("1m").keep(points, now=now))
+
+    def test_within_month_end_uses_reference_point(self):
+        """KeepWithin('1m') from a 31 March reference reaches back to 3 March, exclusive."""
+        points = [
+            point("ref", datetime(2026, 3, 31, tzinfo=UTC)),
+            point("edge", datetime(2026, 3, 3, tzinfo=UTC)),
+            point("in", datetime(2026, 3, 3, 1, tzinfo=UTC)),
+        ]
+
+        assert ["in", "ref"] == kept_ids(KeepWithin(months=1).keep(points, now=NOW))
+
+    def test_window_before_year_one_is_unbounded(self):
+        """A window reaching before year 1 keeps every point."""
+        points = [point("old", datetime(1, 1, 2, tzinfo=UTC)), point("new", NOW)]
+
+        assert ["new", "old"] == kept_ids(MaxAge("9999y").keep(points, now=NOW))
+
+    def test_within_daily_keeps_newest_per_day_inside_window(self):
+        """keep_within_daily: one point per day within the window, with the window named."""
+        points = [point(f"p{i}", NOW - timedelta(hours=12 * i)) for i in range(8)]
+
+        result = KeepWithin("2d", per="day").keep(points, now=NOW)
+
+        assert {
+            "p0": ["daily within 2d 2026-11-26"],
+            "p1": ["daily within 2d 2026-11-25"],
+            "p3": ["daily within 2d 2026-11-24"],
+        } == result
+
+    def test_max_age_keeps_any_status(self):
+        """MaxAge keeps failed and partial points that are young enough."""
+        points = [point("f", NOW, status=Status.FAILED), point("p", NOW, status="partial")]
+
+        assert ["f", "p"] == kept_ids(MaxAge(days=1).keep(points, now=NOW))
+
+
+class TestTimeZones:
+    """Periods and calendar steps follow the policy's time zone."""
+
+    def test_daily_buckets_by_local_day(self):
+        """23:30 UTC in June is the next day in London: two London days, one UTC day."""
+        points = [
+            point("late", datetime(2026, 6, 1, 23, 30, tzinfo=UTC)),
+            point("noon", datetime(2026, 6, 1, 12, tzinfo=UTC)),
+        ]
+        now = datetime(2026, 6, 2, 6, tzinfo=UTC)
+
+        london = KeepDaily(-1).keep(points, now=now, tz="Europe/London")
+        utc = KeepDaily(1).keep(points, now=now)
+
+        assert {"late": ["daily 2026-06-02"], "noon": ["daily 2026-06-01"]} == london
+        assert {"late": ["daily 2026-06-01"]} == utc
+
+    def test_spring_forward_day_is_one_local_day(self):
+        """29 March 2026 in London has 23 hours; 00:30 GMT and 23:30 BST share it."""
+        points = [
+            point("next", datetime(2026, 3, 29, 23, 30, tzinfo=UTC)),  # 00:30 BST on the 30th
+            point("late", datetime(2026, 3, 29, 22, 30, tzinfo=UTC)),  # 23:30 BST
+            point("early", datetime(2026, 3, 29, 0, 30, tzinfo=UTC)),  # 00:30 GMT
+        ]
+        now = datetime(2026, 3, 30, 6, tzinfo=UTC)
+
+        result = KeepDaily(2).keep(points, now=now, tz=ZoneInfo("Europe/London"))
+
+        assert {"next": ["daily 2026-03-30"], "late": ["daily 2026-03-29"]} == result
+
+    def test_fall_back_repeated_hour_is_one_hourly_bucket(self):
+        """01:30 EDT and 01:30 EST on 1 Nov 2026 share the wall-clock hour 01 in New York."""
+        points = [
+            point("est", datetime(2026, 11, 1, 6, 30, tzinfo=UTC)),
+            point("edt", datetime(2026, 11, 1, 5, 30, tzinfo=UTC)),
+            point("before", datetime(2026, 11, 1, 4, 30, tzinfo=UTC)),  # 00:30 EDT
+        ]
+
+        new_york = KeepHourly(2).keep(points, now=NOW, tz="America/New_York")
+        utc = KeepHourly(3).keep(points, now=NOW)
+
+        assert {"est": ["hourly 2026-11-01T01"], "before": ["hourly 2026-11-01T00"]} == new_york
+        assert 3 == len(utc)
+
+    def test_max_age_steps_days_on_local_wall_clock(self):
+        """35 days before 12:00 BST is 12:00 GMT: one hour less elapsed time than in UTC."""
+        now = datetime(2026, 4, 5, 11, tzinfo=UTC)  # 12:00 BST
+        points = [
+            point("edge", datetime(2026, 3, 1, 12, tzinfo=UTC)),  # 12:00 GMT, 35 local days
+            point("mid", datetime(2026, 3, 1, 11, 30, tzinfo=UTC)),
+        ]
+
+        london = MaxAge(days=35).keep(points, now=now, tz="Europe/London")
+        utc = MaxAge(days=35).keep(points, now=now)
+
+        assert ([], ["edge", "mid"]) == (kept_ids(london), kept_ids(utc))
+
+    def test_points_with_other_offsets_are_compared_as_instants(self):
+        """created_at in +02:00 is converted; equal instants are equal points."""
+        plus2 = timezone(timedelta(hours=2))
+        points = [
+            point("a", datetime(2026, 11, 26, 6, 0, tzinfo=plus2)),  # 04:00 UTC
+            point("b", datetime(2026, 11, 26, 4, 0, tzinfo=UTC)),
+            point("c", datetime(2026, 11, 26, 5, 0, tzinfo=plus2)),  # 03:00 UTC
+        ]
+
+        assert {"b": ["last 1"], "a": ["last 2"]} == KeepLast(2).keep(points, now=NOW)
+
+    def test_unknown_time_zone_is_refused(self):
+        """tz must name an IANA zone."""
+        with pytest.raises(PolicyError, match=r"^tz: expected an IANA time zone name"):
+            KeepDaily(1).keep([], now=NOW, tz="Mars/Olympus")
+
+
+class TestEqualTimestamps:
+    """Points with equal created_at are ordered by id: the larger id is the newer."""
+
+    @pytest.mark.parametrize("order", [["a", "b"], ["b", "a"]])
+    def test_larger_id_counts_as_newer(self, order):
+        """KeepLast(1) keeps the larger id whatever the input order."""
+        points = [point(pid, NOW) for pid in order]
+
+        assert {"b": ["last 1"]} == KeepLast(1).keep(points, now=NOW)
+
+    def test_smaller_id_is_the_oldest(self):
+        """With budget left, the smaller id of a tie is 'the oldest' of its day."""
+        points = [point("b", NOW), point("a", NOW)]
+
+        assert {"b": ["daily 2026-11-26"], "a": ["oldest daily 2026-11-26"]} == KeepDaily(3).keep(
+            points, now=NOW
+        )
+
+
+class TestPlanner:
+    """The planner's floors and reasons on top of any rule."""
+
+    def test_legal_hold_is_kept_with_its_reason(self):
+        """A held point is kept whatever the rule, with the hold's description."""
+        points = [*daily(3), point("held", NOW - timedelta(days=90), legal_hold=HOLD)]
+
+        plan = KeepLast(1).plan(points, now=NOW)
+
+        assert ["legal hold: case-17 (litigation)"] == plan.reasons["held"]
+        assert "held" in {p.id for p in plan.keep}
+
+    def test_newest_completed_point_survives_an_expired_policy(self):
+        """When every point is older than 35 days, the newest completed one is kept."""
+        points = daily(3)
+        later = NOW + timedelta(days=90)
+
+        plan = MaxAge(days=35).plan(points, now=later)
+
+        assert (["d00"], ["newest completed point of orders-db"]) == (
+            kept_ids(plan),
+            plan.reasons["d00"],
+        )
+
+    def test_newest_floor_skips_failed_and_future_points(self):
+        """The floor is the newest completed point not in the future."""
+        points = [
+            point("future", NOW + timedelta(hours=1)),
+            point("failed", NOW - timedelta(days=50), status=Status.FAILED),
+            point("good", NOW - timedelta(days=60)),
+            point("old", NOW - timedelta(days=61)),
+        ]
+
+        plan = MaxAge(days=35).plan(points, now=NOW)
+
+        assert {
+            "future": ["younger than 35d", "created in the future (clock skew?)"],
+            "failed": ["older than 35d", "failed backup"],
+            "good": ["newest completed point of orders-db"],
+            "old": ["older than 35d"],
+        } == plan.reasons
+
+    def test_pending_and_unmanaged_points_are_never_deleted(self):
+        """Pending and unmanaged points are kept with their own reasons."""
+        points = [
+            *daily(2),
+            point("pending", NOW - timedelta(days=80), status=Status.PENDING),
+            point("rds-auto", NOW - timedelta(days=80), managed=False),
+        ]
+
+        plan = KeepLast(1).plan(points, now=NOW)
+
+        assert (["pending"], ["not managed by backuppolicy"]) == (
+            plan.reasons["pending"],
+            plan.reasons["rds-auto"],
+        )
+        assert ["d01"] == [p.id for p in plan.delete]
+
+    def test_unmanaged_points_do_not_fill_buckets(self):
+        """An unmanaged point never takes a managed point's place in a bucket."""
+        points = [
+            point("auto", NOW, managed=False),
+            point("manual", NOW - timedelta(hours=1)),
+        ]
+
+        plan = KeepDaily(1).plan(points, now=NOW)
+
+        assert ["daily 2026-11-26", "newest completed point of orders-db"] == plan.reasons["manual"]
+
+    def test_delete_reason_without_max_age(self):
+        """Without MaxAge, a deleted point is 'not kept by any rule'."""
+        plan = KeepLast(1).plan(daily(2), now=NOW)
+
+        assert ["not kept by any rule"] == plan.reasons["d01"]
+
+    def test_lists_are_by_target_then_newest_first(self):
+        """keep and delete are ordered by target name, then newest first."""
+        points = [*daily(2, target="b"), *reversed(daily(2, target="a"))]
+        points = [p.evolve(id=f"{p.target}{p.id}") for p in points]
+
+        plan = KeepLast(-1).plan(points, now=NOW)
+
+        assert ["ad00", "ad01", "bd00", "bd01"] == [p.id for p in plan.keep]
+
+    def test_duplicate_ids_are_refused(self):
+        """Two points with one id raise ValueError naming the id."""
+        points = [point("snap-1", NOW), point("snap-1", NOW, "other")]
+
+        with pytest.raises(ValueError, match="duplicate recovery point id 'snap-1'"):
+            KeepLast(1).plan(points, now=NOW)
+        with pytest.raises(ValueError, match="duplicate recovery point id 'snap-1'"):
+            KeepLast(1).keep(points, now=NOW)
+
+    def test_non_points_are_refused(self):
+        """Items must be RecoveryPoints."""
+        with pytest.raises(TypeError, match="expected RecoveryPoint items"):
+            KeepLast(1).plan(["snap-1"], now=NOW)  # type: ignore[list-item]
+
+    def test_naive_now_is_refused(self):
+        """now must be timezone-aware."""
+        with pytest.raises(PolicyError, match="^now: expected a timezone-aware datetime"):
+            KeepLast(1).plan([], now=datetime(2026, 11, 26))
+
+    def test_accepts_any_iterable(self):
+        """A generator of points is planned like a list."""
+        plan = KeepLast(1).plan((p for p in daily(3)), now=NOW)
+
+        assert (1, 2) == (len(plan.keep), len(plan.delete))
+
+    def test_gc_state_is_restored(self):
+        """Planning leaves the garbage collector enabled (or disabled) as it found it."""
+        gc.disable()
+        try:
+            KeepLast(1).plan(daily(3), now=NOW)
+            disabled_after = gc.isenabled()
+        finally:
+            gc.enable()
+        KeepLast(1).plan(daily(3), now=NOW)
+
+        assert (False, True) == (disabled_after, gc.isenabled())
+
+
+class TestKeepTags:
+    """KeepTags: lists of keys or mappings of required values."""
+
+    def test_key_list_and_mapping(self):
+        """A key list matches any value; a mapping needs the value."""
+        points = [
+            point("keep", NOW, tags={"keep": "yes"}),
+            point("prod", NOW - timedelta(hours=1), tags={"env": "prod"}),
+            point("dev", NOW - timedelta(hours=2), tags={"env": "dev"}),
+        ]
+
+        result = KeepTags(["keep"], {"env": "prod"}).keep(points, now=NOW)
+
+        assert {"keep": ["has tags [keep]"], "prod": ["has tags [env=prod]"]} == result
+
+    def test_all_tags_of_a_set_are_needed(self):
+        """A set with two keys needs both."""
+        points = [point("one", NOW, tags={"a": ""}), point("both", NOW, tags={"a": "", "b": ""})]
+
+        assert ["both"] == kept_ids(KeepTags(["a", "b"]).keep(points, now=NOW))
+
+    @pytest.mark.parametrize("bad", [[], {}, "keep", [1], {"env": 2}])
+    def test_invalid_sets_are_refused(self, bad):
+        """A set must be a non-empty list of keys or a mapping of key to value."""
+        with pytest.raises(PolicyError, match=r"^sets\[0\]: expected a non-empty list"):
+            KeepTags(bad)
+
+    def test_no_sets_is_refused(self):
+        """KeepTags() keeps nothing and is refused."""
+        with pytest.raises(PolicyError, match="^sets: expected at least one tag set"):
+            KeepTags()
+
+
+class TestUnion:
+    """`|`, AnyOf and plain callables."""
+
+    def test_or_flattens(self):
+        """(a | b) | (c | d) is AnyOf(a, b, c, d)."""
+        a, b, c, d = KeepLast(1), KeepDaily(2), KeepWeekly(3), MaxAge("35d")
+
+        assert AnyOf(a, b, c, d) == (a | b) | (c | d)
+
+    def test_reasons_of_every_rule_in_order(self):
+        """A point kept by several rules lists every reason, in rule order."""
+        rule = MaxAge(days=35) | KeepDaily(7) | KeepLast(1)
+
+        assert ["younger than 35d", "daily 2026-11-26", "last 1"] == rule.keep(daily(2), now=NOW)[
+            "d00"
+        ]
+
+    def test_callable_rule(self):
+        """A plain callable combines with rules on either side of |."""
+
+        def manual(points, *, now, tz):
+            return {p.id: ["manual"] for p in points if p.tags.get("reason") == "manual"}
+
+        points = [*daily(3), point("m", NOW - timedelta(days=9), tags={"reason": "manual"})]
+
+        left, right = manual | KeepLast(1), KeepLast(1) | manual
+
+        assert {"d00": ["last 1"], "m": ["manual"]} == left.keep(points, now=NOW)
+        assert left.keep(points, now=NOW) == right.keep(points, now=NOW)
+        assert (
+            "keep what TestUnion.test_callable_rule.<locals>.manual keeps"
+            == as_rule(manual).describe()
+        )
+
+    def test_callable_with_empty_reasons_gets_a_default(self):
+        """A callable that gives no reason is named as the reason."""
+
+        def everything(points, *, now, tz):
+            return {p.id: [] for p in points}
+
+        result = as_rule(everything).keep(daily(1), now=NOW)
+
+        assert {
+            "d00": [
+                "kept by TestUnion.test_callable_with_empty_reasons_gets_a_default.<locals>.everything"
+            ]
+        } == result
+
+    def test_callable_returning_unknown_id_is_an_error(self):
+        """Keeping an id that is not among the points raises ValueError."""
+        rule = as_rule(lambda points, *, now, tz: {"ghost": ["boo"]})
+
+        with pytest.raises(ValueError, match="unknown point id 'ghost'"):
+            rule.keep(daily(1), now=NOW)
+
+    def test_as_rule_refuses_non_callables(self):
+        """as_rule needs a rule or a callable."""
+        with pytest.raises(PolicyError, match="^rule: expected a RetentionRule or a callable"):
+            as_rule(7)  # type: ignore[arg-type]
+
+    def test_empty_union_keeps_nothing(self):
+        """AnyOf() keeps nothing; the plan still keeps the floor."""
+        plan = AnyOf().plan(daily(3), now=NOW)
+
+        assert ({}, ["d00"]) == (AnyOf().keep(daily(3), now=NOW), kept_ids(plan))
+
+
+class TestConstructors:
+    """Validation and reprs of the rules."""
+
+    @pytest.mark.parametrize(
+        ("rule", "text"),
+        [
+            (KeepLast(3), "KeepLast(3)"),
+            (KeepDaily(-1), "KeepDaily(-1)"),
+            (MaxAge(days=35), "MaxAge('35d')"),
+            (KeepWithin(timedelta(hours=36)), "KeepWithin('1d12h')"),
+            (KeepWithin("1m", per="month"), "KeepWithin('1m', per='month')"),
+            (KeepTags(["a"], {"b": "c"}), "KeepTags(['a'], {'b': 'c'})"),
+            (AnyOf(KeepLast(1), MaxAge("7d")), "AnyOf(KeepLast(1), MaxAge('7d'))"),
+        ],
+    )
+    def test_repr(self, rule, text):
+        """Reprs are short and read like the code that builds the rule."""
+        assert text == repr(rule)
+
+    def test_duration_and_parts_together_are_refused(self):
+        """Give a duration or keyword parts, not both."""
+        with pytest.raises(PolicyError, match="^duration: expected either a duration or keyword"):
+            MaxAge("35d", days=35)
+
+    @pytest.mark.parametrize(
+        ("factory", "args"), [(MaxAge, ()), (KeepWithin, ("0d",))], ids=["max-age", "within"]
+    )
+    def test_zero_duration_is_refused(self, factory, args):
+        """A zero window would keep nothing."""
+        with pytest.raises(PolicyError, match="^duration: expected a duration longer than zero"):
+            factory(*args)
+
+    def test_negative_part_is_refused(self):
+        """Keyword parts must be >= 0."""
+        with pytest.raises(PolicyError, match=r"^duration\.days: expected an integer >= 0"):
+            MaxAge(days=-1)
+
+    def test_unknown_period_is_refused(self):
+        """per must be hour, day, week, month or year."""
+        with pytest.raises(PolicyError, match="^per: expected None or one of 'hour'"):
+            KeepWithin("7d", per="fortnight")
+
+    @pytest.mark.parametrize(
+        ("rule", "words"),
+        [
+            (KeepLast(1), "keep the last completed backup"),
+            (KeepLast(-1), "keep every completed backup"),
+            (
+                KeepDaily(7),
+                "keep the newest completed backup of each of the last 7 days that have one",
+            ),
+            (
+                KeepYearly(1),
+                "keep the newest completed backup of each of the last 1 year that have one",
+            ),
+            (KeepWeekly(-1), "keep the newest completed backup of every week"),
+            (MaxAge(days=35), "keep every backup younger than 35 days"),
+            (
+                KeepWithin("7d", per="day"),
+                (
+                    "keep the newest completed backup of each day less than 7 days older than "
+                    "the newest completed backup"
+                ),
+            ),
+            (
+                KeepTags(["legal", "audit"], {"env": "prod"}),
+                "keep every backup tagged legal, audit, or tagged env=prod",
+            ),
+            (AnyOf(), "keep nothing"),
+            (
+                MaxAge(days=35) | KeepLast(2),
+                "keep every backup younger than 35 days; keep the last 2 completed backups",
+            ),
+        ],
+    )
+    def test_describe(self, rule, words):
+        """describe() gives the words of the policy document."""
+        assert words == rule.describe()
+
+
+class TestRuleFromSpec:
+    """rule_from_spec: the retention mapping of a policy file."""
+
+    def test_every_key(self):
+        """Every documented key builds its rule, in mapping order."""
+        spec = {
+            "max_age": "35d",
+            "keep_last": 3,
+            "keep_hourly": 24,
+            "keep_daily": 7,
+            "keep_weekly": 4,
+            "keep_monthly": 12,
+            "keep_yearly": "unlimited",
+            "keep_within": "2d",
+            "keep_within_hourly": "1d",
+            "keep_within_daily": "7d",
+            "keep_within_weekly": "1m",
+            "keep_within_monthly": "1y",
+            "keep_within_yearly": "10y",
+            "keep_tags": [["legal"], {"env": "prod"}],
+        }
+
+        rule = rule_from_spec(spec)
+
+        assert (
+            AnyOf(
+                MaxAge("35d"),
+                KeepLast(3),
+                KeepHourly(24),
+                KeepDaily(7),
+                KeepWeekly(4),
+                KeepMonthly(12),
+                KeepYearly(-1),
+                KeepWithin("2d"),
+                KeepWithin("1d", per="hour"),
+                KeepWithin("7d", per="day"),
+                KeepWithin("1m", per="week"),
+                KeepWithin("1y", per="month"),
+                KeepWithin("10y", per="year"),
+                KeepTags(["legal"], {"env": "prod"}),
+            )
+            == rule
+        )
+        assert {**spec, "keep_yearly": -1} == rule.to_spec()
+
+    def test_single_key_gives_the_rule_itself(self):
+        """One key is that rule, not a union of one."""
+        assert MaxAge(days=35) == rule_from_spec({"max_age": "35d"})
+
+    def test_unknown_key_suggests_the_closest(self):
+        """A typo names the field and suggests the right key."""
+        with pytest.raises(PolicyError) as info:
+            rule_from_spec({"keep_dayly": 7}, path="targets[0].retention")
+
+        assert "targets[0].retention.keep_dayly" == info.value.path
+        assert str(info.value).startswith(
+            "targets[0].retention.keep_dayly: expected one of max_age"
+        )
+        assert str(info.value).endswith("(got 'keep_dayly'); did you mean 'keep_daily'?")
+
+    def test_unknown_key_without_close_match(self):
+        """A key like nothing we know gets no suggestion."""
+        with pytest.raises(PolicyError, match=r"\(got 'colour'\)\.$"):
+            rule_from_spec({"colour": "blue"})
+
+    @pytest.mark.parametrize(
+        ("spec", "message"),
+        [
+            (
+                {"keep_daily": 0},
+                "retention.keep_daily: expected an integer >= 1, or -1 for unlimited (got 0).",
+            ),
+            (
+                {"keep_daily": "7"},
+                "retention.keep_daily: expected an integer >= 1, or -1 for unlimited (got '7').",
+            ),
+            ({"max_age": "soon"}, "retention.max_age: expected a duration like '35d'"),
+            (
+                {"max_age": "0d"},
+                "retention.max_age: expected a duration longer than zero (got '0d').",
+            ),
+            (
+                {"keep_within_daily": 7},
+                "retention.keep_within_daily: expected a duration like '35d'",
+            ),
+            ({"keep_tags": "legal"}, "retention.keep_tags: expected a list of tag sets"),
+            ({"keep_tags": [["legal"], []]}, r"retention.keep_tags[1]: expected a non-empty list"),
+        ],
+    )
+    def test_bad_values_name_the_field(self, spec, message):
+        """A bad value names the field, what it expects and what it got."""
+        with pytest.raises(PolicyError) as info:
+            rule_from_spec(spec)
+
+        assert str(info.value).startswith(message)
+
+    def test_empty_spec_is_refused(self):
+        """A policy that keeps nothing is refused, and the message says why."""
+        with pytest.raises(PolicyError) as info:
+            rule_from_spec({}, path="targets[1].retention")
+
+        assert re.match(
+            r"targets\[1\]\.retention: expected at least one retention option \(got \{\}\)\. "
+            r"A policy that keeps nothing is refused",
+            str(info.value),
+        )
+
+    def test_non_mapping_is_refused(self):
+        """The spec must be a mapping."""
+        with pytest.raises(
+            PolicyError, match="^retention: expected a mapping of retention options"
+        ):
+            rule_from_spec(["keep_daily", 7])  # type: ignore[arg-type]
+
+    def test_to_spec_refuses_two_rules_of_one_kind(self):
+        """KeepDaily(7) | KeepDaily(3) has no spec form."""
+        with pytest.raises(PolicyError, match="^retention.keep_daily: expected at most one rule"):
+            (KeepDaily(7) | KeepDaily(3)).to_spec()
+
+    def test_to_spec_merges_tag_rules(self):
+        """Two KeepTags rules become one keep_tags list."""
+        assert {"keep_tags": [["a"], {"b": "c"}]} == (
+            KeepTags(["a"]) | KeepTags({"b": "c"})
+        ).to_spec()
+
+    def test_callable_has_no_spec(self):
+        """A plain callable cannot be written to a policy file."""
+        with pytest.raises(PolicyError, match="^retention: expected a built-in rule"):
+            as_rule(lambda points, *, now, tz: {}).to_spec()
+
+
+class TestRetentionPlan:
+    """RetentionPlan: repr, summary, HTML, dict, combine."""
+
+    @pytest.fixture(name="plan")
+    def _plan(self):
+        """A plan that keeps 3 and deletes 2."""
+        return KeepLast(3).plan(daily(5), now=NOW)
+
+    def test_repr(self, plan):
+        """The repr is short and shows the counts."""
+        assert "<backuppolicy.RetentionPlan(keep=3, delete=2)>" == repr(plan)
+
+    def test_summary_has_a_row_per_point(self, plan):
+        """summary() has a title, a header, then deletes and keeps with reasons."""
+        lines = plan.summary().splitlines()
+
+        assert "Retention plan at 2026-11-26T04:00:00+00:00: keep 3, delete 2" == lines[0]
+        assert ["action", "target", "id", "created", "(UTC)", "status", "reasons"] == lines[
+            1
+        ].split()
+        assert [
+            ("delete", "d03"),
+            ("delete", "d04"),
+            ("keep", "d00"),
+            ("keep", "d01"),
+            ("keep", "d02"),
+        ] == [tuple(line.split()[0:4:2]) for line in lines[2:]]
+
+    def test_summary_limit(self, plan):
+        """summary(limit=) shows that many rows and says how many more there are."""
+        assert "... and 3 more" == plan.summary(limit=2).splitlines()[-1]
+
+    def test_html_escapes_and_agrees_with_text(self):
+        """Every value is escaped, and the HTML table and the <pre> text show the same rows."""
+        nasty = point("<script>x</script>", NOW, target="a&b", legal_hold=LegalHold(reason="<b>"))
+        plan = KeepLast(1).plan([nasty, *daily(2)], now=NOW)
+
+        page = plan._repr_html_()
+
+        assert "<script>" not in page
+        assert "&lt;script&gt;x&lt;/script&gt;" in page
+        pre = re.search(r"<pre[^>]*>(.*?)</pre>", page, re.DOTALL)
+        assert pre is not None
+        assert plan.summary(limit=200) == html.unescape(pre.group(1))
+        cells = [
+            [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", page)
+            if "<td>" in row
+        ]
+        assert [list(row) for row in plan.rows()] == cells
+
+    def test_to_dict_is_json(self, plan):
+        """to_dict() round-trips through JSON and has every reason."""
+        data = json.loads(json.dumps(plan.to_dict()))
+
+        assert {"keep": 3, "delete": 2} == data["counts"]
+        assert ["not kept by any rule"] == data["delete"][0]["reasons"]
+        assert "2026-11-26T04:00:00+00:00" == data["keep"][0]["created_at"]
+
+    def test_combine_merges_plans(self):
+        """Plans of two targets combine into one with both targets' points."""
+        first = KeepLast(1).plan(daily(2, target="a"), now=NOW)
+        second = KeepLast(1).plan([p.evolve(id=f"b{p.id}") for p in daily(2, target="b")], now=NOW)
+
+        combined = RetentionPlan.combine([second, first])
+
+        assert (["d00", "bd00"], ["d01", "bd01"]) == (
+            [p.id for p in combined.keep],
+            [p.id for p in combined.delete],
+        )
+        assert 4 == len(combined.reasons)
+
+    def test_combine_refuses_duplicate_ids(self, plan):
+        """A point id in two plans is an error naming the id."""
+        with pytest.raises(ValueError, match=r"id 'd0\d' appears in more than one plan"):
+            RetentionPlan.combine([plan, plan])
+
+    def test_combine_refuses_different_times(self, plan):
+        """Plans made for different times do not combine."""
+        other = KeepLast(1).plan([point("x", NOW)], now=NOW + timedelta(hours=1))
+
+        with pytest.raises(ValueError, match="expected plans made for the same now"):
+            RetentionPlan.combine([plan, other])
+
+    def test_combine_refuses_nothing(self):
+        """Combining no plans is an error."""
+        with pytest.raises(ValueError, match="expected at least one RetentionPlan"):
+            RetentionPlan.combine([])
