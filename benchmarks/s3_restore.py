@@ -23,6 +23,8 @@ import concurrent.futures as cf
 import json
 import math
 import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -140,6 +142,47 @@ def live(s3: Any, bucket: str) -> dict[str, bytes]:
         return dict(pool.map(get, keys))
 
 
+def restore_in_subprocess(endpoint: str, when: datetime, dest: str | None, workers: int) -> Any:
+    """Run restore_to_time in a child process (as a user would), so that the client does not
+    share the server's GIL; return the child's report as a dict."""
+    argv = [
+        sys.executable,
+        __file__,
+        "--child",
+        endpoint,
+        when.isoformat(),
+        dest or "",
+        str(workers),
+    ]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True)  # noqa: S603 - our own script
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def child(endpoint: str, when: str, dest: str, workers: str) -> None:
+    """The child side of `restore_in_subprocess`: restore and print the report as JSON."""
+    target = S3Bucket(
+        "src",
+        endpoint_url=endpoint,
+        region="us-east-1",
+        account_id="123456789012",
+        max_pool_connections=max(32, int(workers)),
+        retry=RetryPolicy(),
+    )
+    report = target.restore_to_time(
+        datetime.fromisoformat(when), dest_bucket=dest or None, max_workers=int(workers)
+    )
+    print(
+        json.dumps(
+            {
+                "restored": report.restored,
+                "deleted": report.deleted,
+                "skipped": dict(report.skipped),
+                "requests": dict(report.requests),
+            }
+        )
+    )
+
+
 def timed(label: str, fn: Any, latency_ms: float) -> dict[str, Any]:
     """Run *fn* with the latency on; return wall time, server-side requests and the report."""
     COUNTER.clear()
@@ -153,10 +196,10 @@ def timed(label: str, fn: Any, latency_ms: float) -> dict[str, Any]:
         "latency_ms": latency_ms,
         "wall_s": round(wall, 3),
         "server_requests": dict(COUNTER),
-        "report_requests": dict(report.requests),
-        "restored": report.restored,
-        "deleted": report.deleted,
-        "skipped": dict(report.skipped),
+        "report_requests": report["requests"],
+        "restored": report["restored"],
+        "deleted": report["deleted"],
+        "skipped": report["skipped"],
     }
 
 
@@ -169,10 +212,14 @@ def main() -> int:
     parser.add_argument("--del-after", type=int, default=0)
     parser.add_argument("--new-after", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0])
-    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--workers", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--json", help="append results as JSON lines to this file")
     args = parser.parse_args()
 
+    if args.child:
+        child(*args.child)
+        return 0
     server, endpoint = start_server()
     config = Config(max_pool_connections=64, retries={"max_attempts": 3})
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", config=config)
@@ -184,38 +231,30 @@ def main() -> int:
         f" T={when.isoformat()}; minimum lists={math.ceil(entries / 1000)},"
         f" copies={len(expected)}"
     )
-    target = S3Bucket(
-        "src",
-        endpoint_url=endpoint,
-        region="us-east-1",
-        account_id="123456789012",
-        max_pool_connections=max(64, args.workers),
-        retry=RetryPolicy(),
-    )
     results = []
     for latency in args.latency_ms:
-        dest = f"dst-{int(latency)}"
-        s3.create_bucket(Bucket=dest)
-        result = timed(
-            "into-bucket",
-            lambda dest=dest: target.restore_to_time(
-                when, dest_bucket=dest, max_workers=args.workers
-            ),
-            latency,
-        )
-        result["correct"] = live(s3, dest) == expected
-        results.append(result)
+        for workers in args.workers:
+            dest = f"dst-{int(latency)}-{workers}"
+            s3.create_bucket(Bucket=dest)
+            result = timed(
+                f"into-bucket workers={workers}",
+                lambda d=dest, w=workers: restore_in_subprocess(endpoint, when, d, w),
+                latency,
+            )
+            result["correct"] = live(s3, dest) == expected
+            results.append(result)
+            print(json.dumps(result), flush=True)
     # In place last: it changes the source.
+    workers = args.workers[-1]
     result = timed(
-        "in-place",
-        lambda: target.restore_to_time(when, max_workers=args.workers),
+        f"in-place workers={workers}",
+        lambda: restore_in_subprocess(endpoint, when, None, workers),
         args.latency_ms[-1],
     )
     result["correct"] = live(s3, "src") == expected
     results.append(result)
+    print(json.dumps(result), flush=True)
     server.stop()
-    for result in results:
-        print(json.dumps(result))
     if args.json:
         with Path(args.json).open("a", encoding="utf-8") as out:
             out.writelines(json.dumps(r) + "\n" for r in results)
