@@ -365,10 +365,24 @@ class TestTimeZones:
 
         assert {"b": ["last 1"], "a": ["last 2"]} == KeepLast(2).keep(points, now=NOW)
 
-    def test_unknown_time_zone_is_refused(self):
-        """tz must name an IANA zone."""
+    @pytest.mark.parametrize("bad", ["Mars/Olympus", "../etc", 5])
+    def test_unknown_time_zone_is_refused(self, bad):
+        """tz must name an IANA zone or be a tzinfo."""
         with pytest.raises(PolicyError, match=r"^tz: expected an IANA time zone name"):
-            KeepDaily(1).keep([], now=NOW, tz="Mars/Olympus")
+            KeepDaily(1).keep([], now=NOW, tz=bad)
+
+    def test_ambiguous_local_midnight_starts_the_day_at_its_first_occurrence(self):
+        """Where clocks go back from 01:00 to 00:00, the whole repeated hour is that day."""
+        zone = "America/Havana"  # 2026-11-01 01:00 CDT -> 00:00 CST
+        points = [
+            point("second", datetime(2026, 11, 1, 5, 30, tzinfo=UTC)),  # 00:30 CST
+            point("first", datetime(2026, 11, 1, 4, 30, tzinfo=UTC)),  # 00:30 CDT
+            point("prev", datetime(2026, 11, 1, 3, 30, tzinfo=UTC)),  # 23:30 CDT, 31 Oct
+        ]
+
+        result = KeepDaily(-1).keep(points, now=NOW, tz=zone)
+
+        assert {"second": ["daily 2026-11-01"], "prev": ["daily 2026-10-31"]} == result
 
 
 class TestEqualTimestamps:
@@ -600,6 +614,14 @@ class TestUnion:
         with pytest.raises(ValueError, match="unknown point id 'ghost'"):
             rule.keep(daily(1), now=NOW)
 
+    def test_callable_repr(self):
+        """A wrapped callable shows its name."""
+
+        def mine(points, *, now, tz):
+            return {}
+
+        assert "as_rule(TestUnion.test_callable_repr.<locals>.mine)" == repr(as_rule(mine))
+
     def test_as_rule_refuses_non_callables(self):
         """as_rule needs a rule or a callable."""
         with pytest.raises(PolicyError, match="^rule: expected a RetentionRule or a callable"):
@@ -668,6 +690,10 @@ class TestConstructors:
                 "keep the newest completed backup of each of the last 1 year that have one",
             ),
             (KeepWeekly(-1), "keep the newest completed backup of every week"),
+            (
+                KeepWithin("7d"),
+                "keep every backup less than 7 days older than the newest completed backup",
+            ),
             (MaxAge(days=35), "keep every backup younger than 35 days"),
             (
                 KeepWithin("7d", per="day"),
