@@ -207,6 +207,13 @@ class TestConstructors:
         """Schedule.daily() is the seed's 04:00 UTC (GMT) run with a one-hour window."""
         assert Schedule("0 4 * * *", tz="UTC", window=Duration(hours=1)) == Schedule.daily()
 
+    def test_zone_objects_become_names(self):
+        """A ZoneInfo or datetime.UTC is stored as its IANA name."""
+        assert ["Europe/London", "UTC"] == [
+            Schedule.daily(tz=LONDON).tz,
+            Schedule("0 4 * * *", tz=UTC).tz,
+        ]
+
     def test_hourly_default_window_fits_the_hour(self):
         """Hourly schedules default to a 30-minute window (1h would not fit between runs)."""
         assert Duration(minutes=30) == Schedule.every("hour").window
