@@ -29,6 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
+import boto3
+from botocore.config import Config
+
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
 from backuppolicy.exceptions import (
     BackendError,
@@ -135,11 +138,11 @@ class _SnapshotTarget(AwsBackend):
         max_workers: int,
         poll_interval: float,
         wait_timeout: float,
-        session: Any,
+        session: boto3.Session | None,
         region: str | None,
         endpoint_url: str | None,
         clients: Mapping[str, Any] | None,
-        config: Any,
+        config: Config | None,
         retry: RetryPolicy | None,
     ) -> None:
         target_name = resource_id if name is None else name
@@ -427,11 +430,15 @@ class _SnapshotTarget(AwsBackend):
         found = [s for s in page.get("Snapshots", ()) if s.get("SnapshotId") == point.id]
         return self._point(found[0], region, devices) if found else None
 
-    def _find_by_tag(self, key: str, value: str, region: str) -> list[RecoveryPoint]:
+    def _find_by_tag(
+        self, key: str, value: str, region: str, devices: Mapping[str, str] | None = None
+    ) -> list[RecoveryPoint]:
         filters = [*self._ownership_filters(), {"Name": f"tag:{key}", "Values": [value]}]
         found = [s for s in self._describe(region, filters) if _tag_dict(s).get(key) == value]
         found = [s for s in found if self._is_ours(_tag_dict(s))]
-        return self._points(found, region, self._devices() if region == self.region else {})
+        if devices is None:
+            devices = self._devices() if region == self.region else {}
+        return self._points(found, region, devices)
 
     # -- creating -------------------------------------------------------------------------
 
@@ -953,11 +960,11 @@ class EbsVolume(_SnapshotTarget):
         max_workers: int = 8,
         poll_interval: float = 5.0,
         wait_timeout: float = 600.0,
-        session: Any = None,
+        session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         clients: Mapping[str, Any] | None = None,
-        config: Any = None,
+        config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.volume_id = _check_id("volume_id", volume_id, "vol-", "vol-0123456789abcdef0")
@@ -1075,11 +1082,11 @@ class Ec2Instance(_SnapshotTarget):
         max_workers: int = 8,
         poll_interval: float = 5.0,
         wait_timeout: float = 600.0,
-        session: Any = None,
+        session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         clients: Mapping[str, Any] | None = None,
-        config: Any = None,
+        config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.instance_id = _check_id("instance_id", instance_id, "i-", "i-0123456789abcdef0")
@@ -1162,14 +1169,12 @@ class Ec2Instance(_SnapshotTarget):
         """
         token = self._token(token)
         all_tags = self._creation_tags(reason=reason, tags=tags, token=token)
-        existing = [
-            p
-            for p in self._find_by_tag(TAG_TOKEN, token, self.region)
-            if p.kind == KIND_INSTANCE_BACKUP
-        ]
+        instance = self._instance()
+        devices = self._mappings(instance) if instance else {}
+        found = self._find_by_tag(TAG_TOKEN, token, self.region, devices)
+        existing = [p for p in found if p.kind == KIND_INSTANCE_BACKUP]
         if existing:
             return existing[0]
-        instance = self._instance()
         if instance is None:
             raise ResourceNotFoundError(
                 f"{self.name}: instance {self.instance_id!r} does not exist",
@@ -1178,7 +1183,6 @@ class Ec2Instance(_SnapshotTarget):
                 resource=self.instance_id,
                 code="InvalidInstanceID.NotFound",
             )
-        devices = self._mappings(instance)
         root = instance.get("RootDeviceName")
         wanted = {v: d for v, d in devices.items() if self.include_boot_volume or d != root}
         if not wanted:

@@ -78,10 +78,19 @@ def _session() -> boto3.Session:
     return boto3.Session(region_name=REGION)
 
 
-@pytest.fixture(name="ec2")
-def _ec2(aws: None, monkeypatch: pytest.MonkeyPatch, session: boto3.Session) -> Any:
-    """An EC2 client on moto, without moto's ~300 default AMIs and their snapshots."""
+@pytest.fixture(name="no_default_amis")
+def _no_default_amis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep moto's ~300 default AMIs (and their snapshots) out of EC2's backends.
+
+    moto reads the variable when it (re)builds a backend, also when ``mock_aws`` starts
+    and stops, so it must be set before the ``aws`` fixture and stay set until after it.
+    """
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+@pytest.fixture(name="ec2")
+def _ec2(no_default_amis: None, aws: None, session: boto3.Session) -> Any:
+    """An EC2 client on moto."""
     return session.client("ec2")
 
 
@@ -363,6 +372,12 @@ class TestInstanceBackup:
         first = web.create_backup(token=T1)
         second = web.create_backup(token=T1)
         assert (first.id, 2) == (second.id, len(_snapshots(ec2)))
+
+    def test_same_token_after_instance_is_gone(self, ec2: Any, web: Ec2Instance):
+        """The same token still finds the group once the instance is terminated."""
+        first = web.create_backup(token=T1)
+        ec2.terminate_instances(InstanceIds=[web.instance_id])
+        assert first.id == web.create_backup(token=T1).id
 
     def test_user_tags_kept(self, ec2: Any, web: Ec2Instance):
         """Tags given to create_backup are on every snapshot of the group."""

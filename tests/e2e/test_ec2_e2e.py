@@ -33,12 +33,19 @@ def _session() -> boto3.Session:
     return boto3.Session(region_name=REGION)
 
 
-@pytest.fixture(name="ec2")
-def _ec2(endpoint_url: str, session: boto3.Session, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """An EC2 client on the moto server, whose EC2 backend starts without default AMIs."""
-    # The server runs in this process and builds its EC2 backend on the first request
-    # after a reset: skipping moto's ~300 default AMIs keeps these tests fast.
+@pytest.fixture(name="no_default_amis")
+def _no_default_amis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep moto's ~300 default AMIs (and their snapshots) out of the server's EC2 backends.
+
+    The server runs in this process and rebuilds its backends when it is reset (after each
+    test, by ``endpoint_url``), reading this variable: set it before and keep it until after.
+    """
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+
+@pytest.fixture(name="ec2")
+def _ec2(no_default_amis: None, endpoint_url: str, session: boto3.Session) -> Any:
+    """An EC2 client on the moto server."""
     return session.client("ec2", endpoint_url=endpoint_url)
 
 
@@ -132,7 +139,8 @@ class TestLifecycle:
         assert (theirs, False) == (point.id, point.managed)
         with pytest.raises(ProtectedPointError):
             target.delete(point.evolve(managed=True))
-        assert [theirs] == [s["SnapshotId"] for s in ec2.describe_snapshots()["Snapshots"]]
+        kept = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [ids["volume"]]}])
+        assert [theirs] == [s["SnapshotId"] for s in kept["Snapshots"]]
 
 
 class TestFaults:
