@@ -604,7 +604,7 @@ class _RdsTarget(AwsBackend):
         if token is None:
             suffix = f"{self._now():%Y%m%dt%H%M%Sz}"
         else:
-            suffix = _identifier(token, max_length=_SNAPSHOT_ID_MAX)
+            suffix = re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-")
             if suffix != token:  # "run 1" and "run-1" must not share a name
                 suffix = f"{suffix}-{_sha8(token)}"
         return _identifier(f"bp-{self.name}-{suffix}", max_length=_SNAPSHOT_ID_MAX)
@@ -733,10 +733,9 @@ class _RdsTarget(AwsBackend):
         source_region = _region_of(point, self.region)
         arn = point.details.get("arn") or self._arn_of(point)
         same_region = region == source_region
-        target_id = _identifier(
-            f"{point.id}-{destination.tier}" if same_region else point.id,
-            max_length=_SNAPSHOT_ID_MAX,
-        )
+        # Always suffixed with the tier, also across regions: RDS identifiers are unique per
+        # region only, and a plan across tiers needs one id per point.
+        target_id = _identifier(f"{point.id}-{destination.tier}", max_length=_SNAPSHOT_ID_MAX)
         existing = self._describe_snapshot(target_id, region)
         if existing is not None:
             if existing.tags.get(TAG_TARGET) == self.name:
@@ -806,8 +805,34 @@ class _RdsTarget(AwsBackend):
                 point=point,
             )
 
+    def _delete_snapshot(self, point: RecoveryPoint) -> None:
+        api = self._api
+        try:
+            self.call(
+                "rds",
+                api.delete_snapshot,
+                resource=point.id,
+                region=_region_of(point, self.region),
+                **{api.snapshot_param: point.id},
+            )
+        except ResourceNotFoundError:
+            # It existed a moment ago: a retry after a lost response finds it gone. Gone is
+            # what was asked for, and the delete call was not repeated on a live snapshot.
+            return
+
+    def _missing(self, point: RecoveryPoint) -> ResourceNotFoundError:
+        return ResourceNotFoundError(
+            f"{self.name}: snapshot {point.id!r} does not exist (any more)",
+            backend=self.name,
+            operation=self._api.describe_snapshots,
+            resource=point.id,
+        )
+
     def delete(self, point: RecoveryPoint) -> None:
-        """Delete the snapshot of *point*.
+        """Delete the snapshot of *point*, after re-reading it from RDS.
+
+        Both the given point and the snapshot as RDS reports it now must be managed by this
+        target, without legal hold and not pending.
 
         Raises:
             ProtectedPointError: *point* is not managed by this target, under legal hold or
@@ -815,43 +840,61 @@ class _RdsTarget(AwsBackend):
             ResourceNotFoundError: The snapshot does not exist.
         """
         self._check_deletable(point)
-        api = self._api
-        self.call(
-            "rds",
-            api.delete_snapshot,
-            resource=point.id,
-            region=_region_of(point, self.region),
-            **{api.snapshot_param: point.id},
-        )
+        current = self.refresh(point)
+        if current is None:
+            raise self._missing(point)
+        self._check_deletable(current)
+        self._delete_snapshot(current)
 
     def delete_many(
         self, points: Iterable[RecoveryPoint], *, max_workers: int | None = None
     ) -> list[str]:
         """Delete *points* with at most *max_workers* concurrent calls; return the deleted ids.
 
-        Every point is checked first: if any is protected, nothing is deleted. The first
-        error of a worker stops the remaining deletes and is raised.
+        Every point is checked, as given and as one fresh listing per region reports it,
+        before the first delete: if any is protected, nothing is deleted. Points that are
+        already gone are skipped (not in the result). The first error of a worker stops the
+        deletes not started yet and is raised.
+
+        Example:
+            >>> plan = rule.plan(db.list_points(), now=now)  # doctest: +SKIP
+            >>> db.delete_many(plan.delete, max_workers=8)  # doctest: +SKIP
+            ['bp-orders-db-20261001t040000z', ...]
 
         Raises:
             ProtectedPointError: One of *points* may not be deleted (nothing was deleted).
+            PolicyError: *max_workers* is not a positive integer.
         """
+        workers = self.max_workers if max_workers is None else max_workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise PolicyError.for_field("max_workers", "an integer >= 1", workers)
         todo = list(points)
         for point in todo:
             self._check_deletable(point)
-        workers = max_workers or self.max_workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise PolicyError.for_field("max_workers", "an integer >= 1", workers)
+        fresh: dict[tuple[str, str], RecoveryPoint] = {}
+        for region in dict.fromkeys(_region_of(p, self.region) for p in todo):
+            for raw in self._snapshots(
+                region, SnapshotType="manual", **{self._api.resource_param: self.resource_id}
+            ):
+                listed = self._to_point(raw, region)
+                fresh[(listed.id, region)] = listed
+        live = []
+        for point in todo:
+            current = fresh.get((point.id, _region_of(point, self.region)))
+            if current is not None:
+                self._check_deletable(current)
+                live.append(current)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bp-rds-delete") as pool:
-            futures = [pool.submit(self.delete, point) for point in todo]
+            futures = [pool.submit(self._delete_snapshot, point) for point in live]
             _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for future in pending:
                 future.cancel()  # stop at the first error; running deletes finish
-        deleted = [p.id for p, f in zip(todo, futures, strict=True) if _succeeded(f)]
+        deleted = [p.id for p, f in zip(live, futures, strict=True) if _succeeded(f)]
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception()]
         if errors:
             error = errors[0]
             assert error is not None  # noqa: S101 - narrowed for mypy
-            error.add_note(f"{len(deleted)} of {len(todo)} snapshots were deleted before it")
+            error.add_note(f"{len(deleted)} of {len(live)} snapshots were deleted before it")
             raise error
         return deleted
 
