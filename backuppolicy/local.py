@@ -99,7 +99,10 @@ _MiB = 1024 * 1024
 _S3_MIN_PART = 5 * _MiB
 _MAX_LINK_HOPS = 40
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_POINT_RE = re.compile(r"^bp-(?P<target>.+)-(?P<stamp>\d{8}t\d{6}z)(?:-\d+)?$")
+# bp-<target>-<stamp>[-<n>][-<tier>]: copies carry their tier so ids stay unique per target.
+_POINT_RE = re.compile(
+    r"^bp-(?P<target>.+)-(?P<stamp>\d{8}t\d{6}z)(?:-\d+)?(?:-(?P<tier>[a-z][a-z0-9_]*))?$"
+)
 _STAMP = "%Y%m%dt%H%M%Sz"
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_DATA_FILTER else ()
@@ -453,8 +456,13 @@ class ArchiveStore(abc.ABC):
             )
         return f"sha256:{actual}"
 
-    def copy_point(self, point: RecoveryPoint, destination: ArchiveStore) -> RecoveryPoint:
+    def copy_point(
+        self, point: RecoveryPoint, destination: ArchiveStore, *, name: str | None = None
+    ) -> RecoveryPoint:
         """Stream *point*'s archive into *destination*, verify it there, then write the sidecar.
+
+        The copy is named *name* (default: the point's own id). `Directory.copy` names copies
+        ``<id>-<tier>`` so that a point id stays unique across a target's tiers.
 
         The archive is copied in 256 KiB chunks, hashed on the way, then read back from
         *destination* and hashed again. On any mismatch the copy is removed and
@@ -467,19 +475,23 @@ class ArchiveStore(abc.ABC):
         """
         data = self.read_sidecar(point, "copy")
         expected = str(data["archive"]["sha256"])
-        existing = destination.get_point(point.id)
+        copy_id = name or point.id
+        existing = destination.get_point(copy_id)
         if existing is not None and existing.status is not Status.FAILED:
             if existing.checksum == f"sha256:{expected}":
                 return existing
             msg = (
-                f"{destination.url}: copy: a different archive named {point.id!r} already exists "
+                f"{destination.url}: copy: a different archive named {copy_id!r} already exists "
                 f"(expected sha256:{expected}, got {existing.checksum})"
             )
-            raise BackendError(msg, backend=destination.url, operation="copy", resource=point.id)
-        key = _archive_key(point.id)
+            raise BackendError(msg, backend=destination.url, operation="copy", resource=copy_id)
+        key = _archive_key(copy_id)
         digest = hashlib.sha256()
         try:
-            with self.open_reader(key) as reader, destination.open_writer(key) as writer:
+            with (
+                self.open_reader(_archive_key(point.id)) as reader,
+                destination.open_writer(key) as writer,
+            ):
                 while chunk := reader.read(_CHUNK):
                     digest.update(chunk)
                     writer.write(chunk)
@@ -498,11 +510,12 @@ class ArchiveStore(abc.ABC):
         tags.pop(TAG_HOLD, None)
         tags[TAG_TIER] = destination.tier
         copied.update(
+            id=copy_id,
             tags=tags,
             copied_from={"store": self.url, "at": datetime.now(UTC).isoformat()},
             encryption=encryption,
         )
-        destination.write_json(_sidecar_key(point.id), copied)
+        destination.write_json(_sidecar_key(copy_id), copied)
         return destination.point_from_sidecar(copied)
 
     @staticmethod
@@ -1494,7 +1507,7 @@ class Directory:
                 f"a store other than the point's own ({source.url})",
                 target.url,
             )
-        copied = source.copy_point(point, target)
+        copied = source.copy_point(point, target, name=f"{point.id}-{destination.tier}")
         self._stores.setdefault(target.url, target)
         return self._adopt(copied)
 

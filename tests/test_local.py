@@ -661,20 +661,20 @@ class _CorruptingStore(DirectoryStore):
 
 class TestCopy:
     def test_copy_to_offsite(self, target: Directory, offsite: DirectoryStore):
-        """A copy lands in the destination with the same checksum, in its tier, and is listed."""
+        """A copy lands in the destination named <id>-<tier>, same checksum, in its tier, listed."""
         point = target.create_backup()
         copy = target.copy(point, Destination(store=offsite, tier="offsite"))
-        assert (point.id, point.checksum, "offsite", offsite.url) == (
+        assert (f"{point.id}-offsite", point.checksum, "offsite", offsite.url) == (
             copy.id,
             copy.checksum,
             copy.tier,
             copy.location,
         )
         assert "offsite" == copy.tags[TAG_TIER]
-        assert (offsite.path / f"{point.id}.tar.gz").read_bytes() == (
+        assert (offsite.path / f"{point.id}-offsite.tar.gz").read_bytes() == (
             target.store.path / f"{point.id}.tar.gz"  # type: ignore[attr-defined]
         ).read_bytes()
-        assert {("local", point.id), ("offsite", point.id)} == {
+        assert {("local", point.id), ("offsite", f"{point.id}-offsite")} == {
             (p.tier, p.id) for p in target.list_points()
         }
 

@@ -291,8 +291,8 @@ class TestCopies:
         point = target.create_backup()
         copy = target.copy(point, Destination(store=store, tier="offsite"))
         local_bytes = (tmp_path / "local" / f"{point.id}.tar.gz").read_bytes()
-        assert local_bytes == _body(s3, f"{PREFIX}{point.id}.tar.gz")
-        assert [("local", point.id), ("offsite", point.id)] == [
+        assert local_bytes == _body(s3, f"{PREFIX}{point.id}-offsite.tar.gz")
+        assert [("local", point.id), ("offsite", f"{point.id}-offsite")] == [
             (p.tier, p.id) for p in target.list_points()
         ]
         back = DirectoryStore(tmp_path / "back", tier="restore-test")
@@ -335,6 +335,6 @@ class TestCopies:
             store=f"s3://{BUCKET}/{PREFIX}", tier="offsite", kms_key_id=key_id
         )
         copy = target.copy(point, destination)
-        head = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}{point.id}.tar.gz")
+        head = s3.head_object(Bucket=BUCKET, Key=f"{PREFIX}{point.id}-offsite.tar.gz")
         assert ("aws:kms", True) == (head["ServerSideEncryption"], copy.encrypted)
         assert key_id in head["SSEKMSKeyId"]
