@@ -50,13 +50,25 @@ from backuppolicy.retention import (
     RetentionRuleT,
     as_rule,
 )
-from backuppolicy.schedule import Cadence, Schedule, rolling_slots
+from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
+from backuppolicy.workflows import (
+    ApplyReport,
+    RunReport,
+    apply,
+    backup,
+    backup_now,
+    holds,
+    place_hold,
+    plan_retention,
+    release_hold,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AnyOf",
+    "ApplyReport",
     "BackendError",
     "BackendNotFoundError",
     "BackupPolicyError",
@@ -92,6 +104,7 @@ __all__ = [
     "RetentionPlan",
     "RetentionRule",
     "RetentionRuleT",
+    "RunReport",
     "Schedule",
     "SnsNotifier",
     "Status",
@@ -102,6 +115,14 @@ __all__ = [
     "VerificationSpec",
     "WebhookNotifier",
     "__version__",
+    "apply",
     "as_rule",
+    "backup",
+    "backup_now",
+    "full_backups_due",
+    "holds",
+    "place_hold",
+    "plan_retention",
+    "release_hold",
     "rolling_slots",
 ]

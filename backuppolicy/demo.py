@@ -1,0 +1,284 @@
+"""The embedded demo: the seed policy run for 40 simulated days in an in-process AWS world.
+
+``backuppolicy demo`` needs no AWS account: moto (in-process) plays AWS, with two RDS
+databases, an EC2 instance with two volumes and a versioned S3 bucket in eu-west-2, a second
+region (eu-west-1) as the off-site location, and a temporary directory of configuration files
+and application code. The policy is the seed's (``examples/policy.yaml``, shipped inside the
+package) with its resource ids and paths pointed at that world. Each simulated day at 04:05 GMT
+the daily job runs (backups, weekly off-site copies spread by the rolling schedule), then the
+35-day retention is planned and applied. On day 5 a legal hold is placed on a database
+snapshot; it survives the pruning that removes its neighbours.
+
+Needs the ``demo`` extra (moto and time-machine): ``pip install 'backuppolicy[demo]'``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+from backuppolicy.exceptions import BackendNotFoundError
+from backuppolicy.model import RecoveryPoint
+
+__all__ = ["load_seed_policy", "run"]
+
+REGION: Final = "eu-west-2"
+OFFSITE_REGION: Final = "eu-west-1"
+START = datetime(2026, 10, 17, 4, 5, tzinfo=UTC)
+_FAKE_ENV = {
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",  # ~300 AMIs with snapshots slow every listing down
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
+def load_seed_policy() -> Any:
+    """The seed policy (`examples/policy.yaml`) as shipped inside the package."""
+    from backuppolicy.policy import Policy  # noqa: PLC0415
+
+    text = resources.files("backuppolicy").joinpath("data/seed_policy.yaml").read_text("utf-8")
+    return Policy.from_yaml(text, source="seed_policy.yaml")
+
+
+@contextmanager
+def _fake_aws_env() -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in [*_FAKE_ENV, "AWS_PROFILE", "AWS_ENDPOINT_URL"]}
+    os.environ.update(_FAKE_ENV)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _build_world(root: Path) -> dict[str, Any]:
+    """Create the AWS resources and directories of the demo; return the ids to put in the policy."""
+    import boto3  # noqa: PLC0415
+
+    rds = boto3.client("rds", region_name=REGION)
+    for db in ("shop-prod", "blog-prod"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=db,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            AllocatedStorage=20,
+            MasterUsername="demo",
+            MasterUserPassword="demo-password-1",
+            BackupRetentionPeriod=0,
+        )
+    ec2 = boto3.client("ec2", region_name=REGION)
+    instance = ec2.run_instances(
+        ImageId="ami-0d3c5a7f1e2b4c6d8",  # moto accepts any image id when no AMIs are loaded
+        MinCount=1,
+        MaxCount=1,
+        InstanceType="t3.micro",
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 10}}],
+    )["Instances"][0]["InstanceId"]
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(
+        Bucket="acme-web-assets", CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    s3.put_bucket_versioning(
+        Bucket="acme-web-assets", VersioningConfiguration={"Status": "Enabled"}
+    )
+    for i in range(5):
+        s3.put_object(Bucket="acme-web-assets", Key=f"img/logo-{i}.png", Body=b"v1")
+    offsite_s3 = boto3.client("s3", region_name=OFFSITE_REGION)
+    offsite_s3.create_bucket(
+        Bucket="acme-backups-offsite",
+        CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION},
+    )
+    kms = boto3.client("kms", region_name=OFFSITE_REGION)
+    key = kms.create_key(Description="off-site backups")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName="alias/backups-offsite", TargetKeyId=key)
+    topic = boto3.client("sns", region_name=REGION).create_topic(Name="backup-alerts")["TopicArn"]
+
+    config = root / "etc-shop"
+    code = root / "srv-shop"
+    for folder, files in (
+        (config, {"shop.conf": "workers = 4\n", "db.conf": "host = shop-prod\n"}),
+        (code, {"app.py": "print('shop')\n", "lib/util.py": "X = 1\n", "debug.log": "noise\n"}),
+    ):
+        for name, content in files.items():
+            path = folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    return {"instance": instance, "config": config, "code": code, "topic": topic, "root": root}
+
+
+def _demo_policy(world: dict[str, Any]) -> Any:
+    """The seed policy with its settings pointed at the demo world."""
+    from backuppolicy.policy import Policy  # noqa: PLC0415
+
+    data = load_seed_policy().to_dict()
+    for target in data["targets"]:
+        settings = target["settings"]
+        if target["kind"] == "ec2-instance":
+            settings["instance_id"] = world["instance"]
+        elif target["name"] == "shop-config":
+            settings["path"] = str(world["config"])
+        elif target["name"] == "shop-code":
+            settings["path"] = str(world["code"])
+    for tier in data["tiers"]:
+        if tier["name"] == "local":
+            tier["location"]["store"] = str(world["root"] / "store-local")
+    for notification in data["notifications"]:
+        if notification["kind"] == "sns":
+            notification["settings"]["topic_arn"] = world["topic"]
+    return Policy.from_dict(data)
+
+
+def _write(out: TextIO | None, text: str = "") -> None:
+    if out is not None:
+        out.write(text + "\n")
+        out.flush()
+
+
+def run(*, days: int = 40, out: TextIO | None = None) -> dict[str, Any]:
+    """Run the demo for *days* simulated days; print to *out*; return a JSON-ready summary.
+
+    Raises:
+        BackendNotFoundError: moto or time-machine is not installed (the ``demo`` extra).
+    """
+    try:
+        import time_machine  # noqa: PLC0415
+        from moto import mock_aws  # noqa: PLC0415
+    except ImportError as exc:
+        message = f"the demo needs moto and time-machine: pip install 'backuppolicy[demo]' ({exc})"
+        raise BackendNotFoundError(message, name="demo") from exc
+    from backuppolicy import workflows  # noqa: PLC0415
+
+    started = time.monotonic()
+    pruned: Counter[str] = Counter()
+    pruned_reasons: Counter[str] = Counter()
+    failures: list[str] = []
+    held: RecoveryPoint | None = None
+    with (
+        tempfile.TemporaryDirectory(prefix="backuppolicy-demo-") as tmp,
+        _fake_aws_env(),
+        mock_aws(),
+        time_machine.travel(START - timedelta(hours=1), tick=True),
+    ):
+        world = _build_world(Path(tmp))
+        policy = _demo_policy(world)
+        targets = workflows.build_targets(policy)
+        _write(
+            out, f"backuppolicy demo: policy {policy.name!r}, {len(targets)} targets, {days} days"
+        )
+        _write(out, f"  targets: {', '.join(f'{t.name} ({t.kind})' for t in policy.targets)}")
+        _write(out, "  tiers: " + ", ".join(t.describe() for t in policy.tiers))
+        _write(out, f"  retention: {policy.retention.describe()}\n")
+        for day in range(days):
+            now = START + timedelta(days=day)
+            with time_machine.travel(now, tick=False):
+                s3 = _s3()
+                s3.put_object(
+                    Bucket="acme-web-assets", Key=f"img/logo-{day % 5}.png", Body=f"v{day}".encode()
+                )
+                report = workflows.backup(
+                    policy, now=now, targets=targets, max_workers=1, notifiers=[]
+                )
+                failures += [f"day {day}: {r.target}: {r.error}" for r in report.failed]
+                if day == 5:  # noqa: PLR2004 - the day the lawyers call
+                    held = _place_demo_hold(policy, targets, now)
+                plan = workflows.plan_retention(policy, now=now, targets=targets)
+                applied = workflows.apply(plan, max_workers=4)
+                failures += [f"day {day}: delete {o.point.id}: {o.reason}" for o in applied.failed]
+                for point in applied.deleted:
+                    pruned[f"{point.target}/{point.tier}"] += 1
+                    pruned_reasons.update(plan.reasons[point.id])
+                copies = ", ".join(f"{c.target}->{c.tier}" for c in report.copies)
+                _write(
+                    out,
+                    f"day {day + 1:2d} {now:%Y-%m-%d %H:%M} GMT: {len(report.created)} backups"
+                    f"{', copies: ' + copies if copies else ''}"
+                    f"{', pruned ' + str(len(applied.deleted)) if applied.deleted else ''}"
+                    f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}",
+                )
+        summary = _summarise(policy, targets, held, pruned, pruned_reasons, failures)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    _print_summary(out, summary)
+    return summary
+
+
+def _s3() -> Any:
+    import boto3  # noqa: PLC0415
+
+    return boto3.client("s3", region_name=REGION)
+
+
+def _place_demo_hold(policy: Any, targets: Any, now: datetime) -> RecoveryPoint:
+    from backuppolicy import workflows  # noqa: PLC0415
+
+    points = [p for p in targets["shop-db"].list_points() if p.managed and p.tier == "local"]
+    oldest = min(points, key=lambda p: p.created_at)
+    return workflows.place_hold(
+        policy, oldest, reason="litigation", reference="case-17", now=now, targets=targets
+    )
+
+
+def _summarise(  # noqa: PLR0917 - an internal helper of run()
+    policy: Any,
+    targets: Any,
+    held: RecoveryPoint | None,
+    pruned: Counter[str],
+    reasons: Counter[str],
+    failures: list[str],
+) -> dict[str, Any]:
+    per: Counter[str] = Counter()
+    oldest: dict[str, str] = {}
+    held_now: list[str] = []
+    for name, target in targets.items():
+        for point in target.list_points():
+            if point.kind == "s3-version":
+                key = f"{name}/versions"
+            else:
+                key = f"{name}/{point.tier}" + ("" if point.managed else " (not ours)")
+            per[key] += 1
+            stamp = point.created_at.strftime("%Y-%m-%d")
+            oldest[key] = min(oldest.get(key, stamp), stamp)
+            if point.held:
+                held_now.append(f"{name}:{point.id}")
+    held_id = f"{held.target}:{held.id}" if held else None
+    return {
+        "policy": policy.name,
+        "points": dict(sorted(per.items())),
+        "oldest": dict(sorted(oldest.items())),
+        "pruned": dict(sorted(pruned.items())),
+        "pruned_reasons": dict(reasons.most_common(5)),
+        "held": held_now,
+        "held_point_survived": held_id in held_now if held_id else False,
+        "failures": failures,
+        "ok": not failures and (held_id in held_now if held_id else True),
+    }
+
+
+def _print_summary(out: TextIO | None, summary: dict[str, Any]) -> None:
+    _write(out, "\nrecovery points now (target/tier: count, oldest):")
+    for key, count in summary["points"].items():
+        _write(out, f"  {key:<28} {count:4d}  oldest {summary['oldest'][key]}")
+    _write(out, "\npruned (target/tier: count):")
+    for key, count in summary["pruned"].items():
+        _write(out, f"  {key:<28} {count:4d}")
+    _write(out, "  why: " + "; ".join(f"{r} ({n})" for r, n in summary["pruned_reasons"].items()))
+    _write(out, "\nlegal holds: " + (", ".join(summary["held"]) or "none"))
+    _write(out, f"held point survived the 35-day pruning: {summary['held_point_survived']}")
+    if summary["failures"]:
+        _write(out, "\nfailures:")
+        for failure in summary["failures"]:
+            _write(out, f"  {failure}")
+    _write(out, f"\n{'ok' if summary['ok'] else 'FAILED'} in {summary['seconds']} s")
