@@ -38,7 +38,7 @@ __all__ = [
 class CheckStatus(enum.Enum):
     """Outcome of a check."""
 
-    PASS = "pass"  # noqa: S105 - not a password
+    PASS = "pass"
     """The check passed."""
     FAIL = "fail"
     """The check failed: the backup cannot be relied on, or the policy is not met."""
