@@ -9,6 +9,7 @@ Progress bars go to stderr and only when it is a terminal.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -20,7 +21,18 @@ from typing import Any, TextIO
 from backuppolicy.exceptions import BackupPolicyError, PolicyError
 from backuppolicy.model import ensure_aware
 
-__all__ = ["main"]
+__all__ = [
+    "EXIT_FAILURES",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ProgressBar",
+    "UsageError",
+    "build_cli_targets",
+    "emit",
+    "load_policy",
+    "main",
+    "parse_now",
+]
 
 EXIT_OK = 0
 EXIT_FAILURES = 1
@@ -259,6 +271,19 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 }
 
 
+# Feature modules that add subcommands: each has ``register(sub, common) -> dict[name, handler]``
+# where a handler is ``handler(args, out) -> exit code``. Shared helpers for them: `load_policy`,
+# `build_cli_targets`, `emit`, `parse_now`, `ProgressBar`.
+_COMMAND_MODULES: tuple[str, ...] = ()
+
+load_policy = _policy
+build_cli_targets = _targets
+emit = _emit
+parse_now = _now
+ProgressBar = _Bar
+UsageError = _UsageError
+
+
 def _parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
@@ -298,6 +323,9 @@ def _parser() -> argparse.ArgumentParser:
     holds.add_argument("--reference", help="case, ticket or regulation reference")
     sub.add_parser("doc", parents=[common], help="print the human policy document (Markdown)")
     sub.add_parser("validate", parents=[common], help="check a policy file")
+    for module_name in _COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        _COMMANDS.update(module.register(sub, common))
     return parser
 
 
