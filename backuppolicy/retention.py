@@ -108,19 +108,24 @@ _is_pending = functools.partial(operator.is_, _PENDING)
 
 # One row per point: (created_at in UTC, id, status, managed, legal_hold, point). Rows sort
 # by (created_at, id); ids are unique, so a comparison never looks further.
-_Row: TypeAlias = tuple[datetime, str, Status, bool, Any, RecoveryPoint]
+_Row: TypeAlias = tuple[datetime, str, Status, bool, LegalHold | None, RecoveryPoint]
 
 
 class _Group:
-    """The points of one target as columns, newest first; ``good_*``: completed points only."""
+    """The points of one target as columns, newest first; ``good_*``: completed points only.
+
+    Attributes:
+        good_mask: ``None`` when every point is completed, else one bool per point.
+        all_managed: Whether every point is managed.
+    """
 
     __slots__ = (
+        "all_managed",
         "created",
         "good_created",
         "good_ids",
-        "holds",
+        "good_mask",
         "ids",
-        "managed",
         "points",
         "ref",
         "ref_index",
@@ -135,21 +140,36 @@ class _Group:
         self.created: list[datetime] = list(map(_ITEM0, rows))
         self.ids: list[str] = list(map(_ITEM1, rows))
         self.statuses: list[Status] = list(map(_ITEM2, rows))
-        self.managed: list[bool] = list(map(_ITEM3, rows))
-        self.holds: list[LegalHold | None] = list(map(_ITEM4, rows))
         self.points: list[RecoveryPoint] = list(map(_ITEM5, rows))
+        self.all_managed = all(map(_ITEM3, rows))
         mask = list(map(_is_completed, self.statuses))
-        if all(mask):
-            self.good_ids, self.good_created = self.ids, self.created
-        else:
+        self.good_mask: list[bool] | None = None
+        self.good_ids, self.good_created = self.ids, self.created
+        if not all(mask):
+            self.good_mask = mask
             self.good_ids = list(itertools.compress(self.ids, mask))
             self.good_created = list(itertools.compress(self.created, mask))
         self.ref: datetime | None = None
         self.ref_index = -1
 
-    def subset(self, mask: list[bool]) -> _Group:
-        """The group restricted to the points where *mask* is true (order kept)."""
-        return _Group(self.target, list(itertools.compress(self.rows, mask)))
+    def managed_only(self) -> _Group:
+        """The group restricted to its managed points (itself if all are)."""
+        if self.all_managed:
+            return self
+        return _Group(self.target, list(itertools.compress(self.rows, map(_ITEM3, self.rows))))
+
+    def special_indices(self, future: int) -> list[int]:
+        """Indices of the points a floor protects: future, held, pending, unmanaged."""
+        special = set(range(future))
+        rows, count = self.rows, len(self.rows)
+        if any(map(operator.is_not, map(_ITEM4, rows), itertools.repeat(None))):
+            holds = map(operator.is_not, map(_ITEM4, rows), itertools.repeat(None))
+            special.update(itertools.compress(range(count), holds))
+        if _PENDING in self.statuses:
+            special.update(itertools.compress(range(count), map(_is_pending, self.statuses)))
+        if not self.all_managed:
+            special.update(itertools.compress(range(count), map(operator.not_, map(_ITEM3, rows))))
+        return sorted(special)
 
 
 class _Prepared:
@@ -194,34 +214,34 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _group_points(points: Iterable[RecoveryPoint]) -> list[_Group]:
+def _group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> list[_Group]:
     """Group by target (sorted by name), each newest first, with UTC times.
 
     This is the one loop that touches every point object (in input order, which is where
-    the memory is); everything after works on the rows it builds.
+    the memory is); everything after works on the rows it builds. With *check_ids* false
+    the caller checks that ids are unique (the planner does, for free, from its result).
 
     Raises:
         TypeError: An item is not a `RecoveryPoint`.
         ValueError: Two points share an id.
     """
     groups: dict[str, list[_Row]] = {}
-    ids: list[str] = []
-    add_id = ids.append
     point: object = None
     try:
         for point in points:
             target, created, pid, status, managed, hold = _ROW_FIELDS(point)
             if created.tzinfo is not UTC:
                 created = created.astimezone(UTC)
-            add_id(pid)
             rows = groups.get(target)
             if rows is None:
                 rows = groups[target] = []
             rows.append((created, pid, status, managed, hold, point))
     except AttributeError:
         raise TypeError(f"points: expected RecoveryPoint items (got {point!r}).") from None
-    if len(set(ids)) != len(ids):
-        _raise_duplicate(ids)
+    if check_ids:
+        ids = [pid for rows in groups.values() for pid in map(_ITEM1, rows)]
+        if len(set(ids)) != len(ids):
+            _raise_duplicate(ids)
     result = []
     for target in sorted(groups):
         rows = groups[target]
@@ -1219,10 +1239,8 @@ def _plan(
 def _plan_body(
     rule: RetentionRule, points: Iterable[RecoveryPoint], *, now: datetime, tz: tzinfo
 ) -> RetentionPlan:
-    groups = _group_points(points)
-    managed_groups = [
-        group if all(group.managed) else group.subset(group.managed) for group in groups
-    ]
+    groups = _group_points(points, check_ids=False)
+    managed_groups = [group.managed_only() for group in groups]
     kept: _Out = {}
     rule._apply(_Prepared(managed_groups, now, tz), kept)  # noqa: SLF001 - same family
     for group in managed_groups:
@@ -1233,9 +1251,11 @@ def _plan_body(
     keep: list[RecoveryPoint] = []
     delete: list[RecoveryPoint] = []
     reasons: dict[str, list[str]] = {}
+    total = 0
     for group in groups:
         _apply_floors(group, kept, now)
         ids, group_points = group.ids, group.points
+        total += len(ids)
         mask = list(map(kept.__contains__, ids))
         inverse = list(map(operator.not_, mask))
         keep.extend(itertools.compress(group_points, mask))
@@ -1244,26 +1264,21 @@ def _plan_body(
         reasons.update(
             zip(delete_ids, map(list, itertools.repeat(base, len(delete_ids))), strict=True)
         )
-        if group.good_ids is not ids:  # some points are not completed
-            for pid, status in itertools.compress(zip(ids, group.statuses, strict=True), inverse):
-                if status is not _COMPLETED:
-                    reasons[pid].append(f"{status.value} backup")
+        if group.good_mask is not None:  # some points are not completed
+            for index in itertools.compress(range(len(ids)), map(operator.not_, group.good_mask)):
+                if inverse[index]:
+                    reasons[ids[index]].append(f"{group.statuses[index].value} backup")
     reasons.update(kept)
+    if len(reasons) != total:  # a duplicate id collapsed two entries
+        _raise_duplicate([pid for group in groups for pid in group.ids])
     return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
 
 
 def _apply_floors(group: _Group, kept: _Out, now: datetime) -> None:
     """Add the planner's reasons (hold, pending, future, unmanaged) to *kept*."""
-    points, count = group.points, len(group.points)
     future = _count_after(group.created, now)
-    special = set(range(future))
-    special.update(
-        itertools.compress(range(count), map(operator.is_not, group.holds, itertools.repeat(None)))
-    )
-    special.update(itertools.compress(range(count), map(_is_pending, group.statuses)))
-    special.update(itertools.compress(range(count), map(operator.not_, group.managed)))
-    for index in sorted(special):
-        extra = _floors(points[index], future=index < future)
+    for index in group.special_indices(future):
+        extra = _floors(group.points[index], future=index < future)
         pid = group.ids[index]
         got = kept.get(pid)
         kept[pid] = extra if got is None else [*got, *extra]
