@@ -134,10 +134,12 @@ class _Group:
         "target",
     )
 
-    def __init__(self, target: str, rows: list[_Row]) -> None:
+    def __init__(
+        self, target: str, rows: list[_Row], created: list[datetime] | None = None
+    ) -> None:
         self.target = target
         self.rows = rows
-        self.created: list[datetime] = list(map(_ITEM0, rows))
+        self.created: list[datetime] = list(map(_ITEM0, rows)) if created is None else created
         self.ids: list[str] = list(map(_ITEM1, rows))
         self.statuses: list[Status] = list(map(_ITEM2, rows))
         self.points: list[RecoveryPoint] = list(map(_ITEM5, rows))
@@ -245,9 +247,14 @@ def _group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) ->
     result = []
     for target in sorted(groups):
         rows = groups[target]
-        # Newest first; on equal created_at the larger id first.
-        rows.sort(reverse=True)
-        result.append(_Group(target, rows))
+        # Newest first; on equal created_at the larger id first. Sorting on created_at
+        # alone is cheaper; only if two points share a time do we sort on (created_at, id).
+        rows.sort(key=_ITEM0, reverse=True)
+        created = list(map(_ITEM0, rows))
+        if any(map(operator.eq, created, itertools.islice(created, 1, None))):
+            rows.sort(reverse=True)
+            created = list(map(_ITEM0, rows))
+        result.append(_Group(target, rows, created))
     return result
 
 
