@@ -12,7 +12,7 @@ combine by union with ``|``::
 
 Semantics, in short (the explanation page has the long form):
 
-* Points are grouped by `RecoveryPoint.target`; every target is evaluated on its own.
+* Points are grouped by the point's ``target``; every target is evaluated on its own.
 * Order is newest first by ``created_at``; equal times are ordered by ``id``
   descending (the larger id counts as the newer point), so the input order never matters.
 * Count and per-period rules (`KeepLast`, `KeepHourly` ... `KeepYearly`,
@@ -789,7 +789,7 @@ class KeepWithin(RetentionRule):
         KeepWithin('30d', per='week')
 
     Attributes:
-        duration: The window, a `Duration`.
+        duration: The window, a `backuppolicy.Duration`.
         per: ``None`` or the period of which to keep one point.
     """
 
@@ -873,7 +873,7 @@ class MaxAge(RetentionRule):
         'keep every backup younger than 35 days'
 
     Attributes:
-        duration: The maximum age, a `Duration`.
+        duration: The maximum age, a `backuppolicy.Duration`.
     """
 
     duration: Duration
@@ -1321,10 +1321,10 @@ _HEADER = ("action", "target", "id", "created (UTC)", "status", "reasons")
 
 @attrs.frozen(repr=False)
 class RetentionPlan:
-    """The result of planning: every point is in exactly one of `keep` and `delete`.
+    """The result of planning: every point is in exactly one of ``keep`` and ``delete``.
 
     Both lists are ordered by target name, then newest first (ties: larger id first).
-    `reasons` has at least one reason for every point, keep or delete.
+    ``reasons`` has at least one reason for every point, keep or delete.
 
     Example:
         >>> from datetime import datetime, timedelta, UTC
@@ -1363,6 +1363,9 @@ class RetentionPlan:
     def combine(cls, plans: Iterable[RetentionPlan]) -> Self:
         """Merge plans of different targets or tiers made for the same *now* into one.
 
+        Points are ordered as in a plan (target name, then newest first); ``targets`` and
+        ``errors`` are merged too.
+
         Raises:
             ValueError: No plans, plans for different times, or a point id in two plans.
         """
@@ -1373,6 +1376,8 @@ class RetentionPlan:
         reasons: dict[str, list[str]] = {}
         keep: list[RecoveryPoint] = []
         delete: list[RecoveryPoint] = []
+        targets: dict[str, Any] = {}
+        errors: dict[str, str] = {}
         for plan in plans:
             if plan.now != now:
                 raise ValueError(
@@ -1387,7 +1392,16 @@ class RetentionPlan:
             reasons.update(plan.reasons)
             keep.extend(plan.keep)
             delete.extend(plan.delete)
-        return cls(keep=_plan_order(keep), delete=_plan_order(delete), reasons=reasons, now=now)
+            targets.update(plan.targets)
+            errors.update(plan.errors)
+        return cls(
+            keep=_plan_order(keep),
+            delete=_plan_order(delete),
+            reasons=reasons,
+            now=now,
+            targets=targets,
+            errors=errors,
+        )
 
     def rows(self, limit: int | None = None) -> list[tuple[str, ...]]:
         """Table rows ``(action, target, id, created, status, reasons)``: deletes, then keeps.

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 
 from backuppolicy import LegalHold, PolicyError, RecoveryPoint, Status
@@ -913,13 +914,15 @@ class TestRetentionPlan:
         first = KeepLast(1).plan(daily(2, target="a"), now=NOW)
         second = KeepLast(1).plan([p.evolve(id=f"b{p.id}") for p in daily(2, target="b")], now=NOW)
 
-        combined = RetentionPlan.combine([second, first])
+        combined = RetentionPlan.combine(
+            [attrs.evolve(second, errors={"c": "AccessDenied"}), first]
+        )
 
         assert (["d00", "bd00"], ["d01", "bd01"]) == (
             [p.id for p in combined.keep],
             [p.id for p in combined.delete],
         )
-        assert 4 == len(combined.reasons)
+        assert (4, {"c": "AccessDenied"}) == (len(combined.reasons), combined.errors)
 
     def test_combine_refuses_duplicate_ids(self, plan):
         """A point id in two plans is an error naming the id."""
