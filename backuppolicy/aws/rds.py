@@ -60,7 +60,6 @@ from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
 __all__ = ["AuroraCluster", "BackupSettings", "BackupWindow", "Drift", "RdsInstance"]
 
 _GIB = 1024**3
-_SNAPSHOT_ID_MAX = 255
 _DB_ID_MAX = 63
 _TAG_VALUE_MAX = 256
 _MAX_RETENTION = 35
@@ -380,6 +379,7 @@ class _Api:
     copy_target_param: str
     delete_snapshot: str
     min_retention: int
+    snapshot_max_length: int
 
 
 _INSTANCE_API = _Api(
@@ -403,6 +403,7 @@ _INSTANCE_API = _Api(
     copy_target_param="TargetDBSnapshotIdentifier",
     delete_snapshot="delete_db_snapshot",
     min_retention=0,
+    snapshot_max_length=255,
 )
 _CLUSTER_API = _Api(
     kind="rds-cluster-snapshot",
@@ -425,6 +426,7 @@ _CLUSTER_API = _Api(
     copy_target_param="TargetDBClusterSnapshotIdentifier",
     delete_snapshot="delete_db_cluster_snapshot",
     min_retention=1,
+    snapshot_max_length=63,  # cluster snapshot identifiers are shorter than DB snapshot ones
 )
 
 
@@ -607,7 +609,7 @@ class _RdsTarget(AwsBackend):
             suffix = re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-")
             if suffix != token:  # "run 1" and "run-1" must not share a name
                 suffix = f"{suffix}-{_sha8(token)}"
-        return _identifier(f"bp-{self.name}-{suffix}", max_length=_SNAPSHOT_ID_MAX)
+        return _identifier(f"bp-{self.name}-{suffix}", max_length=self._api.snapshot_max_length)
 
     def _our_tags(self, reason: str, token: str) -> dict[str, str]:
         return {
@@ -735,7 +737,9 @@ class _RdsTarget(AwsBackend):
         same_region = region == source_region
         # Always suffixed with the tier, also across regions: RDS identifiers are unique per
         # region only, and a plan across tiers needs one id per point.
-        target_id = _identifier(f"{point.id}-{destination.tier}", max_length=_SNAPSHOT_ID_MAX)
+        target_id = _identifier(
+            f"{point.id}-{destination.tier}", max_length=self._api.snapshot_max_length
+        )
         existing = self._describe_snapshot(target_id, region)
         if existing is not None:
             if existing.tags.get(TAG_TARGET) == self.name:

@@ -489,6 +489,17 @@ class TestCreate:
         assert first.id.startswith("bp-orders-db-run-1-")
         assert first.id != second.id
 
+    def test_long_names_fit_rds_limits(self, target, keys):
+        """Long target names and tokens are shortened with a hash: 255 (DB) or 63 (cluster) chars."""
+        long = (
+            _make_cluster(name="c" * 80) if _is_cluster(target) else _make_instance(name="d" * 250)
+        )
+        limit = 63 if _is_cluster(target) else 255
+        point = long.create_backup(token="t" * 100)
+        copy = long.copy(point, Destination(region=OTHER, kms_key_id=keys[OTHER]))
+        assert all(RDS_ID.match(i) and len(i) <= limit for i in (point.id, copy.id))
+        assert point.id == long.create_backup(token="t" * 100).id
+
     def test_same_token_same_point(self, target):
         """A second create with the same token returns the first snapshot."""
         first = target.create_backup(token="nightly-1")
