@@ -49,6 +49,7 @@ from backuppolicy.retention import (
     RetentionRule,
     RetentionRuleT,
     as_rule,
+    rule_from_spec,
 )
 from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
@@ -125,4 +126,5 @@ __all__ = [
     "plan_retention",
     "release_hold",
     "rolling_slots",
+    "rule_from_spec",
 ]
