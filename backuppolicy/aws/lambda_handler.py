@@ -1,0 +1,113 @@
+"""AWS Lambda entry point: run ``backup`` or ``prune`` of a policy on an EventBridge Scheduler schedule.
+
+Set the function's handler to ``backuppolicy.aws.lambda_handler.handler``;
+`backuppolicy.aws.awsbackup.export_scheduler` writes the schedules that invoke it. The event::
+
+    {"action": "backup" | "prune",
+     "policy": "s3://bucket/policy.yaml" | "/var/task/policy.yaml",   # default: $BACKUPPOLICY_FILE
+     "apply": false,            # prune only: really delete (default: a dry run)
+     "now": "2026-11-26T04:00:00Z",   # optional, default: the invocation time
+     "targets": ["shop-db"]}    # optional: only these targets
+
+The result is the run's report as JSON-ready data. A run with failures raises
+`~backuppolicy.exceptions.BackupPolicyError` after computing the report, so the invocation counts
+as failed (Lambda's ``Errors`` metric, the schedule's dead-letter queue) and someone hears of it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from backuppolicy.aws._client import AwsBackend
+from backuppolicy.exceptions import BackupPolicyError, PolicyError
+from backuppolicy.policy import Policy
+
+__all__ = ["ACTIONS", "handler", "load_policy"]
+
+ACTIONS = ("backup", "prune")
+"""The actions an event may ask for."""
+
+_ENV = "BACKUPPOLICY_FILE"
+
+
+def load_policy(url: str, *, session: boto3.Session | None = None) -> Policy:
+    """Load a policy from ``s3://bucket/key`` (``.yaml``/``.yml``/``.toml``) or a local path.
+
+    Raises:
+        PolicyError: The URL is not a policy file, or the policy is invalid.
+        BackendError: Reading the S3 object failed.
+    """
+    if not url.startswith("s3://"):
+        return Policy.from_file(Path(url))
+    bucket, _, key = url[len("s3://") :].partition("/")
+    if not bucket or not key:
+        raise PolicyError.for_field("policy", "an s3://bucket/key URL of a policy file", url)
+    backend = AwsBackend("lambda-handler", session=session)
+    body = backend.call("s3", "get_object", resource=url, Bucket=bucket, Key=key)["Body"].read()
+    text = body.decode("utf-8")
+    if key.lower().endswith(".toml"):
+        return Policy.from_toml(text, source=url)
+    if key.lower().endswith((".yaml", ".yml")):
+        return Policy.from_yaml(text, source=url)
+    raise PolicyError.for_field("policy", "a policy file ending in .yaml, .yml or .toml", url)
+
+
+def _now(event: Mapping[str, Any]) -> datetime:
+    text = event.get("now")
+    if text is None:
+        return datetime.now(UTC)
+    value = datetime.fromisoformat(str(text))
+    if value.tzinfo is None:
+        raise PolicyError.for_field("now", "an ISO 8601 time with a zone", text)
+    return value
+
+
+def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
+    """Run the event's action (``backup`` or ``prune``) and return its report.
+
+    Raises:
+        PolicyError: The event or the policy is invalid.
+        BackupPolicyError: The run had failures (the report is logged in the message).
+
+    Example:
+        >>> handler({"action": "restore"})
+        Traceback (most recent call last):
+        ...
+        backuppolicy.exceptions.PolicyError: action: expected one of backup, prune (got 'restore').
+    """
+    from backuppolicy import workflows  # noqa: PLC0415 - workflows load the targets lazily
+
+    action = event.get("action", "backup")
+    if action not in ACTIONS:
+        raise PolicyError.for_field("action", "one of " + ", ".join(ACTIONS), action)
+    url = event.get("policy") or os.environ.get(_ENV)
+    if not url:
+        raise PolicyError.for_field("policy", f"a policy URL in the event or ${_ENV}", url)
+    policy = load_policy(str(url))
+    now = _now(event)
+    only = event.get("targets") or None
+    if action == "backup":
+        report = workflows.backup(policy, now=now, only=only)
+        data: dict[str, Any] = {"action": action, "ok": report.ok, "report": report.to_dict()}
+        failed = [run.target for run in report.failed]
+    else:
+        targets = workflows.build_targets(policy, only=only)
+        plan = workflows.plan_retention(policy, now=now, targets=targets)
+        applied = workflows.apply(plan, dry_run=not event.get("apply", False))
+        failed = [outcome.point.id for outcome in applied.failed] + list(dict(plan.errors))
+        data = {
+            "action": action,
+            "ok": not failed,
+            "plan": plan.to_dict(),
+            "apply": applied.to_dict(),
+        }
+    if failed:
+        message = f"{policy.name}: {action} had failures: {', '.join(failed)}"
+        raise BackupPolicyError(message)
+    return data
