@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 
@@ -407,10 +408,20 @@ class RunReport:
         }
 
 
-def _newest(points: Iterable[RecoveryPoint], tier: str) -> RecoveryPoint | None:
-    """The newest completed backup of ours in *tier* (object versions are data, not backups)."""
+def _newest(
+    points: Iterable[RecoveryPoint], tier: str, *, pending: bool = False
+) -> RecoveryPoint | None:
+    """The newest completed (or, with *pending*, in-flight) backup of ours in *tier*.
+
+    Object versions are data, not backups.
+    """
     good = [
-        p for p in points if p.tier == tier and p.is_good and p.managed and p.kind != "s3-version"
+        p
+        for p in points
+        if p.tier == tier
+        and (p.is_good or (pending and p.status is Status.PENDING))
+        and p.managed
+        and p.kind != "s3-version"
     ]
     return max(good, key=lambda p: (p.created_at, p.id), default=None)
 
@@ -433,7 +444,8 @@ def _copy_due(
         return False
     if policy.rolling_period is tier.every and tier.every in (Cadence.WEEK, Cadence.MONTH):
         slots = rolling_slots([t.name for t in policy.targets], period=tier.every)
-        day_index = (now.astimezone(start.tzinfo).date() - start.date()).days
+        zone = ZoneInfo(tz)  # count days in the policy's calendar (start is in UTC)
+        day_index = (now.astimezone(zone).date() - start.astimezone(zone).date()).days
         return day_index >= slots.get(target, 0)
     return True
 
@@ -492,15 +504,20 @@ def _run_target(
     copies: list[RecoveryPoint] = []
     errors: list[str] = []
     for tier in _copy_tiers(policy, spec):
-        last_copy = _newest(points, tier.name)
+        last_copy = _newest(points, tier.name, pending=True)  # a copy in flight counts
         if source is None or not _copy_due(policy, tier, spec.name, last_copy, now):
             continue
         if source.status is not Status.COMPLETED:
             refreshed = target.refresh(source)
-            if refreshed is None or not refreshed.is_good:
-                errors.append(f"copy to {tier.name}: source {source.id} is not completed yet")
+            if refreshed is not None and refreshed.is_good:
+                source = refreshed
+            elif newest is not None and not _copy_due(policy, tier, spec.name, newest, now):
+                source = newest  # snapshots start pending: copy the newest completed one
+            else:  # none completed in this period yet: the copy stays due for the next run
+                _log.info(
+                    "target %s: copy to %s deferred: %s is pending", spec.name, tier.name, source.id
+                )
                 continue
-            source = refreshed
         destination = Destination(
             tier=tier.name,
             region=tier.location.get("region"),
