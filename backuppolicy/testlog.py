@@ -1,0 +1,973 @@
+"""The backup testing log (seed §3.5, §3.6): every check and restore test, appended, reviewable.
+
+A `TestLog` appends each `~backuppolicy.verify.CheckResult` as a `LogEntry` (an entry id, the
+time it was recorded and who ran it are added) to a store, and answers the review questions
+of §3.6: what failed (`TestLog.failures`), when a check last passed (`TestLog.last_success`),
+and what is overdue under the policy (`TestLog.overdue`): applications without a passing
+restore test in the last 12 months, quarters without any restore test, and copies without a
+passing integrity check in the last year.
+
+Stores:
+
+* `JsonlLogStore`: a local JSON-lines file, one entry per line, append-only. Each append holds
+  an exclusive ``fcntl`` lock on the file and is flushed and ``fsync``'d before it returns, so
+  concurrent writers (threads or processes) never interleave. A torn last line (a writer that
+  crashed mid-line) is skipped with a `CorruptLogLineWarning` on read, and the next append
+  starts on a fresh line.
+* `S3LogStore`: one S3 object per entry, keyed by the check's time and the entry id, written
+  with ``If-None-Match: *``, so concurrent writers never overwrite each other.
+* `MemoryLogStore`: a list in memory, for tests and notebooks.
+
+`TestLog.open` picks the store from a URL: a path (or ``file://``), ``s3://bucket/prefix`` or
+``memory://``.
+
+Example:
+    >>> from datetime import datetime, UTC
+    >>> from backuppolicy.verify import CheckResult, CheckStatus, CheckKind
+    >>> log = TestLog.open("memory://", ran_by="support@ops-1")
+    >>> entry = log.record(CheckResult(
+    ...     check="restore-test", status=CheckStatus.PASS, target="shop-db",
+    ...     application="shop", kind=CheckKind.RESTORE_TEST,
+    ...     checked_at=datetime(2026, 11, 26, 5, 0, tzinfo=UTC)))
+    >>> entry.ran_by, entry.ok
+    ('support@ops-1', True)
+    >>> log.last_success("shop-db", "restore-test") == entry
+    True
+    >>> list(log.failures())
+    []
+"""
+
+from __future__ import annotations
+
+import enum
+import getpass
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from backuppolicy.durations import Duration
+from backuppolicy.exceptions import BackendError, PolicyError
+from backuppolicy.model import ensure_aware
+from backuppolicy.schedule import Cadence
+from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
+
+if sys.platform != "win32":  # pragma: no branch - POSIX file locks
+    import fcntl
+
+if TYPE_CHECKING:
+    from backuppolicy.aws._client import AwsBackend, RetryPolicy
+    from backuppolicy.policy import Policy
+
+__all__ = [
+    "CorruptLogLineWarning",
+    "JsonlLogStore",
+    "LogEntry",
+    "LogStore",
+    "MemoryLogStore",
+    "OverdueFinding",
+    "OverdueKind",
+    "S3LogStore",
+    "TestLog",
+    "cadence_span",
+    "default_ran_by",
+]
+
+_log = logging.getLogger("backuppolicy.testlog")
+_FORMAT = 1
+_TIME_KEY = "%Y%m%dT%H%M%S.%fZ"
+
+_SPANS = {
+    Cadence.HOUR: Duration(hours=1),
+    Cadence.DAY: Duration(days=1),
+    Cadence.WEEK: Duration(weeks=1),
+    Cadence.MONTH: Duration(months=1),
+    Cadence.QUARTER: Duration(months=3),
+    Cadence.YEAR: Duration(years=1),
+}
+
+
+def cadence_span(cadence: Cadence) -> Duration:
+    """The length of one period of *cadence*, as a calendar-aware `Duration`.
+
+    Example:
+        >>> str(cadence_span(Cadence.QUARTER)), str(cadence_span(Cadence.YEAR))
+        ('3m', '1y')
+    """
+    return _SPANS[cadence]
+
+
+def default_ran_by() -> str:
+    """``user@host`` of this process: who ran a check, unless told otherwise."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name (some containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+class CorruptLogLineWarning(UserWarning):
+    """A line or object of the testing log could not be read and was skipped."""
+
+
+def _aware(_inst: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    ensure_aware(value, field=attribute.name)
+
+
+def _non_empty(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise PolicyError.for_field(attribute.name, "a non-empty string", value)
+
+
+@attrs.frozen
+class LogEntry:
+    """One recorded check or restore test.
+
+    Attributes:
+        id: Unique id of the entry: the time it was recorded and a random suffix
+            (``20261126T050001.123456Z-3f2a...``), so ids sort by recording time.
+        recorded_at: When the entry was appended (timezone-aware).
+        result: The `~backuppolicy.verify.CheckResult`; its ``ran_by`` is always filled in.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    recorded_at: datetime = attrs.field(validator=_aware)
+    result: CheckResult = attrs.field(validator=attrs.validators.instance_of(CheckResult))
+
+    @property
+    def check(self) -> str:
+        """Name of the check."""
+        return self.result.check
+
+    @property
+    def status(self) -> CheckStatus:
+        """Outcome of the check."""
+        return self.result.status
+
+    @property
+    def kind(self) -> CheckKind:
+        """Kind of evidence (verification, integrity, restore test)."""
+        return self.result.kind
+
+    @property
+    def target(self) -> str:
+        """Name of the target checked."""
+        return self.result.target
+
+    @property
+    def application(self) -> str | None:
+        """Application of the target, if the check recorded it."""
+        return self.result.application
+
+    @property
+    def tier(self) -> str | None:
+        """Tier of the point checked, if any."""
+        return self.result.tier
+
+    @property
+    def point_id(self) -> str | None:
+        """The point checked, if any."""
+        return self.result.point_id
+
+    @property
+    def checked_at(self) -> datetime:
+        """When the check ran."""
+        return self.result.checked_at
+
+    @property
+    def ran_by(self) -> str:
+        """Who or what ran the check."""
+        return self.result.ran_by
+
+    @property
+    def ok(self) -> bool:
+        """Whether the check did not fail."""
+        return self.result.ok
+
+    @property
+    def passed(self) -> bool:
+        """Whether the check passed (warnings and skips do not)."""
+        return self.result.status is CheckStatus.PASS
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the result's fields plus ``id``, ``recorded_at`` and ``v``."""
+        return {
+            "v": _FORMAT,
+            "id": self.id,
+            "recorded_at": self.recorded_at.isoformat(),
+            **self.result.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LogEntry:
+        """Inverse of `to_dict`.
+
+        Raises:
+            PolicyError: *data* is not an entry (missing or malformed fields).
+        """
+        if not isinstance(data, Mapping):
+            raise PolicyError.for_field("entry", "a JSON object", data)
+        try:
+            return cls(
+                id=str(data["id"]),
+                recorded_at=datetime.fromisoformat(str(data["recorded_at"])),
+                result=CheckResult.from_dict(data),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, PolicyError):
+                raise
+            raise PolicyError.for_field(
+                "entry", "a log entry with id, recorded_at, check, status, target, checked_at", data
+            ) from exc
+
+
+@runtime_checkable
+class LogStore(Protocol):
+    """**Protocol:** where a `TestLog` keeps its entries (append-only)."""
+
+    def append(self, entry: LogEntry) -> None:
+        """Store *entry* durably; never overwrite another entry."""
+        ...
+
+    def read(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[LogEntry]:
+        """Yield the stored entries; a store may skip entries checked outside [*since*, *until*)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Stores
+
+
+class MemoryLogStore:
+    """Entries in a list in memory (tests, notebooks, the demo).
+
+    Attributes:
+        entries: The entries, in append order.
+    """
+
+    def __init__(self, entries: Iterable[LogEntry] = ()) -> None:
+        self.entries: list[LogEntry] = list(entries)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryLogStore(entries={len(self.entries)})"
+
+    def append(self, entry: LogEntry) -> None:
+        """Append *entry*."""
+        with self._lock:
+            self.entries.append(entry)
+
+    def read(
+        self,
+        *,
+        since: datetime | None = None,  # noqa: ARG002 - the log filters; a list has no index
+        until: datetime | None = None,  # noqa: ARG002
+    ) -> Iterator[LogEntry]:
+        """Yield a snapshot of the entries."""
+        with self._lock:
+            snapshot = list(self.entries)
+        yield from snapshot
+
+
+def _encode(entry: LogEntry) -> bytes:
+    text = json.dumps(
+        entry.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+    )
+    return text.encode("utf-8")
+
+
+def _decode(raw: bytes, where: str) -> LogEntry | None:
+    """Parse one stored entry; warn and return ``None`` if it is torn or malformed."""
+    try:
+        return LogEntry.from_dict(json.loads(raw.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and PolicyError too
+        warnings.warn(
+            f"{where}: skipped an unreadable testing-log entry ({type(exc).__name__}: {exc}); "
+            f"it starts {raw[:60]!r}",
+            CorruptLogLineWarning,
+            stacklevel=4,
+        )
+        return None
+
+
+class JsonlLogStore:
+    """A local JSON-lines file: one entry per line, append-only, ``fsync``'d, locked.
+
+    Every append takes an exclusive ``fcntl.flock`` on the file, writes one complete line,
+    flushes and ``fsync``s it, then unlocks: concurrent writers, threads or processes, never
+    interleave and a returned append survives a crash. If the file ends in a torn line (a
+    writer died mid-write), the next append first ends that line, so the new entry is intact;
+    readers skip the torn line with a `CorruptLogLineWarning`. Reads take a shared lock only
+    to find the current end of the file, then read without holding it (lines before the end
+    never change).
+
+    On Windows there is no ``fcntl``: appends are then serialised within the process only.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> store = JsonlLogStore(pathlib.Path(tempfile.mkdtemp()) / "testing-log.jsonl")
+        >>> list(store.read())
+        []
+
+    Attributes:
+        path: The file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"JsonlLogStore({str(self.path)!r})"
+
+    def append(self, entry: LogEntry) -> None:
+        """Append *entry* as one line, under an exclusive lock, and ``fsync`` it."""
+        line = _encode(entry) + b"\n"
+        created = not self.path.exists()
+        if created:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self.path.open("a+b") as file:
+            _flock(file.fileno(), exclusive=True)
+            try:
+                end = file.seek(0, os.SEEK_END)
+                if end > 0:
+                    file.seek(end - 1)
+                    if file.read(1) != b"\n":
+                        _log.warning(
+                            "%s ends in a torn line (a writer died mid-write); "
+                            "ending it before appending",
+                            self.path,
+                        )
+                        line = b"\n" + line
+                file.write(line)  # "a" mode: always at the end, whatever the position
+                file.flush()
+                os.fsync(file.fileno())
+            finally:
+                _funlock(file.fileno())
+        if created:
+            _fsync_dir(self.path.parent)
+
+    def read(
+        self,
+        *,
+        since: datetime | None = None,  # noqa: ARG002 - the file has no index; the log filters
+        until: datetime | None = None,  # noqa: ARG002
+    ) -> Iterator[LogEntry]:
+        """Yield every readable entry in append order; torn or malformed lines are skipped with a warning."""
+        try:
+            file = self.path.open("rb")
+        except FileNotFoundError:
+            return
+        with file:
+            _flock(file.fileno(), exclusive=False)
+            try:
+                end = os.fstat(file.fileno()).st_size
+            finally:
+                _funlock(file.fileno())
+            offset = 0
+            number = 0
+            while offset < end:
+                raw = file.readline(end - offset)
+                offset += len(raw)
+                number += 1
+                if not raw.strip():
+                    continue
+                if not raw.endswith(b"\n"):
+                    warnings.warn(
+                        f"{self.path}:{number}: skipped a torn last line (a writer died mid-write)",
+                        CorruptLogLineWarning,
+                        stacklevel=3,
+                    )
+                    continue
+                entry = _decode(raw, f"{self.path}:{number}")
+                if entry is not None:
+                    yield entry
+
+
+def _flock(fd: int, *, exclusive: bool) -> None:
+    if sys.platform != "win32":  # pragma: no branch
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+
+
+def _funlock(fd: int) -> None:
+    if sys.platform != "win32":  # pragma: no branch
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a new file's directory entry durable (POSIX); best effort elsewhere."""
+    if sys.platform == "win32":  # pragma: no cover
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class S3LogStore:
+    """One S3 object per entry under ``s3://bucket/prefix``: writers never overwrite each other.
+
+    Keys are ``<prefix><checked_at, UTC, 20261126T050000.000000Z>_<entry id>.json``: they sort
+    by the time of the check, so a query from a date lists from that key on (``StartAfter``)
+    and stops at its end. Objects are written with ``If-None-Match: *``; a retried write whose
+    first attempt had landed is recognised and not duplicated. Listings are paginated, each page
+    retried (`~backuppolicy.aws._client.AwsBackend.paginate`), and objects are fetched
+    concurrently (*max_workers*). boto3 is imported only when a store is made.
+
+    Example:
+        >>> store = S3LogStore("acme-backup-logs", "web-apps/testing-log")  # doctest: +SKIP
+
+    Args:
+        bucket: The bucket.
+        prefix: Key prefix (a ``/`` is added if missing; ``""``: the bucket's root).
+        session: A `boto3.Session`.
+        region: Region of the bucket.
+        endpoint_url: Endpoint (moto server, LocalStack).
+        clients: Ready clients (``{"s3": client}``).
+        config: Extra botocore `Config`.
+        retry: The `~backuppolicy.aws._client.RetryPolicy`.
+        max_workers: Objects fetched at once when reading.
+        page_size: Keys per listing page (at most 1000).
+
+    Attributes:
+        bucket: The bucket.
+        prefix: The key prefix, ending in ``/`` unless empty.
+        backend: The `~backuppolicy.aws._client.AwsBackend` that makes the calls.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        clients: Mapping[str, Any] | None = None,
+        config: Any = None,
+        retry: RetryPolicy | None = None,
+        max_workers: int = 8,
+        page_size: int = 1000,
+    ) -> None:
+        from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - boto3 only when used
+
+        if not isinstance(bucket, str) or not bucket:
+            raise PolicyError.for_field("bucket", "a bucket name", bucket)
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.max_workers = max(1, max_workers)
+        self.page_size = min(1000, max(1, page_size))
+        self.backend: AwsBackend = AwsBackend(
+            f"s3://{bucket}/{self.prefix}",
+            session=session,
+            region=region,
+            endpoint_url=endpoint_url,
+            clients=clients,
+            config=config,
+            retry=retry,
+        )
+
+    def __repr__(self) -> str:
+        return f"S3LogStore({self.bucket!r}, {self.prefix!r})"
+
+    def key_for(self, entry: LogEntry) -> str:
+        """The object key of *entry*."""
+        when = entry.checked_at.astimezone(UTC).strftime(_TIME_KEY)
+        return f"{self.prefix}{when}_{entry.id}.json"
+
+    def append(self, entry: LogEntry) -> None:
+        """Write *entry* as a new object (``If-None-Match: *``: never over another one)."""
+        key = self.key_for(entry)
+        body = _encode(entry)
+        try:
+            self.backend.call(
+                "s3",
+                "put_object",
+                resource=key,
+                Bucket=self.bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/json",
+                IfNoneMatch="*",
+            )
+        except BackendError as exc:
+            if exc.code != "PreconditionFailed":
+                raise
+            # A retried PUT whose first attempt had landed: fine if it holds our entry.
+            stored = self._get(key)
+            if stored != body:
+                raise BackendError(
+                    f"{self.backend.name}: {key!r} already holds another entry; "
+                    f"expected a new key for entry {entry.id!r}",
+                    backend=self.backend.name,
+                    operation="PutObject",
+                    resource=key,
+                    code=exc.code,
+                ) from exc
+
+    def _get(self, key: str) -> bytes:
+        response = self.backend.call("s3", "get_object", resource=key, Bucket=self.bucket, Key=key)
+        body: bytes = response["Body"].read()
+        return body
+
+    def _keys(self, since: datetime | None, until: datetime | None) -> Iterator[list[str]]:
+        params: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": self.prefix,
+            "MaxKeys": self.page_size,
+        }
+        if since is not None:
+            # Every key of a check at or after *since* sorts after this one.
+            params["StartAfter"] = self.prefix + since.astimezone(UTC).strftime(_TIME_KEY)
+        stop = self.prefix + until.astimezone(UTC).strftime(_TIME_KEY) if until else None
+        for page in self.backend.paginate("s3", "list_objects_v2", resource=self.prefix, **params):
+            keys = [str(item["Key"]) for item in page.get("Contents", ())]
+            keys = [key for key in keys if key.endswith(".json")]
+            if stop is not None and keys and keys[-1] >= stop:
+                yield [key for key in keys if key < stop]
+                return
+            yield keys
+
+    def read(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[LogEntry]:
+        """Yield the entries checked in [*since*, *until*) (all by default), in order of check time."""
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            for keys in self._keys(since, until):
+                for key, raw in zip(keys, pool.map(self._get, keys), strict=True):
+                    entry = _decode(raw, f"s3://{self.bucket}/{key}")
+                    if entry is not None:
+                        yield entry
+
+
+# --------------------------------------------------------------------------------------------
+# Review findings
+
+
+class OverdueKind(enum.Enum):
+    """What a testing-log review found missing."""
+
+    APPLICATION_NOT_TESTED = "application-not-tested"
+    """An application has no passing restore test within its cadence (seed §3.3: a year)."""
+    PERIOD_WITHOUT_TEST = "period-without-test"
+    """A finished period (seed §3.2: a quarter) had no restore test at all."""
+    COPY_NOT_CHECKED = "copy-not-checked"
+    """A target's copies in a tier have no passing integrity check within the cadence (§4.1, §4.2)."""
+
+
+_CLAUSES = {
+    OverdueKind.APPLICATION_NOT_TESTED: "§3.3",
+    OverdueKind.PERIOD_WITHOUT_TEST: "§3.2",
+    OverdueKind.COPY_NOT_CHECKED: "§4.1, §4.2",
+}
+
+
+@attrs.frozen
+class OverdueFinding:
+    """A test or check the policy requires that the testing log does not show.
+
+    Attributes:
+        kind: The `OverdueKind`.
+        subject: What is overdue: the application, the period (``"2026-Q3"``), or
+            ``"<target>/<tier>"``.
+        clause: The section of the written policy (``"§3.3"``).
+        window_start: Start of the window looked at (inclusive).
+        window_end: End of the window looked at (exclusive).
+        detail: One human line.
+        application: The application concerned, if any.
+        target: The target concerned, if any.
+        tier: The tier concerned, if any.
+        last: The most recent relevant entry before the window (the last passing test), if any.
+    """
+
+    kind: OverdueKind
+    subject: str
+    clause: str
+    window_start: datetime = attrs.field(validator=_aware)
+    window_end: datetime = attrs.field(validator=_aware)
+    detail: str
+    application: str | None = None
+    target: str | None = None
+    tier: str | None = None
+    last: LogEntry | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind.value,
+            "subject": self.subject,
+            "clause": self.clause,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "detail": self.detail,
+            "application": self.application,
+            "target": self.target,
+            "tier": self.tier,
+            "last": self.last.id if self.last else None,
+        }
+
+
+@attrs.frozen
+class _Requirement:
+    """One thing the policy requires of the log, with the entries that meet it."""
+
+    kind: OverdueKind
+    subject: str
+    window_start: datetime
+    window_end: datetime
+    evidence: tuple[LogEntry, ...]
+    last: LogEntry | None
+    application: str | None = None
+    target: str | None = None
+    tier: str | None = None
+    what: str = ""
+
+    @property
+    def met(self) -> bool:
+        return bool(self.evidence)
+
+    def detail(self) -> str:
+        window = f"{self.window_start:%Y-%m-%d} to {self.window_end:%Y-%m-%d}"
+        if self.met:
+            newest = max(self.evidence, key=_entry_order)
+            return f"{self.what}: {len(self.evidence)} in {window}, last {newest.checked_at:%Y-%m-%d} ({newest.id})"
+        last = f"; last {self.last.checked_at:%Y-%m-%d} ({self.last.id})" if self.last else ""
+        return f"no {self.what} in {window}{last}"
+
+    def finding(self) -> OverdueFinding:
+        return OverdueFinding(
+            kind=self.kind,
+            subject=self.subject,
+            clause=_CLAUSES[self.kind],
+            window_start=self.window_start,
+            window_end=self.window_end,
+            detail=self.detail(),
+            application=self.application,
+            target=self.target,
+            tier=self.tier,
+            last=self.last,
+        )
+
+
+def _entry_order(entry: LogEntry) -> tuple[datetime, str]:
+    return (entry.checked_at, entry.id)
+
+
+def _newest(entries: Iterable[LogEntry]) -> LogEntry | None:
+    return max(entries, key=_entry_order, default=None)
+
+
+def _window_start(span: Duration, now: datetime) -> datetime:
+    start = span.before(now)
+    return start if start is not None else datetime.min.replace(tzinfo=UTC)
+
+
+def _requirements(
+    policy: Policy,
+    entries: Sequence[LogEntry],
+    *,
+    now: datetime,
+    since: datetime | None = None,
+) -> list[_Requirement]:
+    """What the policy requires of the testing log at *now*, each with the entries that meet it.
+
+    * Each application: a passing restore test within one ``restore_test_per_application_every``
+      before *now* (a rolling window: "in the last 12 months").
+    * Each finished ``restore_test_every`` period (calendar quarters in the policy's time zone)
+      that ends after *since* (default: one year before *now*) and no later than *now*: at
+      least one restore test that ran (pass, fail or warn; skipped does not count).
+    * Each enabled target and each tier of it that integrity checks cover: a passing integrity
+      check of that tier within one ``integrity_check_every`` before *now*.
+    """
+    now = ensure_aware(now, field="now")
+    v = policy.verification
+    application_of = {spec.name: spec.application for spec in policy.targets}
+    current = [e for e in entries if e.checked_at <= now]
+    restore_tests = [e for e in current if e.kind is CheckKind.RESTORE_TEST]
+    integrity = [e for e in current if e.kind is CheckKind.INTEGRITY and e.passed]
+    result: list[_Requirement] = []
+
+    def app_of(entry: LogEntry) -> str | None:
+        return entry.application or application_of.get(entry.target)
+
+    start = _window_start(cadence_span(v.restore_test_per_application_every), now)
+    for app in policy.applications:
+        passing = [e for e in restore_tests if e.passed and app_of(e) == app]
+        result.append(
+            _Requirement(
+                kind=OverdueKind.APPLICATION_NOT_TESTED,
+                subject=app,
+                window_start=start,
+                window_end=now,
+                evidence=tuple(e for e in passing if e.checked_at >= start),
+                last=_newest(e for e in passing if e.checked_at < start),
+                application=app,
+                what=f"passing restore test of application {app}",
+            )
+        )
+
+    cadence = v.restore_test_every
+    lookback = ensure_aware(since, field="since") if since is not None else None
+    if lookback is None:
+        lookback = _window_start(Duration(years=1), now)
+    ran = [e for e in restore_tests if e.status is not CheckStatus.SKIPPED]
+    periods: list[_Requirement] = []
+    end = cadence.period_start(now, policy.timezone)
+    while end > lookback:
+        begin = cadence.period_start(end - timedelta(microseconds=1), policy.timezone)
+        key = cadence.period_key(begin, policy.timezone)
+        periods.append(
+            _Requirement(
+                kind=OverdueKind.PERIOD_WITHOUT_TEST,
+                subject=key,
+                window_start=begin,
+                window_end=end,
+                evidence=tuple(e for e in ran if begin <= e.checked_at < end),
+                last=_newest(e for e in ran if e.checked_at < begin),
+                what=f"restore test in {key}",
+            )
+        )
+        end = begin
+    result.extend(reversed(periods))
+
+    start = _window_start(cadence_span(v.integrity_check_every), now)
+    all_tiers = tuple(t.name for t in policy.tiers)
+    covered = set(v.integrity_covers_tiers or all_tiers)
+    for spec in policy.targets:
+        if not spec.enabled:
+            continue
+        tiers = [t.name for t in policy.tiers_for(spec)]
+        source = tiers[0] if tiers else None
+        wanted: list[str | None] = [t for t in tiers if t in covered]
+        if not all_tiers:  # a policy without tiers: one check of the target, any copy
+            wanted = [None]
+        for tier in wanted:
+            mine = [
+                e
+                for e in integrity
+                if e.target == spec.name and (tier is None or (e.tier or source) == tier)
+            ]
+            subject = f"{spec.name}/{tier}" if tier else spec.name
+            result.append(
+                _Requirement(
+                    kind=OverdueKind.COPY_NOT_CHECKED,
+                    subject=subject,
+                    window_start=start,
+                    window_end=now,
+                    evidence=tuple(e for e in mine if e.checked_at >= start),
+                    last=_newest(e for e in mine if e.checked_at < start),
+                    application=spec.application,
+                    target=spec.name,
+                    tier=tier,
+                    what=f"passing integrity check of {subject}",
+                )
+            )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The log
+
+
+def _kind(value: CheckKind | str | None) -> CheckKind | None:
+    if value is None or isinstance(value, CheckKind):
+        return value
+    try:
+        return CheckKind(value)
+    except ValueError:
+        expected = "one of " + ", ".join(k.value for k in CheckKind)
+        raise PolicyError.for_field("kind", expected, value) from None
+
+
+def _status(value: CheckStatus | str | None) -> CheckStatus | None:
+    if value is None or isinstance(value, CheckStatus):
+        return value
+    try:
+        return CheckStatus(value)
+    except ValueError:
+        expected = "one of " + ", ".join(s.value for s in CheckStatus)
+        raise PolicyError.for_field("status", expected, value) from None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TestLog:
+    """The backup testing log: record checks, then review them (seed §3.5, §3.6).
+
+    Args:
+        store: Where the entries live: a `JsonlLogStore`, `S3LogStore`, `MemoryLogStore` or any
+            `LogStore`.
+        ran_by: Who runs the checks recorded through this log when a result does not say
+            (default: ``user@host``).
+        clock: Returns the current time for ``recorded_at`` (default: the wall clock, UTC).
+
+    Attributes:
+        store: The store.
+        ran_by: Default ``ran_by`` of recorded results.
+        clock: The clock.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        ran_by: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not isinstance(store, LogStore):
+            raise PolicyError.for_field("store", "a LogStore (append and read)", store)
+        self.store = store
+        self.ran_by = ran_by or default_ran_by()
+        self.clock: Callable[[], datetime] = clock or _utcnow
+
+    def __repr__(self) -> str:
+        return f"<backuppolicy.TestLog(store={self.store!r})>"
+
+    @classmethod
+    def open(cls, url: str | os.PathLike[str], **options: Any) -> TestLog:
+        """Open the log at *url*: a file path (or ``file://path``), ``s3://bucket/prefix`` or ``memory://``.
+
+        Keyword *options* go to the store (``session=``, ``endpoint_url=`` ... for S3), except
+        ``ran_by`` and ``clock``, which go to the log.
+
+        Raises:
+            PolicyError: *url* is empty or an ``s3://`` URL without a bucket.
+        """
+        log_options = {key: options.pop(key) for key in ("ran_by", "clock") if key in options}
+        text = os.fspath(url)
+        if not text:
+            raise PolicyError.for_field(
+                "url", "a path, file://, s3://bucket/prefix or memory://", text
+            )
+        store: LogStore
+        if text.startswith("s3://"):
+            bucket, _, prefix = text[len("s3://") :].partition("/")
+            if not bucket:
+                raise PolicyError.for_field("url", "s3://bucket/prefix with a bucket", text)
+            store = S3LogStore(bucket, prefix, **options)
+        elif text.startswith("memory://"):
+            store = MemoryLogStore()
+        else:
+            store = JsonlLogStore(text.removeprefix("file://"))
+        return cls(store, **log_options)
+
+    def record(self, result: CheckResult) -> LogEntry:
+        """Append *result* to the log and return the entry (with its id, time and ``ran_by``).
+
+        Raises:
+            PolicyError: *result* is not a `~backuppolicy.verify.CheckResult`.
+        """
+        if not isinstance(result, CheckResult):
+            raise PolicyError.for_field("result", "a CheckResult", result)
+        recorded_at = ensure_aware(self.clock(), field="clock()")
+        if not result.ran_by:
+            result = attrs.evolve(result, ran_by=self.ran_by)
+        stamp = recorded_at.astimezone(UTC).strftime(_TIME_KEY)
+        entry = LogEntry(
+            id=f"{stamp}-{uuid.uuid4().hex[:16]}", recorded_at=recorded_at, result=result
+        )
+        self.store.append(entry)
+        return entry
+
+    def record_all(self, results: Iterable[CheckResult]) -> list[LogEntry]:
+        """`record` every result, in order; returns the entries."""
+        return [self.record(result) for result in results]
+
+    def entries(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        target: str | None = None,
+        application: str | None = None,
+        check: str | None = None,
+        kind: CheckKind | str | None = None,
+        status: CheckStatus | str | None = None,
+    ) -> Iterator[LogEntry]:
+        """The entries that match every filter given, oldest check first (ties by entry id).
+
+        Args:
+            since: Only checks that ran at or after this time.
+            until: Only checks that ran before this time (so ``since=Q3 start, until=Q4 start``
+                is exactly the third quarter).
+            target: Only this target.
+            application: Only this application.
+            check: Only this check name.
+            kind: Only this `~backuppolicy.verify.CheckKind` (or its value).
+            status: Only this `~backuppolicy.verify.CheckStatus` (or its value).
+
+        Raises:
+            PolicyError: A time is naive, or *kind* or *status* is unknown.
+        """
+        if since is not None:
+            ensure_aware(since, field="since")
+        if until is not None:
+            ensure_aware(until, field="until")
+        wanted_kind = _kind(kind)
+        wanted_status = _status(status)
+        found = [
+            entry
+            for entry in self.store.read(since=since, until=until)
+            if (since is None or entry.checked_at >= since)
+            and (until is None or entry.checked_at < until)
+            and (target is None or entry.target == target)
+            and (application is None or entry.application == application)
+            and (check is None or entry.check == check)
+            and (wanted_kind is None or entry.kind is wanted_kind)
+            and (wanted_status is None or entry.status is wanted_status)
+        ]
+        found.sort(key=_entry_order)
+        return iter(found)
+
+    def failures(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[LogEntry]:
+        """Failed checks (status fail), oldest first, optionally within [*since*, *until*)."""
+        return list(self.entries(since=since, until=until, status=CheckStatus.FAIL))
+
+    def last_success(self, target: str, check: str) -> LogEntry | None:
+        """The most recent passing run of *check* on *target* (``None`` if it never passed)."""
+        return _newest(self.entries(target=target, check=check, status=CheckStatus.PASS))
+
+    def overdue(
+        self, policy: Policy, *, now: datetime, since: datetime | None = None
+    ) -> list[OverdueFinding]:
+        """What the policy requires that the log does not show at *now*.
+
+        * `OverdueKind.APPLICATION_NOT_TESTED`: an application with no passing restore test
+          within ``verification.restore_test_per_application_every`` (a year) before *now*.
+        * `OverdueKind.PERIOD_WITHOUT_TEST`: a finished ``restore_test_every`` period (a
+          calendar quarter, in the policy's time zone) with no restore test at all; periods
+          ending after *since* (default: one year before *now*) are looked at. The period in
+          progress is not overdue yet.
+        * `OverdueKind.COPY_NOT_CHECKED`: a target's tier, among
+          ``verification.integrity_covers_tiers`` (every tier if empty), without a passing
+          integrity check within ``integrity_check_every`` (a year) before *now*. A result that
+          names no tier counts for the target's first (source) tier.
+
+        A restore test counts for the application of its target (from the result, or from
+        the policy). Entries checked after *now* are ignored.
+        """
+        ensure_aware(now, field="now")
+        entries = list(self.entries(until=now + timedelta(microseconds=1)))
+        return [
+            r.finding() for r in _requirements(policy, entries, now=now, since=since) if not r.met
+        ]
