@@ -32,6 +32,7 @@ import heapq
 import itertools
 import json
 import math
+import queue
 import tempfile
 import threading
 import uuid
@@ -39,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol, Self
 
 import attrs
@@ -108,7 +109,9 @@ class _RetentionPlan(Protocol):
 
 
 class _Rule(Protocol):
-    def plan(self, points: Iterable[RecoveryPoint], *, now: datetime) -> _RetentionPlan: ...
+    def plan(
+        self, points: Iterable[RecoveryPoint], *, now: datetime, tz: str | tzinfo = ...
+    ) -> _RetentionPlan: ...
 
 
 # Values ----------------------------------------------------------------
@@ -315,6 +318,55 @@ def _group_by_key(entries: Iterable[_Entry]) -> Iterator[list[_Entry]]:
         group.append(entry)
     if group:
         yield group
+
+
+_PREFETCH_PAGES = 4
+
+
+class _Prefetcher:
+    """Fetch up to *depth* pages ahead on a background thread, so listing overlaps the copies.
+
+    Memory stays bounded by *depth* pages. An error of the listing is raised to the consumer;
+    a consumer that stops early stops the fetcher after its current request.
+    """
+
+    def __init__(self, pages: Iterator[dict[str, Any]], depth: int) -> None:
+        self._pages = pages
+        self._slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._slots.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _fetch(self) -> None:
+        try:
+            for page in self._pages:
+                if not self._put(("page", page)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put(("error", exc))
+        else:
+            self._put(("end", None))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        thread = threading.Thread(target=self._fetch, name="backuppolicy-s3-list", daemon=True)
+        thread.start()
+        try:
+            while True:
+                kind, item = self._slots.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise item
+                yield item
+        finally:
+            self._stop.set()
 
 
 class _Requests:
@@ -583,6 +635,7 @@ class S3Bucket(AwsBackend):
         *,
         requests: _Requests | None = None,
         page_size: int | None = None,
+        prefetch: int = 0,
     ) -> Iterator[_Entry]:
         params: dict[str, Any] = {
             "Bucket": self.bucket,
@@ -590,18 +643,23 @@ class S3Bucket(AwsBackend):
         }
         if page_size is not None:
             params["MaxKeys"] = page_size
-        for page in self.paginate("s3", "list_object_versions", resource=self.url, **params):
+        pages = self.paginate("s3", "list_object_versions", resource=self.url, **params)
+        for page in _Prefetcher(pages, prefetch) if prefetch else pages:
             if requests is not None:
                 requests.add("ListObjectVersions")
             yield from _entries_of_page(page)
 
     def _data_groups(
-        self, *, requests: _Requests | None = None, page_size: int | None = None
+        self,
+        *,
+        requests: _Requests | None = None,
+        page_size: int | None = None,
+        prefetch: int = 0,
     ) -> Iterator[list[_Entry]]:
         internal = self.internal_prefix
         entries = (
             e
-            for e in self._entries(requests=requests, page_size=page_size)
+            for e in self._entries(requests=requests, page_size=page_size, prefetch=prefetch)
             if not e.key.startswith(internal)
         )
         yield from _group_by_key(entries)
@@ -1283,7 +1341,12 @@ class S3Bucket(AwsBackend):
     # Retention ----------------------------------------------------------------
 
     def noncurrent_retention_plan(
-        self, rule: _Rule, *, now: datetime, page_size: int | None = None
+        self,
+        rule: _Rule,
+        *,
+        now: datetime,
+        tz: str | tzinfo = "UTC",
+        page_size: int | None = None,
     ) -> Iterator[KeyRetentionPlan]:
         """Plan noncurrent-version retention **per key**, streaming one key at a time.
 
@@ -1302,12 +1365,18 @@ class S3Bucket(AwsBackend):
         Memory holds one key's versions at a time.
         """
         ensure_aware(now, field="now")
-        return self._plan_keys(rule, now, None, page_size)
+        return self._plan_keys(rule, now, tz, None, page_size)
 
     def _plan_keys(
-        self, rule: _Rule, now: datetime, requests: _Requests | None, page_size: int | None
+        self,
+        rule: _Rule,
+        now: datetime,
+        tz: str | tzinfo,
+        requests: _Requests | None,
+        page_size: int | None,
     ) -> Iterator[KeyRetentionPlan]:
-        for group in self._data_groups(requests=requests, page_size=page_size):
+        prefetch = _PREFETCH_PAGES if requests is not None else 0
+        for group in self._data_groups(requests=requests, page_size=page_size, prefetch=prefetch):
             # Versions, plus the current delete marker of a deleted key; noncurrent delete
             # markers are never planned (nor deleted).
             points = [
@@ -1324,7 +1393,7 @@ class S3Bucket(AwsBackend):
                 else p
                 for p in points
             ]
-            plan = rule.plan(planning, now=now)
+            plan = rule.plan(planning, now=now, tz=tz)
             reasons = {pid: tuple(r) for pid, r in plan.reasons.items()}
             deleted: set[str] = set()
             for point in plan.delete:
@@ -1341,6 +1410,7 @@ class S3Bucket(AwsBackend):
         rule: _Rule,
         *,
         now: datetime,
+        tz: str | tzinfo = "UTC",
         dry_run: bool = False,
         max_workers: int = 8,
         batch_size: int = DELETE_BATCH_LIMIT,
@@ -1348,7 +1418,10 @@ class S3Bucket(AwsBackend):
     ) -> RetentionRunReport:
         """Plan per key and delete the planned noncurrent versions in batches, streaming.
 
-        Memory holds one key's versions and one batch. With Object Lock enabled on the bucket,
+        Memory holds one key's versions and one batch. A key is decided only once the listing has
+        moved past it, so a listing that fails part-way never deletes from a half-listed key;
+        batches already sent stay done (each was a complete, correct decision), and a re-run
+        continues. With Object Lock enabled on the bucket,
         each version to delete is checked with ``HeadObject`` first and skipped when held or
         retained. A version planned for deletion cannot become current again, so no other
         re-check is needed.
@@ -1370,7 +1443,7 @@ class S3Bucket(AwsBackend):
         checked_now = datetime.now(UTC)
 
         def candidates() -> Iterator[tuple[str, str | None]]:
-            for plan in self._plan_keys(rule, now, requests, page_size):
+            for plan in self._plan_keys(rule, now, tz, requests, page_size):
                 counts["keys"] += 1
                 counts["kept"] += len(plan.keep)
                 for point in plan.delete:
@@ -1530,7 +1603,10 @@ class S3Bucket(AwsBackend):
         skipped: Counter[str] = Counter()
 
         def removals(pool: _Pool | None) -> Iterator[tuple[str, str | None]]:
-            for group in self._data_groups(requests=requests, page_size=page_size):
+            groups = self._data_groups(
+                requests=requests, page_size=page_size, prefetch=_PREFETCH_PAGES
+            )
+            for group in groups:
                 counts["keys"] += 1
                 action, entry, ambiguous = _decide(group, cutoff, in_place=in_place)
                 counts["ambiguous"] += ambiguous

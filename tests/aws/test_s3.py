@@ -22,6 +22,7 @@ import time_machine
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
+from backuppolicy.aws import s3 as s3_module
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.s3 import (
     DELETE_BATCH_LIMIT,
@@ -493,6 +494,33 @@ class TestRetention:
         report = target.apply_noncurrent_retention(MaxAge(days=35), now=T0 + timedelta(days=100))
         assert (1, 1) == (report.deleted, report.held)
 
+    def test_throttled_deletes_delete_each_version_once(self, s3, aged):
+        """Every other DeleteObjects is throttled: the planned versions are deleted, once."""
+        client = boto3.client("s3", region_name="us-east-1")
+        calls = Counter[str]()
+
+        def flaky(**_kwargs: Any) -> Any:
+            calls["DeleteObjects"] += 1
+            if calls["DeleteObjects"] % 2 == 1:
+                response = AWSResponse("https://s3", 503, {}, None)
+                return response, {
+                    "Error": {"Code": "SlowDown", "Message": "slow down"},
+                    "ResponseMetadata": {"HTTPStatusCode": 503},
+                }
+            return None
+
+        client.meta.events.register("before-call.s3.DeleteObjects", flaky)
+        target = S3Bucket(
+            BUCKET,
+            clients={"s3": client},
+            retry=RetryPolicy(sleep=lambda _s: None),
+            account_id=ACCOUNT,
+        )
+        report = target.apply_noncurrent_retention(MaxAge(days=35), now=aged, batch_size=1)
+        left = s3.list_object_versions(Bucket=BUCKET)["Versions"]
+        assert (2, 2, 4) == (report.deleted, report.batches, calls["DeleteObjects"])
+        assert 3 == len(left)
+
     @pytest.mark.parametrize("size", [0, DELETE_BATCH_LIMIT + 1, True])
     def test_batch_size_validated(self, target, size):
         """batch_size must be 1..1000: AWS's DeleteObjects limit is refused before any call."""
@@ -696,6 +724,25 @@ class TestDecide:
         )
 
 
+class TestPrefetcher:
+    def test_pages_in_order(self):
+        """Read-ahead yields every page in order."""
+        pages = [{"n": i} for i in range(10)]
+        assert pages == list(s3_module._Prefetcher(iter(pages), 2))
+
+    def test_listing_error_reaches_consumer(self):
+        """An error of the listing is raised to the consumer after the pages before it."""
+
+        def pages() -> Iterator[dict[str, Any]]:
+            yield {"n": 0}
+            raise PermissionDeniedError("denied")
+
+        seen = []
+        with pytest.raises(PermissionDeniedError, match="denied"):
+            seen.extend(s3_module._Prefetcher(pages(), 2))
+        assert [{"n": 0}] == seen
+
+
 # Stubber tests ---------------------------------------------------------------------------
 
 
@@ -722,7 +769,10 @@ def _marker(key: str, vid: str, seconds: int, *, latest: bool = False) -> dict[s
 
 
 @pytest.fixture(name="stubbed")
-def _stubbed() -> Iterator[tuple[S3Bucket, Stubber, list[float]]]:
+def _stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S3Bucket, Stubber, list[float]]]:
+    # Stubber answers in a fixed order: list pages in the calling thread (no read-ahead), so
+    # list and copy requests interleave deterministically. The moto tests cover read-ahead.
+    monkeypatch.setattr(s3_module, "_PREFETCH_PAGES", 0)
     client = boto3.client("s3", region_name="us-east-1")
     slept: list[float] = []
     target = S3Bucket(
@@ -829,6 +879,30 @@ class TestStubbed:
         stubber.add_client_error("list_object_versions", "AccessDenied", http_status_code=403)
         with pytest.raises(PermissionDeniedError):
             target.restore_to_time(T0 + timedelta(seconds=20), max_workers=1)
+
+    def test_retention_deletes_nothing_when_a_later_page_fails(self, stubbed):
+        """Decided keys are not deleted when the listing fails before the batch is full."""
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "get_object_lock_configuration",
+            {"ObjectLockConfiguration": {"ObjectLockEnabled": "Disabled"}},
+        )
+        stubber.add_response(
+            "list_object_versions",
+            {
+                "Versions": [
+                    _version("a", "a2", 86400 * 99, latest=True),
+                    _version("a", "a1", 0),
+                    _version("b", "b2", 86400 * 99, latest=True),
+                ],
+                "IsTruncated": True,
+                "NextKeyMarker": "b",
+                "NextVersionIdMarker": "b2",
+            },
+        )
+        stubber.add_client_error("list_object_versions", "AccessDenied", http_status_code=403)
+        with pytest.raises(PermissionDeniedError):
+            target.apply_noncurrent_retention(MaxAge(days=35), now=T0 + timedelta(days=200))
 
     def test_in_place_deletes_in_batches_of_1000(self, stubbed):
         """2500 keys created after T are removed with three DeleteObjects of 1000, 1000, 500."""
