@@ -1,0 +1,1806 @@
+r"""Restores for every target: a dry-run plan first, then the restore, verified and logged.
+
+`plan_restore` looks at the target, the recovery point (or point in time) and the destination
+and returns a `RestorePlan`: every step it will take, typed (`StepAction`), and which of them
+replace or overwrite something. `restore` carries the plan out. Steps that touch existing data
+(an in-place S3 restore, renaming a database into place, moving a directory aside, detaching a
+volume) are *destructive* and run only with ``confirm=True`` (CLI: ``--yes``). Nothing is ever
+overwritten silently: the previous state is always kept.
+
+============================  ===================================================================
+target kind                   what a restore does, and where the previous state goes
+============================  ===================================================================
+``rds-instance``              a new DB instance from a snapshot or a point in time (the
+                              original's class, subnet group, security groups and parameter
+                              group unless given); with ``swap=True`` the original is renamed
+                              ``<id>-before-restore-<stamp>`` (kept, never deleted) and the new
+                              one renamed into its place
+``aurora-cluster``            the same for a cluster and one instance in it
+``ec2-instance``,             a new volume from each snapshot of the backup; with
+``ebs-volume``                ``attach_to=`` attached to an instance at the original devices (a
+                              volume already there is detached and kept)
+``s3-bucket``                 the prefix restored to a time (or a manifest's time, or one
+                              object's earlier version) into another bucket/prefix or in place;
+                              in place needs versioning on (checked first): the old versions stay
+``directory``                 the archive restored (checksums checked) next to the destination
+                              and renamed into place; an existing directory is moved aside to
+                              ``<path>.before-restore-<stamp>``
+============================  ===================================================================
+
+After the restore the result is verified (the database is available, archive and file
+checksums, a second dry run of an in-place S3 restore finds nothing left to do, probes) and
+recorded in the testing log with ``log.record(check_result)``.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> from backuppolicy.local import Directory, DirectoryStore
+    >>> src = pathlib.Path(tempfile.mkdtemp()) / "etc"
+    >>> src.mkdir()
+    >>> _ = (src / "app.conf").write_text("port = 8080\n")
+    >>> etc = Directory(src, name="etc", store=DirectoryStore(tempfile.mkdtemp()))
+    >>> point = etc.create_backup(reason="before upgrade")
+    >>> _ = (src / "app.conf").write_text("port = broken\n")
+    >>> plan = plan_restore(etc, point=point)
+    >>> [step.action.value for step in plan.steps]
+    ['create', 'move-aside', 'replace', 'verify']
+    >>> plan.destructive
+    True
+    >>> result = restore(plan, confirm=True)
+    >>> result.ok, (src / "app.conf").read_text()
+    (True, 'port = 8080\n')
+    >>> pathlib.Path(result.kept[0]).joinpath("app.conf").read_text()
+    'port = broken\n'
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from backuppolicy.exceptions import (
+    BackendError,
+    PolicyError,
+    ResourceNotFoundError,
+)
+from backuppolicy.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.targets import BackupTarget
+from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
+
+__all__ = [
+    "Probe",
+    "RestoreLog",
+    "RestorePlan",
+    "RestoreResult",
+    "RestoreStep",
+    "StepAction",
+    "plan_restore",
+    "restore",
+    "run_probe",
+]
+
+TAG_RESTORE_ID = "backuppolicy:restore-id"
+"""Tag on every resource a restore creates: the plan's token (resumed restores adopt them)."""
+TAG_RESTORED_FROM = "backuppolicy:restored-from"
+"""Tag on every resource a restore creates: the point id or time it was restored from."""
+
+_DB_ID_MAX = 63
+_DB_KINDS = frozenset({"rds-instance", "aurora-cluster"})
+_VOLUME_KINDS = frozenset({"ec2-instance", "ebs-volume"})
+_SUPPORTED = (
+    "rds-instance",
+    "aurora-cluster",
+    "ec2-instance",
+    "ebs-volume",
+    "s3-bucket",
+    "directory",
+)
+_MAX_COPY_OBJECT = 5 * 1024**3
+_DEVICE_LETTERS = "fghijklmnop"
+
+
+class StepAction(enum.Enum):
+    """What one step of a `RestorePlan` does."""
+
+    CREATE = "create"
+    """Creates something new (a DB instance, volumes, objects in an empty place, a directory)."""
+    REPLACE = "replace"
+    """Puts the restored resource where the current one is (the current one is kept aside)."""
+    OVERWRITE = "overwrite"
+    """Writes over existing data (S3 in place: new current versions, the old ones are kept)."""
+    MOVE_ASIDE = "move-aside"
+    """Moves the current resource out of the way, keeping it (renamed, detached, moved)."""
+    ATTACH = "attach"
+    """Attaches restored volumes to an instance."""
+    VERIFY = "verify"
+    """Checks the restored resource."""
+
+
+@attrs.frozen
+class RestoreStep:
+    """One step of a `RestorePlan`.
+
+    Attributes:
+        action: The `StepAction`.
+        resource: What the step creates or changes (``"rds:shop-prod"``, a path, ``s3://...``).
+        description: One human line: what happens.
+        destructive: Whether the step changes existing data (needs ``confirm=True``).
+        keeps: Where the previous state is kept, for destructive steps.
+    """
+
+    action: StepAction = attrs.field(converter=StepAction)
+    resource: str
+    description: str
+    destructive: bool = False
+    keeps: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "action": self.action.value,
+            "resource": self.resource,
+            "description": self.description,
+            "destructive": self.destructive,
+            "keeps": self.keeps,
+        }
+
+
+class Probe(Protocol):
+    """**Protocol:** a check of a restored resource (`backuppolicy.recovery.HttpCheck` ...).
+
+    Plain callables ``probe(endpoint)`` returning a `CheckResult`, a bool or ``None`` are
+    accepted too.
+    """
+
+    def run(self, endpoint: str | None) -> CheckResult:
+        """Check the resource reachable at *endpoint*."""
+        ...
+
+
+class RestoreLog(Protocol):
+    """**Protocol:** where results go: the backup testing log (`backuppolicy.testlog`)."""
+
+    def record(self, result: CheckResult) -> Any:
+        """Store *result*."""
+        ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class RestorePlan:
+    """What `restore` will do: made by `plan_restore`, nothing has changed yet.
+
+    Attributes:
+        target: Name of the target.
+        kind: Kind of the target (``"rds-instance"`` ...).
+        source: What is restored, in words (``"snapshot bp-shop-db-..."``, ``"the state at ..."``).
+        destination: Where it goes (new DB identifier, ``s3://bucket/prefix``, a directory).
+        in_place: Whether the restore replaces the live resource.
+        steps: Every step, in order.
+        token: Stable id of this restore: names (``<stamp>``) and tags derive from it, so a
+            re-made plan with the same token adopts what an interrupted run created.
+        planned_at: When the plan was made.
+        data_time: The moment of the data restored (the recovery point's time).
+        point: The recovery point restored, if any (``None`` for a point in time).
+        at: The point in time restored to, if any.
+        application: Application of the target, when planned from a policy.
+        options: Target-specific settings of the plan (``swap``, ``attach_to`` ...).
+        probes: Checks run against the restored resource.
+        backend: The target object that carries the restore out.
+    """
+
+    target: str
+    kind: str
+    source: str
+    destination: str
+    in_place: bool
+    steps: tuple[RestoreStep, ...]
+    token: str
+    planned_at: datetime
+    data_time: datetime
+    point: RecoveryPoint | None = None
+    at: datetime | None = None
+    application: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    probes: tuple[Any, ...] = attrs.field(default=(), converter=tuple, eq=False)
+    backend: Any = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def destructive(self) -> bool:
+        """Whether any step changes existing data (so `restore` needs ``confirm=True``)."""
+        return any(step.destructive for step in self.steps)
+
+    @property
+    def stamp(self) -> str:
+        """The ``<stamp>`` of names this restore gives (``20261126t040000z``)."""
+        return _stamp_of(self.token)
+
+    def __repr__(self) -> str:
+        return (
+            f"<backuppolicy.RestorePlan(target={self.target!r}, destination={self.destination!r}, "
+            f"steps={len(self.steps)}, destructive={self.destructive})>"
+        )
+
+    def summary(self) -> str:
+        """The plan in words, one line per step; destructive steps are marked ``!``."""
+        lines = [
+            f"restore {self.target} ({self.kind}) from {self.source}",
+            f"  into {self.destination}{' (in place)' if self.in_place else ''}",
+        ]
+        for number, step in enumerate(self.steps, start=1):
+            mark = "!" if step.destructive else " "
+            keeps = f" [previous state kept: {step.keeps}]" if step.keeps else ""
+            lines.append(f"{mark} {number}. {step.action.value:<10} {step.description}{keeps}")
+        if self.destructive:
+            lines.append("! marks destructive steps: they run only with confirm=True (--yes)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "source": self.source,
+            "destination": self.destination,
+            "in_place": self.in_place,
+            "destructive": self.destructive,
+            "token": self.token,
+            "planned_at": self.planned_at.isoformat(),
+            "data_time": self.data_time.isoformat(),
+            "point": self.point.id if self.point else None,
+            "at": self.at.isoformat() if self.at else None,
+            "options": {k: v for k, v in self.options.items() if _plain(v)},
+            "steps": [step.to_dict() for step in self.steps],
+        }
+
+
+def _issues(*items: str) -> Any:
+    """*items* for `CheckResult.issues` (its ``tuple`` converter has no usable type for mypy)."""
+    return items
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | list | tuple)
+
+
+@attrs.frozen
+class RestoreResult:
+    """What `restore` did.
+
+    Attributes:
+        plan: The plan carried out.
+        resource: The restored resource (DB identifier, volume ids, ``s3://...``, a path).
+        endpoint: How to reach it (``host:port``, a path, ``s3://...``), if anything.
+        kept: Where the previous state was kept (renamed instance, detached volumes, a path).
+        checks: Verification results (the restore's own checks, then the probes).
+        started_at: When the restore started.
+        duration: Seconds it took.
+        details: Backend-specific facts (S3 counts, volume ids by device ...).
+    """
+
+    plan: RestorePlan
+    resource: str
+    endpoint: str | None
+    kept: tuple[str, ...]
+    checks: tuple[CheckResult, ...]
+    started_at: datetime
+    duration: float
+    details: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed (or warned, or was skipped)."""
+        return all(check.ok for check in self.checks)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        """The checks that failed."""
+        return [check for check in self.checks if not check.ok]
+
+    def __repr__(self) -> str:
+        return (
+            f"<backuppolicy.RestoreResult(target={self.plan.target!r}, resource={self.resource!r}, "
+            f"ok={self.ok}, kept={len(self.kept)})>"
+        )
+
+    def summary(self) -> str:
+        """The result in words."""
+        head = (
+            f"restored {self.plan.target} from {self.plan.source} into {self.resource} "
+            f"in {self.duration:.1f}s: {'ok' if self.ok else 'FAILED'}"
+        )
+        lines = [head]
+        if self.endpoint:
+            lines.append(f"  endpoint: {self.endpoint}")
+        lines += [f"  previous state kept: {kept}" for kept in self.kept]
+        lines += [
+            f"  check {c.check}: {c.status.value}{': ' + c.details if c.details else ''}"
+            for c in self.checks
+        ]
+        return "\n".join(lines)
+
+    def to_check(self, *, ran_by: str = "") -> CheckResult:
+        """The result as one `CheckResult` (what `restore` records in the testing log)."""
+        issues = [issue for check in self.failed for issue in (check.issues or (check.details,))]
+        return CheckResult(
+            check="restore",
+            status=CheckStatus.PASS if self.ok else CheckStatus.FAIL,
+            target=self.plan.target,
+            checked_at=self.started_at,
+            point_id=self.plan.point.id if self.plan.point else None,
+            kind=CheckKind.RESTORE_TEST,
+            tier=self.plan.point.tier if self.plan.point else None,
+            application=self.plan.application,
+            details=f"restored from {self.plan.source} into {self.resource}",
+            issues=_issues(*issues),
+            evidence={
+                "destination": self.plan.destination,
+                "in_place": self.plan.in_place,
+                "resource": self.resource,
+                "kept": list(self.kept),
+                "data_time": self.plan.data_time.isoformat(),
+                "token": self.plan.token,
+                "checks": [c.to_dict() for c in self.checks],
+            },
+            duration=self.duration,
+            ran_by=ran_by,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "plan": self.plan.to_dict(),
+            "resource": self.resource,
+            "endpoint": self.endpoint,
+            "kept": list(self.kept),
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+            "started_at": self.started_at.isoformat(),
+            "duration": round(self.duration, 3),
+            "details": {k: v for k, v in self.details.items() if _plain(v) or isinstance(v, dict)},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dt%H%M%Sz")
+
+
+def _stamp_of(token: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-") or "restore"
+
+
+def _db_id(base: str, suffix: str) -> str:
+    """A valid RDS identifier ``<base>-<suffix>`` of at most 63 characters."""
+    suffix = re.sub(r"-+", "-", suffix).strip("-")
+    room = _DB_ID_MAX - len(suffix) - 1
+    head = re.sub(r"-+", "-", base[:room]).rstrip("-")
+    return f"{head}-{suffix}"
+
+
+def _resolve(
+    policy_or_target: Any, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
+) -> tuple[Any, str | None]:
+    """The target object (and its application) from a policy and a name, or a target."""
+    from backuppolicy.policy import Policy  # noqa: PLC0415 - policy imports heavy parsers
+
+    if isinstance(policy_or_target, Policy):
+        if target is None:
+            raise PolicyError.for_field("target", "the name of a target of the policy", None)
+        if not isinstance(target, str):
+            return target, None
+        spec = policy_or_target.target(target)
+        if targets is not None and spec.name in targets:
+            return targets[spec.name], spec.application
+        from backuppolicy.workflows import build_targets  # noqa: PLC0415 - avoid an import cycle
+
+        return build_targets(policy_or_target, only=[spec.name])[spec.name], spec.application
+    if isinstance(policy_or_target, BackupTarget):
+        return policy_or_target, None
+    raise PolicyError.for_field(
+        "policy_or_target",
+        "a backuppolicy.Policy or a BackupTarget",
+        type(policy_or_target).__name__,
+    )
+
+
+def _choose_point(
+    backend: Any,
+    point: RecoveryPoint | str | None,
+    *,
+    before: datetime | None,
+    kinds: Iterable[str] = (),
+) -> RecoveryPoint:
+    """*point* itself, the point of that id, or the newest completed point (at or before *before*)."""
+    if isinstance(point, RecoveryPoint):
+        chosen = point
+    else:
+        wanted = set(kinds)
+        points = list(backend.list_points())
+        if isinstance(point, str):
+            found = next((p for p in points if p.id == point), None)
+            if found is None:
+                import difflib  # noqa: PLC0415
+
+                close = difflib.get_close_matches(point, [p.id for p in points], n=1)
+                raise PolicyError.for_field(
+                    "point",
+                    f"the id of a recovery point of target {backend.name!r}",
+                    point,
+                    hint=f"Did you mean {close[0]!r}?" if close else "",
+                )
+            chosen = found
+        else:
+            good = [
+                p
+                for p in points
+                if p.is_good
+                and p.kind != "s3-version"
+                and (not wanted or p.kind in wanted)
+                and (before is None or p.created_at <= before)
+            ]
+            local = [p for p in good if p.tier == "local"] or good
+            if not local:
+                raise PolicyError.for_field(
+                    "point",
+                    f"a completed recovery point of target {backend.name!r}"
+                    + (f" taken at or before {before.isoformat()}" if before else ""),
+                    None,
+                )
+            chosen = max(local, key=lambda p: (p.created_at, p.id))
+    if chosen.status is not Status.COMPLETED:
+        raise PolicyError.for_field(
+            "point", "a completed recovery point", f"{chosen.id} ({chosen.status.value})"
+        )
+    return chosen
+
+
+def plan_restore(
+    policy_or_target: Any,
+    target: str | BackupTarget | None = None,
+    *,
+    point: RecoveryPoint | str | None = None,
+    at: datetime | None = None,
+    into: str | os.PathLike[str] | None = None,
+    swap: bool = False,
+    attach_to: str | None = None,
+    devices: Sequence[str] = (),
+    availability_zone: str | None = None,
+    subnet_group: str | None = None,
+    security_group_ids: Sequence[str] = (),
+    parameter_group: str | None = None,
+    instance_class: str | None = None,
+    probes: Iterable[Any] = (),
+    targets: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+    token: str | None = None,
+) -> RestorePlan:
+    """Plan a restore of one target; nothing is changed.
+
+    Args:
+        policy_or_target: A `backuppolicy.Policy` (then *target* names the target) or a target.
+        target: The target's name in the policy (or a target object).
+        point: The recovery point (or its id); default: the newest completed point (for S3: the
+            newest manifest), or the time *at*.
+        at: Restore to this point in time instead (RDS point-in-time recovery, S3 versions).
+        into: Where to: a new DB identifier (default ``<id>-restored-<stamp>``), ``s3://bucket/prefix``
+            (default: in place), a directory (default: the target's own path, in place).
+        swap: Databases: rename the original aside and the restored database into its place.
+        attach_to: Volumes: the instance to attach the restored volumes to.
+        devices: Volumes: device names for volumes whose original device is unknown.
+        availability_zone: Volumes: where to create them (default: the instance's or the region's first).
+        subnet_group: Databases: DB subnet group (default: the original's).
+        security_group_ids: Databases: VPC security groups (default: the original's).
+        parameter_group: Databases: DB parameter group (default: the original's).
+        instance_class: Databases: DB instance class (default: the original's).
+        probes: Checks run against the restored resource (objects with ``run(endpoint)`` or callables).
+        targets: Built targets by name (default: built from the policy).
+        now: The time of the plan (default: now); names carry its stamp.
+        token: Identity of the restore (default: from *now*); pass the token of an interrupted
+            restore to adopt what it created.
+
+    Raises:
+        PolicyError: The point or destination cannot be used (the message says why and what
+            to change), or the target's kind has no restore here.
+    """
+    backend, application = _resolve(policy_or_target, target, targets)
+    moment = ensure_aware(now, field="now") if now is not None else _now()
+    if at is not None:
+        ensure_aware(at, field="at")
+        if at > moment:
+            raise PolicyError.for_field("at", f"a time at or before now ({moment.isoformat()})", at)
+        if point is not None:
+            raise PolicyError.for_field(
+                "point", "no point when at= is given (one or the other)", point
+            )
+    kind = str(getattr(backend, "kind", ""))
+    context = _Context(
+        backend=backend,
+        kind=kind,
+        now=moment,
+        token=token or _stamp(moment),
+        application=application,
+        probes=tuple(probes),
+    )
+    options: dict[str, Any] = {
+        "swap": swap,
+        "attach_to": attach_to,
+        "devices": list(devices),
+        "availability_zone": availability_zone,
+        "subnet_group": subnet_group,
+        "security_group_ids": list(security_group_ids),
+        "parameter_group": parameter_group,
+        "instance_class": instance_class,
+    }
+    if kind in _DB_KINDS:
+        return _plan_database(context, point, at, into, options)
+    if kind in _VOLUME_KINDS:
+        return _plan_volumes(context, point, into, options)
+    if kind == "s3-bucket":
+        return _plan_s3(context, point, at, into)
+    if kind == "directory":
+        return _plan_directory(context, point, into)
+    raise PolicyError.for_field(
+        "target.kind", f"a kind with a restore: {', '.join(_SUPPORTED)}", kind
+    )
+
+
+@attrs.frozen
+class _Context:
+    backend: Any
+    kind: str
+    now: datetime
+    token: str
+    application: str | None
+    probes: tuple[Any, ...]
+
+    def plan(self, **fields: Any) -> RestorePlan:
+        return RestorePlan(
+            target=str(self.backend.name),
+            kind=self.kind,
+            token=self.token,
+            planned_at=self.now,
+            application=self.application,
+            probes=self.probes,
+            backend=self.backend,
+            **fields,
+        )
+
+
+# -- databases ----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _DbApi:
+    describe: str
+    key: str
+    param: str
+    modify: str
+    new_param: str
+    status_key: str
+
+
+_INSTANCE = _DbApi(
+    "describe_db_instances",
+    "DBInstances",
+    "DBInstanceIdentifier",
+    "modify_db_instance",
+    "NewDBInstanceIdentifier",
+    "DBInstanceStatus",
+)
+_CLUSTER = _DbApi(
+    "describe_db_clusters",
+    "DBClusters",
+    "DBClusterIdentifier",
+    "modify_db_cluster",
+    "NewDBClusterIdentifier",
+    "Status",
+)
+
+
+def _db_api(kind: str) -> _DbApi:
+    return _CLUSTER if kind == "aurora-cluster" else _INSTANCE
+
+
+def _describe_db(
+    backend: Any, api: _DbApi, rid: str, region: str | None = None
+) -> dict[str, Any] | None:
+    try:
+        found = backend.call("rds", api.describe, resource=rid, region=region, **{api.param: rid})
+    except ResourceNotFoundError:
+        return None
+    items: list[dict[str, Any]] = found.get(api.key, [])
+    return items[0] if items else None
+
+
+def _tags(item: Mapping[str, Any] | None) -> dict[str, str]:
+    if not item:
+        return {}
+    return {
+        str(t.get("Key")): str(t.get("Value"))
+        for t in item.get("TagList") or item.get("Tags") or []
+    }
+
+
+def _point_region(point: RecoveryPoint | None, default: str) -> str:
+    if point is None:
+        return default
+    region = point.details.get("region")
+    if isinstance(region, str) and region:
+        return region
+    parts = point.location.split(":")
+    return parts[2] if len(parts) == 3 and parts[0] == "aws" and parts[2] else default  # noqa: PLR2004
+
+
+def _plan_database(
+    ctx: _Context,
+    point: RecoveryPoint | str | None,
+    at: datetime | None,
+    into: Any,
+    options: dict[str, Any],
+) -> RestorePlan:
+    backend = ctx.backend
+    api = _db_api(ctx.kind)
+    original = str(backend.resource_id)
+    chosen = None if at is not None else _choose_point(backend, point, before=None)
+    region = _point_region(chosen, str(backend.region))
+    swap = bool(options["swap"])
+    if swap and region != backend.region:
+        raise PolicyError.for_field(
+            "swap",
+            f"False for a copy in another region ({region}): restore it there, then move traffic",
+            swap,
+        )
+    if into is not None and (
+        not isinstance(into, str)
+        or not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", into)
+        or "--" in into
+        or into.endswith("-")
+    ):
+        raise PolicyError.for_field(
+            "into",
+            "a DB identifier: lowercase letters, digits and single hyphens, 1-63, starting with a letter",
+            into,
+        )
+    new_id = str(into) if into is not None else _db_id(original, f"restored-{_stamp_of(ctx.token)}")
+    if new_id == original:
+        raise PolicyError.for_field(
+            "into",
+            f"a new identifier (restore next to {original!r}; swap=True renames it into place)",
+            new_id,
+        )
+    existing = _describe_db(backend, api, new_id, region)
+    if existing is not None and _tags(existing).get(TAG_RESTORE_ID) != ctx.token:
+        raise PolicyError.for_field(
+            "into",
+            f"an identifier that is not in use (a {api.param} not taken by another restore)",
+            new_id,
+        )
+    source = (
+        f"the state of {original} at {at.isoformat()}"
+        if at is not None
+        else f"snapshot {chosen.id}"  # type: ignore[union-attr]
+    )
+    what = "cluster" if ctx.kind == "aurora-cluster" else "instance"
+    settings = _db_settings(backend, api, original, options)
+    described = ", ".join(f"{k} {v}" for k, v in settings.items() if v) or "default settings"
+    steps = [
+        RestoreStep(
+            StepAction.CREATE,
+            f"rds:{new_id}",
+            (
+                f"adopt DB {what} {new_id} made earlier by this restore"
+                if existing
+                else f"create DB {what} {new_id} from {source} ({described})"
+            ),
+        ),
+        RestoreStep(StepAction.VERIFY, f"rds:{new_id}", f"wait until {new_id} is available"),
+    ]
+    aside = _db_id(original, f"before-restore-{_stamp_of(ctx.token)}")
+    if swap:
+        steps += [
+            RestoreStep(
+                StepAction.MOVE_ASIDE,
+                f"rds:{original}",
+                f"rename DB {what} {original} to {aside} (kept, not deleted)",
+                destructive=True,
+                keeps=f"rds:{aside}",
+            ),
+            RestoreStep(
+                StepAction.REPLACE,
+                f"rds:{original}",
+                f"rename DB {what} {new_id} to {original}, then wait until it is available",
+                destructive=True,
+                keeps=f"rds:{aside}",
+            ),
+        ]
+    if ctx.probes:
+        steps.append(
+            RestoreStep(
+                StepAction.VERIFY,
+                f"rds:{original if swap else new_id}",
+                f"run {len(ctx.probes)} probe(s)",
+            )
+        )
+    return ctx.plan(
+        source=source,
+        destination=original if swap else new_id,
+        in_place=swap,
+        steps=tuple(steps),
+        data_time=at.astimezone(UTC) if at is not None else chosen.created_at,  # type: ignore[union-attr]
+        point=chosen,
+        at=at,
+        options={
+            **options,
+            "new_id": new_id,
+            "aside": aside,
+            "region": region,
+            "settings": settings,
+        },
+    )
+
+
+def _db_settings(
+    backend: Any, api: _DbApi, original: str, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The network, class and parameter settings of the restored database."""
+    found = _describe_db(backend, api, original) or {}
+    groups = [g.get("VpcSecurityGroupId") for g in found.get("VpcSecurityGroups") or []]
+    params = [g.get("DBParameterGroupName") for g in found.get("DBParameterGroups") or []]
+    subnet = found.get("DBSubnetGroup")
+    subnet_name = subnet.get("DBSubnetGroupName") if isinstance(subnet, Mapping) else subnet
+    parameter = options["parameter_group"] or next(
+        (p for p in params if p and not str(p).startswith("default.")), None
+    )
+    return {
+        "instance_class": options["instance_class"] or found.get("DBInstanceClass"),
+        "subnet_group": options["subnet_group"] or subnet_name,
+        "security_group_ids": list(options["security_group_ids"]) or [g for g in groups if g],
+        "parameter_group": parameter,
+    }
+
+
+# -- volumes --------------------------------------------------------------------------------
+
+
+def _plan_volumes(  # noqa: C901 - one branch per device case
+    ctx: _Context, point: RecoveryPoint | str | None, into: Any, options: dict[str, Any]
+) -> RestorePlan:
+    backend = ctx.backend
+    if into is not None:
+        raise PolicyError.for_field(
+            "into", "None for volumes (use attach_to= and availability_zone=)", into
+        )
+    chosen = _choose_point(backend, point, before=None)
+    region = _point_region(chosen, str(backend.region))
+    members = [dict(m) for m in chosen.details.get("snapshots", ()) if isinstance(m, Mapping)]
+    members = members or [{"snapshot_id": chosen.id, "device": None}]
+    attach_to = options["attach_to"]
+    spare = list(options["devices"])
+    instance: dict[str, Any] | None = None
+    if attach_to is not None:
+        instance = _describe_instance(backend, str(attach_to), region)
+        if instance is None:
+            raise PolicyError.for_field("attach_to", f"an existing instance in {region}", attach_to)
+    zone = options["availability_zone"] or (
+        instance.get("Placement", {}).get("AvailabilityZone") if instance else None
+    )
+    steps: list[RestoreStep] = []
+    used: dict[str, str] = {}
+    if instance is not None:
+        used = {
+            str(m["DeviceName"]): str(m.get("Ebs", {}).get("VolumeId"))
+            for m in instance.get("BlockDeviceMappings") or []
+        }
+    letters = iter(_DEVICE_LETTERS)
+    for member in members:
+        steps.append(
+            RestoreStep(
+                StepAction.CREATE,
+                f"ebs:{member['snapshot_id']}",
+                f"create a volume from snapshot {member['snapshot_id']} in {zone or 'the region first zone'}",
+            )
+        )
+        if instance is None:
+            continue
+        device = member.get("device") or (spare.pop(0) if spare else None)
+        while device is None:
+            candidate = f"/dev/sd{next(letters)}"
+            if candidate not in used and candidate not in {m.get("device") for m in members}:
+                device = candidate
+        member["device"] = device
+    replaced = {
+        m["device"]: used[m["device"]]
+        for m in members
+        if instance is not None and m["device"] in used
+    }
+    steps.append(
+        RestoreStep(StepAction.VERIFY, "ebs", "wait until every restored volume is available")
+    )
+    if instance is not None:
+        iid = str(attach_to)
+        if replaced:
+            steps.append(
+                RestoreStep(
+                    StepAction.MOVE_ASIDE, f"ec2:{iid}", f"stop instance {iid}", destructive=True
+                )
+            )
+            steps += [
+                RestoreStep(
+                    StepAction.MOVE_ASIDE,
+                    f"ebs:{volume}",
+                    f"detach volume {volume} from {iid} at {device} (kept, not deleted)",
+                    destructive=True,
+                    keeps=f"ebs:{volume}",
+                )
+                for device, volume in sorted(replaced.items())
+            ]
+        steps += [
+            RestoreStep(
+                StepAction.ATTACH,
+                f"ec2:{iid}",
+                f"attach the volume from {m['snapshot_id']} to {iid} at {m['device']}",
+            )
+            for m in members
+        ]
+        if replaced:
+            steps.append(
+                RestoreStep(StepAction.REPLACE, f"ec2:{iid}", f"start instance {iid} again")
+            )
+    if ctx.probes:
+        steps.append(RestoreStep(StepAction.VERIFY, "ebs", f"run {len(ctx.probes)} probe(s)"))
+    return ctx.plan(
+        source=f"{chosen.kind} {chosen.id}",
+        destination=f"instance {attach_to}" if attach_to else f"new volumes in {zone or region}",
+        in_place=bool(replaced),
+        steps=tuple(steps),
+        data_time=chosen.created_at,
+        point=chosen,
+        options={
+            **options,
+            "region": region,
+            "zone": zone,
+            "members": members,
+            "replaced": replaced,
+            "was_running": bool(instance) and instance.get("State", {}).get("Name") == "running",  # type: ignore[union-attr]
+        },
+    )
+
+
+def _describe_instance(backend: Any, instance_id: str, region: str | None) -> dict[str, Any] | None:
+    try:
+        found = backend.call(
+            "ec2",
+            "describe_instances",
+            resource=instance_id,
+            region=region,
+            InstanceIds=[instance_id],
+        )
+    except ResourceNotFoundError:
+        return None
+    for reservation in found.get("Reservations", ()):
+        for item in reservation.get("Instances", ()):
+            return dict(item)
+    return None
+
+
+# -- S3 -------------------------------------------------------------------------------------
+
+
+def _parse_s3(value: str) -> tuple[str, str]:
+    if not value.startswith("s3://") or not value[5:].split("/", 1)[0]:
+        raise PolicyError.for_field("into", "an s3://bucket/prefix URL (or None: in place)", value)
+    bucket, _, prefix = value[5:].partition("/")
+    return bucket, prefix
+
+
+def _plan_s3(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
+    ctx: _Context, point: RecoveryPoint | str | None, at: datetime | None, into: Any
+) -> RestorePlan:
+    backend = ctx.backend
+    if into is not None and not isinstance(into, str):
+        raise PolicyError.for_field("into", "an s3://bucket/prefix URL (or None: in place)", into)
+    dest_bucket, dest_prefix = _parse_s3(into) if into else (backend.bucket, backend.prefix)
+    in_place = dest_bucket == backend.bucket and dest_prefix == backend.prefix
+    chosen: RecoveryPoint | None = None
+    version: tuple[str, str] | None = None
+    if at is None:
+        if (
+            isinstance(point, str)
+            and "@" in point
+            and not point.startswith(backend.internal_prefix)
+        ):
+            key, _, vid = point.rpartition("@")
+            chosen = RecoveryPoint(
+                id=point,
+                target=backend.name,
+                created_at=ctx.now,
+                kind="s3-version",
+                details={"key": key, "version_id": vid},
+            )
+        else:
+            chosen = _choose_point(backend, point, before=None, kinds=("s3-manifest",))
+        if chosen.kind == "s3-version":
+            key, _, vid = chosen.id.rpartition("@")
+            version = (key, vid)
+        else:
+            at = chosen.created_at
+    dest_url = f"s3://{dest_bucket}/{dest_prefix}"
+    if version is not None:
+        return _plan_s3_version(ctx, chosen, version, dest_bucket, dest_prefix, in_place=in_place)  # type: ignore[arg-type]
+    when = at.astimezone(UTC)  # type: ignore[union-attr]
+    steps: list[RestoreStep] = []
+    if in_place:
+        status = backend.versioning()
+        if status != "Enabled":
+            raise PolicyError.for_field(
+                "into",
+                f"another bucket or prefix: an in-place restore needs versioning on s3://{backend.bucket} "
+                "so the current versions are kept",
+                f"in place, versioning {status}",
+            )
+        preview = backend.restore_to_time(when, dry_run=True)
+        steps.append(
+            RestoreStep(
+                StepAction.OVERWRITE,
+                dest_url,
+                f"restore {preview.restored} key(s) to their version at {when.isoformat()} and put "
+                f"a delete marker on {preview.deleted} key(s) created since; {preview.skipped_total} unchanged",
+                destructive=preview.restored + preview.deleted > 0,
+                keeps=f"every earlier version stays in s3://{backend.bucket} (versioning is on)",
+            )
+        )
+    else:
+        preview = backend.restore_to_time(when, dest_bucket, dest_prefix, dry_run=True)
+        occupied = _s3_has_objects(backend, dest_bucket, dest_prefix)
+        if occupied:
+            versioned = _s3_versioning(backend, dest_bucket)
+            if versioned != "Enabled":
+                raise PolicyError.for_field(
+                    "into",
+                    "an empty destination, or one with versioning on (so what is there is kept)",
+                    f"{dest_url} (has objects, versioning {versioned})",
+                )
+        steps.append(
+            RestoreStep(
+                StepAction.OVERWRITE if occupied else StepAction.CREATE,
+                dest_url,
+                f"copy {preview.restored} key(s) as they were at {when.isoformat()} into {dest_url}",
+                destructive=occupied,
+                keeps=f"earlier versions stay in s3://{dest_bucket} (versioning is on)"
+                if occupied
+                else None,
+            )
+        )
+    steps.append(
+        RestoreStep(
+            StepAction.VERIFY,
+            dest_url,
+            "dry-run the restore again: nothing may be left to do"
+            if in_place
+            else "list the destination: every restored key must be there",
+        )
+    )
+    if ctx.probes:
+        steps.append(RestoreStep(StepAction.VERIFY, dest_url, f"run {len(ctx.probes)} probe(s)"))
+    return ctx.plan(
+        source=f"manifest {chosen.id}"
+        if chosen
+        else f"the state of {backend.url} at {when.isoformat()}",
+        destination=dest_url,
+        in_place=in_place,
+        steps=tuple(steps),
+        data_time=when,
+        point=chosen,
+        at=when,
+        options={
+            "dest_bucket": dest_bucket,
+            "dest_prefix": dest_prefix,
+            "expected": preview.restored,
+        },
+    )
+
+
+def _plan_s3_version(
+    ctx: _Context,
+    point: RecoveryPoint,
+    version: tuple[str, str],
+    dest_bucket: str,
+    dest_prefix: str,
+    *,
+    in_place: bool,
+) -> RestorePlan:
+    backend = ctx.backend
+    key, vid = version
+    head = backend.call(
+        "s3", "head_object", resource=key, Bucket=backend.bucket, Key=key, VersionId=vid
+    )
+    size = int(head.get("ContentLength") or 0)
+    if size > _MAX_COPY_OBJECT:
+        raise PolicyError.for_field(
+            "point",
+            "an object version of at most 5 GiB (use at= for larger objects)",
+            f"{point.id} ({size} bytes)",
+        )
+    dest_key = dest_prefix + key.removeprefix(backend.prefix) if not in_place else key
+    occupied = _s3_has_objects(backend, dest_bucket, dest_key, exact=True)
+    if occupied and _s3_versioning(backend, dest_bucket) != "Enabled":
+        raise PolicyError.for_field(
+            "into",
+            "a destination with versioning on, or a key that does not exist yet",
+            f"s3://{dest_bucket}/{dest_key} exists and versioning is off",
+        )
+    steps = [
+        RestoreStep(
+            StepAction.OVERWRITE if occupied else StepAction.CREATE,
+            f"s3://{dest_bucket}/{dest_key}",
+            f"copy version {vid} of {key} to s3://{dest_bucket}/{dest_key}",
+            destructive=occupied,
+            keeps="the current version stays as a noncurrent version" if occupied else None,
+        ),
+        RestoreStep(StepAction.VERIFY, f"s3://{dest_bucket}/{dest_key}", "compare ETag and size"),
+    ]
+    created = head.get("LastModified")
+    return ctx.plan(
+        source=f"version {vid} of {key}",
+        destination=f"s3://{dest_bucket}/{dest_key}",
+        in_place=in_place,
+        steps=tuple(steps),
+        data_time=created.astimezone(UTC) if isinstance(created, datetime) else point.created_at,
+        point=point,
+        options={
+            "dest_bucket": dest_bucket,
+            "dest_key": dest_key,
+            "key": key,
+            "version_id": vid,
+            "etag": head.get("ETag"),
+            "size": size,
+        },
+    )
+
+
+def _s3_has_objects(backend: Any, bucket: str, prefix: str, *, exact: bool = False) -> bool:
+    if exact:
+        try:
+            backend.call("s3", "head_object", resource=prefix, Bucket=bucket, Key=prefix)
+        except ResourceNotFoundError:
+            return False
+        return True
+    found = backend.call(
+        "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix, MaxKeys=1
+    )
+    return bool(found.get("KeyCount") or found.get("Contents"))
+
+
+def _s3_versioning(backend: Any, bucket: str) -> str:
+    result = backend.call("s3", "get_bucket_versioning", resource=bucket, Bucket=bucket)
+    return str(result.get("Status") or "Disabled")
+
+
+# -- directories ----------------------------------------------------------------------------
+
+
+def _plan_directory(ctx: _Context, point: RecoveryPoint | str | None, into: Any) -> RestorePlan:
+    backend = ctx.backend
+    chosen = _choose_point(backend, point, before=None, kinds=("archive",))
+    if into is not None and not isinstance(into, str | os.PathLike):
+        raise PolicyError.for_field("into", "a directory path", into)
+    dest = Path(into if into is not None else backend.path).expanduser().absolute()
+    stamp = _stamp_of(ctx.token)
+    staging = dest.with_name(f".{dest.name}.restoring-{stamp}")
+    aside = dest.with_name(f"{dest.name}.before-restore-{stamp}")
+    occupied = dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir())))
+    if occupied and aside.exists():
+        raise PolicyError.for_field(
+            "into", f"a directory whose aside name {aside} is free", str(dest)
+        )
+    steps = [
+        RestoreStep(
+            StepAction.CREATE,
+            str(staging),
+            f"restore archive {chosen.id} into {staging} (archive and file checksums checked)",
+        )
+    ]
+    if occupied:
+        steps.append(
+            RestoreStep(
+                StepAction.MOVE_ASIDE,
+                str(dest),
+                f"move {dest} to {aside} (kept)",
+                destructive=True,
+                keeps=str(aside),
+            )
+        )
+    steps.append(
+        RestoreStep(
+            StepAction.REPLACE if occupied else StepAction.CREATE,
+            str(dest),
+            f"rename {staging.name} to {dest}",
+            destructive=occupied,
+            keeps=str(aside) if occupied else None,
+        )
+    )
+    steps.append(
+        RestoreStep(StepAction.VERIFY, str(dest), "re-check the archive checksum; count files")
+    )
+    if ctx.probes:
+        steps.append(RestoreStep(StepAction.VERIFY, str(dest), f"run {len(ctx.probes)} probe(s)"))
+    return ctx.plan(
+        source=f"archive {chosen.id}",
+        destination=str(dest),
+        in_place=occupied,
+        steps=tuple(steps),
+        data_time=chosen.created_at,
+        point=chosen,
+        options={"staging": str(staging), "aside": str(aside) if occupied else None},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Restoring
+
+
+@attrs.frozen
+class _Waiter:
+    sleep: Callable[[float], None]
+    interval: float
+    timeout: float
+    clock: Callable[[], float] = time.monotonic
+
+    def until(
+        self, what: str, check: Callable[[], str | None], *, backend: str, resource: str
+    ) -> None:
+        """Poll *check* (``None``: done, else the current state) until done or the timeout."""
+        deadline = self.clock() + self.timeout
+        while True:
+            state = check()
+            if state is None:
+                return
+            if state in {"failed", "error"} or state.startswith(("incompatible", "inaccessible")):
+                raise BackendError(
+                    f"{backend}: {what}: {resource} ended in state {state!r}",
+                    backend=backend,
+                    operation=what,
+                    resource=resource,
+                    code=state,
+                )
+            if self.clock() >= deadline:
+                raise BackendError(
+                    f"{backend}: {what}: {resource} still {state!r} after {self.timeout:g} s",
+                    backend=backend,
+                    operation=what,
+                    resource=resource,
+                    code="Timeout",
+                )
+            self.sleep(self.interval)
+
+
+def restore(
+    plan: RestorePlan,
+    *,
+    confirm: bool = False,
+    log: RestoreLog | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_interval: float = 15.0,
+    timeout: float = 3600.0,
+    ran_by: str = "",
+) -> RestoreResult:
+    """Carry out *plan*, verify the restored resource and record the result in *log*.
+
+    Args:
+        plan: A plan from `plan_restore`.
+        confirm: Allow the plan's destructive steps; without it a destructive plan is refused
+            before anything changes.
+        log: Where the result goes (``log.record(check_result)``), e.g. the testing log.
+        sleep: Waits between polls (inject a no-op in tests).
+        poll_interval: Seconds between polls of a database or volumes.
+        timeout: Seconds to wait for each of them.
+        ran_by: Who runs the restore (recorded in the log).
+
+    Returns:
+        The `RestoreResult`; ``result.ok`` is false when a verification failed.
+
+    Raises:
+        PolicyError: The plan is destructive and *confirm* is not true (nothing was changed).
+        BackendError: A call failed; what was created so far is tagged with the plan's token,
+            so re-running the same plan (``token=plan.token``) adopts it.
+    """
+    if plan.destructive and confirm is not True:
+        names = "; ".join(s.description for s in plan.steps if s.destructive)
+        raise PolicyError.for_field(
+            "confirm",
+            "True to run the destructive steps of this restore",
+            confirm,
+            hint=f"Destructive: {names}. Review plan.summary(), then call restore(plan, confirm=True) "
+            "(CLI: --yes). Nothing was changed.",
+        )
+    started_at = _now()
+    started = time.monotonic()
+    waiter = _Waiter(sleep=sleep, interval=poll_interval, timeout=timeout)
+    runner = {
+        "rds-instance": _run_database,
+        "aurora-cluster": _run_database,
+        "ec2-instance": _run_volumes,
+        "ebs-volume": _run_volumes,
+        "s3-bucket": _run_s3,
+        "directory": _run_directory,
+    }[plan.kind]
+    outcome = runner(plan, waiter)
+    checks = list(outcome.checks)
+    checks += [run_probe(probe, outcome.endpoint, target=plan.target) for probe in plan.probes]
+    result = RestoreResult(
+        plan=plan,
+        resource=outcome.resource,
+        endpoint=outcome.endpoint,
+        kept=tuple(outcome.kept),
+        checks=tuple(checks),
+        started_at=started_at,
+        duration=time.monotonic() - started,
+        details=outcome.details,
+    )
+    if log is not None:
+        log.record(result.to_check(ran_by=ran_by))
+    return result
+
+
+@attrs.frozen
+class _Outcome:
+    resource: str
+    endpoint: str | None
+    kept: list[str]
+    checks: list[CheckResult]
+    details: dict[str, Any] = attrs.Factory(dict)
+
+
+def _check(plan: RestorePlan, name: str, *, ok: bool, details: str, **evidence: Any) -> CheckResult:
+    return CheckResult(
+        check=name,
+        status=CheckStatus.PASS if ok else CheckStatus.FAIL,
+        target=plan.target,
+        checked_at=_now(),
+        point_id=plan.point.id if plan.point else None,
+        kind=CheckKind.RESTORE_TEST,
+        application=plan.application,
+        details=details,
+        issues=_issues() if ok else _issues(details),
+        evidence=evidence,
+    )
+
+
+def run_probe(probe: Any, endpoint: str | None, *, target: str = "") -> CheckResult:
+    """Run one probe against *endpoint* and return its `CheckResult` (a failure never raises).
+
+    A probe is an object with ``run(endpoint)`` or a callable ``probe(endpoint)``; it returns a
+    `CheckResult`, or a bool / ``None`` (``False`` fails; ``None`` and ``True`` pass).
+
+    Example:
+        >>> run_probe(lambda endpoint: endpoint.endswith(":5432"), "db.local:5432").status.value
+        'pass'
+    """
+    name = str(
+        getattr(probe, "name", None) or getattr(probe, "__name__", None) or type(probe).__name__
+    )
+    started = time.monotonic()
+    try:
+        value = probe.run(endpoint) if hasattr(probe, "run") else probe(endpoint)
+    except Exception as exc:  # noqa: BLE001 - a probe that raises is a failed check
+        value = CheckResult(
+            check=name,
+            status=CheckStatus.FAIL,
+            target=target or "restore",
+            checked_at=_now(),
+            kind=CheckKind.RESTORE_TEST,
+            details=f"{type(exc).__name__}: {exc}",
+            issues=_issues(f"{type(exc).__name__}: {exc}"),
+        )
+    if isinstance(value, CheckResult):
+        return value
+    ok = value is None or bool(value)
+    return CheckResult(
+        check=name,
+        status=CheckStatus.PASS if ok else CheckStatus.FAIL,
+        target=target or "restore",
+        checked_at=_now(),
+        kind=CheckKind.RESTORE_TEST,
+        details=f"{name} against {endpoint}: {'ok' if ok else 'failed'}",
+        issues=_issues() if ok else _issues(f"{name} against {endpoint} returned {value!r}"),
+        duration=time.monotonic() - started,
+    )
+
+
+# -- databases ----------------------------------------------------------------------------
+
+
+def _db_state(backend: Any, api: _DbApi, rid: str, region: str) -> Callable[[], str | None]:
+    def state() -> str | None:
+        item = _describe_db(backend, api, rid, region)
+        status = str((item or {}).get(api.status_key) or "missing").lower()
+        return None if status == "available" else status
+
+    return state
+
+
+def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
+    backend = plan.backend
+    api = _db_api(plan.kind)
+    opts = plan.options
+    new_id, aside, region = str(opts["new_id"]), str(opts["aside"]), str(opts["region"])
+    original = str(backend.resource_id)
+    marker = [
+        {"Key": TAG_RESTORE_ID, "Value": plan.token},
+        {
+            "Key": TAG_RESTORED_FROM,
+            "Value": _safe_tag(plan.point.id if plan.point else plan.data_time.isoformat()),
+        },
+    ]
+    done_swap = False
+    if opts["swap"]:
+        current = _describe_db(backend, api, original, region)
+        done_swap = current is not None and _tags(current).get(TAG_RESTORE_ID) == plan.token
+    if not done_swap and _describe_db(backend, api, new_id, region) is None:
+        _create_database(plan, new_id, region, marker)
+    kept: list[str] = []
+    if opts["swap"] and not done_swap:
+        waiter.until(
+            "restore", _db_state(backend, api, new_id, region), backend=plan.target, resource=new_id
+        )
+        if _describe_db(backend, api, aside, region) is None:
+            backend.call(
+                "rds",
+                api.modify,
+                resource=original,
+                region=region,
+                ApplyImmediately=True,
+                **{api.param: original, api.new_param: aside},
+            )
+        waiter.until(
+            "rename", _db_state(backend, api, aside, region), backend=plan.target, resource=aside
+        )
+        backend.call(
+            "rds",
+            api.modify,
+            resource=new_id,
+            region=region,
+            ApplyImmediately=True,
+            **{api.param: new_id, api.new_param: original},
+        )
+    final = original if opts["swap"] else new_id
+    if opts["swap"]:
+        kept.append(f"rds:{aside}")
+    waiter.until(
+        "restore", _db_state(backend, api, final, region), backend=plan.target, resource=final
+    )
+    item = _describe_db(backend, api, final, region) or {}
+    endpoint = item.get("Endpoint")
+    if isinstance(endpoint, Mapping):
+        address: str | None = f"{endpoint.get('Address')}:{endpoint.get('Port')}"
+    elif endpoint:
+        address = f"{endpoint}:{item.get('Port')}"
+    else:
+        address = None
+    status = str(item.get(api.status_key, "")).lower()
+    checks = [
+        _check(
+            plan,
+            "available",
+            ok=status == "available",
+            details=f"DB {final} is {status or 'missing'}",
+            status=status,
+        )
+    ]
+    return _Outcome(
+        final,
+        address,
+        kept,
+        checks,
+        {"region": region, "arn": item.get("DBInstanceArn") or item.get("DBClusterArn")},
+    )
+
+
+def _safe_tag(value: str) -> str:
+    return re.sub(r"[^\w .:/=+\-@]", "-", value)[:256]
+
+
+def _create_database(
+    plan: RestorePlan, new_id: str, region: str, tags: list[dict[str, str]]
+) -> None:
+    backend = plan.backend
+    settings = plan.options["settings"]
+    network: dict[str, Any] = {}
+    if settings["subnet_group"]:
+        network["DBSubnetGroupName"] = settings["subnet_group"]
+    if settings["security_group_ids"]:
+        network["VpcSecurityGroupIds"] = list(settings["security_group_ids"])
+    if plan.kind == "rds-instance":
+        common: dict[str, Any] = {**network, "Tags": tags, "CopyTagsToSnapshot": True}
+        if settings["instance_class"]:
+            common["DBInstanceClass"] = settings["instance_class"]
+        if settings["parameter_group"]:
+            common["DBParameterGroupName"] = settings["parameter_group"]
+        if plan.point is not None:
+            backend.call(
+                "rds",
+                "restore_db_instance_from_db_snapshot",
+                resource=new_id,
+                region=region,
+                DBInstanceIdentifier=new_id,
+                DBSnapshotIdentifier=plan.point.id,
+                **common,
+            )
+        else:
+            backend.call(
+                "rds",
+                "restore_db_instance_to_point_in_time",
+                resource=new_id,
+                region=region,
+                SourceDBInstanceIdentifier=backend.resource_id,
+                TargetDBInstanceIdentifier=new_id,
+                RestoreTime=plan.at,
+                **common,
+            )
+        return
+    cluster: dict[str, Any] = {**network, "Tags": tags, "CopyTagsToSnapshot": True}
+    if settings["parameter_group"]:
+        cluster["DBClusterParameterGroupName"] = settings["parameter_group"]
+    source = _describe_db(backend, _CLUSTER, backend.resource_id, region) or {}
+    engine = (plan.point.details.get("engine") if plan.point else None) or source.get("Engine")
+    if plan.point is not None:
+        backend.call(
+            "rds",
+            "restore_db_cluster_from_snapshot",
+            resource=new_id,
+            region=region,
+            DBClusterIdentifier=new_id,
+            SnapshotIdentifier=plan.point.id,
+            Engine=engine,
+            **cluster,
+        )
+    else:
+        backend.call(
+            "rds",
+            "restore_db_cluster_to_point_in_time",
+            resource=new_id,
+            region=region,
+            DBClusterIdentifier=new_id,
+            SourceDBClusterIdentifier=backend.resource_id,
+            RestoreToTime=plan.at,
+            **cluster,
+        )
+    backend.call(
+        "rds",
+        "create_db_instance",
+        resource=f"{new_id}-1",
+        region=region,
+        DBInstanceIdentifier=f"{new_id}-1",
+        DBClusterIdentifier=new_id,
+        Engine=engine,
+        DBInstanceClass=settings["instance_class"] or "db.t3.medium",
+        Tags=tags,
+    )
+
+
+# -- volumes --------------------------------------------------------------------------------
+
+
+def _volumes_by_token(backend: Any, token: str, region: str) -> dict[str, str]:
+    """Volumes this restore created earlier: source snapshot id -> volume id."""
+    found = backend.call(
+        "ec2",
+        "describe_volumes",
+        region=region,
+        Filters=[{"Name": f"tag:{TAG_RESTORE_ID}", "Values": [token]}],
+    )
+    result: dict[str, str] = {}
+    for volume in found.get("Volumes", ()):
+        tags = {t["Key"]: t["Value"] for t in volume.get("Tags") or []}
+        if TAG_RESTORED_FROM in tags:
+            result[tags[TAG_RESTORED_FROM]] = str(volume["VolumeId"])
+    return result
+
+
+def _volume_states(
+    backend: Any, ids: list[str], region: str, wanted: set[str]
+) -> Callable[[], str | None]:
+    def state() -> str | None:
+        found = backend.call("ec2", "describe_volumes", region=region, VolumeIds=ids)
+        states = {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
+        bad = [s for s in states.values() if s not in wanted]
+        if any(s == "error" for s in bad):
+            return "error"
+        return bad[0] if bad else None
+
+    return state
+
+
+def _instance_state(backend: Any, iid: str, region: str, wanted: str) -> Callable[[], str | None]:
+    def state() -> str | None:
+        item = _describe_instance(backend, iid, region) or {}
+        name = str(item.get("State", {}).get("Name", "missing"))
+        return None if name == wanted else name
+
+    return state
+
+
+def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 - create, detach, attach, restart
+    backend = plan.backend
+    opts = plan.options
+    region = str(opts["region"])
+    zone = opts["zone"] or _first_zone(backend, region)
+    existing = _volumes_by_token(backend, plan.token, region)
+    volumes: dict[str, str] = {}
+    for member in opts["members"]:
+        snapshot_id = str(member["snapshot_id"])
+        volume_id = existing.get(snapshot_id)
+        if volume_id is None:
+            tags = {
+                "Name": f"{plan.target}-restored-{plan.stamp}",
+                TAG_RESTORE_ID: plan.token,
+                TAG_RESTORED_FROM: snapshot_id,
+            }
+            created = backend.call(
+                "ec2",
+                "create_volume",
+                resource=snapshot_id,
+                region=region,
+                SnapshotId=snapshot_id,
+                AvailabilityZone=zone,
+                ClientToken=f"{plan.token}-{snapshot_id}"[:64],
+                TagSpecifications=[
+                    {
+                        "ResourceType": "volume",
+                        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                    }
+                ],
+            )
+            volume_id = str(created["VolumeId"])
+        volumes[snapshot_id] = volume_id
+    ids = list(volumes.values())
+    iid = opts["attach_to"]
+    waiter.until(
+        "restore",
+        _volume_states(backend, ids, region, {"available", "in-use"}),
+        backend=plan.target,
+        resource=",".join(ids),
+    )
+    kept: list[str] = []
+    if iid is not None:
+        replaced: dict[str, str] = dict(opts["replaced"])
+        if replaced:
+            backend.call("ec2", "stop_instances", resource=iid, region=region, InstanceIds=[iid])
+            waiter.until(
+                "stop",
+                _instance_state(backend, iid, region, "stopped"),
+                backend=plan.target,
+                resource=iid,
+            )
+            for device, old in sorted(replaced.items()):
+                if old in ids:
+                    continue
+                instance = _describe_instance(backend, iid, region) or {}
+                attached = {
+                    str(m.get("Ebs", {}).get("VolumeId"))
+                    for m in instance.get("BlockDeviceMappings") or []
+                }
+                if old in attached:
+                    backend.call(
+                        "ec2",
+                        "detach_volume",
+                        resource=old,
+                        region=region,
+                        VolumeId=old,
+                        InstanceId=iid,
+                        Device=device,
+                    )
+                kept.append(f"ebs:{old}")
+            waiter.until(
+                "detach",
+                _volume_states(
+                    backend, [v for v in replaced.values() if v not in ids], region, {"available"}
+                ),
+                backend=plan.target,
+                resource=iid,
+            )
+        instance = _describe_instance(backend, iid, region) or {}
+        attached = {
+            str(m.get("Ebs", {}).get("VolumeId")) for m in instance.get("BlockDeviceMappings") or []
+        }
+        for member in opts["members"]:
+            volume_id = volumes[str(member["snapshot_id"])]
+            if volume_id not in attached:
+                backend.call(
+                    "ec2",
+                    "attach_volume",
+                    resource=volume_id,
+                    region=region,
+                    VolumeId=volume_id,
+                    InstanceId=iid,
+                    Device=member["device"],
+                )
+        waiter.until(
+            "attach",
+            _volume_states(backend, ids, region, {"in-use"}),
+            backend=plan.target,
+            resource=iid,
+        )
+        if replaced and opts["was_running"]:
+            backend.call("ec2", "start_instances", resource=iid, region=region, InstanceIds=[iid])
+            waiter.until(
+                "start",
+                _instance_state(backend, iid, region, "running"),
+                backend=plan.target,
+                resource=iid,
+            )
+    found = backend.call("ec2", "describe_volumes", region=region, VolumeIds=ids)
+    states = {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
+    wanted = "in-use" if iid is not None else "available"
+    ok = all(states.get(v) == wanted for v in ids)
+    checks = [
+        _check(
+            plan,
+            "volumes",
+            ok=ok,
+            details=f"{len(ids)} volume(s) {wanted}" if ok else f"volume states {states}",
+            states=states,
+        )
+    ]
+    devices = {str(m.get("device")): volumes[str(m["snapshot_id"])] for m in opts["members"]}
+    return _Outcome(
+        ",".join(ids),
+        iid,
+        kept,
+        checks,
+        {"region": region, "zone": zone, "volumes": volumes, "devices": devices},
+    )
+
+
+def _first_zone(backend: Any, region: str) -> str:
+    result = backend.call(
+        "ec2",
+        "describe_availability_zones",
+        region=region,
+        Filters=[{"Name": "state", "Values": ["available"]}],
+    )
+    zones = sorted(str(z["ZoneName"]) for z in result.get("AvailabilityZones", ()))
+    if not zones:
+        raise BackendError(
+            f"{backend.name}: no available zone in {region}",
+            backend=backend.name,
+            operation="DescribeAvailabilityZones",
+        )
+    return zones[0]
+
+
+# -- S3 -------------------------------------------------------------------------------------
+
+
+def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
+    backend = plan.backend
+    opts = plan.options
+    if "version_id" in opts:
+        return _run_s3_version(plan)
+    bucket, prefix = str(opts["dest_bucket"]), str(opts["dest_prefix"])
+    when = plan.at
+    assert when is not None  # noqa: S101 - planned with a time
+    if plan.in_place:
+        if backend.versioning() != "Enabled":  # re-checked: someone may have suspended it since
+            raise PolicyError.for_field(
+                "into", "a bucket with versioning on for an in-place restore", "versioning off"
+            )
+        report = backend.restore_to_time(when)
+        again = backend.restore_to_time(when, dry_run=True)
+        ok = again.restored == 0 and again.deleted == 0
+        checks = [
+            _check(
+                plan,
+                "s3-state",
+                ok=ok,
+                details=f"the prefix matches its state at {when.isoformat()}"
+                if ok
+                else f"{again.restored} key(s) still differ and {again.deleted} key(s) still exist after the restore",
+                restored=report.restored,
+                deleted=report.deleted,
+            )
+        ]
+    else:
+        report = backend.restore_to_time(when, bucket, prefix)
+        keys = sum(
+            page.get("KeyCount", 0)
+            for page in backend.paginate(
+                "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix
+            )
+        )
+        ok = keys >= report.restored
+        checks = [
+            _check(
+                plan,
+                "s3-objects",
+                ok=ok,
+                details=f"{keys} key(s) at the destination, {report.restored} restored",
+                keys=keys,
+                restored=report.restored,
+            )
+        ]
+    details = {
+        "restored": report.restored,
+        "deleted": report.deleted,
+        "skipped": dict(report.skipped),
+        "bytes": report.bytes_copied,
+        "requests": dict(report.requests),
+    }
+    url = f"s3://{bucket}/{prefix}"
+    return _Outcome(url, url, [], checks, details)
+
+
+def _run_s3_version(plan: RestorePlan) -> _Outcome:
+    backend = plan.backend
+    opts = plan.options
+    bucket, key = str(opts["dest_bucket"]), str(opts["dest_key"])
+    backend.call(
+        "s3",
+        "copy_object",
+        resource=key,
+        Bucket=bucket,
+        Key=key,
+        CopySource={"Bucket": backend.bucket, "Key": opts["key"], "VersionId": opts["version_id"]},
+        MetadataDirective="COPY",
+    )
+    head = backend.call("s3", "head_object", resource=key, Bucket=bucket, Key=key)
+    ok = head.get("ETag") == opts["etag"] and int(head.get("ContentLength") or 0) == opts["size"]
+    checks = [
+        _check(
+            plan,
+            "s3-object",
+            ok=ok,
+            details=f"ETag {head.get('ETag')} and size {head.get('ContentLength')} (expected {opts['etag']}, {opts['size']})",
+            etag=head.get("ETag"),
+        )
+    ]
+    url = f"s3://{bucket}/{key}"
+    return _Outcome(url, url, [], checks, {"version_id": head.get("VersionId")})
+
+
+# -- directories ----------------------------------------------------------------------------
+
+
+def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
+    backend = plan.backend
+    point = plan.point
+    assert point is not None  # noqa: S101 - directories restore points
+    dest = Path(plan.destination)
+    staging = Path(plan.options["staging"])
+    aside = plan.options["aside"]
+    if staging.exists():  # left by an interrupted attempt of this same restore
+        shutil.rmtree(staging)
+    backend.restore_to(point, staging)
+    kept: list[str] = []
+    if aside and (dest.exists() or dest.is_symlink()):
+        dest.rename(aside)
+        kept.append(str(aside))
+    staging.rename(dest)
+    checksum = backend.verify(point)
+    files = sum(len(names) for _, _, names in os.walk(dest))
+    checks = [
+        _check(
+            plan,
+            "archive-checksum",
+            ok=checksum == point.checksum or point.checksum is None,
+            details=f"archive {point.id}: {checksum}; every file matched the manifest; {files} file(s)",
+            checksum=checksum,
+            files=files,
+        )
+    ]
+    return _Outcome(str(dest), str(dest), kept, checks, {"files": files})
