@@ -470,6 +470,8 @@ class _RdsTarget(AwsBackend):
             raise PolicyError.for_field(self._api.resource_param, "a non-empty string", resource_id)
         if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
             raise PolicyError.for_field("max_workers", "an integer >= 1", max_workers)
+        if not isinstance(policy, str) or not policy:
+            raise PolicyError.for_field("policy", "a non-empty policy name", policy)
         super().__init__(
             name or resource_id,
             session=session,

@@ -443,6 +443,41 @@ class TestAuroraClusterContract(_RdsContract):
         return point
 
 
+# --------------------------------------------------------------------------- construction
+
+
+class TestConstruction:
+    def test_repr(self):
+        """The repr names the class, the resource, the target name and the region."""
+        db = RdsInstance("orders-db", name="orders", region=REGION)
+        assert (
+            "<backuppolicy.aws.rds.RdsInstance('orders-db', name='orders', region='us-east-1')>"
+            == repr(db)
+        )
+
+    @pytest.mark.parametrize(
+        ("kwargs", "field"), [({"max_workers": 0}, "max_workers"), ({"policy": ""}, "policy")]
+    )
+    def test_bad_options_refused(self, kwargs, field):
+        """Options are validated at construction, naming the field."""
+        with pytest.raises(PolicyError, match=f"^{field}: expected"):
+            AuroraCluster("orders", region=REGION, **kwargs)
+
+    def test_empty_identifier_refused(self):
+        """The resource identifier must be a non-empty string."""
+        with pytest.raises(PolicyError, match="DBClusterIdentifier: expected a non-empty string"):
+            AuroraCluster("")
+
+    def test_kinds_are_registered(self):
+        """The registry resolves the built-in kinds to these classes."""
+        from backuppolicy.targets import get_target_class
+
+        assert (RdsInstance, AuroraCluster) == (
+            get_target_class("rds-instance"),
+            get_target_class("aurora-cluster"),
+        )
+
+
 # --------------------------------------------------------------------------- create
 
 
