@@ -139,7 +139,7 @@ def _cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
     policy = _policy(args)
     now = _now(args.now)
     targets = _targets(args, policy)
-    if args.reason:
+    if args.reason is not None:  # --reason "" is refused by backup_now, not a scheduled run
         if not args.target:
             raise _UsageError("a manual backup (--reason) needs --target NAME")
         points = [
@@ -178,7 +178,9 @@ def _cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
     now = _now(args.now)
     targets = _targets(args, policy)
     bar = _Bar(sys.stderr, enabled=not args.json)
-    plan = workflows.plan_retention(policy, now=now, targets=targets, progress=bar)
+    plan = workflows.plan_retention(
+        policy, now=now, targets=targets, only=args.target or None, progress=bar
+    )
     report = workflows.apply(plan, dry_run=not args.apply, progress=bar)
     errors = dict(plan.errors)
     data = {"plan": plan.to_dict(), "apply": report.to_dict(), "listing_errors": errors}

@@ -1,0 +1,493 @@
+"""The command line, in-process: ``backuppolicy.cli.main([...], out=, err=)``.
+
+Targets of kind ``testing:memory`` resolve to `MemoryTarget` objects the test keeps, so one
+test can run several commands against the same points and inspect them afterwards.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backuppolicy import cli, demo, targets
+from backuppolicy.exceptions import BackendError
+from backuppolicy.model import TAG_REASON, LegalHold
+from backuppolicy.testing import MemoryTarget
+from backuppolicy.workflows import TAG_REQUESTED_BY
+
+NOW = datetime(2026, 11, 23, 4, 10, tzinfo=UTC)
+NOW_TEXT = "2026-11-23T04:10:00Z"
+
+POLICY = """\
+name: shop
+schedule: {every: day, at: "04:00"}
+retention: {max_age: 7d}
+targets:
+  - {name: db, kind: "testing:memory", application: shop}
+  - {name: web, kind: "testing:memory", application: shop}
+"""
+
+
+class Run:
+    """The result of one command: exit code, stdout, stderr."""
+
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code = code
+        self.out = out
+        self.err = err
+
+    def json(self) -> Any:
+        """Stdout parsed as JSON."""
+        return json.loads(self.out)
+
+
+@pytest.fixture(name="memory")
+def _memory(monkeypatch: pytest.MonkeyPatch) -> dict[str, MemoryTarget]:
+    """Register ``testing:memory`` so that each target name maps to one kept MemoryTarget."""
+    kept: dict[str, MemoryTarget] = {}
+
+    def factory(*, name: str, policy: str, **_settings: Any) -> MemoryTarget:
+        return kept.setdefault(name, MemoryTarget(name, policy=policy, clock=lambda: NOW))
+
+    monkeypatch.setitem(targets._REGISTERED, "testing:memory", factory)
+    return kept
+
+
+@pytest.fixture(name="policy_file")
+def _policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+@pytest.fixture(name="run")
+def _run(memory: dict[str, MemoryTarget], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Run]:
+    """Run the CLI in-process and capture its streams."""
+    monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
+
+    def run(*argv: str) -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), out=out, err=err)
+        return Run(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+def _single_error_line(result: Run) -> str:
+    lines = result.err.splitlines()
+    assert 1 == len(lines), result.err
+    assert "Traceback" not in result.err
+    return lines[0]
+
+
+class TestUsageErrors:
+    def test_no_command_prints_help_and_exits_2(self, run):
+        """Without a command the help goes to stdout and the exit code is 2."""
+        result = run()
+        assert 2 == result.code
+        assert "usage: backuppolicy" in result.out
+
+    def test_unknown_command_is_a_usage_error(self, run):
+        """argparse errors become one error line and exit 2."""
+        result = run("explode")
+        assert 2 == result.code
+        assert _single_error_line(result).startswith("backuppolicy: error: argument COMMAND")
+
+    def test_missing_policy_option(self, run):
+        """No --policy and no $BACKUPPOLICY_FILE: exit 2 naming both."""
+        result = run("validate")
+        assert 2 == result.code
+        assert (
+            "backuppolicy: error: --policy FILE is required (or set BACKUPPOLICY_FILE)"
+            == _single_error_line(result)
+        )
+
+    def test_policy_from_the_environment(self, run, policy_file, monkeypatch):
+        """$BACKUPPOLICY_FILE stands in for --policy."""
+        monkeypatch.setenv("BACKUPPOLICY_FILE", str(policy_file))
+        assert 0 == run("validate").code
+
+    def test_missing_policy_file(self, run, tmp_path):
+        """A file that does not exist: one clear line naming it, exit 2."""
+        missing = tmp_path / "nope.yaml"
+        result = run("backup", "--policy", str(missing))
+        assert 2 == result.code
+        line = _single_error_line(result)
+        assert "an existing policy file" in line
+        assert str(missing) in line
+
+    def test_invalid_policy_file(self, run, tmp_path):
+        """A policy with a bad field: the error names the file, line and field, exit 2."""
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(POLICY.replace("max_age: 7d", "max_age: seven days"))
+        result = run("prune", "--policy", str(bad))
+        assert 2 == result.code
+        line = _single_error_line(result)
+        assert str(bad) in line
+        assert "retention.max_age" in line
+
+    def test_broken_yaml(self, run, tmp_path):
+        """YAML that does not parse is a bad policy: exit 2, no traceback."""
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("name: [unclosed\n")
+        result = run("doc", "--policy", str(bad))
+        assert 2 == result.code
+        assert str(bad) in _single_error_line(result)
+
+    def test_unknown_target(self, run, policy_file):
+        """--target that the policy does not have: exit 2, the name in the message."""
+        result = run("backup", "--policy", str(policy_file), "--target", "dbb")
+        assert 2 == result.code
+        assert "'dbb'" in _single_error_line(result)
+
+    def test_unknown_target_kind(self, run, tmp_path):
+        """A plugin kind that is not installed: exit 2 with the registry's message."""
+        path = tmp_path / "p.yaml"
+        path.write_text(POLICY.replace('"testing:memory"', '"testing:nothing"', 1))
+        result = run("backup", "--policy", str(path))
+        assert 2 == result.code
+        assert "'testing:nothing'" in _single_error_line(result)
+
+    @pytest.mark.parametrize(
+        ("now", "expected"),
+        [("yesterday", "an ISO 8601 time"), ("2026-11-23T04:00:00", "a time with a zone")],
+    )
+    def test_bad_now(self, run, policy_file, now, expected):
+        """--now must be an ISO 8601 time with a zone."""
+        result = run("backup", "--policy", str(policy_file), "--now", now)
+        assert 2 == result.code
+        line = _single_error_line(result)
+        assert "--now" in line
+        assert expected in line
+
+    def test_manual_backup_needs_a_target(self, run, policy_file, memory):
+        """--reason without --target is a usage error; nothing is backed up."""
+        result = run("backup", "--policy", str(policy_file), "--reason", "hotfix")
+        assert 2 == result.code
+        assert "needs --target" in _single_error_line(result)
+        assert [] == [p for t in memory.values() for p in t.list_points()]
+
+    @pytest.mark.parametrize("reason", ["", " "])
+    def test_manual_backup_with_an_empty_reason_is_refused(self, run, policy_file, memory, reason):
+        """--reason "" is refused (not silently turned into a scheduled run)."""
+        result = run("backup", "--policy", str(policy_file), "--target", "db", "--reason", reason)
+        assert 2 == result.code
+        assert "reason" in _single_error_line(result)
+        assert [] == list(memory["db"].list_points())
+
+    def test_backend_errors_that_escape_exit_1(self, run, policy_file, memory):
+        """A backend error outside the per-target handling is one line and exit 1."""
+        memory["db"] = MemoryTarget("db", policy="shop")
+        memory["db"].fail_next("list_points", BackendError("AccessDenied", backend="db"))
+        result = run("holds", "--policy", str(policy_file))
+        assert 1 == result.code
+        assert "backuppolicy: error: BackendError: AccessDenied" == _single_error_line(result)
+
+
+class TestDocAndValidate:
+    def test_doc_prints_the_policy_document(self, run, policy_file):
+        """doc prints the Markdown policy document."""
+        result = run("doc", "--policy", str(policy_file))
+        assert 0 == result.code
+        assert result.out.startswith("# Infrastructure Backups and Restoration Policy: shop\n")
+        assert "| db | testing:memory (plugin) | shop |" in result.out
+
+    def test_doc_json_is_the_policy_as_data(self, run, policy_file):
+        """doc --json prints the policy's to_dict()."""
+        result = run("doc", "--policy", str(policy_file), "--json")
+        data = result.json()
+        assert 0 == result.code
+        assert "shop" == data["name"]
+        assert ["db", "web"] == [t["name"] for t in data["targets"]]
+
+    def test_validate_text_and_json(self, run, policy_file):
+        """validate says ok; with --json it gives counts."""
+        text = run("validate", "--policy", str(policy_file))
+        data = run("validate", "--policy", str(policy_file), "--json").json()
+        assert 0 == text.code
+        assert text.out.startswith(f"{policy_file}: ok")
+        assert {"policy": "shop", "targets": 2, "tiers": 0, "ok": True} == data
+
+
+class TestBackup:
+    def test_runs_due_backups_and_prints_a_table(self, run, policy_file, memory):
+        """backup creates one point per due target, exit 0, a table on stdout."""
+        result = run("backup", "--policy", str(policy_file), "--now", NOW_TEXT)
+        assert 0 == result.code
+        assert "" == result.err
+        assert 1 == len(list(memory["db"].list_points()))
+        assert 1 == len(list(memory["web"].list_points()))
+        assert "target" in result.out.splitlines()[1]
+
+    def test_json_output(self, run, policy_file, memory):
+        """backup --json prints the RunReport's to_dict()."""
+        data = run("backup", "--policy", str(policy_file), "--now", NOW_TEXT, "--json").json()
+        assert {"policy", "now", "ok", "runs", "notify_failures"} == set(data)
+        assert "2026-11-23T04:10:00+00:00" == data["now"]
+        assert data["ok"] is True
+        expected = {t: next(iter(memory[t].list_points())).id for t in ("db", "web")}
+        assert expected == {r["target"]: r["point"] for r in data["runs"]}
+
+    def test_a_failed_target_exits_1(self, run, policy_file, memory):
+        """One failing target: the other is backed up, exit 1."""
+        memory["db"] = MemoryTarget("db", policy="shop", clock=lambda: NOW)
+        memory["db"].fail_next("create_backup", BackendError("boom", backend="db"))
+        result = run("backup", "--policy", str(policy_file), "--now", NOW_TEXT, "--json")
+        data = result.json()
+        assert 1 == result.code
+        assert data["ok"] is False
+        assert ["db"] == [r["target"] for r in data["runs"] if r["error"]]
+        assert 1 == len(list(memory["web"].list_points()))
+
+    def test_target_limits_the_run(self, run, policy_file, memory):
+        """--target runs only that target."""
+        run("backup", "--policy", str(policy_file), "--now", NOW_TEXT, "--target", "web")
+        assert ["web"] == list(memory)
+
+    def test_force_backs_up_again(self, run, policy_file, memory):
+        """A second run is a no-op; --force takes another backup."""
+        args = ("backup", "--policy", str(policy_file), "--target", "db")
+        run(*args, "--now", NOW_TEXT)
+        run(*args, "--now", "2026-11-23T05:00:00+00:00")
+        assert 1 == len(list(memory["db"].list_points()))
+        run(*args, "--now", "2026-11-23T05:00:00+00:00", "--force")
+        assert 2 == len(list(memory["db"].list_points()))
+
+    def test_manual_backup(self, run, policy_file, memory, monkeypatch):
+        """--reason takes a manual backup of each --target, tagged with the reason and $USER."""
+        monkeypatch.setenv("USER", "alice")
+        result = run(
+            "backup",
+            "--policy",
+            str(policy_file),
+            "--target",
+            "db",
+            "--reason",
+            "before migration",
+            "--json",
+        )
+        point = next(iter(memory["db"].list_points()))
+        assert 0 == result.code
+        assert {"manual": [{"target": "db", "id": point.id, "status": "completed"}]} == (
+            result.json()
+        )
+        assert "manual: before migration" == point.tags[TAG_REASON]
+        assert "alice" == point.tags[TAG_REQUESTED_BY]
+
+    def test_manual_backup_requested_by(self, run, policy_file, memory):
+        """--requested-by overrides $USER; the text output names the point."""
+        result = run(
+            "backup",
+            "--policy",
+            str(policy_file),
+            "--target",
+            "web",
+            "--reason",
+            "r",
+            "--requested-by",
+            "bob",
+        )
+        point = next(iter(memory["web"].list_points()))
+        assert f"manual backup of web: {point.id} (completed)\n" == result.out
+        assert "bob" == point.tags[TAG_REQUESTED_BY]
+
+
+class TestPrune:
+    @pytest.fixture(name="aged")
+    def _aged(self, run, policy_file, memory):
+        """db has points 1, 10 and 20 days old; web has one fresh point."""
+        db = memory["db"] = MemoryTarget("db", policy="shop")
+        web = memory["web"] = MemoryTarget("web", policy="shop")
+        points = [db.add_point(created_at=NOW - timedelta(days=d)) for d in (1, 10, 20)]
+        web.add_point(created_at=NOW)
+        return points
+
+    def test_prune_is_a_dry_run_by_default(self, run, policy_file, memory, aged):
+        """Without --apply nothing is deleted and the output says so."""
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT)
+        assert 0 == result.code
+        assert [] == memory["db"].deleted
+        assert "dry run: nothing was deleted" in result.out
+        assert result.out.count("would delete") == 2
+
+    def test_prune_apply_deletes(self, run, policy_file, memory, aged):
+        """--apply deletes what is older than the rule, never the newest."""
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        assert 0 == result.code
+        assert sorted(p.id for p in aged[1:]) == sorted(memory["db"].deleted)
+        assert "dry run" not in result.out
+
+    def test_prune_json(self, run, policy_file, memory, aged):
+        """--json gives the plan, the apply report and the listing errors."""
+        data = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--json").json()
+        assert {"plan", "apply", "listing_errors"} == set(data)
+        assert {"keep": 2, "delete": 2} == data["plan"]["counts"]
+        assert data["apply"]["dry_run"] is True
+        assert ["would delete"] * 2 == [o["action"] for o in data["apply"]["outcomes"]]
+        assert {} == data["listing_errors"]
+
+    def test_target_limits_pruning(self, run, policy_file, memory, aged):
+        """prune --target web plans and deletes only web's points."""
+        result = run(
+            "prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--target", "web", "--apply"
+        )
+        assert ("", 0) == (result.err, result.code)
+        assert [] == memory["db"].deleted
+        assert {"web"} == {
+            p["target"]
+            for p in json.loads(
+                run("prune", "--policy", str(policy_file), "--target", "web", "--json").out
+            )["plan"]["keep"]
+        }
+
+    def test_a_failed_listing_exits_1_and_deletes_nothing_of_it(
+        self, run, policy_file, memory, aged
+    ):
+        """A target that cannot be listed is reported; the run exits 1."""
+        memory["db"].fail_next("list_points", BackendError("throttled", backend="db"))
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        assert 1 == result.code
+        assert "error: listing db failed, nothing of it was deleted" in result.out
+        assert [] == memory["db"].deleted
+
+    def test_a_failed_deletion_exits_1(self, run, policy_file, memory, aged):
+        """A deletion that fails makes the exit code 1."""
+        memory["db"].fail_next("delete", BackendError("denied", backend="db"))
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        assert 1 == result.code
+        assert 1 == len(memory["db"].deleted)
+
+
+class TestHolds:
+    @pytest.fixture(name="point")
+    def _point(self, run, policy_file, memory):
+        memory["db"] = MemoryTarget("db", policy="shop")
+        return memory["db"].add_point(created_at=NOW - timedelta(days=30))
+
+    def test_no_holds(self, run, policy_file, point):
+        """Without holds the listing says so; --json gives an empty list."""
+        assert "no points under legal hold\n" == run("holds", "--policy", str(policy_file)).out
+        assert [] == run("holds", "--policy", str(policy_file), "--json").json()
+
+    def test_place_list_release(self, run, policy_file, memory, point):
+        """--place records the hold, the listing shows it, --release removes it."""
+        base = ("holds", "--policy", str(policy_file))
+        placed = run(
+            *base,
+            "--target",
+            "db",
+            "--place",
+            point.id,
+            "--reason",
+            "litigation",
+            "--reference",
+            "case-17",
+            "--now",
+            NOW_TEXT,
+            "--json",
+        )
+        listed = run(*base, "--json").json()
+        pruned = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        released = run(*base, "--target", "db", "--release", point.id)
+
+        assert (0, {"id": point.id, "held": True}) == (placed.code, placed.json())
+        assert [
+            {
+                "target": "db",
+                "tier": "local",
+                "id": point.id,
+                "created_at": point.created_at.isoformat(),
+                "reason": "litigation",
+                "reference": "case-17",
+            }
+        ] == listed
+        assert 0 == pruned.code
+        assert [] == memory["db"].deleted
+        assert f"hold released on db:{point.id}\n" == released.out
+        assert memory["db"].refresh(point).legal_hold is None
+
+    def test_place_needs_a_reason(self, run, policy_file, memory, point):
+        """--place without --reason is a usage error."""
+        result = run("holds", "--policy", str(policy_file), "--target", "db", "--place", point.id)
+        assert 2 == result.code
+        assert "--reason" in _single_error_line(result)
+        assert memory["db"].refresh(point).legal_hold is None
+
+    def test_place_needs_exactly_one_target(self, run, policy_file, point):
+        """--place without --target is a usage error."""
+        result = run("holds", "--policy", str(policy_file), "--place", point.id, "--reason", "r")
+        assert 2 == result.code
+        assert "exactly one --target" in _single_error_line(result)
+
+    def test_unknown_point(self, run, policy_file, point):
+        """An id the target does not have: exit 2 naming it."""
+        result = run("holds", "--policy", str(policy_file), "--target", "db", "--release", "nope")
+        assert 2 == result.code
+        assert "'nope'" in _single_error_line(result)
+
+    def test_listing_text(self, run, policy_file, memory, point):
+        """The text listing has one line per held point."""
+        hold = LegalHold(reason="audit", reference="SOX-1", since=NOW)
+        memory["db"].place_hold(point, hold)
+        out = run("holds", "--policy", str(policy_file)).out
+        assert [["db", "local", point.id, point.created_at.isoformat(), "SOX-1", "audit"]] == [
+            line.split() for line in out.splitlines()
+        ]
+
+
+class TestDemoCommand:
+    @pytest.mark.parametrize(("ok", "code"), [(True, 0), (False, 1)])
+    def test_exit_code_follows_the_demo_result(self, run, monkeypatch, ok, code):
+        """demo exits 0 when the demo's summary is ok, 1 otherwise; --json prints the summary."""
+        calls: list[int] = []
+
+        def fake_run(*, days: int, out: Any) -> dict[str, Any]:
+            calls.append(days)
+            return {"ok": ok, "days": days}
+
+        monkeypatch.setattr(demo, "run", fake_run)
+        result = run("demo", "--days", "3", "--json")
+        assert (code, {"ok": ok, "days": 3}, [3]) == (result.code, result.json(), calls)
+
+
+class TestProgressBar:
+    class Tty(io.StringIO):
+        """A stream that says it is a terminal."""
+
+        def isatty(self) -> bool:
+            """Always a terminal."""
+            return True
+
+    def test_draws_on_a_terminal(self):
+        """On a terminal the bar is drawn and ends with a newline when done."""
+        stream = self.Tty()
+        bar = cli.ProgressBar(stream, enabled=True)
+        bar("backup", 1, 2)
+        bar("backup", 2, 2)
+        frames = stream.getvalue()
+        assert f"\rbackup   [{'#' * 15}{'.' * 15}] 1/2" in frames
+        assert frames.endswith(f"[{'#' * 30}] 2/2\n")
+
+    def test_silent_when_not_a_terminal_or_disabled(self):
+        """Not a terminal, or disabled (--json): nothing is written."""
+        plain, tty = io.StringIO(), self.Tty()
+        cli.ProgressBar(plain, enabled=True)("backup", 1, 1)
+        cli.ProgressBar(tty, enabled=False)("backup", 1, 1)
+        assert ("", "") == (plain.getvalue(), tty.getvalue())
+
+
+class TestParseNow:
+    def test_z_and_offsets_are_utc_instants(self):
+        """Z and +01:00 both parse to aware datetimes of the same instant."""
+        assert NOW == cli.parse_now(NOW_TEXT)
+        assert NOW == cli.parse_now("2026-11-23T05:10:00+01:00")
+
+    def test_default_is_now(self):
+        """Without --now the current time is used (timezone-aware)."""
+        assert cli.parse_now(None).tzinfo is not None
