@@ -16,22 +16,67 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import enum
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+import functools
+import getpass
+import glob
+import hashlib
+import itertools
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.model import RecoveryPoint, ensure_aware
+from backuppolicy.durations import Duration
+from backuppolicy.exceptions import (
+    BackendError,
+    BackupPolicyError,
+    PolicyError,
+    ResourceNotFoundError,
+    VerificationError,
+)
+from backuppolicy.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.notify import Event, EventKind, Notifier, notify_all
+from backuppolicy.probes import ProbeContext, ProbeLike, ProbeResult, run_probe
+from backuppolicy.retention import AnyOf, MaxAge
+from backuppolicy.schedule import Cadence, Schedule
 from backuppolicy.targets import BackupTarget, IsolationProfile
 
 __all__ = [
     "CheckKind",
     "CheckResult",
     "CheckStatus",
+    "Completed",
+    "Encrypted",
+    "Fresh",
+    "HasOffsiteCopy",
+    "IntegrityCheck",
+    "NotPublic",
+    "ObjectLock",
+    "RestoreTest",
+    "ResultRecorder",
+    "SettingsMatchPolicy",
+    "SweptResource",
     "Verifier",
     "VerifyContext",
+    "VersioningEnabled",
+    "default_checks",
+    "expected_rds_settings",
+    "isolation_for",
+    "restore_test",
+    "run_checks",
+    "sweep_restore_tests",
 ]
 
 
@@ -63,6 +108,10 @@ def _aware(_inst: object, attribute: attrs.Attribute[datetime], value: datetime)
     ensure_aware(value, field=attribute.name)
 
 
+def _to_issues(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class CheckResult:
     """The result of one check of one target or point.
@@ -92,7 +141,7 @@ class CheckResult:
     tier: str | None = None
     application: str | None = None
     details: str = ""
-    issues: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    issues: tuple[str, ...] = attrs.field(default=(), converter=_to_issues)
     evidence: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     duration: float = 0.0
     ran_by: str = ""
@@ -185,3 +234,2116 @@ class Verifier(Protocol):
     ) -> CheckResult:
         """Check *target* (and *point*, for point-level checks) and return the result."""
         ...
+
+
+# --------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _default_ran_by() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _result(
+    check: str,
+    status: CheckStatus,
+    target: BackupTarget,
+    point: RecoveryPoint | None,
+    context: VerifyContext,
+    *,
+    started: float,
+    details: str,
+    issues: Sequence[str] = (),
+    evidence: Mapping[str, Any] | None = None,
+    kind: CheckKind = CheckKind.VERIFICATION,
+) -> CheckResult:
+    return CheckResult(
+        check=check,
+        status=status,
+        target=target.name,
+        checked_at=context.now,
+        point_id=point.id if point is not None else None,
+        kind=kind,
+        tier=point.tier if point is not None else None,
+        application=context.application,
+        details=details,
+        issues=tuple(issues),
+        evidence=dict(evidence or {}),
+        duration=time.monotonic() - started,
+        ran_by=context.ran_by,
+    )
+
+
+def _error_result(
+    check: str,
+    target: BackupTarget,
+    point: RecoveryPoint | None,
+    context: VerifyContext,
+    exc: BaseException,
+    *,
+    started: float,
+    kind: CheckKind = CheckKind.VERIFICATION,
+) -> CheckResult:
+    error = f"{type(exc).__name__}: {exc}"
+    return _result(
+        check,
+        CheckStatus.FAIL,
+        target,
+        point,
+        context,
+        started=started,
+        details=f"the check could not complete: {error}",
+        issues=[error],
+        evidence={"error": error},
+        kind=kind,
+    )
+
+
+def _aws_call(target: object) -> Callable[..., dict[str, Any]] | None:
+    """The ``call`` of an `~backuppolicy.aws.AwsBackend` target (``None`` for other targets)."""
+    call = getattr(target, "call", None)
+    return call if callable(call) else None
+
+
+def _region_of(point: RecoveryPoint | None, target: object) -> str | None:
+    if point is not None:
+        region = point.details.get("region")
+        if isinstance(region, str) and region:
+            return region
+        parts = point.location.split(":")
+        if len(parts) == 3 and parts[0] == "aws" and parts[2]:  # noqa: PLR2004 - aws:<account>:<region>
+            return parts[2]
+    region = getattr(target, "region", None)
+    return region if isinstance(region, str) else None
+
+
+def _points(target: BackupTarget, context: VerifyContext) -> Sequence[RecoveryPoint]:
+    return context.points or list(target.list_points())
+
+
+def _newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> RecoveryPoint | None:
+    """The newest completed backup (object versions are data, not backups) in *tier* (any)."""
+    good = [
+        p
+        for p in points
+        if p.is_good and p.kind != "s3-version" and (tier is None or p.tier == tier)
+    ]
+    return max(good, key=lambda p: (p.created_at, p.id), default=None)
+
+
+def _spec_of(policy: Any, target: BackupTarget) -> Any:
+    if policy is None:
+        return None
+    try:
+        return policy.target(target.name)
+    except LookupError:
+        return None
+
+
+def _to_duration(value: Any) -> Duration | None:
+    return None if value is None else Duration.coerce(value, field="duration")
+
+
+_S3_KINDS = frozenset({"s3-version", "s3-manifest"})
+_EBS_KINDS = frozenset({"ebs-snapshot", "ec2-instance-backup"})
+_RDS_KINDS = frozenset({"rds-snapshot", "rds-cluster-snapshot"})
+_RDS_TARGETS = frozenset({"rds-instance", "aurora-cluster"})
+_RDS_MAX_RETENTION = 35
+
+
+# --------------------------------------------------------------------------------------------
+# Metadata checks
+
+
+@attrs.frozen
+class Completed:
+    """The point is completed: state available/completed and, where reported, progress 100%.
+
+    Pending points give `CheckStatus.WARN`; failed and partial points `CheckStatus.FAIL`.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> from backuppolicy.testing import MemoryTarget
+        >>> db = MemoryTarget("db", clock=lambda: datetime(2026, 11, 26, 4, tzinfo=UTC))
+        >>> point = db.create_backup()
+        >>> ctx = VerifyContext(now=datetime(2026, 11, 26, 5, tzinfo=UTC))
+        >>> Completed().verify(db, point, ctx).status
+        <CheckStatus.PASS: 'pass'>
+
+    Attributes:
+        name: Name of the check.
+    """
+
+    name: str = "completed"
+    scope: ClassVar[str] = "point"
+
+    def verify(
+        self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
+    ) -> CheckResult:
+        """Check the point's status (and the progress of each snapshot of an EC2 backup)."""
+        started = time.monotonic()
+        if point is None:
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                None,
+                context,
+                started=started,
+                details="no point to check",
+            )
+        issues: list[str] = []
+        evidence: dict[str, Any] = {"status": point.status.value}
+        for member in point.details.get("snapshots", ()) or ():
+            if not isinstance(member, Mapping):
+                continue
+            progress = member.get("progress")
+            state = member.get("state")
+            evidence.setdefault("snapshots", []).append(
+                {"snapshot_id": member.get("snapshot_id"), "state": state, "progress": progress}
+            )
+            if progress not in (None, "100%") and point.status is Status.COMPLETED:
+                issues.append(f"snapshot {member.get('snapshot_id')}: progress {progress}")
+        if "rds_status" in point.details:
+            evidence["rds_status"] = point.details.get("rds_status")
+        if point.status is Status.PENDING:
+            status, details = CheckStatus.WARN, "still pending"
+        elif point.status is not Status.COMPLETED:
+            status, details = CheckStatus.FAIL, f"not restorable: {point.status.value}"
+            issues.insert(0, f"status {point.status.value}")
+        elif issues:
+            status, details = CheckStatus.FAIL, "completed, but not every snapshot is at 100%"
+        else:
+            status, details = CheckStatus.PASS, "completed"
+        return _result(
+            self.name,
+            status,
+            target,
+            point,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
+            evidence=evidence,
+        )
+
+
+def _s3_head(
+    call: Callable[..., dict[str, Any]],
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    region: str | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+    if version_id and version_id != "null":
+        params["VersionId"] = version_id
+    return call("s3", "head_object", resource=f"s3://{bucket}/{key}", region=region, **params)
+
+
+def _s3_location(target: object, point: RecoveryPoint) -> tuple[str, str, str | None]:
+    bucket = str(point.details.get("bucket") or getattr(target, "bucket", ""))
+    key = point.details.get("key")
+    version = point.details.get("version_id")
+    if not key:
+        key, _, version = point.id.rpartition("@")
+    return bucket, str(key), None if version is None else str(version)
+
+
+@attrs.frozen
+class Encrypted:
+    """The point is encrypted at rest; the evidence names the KMS key.
+
+    S3 versions whose listing does not say are looked up (``HeadObject``); archives ask their
+    store. Unknown encryption gives `CheckStatus.WARN`.
+
+    Attributes:
+        required: Whether an unencrypted point fails (else it warns).
+        name: Name of the check.
+    """
+
+    required: bool = True
+    name: str = "encrypted"
+    scope: ClassVar[str] = "point"
+
+    def verify(
+        self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
+    ) -> CheckResult:
+        """Read the point's encryption and its key."""
+        started = time.monotonic()
+        if point is None:
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                None,
+                context,
+                started=started,
+                details="no point to check",
+            )
+        try:
+            encrypted, key, how = self._lookup(target, point)
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, point, context, exc, started=started)
+        evidence = {"encrypted": encrypted, "kms_key_id": key, "source": how}
+        if encrypted:
+            details = (
+                f"encrypted with KMS key {key}" if key else "encrypted (no customer key named)"
+            )
+            status = CheckStatus.PASS
+            issues: list[str] = []
+        elif encrypted is None:
+            status, details, issues = CheckStatus.WARN, "encryption unknown", ["encryption unknown"]
+        else:
+            status = CheckStatus.FAIL if self.required else CheckStatus.WARN
+            details, issues = "not encrypted at rest", ["not encrypted at rest"]
+        return _result(
+            self.name,
+            status,
+            target,
+            point,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
+            evidence=evidence,
+        )
+
+    @staticmethod
+    def _lookup(target: BackupTarget, point: RecoveryPoint) -> tuple[bool | None, Any, str]:
+        key = point.details.get("kms_key_id") or point.details.get("kms_key_ids") or None
+        if point.encrypted is not None:
+            return point.encrypted, key, "point"
+        call = _aws_call(target)
+        if point.kind in _S3_KINDS and call is not None:
+            bucket, object_key, version = _s3_location(target, point)
+            head = _s3_head(call, bucket, object_key, version, _region_of(point, target))
+            sse = head.get("ServerSideEncryption") or head.get("SSECustomerAlgorithm")
+            return bool(sse), head.get("SSEKMSKeyId") or sse, "HeadObject"
+        for store in getattr(target, "stores", ()) or ():
+            if getattr(store, "url", None) == point.location:
+                encrypted = store.encrypted
+                return encrypted, getattr(store, "kms_key_id", None), f"store {store.url}"
+        return None, key, "unknown"
+
+
+def _public_access_block(
+    call: Callable[..., dict[str, Any]], bucket: str, region: str | None
+) -> tuple[bool, dict[str, bool]]:
+    flags = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+    try:
+        result = call(
+            "s3", "get_public_access_block", resource=bucket, region=region, Bucket=bucket
+        )
+    except BackendError as exc:
+        if exc.code == "NoSuchPublicAccessBlockConfiguration":
+            return False, {}
+        raise
+    config = {k: bool(v) for k, v in result.get("PublicAccessBlockConfiguration", {}).items()}
+    return all(config.get(flag, False) for flag in flags), config
+
+
+@attrs.frozen
+class NotPublic:
+    """The point is not shared with everyone.
+
+    EBS snapshots: ``createVolumePermission`` has no ``group=all``
+    (``DescribeSnapshotAttribute``, each snapshot of an EC2 backup); RDS snapshots: the
+    ``restore`` attribute does not contain ``all`` (``DescribeDBSnapshotAttributes`` or the
+    cluster variant); S3 (a version, a manifest, or the bucket when no point is given): the
+    bucket's public access block sets all four flags. Non-AWS targets are skipped.
+
+    Attributes:
+        name: Name of the check.
+    """
+
+    name: str = "not-public"
+    scope: ClassVar[str] = "point"
+
+    def verify(
+        self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
+    ) -> CheckResult:
+        """Read the sharing attributes of the point (or the S3 bucket)."""
+        started = time.monotonic()
+        call = _aws_call(target)
+        is_s3 = point.kind in _S3_KINDS if point is not None else target.kind == "s3-bucket"
+        if call is None or (point is None and not is_s3):
+            why = "not an AWS target" if call is None else "no point to check"
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                point,
+                context,
+                started=started,
+                details=why,
+            )
+        region = _region_of(point, target)
+        try:
+            if is_s3:
+                bucket = (
+                    _s3_location(target, point)[0]
+                    if point is not None
+                    else str(getattr(target, "bucket", ""))
+                )
+                blocked, config = _public_access_block(call, bucket, region)
+                evidence: dict[str, Any] = {"bucket": bucket, "public_access_block": config}
+                issues = [] if blocked else [f"bucket {bucket}: public access block not fully set"]
+            elif point is not None and point.kind in _EBS_KINDS:
+                evidence, issues = self._ebs(call, point, region)
+            elif point is not None and point.kind in _RDS_KINDS:
+                evidence, issues = self._rds(call, point, region)
+            else:
+                return _result(
+                    self.name,
+                    CheckStatus.SKIPPED,
+                    target,
+                    point,
+                    context,
+                    started=started,
+                    details=f"no sharing check for kind {point.kind if point else '-'!r}",
+                )
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, point, context, exc, started=started)
+        status = CheckStatus.FAIL if issues else CheckStatus.PASS
+        details = "; ".join(issues) if issues else "not shared publicly"
+        return _result(
+            self.name,
+            status,
+            target,
+            point,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
+            evidence=evidence,
+        )
+
+    @staticmethod
+    def _ebs(
+        call: Callable[..., dict[str, Any]], point: RecoveryPoint, region: str | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        ids = [str(s) for s in point.details.get("snapshot_ids") or [point.id]]
+        shared: dict[str, list[str]] = {}
+        issues: list[str] = []
+        for snapshot_id in ids:
+            result = call(
+                "ec2",
+                "describe_snapshot_attribute",
+                resource=snapshot_id,
+                region=region,
+                SnapshotId=snapshot_id,
+                Attribute="createVolumePermission",
+            )
+            perms = result.get("CreateVolumePermissions", [])
+            shared[snapshot_id] = [
+                str(p.get("Group") or p.get("UserId"))
+                for p in perms
+                if p.get("Group") or p.get("UserId")
+            ]
+            if any(p.get("Group") == "all" for p in perms):
+                issues.append(
+                    f"snapshot {snapshot_id}: createVolumePermission shared with group 'all'"
+                )
+        return {"create_volume_permissions": shared}, issues
+
+    @staticmethod
+    def _rds(
+        call: Callable[..., dict[str, Any]], point: RecoveryPoint, region: str | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        if point.kind == "rds-cluster-snapshot":
+            result = call(
+                "rds",
+                "describe_db_cluster_snapshot_attributes",
+                resource=point.id,
+                region=region,
+                DBClusterSnapshotIdentifier=point.id,
+            )
+            attrs_ = result.get("DBClusterSnapshotAttributesResult", {}).get(
+                "DBClusterSnapshotAttributes", []
+            )
+        else:
+            result = call(
+                "rds",
+                "describe_db_snapshot_attributes",
+                resource=point.id,
+                region=region,
+                DBSnapshotIdentifier=point.id,
+            )
+            attrs_ = result.get("DBSnapshotAttributesResult", {}).get("DBSnapshotAttributes", [])
+        restore = [
+            str(v)
+            for a in attrs_
+            if a.get("AttributeName") == "restore"
+            for v in a.get("AttributeValues", [])
+        ]
+        issues = (
+            [f"snapshot {point.id}: restore attribute shared with 'all'"]
+            if "all" in restore
+            else []
+        )
+        return {"restore_shared_with": restore}, issues
+
+
+@attrs.frozen
+class Fresh:
+    """The newest completed backup of the target is younger than *max_age*.
+
+    The default *max_age* is the application's RPO (`backuppolicy.Policy.objective_for`, 24
+    hours for daily backups) plus ``verification.freshness_grace`` of the policy in the context.
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> from backuppolicy.testing import MemoryTarget
+        >>> db = MemoryTarget("db", clock=lambda: datetime(2026, 11, 25, 4, tzinfo=UTC))
+        >>> _ = db.create_backup()
+        >>> ctx = VerifyContext(now=datetime(2026, 11, 26, 7, tzinfo=UTC))
+        >>> Fresh("26h").verify(db, None, ctx).details
+        'newest completed backup db-0001 is 1 day, 3:00:00 old (more than 26h)'
+
+    Attributes:
+        max_age: The largest acceptable age (a `~backuppolicy.Duration` or ``"26h"``), or
+            ``None`` for the policy's RPO plus grace.
+        tier: Only points of this tier count (default: any tier).
+        name: Name of the check.
+    """
+
+    max_age: Duration | None = attrs.field(default=None, converter=_to_duration)
+    tier: str | None = None
+    name: str = "fresh"
+    scope: ClassVar[str] = "target"
+
+    def _cutoff(self, target: BackupTarget, context: VerifyContext) -> tuple[datetime, str]:
+        if self.max_age is not None:
+            cutoff = self.max_age.before(context.now)
+            return cutoff or datetime.min.replace(tzinfo=UTC), str(self.max_age)
+        policy = context.policy
+        spec = _spec_of(policy, target)
+        if spec is None:
+            raise PolicyError.for_field(
+                "max_age", "a duration, or a policy with this target in the context", None
+            )
+        rpo = policy.objective_for(spec.application).rpo
+        grace = policy.verification.freshness_grace
+        cutoff = rpo.before(context.now)
+        cutoff = grace.before(cutoff) if cutoff is not None else None
+        return cutoff or datetime.min.replace(tzinfo=UTC), f"RPO {rpo} + grace {grace}"
+
+    def verify(
+        self,
+        target: BackupTarget,
+        point: RecoveryPoint | None,  # noqa: ARG002 - a target-level check
+        context: VerifyContext,
+    ) -> CheckResult:
+        """Find the newest completed backup and compare its age with the limit."""
+        started = time.monotonic()
+        cutoff, limit = self._cutoff(target, context)
+        try:
+            newest = _newest_good(_points(target, context), self.tier)
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, None, context, exc, started=started)
+        evidence: dict[str, Any] = {"limit": limit, "cutoff": cutoff.isoformat(), "tier": self.tier}
+        if newest is None:
+            return _result(
+                self.name,
+                CheckStatus.FAIL,
+                target,
+                None,
+                context,
+                started=started,
+                details="no completed backup",
+                issues=["no completed backup"],
+                evidence=evidence,
+            )
+        age = context.now - newest.created_at
+        evidence.update(
+            {
+                "newest": newest.id,
+                "newest_created_at": newest.created_at.isoformat(),
+                "age_seconds": age.total_seconds(),
+            }
+        )
+        if newest.created_at >= cutoff:
+            status, issues = CheckStatus.PASS, []
+            details = f"newest completed backup {newest.id} is {age} old (within {limit})"
+        else:
+            status = CheckStatus.FAIL
+            details = f"newest completed backup {newest.id} is {age} old (more than {limit})"
+            issues = [details]
+        return _result(
+            self.name,
+            status,
+            target,
+            None,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
+            evidence=evidence,
+        )
+
+
+def _copy_cutoff(tier_spec: Any, policy: Any, now: datetime) -> datetime | None:
+    """Start of the previous cadence period (a copy of this period or the last one counts)."""
+    every = tier_spec.every
+    if isinstance(every, Cadence):
+        tz = policy.timezone
+        start = every.period_start(now, tz)
+        return every.period_start(start - timedelta(microseconds=1), tz)
+    if isinstance(every, Schedule):
+        last = every.last_due(now)
+        return every.last_due(last - timedelta(microseconds=1)) if last is not None else None
+    return None  # pragma: no cover - TierSpec validates every
+
+
+@attrs.frozen
+class HasOffsiteCopy:
+    """A recent completed copy exists in each copy tier of the target (e.g. weekly off-site).
+
+    Without *within*, a copy made in the tier's current or previous cadence period counts (a
+    weekly tier: this week or last week), less the policy's freshness grace.
+
+    Attributes:
+        within: How recent the copy must be, or ``None`` for the tier's cadence.
+        tier: The tier to look in; ``None`` means every copy tier of the target in the policy
+            (``"offsite"`` when there is no policy).
+        name: Name of the check.
+    """
+
+    within: Duration | None = attrs.field(default=None, converter=_to_duration)
+    tier: str | None = None
+    name: str = "offsite-copy"
+    scope: ClassVar[str] = "target"
+
+    def _tiers(self, target: BackupTarget, context: VerifyContext) -> list[tuple[str, Any]]:
+        policy = context.policy
+        spec = _spec_of(policy, target)
+        copy_tiers = list(policy.tiers_for(spec)[1:]) if spec is not None else []
+        if self.tier is not None:
+            found = [t for t in copy_tiers if t.name == self.tier]
+            return [(self.tier, found[0] if found else None)]
+        if spec is None:
+            return [("offsite", None)]
+        return [(t.name, t) for t in copy_tiers]
+
+    def verify(
+        self,
+        target: BackupTarget,
+        point: RecoveryPoint | None,  # noqa: ARG002 - a target-level check
+        context: VerifyContext,
+    ) -> CheckResult:
+        """Look for the newest completed point in each copy tier."""
+        started = time.monotonic()
+        tiers = self._tiers(target, context)
+        if not tiers:
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                None,
+                context,
+                started=started,
+                details="the policy gives this target no copy tier",
+            )
+        try:
+            points = _points(target, context)
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, None, context, exc, started=started)
+        issues: list[str] = []
+        found: dict[str, Any] = {}
+        for name, tier_spec in tiers:
+            if self.within is not None:
+                cutoff = self.within.before(context.now)
+            elif tier_spec is not None:
+                cutoff = _copy_cutoff(tier_spec, context.policy, context.now)
+                if cutoff is not None:
+                    cutoff = context.policy.verification.freshness_grace.before(cutoff)
+            else:
+                cutoff = None
+            newest = _newest_good(points, name)
+            found[name] = {
+                "newest": newest.id if newest else None,
+                "created_at": newest.created_at.isoformat() if newest else None,
+                "cutoff": cutoff.isoformat() if cutoff else None,
+            }
+            if newest is None:
+                issues.append(f"no completed copy in tier {name!r}")
+            elif cutoff is not None and newest.created_at < cutoff:
+                issues.append(
+                    f"newest copy in tier {name!r} ({newest.id}) is from "
+                    f"{newest.created_at.isoformat()}, before {cutoff.isoformat()}"
+                )
+        status = CheckStatus.FAIL if issues else CheckStatus.PASS
+        details = (
+            "; ".join(issues)
+            if issues
+            else ("recent copy in " + ", ".join(f"{n} ({v['newest']})" for n, v in found.items()))
+        )
+        return _result(
+            self.name,
+            status,
+            target,
+            None,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
+            evidence={"tiers": found},
+        )
+
+
+def _s3_settings(target: BackupTarget) -> Any:
+    settings = getattr(target, "settings", None)
+    if target.kind != "s3-bucket" or not callable(settings):
+        return None
+    return settings()
+
+
+@attrs.frozen
+class VersioningEnabled:
+    """S3 versioning is enabled on the target's bucket (seed §7.1). Other targets: skipped.
+
+    Attributes:
+        name: Name of the check.
+    """
+
+    name: str = "versioning"
+    scope: ClassVar[str] = "target"
+
+    def verify(
+        self,
+        target: BackupTarget,
+        point: RecoveryPoint | None,  # noqa: ARG002 - a target-level check
+        context: VerifyContext,
+    ) -> CheckResult:
+        """Read the bucket's versioning status."""
+        started = time.monotonic()
+        try:
+            settings = _s3_settings(target)
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, None, context, exc, started=started)
+        if settings is None:
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                None,
+                context,
+                started=started,
+                details="not an S3 bucket",
+            )
+        evidence = {
+            "bucket": settings.bucket,
+            "versioning": settings.versioning,
+            "mfa_delete": settings.mfa_delete,
+        }
+        if settings.versioned:
+            return _result(
+                self.name,
+                CheckStatus.PASS,
+                target,
+                None,
+                context,
+                started=started,
+                details=f"versioning enabled on {settings.bucket}",
+                evidence=evidence,
+            )
+        issue = f"versioning is {settings.versioning} on {settings.bucket}"
+        return _result(
+            self.name,
+            CheckStatus.FAIL,
+            target,
+            None,
+            context,
+            started=started,
+            details=issue,
+            issues=[issue],
+            evidence=evidence,
+        )
+
+
+@attrs.frozen
+class ObjectLock:
+    """S3 Object Lock is enabled on the target's bucket. Other targets: skipped.
+
+    Attributes:
+        required: Whether a bucket without Object Lock fails (else it warns).
+        name: Name of the check.
+    """
+
+    required: bool = True
+    name: str = "object-lock"
+    scope: ClassVar[str] = "target"
+
+    def verify(
+        self,
+        target: BackupTarget,
+        point: RecoveryPoint | None,  # noqa: ARG002 - a target-level check
+        context: VerifyContext,
+    ) -> CheckResult:
+        """Read the bucket's Object Lock configuration."""
+        started = time.monotonic()
+        try:
+            settings = _s3_settings(target)
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, None, context, exc, started=started)
+        if settings is None:
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                None,
+                context,
+                started=started,
+                details="not an S3 bucket",
+            )
+        evidence = {
+            "bucket": settings.bucket,
+            "object_lock": settings.object_lock,
+            "default_retention": dict(settings.object_lock_default),
+        }
+        if settings.object_lock:
+            return _result(
+                self.name,
+                CheckStatus.PASS,
+                target,
+                None,
+                context,
+                started=started,
+                details=f"Object Lock enabled on {settings.bucket}",
+                evidence=evidence,
+            )
+        issue = f"Object Lock is not enabled on {settings.bucket}"
+        return _result(
+            self.name,
+            CheckStatus.FAIL if self.required else CheckStatus.WARN,
+            target,
+            None,
+            context,
+            started=started,
+            details=issue,
+            issues=[issue],
+            evidence=evidence,
+        )
+
+
+def _max_age_days(rule: Any) -> int | None:
+    if isinstance(rule, MaxAge):
+        return rule.duration.approx_timedelta().days
+    if isinstance(rule, AnyOf):
+        days = [d for d in (_max_age_days(r) for r in rule.rules) if d is not None]
+        return max(days, default=None)
+    return None
+
+
+def expected_rds_settings(policy: Any, target: str, *, now: datetime) -> dict[str, Any]:
+    """The RDS backup settings that *policy* implies for *target*, as `RdsInstance.drift` takes them.
+
+    ``retention_days``: the ``max_age`` of the target's retention, capped at RDS's 35 days
+    (omitted when the retention has no ``max_age``). ``backup_window``: for a daily schedule,
+    its run time in UTC and its start window (at least 30 minutes, RDS's minimum).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> from backuppolicy.policy import Policy
+        >>> policy = Policy.from_dict({"name": "p", "schedule": {"every": "day", "at": "04:00"},
+        ...     "retention": {"max_age": "35d"},
+        ...     "targets": [{"name": "db", "kind": "rds-instance",
+        ...                  "settings": {"db_instance_id": "db"}}]})
+        >>> expected_rds_settings(policy, "db", now=datetime(2026, 11, 26, tzinfo=UTC))
+        {'retention_days': 35, 'backup_window': '04:00-05:00'}
+    """
+    spec = policy.target(target)
+    tiers = policy.tiers_for(spec)
+    rule = policy.retention_for(spec, tiers[0] if tiers else None)
+    expected: dict[str, Any] = {}
+    days = _max_age_days(rule)
+    if days is not None:
+        expected["retention_days"] = min(days, _RDS_MAX_RETENTION)
+    schedule = policy.schedule_for(spec)
+    run = schedule.last_due(now)
+    if run is not None and schedule.next_run(run) - run == timedelta(days=1):
+        length = max(schedule.window.after(run) - run, timedelta(minutes=30))
+        start = run.astimezone(UTC)
+        end = start + length
+        expected["backup_window"] = f"{start:%H:%M}-{end:%H:%M}"
+    return expected
+
+
+@attrs.frozen
+class SettingsMatchPolicy:
+    """RDS's own backup settings (retention days, backup window) match the policy.
+
+    Uses `backuppolicy.aws.RdsInstance.drift`; without *expected*, the settings come from
+    the policy in the context (`expected_rds_settings`). Other targets: skipped.
+
+    Attributes:
+        expected: The expected settings (a mapping of `~backuppolicy.aws.BackupSettings`
+            fields, or `BackupSettings`), or ``None`` for the policy's.
+        name: Name of the check.
+    """
+
+    expected: Any = None
+    name: str = "rds-settings"
+    scope: ClassVar[str] = "target"
+
+    def verify(
+        self,
+        target: BackupTarget,
+        point: RecoveryPoint | None,  # noqa: ARG002 - a target-level check
+        context: VerifyContext,
+    ) -> CheckResult:
+        """Compare the instance's settings with the expected ones."""
+        started = time.monotonic()
+        drift = getattr(target, "drift", None)
+        if target.kind not in _RDS_TARGETS or not callable(drift):
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                None,
+                context,
+                started=started,
+                details="not an RDS instance or Aurora cluster",
+            )
+        expected = self.expected
+        if expected is None:
+            if _spec_of(context.policy, target) is None:
+                raise PolicyError.for_field(
+                    "expected", "settings, or a policy with this target in the context", None
+                )
+            expected = expected_rds_settings(context.policy, target.name, now=context.now)
+        try:
+            drifts = drift(expected)
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, None, context, exc, started=started)
+        shown = {
+            k: str(v) if v is not None and not isinstance(v, int | bool) else v
+            for k, v in (
+                attrs.asdict(expected, recurse=False).items()
+                if attrs.has(type(expected))
+                else dict(expected).items()
+            )
+        }
+        issues = [d.describe() for d in drifts]
+        evidence = {"expected": shown, "drift": issues}
+        if issues:
+            return _result(
+                self.name,
+                CheckStatus.FAIL,
+                target,
+                None,
+                context,
+                started=started,
+                details="; ".join(issues),
+                issues=issues,
+                evidence=evidence,
+            )
+        return _result(
+            self.name,
+            CheckStatus.PASS,
+            target,
+            None,
+            context,
+            started=started,
+            details="backup settings match the policy",
+            evidence=evidence,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Integrity
+
+
+_CHUNK = 1024 * 1024
+_MAX_ISSUES = 20
+_KMS = frozenset({"aws:kms", "aws:kms:dsse"})
+
+
+def _b64_of_hex(hexdigest: str) -> str:
+    return base64.b64encode(bytes.fromhex(hexdigest)).decode()
+
+
+@attrs.frozen
+class _ObjectCheck:
+    """What the integrity check of one S3 object version found."""
+
+    key: str
+    version_id: str | None
+    method: str
+    issues: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    downloaded: int = 0
+    sha256: str | None = None
+
+
+def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept in one place
+    call: Callable[..., dict[str, Any]],
+    *,
+    bucket: str,
+    key: str,
+    version_id: str | None,
+    region: str | None,
+    content: str,
+    expected_size: int | None = None,
+    expected_etag: str | None = None,
+    expected_sha256: str | None = None,
+) -> _ObjectCheck:
+    """Check one object version against what was recorded, downloading only when needed."""
+    label = f"s3://{bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
+    try:
+        head = _s3_head(call, bucket, key, version_id, region)
+    except ResourceNotFoundError:
+        return _ObjectCheck(key, version_id, "head", issues=(f"{label}: missing",))
+    issues: list[str] = []
+    warnings: list[str] = []
+    size = int(head.get("ContentLength") or 0)
+    etag = str(head.get("ETag", "")).strip('"')
+    stored = head.get("ChecksumSHA256")
+    stored_full = stored if isinstance(stored, str) and "-" not in stored else None
+    multipart = "-" in etag
+    kms = head.get("ServerSideEncryption") in _KMS or bool(head.get("SSECustomerAlgorithm"))
+    etag_is_md5 = not multipart and not kms
+    if expected_size is not None and size != expected_size:
+        issues.append(f"{label}: expected {expected_size} bytes (got {size})")
+    if expected_etag and etag != expected_etag.strip('"'):
+        issues.append(f"{label}: expected ETag {expected_etag} (got {etag})")
+    if expected_sha256 and stored_full and _b64_of_hex(expected_sha256) != stored_full:
+        issues.append(f"{label}: expected sha256:{expected_sha256} (stored {stored_full})")
+    download = content == "always" or (
+        content == "auto" and stored_full is None and not etag_is_md5
+    )
+    if not download:
+        if stored_full is not None:
+            method = "stored-sha256"
+        elif etag_is_md5:
+            method = "etag-md5"
+        else:
+            method = "metadata-only"
+            warnings.append(f"{label}: no stored checksum and content not read")
+        return _ObjectCheck(key, version_id, method, tuple(issues), tuple(warnings))
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+    if version_id and version_id != "null":
+        params["VersionId"] = version_id
+    sha = hashlib.sha256()
+    md5 = hashlib.md5()  # noqa: S324 - S3's ETag is an MD5; not used for security
+    read = 0
+    response = call("s3", "get_object", resource=label, region=region, **params)
+    body = response["Body"]
+    try:
+        for chunk in body.iter_chunks(_CHUNK):
+            sha.update(chunk)
+            md5.update(chunk)
+            read += len(chunk)
+    except Exception as exc:  # noqa: BLE001 - botocore's checksum validation fails the read
+        issues.append(f"{label}: reading the content failed: {type(exc).__name__}: {exc}")
+        return _ObjectCheck(key, version_id, "download", tuple(issues), (), read)
+    finally:
+        body.close()
+    compared = False
+    if read != size:
+        issues.append(f"{label}: read {read} bytes, expected {size}")
+    if stored_full is not None:
+        compared = True
+        if _b64_of_hex(sha.hexdigest()) != stored_full:
+            issues.append(f"{label}: content sha256 does not match the stored checksum")
+    if etag_is_md5:
+        compared = True
+        if md5.hexdigest() != etag:
+            issues.append(f"{label}: content MD5 {md5.hexdigest()} does not match ETag {etag}")
+    if expected_sha256:
+        compared = True
+        if sha.hexdigest() != expected_sha256:
+            issues.append(
+                f"{label}: expected sha256:{expected_sha256} (got sha256:{sha.hexdigest()})"
+            )
+    if not compared:
+        warnings.append(
+            f"{label}: no stored checksum to compare with; its sha256 is recorded in the evidence"
+        )
+    return _ObjectCheck(
+        key, version_id, "download-sha256", tuple(issues), tuple(warnings), read, sha.hexdigest()
+    )
+
+
+def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _hex_of(checksum: str | None) -> str | None:
+    if checksum and checksum.startswith("sha256:"):
+        return checksum[len("sha256:") :]
+    return None
+
+
+@attrs.frozen
+class IntegrityCheck:
+    """Check that a copy is free from corruption (seed §4), for every kind of copy.
+
+    * **Archives** (`backuppolicy.local.Directory`, in a `DirectoryStore` or an `S3Store`): the
+      archive is re-read, streaming, and its SHA-256 compared with the sidecar
+      (`backuppolicy.local.Directory.verify`). With *deep*, it is also restored into a temporary
+      directory, where every file is checked against the manifest.
+    * **S3 versions**: ``HeadObject`` (``ChecksumMode=ENABLED``) must show the recorded size and
+      ETag, and the stored SHA-256 checksum (``ChecksumAlgorithm=SHA256``) or, for single-part
+      objects not encrypted with KMS, the ETag (an MD5 of the content) is the proof, without
+      downloading. Objects with neither (multipart without additional checksum, SSE-KMS) are
+      downloaded and hashed, streaming. A copy is compared with its source version too.
+    * **S3 manifests**: every version the manifest lists is checked as above (in parallel).
+    * **EBS snapshots** (and every snapshot of an EC2 backup): restored to volumes through the
+      target's `restore` (isolation profile, sweep tag); each volume must appear with the
+      snapshot's size and be torn down afterwards.
+    * **RDS snapshots**: RDS exposes no checksum; the snapshot must be available and complete
+      (``method: rds-snapshot-status``); restore tests prove the data.
+    * Other targets with a ``verify(point)`` method: that method (it raises on a mismatch).
+
+    Attributes:
+        content: For S3 objects: ``"auto"`` (download only without a stored checksum),
+            ``"always"`` (re-read and hash every object) or ``"never"``.
+        deep: For archives: also restore and check every file against the manifest.
+        restore_volumes: For EBS snapshots: restore them to volumes (else metadata only).
+        max_workers: Objects checked at once for S3 manifests.
+        name: Name of the check.
+    """
+
+    content: str = attrs.field(
+        default="auto", validator=attrs.validators.in_(("auto", "always", "never"))
+    )
+    deep: bool = False
+    restore_volumes: bool = True
+    max_workers: int = 8
+    name: str = "integrity"
+    scope: ClassVar[str] = "point"
+
+    def verify(
+        self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
+    ) -> CheckResult:
+        """Check the point's data; a mismatch is a `CheckStatus.FAIL` result, never an exception."""
+        started = time.monotonic()
+        kind = CheckKind.INTEGRITY
+        if point is None:
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                None,
+                context,
+                started=started,
+                details="no point to check",
+                kind=kind,
+            )
+        if point.status is Status.PENDING:
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                point,
+                context,
+                started=started,
+                details="pending: checked once completed",
+                kind=kind,
+            )
+        if not point.is_good:
+            issue = f"not restorable: {point.status.value}"
+            return _result(
+                self.name,
+                CheckStatus.FAIL,
+                target,
+                point,
+                context,
+                started=started,
+                details=issue,
+                issues=[issue],
+                kind=kind,
+            )
+        try:
+            status, details, issues, evidence = self._dispatch(target, point, context)
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, point, context, exc, started=started, kind=kind)
+        return _result(
+            self.name,
+            status,
+            target,
+            point,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
+            evidence=evidence,
+            kind=kind,
+        )
+
+    def _dispatch(
+        self, target: BackupTarget, point: RecoveryPoint, context: VerifyContext
+    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+        call = _aws_call(target)
+        if point.kind == "s3-version" and call is not None:
+            return self._s3_version(call, target, point)
+        if point.kind == "s3-manifest" and call is not None:
+            return self._s3_manifest(call, target, point)
+        if point.kind in _EBS_KINDS and call is not None:
+            return self._ebs(call, target, point, context)
+        if point.kind in _RDS_KINDS:
+            return self._rds(point)
+        verify = getattr(target, "verify", None)
+        if callable(verify):
+            return self._archive(verify, target, point, context)
+        return (
+            CheckStatus.SKIPPED,
+            f"no integrity check for kind {point.kind!r} on {type(target).__name__}",
+            [],
+            {},
+        )
+
+    def _archive(
+        self,
+        verify: Callable[[RecoveryPoint], Any],
+        target: BackupTarget,
+        point: RecoveryPoint,
+        context: VerifyContext,
+    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+        evidence: dict[str, Any] = {
+            "method": "archive-sha256-vs-sidecar",
+            "location": point.location,
+        }
+        try:
+            checksum = verify(point)
+            evidence["checksum"] = str(checksum)
+            if self.deep:
+                with target.restore(point, into=context.isolation) as restored:
+                    evidence["restored_files"] = restored.details.get("files")
+                evidence["method"] = "archive-sha256-vs-sidecar+files-vs-manifest"
+        except VerificationError as exc:
+            evidence["mismatch"] = (
+                exc.result if isinstance(exc.result, Mapping) else str(exc.result)
+            )
+            return CheckStatus.FAIL, str(exc), [str(exc)], evidence
+        details = f"archive matches its recorded {evidence['checksum']}"
+        if self.deep:
+            details += f"; {evidence.get('restored_files')} file(s) match the manifest"
+        return CheckStatus.PASS, details, [], evidence
+
+    def _s3_version(
+        self, call: Callable[..., dict[str, Any]], target: BackupTarget, point: RecoveryPoint
+    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+        bucket, key, version = _s3_location(target, point)
+        region = _region_of(point, target)
+        etag = point.details.get("etag")
+        sha = _hex_of(point.checksum)
+        source_evidence: dict[str, Any] = {}
+        source = point.details.get("source")
+        if isinstance(source, str) and "@" in source and getattr(target, "bucket", None):
+            src_key, _, src_version = source.rpartition("@")
+            src_head = _s3_head(
+                call, str(getattr(target, "bucket", "")), src_key, src_version, None
+            )
+            src_etag = str(src_head.get("ETag", "")).strip('"')
+            etag = etag or src_etag
+            source_evidence = {
+                "source": source,
+                "source_etag": src_etag,
+                "source_sha256": src_head.get("ChecksumSHA256"),
+            }
+        found = _check_s3_object(
+            call,
+            bucket=bucket,
+            key=key,
+            version_id=version,
+            region=region,
+            content=self.content,
+            expected_size=point.size_bytes,
+            expected_etag=str(etag) if etag else None,
+            expected_sha256=sha,
+        )
+        evidence = {
+            "method": found.method,
+            "bucket": bucket,
+            "key": key,
+            "version_id": version,
+            "downloaded_bytes": found.downloaded,
+            "sha256": found.sha256,
+            **source_evidence,
+        }
+        if found.issues:
+            return CheckStatus.FAIL, "; ".join(found.issues), list(found.issues), evidence
+        if found.warnings:
+            return CheckStatus.WARN, "; ".join(found.warnings), list(found.warnings), evidence
+        return CheckStatus.PASS, f"object version intact ({found.method})", [], evidence
+
+    def _s3_manifest(
+        self, call: Callable[..., dict[str, Any]], target: BackupTarget, point: RecoveryPoint
+    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+        read_manifest = getattr(target, "read_manifest", None)
+        if not callable(read_manifest):
+            return CheckStatus.SKIPPED, "the target cannot read manifests", [], {}
+        bucket = str(getattr(target, "bucket", ""))
+        region = _region_of(point, target)
+        methods: Counter[str] = Counter()
+        issues: list[str] = []
+        warnings: list[str] = []
+        checked = downloaded = 0
+
+        def one(line: Mapping[str, Any]) -> _ObjectCheck:
+            return _check_s3_object(
+                call,
+                bucket=bucket,
+                key=str(line["key"]),
+                version_id=str(line["version_id"]),
+                region=region,
+                content=self.content,
+                expected_size=int(line["size"]) if line.get("size") is not None else None,
+                expected_etag=str(line.get("etag") or "") or None,
+            )
+
+        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
+            for batch in _batched(read_manifest(point), 1000):  # bounded memory
+                for found in pool.map(one, batch):
+                    checked += 1
+                    methods[found.method] += 1
+                    downloaded += found.downloaded
+                    issues.extend(found.issues)
+                    warnings.extend(found.warnings)
+        evidence = {
+            "method": "manifest: every listed version",
+            "objects": checked,
+            "methods": dict(methods),
+            "downloaded_bytes": downloaded,
+            "problems": issues[:_MAX_ISSUES],
+        }
+        if issues:
+            details = f"{len(issues)} problem(s) in {checked} object(s): " + "; ".join(issues[:3])
+            return CheckStatus.FAIL, details, issues[:_MAX_ISSUES], evidence
+        if warnings:
+            return CheckStatus.WARN, "; ".join(warnings[:3]), warnings[:_MAX_ISSUES], evidence
+        return CheckStatus.PASS, f"all {checked} object version(s) intact", [], evidence
+
+    def _ebs(
+        self,
+        call: Callable[..., dict[str, Any]],
+        target: BackupTarget,
+        point: RecoveryPoint,
+        context: VerifyContext,
+    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+        members = [m for m in point.details.get("snapshots", ()) or () if isinstance(m, Mapping)]
+        issues = [
+            f"snapshot {m.get('snapshot_id')}: state {m.get('state')}, progress {m.get('progress')}"
+            for m in members
+            if m.get("state") not in (None, "completed") or m.get("progress") not in (None, "100%")
+        ]
+        evidence: dict[str, Any] = {"method": "snapshot-state", "snapshots": len(members) or 1}
+        if issues or not self.restore_volumes:
+            status = CheckStatus.FAIL if issues else CheckStatus.PASS
+            return status, "; ".join(issues) or "every snapshot completed", issues, evidence
+        sizes = {str(m.get("snapshot_id")): m.get("size_gib") for m in members}
+        region = _region_of(point, target)
+        volumes: list[dict[str, Any]] = []
+        with target.restore(point, into=context.isolation) as restored:
+            created = [v for v in restored.details.get("volumes", ()) if isinstance(v, Mapping)]
+            ids = [str(v["volume_id"]) for v in created]
+            described = call(
+                "ec2", "describe_volumes", resource=point.id, region=region, VolumeIds=ids
+            )
+            for volume in described.get("Volumes", ()):
+                snapshot_id = str(volume.get("SnapshotId"))
+                expected = sizes.get(snapshot_id)
+                volumes.append(
+                    {
+                        "volume_id": volume.get("VolumeId"),
+                        "snapshot_id": snapshot_id,
+                        "size_gib": volume.get("Size"),
+                        "state": volume.get("State"),
+                    }
+                )
+                if expected is not None and volume.get("Size") != expected:
+                    issues.append(
+                        f"volume {volume.get('VolumeId')} from {snapshot_id}: expected "
+                        f"{expected} GiB (got {volume.get('Size')})"
+                    )
+            if len(volumes) != len(ids):
+                issues.append(f"expected {len(ids)} restored volume(s) (got {len(volumes)})")
+        left = self._left_behind(call, ids, region)
+        if left:
+            issues.append(f"volume(s) not torn down: {', '.join(left)}")
+        evidence.update(
+            {
+                "method": "restore-to-volume",
+                "volumes": volumes,
+                "torn_down": not left,
+                "availability_zone": restored.details.get("availability_zone"),
+            }
+        )
+        if issues:
+            return CheckStatus.FAIL, "; ".join(issues), issues, evidence
+        return (
+            CheckStatus.PASS,
+            f"{len(volumes)} volume(s) restored with the snapshot's size and torn down",
+            [],
+            evidence,
+        )
+
+    @staticmethod
+    def _left_behind(
+        call: Callable[..., dict[str, Any]], ids: list[str], region: str | None
+    ) -> list[str]:
+        if not ids:
+            return []
+        try:
+            result = call("ec2", "describe_volumes", region=region, VolumeIds=ids)
+        except ResourceNotFoundError:
+            return []
+        return [
+            str(v.get("VolumeId"))
+            for v in result.get("Volumes", ())
+            if v.get("State") not in ("deleting", "deleted")
+        ]
+
+    @staticmethod
+    def _rds(point: RecoveryPoint) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+        rds_status = point.details.get("rds_status")
+        evidence = {
+            "method": "rds-snapshot-status",
+            "rds_status": rds_status,
+            "note": "RDS exposes no snapshot checksum; restore tests prove the data",
+        }
+        if rds_status not in (None, "available"):
+            issue = f"snapshot status {rds_status}"
+            return CheckStatus.FAIL, issue, [issue], evidence
+        return (
+            CheckStatus.PASS,
+            "snapshot available and complete (RDS keeps no checksum)",
+            [],
+            evidence,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Restore tests
+
+
+def _to_probes(value: Iterable[ProbeLike]) -> tuple[ProbeLike, ...]:
+    return tuple(value)
+
+
+def _describe_resolver(resolver: Any) -> str:
+    description = getattr(resolver, "description", None)
+    if isinstance(description, str) and description:
+        return description
+    return str(getattr(resolver, "__qualname__", None) or repr(resolver))
+
+
+@attrs.frozen
+class RestoreTest:
+    """Restore the point into the isolation profile, run the probes, always tear down.
+
+    The restore goes through the target's own `~backuppolicy.targets.BackupTarget.restore` into
+    ``context.isolation``; the restored resource is torn down when the block exits, even when a
+    probe fails or raises. The probes connect to ``context.endpoint_resolver(resource)`` (by
+    default the resource's own ``endpoint``); the evidence says which endpoint was used and who
+    resolved it. The evidence also records the restore duration (RTO evidence, compared with
+    the application's RTO when the policy sets one) and the point's age at the test (RPO
+    evidence).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> from backuppolicy.testing import MemoryTarget
+        >>> db = MemoryTarget("db", clock=lambda: datetime(2026, 11, 26, 4, tzinfo=UTC))
+        >>> point = db.create_backup()
+        >>> test = RestoreTest(probes=[lambda ctx: ctx.endpoint.startswith("memory://")])
+        >>> result = test.verify(db, point, VerifyContext(now=datetime(2026, 11, 26, 6, tzinfo=UTC)))
+        >>> result.status.value, result.evidence["point_age_seconds"], len(db.teardowns)
+        ('pass', 7200.0, 1)
+
+    Attributes:
+        probes: The probes to run on the restored resource (`backuppolicy.probes`).
+        name: Name of the check.
+    """
+
+    probes: Sequence[ProbeLike] = attrs.field(default=(), converter=_to_probes)
+    name: str = "restore-test"
+    scope: ClassVar[str] = "point"
+
+    def verify(
+        self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
+    ) -> CheckResult:
+        """Restore, probe, tear down; every failure is a `CheckStatus.FAIL` result."""
+        started = time.monotonic()
+        kind = CheckKind.RESTORE_TEST
+        if point is None:
+            issue = "no completed point to restore"
+            return _result(
+                self.name,
+                CheckStatus.FAIL,
+                target,
+                None,
+                context,
+                started=started,
+                details=issue,
+                issues=[issue],
+                kind=kind,
+            )
+        resolver = context.endpoint_resolver
+        evidence: dict[str, Any] = {
+            "point_created_at": point.created_at.isoformat(),
+            "point_age_seconds": (context.now - point.created_at).total_seconds(),
+            "isolation": {
+                "name_prefix": context.isolation.name_prefix,
+                "sweep_tag": context.isolation.sweep_tag,
+            },
+            "probe_endpoint_resolved_by": (
+                _describe_resolver(resolver)
+                if resolver is not None
+                else "the restored resource's own endpoint"
+            ),
+        }
+        self._objectives(context, evidence)
+        results: list[ProbeResult] = []
+        issues: list[str] = []
+        restore_started = time.monotonic()
+        restored_at: float | None = None
+        try:
+            with target.restore(point, into=context.isolation) as resource:
+                restored_at = time.monotonic()
+                endpoint = resolver(resource) if resolver is not None else resource.endpoint
+                evidence.update(
+                    {
+                        "restore_seconds": restored_at - restore_started,
+                        "restored": {
+                            "id": resource.id,
+                            "kind": resource.kind,
+                            "endpoint": resource.endpoint,
+                        },
+                        "probe_endpoint": str(endpoint) if endpoint is not None else None,
+                    }
+                )
+                ctx = ProbeContext(resource=resource, endpoint=endpoint, target=target, point=point)
+                results = [run_probe(probe, ctx) for probe in self.probes]
+            evidence["torn_down"] = True
+        except Exception as exc:  # noqa: BLE001 - a failed restore or teardown is a failed test
+            stage = "restore" if restored_at is None else "teardown"
+            error = f"{stage} failed: {type(exc).__name__}: {exc}"
+            issues.append(error)
+            evidence["torn_down"] = False if stage == "teardown" else None
+            evidence["error"] = error
+        if restored_at is not None:
+            evidence["teardown_seconds"] = time.monotonic() - restored_at
+        evidence["probes"] = [r.to_dict() for r in results]
+        issues.extend(f"probe {r.name}: {r.details}" for r in results if not r.ok)
+        rto_limit = evidence.get("rto_seconds")
+        if isinstance(rto_limit, float) and evidence.get("restore_seconds", 0.0) > rto_limit:
+            issues.append(
+                f"restore took {evidence['restore_seconds']:.0f} s, more than the RTO "
+                f"({rto_limit:.0f} s)"
+            )
+        passed = sum(r.ok for r in results)
+        if issues:
+            status, details = CheckStatus.FAIL, "; ".join(issues[:3])
+        else:
+            status = CheckStatus.PASS
+            details = f"restored {point.id} and torn down; {passed}/{len(results)} probe(s) passed"
+        return _result(
+            self.name,
+            status,
+            target,
+            point,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
+            evidence=evidence,
+            kind=kind,
+        )
+
+    @staticmethod
+    def _objectives(context: VerifyContext, evidence: dict[str, Any]) -> None:
+        policy = context.policy
+        if policy is None or context.application is None:
+            return
+        try:
+            objective = policy.objective_for(context.application)
+        except LookupError:
+            return
+        evidence["rpo"] = str(objective.rpo)
+        if objective.rto is not None:
+            evidence["rto"] = str(objective.rto)
+            moment = context.now
+            evidence["rto_seconds"] = (objective.rto.after(moment) - moment).total_seconds()
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeper
+
+
+@attrs.frozen
+class SweptResource:
+    """A restore-test leftover found by `sweep_restore_tests`.
+
+    Attributes:
+        kind: ``"rds-instance"``, ``"rds-cluster"``, ``"ebs-volume"`` or ``"directory"``.
+        id: Identifier (DB instance id, volume id, path).
+        created_at: When it was created (timezone-aware).
+        action: ``"deleted"``, ``"would delete"`` (dry run) or ``"failed"``.
+        region: AWS region, for AWS resources.
+        reason: The error, for failures.
+    """
+
+    kind: str
+    id: str
+    created_at: datetime
+    action: str
+    region: str | None = None
+    reason: str = ""
+
+
+def _tags_of(items: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
+    return {str(t.get("Key")): str(t.get("Value")) for t in items or ()}
+
+
+def _aware_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return None
+
+
+class _Backend(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]: ...
+
+    def paginate(self, service: str, operation: str, **params: Any) -> Iterator[dict[str, Any]]: ...
+
+
+def _sweep_rds(
+    backend: _Backend, region: str, profile: IsolationProfile, cutoff: datetime, *, dry_run: bool
+) -> list[SweptResource]:
+    swept: list[SweptResource] = []
+    for page in backend.paginate("rds", "describe_db_instances", region=region):
+        for item in page.get("DBInstances", ()):
+            tags = _tags_of(item.get("TagList"))
+            created = _aware_time(item.get("InstanceCreateTime"))
+            rid = str(item["DBInstanceIdentifier"])
+            if profile.sweep_tag not in tags or created is None or created >= cutoff:
+                continue
+            if item.get("DBClusterIdentifier"):
+                continue  # an Aurora member: removed with its cluster below
+            swept.append(
+                _sweep_one(
+                    "rds-instance",
+                    rid,
+                    created,
+                    region,
+                    dry_run=dry_run,
+                    delete=functools.partial(
+                        backend.call,
+                        "rds",
+                        "delete_db_instance",
+                        resource=rid,
+                        region=region,
+                        DBInstanceIdentifier=rid,
+                        SkipFinalSnapshot=True,
+                        DeleteAutomatedBackups=True,
+                    ),
+                )
+            )
+    for page in backend.paginate("rds", "describe_db_clusters", region=region):
+        for item in page.get("DBClusters", ()):
+            tags = _tags_of(item.get("TagList"))
+            created = _aware_time(item.get("ClusterCreateTime"))
+            cid = str(item["DBClusterIdentifier"])
+            if profile.sweep_tag not in tags or created is None or created >= cutoff:
+                continue
+            members = [str(m["DBInstanceIdentifier"]) for m in item.get("DBClusterMembers", ())]
+
+            def delete_cluster(cid: str = cid, members: list[str] = members) -> None:
+                for member in members:
+                    with contextlib.suppress(ResourceNotFoundError):
+                        backend.call(
+                            "rds",
+                            "delete_db_instance",
+                            resource=member,
+                            region=region,
+                            DBInstanceIdentifier=member,
+                            SkipFinalSnapshot=True,
+                        )
+                backend.call(
+                    "rds",
+                    "delete_db_cluster",
+                    resource=cid,
+                    region=region,
+                    DBClusterIdentifier=cid,
+                    SkipFinalSnapshot=True,
+                )
+
+            swept.append(
+                _sweep_one(
+                    "rds-cluster", cid, created, region, dry_run=dry_run, delete=delete_cluster
+                )
+            )
+    return swept
+
+
+def _sweep_ebs(
+    backend: _Backend, region: str, profile: IsolationProfile, cutoff: datetime, *, dry_run: bool
+) -> list[SweptResource]:
+    swept: list[SweptResource] = []
+    for page in backend.paginate(
+        "ec2",
+        "describe_volumes",
+        region=region,
+        Filters=[{"Name": "tag-key", "Values": [profile.sweep_tag]}],
+    ):
+        for volume in page.get("Volumes", ()):
+            tags = _tags_of(volume.get("Tags"))
+            created = _aware_time(volume.get("CreateTime"))
+            vid = str(volume["VolumeId"])
+            if profile.sweep_tag not in tags or created is None or created >= cutoff:
+                continue  # re-checked: a backend may ignore the filter
+            if volume.get("State") in ("deleting", "deleted"):
+                continue
+            swept.append(
+                _sweep_one(
+                    "ebs-volume",
+                    vid,
+                    created,
+                    region,
+                    dry_run=dry_run,
+                    delete=functools.partial(
+                        backend.call,
+                        "ec2",
+                        "delete_volume",
+                        resource=vid,
+                        region=region,
+                        VolumeId=vid,
+                    ),
+                )
+            )
+    return swept
+
+
+def _sweep_dirs(
+    temp_dir: Path, profile: IsolationProfile, cutoff: datetime, *, dry_run: bool
+) -> list[SweptResource]:
+    swept: list[SweptResource] = []
+    if not temp_dir.is_dir():
+        return swept
+    for path in sorted(temp_dir.glob(f"{glob.escape(profile.name_prefix)}*")):
+        if path.is_symlink() or not path.is_dir():
+            continue
+        created = datetime.fromtimestamp(path.lstat().st_mtime, tz=UTC)
+        if created >= cutoff:
+            continue
+        swept.append(
+            _sweep_one(
+                "directory",
+                str(path),
+                created,
+                None,
+                dry_run=dry_run,
+                delete=functools.partial(shutil.rmtree, path),
+            )
+        )
+    return swept
+
+
+def _sweep_one(
+    kind: str,
+    rid: str,
+    created: datetime,
+    region: str | None,
+    *,
+    dry_run: bool,
+    delete: Callable[[], Any],
+) -> SweptResource:
+    if dry_run:
+        return SweptResource(kind, rid, created, "would delete", region)
+    try:
+        delete()
+    except ResourceNotFoundError:
+        return SweptResource(kind, rid, created, "deleted", region, "already gone")
+    except (BackupPolicyError, OSError) as exc:
+        return SweptResource(kind, rid, created, "failed", region, f"{type(exc).__name__}: {exc}")
+    return SweptResource(kind, rid, created, "deleted", region)
+
+
+def sweep_restore_tests(
+    targets: Mapping[str, BackupTarget] | Iterable[BackupTarget] | None = None,
+    *,
+    older_than: Duration | str | timedelta,
+    now: datetime,
+    session: Any = None,
+    regions: Iterable[str] = (),
+    endpoint_url: str | None = None,
+    isolation: IsolationProfile | None = None,
+    temp_dir: str | os.PathLike[str] | None = None,
+    dry_run: bool = False,
+) -> list[SweptResource]:
+    """Remove restore-test leftovers: resources carrying the sweep tag, older than *older_than*.
+
+    Restore tests tear down what they restore, even on failure; a crash or a failed teardown can
+    still leave something behind, tagged with ``isolation.sweep_tag``. This finds such RDS DB
+    instances and clusters and EBS volumes (in the regions of the given AWS *targets*, through
+    their clients, and in *regions* through *session*) and restored temporary directories
+    (``<temp_dir>/<name_prefix>*``), and deletes those created before ``now - older_than``.
+    Only resources that carry the sweep tag are ever touched.
+
+    Args:
+        targets: Targets whose AWS clients and regions are used (others are ignored).
+        older_than: Minimum age of a leftover (``"1d"``).
+        now: The current time (timezone-aware).
+        session: A `boto3.Session` for *regions*.
+        regions: More regions to sweep with *session*.
+        endpoint_url: Endpoint for the *session* clients (moto server, LocalStack).
+        isolation: The isolation profile (its ``sweep_tag`` and ``name_prefix``).
+        temp_dir: Where restored directories are made (default: the system's temporary directory).
+        dry_run: Find and report, delete nothing.
+
+    Returns:
+        One `SweptResource` per leftover found.
+    """
+    ensure_aware(now, field="now")
+    profile = isolation or IsolationProfile()
+    age = Duration.coerce(older_than, field="older_than")
+    cutoff = age.before(now) or datetime.min.replace(tzinfo=UTC)
+    items: Iterable[BackupTarget] = (
+        targets.values() if isinstance(targets, Mapping) else (targets or ())
+    )
+    seen: set[tuple[int, str]] = set()
+    backends: list[tuple[_Backend, str]] = []
+    for target in items:
+        if _aws_call(target) is None or not hasattr(target, "paginate"):
+            continue
+        for region in (getattr(target, "region", None), *getattr(target, "copy_regions", ())):
+            if isinstance(region, str) and (id(type(target)), region) not in seen:
+                seen.add((id(type(target)), region))
+                backends.append((target, region))  # type: ignore[arg-type]  # duck-typed AwsBackend
+    extra = list(dict.fromkeys(regions))
+    if extra:
+        from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - boto3 only when needed
+
+        for region in extra:
+            sweeper = AwsBackend(
+                "restore-test-sweeper", session=session, region=region, endpoint_url=endpoint_url
+            )
+            backends.append((sweeper, region))
+    swept: list[SweptResource] = []
+    done: set[tuple[str, str]] = set()
+    for backend, region in backends:
+        kind = getattr(backend, "kind", None)
+        services = (
+            ["rds"]
+            if kind in _RDS_TARGETS
+            else ["ec2"]
+            if kind in ("ebs-volume", "ec2-instance")
+            else ["rds", "ec2"]
+            if kind is None
+            else []
+        )
+        for service in services:
+            if (service, region) in done:
+                continue
+            done.add((service, region))
+            sweep = _sweep_rds if service == "rds" else _sweep_ebs
+            swept.extend(sweep(backend, region, profile, cutoff, dry_run=dry_run))
+    base = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
+    swept.extend(_sweep_dirs(base, profile, cutoff, dry_run=dry_run))
+    return swept
+
+
+# --------------------------------------------------------------------------------------------
+# Runners
+
+
+class ResultRecorder(Protocol):
+    """**Protocol:** where check results are recorded (the backup testing log)."""
+
+    def record(self, result: CheckResult) -> None:
+        """Append *result* to the log."""
+        ...
+
+
+def isolation_for(policy: Any) -> IsolationProfile:
+    """The `IsolationProfile` of *policy*'s ``verification.isolation`` (defaults where unset)."""
+    settings = dict(policy.verification.isolation) if policy is not None else {}
+    if "tags" in settings:
+        settings["tags"] = dict(settings["tags"])
+    return IsolationProfile(**settings)
+
+
+def default_checks(policy: Any = None) -> list[Verifier]:
+    """The checks `run_checks` runs by default, following *policy*'s ``verification``.
+
+    `Completed`, `Encrypted` (if ``require_encryption``), `NotPublic` (if ``require_private``),
+    `Fresh`, `HasOffsiteCopy`, `VersioningEnabled`, `ObjectLock` (warns only),
+    `SettingsMatchPolicy` and `IntegrityCheck`.
+    """
+    spec = policy.verification if policy is not None else None
+    checks: list[Verifier] = [Completed()]
+    if spec is None or spec.require_encryption:
+        checks.append(Encrypted())
+    if spec is None or spec.require_private:
+        checks.append(NotPublic())
+    checks += [
+        Fresh(),
+        HasOffsiteCopy(),
+        VersioningEnabled(),
+        ObjectLock(required=False),
+        SettingsMatchPolicy(),
+        IntegrityCheck(),
+    ]
+    return checks
+
+
+def _scope(check: Verifier) -> str:
+    scope = getattr(check, "scope", "point")
+    return scope if scope in ("point", "target") else "point"
+
+
+def _chosen_points(
+    points: Sequence[RecoveryPoint], tiers: Sequence[str] | None, *, all_points: bool
+) -> list[RecoveryPoint]:
+    """Every point (*all_points*), or the newest point of each tier (versions only if nothing else)."""
+    wanted = [p for p in points if tiers is None or p.tier in tiers]
+    if all_points:
+        return wanted
+    chosen: list[RecoveryPoint] = []
+    for tier in dict.fromkeys(p.tier for p in wanted):
+        in_tier = [p for p in wanted if p.tier == tier]
+        backups = [p for p in in_tier if p.kind != "s3-version"] or in_tier
+        chosen.append(max(backups, key=lambda p: (p.created_at, p.id)))
+    return chosen
+
+
+def _notify_failures(
+    policy: Any, results: Iterable[CheckResult], notifiers: Sequence[Notifier] | None, now: datetime
+) -> None:
+    failed = [r for r in results if r.status is CheckStatus.FAIL]
+    if not failed:
+        return
+    if notifiers is None:
+        from backuppolicy.workflows import build_notifiers  # noqa: PLC0415 - workflows may import us
+
+        chosen: Sequence[Notifier] = build_notifiers(policy, EventKind.VERIFICATION_FAILED)
+    else:
+        chosen = notifiers
+    for result in failed:
+        where = f" of {result.point_id}" if result.point_id else ""
+        event = Event(
+            kind=EventKind.VERIFICATION_FAILED,
+            policy=policy.name,
+            target=result.target,
+            message=f"{result.check}{where} failed: {result.details}",
+            error="; ".join(result.issues) or None,
+            at=now,
+            details={"check": result.check, "point": result.point_id, "tier": result.tier},
+        )
+        notify_all(chosen, event)
+
+
+def _record(log: ResultRecorder | None, results: Iterable[CheckResult]) -> None:
+    if log is not None:
+        for result in results:
+            log.record(result)
+
+
+def _targets_for(
+    policy: Any, targets: Mapping[str, BackupTarget] | None, names: list[str]
+) -> Mapping[str, BackupTarget]:
+    if targets is not None:
+        return targets
+    from backuppolicy.workflows import build_targets  # noqa: PLC0415 - workflows imports verify's users
+
+    return build_targets(policy, only=names)
+
+
+def _listing_failed(
+    name: str, exc: BaseException, context: VerifyContext, kind: CheckKind
+) -> CheckResult:
+    error = f"{type(exc).__name__}: {exc}"
+    return CheckResult(
+        check="listing",
+        status=CheckStatus.FAIL,
+        target=name,
+        checked_at=context.now,
+        kind=kind,
+        application=context.application,
+        details=f"could not list the points: {error}",
+        issues=(error,),
+        ran_by=context.ran_by,
+    )
+
+
+def run_checks(
+    policy: Any,
+    *,
+    now: datetime,
+    targets: Mapping[str, BackupTarget] | None = None,
+    checks: Sequence[Verifier] | None = None,
+    log: ResultRecorder | None = None,
+    tiers: Iterable[str] | None = None,
+    only: Iterable[str] | None = None,
+    all_points: bool = False,
+    notifiers: Sequence[Notifier] | None = None,
+    ran_by: str | None = None,
+    max_workers: int = 4,
+) -> list[CheckResult]:
+    """Run verifications and integrity checks on every target of *policy*.
+
+    Each target is listed once. Target-level checks (`Fresh`, `HasOffsiteCopy`, S3 and RDS
+    settings) run once per target; point-level checks run on the newest point of each tier
+    (every point with *all_points*), in the tiers *tiers* (default: the policy's
+    ``verification.integrity_covers_tiers``, or every tier). Every result is passed to
+    ``log.record``; failed checks are notified (`EventKind.VERIFICATION_FAILED`).
+
+    Example:
+        >>> from datetime import datetime, UTC
+        >>> import backuppolicy as bp
+        >>> from backuppolicy.testing import MemoryTarget
+        >>> policy = bp.Policy.from_dict({"name": "demo", "schedule": {"every": "day", "at": "04:00"},
+        ...     "retention": {"max_age": "35d"},
+        ...     "targets": [{"name": "db", "kind": "testing:memory"}]})
+        >>> db = MemoryTarget("db", policy="demo", clock=lambda: datetime(2026, 11, 26, 4, tzinfo=UTC))
+        >>> _ = db.create_backup()
+        >>> results = run_checks(policy, now=datetime(2026, 11, 26, 5, tzinfo=UTC), targets={"db": db},
+        ...                      checks=[Completed(), Fresh()])
+        >>> [(r.check, r.status.value) for r in results]
+        [('completed', 'pass'), ('fresh', 'pass')]
+
+    Args:
+        policy: The policy.
+        now: Time of the checks (timezone-aware).
+        targets: Targets by name (default: built from the policy).
+        checks: The checks (default: `default_checks`).
+        log: The testing log (anything with ``record(result)``).
+        tiers: Tiers whose points are checked.
+        only: Names of the targets to check (default: every enabled target).
+        all_points: Check every point, not only the newest of each tier.
+        notifiers: Who hears about failures (default: the policy's notifications).
+        ran_by: Who runs the checks (default: ``user@host``).
+        max_workers: Targets checked at the same time.
+
+    Returns:
+        Every result, target by target in policy order.
+    """
+    ensure_aware(now, field="now")
+    names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+    specs = [policy.target(n) for n in names]
+    built = _targets_for(policy, targets, names)
+    chosen_checks = list(checks) if checks is not None else default_checks(policy)
+    wanted_tiers = (
+        list(tiers)
+        if tiers is not None
+        else list(policy.verification.integrity_covers_tiers) or None
+    )
+    runner = ran_by or _default_ran_by()
+    isolation = isolation_for(policy)
+
+    def run(spec: Any) -> list[CheckResult]:
+        target = built[spec.name]
+        context = VerifyContext(
+            now=now, policy=policy, application=spec.application, isolation=isolation, ran_by=runner
+        )
+        try:
+            points = list(target.list_points())
+        except Exception as exc:  # noqa: BLE001 - one failing target does not stop the others
+            return [_listing_failed(spec.name, exc, context, CheckKind.VERIFICATION)]
+        context = attrs.evolve(context, points=points)
+        results: list[CheckResult] = []
+        selected = _chosen_points(points, wanted_tiers, all_points=all_points)
+        for check in chosen_checks:
+            if _scope(check) == "target":
+                results.append(check.verify(target, None, context))
+            else:
+                results.extend(check.verify(target, point, context) for point in selected)
+        return results
+
+    results: list[CheckResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        for batch in pool.map(run, specs):
+            results.extend(batch)
+    _record(log, results)
+    _notify_failures(policy, results, notifiers, now)
+    return results
+
+
+def restore_test(
+    policy: Any,
+    *,
+    now: datetime,
+    application: str | None = None,
+    targets: Mapping[str, BackupTarget] | None = None,
+    probes: Mapping[str, Sequence[ProbeLike]] | Sequence[ProbeLike] | None = None,
+    log: ResultRecorder | None = None,
+    endpoint_resolver: Callable[[Any], Any] | Mapping[str, Callable[[Any], Any]] | None = None,
+    only: Iterable[str] | None = None,
+    notifiers: Sequence[Notifier] | None = None,
+    ran_by: str | None = None,
+) -> list[CheckResult]:
+    """Restore-test the newest completed point of each target of an application (or of all).
+
+    For every target of *application* (every enabled target when ``None``; *only* narrows it
+    to named targets), the newest completed backup (any tier) is restored into the policy's
+    isolation profile with `RestoreTest`, probed and torn down. Every result is recorded in
+    *log*; failures are notified.
+
+    Args:
+        policy: The policy.
+        now: Time of the test (timezone-aware).
+        application: The application to test (default: all).
+        targets: Targets by name (default: built from the policy).
+        probes: Probes per target name, or one list for every target.
+        log: The testing log (anything with ``record(result)``).
+        endpoint_resolver: One resolver, or resolvers per target name (see `RestoreTest`).
+        only: Names of the targets to test.
+        notifiers: Who hears about failures (default: the policy's notifications).
+        ran_by: Who runs the test (default: ``user@host``).
+
+    Returns:
+        One result per target.
+    """
+    ensure_aware(now, field="now")
+    specs = (
+        list(policy.targets_for(application))
+        if application is not None
+        else [s for s in policy.targets if s.enabled]
+    )
+    if only is not None:
+        wanted = set(only)
+        specs = [s for s in specs if s.name in wanted]
+    built = _targets_for(policy, targets, [s.name for s in specs])
+    runner = ran_by or _default_ran_by()
+    isolation = isolation_for(policy)
+    results: list[CheckResult] = []
+    for spec in specs:
+        target = built[spec.name]
+        resolver = (
+            endpoint_resolver.get(spec.name)
+            if isinstance(endpoint_resolver, Mapping)
+            else endpoint_resolver
+        )
+        context = VerifyContext(
+            now=now,
+            policy=policy,
+            application=spec.application,
+            isolation=isolation,
+            ran_by=runner,
+            endpoint_resolver=resolver,
+        )
+        target_probes = probes.get(spec.name, ()) if isinstance(probes, Mapping) else (probes or ())
+        try:
+            points = list(target.list_points())
+        except Exception as exc:  # noqa: BLE001 - reported as a failed test of that target
+            results.append(_listing_failed(spec.name, exc, context, CheckKind.RESTORE_TEST))
+            continue
+        newest = _newest_good(points) or max(
+            (p for p in points if p.is_good), key=lambda p: (p.created_at, p.id), default=None
+        )
+        results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
+    _record(log, results)
+    _notify_failures(policy, results, notifiers, now)
+    return results
