@@ -1206,7 +1206,11 @@ def _to_point(
     if isinstance(created, datetime) and created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     name = (
-        target or names.get(_arn_key(resource)) or str(item.get("ResourceName") or "") or resource
+        target
+        or names.get(_arn_key(resource))
+        or str(item.get("ResourceName") or "")
+        or re.split(r"[:/]", resource)[-1]
+        or "unknown"
     )
     return RecoveryPoint(
         id=str(item["RecoveryPointArn"]),
@@ -1216,8 +1220,8 @@ def _to_point(
         location=str(item.get("BackupVaultArn") or item.get("BackupVaultName", "")),
         tier=tier,
         status=status,
-        size_bytes=item.get("BackupSizeInBytes"),
-        encrypted=item.get("IsEncrypted"),
+        size_bytes=item.get("BackupSizeInBytes", item.get("BackupSizeBytes")),
+        encrypted=item.get("IsEncrypted", True if item.get("EncryptionKeyArn") else None),
         managed=False,
         details={
             "arn": item["RecoveryPointArn"],
