@@ -1,0 +1,169 @@
+"""``backuppolicy verify`` and ``backuppolicy restore-test``: prove the backups from the shell.
+
+Both print one line per check (``--json``: the results as `CheckResult.to_dict`), append every
+result to the testing log given with ``--log FILE`` (JSON lines), and exit 1 when a check failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from backuppolicy.cli import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    UsageError,
+    build_cli_targets,
+    emit,
+    load_policy,
+    parse_now,
+)
+
+if TYPE_CHECKING:
+    import argparse
+
+    from backuppolicy.verify import CheckResult, ResultRecorder
+
+__all__ = ["register"]
+
+_LOG_FACTORIES = ("open_log", "JsonLinesLog", "JsonlLog", "LocalLog", "FileLog")
+
+
+class _JsonLinesFallback:
+    """Append results as JSON lines (used until `backuppolicy.testlog` provides a log)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def record(self, result: CheckResult) -> None:
+        line = json.dumps(result.to_dict(), sort_keys=True, default=str) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def _open_log(path: str | None) -> ResultRecorder | None:
+    """The testing log at *path*: `backuppolicy.testlog`'s JSON-lines log when available."""
+    if not path:
+        return None
+    try:
+        testlog = importlib.import_module("backuppolicy.testlog")
+    except ImportError:
+        testlog = None
+    for name in _LOG_FACTORIES:
+        factory = getattr(testlog, name, None) if testlog is not None else None
+        if callable(factory):
+            log: ResultRecorder = factory(path)
+            return log
+    return _JsonLinesFallback(Path(path))
+
+
+def _checks(names: Sequence[str] | None, policy: Any) -> list[Any]:
+    from backuppolicy.verify import default_checks  # noqa: PLC0415 - keep --help fast
+
+    checks = default_checks(policy)
+    if not names:
+        return checks
+    known = {c.name: c for c in checks}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        message = f"--check: expected one of {', '.join(sorted(known))} (got {unknown[0]!r})"
+        raise UsageError(message)
+    return [known[n] for n in dict.fromkeys(names)]
+
+
+def _text(results: Sequence[CheckResult]) -> str:
+    headers = ("target", "check", "point", "tier", "status", "details")
+    rows = [
+        (r.target, r.check, r.point_id or "-", r.tier or "-", r.status.value, r.details)
+        for r in results
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.status.value] = counts.get(result.status.value, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks"
+    return "\n".join([*lines, "", f"{len(results)} check(s): {summary}"])
+
+
+def _finish(args: argparse.Namespace, results: Sequence[CheckResult], out: TextIO) -> int:
+    emit(args, [r.to_dict() for r in results], _text(results), out)
+    return EXIT_FAILURES if any(not r.ok for r in results) else EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.verify import run_checks  # noqa: PLC0415 - keep --help fast
+
+    policy = load_policy(args)
+    checks = _checks(args.check, policy)
+    targets = build_cli_targets(args, policy)
+    results = run_checks(
+        policy,
+        now=parse_now(args.now),
+        targets=targets,
+        checks=checks,
+        only=args.target or None,
+        tiers=args.tier or None,
+        all_points=args.all_points,
+        log=_open_log(args.log),
+    )
+    return _finish(args, results, out)
+
+
+def _cmd_restore_test(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.verify import restore_test  # noqa: PLC0415 - keep --help fast
+
+    policy = load_policy(args)
+    if args.application is not None:
+        policy.targets_for(args.application)  # a clear error for an unknown application
+    targets = build_cli_targets(args, policy)
+    results = restore_test(
+        policy,
+        now=parse_now(args.now),
+        application=args.application,
+        targets=targets,
+        only=args.target or None,
+        log=_open_log(args.log),
+    )
+    return _finish(args, results, out)
+
+
+def register(
+    sub: Any, common: argparse.ArgumentParser
+) -> dict[str, Callable[[argparse.Namespace, TextIO], int]]:
+    """Add ``verify`` and ``restore-test`` to the ``backuppolicy`` parser."""
+    verify = sub.add_parser(
+        "verify", parents=[common], help="run verifications and integrity checks of the backups"
+    )
+    verify.add_argument(
+        "--check", action="append", metavar="NAME", help="only this check (repeatable)"
+    )
+    verify.add_argument(
+        "--tier", action="append", metavar="NAME", help="only points of this tier (repeatable)"
+    )
+    verify.add_argument(
+        "--all-points",
+        action="store_true",
+        help="check every point, not only the newest of each tier",
+    )
+    verify.add_argument("--log", metavar="FILE", help="append the results to this testing log")
+    restore = sub.add_parser(
+        "restore-test",
+        parents=[common],
+        help="restore the newest backups into the isolation profile, check them, tear down",
+    )
+    restore.add_argument("--application", help="only the targets of this application")
+    restore.add_argument("--log", metavar="FILE", help="append the results to this testing log")
+    return {"verify": _cmd_verify, "restore-test": _cmd_restore_test}
