@@ -1,0 +1,531 @@
+"""Least-privilege IAM: the policy document that the workflows of a `~backuppolicy.Policy` need.
+
+`iam_policy` lists, per target of the policy and per workflow (``backup``, ``prune``, ``verify``,
+``restore-test``), exactly the IAM actions the library's calls need, on resource ARNs scoped to
+the target (its database, instance, volume, bucket and prefix, the snapshots in its regions).
+Deletes of recovery points are further limited by the tag condition
+``aws:ResourceTag/backuppolicy:policy = <policy name>`` where the service supports it (RDS and
+EC2 snapshots), and deletes of restore-test leftovers by the sweep tag. S3 objects have no
+resource tags usable in conditions (``s3:ExistingObjectTag`` only sees object tags, and object
+versions of the protected data carry none), so S3 deletes are scoped by prefix.
+
+`iam_actions` maps one API call (service, operation, parameters) to the IAM actions AWS checks
+for it; several calls need more than their name (``DeleteObjects`` is ``s3:DeleteObject`` or
+``s3:DeleteObjectVersion`` per key, tags given at create time need ``rds:AddTagsToResource`` /
+``ec2:CreateTags``). The test suite records every call the workflows make against moto and
+checks each is allowed by the document, and that the document holds nothing else except
+`INTENTIONAL_EXTRAS`.
+
+``sts:GetCallerIdentity`` needs no permission and is never listed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import attrs
+
+from backuppolicy.exceptions import PolicyError
+from backuppolicy.model import TAG_POLICY
+from backuppolicy.policy import Policy, TargetSpec
+from backuppolicy.targets import IsolationProfile
+
+__all__ = [
+    "INTENTIONAL_EXTRAS",
+    "WORKFLOWS",
+    "iam_actions",
+    "iam_policy",
+    "iam_table",
+]
+
+WORKFLOWS: Final = ("backup", "prune", "verify", "restore-test")
+"""The workflows `iam_policy` knows."""
+
+INTENTIONAL_EXTRAS: Final[Mapping[str, str]] = {
+    "kms:CreateGrant": "copies and restores of encrypted snapshots: RDS and EC2 create a grant on "
+    "the destination key for the copy (AWS checks it on the caller, no API call of ours)",
+    "kms:DescribeKey": "copies of encrypted snapshots: the service reads the destination key",
+    "kms:Decrypt": "copies and restores of encrypted EBS snapshots (EC2 decrypts with the "
+    "caller's permissions)",
+    "kms:GenerateDataKeyWithoutPlaintext": "copies of encrypted EBS snapshots to a new key",
+    "kms:ReEncryptFrom": "copies of encrypted EBS snapshots to another key",
+    "kms:ReEncryptTo": "copies of encrypted EBS snapshots to another key",
+}
+"""Actions in the document that no API call of ours names: each with the reason it is needed."""
+
+_NO_PERMISSION: Final = frozenset({("sts", "GetCallerIdentity")})
+
+_S3_VERSIONED: Final = {
+    "GetObject": ("s3:GetObject", "s3:GetObjectVersion"),
+    "HeadObject": ("s3:GetObject", "s3:GetObjectVersion"),
+    "DeleteObject": ("s3:DeleteObject", "s3:DeleteObjectVersion"),
+    "GetObjectTagging": ("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+    "PutObjectTagging": ("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
+    "DeleteObjectTagging": ("s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging"),
+    "PutObjectLegalHold": ("s3:PutObjectLegalHold", "s3:PutObjectLegalHold"),
+    "GetObjectLegalHold": ("s3:GetObjectLegalHold", "s3:GetObjectLegalHold"),
+}
+_S3_RENAMED: Final = {
+    "ListObjectVersions": "s3:ListBucketVersions",
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+    "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "GetObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration",
+    "GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "GetBucketVersioning": "s3:GetBucketVersioning",
+    "PutBucketVersioning": "s3:PutBucketVersioning",
+}
+
+
+def _copy_source_version(params: Mapping[str, Any]) -> bool:
+    source = params.get("CopySource")
+    if isinstance(source, Mapping):
+        return bool(source.get("VersionId"))
+    return isinstance(source, str) and "versionId=" in source
+
+
+def _s3_actions(operation: str, params: Mapping[str, Any]) -> set[str]:
+    actions: set[str] = set()
+    if operation in _S3_VERSIONED:
+        plain, versioned = _S3_VERSIONED[operation]
+        actions.add(versioned if params.get("VersionId") else plain)
+    elif operation in _S3_RENAMED:
+        actions.add(_S3_RENAMED[operation])
+    elif operation == "DeleteObjects":
+        for item in params.get("Delete", {}).get("Objects", []):
+            actions.add("s3:DeleteObjectVersion" if item.get("VersionId") else "s3:DeleteObject")
+    elif operation in {"CopyObject", "UploadPartCopy"}:
+        from_version = _copy_source_version(params)
+        actions.update({"s3:PutObject", "s3:GetObjectVersion" if from_version else "s3:GetObject"})
+        if operation == "CopyObject" and params.get("TaggingDirective", "COPY") == "COPY":
+            actions.add("s3:GetObjectVersionTagging" if from_version else "s3:GetObjectTagging")
+            actions.add("s3:PutObjectTagging")
+    else:
+        actions.add(f"s3:{operation}")
+    if params.get("Tagging") and operation in {"PutObject", "CopyObject", "CreateMultipartUpload"}:
+        actions.add("s3:PutObjectTagging")
+    if params.get("ObjectLockLegalHoldStatus"):
+        actions.add("s3:PutObjectLegalHold")
+    return actions
+
+
+def iam_actions(service: str, operation: str, params: Mapping[str, Any]) -> frozenset[str]:
+    """The IAM actions AWS checks for one API call.
+
+    Args:
+        service: The IAM prefix of the service (``"rds"``, ``"ec2"``, ``"s3"``, ``"backup"``).
+        operation: The API operation name (``"DeleteObjects"``).
+        params: The call's parameters (versions, tags and copy sources change the actions).
+
+    Example:
+        >>> sorted(iam_actions("s3", "DeleteObjects", {"Delete": {"Objects": [
+        ...     {"Key": "a", "VersionId": "v1"}]}}))
+        ['s3:DeleteObjectVersion']
+        >>> sorted(iam_actions("rds", "CreateDBSnapshot", {"Tags": [{"Key": "k", "Value": "v"}]}))
+        ['rds:AddTagsToResource', 'rds:CreateDBSnapshot']
+        >>> iam_actions("sts", "GetCallerIdentity", {})
+        frozenset()
+    """
+    if (service, operation) in _NO_PERMISSION:
+        return frozenset()
+    if service == "s3":
+        return frozenset(_s3_actions(operation, params))
+    actions = {f"{service}:{operation}"}
+    if service == "rds" and params.get("Tags"):
+        actions.add("rds:AddTagsToResource")
+    if service == "ec2" and params.get("TagSpecifications"):
+        actions.add("ec2:CreateTags")
+    return frozenset(actions)
+
+
+# --------------------------------------------------------------------------------------------
+# What each kind needs
+
+
+@attrs.frozen
+class _Grant:
+    """Actions on resources, for some workflows, maybe under a condition."""
+
+    workflows: frozenset[str]
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    condition: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+    copies: bool = False  # only when the target has copy regions
+
+
+@attrs.frozen
+class _Where:
+    partition: str
+    account: str
+    region: str
+    regions: tuple[str, ...]  # the source region and the copy regions
+    policy: str
+    restore_prefix: str
+    sweep_tag: str
+
+
+def _all(*names: str) -> frozenset[str]:
+    return frozenset(names or WORKFLOWS)
+
+
+def _owned(where: _Where) -> dict[str, Any]:
+    return {"StringEquals": {f"aws:ResourceTag/{TAG_POLICY}": where.policy}}
+
+
+def _swept(where: _Where) -> dict[str, Any]:
+    return {"Null": {f"aws:ResourceTag/{where.sweep_tag}": "false"}}
+
+
+def _created(*actions: str) -> dict[str, Any]:
+    return {"StringEquals": {"ec2:CreateAction": list(actions)}}
+
+
+def _rds(spec: TargetSpec, w: _Where) -> list[_Grant]:
+    base = f"arn:{w.partition}:rds"
+    src = f"{base}:{w.region}:{w.account}"
+    cluster = spec.kind == "aurora-cluster"
+    snap = "cluster-snapshot" if cluster else "snapshot"
+    snaps = tuple(f"{base}:{r}:{w.account}:{snap}:*" for r in w.regions)
+    word = "DBCluster" if cluster else "DB"
+    resource = (
+        f"{src}:cluster:{spec.settings['db_cluster_id']}"
+        if cluster
+        else f"{src}:db:{spec.settings['db_instance_id']}"
+    )
+    restored_db = f"{src}:db:{w.restore_prefix}*"
+    grants = [
+        _Grant(_all(), (f"rds:Describe{word}Snapshots",), (resource, *snaps)),
+        _Grant(
+            _all("backup"),
+            (f"rds:Create{word}Snapshot",),
+            (resource, f"{src}:{snap}:*"),
+        ),
+        _Grant(_all("backup"), ("rds:AddTagsToResource",), snaps),
+        _Grant(_all("backup"), (f"rds:Copy{word}Snapshot",), snaps, copies=True),
+        _Grant(_all("prune"), (f"rds:Delete{word}Snapshot",), snaps, _owned(w)),
+        _Grant(
+            _all("verify"),
+            ("rds:DescribeDBClusters" if cluster else "rds:DescribeDBInstances",),
+            (resource,),
+        ),
+    ]
+    if cluster:
+        restored = f"{src}:cluster:{w.restore_prefix}*"
+        grants += [
+            _Grant(
+                _all("restore-test"),
+                ("rds:RestoreDBClusterFromSnapshot",),
+                (restored, f"{src}:{snap}:*", f"{src}:subgrp:*", f"{src}:cluster-pg:*"),
+            ),
+            _Grant(
+                _all("restore-test"),
+                ("rds:CreateDBInstance",),
+                (restored_db, restored, f"{src}:subgrp:*", f"{src}:pg:*", f"{src}:og:*"),
+            ),
+            _Grant(_all("restore-test"), ("rds:AddTagsToResource",), (restored, restored_db)),
+            _Grant(
+                _all("restore-test"),
+                ("rds:DescribeDBClusters", "rds:DescribeDBInstances"),
+                (restored, restored_db),
+            ),
+            _Grant(
+                _all("restore-test"),
+                ("rds:DeleteDBCluster", "rds:DeleteDBInstance"),
+                (restored, restored_db),
+                _swept(w),
+            ),
+        ]
+    else:
+        grants += [
+            _Grant(
+                _all("restore-test"),
+                ("rds:RestoreDBInstanceFromDBSnapshot",),
+                (restored_db, f"{src}:{snap}:*", f"{src}:subgrp:*", f"{src}:pg:*", f"{src}:og:*"),
+            ),
+            _Grant(_all("restore-test"), ("rds:AddTagsToResource",), (restored_db,)),
+            _Grant(_all("restore-test"), ("rds:DescribeDBInstances",), (restored_db,)),
+            _Grant(_all("restore-test"), ("rds:DeleteDBInstance",), (restored_db,), _swept(w)),
+        ]
+    return grants
+
+
+def _ec2(spec: TargetSpec, w: _Where) -> list[_Grant]:
+    base = f"arn:{w.partition}:ec2"
+    snaps = tuple(f"{base}:{r}::snapshot/*" for r in w.regions)
+    src_snaps = f"{base}:{w.region}::snapshot/*"
+    volumes = f"{base}:{w.region}:{w.account}:volume/*"
+    instance = spec.kind == "ec2-instance"
+    # EC2's Describe* actions support no resource-level permissions: "*" is the only choice.
+    reads = (
+        ("ec2:DescribeSnapshots", "ec2:DescribeInstances")
+        if instance
+        else ("ec2:DescribeSnapshots",)
+    )
+    grants = [_Grant(_all(), reads, ("*",))]
+    if instance:
+        source = f"{base}:{w.region}:{w.account}:instance/{spec.settings['instance_id']}"
+        grants.append(
+            _Grant(_all("backup"), ("ec2:CreateSnapshots",), (source, volumes, src_snaps))
+        )
+        create = "CreateSnapshots"
+    else:
+        source = f"{base}:{w.region}:{w.account}:volume/{spec.settings['volume_id']}"
+        grants.append(_Grant(_all("backup"), ("ec2:CreateSnapshot",), (source, src_snaps)))
+        create = "CreateSnapshot"
+    grants += [
+        _Grant(_all("backup"), ("ec2:CreateTags",), (src_snaps,), _created(create)),
+        _Grant(_all("backup"), ("ec2:CopySnapshot",), snaps, copies=True),
+        _Grant(_all("backup"), ("ec2:CreateTags",), snaps, _created("CopySnapshot"), copies=True),
+        _Grant(_all("prune"), ("ec2:DeleteSnapshot",), snaps, _owned(w)),
+        _Grant(
+            _all("restore-test"),
+            ("ec2:DescribeVolumes", "ec2:DescribeAvailabilityZones"),
+            ("*",),
+        ),
+        _Grant(_all("restore-test"), ("ec2:CreateVolume",), (volumes, src_snaps)),
+        _Grant(_all("restore-test"), ("ec2:CreateTags",), (volumes,), _created("CreateVolume")),
+        _Grant(_all("restore-test"), ("ec2:DeleteVolume",), (volumes,), _swept(w)),
+    ]
+    return grants
+
+
+def _s3(spec: TargetSpec, w: _Where) -> list[_Grant]:
+    bucket = f"arn:{w.partition}:s3:::{spec.settings['bucket']}"
+    data = f"{bucket}/{spec.settings.get('prefix', '')}*"
+    internal = f"{bucket}/_backuppolicy/*"
+    objects = (data, internal) if spec.settings.get("prefix") else (data,)
+    return [
+        _Grant(_all(), ("s3:ListBucketVersions",), (bucket,)),
+        _Grant(
+            _all(),
+            ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging"),
+            (internal,),
+        ),
+        _Grant(_all("backup", "verify"), ("s3:GetBucketVersioning",), (bucket,)),
+        _Grant(_all("backup"), ("s3:PutObject", "s3:PutObjectTagging"), (internal,)),
+        _Grant(_all("prune"), ("s3:DeleteObjectVersion",), objects),
+        _Grant(_all("prune"), ("s3:DeleteObject",), (internal,)),
+        _Grant(
+            _all("verify"),
+            (
+                "s3:GetEncryptionConfiguration",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetBucketObjectLockConfiguration",
+            ),
+            (bucket,),
+        ),
+        _Grant(
+            _all("restore-test"),
+            ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"),
+            objects,
+        ),
+        _Grant(
+            _all("restore-test"),
+            ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"),
+            (internal,),
+        ),
+    ]
+
+
+def _backup_vault(spec: TargetSpec, w: _Where) -> list[_Grant]:
+    vault = spec.settings.get("vault")
+    vault_arn = f"arn:{w.partition}:backup:{w.region}:{w.account}:backup-vault:{vault or '*'}"
+    points = f"arn:{w.partition}:backup:{w.region}:{w.account}:recovery-point:*"
+    reads = (
+        ("backup:ListRecoveryPointsByBackupVault",)
+        if vault
+        else ("backup:ListRecoveryPointsByResource",)
+    )
+    resources = (vault_arn,) if vault else (str(spec.settings["resource_arn"]),)
+    return [
+        _Grant(_all(), reads, resources),
+        _Grant(_all("prune", "verify"), ("backup:DescribeRecoveryPoint",), (vault_arn, points)),
+    ]
+
+
+_KINDS: Final = {
+    "rds-instance": _rds,
+    "aurora-cluster": _rds,
+    "ec2-instance": _ec2,
+    "ebs-volume": _ec2,
+    "s3-bucket": _s3,
+    "aws-backup": _backup_vault,
+}
+
+
+def _kms(w: _Where, keys: Iterable[tuple[str, str]]) -> list[_Grant]:
+    arns = tuple(
+        key
+        if key.startswith("arn:")
+        else f"arn:{w.partition}:kms:{region}:{w.account}:{key if key.startswith('alias/') else 'key/' + key}"
+        for region, key in keys
+    )
+    if not arns:
+        return []
+    return [
+        _Grant(
+            _all("backup", "restore-test"),
+            (
+                "kms:CreateGrant",
+                "kms:DescribeKey",
+                "kms:Decrypt",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+            ),
+            arns,
+            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+    ]
+
+
+def _sid(*parts: str) -> str:
+    return "".join(re.sub(r"[^A-Za-z0-9]", " ", p).title().replace(" ", "") for p in parts)[:100]
+
+
+def _where(
+    policy: Policy, spec: TargetSpec, account: str, partition: str, region: str | None
+) -> _Where:
+    source = str(spec.settings.get("region") or region or "*")
+    copy_regions = [
+        str(t.location["region"])
+        for t in policy.tiers_for(spec)[1:]
+        if t.location.get("region") and t.location["region"] != source
+    ]
+    isolation = IsolationProfile(**policy.verification.isolation)
+    return _Where(
+        partition=partition,
+        account=account,
+        region=source,
+        regions=(source, *dict.fromkeys(copy_regions)),
+        policy=policy.name,
+        restore_prefix=isolation.name_prefix,
+        sweep_tag=isolation.sweep_tag,
+    )
+
+
+def _grants(
+    policy: Policy, wanted: frozenset[str], account: str, partition: str, region: str | None
+) -> list[tuple[str, _Grant]]:
+    out: list[tuple[str, _Grant]] = []
+    for spec in policy.targets:
+        if not spec.enabled or spec.kind not in _KINDS:
+            continue
+        where = _where(policy, spec, account, partition, region)
+        for grant in _KINDS[spec.kind](spec, where):
+            if grant.copies and len(where.regions) == 1:
+                continue
+            if grant.workflows & wanted:
+                out.append((spec.kind, grant))
+        keys = [
+            (str(t.location.get("region") or where.region), str(t.location["kms_key_id"]))
+            for t in policy.tiers_for(spec)[1:]
+            if t.location.get("kms_key_id")
+            and spec.kind in {"rds-instance", "aurora-cluster", "ec2-instance", "ebs-volume"}
+        ]
+        out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]
+    return out
+
+
+def _check_workflows(actions: Iterable[str]) -> frozenset[str]:
+    if isinstance(actions, str):
+        actions = {actions}
+    wanted = frozenset(actions)
+    unknown = sorted(wanted - set(WORKFLOWS))
+    if unknown:
+        raise PolicyError.for_field(
+            "actions", "workflows among " + ", ".join(WORKFLOWS), unknown[0]
+        )
+    return wanted
+
+
+def iam_policy(
+    policy: Policy,
+    actions: Iterable[str] = WORKFLOWS,
+    *,
+    account_id: str = "*",
+    partition: str = "aws",
+    region: str | None = None,
+) -> dict[str, Any]:
+    """The IAM policy document that lets *actions* (workflows) run for the targets of *policy*.
+
+    Statements with the same actions and condition are merged (their resources united), so the
+    document stays small as targets are added. Directory targets need no AWS permission and
+    are skipped; plugin kinds are unknown and skipped too.
+
+    Args:
+        policy: The policy.
+        actions: Workflows among `WORKFLOWS`.
+        account_id: Account id in ARNs (default ``*``).
+        partition: ARN partition.
+        region: Region of targets whose settings name none (default ``*``).
+
+    Raises:
+        PolicyError: *actions* names an unknown workflow.
+
+    Example:
+        >>> policy = Policy.from_dict({"name": "shop", "schedule": {"every": "day"},
+        ...     "retention": {"max_age": "35d"}, "targets": [{"name": "db", "kind": "rds-instance",
+        ...     "settings": {"db_instance_id": "shop", "region": "eu-west-2"}}]})
+        >>> doc = iam_policy(policy, {"prune"}, account_id="123456789012")
+        >>> [s["Action"] for s in doc["Statement"]]
+        [['rds:DescribeDBSnapshots'], ['rds:DeleteDBSnapshot']]
+        >>> doc["Statement"][1]["Condition"]
+        {'StringEquals': {'aws:ResourceTag/backuppolicy:policy': 'shop'}}
+    """
+    wanted = _check_workflows(actions)
+    merged: dict[tuple[tuple[str, ...], str], dict[str, Any]] = {}
+    for kind, grant in _grants(policy, wanted, account_id, partition, region):
+        key = (tuple(sorted(grant.actions)), repr(sorted((grant.condition or {}).items())))
+        statement = merged.get(key)
+        if statement is None:
+            statement = merged[key] = {
+                "Sid": _sid(kind, *sorted(grant.actions)[:1], str(len(merged))),
+                "Effect": "Allow",
+                "Action": sorted(grant.actions),
+                "Resource": [],
+            }
+            if grant.condition:
+                statement["Condition"] = dict(grant.condition)
+        for resource in grant.resources:
+            if resource not in statement["Resource"]:
+                statement["Resource"].append(resource)
+    statements = []
+    for statement in merged.values():
+        resources = statement["Resource"]
+        statement["Resource"] = ["*"] if "*" in resources else sorted(resources)
+        statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def iam_table(policy: Policy) -> list[dict[str, Any]]:
+    """One row per (workflow, IAM action) the policy needs: for the reference docs and the CLI.
+
+    Example:
+        >>> policy = Policy.from_dict({"name": "shop", "schedule": {"every": "day"},
+        ...     "retention": {"max_age": "35d"}, "targets": [{"name": "db", "kind": "ebs-volume",
+        ...     "settings": {"volume_id": "vol-1"}}]})
+        >>> [row["action"] for row in iam_table(policy) if row["workflow"] == "prune"]
+        ['ec2:DeleteSnapshot', 'ec2:DescribeSnapshots']
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for workflow in WORKFLOWS:
+        for kind, grant in _grants(policy, frozenset({workflow}), "*", "aws", None):
+            for action in grant.actions:
+                row = rows.setdefault(
+                    (workflow, action),
+                    {"workflow": workflow, "action": action, "kinds": [], "condition": None},
+                )
+                if kind not in row["kinds"]:
+                    row["kinds"].append(kind)
+                if grant.condition:
+                    row["condition"] = grant.condition
+    return [rows[key] for key in sorted(rows, key=lambda k: (WORKFLOWS.index(k[0]), k[1]))]
