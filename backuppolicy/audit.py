@@ -1,0 +1,606 @@
+"""Audit a policy: is every clause of it met, for every target, with evidence? (`audit`).
+
+The audit reads what exists (each target's recovery points, listed once), what was proven
+(verifier results passed in, and the backup testing log), and returns a
+`~backuppolicy.report.ComplianceReport` with one `~backuppolicy.report.Finding` per clause and
+target (or application, or period). A clause without evidence is **not** compliant.
+
+Clauses (section numbers of the written policy):
+
+==========================  ============  ==============================================================
+clause key                  section       compliant when
+==========================  ============  ==============================================================
+``daily-backup``            §1.1, §1.2    the newest completed backup in the target's source tier is
+                                          younger than the application's RPO + ``freshness_grace``
+``retention``               §2.1, §2.2    the retention plan deletes nothing: no point older than the
+                                          rule lingers (held, unmanaged and newest points are kept by
+                                          the planner, so they never count against it)
+``offsite-copy``            §1.4          each copy tier has a completed copy within its cadence
+                                          (+ grace), e.g. a weekly off-site copy
+``quarterly-restore-test``  §3.2          each finished quarter of the last year had a restore test
+``application-restore-test``  §3.3        each application passed a restore test in the last year
+``integrity-check``         §4.1, §4.2    each covered tier of each target passed an integrity check in
+                                          the last year
+``s3-versioning``           §7.1          S3 targets: the latest ``versioning`` check passed
+``encryption``              §7.5, §8.3    no check or point says a copy is unencrypted, and something
+                                          says they are (``encrypted`` checks, the points' metadata)
+``not-public``              §7.5, §8.3    the latest ``not-public`` checks of the target and its
+                                          existing points passed
+``rds-settings``            §1.2, §2.1    RDS targets: the latest ``rds-settings`` check passed
+==========================  ============  ==============================================================
+
+Verification results count when they were checked within *evidence_within* (35 days) before
+*now*; results about points that no longer exist are ignored. Each non-compliant finding is sent
+to the policy's notifiers (seed §1.7).
+
+Example:
+    >>> from datetime import datetime, UTC
+    >>> import backuppolicy as bp
+    >>> from backuppolicy.testing import MemoryTarget
+    >>> now = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+    >>> policy = bp.Policy.from_dict({
+    ...     "name": "demo", "schedule": {"every": "day", "at": "04:00"},
+    ...     "retention": {"max_age": "35d"},
+    ...     "targets": [{"name": "db", "kind": "testing:memory", "application": "shop"}],
+    ... })
+    >>> db = MemoryTarget("db", policy="demo", clock=lambda: now)
+    >>> _ = db.create_backup(token="today")
+    >>> report = audit(policy, now=now, targets={"db": db}, notifiers=[])
+    >>> [(f.clause.key, f.compliant) for f in report.of("daily-backup") + report.of("retention")]
+    [('daily-backup', True), ('retention', True)]
+    >>> report.of("application-restore-test")[0].detail
+    'no passing restore test of application shop in 2025-11-26 to 2026-11-26'
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from backuppolicy.durations import Duration
+from backuppolicy.model import RecoveryPoint, ensure_aware
+from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
+from backuppolicy.report import Clause, ComplianceReport, Finding
+from backuppolicy.retention import MaxAge, RetentionRule
+from backuppolicy.schedule import Cadence, Schedule
+from backuppolicy.testlog import LogEntry, OverdueKind, TestLog, _requirements, cadence_span
+from backuppolicy.verify import CheckResult, CheckStatus
+
+if TYPE_CHECKING:
+    from backuppolicy.policy import Policy, TargetSpec, TierSpec
+    from backuppolicy.targets import BackupTarget
+
+__all__ = ["CHECK_NAMES", "CLAUSE_ORDER", "audit"]
+
+_log = logging.getLogger("backuppolicy.audit")
+
+CLAUSE_ORDER: Final = (
+    "daily-backup",
+    "retention",
+    "offsite-copy",
+    "quarterly-restore-test",
+    "application-restore-test",
+    "integrity-check",
+    "s3-versioning",
+    "encryption",
+    "not-public",
+    "rds-settings",
+)
+"""Keys of the clauses the audit checks, in report order."""
+
+CHECK_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
+    "s3-versioning": ("versioning",),
+    "encryption": ("encrypted",),
+    "not-public": ("not-public",),
+    "rds-settings": ("rds-settings",),
+}
+"""Names of the verifier checks whose results are evidence for each verification clause."""
+
+_EVENTS: Final = {
+    "daily-backup": EventKind.OVERDUE,
+    "offsite-copy": EventKind.OVERDUE,
+    "quarterly-restore-test": EventKind.OVERDUE,
+    "application-restore-test": EventKind.OVERDUE,
+    "integrity-check": EventKind.OVERDUE,
+    "retention": EventKind.PRUNE_FAILED,
+}
+_RDS_KINDS: Final = frozenset({"rds-instance", "aurora-cluster"})
+_MAX_IDS_IN_DETAIL = 5
+
+
+class _Listed:
+    """A target whose listing is already known: retention planning must not list it again."""
+
+    def __init__(self, target: BackupTarget, points: Sequence[RecoveryPoint]) -> None:
+        self._target = target
+        self._points = points
+
+    def list_points(self) -> Iterator[RecoveryPoint]:
+        return iter(self._points)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+
+def _ids(points: Iterable[RecoveryPoint | LogEntry | str]) -> str:
+    ids = [p if isinstance(p, str) else p.id for p in points]
+    more = len(ids) - _MAX_IDS_IN_DETAIL
+    return ", ".join(ids[:_MAX_IDS_IN_DETAIL]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M %Z").strip()
+
+
+def _backups(points: Iterable[RecoveryPoint], tier: str) -> list[RecoveryPoint]:
+    """Completed backups of *tier* (object versions are data, not backups)."""
+    return [p for p in points if p.tier == tier and p.is_good and p.kind != "s3-version"]
+
+
+def _newest(points: Iterable[RecoveryPoint]) -> RecoveryPoint | None:
+    return max(points, key=lambda p: (p.created_at, p.id), default=None)
+
+
+def _age(now: datetime, moment: datetime) -> str:
+    hours = (now - moment) / timedelta(hours=1)
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"  # noqa: PLR2004 - 2 days
+
+
+# --------------------------------------------------------------------------------------------
+# Per target
+
+
+class _TargetAudit:
+    """The clauses about one target, from its listing and the verification results."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        spec: TargetSpec,
+        points: Sequence[RecoveryPoint],
+        results: Sequence[LogEntry],
+        *,
+        now: datetime,
+        evidence_since: datetime,
+        check_names: Mapping[str, Sequence[str]],
+    ) -> None:
+        self.policy = policy
+        self.spec = spec
+        self.points = points
+        self.results = [
+            r for r in results if r.target == spec.name and evidence_since <= r.checked_at <= now
+        ]
+        self.now = now
+        self.check_names = check_names
+        tiers = policy.tiers_for(spec)
+        self.source_tier = tiers[0].name if tiers else "local"
+        self.copy_tiers: tuple[TierSpec, ...] = tiers[1:]
+        self.grace = policy.verification.freshness_grace
+
+    def finding(self, clause: Clause, *, compliant: bool, **fields: Any) -> Finding:
+        return Finding(
+            clause, compliant, target=self.spec.name, application=self.spec.application, **fields
+        )
+
+    def daily_backup(self) -> Finding:
+        objective = self.policy.objective_for(self.spec.application)
+        schedule = self.policy.schedule_for(self.spec)
+        cadence = schedule.cadence
+        adverb = cadence.adverb if cadence is not None else "scheduled"
+        clause = Clause(
+            "daily-backup",
+            "§1.1, §1.2",
+            f"{adverb} backup within {objective.rpo.describe()} + {self.grace.describe()} grace",
+        )
+        start = _before(self.grace, _before(objective.rpo, self.now))
+        newest = _newest(
+            p for p in _backups(self.points, self.source_tier) if p.created_at <= self.now
+        )
+        if newest is None:
+            return self.finding(
+                clause,
+                compliant=False,
+                tier=self.source_tier,
+                detail=f"no completed backup in tier {self.source_tier}",
+            )
+        ours = "" if newest.managed else " (not made by backuppolicy)"
+        return self.finding(
+            clause,
+            compliant=newest.created_at >= start,
+            tier=self.source_tier,
+            evidence=(newest.id,),
+            detail=(
+                f"newest backup {_when(newest.created_at)}, {_age(self.now, newest.created_at)} "
+                f"old{ours}; needed one after {_when(start)}"
+            ),
+        )
+
+    def retention(self, plan: Any) -> Finding:
+        rule = self.policy.retention_for(self.spec, self.source_tier if self.policy.tiers else None)
+        clause = Clause("retention", "§2.1, §2.2", _retention_title(rule))
+        if plan is None:
+            return self.finding(clause, compliant=False, detail="no retention plan: listing failed")
+        error = plan.errors.get(self.spec.name)
+        if error:
+            return self.finding(
+                clause, compliant=False, detail=f"could not plan retention: {error}"
+            )
+        lingering = sorted(plan.delete, key=lambda p: (p.created_at, p.id))
+        held = [p for p in plan.keep if p.held]
+        held_note = f"; {len(held)} kept under legal hold ({_ids(held)})" if held else ""
+        if lingering:
+            oldest = lingering[0]
+            return self.finding(
+                clause,
+                compliant=False,
+                evidence=tuple(p.id for p in lingering),
+                detail=(
+                    f"{len(lingering)} point(s) past the rule still exist, oldest "
+                    f"{_when(oldest.created_at)} ({'; '.join(plan.reasons.get(oldest.id, []))})"
+                    f"{held_note}"
+                ),
+            )
+        kept = [p for p in plan.keep if p.kind != "s3-version"]
+        oldest_kept = min(kept, key=lambda p: (p.created_at, p.id), default=None)
+        since = f", oldest {_when(oldest_kept.created_at)}" if oldest_kept else ""
+        return self.finding(
+            clause,
+            compliant=True,
+            evidence=(oldest_kept.id,) if oldest_kept else (),
+            detail=f"nothing past the rule; {len(kept)} backup(s) kept{since}{held_note}",
+        )
+
+    def offsite_copies(self) -> list[Finding]:
+        return [self._copy(tier) for tier in self.copy_tiers]
+
+    def _copy(self, tier: TierSpec) -> Finding:
+        every = tier.every
+        if isinstance(every, Schedule):
+            words = every.describe()
+            due = every.last_due(_before(self.grace, self.now))
+        else:
+            words = every.adverb
+            due = _before(self.grace, _before(cadence_span(every), self.now))
+        clause = Clause("offsite-copy", "§1.4", f"{words} copy to tier {tier.name}")
+        newest = _newest(p for p in _backups(self.points, tier.name) if p.created_at <= self.now)
+        if due is None:
+            return self.finding(
+                clause, compliant=True, tier=tier.name, detail="no copy was due yet"
+            )
+        if newest is None:
+            return self.finding(
+                clause,
+                compliant=False,
+                tier=tier.name,
+                detail=f"no completed copy in tier {tier.name}; needed one after {_when(due)}",
+            )
+        return self.finding(
+            clause,
+            compliant=newest.created_at >= due,
+            tier=tier.name,
+            evidence=(newest.id,),
+            detail=(
+                f"newest copy {_when(newest.created_at)}, {_age(self.now, newest.created_at)} old; "
+                f"needed one after {_when(due)}"
+            ),
+        )
+
+    def _latest(self, key: str) -> list[LogEntry]:
+        """The latest result per subject (point or target) of the checks of clause *key*."""
+        names = set(self.check_names.get(key, ()))
+        existing = {p.id for p in self.points}
+        latest: dict[str | None, LogEntry] = {}
+        for entry in self.results:
+            if entry.check not in names or entry.status is CheckStatus.SKIPPED:
+                continue
+            if entry.point_id is not None and entry.point_id not in existing:
+                continue  # about a point that is gone
+            known = latest.get(entry.point_id)
+            if known is None or (entry.checked_at, entry.id) > (known.checked_at, known.id):
+                latest[entry.point_id] = entry
+        return sorted(latest.values(), key=lambda e: (e.checked_at, e.id))
+
+    def verified(self, key: str, clause: Clause) -> Finding:
+        latest = self._latest(key)
+        if not latest:
+            names = ", ".join(self.check_names.get(key, ())) or "(none configured)"
+            return self.finding(
+                clause, compliant=False, detail=f"no evidence: no {names} check in the window"
+            )
+        failed = [e for e in latest if e.status is CheckStatus.FAIL]
+        if failed:
+            issues = (
+                "; ".join(i for e in failed for i in e.result.issues) or failed[-1].result.details
+            )
+            return self.finding(
+                clause,
+                compliant=False,
+                evidence=tuple(e.id for e in failed),
+                detail=f"{len(failed)} failed check(s): {issues}",
+            )
+        newest = latest[-1]
+        return self.finding(
+            clause,
+            compliant=True,
+            evidence=tuple(e.id for e in latest),
+            detail=f"{len(latest)} check(s) passed, last {_when(newest.checked_at)}: {newest.result.details}".rstrip(
+                ": "
+            ),
+        )
+
+    def encryption(self) -> Finding:
+        clause = Clause("encryption", "§7.5, §8.3", "copies encrypted at rest")
+        latest = self._latest("encryption")
+        checked = {e.point_id for e in latest}
+        backups = [p for p in self.points if p.kind != "s3-version" and p.is_good]
+        plain = [p for p in backups if p.id not in checked and p.encrypted is False]
+        sealed = [p for p in backups if p.id not in checked and p.encrypted is True]
+        unknown = [p for p in backups if p.id not in checked and p.encrypted is None]
+        failed = [e for e in latest if e.status is CheckStatus.FAIL]
+        if failed or plain:
+            return self.finding(
+                clause,
+                compliant=False,
+                evidence=(*(e.id for e in failed), *(p.id for p in plain)),
+                detail=(
+                    f"not encrypted: {len(plain)} point(s) by their metadata"
+                    f"{' (' + _ids(plain) + ')' if plain else ''}, {len(failed)} failed check(s)"
+                ),
+            )
+        if not latest and not sealed:
+            return self.finding(
+                clause,
+                compliant=False,
+                detail="no evidence: no encrypted check and no point reports its encryption",
+            )
+        note = f"; {len(unknown)} point(s) without evidence" if unknown else ""
+        return self.finding(
+            clause,
+            compliant=True,
+            evidence=(*(e.id for e in latest), *(p.id for p in sealed)),
+            detail=f"{len(sealed)} point(s) encrypted by their metadata, {len(latest)} check(s) passed{note}",
+        )
+
+
+def _before(duration: Duration, moment: datetime) -> datetime:
+    earlier = duration.before(moment)
+    return earlier if earlier is not None else datetime.min.replace(tzinfo=moment.tzinfo)
+
+
+def _retention_title(rule: RetentionRule) -> str:
+    if isinstance(rule, MaxAge):
+        return f"retention {rule.duration.describe()}"
+    return f"retention: {rule.describe()}"
+
+
+# --------------------------------------------------------------------------------------------
+# Policy-wide clauses from the testing log
+
+
+def _log_findings(
+    policy: Policy, entries: Sequence[LogEntry], *, now: datetime, since: datetime | None
+) -> dict[str, list[Finding]]:
+    v = policy.verification
+    found: dict[str, list[Finding]] = {
+        "quarterly-restore-test": [],
+        "application-restore-test": [],
+        "integrity-check": [],
+    }
+    period = v.restore_test_every
+    every_period = Clause(
+        "quarterly-restore-test",
+        "§3.2",
+        f"a restore test every {period.value}"
+        if period is not Cadence.QUARTER
+        else "a restore test every quarter",
+    )
+    per_app = Clause(
+        "application-restore-test",
+        "§3.3",
+        f"each application restore-tested {v.restore_test_per_application_every.adverb}",
+    )
+    integrity = Clause(
+        "integrity-check",
+        "§4.1, §4.2",
+        f"{v.integrity_check_every.adverb} integrity check of every copy",
+    )
+    for req in _requirements(policy, entries, now=now, since=since):
+        evidence = tuple(e.id for e in sorted(req.evidence, key=lambda e: (e.checked_at, e.id)))
+        if req.kind is OverdueKind.PERIOD_WITHOUT_TEST:
+            found["quarterly-restore-test"].append(
+                Finding(
+                    every_period,
+                    req.met,
+                    period=req.subject,
+                    evidence=evidence,
+                    detail=req.detail(),
+                )
+            )
+        elif req.kind is OverdueKind.APPLICATION_NOT_TESTED:
+            found["application-restore-test"].append(
+                Finding(
+                    per_app,
+                    req.met,
+                    application=req.subject,
+                    evidence=evidence,
+                    detail=req.detail(),
+                )
+            )
+        else:
+            found["integrity-check"].append(
+                Finding(
+                    integrity,
+                    req.met,
+                    target=req.target or "",
+                    application=req.application or "",
+                    tier=req.tier or "",
+                    evidence=evidence,
+                    detail=req.detail(),
+                )
+            )
+    return found
+
+
+def _unrecorded(results: Iterable[CheckResult]) -> list[LogEntry]:
+    """Results passed to the audit that are not in the log, as entries with descriptive ids."""
+    entries = []
+    for result in results:
+        point = f":{result.point_id}" if result.point_id else ""
+        stamp = result.checked_at.isoformat()
+        entry_id = f"{result.check}@{result.target}{point}@{stamp}"
+        entries.append(LogEntry(id=entry_id, recorded_at=result.checked_at, result=result))
+    return entries
+
+
+# --------------------------------------------------------------------------------------------
+# The audit
+
+
+def audit(
+    policy: Policy,
+    *,
+    now: datetime,
+    targets: Mapping[str, BackupTarget] | None = None,
+    log: TestLog | None = None,
+    checks: Iterable[CheckResult] | None = None,
+    notifiers: Sequence[Notifier] | None = None,
+    since: datetime | None = None,
+    evidence_within: Duration | str = "35d",
+    check_names: Mapping[str, Sequence[str]] | None = None,
+) -> ComplianceReport:
+    """Audit *policy* at *now*: every clause, every target, with the evidence.
+
+    Args:
+        policy: The policy.
+        now: The time of the audit (timezone-aware).
+        targets: Targets by name (default: `backuppolicy.workflows.build_targets` of *policy*).
+            Only these targets are audited (disabled targets are not built by default).
+        log: The backup testing log: restore tests, integrity checks and verification results.
+        checks: Verifier results that are not (yet) in the log.
+        notifiers: Who hears about non-compliant findings (default: the policy's notifications;
+            ``[]`` for nobody).
+        since: Look at restore-test periods ending after this time (default: a year before *now*).
+        evidence_within: How recent verification results must be to count.
+        check_names: Names of the checks that are evidence per verification clause (default:
+            `CHECK_NAMES`).
+
+    Returns:
+        The `~backuppolicy.report.ComplianceReport`.
+    """
+    from backuppolicy import workflows  # noqa: PLC0415 - workflows re-exports audit
+
+    now = ensure_aware(now, field="now")
+    window = Duration.coerce(evidence_within, field="evidence_within")
+    names = {**CHECK_NAMES, **(check_names or {})}
+    built = targets if targets is not None else workflows.build_targets(policy)
+    entries: list[LogEntry] = []
+    if log is not None:
+        entries.extend(log.entries(until=now + timedelta(microseconds=1)))
+    entries.extend(_unrecorded(checks or ()))
+    evidence_since = _before(window, now)
+    v = policy.verification
+
+    found: dict[str, list[Finding]] = {key: [] for key in CLAUSE_ORDER}
+    all_points: list[RecoveryPoint] = []
+    for spec in policy.targets:
+        target = built.get(spec.name)
+        if target is None:
+            continue
+        try:
+            points = list(target.list_points())
+        except Exception as exc:  # noqa: BLE001 - one unreachable target must not stop the audit
+            _log.error("audit: listing %s failed: %s", spec.name, exc)
+            found["daily-backup"].append(
+                Finding(
+                    Clause("daily-backup", "§1.1, §1.2", "backups can be listed"),
+                    compliant=False,
+                    target=spec.name,
+                    application=spec.application,
+                    detail=f"could not list the backups: {type(exc).__name__}: {exc}",
+                )
+            )
+            continue
+        all_points.extend(points)
+        one = _TargetAudit(
+            policy,
+            spec,
+            points,
+            entries,
+            now=now,
+            evidence_since=evidence_since,
+            check_names=names,
+        )
+        found["daily-backup"].append(one.daily_backup())
+        plan = workflows.plan_retention(
+            policy, now=now, targets={spec.name: _Listed(target, points)}, only=[spec.name]
+        )
+        found["retention"].append(one.retention(plan))
+        found["offsite-copy"].extend(one.offsite_copies())
+        if spec.kind == "s3-bucket":
+            found["s3-versioning"].append(
+                one.verified(
+                    "s3-versioning", Clause("s3-versioning", "§7.1", "S3 versioning enabled")
+                )
+            )
+        if v.require_encryption:
+            found["encryption"].append(one.encryption())
+        if v.require_private:
+            found["not-public"].append(
+                one.verified(
+                    "not-public", Clause("not-public", "§7.5, §8.3", "no public access or sharing")
+                )
+            )
+        if spec.kind in _RDS_KINDS:
+            found["rds-settings"].append(
+                one.verified(
+                    "rds-settings",
+                    Clause("rds-settings", "§1.2, §2.1", "RDS backup settings match the policy"),
+                )
+            )
+    for key, findings in _log_findings(policy, entries, now=now, since=since).items():
+        audited = {spec.name for spec in policy.targets if spec.name in built}
+        found[key].extend(f for f in findings if not f.target or f.target in audited)
+
+    ordered = tuple(finding for key in CLAUSE_ORDER for finding in found[key])
+    failures = _notify(policy, ordered, now=now, notifiers=notifiers)
+    return ComplianceReport(
+        policy=policy.name,
+        now=now,
+        findings=ordered,
+        points=tuple(all_points),
+        timezone=policy.timezone,
+        notify_failures=tuple(failures),
+    )
+
+
+def _notify(
+    policy: Policy,
+    findings: Sequence[Finding],
+    *,
+    now: datetime,
+    notifiers: Sequence[Notifier] | None,
+) -> list[NotifierFailure]:
+    from backuppolicy import workflows  # noqa: PLC0415 - workflows re-exports audit
+
+    failures: list[NotifierFailure] = []
+    for finding in findings:
+        if finding.compliant:
+            continue
+        kind = _EVENTS.get(finding.clause.key, EventKind.VERIFICATION_FAILED)
+        event = Event(
+            kind=kind,
+            policy=policy.name,
+            target=finding.subject,
+            message=f"not compliant with {finding.clause}: {finding.detail}",
+            at=now,
+            details={
+                "clause": str(finding.clause),
+                "tier": finding.tier,
+                "evidence": " ".join(finding.evidence),
+            },
+        )
+        chosen = notifiers if notifiers is not None else workflows.build_notifiers(policy, kind)
+        failures.extend(notify_all(chosen, event))
+    return failures
