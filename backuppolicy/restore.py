@@ -55,6 +55,7 @@ Example:
 from __future__ import annotations
 
 import enum
+import importlib
 import os
 import re
 import shutil
@@ -84,7 +85,6 @@ __all__ = [
     "StepAction",
     "plan_restore",
     "restore",
-    "run_probe",
 ]
 
 TAG_RESTORE_ID = "backuppolicy:restore-id"
@@ -1241,7 +1241,12 @@ def restore(
     }[plan.kind]
     outcome = runner(plan, waiter)
     checks = list(outcome.checks)
-    checks += [run_probe(probe, outcome.endpoint, target=plan.target) for probe in plan.probes]
+    checks += [
+        _run_probe(
+            probe, outcome.endpoint, target=plan.target, backend=plan.backend, point=plan.point
+        )
+        for probe in plan.probes
+    ]
     result = RestoreResult(
         plan=plan,
         resource=outcome.resource,
@@ -1281,43 +1286,60 @@ def _check(plan: RestorePlan, name: str, *, ok: bool, details: str, **evidence: 
     )
 
 
-def run_probe(probe: Any, endpoint: str | None, *, target: str = "") -> CheckResult:
+def _run_probe(
+    probe: Any,
+    endpoint: str | None,
+    *,
+    target: str = "",
+    backend: Any = None,
+    point: RecoveryPoint | None = None,
+) -> CheckResult:
     """Run one probe against *endpoint* and return its `CheckResult` (a failure never raises).
 
-    A probe is an object with ``run(endpoint)`` or a callable ``probe(endpoint)``; it returns a
-    `CheckResult`, or a bool / ``None`` (``False`` fails; ``None`` and ``True`` pass).
+    A probe is an object with ``run(endpoint)`` or a callable ``probe(endpoint)`` returning a
+    `CheckResult`, a bool or ``None`` (``False`` fails; ``None`` and ``True`` pass). The data
+    probes of `backuppolicy.probes` (``run(ctx)``) are run with their own context.
 
     Example:
-        >>> run_probe(lambda endpoint: endpoint.endswith(":5432"), "db.local:5432").status.value
+        >>> _run_probe(lambda endpoint: endpoint.endswith(":5432"), "db.local:5432").status.value
         'pass'
     """
     name = str(
         getattr(probe, "name", None) or getattr(probe, "__name__", None) or type(probe).__name__
     )
     started = time.monotonic()
+    value: Any
     try:
-        value = probe.run(endpoint) if hasattr(probe, "run") else probe(endpoint)
+        if type(probe).__module__ == "backuppolicy.probes":
+            probes = importlib.import_module("backuppolicy.probes")
+            context = probes.ProbeContext(
+                resource=None, endpoint=endpoint, target=backend, point=point
+            )
+            value = probes.run_probe(probe, context)
+        else:
+            value = probe.run(endpoint) if hasattr(probe, "run") else probe(endpoint)
     except Exception as exc:  # noqa: BLE001 - a probe that raises is a failed check
-        value = CheckResult(
-            check=name,
-            status=CheckStatus.FAIL,
-            target=target or "restore",
-            checked_at=_now(),
-            kind=CheckKind.RESTORE_TEST,
-            details=f"{type(exc).__name__}: {exc}",
-            issues=_issues(f"{type(exc).__name__}: {exc}"),
-        )
+        value = False
+        detail = f"{name} against {endpoint}: {type(exc).__name__}: {exc}"
+    else:
+        detail = ""
     if isinstance(value, CheckResult):
         return value
-    ok = value is None or bool(value)
+    if hasattr(value, "ok") and not isinstance(value, bool):  # a ProbeResult
+        ok = bool(value.ok)
+        detail = f"{name}: {getattr(value, 'details', '')}"
+    else:
+        ok = value is None or value is True
+        detail = detail or f"{name} against {endpoint}: {'ok' if ok else f'returned {value!r}'}"
     return CheckResult(
         check=name,
         status=CheckStatus.PASS if ok else CheckStatus.FAIL,
         target=target or "restore",
         checked_at=_now(),
+        point_id=point.id if point else None,
         kind=CheckKind.RESTORE_TEST,
-        details=f"{name} against {endpoint}: {'ok' if ok else 'failed'}",
-        issues=_issues() if ok else _issues(f"{name} against {endpoint} returned {value!r}"),
+        details=detail,
+        issues=_issues() if ok else _issues(detail),
         duration=time.monotonic() - started,
     )
 
