@@ -562,6 +562,7 @@ def plot_coverage(
         figure = ax.get_figure()
     zone = ZoneInfo(timezone)
     spread = 0.5 / max(1, len(tiers))
+    hold_label: str | None = "legal hold"
     for index, tier in enumerate(tiers):
         offset = (index - (len(tiers) - 1) / 2) * spread
         for status_good in (True, False):
@@ -590,8 +591,9 @@ def plot_coverage(
                 s=120,
                 facecolors="none",
                 edgecolors="black",
-                label="legal hold" if index == 0 else None,
+                label=hold_label,
             )
+            hold_label = None
     if now is not None:
         axes.axvline(
             ensure_aware(now, field="now").astimezone(zone),

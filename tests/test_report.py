@@ -1,0 +1,288 @@
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from backuppolicy.exceptions import BackendNotFoundError, PolicyError
+from backuppolicy.model import LegalHold, RecoveryPoint, Status
+from backuppolicy.report import (
+    Clause,
+    ComplianceReport,
+    Finding,
+    display_style,
+    plot_coverage,
+    set_display_style,
+)
+
+NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
+RETENTION = Clause("retention", "§2.1, §2.2", "retention 35 days")
+QUARTERLY = Clause("quarterly-restore-test", "§3.2", "a restore test every quarter")
+
+
+@pytest.fixture(name="points")
+def _points() -> list[RecoveryPoint]:
+    hold = LegalHold(reason="litigation", reference="case-17")
+    points = [
+        RecoveryPoint(id=f"db-{i}", target="shop-db", created_at=NOW - timedelta(days=i))
+        for i in range(10)
+    ]
+    points += [
+        RecoveryPoint(id="db-0-offsite", target="shop-db", created_at=NOW, tier="offsite"),
+        RecoveryPoint(id="cfg-1", target="shop-config", created_at=NOW, legal_hold=hold),
+        RecoveryPoint(
+            id="cfg-2",
+            target="shop-config",
+            created_at=NOW - timedelta(days=1),
+            status=Status.FAILED,
+        ),
+        RecoveryPoint(id="img@v1", target="assets", created_at=NOW, kind="s3-version"),
+    ]
+    return points
+
+
+@pytest.fixture(name="report")
+def _report(points: list[RecoveryPoint]) -> ComplianceReport:
+    return ComplianceReport(
+        policy="web-apps",
+        now=NOW,
+        findings=(
+            Finding(
+                RETENTION,
+                compliant=True,
+                target="shop-db",
+                application="shop",
+                evidence=("db-9",),
+                detail="nothing past the rule",
+            ),
+            Finding(
+                RETENTION,
+                compliant=False,
+                target="<script>alert('x')</script>",
+                evidence=("a", "b", "c", "d", "e"),
+                detail="5 point(s) past the rule & more",
+            ),
+            Finding(
+                QUARTERLY, compliant=False, period="2026-Q3", detail="no restore test in 2026-Q3"
+            ),
+        ),
+        points=points,
+    )
+
+
+class _Cells(HTMLParser):
+    """Collects the text of every table cell, row by row, and the <pre> text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.pre: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        if tag in {"td", "th"}:
+            self.rows[-1].append("")
+        if tag in {"td", "th", "pre"}:
+            self._in = tag
+        if tag == "pre":
+            self.pre.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in {"td", "th", "pre"}:
+            self._in = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in in {"td", "th"}:
+            self.rows[-1][-1] += data
+        elif self._in == "pre":
+            self.pre[-1] += data
+
+
+def parse(markup: str) -> _Cells:
+    """The cells and <pre> texts of *markup*."""
+    parser = _Cells()
+    parser.feed(markup)
+    return parser
+
+
+class TestValues:
+    def test_clause_text(self) -> None:
+        """A clause reads as its section then its title."""
+        assert "§2.1, §2.2 retention 35 days" == str(RETENTION)
+
+    def test_finding_needs_a_bool(self) -> None:
+        """compliant must be True or False, not a truthy value."""
+        with pytest.raises(TypeError):
+            Finding(RETENTION, compliant="yes")  # type: ignore[arg-type]
+
+    def test_clause_needs_a_key(self) -> None:
+        """A clause without a key is refused with the standard message."""
+        with pytest.raises(PolicyError, match="key: expected a non-empty string"):
+            Clause("", "§1", "x")
+
+    def test_report_needs_findings(self) -> None:
+        """Findings must be Finding values."""
+        with pytest.raises(PolicyError, match=r"findings\[0\]: expected a Finding"):
+            ComplianceReport(policy="p", now=NOW, findings=["ok"])  # type: ignore[list-item]
+
+    def test_subjects(self, report: ComplianceReport) -> None:
+        """The subject is the target, the application, the period or the policy."""
+        assert ["shop-db", "<script>alert('x')</script>", "2026-Q3"] == [
+            f.subject for f in report.findings
+        ]
+        assert "application shop" == Finding(RETENTION, compliant=True, application="shop").subject
+        assert "policy" == Finding(RETENTION, compliant=True).subject
+
+
+class TestReport:
+    def test_repr(self, report: ComplianceReport) -> None:
+        """The repr counts the findings."""
+        assert (
+            "<backuppolicy.ComplianceReport(policy='web-apps', findings=3, compliant=1, not_compliant=2)>"
+            == repr(report)
+        )
+
+    def test_queries(self, report: ComplianceReport) -> None:
+        """ok, failures, clauses and of() slice the findings."""
+        assert (False, 2, [RETENTION, QUARTERLY], 2) == (
+            report.ok,
+            len(report.failures),
+            report.clauses,
+            len(report.of("retention")),
+        )
+
+    def test_summary(self, report: ComplianceReport) -> None:
+        """The text table has a title, a header and one row per finding, evidence shortened."""
+        lines = report.summary().splitlines()
+        assert (
+            "compliance of policy 'web-apps' at 2026-11-26T05:00:00+00:00: 1 of 3 findings compliant"
+            == lines[0]
+        )
+        assert 6 == len(lines)
+        assert "a, b, c (+2 more)" in lines[4]
+        assert "NOT OK" in lines[4]
+
+    def test_summary_failures_only(self, report: ComplianceReport) -> None:
+        """failures_only leaves the compliant findings out."""
+        assert 5 == len(report.summary(failures_only=True).splitlines())
+        empty = ComplianceReport(policy="p", now=NOW, findings=())
+        assert "(no findings to show)" == empty.summary().splitlines()[1]
+
+    def test_json(self, report: ComplianceReport) -> None:
+        """to_json is to_dict as JSON, with every finding and its full evidence."""
+        data = json.loads(report.to_json())
+        assert report.to_dict() == data
+        assert {"findings": 3, "compliant": 1, "not_compliant": 2} == data["counts"]
+        assert ["a", "b", "c", "d", "e"] == data["findings"][1]["evidence"]
+
+    def test_csv(self, report: ComplianceReport, tmp_path: Path) -> None:
+        """to_csv has one row per finding, evidence space-separated, also written to a file."""
+        text = report.to_csv(tmp_path / "report.csv")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert ["true", "false", "false"] == [r["compliant"] for r in rows]
+        assert "a b c d e" == rows[1]["evidence"]
+        assert "2026-Q3" == rows[2]["period"]
+        assert text == (tmp_path / "report.csv").read_text(encoding="utf-8")
+
+
+class TestHtml:
+    def test_values_escaped(self, report: ComplianceReport) -> None:
+        """No value reaches the HTML unescaped."""
+        markup = report._repr_html_()
+        assert "<script>" not in markup
+        assert html.escape("<script>alert('x')</script>") in markup
+
+    def test_html_and_text_agree(self, report: ComplianceReport) -> None:
+        """The HTML table shows exactly the text table's cells, and the fallback is the text."""
+        parsed = parse(report._repr_html_())
+        assert [list(r) for r in report.rows()] == parsed.rows[1:]
+        assert ["clause", "subject", "tier", "result", "evidence", "detail"] == parsed.rows[0]
+        assert [report.summary()] == parsed.pre
+
+    def test_text_only_style(self, report: ComplianceReport) -> None:
+        """With the text style the notebook shows the text table only, then HTML comes back."""
+        with set_display_style("text"):
+            parsed = parse(report._repr_html_())
+            assert ([], [report.summary()]) == (parsed.rows, parsed.pre)
+        assert "html" == display_style()
+        assert parse(report._repr_html_()).rows
+
+    def test_unknown_style(self) -> None:
+        """Only html and text are styles."""
+        with pytest.raises(PolicyError, match="style: expected 'html' or 'text'"):
+            set_display_style("rich")
+
+    def test_standalone_page(self, report: ComplianceReport, tmp_path: Path) -> None:
+        """to_html writes a whole page with the table (and the plot when matplotlib is there)."""
+        page = report.to_html(tmp_path / "report.html")
+        assert page.startswith("<!DOCTYPE html>")
+        assert page == (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert [list(r) for r in report.rows()] == parse(page).rows[1:]
+        has_matplotlib = "matplotlib" in sys.modules or _importable("matplotlib")
+        assert has_matplotlib == ("data:image/png;base64," in page)
+
+    def test_page_without_plot(self, report: ComplianceReport) -> None:
+        """plot=False leaves the figure out."""
+        assert "<img" not in report.to_html(plot=False)
+
+
+def _importable(name: str) -> bool:
+    """Whether *name* can be imported."""
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+class TestOptionalExtras:
+    def test_dataframe(self, report: ComplianceReport) -> None:
+        """to_dataframe has one row per finding, compliant as bools and evidence as lists."""
+        pytest.importorskip("pandas")
+        frame = report.to_dataframe()
+        assert [True, False, False] == frame["compliant"].tolist()
+        assert ["a", "b", "c", "d", "e"] == frame["evidence"][1]
+        assert "bool" == str(frame["compliant"].dtype)
+
+    def test_dataframe_without_pandas(
+        self, report: ComplianceReport, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without pandas the error says which extra to install."""
+        monkeypatch.setitem(sys.modules, "pandas", None)
+        with pytest.raises(BackendNotFoundError, match=r"pip install 'backuppolicy\[notebook\]'"):
+            report.to_dataframe()
+
+    def test_plot_without_matplotlib(
+        self, points: list[RecoveryPoint], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without matplotlib the error says which extra to install."""
+        monkeypatch.setitem(sys.modules, "matplotlib.dates", None)
+        with pytest.raises(BackendNotFoundError, match=r"plot_coverage\(\) needs matplotlib"):
+            plot_coverage(points)
+
+    def test_plot_coverage_png(self, report: ComplianceReport, tmp_path: Path) -> None:
+        """The coverage plot has a row per target and a legend entry per tier, and saves as PNG."""
+        pytest.importorskip("matplotlib")
+        figure = report.plot_coverage()
+        (axes,) = figure.axes
+        assert ["shop-config", "shop-db"] == [t.get_text() for t in axes.get_yticklabels()]
+        labels = axes.get_legend_handles_labels()[1]
+        assert ["local", "local failed", "legal hold", "offsite", "now"] == labels
+        figure.savefig(tmp_path / "coverage.png")  # the Agg canvas: no display needed
+        assert b"\x89PNG" == (tmp_path / "coverage.png").read_bytes()[:4]
+
+    def test_plot_options(self, points: list[RecoveryPoint]) -> None:
+        """targets= orders and filters the rows; include_versions adds S3 object versions."""
+        pytest.importorskip("matplotlib")
+        figure = plot_coverage(points, targets=["assets", "shop-db"], include_versions=True)
+        labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
+        assert ["assets", "shop-db"] == labels
