@@ -304,15 +304,11 @@ def _s3(spec: TargetSpec, w: _Where) -> list[_Grant]:
     objects = (data, internal) if spec.settings.get("prefix") else (data,)
     return [
         _Grant(_all(), ("s3:ListBucketVersions",), (bucket,)),
-        _Grant(
-            _all(),
-            ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectTagging"),
-            (internal,),
-        ),
+        _Grant(_all(), ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (internal,)),
+        _Grant(_all("backup", "prune"), ("s3:GetObject",), (internal,)),
         _Grant(_all("backup", "verify"), ("s3:GetBucketVersioning",), (bucket,)),
         _Grant(_all("backup"), ("s3:PutObject", "s3:PutObjectTagging"), (internal,)),
         _Grant(_all("prune"), ("s3:DeleteObjectVersion",), objects),
-        _Grant(_all("prune"), ("s3:DeleteObject",), (internal,)),
         _Grant(
             _all("verify"),
             (
@@ -329,7 +325,7 @@ def _s3(spec: TargetSpec, w: _Where) -> list[_Grant]:
         ),
         _Grant(
             _all("restore-test"),
-            ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"),
+            ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObjectVersion"),
             (internal,),
         ),
     ]
