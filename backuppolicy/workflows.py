@@ -80,7 +80,8 @@ _log = logging.getLogger("backuppolicy")
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``progress(label, done, total)``; the CLI draws a bar with it."""
 
-TAG_REQUESTED_BY = "backuppolicy:requested-by"
+TAG_REQUESTED_BY = "requested-by"
+"""Tag of manual backups: who asked. Outside ``backuppolicy:``, which targets reserve for their own keys."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -659,7 +660,7 @@ def backup_now(
     """Take a manual backup of one target now (seed §1.3, §6).
 
     The point's ``backuppolicy:reason`` tag is ``manual: <reason>`` (scheduled points say
-    ``scheduled``), and *requested_by* is recorded in ``backuppolicy:requested-by``, so manual
+    ``scheduled``), and *requested_by* is recorded in the ``requested-by`` tag, so manual
     points are never confused with scheduled ones. Retention treats them like any other point.
 
     Raises:

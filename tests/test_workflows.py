@@ -989,3 +989,29 @@ class TestRealBackends:
         assert {p.target for p in result.deleted} == set(targets)
         assert all(p.created_at <= cutoff for p in result.deleted)
         assert [] == result.failed
+
+    def test_manual_backups_record_reason_and_requester_on_every_backend(self, world):
+        """backup_now works on RDS, EBS and directories: reason and requester are tags."""
+        import boto3
+
+        from backuppolicy.workflows import build_targets
+
+        policy = world["policy"]
+        targets = build_targets(policy, session=boto3.Session(), region="us-east-1")
+
+        points = {
+            name: backup_now(
+                policy,
+                name,
+                reason="before the 2.0 migration",
+                requested_by="alice@example.com",
+                now=MONDAY,
+                targets=targets,
+            )
+            for name in targets
+        }
+
+        for name, point in points.items():
+            listed = next(p for p in targets[name].list_points() if p.id == point.id)
+            assert "manual: before the 2.0 migration" == listed.tags[TAG_REASON], name
+            assert "alice@example.com" == listed.tags[TAG_REQUESTED_BY], name
