@@ -1,0 +1,354 @@
+"""Target discovery: a `Selector` picks resources by tags, type, name and region at run time.
+
+Real estates have hundreds of databases and instances; nobody lists them one by one. A selector
+says *which* resources a policy protects (``backup=daily``, like AWS Backup's tag-based
+selections); `resolve` asks the Resource Groups Tagging API (``GetResources``, every page) which
+resources match right now and returns target specs, so new resources are protected from the next
+run on and removed ones stop being expected. `unprotected_resources` lists the resources of the
+account that no target and no selector covers (like AWS Backup Audit Manager's "resources are
+protected by a backup plan" control).
+
+Importing this module does not import boto3; `resolve` does, when called.
+
+Example:
+    >>> Selector(tags={"backup": "daily"}, resource_types=["rds-instance"]).describe()
+    'rds-instance resources tagged backup=daily'
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final
+
+import attrs
+
+from backuppolicy.exceptions import PolicyError
+
+__all__ = ["RESOURCE_TYPES", "Selector", "resolve", "unprotected_resources"]
+
+RESOURCE_TYPES: Final[Mapping[str, str]] = {
+    "rds-instance": "rds:db",
+    "aurora-cluster": "rds:cluster",
+    "ec2-instance": "ec2:instance",
+    "ebs-volume": "ec2:volume",
+    "s3-bucket": "s3",
+}
+"""Target kinds a selector can find, and their Resource Groups Tagging API resource types."""
+
+_SETTING: Final = {
+    "rds-instance": "db_instance_id",
+    "aurora-cluster": "db_cluster_id",
+    "ec2-instance": "instance_id",
+    "ebs-volume": "volume_id",
+    "s3-bucket": "bucket",
+}
+_REGION_RE: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+_KEYS: Final = ("tags", "kinds", "name", "regions")
+
+
+def _to_tags(value: Any) -> Mapping[str, str | None]:
+    if value is None:
+        return {}
+    if isinstance(value, (list, tuple)):
+        value = dict.fromkeys(value)
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and k and (v is None or isinstance(v, str)) for k, v in value.items()
+    ):
+        raise PolicyError.for_field(
+            "tags",
+            "a mapping of tag key to value (or null for any value), or a list of keys",
+            value,
+        )
+    return dict(value)
+
+
+def _to_types(value: Any) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value or ())
+    for item in items:
+        if item not in RESOURCE_TYPES:
+            raise PolicyError.for_field(
+                "resource_types", "kinds among " + ", ".join(RESOURCE_TYPES), item
+            )
+    return items
+
+
+def _to_regions(value: Any) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value or ())
+    for item in items:
+        if not isinstance(item, str) or not _REGION_RE.fullmatch(item):
+            raise PolicyError.for_field("regions", "AWS region names like 'eu-west-2'", item)
+    return items
+
+
+def _check_pattern(_inst: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise PolicyError.for_field("name_pattern", "None or a glob like 'shop-*'", value)
+
+
+@attrs.frozen
+class Selector:
+    """Which resources a policy protects, decided at run time.
+
+    A resource matches when it carries every tag of *tags* (a ``None`` value matches any
+    value), is of one of *resource_types* (all supported kinds when empty), its id or ``Name``
+    tag matches *name_pattern* (a glob), and it lives in one of *regions* (the caller's region
+    when empty).
+
+    Example:
+        >>> Selector.from_dict({"tags": {"backup": "daily"}, "kinds": "rds-instance",
+        ...                     "name": "shop-*"}).name_pattern
+        'shop-*'
+
+    Attributes:
+        tags: Required tags: key to value, ``None`` for any value.
+        resource_types: Target kinds (keys of `RESOURCE_TYPES`).
+        name_pattern: Glob on the resource id or its ``Name`` tag, or ``None``.
+        regions: Regions to search.
+    """
+
+    tags: Mapping[str, str | None] = attrs.field(factory=dict, converter=_to_tags, hash=False)
+    resource_types: tuple[str, ...] = attrs.field(default=(), converter=_to_types)
+    name_pattern: str | None = attrs.field(default=None, validator=_check_pattern)
+    regions: tuple[str, ...] = attrs.field(default=(), converter=_to_regions)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.tags and not self.resource_types and self.name_pattern is None:
+            raise PolicyError.for_field(
+                "selector",
+                "at least one of tags, resource_types or name_pattern (an empty selector would "
+                "protect everything by accident)",
+                {},
+            )
+
+    @classmethod
+    def from_dict(cls, data: Any, *, path: str = "selector") -> Selector:
+        """Build from the policy-file form ``{tags:, kinds:, name:, regions:}``; errors name *path*."""
+        if not isinstance(data, Mapping):
+            raise PolicyError.for_field(path, "a mapping with " + ", ".join(_KEYS), data)
+        unknown = [key for key in data if key not in _KEYS]
+        if unknown:
+            raise PolicyError.for_field(
+                f"{path}.{unknown[0]}", "a known key: " + ", ".join(_KEYS), unknown[0]
+            )
+        try:
+            return cls(
+                tags=data.get("tags"),
+                resource_types=data.get("kinds", ()),
+                name_pattern=data.get("name"),
+                regions=data.get("regions", ()),
+            )
+        except PolicyError as exc:
+            field = {"resource_types": "kinds", "name_pattern": "name"}.get(exc.path, exc.path)
+            where = path if field == "selector" else f"{path}.{field}"
+            raise PolicyError.for_field(where, exc.expected or "", exc.got) from None
+
+    def describe(self) -> str:
+        """One line: ``"rds-instance resources tagged backup=daily"``."""
+        kinds = ", ".join(self.resource_types) or "all"
+        words = [f"{kinds} resources"]
+        if self.tags:
+            tags = ", ".join(f"{k}={v}" if v is not None else k for k, v in self.tags.items())
+            words.append(f"tagged {tags}")
+        if self.name_pattern:
+            words.append(f"named {self.name_pattern}")
+        if self.regions:
+            words.append(f"in {', '.join(self.regions)}")
+        return " ".join(words)
+
+    def tag_filters(self) -> list[dict[str, Any]]:
+        """``TagFilters`` of ``GetResources``."""
+        return [
+            {"Key": key, "Values": [value]} if value is not None else {"Key": key}
+            for key, value in self.tags.items()
+        ]
+
+    def matches(self, resource: Mapping[str, Any]) -> bool:
+        """Whether a resource found by `resolve` (or `unprotected_resources`) matches."""
+        if self.resource_types and resource["kind"] not in self.resource_types:
+            return False
+        if self.regions and resource["region"] not in self.regions:
+            return False
+        tags = resource.get("tags", {})
+        for key, value in self.tags.items():
+            if key not in tags or (value is not None and tags[key] != value):
+                return False
+        if self.name_pattern is None:
+            return True
+        names = {resource["id"], tags.get("Name", "")}
+        return any(fnmatch.fnmatchcase(name, self.name_pattern) for name in names if name)
+
+
+def _parse_arn(arn: str) -> tuple[str, str, str] | None:
+    """``(kind, region, id)`` of a resource ARN, or ``None`` for a kind we do not protect."""
+    parts = arn.split(":", 5)
+    if len(parts) != 6:  # noqa: PLR2004
+        return None
+    _, _, service, region, _, rest = parts
+    if service == "s3":
+        return ("s3-bucket", region, rest) if "/" not in rest else None
+    if service == "rds":
+        kind, _, ident = rest.partition(":")
+        found = {"db": "rds-instance", "cluster": "aurora-cluster"}.get(kind)
+        return (found, region, ident) if found else None
+    if service == "ec2":
+        kind, _, ident = rest.partition("/")
+        found = {"instance": "ec2-instance", "volume": "ebs-volume"}.get(kind)
+        return (found, region, ident) if found else None
+    return None
+
+
+def _target_name(ident: str, tags: Mapping[str, str]) -> str:
+    raw = tags.get("Name") or ident
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", raw).strip("-._")[:63]
+    return name or ident[:63]
+
+
+def _resources(
+    *,
+    types: Iterable[str],
+    tag_filters: list[dict[str, Any]],
+    regions: Iterable[str | None],
+    session: Any,
+    endpoint_url: str | None,
+    page_size: int | None,
+) -> Iterator[dict[str, Any]]:
+    from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - boto3 only when resolving
+
+    backend = AwsBackend("selectors", session=session, endpoint_url=endpoint_url)
+    params: dict[str, Any] = {"ResourceTypeFilters": [RESOURCE_TYPES[t] for t in types]}
+    if tag_filters:
+        params["TagFilters"] = tag_filters
+    if page_size is not None:
+        params["ResourcesPerPage"] = page_size
+    for region in regions:
+        for page in backend.paginate(
+            "resourcegroupstaggingapi", "get_resources", region=region, **params
+        ):
+            for item in page.get("ResourceTagMappingList", []):
+                arn = str(item["ResourceARN"])
+                parsed = _parse_arn(arn)
+                if parsed is None:
+                    continue
+                kind, arn_region, ident = parsed
+                tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                yield {
+                    "arn": arn,
+                    "kind": kind,
+                    "region": arn_region or region or backend.region,
+                    "id": ident,
+                    "tags": tags,
+                }
+
+
+def resolve(
+    selector: Selector,
+    *,
+    session: Any = None,
+    endpoint_url: str | None = None,
+    page_size: int | None = None,
+) -> list[dict[str, Any]]:
+    """The resources *selector* matches now, as target specs (``name``, ``kind``, ``settings``).
+
+    Every page of ``GetResources`` is read (each page retried on its own; a page that finally
+    fails raises, never a short list). Names come from the ``Name`` tag or the resource id;
+    a name found twice gets its region appended.
+
+    Args:
+        selector: The selector.
+        session: A `boto3.Session`.
+        endpoint_url: Endpoint (moto server, LocalStack).
+        page_size: ``ResourcesPerPage`` (1-100; default AWS's).
+
+    Returns:
+        Dicts for `backuppolicy.TargetSpec.from_dict`, plus ``arn`` and ``tags`` of the resource.
+    """
+    types = selector.resource_types or tuple(RESOURCE_TYPES)
+    found: list[dict[str, Any]] = []
+    for resource in _resources(
+        types=types,
+        tag_filters=selector.tag_filters(),
+        regions=selector.regions or (None,),
+        session=session,
+        endpoint_url=endpoint_url,
+        page_size=page_size,
+    ):
+        if not selector.matches(resource):
+            continue
+        found.append(
+            {
+                "name": _target_name(resource["id"], resource["tags"]),
+                "kind": resource["kind"],
+                "settings": {
+                    _SETTING[resource["kind"]]: resource["id"],
+                    "region": resource["region"],
+                },
+                "arn": resource["arn"],
+                "tags": resource["tags"],
+            }
+        )
+    seen: dict[str, int] = {}
+    for spec in found:
+        seen[spec["name"]] = seen.get(spec["name"], 0) + 1
+    for spec in found:
+        if seen[spec["name"]] > 1:
+            spec["name"] = f"{spec['name']}-{spec['settings']['region']}"[:63]
+    return sorted(found, key=lambda spec: spec["name"])
+
+
+def unprotected_resources(
+    policy: Any,
+    *,
+    selectors: Iterable[Selector] = (),
+    regions: Iterable[str] = (),
+    resource_types: Iterable[str] = (),
+    session: Any = None,
+    endpoint_url: str | None = None,
+    page_size: int | None = None,
+) -> list[dict[str, Any]]:
+    """Resources of the account that no target of *policy* and no selector covers.
+
+    A resource is covered when a target of the policy names it (its database, cluster,
+    instance, volume or bucket id, in its region when the target names one), when it carries
+    the tag ``backuppolicy:policy=<policy name>`` (what the AWS Backup export selects), or when
+    one of *selectors* matches it.
+
+    Args:
+        policy: A `backuppolicy.Policy`.
+        selectors: The policy's selectors.
+        regions: Regions to search (default: the caller's).
+        resource_types: Kinds to look at (default: all of `RESOURCE_TYPES`).
+        session: A `boto3.Session`.
+        endpoint_url: Endpoint.
+        page_size: ``ResourcesPerPage``.
+
+    Returns:
+        ``{"arn", "kind", "region", "id", "tags"}`` per unprotected resource, sorted by ARN.
+    """
+    from backuppolicy.model import TAG_POLICY  # noqa: PLC0415 - pure core, no cycle
+
+    selectors = tuple(selectors)
+    named: set[tuple[str, str, str | None]] = set()
+    for spec in policy.targets:
+        key = _SETTING.get(spec.kind)
+        if key and key in spec.settings:
+            named.add((spec.kind, str(spec.settings[key]), spec.settings.get("region")))
+    out = []
+    for resource in _resources(
+        types=tuple(resource_types) or tuple(RESOURCE_TYPES),
+        tag_filters=[],
+        regions=tuple(regions) or (None,),
+        session=session,
+        endpoint_url=endpoint_url,
+        page_size=page_size,
+    ):
+        kind, ident, region = resource["kind"], resource["id"], resource["region"]
+        if (kind, ident, None) in named or (kind, ident, region) in named:
+            continue
+        if resource["tags"].get(TAG_POLICY) == policy.name:
+            continue
+        if any(selector.matches(resource) for selector in selectors):
+            continue
+        out.append(resource)
+    return sorted(out, key=lambda r: r["arn"])
