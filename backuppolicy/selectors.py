@@ -262,7 +262,8 @@ def resolve(
         page_size: ``ResourcesPerPage`` (1-100; default AWS's).
 
     Returns:
-        Dicts for `backuppolicy.TargetSpec.from_dict`, plus ``arn`` and ``tags`` of the resource.
+        ``{"name", "kind", "settings"}`` dicts that `backuppolicy.TargetSpec.from_dict` reads,
+        sorted by name.
     """
     types = selector.resource_types or tuple(RESOURCE_TYPES)
     found: list[dict[str, Any]] = []
@@ -284,8 +285,6 @@ def resolve(
                     _SETTING[resource["kind"]]: resource["id"],
                     "region": resource["region"],
                 },
-                "arn": resource["arn"],
-                "tags": resource["tags"],
             }
         )
     seen: dict[str, int] = {}
