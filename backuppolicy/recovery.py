@@ -1979,6 +1979,7 @@ class _Runner:
     def _schedule(self, start: float) -> None:
         pending = [s for s in self.plan.steps if s.id not in self.results]
         running: dict[Future[StepResult], tuple[RecoveryStep, float | None]] = {}
+        abandoned: list[Future[StepResult]] = []  # timed out: their threads cannot be stopped
         pool = ThreadPoolExecutor(max_workers=self.plan.max_parallel, thread_name_prefix="recovery")
         try:
             while pending or running:
@@ -2020,6 +2021,7 @@ class _Runner:
                 for future, (step, deadline) in list(running.items()):
                     if deadline is not None and self.clock() >= deadline and not future.done():
                         running.pop(future)
+                        abandoned.append(future)
                         self._finish(
                             StepResult(
                                 step.id,
@@ -2030,7 +2032,7 @@ class _Runner:
                             )
                         )
         finally:
-            pool.shutdown(wait=not running, cancel_futures=True)
+            pool.shutdown(wait=not running and not abandoned, cancel_futures=True)
 
     def _finish(self, result: StepResult) -> None:
         self.results[result.id] = result
@@ -2299,7 +2301,12 @@ class _Runner:
         self, step: RecoveryStep, action: RestartInstance | ReplaceInstance, deadline: float | None
     ) -> _Outcome:
         target = self.target(action.target)
-        if isinstance(action, RestartInstance) and not self.rehearsal:
+        ours = (
+            bool(action.instance and action.instance.startswith(_STEP_REF))
+            if isinstance(action, RestartInstance)
+            else False
+        )
+        if isinstance(action, RestartInstance) and (not self.rehearsal or ours):
             iid = self._ref(action.instance, "instance") or str(target.instance_id)
             state = str(
                 (_describe_instance(target, iid, None) or {})
@@ -2519,7 +2526,7 @@ _DRILL = {
     StepKind.RESTORE_DIRECTORY: "restored into a temporary directory, removed afterwards",
     StepKind.RESTORE_S3: "the newest manifest is restored under a scratch prefix, purged afterwards",
     StepKind.RESTORE_VOLUMES: "volumes created in the isolation zone (attached to the stand-in instance, if any), deleted afterwards",
-    StepKind.RESTART_INSTANCE: "a stand-in instance is launched in the isolation subnet instead, terminated afterwards",
+    StepKind.RESTART_INSTANCE: "an instance the drill launched is restarted; a production instance is never touched: a stand-in is launched in the isolation subnet instead, terminated afterwards",
     StepKind.REPLACE_INSTANCE: "the replacement is launched in the isolation subnet, terminated afterwards",
     StepKind.HEALTH_CHECK: "run against the drill's resources",
     StepKind.SWITCH_TRAFFIC: "the hook is called with context.rehearsal true (commands get BACKUPPOLICY_REHEARSAL=1): it must not move production traffic",
