@@ -1705,33 +1705,31 @@ class RestoreTest:
         results: list[ProbeResult] = []
         issues: list[str] = []
         restore_started = time.monotonic()
-        restored_at: float | None = None
+        stage = "restore"
+        probed_at = restore_started
         try:
             with target.restore(point, into=context.isolation) as resource:
-                restored_at = time.monotonic()
+                evidence["restore_seconds"] = time.monotonic() - restore_started
+                stage = "endpoint resolution"
                 endpoint = resolver(resource) if resolver is not None else resource.endpoint
-                evidence.update(
-                    {
-                        "restore_seconds": restored_at - restore_started,
-                        "restored": {
-                            "id": resource.id,
-                            "kind": resource.kind,
-                            "endpoint": resource.endpoint,
-                        },
-                        "probe_endpoint": str(endpoint) if endpoint is not None else None,
-                    }
-                )
+                evidence["restored"] = {
+                    "id": resource.id,
+                    "kind": resource.kind,
+                    "endpoint": resource.endpoint,
+                }
+                evidence["probe_endpoint"] = str(endpoint) if endpoint is not None else None
+                stage = "probes"
                 ctx = ProbeContext(resource=resource, endpoint=endpoint, target=target, point=point)
                 results = [run_probe(probe, ctx) for probe in self.probes]
+                stage = "teardown"
+                probed_at = time.monotonic()
             evidence["torn_down"] = True
+            evidence["teardown_seconds"] = time.monotonic() - probed_at
         except Exception as exc:  # noqa: BLE001 - a failed restore or teardown is a failed test
-            stage = "restore" if restored_at is None else "teardown"
             error = f"{stage} failed: {type(exc).__name__}: {exc}"
             issues.append(error)
             evidence["torn_down"] = False if stage == "teardown" else None
             evidence["error"] = error
-        if restored_at is not None:
-            evidence["teardown_seconds"] = time.monotonic() - restored_at
         evidence["probes"] = [r.to_dict() for r in results]
         issues.extend(f"probe {r.name}: {r.details}" for r in results if not r.ok)
         rto_limit = evidence.get("rto_seconds")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,22 @@ class TestCompleted:
             result.kind,
             result.ran_by,
         )
+
+
+class FailingTeardown:
+    """A target whose restored resources cannot be deleted."""
+
+    def __init__(self, inner: MemoryTarget) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.kind = "memory"
+
+    @contextlib.contextmanager
+    def restore(self, point: Any, into: Any = None) -> Iterator[Any]:
+        """Restore through the inner target, then fail to tear down."""
+        with self.inner.restore(point, into) as resource:
+            yield resource
+        raise BackendError("delete failed")
 
 
 def attrs_evolve(context: VerifyContext, **changes: Any) -> VerifyContext:
@@ -444,6 +461,29 @@ class TestRestoreTest:
         assert (CheckStatus.FAIL, ("restore failed: BackendError: no capacity",)) == (
             result.status,
             result.issues,
+        )
+
+    def test_teardown_failure_fails(self, db, context):
+        """A teardown that raises fails the test and records that nothing was torn down."""
+        point = db.create_backup()
+        result = RestoreTest().verify(FailingTeardown(db), point, context)
+        assert (CheckStatus.FAIL, ("teardown failed: BackendError: delete failed",), False) == (
+            result.status,
+            result.issues,
+            result.evidence["torn_down"],
+        )
+
+    def test_resolver_failure_fails_and_tears_down(self, db, context):
+        """A resolver that raises fails the test; the restored resource is still torn down."""
+        point = db.create_backup()
+
+        def resolver(_resource: Any) -> str:
+            raise LookupError("no tunnel")
+
+        result = RestoreTest().verify(db, point, attrs_evolve(context, endpoint_resolver=resolver))
+        assert (("endpoint resolution failed: LookupError: no tunnel",), 1) == (
+            result.issues,
+            len(db.teardowns),
         )
 
     def test_isolation_profile_is_used(self, db, context):
