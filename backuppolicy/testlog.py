@@ -738,7 +738,7 @@ def _requirements(
                 window_end=end,
                 evidence=tuple(e for e in ran if begin <= e.checked_at < end),
                 last=_newest(e for e in ran if e.checked_at < begin),
-                what=f"restore test in {key}",
+                what="restore test",
             )
         )
         end = begin

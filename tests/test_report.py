@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -286,3 +287,92 @@ class TestOptionalExtras:
         figure = plot_coverage(points, targets=["assets", "shop-db"], include_versions=True)
         labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
         assert ["assets", "shop-db"] == labels
+
+
+CLI_POLICY = """\
+name: shop
+schedule: {every: day, at: "04:00"}
+retention: {max_age: 7d}
+targets:
+  - {name: db, kind: "testing:memory", application: shop}
+"""
+
+
+class TestCli:
+    @pytest.fixture(name="run")
+    def _run(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+        """Run ``backuppolicy`` in-process with the report commands and one MemoryTarget ``db``."""
+        from backuppolicy import cli, targets
+        from backuppolicy.testing import MemoryTarget
+
+        db = MemoryTarget("db", policy="shop", clock=lambda: NOW)
+        db.add_point(created_at=NOW - timedelta(hours=1))
+        monkeypatch.setitem(targets._REGISTERED, "testing:memory", lambda **_: db)
+        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_report",))
+        monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
+        (tmp_path / "policy.yaml").write_text(CLI_POLICY)
+
+        def run(*argv: str) -> tuple[int, str, str]:
+            out, err = io.StringIO(), io.StringIO()
+            base = ["--policy", str(tmp_path / "policy.yaml"), "--now", NOW.isoformat()]
+            code = cli.main([argv[0], *base, *argv[1:]], out=out, err=err)
+            return code, out.getvalue(), err.getvalue()
+
+        return run
+
+    def test_report_text_exit_1_when_not_compliant(self, run: Any) -> None:
+        """Without a testing log restore tests have no evidence: the table says so, exit 1."""
+        code, out, _ = run("report")
+        assert 1 == code
+        assert out.startswith("compliance of policy 'shop' at 2026-11-26T05:00:00+00:00:")
+        (row,) = [line for line in out.splitlines() if line.startswith("§3.3")]
+        assert [
+            "§3.3",
+            "each",
+            "application",
+            "restore-tested",
+            "yearly",
+            "application",
+            "shop",
+        ] == (row.split()[:7])
+
+    def test_report_json_html_csv(self, run: Any, tmp_path: Path) -> None:
+        """--json prints the report's dict; --html and --csv write their files."""
+        code, out, _ = run(
+            "report", "--json", "--html", str(tmp_path / "r.html"), "--csv", str(tmp_path / "r.csv")
+        )
+        data = json.loads(out)
+        assert (1, "shop") == (code, data["policy"])
+        assert data["counts"]["findings"] == len(
+            (tmp_path / "r.csv").read_text(encoding="utf-8").splitlines()[1:]
+        )
+        assert (tmp_path / "r.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+    def test_report_compliant_with_log(self, run: Any, tmp_path: Path) -> None:
+        """With every test in the log the audit passes and exits 0."""
+        from backuppolicy.testlog import TestLog
+        from backuppolicy.verify import CheckKind, CheckResult
+
+        log = TestLog.open(tmp_path / "log.jsonl")
+        for day in ("2025-12-15", "2026-02-15", "2026-05-15", "2026-08-15"):
+            log.record(
+                CheckResult(
+                    check="restore-test",
+                    status="pass",
+                    target="db",
+                    kind=CheckKind.RESTORE_TEST,
+                    checked_at=datetime.fromisoformat(day).replace(tzinfo=UTC),
+                )
+            )
+        log.record(
+            CheckResult(
+                check="integrity",
+                status="pass",
+                target="db",
+                kind=CheckKind.INTEGRITY,
+                checked_at=NOW,
+            )
+        )
+        log.record(CheckResult(check="not-public", status="pass", target="db", checked_at=NOW))
+        code, out, _ = run("report", "--log", str(tmp_path / "log.jsonl"), "--failures")
+        assert (0, "(no findings to show)") == (code, out.splitlines()[1]), out

@@ -469,3 +469,90 @@ class TestOverdue:
             "no passing restore test of application shop in 2025-11-26 to 2026-11-26"
             == data[0]["detail"]
         )
+
+
+class TestCli:
+    @pytest.fixture(name="log_file")
+    def _log_file(self, tmp_path: Path) -> Path:
+        """A JSON-lines log with a pass, a failure and an older pass."""
+        path = tmp_path / "log.jsonl"
+        log = TestLog.open(path, ran_by="support@ops", clock=lambda: NOW)
+        log.record(result(at=datetime(2026, 9, 1, tzinfo=UTC)))
+        log.record(restore_test(NOW - timedelta(days=2), target="shop-db"))
+        log.record(result(at=NOW - timedelta(days=1), target="blog-db", status=CheckStatus.FAIL))
+        return path
+
+    @pytest.fixture(name="run")
+    def _run(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, policy: Policy) -> Any:
+        """Run ``backuppolicy testlog ...`` in-process."""
+        import io
+
+        from backuppolicy import cli
+
+        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_report",))
+        monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
+        (tmp_path / "policy.yaml").write_text(policy.to_yaml())
+
+        def run(*argv: str) -> tuple[int, str, str]:
+            out, err = io.StringIO(), io.StringIO()
+            base = ["--policy", str(tmp_path / "policy.yaml"), "--now", NOW.isoformat()]
+            code = cli.main(["testlog", *base, *argv], out=out, err=err)
+            return code, out.getvalue(), err.getvalue()
+
+        return run
+
+    def test_lists_entries(self, run: Any, log_file: Path) -> None:
+        """Without flags the recent entries are listed, oldest first, exit 0."""
+        code, out, _ = run("--log", str(log_file))
+        lines = out.splitlines()
+        assert (0, 6) == (code, len(lines))
+        assert lines[0].startswith("3 of 3 entries of JsonlLogStore(")
+        assert lines[3].split()[:5] == [
+            "2026-09-01T00:00:00+00:00",
+            "shop-db",
+            "-",
+            "encrypted",
+            "pass",
+        ]
+        assert "one issue" in lines[5]
+
+    def test_failures_since_exit_1(self, run: Any, log_file: Path) -> None:
+        """--failures lists failed checks and exits 1 when there are any."""
+        code, out, _ = run("--log", str(log_file), "--failures", "--since", "2026-11-01", "--json")
+        assert (1, ["blog-db"]) == (code, [e["target"] for e in json.loads(out)])
+
+    def test_log_from_the_environment(
+        self, run: Any, log_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """$BACKUPPOLICY_TESTLOG names the log when --log is not given; --last and --target narrow."""
+        monkeypatch.setenv("BACKUPPOLICY_TESTLOG", str(log_file))
+        code, out, _ = run("--json", "--last", "1", "--target", "shop-db")
+        assert (0, ["restore-test"]) == (code, [e["check"] for e in json.loads(out)])
+
+    def test_overdue(self, run: Any, log_file: Path) -> None:
+        """--overdue lists what the policy needs and the log lacks, exit 1."""
+        code, out, _ = run("--log", str(log_file), "--overdue", "--json")
+        kinds = {f["kind"] for f in json.loads(out)}
+        assert (1, {"application-not-tested", "period-without-test", "copy-not-checked"}) == (
+            code,
+            kinds,
+        )
+        shop = [f for f in json.loads(out) if f["subject"] == "shop"]
+        assert [] == shop
+
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            ((), "--log FILE|s3://bucket/prefix is required"),
+            (
+                ("--log", "x.jsonl", "--since", "last week"),
+                "--since: expected a date like 2026-10-01",
+            ),
+            (("--log", "x.jsonl", "--last", "0"), "--last: expected a number >= 1"),
+        ],
+    )
+    def test_usage_errors(self, run: Any, argv: tuple[str, ...], message: str) -> None:
+        """Bad options give one error line and exit 2."""
+        code, _, err = run(*argv)
+        assert 2 == code
+        assert message in err
