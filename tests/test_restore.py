@@ -1,0 +1,217 @@
+"""Restores of directory targets, the plan/confirm contract, probes and the testing log."""
+
+# "token" is an idempotency token, not a password.
+# ruff: noqa: S106
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backuppolicy.exceptions import PolicyError, VerificationError
+from backuppolicy.local import Directory, DirectoryStore
+from backuppolicy.policy import Policy
+from backuppolicy.restore import RestorePlan, StepAction, plan_restore, restore
+from backuppolicy.testing import MemoryTarget
+from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.results: list[CheckResult] = []
+
+    def record(self, result: CheckResult) -> None:
+        self.results.append(result)
+
+
+@pytest.fixture(name="etc")
+def _etc(tmp_path: Path) -> Directory:
+    source = tmp_path / "etc"
+    source.mkdir()
+    (source / "app.conf").write_text("port = 8080\n")
+    return Directory(source, name="etc", store=DirectoryStore(tmp_path / "store"))
+
+
+def _read(path: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(path.iterdir())}
+
+
+class TestDirectoryPlan:
+    def test_in_place_moves_aside_and_is_destructive(self, etc: Directory) -> None:
+        """Restoring over an existing directory moves it aside first, and needs confirm."""
+        point = etc.create_backup(token="one")
+        plan = plan_restore(etc, point=point, now=NOW)
+        assert [
+            (StepAction.CREATE, False),
+            (StepAction.MOVE_ASIDE, True),
+            (StepAction.REPLACE, True),
+            (StepAction.VERIFY, False),
+        ] == [(s.action, s.destructive) for s in plan.steps]
+        assert str(etc.path) + ".before-restore-20261126t090000z" == plan.steps[1].keeps
+
+    def test_into_an_empty_place_is_not_destructive(self, etc: Directory, tmp_path: Path) -> None:
+        """A restore into a path that does not exist only creates."""
+        point = etc.create_backup(token="one")
+        plan = plan_restore(etc, point=point, into=tmp_path / "new", now=NOW)
+        assert (False, False) == (plan.destructive, plan.in_place)
+
+    def test_newest_point_by_default(self, tmp_path: Path) -> None:
+        """Without point= the newest completed archive is restored."""
+        stamps = iter([NOW - timedelta(days=2), NOW - timedelta(days=1)])
+        source = tmp_path / "etc"
+        source.mkdir()
+        etc = Directory(
+            source, name="etc", store=DirectoryStore(tmp_path / "store"), clock=lambda: next(stamps)
+        )
+        etc.create_backup(token="old")
+        newest = etc.create_backup(token="new")
+        plan = plan_restore(etc, into=tmp_path / "x", now=NOW)
+        assert (newest.id, newest.created_at) == (plan.point.id, plan.data_time)  # type: ignore[union-attr]
+
+    def test_no_point_at_all(self, etc: Directory) -> None:
+        """A target without any completed point cannot be restored (the field is named)."""
+        with pytest.raises(
+            PolicyError, match=r"^point: expected a completed recovery point of target 'etc'"
+        ):
+            plan_restore(etc, now=NOW)
+
+    def test_at_and_point_are_exclusive(self, etc: Directory) -> None:
+        """point= and at= name the same thing twice: refused."""
+        point = etc.create_backup(token="one")
+        with pytest.raises(PolicyError, match=r"^point: expected no point when at= is given"):
+            plan_restore(etc, point=point, at=NOW - timedelta(hours=1), now=NOW)
+
+    def test_at_in_the_future(self, etc: Directory) -> None:
+        """A point in time after now is refused."""
+        with pytest.raises(PolicyError, match=r"^at: expected a time at or before now"):
+            plan_restore(etc, at=NOW + timedelta(hours=1), now=NOW)
+
+    def test_kind_without_restore(self) -> None:
+        """A target kind this module cannot restore is named, with the kinds it can."""
+        with pytest.raises(
+            PolicyError, match=r"^target\.kind: expected a kind with a restore: rds-instance"
+        ):
+            plan_restore(MemoryTarget("db"), now=NOW)
+
+    def test_from_a_policy_by_name(self, etc: Directory, tmp_path: Path) -> None:
+        """plan_restore(policy, name, targets=) finds the target and its application."""
+        policy = Policy.from_dict(
+            {
+                "name": "p",
+                "schedule": {"every": "day", "at": "04:00"},
+                "retention": {"max_age": "35d"},
+                "tiers": [
+                    {
+                        "name": "local",
+                        "every": "day",
+                        "location": {"store": str(tmp_path / "store")},
+                    }
+                ],
+                "targets": [
+                    {
+                        "name": "etc",
+                        "kind": "directory",
+                        "application": "shop",
+                        "settings": {"path": str(etc.path)},
+                    }
+                ],
+            }
+        )
+        etc.create_backup(token="one")
+        plan = plan_restore(policy, "etc", into=tmp_path / "x", targets={"etc": etc}, now=NOW)
+        assert ("etc", "shop") == (plan.target, plan.application)
+        assert "<backuppolicy.RestorePlan(target='etc', destination=" in repr(plan)
+
+
+class TestDirectoryRestore:
+    def test_refuses_to_overwrite_without_confirm(self, etc: Directory) -> None:
+        """Without confirm=True a destructive plan changes nothing and says how to confirm."""
+        point = etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        plan = plan_restore(etc, point=point, now=NOW)
+        with pytest.raises(
+            PolicyError,
+            match=r"restore\(plan, confirm=True\) \(CLI: --yes\)\. Nothing was changed\.",
+        ):
+            restore(plan)
+        assert {"app.conf": "mine\n"} == _read(etc.path)
+        assert not Path(str(plan.steps[1].keeps)).exists()
+
+    def test_confirmed_restore_keeps_the_previous_state(self, etc: Directory) -> None:
+        """With confirm=True the archive is restored and the old directory kept aside."""
+        point = etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        (etc.path / "extra").write_text("new file\n")
+        log = _Log()
+        result = restore(plan_restore(etc, point=point, now=NOW), confirm=True, log=log)
+        assert {"app.conf": "port = 8080\n"} == _read(etc.path)
+        assert {"app.conf": "mine\n", "extra": "new file\n"} == _read(Path(result.kept[0]))
+        assert [("restore", CheckStatus.PASS, CheckKind.RESTORE_TEST, point.id)] == [
+            (r.check, r.status, r.kind, r.point_id) for r in log.results
+        ]
+        assert [str(etc.path) + ".before-restore-20261126t090000z"] == log.results[0].evidence[
+            "kept"
+        ]
+
+    def test_corrupt_archive_changes_nothing(self, etc: Directory) -> None:
+        """A corrupt archive fails the checksum before the current directory is touched."""
+        point = etc.create_backup(token="one")
+        archive = next(p for p in etc.store.path.iterdir() if p.name.endswith(".tar.gz"))  # type: ignore[attr-defined]
+        archive.write_bytes(archive.read_bytes()[:-10] + b"0123456789")
+        (etc.path / "app.conf").write_text("mine\n")
+        plan = plan_restore(etc, point=point, now=NOW)
+        with pytest.raises(VerificationError):
+            restore(plan, confirm=True)
+        assert {"app.conf": "mine\n"} == _read(etc.path)
+
+    def test_probes_run_against_the_restored_directory(
+        self, etc: Directory, tmp_path: Path
+    ) -> None:
+        """Probes (run(endpoint) objects and callables) check the restored resource."""
+        point = etc.create_backup(token="one")
+
+        class HasConf:
+            name = "has-conf"
+
+            def run(self, endpoint: str | None) -> bool:
+                return Path(str(endpoint), "app.conf").exists()
+
+        def missing(endpoint: str | None) -> bool:
+            return Path(str(endpoint), "nope").exists()
+
+        def broken(_endpoint: str | None) -> Any:
+            raise RuntimeError("probe crashed")
+
+        plan = plan_restore(
+            etc, point=point, into=tmp_path / "x", probes=[HasConf(), missing, broken], now=NOW
+        )
+        result = restore(plan)
+        assert [
+            ("archive-checksum", True),
+            ("has-conf", True),
+            ("missing", False),
+            ("broken", False),
+        ] == [(c.check, c.ok) for c in result.checks]
+        assert not result.ok
+        assert "RuntimeError: probe crashed" in result.checks[-1].details
+        assert "FAILED" in result.summary()
+
+    def test_plan_and_result_are_json_ready(self, etc: Directory, tmp_path: Path) -> None:
+        """to_dict() of plans and results holds only plain data."""
+        import json
+
+        point = etc.create_backup(token="one")
+        plan = plan_restore(etc, point=point, into=tmp_path / "x", now=NOW)
+        result = restore(plan)
+        data = json.loads(json.dumps(result.to_dict()))
+        assert (point.id, True, "create") == (
+            data["plan"]["point"],
+            data["ok"],
+            data["plan"]["steps"][0]["action"],
+        )
+        assert isinstance(plan, RestorePlan)
