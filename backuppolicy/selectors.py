@@ -313,6 +313,10 @@ def unprotected_resources(
     the tag ``backuppolicy:policy=<policy name>`` (what the AWS Backup export selects), or when
     one of *selectors* matches it.
 
+    Limitation: ``GetResources`` only returns resources that carry (or once carried) a tag, so
+    a resource that was never tagged is not seen here; tag everything (an AWS Config rule or
+    Organizations tag policy can enforce it) or check with the services' describe calls.
+
     Args:
         policy: A `backuppolicy.Policy`.
         selectors: The policy's selectors.
