@@ -276,7 +276,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 # Feature modules that add subcommands: each has ``register(sub, common) -> dict[name, handler]``
 # where a handler is ``handler(args, out) -> exit code``. Shared helpers for them: `load_policy`,
 # `build_cli_targets`, `emit`, `parse_now`, `ProgressBar`.
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("backuppolicy._cli_verify",)
 
 load_policy = _policy
 build_cli_targets = _targets
