@@ -648,3 +648,86 @@ class TestExampleRehearsal:
         ]
         assert 1 == states.count("running")
         assert {"restore-test"} == {r.kind.value for r in log.results}
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str, str]:
+    from backuppolicy import cli
+
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_recover",))
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+class TestCli:
+    @pytest.fixture(name="files")
+    def _files(self, tmp_path: Path) -> tuple[Path, Directory]:
+        target = _directory(tmp_path, "cfg", NOW - timedelta(hours=2), policy="web-apps")
+        policy = _policy(tmp_path).to_dict()
+        policy["tiers"][0]["location"]["store"] = str(tmp_path / "store-cfg")
+        (tmp_path / "policy.yaml").write_text(json.dumps(policy))
+        (tmp_path / "plan.yaml").write_text(
+            json.dumps(
+                {
+                    "name": "shop",
+                    "application": "shop",
+                    "policy": "policy.yaml",
+                    "steps": [{"id": "cfg", "kind": "restore-directory", "target": "cfg"}],
+                }
+            )
+        )
+        return tmp_path / "plan.yaml", target
+
+    def test_markdown(self, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Directory]) -> None:
+        """--markdown prints the runbook."""
+        code, out, _ = _cli(monkeypatch, "recover", "--plan", str(files[0]), "--markdown")
+        assert (0, True) == (
+            code,
+            out.startswith("# 10. System Restart and Recovery Procedures: shop"),
+        )
+
+    def test_rehearse(self, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Directory]) -> None:
+        """--rehearse runs the drill and prints each step's RTO and RPO."""
+        code, out, _ = _cli(
+            monkeypatch,
+            "recover",
+            "--plan",
+            str(files[0]),
+            "--rehearse",
+            "--now",
+            "2026-11-26T09:00:00Z",
+        )
+        assert 0 == code, out
+        assert "overall RPO 2.0h (objective 24 hours: met)" in out
+
+    def test_without_yes_nothing_runs(
+        self, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Directory]
+    ) -> None:
+        """A real recovery needs --yes; without it nothing changes (exit 1)."""
+        (files[1].path / "app.conf").write_text("mine\n")
+        code, out, _ = _cli(monkeypatch, "recover", "--plan", str(files[0]))
+        assert (1, "mine\n") == (code, (files[1].path / "app.conf").read_text())
+        assert "nothing was run" in out
+
+    def test_execute_with_state(
+        self, monkeypatch: pytest.MonkeyPatch, files: tuple[Path, Directory], tmp_path: Path
+    ) -> None:
+        """--yes --state runs the recovery and records the finished steps."""
+        (files[1].path / "app.conf").write_text("mine\n")
+        state = tmp_path / "state.json"
+        code, out, _ = _cli(
+            monkeypatch,
+            "recover",
+            "--plan",
+            str(files[0]),
+            "--yes",
+            "--state",
+            str(state),
+            "--json",
+        )
+        assert (0, "port = 8080\n", ["cfg"]) == (
+            code,
+            (files[1].path / "app.conf").read_text(),
+            sorted(json.loads(state.read_text())["steps"]),
+        )
+        assert json.loads(out)["ok"]

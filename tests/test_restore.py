@@ -215,3 +215,105 @@ class TestDirectoryRestore:
             data["plan"]["steps"][0]["action"],
         )
         assert isinstance(plan, RestorePlan)
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str, str]:
+    import io
+
+    from backuppolicy import cli
+
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_recover",))
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(name="policy_file")
+def _policy_file(tmp_path: Path, etc: Directory) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        f"""\
+name: p
+schedule: {{every: day, at: "04:00"}}
+retention: {{max_age: 35d}}
+tiers: [{{name: local, every: day, location: {{store: {tmp_path / "store"}}}}}]
+targets: [{{name: etc, kind: directory, application: shop, settings: {{path: {etc.path}}}}}]
+"""
+    )
+    return path
+
+
+class TestCli:
+    def test_destructive_restore_needs_yes(
+        self, monkeypatch: pytest.MonkeyPatch, etc: Directory, policy_file: Path
+    ) -> None:
+        """Without --yes an in-place restore prints the plan, changes nothing and exits 1."""
+        etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        code, out, _ = _cli(monkeypatch, "restore", "--policy", str(policy_file), "--target", "etc")
+        assert (1, {"app.conf": "mine\n"}) == (code, _read(etc.path))
+        assert "re-run with --yes" in out
+
+    def test_restore_with_yes(
+        self, monkeypatch: pytest.MonkeyPatch, etc: Directory, policy_file: Path
+    ) -> None:
+        """With --yes the restore runs and the result is printed as JSON with --json."""
+        import json
+
+        point = etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        code, out, _ = _cli(
+            monkeypatch,
+            "restore",
+            "--policy",
+            str(policy_file),
+            "--target",
+            "etc",
+            "--point",
+            point.id,
+            "--yes",
+            "--json",
+        )
+        assert (0, True, {"app.conf": "port = 8080\n"}) == (
+            code,
+            json.loads(out)["ok"],
+            _read(etc.path),
+        )
+
+    def test_point_and_at_exclude_each_other(
+        self, monkeypatch: pytest.MonkeyPatch, policy_file: Path
+    ) -> None:
+        """--point and --at together are a usage error (exit 2)."""
+        code, _, err = _cli(
+            monkeypatch,
+            "restore",
+            "--policy",
+            str(policy_file),
+            "--target",
+            "etc",
+            "--point",
+            "x",
+            "--at",
+            "2026-11-26T00:00:00Z",
+        )
+        assert 2 == code
+        assert "not allowed with argument" in err
+
+    def test_bad_point_is_exit_2(
+        self, monkeypatch: pytest.MonkeyPatch, etc: Directory, policy_file: Path
+    ) -> None:
+        """An unknown point id is a clear error line (exit 2)."""
+        etc.create_backup(token="one")
+        code, _, err = _cli(
+            monkeypatch,
+            "restore",
+            "--policy",
+            str(policy_file),
+            "--target",
+            "etc",
+            "--point",
+            "nope",
+            "--dry-run",
+        )
+        assert 2 == code
+        assert "point: expected the id of a recovery point of target 'etc'" in err
