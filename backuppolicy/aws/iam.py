@@ -384,7 +384,8 @@ def _kms(w: _Where, keys: Iterable[tuple[str, str]]) -> list[_Grant]:
 
 
 def _sid(*parts: str) -> str:
-    return "".join(re.sub(r"[^A-Za-z0-9]", " ", p).title().replace(" ", "") for p in parts)[:100]
+    words = [w for part in parts for w in re.split(r"[^A-Za-z0-9]+", part) if w]
+    return "".join(w[0].upper() + w[1:] for w in words)[:100]
 
 
 def _where(

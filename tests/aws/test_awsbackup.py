@@ -947,3 +947,126 @@ class TestLambdaHandler:
                     "now": "2026-11-26T04:10:00+00:00",
                 }
             )
+
+
+@pytest.fixture(name="cli")
+def _cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
+    """Run ``backuppolicy`` with the export module registered; returns (code, stdout, stderr)."""
+    import io
+
+    from backuppolicy import cli
+
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_export",))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        monkeypatch.setattr("sys.stderr", err)
+        code = cli.main(list(argv), out=out, err=err)
+        return code, out.getvalue(), err.getvalue()
+
+    return run
+
+
+class TestCli:
+    def test_export_aws_backup(self, cli: Callable[..., tuple[int, str, str]]) -> None:
+        """The document goes to stdout, warnings about directory targets to stderr."""
+        code, out, err = cli("export", "aws-backup", "--policy", str(SEED), "--account-id", ACCOUNT)
+        document = json.loads(out)
+        assert (0, ["daily", "offsite-weekly"]) == (
+            code,
+            [r["RuleName"] for r in document["BackupPlan"]["Rules"]],
+        )
+        assert 2 == err.count("WARNING: targets[")
+
+    def test_compliance_lock_warns_on_stderr(
+        self, cli: Callable[..., tuple[int, str, str]]
+    ) -> None:
+        """A compliance-mode lock is announced loudly."""
+        code, _, err = cli(
+            "export",
+            "aws-backup",
+            "--policy",
+            str(SEED),
+            "--lock-min-days",
+            "7",
+            "--lock-changeable-for-days",
+            "3",
+        )
+        assert 0 == code
+        assert "WARNING: COMPLIANCE MODE" in err
+
+    def test_apply(
+        self, cli: Callable[..., tuple[int, str, str]], session: boto3.Session, tmp_path: Path
+    ) -> None:
+        """--apply creates the vault and plan (moto: only the parts moto has)."""
+        path = tmp_path / "policy.yaml"
+        path.write_text(_policy().to_yaml(), encoding="utf-8")
+        code, out, _ = cli(
+            "export", "aws-backup", "--policy", str(path), "--apply", "--parts", "vault,plan"
+        )
+        assert (0, "created", "created") == (
+            code,
+            json.loads(out)["applied"]["vault"],
+            json.loads(out)["applied"]["plan"],
+        )
+        assert ["backuppolicy-shop"] == [
+            p["BackupPlanName"]
+            for p in session.client("backup").list_backup_plans()["BackupPlansList"]
+        ]
+
+    def test_refused_rule_is_a_usage_error(
+        self, cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+    ) -> None:
+        """A retention AWS Backup cannot express exits 2 with the field in the message."""
+        path = tmp_path / "policy.yaml"
+        path.write_text(
+            _policy(retention={"max_age": "35d", "keep_weekly": 4}).to_yaml(), encoding="utf-8"
+        )
+        code, _, err = cli("export", "aws-backup", "--policy", str(path))
+        assert 2 == code
+        assert "retention.keep_weekly" in err
+
+    def test_export_iam_lifecycle_scheduler(self, cli: Callable[..., tuple[int, str, str]]) -> None:
+        """iam, lifecycle and scheduler print their JSON documents."""
+        _, iam_out, _ = cli("export", "iam", "--policy", str(SEED), "--workflow", "prune")
+        _, lifecycle_out, _ = cli("export", "lifecycle", "--policy", str(SEED))
+        _, scheduler_out, _ = cli(
+            "export",
+            "scheduler",
+            "--policy",
+            str(SEED),
+            "--lambda-arn",
+            "arn:aws:lambda:eu-west-2:1:function:f",
+            "--role-arn",
+            "arn:aws:iam::1:role/r",
+            "--policy-url",
+            "s3://cfg/p.yaml",
+        )
+        actions = {a for s in json.loads(iam_out)["Statement"] for a in s["Action"]}
+        assert "rds:DeleteDBSnapshot" in actions
+        assert ["acme-web-assets"] == list(json.loads(lifecycle_out))
+        assert 2 == len(json.loads(scheduler_out)["Schedules"])
+
+    def test_export_needs_what(self, cli: Callable[..., tuple[int, str, str]]) -> None:
+        """`export` alone is a usage error naming the choices."""
+        code, _, err = cli("export")
+        assert (2, True) == (code, "aws-backup, iam, lifecycle, scheduler" in err)
+
+    def test_targets_with_selector(
+        self, cli: Callable[..., tuple[int, str, str]], session: boto3.Session
+    ) -> None:
+        """`targets` lists the policy's targets and what the selector finds, as JSON."""
+        session.client("ec2").create_volume(
+            AvailabilityZone="us-east-1a",
+            Size=1,
+            TagSpecifications=[
+                {"ResourceType": "volume", "Tags": [{"Key": "backup", "Value": "daily"}]}
+            ],
+        )
+        code, out, _ = cli("targets", "--policy", str(SEED), "--tag", "backup=daily", "--json")
+        listed = json.loads(out)["targets"]
+        assert 0 == code
+        assert [("ebs-volume", "selector")] == [
+            (t["kind"], t["source"]) for t in listed if t["source"] == "selector"
+        ]
+        assert 6 == sum(1 for t in listed if t["source"] == "policy")

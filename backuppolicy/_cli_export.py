@@ -1,0 +1,232 @@
+"""``backuppolicy export ...`` and ``backuppolicy targets``: compile a policy for AWS, list its targets.
+
+* ``export aws-backup [--apply]``: the AWS Backup vault, plan, selection, Vault Lock and restore
+  testing plan (`backuppolicy.aws.awsbackup.export_aws_backup`); ``--apply`` creates or updates
+  them. Warnings (targets AWS Backup does not cover, a compliance-mode lock) go to stderr.
+* ``export iam [--workflow W ...]``: the least-privilege IAM policy document.
+* ``export lifecycle``: S3 lifecycle configurations per bucket.
+* ``export scheduler --lambda-arn ARN --role-arn ARN --policy-url URL``: EventBridge Scheduler
+  schedules that run the library in Lambda.
+* ``targets [--tag KEY=VALUE ...] [--kind KIND ...] [--name GLOB] [--in-region R ...]``: the
+  policy's targets and what a selector resolves to now; ``--unprotected`` lists resources that
+  nothing covers.
+
+Every export prints JSON (the documents are JSON); ``--json`` changes nothing for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from backuppolicy.cli import EXIT_OK, UsageError, emit, load_policy
+
+__all__ = ["register"]
+
+_Handler = Callable[[argparse.Namespace, TextIO], int]
+
+
+def _dump(data: Any, out: TextIO) -> None:
+    out.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        sys.stderr.write(f"backuppolicy: WARNING: {line}\n")
+
+
+def _aws_backup(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.aws import awsbackup  # noqa: PLC0415 - boto3 only for this command
+
+    policy = load_policy(args)
+    lock = None
+    if args.lock_min is not None or args.lock_max is not None:
+        lock = awsbackup.VaultLock(
+            args.lock_min, args.lock_max, changeable_for_days=args.lock_changeable_for_days
+        )
+    elif args.lock_changeable_for_days is not None:
+        raise UsageError("--lock-changeable-for-days needs --lock-min-days or --lock-max-days")
+    options: dict[str, Any] = {
+        "region": args.region,
+        "account_id": args.account_id,
+        "vault_name": args.vault,
+        "kms_key_arn": args.kms_key_arn,
+        "iam_role_arn": args.iam_role_arn,
+        "vault_lock": lock,
+        "continuous": args.continuous,
+        "cold_storage_after_days": args.cold_storage_after_days,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", awsbackup.ComplianceModeWarning)  # printed below
+        if args.apply:
+            parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+            result = awsbackup.apply_aws_backup(
+                policy, endpoint_url=args.endpoint_url, parts=parts, **options
+            )
+            document = result.pop("document")
+        else:
+            document = awsbackup.export_aws_backup(policy, **options)
+            result = None
+    _warn(document["Warnings"])
+    _dump({"document": document, "applied": result} if result is not None else document, out)
+    return EXIT_OK
+
+
+def _iam(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.aws import iam  # noqa: PLC0415
+
+    policy = load_policy(args)
+    workflows = args.workflow or list(iam.WORKFLOWS)
+    _dump(iam.iam_policy(policy, workflows, account_id=args.account_id or "*"), out)
+    return EXIT_OK
+
+
+def _lifecycle(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.aws import awsbackup  # noqa: PLC0415
+
+    _dump(awsbackup.export_lifecycle(load_policy(args)), out)
+    return EXIT_OK
+
+
+def _scheduler(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.aws import awsbackup  # noqa: PLC0415
+
+    document = awsbackup.export_scheduler(
+        load_policy(args),
+        lambda_arn=args.lambda_arn,
+        role_arn=args.role_arn,
+        policy_url=args.policy_url,
+        apply_prune=args.apply_prune,
+    )
+    _dump(document, out)
+    return EXIT_OK
+
+
+_EXPORTS: dict[str, _Handler] = {
+    "aws-backup": _aws_backup,
+    "iam": _iam,
+    "lifecycle": _lifecycle,
+    "scheduler": _scheduler,
+}
+
+
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    if args.export_what is None:
+        raise UsageError("export needs what to export: " + ", ".join(_EXPORTS))
+    return _EXPORTS[args.export_what](args, out)
+
+
+def _tags(values: list[str] | None) -> dict[str, str | None]:
+    tags: dict[str, str | None] = {}
+    for value in values or []:
+        key, sep, tag_value = value.partition("=")
+        if not key:
+            raise UsageError(f"--tag: expected KEY=VALUE or KEY (got {value!r})")
+        tags[key] = tag_value if sep else None
+    return tags
+
+
+def _targets(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy import selectors  # noqa: PLC0415
+
+    policy = load_policy(args)
+    listed = [
+        {"name": t.name, "kind": t.kind, "resource": t.resource, "source": "policy"}
+        for t in policy.targets
+    ]
+    selector = None
+    if args.tag or args.kind or args.name:
+        selector = selectors.Selector(
+            tags=_tags(args.tag),
+            resource_types=args.kind or (),
+            name_pattern=args.name,
+            regions=args.in_region or (),
+        )
+        for spec in selectors.resolve(selector, endpoint_url=args.endpoint_url):
+            resource = next(iter(spec["settings"].values()))
+            listed.append(
+                {
+                    "name": spec["name"],
+                    "kind": spec["kind"],
+                    "resource": resource,
+                    "source": "selector",
+                }
+            )
+    data: dict[str, Any] = {"targets": listed}
+    lines = [f"{t['name']}  {t['kind']}  {t['resource']}  ({t['source']})" for t in listed]
+    if args.unprotected:
+        found = selectors.unprotected_resources(
+            policy,
+            selectors=[selector] if selector else [],
+            regions=args.in_region or (),
+            endpoint_url=args.endpoint_url,
+        )
+        data["unprotected"] = found
+        lines += ["", f"unprotected: {len(found)}"] + [f"  {r['arn']}" for r in found]
+    emit(args, data, "\n".join(lines) or "no targets", out)
+    return EXIT_OK
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, _Handler]:
+    """Add ``export`` and ``targets`` to the ``backuppolicy`` parser; return their handlers."""
+    export = sub.add_parser("export", help="compile the policy for AWS Backup, IAM, S3, Scheduler")
+    kinds = export.add_subparsers(dest="export_what", metavar="WHAT", parser_class=type(export))
+    aws_backup = kinds.add_parser(
+        "aws-backup", parents=[common], help="AWS Backup vault, plan, selection, restore testing"
+    )
+    aws_backup.add_argument("--apply", action="store_true", help="create or update them in AWS")
+    aws_backup.add_argument(
+        "--parts",
+        default="vault,vault-lock,plan,selection,restore-testing",
+        help="with --apply: comma-separated parts to apply (default: all)",
+    )
+    aws_backup.add_argument(
+        "--account-id", help="account id in ARNs (default: from STS on --apply)"
+    )
+    aws_backup.add_argument("--vault", help="vault name (default: backuppolicy-<policy>)")
+    aws_backup.add_argument("--kms-key-arn", help="KMS key of the vault")
+    aws_backup.add_argument("--iam-role-arn", help="role AWS Backup assumes")
+    aws_backup.add_argument("--continuous", action="store_true", help="continuous backup (PITR)")
+    aws_backup.add_argument("--cold-storage-after-days", type=int)
+    aws_backup.add_argument("--lock-min-days", dest="lock_min", type=int, help="Vault Lock minimum")
+    aws_backup.add_argument("--lock-max-days", dest="lock_max", type=int, help="Vault Lock maximum")
+    aws_backup.add_argument(
+        "--lock-changeable-for-days",
+        type=int,
+        help="COMPLIANCE MODE after this many days: the lock can then never be removed",
+    )
+    iam = kinds.add_parser("iam", parents=[common], help="least-privilege IAM policy document")
+    iam.add_argument(
+        "--workflow",
+        action="append",
+        choices=["backup", "prune", "verify", "restore-test"],
+        help="only these workflows (repeatable; default: all)",
+    )
+    iam.add_argument("--account-id", help="account id in ARNs (default: *)")
+    kinds.add_parser("lifecycle", parents=[common], help="S3 lifecycle rules from the retention")
+    scheduler = kinds.add_parser(
+        "scheduler", parents=[common], help="EventBridge Scheduler schedules for the Lambda handler"
+    )
+    scheduler.add_argument("--lambda-arn", required=True)
+    scheduler.add_argument("--role-arn", required=True, help="role the scheduler assumes")
+    scheduler.add_argument("--policy-url", required=True, help="s3://bucket/key of the policy")
+    scheduler.add_argument("--apply-prune", action="store_true", help="the prune run deletes")
+    targets = sub.add_parser(
+        "targets", parents=[common], help="list the policy's targets and what a selector finds"
+    )
+    targets.add_argument("--tag", action="append", metavar="KEY=VALUE", help="selector tag")
+    targets.add_argument(
+        "--kind",
+        action="append",
+        choices=["rds-instance", "aurora-cluster", "ec2-instance", "ebs-volume", "s3-bucket"],
+    )
+    targets.add_argument("--name", metavar="GLOB", help="selector name pattern")
+    targets.add_argument("--in-region", action="append", metavar="REGION", help="search region")
+    targets.add_argument(
+        "--unprotected", action="store_true", help="also list resources nothing covers"
+    )
+    return {"export": _export, "targets": _targets}
