@@ -34,6 +34,7 @@ from backuppolicy.policy import (
     TierSpec,
     VerificationSpec,
 )
+from backuppolicy.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
 from backuppolicy.retention import (
     AnyOf,
     KeepDaily,
@@ -53,7 +54,6 @@ from backuppolicy.retention import (
 )
 from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
-from backuppolicy.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
 from backuppolicy.verify import (
     CheckKind,
     CheckResult,
@@ -76,10 +76,13 @@ from backuppolicy.verify import (
 )
 from backuppolicy.workflows import (
     ApplyReport,
+    DeleteOutcome,
     RunReport,
+    TargetRun,
     apply,
     backup,
     backup_now,
+    build_targets,
     holds,
     place_hold,
     plan_retention,
@@ -100,6 +103,7 @@ __all__ = [
     "CheckResult",
     "CheckStatus",
     "Completed",
+    "DeleteOutcome",
     "Destination",
     "Duration",
     "Encrypted",
@@ -146,6 +150,7 @@ __all__ = [
     "SqlProbe",
     "StaticEndpoint",
     "Status",
+    "TargetRun",
     "TargetSpec",
     "ThrottledError",
     "TierSpec",
@@ -160,6 +165,7 @@ __all__ = [
     "as_rule",
     "backup",
     "backup_now",
+    "build_targets",
     "full_backups_due",
     "holds",
     "place_hold",

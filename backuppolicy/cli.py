@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from backuppolicy.exceptions import BackupPolicyError, PolicyError
+from backuppolicy.exceptions import BackendError, BackupPolicyError, PolicyError
 from backuppolicy.model import ensure_aware
 
 __all__ = [
@@ -38,6 +38,7 @@ EXIT_OK = 0
 EXIT_FAILURES = 1
 EXIT_USAGE = 2
 _DEFAULT_POLICY_ENV = "BACKUPPOLICY_FILE"
+_DEBUG_ENV = "BACKUPPOLICY_DEBUG"
 
 
 class _UsageError(Exception):
@@ -65,6 +66,12 @@ class _Bar:
         if done >= total:
             self.stream.write("\n")
         self.stream.flush()
+
+
+def _err(args: argparse.Namespace) -> TextIO:
+    """The error stream of this run (``main(err=...)``), where progress bars go."""
+    stream: TextIO = getattr(args, "err_stream", sys.stderr)
+    return stream
 
 
 def _now(text: str | None) -> datetime:
@@ -165,7 +172,7 @@ def _cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
         targets=targets,
         only=args.target or None,
         force=args.force,
-        progress=_Bar(sys.stderr, enabled=not args.json),
+        progress=_Bar(_err(args), enabled=not args.json),
     )
     _emit(args, report.to_dict(), report.summary(), out)
     return EXIT_OK if report.ok else EXIT_FAILURES
@@ -177,7 +184,7 @@ def _cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
     policy = _policy(args)
     now = _now(args.now)
     targets = _targets(args, policy)
-    bar = _Bar(sys.stderr, enabled=not args.json)
+    bar = _Bar(_err(args), enabled=not args.json)
     plan = workflows.plan_retention(
         policy, now=now, targets=targets, only=args.target or None, progress=bar
     )
@@ -331,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(
+def main(  # noqa: PLR0911 - one exit code per kind of error, side by side
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit code (``backuppolicy`` calls `sys.exit` with it)."""
@@ -343,10 +350,16 @@ def main(
         if args.command is None:
             parser.print_help(stdout)
             return EXIT_USAGE
+        args.err_stream = stderr
         return _COMMANDS[args.command](args, stdout)
     except _UsageError as exc:
         stderr.write(f"backuppolicy: error: {exc}\n")
         return EXIT_USAGE
+    except (
+        BackendError
+    ) as exc:  # before LookupError: a missing snapshot is a failure, not bad usage
+        stderr.write(f"backuppolicy: error: {type(exc).__name__}: {exc}\n")
+        return EXIT_FAILURES
     except (PolicyError, LookupError) as exc:
         stderr.write(f"backuppolicy: error: {exc}\n")
         return EXIT_USAGE
@@ -356,6 +369,14 @@ def main(
     except KeyboardInterrupt:
         stderr.write("backuppolicy: interrupted\n")
         return 130
+    except Exception as exc:
+        if os.environ.get(_DEBUG_ENV):
+            raise
+        stderr.write(
+            f"backuppolicy: unexpected error: {type(exc).__name__}: {exc} "
+            f"(set {_DEBUG_ENV}=1 for a traceback)\n"
+        )
+        return EXIT_FAILURES
 
 
 def _entry() -> None:  # pragma: no cover - the console script

@@ -491,3 +491,51 @@ class TestParseNow:
     def test_default_is_now(self):
         """Without --now the current time is used (timezone-aware)."""
         assert cli.parse_now(None).tzinfo is not None
+
+
+class TestUnexpectedErrors:
+    def test_unexpected_exception_is_one_line_exit_1(self, monkeypatch):
+        """An exception from outside the library prints one line, not a traceback, and exits 1."""
+        import io
+
+        from backuppolicy import cli
+
+        def boom(args, out):
+            raise ConnectionResetError("peer went away")
+
+        monkeypatch.setitem(cli._COMMANDS, "doc", boom)
+        monkeypatch.delenv("BACKUPPOLICY_DEBUG", raising=False)
+        out, err = io.StringIO(), io.StringIO()
+        assert 1 == cli.main(["doc"], out=out, err=err)
+        assert "unexpected error: ConnectionResetError: peer went away" in err.getvalue()
+        assert "Traceback" not in err.getvalue()
+        assert 1 == len(err.getvalue().strip().splitlines())
+
+    def test_backend_not_found_error_exits_1_not_2(self, monkeypatch):
+        """A backend's ResourceNotFoundError is a failure (1), although it is also a LookupError."""
+        import io
+
+        import backuppolicy as bp
+        from backuppolicy import cli
+
+        def missing(args, out):
+            raise bp.ResourceNotFoundError("snapshot gone", backend="db", operation="Describe")
+
+        monkeypatch.setitem(cli._COMMANDS, "doc", missing)
+        err = io.StringIO()
+        assert 1 == cli.main(["doc"], out=io.StringIO(), err=err)
+        assert "ResourceNotFoundError: snapshot gone" in err.getvalue()
+
+    def test_debug_env_reraises(self, monkeypatch):
+        """BACKUPPOLICY_DEBUG=1 lets the traceback through for bug reports."""
+        import io
+
+        from backuppolicy import cli
+
+        def boom(args, out):
+            raise ConnectionResetError("peer went away")
+
+        monkeypatch.setitem(cli._COMMANDS, "doc", boom)
+        monkeypatch.setenv("BACKUPPOLICY_DEBUG", "1")
+        with pytest.raises(ConnectionResetError):
+            cli.main(["doc"], out=io.StringIO(), err=io.StringIO())
