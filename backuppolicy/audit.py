@@ -7,27 +7,27 @@ target (or application, or period). A clause without evidence is **not** complia
 
 Clauses (section numbers of the written policy):
 
-==========================  ============  ==============================================================
-clause key                  section       compliant when
-==========================  ============  ==============================================================
-``daily-backup``            §1.1, §1.2    the newest completed backup in the target's source tier is
+============================  ==========  =============================================================
+clause key                    section     compliant when
+============================  ==========  =============================================================
+``daily-backup``              §1.1, §1.2  the newest completed backup in the target's source tier is
                                           younger than the application's RPO + ``freshness_grace``
-``retention``               §2.1, §2.2    the retention plan deletes nothing: no point older than the
+``retention``                 §2.1, §2.2  the retention plan deletes nothing: no point older than the
                                           rule lingers (held, unmanaged and newest points are kept by
                                           the planner, so they never count against it)
-``offsite-copy``            §1.4          each copy tier has a completed copy within its cadence
+``offsite-copy``              §1.4        each copy tier has a completed copy within its cadence
                                           (+ grace), e.g. a weekly off-site copy
-``quarterly-restore-test``  §3.2          each finished quarter of the last year had a restore test
+``quarterly-restore-test``    §3.2        each finished quarter of the last year had a restore test
 ``application-restore-test``  §3.3        each application passed a restore test in the last year
-``integrity-check``         §4.1, §4.2    each covered tier of each target passed an integrity check in
-                                          the last year
-``s3-versioning``           §7.1          S3 targets: the latest ``versioning`` check passed
-``encryption``              §7.5, §8.3    no check or point says a copy is unencrypted, and something
+``integrity-check``           §4.1, §4.2  each covered tier of each target passed an integrity check
+                                          in the last year
+``s3-versioning``             §7.1        S3 targets: the latest ``versioning`` check passed
+``encryption``                §7.5, §8.3  no check or point says a copy is unencrypted, and something
                                           says they are (``encrypted`` checks, the points' metadata)
-``not-public``              §7.5, §8.3    the latest ``not-public`` checks of the target and its
+``not-public``                §7.5, §8.3  the latest ``not-public`` checks of the target and its
                                           existing points passed
-``rds-settings``            §1.2, §2.1    RDS targets: the latest ``rds-settings`` check passed
-==========================  ============  ==============================================================
+``rds-settings``              §1.2, §2.1  RDS targets: the latest ``rds-settings`` check passed
+============================  ==========  =============================================================
 
 Verification results count when they were checked within *evidence_within* (35 days) before
 *now*; results about points that no longer exist are ignored. Each non-compliant finding is sent
