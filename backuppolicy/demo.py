@@ -276,7 +276,7 @@ def _print_summary(out: TextIO | None, summary: dict[str, Any]) -> None:
         _write(out, f"  {key:<28} {count:4d}")
     _write(out, "  why: " + "; ".join(f"{r} ({n})" for r, n in summary["pruned_reasons"].items()))
     _write(out, "\nlegal holds: " + (", ".join(summary["held"]) or "none"))
-    _write(out, f"held point survived the 35-day pruning: {summary['held_point_survived']}")
+    _write(out, f"held point survived pruning: {summary['held_point_survived']}")
     if summary["failures"]:
         _write(out, "\nfailures:")
         for failure in summary["failures"]:
