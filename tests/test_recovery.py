@@ -731,3 +731,11 @@ class TestCli:
             sorted(json.loads(state.read_text())["steps"]),
         )
         assert json.loads(out)["ok"]
+
+
+class TestDocs:
+    def test_rendered_runbook_is_current(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """docs/how-to/shop-recovery-runbook.md is the example plan's to_markdown()."""
+        monkeypatch.chdir(ROOT)
+        rendered = RecoveryPlan.from_file("examples/recovery_plan.yaml").to_markdown()
+        assert rendered == (ROOT / "docs" / "how-to" / "shop-recovery-runbook.md").read_text()
