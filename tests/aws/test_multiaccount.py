@@ -70,7 +70,7 @@ def _deny(account: str) -> Any:
     def handler(params: dict[str, Any], **_: Any) -> Any:
         if account not in str(params.get("body", "")):
             return None
-        response = AWSResponse("https://sts.invalid/", 403, {}, None)
+        response = AWSResponse("https://sts.invalid/", 403, {}, None)  # type: ignore[arg-type]
         return response, {
             "Error": {"Code": "AccessDenied", "Message": "not trusted"},
             "ResponseMetadata": {"HTTPStatusCode": 403},
