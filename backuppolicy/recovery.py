@@ -62,7 +62,7 @@ import attrs
 import yaml
 
 from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.model import RecoveryPoint, ensure_aware
 from backuppolicy.restore import (
     TAG_RESTORE_ID,
@@ -2272,7 +2272,7 @@ class _Runner:
         used = {str(m["DeviceName"]) for m in described.get("BlockDeviceMappings") or []}
         free = iter(d for d in (f"/dev/sd{c}" for c in "fghijklmnop") if d not in used)
         for volume in restored.details.get("volumes", ()):
-            volume_id = str(volume["volume_id"])
+            volume_id, device = str(volume["volume_id"]), next(free)
             target.call(
                 "ec2",
                 "attach_volume",
@@ -2280,19 +2280,28 @@ class _Runner:
                 region=region,
                 VolumeId=volume_id,
                 InstanceId=instance,
-                Device=next(free),
+                Device=device,
             )
 
-            def detach(volume_id: str = volume_id) -> None:
-                with contextlib.suppress(Exception):
+            def detach(volume_id: str = volume_id, device: str = device) -> None:
+                with contextlib.suppress(ResourceNotFoundError):
                     target.call(
                         "ec2",
                         "detach_volume",
                         resource=volume_id,
                         region=region,
                         VolumeId=volume_id,
+                        InstanceId=instance,
+                        Device=device,
                         Force=True,
                     )
+                for _ in range(60):
+                    found = target.call(
+                        "ec2", "describe_volumes", region=region, VolumeIds=[volume_id]
+                    )
+                    if all(v.get("State") == "available" for v in found.get("Volumes", ())):
+                        return
+                    self.sleep(self.poll_interval)
 
             with self._lock:
                 self._stack.callback(detach)

@@ -635,6 +635,7 @@ class TestExampleRehearsal:
         assert {s.id: "done" for s in plan.steps} == {s.id: s.status.value for s in report.steps}, (
             report.summary()
         )
+        assert ((), True) == (report.teardown_errors, report.ok)
         assert timedelta(hours=5) >= report.rpo  # type: ignore[operator]
         rds = boto3.client("rds", region_name=demo.REGION)
         assert ["blog-prod", "shop-prod"] == sorted(
