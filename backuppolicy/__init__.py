@@ -35,6 +35,7 @@ from backuppolicy.policy import (
     VerificationSpec,
 )
 from backuppolicy.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
+from backuppolicy.report import Clause, ComplianceReport, Finding
 from backuppolicy.retention import (
     AnyOf,
     KeepDaily,
@@ -54,6 +55,14 @@ from backuppolicy.retention import (
 )
 from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
+from backuppolicy.testlog import (
+    JsonlLogStore,
+    LogEntry,
+    MemoryLogStore,
+    OverdueFinding,
+    OverdueKind,
+    TestLog,
+)
 from backuppolicy.verify import (
     CheckKind,
     CheckResult,
@@ -102,7 +111,9 @@ __all__ = [
     "CheckKind",
     "CheckResult",
     "CheckStatus",
+    "Clause",
     "Completed",
+    "ComplianceReport",
     "DeleteOutcome",
     "Destination",
     "Duration",
@@ -110,10 +121,12 @@ __all__ = [
     "Event",
     "EventKind",
     "FileProbe",
+    "Finding",
     "Fresh",
     "HasOffsiteCopy",
     "IntegrityCheck",
     "IsolationProfile",
+    "JsonlLogStore",
     "KeepDaily",
     "KeepHourly",
     "KeepLast",
@@ -123,13 +136,17 @@ __all__ = [
     "KeepWithin",
     "KeepYearly",
     "LegalHold",
+    "LogEntry",
     "LogNotifier",
     "MaxAge",
+    "MemoryLogStore",
     "NotPublic",
     "NotificationSpec",
     "Notifier",
     "ObjectLock",
     "Objective",
+    "OverdueFinding",
+    "OverdueKind",
     "PermissionDeniedError",
     "Policy",
     "PolicyError",
@@ -152,6 +169,7 @@ __all__ = [
     "Status",
     "TargetRun",
     "TargetSpec",
+    "TestLog",
     "ThrottledError",
     "TierSpec",
     "VerificationError",

@@ -6,11 +6,7 @@ result to the testing log given with ``--log FILE`` (JSON lines), and exit 1 whe
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from backuppolicy.cli import (
@@ -30,38 +26,15 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_LOG_FACTORIES = ("open_log", "JsonLinesLog", "JsonlLog", "LocalLog", "FileLog")
 
-
-class _JsonLinesFallback:
-    """Append results as JSON lines (used until `backuppolicy.testlog` provides a log)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def record(self, result: CheckResult) -> None:
-        line = json.dumps(result.to_dict(), sort_keys=True, default=str) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-
-
-def _open_log(path: str | None) -> ResultRecorder | None:
-    """The testing log at *path*: `backuppolicy.testlog`'s JSON-lines log when available."""
-    if not path:
+def _open_log(url: str | None, endpoint_url: str | None = None) -> ResultRecorder | None:
+    """The testing log at *url* (a file path, ``s3://bucket/prefix`` or ``memory://``)."""
+    if not url:
         return None
-    try:
-        testlog = importlib.import_module("backuppolicy.testlog")
-    except ImportError:
-        testlog = None
-    for name in _LOG_FACTORIES:
-        factory = getattr(testlog, name, None) if testlog is not None else None
-        if callable(factory):
-            log: ResultRecorder = factory(path)
-            return log
-    return _JsonLinesFallback(Path(path))
+    from backuppolicy.testlog import TestLog  # noqa: PLC0415 - keep --help fast
+
+    options = {"endpoint_url": endpoint_url} if url.startswith("s3://") and endpoint_url else {}
+    return TestLog.open(url, **options)
 
 
 def _checks(names: Sequence[str] | None, policy: Any) -> list[Any]:
@@ -117,7 +90,7 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
         only=args.target or None,
         tiers=args.tier or None,
         all_points=args.all_points,
-        log=_open_log(args.log),
+        log=_open_log(args.log, args.endpoint_url),
     )
     return _finish(args, results, out)
 
@@ -135,7 +108,7 @@ def _cmd_restore_test(args: argparse.Namespace, out: TextIO) -> int:
         application=args.application,
         targets=targets,
         only=args.target or None,
-        log=_open_log(args.log),
+        log=_open_log(args.log, args.endpoint_url),
     )
     return _finish(args, results, out)
 

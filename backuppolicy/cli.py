@@ -283,7 +283,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 # Feature modules that add subcommands: each has ``register(sub, common) -> dict[name, handler]``
 # where a handler is ``handler(args, out) -> exit code``. Shared helpers for them: `load_policy`,
 # `build_cli_targets`, `emit`, `parse_now`, `ProgressBar`.
-_COMMAND_MODULES: tuple[str, ...] = ("backuppolicy._cli_verify",)
+_COMMAND_MODULES: tuple[str, ...] = ("backuppolicy._cli_verify", "backuppolicy._cli_report")
 
 load_policy = _policy
 build_cli_targets = _targets
@@ -332,7 +332,7 @@ def _parser() -> argparse.ArgumentParser:
     holds.add_argument("--reference", help="case, ticket or regulation reference")
     sub.add_parser("doc", parents=[common], help="print the human policy document (Markdown)")
     sub.add_parser("validate", parents=[common], help="check a policy file")
-    for module_name in _COMMAND_MODULES:
+    for module_name in dict.fromkeys(_COMMAND_MODULES):  # a module listed twice registers once
         module = importlib.import_module(module_name)
         _COMMANDS.update(module.register(sub, common))
     return parser

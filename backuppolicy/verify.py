@@ -2060,7 +2060,7 @@ def sweep_restore_tests(
 class ResultRecorder(Protocol):
     """**Protocol:** where check results are recorded (the backup testing log)."""
 
-    def record(self, result: CheckResult) -> None:
+    def record(self, result: CheckResult) -> object:
         """Append *result* to the log."""
         ...
 

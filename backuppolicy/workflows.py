@@ -65,6 +65,7 @@ __all__ = [
     "RunReport",
     "TargetRun",
     "apply",
+    "audit",
     "backup",
     "backup_now",
     "build_notifiers",
@@ -1036,3 +1037,14 @@ def holds(
     """Every point of *policy*'s targets that is under legal hold."""
     built = targets if targets is not None else build_targets(policy)
     return [p for target in built.values() for p in target.list_points() if p.held]
+
+
+def audit(policy: Policy, *, now: datetime, **kwargs: Any) -> Any:
+    """Check every clause of *policy* for every target; see `backuppolicy.audit.audit`.
+
+    Returns:
+        A `backuppolicy.report.ComplianceReport`.
+    """
+    from backuppolicy import audit as _audit  # noqa: PLC0415 - audit imports this module
+
+    return _audit.audit(policy, now=now, **kwargs)
