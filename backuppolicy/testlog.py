@@ -304,10 +304,10 @@ def _decode(raw: bytes, where: str) -> LogEntry | None:
 
 
 class JsonlLogStore:
-    """A local JSON-lines file: one entry per line, append-only, ``fsync``'d, locked.
+    """A local JSON-lines file: one entry per line, append-only, fsynced, locked.
 
     Every append takes an exclusive ``fcntl.flock`` on the file, writes one complete line,
-    flushes and ``fsync``s it, then unlocks: concurrent writers, threads or processes, never
+    flushes and fsyncs it, then unlocks: concurrent writers, threads or processes, never
     interleave and a returned append survives a crash. If the file ends in a torn line (a
     writer died mid-write), the next append first ends that line, so the new entry is intact;
     readers skip the torn line with a `CorruptLogLineWarning`. Reads take a shared lock only
