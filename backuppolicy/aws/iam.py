@@ -506,6 +506,9 @@ def iam_policy(
 def iam_table(policy: Policy) -> list[dict[str, Any]]:
     """One row per (workflow, IAM action) the policy needs: for the reference docs and the CLI.
 
+    Each row has ``workflow``, ``action``, ``kinds`` (the target kinds needing it) and
+    ``conditions`` (the IAM conditions of its statements; an empty list means none).
+
     Example:
         >>> policy = Policy.from_dict({"name": "shop", "schedule": {"every": "day"},
         ...     "retention": {"max_age": "35d"}, "targets": [{"name": "db", "kind": "ebs-volume",
@@ -519,10 +522,10 @@ def iam_table(policy: Policy) -> list[dict[str, Any]]:
             for action in grant.actions:
                 row = rows.setdefault(
                     (workflow, action),
-                    {"workflow": workflow, "action": action, "kinds": [], "condition": None},
+                    {"workflow": workflow, "action": action, "kinds": [], "conditions": []},
                 )
                 if kind not in row["kinds"]:
                     row["kinds"].append(kind)
-                if grant.condition:
-                    row["condition"] = grant.condition
+                if grant.condition and grant.condition not in row["conditions"]:
+                    row["conditions"].append(dict(grant.condition))
     return [rows[key] for key in sorted(rows, key=lambda k: (WORKFLOWS.index(k[0]), k[1]))]
