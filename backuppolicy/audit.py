@@ -287,13 +287,17 @@ class _TargetAudit:
             ),
         )
 
-    def _latest(self, key: str) -> list[LogEntry]:
-        """The latest result per subject (point or target) of the checks of clause *key*."""
+    def _latest(self, key: str, *, skipped: bool = False) -> list[LogEntry]:
+        """The latest result per subject (point or target) of the checks of clause *key*.
+
+        Skipped results (the check does not apply) are left out, or, with *skipped*, are the
+        only ones returned.
+        """
         names = set(self.check_names.get(key, ()))
         existing = {p.id for p in self.points}
         latest: dict[str | None, LogEntry] = {}
         for entry in self.results:
-            if entry.check not in names or entry.status is CheckStatus.SKIPPED:
+            if entry.check not in names or (entry.status is CheckStatus.SKIPPED) is not skipped:
                 continue
             if entry.point_id is not None and entry.point_id not in existing:
                 continue  # about a point that is gone
@@ -305,6 +309,15 @@ class _TargetAudit:
     def verified(self, key: str, clause: Clause) -> Finding:
         latest = self._latest(key)
         if not latest:
+            not_applicable = self._latest(key, skipped=True)
+            if not_applicable:  # the check ran and found the clause does not apply here
+                newest = not_applicable[-1]
+                return self.finding(
+                    clause,
+                    compliant=True,
+                    evidence=(newest.id,),
+                    detail=f"not applicable: {newest.result.details}",
+                )
             names = ", ".join(self.check_names.get(key, ())) or "(none configured)"
             return self.finding(
                 clause, compliant=False, detail=f"no evidence: no {names} check in the window"

@@ -2285,7 +2285,8 @@ def restore_test(
     """Restore-test the newest completed point of each target of an application (or of all).
 
     For every target of *application* (every enabled target when ``None``; *only* narrows it
-    to named targets), the newest completed backup (any tier) is restored into the policy's
+    to named targets), the newest completed backup of its source tier (the first tier, where
+    the isolation profile lives; any tier if it has none) is restored into the policy's
     isolation profile with `RestoreTest`, probed and torn down. Every result is recorded in
     *log*; failures are notified.
 
@@ -2338,8 +2339,15 @@ def restore_test(
         except Exception as exc:  # noqa: BLE001 - reported as a failed test of that target
             results.append(_listing_failed(spec.name, exc, context, CheckKind.RESTORE_TEST))
             continue
-        newest = _newest_good(points) or max(
-            (p for p in points if p.is_good), key=lambda p: (p.created_at, p.id), default=None
+        # The source tier first: the isolation profile lives in the target's own region/store.
+        tiers = policy.tiers_for(spec) if hasattr(policy, "tiers_for") else ()
+        source_tier = tiers[0].name if tiers else "local"
+        newest = (
+            _newest_good(points, source_tier)
+            or _newest_good(points)
+            or max(
+                (p for p in points if p.is_good), key=lambda p: (p.created_at, p.id), default=None
+            )
         )
         results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
     _record(log, results)

@@ -470,3 +470,43 @@ class TestNotify:
         with caplog.at_level("ERROR", logger="audit-test"):
             report = audit(logged, now=NOW, targets=targets)
         assert len(report.failures) == len([r for r in caplog.records if r.name == "audit-test"])
+
+
+class TestNotApplicable:
+    def test_a_clause_whose_checks_were_all_skipped_is_not_applicable(self):
+        """A not-public check skipped for a directory target means the clause does not apply."""
+        from datetime import UTC, datetime, timedelta
+
+        import backuppolicy as bp
+        from backuppolicy.audit import audit
+        from backuppolicy.testing import MemoryTarget
+        from backuppolicy.testlog import TestLog
+        from backuppolicy.verify import CheckResult, CheckStatus
+
+        now = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+        policy = bp.Policy.from_dict(
+            {
+                "name": "p",
+                "schedule": {"every": "day", "at": "04:00"},
+                "retention": {"max_age": "35d"},
+                "targets": [{"name": "cfg", "kind": "testing:memory", "application": "app"}],
+            }
+        )
+        target = MemoryTarget("cfg", policy="p")
+        target.add_point(created_at=now - timedelta(hours=2))
+        log = TestLog.open("memory://")
+        log.record(
+            CheckResult(
+                check="not-public",
+                status=CheckStatus.SKIPPED,
+                target="cfg",
+                checked_at=now - timedelta(hours=1),
+                details="directory stores are not shared publicly",
+            )
+        )
+        report = audit(policy, now=now, targets={"cfg": target}, log=log, notifiers=[])
+        (finding,) = [f for f in report.findings if f.clause.key == "not-public"]
+        assert (True, "not applicable: directory stores are not shared publicly") == (
+            finding.compliant,
+            finding.detail,
+        )

@@ -51,6 +51,12 @@ class TestSeedPolicy:
         packaged = (ROOT / "backuppolicy" / "data" / "seed_policy.yaml").read_bytes()
         assert example == packaged
 
+    def test_the_packaged_recovery_plan_is_byte_identical_to_the_example(self):
+        """backuppolicy/data/recovery_plan.yaml never drifts from examples/recovery_plan.yaml."""
+        example = (ROOT / "examples" / "recovery_plan.yaml").read_bytes()
+        packaged = (ROOT / "backuppolicy" / "data" / "recovery_plan.yaml").read_bytes()
+        assert example == packaged
+
     def test_load_seed_policy_is_the_example_policy(self):
         """The demo runs the policy of examples/policy.yaml."""
         assert Policy.from_file(ROOT / "examples" / "policy.yaml") == demo.load_seed_policy()

@@ -514,8 +514,11 @@ class _RdsTarget(AwsBackend):
         arn_parts = arn.split(":")
         account = arn_parts[4] if len(arn_parts) > 4 else ""  # noqa: PLR2004
         region = arn_parts[3] if len(arn_parts) > 4 and arn_parts[3] else region  # noqa: PLR2004
+        # A copy is as old as its data: OriginalSnapshotCreateTime is the source's time (equal to
+        # SnapshotCreateTime for a snapshot that is no copy). RPO evidence and retention use it.
         created = (
-            _aware_utc(raw.get("SnapshotCreateTime"))
+            _aware_utc(raw.get("OriginalSnapshotCreateTime"))
+            or _aware_utc(raw.get("SnapshotCreateTime"))
             or _aware_utc(raw.get(api.resource_created_key))
             or self._now()
         )

@@ -206,8 +206,14 @@ def _moto_snapshots(target: Any, region: str = REGION) -> dict[str, Any]:
 
 
 def _backdate(target: Any, snapshot_id: str, when: datetime) -> None:
-    """moto stamps snapshots with the wall clock: edit its backend object to backdate one."""
-    _moto_snapshots(target)[snapshot_id].created = when.astimezone(UTC).replace(tzinfo=None)
+    """moto stamps snapshots with the wall clock: edit its backend object to backdate one.
+
+    Both times move: for a snapshot that is no copy, AWS reports OriginalSnapshotCreateTime
+    equal to SnapshotCreateTime.
+    """
+    snapshot = _moto_snapshots(target)[snapshot_id]
+    snapshot.created = when.astimezone(UTC).replace(tzinfo=None)
+    snapshot.original_snapshot_create_time = snapshot.created
 
 
 def _ids(target: Any) -> set[str]:
@@ -776,6 +782,16 @@ class TestCopy:
         assert "c" == copy.tags[TAG_TOKEN]
         tiers = {(p.id, p.tier) for p in target.list_points() if p.managed}
         assert {(point.id, "local"), (copy.id, "offsite")} == tiers
+
+    def test_copy_is_dated_like_its_source(self, db, keys):
+        """A copy made days later is as old as its data (OriginalSnapshotCreateTime), for RPO."""
+        point = db.create_backup(token="dated")
+        _backdate(db, point.id, NOW - timedelta(days=3))
+        source = db.refresh(point)
+        assert source is not None
+        copy = db.copy(source, Destination(region=OTHER, kms_key_id=keys[OTHER]))
+        listed = {p.id: p for p in db.list_points()}
+        assert NOW - timedelta(days=3) == listed[copy.id].created_at
 
     def test_copy_called_on_destination_client(self, db, keys):
         """copy_db_snapshot goes to the destination region with the source ARN and SourceRegion."""

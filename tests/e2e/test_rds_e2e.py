@@ -108,7 +108,10 @@ def _backdate(target: RdsInstance | AuroraCluster, snapshot_id: str, when: datet
         if isinstance(target, AuroraCluster)
         else backend.database_snapshots
     )
-    snaps[snapshot_id].created = when.astimezone(UTC).replace(tzinfo=None)
+    snapshot = snaps[snapshot_id]
+    snapshot.created = when.astimezone(UTC).replace(tzinfo=None)
+    # For a snapshot that is no copy, AWS reports OriginalSnapshotCreateTime equal to it.
+    snapshot.original_snapshot_create_time = snapshot.created
 
 
 def _exists(rds: Any, kind: str, identifier: str) -> bool:
