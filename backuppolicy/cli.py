@@ -283,7 +283,12 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 # Feature modules that add subcommands: each has ``register(sub, common) -> dict[name, handler]``
 # where a handler is ``handler(args, out) -> exit code``. Shared helpers for them: `load_policy`,
 # `build_cli_targets`, `emit`, `parse_now`, `ProgressBar`.
-_COMMAND_MODULES: tuple[str, ...] = ("backuppolicy._cli_verify", "backuppolicy._cli_report")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "backuppolicy._cli_verify",
+    "backuppolicy._cli_report",
+    "backuppolicy._cli_recover",
+    "backuppolicy._cli_export",
+)
 
 load_policy = _policy
 build_cli_targets = _targets

@@ -181,6 +181,7 @@ _BUILTIN: dict[str, str] = {
     "ebs-volume": "backuppolicy.aws.ec2:EbsVolume",
     "s3-bucket": "backuppolicy.aws.s3:S3Bucket",
     "directory": "backuppolicy.local:Directory",
+    "aws-backup": "backuppolicy.aws.awsbackup:AwsBackupTarget",
 }
 _REGISTERED: dict[str, Callable[..., BackupTarget] | str] = {}
 _EXTRAS: dict[str, str] = {"backuppolicy.aws": "boto3 (pip install backuppolicy)"}

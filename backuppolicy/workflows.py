@@ -74,6 +74,7 @@ __all__ = [
     "place_hold",
     "plan_retention",
     "release_hold",
+    "restore",
 ]
 
 _log = logging.getLogger("backuppolicy")
@@ -200,7 +201,15 @@ def _build_target(
         )
     if spec.kind == "s3-bucket":
         return factory(
-            settings.pop("bucket"), prefix=settings.pop("prefix", ""), **common, **aws_common
+            settings.pop("bucket"),
+            prefix=settings.pop("prefix", ""),
+            **common,
+            **aws_common,
+            copy_stores={
+                t.location["store"]: t.name
+                for t in _copy_tiers(policy, spec)
+                if t.location.get("store")
+            },
         )
     if spec.kind == "directory":
         tiers = policy.tiers_for(spec)
@@ -228,6 +237,8 @@ def _build_target(
             include=tuple(settings.pop("include", ())),
             **common,
         )
+    if spec.kind == "aws-backup":  # read-only: AWS Backup makes and expires these points
+        return factory(settings.pop("resource_arn"), **settings, **common, **aws_common)
     return factory(**settings, **common)
 
 
@@ -1048,3 +1059,14 @@ def audit(policy: Policy, *, now: datetime, **kwargs: Any) -> Any:
     from backuppolicy import audit as _audit  # noqa: PLC0415 - audit imports this module
 
     return _audit.audit(policy, now=now, **kwargs)
+
+
+def restore(plan: Any, *, confirm: bool = False, **kwargs: Any) -> Any:
+    """Carry out a restore plan from `backuppolicy.plan_restore`; see `backuppolicy.restore.restore`.
+
+    Returns:
+        A `backuppolicy.restore.RestoreResult`.
+    """
+    from backuppolicy import restore as _restore  # noqa: PLC0415 - restore imports this module
+
+    return _restore.restore(plan, confirm=confirm, **kwargs)

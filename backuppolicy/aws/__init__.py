@@ -12,7 +12,24 @@ Example:
 from __future__ import annotations
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws.accounts import (
+    AccountRun,
+    FanOutReport,
+    assume_role_session,
+    for_each_account,
+)
+from backuppolicy.aws.awsbackup import (
+    AwsBackupTarget,
+    ComplianceModeWarning,
+    VaultLock,
+    apply_aws_backup,
+    export_aws_backup,
+    export_lifecycle,
+    export_scheduler,
+    list_aws_backup_points,
+)
 from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
+from backuppolicy.aws.iam import iam_policy
 from backuppolicy.aws.rds import AuroraCluster, BackupSettings, BackupWindow, Drift, RdsInstance
 from backuppolicy.aws.s3 import (
     KeyRetentionPlan,
@@ -23,13 +40,17 @@ from backuppolicy.aws.s3 import (
 )
 
 __all__ = [
+    "AccountRun",
     "AuroraCluster",
     "AwsBackend",
+    "AwsBackupTarget",
     "BackupSettings",
     "BackupWindow",
+    "ComplianceModeWarning",
     "Drift",
     "EbsVolume",
     "Ec2Instance",
+    "FanOutReport",
     "KeyRetentionPlan",
     "RdsInstance",
     "RestoreReport",
@@ -37,4 +58,13 @@ __all__ = [
     "RetryPolicy",
     "S3Bucket",
     "S3Settings",
+    "VaultLock",
+    "apply_aws_backup",
+    "assume_role_session",
+    "export_aws_backup",
+    "export_lifecycle",
+    "export_scheduler",
+    "for_each_account",
+    "iam_policy",
+    "list_aws_backup_points",
 ]
