@@ -15,7 +15,10 @@ target's prefix leaves the previous version behind as a *noncurrent* version. `S
 * records a *manifest* on `S3Bucket.create_backup`: a small JSON-lines object listing the
   current version of every key, a restorable point in time;
 * restores the prefix to any time T (`S3Bucket.restore_to_time`) into another bucket or
-  prefix, or in place, with server-side copies and bounded concurrency.
+  prefix, or in place, with server-side copies and bounded concurrency;
+* copies manifests (and the versions they list) into *copy stores* (other buckets, other
+  regions) and lists those copies as points of their tier (``copy_stores=``), so off-site
+  copies are refreshed, pruned, restored and verified like the source's manifests.
 
 Time granularity: S3 listings report ``LastModified`` in whole seconds. A version whose
 ``LastModified`` second is *S* counts as written at *S*: it is part of the state at *when*
@@ -29,7 +32,6 @@ import base64
 import contextlib
 import hashlib
 import heapq
-import itertools
 import json
 import math
 import queue
@@ -59,6 +61,7 @@ from backuppolicy.model import (
     TAG_POLICY,
     TAG_REASON,
     TAG_TARGET,
+    TAG_TIER,
     TAG_TOKEN,
     LegalHold,
     RecoveryPoint,
@@ -439,7 +442,63 @@ def _parse_s3_url(value: object, *, field: str) -> tuple[str, str]:
     if not isinstance(value, str) or not value.startswith("s3://") or len(value) <= len("s3://"):
         raise PolicyError.for_field(field, "an 's3://bucket/prefix' URL or an S3Bucket", value)
     bucket, _, prefix = value[len("s3://") :].partition("/")
+    if not bucket:
+        raise PolicyError.for_field(field, "an 's3://bucket/prefix' URL or an S3Bucket", value)
     return bucket, prefix
+
+
+def _parse_store(value: object, *, field: str) -> tuple[str, str]:
+    """Bucket and prefix of a copy store; a prefix is a folder (``"web-apps"`` -> ``"web-apps/"``)."""
+    bucket, prefix = _parse_s3_url(value, field=field)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+@attrs.frozen
+class _CopyStore:
+    """A bucket prefix that holds copies of the target's manifests, and the tier of those copies."""
+
+    bucket: str
+    prefix: str
+    tier: str
+
+    @property
+    def url(self) -> str:
+        return _s3_url(self.bucket, self.prefix)
+
+
+def _copy_stores(value: object) -> tuple[_CopyStore, ...]:
+    items: Iterable[Any]
+    if isinstance(value, Mapping):
+        items = value.items()
+    elif isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        items = value
+    else:
+        raise PolicyError.for_field(
+            "copy_stores", "a mapping of 's3://bucket/prefix' URLs to tier names", value
+        )
+    stores: dict[tuple[str, str], _CopyStore] = {}
+    for index, item in enumerate(items):
+        if not isinstance(item, tuple | list) or len(item) != 2:  # noqa: PLR2004 - (url, tier) pairs
+            raise PolicyError.for_field(f"copy_stores[{index}]", "a (url, tier) pair", item)
+        url, tier = item
+        bucket, prefix = _parse_store(url, field=f"copy_stores[{index}]")
+        if not isinstance(tier, str) or not tier:
+            raise PolicyError.for_field(f"copy_stores[{url!r}]", "a non-empty tier name", tier)
+        stores[bucket, prefix] = _CopyStore(bucket=bucket, prefix=prefix, tier=tier)
+    return tuple(stores.values())
+
+
+@attrs.frozen
+class _Loc:
+    """Where a point's object lives: in the target's bucket, or in a copy store."""
+
+    bucket: str
+    key: str
+    version: str
+    region: str | None = None
+    store: _CopyStore | None = None
 
 
 # The target ----------------------------------------------------------------
@@ -461,6 +520,18 @@ class S3Bucket(AwsBackend):
     * ``kind="s3-manifest"``: written by `create_backup`, a JSON-lines object under
       ``<internal_prefix>manifests/<name>/`` listing the current version of every key; managed
       when it carries our ownership tags. Keys under *internal_prefix* are never treated as data.
+
+    Copy stores (``copy_stores={"s3://offsite-bucket/web-apps": "offsite"}``): `copy` puts a
+    manifest's copy at ``<store prefix>manifests/<name>/`` and the versions it lists at
+    ``<store prefix><key relative to the prefix>``. `list_points` also lists the manifest copies
+    found in every configured store, as ``kind="s3-manifest"`` points of the store's tier with
+    ``id = "s3://<bucket>/<key>@<version id>"`` and ``details`` naming the store's bucket, key,
+    version and region (asked once with ``GetBucketLocation``). Only manifest copies are points
+    there: the copied data versions are not listed one by one (a manifest copy stands for them).
+    A copy's manifest is rewritten to list the copied versions (their keys and version ids in the
+    store), so `read_manifest`, `restore` and integrity checks read the copy itself, not the
+    source. A copy keeps the source manifest's ``created_at`` and tags (legal hold aside) and gets
+    ``backuppolicy:tier``.
 
     Example:
         >>> from backuppolicy import aws
@@ -485,6 +556,9 @@ class S3Bucket(AwsBackend):
         manage_noncurrent: Whether noncurrent versions may be deleted by retention.
         internal_prefix: Where manifests and restore-test copies live.
         max_pool_connections: HTTP connections per client (at least the concurrency you use).
+        copy_stores: Stores that hold this target's copies, ``s3://bucket/prefix`` URL -> tier
+            name (a mapping or ``(url, tier)`` pairs); their manifest copies are listed. A
+            non-empty prefix is a folder: ``s3://b/web-apps`` means ``web-apps/``.
 
     Attributes:
         bucket: Bucket name.
@@ -511,6 +585,7 @@ class S3Bucket(AwsBackend):
         manage_noncurrent: bool = True,
         internal_prefix: str = "_backuppolicy/",
         max_pool_connections: int = 32,
+        copy_stores: Mapping[str, str] | Iterable[tuple[str, str]] = (),
     ) -> None:
         if not isinstance(bucket, str) or not bucket:
             raise PolicyError.for_field("bucket", "a non-empty bucket name", bucket)
@@ -537,6 +612,17 @@ class S3Bucket(AwsBackend):
         self.internal_prefix = internal_prefix
         self._account_id = account_id
         self._object_lock: bool | None = None
+        self._copy_stores = _copy_stores(copy_stores)
+        self._store_regions: dict[str, str] = {}
+        for store in self._copy_stores:
+            if store.bucket == bucket and (
+                store.prefix.startswith(prefix) or prefix.startswith(store.prefix)
+            ):
+                raise PolicyError.for_field(
+                    "copy_stores",
+                    f"stores outside the protected objects {self.url!r}",
+                    store.url,
+                )
 
     def __repr__(self) -> str:
         return f"<backuppolicy.aws.S3Bucket(bucket={self.bucket!r}, prefix={self.prefix!r})>"
@@ -550,6 +636,11 @@ class S3Bucket(AwsBackend):
     def url(self) -> str:
         """``s3://bucket/prefix``."""
         return _s3_url(self.bucket, self.prefix)
+
+    @property
+    def copy_stores(self) -> dict[str, str]:
+        """The configured copy stores: ``s3://bucket/prefix/`` URL -> tier name."""
+        return {store.url: store.tier for store in self._copy_stores}
 
     # Settings ----------------------------------------------------------------
 
@@ -622,10 +713,31 @@ class S3Bucket(AwsBackend):
     @property
     def location(self) -> str:
         """``aws:<account>:<region>`` of the bucket (the account asked from STS once)."""
+        return f"aws:{self._account()}:{self.region}"
+
+    def _account(self) -> str:
         if self._account_id is None:
             identity = self.call("sts", "get_caller_identity")
             self._account_id = str(identity["Account"])
-        return f"aws:{self._account_id}:{self.region}"
+        return self._account_id
+
+    def _store_region(self, bucket: str) -> str:
+        """The region of a copy store's bucket (``GetBucketLocation`` once per bucket)."""
+        region = self._store_regions.get(bucket)
+        if region is None:
+            result = self.call(
+                "s3", "get_bucket_location", resource=_s3_url(bucket, ""), Bucket=bucket
+            )
+            constraint = str(result.get("LocationConstraint") or "us-east-1")
+            region = self._store_regions[bucket] = {"EU": "eu-west-1"}.get(constraint, constraint)
+        return region
+
+    def _store_for(self, bucket: str, prefix: str, tier: str) -> _CopyStore:
+        """The configured store at *bucket*/*prefix*, else an ad-hoc one of *tier*."""
+        for store in self._copy_stores:
+            if (store.bucket, store.prefix) == (bucket, prefix):
+                return store
+        return _CopyStore(bucket=bucket, prefix=prefix, tier=tier)
 
     # Listing ----------------------------------------------------------------
 
@@ -636,14 +748,22 @@ class S3Bucket(AwsBackend):
         requests: _Requests | None = None,
         page_size: int | None = None,
         prefetch: int = 0,
+        bucket: str | None = None,
+        region: str | None = None,
     ) -> Iterator[_Entry]:
         params: dict[str, Any] = {
-            "Bucket": self.bucket,
+            "Bucket": bucket or self.bucket,
             "Prefix": self.prefix if prefix is None else prefix,
         }
         if page_size is not None:
             params["MaxKeys"] = page_size
-        pages = self.paginate("s3", "list_object_versions", resource=self.url, **params)
+        pages = self.paginate(
+            "s3",
+            "list_object_versions",
+            resource=_s3_url(params["Bucket"], params["Prefix"]),
+            region=region,
+            **params,
+        )
         for page in _Prefetcher(pages, prefetch) if prefetch else pages:
             if requests is not None:
                 requests.add("ListObjectVersions")
@@ -696,12 +816,16 @@ class S3Bucket(AwsBackend):
             replaced_at = entry.last_modified
 
     def list_points(self) -> Iterator[RecoveryPoint]:
-        """Stream the manifests of this target, then every object version under the prefix.
+        """Stream the manifests of this target, their copies, then every object version.
 
-        Delete markers are not points (nothing to restore). One ``ListObjectVersions`` request
-        per 1000 entries, plus one ``GetObjectTagging`` per manifest.
+        Manifest copies are listed from every store of *copy_stores*, in the store's tier (only
+        manifests: the data versions copied with them are not points). Delete markers are not
+        points (nothing to restore). One ``ListObjectVersions`` request per 1000 entries, plus
+        one ``HeadObject`` and one ``GetObjectTagging`` per manifest or manifest copy.
         """
         yield from self._manifest_points()
+        for store in self._copy_stores:
+            yield from self._copy_points(store)
         for group in self._data_groups():
             yield from self._group_points(group, markers=False)
 
@@ -720,12 +844,16 @@ class S3Bucket(AwsBackend):
             result[TAG_TOKEN] = token
         return result
 
-    def _tags_of(self, key: str, version_id: str) -> dict[str, str]:
+    def _tags_of(
+        self, key: str, version_id: str, *, bucket: str | None = None, region: str | None = None
+    ) -> dict[str, str]:
+        bucket = bucket or self.bucket
         result = self.call(
             "s3",
             "get_object_tagging",
-            resource=_s3_url(self.bucket, key),
-            Bucket=self.bucket,
+            resource=_s3_url(bucket, key),
+            region=region,
+            Bucket=bucket,
             Key=key,
             VersionId=version_id,
         )
@@ -773,6 +901,79 @@ class S3Bucket(AwsBackend):
             )
             yield self._manifest_point(
                 entry.key, entry.version_id, head, self._tags_of(entry.key, entry.version_id)
+            )
+
+    # Copies in copy stores ----------------------------------------------------------------
+
+    def _copy_manifest_prefix(self, store: _CopyStore) -> str:
+        """Where manifest copies go in *store* (`_relocate` of the manifest prefix)."""
+        return self._relocate(self._manifest_prefix, store.prefix)
+
+    def _copy_point(
+        self,
+        store: _CopyStore,
+        region: str,
+        *,
+        key: str,
+        version_id: str,
+        head: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> RecoveryPoint:
+        meta = head.get("Metadata", {})
+        created = (
+            datetime.fromisoformat(meta["created-at"])
+            if "created-at" in meta
+            else head["LastModified"]
+        )
+        source = (
+            f"{meta['source-key']}@{meta['source-version']}"
+            if "source-key" in meta and "source-version" in meta
+            else None
+        )
+        return RecoveryPoint(
+            id=f"{_s3_url(store.bucket, key)}@{version_id}",
+            target=self.name,
+            created_at=created.astimezone(UTC),
+            kind=_KIND_MANIFEST,
+            location=f"aws:{self._account()}:{region}",
+            tier=store.tier,
+            size_bytes=int(meta["bytes"]) if "bytes" in meta else None,
+            tags=tags,
+            legal_hold=_hold_from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
+            managed=tags.get(TAG_POLICY) == self.policy and tags.get(TAG_TARGET) == self.name,
+            details={
+                "bucket": store.bucket,
+                "key": key,
+                "version_id": version_id,
+                "region": region,
+                "store": store.url,
+                "source": source,
+                "source_bucket": meta.get("source-bucket"),
+                "copied_at": meta.get("copied-at"),
+                "objects": int(meta.get("objects", "0")),
+                "manifest_bytes": int(head.get("ContentLength") or head.get("Size") or 0),
+            },
+        )
+
+    def _copy_points(self, store: _CopyStore) -> Iterator[RecoveryPoint]:
+        """The manifest copies of this target in *store*.
+
+        Objects without a manifest's metadata are skipped: a data key that happens to sit under
+        the manifest folder is not a point.
+        """
+        region = self._store_region(store.bucket)
+        prefix = self._copy_manifest_prefix(store)
+        for entry in self._entries(prefix, bucket=store.bucket, region=region):
+            if entry.is_marker or not entry.is_latest:
+                continue
+            head = self._head_or_none(
+                entry.key, entry.version_id, bucket=store.bucket, region=region
+            )
+            if head is None or "created-at" not in head.get("Metadata", {}):
+                continue
+            tags = self._tags_of(entry.key, entry.version_id, bucket=store.bucket, region=region)
+            yield self._copy_point(
+                store, region, key=entry.key, version_id=entry.version_id, head=head, tags=tags
             )
 
     def create_backup(
@@ -853,52 +1054,81 @@ class S3Bucket(AwsBackend):
         head = {"Metadata": metadata, "ContentLength": 0, "LastModified": stamp}
         return self._manifest_point(key, version, head, all_tags)
 
-    def _head_or_none(self, key: str, version_id: str | None) -> dict[str, Any] | None:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if version_id is not None:
+    def _head_or_none(
+        self,
+        key: str,
+        version_id: str | None,
+        *,
+        bucket: str | None = None,
+        region: str | None = None,
+    ) -> dict[str, Any] | None:
+        bucket = bucket or self.bucket
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        # A copy store may be unversioned: its objects' version is "null", which is the only
+        # version of the key there. S3 accepts versionId=null, moto's HeadObject does not.
+        if version_id is not None and not (version_id == "null" and bucket != self.bucket):
             params["VersionId"] = version_id
         try:
-            return self.call("s3", "head_object", resource=_s3_url(self.bucket, key), **params)
+            return self.call(
+                "s3", "head_object", resource=_s3_url(bucket, key), region=region, **params
+            )
         except ResourceNotFoundError:
             return None
 
     def read_manifest(self, point: RecoveryPoint) -> Iterator[dict[str, Any]]:
-        """Stream the entries (``key``, ``version_id``, ``etag``, ``size``) of a manifest point."""
-        key, version = self._point_location(point, _KIND_MANIFEST)
-        result = self.call(
-            "s3",
-            "get_object",
-            resource=_s3_url(self.bucket, key),
-            Bucket=self.bucket,
-            Key=key,
-            VersionId=version,
-        )
-        body = result["Body"]
-        try:
-            for raw in body.iter_lines():
-                line = json.loads(raw)
-                if "format" not in line:
-                    yield line
-        finally:
-            body.close()
+        """Stream the entries (``key``, ``version_id``, ``etag``, ``size``) of a manifest point.
+
+        The entries of a manifest copy name the copied versions in its store (``details["bucket"]``).
+        """
+        return self._manifest_lines(self._locate(point, _KIND_MANIFEST))
 
     # Point operations ----------------------------------------------------------------
 
-    def _point_location(self, point: RecoveryPoint, *kinds: str) -> tuple[str, str]:
+    def _locate(self, point: RecoveryPoint, *kinds: str) -> _Loc:
+        """Where *point* lives, in the target's bucket or in a copy store.
+
+        ``details["store"]`` marks a copy (bucket, key, version and region in ``details``); any
+        other point is ``<key>@<version>`` in the target's bucket.
+        """
         if point.kind not in kinds:
             raise PolicyError.for_field(
                 "point.kind", " or ".join(repr(k) for k in kinds), point.kind
             )
         if point.target != self.name:
             raise PolicyError.for_field("point.target", repr(self.name), point.target)
-        return _split_id(point.id)
+        store_url = point.details.get("store")
+        if store_url is None:
+            key, version = _split_id(point.id)
+            return _Loc(bucket=self.bucket, key=key, version=version)
+        bucket, prefix = _parse_store(store_url, field="point.details.store")
+        parts = {name: point.details.get(name) for name in ("bucket", "key", "version_id")}
+        for name, value in parts.items():
+            if not isinstance(value, str) or not value:
+                raise PolicyError.for_field(f"point.details.{name}", "a non-empty string", value)
+        if parts["bucket"] != bucket:
+            raise PolicyError.for_field("point.details.bucket", repr(bucket), parts["bucket"])
+        region = point.details.get("region")
+        return _Loc(
+            bucket=str(parts["bucket"]),
+            key=str(parts["key"]),
+            version=str(parts["version_id"]),
+            region=region if isinstance(region, str) and region else None,
+            store=self._store_for(bucket, prefix, point.tier),
+        )
 
     def _lock_hold(
-        self, head: Mapping[str, Any], key: str, version_id: str, now: datetime
+        self,
+        head: Mapping[str, Any],
+        key: str,
+        version_id: str,
+        now: datetime,
+        *,
+        bucket: str | None = None,
+        region: str | None = None,
     ) -> LegalHold | None:
         """The Object Lock legal hold or unexpired retention of a version, as a `LegalHold`."""
         if head.get("ObjectLockLegalHoldStatus") == "ON":
-            tags = self._tags_of(key, version_id)
+            tags = self._tags_of(key, version_id, bucket=bucket, region=region)
             if TAG_HOLD in tags:
                 return _hold_from_tag(tags[TAG_HOLD])
             return LegalHold(reason="S3 Object Lock legal hold")
@@ -909,41 +1139,67 @@ class S3Bucket(AwsBackend):
         return None
 
     def refresh(self, point: RecoveryPoint) -> RecoveryPoint | None:
-        """Re-read a point: current-ness, Object Lock hold and retention; ``None`` if it is gone."""
-        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
-        head = self._head_or_none(key, version)
+        """Re-read a point: current-ness, Object Lock hold and retention; ``None`` if it is gone.
+
+        A manifest copy is re-read from its copy store.
+        """
+        loc = self._locate(point, _KIND_VERSION, _KIND_MANIFEST)
+        key, version = loc.key, loc.version
+        where = {"bucket": loc.bucket, "region": loc.region}
+        head = self._head_or_none(key, version, **where)
         if head is None:
             return None
         if point.kind == _KIND_MANIFEST:
-            fresh = self._manifest_point(key, version, head, self._tags_of(key, version))
+            tags = self._tags_of(key, version, **where)
+            if loc.store is None:
+                fresh = self._manifest_point(key, version, head, tags)
+            else:
+                region = loc.region or self._store_region(loc.bucket)
+                fresh = self._copy_point(
+                    loc.store, region, key=key, version_id=version, head=head, tags=tags
+                )
             if fresh.legal_hold is None:
-                fresh = fresh.evolve(legal_hold=self._lock_hold(head, key, version, _utcnow()))
+                fresh = fresh.evolve(
+                    legal_hold=self._lock_hold(head, key, version, _utcnow(), **where)
+                )
             return fresh
-        current = self._head_or_none(key, None)
+        current = self._head_or_none(key, None, **where)
         is_current = current is not None and str(current.get("VersionId") or "null") == version
-        hold = self._lock_hold(head, key, version, _utcnow())
+        hold = self._lock_hold(head, key, version, _utcnow(), **where)
         details = dict(point.details)
         details["is_latest"] = is_current
         details["object_lock_mode"] = head.get("ObjectLockMode")
         details["object_lock_retain_until"] = head.get("ObjectLockRetainUntilDate")
         return point.evolve(
-            managed=self.manage_noncurrent and not is_current,
+            # a version copied on its own into a store is not ours to prune (see `copy`)
+            managed=self.manage_noncurrent and not is_current and loc.store is None,
             legal_hold=hold,
             encrypted=head.get("ServerSideEncryption") is not None or None,
             details=details,
         )
 
     def delete(self, point: RecoveryPoint) -> None:
-        """Permanently delete one noncurrent version or one of our manifests.
+        """Permanently delete one noncurrent version, one of our manifests or a manifest copy.
 
-        Re-reads the point first (two ``HeadObject`` requests).
+        Re-reads the point first (``HeadObject`` and ``GetObjectTagging``).
+
+        * A manifest in the target's bucket: only the manifest goes; the versions it lists are
+          the bucket's data, pruned by version retention.
+        * A manifest copy in a copy store: the copy's manifest is deleted, then every copied
+          version it lists that no other manifest copy under the store's ``manifests/`` folder
+          (of any target) lists, with ``DeleteObjects``. The manifest goes first, so a point is
+          never listed without its data; if the data delete then fails (Object Lock on the
+          store, permissions), those versions stay behind unlisted: expire them with a lifecycle
+          rule on the store. If another manifest copy in the store cannot be read, no data is
+          deleted (only the manifest). Memory holds the (key, version) pairs of the deleted copy.
 
         Raises:
-            ProtectedPointError: The point is unmanaged (a current version, or not ours), under
-                legal hold or Object Lock retention, or pending. Nothing was deleted.
+            ProtectedPointError: The point is unmanaged (a current version, a version copied on
+                its own, or not ours), under legal hold or Object Lock retention, or pending.
+                Nothing was deleted.
             ResourceNotFoundError: The version no longer exists.
         """
-        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
+        loc = self._locate(point, _KIND_VERSION, _KIND_MANIFEST)
         _refuse_protected(point)
         fresh = self.refresh(point)
         if fresh is None:
@@ -951,18 +1207,70 @@ class S3Bucket(AwsBackend):
                 f"{self.name}: version {point.id!r} does not exist",
                 backend=self.name,
                 operation="HeadObject",
-                resource=_s3_url(self.bucket, key),
+                resource=_s3_url(loc.bucket, loc.key),
                 code="NoSuchVersion",
             )
         _refuse_protected(fresh)
+        orphans = (
+            self._unreferenced_copies(loc)
+            if loc.store is not None and point.kind == _KIND_MANIFEST
+            else []
+        )
         self.call(
             "s3",
             "delete_object",
-            resource=_s3_url(self.bucket, key),
-            Bucket=self.bucket,
-            Key=key,
-            VersionId=version,
+            resource=_s3_url(loc.bucket, loc.key),
+            region=loc.region,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            VersionId=loc.version,
         )
+        for start in range(0, len(orphans), DELETE_BATCH_LIMIT):
+            batch = orphans[start : start + DELETE_BATCH_LIMIT]
+            self._delete_batch(loc.bucket, loc.region, batch, None)
+
+    def _manifest_lines(self, loc: _Loc) -> Iterator[dict[str, Any]]:
+        result = self.call(
+            "s3",
+            "get_object",
+            resource=_s3_url(loc.bucket, loc.key),
+            region=loc.region,
+            Bucket=loc.bucket,
+            Key=loc.key,
+            VersionId=loc.version,
+        )
+        body = result["Body"]
+        try:
+            for raw in body.iter_lines():
+                line = json.loads(raw)
+                if "format" not in line:
+                    yield line
+        finally:
+            body.close()
+
+    def _unreferenced_copies(self, loc: _Loc) -> list[tuple[str, str | None]]:
+        """The copied versions that the manifest copy at *loc* alone lists in its store.
+
+        Every version of every manifest copy (of any target) under the store's ``manifests/``
+        folder is read; none are returned if one of them cannot be read.
+        """
+        assert loc.store is not None  # noqa: S101 - only called for copies
+        listed = {(str(line["key"]), str(line["version_id"])) for line in self._manifest_lines(loc)}
+        folder = f"{loc.store.prefix}manifests/"
+        for entry in self._entries(folder, bucket=loc.bucket, region=loc.region):
+            if not listed:
+                break
+            if entry.is_marker or (entry.key, entry.version_id) == (loc.key, loc.version):
+                continue
+            other = _Loc(
+                bucket=loc.bucket, key=entry.key, version=entry.version_id, region=loc.region
+            )
+            try:
+                for line in self._manifest_lines(other):
+                    listed.discard((str(line["key"]), str(line["version_id"])))
+            except (ValueError, KeyError, TypeError):  # not a manifest we can read: keep the data
+                return []
+        return [(key, version) for key, version in sorted(listed)]
 
     def place_hold(self, point: RecoveryPoint, hold: LegalHold) -> RecoveryPoint:
         """Put *point* under legal *hold* and return it re-read.
@@ -970,7 +1278,8 @@ class S3Bucket(AwsBackend):
         The hold's reason and reference go into the version's ``backuppolicy:legal-hold`` tag
         (its other tags are kept). With Object Lock enabled on the bucket an Object Lock legal
         hold is placed too, so nobody (not only this library) can delete the version. Versions
-        of data need Object Lock; a manifest without Object Lock is held by the tag alone.
+        of data need Object Lock; a manifest without Object Lock is held by the tag alone, and so
+        is a manifest copy in a copy store (whatever the store's Object Lock).
 
         Raises:
             PolicyError: *point* is a data version and the bucket has no Object Lock.
@@ -982,26 +1291,26 @@ class S3Bucket(AwsBackend):
         return self._set_hold(point, None)
 
     def _set_hold(self, point: RecoveryPoint, hold: LegalHold | None) -> RecoveryPoint:
-        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
-        resource = _s3_url(self.bucket, key)
-        locked = self._lock_enabled()
+        loc = self._locate(point, _KIND_VERSION, _KIND_MANIFEST)
+        key, version = loc.key, loc.version
+        resource = _s3_url(loc.bucket, key)
+        locked = loc.store is None and self._lock_enabled()
         if not locked and point.kind == _KIND_VERSION and hold is not None:
             raise PolicyError.for_field(
-                f"{self.bucket}.object_lock",
+                f"{loc.bucket}.object_lock",
                 "Object Lock enabled on the bucket to hold object versions",
                 "disabled",
             )
+        where: dict[str, Any] = {"Bucket": loc.bucket, "Key": key, "VersionId": version}
         if locked:
             self.call(
                 "s3",
                 "put_object_legal_hold",
                 resource=resource,
-                Bucket=self.bucket,
-                Key=key,
-                VersionId=version,
                 LegalHold={"Status": "OFF" if hold is None else "ON"},
+                **where,
             )
-        tags = self._tags_of(key, version)
+        tags = self._tags_of(key, version, bucket=loc.bucket, region=loc.region)
         tags.pop(TAG_HOLD, None)
         if hold is not None:
             tags[TAG_HOLD] = _hold_tag(hold)
@@ -1011,20 +1320,12 @@ class S3Bucket(AwsBackend):
                 "s3",
                 "put_object_tagging",
                 resource=resource,
-                Bucket=self.bucket,
-                Key=key,
-                VersionId=version,
+                region=loc.region,
                 Tagging={"TagSet": tag_set},
+                **where,
             )
         else:
-            self.call(
-                "s3",
-                "delete_object_tagging",
-                resource=resource,
-                Bucket=self.bucket,
-                Key=key,
-                VersionId=version,
-            )
+            self.call("s3", "delete_object_tagging", resource=resource, region=loc.region, **where)
         fresh = self.refresh(point)
         if fresh is None:  # pragma: no cover - deleted between the two calls
             raise ResourceNotFoundError(
@@ -1035,59 +1336,195 @@ class S3Bucket(AwsBackend):
             )
         return fresh
 
-    def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
-        """Copy a version (or a manifest and every version it lists) to ``destination.store``.
+    def copy(
+        self, point: RecoveryPoint, destination: Destination, *, max_workers: int = 8
+    ) -> RecoveryPoint:
+        """Copy a manifest and every version it lists (or one version) to ``destination.store``.
 
-        ``destination.store`` is an ``s3://bucket/prefix`` URL or an `S3Bucket`; keys keep their
-        path relative to this target's prefix. Server-side copies (multipart above 5 GiB).
+        ``destination.store`` is an ``s3://bucket/prefix`` URL or an `S3Bucket` (a non-empty
+        prefix is a folder); data keys keep their path relative to this target's prefix, the
+        manifest goes to ``<store prefix>manifests/<name>/``. Server-side copies, *max_workers*
+        at once (multipart above 5 GiB); copied objects keep their tags (``CopyObject``'s
+        default ``TaggingDirective=COPY``). The store's region is ``destination.region``, else
+        asked with ``GetBucketLocation``.
+
+        The copy of a manifest is a new manifest in the store listing the copied versions (key
+        and version id in the store, ETag, size, source key and version), written last. It keeps
+        the source's ``created_at`` and tags (a legal hold aside: holds are placed per point) and
+        gets ``backuppolicy:tier``. Copying the same manifest into the same store again returns
+        the existing copy and copies nothing. With the store in *copy_stores* the copy is listed
+        by `list_points`.
+
+        A version copied on its own comes back as an unmanaged point: only manifest copies are
+        points in copy stores (listed, pruned).
+
+        Raises:
+            PolicyError: *point* is itself a copy, or the store is not an ``s3://`` URL.
         """
-        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
-        dest_bucket, dest_prefix = _parse_s3_url(destination.store, field="destination.store")
+        loc = self._locate(point, _KIND_VERSION, _KIND_MANIFEST)
+        if loc.store is not None:
+            raise PolicyError.for_field(
+                "point",
+                "a point of the target's own bucket (copies are not copied again)",
+                point.id,
+            )
+        bucket, prefix = _parse_store(destination.store, field="destination.store")
+        store = _CopyStore(bucket=bucket, prefix=prefix, tier=destination.tier)
+        region = destination.region or self._store_region(bucket)
+        self._store_regions.setdefault(bucket, region)
         requests = _Requests()
-        if point.kind == _KIND_VERSION:
-            sources: Iterable[tuple[str, str, int]] = [(key, version, point.size_bytes or 0)]
-        else:
-            sources = self._manifest_sources(point)
-            sources = itertools.chain(sources, [(key, version, 0)])
-        self._copy_many(sources, dest_bucket, dest_prefix, requests, region=destination.region)
-        dest_key = self._relocate(key, dest_prefix)
-        head = self.call(
-            "s3",
-            "head_object",
-            resource=_s3_url(dest_bucket, dest_key),
-            region=destination.region,
-            Bucket=dest_bucket,
-            Key=dest_key,
+        dest_key = self._relocate(loc.key, prefix)
+        if point.kind == _KIND_MANIFEST:
+            return self._copy_manifest(
+                point,
+                loc,
+                store=store,
+                region=region,
+                dest_key=dest_key,
+                requests=requests,
+                max_workers=max_workers,
+            )
+        new_version, _ = self._copy_version(
+            loc.key,
+            loc.version,
+            size=point.size_bytes or 0,
+            dest_bucket=bucket,
+            dest_key=dest_key,
+            requests=requests,
+            region=region,
         )
-        new_version = str(head.get("VersionId") or "null")
-        region = destination.region or self.region
         details = dict(point.details)
         details.update(
-            {"bucket": dest_bucket, "key": dest_key, "version_id": new_version, "source": point.id}
+            {
+                "bucket": bucket,
+                "key": dest_key,
+                "version_id": new_version,
+                "region": region,
+                "store": store.url,
+                "source": point.id,
+            }
         )
         return point.evolve(
-            id=f"{dest_key}@{new_version}",
-            location=f"aws:{self._account_id or ''}:{region}"
-            if destination.region
-            else point.location,
+            id=f"{_s3_url(bucket, dest_key)}@{new_version}",
+            location=f"aws:{self._account()}:{region}",
             tier=destination.tier,
+            managed=False,
             details=details,
+        )
+
+    def _copy_manifest(
+        self,
+        point: RecoveryPoint,
+        loc: _Loc,
+        *,
+        store: _CopyStore,
+        region: str,
+        dest_key: str,
+        requests: _Requests,
+        max_workers: int,
+    ) -> RecoveryPoint:
+        where = {"bucket": store.bucket, "region": region}
+        existing = self._head_or_none(dest_key, None, **where)
+        if existing is not None:
+            meta = existing.get("Metadata", {})
+            source = (meta.get("source-bucket"), meta.get("source-key"), meta.get("source-version"))
+            if source == (self.bucket, loc.key, loc.version):
+                version = str(existing.get("VersionId") or "null")
+                tags = self._tags_of(dest_key, version, **where)
+                return self._copy_point(
+                    store, region, key=dest_key, version_id=version, head=existing, tags=tags
+                )
+        tags = {k: v for k, v in self._tags_of(loc.key, loc.version).items() if k != TAG_HOLD}
+        tags[TAG_TIER] = store.tier
+        created = point.created_at.astimezone(UTC).isoformat()
+        copied_at = _utcnow().isoformat()
+        lock = threading.Lock()
+        counts: Counter[str] = Counter()
+        with tempfile.SpooledTemporaryFile(max_size=8 * 1024**2) as body:
+            header = {
+                "format": _MANIFEST_FORMAT,
+                "bucket": store.bucket,
+                "prefix": store.prefix,
+                "target": self.name,
+                "tier": store.tier,
+                "created_at": created,
+                "copied_at": copied_at,
+                "source": f"{_s3_url(self.bucket, loc.key)}@{loc.version}",
+            }
+            body.write(json.dumps(header).encode() + b"\n")
+
+            def one(key: str, version: str, size: int) -> None:
+                new_key = self._relocate(key, store.prefix)
+                new_version, etag = self._copy_version(
+                    key,
+                    version,
+                    size=size,
+                    dest_bucket=store.bucket,
+                    dest_key=new_key,
+                    requests=requests,
+                    region=region,
+                )
+                line = {
+                    "key": new_key,
+                    "version_id": new_version,
+                    "etag": etag,
+                    "size": size,
+                    "source_key": key,
+                    "source_version_id": version,
+                }
+                with lock:
+                    body.write(json.dumps(line).encode() + b"\n")
+                    counts["objects"] += 1
+                    counts["bytes"] += size
+
+            with _Pool(max_workers) as pool:
+                for key, version, size in self._manifest_sources(point):
+                    pool.submit(one, key, version, size)
+            length = body.tell()
+            body.seek(0)
+            metadata = {
+                "created-at": created,
+                "copied-at": copied_at,
+                "objects": str(counts["objects"]),
+                "bytes": str(counts["bytes"]),
+                "source-bucket": self.bucket,
+                "source-key": loc.key,
+                "source-version": loc.version,
+            }
+            result = self.call(
+                "s3",
+                "put_object",
+                resource=_s3_url(store.bucket, dest_key),
+                region=region,
+                Bucket=store.bucket,
+                Key=dest_key,
+                Body=body,
+                ContentType="application/x-ndjson",
+                Metadata=metadata,
+                Tagging=_encode_tags(tags),
+            )
+        version = str(result.get("VersionId") or "null")
+        head = {"Metadata": metadata, "ContentLength": length}
+        return self._copy_point(
+            store, region, key=dest_key, version_id=version, head=head, tags=tags
         )
 
     @contextmanager
     def _restore(
         self, point: RecoveryPoint, into: IsolationProfile | None
     ) -> Iterator[RestoredResource]:
-        key, version = self._point_location(point, _KIND_VERSION, _KIND_MANIFEST)
+        loc = self._locate(point, _KIND_VERSION, _KIND_MANIFEST)
         prefix = (into.name_prefix if into else "bp-restore-") + uuid.uuid4().hex[:12] + "/"
         restore_prefix = f"{self.internal_prefix}restore-tests/{self.name}/{prefix}"
         requests = _Requests()
         try:
             if point.kind == _KIND_VERSION:
-                sources: Iterable[tuple[str, str, int]] = [(key, version, point.size_bytes or 0)]
+                sources: Iterable[tuple[str, str, int]] = [
+                    (loc.key, loc.version, point.size_bytes or 0)
+                ]
             else:
                 sources = self._manifest_sources(point)
-            objects = self._copy_many(sources, self.bucket, restore_prefix, requests)
+            objects = self._copy_many(sources, self.bucket, restore_prefix, requests, source=loc)
             yield RestoredResource(
                 id=_s3_url(self.bucket, restore_prefix),
                 kind="s3-prefix",
@@ -1102,8 +1539,10 @@ class S3Bucket(AwsBackend):
         """Copy a version, or every version a manifest lists, under a scratch prefix; purge on exit.
 
         The scratch prefix is ``<internal_prefix>restore-tests/<name>/<name_prefix><random>/``
-        in the same bucket. On exit every version and delete marker under it is deleted, even
-        when the block raised.
+        in the target's bucket. On exit every version and delete marker under it is deleted,
+        even when the block raised. A manifest copy is restored from its copy store into that
+        same scratch prefix (across regions when the store is elsewhere): the copy itself is
+        read, proving the off-site copy can be brought back.
 
         Returns:
             A context manager yielding a `RestoredResource` (``kind="s3-prefix"``).
@@ -1143,8 +1582,19 @@ class S3Bucket(AwsBackend):
         *,
         region: str | None = None,
         max_workers: int = 8,
+        source: _Loc | None = None,
     ) -> int:
-        """Copy ``(key, version id, size)`` sources under *dest_prefix*, concurrently."""
+        """Copy ``(key, version id, size)`` sources under *dest_prefix*, concurrently.
+
+        Sources are in the target's bucket, or in *source*'s copy store (keys relative to it).
+        """
+        store = source.store if source is not None else None
+
+        def relocate(key: str) -> str:
+            if store is not None:
+                return dest_prefix + key.removeprefix(store.prefix)
+            return self._relocate(key, dest_prefix)
+
         count = 0
         with _Pool(max_workers) as pool:
             for key, version, size in sources:
@@ -1155,9 +1605,11 @@ class S3Bucket(AwsBackend):
                     version,
                     size=size,
                     dest_bucket=dest_bucket,
-                    dest_key=self._relocate(key, dest_prefix),
+                    dest_key=relocate(key),
                     requests=requests,
                     region=region,
+                    source_bucket=source.bucket if source is not None else None,
+                    source_region=source.region if source is not None else None,
                 )
         return count
 
@@ -1171,9 +1623,14 @@ class S3Bucket(AwsBackend):
         dest_key: str,
         requests: _Requests,
         region: str | None = None,
-    ) -> str:
-        """Server-side copy of one version; multipart above 5 GiB. Returns the new version id."""
-        source = {"Bucket": self.bucket, "Key": key, "VersionId": version_id}
+        source_bucket: str | None = None,
+        source_region: str | None = None,
+    ) -> tuple[str, str]:
+        """Server-side copy of one version; multipart above 5 GiB.
+
+        Returns the new version id and ETag.
+        """
+        source = {"Bucket": source_bucket or self.bucket, "Key": key, "VersionId": version_id}
         resource = _s3_url(dest_bucket, dest_key)
         if size <= MAX_COPY_OBJECT_SIZE:
             requests.add("CopyObject")
@@ -1186,8 +1643,11 @@ class S3Bucket(AwsBackend):
                 Key=dest_key,
                 CopySource=source,
             )
-            return str(result.get("VersionId") or "null")
-        return self._multipart_copy(source, dest_bucket, dest_key, requests, region)
+            etag = str(result.get("CopyObjectResult", {}).get("ETag", "")).strip('"')
+            return str(result.get("VersionId") or "null"), etag
+        return self._multipart_copy(
+            source, dest_bucket, dest_key, requests, region, source_region=source_region
+        )
 
     def _multipart_copy(
         self,
@@ -1196,14 +1656,17 @@ class S3Bucket(AwsBackend):
         dest_key: str,
         requests: _Requests,
         region: str | None,
-    ) -> str:
+        *,
+        source_region: str | None = None,
+    ) -> tuple[str, str]:
         resource = _s3_url(dest_bucket, dest_key)
         requests.add("HeadObject")
         head = self.call(
             "s3",
             "head_object",
-            resource=_s3_url(self.bucket, source["Key"]),
-            Bucket=self.bucket,
+            resource=_s3_url(source["Bucket"], source["Key"]),
+            region=source_region,
+            Bucket=source["Bucket"],
             Key=source["Key"],
             VersionId=source["VersionId"],
         )
@@ -1271,7 +1734,7 @@ class S3Bucket(AwsBackend):
                 UploadId=upload_id,
             )
             raise
-        return str(done.get("VersionId") or "null")
+        return str(done.get("VersionId") or "null"), str(done.get("ETag", "")).strip('"')
 
     def delete_objects(
         self, objects: Sequence[tuple[str, str | None]], *, requests: _Requests | None = None
@@ -1291,16 +1754,27 @@ class S3Bucket(AwsBackend):
                 f"at most {DELETE_BATCH_LIMIT} keys per DeleteObjects request",
                 f"{len(objects)} keys",
             )
+        return self._delete_batch(self.bucket, None, objects, requests)
+
+    def _delete_batch(
+        self,
+        bucket: str,
+        region: str | None,
+        objects: Sequence[tuple[str, str | None]],
+        requests: _Requests | None,
+    ) -> int:
         if not objects:
             return 0
         items = [{"Key": k} if v is None else {"Key": k, "VersionId": v} for k, v in objects]
         if requests is not None:
             requests.add("DeleteObjects")
+        resource = self.url if bucket == self.bucket else _s3_url(bucket, "")
         result = self.call(
             "s3",
             "delete_objects",
-            resource=self.url,
-            Bucket=self.bucket,
+            resource=resource,
+            region=region,
+            Bucket=bucket,
             Delete={"Objects": items, "Quiet": True},
         )
         errors = result.get("Errors", [])
@@ -1312,7 +1786,7 @@ class S3Bucket(AwsBackend):
                 f"{self.name}: DeleteObjects failed for {len(errors)} of {len(items)} keys ({sample})",
                 backend=self.name,
                 operation="DeleteObjects",
-                resource=self.url,
+                resource=resource,
                 code=str(errors[0].get("Code", "")),
             )
         return len(items)
