@@ -87,11 +87,6 @@ class TestEightDays:
         expected = {f"{n}/offsite": 1 + (slots[n] <= saturday) for n in snapshots_and_dirs}
         assert expected == {k: summary["points"].get(k) for k in expected}
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="S3Bucket does not list its copies in the off-site store, so every run after "
-        "the target's slot day copies it again (one copy a day instead of one a week)",
-    )
     def test_the_bucket_is_copied_off_site_once_per_week(self, seed_run):
         """The assets bucket gets at most one off-site copy per week, as the other targets."""
         _, printed = seed_run
