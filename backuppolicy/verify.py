@@ -1482,7 +1482,9 @@ class IntegrityCheck:
         read_manifest = getattr(target, "read_manifest", None)
         if not callable(read_manifest):
             return CheckStatus.SKIPPED, "the target cannot read manifests", [], {}
-        bucket = str(getattr(target, "bucket", ""))
+        bucket = str(
+            point.details.get("bucket") or getattr(target, "bucket", "")
+        )  # copies live elsewhere
         region = _region_of(point, target)
         methods: Counter[str] = Counter()
         issues: list[str] = []

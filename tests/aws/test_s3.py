@@ -1299,11 +1299,6 @@ class TestCopyStores:
             copied = {k.removeprefix(prefix): v for k, v in _live_all(s3, BUCKET, prefix).items()}
         assert expected == copied
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="backuppolicy.verify.IntegrityCheck._s3_manifest checks the target's bucket, not "
-        "the copy's store: it needs bucket = point.details.get('bucket') or target.bucket",
-    )
     def test_integrity_check_passes_on_a_copy(self, stored):
         """IntegrityCheck reads the copied versions in the store and finds them intact."""
         from backuppolicy.verify import CheckStatus, IntegrityCheck, VerifyContext
