@@ -9,6 +9,10 @@ the daily job runs (backups, weekly off-site copies spread by the rolling schedu
 35-day retention is planned and applied. On day 5 a legal hold is placed on a database
 snapshot; it survives the pruning that removes its neighbours.
 
+`open_world` and `world` give the same world to a notebook or a script: after the simulated
+days and the checks and restore tests, the policy, the targets and the testing log are yours to
+audit and explore until the world is closed.
+
 Needs the ``demo`` extra (moto and time-machine): ``pip install 'backuppolicy[demo]'``.
 """
 
@@ -19,16 +23,24 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from backuppolicy.exceptions import BackendNotFoundError
+import attrs
+
+from backuppolicy.exceptions import BackendNotFoundError, PolicyError
 from backuppolicy.model import RecoveryPoint
 
-__all__ = ["load_seed_policy", "run"]
+if TYPE_CHECKING:
+    from backuppolicy.policy import Policy
+    from backuppolicy.targets import BackupTarget
+    from backuppolicy.testlog import TestLog
+    from backuppolicy.verify import CheckResult
+
+__all__ = ["DemoWorld", "load_seed_policy", "open_world", "run", "world"]
 
 REGION: Final = "eu-west-2"
 OFFSITE_REGION: Final = "eu-west-1"
@@ -63,6 +75,25 @@ def _fake_aws_env() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _protect_bucket(s3: Any, bucket: str) -> None:
+    """Default SSE-KMS encryption and a full public access block (seed §7.5)."""
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
+    )
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
 
 
 def _build_world(root: Path) -> dict[str, Any]:
@@ -122,21 +153,7 @@ def _build_world(root: Path) -> dict[str, Any]:
     s3.put_bucket_versioning(
         Bucket="acme-web-assets", VersioningConfiguration={"Status": "Enabled"}
     )
-    s3.put_bucket_encryption(
-        Bucket="acme-web-assets",
-        ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
-        },
-    )
-    s3.put_public_access_block(
-        Bucket="acme-web-assets",
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
+    _protect_bucket(s3, "acme-web-assets")
     for i in range(5):
         s3.put_object(
             Bucket="acme-web-assets",
@@ -149,6 +166,7 @@ def _build_world(root: Path) -> dict[str, Any]:
         Bucket="acme-backups-offsite",
         CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION},
     )
+    _protect_bucket(offsite_s3, "acme-backups-offsite")
     offsite_kms = boto3.client("kms", region_name=OFFSITE_REGION)
     key = offsite_kms.create_key(Description="off-site backups")["KeyMetadata"]["KeyId"]
     offsite_kms.create_alias(AliasName="alias/backups-offsite", TargetKeyId=key)
@@ -207,6 +225,88 @@ def _write(out: TextIO | None, text: str = "") -> None:
         out.flush()
 
 
+def _requirements() -> tuple[Any, Any]:
+    """The demo's optional dependencies: the time_machine module and moto's ``mock_aws``."""
+    try:
+        import time_machine  # noqa: PLC0415
+        from moto import mock_aws  # noqa: PLC0415
+    except ImportError as exc:
+        message = f"the demo needs moto and time-machine: pip install 'backuppolicy[demo]' ({exc})"
+        raise BackendNotFoundError(message, name="demo") from exc
+    return time_machine, mock_aws
+
+
+def _enter_world(stack: ExitStack) -> tuple[Path, Any, dict[str, BackupTarget]]:
+    """Enter the demo's temp dir, fake AWS and clock on *stack*; build the world and its policy."""
+    from backuppolicy import workflows  # noqa: PLC0415
+
+    time_machine, mock_aws = _requirements()
+    root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backuppolicy-demo-")))
+    stack.enter_context(_fake_aws_env())
+    stack.enter_context(mock_aws())
+    stack.enter_context(time_machine.travel(START - timedelta(hours=1), tick=True))
+    policy = _demo_policy(_build_world(root))
+    return root, policy, workflows.build_targets(policy)
+
+
+@attrs.frozen
+class _Simulation:
+    """What the simulated days did: the held point, what was pruned and why, failures."""
+
+    held: RecoveryPoint | None
+    pruned: Counter[str]
+    pruned_reasons: Counter[str]
+    failures: list[str]
+
+
+def _simulate(
+    policy: Any, targets: dict[str, BackupTarget], *, days: int, out: TextIO | None
+) -> _Simulation:
+    """Run *days* daily jobs (backups, the day-5 legal hold, pruning), a line per day to *out*."""
+    import time_machine  # noqa: PLC0415
+
+    from backuppolicy import workflows  # noqa: PLC0415
+
+    pruned: Counter[str] = Counter()
+    pruned_reasons: Counter[str] = Counter()
+    failures: list[str] = []
+    held: RecoveryPoint | None = None
+    for day in range(days):
+        now = START + timedelta(days=day)
+        with time_machine.travel(now, tick=False):
+            s3 = _s3()
+            s3.put_object(
+                Bucket="acme-web-assets",
+                Key=f"img/logo-{day % 5}.png",
+                Body=f"v{day}".encode(),
+                ChecksumAlgorithm="SHA256",
+            )
+            report = workflows.backup(policy, now=now, targets=targets, max_workers=1, notifiers=[])
+            failures += [f"day {day}: {r.target}: {r.error}" for r in report.failed]
+            if day == 5:  # noqa: PLR2004 - the day the lawyers call
+                held = _place_demo_hold(policy, targets, now)
+            plan = workflows.plan_retention(policy, now=now, targets=targets)
+            applied = workflows.apply(plan, max_workers=4)
+            failures += [f"day {day}: delete {o.point.id}: {o.reason}" for o in applied.failed]
+            for point in applied.deleted:
+                pruned[f"{point.target}/{point.tier}"] += 1
+                pruned_reasons.update(plan.reasons[point.id])
+            copies = ", ".join(f"{c.target}->{c.tier}" for c in report.copies)
+            _write(
+                out,
+                f"day {day + 1:2d} {now:%Y-%m-%d %H:%M} GMT: {len(report.created)} backups"
+                f"{', copies: ' + copies if copies else ''}"
+                f"{', pruned ' + str(len(applied.deleted)) if applied.deleted else ''}"
+                f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}",
+            )
+    return _Simulation(held, pruned, pruned_reasons, failures)
+
+
+def _proof_time(days: int) -> datetime:
+    """When the backups are proven: 09:05 GMT of the last simulated day, after its backups."""
+    return START + timedelta(days=days - 1, hours=5)
+
+
 def run(
     *, days: int = 40, out: TextIO | None = None, report_path: Path | None = None
 ) -> dict[str, Any]:
@@ -221,73 +321,147 @@ def run(
     Raises:
         BackendNotFoundError: moto or time-machine is not installed (the ``demo`` extra).
     """
-    try:
-        import time_machine  # noqa: PLC0415
-        from moto import mock_aws  # noqa: PLC0415
-    except ImportError as exc:
-        message = f"the demo needs moto and time-machine: pip install 'backuppolicy[demo]' ({exc})"
-        raise BackendNotFoundError(message, name="demo") from exc
-    from backuppolicy import workflows  # noqa: PLC0415
+    time_machine, _ = _requirements()
 
     started = time.monotonic()
-    pruned: Counter[str] = Counter()
-    pruned_reasons: Counter[str] = Counter()
-    failures: list[str] = []
-    held: RecoveryPoint | None = None
-    with (
-        tempfile.TemporaryDirectory(prefix="backuppolicy-demo-") as tmp,
-        _fake_aws_env(),
-        mock_aws(),
-        time_machine.travel(START - timedelta(hours=1), tick=True),
-    ):
-        world = _build_world(Path(tmp))
-        policy = _demo_policy(world)
-        targets = workflows.build_targets(policy)
+    with ExitStack() as stack:
+        root, policy, targets = _enter_world(stack)
         _write(
             out, f"backuppolicy demo: policy {policy.name!r}, {len(targets)} targets, {days} days"
         )
         _write(out, f"  targets: {', '.join(f'{t.name} ({t.kind})' for t in policy.targets)}")
         _write(out, "  tiers: " + ", ".join(t.describe() for t in policy.tiers))
         _write(out, f"  retention: {policy.retention.describe()}\n")
-        for day in range(days):
-            now = START + timedelta(days=day)
-            with time_machine.travel(now, tick=False):
-                s3 = _s3()
-                s3.put_object(
-                    Bucket="acme-web-assets",
-                    Key=f"img/logo-{day % 5}.png",
-                    Body=f"v{day}".encode(),
-                    ChecksumAlgorithm="SHA256",
-                )
-                report = workflows.backup(
-                    policy, now=now, targets=targets, max_workers=1, notifiers=[]
-                )
-                failures += [f"day {day}: {r.target}: {r.error}" for r in report.failed]
-                if day == 5:  # noqa: PLR2004 - the day the lawyers call
-                    held = _place_demo_hold(policy, targets, now)
-                plan = workflows.plan_retention(policy, now=now, targets=targets)
-                applied = workflows.apply(plan, max_workers=4)
-                failures += [f"day {day}: delete {o.point.id}: {o.reason}" for o in applied.failed]
-                for point in applied.deleted:
-                    pruned[f"{point.target}/{point.tier}"] += 1
-                    pruned_reasons.update(plan.reasons[point.id])
-                copies = ", ".join(f"{c.target}->{c.tier}" for c in report.copies)
-                _write(
-                    out,
-                    f"day {day + 1:2d} {now:%Y-%m-%d %H:%M} GMT: {len(report.created)} backups"
-                    f"{', copies: ' + copies if copies else ''}"
-                    f"{', pruned ' + str(len(applied.deleted)) if applied.deleted else ''}"
-                    f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}",
-                )
-        summary = _summarise(policy, targets, held, pruned, pruned_reasons, failures)
+        days_run = _simulate(policy, targets, days=days, out=out)
+        summary = _summarise(
+            policy,
+            targets,
+            days_run.held,
+            days_run.pruned,
+            days_run.pruned_reasons,
+            days_run.failures,
+        )
         _print_summary(out, summary)
-        proof_at = START + timedelta(days=days - 1, hours=5)
+        proof_at = _proof_time(days)
         with time_machine.travel(proof_at, tick=True):
-            summary["proof"] = _prove(policy, targets, proof_at, Path(tmp), out, report_path)
+            summary["proof"] = _prove(policy, targets, proof_at, root, out, report_path)
         summary["ok"] = bool(summary["ok"] and summary["proof"]["ok"])
     summary["seconds"] = round(time.monotonic() - started, 1)
     _write(out, f"\n{'ok' if summary['ok'] else 'FAILED'} in {summary['seconds']} s")
     return summary
+
+
+@attrs.frozen
+class DemoWorld:
+    """The demo world after its simulated days, open for exploring (see `open_world`).
+
+    The in-process AWS (moto), the fake credentials in ``os.environ``, the simulated clock
+    (time-machine, running from `now`) and the temporary directory stay in place until
+    `close` is called: use the targets and the log only while the world is open.
+
+    Attributes:
+        policy: The seed policy pointed at the demo world.
+        targets: The policy's targets by name, built as ``backuppolicy backup`` builds them.
+        log: The backup testing log (in memory) with the checks and restore tests run at `now`.
+        now: When the checks and restore tests ran: 09:05 GMT on the last simulated day.
+        start: The first simulated day; the world has no history before it, so audits pass it
+            as ``since=``.
+        failures: Backups or deletions that failed during the simulated days (none expected).
+    """
+
+    policy: Policy
+    targets: dict[str, BackupTarget] = attrs.field(repr=lambda t: f"<{len(t)} targets>")
+    log: TestLog
+    now: datetime
+    start: datetime = START
+    failures: tuple[str, ...] = ()
+    _stack: ExitStack = attrs.field(factory=ExitStack, repr=False, eq=False)
+
+    def close(self) -> None:
+        """Tear the world down: moto, the environment, the clock and the temp dir. Idempotent."""
+        self._stack.close()
+
+
+def open_world(days: int = 10) -> DemoWorld:
+    """Build the demo world, simulate *days* days, run the checks and restore tests; keep it open.
+
+    The same world as `run` (the seed policy, its targets in an in-process moto AWS, the
+    daily backups, weekly off-site copies, the day-6 legal hold and the pruning), but quiet:
+    it prints nothing, writes no HTML report and skips the recovery rehearsal. The checks,
+    integrity checks and a restore test of every target (databases with a SQL data probe
+    against a stand-in, as in `run`) go into `DemoWorld.log`. Call `DemoWorld.close` when
+    done, or use `world`.
+
+    Args:
+        days: How many days to simulate (at least 1); about a second per day.
+
+    Returns:
+        The open `DemoWorld`.
+
+    Raises:
+        PolicyError: *days* is not an int >= 1.
+        BackendNotFoundError: moto or time-machine is not installed (the ``demo`` extra).
+
+    Example:
+        >>> from backuppolicy import demo
+        >>> w = demo.open_world(days=10)  # doctest: +SKIP
+        >>> [e.check for e in w.log.failures()]  # doctest: +SKIP
+        ['encrypted', 'encrypted', 'encrypted', 'encrypted']
+        >>> w.close()  # doctest: +SKIP
+    """
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise PolicyError.for_field("days", "an int >= 1", days)
+    time_machine, _ = _requirements()
+    from backuppolicy.testlog import TestLog  # noqa: PLC0415
+
+    stack = ExitStack()
+    try:
+        root, policy, targets = _enter_world(stack)
+        days_run = _simulate(policy, targets, days=days, out=None)
+        now = _proof_time(days)
+        stack.enter_context(time_machine.travel(now, tick=True))
+        log = TestLog.open("memory://", ran_by="backuppolicy demo")
+        _check_and_restore_test(policy, targets, now, root, log, None)
+    except BaseException:
+        stack.close()
+        raise
+    return DemoWorld(
+        policy=policy,
+        targets=targets,
+        log=log,
+        now=now,
+        failures=tuple(days_run.failures),
+        stack=stack,
+    )
+
+
+@contextmanager
+def world(days: int = 10) -> Iterator[DemoWorld]:
+    """`open_world` as a context manager: the world is torn down when the block ends.
+
+    Args:
+        days: How many days to simulate (at least 1).
+
+    Yields:
+        The open `DemoWorld`.
+
+    Raises:
+        PolicyError: *days* is not an int >= 1.
+        BackendNotFoundError: moto or time-machine is not installed (the ``demo`` extra).
+
+    Example:
+        >>> from backuppolicy import audit, demo
+        >>> with demo.world(days=10) as w:  # doctest: +SKIP
+        ...     report = audit.audit(
+        ...         w.policy, now=w.now, targets=w.targets, log=w.log, since=w.start, notifiers=[]
+        ...     )
+        ...     print(report.summary(failures_only=True))
+    """
+    opened = open_world(days)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 _ORDERS = 42  # rows in the demo's stand-in database
@@ -338,22 +512,18 @@ def _stand_in_database(root: Path) -> tuple[Any, str, str]:
     )
 
 
-def _prove(  # noqa: PLR0917 - an internal step of run()
+def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and open_world()
     policy: Any,
-    targets: Any,
+    targets: dict[str, BackupTarget],
     now: datetime,
     root: Path,
+    log: TestLog,
     out: TextIO | None,
-    report_path: Path | None,
-) -> dict[str, Any]:
-    """Verify, integrity-check, restore-test, rehearse and audit; return the JSON summary."""
-    from backuppolicy import workflows  # noqa: PLC0415
+) -> tuple[list[CheckResult], list[CheckResult], str]:
+    """Run the checks and a restore test of every target into *log*: checks, tests, stand-in."""
     from backuppolicy.probes import SqlProbe, StaticEndpoint  # noqa: PLC0415
-    from backuppolicy.testlog import TestLog  # noqa: PLC0415
     from backuppolicy.verify import restore_test, run_checks  # noqa: PLC0415
 
-    log = TestLog.open(root / "testing-log.jsonl", ran_by="backuppolicy demo")
-    _write(out, f"\nproving the backups at {now:%Y-%m-%d %H:%M} GMT:")
     checks = run_checks(policy, now=now, targets=targets, log=log, notifiers=[])
     by_status = Counter(r.status.value for r in checks)
     _write(
@@ -384,6 +554,25 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
             out,
             f"    {result.status.value:<7} {result.target:<12} {result.details} ({float(took):.1f} s)",
         )
+    return checks, tests, stand_in
+
+
+def _prove(  # noqa: PLR0917 - an internal step of run()
+    policy: Any,
+    targets: Any,
+    now: datetime,
+    root: Path,
+    out: TextIO | None,
+    report_path: Path | None,
+) -> dict[str, Any]:
+    """Verify, integrity-check, restore-test, rehearse and audit; return the JSON summary."""
+    from backuppolicy import workflows  # noqa: PLC0415
+    from backuppolicy.testlog import TestLog  # noqa: PLC0415
+
+    log = TestLog.open(root / "testing-log.jsonl", ran_by="backuppolicy demo")
+    _write(out, f"\nproving the backups at {now:%Y-%m-%d %H:%M} GMT:")
+    checks, tests, stand_in = _check_and_restore_test(policy, targets, now, root, log, out)
+    by_status = Counter(r.status.value for r in checks)
 
     recovery = _rehearse_recovery(policy, targets, now, out)
 
