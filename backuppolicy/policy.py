@@ -31,6 +31,7 @@ import contextlib
 import difflib
 import enum
 import functools
+import hashlib
 import html
 import importlib.metadata
 import itertools
@@ -51,12 +52,15 @@ from backuppolicy.exceptions import PolicyError
 from backuppolicy.model import TAG_HOLD, TAG_POLICY, TAG_TARGET
 from backuppolicy.retention import RetentionRule, rule_from_spec
 from backuppolicy.schedule import Cadence, Schedule, rolling_slots
+from backuppolicy.selectors import RESOURCE_TYPES, Selector
 
 __all__ = [
     "BUILTIN_TARGET_KINDS",
     "EVENTS",
     "NOTIFICATION_KINDS",
+    "SELECTOR_KIND",
     "TARGET_SETTINGS",
+    "AccountSpec",
     "NotificationSpec",
     "Objective",
     "Policy",
@@ -76,6 +80,9 @@ BUILTIN_TARGET_KINDS: Final = (
     "s3-bucket",
 )
 """Target kinds that ship with backuppolicy."""
+
+SELECTOR_KIND: Final = "selector"
+"""The ``kind`` of a target that has a selector: its resources' kinds are the selector's."""
 
 NOTIFICATION_KINDS: Final = ("log", "sns", "webhook")
 """Kinds of `NotificationSpec`."""
@@ -98,6 +105,9 @@ _SNS_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-
 _URL_RE: Final = re.compile(r"https?://[^\s/$.?#][^\s]*")
 _S3_URI_RE: Final = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[^\s]*)?")
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_ROLE_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
+_SESSION_NAME_RE: Final = re.compile(r"[\w+=,.@-]{2,64}")
+_EXTERNAL_ID_RE: Final = re.compile(r"[\w+=,.@:/-]{2,1224}")
 
 
 class PolicyLookupError(PolicyError, LookupError):
@@ -516,7 +526,11 @@ _TARGET_KEYS: Final = (
     "retention",
     "tiers",
     "enabled",
+    "selector",
+    "account",
+    "regions",
 )
+_ACCOUNT_KEYS: Final = ("role_arn", "external_id", "session_name")
 
 
 def _v_name(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -863,6 +877,171 @@ class TierSpec:
             return cls(name, every, location, retention)
 
 
+def _role_arn(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _ROLE_ARN_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "an IAM role ARN like 'arn:aws:iam::123456789012:role/backup'", value
+        )
+    return value
+
+
+def _external_id(value: Any, path: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not _EXTERNAL_ID_RE.fullmatch(value)):
+        raise PolicyError.for_field(
+            path, "None or an external ID of 2-1224 letters, digits or +=,.@:/-_", value
+        )
+    return value
+
+
+def _session_name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _SESSION_NAME_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "a role session name of 2-64 letters, digits or +=,.@-_", value
+        )
+    return value
+
+
+@attrs.frozen
+class AccountSpec:
+    """The account a target lives in, reached by assuming a role there (STS ``AssumeRole``).
+
+    Example:
+        >>> AccountSpec("arn:aws:iam::123456789012:role/backup", external_id="tenant-7").describe()
+        'account 123456789012 (role backup, with an external ID)'
+
+    Attributes:
+        role_arn: The IAM role to assume in the target's account.
+        external_id: The external ID the role's trust policy requires, if any.
+        session_name: Role session name; it shows in the account's CloudTrail, so name the job.
+    """
+
+    role_arn: str = attrs.field()
+    external_id: str | None = attrs.field(default=None, kw_only=True)
+    session_name: str = attrs.field(default="backuppolicy", kw_only=True)
+
+    @role_arn.validator
+    def _check_role_arn(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+        _role_arn(value, "role_arn")
+
+    @external_id.validator
+    def _check_external_id(self, _attribute: attrs.Attribute[str | None], value: Any) -> None:
+        _external_id(value, "external_id")
+
+    @session_name.validator
+    def _check_session_name(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+        _session_name(value, "session_name")
+
+    @property
+    def account_id(self) -> str:
+        """The 12-digit account id, from the role ARN."""
+        return self.role_arn.split(":")[4]
+
+    def describe(self) -> str:
+        """One line: ``"account 123456789012 (role backup)"``."""
+        role = self.role_arn.split(":role/", 1)[1]
+        extra = ", with an external ID" if self.external_id else ""
+        return f"account {self.account_id} (role {role}{extra})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as `from_dict` reads it."""
+        data: dict[str, Any] = {"role_arn": self.role_arn}
+        if self.external_id is not None:
+            data["external_id"] = self.external_id
+        data["session_name"] = self.session_name
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, *, path: str = "account") -> AccountSpec:
+        """Build from a mapping (or a role ARN alone); errors name fields under *path*."""
+        if isinstance(data, str):
+            data = {"role_arn": data}
+        raw = _mapping(data, path, _ACCOUNT_KEYS, ("role_arn",))
+        role_arn = _role_arn(raw["role_arn"], _join(path, "role_arn"))
+        external_id = _external_id(raw.get("external_id"), _join(path, "external_id"))
+        session_name = _session_name(
+            raw.get("session_name", "backuppolicy"), _join(path, "session_name")
+        )
+        with _at(path):
+            return cls(role_arn, external_id=external_id, session_name=session_name)
+
+
+def _v_optional_account(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, AccountSpec):
+        raise PolicyError.for_field(attribute.name, "None or an AccountSpec", value)
+
+
+def _v_optional_selector(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, Selector):
+        raise PolicyError.for_field(attribute.name, "None or a Selector", value)
+
+
+def _to_regions(value: Any) -> tuple[str, ...]:
+    items = _list(value, "regions", "AWS regions")
+    regions = tuple(_s_region(item, f"regions[{i}]") for i, item in enumerate(items))
+    for i, region in enumerate(regions):
+        if region in regions[:i]:
+            raise PolicyError.for_field(f"regions[{i}]", "each region at most once", region)
+    return regions
+
+
+def _selector_settings(value: Any, path: str, selector: Selector) -> dict[str, Any]:
+    """Settings of a selector target: defaults for the targets it finds (no ids, no region)."""
+    optional: dict[str, _Check] = {}
+    for kind in selector.resource_types or tuple(RESOURCE_TYPES):
+        optional.update(TARGET_SETTINGS[kind][1])
+    optional.pop("region", None)
+    if isinstance(value, Mapping) and "region" in value:
+        raise PolicyError.for_field(
+            _join(path, "region"),
+            "no region in a selector target's settings (list them in the target's regions)",
+            value["region"],
+        )
+    return _settings(value, path, {}, optional)
+
+
+def _selector_kind(value: Any, path: str, selector: Selector) -> Selector:
+    """Fold a selector target's optional ``kind`` into its selector's kinds."""
+    if value is None or value == SELECTOR_KIND:
+        return selector
+    kinds = selector.resource_types or tuple(RESOURCE_TYPES)
+    if value not in kinds:
+        raise PolicyError.for_field(
+            path,
+            _one_of("a kind the selector finds", kinds),
+            value,
+            hint=_did_you_mean(value, kinds),
+        )
+    return selector if selector.resource_types else attrs.evolve(selector, resource_types=(value,))
+
+
+def _child_name(parent: str, child: str) -> str:
+    """``<parent>-<child>``, at most 63 characters (a long name ends in a hash of the whole)."""
+    name = f"{parent}-{child}"
+    if len(name) <= 63:  # noqa: PLR2004 - the limit of target names
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-._')}-{digest}"
+
+
+def _selector_words(selector: Selector, regions: Sequence[str] = ()) -> str:
+    """``"every rds-instance tagged backup=daily in eu-west-2"``."""
+    words = ["every " + (" or ".join(selector.resource_types) or "resource")]
+    if selector.tags:
+        words.append(
+            "tagged "
+            + ", ".join(
+                f"{key}={value}" if value is not None else f"{key} (any value)"
+                for key, value in selector.tags.items()
+            )
+        )
+    if selector.name_pattern is not None:
+        words.append(f"named {selector.name_pattern}")
+    where = tuple(regions) or selector.regions
+    if where:
+        words.append("in " + ", ".join(where))
+    return " ".join(words)
+
+
 _RESOURCE_KEYS: Final = {
     "rds-instance": "db_instance_id",
     "aurora-cluster": "db_cluster_id",
@@ -898,6 +1077,22 @@ class TargetSpec:
         retention: Its own retention, for every tier; ``None`` uses the tier's or the policy's.
         tiers: Names of the tiers it is copied to; ``None`` means every tier of the policy.
         enabled: Whether backups run for it (a disabled target is still listed and audited).
+        selector: Which resources it protects, found at run time (`backuppolicy.Selector`);
+            then ``kind`` is `SELECTOR_KIND`, ``settings`` hold defaults for the targets it
+            finds (`expand`), and each of them inherits application, schedule, retention,
+            tiers and account.
+        account: The account it lives in, reached by assuming a role (`AccountSpec`);
+            ``None``: the caller's.
+        regions: Regions a selector searches, one after another (one session per account and
+            region); only for selector targets. Empty: the selector's, else the run's region.
+
+    A selector target:
+
+        >>> dbs = TargetSpec.from_dict({"name": "dbs", "kind": "rds-instance",
+        ...                             "selector": {"tags": {"backup": "daily"}},
+        ...                             "regions": ["eu-west-2"]})
+        >>> dbs.kind, dbs.resource
+        ('selector', 'every rds-instance tagged backup=daily in eu-west-2')
     """
 
     name: str = attrs.field(validator=_v_name)
@@ -920,19 +1115,119 @@ class TargetSpec:
         default=None, converter=_to_optional_names, kw_only=True
     )
     enabled: bool = attrs.field(default=True, validator=_v_flag, kw_only=True)
+    selector: Selector | None = attrs.field(
+        default=None, validator=_v_optional_selector, kw_only=True
+    )
+    account: AccountSpec | None = attrs.field(
+        default=None, validator=_v_optional_account, kw_only=True
+    )
+    regions: tuple[str, ...] = attrs.field(default=(), converter=_to_regions, kw_only=True)
 
     @kind.validator
     def _check_kind(self, _attribute: attrs.Attribute[str], value: Any) -> None:
-        _kind(value, "kind")
+        if value != SELECTOR_KIND:
+            _kind(value, "kind")
 
     def __attrs_post_init__(self) -> None:
+        if self.selector is not None:
+            if self.kind != SELECTOR_KIND:
+                raise PolicyError.for_field(
+                    "kind",
+                    f"{SELECTOR_KIND!r} for a target with a selector (the selector's kinds are "
+                    "the kinds of the targets it finds)",
+                    self.kind,
+                )
+            _selector_settings(self.settings, "settings", self.selector)
+            if self.regions and self.selector.regions:
+                raise PolicyError.for_field(
+                    "regions",
+                    "regions on the target or in its selector, not both",
+                    list(self.regions),
+                )
+            return
+        if self.kind == SELECTOR_KIND:
+            raise PolicyError.for_field(
+                "selector", f"a selector for a target of kind {SELECTOR_KIND!r}", None
+            )
+        if self.regions:
+            raise PolicyError.for_field(
+                "regions",
+                "regions only on a selector target (a single resource names its region in "
+                "settings.region)",
+                list(self.regions),
+            )
         if self.kind in TARGET_SETTINGS:
             required, optional = TARGET_SETTINGS[self.kind]
             _settings(self.settings, "settings", required, optional)
 
+    def expand(self, found: Iterable[Mapping[str, Any]]) -> tuple[TargetSpec, ...]:
+        """The concrete targets a selector target stands for, given the resources found.
+
+        Each resource (a ``{"name", "kind", "settings"}`` dict of
+        `backuppolicy.selectors.resolve`) becomes a target named ``<name>-<resource name>``
+        (at most 63 characters: a longer one is cut and ends in a hash of the whole, so it is
+        stable), with the resource's id and region, this target's settings that its kind
+        takes, and this target's application, schedule, retention, tiers, enabled and account.
+        A resource name found in two regions gets the region appended. A target that is not
+        a selector stands for itself.
+
+        Example:
+            >>> dbs = TargetSpec("dbs", SELECTOR_KIND, selector=Selector(tags={"backup": "daily"}))
+            >>> [t.name for t in dbs.expand([{"name": "orders", "kind": "rds-instance",
+            ...     "settings": {"db_instance_id": "orders", "region": "eu-west-2"}}])]
+            ['dbs-orders']
+
+        Raises:
+            PolicyError: Two resources would get the same target name (the message names both).
+        """
+        if self.selector is None:
+            return (self,)
+        items = [dict(item) for item in found]
+        counts: dict[str, int] = {}
+        for item in items:
+            counts[item["name"]] = counts.get(item["name"], 0) + 1
+        made: dict[str, tuple[TargetSpec, Mapping[str, Any]]] = {}
+        for item in items:
+            kind, resource = item["kind"], dict(item["settings"])
+            child = item["name"]
+            if counts[child] > 1 and resource.get("region"):
+                child = f"{child}-{resource['region']}"
+            name = _child_name(self.name, child)
+            optional = TARGET_SETTINGS[kind][1]
+            settings = {k: v for k, v in self.settings.items() if k in optional} | resource
+            if name in made:
+                raise PolicyError.for_field(
+                    "selector",
+                    "resources with distinct names (give them distinct Name tags, or narrow "
+                    "the selector)",
+                    name,
+                    hint=(
+                        f"Target {self.name!r}: {_found_words(made[name][1], made[name][0].kind)}"
+                        f" and {_found_words(resource, kind)} would both be named {name!r}."
+                    ),
+                )
+            spec = TargetSpec(
+                name,
+                kind,
+                application=self.application,
+                settings=settings,
+                schedule=self.schedule,
+                retention=self.retention,
+                tiers=self.tiers,
+                enabled=self.enabled,
+                account=self.account,
+            )
+            made[name] = (spec, resource)
+        return tuple(made[name][0] for name in sorted(made))
+
     @property
     def resource(self) -> str:
-        """The protected resource in one string: the database id, ``s3://bucket/prefix``, the path."""
+        """The protected resource in one string: the database id, ``s3://bucket/prefix``, the path.
+
+        A selector target gives what it selects: ``"every rds-instance tagged backup=daily"``.
+        """
+        if self.selector is not None:
+            return _selector_words(self.selector, self.regions)
         s = self.settings
         if self.kind == "s3-bucket":
             return f"s3://{s.get('bucket', self.name)}/{s.get('prefix', '')}"
@@ -943,12 +1238,17 @@ class TargetSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as `Policy.from_dict` reads it."""
-        data: dict[str, Any] = {
-            "name": self.name,
-            "kind": self.kind,
-            "application": self.application,
-            "settings": dict(self.settings),
-        }
+        data: dict[str, Any] = {"name": self.name}
+        if self.selector is not None:
+            data["selector"] = self.selector.to_dict()
+        else:
+            data["kind"] = self.kind
+        data["application"] = self.application
+        data["settings"] = dict(self.settings)
+        if self.regions:
+            data["regions"] = list(self.regions)
+        if self.account is not None:
+            data["account"] = self.account.to_dict()
         if self.schedule is not None:
             data["schedule"] = self.schedule.to_spec()
         if self.retention is not None:
@@ -962,12 +1262,35 @@ class TargetSpec:
     @classmethod
     def from_dict(cls, data: Any, *, path: str = "target", tz: str = "UTC") -> TargetSpec:
         """Build from plain data; errors name fields under *path*; schedules default to *tz*."""
-        raw = _mapping(data, path, _TARGET_KEYS, ("name", "kind"))
+        raw = _mapping(data, path, _TARGET_KEYS, ("name",))
         name = _name(raw["name"], _join(path, "name"))
-        kind = _kind(raw["kind"], _join(path, "kind"))
+        selector = None
+        if raw.get("selector") is not None:
+            selector = Selector.from_dict(raw["selector"], path=_join(path, "selector"))
+            selector = _selector_kind(raw.get("kind"), _join(path, "kind"), selector)
+            kind = SELECTOR_KIND
+        elif "kind" not in raw:
+            raise PolicyError.for_field(
+                _join(path, "kind"),
+                "a value (the key is required unless there is a selector)",
+                None,
+            )
+        else:
+            kind = _kind(raw["kind"], _join(path, "kind"))
         application = _name(raw.get("application", name), _join(path, "application"))
         settings_path = _join(path, "settings")
-        if kind in TARGET_SETTINGS:
+        account = (
+            AccountSpec.from_dict(raw["account"], path=_join(path, "account"))
+            if raw.get("account") is not None
+            else None
+        )
+        regions: tuple[str, ...] = ()
+        if raw.get("regions") is not None:
+            with _at(path):
+                regions = _to_regions(raw["regions"])
+        if selector is not None:
+            settings = _selector_settings(raw.get("settings", {}), settings_path, selector)
+        elif kind in TARGET_SETTINGS:
             required, optional = TARGET_SETTINGS[kind]
             settings = _settings(raw.get("settings", {}), settings_path, required, optional)
         else:
@@ -994,7 +1317,15 @@ class TargetSpec:
                 retention=retention,
                 tiers=tiers,
                 enabled=enabled,
+                selector=selector,
+                account=account,
+                regions=regions,
             )
+
+
+def _found_words(settings: Mapping[str, Any], kind: str) -> str:
+    ident = settings.get({**_RESOURCE_KEYS, "s3-bucket": "bucket"}.get(kind, ""), "?")
+    return f"{kind} {ident!r} in {settings.get('region', 'the default region')}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -1272,6 +1603,16 @@ class Policy:
                 if name in names[:i]:
                     raise PolicyError.for_field(
                         f"{field}[{i}].name", f"a name not used by another of the {field}", name
+                    )
+        # `<selector target>-<resource>` names the targets a selector finds: keep them unique.
+        for i, target in enumerate(self.targets):
+            for j, other in enumerate(self.targets):
+                if other.selector is not None and target.name.startswith(f"{other.name}-"):
+                    raise PolicyError.for_field(
+                        f"targets[{i}].name",
+                        f"a name that does not start with '{other.name}-' (reserved for the "
+                        f"targets the selector of targets[{j}] finds)",
+                        target.name,
                     )
         applications: set[str] = set()
         for i, objective in enumerate(self.objectives):
@@ -1710,6 +2051,59 @@ def _kind_words(kind: str) -> str:
     return _KIND_WORDS.get(kind, f"{kind} (plugin)")
 
 
+def _kinds_of(target: TargetSpec) -> tuple[str, ...]:
+    """The kinds of resource a target protects: its own, or its selector's (all it can find)."""
+    if target.selector is None:
+        return (target.kind,)
+    return target.selector.resource_types or tuple(RESOURCE_TYPES)
+
+
+def _short_kind(target: TargetSpec) -> str:
+    if target.selector is None:
+        return _KIND_SHORT.get(target.kind, target.kind) + " "
+    return ""
+
+
+def _what(target: TargetSpec) -> str:
+    if target.selector is None:
+        return _kind_words(target.kind)
+    kinds = " or ".join(_KIND_SHORT.get(kind, kind) for kind in _kinds_of(target))
+    return f"every {kinds} found at run time"
+
+
+def _where(target: TargetSpec) -> str:
+    """The resource column: the resource (or what the selector finds), and its account."""
+    if target.account is None:
+        return target.resource
+    return f"{target.resource}, in {target.account.describe()}"
+
+
+def _md_discovery(policy: Policy, policy_file: str) -> list[str]:
+    """Selector targets and targets in other accounts, in words (nothing when there are none)."""
+    found = [t for t in policy.targets if t.selector is not None]
+    remote = [t for t in policy.targets if t.account is not None]
+    lines: list[str] = []
+    if found:
+        lines.append(
+            "- 1.1.1 Some targets are found at run time, so new resources are protected from the "
+            "next run on and removed ones stop being expected. Each resource found becomes a "
+            "target named `<target>-<resource>` with the target's schedule, tiers and retention "
+            f"(`backuppolicy targets --policy {policy_file}` lists what they find now):"
+        )
+        lines += [
+            f"  - {t.name}: {_md_line(_where(t))}" + ("" if t.enabled else " (disabled)")
+            for t in found
+        ]
+    if remote:
+        lines.append(
+            "- 1.1.2 Targets in other AWS accounts are reached by assuming a role there "
+            "(STS AssumeRole, once per account and region per run); a refused account fails "
+            "only its own targets:"
+        )
+        lines += [f"  - {t.name}: {_md_line(t.account.describe())}" for t in remote if t.account]
+    return [*lines, ""] if lines else []
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     lines.extend("| " + " | ".join(_md(cell) for cell in row) + " |" for row in rows)
@@ -1733,7 +2127,10 @@ def _md_header(policy: Policy, policy_file: str) -> list[str]:
 
 def _md_schedule(policy: Policy, policy_file: str) -> list[str]:
     enabled = [t for t in policy.targets if t.enabled]
-    kinds = ", ".join(dict.fromkeys(_kind_words(t.kind) for t in enabled)) or "none"
+    kinds = (
+        ", ".join(dict.fromkeys(_kind_words(kind) for t in enabled for kind in _kinds_of(t)))
+        or "none"
+    )
     lines = [
         "## 1. Backup Schedule",
         "",
@@ -1749,9 +2146,9 @@ def _md_schedule(policy: Policy, policy_file: str) -> list[str]:
         (
             (
                 t.name + ("" if t.enabled else " (disabled)"),
-                _kind_words(t.kind),
+                _what(t),
                 t.application,
-                t.resource,
+                _where(t),
                 policy.schedule_for(t).describe(),
                 ", ".join(tier.name for tier in policy.tiers_for(t)) or "in place",
                 policy.retention_for(t).describe() if t.retention else "policy default (section 2)",
@@ -1759,6 +2156,7 @@ def _md_schedule(policy: Policy, policy_file: str) -> list[str]:
             for t in policy.targets
         ),
     )
+    lines += _md_discovery(policy, policy_file)
     window = policy.schedule.window
     grace = policy.verification.freshness_grace
     lines += [
@@ -2105,7 +2503,7 @@ def _md_restores(policy: Policy, policy_file: str) -> list[str]:
             "--point <id>` (or `--at <time>` for the newest point before a time). Per kind:"
         ),
     ]
-    kinds = dict.fromkeys(t.kind for t in policy.targets)
+    kinds = dict.fromkeys(kind for t in policy.targets for kind in _kinds_of(t))
     lines += [
         f"  - {_kind_words(kind)}: {_RESTORE_WORDS.get(kind, 'see the plugin documentation')}"
         for kind in kinds
@@ -2136,14 +2534,16 @@ def _md_recovery(policy: Policy, policy_file: str) -> list[str]:
         rto = f", RTO {objective.rto.describe()}" if objective.rto else ""
         lines.append(f"- 10.{number} {app} (RPO {objective.rpo.describe()}{rto}):")
         ordered = sorted(
-            policy.targets_for(app), key=lambda t: _RESTORE_ORDER.get(t.kind, len(_RESTORE_ORDER))
+            policy.targets_for(app),
+            key=lambda t: _RESTORE_ORDER.get(_kinds_of(t)[0], len(_RESTORE_ORDER)),
         )
         step = 0
         for step, target in enumerate(ordered, start=1):
+            name = target.name if target.selector is None else f"{target.name}-<resource>"
             lines.append(
-                f"  {step}. Restore {target.name} "
-                f"({_KIND_SHORT.get(target.kind, target.kind)} {target.resource}): "
-                f"`backuppolicy restore --policy {policy_file} --target {target.name}`."
+                f"  {step}. Restore {name} "
+                f"({_short_kind(target)}{target.resource}): "
+                f"`backuppolicy restore --policy {policy_file} --target {name}`."
             )
         lines += [
             f"  {step + 1}. Restart {app} against the restored resources.",

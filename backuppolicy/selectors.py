@@ -17,16 +17,29 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import attrs
 
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.exceptions import BackendError, PolicyError
 
-__all__ = ["RESOURCE_TYPES", "Selector", "resolve", "unprotected_resources"]
+if TYPE_CHECKING:
+    from backuppolicy.model import RecoveryPoint
+    from backuppolicy.policy import AccountSpec, TargetSpec
+
+__all__ = [
+    "RESOURCE_TYPES",
+    "Resolution",
+    "Selector",
+    "resolve",
+    "resolve_targets",
+    "unprotected_resources",
+]
 
 RESOURCE_TYPES: Final[Mapping[str, str]] = {
     "rds-instance": "rds:db",
@@ -64,12 +77,22 @@ def _to_tags(value: Any) -> Mapping[str, str | None]:
     return dict(value)
 
 
+def _hint(word: object, choices: Iterable[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"Did you mean {match[0]!r}?" if match else ""
+
+
 def _to_types(value: Any) -> tuple[str, ...]:
     items = (value,) if isinstance(value, str) else tuple(value or ())
     for item in items:
         if item not in RESOURCE_TYPES:
             raise PolicyError.for_field(
-                "resource_types", "kinds among " + ", ".join(RESOURCE_TYPES), item
+                "resource_types",
+                "kinds among " + ", ".join(RESOURCE_TYPES),
+                item,
+                hint=_hint(item, RESOURCE_TYPES),
             )
     return items
 
@@ -130,7 +153,10 @@ class Selector:
         unknown = [key for key in data if key not in _KEYS]
         if unknown:
             raise PolicyError.for_field(
-                f"{path}.{unknown[0]}", "a known key: " + ", ".join(_KEYS), unknown[0]
+                f"{path}.{unknown[0]}",
+                "a known key: " + ", ".join(_KEYS),
+                unknown[0],
+                hint=_hint(unknown[0], _KEYS),
             )
         try:
             return cls(
@@ -142,7 +168,21 @@ class Selector:
         except PolicyError as exc:
             field = {"resource_types": "kinds", "name_pattern": "name"}.get(exc.path, exc.path)
             where = path if field == "selector" else f"{path}.{field}"
-            raise PolicyError.for_field(where, exc.expected or "", exc.got) from None
+            hint = _hint(exc.got, RESOURCE_TYPES) if field == "kinds" else ""
+            raise PolicyError.for_field(where, exc.expected or "", exc.got, hint=hint) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The policy-file form that `from_dict` reads back (empty conditions left out)."""
+        data: dict[str, Any] = {}
+        if self.tags:
+            data["tags"] = dict(self.tags)
+        if self.resource_types:
+            data["kinds"] = list(self.resource_types)
+        if self.name_pattern is not None:
+            data["name"] = self.name_pattern
+        if self.regions:
+            data["regions"] = list(self.regions)
+        return data
 
     def describe(self) -> str:
         """One line: ``"rds-instance resources tagged backup=daily"``."""
@@ -311,7 +351,7 @@ def unprotected_resources(
     A resource is covered when a target of the policy names it (its database, cluster,
     instance, volume or bucket id, in its region when the target names one), when it carries
     the tag ``backuppolicy:policy=<policy name>`` (what the AWS Backup export selects), or when
-    one of *selectors* matches it.
+    the selector of one of the policy's targets, or one of *selectors*, matches it.
 
     Limitation: ``GetResources`` only returns resources that carry (or once carried) a tag, so
     a resource that was never tagged is not seen here; tag everything (an AWS Config rule or
@@ -331,7 +371,7 @@ def unprotected_resources(
     """
     from backuppolicy.model import TAG_POLICY  # noqa: PLC0415 - pure core, no cycle
 
-    selectors = tuple(selectors)
+    selectors = (*selectors, *_policy_selectors(policy))
     named: set[tuple[str, str, str | None]] = set()
     for spec in policy.targets:
         key = _SETTING.get(spec.kind)
@@ -355,3 +395,228 @@ def unprotected_resources(
             continue
         out.append(resource)
     return sorted(out, key=lambda r: r["arn"])
+
+
+def _policy_selectors(policy: Any) -> list[Selector]:
+    """The selectors of *policy*'s targets, narrowed to the target's ``regions``."""
+    found = []
+    for spec in policy.targets:
+        selector = getattr(spec, "selector", None)
+        if selector is None:
+            continue
+        regions = tuple(getattr(spec, "regions", ()))
+        found.append(attrs.evolve(selector, regions=regions) if regions else selector)
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving the targets of a policy for one run: selectors and accounts.
+
+
+def _place(account: AccountSpec | None, region: str | None) -> str:
+    who = f"account {account.account_id}" if account is not None else "the caller's account"
+    return f"{who} in {region or 'the default region'}"
+
+
+@attrs.frozen
+class Resolution:
+    """What one target of a policy stands for in one run.
+
+    A single-resource target stands for itself; a selector target for one concrete target per
+    resource its selector finds now, in every region it fans out to. Each concrete target
+    comes with the `boto3.Session` to reach it (the role of the target's ``account`` assumed,
+    once per account and region).
+
+    Example:
+        >>> from backuppolicy.policy import TargetSpec
+        >>> spec = TargetSpec("cfg", "directory", settings={"path": "/etc/app"})
+        >>> resolution = resolve_targets([spec])[0]
+        >>> [t.name for t in resolution.targets], resolution.ok
+        (['cfg'], True)
+
+    Attributes:
+        spec: The policy's target.
+        targets: The concrete targets, sorted by name for a selector (empty when nothing
+            matches, or when every account and region failed).
+        sessions: The session of each concrete target, by name (``None``: the caller's).
+        searched: The ``(account id, region)`` pairs a selector searched or a target uses
+            (``None``: the caller's account, the default region).
+        errors: One line per account and region that failed (``"account 222222222222 in
+            eu-west-2: PermissionDeniedError: ..."``), or a name collision.
+        exception: The first exception, for callers that re-raise.
+    """
+
+    spec: TargetSpec
+    targets: tuple[TargetSpec, ...] = ()
+    sessions: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    searched: tuple[tuple[str | None, str | None], ...] = ()
+    errors: tuple[str, ...] = ()
+    exception: BaseException | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every account and region resolved."""
+        return not self.errors
+
+    def error(self) -> BaseException:
+        """The error of a failed resolution: the first exception's class, every failure named."""
+        message = f"target {self.spec.name!r} could not be resolved: " + "; ".join(self.errors)
+        first = self.exception
+        if isinstance(first, BackendError):
+            return type(first)(
+                message,
+                backend=self.spec.name,
+                operation=first.operation,
+                resource=first.resource,
+                code=first.code,
+            )
+        if isinstance(first, PolicyError):
+            return PolicyError(message, path=first.path, expected=first.expected, got=first.got)
+        return BackendError(message, backend=self.spec.name, operation="resolve")
+
+    def unavailable(self) -> _Unresolved:
+        """A stand-in target whose every call raises `error`: workflows report it per target."""
+        return _Unresolved(self.spec.name, self.error())
+
+
+class _Unresolved:
+    """A target that could not be resolved: every call raises the resolution error."""
+
+    kind = "selector"
+
+    def __init__(self, name: str, error: BaseException) -> None:
+        self._name = name
+        self._error = error
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _fail(self, *_args: Any, **_kwargs: Any) -> NoReturn:
+        raise self._error
+
+    def list_points(self) -> Iterator[RecoveryPoint]:
+        self._fail()
+
+    create_backup = refresh = delete = copy = restore = _fail
+
+
+class _Sessions:
+    """Sessions per (account, region), made once per run; accounts.py (boto3) loads lazily."""
+
+    def __init__(self, base: Any, endpoint_url: str | None) -> None:
+        self._base = base
+        self._endpoint_url = endpoint_url
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    def get(self, account: AccountSpec | None, region: str | None) -> Any:
+        if account is None:
+            return self._base
+        with self._lock:
+            if self._pool is None:
+                from backuppolicy.aws.accounts import AccountSessions  # noqa: PLC0415 - boto3
+
+                self._pool = AccountSessions(self._base, endpoint_url=self._endpoint_url)
+        return self._pool.get(
+            account.role_arn,
+            external_id=account.external_id,
+            session_name=account.session_name,
+            region=region,
+        )
+
+
+def resolve_targets(
+    specs: Iterable[TargetSpec],
+    *,
+    session: Any = None,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    page_size: int | None = None,
+    sessions: Any = None,
+) -> list[Resolution]:
+    """Resolve the targets of a run: expand selectors, assume each account's role once.
+
+    A selector target is searched in each of its ``regions`` (else its selector's, else
+    *region*, else the session's), in its ``account`` when it names one, and stands for one
+    concrete target per resource found (`backuppolicy.TargetSpec.expand`). A failure in one
+    account or region (``AccessDenied``, a throttled page) is recorded in that target's
+    `Resolution` and the other regions and targets go on; it never raises.
+
+    Args:
+        specs: Targets of a policy (``policy.targets``).
+        session: The caller's `boto3.Session` (and the base for assuming roles).
+        endpoint_url: Endpoint of STS and the tagging API (moto server, LocalStack).
+        region: Region for targets and selectors that name none.
+        page_size: ``ResourcesPerPage`` of ``GetResources``.
+        sessions: Where sessions come from: an object with ``get(account, region)``
+            (default: one `backuppolicy.aws.AccountSessions` per call, so each account's role
+            is assumed once per run).
+
+    Returns:
+        One `Resolution` per target, in the order given.
+    """
+    pool = sessions if sessions is not None else _Sessions(session, endpoint_url)
+    out: list[Resolution] = []
+    for spec in specs:
+        if spec.selector is None:
+            out.append(_resolve_one(spec, pool, region))
+            continue
+        regions: Sequence[str | None] = spec.regions or spec.selector.regions or (region,)
+        found: list[dict[str, Any]] = []
+        session_of: dict[tuple[str, str], Any] = {}
+        errors: list[str] = []
+        first: BaseException | None = None
+        account = spec.account.account_id if spec.account is not None else None
+        for where in regions:
+            try:
+                regional = pool.get(spec.account, where)
+                selector = attrs.evolve(spec.selector, regions=(where,)) if where else spec.selector
+                items = resolve(
+                    selector, session=regional, endpoint_url=endpoint_url, page_size=page_size
+                )
+            except Exception as exc:  # noqa: BLE001 - one account or region must not stop the rest
+                errors.append(f"{_place(spec.account, where)}: {type(exc).__name__}: {exc}")
+                first = first or exc
+                continue
+            for item in items:
+                found.append(item)
+                session_of[(item["kind"], _ident(item["kind"], item["settings"]))] = regional
+        try:
+            concrete = spec.expand(found)
+        except PolicyError as exc:
+            errors.append(str(exc))
+            first = first or exc
+            concrete = ()
+        out.append(
+            Resolution(
+                spec,
+                concrete,
+                sessions={
+                    t.name: session_of[(t.kind, _ident(t.kind, t.settings))] for t in concrete
+                },
+                searched=tuple((account, where) for where in regions),
+                errors=tuple(errors),
+                exception=first,
+            )
+        )
+    return out
+
+
+def _ident(kind: str, settings: Mapping[str, Any]) -> str:
+    return f"{settings[_SETTING[kind]]}@{settings.get('region')}"
+
+
+def _resolve_one(spec: TargetSpec, pool: Any, region: str | None) -> Resolution:
+    where = spec.settings.get("region") or region
+    account = spec.account.account_id if spec.account is not None else None
+    try:
+        session = pool.get(spec.account, where)
+    except Exception as exc:  # noqa: BLE001 - reported on the target, the others go on
+        return Resolution(
+            spec,
+            searched=((account, where),),
+            errors=(f"{_place(spec.account, where)}: {type(exc).__name__}: {exc}",),
+            exception=exc,
+        )
+    return Resolution(spec, (spec,), sessions={spec.name: session}, searched=((account, where),))

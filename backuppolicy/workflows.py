@@ -56,6 +56,7 @@ from backuppolicy.notify import (
 from backuppolicy.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.retention import RetentionPlan, RetentionRule
 from backuppolicy.schedule import Cadence, Schedule, rolling_slots
+from backuppolicy.selectors import resolve_targets
 from backuppolicy.targets import BackupTarget, Destination, get_target_class
 
 __all__ = [
@@ -131,6 +132,13 @@ def build_targets(
     AWS targets get ``copy_regions`` from the policy's copy tiers, so their off-site copies are
     listed (and pruned) too. Directory targets store archives in the source tier's ``store``.
 
+    A selector target is resolved now (`backuppolicy.selectors.resolve_targets`): it becomes
+    one target per resource found, named ``<target>-<resource>``; a target with an ``account``
+    gets the session of its role, assumed once per account and region for this call. A
+    resolution that fails (a refused role, a denied ``GetResources``) does not raise: the
+    target's name maps to a stand-in whose calls raise that error, so `backup` and
+    `plan_retention` report it as that target's failure and go on with the others.
+
     Args:
         policy: The policy.
         session: A `boto3.Session` for every AWS target (default: the default session).
@@ -144,15 +152,34 @@ def build_targets(
         BackendNotFoundError: A target's kind is not installed.
     """
     wanted = _select(policy, only)
-    if session is None and any(spec.kind in _AWS_KINDS for spec in wanted):
+    if session is None and any(
+        spec.kind in _AWS_KINDS or spec.selector is not None or spec.account is not None
+        for spec in wanted
+    ):
         import boto3  # noqa: PLC0415 - only when the policy has AWS targets
 
         session = boto3.Session()  # one session: each new one re-reads botocore's models
     built: dict[str, BackupTarget] = {}
-    for spec in wanted:
-        built[spec.name] = _build_target(
-            policy, spec, session=session, endpoint_url=endpoint_url, region=region
-        )
+    owner: dict[str, str] = {}
+    for found in resolve_targets(wanted, session=session, endpoint_url=endpoint_url, region=region):
+        if not found.ok:  # reported as this target's failure by backup and plan_retention
+            built[found.spec.name] = found.unavailable()
+        for spec in found.targets:
+            if spec.name in owner:
+                raise PolicyError.for_field(
+                    "targets",
+                    "distinct target names",
+                    spec.name,
+                    hint=f"Targets {owner[spec.name]!r} and {found.spec.name!r} both make it.",
+                )
+            owner[spec.name] = found.spec.name
+            built[spec.name] = _build_target(
+                policy,
+                spec,
+                session=found.sessions.get(spec.name, session),
+                endpoint_url=endpoint_url,
+                region=region,
+            )
     return built
 
 
@@ -165,6 +192,22 @@ def _select(policy: Policy, only: Iterable[str] | None) -> list[TargetSpec]:
     if only is None:
         return [spec for spec in policy.targets if spec.enabled]
     return [policy.target(name) for name in only]
+
+
+def _run_specs(specs: Iterable[TargetSpec], built: Mapping[str, BackupTarget]) -> list[TargetSpec]:
+    """The targets a run goes through: a selector target stands for its built targets.
+
+    Those are named ``<target>-...`` (policy validation reserves that prefix); the selector
+    target itself is kept when its resolution failed (its name maps to a stand-in).
+    """
+    out: list[TargetSpec] = []
+    for spec in specs:
+        if spec.selector is None or spec.name in built:
+            out.append(spec)
+        if spec.selector is not None:
+            prefix = f"{spec.name}-"
+            out.extend(attrs.evolve(spec, name=n) for n in built if n.startswith(prefix))
+    return out
 
 
 def _build_target(
@@ -456,7 +499,9 @@ def _copy_due(
     if last_copy is not None and last_copy.created_at >= start:
         return False
     if policy.rolling_period is tier.every and tier.every in (Cadence.WEEK, Cadence.MONTH):
-        slots = rolling_slots([t.name for t in policy.targets], period=tier.every)
+        names = [t.name for t in policy.targets]
+        names += [] if target in names else [target]  # a target a selector found
+        slots = rolling_slots(names, period=tier.every)
         zone = ZoneInfo(tz)  # count days in the policy's calendar (start is in UTC)
         day_index = (now.astimezone(zone).date() - start.astimezone(zone).date()).days
         return day_index >= slots.get(target, 0)
@@ -634,6 +679,7 @@ def backup(
     ensure_aware(now, field="now")
     specs = _select(policy, only)
     built = targets if targets is not None else build_targets(policy, only=[s.name for s in specs])
+    specs = _run_specs(specs, built)
     notify_failures: list[NotifierFailure] = []
 
     def notify(event: Event) -> None:
@@ -725,6 +771,7 @@ def plan_retention(
     ensure_aware(now, field="now")
     specs = _select(policy, only)
     built = targets if targets is not None else build_targets(policy, only=[s.name for s in specs])
+    specs = _run_specs(specs, built)
     plans: list[RetentionPlan] = []
     errors: dict[str, str] = {}
     for done, spec in enumerate(specs, start=1):

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Generic, TypeVar
@@ -24,7 +25,13 @@ import boto3
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
 from backuppolicy.exceptions import PolicyError
 
-__all__ = ["AccountRun", "FanOutReport", "assume_role_session", "for_each_account"]
+__all__ = [
+    "AccountRun",
+    "AccountSessions",
+    "FanOutReport",
+    "assume_role_session",
+    "for_each_account",
+]
 
 T = TypeVar("T")
 
@@ -106,6 +113,85 @@ def _session(credentials: Mapping[str, Any], region: str | None) -> boto3.Sessio
         aws_session_token=credentials["SessionToken"],
         region_name=region,
     )
+
+
+class AccountSessions:
+    """Sessions per account and region for one run: each role is assumed once, then reused.
+
+    The first `get` for a role calls STS ``AssumeRole``; each region then gets its own session
+    with the same credentials. A refusal is remembered too, so a denied account costs one call,
+    not one per region. Thread-safe.
+
+    Example:
+        >>> sessions = AccountSessions()
+        >>> sessions
+        <backuppolicy.aws.AccountSessions(accounts=0, sessions=0)>
+
+    Args:
+        base_session: Session whose credentials assume the roles (default: the default one).
+        endpoint_url: STS endpoint (moto server, LocalStack).
+        retry: The `RetryPolicy` of the STS calls.
+    """
+
+    def __init__(
+        self,
+        base_session: boto3.Session | None = None,
+        *,
+        endpoint_url: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._base = base_session
+        self._endpoint_url = endpoint_url
+        self._retry = retry
+        self._assumed: dict[tuple[str, str | None, str], boto3.Session | Exception] = {}
+        self._regional: dict[tuple[str, str | None, str, str | None], boto3.Session] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"<backuppolicy.aws.AccountSessions(accounts={len(self._assumed)}, "
+            f"sessions={len(self._regional)})>"
+        )
+
+    def get(
+        self,
+        role_arn: str,
+        *,
+        external_id: str | None = None,
+        session_name: str = "backuppolicy",
+        region: str | None = None,
+    ) -> boto3.Session:
+        """The session of *role_arn* in *region* (``None``: the base session's region).
+
+        Raises:
+            PolicyError: A malformed role ARN or session name.
+            PermissionDeniedError: STS refused (again, without a new call, for later regions).
+        """
+        key = (role_arn, external_id, session_name)
+        with self._lock:
+            found = self._assumed.get(key)
+            if found is None:
+                try:
+                    found = assume_role_session(
+                        role_arn,
+                        external_id=external_id,
+                        session_name=session_name,
+                        base_session=self._base,
+                        endpoint_url=self._endpoint_url,
+                        retry=self._retry,
+                    )
+                except PolicyError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - remembered, raised for every region
+                    found = exc
+                self._assumed[key] = found
+            if isinstance(found, Exception):
+                raise found
+            regional = self._regional.get((*key, region))
+            if regional is None:
+                regional = found if region is None else _regional(found, region)
+                self._regional[(*key, region)] = regional
+            return regional
 
 
 @attrs.frozen
