@@ -9,8 +9,9 @@ the tests of its class.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,12 @@ import attrs
 import pytest
 
 from backuppolicy import demo
+from backuppolicy.audit import audit
+from backuppolicy.exceptions import PolicyError
 from backuppolicy.policy import Policy
 from backuppolicy.retention import MaxAge
 from backuppolicy.schedule import Cadence, rolling_slots
+from backuppolicy.verify import CheckKind
 
 ROOT = Path(__file__).parent.parent
 
@@ -133,3 +137,99 @@ class TestPruning:
         for key, day in short_rule_run["oldest"].items():
             if key.endswith("/local") and not key.startswith("shop-db/"):
                 assert cutoff < day, key
+
+
+# The seed policy loader as imported: short_rule_run patches demo.load_seed_policy for the rest
+# of the module once it has run, and the world of TestWorld must have the seed's retention.
+_LOAD_SEED_POLICY = demo.load_seed_policy
+
+
+@pytest.fixture(name="open_world", scope="class")
+def _open_world() -> Iterator[demo.DemoWorld]:
+    """The demo world of the seed policy after 3 simulated days, open while the class's tests run."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo, "load_seed_policy", _LOAD_SEED_POLICY)
+        with demo.world(days=3) as opened:
+            yield opened
+
+
+class TestWorld:
+    def test_now_is_the_proof_time_of_the_last_day(self, open_world):
+        """The checks ran at 09:05 GMT on the third day; the world started on the demo's START."""
+        assert (demo.START + timedelta(days=2, hours=5), demo.START) == (
+            open_world.now,
+            open_world.start,
+        )
+
+    def test_every_target_has_a_backup_per_simulated_day(self, open_world):
+        """Three days of the daily job: three managed local backups per target, no failure."""
+        counts = {
+            name: sum(
+                1
+                for p in target.list_points()
+                if p.managed and p.tier == "local" and p.kind != "s3-version"
+            )
+            for name, target in open_world.targets.items()
+        }
+        assert {t.name: 3 for t in open_world.policy.targets} == counts
+        assert () == open_world.failures
+
+    def test_the_log_holds_a_passing_restore_test_of_every_target(self, open_world):
+        """Each target was restore-tested into the in-memory log at the world's now."""
+        entries = list(open_world.log.entries(kind=CheckKind.RESTORE_TEST))
+        assert {t.name: ("pass", open_world.now) for t in open_world.policy.targets} == {
+            e.target: (e.status.value, e.checked_at) for e in entries
+        }
+
+    def test_the_log_holds_the_integrity_checks(self, open_world):
+        """The integrity checks ran too, for every target."""
+        checked = {e.target for e in open_world.log.entries(kind=CheckKind.INTEGRITY)}
+        assert {t.name for t in open_world.policy.targets} == checked
+
+    def test_the_database_probe_counted_the_stand_in_rows(self, open_world):
+        """The databases' restore tests ran the SQL probe against the stand-in."""
+        shop = next(open_world.log.entries(target="shop-db", kind=CheckKind.RESTORE_TEST))
+        assert "1/1 probe(s) passed" in shop.result.details
+
+    def test_the_audit_runs_on_the_world(self, open_world):
+        """audit() judges every target of the world from its points and its log."""
+        report = audit(
+            open_world.policy,
+            now=open_world.now,
+            targets=open_world.targets,
+            log=open_world.log,
+            since=open_world.start,
+            notifiers=[],
+        )
+        restore_tests = report.of("application-restore-test")
+        assert {t.application for t in open_world.policy.targets} == {
+            f.subject.removeprefix("application ") for f in restore_tests
+        }
+        assert all(f.compliant for f in restore_tests)
+
+    def test_the_repr_is_short(self, open_world):
+        """The repr counts the targets instead of listing them."""
+        assert "targets=<6 targets>" in repr(open_world)
+
+
+class TestOpenWorld:
+    def test_close_tears_everything_down(self):
+        """After close the demo's region, clock and temp dir are gone; closing twice is fine."""
+        before = os.environ["AWS_DEFAULT_REGION"]
+        opened = demo.open_world(days=1)
+        config = Path(opened.policy.target("shop-config").settings["path"])
+        inside = (os.environ["AWS_DEFAULT_REGION"], config.is_dir(), datetime.now(UTC).date())
+        opened.close()
+        opened.close()
+        after = (os.environ["AWS_DEFAULT_REGION"], config.exists())
+        assert (demo.REGION, True, demo.START.date()) == inside
+        assert (before, False) == after
+        # The simulated clock stopped: the real one is past the demo's October (test written
+        # in November 2026).
+        assert datetime.now(UTC) > demo.START + timedelta(days=30)
+
+    @pytest.mark.parametrize("days", [0, -1, 1.5, True])
+    def test_rejects_days_that_are_not_a_positive_int(self, days):
+        """days must be an int >= 1; the error names the field and the value."""
+        with pytest.raises(PolicyError, match=r"^days: expected an int >= 1 \(got"):
+            demo.open_world(days=days)
