@@ -126,7 +126,10 @@ def populate(endpoint: str, n: int, now: datetime) -> None:
             DBInstanceIdentifier=DB,
             Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
         )
+        # Both times: for a snapshot that is no copy AWS reports them equal, and the
+        # target dates points by OriginalSnapshotCreateTime.
         snapshots[snapshot_id].created = created.replace(tzinfo=None)
+        snapshots[snapshot_id].original_snapshot_create_time = created.replace(tzinfo=None)
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(create, range(n)))
