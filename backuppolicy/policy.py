@@ -1275,6 +1275,10 @@ class TargetSpec:
                 "a value (the key is required unless there is a selector)",
                 None,
             )
+        elif raw["kind"] == SELECTOR_KIND:
+            raise PolicyError.for_field(
+                _join(path, "selector"), f"a selector for a target of kind {SELECTOR_KIND!r}", None
+            )
         else:
             kind = _kind(raw["kind"], _join(path, "kind"))
         application = _name(raw.get("application", name), _join(path, "application"))

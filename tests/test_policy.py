@@ -518,6 +518,37 @@ _NOTIFICATIONS = st.one_of(
 )
 
 
+_ACCOUNTS = st.sampled_from(
+    [
+        "arn:aws:iam::222222222222:role/backup",
+        {"role_arn": "arn:aws:iam::333333333333:role/bp", "external_id": "tenant-7"},
+    ]
+)
+_SELECTOR_TARGETS = st.fixed_dictionaries(
+    {
+        "name": st.just("Found"),
+        "selector": st.fixed_dictionaries(
+            {"tags": st.sampled_from([{"backup": "daily"}, ["backup"]])},
+            optional={
+                "kinds": st.lists(
+                    st.sampled_from(["rds-instance", "ebs-volume", "s3-bucket"]),
+                    min_size=1,
+                    max_size=2,
+                    unique=True,
+                ),
+                "name": st.just("shop-*"),
+            },
+        ),
+    },
+    optional={
+        "regions": st.lists(st.sampled_from(["eu-west-1", "eu-west-2"]), unique=True),
+        "account": _ACCOUNTS,
+        "settings": st.just({"kms_key_id": "k"}),
+        "application": st.sampled_from(["shop", "blog"]),
+    },
+)
+
+
 @st.composite
 def _policies(draw: Any) -> dict[str, Any]:
     """Valid policies as plain data."""
@@ -544,7 +575,11 @@ def _policies(draw: Any) -> dict[str, Any]:
         if tier_names and draw(st.booleans()):
             target["tiers"] = draw(st.lists(st.sampled_from(tier_names), unique=True))
         target["enabled"] = draw(st.booleans())
+        if draw(st.booleans()):
+            target["account"] = draw(_ACCOUNTS)
         targets.append(target)
+    if draw(st.booleans()):  # upper case: no generated name starts with the reserved "Found-"
+        targets.append(draw(_SELECTOR_TARGETS))
     applications = list(dict.fromkeys(t.get("application", t["name"]) for t in targets))
     objectives = (
         [
