@@ -405,8 +405,8 @@ def open_world(days: int = 10) -> DemoWorld:
     Example:
         >>> from backuppolicy import demo
         >>> w = demo.open_world(days=10)  # doctest: +SKIP
-        >>> [e.check for e in w.log.failures()]  # doctest: +SKIP
-        ['encrypted', 'encrypted', 'encrypted', 'encrypted']
+        >>> [(e.target, e.check) for e in w.log.failures()]  # doctest: +SKIP
+        [('shop-config', 'encrypted'), ('shop-code', 'encrypted')]
         >>> w.close()  # doctest: +SKIP
     """
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
