@@ -539,7 +539,9 @@ def resolve_targets(
 
     A selector target is searched in each of its ``regions`` (else its selector's, else
     *region*, else the session's), in its ``account`` when it names one, and stands for one
-    concrete target per resource found (`backuppolicy.TargetSpec.expand`). A failure in one
+    concrete target per resource found (`backuppolicy.TargetSpec.expand`), except resources
+    that a single-resource target names or an earlier selector found: those keep their target,
+    so no point is listed (or pruned) twice. A failure in one
     account or region (``AccessDenied``, a throttled page) is recorded in that target's
     `Resolution` and the other regions and targets go on; it never raises.
 
@@ -556,7 +558,17 @@ def resolve_targets(
     Returns:
         One `Resolution` per target, in the order given.
     """
+    specs = list(specs)
     pool = sessions if sessions is not None else _Sessions(session, endpoint_url)
+    # A resource has one target: one named by a target, or found by an earlier selector, is
+    # left to it (else both would list, and plan, the same points).
+    claimed: set[tuple[str, str, str | None, str | None]] = set()
+    for spec in specs:
+        key = _SETTING.get(spec.kind)
+        if spec.selector is None and key is not None and key in spec.settings:
+            where = spec.settings.get("region") or region
+            account = spec.account.account_id if spec.account is not None else None
+            claimed.add((spec.kind, str(spec.settings[key]), where, account))
     out: list[Resolution] = []
     for spec in specs:
         if spec.selector is None:
@@ -580,8 +592,13 @@ def resolve_targets(
                 first = first or exc
                 continue
             for item in items:
+                kind, ident = item["kind"], str(item["settings"][_SETTING[item["kind"]]])
+                keys = {(kind, ident, r, account) for r in (item["settings"]["region"], None)}
+                if keys & claimed:
+                    continue
+                claimed |= keys
                 found.append(item)
-                session_of[(item["kind"], _ident(item["kind"], item["settings"]))] = regional
+                session_of[(kind, _ident(kind, item["settings"]))] = regional
         try:
             concrete = spec.expand(found)
         except PolicyError as exc:
