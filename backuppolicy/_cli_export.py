@@ -8,8 +8,9 @@
 * ``export scheduler --lambda-arn ARN --role-arn ARN --policy-url URL``: EventBridge Scheduler
   schedules that run the library in Lambda.
 * ``targets [--tag KEY=VALUE ...] [--kind KIND ...] [--name GLOB] [--in-region R ...]``: the
-  policy's targets and what a selector resolves to now; ``--unprotected`` lists resources that
-  nothing covers.
+  policy's targets and what its selector targets resolve to now, per account and region (exit
+  status 1 if one could not be resolved), plus what an ad-hoc selector given by the options
+  finds; ``--unprotected`` lists resources that nothing covers.
 
 Every export prints JSON (the documents are JSON); ``--json`` changes nothing for them.
 """
@@ -23,7 +24,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from backuppolicy.cli import EXIT_OK, UsageError, emit, load_policy
+from backuppolicy.cli import EXIT_FAILURES, EXIT_OK, UsageError, emit, load_policy
 
 __all__ = ["register"]
 
@@ -130,14 +131,54 @@ def _tags(values: list[str] | None) -> dict[str, str | None]:
     return tags
 
 
+def _row(spec: Any, source: str, region: str | None) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "kind": spec.kind,
+        "resource": spec.resource,
+        "source": source,
+        "account": spec.account.account_id if spec.account is not None else None,
+        "region": region,
+    }
+
+
+def _policy_targets(
+    policy: Any, args: argparse.Namespace
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The policy's targets, selectors resolved: rows, errors, and text lines per account/region."""
+    from backuppolicy import selectors  # noqa: PLC0415
+
+    listed: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    lines: list[str] = []
+    resolved = selectors.resolve_targets(
+        policy.targets, endpoint_url=args.endpoint_url, region=args.region
+    )
+    for found in resolved:
+        spec = found.spec
+        errors += [{"target": spec.name, "error": error} for error in found.errors]
+        if spec.selector is None:
+            listed.append(_row(spec, "policy", spec.settings.get("region")))
+            lines.append(f"{spec.name}  {spec.kind}  {spec.resource}  (policy)")
+            lines += [f"  FAILED {error}" for error in found.errors]
+            continue
+        lines.append(f"{spec.name}: {spec.resource}  (selector)")
+        for account, region in found.searched:
+            here = [t for t in found.targets if region is None or t.settings["region"] == region]
+            who = f"account {account}" if account else "this account"
+            lines.append(f"  {who}, {region or 'default region'}: {len(here)} found")
+            for target in here:
+                listed.append(_row(target, f"selector {spec.name}", target.settings["region"]))
+                lines.append(f"    {target.name}  {target.kind}  {target.resource}")
+        lines += [f"  FAILED {error}" for error in found.errors]
+    return listed, errors, lines
+
+
 def _targets(args: argparse.Namespace, out: TextIO) -> int:
     from backuppolicy import selectors  # noqa: PLC0415
 
     policy = load_policy(args)
-    listed = [
-        {"name": t.name, "kind": t.kind, "resource": t.resource, "source": "policy"}
-        for t in policy.targets
-    ]
+    listed, errors, lines = _policy_targets(policy, args)
     selector = None
     if args.tag or args.kind or args.name:
         selector = selectors.Selector(
@@ -154,10 +195,12 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
                     "kind": spec["kind"],
                     "resource": resource,
                     "source": "selector",
+                    "account": None,
+                    "region": spec["settings"].get("region"),
                 }
             )
-    data: dict[str, Any] = {"targets": listed}
-    lines = [f"{t['name']}  {t['kind']}  {t['resource']}  ({t['source']})" for t in listed]
+            lines.append(f"{spec['name']}  {spec['kind']}  {resource}  (selector)")
+    data: dict[str, Any] = {"targets": listed, "errors": errors}
     if args.unprotected:
         found = selectors.unprotected_resources(
             policy,
@@ -168,7 +211,7 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
         data["unprotected"] = found
         lines += ["", f"unprotected: {len(found)}"] + [f"  {r['arn']}" for r in found]
     emit(args, data, "\n".join(lines) or "no targets", out)
-    return EXIT_OK
+    return EXIT_FAILURES if errors else EXIT_OK
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, _Handler]:

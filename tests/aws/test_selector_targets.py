@@ -7,13 +7,17 @@ injected with a botocore ``before-call`` hook on the base session returning Acce
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from backuppolicy.cli import main
 from backuppolicy.policy import Policy
 from backuppolicy.workflows import backup, build_targets, plan_retention
 
@@ -204,3 +208,34 @@ class TestAccounts:
         assert [("dbs-shop-a", True), ("dbs-shop-b", True), ("far", False)] == sorted(
             (r.target, r.ok) for r in report.runs
         )
+
+
+class TestTargetsCommand:
+    def test_lists_what_selectors_find(self, base: boto3.Session, tmp_path: Path) -> None:
+        """`backuppolicy targets` shows each selector's finds per account and region."""
+        _db(_assume(base, ROLE_B, "eu-west-1"), "ledger", {"backup": "daily"}, "eu-west-1")
+        policy = _policy(
+            _selector("dbs"),
+            _selector("remote", account=ROLE_B, regions=["eu-west-1"]),
+            {"name": "orders", "kind": "rds-instance", "settings": {"db_instance_id": "shop-a"}},
+        )
+        path = tmp_path / "policy.yaml"
+        path.write_text(policy.to_yaml(), encoding="utf-8")
+        text, data = io.StringIO(), io.StringIO()
+        assert 0 == main(["targets", "--policy", str(path)], out=text, err=io.StringIO())
+        assert 0 == main(["targets", "--policy", str(path), "--json"], out=data)
+        assert [
+            "dbs: every rds-instance tagged backup=daily  (selector)",
+            "  this account, default region: 1 found",
+            "    dbs-shop-b  rds-instance  shop-b",
+            "remote: every rds-instance tagged backup=daily in eu-west-1  (selector)",
+            f"  account {B}, eu-west-1: 1 found",
+            "    remote-ledger  rds-instance  ledger",
+            "orders  rds-instance  shop-a  (policy)",
+        ] == text.getvalue().splitlines()
+        rows = json.loads(data.getvalue())["targets"]
+        assert [
+            ("dbs-shop-b", None, "us-east-1"),
+            ("remote-ledger", B, "eu-west-1"),
+            ("orders", None, None),
+        ] == [(r["name"], r["account"], r["region"]) for r in rows]
