@@ -727,6 +727,13 @@ def backup_now(
     if not isinstance(reason, str) or not reason.strip():
         raise PolicyError.for_field("reason", "a non-empty reason for the manual backup", reason)
     spec = policy.target(target)
+    if spec.selector is not None:
+        raise PolicyError.for_field(
+            "target",
+            "a target of one resource (a selector target stands for what it finds: back them "
+            "all up with backup(..., only=[target], force=True))",
+            target,
+        )
     built = targets if targets is not None else build_targets(policy, only=[spec.name])
     when = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
     tags = {TAG_REQUESTED_BY: requested_by} if requested_by else {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from backuppolicy.exceptions import PolicyError
 from backuppolicy.policy import SELECTOR_KIND, AccountSpec, Policy, TargetSpec
 from backuppolicy.selectors import Selector
+from backuppolicy.workflows import backup_now
 
 ROLE = "arn:aws:iam::222222222222:role/backup"
 
@@ -246,3 +248,11 @@ class TestExpand:
         with pytest.raises(PolicyError) as info:
             TargetSpec("x", "rds-instance", selector=Selector(tags={"a": None}))
         assert "kind" == info.value.path
+
+
+class TestManualBackup:
+    def test_selector_target_is_refused(self, policy: Policy) -> None:
+        """A manual backup names one resource: a selector target is refused with a hint."""
+        with pytest.raises(PolicyError) as info:
+            backup_now(policy, "dbs", reason="upgrade", now=datetime(2026, 1, 1, tzinfo=UTC))
+        assert ("target", True) == (info.value.path, "force=True" in str(info.value))
