@@ -26,6 +26,7 @@ from backuppolicy.notify import (
     WebhookNotifier,
 )
 from backuppolicy.policy import (
+    AccountSpec,
     NotificationSpec,
     Objective,
     Policy,
@@ -35,7 +36,16 @@ from backuppolicy.policy import (
     VerificationSpec,
 )
 from backuppolicy.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
+from backuppolicy.recovery import (
+    CallableCheck,
+    HttpCheck,
+    RecoveryPlan,
+    RecoveryReport,
+    SqlCheck,
+    TcpCheck,
+)
 from backuppolicy.report import Clause, ComplianceReport, Finding
+from backuppolicy.restore import RestorePlan, RestoreResult, RestoreStep, plan_restore
 from backuppolicy.retention import (
     AnyOf,
     KeepDaily,
@@ -54,6 +64,7 @@ from backuppolicy.retention import (
     rule_from_spec,
 )
 from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
+from backuppolicy.selectors import Selector
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 from backuppolicy.testlog import (
     JsonlLogStore,
@@ -101,6 +112,7 @@ from backuppolicy.workflows import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountSpec",
     "AnyOf",
     "ApplyReport",
     "BackendError",
@@ -108,6 +120,7 @@ __all__ = [
     "BackupPolicyError",
     "BackupTarget",
     "Cadence",
+    "CallableCheck",
     "CheckKind",
     "CheckResult",
     "CheckStatus",
@@ -124,6 +137,7 @@ __all__ = [
     "Finding",
     "Fresh",
     "HasOffsiteCopy",
+    "HttpCheck",
     "IntegrityCheck",
     "IsolationProfile",
     "JsonlLogStore",
@@ -152,8 +166,13 @@ __all__ = [
     "PolicyError",
     "PolicyLookupError",
     "ProtectedPointError",
+    "RecoveryPlan",
     "RecoveryPoint",
+    "RecoveryReport",
     "ResourceNotFoundError",
+    "RestorePlan",
+    "RestoreResult",
+    "RestoreStep",
     "RestoreTest",
     "RestoredResource",
     "RetentionPlan",
@@ -162,13 +181,16 @@ __all__ = [
     "RunReport",
     "S3ObjectProbe",
     "Schedule",
+    "Selector",
     "SettingsMatchPolicy",
     "SnsNotifier",
+    "SqlCheck",
     "SqlProbe",
     "StaticEndpoint",
     "Status",
     "TargetRun",
     "TargetSpec",
+    "TcpCheck",
     "TestLog",
     "ThrottledError",
     "TierSpec",
@@ -187,6 +209,7 @@ __all__ = [
     "full_backups_due",
     "holds",
     "place_hold",
+    "plan_restore",
     "plan_retention",
     "release_hold",
     "restore_test",

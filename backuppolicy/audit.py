@@ -517,7 +517,9 @@ def audit(
 
     found: dict[str, list[Finding]] = {key: [] for key in CLAUSE_ORDER}
     all_points: list[RecoveryPoint] = []
-    for spec in policy.targets:
+    # A selector target stands for the targets it found (named <target>-<resource>).
+    specs = workflows._run_specs(policy.targets, built)  # noqa: SLF001 - shared with backup()
+    for spec in specs:
         target = built.get(spec.name)
         if target is None:
             continue
@@ -573,7 +575,7 @@ def audit(
                 )
             )
     for key, findings in _log_findings(policy, entries, now=now, since=since).items():
-        audited = {spec.name for spec in policy.targets if spec.name in built}
+        audited = {spec.name for spec in specs if spec.name in built}
         found[key].extend(f for f in findings if not f.target or f.target in audited)
 
     ordered = tuple(finding for key in CLAUSE_ORDER for finding in found[key])

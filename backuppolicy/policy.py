@@ -1807,12 +1807,19 @@ class Policy:
     def target(self, name: str) -> TargetSpec:
         """The target called *name*.
 
+        A name ``<selector target>-<resource>`` (what a selector target finds at run time; the
+        policy reserves that prefix) gives the selector target's spec under that name, so found
+        targets can be verified, restored and audited by name.
+
         Raises:
             PolicyLookupError: No such target (the message suggests the closest name).
         """
         for target in self.targets:
             if target.name == name:
                 return target
+        for target in self.targets:
+            if target.selector is not None and name.startswith(f"{target.name}-"):
+                return attrs.evolve(target, name=name)
         raise _lookup_error("target", name, tuple(t.name for t in self.targets))
 
     def tier(self, name: str) -> TierSpec:

@@ -152,6 +152,22 @@ class TestReservedNames:
         assert "reserved for the targets the selector of targets[0] finds" in str(error)
 
 
+class TestFoundNames:
+    def test_a_found_name_gives_the_selector_spec_under_that_name(self, policy: Policy) -> None:
+        """policy.target('dbs-shop-a') is the selector target's spec, renamed."""
+        found = policy.target("dbs-shop-a")
+        assert ("dbs-shop-a", "shop", policy.target("dbs").selector) == (
+            found.name,
+            found.application,
+            found.selector,
+        )
+
+    def test_other_names_still_fail(self, policy: Policy) -> None:
+        """A name under no selector target is still unknown."""
+        with pytest.raises(PolicyError, match="no target 'orders-x'"):
+            policy.target("orders-x")
+
+
 class TestRoundTrip:
     def test_dict_yaml_json(self, policy: Policy) -> None:
         """Selector and account targets survive to_dict, to_yaml and JSON."""

@@ -41,6 +41,7 @@ from backuppolicy.aws.s3 import (
 
 __all__ = [
     "AccountRun",
+    "AccountSessions",
     "AuroraCluster",
     "AwsBackend",
     "AwsBackupTarget",

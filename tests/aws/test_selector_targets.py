@@ -115,6 +115,19 @@ class TestSelectorBackups:
         assert ["shop-a", "shop-b"] == _snapshots(base)
         assert {"dbs-shop-a", "dbs-shop-b"} == {p.target for p in report.created}
 
+    def test_audit_covers_the_targets_a_selector_found(
+        self, base: boto3.Session, now: datetime
+    ) -> None:
+        """The audit judges each found target, not the selector placeholder."""
+        from backuppolicy.workflows import audit
+
+        policy = _policy(_selector("dbs"))
+        targets = build_targets(policy, session=base)
+        backup(policy, now=now, targets=targets)
+        report = audit(policy, now=now, targets=targets, notifiers=[])
+        daily = {f.target for f in report.findings if f.clause.key == "daily-backup"}
+        assert {"dbs-shop-a", "dbs-shop-b"} == daily
+
     def test_new_resource_joins_next_run(self, base: boto3.Session, now: datetime) -> None:
         """A newly tagged instance is protected from the next run on; the others are not due."""
         policy = _policy(_selector("dbs"))
