@@ -409,11 +409,67 @@ def _where(
     )
 
 
+_ID_KEYS: Final = {
+    "rds-instance": "db_instance_id",
+    "aurora-cluster": "db_cluster_id",
+    "ec2-instance": "instance_id",
+    "ebs-volume": "volume_id",
+    "s3-bucket": "bucket",
+}
+
+
+def _selected(spec: TargetSpec) -> list[TargetSpec]:
+    """One spec per kind and region a selector target searches, with ``*`` resource ids."""
+    assert spec.selector is not None  # noqa: S101 - the caller checked
+    kinds = [k for k in spec.selector.resource_types or tuple(_ID_KEYS) if k in _ID_KEYS]
+    regions = spec.regions or spec.selector.regions or (None,)
+    result = []
+    for kind in kinds:
+        for region in regions:
+            settings = {**spec.settings, _ID_KEYS[kind]: "*"}
+            if region is not None:
+                settings["region"] = region
+            result.append(
+                attrs.evolve(
+                    spec, kind=kind, selector=None, regions=(), account=None, settings=settings
+                )
+            )
+    return result
+
+
+def _concrete_targets(policy: Policy, out: list[tuple[str, _Grant]]) -> list[TargetSpec]:
+    """The targets to grant for: a selector target stands for any resource of its kinds.
+
+    Its resources are found at run time, so their ids are ``*`` (deletes keep their ownership
+    tag conditions). Adds ``tag:GetResources`` for selectors and ``sts:AssumeRole`` for the
+    roles that targets name in ``account`` to *out* (both belong to the identity that runs the
+    workflows; the resource actions belong to the assumed roles).
+    """
+    result: list[TargetSpec] = []
+    selectors = False
+    roles: set[str] = set()
+    for spec in policy.targets:
+        if not spec.enabled:
+            continue
+        if spec.account is not None:
+            roles.add(spec.account.role_arn)
+        if spec.selector is None:
+            result.append(spec)
+            continue
+        selectors = True
+        result.extend(_selected(spec))
+    if selectors:
+        out.append(("selector", _Grant(_all(), ("tag:GetResources",), ("*",))))
+    if roles:
+        out.append(("account", _Grant(_all(), ("sts:AssumeRole",), tuple(sorted(roles)))))
+    return result
+
+
 def _grants(
     policy: Policy, wanted: frozenset[str], account: str, partition: str, region: str | None
 ) -> list[tuple[str, _Grant]]:
     out: list[tuple[str, _Grant]] = []
-    for spec in policy.targets:
+    for spec in _concrete_targets(policy, out):
         if not spec.enabled or spec.kind not in _KINDS:
             continue
         where = _where(policy, spec, account, partition, region)

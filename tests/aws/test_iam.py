@@ -258,3 +258,39 @@ class TestIamActions:
     ) -> None:
         """API calls map to the IAM actions AWS documents for them."""
         assert expected == set(iam_actions(service, operation, params))
+
+
+class TestSelectorTargets:
+    def test_selector_and_account_targets_get_their_grants(self):
+        """A selector target grants its kinds on any resource, tag:GetResources and sts:AssumeRole."""
+        from backuppolicy.aws.iam import iam_policy
+        from backuppolicy.policy import Policy
+
+        role = "arn:aws:iam::210987654321:role/backups"
+        policy = Policy.from_dict(
+            {
+                "name": "web",
+                "schedule": {"every": "day", "at": "04:00"},
+                "retention": {"max_age": "35d"},
+                "targets": [
+                    {
+                        "name": "dbs",
+                        "kind": "rds-instance",
+                        "selector": {"tags": {"backup": "daily"}},
+                        "regions": ["eu-west-2"],
+                        "account": {"role_arn": role},
+                        "application": "shop",
+                    }
+                ],
+            }
+        )
+        doc = iam_policy(policy, actions={"backup", "prune"}, account_id="123456789012")
+        grants = {
+            action: statement["Resource"]
+            for statement in doc["Statement"]
+            for action in statement["Action"]
+        }
+        assert ["*"] == grants["tag:GetResources"]
+        assert [role] == grants["sts:AssumeRole"]
+        assert "arn:aws:rds:eu-west-2:123456789012:db:*" in grants["rds:CreateDBSnapshot"]
+        assert "rds:DeleteDBSnapshot" in grants
