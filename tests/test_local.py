@@ -1,5 +1,4 @@
 # Idempotency tokens such as token="run-1" are not passwords.
-# ruff: noqa: S106
 """The local backend: Directory archives in a DirectoryStore, restores, copies, holds, crashes."""
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Recovery plans: loading, order, health checks, rehearsals, resumable execution, the runbook."""
 
 # "token" is an idempotency token, not a password.
-# ruff: noqa: S106
 
 from __future__ import annotations
 

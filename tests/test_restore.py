@@ -1,7 +1,6 @@
 """Restores of directory targets, the plan/confirm contract, probes and the testing log."""
 
 # "token" is an idempotency token, not a password.
-# ruff: noqa: S106
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 # Idempotency tokens such as token="chg-42" are not passwords.
-# ruff: noqa: S106
 """Workflows: backups and tier copies, manual backups, retention plan and apply, holds, reports.
 
 Most tests drive `backuppolicy.testing.MemoryTarget` objects (passed with ``targets=``) whose

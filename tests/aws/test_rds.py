@@ -8,7 +8,6 @@ on a client injected through ``clients=``.
 """
 
 # "token" is an idempotency token, not a password.
-# ruff: noqa: S106
 
 from __future__ import annotations
 

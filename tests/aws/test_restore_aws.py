@@ -1,7 +1,6 @@
 """Restores of RDS, Aurora, EC2/EBS and S3 targets under moto (in-process)."""
 
 # "token" is an idempotency token, not a password.
-# ruff: noqa: S106
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ evidence says where the probe really connected.
 """
 
 # "token" is an idempotency token, not a password.
-# ruff: noqa: S106
 from __future__ import annotations
 
 import hashlib

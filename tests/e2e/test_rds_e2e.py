@@ -5,7 +5,6 @@ the ``endpoint_url`` of the server, as a user pointing the library at LocalStack
 """
 
 # "token" is an idempotency token, not a password.
-# ruff: noqa: S106
 
 from __future__ import annotations
 

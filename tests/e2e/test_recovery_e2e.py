@@ -7,7 +7,6 @@ plan without repeating a finished step: no second restored database, no second a
 """
 
 # "token" is an idempotency token, not a password.
-# ruff: noqa: S106
 
 from __future__ import annotations
 
