@@ -903,6 +903,27 @@ def _s3_settings(target: BackupTarget) -> Any:
     return settings()
 
 
+def _bucket_settings(
+    name: str, target: BackupTarget, context: VerifyContext, started: float
+) -> Any:
+    """The bucket's settings, or the finished result: skipped (not a bucket) or an error."""
+    try:
+        settings = _s3_settings(target)
+    except BackupPolicyError as exc:
+        return _error_result(name, target, None, context, exc, started=started)
+    if settings is None:
+        return _result(
+            name,
+            CheckStatus.SKIPPED,
+            target,
+            None,
+            context,
+            started=started,
+            details="not an S3 bucket",
+        )
+    return settings
+
+
 @attrs.frozen
 class VersioningEnabled:
     """S3 versioning is enabled on the target's bucket (seed §7.1). Other targets: skipped.
@@ -922,20 +943,9 @@ class VersioningEnabled:
     ) -> CheckResult:
         """Read the bucket's versioning status."""
         started = time.monotonic()
-        try:
-            settings = _s3_settings(target)
-        except BackupPolicyError as exc:
-            return _error_result(self.name, target, None, context, exc, started=started)
-        if settings is None:
-            return _result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                None,
-                context,
-                started=started,
-                details="not an S3 bucket",
-            )
+        settings = _bucket_settings(self.name, target, context, started)
+        if isinstance(settings, CheckResult):
+            return settings
         evidence = {
             "bucket": settings.bucket,
             "versioning": settings.versioning,
@@ -987,20 +997,9 @@ class ObjectLock:
     ) -> CheckResult:
         """Read the bucket's Object Lock configuration."""
         started = time.monotonic()
-        try:
-            settings = _s3_settings(target)
-        except BackupPolicyError as exc:
-            return _error_result(self.name, target, None, context, exc, started=started)
-        if settings is None:
-            return _result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                None,
-                context,
-                started=started,
-                details="not an S3 bucket",
-            )
+        settings = _bucket_settings(self.name, target, context, started)
+        if isinstance(settings, CheckResult):
+            return settings
         evidence = {
             "bucket": settings.bucket,
             "object_lock": settings.object_lock,
