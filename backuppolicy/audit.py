@@ -87,6 +87,7 @@ CLAUSE_ORDER: Final = (
     "encryption",
     "not-public",
     "rds-settings",
+    "coverage",
 )
 """Keys of the clauses the audit checks, in report order."""
 
@@ -482,6 +483,9 @@ def audit(
     since: datetime | None = None,
     evidence_within: Duration | str = "35d",
     check_names: Mapping[str, Sequence[str]] | None = None,
+    coverage: bool | None = None,
+    session: Any = None,
+    endpoint_url: str | None = None,
 ) -> ComplianceReport:
     """Audit *policy* at *now*: every clause, every target, with the evidence.
 
@@ -498,6 +502,11 @@ def audit(
         evidence_within: How recent verification results must be to count.
         check_names: Names of the checks that are evidence per verification clause (default:
             `CHECK_NAMES`).
+        coverage: Look for AWS resources that no target or selector protects (§1.1; one
+            finding each). Default: when the audit builds its own targets or *session* is given;
+            with targets passed in, the caller's world is its own, so ask with ``coverage=True``.
+        session: `boto3.Session` for the coverage search.
+        endpoint_url: Endpoint for the coverage search (moto server, LocalStack).
 
     Returns:
         The `~backuppolicy.report.ComplianceReport`.
@@ -578,6 +587,11 @@ def audit(
         audited = {spec.name for spec in specs if spec.name in built}
         found[key].extend(f for f in findings if not f.target or f.target in audited)
 
+    found["coverage"].extend(
+        _coverage(policy, session=session, endpoint_url=endpoint_url)
+        if _wants_coverage(coverage=coverage, targets_given=targets is not None, session=session)
+        else ()
+    )
     ordered = tuple(finding for key in CLAUSE_ORDER for finding in found[key])
     failures = _notify(policy, ordered, now=now, notifiers=notifiers)
     return ComplianceReport(
@@ -588,6 +602,60 @@ def audit(
         timezone=policy.timezone,
         notify_failures=tuple(failures),
     )
+
+
+_AWS_KINDS: Final = frozenset(
+    {"rds-instance", "aurora-cluster", "ec2-instance", "ebs-volume", "s3-bucket", "selector"}
+)
+_COVERAGE = Clause("coverage", "§1.1", "every tagged AWS resource is protected by the policy")
+
+
+def _wants_coverage(*, coverage: bool | None, targets_given: bool, session: Any) -> bool:
+    """The default of ``audit(coverage=None)``: search when talking to AWS ourselves."""
+    if coverage is not None:
+        return coverage
+    return not targets_given or session is not None
+
+
+def _coverage(policy: Policy, *, session: Any, endpoint_url: str | None) -> list[Finding]:
+    """One finding per AWS resource that no target or selector of *policy* protects.
+
+    Only for policies with AWS targets; searches their regions through the Resource Groups
+    Tagging API (resources that never carried a tag are not seen: see
+    `backuppolicy.selectors.unprotected_resources`). A failed search is a finding too.
+    """
+    specs = [spec for spec in policy.targets if spec.enabled and spec.kind in _AWS_KINDS]
+    if not specs:
+        return []
+    from backuppolicy.selectors import unprotected_resources  # noqa: PLC0415 - boto3 on demand
+
+    regions = sorted(
+        {str(spec.settings["region"]) for spec in specs if spec.settings.get("region")}
+        | {region for spec in specs for region in spec.regions}
+        | {r for spec in specs if spec.selector is not None for r in spec.selector.regions}
+    )
+    try:
+        found = unprotected_resources(
+            policy, regions=regions, session=session, endpoint_url=endpoint_url
+        )
+    except Exception as exc:  # noqa: BLE001 - an unreachable API is a finding, not a crash
+        detail = f"could not look for unprotected resources: {type(exc).__name__}: {exc}"
+        return [Finding(_COVERAGE, compliant=False, detail=detail)]
+    if not found:
+        where = ", ".join(regions) or "the default region"
+        return [
+            Finding(_COVERAGE, compliant=True, detail=f"no unprotected tagged resource in {where}")
+        ]
+    return [
+        Finding(
+            _COVERAGE,
+            compliant=False,
+            target=str(item["id"]),
+            evidence=(str(item["arn"]),),
+            detail=f"{item['kind']} {item['id']} in {item['region']} is in no target or selector",
+        )
+        for item in found
+    ]
 
 
 def _notify(

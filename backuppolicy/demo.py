@@ -577,7 +577,9 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
     recovery = _rehearse_recovery(policy, targets, now, out)
 
     # Judge only the time the demo simulated: the world has no history before START.
-    report = workflows.audit(policy, now=now, targets=targets, log=log, notifiers=[], since=START)
+    report = workflows.audit(
+        policy, now=now, targets=targets, log=log, notifiers=[], since=START, coverage=True
+    )
     _write(out, "\ncompliance (findings that are not compliant):")
     _write(out, report.summary(failures_only=True))
     path = report_path or Path(tempfile.gettempdir()) / "backuppolicy-demo-report.html"

@@ -351,7 +351,9 @@ def unprotected_resources(
     A resource is covered when a target of the policy names it (its database, cluster,
     instance, volume or bucket id, in its region when the target names one), when it carries
     the tag ``backuppolicy:policy=<policy name>`` (what the AWS Backup export selects), or when
-    the selector of one of the policy's targets, or one of *selectors*, matches it.
+    the selector of one of the policy's targets, or one of *selectors*, matches it. Resources
+    that carry the restore-test sweep tag are restore-test leftovers, not production: they are
+    left to `backuppolicy.verify.sweep_restore_tests`.
 
     Limitation: ``GetResources`` only returns resources that carry (or once carried) a tag, so
     a resource that was never tagged is not seen here; tag everything (an AWS Config rule or
@@ -372,6 +374,9 @@ def unprotected_resources(
     from backuppolicy.model import TAG_POLICY  # noqa: PLC0415 - pure core, no cycle
 
     selectors = (*selectors, *_policy_selectors(policy))
+    verification = getattr(policy, "verification", None)
+    isolation = getattr(verification, "isolation", None) or {}
+    sweep_tag = str(isolation.get("sweep_tag", "backuppolicy:restore-test"))
     named: set[tuple[str, str, str | None]] = set()
     for spec in policy.targets:
         key = _SETTING.get(spec.kind)
@@ -390,6 +395,8 @@ def unprotected_resources(
         if (kind, ident, None) in named or (kind, ident, region) in named:
             continue
         if resource["tags"].get(TAG_POLICY) == policy.name:
+            continue
+        if sweep_tag in resource["tags"]:  # a restore-test leftover: the sweeper's business
             continue
         if any(selector.matches(resource) for selector in selectors):
             continue

@@ -425,7 +425,9 @@ class TestReportShape:
         """Findings come in clause order, then policy target order."""
         keys = [f.clause.key for f in run(policy, targets).findings]
         assert sorted(keys, key=CLAUSE_ORDER.index) == keys
-        assert set(CLAUSE_ORDER) == set(keys)
+        # "coverage" searches AWS; with targets passed in it is off (tested on moto in
+        # tests/aws/test_selector_targets.py).
+        assert set(CLAUSE_ORDER) - {"coverage"} == set(keys)
 
     def test_only_given_targets(self, policy: Policy, targets: dict[str, Any]) -> None:
         """Targets not given are not audited."""

@@ -252,3 +252,46 @@ class TestTargetsCommand:
             ("remote-ledger", B, "eu-west-1"),
             ("orders", None, None),
         ] == [(r["name"], r["account"], r["region"]) for r in rows]
+
+
+class TestAuditCoverage:
+    def test_unprotected_resources_are_findings(self, base: boto3.Session, now: datetime) -> None:
+        """A tagged database that no target or selector covers is a non-compliant finding."""
+        from backuppolicy.workflows import audit
+
+        policy = _policy(_selector("dbs"))  # covers backup=daily: shop-a, shop-b, not scratch
+        report = audit(policy, now=now, targets={}, notifiers=[], session=base)
+        coverage = [f for f in report.findings if f.clause.key == "coverage"]
+        assert [("scratch", False)] == [(f.target, f.compliant) for f in coverage]
+        assert "rds-instance scratch in us-east-1" in coverage[0].detail
+
+    def test_everything_covered_is_one_compliant_finding(
+        self, base: boto3.Session, now: datetime
+    ) -> None:
+        """With every tagged resource covered, the clause holds."""
+        from backuppolicy.workflows import audit
+
+        covered = {**_selector("all"), "selector": {"tags": {"backup": None}}}
+        report = audit(_policy(covered), now=now, targets={}, notifiers=[], session=base)
+        coverage = [f for f in report.findings if f.clause.key == "coverage"]
+        assert [True] == [f.compliant for f in coverage]
+
+    def test_passed_targets_skip_coverage_unless_asked(
+        self, base: boto3.Session, now: datetime
+    ) -> None:
+        """Targets passed in mean the caller's own world: no AWS search by default."""
+        from backuppolicy.workflows import audit
+
+        report = audit(_policy(_selector("dbs")), now=now, targets={}, notifiers=[])
+        assert [] == [f for f in report.findings if f.clause.key == "coverage"]
+
+    def test_restore_test_leftovers_are_not_unprotected(
+        self, base: boto3.Session, now: datetime
+    ) -> None:
+        """A resource with the restore-test sweep tag is the sweeper's business, not a finding."""
+        from backuppolicy.workflows import audit
+
+        _db(base, "bp-restore-x", {"backuppolicy:restore-test": "2026-11-26T04:00:00Z"})
+        report = audit(_policy(_selector("dbs")), now=now, targets={}, notifiers=[], session=base)
+        coverage = [f.target for f in report.findings if f.clause.key == "coverage"]
+        assert ["scratch"] == coverage
