@@ -65,6 +65,7 @@ from backuppolicy.model import (
     RecoveryPoint,
     Status,
     ensure_aware,
+    is_owned,
 )
 from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
 
@@ -1227,7 +1228,7 @@ class Directory:
         return open_store(store, tier=tier)
 
     def _owns(self, point: RecoveryPoint) -> bool:
-        return point.tags.get(TAG_POLICY) == self.policy and point.tags.get(TAG_TARGET) == self.name
+        return is_owned(point.tags, policy=self.policy, target=self.name)
 
     def _adopt(self, point: RecoveryPoint) -> RecoveryPoint:
         return point.evolve(managed=self._owns(point))

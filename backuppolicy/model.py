@@ -40,6 +40,7 @@ __all__ = [
     "RecoveryPoint",
     "Status",
     "ensure_aware",
+    "is_owned",
 ]
 
 TAG_POLICY = "backuppolicy:policy"
@@ -48,6 +49,21 @@ TAG_REASON = "backuppolicy:reason"
 TAG_TOKEN = "backuppolicy:token"
 TAG_TIER = "backuppolicy:tier"
 TAG_HOLD = "backuppolicy:legal-hold"
+
+
+def is_owned(tags: Mapping[str, str], *, policy: str, target: str) -> bool:
+    """Whether *tags* mark a point as created by this library for *policy* and *target*.
+
+    The ownership rule of every backend: only points that carry both ownership tags with
+    these values are managed (and so may ever be deleted).
+
+    Example:
+        >>> is_owned({TAG_POLICY: "web", TAG_TARGET: "db"}, policy="web", target="db")
+        True
+        >>> is_owned({TAG_POLICY: "web"}, policy="web", target="db")
+        False
+    """
+    return tags.get(TAG_POLICY) == policy and tags.get(TAG_TARGET) == target
 
 
 def ensure_aware(value: datetime, *, field: str = "datetime") -> datetime:

@@ -52,6 +52,7 @@ from backuppolicy.model import (
     RecoveryPoint,
     Status,
     ensure_aware,
+    is_owned,
 )
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 
@@ -395,7 +396,7 @@ class MemoryTarget:
     def _view(self, stored: RecoveryPoint) -> RecoveryPoint:
         tags = stored.tags
         hold = tags.get(TAG_HOLD)
-        managed = tags.get(TAG_POLICY) == self.policy and tags.get(TAG_TARGET) == self._name
+        managed = is_owned(tags, policy=self.policy, target=self._name)
         return stored.evolve(
             managed=managed, legal_hold=None if hold is None else LegalHold.from_tag(hold)
         )

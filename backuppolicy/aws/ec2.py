@@ -49,6 +49,7 @@ from backuppolicy.model import (
     LegalHold,
     RecoveryPoint,
     Status,
+    is_owned,
 )
 from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
 
@@ -194,7 +195,7 @@ class _SnapshotTarget(AwsBackend):
         ]
 
     def _is_ours(self, tags: Mapping[str, str]) -> bool:
-        return tags.get(TAG_POLICY) == self.policy and tags.get(TAG_TARGET) == self.name
+        return is_owned(tags, policy=self.policy, target=self.name)
 
     # -- hooks for the subclasses ---------------------------------------------------------
 

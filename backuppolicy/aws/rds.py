@@ -54,6 +54,7 @@ from backuppolicy.model import (
     RecoveryPoint,
     Status,
     ensure_aware,
+    is_owned,
 )
 from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
 
@@ -522,11 +523,7 @@ class _RdsTarget(AwsBackend):
             or _aware_utc(raw.get(api.resource_created_key))
             or self._now()
         )
-        managed = (
-            snapshot_type == "manual"
-            and tags.get(TAG_POLICY) == self.policy
-            and tags.get(TAG_TARGET) == self.name
-        )
+        managed = snapshot_type == "manual" and is_owned(tags, policy=self.policy, target=self.name)
         hold = LegalHold.from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None
         storage = raw.get("AllocatedStorage")
         size = int(storage) * _GIB if isinstance(storage, int) and storage > 0 else None

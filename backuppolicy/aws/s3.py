@@ -67,6 +67,7 @@ from backuppolicy.model import (
     RecoveryPoint,
     Status,
     ensure_aware,
+    is_owned,
 )
 from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
 
@@ -877,7 +878,7 @@ class S3Bucket(AwsBackend):
             size_bytes=int(meta["bytes"]) if "bytes" in meta else None,
             tags=tags,
             legal_hold=_hold_from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
-            managed=tags.get(TAG_POLICY) == self.policy and tags.get(TAG_TARGET) == self.name,
+            managed=is_owned(tags, policy=self.policy, target=self.name),
             details={
                 "bucket": self.bucket,
                 "key": key,
@@ -940,7 +941,7 @@ class S3Bucket(AwsBackend):
             size_bytes=int(meta["bytes"]) if "bytes" in meta else None,
             tags=tags,
             legal_hold=_hold_from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
-            managed=tags.get(TAG_POLICY) == self.policy and tags.get(TAG_TARGET) == self.name,
+            managed=is_owned(tags, policy=self.policy, target=self.name),
             details={
                 "bucket": store.bucket,
                 "key": key,
