@@ -264,7 +264,8 @@ def _cmd_holds(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from backuppolicy import demo  # noqa: PLC0415
 
-    result = demo.run(days=args.days, out=None if args.json else out)
+    report = Path(args.report) if args.report else None
+    result = demo.run(days=args.days, out=None if args.json else out, report_path=report)
     if args.json:
         _emit(args, result, "", out)
     return EXIT_OK if result.get("ok") else EXIT_FAILURES
@@ -317,9 +318,16 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="backuppolicy", description="Run, prove and audit a backup policy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.add_parser(
+    demo = sub.add_parser(
         "demo", parents=[common], help="run the embedded demo (no AWS account needed)"
-    ).add_argument("--days", type=int, default=40, help="days to simulate (default 40)")
+    )
+    demo.add_argument("--days", type=int, default=40, help="days to simulate (default 40)")
+    demo.add_argument(
+        "--report",
+        metavar="PATH",
+        help="write the HTML compliance report here (default: report.html in the run's own"
+        " new directory)",
+    )
     backup = sub.add_parser(
         "backup", parents=[common], help="run due backups and tier copies, or a manual backup"
     )

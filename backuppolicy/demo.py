@@ -308,20 +308,31 @@ def _proof_time(days: int) -> datetime:
 
 
 def run(
-    *, days: int = 40, out: TextIO | None = None, report_path: Path | None = None
+    *,
+    days: int = 40,
+    out: TextIO | None = None,
+    report_path: Path | None = None,
+    run_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Run the demo for *days* simulated days; print to *out*; return a JSON-ready summary.
 
     After the last day the demo proves the backups: verifications and integrity checks of
     every copy, a restore test of each application with a data probe, a rehearsal of the
     recovery plan, and the audit of the policy; every result goes to a backup testing log, and
-    the compliance report is written as HTML to *report_path* (default:
-    ``<temp dir>/backuppolicy-demo-report.html``).
+    the compliance report is written as HTML.
+
+    What the demo leaves behind goes into its own run directory, *run_dir* (default: a new
+    directory ``backuppolicy-demo-*`` under the system's temp dir, never shared with another
+    run): the backup testing log ``testing-log.jsonl`` and, unless *report_path* says
+    otherwise, the report ``report.html``. The summary names both (``run_dir``, ``proof.report``).
 
     Raises:
         BackendNotFoundError: moto or time-machine is not installed (the ``demo`` extra).
     """
     time_machine, _ = _requirements()
+    if run_dir is None:
+        run_dir = Path(tempfile.mkdtemp(prefix="backuppolicy-demo-"))
+    run_dir.mkdir(parents=True, exist_ok=True)
 
     started = time.monotonic()
     with ExitStack() as stack:
@@ -344,8 +355,17 @@ def run(
         _print_summary(out, summary)
         proof_at = _proof_time(days)
         with time_machine.travel(proof_at, tick=True):
-            summary["proof"] = _prove(policy, targets, proof_at, root, out, report_path)
+            summary["proof"] = _prove(
+                policy,
+                targets,
+                proof_at,
+                root,
+                out,
+                run_dir,
+                report_path or run_dir / "report.html",
+            )
         summary["ok"] = bool(summary["ok"] and summary["proof"]["ok"])
+    summary["run_dir"] = str(run_dir)
     summary["seconds"] = round(time.monotonic() - started, 1)
     _write(out, f"\n{'ok' if summary['ok'] else 'FAILED'} in {summary['seconds']} s")
     return summary
@@ -563,13 +583,18 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
     now: datetime,
     root: Path,
     out: TextIO | None,
-    report_path: Path | None,
+    run_dir: Path,
+    report_path: Path,
 ) -> dict[str, Any]:
-    """Verify, integrity-check, restore-test, rehearse and audit; return the JSON summary."""
+    """Verify, integrity-check, restore-test, rehearse and audit; return the JSON summary.
+
+    The testing log and the HTML report go to *run_dir* and *report_path*, which outlive the
+    demo world in *root*.
+    """
     from backuppolicy import workflows  # noqa: PLC0415
     from backuppolicy.testlog import TestLog  # noqa: PLC0415
 
-    log = TestLog.open(root / "testing-log.jsonl", ran_by="backuppolicy demo")
+    log = TestLog.open(run_dir / "testing-log.jsonl", ran_by="backuppolicy demo")
     _write(out, f"\nproving the backups at {now:%Y-%m-%d %H:%M} GMT:")
     checks, tests, stand_in = _check_and_restore_test(policy, targets, now, root, log, out)
     by_status = Counter(r.status.value for r in checks)
@@ -582,9 +607,10 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
     )
     _write(out, "\ncompliance (findings that are not compliant):")
     _write(out, report.summary(failures_only=True))
-    path = report_path or Path(tempfile.gettempdir()) / "backuppolicy-demo-report.html"
-    report.to_html(path)
-    _write(out, f"\nHTML report: {path}")
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report.to_html(report_path)
+    _write(out, f"\nHTML report: {report_path}")
+    _write(out, f"backup testing log: {run_dir / 'testing-log.jsonl'}")
     _write(out, "\nbackup testing log, last entries:")
     for entry in list(log.entries())[-6:]:
         result = entry.result
@@ -609,7 +635,7 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
         "restore_tests": {r.target: r.status.value for r in tests},
         "data_probe": stand_in,
         "recovery": recovery,
-        "report": str(path),
+        "report": str(report_path),
         "log_entries": sum(1 for _ in log.entries()),
     }
 

@@ -447,13 +447,26 @@ class TestDemoCommand:
         """demo exits 0 when the demo's summary is ok, 1 otherwise; --json prints the summary."""
         calls: list[int] = []
 
-        def fake_run(*, days: int, out: Any) -> dict[str, Any]:
+        def fake_run(*, days: int, out: Any, report_path: Path | None) -> dict[str, Any]:
             calls.append(days)
             return {"ok": ok, "days": days}
 
         monkeypatch.setattr(demo, "run", fake_run)
         result = run("demo", "--days", "3", "--json")
         assert (code, {"ok": ok, "days": 3}, [3]) == (result.code, result.json(), calls)
+
+    def test_report_path_goes_to_the_demo(self, run, monkeypatch, tmp_path):
+        """demo --report PATH asks the demo to write its HTML report there; the default is None."""
+        paths: list[Path | None] = []
+
+        def fake_run(*, days: int, out: Any, report_path: Path | None) -> dict[str, Any]:
+            paths.append(report_path)
+            return {"ok": True}
+
+        monkeypatch.setattr(demo, "run", fake_run)
+        run("demo", "--days", "1", "--report", str(tmp_path / "r.html"))
+        run("demo", "--days", "1")
+        assert [tmp_path / "r.html", None] == paths
 
 
 class TestProgressBar:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import time_machine
 
 from backuppolicy.exceptions import PolicyError
 from backuppolicy.local import Directory, DirectoryStore
@@ -616,21 +617,24 @@ class TestExampleRehearsal:
         world = demo._build_world(tmp_path)
         policy = demo._demo_policy(world)
         targets = workflows.build_targets(policy)
-        workflows.backup(
-            policy, now=NOW - timedelta(hours=5), targets=targets, notifiers=[], max_workers=1
-        )
+        # moto stamps snapshots with the clock it sees: keep that clock at the test's times.
+        with time_machine.travel(NOW - timedelta(hours=5), tick=True):
+            workflows.backup(
+                policy, now=NOW - timedelta(hours=5), targets=targets, notifiers=[], max_workers=1
+            )
         plan = RecoveryPlan.from_file(ROOT / "examples" / "recovery_plan.yaml", policy=policy)
         log = _Log()
-        report = plan.rehearse(
-            now=NOW,
-            targets=targets,
-            isolation=IsolationProfile(tags={"purpose": "restore-test"}),
-            resolve_endpoint=lambda step, endpoint: (
-                server if step in {"check-db", "check-web"} else endpoint
-            ),
-            sleep=_no_sleep,
-            log=log,
-        )
+        with time_machine.travel(NOW, tick=True):
+            report = plan.rehearse(
+                now=NOW,
+                targets=targets,
+                isolation=IsolationProfile(tags={"purpose": "restore-test"}),
+                resolve_endpoint=lambda step, endpoint: (
+                    server if step in {"check-db", "check-web"} else endpoint
+                ),
+                sleep=_no_sleep,
+                log=log,
+            )
         assert {s.id: "done" for s in plan.steps} == {s.id: s.status.value for s in report.steps}, (
             report.summary()
         )
