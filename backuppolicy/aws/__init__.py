@@ -14,6 +14,7 @@ from __future__ import annotations
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
 from backuppolicy.aws.accounts import (
     AccountRun,
+    AccountSessions,
     FanOutReport,
     assume_role_session,
     for_each_account,

@@ -1,0 +1,33 @@
+"""Every name a public module exports in ``__all__`` exists, so ``from m import *`` works.
+
+Modelled on httpx's ``tests/test_exported_members.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PUBLIC_MODULES = ("backuppolicy", "backuppolicy.aws", "backuppolicy.local", "backuppolicy.testing")
+
+
+class TestExportedMembers:
+    @pytest.mark.parametrize("name", PUBLIC_MODULES)
+    def test_every_exported_name_exists(self, name):
+        """Each name of the module's __all__ is an attribute of the module."""
+        module = importlib.import_module(name)
+        assert [] == [member for member in module.__all__ if not hasattr(module, member)]
+
+    @pytest.mark.parametrize("name", PUBLIC_MODULES)
+    def test_star_import_works(self, name):
+        """``from <module> import *`` binds every name of __all__."""
+        namespace: dict[str, object] = {}
+        exec(f"from {name} import *", namespace)  # noqa: S102 - the statement under test
+        assert set(importlib.import_module(name).__all__) <= set(namespace)
+
+    @pytest.mark.parametrize("name", PUBLIC_MODULES)
+    def test_all_is_sorted_without_duplicates(self, name):
+        """__all__ is sorted and names each member once."""
+        exported = importlib.import_module(name).__all__
+        assert sorted(set(exported)) == list(exported)
