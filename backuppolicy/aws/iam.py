@@ -223,7 +223,13 @@ def _rds(spec: TargetSpec, w: _Where) -> list[_Grant]:
             _Grant(
                 _all("restore-test"),
                 ("rds:RestoreDBClusterFromSnapshot",),
-                (restored, f"{src}:{snap}:*", f"{src}:subgrp:*", f"{src}:cluster-pg:*"),
+                (
+                    restored,
+                    f"{src}:{snap}:*",
+                    f"{src}:subgrp:*",
+                    f"{src}:cluster-pg:*",
+                    f"{src}:og:*",
+                ),
             ),
             _Grant(
                 _all("restore-test"),
@@ -236,10 +242,12 @@ def _rds(spec: TargetSpec, w: _Where) -> list[_Grant]:
                 ("rds:DescribeDBClusters", "rds:DescribeDBInstances"),
                 (restored, restored_db),
             ),
+            # DeleteDBCluster requires a cluster-snapshot resource (its final snapshot); ours
+            # skip it (SkipFinalSnapshot), so the name can only be one of a restore.
             _Grant(
                 _all("restore-test"),
                 ("rds:DeleteDBCluster", "rds:DeleteDBInstance"),
-                (restored, restored_db),
+                (restored, restored_db, f"{src}:cluster-snapshot:{w.restore_prefix}*"),
                 _swept(w),
             ),
         ]
@@ -340,7 +348,9 @@ def _backup_vault(spec: TargetSpec, w: _Where) -> list[_Grant]:
         if vault
         else ("backup:ListRecoveryPointsByResource",)
     )
-    resources = (vault_arn,) if vault else (str(spec.settings["resource_arn"]),)
+    # ListRecoveryPointsByResource supports no resource-level permissions: "*" is the only
+    # resource that grants it (the resource's ARN grants nothing).
+    resources = (vault_arn,) if vault else ("*",)
     return [
         _Grant(_all(), reads, resources),
         _Grant(_all("prune", "verify"), ("backup:DescribeRecoveryPoint",), (vault_arn, points)),
@@ -357,30 +367,66 @@ _KINDS: Final = {
 }
 
 
+_KMS_GRANT: Final = "kms:CreateGrant"
+_KMS_USE: Final = (
+    "kms:DescribeKey",
+    "kms:Decrypt",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
+# kms:GrantIsForAWSResource exists only on CreateGrant, ListGrants and RevokeGrant: on any other
+# action the key is absent and a Bool condition on it never matches.
+# https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource
+_FOR_AWS_RESOURCE: Final = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+_KMS_ARN: Final = re.compile(r"arn:([^:]+):kms:([^:]*):([^:]*):((?:key|alias)/.+)")
+
+
+def _kms_key(w: _Where, region: str, key: str) -> tuple[str, str | None]:
+    """The key resource ARN for *key* and, for an alias, the alias name to condition on.
+
+    IAM matches KMS actions against the key's ARN, never an alias ARN: a statement whose
+    resource is ``...:alias/name`` grants nothing. An alias is honoured with resource
+    ``...:key/*`` and the condition ``kms:ResourceAliases``.
+    https://docs.aws.amazon.com/kms/latest/developerguide/alias-authorization.html
+    """
+    if key.startswith("arn:"):
+        match = _KMS_ARN.fullmatch(key)
+        if match is None:
+            raise PolicyError.for_field(
+                "kms_key_id", "a KMS key id, key ARN, alias name or alias ARN", key[:200]
+            )
+        partition, key_region, account, resource = match.groups()
+        if resource.startswith("alias/"):
+            return f"arn:{partition}:kms:{key_region}:{account}:key/*", resource
+        return key, None
+    if key.startswith("alias/"):
+        return f"arn:{w.partition}:kms:{region}:{w.account}:key/*", key
+    return f"arn:{w.partition}:kms:{region}:{w.account}:key/{key}", None
+
+
 def _kms(w: _Where, keys: Iterable[tuple[str, str]]) -> list[_Grant]:
-    arns = tuple(
-        key
-        if key.startswith("arn:")
-        else f"arn:{w.partition}:kms:{region}:{w.account}:{key if key.startswith('alias/') else 'key/' + key}"
-        for region, key in keys
-    )
-    if not arns:
-        return []
-    return [
-        _Grant(
-            _all("backup", "restore-test"),
-            (
-                "kms:CreateGrant",
-                "kms:DescribeKey",
-                "kms:Decrypt",
-                "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:ReEncryptFrom",
-                "kms:ReEncryptTo",
-            ),
-            arns,
-            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-        )
-    ]
+    """Grants on the copy tiers' keys: by key ARN, or by alias through ``kms:ResourceAliases``."""
+    workflows = _all("backup", "restore-test")
+    arns: list[str] = []
+    grants: list[_Grant] = []
+    for region, key in keys:
+        resource, alias = _kms_key(w, region, key)
+        if alias is None:
+            arns.append(resource)
+            continue
+        aliased = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
+        grants += [
+            _Grant(workflows, (_KMS_GRANT,), (resource,), {**_FOR_AWS_RESOURCE, **aliased}),
+            _Grant(workflows, _KMS_USE, (resource,), aliased),
+        ]
+    if arns:
+        unique = tuple(dict.fromkeys(arns))
+        grants[:0] = [
+            _Grant(workflows, (_KMS_GRANT,), unique, _FOR_AWS_RESOURCE),
+            _Grant(workflows, _KMS_USE, unique),
+        ]
+    return grants
 
 
 def _sid(*parts: str) -> str:
