@@ -14,6 +14,7 @@ from backuppolicy.exceptions import (
     ProtectedPointError,
     ResourceNotFoundError,
     ThrottledError,
+    UnsafeArchiveError,
     VerificationError,
 )
 from backuppolicy.model import LegalHold, RecoveryPoint, Status
@@ -194,6 +195,7 @@ __all__ = [
     "TestLog",
     "ThrottledError",
     "TierSpec",
+    "UnsafeArchiveError",
     "VerificationError",
     "VerificationSpec",
     "Verifier",
