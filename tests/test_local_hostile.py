@@ -27,6 +27,8 @@ import boto3
 import pytest
 
 from backuppolicy import local
+from backuppolicy.aws import S3Bucket
+from backuppolicy.aws import s3 as s3_module
 from backuppolicy.exceptions import VerificationError
 from backuppolicy.local import Directory, DirectoryStore, S3Store, UnsafeArchiveError
 from backuppolicy.model import TAG_POLICY, TAG_TARGET, RecoveryPoint, Status
@@ -613,3 +615,17 @@ class TestS3Bounds:
         [point] = store.list_points()
         assert (Status.FAILED, ["bytes=0-100"]) == (point.status, ranges)
         assert "is larger than 100 bytes" in point.details["incomplete"]
+
+    def test_s3_manifest_line_bounded(self, aws: None, monkeypatch: pytest.MonkeyPatch):
+        """An S3 manifest line longer than the limit is refused with UnsafeArchiveError naming it."""
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="assets")
+        client.put_object(Bucket="assets", Key="a" * 200, Body=b"a")
+        target = S3Bucket("assets", account_id="123456789012")
+        point = target.create_backup(token="t1")
+        assert ["a" * 200] == [line["key"] for line in target.read_manifest(point)]
+        monkeypatch.setattr(s3_module, "_MAX_MANIFEST_LINE", 100)
+        monkeypatch.setattr(s3_module, "_LINE_CHUNK", 7)
+        with pytest.raises(UnsafeArchiveError, match="has a line longer than 100 bytes") as caught:
+            list(target.read_manifest(point))
+        assert "s3://assets/" in str(caught.value)
