@@ -69,6 +69,7 @@ from backuppolicy.selectors import Selector
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 from backuppolicy.testlog import (
     JsonlLogStore,
+    LogDamage,
     LogEntry,
     MemoryLogStore,
     OverdueFinding,
@@ -151,6 +152,7 @@ __all__ = [
     "KeepWithin",
     "KeepYearly",
     "LegalHold",
+    "LogDamage",
     "LogEntry",
     "LogNotifier",
     "MaxAge",
