@@ -43,7 +43,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -1363,30 +1363,34 @@ class _BoundedLoader(yaml.SafeLoader):
         self._total = 0
         self._sizes: dict[int, int] = {}
 
-    def _count(self, size: int, mark: yaml.Mark | None) -> None:
+    @staticmethod
+    def _refuse(problem: str, mark: Any) -> NoReturn:
+        raise yaml.composer.ComposerError(None, None, problem, mark)
+
+    def _count(self, size: int, mark: Any) -> None:
         self._total += size
         if self._total > _MAX_NODES:
-            problem = f"found more than {_MAX_NODES} nodes, counting every alias use in full"
-            raise yaml.composer.ComposerError(None, None, problem, mark)
+            self._refuse(
+                f"found more than {_MAX_NODES} nodes, counting every alias use in full", mark
+            )
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         """Compose one node, counting its expanded size and its depth."""
-        event = self.peek_event()
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             named = self.anchors.get(str(event.anchor))
             if named is not None:
                 size = self._sizes.get(id(named))
                 if size is None:
                     problem = f"found the alias *{event.anchor} inside the node it names"
-                    raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+                    self._refuse(problem, event.start_mark)
                 self._count(size, event.start_mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         if self._depth >= _MAX_DEPTH:
-            problem = f"found more than {_MAX_DEPTH} levels of nesting"
-            raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+            self._refuse(f"found more than {_MAX_DEPTH} levels of nesting", event.start_mark)
         self._depth += 1
         before = self._total
-        node: yaml.Node = super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
         self._depth -= 1
         self._count(1, event.start_mark)
         self._sizes[id(node)] = self._total - before
@@ -1450,7 +1454,7 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
             f"found an integer of {digits} digits (at most {_MAX_INT_DIGITS})",
             node.start_mark,
         )
-    return loader.construct_yaml_int(node)  # type: ignore[no-any-return]
+    return loader.construct_yaml_int(node)
 
 
 _BoundedLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
