@@ -250,6 +250,7 @@ class TestJsonlStore:
         entries = list(JsonlLogStore(path).read())
         assert {f"w{n}-{i}" for n in range(8) for i in range(25)} == {e.check for e in entries}
         assert 200 == len({e.id for e in entries})
+        assert [] == JsonlLogStore(path).damage()  # the chain holds under concurrent appends
 
     def test_concurrent_processes(self, tmp_path: Path) -> None:
         """Two processes appending to the same file at once lose and mangle nothing."""
@@ -280,6 +281,7 @@ class TestJsonlStore:
         checks = [e.check for e in JsonlLogStore(path).read()]
         assert {f"{n}-{i}" for n in "ab" for i in range(100)} == set(checks)
         assert 200 == len(checks)
+        assert [] == JsonlLogStore(path).damage()  # the chain holds across processes
 
 
 class TestQueries:
