@@ -436,13 +436,24 @@ class ArchiveStore(abc.ABC):
 
         Raises:
             ResourceNotFoundError: The point has no sidecar in this store.
+            UnsafeArchiveError: The sidecar is larger than `MAX_SIDECAR_BYTES`.
+            VerificationError: The sidecar is not JSON or names no archive SHA-256.
         """
-        data = self.read_json(_sidecar_key(point.id))
+        key = _sidecar_key(point.id)
+        try:
+            data = self.read_json(key)
+        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, not an object
+            msg = f"{self.url}: {operation}: sidecar {key} of {point.id!r} is unreadable: {exc}"
+            raise VerificationError(msg, result={"point": point.id, "sidecar": key}) from exc
         if data is None:
             msg = f"{self.url}: {operation}: point {point.id!r} does not exist in this store (no sidecar)"
             raise ResourceNotFoundError(
                 msg, backend=self.url, operation=operation, resource=point.id
             )
+        archive = data.get("archive")
+        if not isinstance(archive, dict) or not isinstance(archive.get("sha256"), str):
+            msg = f"{self.url}: {operation}: sidecar {key} of {point.id!r} names no archive SHA-256"
+            raise VerificationError(msg, result={"point": point.id, "sidecar": key})
         return data
 
     def delete_point(self, point: RecoveryPoint) -> None:

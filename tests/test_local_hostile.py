@@ -629,3 +629,30 @@ class TestS3Bounds:
         with pytest.raises(UnsafeArchiveError, match="has a line longer than 100 bytes") as caught:
             list(target.read_manifest(point))
         assert "s3://assets/" in str(caught.value)
+
+
+class TestBrokenSidecars:
+    @pytest.mark.parametrize(
+        ("body", "problem"),
+        [
+            (b"{not json", "is unreadable"),
+            (b"[1, 2]", "is unreadable"),
+            (b'{"id": "x", "archive": {"size": 1}}', "names no archive SHA-256"),
+            (b'{"id": "x", "archive": "nope"}', "names no archive SHA-256"),
+        ],
+    )
+    def test_restore_and_integrity_check_refuse(
+        self,
+        body: bytes,
+        problem: str,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+    ):
+        """A broken sidecar fails restore_to and the integrity check with VerificationError, not KeyError."""
+        point = plant(_archive([]))
+        (target.store.path / f"{NAME}.json").write_bytes(body)  # type: ignore[attr-defined]
+        with pytest.raises(VerificationError, match=f"{NAME}.json of '{NAME}' {problem}"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        result = IntegrityCheck(deep=True).verify(target, point, VerifyContext(now=T0))
+        assert (CheckStatus.FAIL, True) == (result.status, problem in result.details)
