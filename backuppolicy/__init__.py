@@ -14,6 +14,7 @@ from backuppolicy.exceptions import (
     ProtectedPointError,
     ResourceNotFoundError,
     ThrottledError,
+    UnsafeArchiveError,
     VerificationError,
 )
 from backuppolicy.model import LegalHold, RecoveryPoint, Status
@@ -68,6 +69,7 @@ from backuppolicy.selectors import Selector
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 from backuppolicy.testlog import (
     JsonlLogStore,
+    LogDamage,
     LogEntry,
     MemoryLogStore,
     OverdueFinding,
@@ -150,6 +152,7 @@ __all__ = [
     "KeepWithin",
     "KeepYearly",
     "LegalHold",
+    "LogDamage",
     "LogEntry",
     "LogNotifier",
     "MaxAge",
@@ -194,6 +197,7 @@ __all__ = [
     "TestLog",
     "ThrottledError",
     "TierSpec",
+    "UnsafeArchiveError",
     "VerificationError",
     "VerificationSpec",
     "Verifier",

@@ -5,7 +5,9 @@ runs the audit and prints the compliance table (exit 1 when a finding is not com
 
 ``backuppolicy testlog [--log URL] [--since DATE] [--failures] [--overdue] [--last N]`` reviews
 the backup testing log: recent entries, failures, or what the policy says is overdue (with
-``--failures`` or ``--overdue``, exit 1 when there is any).
+``--failures`` or ``--overdue``, exit 1 when there is any). Damage to the log (a changed,
+removed, inserted or reordered entry) is reported after the review (on stderr with ``--json``)
+and always exits 1.
 
 The log is ``--log`` or ``$BACKUPPOLICY_TESTLOG``: a file path or ``s3://bucket/prefix``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import warnings
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Any, TextIO
@@ -152,9 +155,25 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def _cmd_testlog(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.testlog import CorruptLogLineWarning  # noqa: PLC0415 - keep --help fast
+
     log = _open_log(args, required=True)
     if args.last < 1:
         raise cli.UsageError(f"--last: expected a number >= 1 (got {args.last})")
+    with warnings.catch_warnings():  # damage is reported below, as damage
+        warnings.simplefilter("ignore", CorruptLogLineWarning)
+        code = _review(args, log, out)
+        problems = log.damage()
+    damaged = [p for p in problems if p.tampering]
+    lines = [f"testing log damaged: {p}" for p in damaged]
+    lines += [f"testing log note: {p}" for p in problems if not p.tampering]
+    if lines:
+        stream = args.err_stream if args.json else out
+        stream.write("".join(f"{line}\n" for line in lines))
+    return cli.EXIT_FAILURES if damaged else code
+
+
+def _review(args: argparse.Namespace, log: Any, out: TextIO) -> int:
     since = _since(args.since)
     if args.overdue:
         policy = cli.load_policy(args)

@@ -21,6 +21,8 @@ clause key                    section     compliant when
 ``application-restore-test``  §3.3        each application passed a restore test in the last year
 ``integrity-check``           §4.1, §4.2  each covered tier of each target passed an integrity check
                                           in the last year
+``testing-log``               §3.5        with a log: no entry of the log is damaged, and none was
+                                          removed, inserted or reordered (`TestLog.damage`)
 ``s3-versioning``             §7.1        S3 targets: the latest ``versioning`` check passed
 ``encryption``                §7.5, §8.3  no check or point says a copy is unencrypted, and something
                                           says they are (``encrypted`` checks, the points' metadata)
@@ -55,6 +57,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -65,7 +68,14 @@ from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, not
 from backuppolicy.report import Clause, ComplianceReport, Finding
 from backuppolicy.retention import MaxAge, RetentionRule
 from backuppolicy.schedule import Cadence, Schedule
-from backuppolicy.testlog import LogEntry, OverdueKind, TestLog, _requirements, cadence_span
+from backuppolicy.testlog import (
+    CorruptLogLineWarning,
+    LogEntry,
+    OverdueKind,
+    TestLog,
+    _requirements,
+    cadence_span,
+)
 from backuppolicy.verify import CheckResult, CheckStatus
 
 if TYPE_CHECKING:
@@ -83,6 +93,7 @@ CLAUSE_ORDER: Final = (
     "quarterly-restore-test",
     "application-restore-test",
     "integrity-check",
+    "testing-log",
     "s3-versioning",
     "encryption",
     "not-public",
@@ -457,6 +468,33 @@ def _log_findings(
     return found
 
 
+_TESTING_LOG = Clause("testing-log", "§3.5", "the backup testing log is intact")
+
+
+def _log_integrity(log: TestLog) -> Finding:
+    """The testing-log finding: non-compliant when an entry is damaged, removed or moved."""
+    problems = log.damage()
+    damaged = [p for p in problems if p.tampering]
+    notes = [p for p in problems if not p.tampering]
+    where = repr(log.store)
+    if damaged:
+        shown = "; ".join(str(p) for p in damaged[:_MAX_IDS_IN_DETAIL])
+        more = len(damaged) - _MAX_IDS_IN_DETAIL
+        detail = f"{len(damaged)} damaged part(s) of {where}: {shown}" + (
+            f" (+{more} more)" if more > 0 else ""
+        )
+    else:
+        detail = f"no damaged, removed or reordered entry in {where}"
+    if notes:
+        detail += "; notes: " + "; ".join(str(p) for p in notes[:_MAX_IDS_IN_DETAIL])
+    return Finding(
+        _TESTING_LOG,
+        compliant=not damaged,
+        evidence=tuple(p.where for p in problems),
+        detail=detail,
+    )
+
+
 def _unrecorded(results: Iterable[CheckResult]) -> list[LogEntry]:
     """Results passed to the audit that are not in the log, as entries with descriptive ids."""
     entries = []
@@ -518,8 +556,12 @@ def audit(
     names = {**CHECK_NAMES, **(check_names or {})}
     built = targets if targets is not None else workflows.build_targets(policy)
     entries: list[LogEntry] = []
+    log_findings: list[Finding] = []
     if log is not None:
-        entries.extend(log.entries(until=now + timedelta(microseconds=1)))
+        with warnings.catch_warnings():  # damage is a finding of its own
+            warnings.simplefilter("ignore", CorruptLogLineWarning)
+            entries.extend(log.entries(until=now + timedelta(microseconds=1)))
+        log_findings.append(_log_integrity(log))
     entries.extend(_unrecorded(checks or ()))
     evidence_since = _before(window, now)
     v = policy.verification
@@ -587,6 +629,7 @@ def audit(
         audited = {spec.name for spec in specs if spec.name in built}
         found[key].extend(f for f in findings if not f.target or f.target in audited)
 
+    found["testing-log"].extend(log_findings)
     found["coverage"].extend(
         _coverage(policy, session=session, endpoint_url=endpoint_url)
         if _wants_coverage(coverage=coverage, targets_given=targets is not None, session=session)

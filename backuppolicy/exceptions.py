@@ -13,6 +13,7 @@ keeps working for callers that do not know us::
     │   └─ ResourceNotFoundError(BackendError, LookupError) the snapshot, bucket, key ... does not exist
     ├─ ProtectedPointError(BackupPolicyError, PermissionError) refused: the point is held, unmanaged or pending (.point)
     └─ VerificationError                                    a verification failed (.result)
+        └─ UnsafeArchiveError                               an archive, sidecar or manifest refused as hostile or too big
 
 Messages state the field or resource, what was expected and what was given, e.g.
 ``"targets[2].retention.max_age: expected a duration like '35d' (got 'soon')."``
@@ -20,6 +21,7 @@ Messages state the field or resource, what was expected and what was given, e.g.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
 
 __all__ = [
@@ -31,8 +33,40 @@ __all__ = [
     "ProtectedPointError",
     "ResourceNotFoundError",
     "ThrottledError",
+    "UnsafeArchiveError",
     "VerificationError",
+    "short_repr",
 ]
+
+_QUOTE_LIMIT = 120
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _QUOTE_LIMIT
+_REPR.maxother = _QUOTE_LIMIT
+_REPR.maxlong = 40
+_INT_BITS = 4000  # about 1,200 digits, far below int's 4,300-digit str() limit
+
+
+def short_repr(value: Any, limit: int = _QUOTE_LIMIT) -> str:
+    """The ``repr`` of *value* for an error message, bounded in time and length.
+
+    Nested containers are shown to three levels and a few items each, and the text is cut
+    to *limit* characters, so quoting a hostile value (a billion-laughs structure, an integer
+    of a million digits, a 50 MB string) stays cheap and the message stays readable.
+
+    Example:
+        >>> short_repr("x" * 500, limit=12)
+        "'xxxxx...xx'"
+        >>> short_repr([[[[1]]]])
+        '[[[[...]]]]'
+    """
+    if isinstance(value, int) and value.bit_length() > _INT_BITS:  # repr() itself would refuse
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"
+    text = _REPR.repr(value)
+    if len(text) > limit:
+        keep = max(limit - 3, 2)
+        text = text[: keep - keep // 3] + "..." + text[len(text) - keep // 3 :]
+    return text
 
 
 class BackupPolicyError(Exception):
@@ -71,7 +105,7 @@ class PolicyError(BackupPolicyError, ValueError):
             "retention.keep_daily: expected an integer >= -1 (got 'seven')."
         """
         where = f"{path}: " if path else ""
-        message = f"{where}expected {expected} (got {got!r})."
+        message = f"{where}expected {expected} (got {short_repr(got)})."
         if hint:
             message = f"{message} {hint}"
         return cls(message, path=path, expected=expected, got=got)
@@ -154,3 +188,18 @@ class VerificationError(BackupPolicyError):
     def __init__(self, message: str, *, result: Any = None) -> None:
         self.result = result
         super().__init__(message)
+
+
+class UnsafeArchiveError(VerificationError):
+    """An archive, its sidecar or its manifest was refused as hostile; nothing was restored.
+
+    Raised for members that could write outside the destination (absolute paths, ``..``
+    components, device files and pipes, hard links, symbolic links whose target escapes the
+    destination, paths through symbolic links), and for archives, sidecars and manifests over
+    the size limits: more members, more expanded bytes or a higher compression ratio than
+    allowed, more bytes than the destination has free, or a sidecar or manifest larger than
+    its maximum (see `backuppolicy.local`). The message names the archive.
+
+    Attributes:
+        result: ``{"member": <member or file name>, "reason": <why it was refused>}``.
+    """

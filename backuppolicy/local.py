@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import copy
+import errno
 import fnmatch
 import gzip
 import hashlib
@@ -52,6 +53,7 @@ from backuppolicy.exceptions import (
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
+    UnsafeArchiveError,
     VerificationError,
 )
 from backuppolicy.model import (
@@ -77,6 +79,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARCHIVE_FORMAT",
+    "MAX_ARCHIVE_MEMBERS",
+    "MAX_EXPANDED_BYTES",
+    "MAX_EXPANSION_RATIO",
+    "MAX_MANIFEST_BYTES",
+    "MAX_SIDECAR_BYTES",
+    "MIN_FREE_BYTES",
     "ArchiveStore",
     "ArchiveWriter",
     "Directory",
@@ -88,6 +96,30 @@ __all__ = [
 
 ARCHIVE_FORMAT = 1
 """Version of the archive, manifest and sidecar format written by this module."""
+
+MAX_SIDECAR_BYTES = 1024 * 1024
+"""Largest sidecar (``<name>.json``) read, in bytes; a larger one is refused, unread."""
+
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+"""Largest ``manifest.json`` read from an archive, in bytes (about 300,000 entries)."""
+
+MAX_ARCHIVE_MEMBERS = 500_000
+"""Most members a restore extracts from one archive."""
+
+MAX_EXPANDED_BYTES = 1024**4
+"""Most bytes a restore writes from one archive (1 TiB), whatever the compression ratio."""
+
+MAX_EXPANSION_RATIO = 200
+"""Most expanded bytes per archive byte a restore accepts, once past 64 MiB.
+
+Text and code compress about 3 to 10 times; a gzip of zeros about 1,000 times. Small archives
+are never refused for their ratio: below 64 MiB of expanded data a bomb cannot hurt.
+"""
+
+MIN_FREE_BYTES = 64 * 1024 * 1024
+"""Bytes a restore leaves free on the destination's file system."""
+
+_RATIO_FLOOR = 64 * 1024 * 1024
 
 _ARCHIVE_SUFFIX = ".tar.gz"
 _SIDECAR_SUFFIX = ".json"
@@ -107,18 +139,6 @@ _POINT_RE = re.compile(
 _STAMP = "%Y%m%dt%H%M%Sz"
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_DATA_FILTER else ()
-
-
-class UnsafeArchiveError(VerificationError):
-    """A restore refused an archive member that could write outside the destination.
-
-    Raised for absolute paths, ``..`` components, device files and pipes, hard links,
-    symbolic links whose target escapes the destination and paths through symbolic
-    links. Nothing was restored.
-
-    Attributes:
-        result: ``{"member": <member name>, "reason": <why it was refused>}``.
-    """
 
 
 class ArchiveWriter(Protocol):
@@ -161,6 +181,22 @@ def _split_key(key: str) -> tuple[str, str] | None:
             if _POINT_RE.match(name):
                 return name, kind
     return None
+
+
+def _read_upto(stream: _Readable, size: int) -> bytes:
+    """At most *size* bytes of *stream* (fewer only at its end)."""
+    parts: list[bytes] = []
+    left = size
+    while left > 0 and (chunk := stream.read(min(left, _CHUNK))):
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _too_big(where: str, key: str, limit: int) -> UnsafeArchiveError:
+    reason = f"is larger than {limit} bytes; it was not read"
+    msg = f"{where}: {key} {reason}"
+    return UnsafeArchiveError(msg, result={"member": key, "reason": reason})
 
 
 def _sha256_of(stream: _Readable) -> tuple[str, int]:
@@ -238,11 +274,30 @@ class ArchiveStore(abc.ABC):
                     handle.write(chunk)
             yield path
 
+    def read_limited(self, key: str, limit: int) -> bytes:
+        """The content of *key*, read only if it holds at most *limit* bytes.
+
+        At most ``limit + 1`` bytes are ever read, so a huge (or sparse) object costs nothing.
+
+        Raises:
+            ResourceNotFoundError: *key* does not exist.
+            UnsafeArchiveError: *key* holds more than *limit* bytes.
+        """
+        with self.open_reader(key) as reader:
+            raw = _read_upto(reader, limit + 1)
+        if len(raw) > limit:
+            raise _too_big(self.url, key, limit)
+        return raw
+
     def read_json(self, key: str) -> dict[str, Any] | None:
-        """Read a JSON object; ``None`` if *key* does not exist."""
+        """Read a JSON object of at most `MAX_SIDECAR_BYTES`; ``None`` if *key* does not exist.
+
+        Raises:
+            UnsafeArchiveError: The object is larger than `MAX_SIDECAR_BYTES`.
+            ValueError: The object is not a JSON object.
+        """
         try:
-            with self.open_reader(key) as reader:
-                raw = reader.read()
+            raw = self.read_limited(key, MAX_SIDECAR_BYTES)
         except ResourceNotFoundError:
             return None
         data = json.loads(raw.decode("utf-8"))
@@ -296,7 +351,7 @@ class ArchiveStore(abc.ABC):
         """The point called *name* (``None`` if there is neither sidecar nor archive)."""
         try:
             data = self.read_json(_sidecar_key(name))
-        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, not an object
+        except (ValueError, UnsafeArchiveError) as exc:  # bad JSON or UTF-8, not an object, huge
             return self._broken_point(name, f"unreadable sidecar: {exc}")
         if data is None:
             if self.exists(_archive_key(name)):
@@ -381,13 +436,24 @@ class ArchiveStore(abc.ABC):
 
         Raises:
             ResourceNotFoundError: The point has no sidecar in this store.
+            UnsafeArchiveError: The sidecar is larger than `MAX_SIDECAR_BYTES`.
+            VerificationError: The sidecar is not JSON or names no archive SHA-256.
         """
-        data = self.read_json(_sidecar_key(point.id))
+        key = _sidecar_key(point.id)
+        try:
+            data = self.read_json(key)
+        except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, not an object
+            msg = f"{self.url}: {operation}: sidecar {key} of {point.id!r} is unreadable: {exc}"
+            raise VerificationError(msg, result={"point": point.id, "sidecar": key}) from exc
         if data is None:
             msg = f"{self.url}: {operation}: point {point.id!r} does not exist in this store (no sidecar)"
             raise ResourceNotFoundError(
                 msg, backend=self.url, operation=operation, resource=point.id
             )
+        archive = data.get("archive")
+        if not isinstance(archive, dict) or not isinstance(archive.get("sha256"), str):
+            msg = f"{self.url}: {operation}: sidecar {key} of {point.id!r} names no archive SHA-256"
+            raise VerificationError(msg, result={"point": point.id, "sidecar": key})
         return data
 
     def delete_point(self, point: RecoveryPoint) -> None:
@@ -920,6 +986,38 @@ class S3Store(ArchiveStore):
             yield body
         finally:
             body.close()
+
+    def read_limited(self, key: str, limit: int) -> bytes:
+        """GetObject of the first ``limit + 1`` bytes only (a Range request).
+
+        Raises:
+            ResourceNotFoundError: *key* does not exist.
+            UnsafeArchiveError: *key* holds more than *limit* bytes.
+        """
+        _check_key(key)
+        full = self.prefix + key
+        try:
+            response = self.aws.call(
+                "s3",
+                "get_object",
+                resource=full,
+                Bucket=self.bucket,
+                Key=full,
+                Range=f"bytes=0-{limit}",
+            )
+        except BackendError as exc:
+            if exc.code != "InvalidRange":  # an empty object has no byte 0
+                raise
+            return b""
+        body = response["Body"]
+        try:
+            raw = _read_upto(body, limit + 1)
+        finally:
+            body.close()
+        total = str(response.get("ContentRange", "")).rpartition("/")[2]
+        if len(raw) > limit or (total.isdigit() and int(total) > limit):
+            raise _too_big(self.url, key, limit)
+        return raw
 
     def keys(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
         """Stream keys under ``self.prefix + prefix`` (ListObjectsV2, every page)."""
@@ -1721,29 +1819,106 @@ def _sanitised(member: tarfile.TarInfo) -> tarfile.TarInfo:
     return clone
 
 
+def _limit(point_id: str, reason: str, member: str = "") -> UnsafeArchiveError:
+    msg = f"archive {point_id!r} {reason}; nothing was restored"
+    return UnsafeArchiveError(msg, result={"member": member, "reason": reason})
+
+
+def _check_expansion(point_id: str, expanded: int, compressed: int) -> None:
+    """Refuse more than `MAX_EXPANDED_BYTES`, or more than `MAX_EXPANSION_RATIO` past the floor."""
+    if expanded > MAX_EXPANDED_BYTES:
+        raise _limit(point_id, f"expands to more than {MAX_EXPANDED_BYTES} bytes")
+    if expanded > _RATIO_FLOOR and expanded > MAX_EXPANSION_RATIO * compressed:
+        reason = (
+            f"expands to more than {MAX_EXPANSION_RATIO} times its {compressed} bytes "
+            f"({expanded} bytes or more)"
+        )
+        raise _limit(point_id, reason)
+
+
+def _check_free(point_id: str, where: Path, needed: int) -> None:
+    """Refuse to write *needed* bytes unless `MIN_FREE_BYTES` stay free at *where*."""
+    free = shutil.disk_usage(where).free
+    if free < needed + MIN_FREE_BYTES:
+        reason = (
+            f"needs {needed} bytes but only {free} are free at {str(where.parent)!r} "
+            f"(keeping {MIN_FREE_BYTES} free)"
+        )
+        raise _limit(point_id, reason)
+
+
+def _scan(
+    tar: tarfile.TarFile, point_id: str, compressed: int
+) -> tuple[list[tarfile.TarInfo], int]:
+    """Read the member headers, stopping at the first limit passed; return them and their size."""
+    members: list[tarfile.TarInfo] = []
+    expanded = 0
+    for member in tar:
+        members.append(member)
+        if len(members) > MAX_ARCHIVE_MEMBERS:
+            raise _limit(point_id, f"has more than {MAX_ARCHIVE_MEMBERS} members")
+        if member.isreg():
+            expanded += member.size
+            _check_expansion(point_id, expanded, compressed)
+    return members, expanded
+
+
+def _written(staging: Path, member: tarfile.TarInfo | None) -> int:
+    if member is None or not member.isreg():
+        return 0
+    try:
+        return (staging / member.name).lstat().st_size
+    except OSError:  # pragma: no cover - refused by the filter, nothing written
+        return 0
+
+
+def _guarded(
+    members: Sequence[tarfile.TarInfo], staging: Path, point_id: str, compressed: int
+) -> Iterator[tarfile.TarInfo]:
+    """Yield *members* to extract, counting the bytes really written and the free space."""
+    written = 0
+    previous: tarfile.TarInfo | None = None
+    for member in members:
+        written += _written(staging, previous)
+        _check_expansion(point_id, written, compressed)
+        if member.isreg() and member.size:
+            _check_free(point_id, staging, member.size)
+        previous = member
+        yield member
+    written += _written(staging, previous)
+    _check_expansion(point_id, written, compressed)
+
+
 def _extract(archive: Path, staging: Path, point_id: str) -> dict[str, Any]:
     try:
+        compressed = archive.stat().st_size
         tar = tarfile.open(archive, mode="r:gz")  # noqa: SIM115 - closed below
     except (tarfile.TarError, OSError, EOFError) as exc:
         msg = f"archive {point_id!r}: not a readable gzip tar archive: {exc}"
         raise VerificationError(msg, result={"point": point_id}) from exc
     with tar:
         try:
-            members = tar.getmembers()
+            members, expanded = _scan(tar, point_id, compressed)
             manifest_member = _check_members(members, point_id)
+            if manifest_member.size > MAX_MANIFEST_BYTES:
+                raise _too_big(f"archive {point_id!r}", _MANIFEST, MAX_MANIFEST_BYTES)
+            _check_free(point_id, staging, expanded)
             raw = tar.extractfile(manifest_member)
             assert raw is not None  # noqa: S101 - a regular member always has a file
-            manifest = _compare_members(members, json.loads(raw.read().decode("utf-8")), point_id)
+            body = _read_upto(raw, MAX_MANIFEST_BYTES + 1)
+            manifest = _compare_members(members, json.loads(body.decode("utf-8")), point_id)
             wanted = [m for m in members if m is not manifest_member]
             # Every member was checked above; the data filter checks again where available.
             if _HAS_DATA_FILTER:
-                tar.extractall(staging, members=wanted, filter=_safe_filter)  # noqa: S202
+                guarded = _guarded(wanted, staging, point_id, compressed)
+                tar.extractall(staging, members=guarded, filter=_safe_filter)  # noqa: S202
             else:
                 options: dict[str, Any] = {}
                 if hasattr(tarfile, "fully_trusted_filter"):  # checked above instead
                     options["filter"] = "fully_trusted"
                 sanitised = [_sanitised(m) for m in wanted]
-                tar.extractall(staging, members=sanitised, **options)  # noqa: S202
+                guarded = _guarded(sanitised, staging, point_id, compressed)
+                tar.extractall(staging, members=guarded, **options)  # noqa: S202
         except _FILTER_ERRORS as exc:
             raise _unsafe(
                 point_id, getattr(exc, "tarinfo", tarfile.TarInfo()).name, str(exc)
@@ -1751,6 +1926,10 @@ def _extract(archive: Path, staging: Path, point_id: str) -> dict[str, Any]:
         except (tarfile.TarError, EOFError, ValueError, KeyError, TypeError, zlib.error) as exc:
             msg = f"archive {point_id!r}: damaged archive or manifest: {exc}"
             raise VerificationError(msg, result={"point": point_id}) from exc
+        except OSError as exc:
+            if exc.errno not in {errno.ENOSPC, errno.EDQUOT}:
+                raise
+            raise _limit(point_id, f"does not fit on the destination ({exc})") from exc
     return manifest
 
 

@@ -36,19 +36,21 @@ import html
 import importlib.metadata
 import itertools
 import math
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 import yaml
 
 from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.exceptions import PolicyError, short_repr
 from backuppolicy.model import TAG_HOLD, TAG_POLICY, TAG_TARGET
 from backuppolicy.retention import RetentionRule, rule_from_spec
 from backuppolicy.schedule import Cadence, Schedule, rolling_slots
@@ -57,6 +59,7 @@ from backuppolicy.selectors import RESOURCE_TYPES, Selector
 __all__ = [
     "BUILTIN_TARGET_KINDS",
     "EVENTS",
+    "MAX_POLICY_BYTES",
     "NOTIFICATION_KINDS",
     "SELECTOR_KIND",
     "TARGET_SETTINGS",
@@ -89,6 +92,13 @@ NOTIFICATION_KINDS: Final = ("log", "sns", "webhook")
 
 EVENTS: Final = ("backup_failed", "copy_failed", "verification_failed", "overdue", "prune_failed")
 """Events a notification can subscribe to (``on:``): the values of `backuppolicy.notify.EventKind`."""
+
+MAX_POLICY_BYTES: Final = 1024 * 1024
+"""Largest policy file or text read, in bytes (1 MiB); a larger one is refused unparsed."""
+
+_MAX_DEPTH: Final = 64  # nesting levels of a policy document
+_MAX_NODES: Final = 100_000  # nodes of a policy document, every alias use counted in full
+_MAX_INT_DIGITS: Final = 64  # far below int()'s 4,300-digit limit
 
 _ENTRY_POINT_GROUP: Final = "backuppolicy.targets"
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -1203,7 +1213,7 @@ class TargetSpec:
                     name,
                     hint=(
                         f"Target {self.name!r}: {_found_words(made[name][1], made[name][0].kind)}"
-                        f" and {_found_words(resource, kind)} would both be named {name!r}."
+                        f" and {_found_words(resource, kind)} would both be named {short_repr(name)}."
                     ),
                 )
             spec = TargetSpec(
@@ -1329,15 +1339,66 @@ class TargetSpec:
 
 def _found_words(settings: Mapping[str, Any], kind: str) -> str:
     ident = settings.get({**_RESOURCE_KEYS, "s3-bucket": "bucket"}.get(kind, ""), "?")
-    return f"{kind} {ident!r} in {settings.get('region', 'the default region')}"
+    return (
+        f"{kind} {short_repr(ident)} in {short_repr(settings.get('region', 'the default region'))}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # YAML loading: YAML 1.2-like scalars (no `on: -> True`, no `04:00 -> 240`), duplicate keys rejected.
 
 
-class _Loader(yaml.SafeLoader):
-    """A safe loader that reads `on`/`off`/`yes`/`no`, times and dates as strings."""
+class _BoundedLoader(yaml.SafeLoader):
+    """A safe loader that bounds the document while composing it, before anything is built.
+
+    At most `_MAX_DEPTH` levels of nesting and `_MAX_NODES` nodes, where every use of an alias
+    counts the whole node it names (so a "billion laughs" document is refused after a few
+    thousand nodes, not expanded), no alias inside the node it names, and integers of at most
+    `_MAX_INT_DIGITS` digits.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._total = 0
+        self._sizes: dict[int, int] = {}
+
+    @staticmethod
+    def _refuse(problem: str, mark: Any) -> NoReturn:
+        raise yaml.composer.ComposerError(None, None, problem, mark)
+
+    def _count(self, size: int, mark: Any) -> None:
+        self._total += size
+        if self._total > _MAX_NODES:
+            self._refuse(
+                f"found more than {_MAX_NODES} nodes, counting every alias use in full", mark
+            )
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        """Compose one node, counting its expanded size and its depth."""
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            named = self.anchors.get(str(event.anchor))
+            if named is not None:
+                size = self._sizes.get(id(named))
+                if size is None:
+                    problem = f"found the alias *{event.anchor} inside the node it names"
+                    self._refuse(problem, event.start_mark)
+                self._count(size, event.start_mark)
+            return super().compose_node(parent, index)
+        if self._depth >= _MAX_DEPTH:
+            self._refuse(f"found more than {_MAX_DEPTH} levels of nesting", event.start_mark)
+        self._depth += 1
+        before = self._total
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._count(1, event.start_mark)
+        self._sizes[id(node)] = self._total - before
+        return node
+
+
+class _Loader(_BoundedLoader):
+    """A bounded safe loader that reads `on`/`off`/`yes`/`no`, times and dates as strings."""
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -1374,7 +1435,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
             raise yaml.constructor.ConstructorError(
                 "while reading a mapping",
                 node.start_mark,
-                f"found the key {key!r} twice",
+                f"found the key {short_repr(key)} twice",
                 key_node.start_mark,
             )
         result[key] = loader.construct_object(value_node, deep=True)
@@ -1382,6 +1443,22 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    digits = sum(ch.isalnum() for ch in str(node.value))
+    if digits > _MAX_INT_DIGITS:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"found an integer of {digits} digits (at most {_MAX_INT_DIGITS})",
+            node.start_mark,
+        )
+    return loader.construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -1392,10 +1469,33 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, indentless=False)
 
 
-def _load_yaml(text: str, source: str = "<string>") -> Any:
-    """Parse YAML text with `_Loader`; syntax errors become `PolicyError` with file:line:column."""
+def _check_text(text: str, source: str) -> None:
+    """Refuse a policy text over `MAX_POLICY_BYTES` (characters never outnumber UTF-8 bytes)."""
+    if (
+        len(text) > MAX_POLICY_BYTES
+        or len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES
+    ):
+        raise PolicyError(
+            f"{source}: expected a policy of at most {MAX_POLICY_BYTES} bytes "
+            f"(got {len(text.encode('utf-8', 'surrogatepass'))} bytes).",
+            expected=f"at most {MAX_POLICY_BYTES} bytes",
+            got=len(text),
+        )
+
+
+def _load_yaml(
+    text: str, source: str = "<string>", loader_class: type[_BoundedLoader] = _Loader
+) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML text once with *loader_class*; return the data and the node tree (for lines).
+
+    Syntax errors and refused documents become `PolicyError` with file:line:column.
+    """
+    _check_text(text, source)
+    loader: _BoundedLoader | None = None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+        loader = loader_class(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -1403,10 +1503,105 @@ def _load_yaml(text: str, source: str = "<string>") -> Any:
         raise PolicyError(
             f"{where}: expected valid YAML ({problem}).", expected="valid YAML", got=text
         ) from exc
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise PolicyError(
-            f"{source}: expected valid YAML ({exc}).", expected="valid YAML", got=text
+            f"{source}: expected valid YAML ({short_repr(str(exc))}).",
+            expected="valid YAML",
+            got=text,
         ) from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return data, node
+
+
+def _check_shape(data: Any, source: str) -> None:
+    """Refuse parsed data deeper than `_MAX_DEPTH`, larger than `_MAX_NODES` or with huge ints."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    count = 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        problem = ""
+        if depth > _MAX_DEPTH:
+            problem = f"more than {_MAX_DEPTH} levels of nesting"
+        elif count > _MAX_NODES:
+            problem = f"more than {_MAX_NODES} values"
+        elif isinstance(value, int) and value.bit_length() > _MAX_INT_DIGITS * 4:
+            problem = f"an integer of more than {_MAX_INT_DIGITS} digits"
+        if problem:
+            raise PolicyError(
+                f"{source}: expected a policy document (got {problem}).",
+                expected="a policy document",
+                got=problem,
+            )
+        if isinstance(value, Mapping):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list | tuple):
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _read_policy_text(path: str | os.PathLike[str]) -> str:
+    """The text of a policy file: a regular file of at most `MAX_POLICY_BYTES`, in UTF-8.
+
+    The file is opened without blocking (a FIFO named like a policy never hangs) and checked
+    with ``fstat`` before anything is read; at most ``MAX_POLICY_BYTES + 1`` bytes are read.
+    """
+    name = short_repr(os.fspath(path), limit=400)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except FileNotFoundError:
+        raise PolicyError.for_field("path", "an existing policy file", os.fspath(path)) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise PolicyError.for_field(
+            "path", "a readable policy file", os.fspath(path), hint=f"({short_repr(str(exc))})"
+        ) from exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise PolicyError(
+            f"{name}: expected a regular file (got a {_file_kind(info.st_mode)}).",
+            path="path",
+            expected="a regular file",
+            got=os.fspath(path),
+        )
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size > MAX_POLICY_BYTES:
+            raise _too_big(name, info.st_size)
+        try:
+            raw = handle.read(MAX_POLICY_BYTES + 1)
+        except OSError as exc:
+            raise PolicyError.for_field(
+                "path", "a readable policy file", os.fspath(path), hint=f"({exc})"
+            ) from exc
+    if len(raw) > MAX_POLICY_BYTES:  # it grew after fstat
+        raise _too_big(name, len(raw))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError.for_field(
+            "path", "a UTF-8 policy file", os.fspath(path), hint=f"({exc})"
+        ) from exc
+
+
+def _too_big(name: str, size: int) -> PolicyError:
+    return PolicyError(
+        f"{name}: expected a file of at most {MAX_POLICY_BYTES} bytes (got {size} bytes or more).",
+        path="path",
+        expected=f"at most {MAX_POLICY_BYTES} bytes",
+        got=size,
+    )
+
+
+def _file_kind(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "directory",
+        stat.S_ISFIFO: "FIFO",
+        stat.S_ISCHR: "character device",
+        stat.S_ISBLK: "block device",
+        stat.S_ISSOCK: "socket",
+    }
+    return next((word for test, word in kinds.items() if test(mode)), "special file")
 
 
 def _path_tokens(path: str) -> list[str | int]:
@@ -1416,12 +1611,8 @@ def _path_tokens(path: str) -> list[str | int]:
     ]
 
 
-def _line_of(text: str, path: str) -> int | None:
+def _line_of(node: yaml.Node | None, path: str) -> int | None:
     """The 1-based line of the YAML node at *path* (or of its deepest existing parent)."""
-    try:
-        node: yaml.Node | None = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
     line = None
     for token in _path_tokens(path):
         if isinstance(node, yaml.MappingNode) and isinstance(token, str):
@@ -1714,16 +1905,18 @@ class Policy:
 
         Scalars are read the YAML 1.2 way: ``on``, ``yes`` and ``no`` are strings, ``04:00``
         is a string (not the number 240), dates are strings. A key given twice is an error.
+        The text is bounded: at most `MAX_POLICY_BYTES`, 64 levels of nesting, 100,000 nodes
+        (every use of an alias counted in full) and integers of at most 64 digits.
 
         Raises:
             PolicyError: The text is not valid YAML or not a valid policy; the message
                 names the source, the line and the field.
         """
-        data = _load_yaml(text, source)
+        data, node = _load_yaml(text, source)
         try:
             return cls.from_dict(data)
         except PolicyError as exc:
-            line = _line_of(text, exc.path) if exc.path else None
+            line = _line_of(node, exc.path) if exc.path else None
             raise _with_location(exc, f"{source}:{line}" if line else source) from None
 
     @classmethod
@@ -1733,12 +1926,16 @@ class Policy:
         Raises:
             PolicyError: The text is not valid TOML or not a valid policy.
         """
+        _check_text(text, source)
         try:
             data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError
             raise PolicyError(
-                f"{source}: expected valid TOML ({exc}).", expected="valid TOML", got=text
+                f"{source}: expected valid TOML ({short_repr(str(exc))}).",
+                expected="valid TOML",
+                got=text,
             ) from exc
+        _check_shape(data, source)
         try:
             return cls.from_dict(data)
         except PolicyError as exc:
@@ -1748,10 +1945,13 @@ class Policy:
     def from_file(cls, path: str | Path) -> Policy:
         """Load a policy from a ``.yaml``/``.yml`` or ``.toml`` file.
 
+        The file must be a regular file (not a FIFO, a device or a directory, checked before
+        anything is read, without blocking) of at most `MAX_POLICY_BYTES`; it is parsed once.
+
         Raises:
-            PolicyError: The file is missing, unreadable, of an unknown type, not valid
-                YAML/TOML or not a valid policy; the message names the file, the line where
-                known, and the field.
+            PolicyError: The file is missing, unreadable, not a regular file, too large, of an
+                unknown type, not valid YAML/TOML or not a valid policy; the message names the
+                file, the line where known, and the field.
         """
         file = Path(path)
         suffix = file.suffix.lower()
@@ -1759,14 +1959,7 @@ class Policy:
             raise PolicyError.for_field(
                 "path", "a policy file ending in .yaml, .yml or .toml", str(file)
             )
-        try:
-            text = file.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise PolicyError.for_field("path", "an existing policy file", str(file)) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PolicyError.for_field(
-                "path", "a readable UTF-8 policy file", str(file), hint=f"({exc})"
-            ) from exc
+        text = _read_policy_text(file)
         if suffix == ".toml":
             return cls.from_toml(text, source=str(file))
         return cls.from_yaml(text, source=str(file))
@@ -1980,7 +2173,7 @@ def _one_of(what: str, names: Sequence[str]) -> str:
 def _lookup_error(what: str, name: str, known: tuple[str, ...]) -> PolicyLookupError:
     hint = _did_you_mean(name, known)
     listing = ", ".join(known) if known else "none"
-    message = f"no {what} {name!r} in the policy (known: {listing})."
+    message = f"no {what} {short_repr(name)} in the policy (known: {listing})."
     if hint:
         message = f"{message} {hint}"
     return PolicyLookupError(message, name=name, known=known)

@@ -59,11 +59,11 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 import attrs
-import yaml
 
 from backuppolicy.durations import Duration
 from backuppolicy.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.model import RecoveryPoint, ensure_aware
+from backuppolicy.policy import _BoundedLoader, _load_yaml, _read_policy_text
 from backuppolicy.restore import (
     TAG_RESTORE_ID,
     RestoreLog,
@@ -1528,22 +1528,14 @@ class RecoveryPlan:
     @classmethod
     def from_yaml(cls, text: str, **kwargs: Any) -> RecoveryPlan:
         """Build a plan from YAML text (keyword arguments as for `from_dict`)."""
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise PolicyError(f"recovery plan: invalid YAML: {exc}") from None
+        data, _ = _load_yaml(text, "recovery plan", _BoundedLoader)
         return cls.from_dict(data, **kwargs)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> RecoveryPlan:
         """Load a plan file; a relative ``policy:`` is read next to it."""
         file = Path(path)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise PolicyError.for_field(
-                "plan", "a readable recovery plan file", str(file), hint=str(exc)
-            ) from None
+        text = _read_policy_text(file)
         kwargs.setdefault("base_dir", file.parent)
         kwargs.setdefault("plan_file", str(file))
         try:

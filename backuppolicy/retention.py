@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.exceptions import PolicyError, short_repr
 from backuppolicy.model import LegalHold, RecoveryPoint, Status, ensure_aware
 
 __all__ = [
@@ -1221,7 +1221,7 @@ def rule_from_spec(spec: Mapping[str, Any], *, path: str = "retention") -> Reten
             close = difflib.get_close_matches(str(key), _SPEC_KEYS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else "."
             raise PolicyError(
-                f"{where}: expected {expected} (got {key!r}){hint}",
+                f"{where}: expected {expected} (got {short_repr(key)}){hint}",
                 path=where,
                 expected=expected,
                 got=key,

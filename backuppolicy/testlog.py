@@ -11,11 +11,14 @@ Stores:
 
 * `JsonlLogStore`: a local JSON-lines file, one entry per line, append-only. Each append holds
   an exclusive ``fcntl`` lock on the file and is flushed and ``fsync``'d before it returns, so
-  concurrent writers (threads or processes) never interleave. A torn last line (a writer that
-  crashed mid-line) is skipped with a `CorruptLogLineWarning` on read, and the next append
-  starts on a fresh line.
+  concurrent writers (threads or processes) never interleave. Each line is a hash chain link:
+  it carries the SHA-256 of the line before it and the SHA-256 of its own content, so a changed
+  byte, a removed, inserted or reordered line is found on read (`TestLog.damage`). A torn last
+  line (a writer that crashed mid-line) is skipped with a `CorruptLogLineWarning` on read and
+  reported as a note, not as damage, and the next append starts on a fresh line.
 * `S3LogStore`: one S3 object per entry, keyed by the check's time and the entry id, written
-  with ``If-None-Match: *``, so concurrent writers never overwrite each other.
+  with ``If-None-Match: *``, so concurrent writers never overwrite each other. Each object
+  carries the SHA-256 of its content.
 * `MemoryLogStore`: a list in memory, for tests and notebooks.
 
 `TestLog.open` picks the store from a URL: a path (or ``file://``), ``s3://bucket/prefix`` or
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import enum
 import getpass
+import hashlib
 import json
 import logging
 import os
@@ -71,8 +75,11 @@ if TYPE_CHECKING:
     from backuppolicy.policy import Policy
 
 __all__ = [
+    "MAX_LOG_LINE_BYTES",
     "CorruptLogLineWarning",
     "JsonlLogStore",
+    "LogDamage",
+    "LogDamageKind",
     "LogEntry",
     "LogStore",
     "MemoryLogStore",
@@ -86,6 +93,10 @@ __all__ = [
 
 _log = logging.getLogger("backuppolicy.testlog")
 _FORMAT = 1
+_CHAIN = "chain"
+
+MAX_LOG_LINE_BYTES = 1024 * 1024
+"""Longest testing-log line or S3 object read, in bytes; a longer one is reported as damaged."""
 _TIME_KEY = "%Y%m%dT%H%M%S.%fZ"
 
 _SPANS = {
@@ -282,25 +293,129 @@ class MemoryLogStore:
         yield from snapshot
 
 
-def _encode(entry: LogEntry) -> bytes:
-    text = json.dumps(
-        entry.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+class LogDamageKind(enum.Enum):
+    """What is wrong with a part of the testing log."""
+
+    DAMAGED = "damaged"
+    """A line or object that cannot be read, or whose content does not match its digest."""
+    CHAIN_BROKEN = "chain-broken"
+    """A line that does not follow the line before it: a line was removed, inserted or moved."""
+    UNCHAINED = "unchained"
+    """Entries written before the log had digests (legacy): read, but they cannot be checked."""
+    TORN_LINE = "torn-line"
+    """A line a writer left half-written when it crashed: skipped, a note rather than damage."""
+
+
+@attrs.frozen
+class LogDamage:
+    """One problem found while reading the testing log (`TestLog.damage`).
+
+    Attributes:
+        kind: The `LogDamageKind`.
+        where: The file and line (``"log.jsonl:7"``) or the object's URL.
+        detail: One human line.
+    """
+
+    kind: LogDamageKind
+    where: str
+    detail: str
+
+    @property
+    def tampering(self) -> bool:
+        """Whether this is damage (changed, removed or reordered entries), not just a note."""
+        return self.kind in (LogDamageKind.DAMAGED, LogDamageKind.CHAIN_BROKEN)
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.kind.value}: {self.detail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind.value,
+            "where": self.where,
+            "detail": self.detail,
+            "tampering": self.tampering,
+        }
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
+        "utf-8"
     )
-    return text.encode("utf-8")
 
 
-def _decode(raw: bytes, where: str) -> LogEntry | None:
-    """Parse one stored entry; warn and return ``None`` if it is torn or malformed."""
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _plain(entry: LogEntry) -> dict[str, Any]:
+    """The entry as the JSON data it reads back as (so its canonical form is a fixed point)."""
+    data: dict[str, Any] = json.loads(json.dumps(entry.to_dict(), default=str))
+    return data
+
+
+def _encode(entry: LogEntry, *, prev: str | None = None, after_torn: bool = False) -> bytes:
+    """One stored entry: its data and a ``chain`` with its digest (and the previous line's)."""
+    data = _plain(entry)
+    chain: dict[str, Any] = {} if prev is None else {"prev": prev}
+    if after_torn:
+        chain["after_torn"] = True
+    chain["sha256"] = _sha256(_canonical({**data, _CHAIN: chain}))
+    return _canonical({**data, _CHAIN: chain})
+
+
+@attrs.frozen
+class _Parsed:
+    entry: LogEntry | None = None
+    chain: dict[str, Any] | None = None
+    problem: str = ""
+
+
+def _parse(raw: bytes) -> _Parsed:
+    """Parse one stored entry and check it against its digest; never raises."""
     try:
-        return LogEntry.from_dict(json.loads(raw.decode("utf-8")))
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError and PolicyError too
-        warnings.warn(
-            f"{where}: skipped an unreadable testing-log entry ({type(exc).__name__}: {exc}); "
-            f"it starts {raw[:60]!r}",
-            CorruptLogLineWarning,
-            stacklevel=4,
-        )
-        return None
+        return _check(raw, json.loads(raw.decode("utf-8")))
+    except (ValueError, TypeError, RecursionError) as exc:  # JSON, UTF-8, lone surrogates
+        return _Parsed(problem=f"not readable ({type(exc).__name__}: {str(exc)[:80]})")
+
+
+def _check(raw: bytes, data: Any) -> _Parsed:
+    if not isinstance(data, dict):
+        return _Parsed(problem=f"not a JSON object (a {type(data).__name__})")
+    chain = data.pop(_CHAIN, None)
+    problem = _chain_problem(raw, data, chain) if chain is not None else ""
+    if problem:
+        return _Parsed(problem=problem)
+    try:
+        entry = LogEntry.from_dict(data)
+    except PolicyError as exc:
+        return _Parsed(problem=f"not an entry ({str(exc)[:120]})")
+    unknown = sorted(set(data) - set(_plain(entry)))
+    if unknown:  # a changed field name: the entry would not read back as it was written
+        return _Parsed(problem=f"unknown field(s) {', '.join(unknown)[:120]}")
+    return _Parsed(entry=entry, chain=chain)
+
+
+def _chain_problem(raw: bytes, data: dict[str, Any], chain: Any) -> str:
+    """What is wrong with an entry's digest, ``""`` if it matches and the bytes are as written."""
+    if not isinstance(chain, dict) or not isinstance(chain.get("sha256"), str):
+        return "its digest is malformed"
+    unsigned = {k: v for k, v in chain.items() if k != "sha256"}
+    if _canonical({**data, _CHAIN: {**unsigned, "sha256": chain["sha256"]}}) != raw:
+        return "it is not stored as it was written (bytes changed)"
+    if _sha256(_canonical({**data, _CHAIN: unsigned})) != chain["sha256"]:
+        return "its content does not match its SHA-256 (changed)"
+    return ""
+
+
+def _warn(damage: LogDamage) -> None:
+    if damage.kind is LogDamageKind.UNCHAINED:
+        return
+    if damage.kind is LogDamageKind.TORN_LINE and "last line" in damage.detail:
+        text = f"{damage.where}: skipped a torn last line (a writer died mid-write)"
+    else:
+        text = f"{damage.where}: skipped an unreadable testing-log entry: {damage.detail}"
+    warnings.warn(text, CorruptLogLineWarning, stacklevel=4)
 
 
 class JsonlLogStore:
@@ -334,8 +449,7 @@ class JsonlLogStore:
         return f"JsonlLogStore({str(self.path)!r})"
 
     def append(self, entry: LogEntry) -> None:
-        """Append *entry* as one line, under an exclusive lock, and ``fsync`` it."""
-        line = _encode(entry) + b"\n"
+        """Append *entry* as one line chained to the line before it, under an exclusive lock, and ``fsync`` it."""
         created = not self.path.exists()
         if created:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -343,15 +457,15 @@ class JsonlLogStore:
             _flock(file.fileno(), exclusive=True)
             try:
                 end = file.seek(0, os.SEEK_END)
-                if end > 0:
-                    file.seek(end - 1)
-                    if file.read(1) != b"\n":
-                        _log.warning(
-                            "%s ends in a torn line (a writer died mid-write); "
-                            "ending it before appending",
-                            self.path,
-                        )
-                        line = b"\n" + line
+                last, torn = _last_line(file, end)
+                line = _encode(entry, prev=_sha256(last) if last else "", after_torn=torn) + b"\n"
+                if torn:
+                    _log.warning(
+                        "%s ends in a torn line (a writer died mid-write); "
+                        "ending it before appending",
+                        self.path,
+                    )
+                    line = b"\n" + line
                 file.write(line)  # "a" mode: always at the end, whatever the position
                 file.flush()
                 os.fsync(file.fileno())
@@ -366,7 +480,24 @@ class JsonlLogStore:
         since: datetime | None = None,  # noqa: ARG002 - the file has no index; the log filters
         until: datetime | None = None,  # noqa: ARG002
     ) -> Iterator[LogEntry]:
-        """Yield every readable entry in append order; torn or malformed lines are skipped with a warning."""
+        """Yield every intact entry in append order; damaged lines are skipped with a warning.
+
+        Use `damage` (or `TestLog.damage`) for what was skipped and why.
+        """
+        problems: list[LogDamage] = []
+        yield from self._scan(problems)
+        for damage in problems:
+            _warn(damage)
+
+    def damage(self) -> list[LogDamage]:
+        """Read the whole file and return what is damaged, broken in the chain, torn or unchained."""
+        problems: list[LogDamage] = []
+        for _ in self._scan(problems):
+            pass
+        return problems
+
+    def _lines(self) -> Iterator[tuple[int, bytes, bool]]:
+        """``(line number, bytes without the newline, complete)``; over-long lines come cut."""
         try:
             file = self.path.open("rb")
         except FileNotFoundError:
@@ -380,21 +511,119 @@ class JsonlLogStore:
             offset = 0
             number = 0
             while offset < end:
-                raw = file.readline(end - offset)
+                raw = file.readline(min(end - offset, MAX_LOG_LINE_BYTES + 1))
                 offset += len(raw)
                 number += 1
-                if not raw.strip():
+                if len(raw) > MAX_LOG_LINE_BYTES and not raw.endswith(b"\n"):
+                    while offset < end and not raw.endswith(b"\n"):  # skip the rest of it
+                        raw = file.readline(min(end - offset, _CHUNK))
+                        offset += len(raw)
+                    yield number, b"", False
                     continue
-                if not raw.endswith(b"\n"):
-                    warnings.warn(
-                        f"{self.path}:{number}: skipped a torn last line (a writer died mid-write)",
-                        CorruptLogLineWarning,
-                        stacklevel=3,
-                    )
-                    continue
-                entry = _decode(raw, f"{self.path}:{number}")
-                if entry is not None:
-                    yield entry
+                yield number, raw.removesuffix(b"\n"), raw.endswith(b"\n")
+
+    def _scan(self, problems: list[LogDamage]) -> Iterator[LogEntry]:
+        """Yield the intact entries; append what is wrong to *problems*."""
+        chain = _Chain(problems)
+        lines = list(self._lines())
+        for index, (number, raw, complete) in enumerate(lines):
+            where = f"{self.path}:{number}"
+            if not complete and raw and index == len(lines) - 1:
+                detail = "a torn last line (a writer died mid-write); skipped"
+                problems.append(LogDamage(LogDamageKind.TORN_LINE, where, detail))
+                break
+            entry = chain.follow(where, raw, complete=complete)
+            if entry is not None:
+                yield entry
+        chain.finish()
+
+
+class _Chain:
+    """Follows the hash chain of a JSON-lines log, line by line, and notes what is wrong."""
+
+    def __init__(self, problems: list[LogDamage]) -> None:
+        self.problems = problems
+        self.prev = ""  # SHA-256 of the line before (the first line follows "")
+        self.chained = False
+        self.legacy: list[str] = []
+        self.unreadable: dict[str, LogDamage] = {}  # digest of a damaged line -> its damage
+
+    def _damage(self, kind: LogDamageKind, where: str, detail: str) -> LogDamage:
+        damage = LogDamage(kind, where, detail)
+        self.problems.append(damage)
+        return damage
+
+    def follow(self, where: str, raw: bytes, *, complete: bool) -> LogEntry | None:
+        """The entry of one line if it is intact (``None`` for blank and damaged lines)."""
+        if not complete:  # only over-long lines come cut
+            self._damage(LogDamageKind.DAMAGED, where, f"longer than {MAX_LOG_LINE_BYTES} bytes")
+            self.prev = ""
+            return None
+        if not raw.strip():
+            return None
+        expected, self.prev = self.prev, _sha256(raw)
+        parsed = _parse(raw)
+        if parsed.entry is None:
+            damage = self._damage(LogDamageKind.DAMAGED, where, f"skipped: {parsed.problem}")
+            self.unreadable[self.prev] = damage
+            return None
+        if parsed.chain is None:
+            if self.chained:
+                detail = "an entry without a digest after entries with one (inserted)"
+                self._damage(LogDamageKind.DAMAGED, where, detail)
+                return None
+            self.legacy.append(where)
+            return parsed.entry
+        self.chained = True
+        link = parsed.chain.get("prev")
+        if link != expected:
+            detail = (
+                "does not follow the line before it: an entry before it was removed, "
+                "inserted, changed or moved"
+            )
+            self._damage(LogDamageKind.CHAIN_BROKEN, where, detail)
+        elif parsed.chain.get("after_torn") and link in self.unreadable:
+            torn = self.unreadable.pop(link)
+            self.problems[self.problems.index(torn)] = LogDamage(
+                LogDamageKind.TORN_LINE,
+                torn.where,
+                "a torn line (a writer died mid-write), ended by the next append; skipped",
+            )
+        return parsed.entry
+
+    def finish(self) -> None:
+        """Add the note about legacy entries, first."""
+        if self.legacy:
+            detail = (
+                f"{len(self.legacy)} legacy entries written without digests "
+                f"({self.legacy[0]} to {self.legacy[-1].rpartition(':')[2]}): read, but they "
+                "cannot be checked for changes"
+            )
+            self.problems.insert(0, LogDamage(LogDamageKind.UNCHAINED, self.legacy[0], detail))
+
+
+def _last_line(file: Any, end: int) -> tuple[bytes, bool]:
+    """The last non-empty line of *file* (without its newline) and whether it is torn."""
+    if end == 0:
+        return b"", False
+    buffer = b""
+    position = end
+    while position > 0:
+        start = max(0, position - _CHUNK)
+        file.seek(start)
+        buffer = file.read(position - start) + buffer
+        position = start
+        body = buffer.rstrip(b"\n")
+        if b"\n" in body or (position == 0):
+            break
+        if len(buffer) > MAX_LOG_LINE_BYTES:
+            break
+    torn = not buffer.endswith(b"\n")
+    body = buffer.rstrip(b"\n")
+    return body.rsplit(b"\n", 1)[-1], torn
+
+
+_CHUNK = 64 * 1024
 
 
 def _flock(fd: int, *, exclusive: bool) -> None:
@@ -520,8 +749,16 @@ class S3LogStore:
                 ) from exc
 
     def _get(self, key: str) -> bytes:
-        response = self.backend.call("s3", "get_object", resource=key, Bucket=self.bucket, Key=key)
-        body: bytes = response["Body"].read()
+        """At most ``MAX_LOG_LINE_BYTES + 1`` bytes of *key* (a Range request)."""
+        response = self.backend.call(
+            "s3",
+            "get_object",
+            resource=key,
+            Bucket=self.bucket,
+            Key=key,
+            Range=f"bytes=0-{MAX_LOG_LINE_BYTES}",
+        )
+        body: bytes = response["Body"].read(MAX_LOG_LINE_BYTES + 1)
         return body
 
     def _keys(self, since: datetime | None, until: datetime | None) -> Iterator[list[str]]:
@@ -545,13 +782,53 @@ class S3LogStore:
     def read(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> Iterator[LogEntry]:
-        """Yield the entries checked in [*since*, *until*) (all by default), in order of check time."""
+        """Yield the entries checked in [*since*, *until*) (all by default), in order of check time.
+
+        Objects that cannot be read or do not match their SHA-256 are skipped with a warning.
+        """
+        problems: list[LogDamage] = []
+        yield from self._scan(problems, since, until)
+        for damage in problems:
+            _warn(damage)
+
+    def damage(self) -> list[LogDamage]:
+        """Read every object and return those that are damaged or have no digest (legacy)."""
+        problems: list[LogDamage] = []
+        for _ in self._scan(problems, None, None):
+            pass
+        return problems
+
+    def _scan(
+        self, problems: list[LogDamage], since: datetime | None, until: datetime | None
+    ) -> Iterator[LogEntry]:
+        legacy: list[str] = []
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
             for keys in self._keys(since, until):
                 for key, raw in zip(keys, pool.map(self._get, keys), strict=True):
-                    entry = _decode(raw, f"s3://{self.bucket}/{key}")
-                    if entry is not None:
-                        yield entry
+                    where = f"s3://{self.bucket}/{key}"
+                    parsed = (
+                        _Parsed(problem=f"longer than {MAX_LOG_LINE_BYTES} bytes")
+                        if len(raw) > MAX_LOG_LINE_BYTES
+                        else _parse(raw)
+                    )
+                    if parsed.entry is None:
+                        detail = f"skipped: {parsed.problem}"
+                        problems.append(LogDamage(LogDamageKind.DAMAGED, where, detail))
+                    elif parsed.chain is None:
+                        legacy.append(where)
+                        yield parsed.entry
+                    else:
+                        yield parsed.entry
+        if legacy:
+            problems.insert(
+                0,
+                LogDamage(
+                    LogDamageKind.UNCHAINED,
+                    legacy[0],
+                    f"{len(legacy)} legacy entries written without a digest: read, but they "
+                    "cannot be checked for changes",
+                ),
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -936,6 +1213,16 @@ class TestLog:
         ]
         found.sort(key=_entry_order)
         return iter(found)
+
+    def damage(self) -> list[LogDamage]:
+        """What is wrong with the stored log: damaged, removed, inserted or reordered entries.
+
+        Reads the whole store. `LogDamage.tampering` tells damage from notes (legacy entries
+        without digests, a line torn by a crashed writer). A store without a ``damage()``
+        method (a `MemoryLogStore`, a plug-in) reports nothing.
+        """
+        check = getattr(self.store, "damage", None)
+        return list(check()) if callable(check) else []
 
     def failures(
         self, *, since: datetime | None = None, until: datetime | None = None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from backuppolicy.notify import Event, EventKind
 from backuppolicy.policy import Policy
 from backuppolicy.report import ComplianceReport, Finding
 from backuppolicy.testing import MemoryTarget
-from backuppolicy.testlog import MemoryLogStore, TestLog
+from backuppolicy.testlog import JsonlLogStore, MemoryLogStore, TestLog
 from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
 
 NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
@@ -426,8 +427,8 @@ class TestReportShape:
         keys = [f.clause.key for f in run(policy, targets).findings]
         assert sorted(keys, key=CLAUSE_ORDER.index) == keys
         # "coverage" searches AWS; with targets passed in it is off (tested on moto in
-        # tests/aws/test_selector_targets.py).
-        assert set(CLAUSE_ORDER) - {"coverage"} == set(keys)
+        # tests/aws/test_selector_targets.py). "testing-log" needs a log.
+        assert set(CLAUSE_ORDER) - {"coverage", "testing-log"} == set(keys)
 
     def test_only_given_targets(self, policy: Policy, targets: dict[str, Any]) -> None:
         """Targets not given are not audited."""
@@ -512,3 +513,48 @@ class TestNotApplicable:
             finding.compliant,
             finding.detail,
         )
+
+
+class TestLogIntegrity:
+    """§3.5: the audit reads the testing log's hash chain and reports damage as a finding."""
+
+    @pytest.fixture(name="log_path")
+    def _log_path(self, tmp_path: Path) -> Path:
+        """A JSON-lines log with three integrity checks."""
+        path = tmp_path / "log.jsonl"
+        log = TestLog(JsonlLogStore(path), ran_by="support@ops", clock=lambda: NOW)
+        for days in (3, 2, 1):
+            log.record(
+                CheckResult(
+                    check="integrity",
+                    status="fail",
+                    target="shop-db",
+                    kind=CheckKind.INTEGRITY,
+                    checked_at=NOW - timedelta(days=days),
+                )
+            )
+        return path
+
+    def test_intact_log_is_compliant(
+        self, policy: Policy, targets: dict[str, Any], log_path: Path
+    ) -> None:
+        """An intact log gives one compliant testing-log finding."""
+        report = run(policy, targets, log=TestLog(JsonlLogStore(log_path)))
+        assert [("policy", True)] == verdicts(report, "testing-log")
+
+    def test_damaged_line_is_a_finding(
+        self, policy: Policy, targets: dict[str, Any], log_path: Path
+    ) -> None:
+        """A failure rewritten as a pass is a non-compliant finding naming the line, not a warning."""
+        lines = log_path.read_bytes().splitlines(keepends=True)
+        lines[1] = lines[1].replace(b'"status":"fail"', b'"status":"pass"')
+        log_path.write_bytes(b"".join(lines))
+        report = run(policy, targets, log=TestLog(JsonlLogStore(log_path)))
+        finding = one(report, "testing-log", "policy")
+        # Line 3 no longer follows the stored line 2 either.
+        assert (False, (f"{log_path}:2", f"{log_path}:3")) == (
+            finding.compliant,
+            finding.evidence,
+        )
+        assert "does not match its SHA-256" in finding.detail
+        assert not report.ok

@@ -11,22 +11,28 @@ layers, and the main cases are checked against each layer alone:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
+import shutil
 import stat
 import tarfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from backuppolicy import local
+from backuppolicy.aws import S3Bucket
+from backuppolicy.aws import s3 as s3_module
 from backuppolicy.exceptions import VerificationError
-from backuppolicy.local import Directory, DirectoryStore, UnsafeArchiveError
-from backuppolicy.model import TAG_POLICY, TAG_TARGET, RecoveryPoint
+from backuppolicy.local import Directory, DirectoryStore, S3Store, UnsafeArchiveError
+from backuppolicy.model import TAG_POLICY, TAG_TARGET, RecoveryPoint, Status
+from backuppolicy.verify import CheckStatus, IntegrityCheck, VerifyContext
 
 T0 = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)
 NAME = "bp-app-20261126t040000z"
@@ -403,3 +409,250 @@ class TestLinkResolution:
     def test_link_escapes(self, rel: str, target: str, links: dict[str, str], escapes: bool):
         """Link targets are resolved through the archive's other links, like the kernel would."""
         assert escapes == local._link_escapes(rel, target, {**links, rel: target})
+
+
+def _zeros_archive(size: int, files: int = 1) -> bytes:
+    """A small tar.gz whose *files* members of *size* zero bytes each expand far beyond it."""
+    return _archive([_info(f"data/z{i}.bin", data=bytes(size)) for i in range(files)])
+
+
+def _usage(free: int) -> Any:
+    """A ``shutil.disk_usage`` result with *free* bytes free."""
+    return shutil._ntuple_diskusage(total=free * 2, used=free, free=free)  # type: ignore[attr-defined]
+
+
+class TestArchiveLimits:
+    """Bombs and oversized archives are refused with `UnsafeArchiveError` naming the archive."""
+
+    def test_compression_ratio_refused_before_writing(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """An archive expanding past the ratio limit is refused from its headers, before extraction."""
+        monkeypatch.setattr(local, "_RATIO_FLOOR", 0)
+        monkeypatch.setattr(local, "MAX_EXPANSION_RATIO", 5)
+        extracted: list[str] = []
+        monkeypatch.setattr(
+            tarfile.TarFile, "extractall", lambda *a, **k: extracted.append("called")
+        )
+        point = plant(_zeros_archive(256 * 1024))
+        with pytest.raises(UnsafeArchiveError, match=f"archive '{NAME}' expands to more than 5"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        assert [] == extracted
+        _assert_nothing_restored(tmp_path)
+
+    def test_expanded_size_refused(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """An archive expanding past MAX_EXPANDED_BYTES is refused whatever its ratio."""
+        monkeypatch.setattr(local, "MAX_EXPANDED_BYTES", 1000)
+        point = plant(_zeros_archive(600, files=2))
+        with pytest.raises(UnsafeArchiveError, match=f"'{NAME}' expands to more than 1000 bytes"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+    def test_bytes_written_counted_during_extraction(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """Bytes really written are counted while extracting, not only the headers' sizes."""
+        point = plant(_zeros_archive(4096, files=3))
+        real_scan = local._scan
+
+        def lying_scan(*args: Any) -> tuple[list[tarfile.TarInfo], int]:
+            members, _ = real_scan(*args)
+            monkeypatch.setattr(local, "MAX_EXPANDED_BYTES", 5000)
+            return members, 0  # as if the headers had announced nothing
+
+        monkeypatch.setattr(local, "_scan", lying_scan)
+        with pytest.raises(UnsafeArchiveError, match="expands to more than 5000 bytes"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+    def test_too_many_members(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """Reading headers stops at MAX_ARCHIVE_MEMBERS + 1; the archive is refused."""
+        monkeypatch.setattr(local, "MAX_ARCHIVE_MEMBERS", 4)
+        point = plant(_zeros_archive(1, files=5))
+        with pytest.raises(UnsafeArchiveError, match=f"'{NAME}' has more than 4 members"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+    def test_insufficient_free_space(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """A destination without room for the archive and the reserve is refused up front."""
+        point = plant(_zeros_archive(4096))
+        monkeypatch.setattr(shutil, "disk_usage", lambda _path: _usage(local.MIN_FREE_BYTES))
+        with pytest.raises(UnsafeArchiveError, match=f"'{NAME}' needs [0-9]+ bytes but only"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+    def test_free_space_rechecked_during_extraction(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """Space taken by someone else during the restore stops it before the next file."""
+        point = plant(_zeros_archive(4096, files=2))
+        answers = iter([10**12, 10**12, 10**12])
+        monkeypatch.setattr(shutil, "disk_usage", lambda _p: _usage(next(answers, 0)))
+        with pytest.raises(UnsafeArchiveError, match="needs 4096 bytes but only 0 are free"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+    def test_disk_full_is_our_error(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """ENOSPC while writing becomes UnsafeArchiveError naming the archive, not a raw OSError."""
+        point = plant(_zeros_archive(16))
+
+        def full(*_args: Any, **_kwargs: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(tarfile.TarFile, "makefile", full)
+        with pytest.raises(UnsafeArchiveError, match=f"'{NAME}' does not fit on the destination"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+    def test_oversized_manifest(
+        self,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ):
+        """A manifest member larger than MAX_MANIFEST_BYTES is refused without being read."""
+        monkeypatch.setattr(local, "MAX_MANIFEST_BYTES", 64)
+        point = plant(_archive([]))
+        with pytest.raises(UnsafeArchiveError, match=f"'{NAME}': manifest.json is larger than 64"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        _assert_nothing_restored(tmp_path)
+
+
+class TestHugeSidecars:
+    """A sparse 10 GiB sidecar costs nothing to refuse, and never hides the other points."""
+
+    @pytest.fixture(name="points")
+    def _points(self, target: Directory) -> tuple[RecoveryPoint, RecoveryPoint]:
+        """Two real backups; the first one's sidecar then becomes a sparse 10 GiB file."""
+        clock = iter([T0, T0 + timedelta(hours=1)])
+        directory = Directory(
+            target.path, name="app", store=target.store, clock=lambda: next(clock)
+        )
+        (target.path / "a.conf").write_text("a = 1\n")
+        bad, good = directory.create_backup(), directory.create_backup()
+        with (target.store.path / f"{bad.id}.json").open("r+b") as handle:  # type: ignore[attr-defined]
+            handle.truncate(10 * 2**30)
+        return bad, good
+
+    def test_listing_survives(self, target: Directory, points: tuple[RecoveryPoint, ...]):
+        """list_points lists the good point and the bad one as FAILED, naming the size limit."""
+        bad, good = points
+        listed = {p.id: p for p in target.list_points()}
+        assert {bad.id, good.id} == set(listed)
+        assert Status.COMPLETED == listed[good.id].status
+        assert Status.FAILED == listed[bad.id].status
+        assert (
+            f"is larger than {local.MAX_SIDECAR_BYTES} bytes"
+            in listed[bad.id].details["incomplete"]
+        )
+
+    def test_restore_refused(
+        self, target: Directory, points: tuple[RecoveryPoint, ...], tmp_path: Path
+    ):
+        """restore_to refuses the point with UnsafeArchiveError naming the sidecar."""
+        bad, _ = points
+        with pytest.raises(UnsafeArchiveError, match=f"{bad.id}.json is larger than"):
+            target.restore_to(bad, tmp_path / "restore" / "out")
+
+    def test_deep_integrity_check_fails(self, target: Directory, points: tuple[RecoveryPoint, ...]):
+        """IntegrityCheck(deep=True) reports a failure instead of dying with MemoryError."""
+        bad, _ = points
+        result = IntegrityCheck(deep=True).verify(target, bad, VerifyContext(now=T0))
+        assert CheckStatus.FAIL == result.status
+        assert "is larger than" in result.details
+
+
+class TestS3Bounds:
+    def test_s3_sidecar_read_with_a_range(self, aws: None, monkeypatch: pytest.MonkeyPatch):
+        """S3Store reads at most limit + 1 bytes of a sidecar and lists an oversized one as FAILED."""
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="vault")
+        monkeypatch.setattr(local, "MAX_SIDECAR_BYTES", 100)
+        client.put_object(Bucket="vault", Key=f"{NAME}.json", Body=b" " * 5000)
+        ranges: list[str] = []
+        client.meta.events.register(
+            "before-parameter-build.s3.GetObject",
+            lambda params, **_: ranges.append(params.get("Range")),
+        )
+        store = S3Store("vault", clients={"s3": client})
+        [point] = store.list_points()
+        assert (Status.FAILED, ["bytes=0-100"]) == (point.status, ranges)
+        assert "is larger than 100 bytes" in point.details["incomplete"]
+
+    def test_s3_manifest_line_bounded(self, aws: None, monkeypatch: pytest.MonkeyPatch):
+        """An S3 manifest line longer than the limit is refused with UnsafeArchiveError naming it."""
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="assets")
+        client.put_object(Bucket="assets", Key="a" * 200, Body=b"a")
+        target = S3Bucket("assets", account_id="123456789012")
+        point = target.create_backup(token="t1")
+        assert ["a" * 200] == [line["key"] for line in target.read_manifest(point)]
+        monkeypatch.setattr(s3_module, "_MAX_MANIFEST_LINE", 100)
+        monkeypatch.setattr(s3_module, "_LINE_CHUNK", 7)
+        with pytest.raises(UnsafeArchiveError, match="has a line longer than 100 bytes") as caught:
+            list(target.read_manifest(point))
+        assert "s3://assets/" in str(caught.value)
+
+
+class TestBrokenSidecars:
+    @pytest.mark.parametrize(
+        ("body", "problem"),
+        [
+            (b"{not json", "is unreadable"),
+            (b"[1, 2]", "is unreadable"),
+            (b'{"id": "x", "archive": {"size": 1}}', "names no archive SHA-256"),
+            (b'{"id": "x", "archive": "nope"}', "names no archive SHA-256"),
+        ],
+    )
+    def test_restore_and_integrity_check_refuse(
+        self,
+        body: bytes,
+        problem: str,
+        target: Directory,
+        plant: Callable[[bytes], RecoveryPoint],
+        tmp_path: Path,
+    ):
+        """A broken sidecar fails restore_to and the integrity check with VerificationError, not KeyError."""
+        point = plant(_archive([]))
+        (target.store.path / f"{NAME}.json").write_bytes(body)  # type: ignore[attr-defined]
+        with pytest.raises(VerificationError, match=f"{NAME}.json of '{NAME}' {problem}"):
+            target.restore_to(point, tmp_path / "restore" / "out")
+        result = IntegrityCheck(deep=True).verify(target, point, VerifyContext(now=T0))
+        assert (CheckStatus.FAIL, True) == (result.status, problem in result.details)

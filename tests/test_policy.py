@@ -6,7 +6,9 @@ import contextlib
 import copy
 import html
 import json
+import os
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from backuppolicy.exceptions import PolicyError
 from backuppolicy.policy import (
     BUILTIN_TARGET_KINDS,
     EVENTS,
+    MAX_POLICY_BYTES,
     NotificationSpec,
     Objective,
     Policy,
@@ -29,6 +32,7 @@ from backuppolicy.policy import (
     TierSpec,
     VerificationSpec,
     _load_yaml,
+    _Loader,
 )
 from backuppolicy.retention import rule_from_spec
 from backuppolicy.schedule import Cadence, Schedule
@@ -198,7 +202,7 @@ class TestLoading:
         assert ("overdue",) == loaded.notifications[0].on
         assert {"a": "04:00", "b": "no", "c": True, "d": 12} == _load_yaml(
             "a: 04:00\nb: no\nc: true\nd: 12\n"
-        )
+        )[0]
 
     def test_yaml_top_level_must_be_a_mapping(self):
         """A YAML list is not a policy."""
@@ -772,3 +776,145 @@ class TestSpecs:
     def test_specs_are_hashable(self, example):
         """Policies are frozen values that can be hashed and compared."""
         assert hash(example) == hash(Policy.from_file(EXAMPLES / "policy.yaml"))
+
+
+_LAUGHS = "a0: &a0 [lol]\n" + "".join(
+    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)
+)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    os.mkfifo(path)
+    return path
+
+
+def _dev_zero(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.symlink_to("/dev/zero")
+    return path
+
+
+def _sparse(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    with path.open("wb") as handle:
+        handle.truncate(50 * 1000 * 1000)
+    return path
+
+
+HOSTILE_FILES: dict[str, tuple[Callable[[Path], Path | str], str]] = {
+    "deep-yaml": (
+        lambda t: _write(t, "policy.yaml", "name: " + "[" * 5000 + "]" * 5000),
+        "more than 64 levels of nesting",
+    ),
+    "deep-yaml-block": (
+        lambda t: _write(t, "policy.yaml", "".join(f"{' ' * i}k{i}:\n" for i in range(200))),
+        "more than 64 levels of nesting",
+    ),
+    "billion-laughs": (lambda t: _write(t, "policy.yaml", _LAUGHS), "more than 100000 nodes"),
+    "recursive-alias": (
+        lambda t: _write(t, "policy.yaml", "name: &x [*x]\n"),
+        "found the alias \\*x inside the node it names",
+    ),
+    "huge-int-yaml": (
+        lambda t: _write(t, "policy.yaml", "name: " + "1" * 5000 + "\n"),
+        "integer of 5000 digits",
+    ),
+    "long-int-yaml": (
+        lambda t: _write(t, "policy.yaml", "name: " + "1" * 100 + "\n"),
+        "integer of 100 digits",
+    ),
+    "huge-int-toml": (
+        lambda t: _write(t, "policy.toml", "name = " + "1" * 5000 + "\n"),
+        "Exceeds the limit",
+    ),
+    "long-int-toml": (
+        lambda t: _write(t, "policy.toml", "name = " + "1" * 1000 + "\n"),
+        "integer of more than 64 digits",
+    ),
+    "deep-toml": (
+        lambda t: _write(t, "policy.toml", "name = " + "[" * 100 + "]" * 100 + "\n"),
+        "more than 64 levels of nesting",
+    ),
+    "very-deep-toml": (
+        lambda t: _write(t, "policy.toml", "name = " + "[" * 5000 + "]" * 5000 + "\n"),
+        "expected valid TOML",
+    ),
+    "nul-in-path": (lambda t: str(t / "pol\0icy.yaml"), "null byte"),
+    "fifo": (_fifo, "expected a regular file \\(got a FIFO\\)"),
+    "dev-zero": (_dev_zero, "expected a regular file \\(got a character device\\)"),
+    "50-mb-file": (_sparse, "at most 1048576 bytes \\(got 50000000 bytes"),
+}
+
+
+class TestHostilePolicyFiles:
+    """Hostile policy files fail as PolicyError naming the problem, before any expansion."""
+
+    @pytest.mark.parametrize("case", sorted(HOSTILE_FILES))
+    def test_refused_with_policy_error(self, case: str, tmp_path: Path):
+        """Each hostile file is refused by a structural limit with a short message."""
+        make, problem = HOSTILE_FILES[case]
+        path = make(tmp_path)
+        with pytest.raises(PolicyError, match=problem) as caught:
+            Policy.from_file(path)
+        assert len(str(caught.value)) < 1000
+
+    def test_oversized_text(self):
+        """from_yaml and from_toml refuse a text over MAX_POLICY_BYTES before parsing it."""
+        text = "#" * (MAX_POLICY_BYTES + 1)
+        for load in (Policy.from_yaml, Policy.from_toml):
+            with pytest.raises(PolicyError, match=f"at most {MAX_POLICY_BYTES} bytes"):
+                load(text)
+
+    def test_quoted_values_are_truncated(self):
+        """A huge value or key is quoted cut short in the message."""
+        long = "s" * 100_000
+        text = (EXAMPLES / "policy.yaml").read_text().replace("max_age: 35d", f"max_age: {long}")
+        with pytest.raises(PolicyError, match="retention.max_age: expected") as caught:
+            Policy.from_yaml(text)
+        with pytest.raises(PolicyError, match="found the key 'sss") as duplicate:
+            Policy.from_yaml(f"? {long}\n: 1\n? {long}\n: 2\n")
+        assert (True, True) == (len(str(caught.value)) < 500, len(str(duplicate.value)) < 500)
+
+    def test_parsed_once(self, monkeypatch: pytest.MonkeyPatch):
+        """A policy error in YAML text parses the text once, also to find the line."""
+        parses: list[str] = []
+        real = _Loader.get_single_node
+
+        def counted(loader: _Loader) -> Any:
+            parses.append("parse")
+            return real(loader)
+
+        text = (EXAMPLES / "policy.yaml").read_text().replace("max_age: 35d", "max_age: soon")
+        line = text.splitlines().index("  max_age: soon") + 1
+        monkeypatch.setattr(_Loader, "get_single_node", counted)
+        with pytest.raises(PolicyError, match=f"<string>:{line}: retention.max_age"):
+            Policy.from_yaml(text)
+        assert ["parse"] == parses
+
+    def test_s3_policy_read_bounded(self, aws: None):
+        """The Lambda handler reads at most MAX_POLICY_BYTES + 1 bytes of a policy in S3."""
+        import boto3  # local: the other tests here never import boto3
+
+        from backuppolicy.aws.lambda_handler import load_policy
+
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="cfg")
+        s3.put_object(Bucket="cfg", Key="policy.yaml", Body=b"#" * (MAX_POLICY_BYTES + 10))
+        with pytest.raises(PolicyError, match=f"a policy file of at most {MAX_POLICY_BYTES} bytes"):
+            load_policy("s3://cfg/policy.yaml")
+
+    @pytest.mark.parametrize("case", ["billion-laughs", "deep-yaml", "fifo", "50-mb-file"])
+    def test_recovery_plan_files_too(self, case: str, tmp_path: Path):
+        """Recovery plan files go through the same bounded reading and parsing."""
+        from backuppolicy.recovery import RecoveryPlan
+
+        make, problem = HOSTILE_FILES[case]
+        with pytest.raises(PolicyError, match=problem):
+            RecoveryPlan.from_file(make(tmp_path))

@@ -298,6 +298,34 @@ targets:
 """
 
 
+def _full_log(path: Path) -> None:
+    """A testing log with every test and check the CLI policy needs."""
+    from backuppolicy.testlog import TestLog
+    from backuppolicy.verify import CheckKind, CheckResult
+
+    log = TestLog.open(path)
+    for day in ("2025-12-15", "2026-02-15", "2026-05-15", "2026-08-15"):
+        log.record(
+            CheckResult(
+                check="restore-test",
+                status="pass",
+                target="db",
+                kind=CheckKind.RESTORE_TEST,
+                checked_at=datetime.fromisoformat(day).replace(tzinfo=UTC),
+            )
+        )
+    log.record(
+        CheckResult(
+            check="integrity",
+            status="pass",
+            target="db",
+            kind=CheckKind.INTEGRITY,
+            checked_at=NOW,
+        )
+    )
+    log.record(CheckResult(check="not-public", status="pass", target="db", checked_at=NOW))
+
+
 class TestCli:
     @pytest.fixture(name="run")
     def _run(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
@@ -350,29 +378,18 @@ class TestCli:
 
     def test_report_compliant_with_log(self, run: Any, tmp_path: Path) -> None:
         """With every test in the log the audit passes and exits 0."""
-        from backuppolicy.testlog import TestLog
-        from backuppolicy.verify import CheckKind, CheckResult
-
-        log = TestLog.open(tmp_path / "log.jsonl")
-        for day in ("2025-12-15", "2026-02-15", "2026-05-15", "2026-08-15"):
-            log.record(
-                CheckResult(
-                    check="restore-test",
-                    status="pass",
-                    target="db",
-                    kind=CheckKind.RESTORE_TEST,
-                    checked_at=datetime.fromisoformat(day).replace(tzinfo=UTC),
-                )
-            )
-        log.record(
-            CheckResult(
-                check="integrity",
-                status="pass",
-                target="db",
-                kind=CheckKind.INTEGRITY,
-                checked_at=NOW,
-            )
-        )
-        log.record(CheckResult(check="not-public", status="pass", target="db", checked_at=NOW))
+        _full_log(tmp_path / "log.jsonl")
         code, out, _ = run("report", "--log", str(tmp_path / "log.jsonl"), "--failures")
         assert (0, "(no findings to show)") == (code, out.splitlines()[1]), out
+
+    def test_report_damaged_log_exit_1(self, run: Any, tmp_path: Path) -> None:
+        """A removed entry in the testing log is a non-compliant §3.5 finding: exit 1."""
+        path = tmp_path / "log.jsonl"
+        _full_log(path)
+        lines = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(b"".join(lines[:2] + lines[3:]))
+        code, out, _ = run("report", "--log", str(path), "--failures")
+        (row,) = [line for line in out.splitlines() if line.startswith("§3.5")]
+        assert 1 == code
+        assert "the backup testing log is intact" in row
+        assert f"{path}:3: chain-broken" in out

@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 
+from backuppolicy import testlog
 from backuppolicy.exceptions import PolicyError
 from backuppolicy.policy import Policy
 from backuppolicy.testlog import (
     CorruptLogLineWarning,
     JsonlLogStore,
+    LogDamage,
+    LogDamageKind,
     LogEntry,
     MemoryLogStore,
     OverdueKind,
@@ -247,6 +250,7 @@ class TestJsonlStore:
         entries = list(JsonlLogStore(path).read())
         assert {f"w{n}-{i}" for n in range(8) for i in range(25)} == {e.check for e in entries}
         assert 200 == len({e.id for e in entries})
+        assert [] == JsonlLogStore(path).damage()  # the chain holds under concurrent appends
 
     def test_concurrent_processes(self, tmp_path: Path) -> None:
         """Two processes appending to the same file at once lose and mangle nothing."""
@@ -277,6 +281,7 @@ class TestJsonlStore:
         checks = [e.check for e in JsonlLogStore(path).read()]
         assert {f"{n}-{i}" for n in "ab" for i in range(100)} == set(checks)
         assert 200 == len(checks)
+        assert [] == JsonlLogStore(path).damage()  # the chain holds across processes
 
 
 class TestQueries:
@@ -556,3 +561,138 @@ class TestCli:
         code, _, err = run(*argv)
         assert 2 == code
         assert message in err
+
+    def test_damaged_only_failure_exits_1(self, run: Any, log_file: Path) -> None:
+        """--failures --json exits 1 and names the damage when the only failure's line is damaged."""
+        lines = log_file.read_bytes().splitlines(keepends=True)
+        lines[2] = lines[2].replace(b'"status":"fail"', b'"status":"pass"')
+        log_file.write_bytes(b"".join(lines))
+        code, out, err = run("--log", str(log_file), "--failures", "--json")
+        assert (1, []) == (code, json.loads(out))
+        assert f"testing log damaged: {log_file}:3: damaged: skipped: its content" in err
+
+    def test_damage_reported_in_text(self, run: Any, log_file: Path) -> None:
+        """A removed middle line makes the plain listing exit 1 with a damage line."""
+        lines = log_file.read_bytes().splitlines(keepends=True)
+        log_file.write_bytes(lines[0] + lines[2])
+        code, out, _ = run("--log", str(log_file))
+        assert 1 == code
+        assert f"testing log damaged: {log_file}:2: chain-broken:" in out
+
+
+def _three(tmp_path: Path) -> tuple[Path, list[LogEntry]]:
+    """A chained three-entry log (one failure in the middle) and its entries."""
+    path = tmp_path / "log.jsonl"
+    log = TestLog(JsonlLogStore(path), clock=lambda: NOW)
+    entries = [
+        log.record(result(at=NOW - timedelta(days=2))),
+        log.record(result(at=NOW - timedelta(days=1), status=CheckStatus.FAIL, check="é ü")),
+        log.record(result(at=NOW)),
+    ]
+    return path, entries
+
+
+def _legacy_line(entry: LogEntry) -> bytes:
+    """An entry as logs before the hash chain stored it."""
+    data = json.dumps(entry.to_dict(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return data.encode() + b"\n"
+
+
+class TestTamperEvidence:
+    """The JSON-lines log is a hash chain: every change, removal and move is found."""
+
+    def test_intact_log_has_no_damage(self, tmp_path: Path) -> None:
+        """A log written by TestLog reads back whole, with nothing to report."""
+        path, entries = _three(tmp_path)
+        store = JsonlLogStore(path)
+        assert (entries, []) == (list(store.read()), store.damage())
+
+    def test_every_bit_flip_of_a_middle_line_is_detected(self, tmp_path: Path) -> None:
+        """Each of the middle line's bit flips is damage, and no changed entry is ever read."""
+        path, entries = _three(tmp_path)
+        original = path.read_bytes()
+        first, middle, _ = original.splitlines(keepends=True)
+        start = len(first)
+        store = JsonlLogStore(path)
+        missed = []
+        changed = []
+        for offset in range(start, start + len(middle)):
+            for bit in range(8):
+                data = bytearray(original)
+                data[offset] ^= 1 << bit
+                path.write_bytes(bytes(data))
+                damage: list[LogDamage] = []
+                read = list(store._scan(damage))  # entries and damage in one read
+                if not any(d.tampering for d in damage):
+                    missed.append((offset - start, bit))
+                if not set(read) <= set(entries):
+                    changed.append((offset - start, bit))
+        assert ([], [], 8 * len(middle)) == (missed, changed, 8 * (len(middle)))
+
+    def test_removed_middle_line(self, tmp_path: Path) -> None:
+        """Deleting the middle line breaks the chain at the line after it."""
+        path, _ = _three(tmp_path)
+        first, _, last = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(first + last)
+        assert [(LogDamageKind.CHAIN_BROKEN, f"{path}:2")] == [
+            (d.kind, d.where) for d in JsonlLogStore(path).damage()
+        ]
+
+    def test_removed_first_line(self, tmp_path: Path) -> None:
+        """Deleting the first line is found: the new first line follows a line that is gone."""
+        path, _ = _three(tmp_path)
+        path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[1:]))
+        assert [LogDamageKind.CHAIN_BROKEN] == [d.kind for d in JsonlLogStore(path).damage()]
+
+    def test_reordered_lines(self, tmp_path: Path) -> None:
+        """Swapping two lines breaks the chain."""
+        path, _ = _three(tmp_path)
+        first, middle, last = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(first + last + middle)
+        kinds = {d.kind for d in JsonlLogStore(path).damage()}
+        assert {LogDamageKind.CHAIN_BROKEN} == kinds
+
+    def test_inserted_unchained_line(self, tmp_path: Path) -> None:
+        """An entry without a digest slipped in after chained ones is damage."""
+        path, entries = _three(tmp_path)
+        first, middle, last = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(first + _legacy_line(entries[1]) + middle + last)
+        kinds = [d.kind for d in JsonlLogStore(path).damage()]
+        assert [LogDamageKind.DAMAGED, LogDamageKind.CHAIN_BROKEN] == kinds
+
+    def test_legacy_log_is_read_with_a_note(self, tmp_path: Path) -> None:
+        """A log written before the chain is read; a note says its entries cannot be checked."""
+        path, entries = _three(tmp_path)
+        path.write_bytes(b"".join(_legacy_line(e) for e in entries))
+        log = TestLog(JsonlLogStore(path), clock=lambda: NOW)
+        assert entries == list(log.store.read())
+        newer = log.record(result(check="after-upgrade"))
+        damage = log.damage()
+        assert ([*entries, newer], [LogDamageKind.UNCHAINED]) == (
+            list(log.store.read()),
+            [d.kind for d in damage],
+        )
+        assert "3 legacy entries" in damage[0].detail
+        assert not damage[0].tampering
+
+    def test_torn_lines_are_notes(self, tmp_path: Path) -> None:
+        """A torn last line, then the same line ended by the next append, are notes, not damage."""
+        path, entries = _three(tmp_path)
+        with path.open("ab") as file:
+            file.write(path.read_bytes()[:100])
+        store = JsonlLogStore(path)
+        assert [(LogDamageKind.TORN_LINE, False)] == [(d.kind, d.tampering) for d in store.damage()]
+        newer = TestLog(store, clock=lambda: NOW).record(result(check="after-crash"))
+        with pytest.warns(CorruptLogLineWarning, match="skipped an unreadable"):
+            assert [*entries, newer] == list(store.read())
+        assert [(LogDamageKind.TORN_LINE, f"{path}:4")] == [
+            (d.kind, d.where) for d in store.damage()
+        ]
+
+    def test_overlong_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A line longer than MAX_LOG_LINE_BYTES is skipped unread and reported as damaged."""
+        path, _ = _three(tmp_path)
+        monkeypatch.setattr(testlog, "MAX_LOG_LINE_BYTES", 2000)
+        path.write_bytes(path.read_bytes().splitlines(keepends=True)[0] + b"x" * 5000 + b"\n")
+        store = JsonlLogStore(path)
+        assert [(LogDamageKind.DAMAGED, f"{path}:2")] == [(d.kind, d.where) for d in store.damage()]

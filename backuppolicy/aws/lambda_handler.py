@@ -26,7 +26,7 @@ import boto3
 
 from backuppolicy.aws._client import AwsBackend
 from backuppolicy.exceptions import BackupPolicyError, PolicyError
-from backuppolicy.policy import Policy
+from backuppolicy.policy import MAX_POLICY_BYTES, Policy
 
 __all__ = ["ACTIONS", "handler", "load_policy"]
 
@@ -49,8 +49,24 @@ def load_policy(url: str, *, session: boto3.Session | None = None) -> Policy:
     if not bucket or not key:
         raise PolicyError.for_field("policy", "an s3://bucket/key URL of a policy file", url)
     backend = AwsBackend("lambda-handler", session=session)
-    body = backend.call("s3", "get_object", resource=url, Bucket=bucket, Key=key)["Body"].read()
-    text = body.decode("utf-8")
+    response = backend.call(
+        "s3",
+        "get_object",
+        resource=url,
+        Bucket=bucket,
+        Key=key,
+        Range=f"bytes=0-{MAX_POLICY_BYTES}",
+    )
+    body = response["Body"].read(MAX_POLICY_BYTES + 1)
+    total = str(response.get("ContentRange", "")).rpartition("/")[2]
+    if len(body) > MAX_POLICY_BYTES or (total.isdigit() and int(total) > MAX_POLICY_BYTES):
+        raise PolicyError.for_field(
+            "policy", f"a policy file of at most {MAX_POLICY_BYTES} bytes", url
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError.for_field("policy", "a UTF-8 policy file", url, hint=f"({exc})") from exc
     if key.lower().endswith(".toml"):
         return Policy.from_toml(text, source=url)
     if key.lower().endswith((".yaml", ".yml")):

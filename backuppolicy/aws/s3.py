@@ -55,6 +55,7 @@ from backuppolicy.exceptions import (
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
+    UnsafeArchiveError,
 )
 from backuppolicy.model import (
     TAG_HOLD,
@@ -91,6 +92,29 @@ _KIND_VERSION = "s3-version"
 _KIND_MARKER = "s3-delete-marker"
 _KIND_MANIFEST = "s3-manifest"
 _MANIFEST_FORMAT = "backuppolicy-s3-manifest/1"
+_MAX_MANIFEST_LINE = 64 * 1024  # one entry: a key of at most 1,024 bytes, a version id, an ETag
+_LINE_CHUNK = 64 * 1024
+
+
+class _Stream(Protocol):
+    def read(self, amt: int, /) -> bytes: ...
+
+
+def _bounded_lines(body: _Stream, where: str) -> Iterator[bytes]:
+    """The non-empty lines of a manifest stream; a line over `_MAX_MANIFEST_LINE` is refused."""
+    pending = b""
+    while chunk := body.read(_LINE_CHUNK):
+        lines = (pending + chunk).split(b"\n")
+        pending = lines.pop()
+        if len(pending) > _MAX_MANIFEST_LINE or any(len(x) > _MAX_MANIFEST_LINE for x in lines):
+            reason = f"has a line longer than {_MAX_MANIFEST_LINE} bytes; it was not read"
+            msg = f"manifest {where} {reason}"
+            raise UnsafeArchiveError(msg, result={"member": where, "reason": reason})
+        yield from (line for line in lines if line.strip())
+    if pending.strip():
+        yield pending
+
+
 _MAX_TAG_VALUE = 256
 _CURRENT_REASON = "current version of the key: never deleted"
 _NO_CONFIG_CODES = frozenset(
@@ -1242,7 +1266,7 @@ class S3Bucket(AwsBackend):
         )
         body = result["Body"]
         try:
-            for raw in body.iter_lines():
+            for raw in _bounded_lines(body, _s3_url(loc.bucket, loc.key)):
                 line = json.loads(raw)
                 if "format" not in line:
                     yield line
@@ -1269,7 +1293,12 @@ class S3Bucket(AwsBackend):
             try:
                 for line in self._manifest_lines(other):
                     listed.discard((str(line["key"]), str(line["version_id"])))
-            except (ValueError, KeyError, TypeError):  # not a manifest we can read: keep the data
+            except (
+                ValueError,
+                KeyError,
+                TypeError,
+                UnsafeArchiveError,
+            ):  # unreadable: keep the data
                 return []
         return [(key, version) for key, version in sorted(listed)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,9 +11,16 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from backuppolicy import testlog
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.exceptions import BackendError
-from backuppolicy.testlog import CorruptLogLineWarning, LogEntry, S3LogStore, TestLog
+from backuppolicy.testlog import (
+    CorruptLogLineWarning,
+    LogDamageKind,
+    LogEntry,
+    S3LogStore,
+    TestLog,
+)
 from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
 
 BUCKET = "acme-testing-log"
@@ -177,3 +185,58 @@ class TestS3LogStoreE2E:
         failed = e2e_log.record(result(NOW - timedelta(days=1), status="fail"))
         assert [failed] == e2e_log.failures(since=NOW - timedelta(days=7))
         assert passed == e2e_log.last_success("shop-db", "integrity")
+
+
+class TestS3LogDigests:
+    """Each S3 entry carries the SHA-256 of its content."""
+
+    def test_every_bit_flip_is_detected(self, log: TestLog, store: S3LogStore, s3: Any) -> None:
+        """A sample of 300 single-bit flips of a stored object: each is damage, none is read."""
+        entry = log.record(result(NOW, status=CheckStatus.FAIL))
+        key = store.key_for(entry)
+        original = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        missed = []
+        for n in range(300):
+            offset, bit = (n * 7919) % len(original), n % 8
+            data = bytearray(original)
+            data[offset] ^= 1 << bit
+            s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(data))
+            if [LogDamageKind.DAMAGED] != [d.kind for d in store.damage()]:
+                missed.append((offset, bit))
+        assert [] == missed
+
+    def test_changed_status_is_found_and_not_read(
+        self, log: TestLog, store: S3LogStore, s3: Any
+    ) -> None:
+        """A failure rewritten as a pass is skipped with a warning and reported by damage()."""
+        entry = log.record(result(NOW, status=CheckStatus.FAIL))
+        key = store.key_for(entry)
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body.replace(b'"fail"', b'"pass"'))
+        with pytest.warns(CorruptLogLineWarning, match="does not match its SHA-256"):
+            assert [] == list(store.read())
+        assert [(LogDamageKind.DAMAGED, f"s3://{BUCKET}/{key}")] == [
+            (d.kind, d.where) for d in log.damage()
+        ]
+
+    def test_legacy_object_is_read_with_a_note(
+        self, log: TestLog, store: S3LogStore, s3: Any
+    ) -> None:
+        """An object written before digests is read; a note says it cannot be checked."""
+        entry = log.record(result(NOW))
+        legacy = json.dumps(entry.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+        s3.put_object(Bucket=BUCKET, Key=store.key_for(entry), Body=legacy)
+        damage = store.damage()
+        assert ([entry], [(LogDamageKind.UNCHAINED, False)]) == (
+            list(store.read()),
+            [(d.kind, d.tampering) for d in damage],
+        )
+
+    def test_object_read_is_bounded(
+        self, log: TestLog, store: S3LogStore, s3: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """An object over MAX_LOG_LINE_BYTES is damage, read only up to the limit."""
+        monkeypatch.setattr(testlog, "MAX_LOG_LINE_BYTES", 100)
+        entry = log.record(result(NOW))
+        assert [LogDamageKind.DAMAGED] == [d.kind for d in store.damage()]
+        assert entry.id in store.damage()[0].where
