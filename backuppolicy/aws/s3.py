@@ -786,13 +786,14 @@ class S3Bucket(AwsBackend):
         yield from _group_by_key(entries)
 
     def _version_point(
-        self, entry: _Entry, *, replaced_at: datetime | None, current: bool
+        self, entry: _Entry, *, replaced_at: datetime | None, current: bool, ordinal: int
     ) -> RecoveryPoint:
         created = entry.last_modified if replaced_at is None else replaced_at
         return RecoveryPoint(
             id=f"{entry.key}@{entry.version_id}",
             target=self.name,
             created_at=created.astimezone(UTC),
+            ordinal=ordinal,
             kind=_KIND_MARKER if entry.is_marker else _KIND_VERSION,
             location=self.location,
             size_bytes=None if entry.is_marker else entry.size,
@@ -810,10 +811,19 @@ class S3Bucket(AwsBackend):
         )
 
     def _group_points(self, group: list[_Entry], *, markers: bool) -> Iterator[RecoveryPoint]:
+        """The points of one key's entries (listing order: newest first).
+
+        Each point's ``ordinal`` is its place in S3's listing, counted from the oldest entry
+        (the larger is newer). ``LastModified`` has one-second resolution and version ids
+        carry no time order on AWS, so the listing's order is what breaks ties of equal times.
+        """
         replaced_at: datetime | None = None
+        last = len(group) - 1
         for index, entry in enumerate(group):
             if markers or not entry.is_marker:
-                yield self._version_point(entry, replaced_at=replaced_at, current=index == 0)
+                yield self._version_point(
+                    entry, replaced_at=replaced_at, current=index == 0, ordinal=last - index
+                )
             replaced_at = entry.last_modified
 
     def list_points(self) -> Iterator[RecoveryPoint]:
@@ -1891,15 +1901,14 @@ class S3Bucket(AwsBackend):
         batch_size: int = DELETE_BATCH_LIMIT,
         page_size: int | None = None,
     ) -> RetentionRunReport:
-        """Plan per key and delete the planned noncurrent versions in batches, streaming.
+        """Plan per key, then delete the planned noncurrent versions in batches.
 
-        Memory holds one key's versions and one batch. A key is decided only once the listing has
-        moved past it, so a listing that fails part-way never deletes from a half-listed key;
-        batches already sent stay done (each was a complete, correct decision), and a re-run
-        continues. With Object Lock enabled on the bucket,
-        each version to delete is checked with ``HeadObject`` first and skipped when held or
-        retained. A version planned for deletion cannot become current again, so no other
-        re-check is needed.
+        The whole listing is read and planned before the first delete: a listing that fails
+        part-way (on any page) deletes nothing, and a re-run starts afresh. Memory holds one
+        key's versions while planning, then the ``(key, version id)`` pairs to delete. With
+        Object Lock enabled on the bucket, each version to delete is checked with
+        ``HeadObject`` first and skipped when held or retained. A version planned for deletion
+        cannot become current again, so no other re-check is needed.
 
         Raises:
             PolicyError: *batch_size* is not between 1 and 1000.
@@ -1915,23 +1924,25 @@ class S3Bucket(AwsBackend):
         requests = _Requests()
         counts: Counter[str] = Counter()
         locked = self._lock_enabled()
+        # List (and plan) everything first: nothing is deleted unless the listing completed.
+        planned: list[tuple[str, str]] = []
+        for plan in self._plan_keys(rule, now, tz, requests, page_size):
+            counts["keys"] += 1
+            counts["kept"] += len(plan.keep)
+            planned.extend(_split_id(point.id) for point in plan.delete)
         checked_now = datetime.now(UTC)
 
         def candidates() -> Iterator[tuple[str, str | None]]:
-            for plan in self._plan_keys(rule, now, tz, requests, page_size):
-                counts["keys"] += 1
-                counts["kept"] += len(plan.keep)
-                for point in plan.delete:
-                    key, version = _split_id(point.id)
-                    if locked:
-                        requests.add("HeadObject")
-                        head = self._head_or_none(key, version) or {}
-                        if self._lock_hold(head, key, version, checked_now) is not None:
-                            counts["held"] += 1
-                            counts["kept"] += 1
-                            continue
-                    counts["deleted"] += 1
-                    yield key, version
+            for key, version in planned:
+                if locked:
+                    requests.add("HeadObject")
+                    head = self._head_or_none(key, version) or {}
+                    if self._lock_hold(head, key, version, checked_now) is not None:
+                        counts["held"] += 1
+                        counts["kept"] += 1
+                        continue
+                counts["deleted"] += 1
+                yield key, version
 
         if dry_run:
             for _ in candidates():

@@ -522,6 +522,96 @@ class TestRetention:
         assert (2, 2, 4) == (report.deleted, report.batches, calls["DeleteObjects"])
         assert 3 == len(left)
 
+    def test_failed_later_page_deletes_nothing_already_planned(self, s3, monkeypatch):
+        """ListObjectVersions fails on page 6: nothing is deleted, not even on earlier pages.
+
+        The keys of the first pages were completely listed and decided; still nothing goes
+        (the README's promise: an error in the middle of a listing deletes nothing). The
+        failure is injected by a botocore event hook under moto; read-ahead is off so the
+        earlier pages are surely planned before it.
+        """
+        monkeypatch.setattr(s3_module, "_PREFETCH_PAGES", 0)
+        now = T0 + timedelta(days=100)
+        keys = [f"{name}.txt" for name in "abcdefgh"]
+        for days_ago in (100, 60):  # each key's old version was replaced 60 days ago
+            with _at(now - timedelta(days=days_ago)):
+                for key in keys:
+                    s3.put_object(Bucket=BUCKET, Key=key, Body=f"{key}{days_ago}".encode())
+        client = boto3.client("s3", region_name="us-east-1")
+        pages = Counter[str]()
+
+        def fail_on_page_6(**_kwargs: Any) -> Any:
+            pages["ListObjectVersions"] += 1
+            if pages["ListObjectVersions"] < 6:
+                return None
+            response = AWSResponse("https://s3", 403, {}, None)
+            return response, {
+                "Error": {"Code": "AccessDenied", "Message": "denied"},
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            }
+
+        client.meta.events.register("before-call.s3.ListObjectVersions", fail_on_page_6)
+        target = S3Bucket(
+            BUCKET,
+            clients={"s3": client},
+            retry=RetryPolicy(sleep=lambda _s: None),
+            account_id=ACCOUNT,
+        )
+        before = s3.list_object_versions(Bucket=BUCKET)["Versions"]
+
+        with pytest.raises(PermissionDeniedError):
+            # Two versions a page (one key), one batch per version.
+            target.apply_noncurrent_retention(
+                MaxAge(days=35), now=now, page_size=2, batch_size=1, max_workers=1
+            )
+
+        assert 6 == pages["ListObjectVersions"]
+        assert sorted(v["VersionId"] for v in before) == sorted(
+            v["VersionId"] for v in s3.list_object_versions(Bucket=BUCKET)["Versions"]
+        )
+
+    def test_equal_last_modified_keeps_the_newest_listed_version(self, s3):
+        """Versions written in one second are ordered by S3's listing (newest first), not by id.
+
+        moto's version ids are random, so this test writes keys (three versions each, within
+        one second) until one key's two noncurrent versions have ids ordered opposite to the
+        listing: the newer has the smaller id, so restic's id rule would call the older one
+        newer. Both were replaced in that second, so their times tie; KeepLast(2) keeps the
+        current version and the newer noncurrent one, and the apply deletes the older. (The
+        clock ticks: moto, like S3, then lists newest first, with LastModified in seconds.)
+        """
+        for attempt in range(64):
+            key = f"k{attempt:02d}"
+            with _at(T0 + timedelta(minutes=attempt)):
+                for body in (b"v1", b"v2", b"v3"):
+                    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+            listed = s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+            one_second = len({v["LastModified"] for v in listed}) == 1
+            if one_second and listed[1]["VersionId"] < listed[2]["VersionId"]:
+                break
+        else:  # pragma: no cover - probability 2**-64
+            pytest.fail("moto never gave a newer version a smaller id")
+        ids = [v["VersionId"] for v in listed]
+        # Like S3, moto lists the key's versions newest first (the test relies on it).
+        assert [b"v3", b"v2", b"v1"] == [
+            s3.get_object(Bucket=BUCKET, Key=key, VersionId=vid)["Body"].read() for vid in ids
+        ]
+        target = S3Bucket(BUCKET, prefix=key, account_id=ACCOUNT)
+        now = T0 + timedelta(days=1)
+
+        (plan,) = target.noncurrent_retention_plan(KeepLast(2), now=now)
+        report = target.apply_noncurrent_retention(KeepLast(2), now=now)
+
+        assert ([f"{key}@{ids[0]}", f"{key}@{ids[1]}"], [f"{key}@{ids[2]}"]) == (
+            [p.id for p in plan.keep],
+            [p.id for p in plan.delete],
+        )
+        assert 1 == report.deleted
+        assert [b"v3", b"v2"] == [
+            s3.get_object(Bucket=BUCKET, Key=key, VersionId=v["VersionId"])["Body"].read()
+            for v in s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+        ]
+
     @pytest.mark.parametrize("size", [0, DELETE_BATCH_LIMIT + 1, True])
     def test_batch_size_validated(self, target, size):
         """batch_size must be 1..1000: AWS's DeleteObjects limit is refused before any call."""
@@ -904,6 +994,28 @@ class TestStubbed:
         stubber.add_client_error("list_object_versions", "AccessDenied", http_status_code=403)
         with pytest.raises(PermissionDeniedError):
             target.apply_noncurrent_retention(MaxAge(days=35), now=T0 + timedelta(days=200))
+
+    def test_versions_in_one_second_follow_the_listing_order(self, stubbed):
+        """Equal LastModified, ids opposite to S3's listing: the first-listed version is kept.
+
+        KeepLast(2) keeps the current delete marker and the version S3 lists first (newest),
+        the deleted key's last content. Stubber: moto cannot be told which version ids to give.
+        """
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "list_object_versions",
+            {
+                "DeleteMarkers": [_marker("k", "a-marker", 0, latest=True)],
+                "Versions": [_version("k", "b", 0), _version("k", "c", 0), _version("k", "d", 0)],
+                "IsTruncated": False,
+            },
+            {"Bucket": BUCKET, "Prefix": ""},
+        )
+        (plan,) = target.noncurrent_retention_plan(KeepLast(2), now=T0 + timedelta(days=1))
+        assert (["k@a-marker", "k@b"], ["k@c", "k@d"]) == (
+            [p.id for p in plan.keep],
+            [p.id for p in plan.delete],
+        )
 
     def test_in_place_deletes_in_batches_of_1000(self, stubbed):
         """2500 keys created after T are removed with three DeleteObjects of 1000, 1000, 500."""
