@@ -440,7 +440,7 @@ def _s3_head(
     region: str | None,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-    if version_id and version_id != "null":
+    if version_id is not None:  # "null" too: the version written before versioning was enabled
         params["VersionId"] = version_id
     return call("s3", "head_object", resource=f"s3://{bucket}/{key}", region=region, **params)
 
@@ -1193,7 +1193,7 @@ def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept
     expected_sha256: str | None = None,
 ) -> _ObjectCheck:
     """Check one object version against what was recorded, downloading only when needed."""
-    label = f"s3://{bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
+    label = f"s3://{bucket}/{key}" + ("" if version_id is None else f"?versionId={version_id}")
     try:
         head = _s3_head(call, bucket, key, version_id, region)
     except ResourceNotFoundError:
@@ -1226,7 +1226,7 @@ def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept
             warnings.append(f"{label}: no stored checksum and content not read")
         return _ObjectCheck(key, version_id, method, tuple(issues), tuple(warnings))
     params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-    if version_id and version_id != "null":
+    if version_id is not None:  # "null" too: S3 addresses that version as versionId=null
         params["VersionId"] = version_id
     sha = hashlib.sha256()
     md5 = hashlib.md5()  # noqa: S324 - S3's ETag is an MD5; not used for security

@@ -1075,9 +1075,10 @@ class S3Bucket(AwsBackend):
     ) -> dict[str, Any] | None:
         bucket = bucket or self.bucket
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        # A copy store may be unversioned: its objects' version is "null", which is the only
-        # version of the key there. S3 accepts versionId=null, moto's HeadObject does not.
-        if version_id is not None and not (version_id == "null" and bucket != self.bucket):
+        # "null" is a version id like any other: S3 addresses the version written before
+        # versioning was enabled (and every object of an unversioned bucket) as versionId=null.
+        # Dropping it would read the current version instead.
+        if version_id is not None:
             params["VersionId"] = version_id
         try:
             return self.call(

@@ -67,6 +67,31 @@ def _live(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
     return {k: _body(s3, bucket, k) for k in keys if not k.startswith("_backuppolicy/")}
 
 
+@pytest.fixture(autouse=True)
+def _head_null_version_like_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's HeadObject accept ``versionId=null`` in a never-versioned bucket, as S3 does.
+
+    In a bucket where versioning was never enabled every object has the version id ``null``,
+    and S3 addresses it as ``versionId=null`` (https://docs.aws.amazon.com/AmazonS3/latest/
+    userguide/versioning-workflows.html: objects stored before versioning have version ID null).
+    moto's HeadObject answers 400 to any version id in such a bucket (its GetObject does not).
+    There the null version is the only version of the key, so the query without it is the same.
+    """
+    from moto.s3.responses import S3Response
+
+    original = S3Response.head_object
+
+    def head_object(
+        self: Any, bucket_name: str, query: dict[str, Any], key_name: str, headers: Any
+    ) -> Any:
+        never_versioned = self.backend.get_bucket(bucket_name).versioning_status is None
+        if never_versioned and query.get("versionId") == ["null"]:
+            query = {k: v for k, v in query.items() if k != "versionId"}
+        return original(self, bucket_name, query, key_name, headers)
+
+    monkeypatch.setattr(S3Response, "head_object", head_object)
+
+
 @pytest.fixture(name="s3")
 def _s3(aws: None) -> Any:
     client = boto3.client("s3", region_name="us-east-1")
@@ -1367,6 +1392,32 @@ class TestCopyStores:
         assert (set(), second_data) == (
             first_data & remaining,
             second_data & remaining,
+        )
+
+    def test_refresh_reads_the_null_version_of_a_store_versioned_later(self, s3, history):
+        """A re-read of a copy made in an unversioned store reads its ``null`` version.
+
+        After the store enables versioning and the key is overwritten, ``refresh`` still reads
+        the copy (versionId=null), not the current object.
+        """
+        s3.create_bucket(Bucket=OFFSITE)  # unversioned: the copy's version id is "null"
+        target = S3Bucket(BUCKET, account_id=ACCOUNT, copy_stores={STORE: "offsite"})
+        copy = target.copy(
+            target.create_backup(token=TOKEN), Destination(tier="offsite", store=STORE)
+        )
+        s3.put_bucket_versioning(Bucket=OFFSITE, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(
+            Bucket=OFFSITE, Key=copy.details["key"], Body=b"{}", Metadata={"objects": "99"}
+        )
+
+        fresh = target.refresh(copy)
+
+        assert "null" == copy.details["version_id"]
+        assert fresh is not None
+        assert (copy.size_bytes, copy.details["objects"], copy.created_at) == (
+            fresh.size_bytes,
+            fresh.details["objects"],
+            fresh.created_at,
         )
 
     def test_delete_keeps_data_another_copy_lists(self, s3, history):

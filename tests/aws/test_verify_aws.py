@@ -422,6 +422,58 @@ class TestS3:
         bad = IntegrityCheck().verify(bucket, manifest, context)
         assert (CheckStatus.FAIL, 1) == (bad.status, len(bad.issues))
 
+    @pytest.fixture(name="legacy")
+    def _legacy(self, aws: None) -> tuple[S3Bucket, Any]:
+        """A bucket whose object was written before versioning was enabled, then overwritten.
+
+        The first write is the "null" version (S3 addresses it as versionId=null); the
+        overwrite is the current version, of another size and content.
+        """
+        client = SESSION.client("s3")
+        client.create_bucket(Bucket="acme-legacy")
+        client.put_object(Bucket="acme-legacy", Key="img/old.png", Body=b"before versioning")
+        client.put_bucket_versioning(
+            Bucket="acme-legacy", VersioningConfiguration={"Status": "Enabled"}
+        )
+        target = S3Bucket("acme-legacy", prefix="img/", session=SESSION, region=REGION, retry=FAST)
+        return target, client
+
+    def test_null_version_is_the_one_checked(self, legacy, context):
+        """The integrity check of a noncurrent null version reads that version, not the current."""
+        target, client = legacy
+        client.put_object(Bucket="acme-legacy", Key="img/old.png", Body=b"after")
+        (point,) = [p for p in target.list_points() if p.details["version_id"] == "null"]
+        old = hashlib.sha256(b"before versioning").hexdigest()
+        new = hashlib.sha256(b"after").hexdigest()
+
+        right = IntegrityCheck(content="always").verify(
+            target, point.evolve(checksum=f"sha256:{old}"), context
+        )
+        wrong = IntegrityCheck(content="always").verify(
+            target, point.evolve(checksum=f"sha256:{new}"), context
+        )
+
+        assert (CheckStatus.PASS, len(b"before versioning"), old) == (
+            right.status,
+            right.evidence["downloaded_bytes"],
+            right.evidence["sha256"],
+        )
+        assert (CheckStatus.FAIL, old) == (wrong.status, wrong.evidence["sha256"])
+
+    def test_manifest_listing_a_null_version_checks_it(self, legacy, context):
+        """A manifest that lists key@null checks the null version after the key is overwritten."""
+        target, client = legacy
+        manifest = target.create_backup(token="t1")
+        client.put_object(Bucket="acme-legacy", Key="img/old.png", Body=b"after")
+
+        result = IntegrityCheck(content="always").verify(target, manifest, context)
+
+        assert ["null"] == [line["version_id"] for line in target.read_manifest(manifest)]
+        assert (CheckStatus.PASS, len(b"before versioning")) == (
+            result.status,
+            result.evidence["downloaded_bytes"],
+        ), result.details
+
     def test_versioning_and_object_lock(self, bucket, s3, context):
         """Versioning passes when enabled; Object Lock off fails, or warns when not required."""
         assert CheckStatus.PASS == VersioningEnabled().verify(bucket, None, context).status
