@@ -42,6 +42,7 @@ from backuppolicy.model import TAG_POLICY, TAG_TARGET, TAG_TIER, LegalHold, Reco
 from backuppolicy.retention import KeepDaily, KeepLast, MaxAge
 from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
 from backuppolicy.testing import BackupTargetContract
+from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
 
 BUCKET = "assets"
 DEST = "assets-restored"
@@ -95,9 +96,9 @@ def _head_null_version_like_aws(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(name="s3")
 def _s3(aws: None) -> Any:
     client = boto3.client("s3", region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
+    create_bucket(client, Bucket=BUCKET)
     client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    client.create_bucket(Bucket=DEST)
+    create_bucket(client, Bucket=DEST)
     return client
 
 
@@ -166,7 +167,7 @@ class TestSettings:
 
     def test_ensure_versioning_enables_and_reports_before(self, s3):
         """ensure_versioning turns versioning on and returns the earlier status."""
-        s3.create_bucket(Bucket="plain")
+        create_bucket(s3, Bucket="plain")
         target = S3Bucket("plain", account_id=ACCOUNT)
         assert ("Disabled", "Enabled", "Enabled") == (
             target.ensure_versioning(),
@@ -174,20 +175,42 @@ class TestSettings:
             target.ensure_versioning(),
         )
 
-    def test_settings_of_a_plain_bucket(self, target):
-        """A bucket without lock, encryption or public access block reads as such."""
+    def test_settings_of_a_new_bucket(self, target):
+        """A new bucket as AWS creates it: SSE-S3 default encryption, all public access blocked.
+
+        (moto creates buckets without either; `create_bucket` sets AWS's defaults explicitly.)
+        """
         settings = target.settings()
-        assert (True, False, False, None, False) == (
+        assert (True, False, False, "AES256", None, True) == (
             settings.versioned,
             settings.mfa_delete,
             settings.object_lock,
             settings.encryption,
+            settings.kms_key_id,
             settings.blocks_public_access,
         )
 
+    def test_settings_once_public_access_is_opened(self, target, s3):
+        """A bucket whose public access block was removed, or one flag turned off, does not block."""
+        s3.put_public_access_block(
+            Bucket=BUCKET,
+            PublicAccessBlockConfiguration={
+                **dict.fromkeys(PUBLIC_ACCESS_FLAGS, True),
+                "RestrictPublicBuckets": False,
+            },
+        )
+        one_off = target.settings().blocks_public_access
+        s3.delete_public_access_block(Bucket=BUCKET)
+        removed = target.settings()
+        assert (False, False, {}) == (
+            one_off,
+            removed.blocks_public_access,
+            dict(removed.public_access_block),
+        )
+
     def test_settings_of_a_protected_bucket(self, s3):
-        """Object Lock, KMS default encryption and the public access block are reported."""
-        s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+        """Object Lock, KMS default encryption (replacing SSE-S3) and the block are reported."""
+        create_bucket(s3, Bucket="locked", ObjectLockEnabledForBucket=True)
         s3.put_bucket_encryption(
             Bucket="locked",
             ServerSideEncryptionConfiguration={
@@ -200,15 +223,6 @@ class TestSettings:
                     }
                 ]
             },
-        )
-        flags = (
-            "BlockPublicAcls",
-            "IgnorePublicAcls",
-            "BlockPublicPolicy",
-            "RestrictPublicBuckets",
-        )
-        s3.put_public_access_block(
-            Bucket="locked", PublicAccessBlockConfiguration=dict.fromkeys(flags, True)
         )
         settings = S3Bucket("locked", account_id=ACCOUNT).settings()
         assert (True, True, "aws:kms", "alias/backups", True) == (
@@ -313,7 +327,7 @@ class TestDelete:
 class TestLegalHolds:
     @pytest.fixture(name="locked")
     def _locked(self, s3: Any) -> S3Bucket:
-        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="vault", ObjectLockEnabledForBucket=True)
         s3.put_object(Bucket="vault", Key="k", Body=b"1")
         s3.put_object(Bucket="vault", Key="k", Body=b"2")
         return S3Bucket("vault", account_id=ACCOUNT)
@@ -340,7 +354,7 @@ class TestLegalHolds:
 
     def test_retention_until_future_counts_as_hold(self, s3):
         """An unexpired Object Lock retention protects the version like a hold."""
-        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="vault", ObjectLockEnabledForBucket=True)
         s3.put_object(
             Bucket="vault",
             Key="k",
@@ -508,7 +522,7 @@ class TestRetention:
 
     def test_apply_skips_object_lock_held_versions(self, s3):
         """With Object Lock, held versions planned for deletion are skipped and counted."""
-        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="vault", ObjectLockEnabledForBucket=True)
         with _at(T0):
             s3.put_object(Bucket="vault", Key="k", Body=b"1")
             old = s3.put_object(Bucket="vault", Key="j", Body=b"1")["VersionId"]
@@ -657,8 +671,13 @@ class TestRetention:
         with pytest.raises(PolicyError, match="^rule: expected MaxAge"):
             target.lifecycle_rule_for(rule)
 
-    def test_put_lifecycle_rule_keeps_other_rules(self, target, s3):
-        """Our rule is added next to existing ones and replaced on the next put."""
+    def test_put_lifecycle_rule_keeps_other_rules(self, s3):
+        """Our rule is added next to existing ones and replaced on the next put.
+
+        The assertions are on the PutBucketLifecycleConfiguration requests the library sends,
+        captured with a botocore event hook, not on what moto returns: moto drops
+        ``NewerNoncurrentVersions`` when the configuration is read back; S3 keeps it.
+        """
         other = {
             "ID": "logs",
             "Filter": {"Prefix": "logs/"},
@@ -668,11 +687,27 @@ class TestRetention:
         s3.put_bucket_lifecycle_configuration(
             Bucket=BUCKET, LifecycleConfiguration={"Rules": [other]}
         )
-        target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=35)))
+        client = boto3.client("s3", region_name="us-east-1")
+        sent: list[list[dict[str, Any]]] = []
+
+        def capture(params: dict[str, Any], **_kwargs: Any) -> None:
+            sent.append(params["LifecycleConfiguration"]["Rules"])
+
+        client.meta.events.register(
+            "provide-client-params.s3.PutBucketLifecycleConfiguration", capture
+        )
+        target = S3Bucket(BUCKET, clients={"s3": client}, account_id=ACCOUNT)
+        ours = f"backuppolicy-noncurrent-{BUCKET}"
+
+        target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=35) | KeepLast(3)))
         target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=40)))
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
-        assert ["logs", f"backuppolicy-noncurrent-{BUCKET}"] == [r["ID"] for r in rules]
-        assert {"NoncurrentDays": 40} == rules[1]["NoncurrentVersionExpiration"]
+
+        assert [["logs", ours], ["logs", ours]] == [[r["ID"] for r in rules] for rules in sent]
+        assert (other, other) == (sent[0][0], sent[1][0])
+        assert [
+            {"NoncurrentDays": 35, "NewerNoncurrentVersions": 2},
+            {"NoncurrentDays": 40},
+        ] == [rules[1]["NoncurrentVersionExpiration"] for rules in sent]
 
 
 class TestRestoreToTime:
@@ -1195,7 +1230,7 @@ class TestS3BucketContract(BackupTargetContract):
 
     @pytest.fixture(name="target")
     def _contract_target(self, s3: Any) -> S3Bucket:
-        s3.create_bucket(Bucket="contract", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="contract", ObjectLockEnabledForBucket=True)
         s3.put_object(Bucket="contract", Key="data/a.txt", Body=b"a1")
         s3.put_object(Bucket="contract", Key="data/a.txt", Body=b"a2")
         return S3Bucket(
@@ -1266,8 +1301,8 @@ class TestCopyStores:
     @pytest.fixture(name="offsite")
     def _offsite(self, s3: Any) -> Any:
         client = boto3.client("s3", region_name=OFFSITE_REGION)
-        client.create_bucket(
-            Bucket=OFFSITE, CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION}
+        create_bucket(
+            client, Bucket=OFFSITE, CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION}
         )
         client.put_bucket_versioning(Bucket=OFFSITE, VersioningConfiguration={"Status": "Enabled"})
         return client
@@ -1400,7 +1435,7 @@ class TestCopyStores:
         After the store enables versioning and the key is overwritten, ``refresh`` still reads
         the copy (versionId=null), not the current object.
         """
-        s3.create_bucket(Bucket=OFFSITE)  # unversioned: the copy's version id is "null"
+        create_bucket(s3, Bucket=OFFSITE)  # unversioned: the copy's version id is "null"
         target = S3Bucket(BUCKET, account_id=ACCOUNT, copy_stores={STORE: "offsite"})
         copy = target.copy(
             target.create_backup(token=TOKEN), Destination(tier="offsite", store=STORE)
@@ -1422,7 +1457,7 @@ class TestCopyStores:
 
     def test_delete_keeps_data_another_copy_lists(self, s3, history):
         """In an unversioned store both copies list the same 'null' versions: they are kept."""
-        s3.create_bucket(Bucket=OFFSITE)
+        create_bucket(s3, Bucket=OFFSITE)
         target = S3Bucket(BUCKET, account_id=ACCOUNT, copy_stores={STORE: "offsite"})
         destination = Destination(tier="offsite", store=STORE)
         first = target.copy(target.create_backup(token=TOKEN), destination)
@@ -1481,8 +1516,10 @@ class TestCopyStoresInWorkflows:
     @pytest.fixture(name="world")
     def _world(self, s3: Any) -> Any:
         offsite = boto3.client("s3", region_name=OFFSITE_REGION)
-        offsite.create_bucket(
-            Bucket=OFFSITE, CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION}
+        create_bucket(
+            offsite,
+            Bucket=OFFSITE,
+            CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION},
         )
         offsite.put_bucket_versioning(Bucket=OFFSITE, VersioningConfiguration={"Status": "Enabled"})
         s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a1")

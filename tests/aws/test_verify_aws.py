@@ -36,6 +36,7 @@ from backuppolicy.verify import (
     VersioningEnabled,
     sweep_restore_tests,
 )
+from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
 
 REGION = "us-east-1"
 # One session for every test: each new session parses the service models again.
@@ -324,7 +325,7 @@ class TestSweepRds:
 @pytest.fixture(name="s3")
 def _s3(aws: None) -> Any:
     client = SESSION.client("s3")
-    client.create_bucket(Bucket="acme-assets")
+    create_bucket(client, Bucket="acme-assets")
     client.put_bucket_versioning(
         Bucket="acme-assets", VersioningConfiguration={"Status": "Enabled"}
     )
@@ -430,7 +431,7 @@ class TestS3:
         overwrite is the current version, of another size and content.
         """
         client = SESSION.client("s3")
-        client.create_bucket(Bucket="acme-legacy")
+        create_bucket(client, Bucket="acme-legacy")
         client.put_object(Bucket="acme-legacy", Key="img/old.png", Body=b"before versioning")
         client.put_bucket_versioning(
             Bucket="acme-legacy", VersioningConfiguration={"Status": "Enabled"}
@@ -487,21 +488,32 @@ class TestS3:
         assert CheckStatus.FAIL == VersioningEnabled().verify(bucket, None, context).status
 
     def test_public_access_block(self, bucket, s3, context):
-        """No public access block fails NotPublic; all four flags set passes."""
-        assert CheckStatus.FAIL == NotPublic().verify(bucket, None, context).status
+        """A new bucket passes NotPublic (AWS blocks public access by default).
+
+        It fails once a flag is turned off or the block is removed.
+        """
+        new = NotPublic().verify(bucket, None, context).status
         s3.put_public_access_block(
             Bucket="acme-assets",
-            PublicAccessBlockConfiguration=dict.fromkeys(
-                (
-                    "BlockPublicAcls",
-                    "IgnorePublicAcls",
-                    "BlockPublicPolicy",
-                    "RestrictPublicBuckets",
-                ),
-                True,
-            ),
+            PublicAccessBlockConfiguration={
+                **dict.fromkeys(PUBLIC_ACCESS_FLAGS, True),
+                "BlockPublicPolicy": False,
+            },
         )
-        assert CheckStatus.PASS == NotPublic().verify(bucket, None, context).status
+        one_off = NotPublic().verify(bucket, None, context).status
+        s3.delete_public_access_block(Bucket="acme-assets")
+        removed = NotPublic().verify(bucket, None, context).status
+        assert (CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.FAIL) == (new, one_off, removed)
+
+    def test_new_objects_are_encrypted_like_aws(self, bucket, s3, context):
+        """AWS encrypts every new object with SSE-S3: Encrypted passes, naming no KMS key."""
+        s3.put_object(Bucket="acme-assets", Key="img/s.png", Body=b"s")
+        result = Encrypted().verify(bucket, _version(bucket, "img/s.png"), context)
+        assert (CheckStatus.PASS, True, "AES256") == (
+            result.status,
+            result.evidence["encrypted"],
+            result.evidence["kms_key_id"],
+        )
 
     def test_restore_test_with_object_probe(self, bucket, s3, context):
         """A manifest restores under a scratch prefix; the probe finds the object; the prefix is purged."""
