@@ -325,6 +325,11 @@ def _points(target: BackupTarget, context: VerifyContext) -> Sequence[RecoveryPo
     return context.points or list(target.list_points())
 
 
+def _order_key(point: RecoveryPoint) -> tuple[datetime, bool, int, str]:
+    """Newest last: `RecoveryPoint.order_key` (ties follow the backend's order, then the id)."""
+    return point.order_key
+
+
 def _newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> RecoveryPoint | None:
     """The newest completed backup (object versions are data, not backups) in *tier* (any)."""
     good = [
@@ -332,7 +337,7 @@ def _newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> Re
         for p in points
         if p.is_good and p.kind != "s3-version" and (tier is None or p.tier == tier)
     ]
-    return max(good, key=lambda p: (p.created_at, p.id), default=None)
+    return max(good, key=_order_key, default=None)
 
 
 def _spec_of(policy: Any, target: BackupTarget) -> Any:
@@ -2114,7 +2119,7 @@ def _chosen_points(
     for tier in dict.fromkeys(p.tier for p in wanted):
         in_tier = [p for p in wanted if p.tier == tier]
         backups = [p for p in in_tier if p.kind != "s3-version"] or in_tier
-        chosen.append(max(backups, key=lambda p: (p.created_at, p.id)))
+        chosen.append(max(backups, key=_order_key))
     return chosen
 
 
@@ -2346,9 +2351,7 @@ def restore_test(
         newest = (
             _newest_good(points, source_tier)
             or _newest_good(points)
-            or max(
-                (p for p in points if p.is_good), key=lambda p: (p.created_at, p.id), default=None
-            )
+            or max((p for p in points if p.is_good), key=_order_key, default=None)
         )
         results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
     _record(log, results)

@@ -34,6 +34,7 @@ from backuppolicy.verify import (
     SettingsMatchPolicy,
     VerifyContext,
     VersioningEnabled,
+    _chosen_points,
     sweep_restore_tests,
 )
 from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
@@ -474,6 +475,21 @@ class TestS3:
             result.status,
             result.evidence["downloaded_bytes"],
         ), result.details
+
+    def test_newest_version_chosen_by_listing_order_on_ties(self, bucket, s3):
+        """Versions of one second: the check picks the version S3 lists first, not the larger id."""
+        with time_machine.travel(datetime(2026, 1, 1, 10, tzinfo=UTC), tick=True):
+            for body in (b"v1", b"v2"):  # moto, like S3, stamps LastModified in whole seconds
+                s3.put_object(Bucket="acme-assets", Key="img/t.png", Body=body)
+        points = list(bucket.list_points())
+        newest = next(p for p in points if p.details["is_latest"])
+        # Give the older version the larger id: S3's ids carry no time order.
+        older = next(p for p in points if not p.details["is_latest"])
+        renamed = [older.evolve(id="img/t.png@zzz"), newest.evolve(id="img/t.png@aaa")]
+
+        (chosen,) = _chosen_points(renamed, None, all_points=False)
+
+        assert (newest.created_at, "img/t.png@aaa") == (older.created_at, chosen.id)
 
     def test_versioning_and_object_lock(self, bucket, s3, context):
         """Versioning passes when enabled; Object Lock off fails, or warns when not required."""
