@@ -101,6 +101,7 @@ _Out: TypeAlias = dict[str, list[str]]
 _ROW_FIELDS = operator.attrgetter("target", "created_at", "id", "status", "managed", "legal_hold")
 _ITEM0 = operator.itemgetter(0)
 _order_key = operator.attrgetter("order_key")
+_ORDINAL = operator.attrgetter("ordinal")
 _ITEM1 = operator.itemgetter(1)
 _ITEM2 = operator.itemgetter(2)
 _ITEM3 = operator.itemgetter(3)
@@ -256,7 +257,11 @@ def _group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) ->
         rows.sort(key=_ITEM0, reverse=True)
         created = list(map(_ITEM0, rows))
         if any(map(operator.eq, created, itertools.islice(created, 1, None))):
-            rows.sort(key=_row_order, reverse=True)
+            ordinals = list(map(_ORDINAL, map(_ITEM5, rows)))
+            if ordinals.count(None) == len(ordinals):  # no backend order: (created_at, id)
+                rows.sort(reverse=True)
+            else:
+                rows.sort(key=_row_order, reverse=True)
             created = list(map(_ITEM0, rows))
         result.append(_Group(target, rows, created))
     return result
