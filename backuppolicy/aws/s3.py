@@ -131,7 +131,9 @@ class S3Settings:
         mfa_delete: Whether MFA delete is enabled (it can only be changed by the root user).
         object_lock: Whether Object Lock is enabled on the bucket.
         object_lock_default: Default retention (``{"Mode": ..., "Days": ...}``), if any.
-        encryption: Default encryption algorithm (``"AES256"``, ``"aws:kms"``), or ``None``.
+        encryption: Default encryption algorithm (``"AES256"``, ``"aws:kms"``), or ``None`` when
+            the bucket has none. AWS gives every bucket SSE-S3 (``"AES256"``) since January 2023,
+            so ``None`` means an emulator or a non-AWS S3, and counts as unencrypted.
         kms_key_id: KMS key of the default encryption, if any.
         public_access_block: The four public-access-block flags (empty if none is set).
     """
