@@ -447,7 +447,17 @@ def _s3_head(
     params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
     if version_id is not None:  # "null" too: the version written before versioning was enabled
         params["VersionId"] = version_id
-    return call("s3", "head_object", resource=f"s3://{bucket}/{key}", region=region, **params)
+    resource = f"s3://{bucket}/{key}"
+    try:
+        return call("s3", "head_object", resource=resource, region=region, **params)
+    except BackendError as exc:
+        from backuppolicy.aws.s3 import null_version_refused  # noqa: PLC0415 - boto3 stays lazy
+
+        if not null_version_refused(exc, version_id):
+            raise
+    # An emulator refused versionId=null in a never-versioned bucket: the only version there.
+    del params["VersionId"]
+    return call("s3", "head_object", resource=resource, region=region, **params)
 
 
 def _s3_location(target: object, point: RecoveryPoint) -> tuple[str, str, str | None]:

@@ -271,6 +271,16 @@ class _Entry:
 # Helpers ----------------------------------------------------------------
 
 
+def null_version_refused(exc: BackendError, version_id: str | None) -> bool:
+    """Whether *exc* is a bare 400 to ``HeadObject`` with ``versionId=null``.
+
+    S3 accepts ``versionId=null`` in every bucket. moto answers HeadObject with a bare 400
+    (no error code) when the bucket's versioning was never enabled, where the null version is
+    the key's only version; callers then repeat the request without the version id.
+    """
+    return version_id == "null" and exc.code in {"400", "BadRequest"}
+
+
 def _split_id(point_id: str) -> tuple[str, str]:
     key, sep, version = point_id.rpartition("@")
     if not sep or not key or not version:
@@ -1082,10 +1092,19 @@ class S3Bucket(AwsBackend):
         # Dropping it would read the current version instead.
         if version_id is not None:
             params["VersionId"] = version_id
+        resource = _s3_url(bucket, key)
         try:
-            return self.call(
-                "s3", "head_object", resource=_s3_url(bucket, key), region=region, **params
-            )
+            return self.call("s3", "head_object", resource=resource, region=region, **params)
+        except ResourceNotFoundError:
+            return None
+        except BackendError as exc:
+            if not null_version_refused(exc, version_id):
+                raise
+        # An emulator (moto) refused versionId=null in a never-versioned bucket, where the null
+        # version is the key's only version: the request without it reads the same object.
+        del params["VersionId"]
+        try:
+            return self.call("s3", "head_object", resource=resource, region=region, **params)
         except ResourceNotFoundError:
             return None
 

@@ -31,8 +31,10 @@ from backuppolicy.aws.s3 import (
     S3Bucket,
     _decide,
     _Entry,
+    null_version_refused,
 )
 from backuppolicy.exceptions import (
+    BackendError,
     PermissionDeniedError,
     PolicyError,
     ProtectedPointError,
@@ -66,31 +68,6 @@ def _live(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     keys = [o["Key"] for page in pages for o in page.get("Contents", [])]
     return {k: _body(s3, bucket, k) for k in keys if not k.startswith("_backuppolicy/")}
-
-
-@pytest.fixture(autouse=True)
-def _head_null_version_like_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make moto's HeadObject accept ``versionId=null`` in a never-versioned bucket, as S3 does.
-
-    In a bucket where versioning was never enabled every object has the version id ``null``,
-    and S3 addresses it as ``versionId=null`` (https://docs.aws.amazon.com/AmazonS3/latest/
-    userguide/versioning-workflows.html: objects stored before versioning have version ID null).
-    moto's HeadObject answers 400 to any version id in such a bucket (its GetObject does not).
-    There the null version is the only version of the key, so the query without it is the same.
-    """
-    from moto.s3.responses import S3Response
-
-    original = S3Response.head_object
-
-    def head_object(
-        self: Any, bucket_name: str, query: dict[str, Any], key_name: str, headers: Any
-    ) -> Any:
-        never_versioned = self.backend.get_bucket(bucket_name).versioning_status is None
-        if never_versioned and query.get("versionId") == ["null"]:
-            query = {k: v for k, v in query.items() if k != "versionId"}
-        return original(self, bucket_name, query, key_name, headers)
-
-    monkeypatch.setattr(S3Response, "head_object", head_object)
 
 
 @pytest.fixture(name="s3")
@@ -873,6 +850,23 @@ class TestDecide:
             _decide(group, cutoff, in_place=False)[0],
             _decide(group, cutoff, in_place=False)[2],
         )
+
+
+class TestNullVersionRefused:
+    @pytest.mark.parametrize(
+        ("code", "version", "expected"),
+        [
+            ("400", "null", True),
+            ("BadRequest", "null", True),
+            ("400", "v1", False),
+            ("AccessDenied", "null", False),
+            ("400", None, False),
+        ],
+    )
+    def test_only_a_bare_400_to_the_null_version(self, code, version, expected):
+        """Only moto's bare 400 to versionId=null is retried without the version id."""
+        error = BackendError("x", backend="b", operation="HeadObject", code=code)
+        assert expected is null_version_refused(error, version)
 
 
 class TestPrefetcher:

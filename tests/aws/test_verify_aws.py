@@ -462,6 +462,26 @@ class TestS3:
         )
         assert (CheckStatus.FAIL, old) == (wrong.status, wrong.evidence["sha256"])
 
+    def test_null_version_of_a_never_versioned_bucket(self, aws, context):
+        """In a bucket never versioned every object is its null version; the check reads it.
+
+        (moto refuses versionId=null there with a bare 400, S3 does not: the check then asks
+        without the version id, which names the same, only, version.)
+        """
+        client = SESSION.client("s3")
+        create_bucket(client, Bucket="acme-plain")
+        client.put_object(Bucket="acme-plain", Key="img/p.png", Body=b"plain")
+        target = S3Bucket("acme-plain", prefix="img/", session=SESSION, region=REGION, retry=FAST)
+        (point,) = target.list_points()
+
+        result = IntegrityCheck(content="always").verify(target, point, context)
+
+        assert ("img/p.png@null", CheckStatus.PASS, 5) == (
+            point.id,
+            result.status,
+            result.evidence["downloaded_bytes"],
+        )
+
     def test_manifest_listing_a_null_version_checks_it(self, legacy, context):
         """A manifest that lists key@null checks the null version after the key is overwritten."""
         target, client = legacy
