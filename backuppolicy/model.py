@@ -132,6 +132,11 @@ def _size(_inst: object, attribute: attrs.Attribute[Any], value: int | None) -> 
         raise PolicyError.for_field(attribute.name, "None or an integer >= 0", value)
 
 
+def _ordinal(_inst: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise PolicyError.for_field(attribute.name, "None or an integer", value)
+
+
 class Status(enum.Enum):
     """State of a recovery point.
 
@@ -230,6 +235,12 @@ class RecoveryPoint:
         checksum: Content checksum (``sha256:<hex>``) if known.
         managed: Whether this library created the point for this policy and may delete it.
         details: Backend-specific facts (ARN, KMS key, snapshot ids of a multi-volume backup ...).
+        ordinal: The backend's own order of the target's points, where it knows one: the larger
+            ordinal is the newer point. It only breaks ties of equal `created_at` between
+            points of one target (S3 lists a key's versions newest first, while their
+            ``LastModified`` has one-second resolution). ``None`` (the default) where the
+            backend has no order; such ties fall back to restic's rule (the larger id is newer).
+            A fact of the listing, not of the copy: points are equal whatever their ordinals.
     """
 
     id: str = attrs.field(validator=_non_empty_str)
@@ -252,6 +263,25 @@ class RecoveryPoint:
     checksum: str | None = attrs.field(default=None, kw_only=True)
     managed: bool = attrs.field(default=True, kw_only=True)
     details: Mapping[str, Any] = attrs.field(factory=dict, hash=False, kw_only=True, repr=False)
+    ordinal: int | None = attrs.field(default=None, validator=_ordinal, kw_only=True, eq=False)
+
+    @property
+    def order_key(self) -> tuple[datetime, bool, int, str]:
+        """Sort key of the points of one target: the larger key is the newer point.
+
+        Newer `created_at` first; on equal times a point with an `ordinal` is newer than one
+        without, the larger ordinal is newer, and last the larger id (restic's rule). It is a
+        total order, so results never depend on the order in which points were listed.
+
+        Example:
+            >>> at = datetime(2026, 11, 25, tzinfo=UTC)
+            >>> a = RecoveryPoint(id="k@zzz", target="t", created_at=at, ordinal=0)
+            >>> b = RecoveryPoint(id="k@aaa", target="t", created_at=at, ordinal=1)
+            >>> max([a, b], key=lambda p: p.order_key).id
+            'k@aaa'
+        """
+        ordinal = self.ordinal
+        return (self.created_utc, ordinal is not None, ordinal or 0, self.id)
 
     @property
     def is_good(self) -> bool:

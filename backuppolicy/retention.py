@@ -13,8 +13,10 @@ combine by union with ``|``::
 Semantics, in short (the explanation page has the long form):
 
 * Points are grouped by the point's ``target``; every target is evaluated on its own.
-* Order is newest first by ``created_at``; equal times are ordered by ``id``
-  descending (the larger id counts as the newer point), so the input order never matters.
+* Order is newest first by ``created_at``; equal times are ordered by the backend's own
+  order where it has one (the larger `RecoveryPoint.ordinal` is newer: S3 lists a key's
+  versions newest first), else by ``id`` descending (restic's rule: the larger id counts as
+  the newer point). See `RecoveryPoint.order_key`; the input order never matters.
 * Count and per-period rules (`KeepLast`, `KeepHourly` ... `KeepYearly`,
   ``KeepWithin(per=...)``) and the reference point of `KeepWithin` consider only
   completed points. `MaxAge`, plain `KeepWithin` and `KeepTags` apply to any status.
@@ -98,6 +100,8 @@ _Out: TypeAlias = dict[str, list[str]]
 
 _ROW_FIELDS = operator.attrgetter("target", "created_at", "id", "status", "managed", "legal_hold")
 _ITEM0 = operator.itemgetter(0)
+_order_key = operator.attrgetter("order_key")
+_ORDINAL = operator.attrgetter("ordinal")
 _ITEM1 = operator.itemgetter(1)
 _ITEM2 = operator.itemgetter(2)
 _ITEM3 = operator.itemgetter(3)
@@ -107,7 +111,7 @@ _is_completed = functools.partial(operator.is_, _COMPLETED)
 _is_pending = functools.partial(operator.is_, _PENDING)
 
 # One row per point: (created_at in UTC, id, status, managed, legal_hold, point). Rows sort
-# by (created_at, id); ids are unique, so a comparison never looks further.
+# by created_at, and on ties by the point's `RecoveryPoint.order_key` (`_row_order`).
 _Row: TypeAlias = tuple[datetime, str, Status, bool, LegalHold | None, RecoveryPoint]
 
 
@@ -247,15 +251,26 @@ def _group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) ->
     result = []
     for target in sorted(groups):
         rows = groups[target]
-        # Newest first; on equal created_at the larger id first. Sorting on created_at
-        # alone is cheaper; only if two points share a time do we sort on (created_at, id).
+        # Newest first; on equal created_at the backend's order (ordinal) first, then the
+        # larger id (RecoveryPoint.order_key). Sorting on created_at alone is cheaper; only
+        # if two points share a time do we sort on the whole key.
         rows.sort(key=_ITEM0, reverse=True)
         created = list(map(_ITEM0, rows))
         if any(map(operator.eq, created, itertools.islice(created, 1, None))):
-            rows.sort(reverse=True)
+            ordinals = list(map(_ORDINAL, map(_ITEM5, rows)))
+            if ordinals.count(None) == len(ordinals):  # no backend order: (created_at, id)
+                rows.sort(reverse=True)
+            else:
+                rows.sort(key=_row_order, reverse=True)
             created = list(map(_ITEM0, rows))
         result.append(_Group(target, rows, created))
     return result
+
+
+def _row_order(row: _Row) -> tuple[datetime, bool, int, str]:
+    """`RecoveryPoint.order_key` of a row (its time already in UTC)."""
+    ordinal = row[5].ordinal
+    return (row[0], ordinal is not None, ordinal or 0, row[1])
 
 
 def _raise_duplicate(ids: list[str]) -> None:
@@ -1323,7 +1338,7 @@ _HEADER = ("action", "target", "id", "created (UTC)", "status", "reasons")
 class RetentionPlan:
     """The result of planning: every point is in exactly one of ``keep`` and ``delete``.
 
-    Both lists are ordered by target name, then newest first (ties: larger id first).
+    Both lists are ordered by target name, then newest first (ties: `RecoveryPoint.order_key`).
     ``reasons`` has at least one reason for every point, keep or delete.
 
     Example:
@@ -1484,6 +1499,6 @@ class RetentionPlan:
 
 
 def _plan_order(points: list[RecoveryPoint]) -> list[RecoveryPoint]:
-    ordered = sorted(points, key=lambda p: (_utc(p.created_at), p.id), reverse=True)
+    ordered = sorted(points, key=_order_key, reverse=True)
     ordered.sort(key=lambda p: p.target)
     return ordered

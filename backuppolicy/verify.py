@@ -325,6 +325,11 @@ def _points(target: BackupTarget, context: VerifyContext) -> Sequence[RecoveryPo
     return context.points or list(target.list_points())
 
 
+def _order_key(point: RecoveryPoint) -> tuple[datetime, bool, int, str]:
+    """Newest last: `RecoveryPoint.order_key` (ties follow the backend's order, then the id)."""
+    return point.order_key
+
+
 def _newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> RecoveryPoint | None:
     """The newest completed backup (object versions are data, not backups) in *tier* (any)."""
     good = [
@@ -332,7 +337,7 @@ def _newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> Re
         for p in points
         if p.is_good and p.kind != "s3-version" and (tier is None or p.tier == tier)
     ]
-    return max(good, key=lambda p: (p.created_at, p.id), default=None)
+    return max(good, key=_order_key, default=None)
 
 
 def _spec_of(policy: Any, target: BackupTarget) -> Any:
@@ -440,9 +445,19 @@ def _s3_head(
     region: str | None,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-    if version_id and version_id != "null":
+    if version_id is not None:  # "null" too: the version written before versioning was enabled
         params["VersionId"] = version_id
-    return call("s3", "head_object", resource=f"s3://{bucket}/{key}", region=region, **params)
+    resource = f"s3://{bucket}/{key}"
+    try:
+        return call("s3", "head_object", resource=resource, region=region, **params)
+    except BackendError as exc:
+        from backuppolicy.aws.s3 import null_version_refused  # noqa: PLC0415 - boto3 stays lazy
+
+        if not null_version_refused(exc, version_id):
+            raise
+    # An emulator refused versionId=null in a never-versioned bucket: the only version there.
+    del params["VersionId"]
+    return call("s3", "head_object", resource=resource, region=region, **params)
 
 
 def _s3_location(target: object, point: RecoveryPoint) -> tuple[str, str, str | None]:
@@ -1193,7 +1208,7 @@ def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept
     expected_sha256: str | None = None,
 ) -> _ObjectCheck:
     """Check one object version against what was recorded, downloading only when needed."""
-    label = f"s3://{bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
+    label = f"s3://{bucket}/{key}" + ("" if version_id is None else f"?versionId={version_id}")
     try:
         head = _s3_head(call, bucket, key, version_id, region)
     except ResourceNotFoundError:
@@ -1226,7 +1241,7 @@ def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept
             warnings.append(f"{label}: no stored checksum and content not read")
         return _ObjectCheck(key, version_id, method, tuple(issues), tuple(warnings))
     params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-    if version_id and version_id != "null":
+    if version_id is not None:  # "null" too: S3 addresses that version as versionId=null
         params["VersionId"] = version_id
     sha = hashlib.sha256()
     md5 = hashlib.md5()  # noqa: S324 - S3's ETag is an MD5; not used for security
@@ -2114,7 +2129,7 @@ def _chosen_points(
     for tier in dict.fromkeys(p.tier for p in wanted):
         in_tier = [p for p in wanted if p.tier == tier]
         backups = [p for p in in_tier if p.kind != "s3-version"] or in_tier
-        chosen.append(max(backups, key=lambda p: (p.created_at, p.id)))
+        chosen.append(max(backups, key=_order_key))
     return chosen
 
 
@@ -2346,9 +2361,7 @@ def restore_test(
         newest = (
             _newest_good(points, source_tier)
             or _newest_good(points)
-            or max(
-                (p for p in points if p.is_good), key=lambda p: (p.created_at, p.id), default=None
-            )
+            or max((p for p in points if p.is_good), key=_order_key, default=None)
         )
         results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
     _record(log, results)

@@ -94,3 +94,25 @@ retention_rules: st.SearchStrategy[RetentionRule] = st.one_of(
 
 time_zones = st.sampled_from(["UTC", "Europe/London", "America/New_York", "Asia/Kolkata"])
 """Policy time zones, with and without DST, one with a half-hour offset."""
+
+
+@st.composite
+def listed_point_lists(draw: st.DrawFn, *, max_size: int = 24) -> list[RecoveryPoint]:
+    """Points of `point_lists`, some with the backend's `ordinal` (as S3 versions have).
+
+    Times come from a handful of values, so ties are common; ordinals are unique per target
+    and drawn independently of the ids, so the backend's order often contradicts the ids'.
+    """
+    points = draw(point_lists(max_size=max_size))
+    ordinals = draw(st.permutations(range(len(points))))
+    listed = draw(st.lists(st.booleans(), min_size=len(points), max_size=len(points)))
+    times = draw(
+        st.lists(st.sampled_from([0, 0, -1, -60]), min_size=len(points), max_size=len(points))
+    )
+    return [
+        p.evolve(
+            created_at=NOW + timedelta(minutes=minutes) if has else p.created_at,
+            ordinal=ordinal if has else None,
+        )
+        for p, ordinal, has, minutes in zip(points, ordinals, listed, times, strict=True)
+    ]

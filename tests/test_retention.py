@@ -387,7 +387,7 @@ class TestTimeZones:
 
 
 class TestEqualTimestamps:
-    """Points with equal created_at are ordered by id: the larger id is the newer."""
+    """Equal created_at: the backend's order (ordinal) decides, else the larger id is newer."""
 
     @pytest.mark.parametrize("order", [["a", "b"], ["b", "a"]])
     def test_larger_id_counts_as_newer(self, order):
@@ -403,6 +403,45 @@ class TestEqualTimestamps:
         assert {"b": ["daily 2026-11-26"], "a": ["oldest daily 2026-11-26"]} == KeepDaily(3).keep(
             points, now=NOW
         )
+
+    @pytest.mark.parametrize("order", [[0, 1, 2], [2, 1, 0], [1, 2, 0]])
+    def test_backend_order_beats_the_id(self, order):
+        """With ordinals, the larger ordinal is the newer point, even where its id is smaller.
+
+        S3 lists a key's versions newest first; their ids carry no time order on AWS.
+        """
+        listed = [  # newest first, as the backend listed them; ids in the opposite order
+            point("k@aaa", NOW, ordinal=2),
+            point("k@mmm", NOW, ordinal=1),
+            point("k@zzz", NOW, ordinal=0),
+        ]
+        points = [listed[i] for i in order]
+
+        assert {"k@aaa": ["last 1"]} == KeepLast(1).keep(points, now=NOW)
+        plan = KeepLast(2).plan(points, now=NOW)
+        assert (["k@aaa", "k@mmm"], ["k@zzz"]) == (
+            [p.id for p in plan.keep],
+            [p.id for p in plan.delete],
+        )
+
+    def test_ordinal_breaks_ties_only(self):
+        """A newer created_at wins over any ordinal: the ordinal only orders equal times."""
+        points = [point("old", NOW - timedelta(seconds=1), ordinal=9), point("new", NOW, ordinal=0)]
+
+        assert {"new": ["last 1"]} == KeepLast(1).keep(points, now=NOW)
+
+    def test_point_with_ordinal_is_newer_than_one_without(self):
+        """Mixed ties are still a total order: a point the backend ordered counts as newer."""
+        points = [point("zzz", NOW), point("aaa", NOW, ordinal=-5)]
+
+        assert {"aaa": ["last 1"]} == KeepLast(1).keep(points, now=NOW)
+        assert ["aaa", "zzz"] == [p.id for p in KeepLast(-1).plan(points, now=NOW).keep]
+
+    @pytest.mark.parametrize("bad", [True, 1.5, "1"])
+    def test_ordinal_must_be_an_integer(self, bad):
+        """The ordinal is None or an int (not a bool)."""
+        with pytest.raises(PolicyError, match="ordinal"):
+            point("a", NOW, ordinal=bad)
 
 
 class TestPlanner:

@@ -6,18 +6,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backuppolicy import PolicyError, RecoveryPoint, Status
-from backuppolicy.retention import RetentionPlan, RetentionRule, rule_from_spec
-from tests.strategies import NOW, point_lists, retention_rules, time_zones
+from backuppolicy.retention import KeepLast, RetentionPlan, RetentionRule, rule_from_spec
+from tests.strategies import NOW, listed_point_lists, point_lists, retention_rules, time_zones
 
 
 def newest_completed(points: list[RecoveryPoint]) -> dict[str, RecoveryPoint]:
-    """The newest completed point of each target (ties: larger id), computed naively."""
+    """The newest completed point of each target (ties: ordinal, then larger id), naively."""
     newest: dict[str, RecoveryPoint] = {}
     for point in points:
         if point.status is not Status.COMPLETED:
             continue
         best = newest.get(point.target)
-        if best is None or (point.created_at, point.id) > (best.created_at, best.id):
+        if best is None or point.order_key > best.order_key:
             newest[point.target] = point
     return newest
 
@@ -121,3 +121,39 @@ class TestPlanProperties:
         except PolicyError:
             return  # two rules of one kind in a union: no spec form
         assert spec == rule_from_spec(spec).to_spec()
+
+
+class TestBackendOrderProperties:
+    """Ties of created_at follow the backend's order (ordinal) where points have one."""
+
+    @given(points=listed_point_lists(), rule=retention_rules, tz=time_zones, data=st.data())
+    def test_plan_does_not_depend_on_input_order(self, points, rule, tz, data):
+        """With ordinals too, the same points in another order give the same plan."""
+        shuffled = data.draw(st.permutations(points))
+
+        assert rule.plan(points, now=NOW, tz=tz) == rule.plan(shuffled, now=NOW, tz=tz)
+
+    @given(points=listed_point_lists(), rule=retention_rules, tz=time_zones)
+    def test_floors_hold(self, points, rule, tz):
+        """The newest completed point (by the backend's order on ties) and held points stay."""
+        plan = rule.plan(points, now=NOW, tz=tz)
+
+        newest = {p.id for p in newest_completed(points).values()}
+        assert set() == newest - ids(plan.keep)
+        assert set() == ids([p for p in points if p.held]) & ids(plan.delete)
+
+    @given(count=st.integers(min_value=2, max_value=12), keep=st.integers(1, 11), data=st.data())
+    def test_keep_last_keeps_the_newest_by_listing_order(self, count, keep, data):
+        """KeepLast(n) keeps the n first listed (newest), whatever the input order.
+
+        As S3 versions of one key in one second: ids ordered opposite to the listing order.
+        """
+        listed = [  # newest first, with the smallest id: restic's rule would say oldest
+            RecoveryPoint(id=f"k@{i:03d}", target="k", created_at=NOW, ordinal=count - 1 - i)
+            for i in range(count)
+        ]
+        shuffled = data.draw(st.permutations(listed))
+
+        plan = KeepLast(keep).plan(shuffled, now=NOW)
+
+        assert [p.id for p in listed[:keep]] == [p.id for p in plan.keep]

@@ -155,7 +155,9 @@ class S3Settings:
         mfa_delete: Whether MFA delete is enabled (it can only be changed by the root user).
         object_lock: Whether Object Lock is enabled on the bucket.
         object_lock_default: Default retention (``{"Mode": ..., "Days": ...}``), if any.
-        encryption: Default encryption algorithm (``"AES256"``, ``"aws:kms"``), or ``None``.
+        encryption: Default encryption algorithm (``"AES256"``, ``"aws:kms"``), or ``None`` when
+            the bucket has none. AWS gives every bucket SSE-S3 (``"AES256"``) since January 2023,
+            so ``None`` means an emulator or a non-AWS S3, and counts as unencrypted.
         kms_key_id: KMS key of the default encryption, if any.
         public_access_block: The four public-access-block flags (empty if none is set).
     """
@@ -291,6 +293,16 @@ class _Entry:
 
 
 # Helpers ----------------------------------------------------------------
+
+
+def null_version_refused(exc: BackendError, version_id: str | None) -> bool:
+    """Whether *exc* is a bare 400 to ``HeadObject`` with ``versionId=null``.
+
+    S3 accepts ``versionId=null`` in every bucket. moto answers HeadObject with a bare 400
+    (no error code) when the bucket's versioning was never enabled, where the null version is
+    the key's only version; callers then repeat the request without the version id.
+    """
+    return version_id == "null" and exc.code in {"400", "BadRequest"}
 
 
 def _split_id(point_id: str) -> tuple[str, str]:
@@ -810,13 +822,14 @@ class S3Bucket(AwsBackend):
         yield from _group_by_key(entries)
 
     def _version_point(
-        self, entry: _Entry, *, replaced_at: datetime | None, current: bool
+        self, entry: _Entry, *, replaced_at: datetime | None, current: bool, ordinal: int
     ) -> RecoveryPoint:
         created = entry.last_modified if replaced_at is None else replaced_at
         return RecoveryPoint(
             id=f"{entry.key}@{entry.version_id}",
             target=self.name,
             created_at=created.astimezone(UTC),
+            ordinal=ordinal,
             kind=_KIND_MARKER if entry.is_marker else _KIND_VERSION,
             location=self.location,
             size_bytes=None if entry.is_marker else entry.size,
@@ -834,10 +847,19 @@ class S3Bucket(AwsBackend):
         )
 
     def _group_points(self, group: list[_Entry], *, markers: bool) -> Iterator[RecoveryPoint]:
+        """The points of one key's entries (listing order: newest first).
+
+        Each point's ``ordinal`` is its place in S3's listing, counted from the oldest entry
+        (the larger is newer). ``LastModified`` has one-second resolution and version ids
+        carry no time order on AWS, so the listing's order is what breaks ties of equal times.
+        """
         replaced_at: datetime | None = None
+        last = len(group) - 1
         for index, entry in enumerate(group):
             if markers or not entry.is_marker:
-                yield self._version_point(entry, replaced_at=replaced_at, current=index == 0)
+                yield self._version_point(
+                    entry, replaced_at=replaced_at, current=index == 0, ordinal=last - index
+                )
             replaced_at = entry.last_modified
 
     def list_points(self) -> Iterator[RecoveryPoint]:
@@ -1089,14 +1111,24 @@ class S3Bucket(AwsBackend):
     ) -> dict[str, Any] | None:
         bucket = bucket or self.bucket
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-        # A copy store may be unversioned: its objects' version is "null", which is the only
-        # version of the key there. S3 accepts versionId=null, moto's HeadObject does not.
-        if version_id is not None and not (version_id == "null" and bucket != self.bucket):
+        # "null" is a version id like any other: S3 addresses the version written before
+        # versioning was enabled (and every object of an unversioned bucket) as versionId=null.
+        # Dropping it would read the current version instead.
+        if version_id is not None:
             params["VersionId"] = version_id
+        resource = _s3_url(bucket, key)
         try:
-            return self.call(
-                "s3", "head_object", resource=_s3_url(bucket, key), region=region, **params
-            )
+            return self.call("s3", "head_object", resource=resource, region=region, **params)
+        except ResourceNotFoundError:
+            return None
+        except BackendError as exc:
+            if not null_version_refused(exc, version_id):
+                raise
+        # An emulator (moto) refused versionId=null in a never-versioned bucket, where the null
+        # version is the key's only version: the request without it reads the same object.
+        del params["VersionId"]
+        try:
+            return self.call("s3", "head_object", resource=resource, region=region, **params)
         except ResourceNotFoundError:
             return None
 
@@ -1920,15 +1952,14 @@ class S3Bucket(AwsBackend):
         batch_size: int = DELETE_BATCH_LIMIT,
         page_size: int | None = None,
     ) -> RetentionRunReport:
-        """Plan per key and delete the planned noncurrent versions in batches, streaming.
+        """Plan per key, then delete the planned noncurrent versions in batches.
 
-        Memory holds one key's versions and one batch. A key is decided only once the listing has
-        moved past it, so a listing that fails part-way never deletes from a half-listed key;
-        batches already sent stay done (each was a complete, correct decision), and a re-run
-        continues. With Object Lock enabled on the bucket,
-        each version to delete is checked with ``HeadObject`` first and skipped when held or
-        retained. A version planned for deletion cannot become current again, so no other
-        re-check is needed.
+        The whole listing is read and planned before the first delete: a listing that fails
+        part-way (on any page) deletes nothing, and a re-run starts afresh. Memory holds one
+        key's versions while planning, then the ``(key, version id)`` pairs to delete. With
+        Object Lock enabled on the bucket, each version to delete is checked with
+        ``HeadObject`` first and skipped when held or retained. A version planned for deletion
+        cannot become current again, so no other re-check is needed.
 
         Raises:
             PolicyError: *batch_size* is not between 1 and 1000.
@@ -1944,23 +1975,25 @@ class S3Bucket(AwsBackend):
         requests = _Requests()
         counts: Counter[str] = Counter()
         locked = self._lock_enabled()
+        # List (and plan) everything first: nothing is deleted unless the listing completed.
+        planned: list[tuple[str, str]] = []
+        for plan in self._plan_keys(rule, now, tz, requests, page_size):
+            counts["keys"] += 1
+            counts["kept"] += len(plan.keep)
+            planned.extend(_split_id(point.id) for point in plan.delete)
         checked_now = datetime.now(UTC)
 
         def candidates() -> Iterator[tuple[str, str | None]]:
-            for plan in self._plan_keys(rule, now, tz, requests, page_size):
-                counts["keys"] += 1
-                counts["kept"] += len(plan.keep)
-                for point in plan.delete:
-                    key, version = _split_id(point.id)
-                    if locked:
-                        requests.add("HeadObject")
-                        head = self._head_or_none(key, version) or {}
-                        if self._lock_hold(head, key, version, checked_now) is not None:
-                            counts["held"] += 1
-                            counts["kept"] += 1
-                            continue
-                    counts["deleted"] += 1
-                    yield key, version
+            for key, version in planned:
+                if locked:
+                    requests.add("HeadObject")
+                    head = self._head_or_none(key, version) or {}
+                    if self._lock_hold(head, key, version, checked_now) is not None:
+                        counts["held"] += 1
+                        counts["kept"] += 1
+                        continue
+                counts["deleted"] += 1
+                yield key, version
 
         if dry_run:
             for _ in candidates():

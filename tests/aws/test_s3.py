@@ -31,8 +31,10 @@ from backuppolicy.aws.s3 import (
     S3Bucket,
     _decide,
     _Entry,
+    null_version_refused,
 )
 from backuppolicy.exceptions import (
+    BackendError,
     PermissionDeniedError,
     PolicyError,
     ProtectedPointError,
@@ -42,6 +44,7 @@ from backuppolicy.model import TAG_POLICY, TAG_TARGET, TAG_TIER, LegalHold, Reco
 from backuppolicy.retention import KeepDaily, KeepLast, MaxAge
 from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
 from backuppolicy.testing import BackupTargetContract
+from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
 
 BUCKET = "assets"
 DEST = "assets-restored"
@@ -70,9 +73,9 @@ def _live(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
 @pytest.fixture(name="s3")
 def _s3(aws: None) -> Any:
     client = boto3.client("s3", region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
+    create_bucket(client, Bucket=BUCKET)
     client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    client.create_bucket(Bucket=DEST)
+    create_bucket(client, Bucket=DEST)
     return client
 
 
@@ -141,7 +144,7 @@ class TestSettings:
 
     def test_ensure_versioning_enables_and_reports_before(self, s3):
         """ensure_versioning turns versioning on and returns the earlier status."""
-        s3.create_bucket(Bucket="plain")
+        create_bucket(s3, Bucket="plain")
         target = S3Bucket("plain", account_id=ACCOUNT)
         assert ("Disabled", "Enabled", "Enabled") == (
             target.ensure_versioning(),
@@ -149,20 +152,42 @@ class TestSettings:
             target.ensure_versioning(),
         )
 
-    def test_settings_of_a_plain_bucket(self, target):
-        """A bucket without lock, encryption or public access block reads as such."""
+    def test_settings_of_a_new_bucket(self, target):
+        """A new bucket as AWS creates it: SSE-S3 default encryption, all public access blocked.
+
+        (moto creates buckets without either; `create_bucket` sets AWS's defaults explicitly.)
+        """
         settings = target.settings()
-        assert (True, False, False, None, False) == (
+        assert (True, False, False, "AES256", None, True) == (
             settings.versioned,
             settings.mfa_delete,
             settings.object_lock,
             settings.encryption,
+            settings.kms_key_id,
             settings.blocks_public_access,
         )
 
+    def test_settings_once_public_access_is_opened(self, target, s3):
+        """A bucket whose public access block was removed, or one flag turned off, does not block."""
+        s3.put_public_access_block(
+            Bucket=BUCKET,
+            PublicAccessBlockConfiguration={
+                **dict.fromkeys(PUBLIC_ACCESS_FLAGS, True),
+                "RestrictPublicBuckets": False,
+            },
+        )
+        one_off = target.settings().blocks_public_access
+        s3.delete_public_access_block(Bucket=BUCKET)
+        removed = target.settings()
+        assert (False, False, {}) == (
+            one_off,
+            removed.blocks_public_access,
+            dict(removed.public_access_block),
+        )
+
     def test_settings_of_a_protected_bucket(self, s3):
-        """Object Lock, KMS default encryption and the public access block are reported."""
-        s3.create_bucket(Bucket="locked", ObjectLockEnabledForBucket=True)
+        """Object Lock, KMS default encryption (replacing SSE-S3) and the block are reported."""
+        create_bucket(s3, Bucket="locked", ObjectLockEnabledForBucket=True)
         s3.put_bucket_encryption(
             Bucket="locked",
             ServerSideEncryptionConfiguration={
@@ -175,15 +200,6 @@ class TestSettings:
                     }
                 ]
             },
-        )
-        flags = (
-            "BlockPublicAcls",
-            "IgnorePublicAcls",
-            "BlockPublicPolicy",
-            "RestrictPublicBuckets",
-        )
-        s3.put_public_access_block(
-            Bucket="locked", PublicAccessBlockConfiguration=dict.fromkeys(flags, True)
         )
         settings = S3Bucket("locked", account_id=ACCOUNT).settings()
         assert (True, True, "aws:kms", "alias/backups", True) == (
@@ -288,7 +304,7 @@ class TestDelete:
 class TestLegalHolds:
     @pytest.fixture(name="locked")
     def _locked(self, s3: Any) -> S3Bucket:
-        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="vault", ObjectLockEnabledForBucket=True)
         s3.put_object(Bucket="vault", Key="k", Body=b"1")
         s3.put_object(Bucket="vault", Key="k", Body=b"2")
         return S3Bucket("vault", account_id=ACCOUNT)
@@ -315,7 +331,7 @@ class TestLegalHolds:
 
     def test_retention_until_future_counts_as_hold(self, s3):
         """An unexpired Object Lock retention protects the version like a hold."""
-        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="vault", ObjectLockEnabledForBucket=True)
         s3.put_object(
             Bucket="vault",
             Key="k",
@@ -483,7 +499,7 @@ class TestRetention:
 
     def test_apply_skips_object_lock_held_versions(self, s3):
         """With Object Lock, held versions planned for deletion are skipped and counted."""
-        s3.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="vault", ObjectLockEnabledForBucket=True)
         with _at(T0):
             s3.put_object(Bucket="vault", Key="k", Body=b"1")
             old = s3.put_object(Bucket="vault", Key="j", Body=b"1")["VersionId"]
@@ -522,6 +538,96 @@ class TestRetention:
         assert (2, 2, 4) == (report.deleted, report.batches, calls["DeleteObjects"])
         assert 3 == len(left)
 
+    def test_failed_later_page_deletes_nothing_already_planned(self, s3, monkeypatch):
+        """ListObjectVersions fails on page 6: nothing is deleted, not even on earlier pages.
+
+        The keys of the first pages were completely listed and decided; still nothing goes
+        (the README's promise: an error in the middle of a listing deletes nothing). The
+        failure is injected by a botocore event hook under moto; read-ahead is off so the
+        earlier pages are surely planned before it.
+        """
+        monkeypatch.setattr(s3_module, "_PREFETCH_PAGES", 0)
+        now = T0 + timedelta(days=100)
+        keys = [f"{name}.txt" for name in "abcdefgh"]
+        for days_ago in (100, 60):  # each key's old version was replaced 60 days ago
+            with _at(now - timedelta(days=days_ago)):
+                for key in keys:
+                    s3.put_object(Bucket=BUCKET, Key=key, Body=f"{key}{days_ago}".encode())
+        client = boto3.client("s3", region_name="us-east-1")
+        pages = Counter[str]()
+
+        def fail_on_page_6(**_kwargs: Any) -> Any:
+            pages["ListObjectVersions"] += 1
+            if pages["ListObjectVersions"] < 6:
+                return None
+            response = AWSResponse("https://s3", 403, {}, None)
+            return response, {
+                "Error": {"Code": "AccessDenied", "Message": "denied"},
+                "ResponseMetadata": {"HTTPStatusCode": 403},
+            }
+
+        client.meta.events.register("before-call.s3.ListObjectVersions", fail_on_page_6)
+        target = S3Bucket(
+            BUCKET,
+            clients={"s3": client},
+            retry=RetryPolicy(sleep=lambda _s: None),
+            account_id=ACCOUNT,
+        )
+        before = s3.list_object_versions(Bucket=BUCKET)["Versions"]
+
+        with pytest.raises(PermissionDeniedError):
+            # Two versions a page (one key), one batch per version.
+            target.apply_noncurrent_retention(
+                MaxAge(days=35), now=now, page_size=2, batch_size=1, max_workers=1
+            )
+
+        assert 6 == pages["ListObjectVersions"]
+        assert sorted(v["VersionId"] for v in before) == sorted(
+            v["VersionId"] for v in s3.list_object_versions(Bucket=BUCKET)["Versions"]
+        )
+
+    def test_equal_last_modified_keeps_the_newest_listed_version(self, s3):
+        """Versions written in one second are ordered by S3's listing (newest first), not by id.
+
+        moto's version ids are random, so this test writes keys (three versions each, within
+        one second) until one key's two noncurrent versions have ids ordered opposite to the
+        listing: the newer has the smaller id, so restic's id rule would call the older one
+        newer. Both were replaced in that second, so their times tie; KeepLast(2) keeps the
+        current version and the newer noncurrent one, and the apply deletes the older. (The
+        clock ticks: moto, like S3, then lists newest first, with LastModified in seconds.)
+        """
+        for attempt in range(64):
+            key = f"k{attempt:02d}"
+            with _at(T0 + timedelta(minutes=attempt)):
+                for body in (b"v1", b"v2", b"v3"):
+                    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+            listed = s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+            one_second = len({v["LastModified"] for v in listed}) == 1
+            if one_second and listed[1]["VersionId"] < listed[2]["VersionId"]:
+                break
+        else:  # pragma: no cover - probability 2**-64
+            pytest.fail("moto never gave a newer version a smaller id")
+        ids = [v["VersionId"] for v in listed]
+        # Like S3, moto lists the key's versions newest first (the test relies on it).
+        assert [b"v3", b"v2", b"v1"] == [
+            s3.get_object(Bucket=BUCKET, Key=key, VersionId=vid)["Body"].read() for vid in ids
+        ]
+        target = S3Bucket(BUCKET, prefix=key, account_id=ACCOUNT)
+        now = T0 + timedelta(days=1)
+
+        (plan,) = target.noncurrent_retention_plan(KeepLast(2), now=now)
+        report = target.apply_noncurrent_retention(KeepLast(2), now=now)
+
+        assert ([f"{key}@{ids[0]}", f"{key}@{ids[1]}"], [f"{key}@{ids[2]}"]) == (
+            [p.id for p in plan.keep],
+            [p.id for p in plan.delete],
+        )
+        assert 1 == report.deleted
+        assert [b"v3", b"v2"] == [
+            s3.get_object(Bucket=BUCKET, Key=key, VersionId=v["VersionId"])["Body"].read()
+            for v in s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+        ]
+
     @pytest.mark.parametrize("size", [0, DELETE_BATCH_LIMIT + 1, True])
     def test_batch_size_validated(self, target, size):
         """batch_size must be 1..1000: AWS's DeleteObjects limit is refused before any call."""
@@ -542,8 +648,13 @@ class TestRetention:
         with pytest.raises(PolicyError, match="^rule: expected MaxAge"):
             target.lifecycle_rule_for(rule)
 
-    def test_put_lifecycle_rule_keeps_other_rules(self, target, s3):
-        """Our rule is added next to existing ones and replaced on the next put."""
+    def test_put_lifecycle_rule_keeps_other_rules(self, s3):
+        """Our rule is added next to existing ones and replaced on the next put.
+
+        The assertions are on the PutBucketLifecycleConfiguration requests the library sends,
+        captured with a botocore event hook, not on what moto returns: moto drops
+        ``NewerNoncurrentVersions`` when the configuration is read back; S3 keeps it.
+        """
         other = {
             "ID": "logs",
             "Filter": {"Prefix": "logs/"},
@@ -553,11 +664,27 @@ class TestRetention:
         s3.put_bucket_lifecycle_configuration(
             Bucket=BUCKET, LifecycleConfiguration={"Rules": [other]}
         )
-        target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=35)))
+        client = boto3.client("s3", region_name="us-east-1")
+        sent: list[list[dict[str, Any]]] = []
+
+        def capture(params: dict[str, Any], **_kwargs: Any) -> None:
+            sent.append(params["LifecycleConfiguration"]["Rules"])
+
+        client.meta.events.register(
+            "provide-client-params.s3.PutBucketLifecycleConfiguration", capture
+        )
+        target = S3Bucket(BUCKET, clients={"s3": client}, account_id=ACCOUNT)
+        ours = f"backuppolicy-noncurrent-{BUCKET}"
+
+        target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=35) | KeepLast(3)))
         target.put_lifecycle_rule(target.lifecycle_rule_for(MaxAge(days=40)))
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=BUCKET)["Rules"]
-        assert ["logs", f"backuppolicy-noncurrent-{BUCKET}"] == [r["ID"] for r in rules]
-        assert {"NoncurrentDays": 40} == rules[1]["NoncurrentVersionExpiration"]
+
+        assert [["logs", ours], ["logs", ours]] == [[r["ID"] for r in rules] for rules in sent]
+        assert (other, other) == (sent[0][0], sent[1][0])
+        assert [
+            {"NoncurrentDays": 35, "NewerNoncurrentVersions": 2},
+            {"NoncurrentDays": 40},
+        ] == [rules[1]["NoncurrentVersionExpiration"] for rules in sent]
 
 
 class TestRestoreToTime:
@@ -723,6 +850,23 @@ class TestDecide:
             _decide(group, cutoff, in_place=False)[0],
             _decide(group, cutoff, in_place=False)[2],
         )
+
+
+class TestNullVersionRefused:
+    @pytest.mark.parametrize(
+        ("code", "version", "expected"),
+        [
+            ("400", "null", True),
+            ("BadRequest", "null", True),
+            ("400", "v1", False),
+            ("AccessDenied", "null", False),
+            ("400", None, False),
+        ],
+    )
+    def test_only_a_bare_400_to_the_null_version(self, code, version, expected):
+        """Only moto's bare 400 to versionId=null is retried without the version id."""
+        error = BackendError("x", backend="b", operation="HeadObject", code=code)
+        assert expected is null_version_refused(error, version)
 
 
 class TestPrefetcher:
@@ -905,6 +1049,28 @@ class TestStubbed:
         with pytest.raises(PermissionDeniedError):
             target.apply_noncurrent_retention(MaxAge(days=35), now=T0 + timedelta(days=200))
 
+    def test_versions_in_one_second_follow_the_listing_order(self, stubbed):
+        """Equal LastModified, ids opposite to S3's listing: the first-listed version is kept.
+
+        KeepLast(2) keeps the current delete marker and the version S3 lists first (newest),
+        the deleted key's last content. Stubber: moto cannot be told which version ids to give.
+        """
+        target, stubber, _ = stubbed
+        stubber.add_response(
+            "list_object_versions",
+            {
+                "DeleteMarkers": [_marker("k", "a-marker", 0, latest=True)],
+                "Versions": [_version("k", "b", 0), _version("k", "c", 0), _version("k", "d", 0)],
+                "IsTruncated": False,
+            },
+            {"Bucket": BUCKET, "Prefix": ""},
+        )
+        (plan,) = target.noncurrent_retention_plan(KeepLast(2), now=T0 + timedelta(days=1))
+        assert (["k@a-marker", "k@b"], ["k@c", "k@d"]) == (
+            [p.id for p in plan.keep],
+            [p.id for p in plan.delete],
+        )
+
     def test_in_place_deletes_in_batches_of_1000(self, stubbed):
         """2500 keys created after T are removed with three DeleteObjects of 1000, 1000, 500."""
         target, stubber, _ = stubbed
@@ -1058,7 +1224,7 @@ class TestS3BucketContract(BackupTargetContract):
 
     @pytest.fixture(name="target")
     def _contract_target(self, s3: Any) -> S3Bucket:
-        s3.create_bucket(Bucket="contract", ObjectLockEnabledForBucket=True)
+        create_bucket(s3, Bucket="contract", ObjectLockEnabledForBucket=True)
         s3.put_object(Bucket="contract", Key="data/a.txt", Body=b"a1")
         s3.put_object(Bucket="contract", Key="data/a.txt", Body=b"a2")
         return S3Bucket(
@@ -1129,8 +1295,8 @@ class TestCopyStores:
     @pytest.fixture(name="offsite")
     def _offsite(self, s3: Any) -> Any:
         client = boto3.client("s3", region_name=OFFSITE_REGION)
-        client.create_bucket(
-            Bucket=OFFSITE, CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION}
+        create_bucket(
+            client, Bucket=OFFSITE, CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION}
         )
         client.put_bucket_versioning(Bucket=OFFSITE, VersioningConfiguration={"Status": "Enabled"})
         return client
@@ -1257,9 +1423,35 @@ class TestCopyStores:
             second_data & remaining,
         )
 
+    def test_refresh_reads_the_null_version_of_a_store_versioned_later(self, s3, history):
+        """A re-read of a copy made in an unversioned store reads its ``null`` version.
+
+        After the store enables versioning and the key is overwritten, ``refresh`` still reads
+        the copy (versionId=null), not the current object.
+        """
+        create_bucket(s3, Bucket=OFFSITE)  # unversioned: the copy's version id is "null"
+        target = S3Bucket(BUCKET, account_id=ACCOUNT, copy_stores={STORE: "offsite"})
+        copy = target.copy(
+            target.create_backup(token=TOKEN), Destination(tier="offsite", store=STORE)
+        )
+        s3.put_bucket_versioning(Bucket=OFFSITE, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(
+            Bucket=OFFSITE, Key=copy.details["key"], Body=b"{}", Metadata={"objects": "99"}
+        )
+
+        fresh = target.refresh(copy)
+
+        assert "null" == copy.details["version_id"]
+        assert fresh is not None
+        assert (copy.size_bytes, copy.details["objects"], copy.created_at) == (
+            fresh.size_bytes,
+            fresh.details["objects"],
+            fresh.created_at,
+        )
+
     def test_delete_keeps_data_another_copy_lists(self, s3, history):
         """In an unversioned store both copies list the same 'null' versions: they are kept."""
-        s3.create_bucket(Bucket=OFFSITE)
+        create_bucket(s3, Bucket=OFFSITE)
         target = S3Bucket(BUCKET, account_id=ACCOUNT, copy_stores={STORE: "offsite"})
         destination = Destination(tier="offsite", store=STORE)
         first = target.copy(target.create_backup(token=TOKEN), destination)
@@ -1318,8 +1510,10 @@ class TestCopyStoresInWorkflows:
     @pytest.fixture(name="world")
     def _world(self, s3: Any) -> Any:
         offsite = boto3.client("s3", region_name=OFFSITE_REGION)
-        offsite.create_bucket(
-            Bucket=OFFSITE, CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION}
+        create_bucket(
+            offsite,
+            Bucket=OFFSITE,
+            CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION},
         )
         offsite.put_bucket_versioning(Bucket=OFFSITE, VersioningConfiguration={"Status": "Enabled"})
         s3.put_object(Bucket=BUCKET, Key="a.txt", Body=b"a1")

@@ -34,8 +34,10 @@ from backuppolicy.verify import (
     SettingsMatchPolicy,
     VerifyContext,
     VersioningEnabled,
+    _chosen_points,
     sweep_restore_tests,
 )
+from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
 
 REGION = "us-east-1"
 # One session for every test: each new session parses the service models again.
@@ -324,7 +326,7 @@ class TestSweepRds:
 @pytest.fixture(name="s3")
 def _s3(aws: None) -> Any:
     client = SESSION.client("s3")
-    client.create_bucket(Bucket="acme-assets")
+    create_bucket(client, Bucket="acme-assets")
     client.put_bucket_versioning(
         Bucket="acme-assets", VersioningConfiguration={"Status": "Enabled"}
     )
@@ -422,6 +424,93 @@ class TestS3:
         bad = IntegrityCheck().verify(bucket, manifest, context)
         assert (CheckStatus.FAIL, 1) == (bad.status, len(bad.issues))
 
+    @pytest.fixture(name="legacy")
+    def _legacy(self, aws: None) -> tuple[S3Bucket, Any]:
+        """A bucket whose object was written before versioning was enabled, then overwritten.
+
+        The first write is the "null" version (S3 addresses it as versionId=null); the
+        overwrite is the current version, of another size and content.
+        """
+        client = SESSION.client("s3")
+        create_bucket(client, Bucket="acme-legacy")
+        client.put_object(Bucket="acme-legacy", Key="img/old.png", Body=b"before versioning")
+        client.put_bucket_versioning(
+            Bucket="acme-legacy", VersioningConfiguration={"Status": "Enabled"}
+        )
+        target = S3Bucket("acme-legacy", prefix="img/", session=SESSION, region=REGION, retry=FAST)
+        return target, client
+
+    def test_null_version_is_the_one_checked(self, legacy, context):
+        """The integrity check of a noncurrent null version reads that version, not the current."""
+        target, client = legacy
+        client.put_object(Bucket="acme-legacy", Key="img/old.png", Body=b"after")
+        (point,) = [p for p in target.list_points() if p.details["version_id"] == "null"]
+        old = hashlib.sha256(b"before versioning").hexdigest()
+        new = hashlib.sha256(b"after").hexdigest()
+
+        right = IntegrityCheck(content="always").verify(
+            target, point.evolve(checksum=f"sha256:{old}"), context
+        )
+        wrong = IntegrityCheck(content="always").verify(
+            target, point.evolve(checksum=f"sha256:{new}"), context
+        )
+
+        assert (CheckStatus.PASS, len(b"before versioning"), old) == (
+            right.status,
+            right.evidence["downloaded_bytes"],
+            right.evidence["sha256"],
+        )
+        assert (CheckStatus.FAIL, old) == (wrong.status, wrong.evidence["sha256"])
+
+    def test_null_version_of_a_never_versioned_bucket(self, aws, context):
+        """In a bucket never versioned every object is its null version; the check reads it.
+
+        (moto refuses versionId=null there with a bare 400, S3 does not: the check then asks
+        without the version id, which names the same, only, version.)
+        """
+        client = SESSION.client("s3")
+        create_bucket(client, Bucket="acme-plain")
+        client.put_object(Bucket="acme-plain", Key="img/p.png", Body=b"plain")
+        target = S3Bucket("acme-plain", prefix="img/", session=SESSION, region=REGION, retry=FAST)
+        (point,) = target.list_points()
+
+        result = IntegrityCheck(content="always").verify(target, point, context)
+
+        assert ("img/p.png@null", CheckStatus.PASS, 5) == (
+            point.id,
+            result.status,
+            result.evidence["downloaded_bytes"],
+        )
+
+    def test_manifest_listing_a_null_version_checks_it(self, legacy, context):
+        """A manifest that lists key@null checks the null version after the key is overwritten."""
+        target, client = legacy
+        manifest = target.create_backup(token="t1")
+        client.put_object(Bucket="acme-legacy", Key="img/old.png", Body=b"after")
+
+        result = IntegrityCheck(content="always").verify(target, manifest, context)
+
+        assert ["null"] == [line["version_id"] for line in target.read_manifest(manifest)]
+        assert (CheckStatus.PASS, len(b"before versioning")) == (
+            result.status,
+            result.evidence["downloaded_bytes"],
+        ), result.details
+
+    def test_newest_version_chosen_by_listing_order_on_ties(self, bucket, s3):
+        """Versions of one second: the check picks the version S3 lists first, not the larger id."""
+        with time_machine.travel(datetime(2026, 1, 1, 10, tzinfo=UTC), tick=True):
+            for body in (b"v1", b"v2"):  # moto, like S3, stamps LastModified in whole seconds
+                s3.put_object(Bucket="acme-assets", Key="img/t.png", Body=body)
+        points = list(bucket.list_points())
+        newest = next(p for p in points if p.details["is_latest"])
+        # Give the older version the larger id: S3's ids carry no time order.
+        older = next(p for p in points if not p.details["is_latest"])
+        renamed = [older.evolve(id="img/t.png@zzz"), newest.evolve(id="img/t.png@aaa")]
+
+        (chosen,) = _chosen_points(renamed, None, all_points=False)
+
+        assert (newest.created_at, "img/t.png@aaa") == (older.created_at, chosen.id)
+
     def test_versioning_and_object_lock(self, bucket, s3, context):
         """Versioning passes when enabled; Object Lock off fails, or warns when not required."""
         assert CheckStatus.PASS == VersioningEnabled().verify(bucket, None, context).status
@@ -435,21 +524,32 @@ class TestS3:
         assert CheckStatus.FAIL == VersioningEnabled().verify(bucket, None, context).status
 
     def test_public_access_block(self, bucket, s3, context):
-        """No public access block fails NotPublic; all four flags set passes."""
-        assert CheckStatus.FAIL == NotPublic().verify(bucket, None, context).status
+        """A new bucket passes NotPublic (AWS blocks public access by default).
+
+        It fails once a flag is turned off or the block is removed.
+        """
+        new = NotPublic().verify(bucket, None, context).status
         s3.put_public_access_block(
             Bucket="acme-assets",
-            PublicAccessBlockConfiguration=dict.fromkeys(
-                (
-                    "BlockPublicAcls",
-                    "IgnorePublicAcls",
-                    "BlockPublicPolicy",
-                    "RestrictPublicBuckets",
-                ),
-                True,
-            ),
+            PublicAccessBlockConfiguration={
+                **dict.fromkeys(PUBLIC_ACCESS_FLAGS, True),
+                "BlockPublicPolicy": False,
+            },
         )
-        assert CheckStatus.PASS == NotPublic().verify(bucket, None, context).status
+        one_off = NotPublic().verify(bucket, None, context).status
+        s3.delete_public_access_block(Bucket="acme-assets")
+        removed = NotPublic().verify(bucket, None, context).status
+        assert (CheckStatus.PASS, CheckStatus.FAIL, CheckStatus.FAIL) == (new, one_off, removed)
+
+    def test_new_objects_are_encrypted_like_aws(self, bucket, s3, context):
+        """AWS encrypts every new object with SSE-S3: Encrypted passes, naming no KMS key."""
+        s3.put_object(Bucket="acme-assets", Key="img/s.png", Body=b"s")
+        result = Encrypted().verify(bucket, _version(bucket, "img/s.png"), context)
+        assert (CheckStatus.PASS, True, "AES256") == (
+            result.status,
+            result.evidence["encrypted"],
+            result.evidence["kms_key_id"],
+        )
 
     def test_restore_test_with_object_probe(self, bucket, s3, context):
         """A manifest restores under a scratch prefix; the probe finds the object; the prefix is purged."""
