@@ -343,7 +343,7 @@ def _s_arn(value: Any, path: str) -> str:
 
 def _s_secret_url(value: Any, path: str) -> Secret:
     """A webhook URL: ``{env: NAME}``, ``{file: PATH}``, or inline only without a token."""
-    found = secret_field(value, path, kind="url")
+    found = secret_field(value, path, kind="webhook")
     if isinstance(found, Secret):
         return found
     if not _URL_RE.fullmatch(found):
@@ -354,7 +354,9 @@ def _s_secret_url(value: Any, path: str) -> Secret:
 def _s_secret_map(value: Any, path: str) -> dict[str, Secret]:
     """HTTP headers: name -> ``{env: NAME}``, ``{file: PATH}``, or inline without a credential."""
     if not isinstance(value, Mapping):
-        raise PolicyError.for_field(path, "a mapping of header names to values", type(value).__name__)
+        raise PolicyError.for_field(
+            path, "a mapping of header names to values", type(value).__name__
+        )
     result: dict[str, Secret] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not key:

@@ -46,6 +46,7 @@ from backuppolicy.exceptions import PolicyError
 __all__ = [
     "Secret",
     "json_default",
+    "looks_secret",
     "redact_url",
     "reveal",
     "scrub",
@@ -65,12 +66,15 @@ _KV_SECRET_RE: Final = re.compile(
 _SENSITIVE_HEADER_RE: Final = re.compile(
     r"(?i)auth|token|key|secret|passw|cookie|signature|session|credential"
 )
+_SENSITIVE_QUERY_RE: Final = re.compile(
+    r"(?i)auth|token|key|secret|passw|pwd|sig|session|credential|code"
+)
 _CREDENTIAL_VALUE_RE: Final = re.compile(r"(?i)^\s*(bearer|basic|token|digest|apikey)\s+\S")
 _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9+/=_.~-]{16,}")
 _HTTP_SCHEMES: Final = ("http", "https")
 
-SecretKind = Literal["url", "dsn", "header"]
-"""What a secret field holds: a webhook or check URL, a database DSN, or an HTTP header value."""
+SecretKind = Literal["webhook", "url", "dsn", "header"]
+"""What a secret field holds: a webhook URL, another URL, a database DSN, or an HTTP header value."""
 
 
 def _looks_token(segment: str) -> bool:
@@ -98,8 +102,6 @@ def redact_url(text: str) -> str:
         >>> redact_url("host=db user=app password=hunter2 dbname=shop")
         'host=db user=app password=*** dbname=shop'
     """
-    if not isinstance(text, str):
-        return REDACTED
     try:
         parts = urllib.parse.urlsplit(text)
         if not parts.scheme or not parts.netloc:
@@ -139,8 +141,23 @@ def redact_url(text: str) -> str:
     return out
 
 
-def _is_inline_secret(value: str, kind: SecretKind, header: str = "") -> bool:
-    """Whether *value*, written inline in a file, holds a credential of *kind*."""
+def looks_secret(value: str, kind: SecretKind, header: str = "") -> bool:  # noqa: PLR0911 - one answer per kind
+    """Whether *value*, written inline in a file, holds a credential of *kind*.
+
+    ``"webhook"``: user info, a query, a fragment or any path segment but a short lowercase
+    word (webhook services put their tokens in the path). ``"url"``: user info, or a query
+    item named like a credential (``token``, ``key``, ``sig`` ...). ``"dsn"``: a password (in
+    ``user:password@`` or ``password=``). ``"header"``: a credential header name (``Authorization``,
+    ``X-Api-Key`` ...) or a value that looks like one (``Bearer ...``, a long token).
+
+    Example:
+        >>> looks_secret("https://hooks.slack.com/services/T000/B000/XXXX", "webhook")
+        True
+        >>> looks_secret("http://{endpoint}/api/v1/health", "url")
+        False
+        >>> looks_secret("postgresql://app@db/shop", "dsn")
+        False
+    """
     if REDACTED in value:
         return True
     if kind == "header":
@@ -159,9 +176,12 @@ def _is_inline_secret(value: str, kind: SecretKind, header: str = "") -> bool:
         return False
     if "@" in parts.netloc:
         userinfo = parts.netloc.rpartition("@")[0]
-        return kind == "url" or ":" in userinfo
+        return kind != "dsn" or ":" in userinfo
     if kind == "dsn":
         return False
+    if kind == "url":
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        return any(_SENSITIVE_QUERY_RE.search(key) for key, _ in query)
     segments = [s for s in parts.path.split("/") if s and "{endpoint}" not in s]
     return bool(parts.query or parts.fragment or any(_looks_token(s) for s in segments))
 
@@ -191,7 +211,7 @@ class Secret:
     _ref: tuple[str, str] | None
     _display: str
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str | Secret) -> None:
         if isinstance(value, Secret):
             value = value.reveal()
         if not isinstance(value, str):
@@ -250,7 +270,9 @@ class Secret:
         if source == "env":
             value = os.environ.get(name)
             if not value:
-                self._fail("the environment variable is not set" if value is None else "it is empty")
+                self._fail(
+                    "the environment variable is not set" if value is None else "it is empty"
+                )
             return value
         return self._read_file(Path(name))
 
@@ -337,7 +359,7 @@ def _is_plain_url(value: str) -> bool:
         parts = urllib.parse.urlsplit(value)
     except ValueError:
         return False
-    return bool(parts.scheme and parts.netloc) and not _is_inline_secret(value, "url")
+    return bool(parts.scheme and parts.netloc) and not looks_secret(value, "webhook")
 
 
 def reveal(value: Any) -> Any:
@@ -410,15 +432,14 @@ def json_default(value: Any) -> Any:
 
 
 _HOW: Final = {
-    "url": "a URL that holds a token or a password (in its path, query or user:password@)",
+    "webhook": "a webhook URL that holds a token or a password (in its path, query or user:password@)",
+    "url": "a URL that holds a token or a password (in its query or user:password@)",
     "dsn": "a DSN that holds a password",
     "header": "a header value that holds a credential",
 }
 
 
-def secret_field(
-    value: Any, path: str, *, kind: SecretKind, header: str = ""
-) -> Secret | str:
+def secret_field(value: Any, path: str, *, kind: SecretKind, header: str = "") -> Secret | str:
     """Parse a field of a policy or recovery plan file that may hold a secret.
 
     Accepts a `Secret`, a reference mapping ``{env: NAME}`` or ``{file: /abs/path}``, or a
@@ -426,10 +447,10 @@ def secret_field(
     `PolicyError` that names *path* and says how to refer to it, without quoting it.
 
     Example:
-        >>> secret_field({"env": "SHOP_WEBHOOK_URL"}, "settings.url", kind="url")
+        >>> secret_field({"env": "SHOP_WEBHOOK_URL"}, "settings.url", kind="webhook")
         Secret(env='SHOP_WEBHOOK_URL')
         >>> secret_field("https://hooks.slack.com/services/T0/B0/XXXXXXXXXXXX",
-        ...              "settings.url", kind="url")  # doctest: +ELLIPSIS
+        ...              "settings.url", kind="webhook")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         backuppolicy.exceptions.PolicyError: settings.url: ...{env: SOME_VARIABLE}...
     """
@@ -455,7 +476,7 @@ def secret_field(
             "text, or a reference to a secret: {env: NAME} or {file: /path}",
             type(value).__name__,
         )
-    if _is_inline_secret(value, kind, header):
+    if looks_secret(value, kind, header):
         message = (
             f"{path}: {_HOW[kind]} must not be written inline (the value is not shown). "
             "Name it by reference instead, e.g. "
