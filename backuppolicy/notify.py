@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import enum
 import json
+import base64
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -31,7 +33,7 @@ import attrs
 
 from backuppolicy.exceptions import BackendError, PolicyError
 from backuppolicy.model import ensure_aware
-from backuppolicy.secrets import Secret, scrub, secret_cause
+from backuppolicy.secrets import Secret, redact_url, scrub, secret_cause
 
 if TYPE_CHECKING:
     from backuppolicy.aws._client import AwsBackend, RetryPolicy
@@ -304,7 +306,8 @@ class WebhookNotifier:
     The URL and the header values are `backuppolicy.Secret` values (plain text is wrapped):
     webhook URLs carry tokens, headers carry credentials. They are redacted in ``repr``, in
     errors and in logs, and revealed only to make the request; a reference
-    (`Secret.from_env`, `Secret.from_file`) is read then, each time.
+    (`Secret.from_env`, `Secret.from_file`) is read then, each time. A ``user:password@`` in
+    the URL is sent as HTTP Basic authentication (unless *headers* set ``Authorization``).
 
     Attributes:
         url: ``http://`` or ``https://`` URL.
@@ -337,7 +340,13 @@ class WebhookNotifier:
         secrets = [url, *(value.reveal() for value in self.headers.values())]
         body = json.dumps(event.to_dict(), sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "backuppolicy"}
+        url, basic = _split_userinfo(url)
+        if basic:
+            headers["Authorization"] = basic
         headers.update(zip(self.headers, secrets[1:], strict=True))
+        shown = redact_url(secrets[0])
+        if self.url.reference:
+            shown = f"{self.url.reference} ({shown})"
         try:
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
@@ -346,8 +355,20 @@ class WebhookNotifier:
             # The error of urllib or http.client may quote the URL or a header: scrub it, and
             # chain the original only when its text holds no secret (tracebacks print it).
             raise BackendError(
-                f"webhook {self.url} failed: {scrub(f'{type(exc).__name__}: {exc}', secrets)}",
+                f"webhook {shown} failed: {scrub(f'{type(exc).__name__}: {exc}', secrets)}",
                 backend="webhook",
                 operation="POST",
-                resource=str(self.url),
+                resource=shown,
             ) from secret_cause(exc, secrets)
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """*url* without ``user:password@``, and the Basic ``Authorization`` value it stood for."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), basic

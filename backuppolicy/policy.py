@@ -351,18 +351,18 @@ def _s_secret_url(value: Any, path: str) -> Secret:
     return Secret(found)
 
 
-def _s_secret_map(value: Any, path: str) -> dict[str, Secret]:
+def _s_secret_map(value: Any, path: str) -> dict[str, Secret | str]:
     """HTTP headers: name -> ``{env: NAME}``, ``{file: PATH}``, or inline without a credential."""
     if not isinstance(value, Mapping):
         raise PolicyError.for_field(
             path, "a mapping of header names to values", type(value).__name__
         )
-    result: dict[str, Secret] = {}
+    result: dict[str, Secret | str] = {}
     for key, item in value.items():
         if not isinstance(key, str) or not key:
             raise PolicyError.for_field(path, "a mapping with non-empty text keys", key)
         found = secret_field(item, _join(path, key), kind="header", header=key)
-        result[key] = found if isinstance(found, Secret) else Secret(found)
+        result[key] = found if isinstance(found, Secret) else _text(found, _join(path, key))
     return result
 
 

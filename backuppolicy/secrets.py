@@ -239,7 +239,14 @@ class Secret:
     def from_env(cls, name: str) -> Secret:
         """A secret read from the environment variable *name* each time it is revealed."""
         if not isinstance(name, str) or not _ENV_RE.fullmatch(name):
-            raise PolicyError.for_field("env", "an environment variable name", name)
+            # Not quoted: a secret pasted where its variable's name belongs must not print.
+            raise PolicyError(
+                "env: expected an environment variable name (letters, digits and _; "
+                "the value given is not shown).",
+                path="env",
+                expected="an environment variable name",
+                got=REDACTED,
+            )
         return cls._reference("env", name)
 
     @classmethod
@@ -247,7 +254,12 @@ class Secret:
         """A secret read from the file at *path* (absolute) each time it is revealed."""
         text = os.fspath(path) if isinstance(path, str | os.PathLike) else path
         if not isinstance(text, str) or not text.startswith("/") or "\x00" in text:
-            raise PolicyError.for_field("file", "an absolute file path", text)
+            raise PolicyError(
+                "file: expected an absolute file path (the value given is not shown).",
+                path="file",
+                expected="an absolute file path",
+                got=REDACTED,
+            )
         return cls._reference("file", text)
 
     @property
@@ -278,7 +290,9 @@ class Secret:
 
     def _read_file(self, path: Path) -> str:
         try:
-            with path.open("rb") as handle:
+            # Non-blocking, so that a FIFO named as the secret cannot hang us.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as handle:
                 if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                     self._fail("not a regular file")
                 data = handle.read(_MAX_FILE_BYTES + 1)
