@@ -18,9 +18,9 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
-import base64
 import logging
 import urllib.error
 import urllib.parse
@@ -352,6 +352,8 @@ class WebhookNotifier:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 response.read()
         except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the response and its socket
             # The error of urllib or http.client may quote the URL or a header: scrub it, and
             # chain the original only when its text holds no secret (tracebacks print it).
             raise BackendError(

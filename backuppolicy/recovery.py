@@ -214,6 +214,7 @@ class HttpCheck:
                 status, body = int(response.status), response.read(65536).decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             status, body = int(exc.code), ""
+            exc.close()
         except (OSError, ValueError) as exc:
             return _result(
                 self.name, ok=False, details=f"GET {shown}: {scrub(str(exc), [url])}", url=shown

@@ -19,7 +19,7 @@ import os
 import pickle
 import socket
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -170,7 +170,10 @@ class TestSecret:
     @pytest.mark.parametrize(
         ("text", "shown"),
         [
-            ("https://hooks.slack.com/services/T000/B000/XXXX", "https://hooks.slack.com/services/***"),
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXX",
+                "https://hooks.slack.com/services/***",
+            ),
             ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
             ("https://u:p@h/x?token=abc", "https://***@h/x?token=***"),
             ("https://alerts.example/hook", "https://alerts.example/hook"),
@@ -225,10 +228,17 @@ class TestInlineSecretsRefused:
         ("check", "field"),
         [
             (
-                {"kind": "sql", "database": f"postgresql://app:{CANARY}@db/shop", "query": "select 1"},
+                {
+                    "kind": "sql",
+                    "database": f"postgresql://app:{CANARY}@db/shop",
+                    "query": "select 1",
+                },
                 "database",
             ),
-            ({"kind": "sql", "database": f"host=db password={CANARY}", "query": "select 1"}, "database"),
+            (
+                {"kind": "sql", "database": f"host=db password={CANARY}", "query": "select 1"},
+                "database",
+            ),
             ({"kind": "http", "url": f"https://web/health?api_key={CANARY}"}, "url"),
         ],
     )
@@ -241,6 +251,15 @@ class TestInlineSecretsRefused:
         }
         with pytest.raises(PolicyError, match=rf"^steps\[0\]\.check\.{field}: ") as info:
             RecoveryPlan.from_dict(data)
+        _assert_clean({"message": str(info.value), "got": info.value.got})
+
+    @pytest.mark.parametrize("source", ["env", "file"])
+    def test_a_secret_pasted_as_a_reference_is_not_quoted(self, source):
+        """``{env: <the secret itself>}`` is refused without quoting what was pasted."""
+        with pytest.raises(PolicyError, match=rf"^url\.{source}: expected ") as info:
+            secret_field(
+                {source: f"https://hooks.slack.com/services/T0/B0/{CANARY}"}, "url", kind="webhook"
+            )
         _assert_clean({"message": str(info.value), "got": info.value.got})
 
     def test_plain_values_stay_inline(self):
@@ -394,12 +413,12 @@ def _run(memory: dict[str, MemoryTarget]) -> Callable[..., tuple[int, str]]:
 
 
 @pytest.fixture(name="files")
-def _files(tmp_path: Path, env: dict[str, str]) -> Iterator[dict[str, Path]]:
+def _files(tmp_path: Path, env: dict[str, str]) -> dict[str, Path]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY)
     plan = tmp_path / "recovery.yaml"
     plan.write_text(PLAN)
-    yield {"policy": policy, "plan": plan, "log": tmp_path / "testing-log.jsonl"}
+    return {"policy": policy, "plan": plan, "log": tmp_path / "testing-log.jsonl"}
 
 
 class TestCanaryThroughFiles:
