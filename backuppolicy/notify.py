@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import http.client
 import json
 import logging
 import urllib.error
@@ -351,7 +352,7 @@ class WebhookNotifier:
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 response.read()
-        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             if isinstance(exc, urllib.error.HTTPError):
                 exc.close()  # it holds the response and its socket
             # The error of urllib or http.client may quote the URL or a header: scrub it, and

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import http.client
 import importlib
 import json
 import os
@@ -215,7 +216,7 @@ class HttpCheck:
         except urllib.error.HTTPError as exc:
             status, body = int(exc.code), ""
             exc.close()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             return _result(
                 self.name, ok=False, details=f"GET {shown}: {scrub(str(exc), [url])}", url=shown
             )

@@ -303,6 +303,18 @@ class TestCanaryInPythonObjects:
         _assert_clean(outputs)
         assert "webhook http://127.0.0.1" in outputs["error 0"]
 
+    def test_an_error_that_quotes_the_url_is_not_chained(self, port):
+        """http.client quotes a bad URL's path: the text is scrubbed and the original not chained."""
+        hook = WebhookNotifier(f"http://127.0.0.1:{port}/services/T0/B0/{CANARY} x")
+        with pytest.raises(BackendError, match="InvalidURL") as info:
+            hook.notify(EVENT)
+        assert info.value.__cause__ is None
+        result = HttpCheck(f"http://127.0.0.1:{port}/health?token={CANARY} x").run()
+        assert "control characters" in result.details
+        _assert_clean(
+            {"error": str(info.value), "traceback": _formatted(info.value), "check": repr(result)}
+        )
+
     def test_sql_and_http_checks_never_print_credentials(self, planted):
         """SqlCheck and HttpCheck: describe, command, to_dict, repr and failed results are clean."""
         sql = SqlCheck(planted["sql_check_dsn"], "select 1", connect=leaky_connect)
