@@ -222,10 +222,11 @@ class Secret:
             )
         object.__setattr__(self, "_value", value)
         object.__setattr__(self, "_ref", None)
+        # A URL or DSN shows its harmless parts; anything else (a token, a header) shows ***.
         display = redact_url(value)
-        object.__setattr__(self, "_display", REDACTED if display == value and value else display)
-        if display == value and _is_plain_url(value):
-            object.__setattr__(self, "_display", value)
+        if display == value and not _is_plain_url(value):
+            display = REDACTED
+        object.__setattr__(self, "_display", display)
 
     @classmethod
     def _reference(cls, source: str, name: str) -> Secret:
