@@ -59,7 +59,12 @@ REDACTED: Final = "***"
 
 _MAX_FILE_BYTES: Final = 64 * 1024
 _ENV_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WORD_RE: Final = re.compile(r"[a-z][a-z._-]{0,23}")
+_WORD_RE: Final = re.compile(r"[a-z][a-z._-]{0,15}")
+# Services whose webhook URLs are credentials in their whole path, whatever it looks like.
+_SECRET_PATH_HOSTS: Final = re.compile(
+    r"(?i)(^|\.)(hooks\.slack\.com|discord(app)?\.com|webhook\.office\.com|outlook\.office\.com"
+    r"|hooks\.zapier\.com|chat\.googleapis\.com|api\.telegram\.org|events\.pagerduty\.com)$"
+)
 _KV_SECRET_RE: Final = re.compile(
     r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)(\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s;&]+)"
 )
@@ -122,7 +127,8 @@ def redact_url(text: str) -> str:
     if web and path not in {"", "/"}:
         segments = path.split("/")[1:]
         first = segments[0]
-        kept = REDACTED if _looks_token(first) else first
+        known = bool(_SECRET_PATH_HOSTS.search(parts.hostname or ""))
+        kept = REDACTED if _looks_token(first) or (known and len(segments) == 1) else first
         path = f"/{kept}" + (f"/{REDACTED}" if len(segments) > 1 and kept != REDACTED else "")
     query = (
         "&".join(
@@ -145,7 +151,8 @@ def looks_secret(value: str, kind: SecretKind, header: str = "") -> bool:  # noq
     """Whether *value*, written inline in a file, holds a credential of *kind*.
 
     ``"webhook"``: user info, a query, a fragment or any path segment but a short lowercase
-    word (webhook services put their tokens in the path). ``"url"``: user info, or a query
+    word (webhook services put their tokens in the path); on the hosts of known webhook services
+    (Slack, Discord, Teams, Google Chat ...), any path at all. ``"url"``: user info, or a query
     item named like a credential (``token``, ``key``, ``sig`` ...). ``"dsn"``: a password (in
     ``user:password@`` or ``password=``). ``"header"``: a credential header name (``Authorization``,
     ``X-Api-Key`` ...) or a value that looks like one (``Bearer ...``, a long token).
@@ -183,6 +190,8 @@ def looks_secret(value: str, kind: SecretKind, header: str = "") -> bool:  # noq
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
         return any(_SENSITIVE_QUERY_RE.search(key) for key, _ in query)
     segments = [s for s in parts.path.split("/") if s and "{endpoint}" not in s]
+    if segments and _SECRET_PATH_HOSTS.search(parts.hostname or ""):
+        return True
     return bool(parts.query or parts.fragment or any(_looks_token(s) for s in segments))
 
 

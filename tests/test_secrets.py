@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import backuppolicy as bp
 from backuppolicy import cli, targets
@@ -177,6 +179,7 @@ class TestSecret:
             ("postgresql://user:pw@host/db", "postgresql://user:***@host/db"),
             ("https://u:p@h/x?token=abc", "https://***@h/x?token=***"),
             ("https://alerts.example/hook", "https://alerts.example/hook"),
+            ("https://hooks.zapier.com/abcdef", "https://hooks.zapier.com/***"),
             ("dbname=shop password='a b' host=db", "dbname=shop password=*** host=db"),
         ],
     )
@@ -189,6 +192,30 @@ class TestSecret:
         dsn = f"postgresql://app:{CANARY}@db/shop"
         text = scrub(f"connect {dsn} failed; password {CANARY} rejected", [dsn])
         assert "connect postgresql://app:***@db/shop failed; password *** rejected" == text
+
+
+_TOKENS = st.text(
+    alphabet="ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789", min_size=6
+)
+
+
+class TestRedactionProperties:
+    @given(password=_TOKENS)
+    def test_no_dsn_password_survives(self, password):
+        """Whatever the password, a DSN's Secret and a scrubbed driver error never show it."""
+        dsn = f"postgresql://app:{password}@db.internal:5432/shop"
+        error = scrub(f'connection to "{dsn}" failed for password {password}', [dsn])
+        for text in (repr(Secret(dsn)), str(Secret(dsn)), redact_url(dsn), error):
+            assert password not in text
+
+    @given(team=_TOKENS, token=_TOKENS)
+    def test_no_webhook_token_survives(self, team, token):
+        """Whatever the tokens, a webhook URL's Secret shows none of them, and inline is refused."""
+        url = f"https://hooks.slack.com/services/{team}/{token}"
+        assert team not in str(Secret(url))
+        assert token not in str(Secret(url))
+        with pytest.raises(PolicyError):
+            secret_field(url, "url", kind="webhook")
 
 
 class TestInlineSecretsRefused:
