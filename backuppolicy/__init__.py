@@ -65,6 +65,7 @@ from backuppolicy.retention import (
     rule_from_spec,
 )
 from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
+from backuppolicy.secrets import Secret, redact_url
 from backuppolicy.selectors import Selector
 from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 from backuppolicy.testlog import (
@@ -184,6 +185,7 @@ __all__ = [
     "RunReport",
     "S3ObjectProbe",
     "Schedule",
+    "Secret",
     "Selector",
     "SettingsMatchPolicy",
     "SnsNotifier",
@@ -215,6 +217,7 @@ __all__ = [
     "place_hold",
     "plan_restore",
     "plan_retention",
+    "redact_url",
     "release_hold",
     "restore_test",
     "rolling_slots",

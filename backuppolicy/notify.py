@@ -18,10 +18,13 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import enum
+import http.client
 import json
 import logging
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -31,6 +34,7 @@ import attrs
 
 from backuppolicy.exceptions import BackendError, PolicyError
 from backuppolicy.model import ensure_aware
+from backuppolicy.secrets import Secret, redact_url, scrub, secret_cause
 
 if TYPE_CHECKING:
     from backuppolicy.aws._client import AwsBackend, RetryPolicy
@@ -281,9 +285,30 @@ class SnsNotifier:
         )
 
 
+def _to_secret(value: Any) -> Secret:
+    return value if isinstance(value, Secret) else Secret(value)
+
+
+def _to_secret_headers(value: Any) -> Mapping[str, Secret]:
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field("headers", "a mapping of header names to values", "...")
+    result: dict[str, Secret] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise PolicyError.for_field("headers", "non-empty header names", key)
+        result[key] = _to_secret(item)
+    return result
+
+
 @attrs.frozen
 class WebhookNotifier:
     """POST events as JSON to a URL (chat, paging or ticketing webhooks).
+
+    The URL and the header values are `backuppolicy.Secret` values (plain text is wrapped):
+    webhook URLs carry tokens, headers carry credentials. They are redacted in ``repr``, in
+    errors and in logs, and revealed only to make the request; a reference
+    (`Secret.from_env`, `Secret.from_file`) is read then, each time. A ``user:password@`` in
+    the URL is sent as HTTP Basic authentication (unless *headers* set ``Authorization``).
 
     Attributes:
         url: ``http://`` or ``https://`` URL.
@@ -291,27 +316,62 @@ class WebhookNotifier:
         headers: Extra HTTP headers (e.g. an authorization token).
     """
 
-    url: str = attrs.field()
+    url: Secret = attrs.field(converter=_to_secret)
     timeout: float = 10.0
-    headers: Mapping[str, str] = attrs.field(factory=dict, hash=False, repr=False)
+    headers: Mapping[str, Secret] = attrs.field(
+        factory=dict, converter=_to_secret_headers, hash=False, repr=False
+    )
 
     @url.validator
-    def _check_url(self, attribute: attrs.Attribute[str], value: str) -> None:
-        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-            raise PolicyError.for_field(attribute.name, "an http:// or https:// URL", value)
+    def _check_url(self, _attribute: attrs.Attribute[Secret], value: Secret) -> None:
+        if value.reference is None:
+            self._checked_url(value.reveal())
+
+    def _checked_url(self, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise PolicyError.for_field("url", "an http:// or https:// URL", str(self.url))
+        return url
 
     def notify(self, event: Event) -> None:
-        """POST *event* (raises `backuppolicy.BackendError` on an HTTP or network error)."""
+        """POST *event* (raises `backuppolicy.BackendError` on an HTTP or network error).
+
+        A reference that cannot be read raises `backuppolicy.PolicyError` naming it.
+        """
+        url = self._checked_url(self.url.reveal())
+        secrets = [url, *(value.reveal() for value in self.headers.values())]
         body = json.dumps(event.to_dict(), sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "backuppolicy", **self.headers}
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")  # noqa: S310
+        headers = {"Content-Type": "application/json", "User-Agent": "backuppolicy"}
+        url, basic = _split_userinfo(url)
+        if basic:
+            headers["Authorization"] = basic
+        headers.update(zip(self.headers, secrets[1:], strict=True))
+        shown = redact_url(secrets[0])
+        if self.url.reference:
+            shown = f"{self.url.reference} ({shown})"
         try:
+            request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 response.read()
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()  # it holds the response and its socket
+            # The error of urllib or http.client may quote the URL or a header: scrub it, and
+            # chain the original only when its text holds no secret (tracebacks print it).
             raise BackendError(
-                f"webhook {self.url} failed: {exc}",
+                f"webhook {shown} failed: {scrub(f'{type(exc).__name__}: {exc}', secrets)}",
                 backend="webhook",
                 operation="POST",
-                resource=self.url,
-            ) from exc
+                resource=shown,
+            ) from secret_cause(exc, secrets)
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """*url* without ``user:password@``, and the Basic ``Authorization`` value it stood for."""
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
+    basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host)), basic

@@ -54,6 +54,7 @@ from backuppolicy.exceptions import PolicyError, short_repr
 from backuppolicy.model import TAG_HOLD, TAG_POLICY, TAG_TARGET
 from backuppolicy.retention import RetentionRule, rule_from_spec
 from backuppolicy.schedule import Cadence, Schedule, rolling_slots
+from backuppolicy.secrets import Secret, redact_url, secret_field
 from backuppolicy.selectors import RESOURCE_TYPES, Selector
 
 __all__ = [
@@ -350,9 +351,40 @@ def _s_arn(value: Any, path: str) -> str:
     return value
 
 
-def _s_url(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not _URL_RE.fullmatch(value):
-        raise PolicyError.for_field(path, "an http(s) URL", value)
+def _s_secret_url(value: Any, path: str) -> Secret:
+    """A webhook URL: ``{env: NAME}``, ``{file: PATH}``, or inline only without a token."""
+    found = secret_field(value, path, kind="webhook")
+    if isinstance(found, Secret):
+        return found
+    if not _URL_RE.fullmatch(found):
+        raise PolicyError.for_field(path, "an http(s) URL", redact_url(found))
+    return Secret(found)
+
+
+def _s_secret_map(value: Any, path: str) -> dict[str, Secret | str]:
+    """HTTP headers: name -> ``{env: NAME}``, ``{file: PATH}``, or inline without a credential."""
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field(
+            path, "a mapping of header names to values", type(value).__name__
+        )
+    result: dict[str, Secret | str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise PolicyError.for_field(path, "a mapping with non-empty text keys", key)
+        found = secret_field(item, _join(path, key), kind="header", header=key)
+        result[key] = found if isinstance(found, Secret) else _text(found, _join(path, key))
+    return result
+
+
+_SECRET_SETTINGS: Final = ("url", "headers")
+
+
+def _secrets_to_dict(value: Any) -> Any:
+    """Plain data of a setting: a `Secret` becomes its reference (or its redacted form)."""
+    if isinstance(value, Secret):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {key: _secrets_to_dict(item) for key, item in value.items()}
     return value
 
 
@@ -442,7 +474,7 @@ TARGET_SETTINGS: Final[dict[str, tuple[dict[str, _Check], dict[str, _Check]]]] =
 _NOTIFICATION_SETTINGS: Final[dict[str, tuple[dict[str, _Check], dict[str, _Check]]]] = {
     "log": ({}, {"logger": _s_text, "level": _s_log_level}),
     "sns": ({"topic_arn": _s_sns_arn}, {"region": _s_region}),
-    "webhook": ({"url": _s_url}, {"headers": _s_text_map, "timeout": _s_seconds}),
+    "webhook": ({"url": _s_secret_url}, {"headers": _s_secret_map, "timeout": _s_seconds}),
 }
 
 # Keys of a tier's location: the fields of `backuppolicy.targets.Destination` (and a vault).
@@ -678,7 +710,10 @@ class NotificationSpec:
         kind: ``"log"``, ``"sns"`` or ``"webhook"``.
         settings: Settings of the notifier: ``log`` takes ``logger`` and ``level``; ``sns``
             requires ``topic_arn`` and takes ``region``; ``webhook`` requires
-            ``url`` and takes ``headers`` and ``timeout`` (seconds).
+            ``url`` and takes ``headers`` and ``timeout`` (seconds). The webhook's ``url`` and
+            header values are held as `backuppolicy.Secret`; a URL with a token, or a
+            credential header, is given by reference (``{"env": NAME}``, ``{"file": PATH}``)
+            or as a `backuppolicy.Secret`, never as plain text.
         on: The events that trigger it (see `EVENTS`); all of them by default.
     """
 
@@ -688,7 +723,11 @@ class NotificationSpec:
 
     def __attrs_post_init__(self) -> None:
         required, optional = _NOTIFICATION_SETTINGS[self.kind]
-        _settings(self.settings, "settings", required, optional)
+        checked = _settings(self.settings, "settings", required, optional)
+        # Hold the secret settings as `Secret` values, however they were given.
+        secrets = {key: checked[key] for key in _SECRET_SETTINGS if key in checked}
+        if secrets:
+            object.__setattr__(self, "settings", {**self.settings, **secrets})
 
     def describe(self) -> str:
         """One line: ``"sns arn:aws:sns:...:ops on backup_failed, overdue"``."""
@@ -701,7 +740,8 @@ class NotificationSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as `Policy.from_dict` reads it."""
-        return {"kind": self.kind, "settings": dict(self.settings), "on": list(self.on)}
+        settings = {key: _secrets_to_dict(value) for key, value in self.settings.items()}
+        return {"kind": self.kind, "settings": settings, "on": list(self.on)}
 
     @classmethod
     def from_dict(cls, data: Any, *, path: str = "notification") -> NotificationSpec:

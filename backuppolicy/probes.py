@@ -37,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from backuppolicy.exceptions import PolicyError
+from backuppolicy.secrets import Secret, looks_secret, reveal, scrub
 
 __all__ = [
     "FileProbe",
@@ -155,6 +156,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _dsn_as_secret(value: Any) -> Any:
+    """A DSN with a password as a `Secret`; anything else as it is."""
+    return Secret(value) if isinstance(value, str) and looks_secret(value, "dsn") else value
+
+
 @attrs.frozen
 class StaticEndpoint:
     """An endpoint resolver that always answers the same endpoint, and says why.
@@ -169,12 +175,16 @@ class StaticEndpoint:
         >>> resolve(object())
         '127.0.0.1:5432'
 
+    A DSN with a password is held as a `backuppolicy.Secret` (or pass one, e.g.
+    ``Secret.from_env("STAND_IN_DSN")``): the probes get the `Secret`, and `SqlProbe` reveals it
+    only to connect; the evidence shows it redacted.
+
     Attributes:
         endpoint: The endpoint to answer.
         description: Why and where to: recorded in the evidence.
     """
 
-    endpoint: Any
+    endpoint: Any = attrs.field(converter=_dsn_as_secret)
     description: str = "a static endpoint"
 
     def __call__(self, resource: Any) -> Any:  # noqa: ARG002 - same answer for every resource
@@ -195,7 +205,9 @@ class SqlProbe:
     (compared with every row, in order; a row is a tuple or a list), or a callable taking the
     rows and returning a bool. *connect* takes the resolved endpoint and returns a DB-API 2.0
     connection (``sqlite3.connect``, ``pg8000.dbapi.connect`` in a lambda, a SQLAlchemy
-    engine's ``raw_connection`` ...); the connection is always closed.
+    engine's ``raw_connection`` ...); the connection is always closed. An endpoint that is a
+    `backuppolicy.Secret` (a DSN with a password) is revealed only for *connect*, and an error
+    is reported with the DSN scrubbed out.
 
     Example:
         >>> import sqlite3
@@ -227,9 +239,7 @@ class SqlProbe:
     def _default_name(self) -> str:
         return f"sql: {' '.join(self.query.split())[:60]}"
 
-    def run(self, ctx: ProbeContext) -> ProbeResult:
-        """Connect to ``ctx.endpoint``, run the query and compare the rows with `expect`."""
-        connection = self.connect(ctx.endpoint)
+    def _rows(self, connection: Any) -> list[tuple[Any, ...]]:
         try:
             cursor = connection.cursor()
             try:
@@ -237,11 +247,22 @@ class SqlProbe:
                     cursor.execute(self.query, self.params)
                 else:
                     cursor.execute(self.query)
-                rows = [tuple(row) for row in cursor.fetchall()]
+                return [tuple(row) for row in cursor.fetchall()]
             finally:
                 cursor.close()
         finally:
             connection.close()
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        """Connect to ``ctx.endpoint``, run the query and compare the rows with `expect`."""
+        endpoint: Any = reveal(ctx.endpoint)
+        try:
+            rows = self._rows(self.connect(endpoint))
+        except Exception as exc:  # noqa: BLE001 - a driver error is a failed probe, scrubbed
+            # Drivers quote the DSN they were given: keep its password out of the evidence.
+            text = f"{type(exc).__name__}: {exc}"
+            secrets = [endpoint] if isinstance(endpoint, str) else []
+            return ProbeResult(self.name, ok=False, details=scrub(text, secrets))
         if callable(self.expect):
             ok = bool(self.expect(rows))
             wanted: Any = getattr(self.expect, "__name__", "a callable")

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import http.client
 import importlib
 import json
 import os
@@ -73,6 +74,7 @@ from backuppolicy.restore import (
     plan_restore,
     restore,
 )
+from backuppolicy.secrets import Secret, looks_secret, redact_url, reveal, scrub, secret_field
 from backuppolicy.targets import IsolationProfile
 from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
 
@@ -135,6 +137,34 @@ def _fill(text: str, endpoint: str | None) -> str:
     return text.replace("{endpoint}", endpoint or "")
 
 
+def _url_as_secret(value: Any) -> Any:
+    """A URL with a token or a password as a `Secret`; anything else as it is."""
+    return Secret(value) if isinstance(value, str) and looks_secret(value, "url") else value
+
+
+def _dsn_as_secret(value: Any) -> Any:
+    """A DSN with a password as a `Secret`; anything else as it is."""
+    return Secret(value) if isinstance(value, str) and looks_secret(value, "dsn") else value
+
+
+def _shown(value: str | Secret, kind: Any = "url") -> str:
+    """*value* for display: a `Secret` redacted, a string with its credentials redacted."""
+    if isinstance(value, Secret):
+        return str(value)
+    return redact_url(value) if looks_secret(value, kind) else value
+
+
+def _shell_value(value: str | Secret) -> str:
+    """*value* quoted for a shell command: a reference as ``"$NAME"`` / ``"$(cat PATH)"``."""
+    if isinstance(value, Secret):
+        ref = value.to_dict()
+        if isinstance(ref, dict) and "env" in ref:
+            return f'"${ref["env"]}"'
+        if isinstance(ref, dict):
+            return f'"$(cat {shlex.quote(ref["file"])})"'
+    return f"'{_shown(value)}'"
+
+
 # --------------------------------------------------------------------------------------------
 # Health checks (each also works as a restore probe: ``run(endpoint) -> CheckResult``)
 
@@ -156,7 +186,7 @@ class HttpCheck:
     """
 
     kind: ClassVar[str] = "http"
-    url: str
+    url: str | Secret = attrs.field(converter=_url_as_secret)
     status: int = 200
     contains: str | None = None
     timeout: float = 5.0
@@ -165,35 +195,42 @@ class HttpCheck:
     def describe(self) -> str:
         """One line: what is checked."""
         also = f" containing {self.contains!r}" if self.contains else ""
-        return f"HTTP GET {self.url} answers {self.status}{also}"
+        return f"HTTP GET {_shown(self.url)} answers {self.status}{also}"
 
     def command(self) -> str:
         """A shell command that does the same check."""
-        return f"curl -fsS --max-time {self.timeout:g} '{self.url}'"
+        return f"curl -fsS --max-time {self.timeout:g} {_shell_value(self.url)}"
 
     def run(self, endpoint: str | None = None) -> CheckResult:
-        """GET the URL and compare the status and body."""
-        url = _fill(self.url, endpoint)
+        """GET the URL and compare the status and body (a secret URL is redacted in the result)."""
+        try:
+            url = _fill(reveal(self.url), endpoint)
+        except PolicyError as exc:
+            return _result(self.name, ok=False, details=str(exc))
+        shown = _shown(url) if not isinstance(self.url, Secret) else redact_url(url)
         if not url.startswith(("http://", "https://")):
-            return _result(self.name, ok=False, details=f"not an http(s) URL: {url!r}")
+            return _result(self.name, ok=False, details=f"not an http(s) URL: {shown!r}")
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:  # noqa: S310 - http(s) checked above
                 status, body = int(response.status), response.read(65536).decode("utf-8", "replace")
         except urllib.error.HTTPError as exc:
             status, body = int(exc.code), ""
-        except (OSError, ValueError) as exc:
-            return _result(self.name, ok=False, details=f"GET {url}: {exc}", url=url)
+            exc.close()
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            return _result(
+                self.name, ok=False, details=f"GET {shown}: {scrub(str(exc), [url])}", url=shown
+            )
         ok = status == self.status and (self.contains is None or self.contains in body)
-        why = f"GET {url}: {status}" + (
+        why = f"GET {shown}: {status}" + (
             "" if ok or status != self.status else f", body lacks {self.contains!r}"
         )
-        return _result(self.name, ok=ok, details=why, url=url, status=status)
+        return _result(self.name, ok=ok, details=why, url=shown, status=status)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, as the plan file has it."""
+        """Plain data, as the plan file has it (a secret as its reference, or redacted)."""
         return {
             "kind": "http",
-            "url": self.url,
+            "url": self.url.to_dict() if isinstance(self.url, Secret) else self.url,
             "status": self.status,
             "contains": self.contains,
             "timeout": self.timeout,
@@ -252,7 +289,7 @@ def _sqlite_connect(database: str) -> Any:
         raise PolicyError.for_field(
             "check.connect",
             "a connection factory ('module:function') for databases other than SQLite",
-            database,
+            redact_url(database),
         )
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
 
@@ -278,7 +315,7 @@ class SqlCheck:
     """
 
     kind: ClassVar[str] = "sql"
-    database: str
+    database: str | Secret = attrs.field(converter=_dsn_as_secret)
     query: str
     expect: Any = None
     connect: Callable[[str], Any] | None = attrs.field(default=None, eq=False)
@@ -287,15 +324,19 @@ class SqlCheck:
     def describe(self) -> str:
         """One line: what is checked."""
         also = f" and returns {self.expect!r}" if self.expect is not None else ""
-        return f"SQL `{self.query}` on {self.database} succeeds{also}"
+        return f"SQL `{self.query}` on {_shown(self.database, 'dsn')} succeeds{also}"
 
     def command(self) -> str:
         """A shell command that does the same check (for PostgreSQL; adapt to your engine)."""
         return f"psql \"$DATABASE_URL\" -tAc '{self.query}'"
 
     def run(self, endpoint: str | None = None) -> CheckResult:
-        """Connect, run the query, compare the first value."""
-        database = _fill(self.database, endpoint)
+        """Connect, run the query, compare the first value (the DSN's password never shows)."""
+        try:
+            database = _fill(reveal(self.database), endpoint)
+        except PolicyError as exc:
+            return _result(self.name, ok=False, details=str(exc))
+        shown = redact_url(database)
         try:
             connection = (self.connect or _sqlite_connect)(database)
             try:
@@ -307,25 +348,24 @@ class SqlCheck:
             finally:
                 connection.close()
         except Exception as exc:  # noqa: BLE001 - any driver error is a failed check
-            return _result(
-                self.name,
-                ok=False,
-                details=f"{self.query!r} on {database}: {type(exc).__name__}: {exc}",
-            )
+            # Drivers quote the DSN they were given: scrub it out of the text.
+            error = scrub(f"{type(exc).__name__}: {exc}", [database])
+            return _result(self.name, ok=False, details=f"{self.query!r} on {shown}: {error}")
         value = row[0] if row else None
         ok = self.expect is None or value == self.expect
         return _result(
             self.name,
             ok=ok,
-            details=f"{self.query!r} on {database} returned {value!r}",
+            details=f"{self.query!r} on {shown} returned {value!r}",
             value=repr(value),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, as the plan file has it."""
+        """Plain data, as the plan file has it (a secret as its reference, or redacted)."""
+        database = self.database
         return {
             "kind": "sql",
-            "database": self.database,
+            "database": database.to_dict() if isinstance(database, Secret) else database,
             "query": self.query,
             "expect": self.expect,
         }
@@ -1131,6 +1171,12 @@ def _hook(ref: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Calla
     return function
 
 
+def _secret_text(value: Any, path: str, kind: Any) -> str | Secret:
+    """Text, or a secret by reference (``{env: NAME}``, ``{file: PATH}``); never one inline."""
+    found = secret_field(value, path, kind=kind)
+    return found if isinstance(found, Secret) else _text(found, path)
+
+
 _CHECK_KEYS: dict[str, tuple[str, ...]] = {
     "http": ("kind", "url", "status", "contains", "timeout", "name"),
     "tcp": ("kind", "address", "timeout", "name"),
@@ -1165,7 +1211,7 @@ def _check(value: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Ch
     if kind == "http":
         status = _number(raw.get("status", 200), _join(path, "status"), minimum=100, integer=True)
         return HttpCheck(
-            _text(raw["url"], _join(path, "url")),
+            _secret_text(raw["url"], _join(path, "url"), "url"),
             status=status,
             contains=_opt_text(raw, "contains", path),
             **extra,
@@ -1179,7 +1225,7 @@ def _check(value: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Ch
             else None
         )
         return SqlCheck(
-            _text(raw["database"], _join(path, "database")),
+            _secret_text(raw["database"], _join(path, "database"), "dsn"),
             _text(raw["query"], _join(path, "query")),
             expect=raw.get("expect"),
             connect=connect,

@@ -51,6 +51,7 @@ from backuppolicy.notify import Event, EventKind, Notifier, notify_all
 from backuppolicy.probes import ProbeContext, ProbeLike, ProbeResult, run_probe
 from backuppolicy.retention import AnyOf, MaxAge
 from backuppolicy.schedule import Cadence, Schedule
+from backuppolicy.secrets import redact_url
 from backuppolicy.targets import BackupTarget, IsolationProfile
 
 __all__ = [
@@ -1733,7 +1734,9 @@ class RestoreTest:
                     "kind": resource.kind,
                     "endpoint": resource.endpoint,
                 }
-                evidence["probe_endpoint"] = str(endpoint) if endpoint is not None else None
+                evidence["probe_endpoint"] = (
+                    redact_url(str(endpoint)) if endpoint is not None else None
+                )
                 stage = "probes"
                 ctx = ProbeContext(resource=resource, endpoint=endpoint, target=target, point=point)
                 results = [run_probe(probe, ctx) for probe in self.probes]

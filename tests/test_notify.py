@@ -153,6 +153,34 @@ class TestWebhookNotifier:
         with pytest.raises(bp.BackendError, match="webhook"):
             WebhookNotifier(webhook_url).notify(event)
 
+    def test_user_info_is_sent_as_basic_auth(self, event, webhook_url):
+        """``user:password@`` in the URL becomes a Basic Authorization header, not part of the host."""
+        url = webhook_url.replace("http://", "http://ops:s3cret@")
+        WebhookNotifier(url).notify(event)
+        (request,) = _Recorder.received
+        assert "Basic b3BzOnMzY3JldA==" == request["headers"]["Authorization"]
+
+    def test_reference_is_read_when_sending(self, event, webhook_url, monkeypatch):
+        """A URL and a header from the environment are read at send time, not at construction."""
+        hook = WebhookNotifier(
+            bp.Secret.from_env("BP_HOOK_URL"),
+            headers={"Authorization": bp.Secret.from_env("BP_HOOK_AUTH")},
+        )
+        monkeypatch.setenv("BP_HOOK_URL", webhook_url)
+        monkeypatch.setenv("BP_HOOK_AUTH", "Bearer late")
+        hook.notify(event)
+        (request,) = _Recorder.received
+        assert "Bearer late" == request["headers"]["Authorization"]
+        assert "WebhookNotifier(url=Secret(env='BP_HOOK_URL'), timeout=10.0)" == repr(hook)
+
+    def test_error_names_the_redacted_url(self, event, webhook_url):
+        """A failed POST says where it went, with the token hidden."""
+        _Recorder.status = 500
+        with pytest.raises(bp.BackendError) as info:
+            WebhookNotifier(f"{webhook_url}/T0123/tok3n").notify(event)
+        assert f"webhook {webhook_url}/*** failed: HTTPError: HTTP Error 500" in str(info.value)
+        assert "tok3n" not in str(info.value)
+
     def test_url_validated(self):
         """Only http(s) URLs are accepted."""
         with pytest.raises(bp.PolicyError, match="^url: expected an http"):
