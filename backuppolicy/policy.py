@@ -1509,6 +1509,22 @@ class _Dumper(yaml.SafeDumper):
         super().increase_indent(flow, indentless=False)
 
 
+# Characters YAML reads as line breaks (NEL, LS, PS). With allow_unicode PyYAML writes them raw
+# inside a quoted scalar, and reading that back folds them into a space: such strings are
+# written double-quoted with escapes instead.
+_YAML_BREAKS = frozenset("\x85\u2028\u2029")
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    """Represent *value* as PyYAML does, double-quoted where it holds a YAML line break."""
+    if _YAML_BREAKS.isdisjoint(value):
+        return dumper.represent_str(value)
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def _check_text(text: str, source: str) -> None:
     """Refuse a policy text over `MAX_POLICY_BYTES` (characters never outnumber UTF-8 bytes)."""
     if (

@@ -637,6 +637,14 @@ class TestRoundTrip:
         assert policy == Policy.from_dict(policy.to_dict())
         assert policy == Policy.from_yaml(policy.to_yaml())
 
+    @pytest.mark.parametrize("text", ["\x85", "img\u2028/", "a\u2029b"])
+    def test_yaml_line_break_characters_survive(self, data, text):
+        """A value holding a character YAML reads as a line break (NEL, LS, PS) comes back as is."""
+        (assets,) = [t for t in data["targets"] if t["kind"] == "s3-bucket"]
+        assets["settings"]["prefix"] = text
+        policy = Policy.from_dict(data)
+        assert policy == Policy.from_yaml(policy.to_yaml())
+
     def test_dump_is_canonical(self, data):
         """Dumping twice gives the same text, with defaults written out."""
         policy = Policy.from_dict(data)
