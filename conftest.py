@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
+
+
+def _sleep_on_an_event(seconds: float) -> None:
+    """`time.sleep` that waits on a semaphore instead of ``clock_nanosleep``."""
+    if seconds < 0:
+        raise ValueError("sleep length must be non-negative")
+    threading.Event().wait(seconds)
+
+
+# Under libfaketime (.ci/run runs the suite 400 days ahead) only the calendar may move, so the
+# run sets FAKETIME_DONT_FAKE_MONOTONIC=1: otherwise every timed wait of a thread waits on a
+# monotonic clock 400 days ahead and never wakes. libfaketime 0.9.10 then still shifts the
+# absolute deadline Python's time.sleep hands to clock_nanosleep, which fails with EINVAL, so
+# sleeps wait on an event (whose timed wait libfaketime leaves alone) instead.
+if (
+    "faketime" in os.environ.get("LD_PRELOAD", "")
+    and os.environ.get("FAKETIME_DONT_FAKE_MONOTONIC") == "1"
+):
+    time.sleep = _sleep_on_an_event
 
 
 @pytest.fixture(autouse=True)
