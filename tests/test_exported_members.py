@@ -27,7 +27,7 @@ class TestExportedMembers:
         assert set(importlib.import_module(name).__all__) <= set(namespace)
 
     @pytest.mark.parametrize("name", PUBLIC_MODULES)
-    def test_all_is_sorted_without_duplicates(self, name):
-        """__all__ is sorted and names each member once."""
+    def test_all_names_each_member_once(self, name):
+        """__all__ names each member once (ruff's RUF022 keeps it sorted)."""
         exported = importlib.import_module(name).__all__
-        assert sorted(set(exported)) == list(exported)
+        assert len(set(exported)) == len(exported)
