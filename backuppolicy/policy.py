@@ -1556,14 +1556,16 @@ def _load_yaml(
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        # Not chained: PyYAML's own text quotes the offending line, which may hold a secret
+        # the file should have referenced; file:line:column says where to look.
         raise PolicyError(
-            f"{where}: expected valid YAML ({problem}).", expected="valid YAML", got=text
-        ) from exc
+            f"{where}: expected valid YAML ({problem}).", expected="valid YAML", got=problem
+        ) from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise PolicyError(
             f"{source}: expected valid YAML ({short_repr(str(exc))}).",
             expected="valid YAML",
-            got=text,
+            got=type(exc).__name__,
         ) from exc
     finally:
         if loader is not None:

@@ -926,3 +926,17 @@ class TestHostilePolicyFiles:
         make, problem = HOSTILE_FILES[case]
         with pytest.raises(PolicyError, match=problem):
             RecoveryPlan.from_file(make(tmp_path))
+
+
+class TestYamlErrorsKeepSecrets:
+    def test_a_syntax_error_never_quotes_the_line(self):
+        """A malformed file's error says file:line:column, and neither it nor its chain quotes the line."""
+        import traceback
+
+        canary = "hunter2-canary-7f3a"
+        text = f'name: web-apps\nnotifications:\n  - url: "https://h/{canary}\n    on: [failure]\n'
+        with pytest.raises(PolicyError) as caught:
+            Policy.from_yaml(text)
+        printed = "".join(traceback.format_exception(caught.value)) + repr(caught.value)
+        assert re.search(r"<string>:\d+:\d+: expected valid YAML", str(caught.value))
+        assert canary not in printed
