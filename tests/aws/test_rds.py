@@ -905,6 +905,25 @@ class TestDelete:
         db.delete(copy)
         assert [(point.id, "local")] == [(p.id, p.tier) for p in db.list_points() if p.managed]
 
+    def test_apply_of_a_plan_deleting_everything_keeps_each_tiers_newest(self, db, keys):
+        """A hand-made plan listing every snapshot keeps the newest completed one of each tier."""
+        from backuppolicy.retention import RetentionPlan
+        from backuppolicy.workflows import apply
+
+        points = [db.create_backup(token=f"f{i}") for i in range(3)]
+        for age, point in zip([3, 2, 1], points, strict=True):
+            _backdate(db, point.id, NOW - timedelta(days=age))
+        copy = db.copy(points[0], Destination(region=OTHER, kms_key_id=keys[OTHER]))
+        everything = list(db.list_points())
+        plan = RetentionPlan(keep=[], delete=everything, reasons={}, now=NOW)
+
+        report = apply(plan, targets={db.name: db})
+
+        left = {(p.tier, p.id) for p in db.list_points() if p.managed}
+        assert {("local", points[2].id), ("offsite", copy.id)} == left
+        assert {points[0].id, points[1].id} == {p.id for p in report.deleted}
+        assert [] == report.failed
+
     def test_delete_many(self, target):
         """delete_many deletes every given point and returns their ids in order."""
         points = [target.create_backup(token=f"m{i}") for i in range(6)]
