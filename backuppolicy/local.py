@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import copy
+import fcntl
 import fnmatch
 import gzip
 import hashlib
@@ -394,29 +395,80 @@ class ArchiveStore(abc.ABC):
         """Delete *point*'s sidecar, then its archive.
 
         The sidecar goes first, so an interrupted delete never leaves a complete-looking
-        point without its archive.
+        point without its archive. The check and the delete are one step against holds: a
+        `DirectoryStore` holds the point's lock, an `S3Store` deletes the sidecar only if it
+        is still the one it checked (``If-Match``), else checks again.
 
         Raises:
             ProtectedPointError: The stored point is held, pending or has no ownership tags.
             ResourceNotFoundError: The point does not exist.
         """
-        current = self.get_point(point.id)
-        if current is None:
-            msg = f"{self.url}: delete: point {point.id!r} does not exist"
-            raise ResourceNotFoundError(
-                msg, backend=self.url, operation="delete", resource=point.id
-            )
-        _refuse_protected(current, self.url)
-        self.remove(_sidecar_key(point.id))
-        self.remove(_archive_key(point.id))
+        for _attempt in range(_CONFLICT_ATTEMPTS):
+            with self._point_lock(point.id):
+                tag = self._sidecar_tag(point.id)
+                current = self.get_point(point.id)
+                if current is None:
+                    msg = f"{self.url}: delete: point {point.id!r} does not exist"
+                    raise ResourceNotFoundError(
+                        msg, backend=self.url, operation="delete", resource=point.id
+                    )
+                _refuse_protected(current, self.url)
+                try:
+                    self._remove_if(_sidecar_key(point.id), tag)
+                except _ChangedError:
+                    continue  # a hold (or anything) changed the sidecar since the check
+                self.remove(_archive_key(point.id))
+                return
+        raise self._contended(point, "delete")
 
     def _update_sidecar(
         self, point: RecoveryPoint, change: Callable[[dict[str, Any]], None], operation: str
     ) -> RecoveryPoint:
-        data = self.read_sidecar(point, operation)
-        change(data)
-        self.write_json(_sidecar_key(point.id), data)
-        return self.point_from_sidecar(data)
+        """Read-modify-write of the sidecar, atomic against a concurrent delete of the point.
+
+        A point deleted meanwhile raises `ResourceNotFoundError`: the change never brings a
+        deleted sidecar back, and never reports a hold on a point that is gone.
+        """
+        for _attempt in range(_CONFLICT_ATTEMPTS):
+            with self._point_lock(point.id):
+                tag = self._sidecar_tag(point.id)
+                data = self.read_sidecar(point, operation)
+                change(data)
+                try:
+                    self._write_json_if(_sidecar_key(point.id), data, tag)
+                except _ChangedError:
+                    continue
+                return self.point_from_sidecar(data)
+        raise self._contended(point, operation)
+
+    # -- serialising changes of one point (holds against deletes) -------------------------
+
+    def _point_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held while one point's sidecar is checked and changed (default: no lock)."""
+        del name
+        return contextlib.nullcontext()
+
+    def _sidecar_tag(self, name: str) -> str | None:
+        """A token of the sidecar's current content for conditional writes (``None``: none)."""
+        del name
+        return None
+
+    def _write_json_if(self, key: str, data: Mapping[str, Any], tag: str | None) -> None:
+        """Write *key* only if it still has content *tag* (else `_ChangedError`)."""
+        del tag
+        self.write_json(key, data)
+
+    def _remove_if(self, key: str, tag: str | None) -> None:
+        """Remove *key* only if it still has content *tag* (else `_ChangedError`)."""
+        del tag
+        self.remove(key)
+
+    def _contended(self, point: RecoveryPoint, operation: str) -> BackendError:
+        msg = (
+            f"{self.url}: {operation}: the sidecar of {point.id!r} kept changing during "
+            f"{_CONFLICT_ATTEMPTS} attempts; nothing was changed"
+        )
+        return BackendError(msg, backend=self.url, operation=operation, resource=point.id)
 
     def place_hold(self, point: RecoveryPoint, hold: LegalHold) -> RecoveryPoint:
         """Record *hold* on *point* (tag ``backuppolicy:legal-hold`` in the sidecar)."""
@@ -570,6 +622,17 @@ def _refuse_protected(point: RecoveryPoint, where: str) -> None:
         raise ProtectedPointError(msg, point=point)
 
 
+_CONFLICT_ATTEMPTS = 5
+# PreconditionFailed (412): If-Match did not match; ConditionalRequestConflict (409): a
+# concurrent conditional write of the same key won.
+_S3_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+_LOCK_PREFIX = ".bp-lock-"
+
+
+class _ChangedError(Exception):
+    """A conditional write or delete found the object changed (or gone) since it was read."""
+
+
 class _FileSink:
     def __init__(self, handle: io.BufferedWriter) -> None:
         self._handle = handle
@@ -665,7 +728,7 @@ class DirectoryStore(ArchiveStore):
         for entry in entries:
             if (
                 entry.name.startswith(prefix)
-                and not entry.name.startswith(_TMP_PREFIX)
+                and not entry.name.startswith((_TMP_PREFIX, _LOCK_PREFIX))
                 and entry.is_file(follow_symlinks=False)
             ):
                 modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
@@ -684,6 +747,43 @@ class DirectoryStore(ArchiveStore):
         except FileNotFoundError:
             return
         _fsync_dir(self.path)
+
+    @contextlib.contextmanager
+    def _point_lock(self, name: str) -> Iterator[None]:
+        """An exclusive ``flock`` on ``.bp-lock-<name>``, between threads and processes.
+
+        The lock file is removed on release. A waiter that wakes up on a removed file
+        opens the new one and waits again, so two holders never overlap.
+        """
+        _check_key(name)
+        if not self.path.is_dir():  # no store, no sidecar: nothing to serialise
+            yield
+            return
+        path = self.path / f"{_LOCK_PREFIX}{name}"
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                opened = os.fstat(fd)
+                try:
+                    named = path.lstat()
+                except FileNotFoundError:
+                    named = None
+            except BaseException:
+                os.close(fd)
+                raise
+            if named is not None and (named.st_dev, named.st_ino) == (
+                opened.st_dev,
+                opened.st_ino,
+            ):
+                break
+            os.close(fd)  # released and removed while we waited: take the new one
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            os.close(fd)
 
     @contextlib.contextmanager
     def _local(self, key: str) -> Iterator[Path]:
@@ -949,6 +1049,56 @@ class S3Store(ArchiveStore):
         _check_key(key)
         full = self.prefix + key
         self.aws.call("s3", "delete_object", resource=full, Bucket=self.bucket, Key=full)
+
+    # Holds against deletes: S3 conditional writes (If-Match on PutObject and DeleteObject).
+
+    def _sidecar_tag(self, name: str) -> str | None:
+        """The sidecar's ETag (HeadObject), ``None`` if there is none."""
+        full = self.prefix + _sidecar_key(name)
+        try:
+            head = self.aws.call("s3", "head_object", resource=full, Bucket=self.bucket, Key=full)
+        except ResourceNotFoundError:
+            return None
+        return str(head["ETag"])
+
+    @contextlib.contextmanager
+    def _conditional(self) -> Iterator[None]:
+        try:
+            yield
+        except ResourceNotFoundError as exc:
+            raise _ChangedError(str(exc)) from exc
+        except BackendError as exc:
+            if exc.code in _S3_CONFLICT_CODES:
+                raise _ChangedError(str(exc)) from exc
+            raise
+
+    def _write_json_if(self, key: str, data: Mapping[str, Any], tag: str | None) -> None:
+        """PutObject with ``If-Match: <tag>``: a sidecar changed or deleted meanwhile is not written."""
+        if tag is None:
+            raise _ChangedError(key)
+        full = self.prefix + key
+        body = json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        with self._conditional():
+            self.aws.call(
+                "s3",
+                "put_object",
+                resource=full,
+                Bucket=self.bucket,
+                Key=full,
+                Body=body,
+                IfMatch=tag,
+                **self.sse_params,
+            )
+
+    def _remove_if(self, key: str, tag: str | None) -> None:
+        """DeleteObject with ``If-Match: <tag>``: a sidecar changed meanwhile is not deleted."""
+        if tag is None:
+            raise _ChangedError(key)
+        full = self.prefix + key
+        with self._conditional():
+            self.aws.call(
+                "s3", "delete_object", resource=full, Bucket=self.bucket, Key=full, IfMatch=tag
+            )
 
     def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
         if not names:

@@ -1149,7 +1149,11 @@ def place_hold(
     """Put *point* under legal hold (seed §2.2, §2.3): it is never deleted until released.
 
     The hold is recorded on the point itself (a tag, or an S3 Object Lock legal hold), so every
-    tool that reads the point sees it.
+    tool that reads the point sees it. On archive stores a hold and a delete of the same point
+    never interleave (a file lock on a directory, conditional writes on S3).
+
+    Raises:
+        ResourceNotFoundError: The point does not exist (any more): nothing is held.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise PolicyError.for_field("reason", "a non-empty reason for the hold", reason)

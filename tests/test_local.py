@@ -11,7 +11,9 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -549,6 +551,95 @@ class TestListRefreshDelete:
         _write(store.path / "README.txt", "hello")
         _write(store.path / "bp-app-config-notastamp.json", "{}")
         assert 1 == len(list(target.list_points()))
+
+
+def _in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
+    """Start *call* in a thread; the list receives its result or its exception."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+class TestHoldsRacingDeletes:
+    """A hold and a delete of the same point are serialised by the point's file lock."""
+
+    def test_a_delete_during_a_hold_waits_and_is_refused(
+        self, target: Directory, store: DirectoryStore, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A delete that starts between the hold's read and write cannot remove the held point."""
+        target.create_backup()  # the newer point: this one is not the floor
+        point = target.create_backup(reason="old")
+        original = DirectoryStore.read_sidecar
+        racers: list[tuple[threading.Thread, list[Any]]] = []
+
+        def read_then_race(self: DirectoryStore, p: RecoveryPoint, operation: str = "read"):
+            data = original(self, p, operation)
+            if operation == "place_hold" and not racers:
+                racers.append(_in_thread(lambda: target.delete(point)))
+                racers[0][0].join(timeout=1.0)  # old code: the delete finishes here
+            return data
+
+        monkeypatch.setattr(DirectoryStore, "read_sidecar", read_then_race)
+
+        held = target.place_hold(point, HOLD)
+        thread, outcome = racers[0]
+        thread.join(timeout=30)
+
+        assert held.held
+        assert [ProtectedPointError] == [type(o) for o in outcome]
+        assert store.exists(f"{point.id}.tar.gz")
+        assert HOLD == target.refresh(point).legal_hold  # type: ignore[union-attr]
+
+    def test_a_hold_during_a_delete_finds_the_point_gone(
+        self, target: Directory, store: DirectoryStore, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A hold that starts after the delete's check reports the point gone, never held=True."""
+        point = target.create_backup()
+        original = local._refuse_protected
+        racers: list[tuple[threading.Thread, list[Any]]] = []
+
+        def check_then_race(p: RecoveryPoint, where: str) -> None:
+            original(p, where)
+            if where == store.url and not racers:  # the store's own check, right before removal
+                racers.append(_in_thread(lambda: target.place_hold(point, HOLD)))
+                racers[0][0].join(timeout=1.0)  # old code: the hold is written here
+
+        monkeypatch.setattr(local, "_refuse_protected", check_then_race)
+
+        target.delete(point)
+        thread, outcome = racers[0]
+        thread.join(timeout=30)
+
+        assert [ResourceNotFoundError] == [type(o) for o in outcome]
+        assert [] == list(store.keys())
+        assert target.refresh(point) is None
+
+    def test_many_holds_and_one_delete_in_threads(self, target: Directory, store: DirectoryStore):
+        """Holds that succeed always leave a held, complete point; the others see it gone."""
+        point = target.create_backup()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            holds = [pool.submit(target.place_hold, point, HOLD) for _ in range(6)]
+            deleting = pool.submit(target.delete, point)
+            holds += [pool.submit(target.place_hold, point, HOLD) for _ in range(6)]
+        placed = [f for f in holds if f.exception() is None]
+        gone = [f for f in holds if isinstance(f.exception(), ResourceNotFoundError)]
+        assert len(holds) == len(placed) + len(gone)
+        if deleting.exception() is None:  # deleted first: every later hold found it gone
+            assert [] == placed
+            assert [] == list(store.keys())
+        else:
+            assert isinstance(deleting.exception(), ProtectedPointError)
+            assert store.exists(f"{point.id}.tar.gz")
+            assert target.refresh(point).held  # type: ignore[union-attr]
+        assert [] == [p.name for p in store.path.iterdir() if p.name.startswith(".")]
 
 
 class TestCrash:
