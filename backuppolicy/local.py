@@ -285,25 +285,33 @@ class ArchiveStore(abc.ABC):
                 batch = []
         yield from self._load_points(batch)
         for name in sorted(set(archives) - sidecars):
-            yield self._incomplete_point(name, archives[name])
+            if self.exists(_archive_key(name)):  # else deleted since the scan: not listed
+                yield self._incomplete_point(name, archives[name])
 
     def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
         for name in names:
-            point = self.get_point(name)
+            point = self._sidecar_point(name)
             if point is not None:
                 yield point
 
-    def get_point(self, name: str) -> RecoveryPoint | None:
-        """The point called *name* (``None`` if there is neither sidecar nor archive)."""
+    def _sidecar_point(self, name: str) -> RecoveryPoint | None:
+        """The point of sidecar *name*; ``None`` if the sidecar is gone (deleted since a scan).
+
+        A listing that saw the sidecar and then finds it gone met a delete in progress (the
+        sidecar goes first): the point is not listed, neither as an error nor as FAILED.
+        """
         try:
             data = self.read_json(_sidecar_key(name))
         except ValueError as exc:  # json.JSONDecodeError, UnicodeDecodeError, not an object
             return self._broken_point(name, f"unreadable sidecar: {exc}")
-        if data is None:
-            if self.exists(_archive_key(name)):
-                return self._incomplete_point(name, None)
-            return None
-        return self.point_from_sidecar(data)
+        return None if data is None else self.point_from_sidecar(data)
+
+    def get_point(self, name: str) -> RecoveryPoint | None:
+        """The point called *name* (``None`` if there is neither sidecar nor archive)."""
+        point = self._sidecar_point(name)
+        if point is None and self.exists(_archive_key(name)):
+            return self._incomplete_point(name, None)
+        return point
 
     def refresh(self, point: RecoveryPoint) -> RecoveryPoint | None:
         """Re-read *point* from the store; ``None`` if it is gone."""
@@ -731,8 +739,11 @@ class DirectoryStore(ArchiveStore):
                 and not entry.name.startswith((_TMP_PREFIX, _LOCK_PREFIX))
                 and entry.is_file(follow_symlinks=False)
             ):
-                modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
-                yield entry.name, modified
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the scan: not listed
+                yield entry.name, datetime.fromtimestamp(st.st_mtime, UTC)
 
     def exists(self, key: str) -> bool:
         """Whether the file *key* exists."""
@@ -1104,7 +1115,7 @@ class S3Store(ArchiveStore):
         if not names:
             return
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            for point in pool.map(self.get_point, names):
+            for point in pool.map(self._sidecar_point, names):
                 if point is not None:
                     yield point
 

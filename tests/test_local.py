@@ -13,6 +13,7 @@ import tarfile
 import textwrap
 import threading
 import tracemalloc
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -640,6 +641,69 @@ class TestHoldsRacingDeletes:
             assert store.exists(f"{point.id}.tar.gz")
             assert target.refresh(point).held  # type: ignore[union-attr]
         assert [] == [p.name for p in store.path.iterdir() if p.name.startswith(".")]
+
+
+class TestListingsRacingDeletes:
+    """A point deleted while the store is being listed is simply not listed."""
+
+    @pytest.fixture(name="points")
+    def _points(self, target: Directory) -> list[RecoveryPoint]:
+        return [target.create_backup() for _ in range(3)]
+
+    def _delete_after_scan(
+        self, monkeypatch: pytest.MonkeyPatch, store: DirectoryStore, *files: str
+    ) -> None:
+        """Remove *files* from the store right after the listing's directory scan."""
+        original = DirectoryStore.keys
+
+        def keys(self: DirectoryStore, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+            scanned = list(original(self, prefix))
+            for name in files:
+                (store.path / name).unlink(missing_ok=True)
+            yield from scanned
+
+        monkeypatch.setattr(DirectoryStore, "keys", keys)
+
+    def test_deleted_between_scandir_and_stat(
+        self, target: Directory, store: DirectoryStore, points: list[RecoveryPoint], monkeypatch
+    ):
+        """Files gone between os.scandir and their stat are skipped, not a FileNotFoundError."""
+        real = os.scandir
+        gone = points[1].id
+
+        def scandir(path: Any) -> Iterator[os.DirEntry[str]]:
+            entries = list(real(path))
+            if Path(path) == store.path:
+                for suffix in (".json", ".tar.gz"):
+                    (store.path / f"{gone}{suffix}").unlink()
+            return iter(entries)
+
+        monkeypatch.setattr(local.os, "scandir", scandir)
+
+        listed = [p.id for p in target.list_points()]
+
+        assert [points[0].id, points[2].id] == listed
+
+    def test_sidecar_deleted_after_the_scan(
+        self, target: Directory, store: DirectoryStore, points: list[RecoveryPoint], monkeypatch
+    ):
+        """A point whose delete has removed its sidecar since the scan is not listed as FAILED."""
+        self._delete_after_scan(monkeypatch, store, f"{points[1].id}.json")
+
+        listed = [(p.id, p.status) for p in target.list_points()]
+
+        assert [(points[0].id, Status.COMPLETED), (points[2].id, Status.COMPLETED)] == listed
+
+    def test_archive_deleted_after_the_scan(
+        self, target: Directory, store: DirectoryStore, points: list[RecoveryPoint], monkeypatch
+    ):
+        """An archive seen without its sidecar and deleted since the scan is not listed."""
+        (store.path / f"{points[1].id}.json").unlink()  # a delete in progress: sidecar first
+        self._delete_after_scan(monkeypatch, store, f"{points[1].id}.tar.gz")
+
+        listed = [p.id for p in target.list_points()]
+
+        assert [points[0].id, points[2].id] == listed
 
 
 class TestCrash:
