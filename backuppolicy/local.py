@@ -34,6 +34,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -85,6 +86,7 @@ __all__ = [
     "S3Store",
     "UnsafeArchiveError",
     "open_store",
+    "sweep_restore_staging",
 ]
 
 ARCHIVE_FORMAT = 1
@@ -106,6 +108,7 @@ _POINT_RE = re.compile(
     r"^bp-(?P<target>.+)-(?P<stamp>\d{8}t\d{6}z)(?:-\d+)?(?:-(?P<tier>[a-z][a-z0-9_]*))?$"
 )
 _STAMP = "%Y%m%dt%H%M%Sz"
+_log = logging.getLogger("backuppolicy.local")
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_DATA_FILTER else ()
 
@@ -590,9 +593,15 @@ class ArchiveStore(abc.ABC):
         )
 
     def sweep_incomplete(
-        self, *, older_than: timedelta = timedelta(hours=1), now: datetime | None = None
+        self,
+        *,
+        older_than: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
+        target: str | None = None,
     ) -> list[str]:
         """Remove archives without a sidecar (interrupted backups) older than *older_than*.
+
+        With *target*, only the leftovers of that target's points.
 
         Returns:
             The removed keys.
@@ -602,7 +611,7 @@ class ArchiveStore(abc.ABC):
         sidecars: set[str] = set()
         for key, modified in self.keys("bp-"):
             split = _split_key(key)
-            if split is None:
+            if split is None or not _of_target(split[0], target):
                 continue
             if split[1] == "archive":
                 archives[split[0]] = (key, modified)
@@ -614,6 +623,89 @@ class ArchiveStore(abc.ABC):
                 self.remove(key)
                 removed.append(key)
         return removed
+
+
+def _of_target(name: str, target: str | None) -> bool:
+    """Whether point *name* (``bp-<target>-<stamp>...``) belongs to *target* (any if ``None``)."""
+    if target is None:
+        return True
+    match = _POINT_RE.match(name)
+    return match is not None and match["target"] == target
+
+
+def _leftover_name(entry: str) -> str | None:
+    """The point name of a temporary or lock file (``.tmp-<key>.<random>``, ``.bp-lock-<name>``)."""
+    if entry.startswith(_LOCK_PREFIX):
+        return entry[len(_LOCK_PREFIX) :]
+    if entry.startswith(_TMP_PREFIX):
+        split = _split_key(entry[len(_TMP_PREFIX) :].rsplit(".", 1)[0])
+        return split[0] if split else None
+    return None
+
+
+def _remove_abandoned(path: Path, *, older_than: timedelta, now: datetime) -> bool:
+    """Remove the crash leftover *path* (a file or a directory) if it is abandoned.
+
+    Abandoned means last modified more than *older_than* before *now* and not locked: a
+    live writer (``.tmp-*``), point lock or restore (``.bp-restore-*``) holds an ``flock``
+    on it while it runs. Our own lock is held while removing, so nobody takes it meanwhile.
+
+    Returns:
+        Whether *path* was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone meanwhile, or a symlink: not a leftover of ours
+        return False
+    try:
+        st = os.fstat(fd)
+        if now - datetime.fromtimestamp(st.st_mtime, UTC) <= older_than:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # in use by a running job
+        if stat.S_ISDIR(st.st_mode):
+            _rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def sweep_restore_staging(
+    parent: str | os.PathLike[str],
+    *,
+    older_than: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> list[str]:
+    """Remove the ``.bp-restore-*`` staging directories that crashed restores left in *parent*.
+
+    A running restore holds a lock on its staging directory; only unlocked ones last
+    modified more than *older_than* ago are removed. `Directory.restore_to` calls this for
+    the parent of its destination.
+
+    Returns:
+        The removed directories.
+    """
+    now = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
+    root = Path(parent)
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for entry in entries:
+        if entry.name.startswith(_STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
+            path = root / entry.name
+            if _remove_abandoned(path, older_than=older_than, now=now):
+                removed.append(str(path))
+    if removed:
+        _log.warning(
+            "removed %d staging directories of crashed restores: %s", len(removed), removed
+        )
+    return removed
 
 
 def _refuse_protected(point: RecoveryPoint, where: str) -> None:
@@ -631,6 +723,8 @@ def _refuse_protected(point: RecoveryPoint, where: str) -> None:
 
 
 _CONFLICT_ATTEMPTS = 5
+_STAGING_PREFIX = ".bp-restore-"
+_LEFTOVER_GRACE = timedelta(hours=24)
 # PreconditionFailed (412): If-Match did not match; ConditionalRequestConflict (409): a
 # concurrent conditional write of the same key won.
 _S3_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
@@ -703,6 +797,7 @@ class DirectoryStore(ArchiveStore):
         self._ensure()
         fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{key}.", dir=self.path)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # live: sweep_incomplete leaves it alone
             with os.fdopen(fd, "wb") as handle:
                 yield _FileSink(handle)
                 handle.flush()
@@ -808,19 +903,29 @@ class DirectoryStore(ArchiveStore):
         return self._local(key)
 
     def sweep_incomplete(
-        self, *, older_than: timedelta = timedelta(hours=1), now: datetime | None = None
+        self,
+        *,
+        older_than: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
+        target: str | None = None,
     ) -> list[str]:
-        """Also remove ``.tmp-*`` files left by a crash, when older than *older_than*."""
+        """Also remove ``.tmp-*`` files and point locks left by a crash.
+
+        Only those last modified more than *older_than* ago and not locked: a running
+        writer holds a lock on its temporary file, so a concurrent backup's file stays.
+        """
         now = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
-        removed = super().sweep_incomplete(older_than=older_than, now=now)
-        if not self.path.is_dir():
+        removed = super().sweep_incomplete(older_than=older_than, now=now, target=target)
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        except FileNotFoundError:
             return removed
-        for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
-            if entry.name.startswith(_TMP_PREFIX) and entry.is_file(follow_symlinks=False):
-                modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
-                if now - modified > older_than:
-                    Path(entry.path).unlink(missing_ok=True)
-                    removed.append(entry.name)
+        for entry in entries:
+            name = _leftover_name(entry.name)
+            if name is None or not _of_target(name, target):
+                continue
+            if _remove_abandoned(Path(entry.path), older_than=older_than, now=now):
+                removed.append(entry.name)
         return removed
 
 
@@ -1634,6 +1739,25 @@ class Directory:
         """Release the legal hold on *point*; return the updated point."""
         return self._adopt(self._store_for(point).release_hold(point))
 
+    def sweep_incomplete(
+        self, *, older_than: timedelta = _LEFTOVER_GRACE, now: datetime | None = None
+    ) -> list[str]:
+        """Remove this target's crash leftovers from every store it knows; `backup` calls it.
+
+        Leftovers are archives without a sidecar (listed as FAILED until then), ``.tmp-*``
+        files and point locks, last modified more than *older_than* (default a day) before
+        *now* (default the wall clock, which stamps the files) and not locked by a running
+        job. Other targets' leftovers in a shared store are left to their own runs.
+
+        Returns:
+            The removed objects, as ``<store URL>/<key>``.
+        """
+        removed: list[str] = []
+        for store in self._stores.values():
+            found = store.sweep_incomplete(older_than=older_than, now=now, target=self.name)
+            removed.extend(f"{store.url.rstrip('/')}/{key}" for key in found)
+        return removed
+
     def verify(self, point: RecoveryPoint) -> str:
         """Re-read *point*'s archive and check its SHA-256 (see `ArchiveStore.verify_point`)."""
         return self._store_for(point).verify_point(point)
@@ -1684,8 +1808,11 @@ class Directory:
         prefix = into.name_prefix if into is not None else "bp-restore-"
         base = Path(tempfile.mkdtemp(prefix=prefix))
         try:
-            restored = self.restore_to(point, base / point.id)
+            swept: list[str] = []
+            restored = self.restore_to(point, base / point.id, swept=swept)
             details = _restore_details(restored)
+            if swept:
+                details["swept"] = swept
             yield RestoredResource(
                 id=str(restored),
                 kind="directory",
@@ -1702,6 +1829,7 @@ class Directory:
         directory: str | os.PathLike[str],
         *,
         external_links: bool = False,
+        swept: list[str] | None = None,
     ) -> Path:
         """Restore *point* into *directory*, which must not exist or be empty.
 
@@ -1711,6 +1839,8 @@ class Directory:
         against the manifest, and only then renamed into place: a failed restore leaves
         nothing behind. Modes are restored (not owners, not setuid/setgid/sticky bits).
         With *external_links*, links that pointed outside the directory are recreated too.
+        Staging directories of crashed restores next to *directory* (``.bp-restore-*``, not
+        locked by a running restore, over an hour old) are removed first and added to *swept*.
 
         Returns:
             The restored directory.
@@ -1729,8 +1859,13 @@ class Directory:
         data = store.read_sidecar(point, "restore")
         expected = str(data["archive"]["sha256"])
         dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".bp-restore-", dir=dest.parent))
+        found = sweep_restore_staging(dest.parent)
+        if swept is not None:
+            swept.extend(found)
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=dest.parent))
+        lock = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
         try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # live: sweep_restore_staging leaves it alone
             with store.local_file(_archive_key(point.id)) as archive:
                 with archive.open("rb") as handle:
                     actual, _ = _sha256_of(handle)
@@ -1749,6 +1884,7 @@ class Directory:
             root.replace(dest)
         finally:
             _rmtree(staging)
+            os.close(lock)
         dest.chmod(int(manifest.get("root", {}).get("mode", "0700"), 8))
         return dest
 

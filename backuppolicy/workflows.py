@@ -338,6 +338,8 @@ class TargetRun:
         skipped: Why no backup was taken (``"not due: ..."``), if none was.
         error: The error, if the backup or a copy failed.
         duration: Seconds the target took.
+        swept: Crash leftovers of earlier runs removed before the backup (temporary files,
+            archives without a sidecar), for targets that have ``sweep_incomplete``.
     """
 
     target: str
@@ -346,6 +348,7 @@ class TargetRun:
     skipped: str | None = None
     error: str | None = None
     duration: float = 0.0
+    swept: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -361,6 +364,7 @@ class TargetRun:
             "skipped": self.skipped,
             "error": self.error,
             "duration": round(self.duration, 3),
+            "swept": list(self.swept),
         }
 
 
@@ -424,6 +428,11 @@ class RunReport:
     def copies(self) -> list[RecoveryPoint]:
         """Every tier copy made by the run."""
         return [copy for run in self.runs for copy in run.copies]
+
+    @property
+    def swept(self) -> list[str]:
+        """Every crash leftover of earlier runs that the run removed."""
+        return [item for run in self.runs for item in run.swept]
 
     def __repr__(self) -> str:
         return (
@@ -521,6 +530,7 @@ def _run_target(
     started = time.monotonic()
     source_tier = _source_tier(policy, spec)
     schedule = policy.schedule_for(spec)
+    swept = _sweep(spec, target)
     try:
         points = list(target.list_points())
     except Exception as exc:  # noqa: BLE001 - one failing target must not stop the others
@@ -606,7 +616,32 @@ def _run_target(
         skipped=skipped,
         error="; ".join(errors) or None,
         duration=time.monotonic() - started,
+        swept=swept,
     )
+
+
+def _sweep(spec: TargetSpec, target: BackupTarget) -> tuple[str, ...]:
+    """Remove the target's crash leftovers of earlier runs, if it can (``sweep_incomplete``).
+
+    Only leftovers that no running job can own are removed (old and unlocked; the target
+    decides). A failing sweep is logged and never fails the backup.
+    """
+    sweeper = getattr(target, "sweep_incomplete", None)
+    if not callable(sweeper):
+        return ()
+    try:
+        removed = tuple(str(item) for item in sweeper())
+    except Exception as exc:  # noqa: BLE001 - leftovers stay for the next run
+        _log.warning("target %s: sweeping crash leftovers failed: %s", spec.name, _describe(exc))
+        return ()
+    if removed:
+        _log.warning(
+            "target %s: removed %d crash leftovers of earlier runs: %s",
+            spec.name,
+            len(removed),
+            ", ".join(removed),
+        )
+    return removed
 
 
 def _copy_store(tier: TierSpec, spec: TargetSpec) -> str | None:

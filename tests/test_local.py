@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 import tarfile
 import textwrap
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -783,6 +785,84 @@ class TestCrash:
         )
         assert 2 == len(removed)
         assert [] == list(store.path.iterdir())
+
+
+def _age(path: Path, days: float) -> Path:
+    """Set *path*'s modification time *days* before the OS clock's now."""
+    when = time.time() - days * 86400
+    os.utime(path, (when, when), follow_symlinks=False)
+    return path
+
+
+class TestCrashLeftovers:
+    """Sweeps remove what crashed jobs left, never what a running job is writing."""
+
+    def test_a_live_writers_temp_file_survives_a_sweep(self, store: DirectoryStore):
+        """A slow writer's temp file, even hours old, is locked and kept; it completes afterwards."""
+        key = "bp-app-20261126t040000z.tar.gz"
+        with store.open_writer(key) as writer:
+            writer.write(b"first half")
+            [tmp] = [p for p in store.path.iterdir() if p.name.startswith(".tmp-")]
+            _age(tmp, 2)
+
+            removed = store.sweep_incomplete(older_than=timedelta(hours=1))
+
+            assert [] == removed
+            assert tmp.exists()
+            writer.write(b", second half")
+        assert b"first half, second half" == (store.path / key).read_bytes()
+
+    def test_crashed_temp_files_and_locks_are_swept(self, store: DirectoryStore):
+        """Unlocked old temp files and point locks go; a young temp file stays."""
+        store.path.mkdir()
+        old_tmp = _age(_write(store.path / ".tmp-bp-app-20261126t040000z.json.x1", "{"), 2)
+        old_lock = _age(_write(store.path / ".bp-lock-bp-app-20261126t040000z", ""), 2)
+        young = _write(store.path / ".tmp-bp-app-20261126t050000z.json.x2", "{")
+
+        removed = store.sweep_incomplete(older_than=timedelta(hours=1))
+
+        assert sorted([old_tmp.name, old_lock.name]) == sorted(removed)
+        assert [young.name] == [p.name for p in store.path.iterdir()]
+
+    def test_directory_sweeps_only_its_own_leftovers_in_every_store(
+        self, source: Path, store: DirectoryStore, offsite: DirectoryStore
+    ):
+        """Directory.sweep_incomplete covers its copy stores too, and leaves other targets alone."""
+        target = Directory(source, name="app", store=store, stores=[offsite], clock=Clock())
+        mine = _age(_write(offsite.path / "bp-app-20261126t040000z-offsite.tar.gz", "x"), 2)
+        theirs = _age(_write(store.path / "bp-app-config-20261126t040000z.tar.gz", "x"), 2)
+
+        removed = target.sweep_incomplete()
+
+        assert [f"{offsite.url}/{mine.name}"] == removed
+        assert theirs.exists()
+        assert [] == [p for p in target.list_points() if p.status is Status.FAILED]
+
+    def test_a_restore_sweeps_crashed_staging_but_not_a_live_one(
+        self, target: Directory, tmp_path: Path
+    ):
+        """restore_to removes old unlocked .bp-restore-* directories next to its destination."""
+        point = target.create_backup()
+        parent = tmp_path / "restores"
+        crashed = parent / ".bp-restore-crashed"
+        _write(crashed / "data" / "app.conf", "half")
+        _age(crashed, 2)
+        live = parent / ".bp-restore-live"
+        (live / "data").mkdir(parents=True)
+        _age(live, 2)
+        lock = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        swept: list[str] = []
+        try:
+            target.restore_to(point, parent / "dest", swept=swept)
+        finally:
+            os.close(lock)
+
+        assert [str(crashed)] == swept
+        assert not crashed.exists()
+        assert live.exists()
+        assert (parent / "dest" / "app.conf").exists()
+        assert sorted([".bp-restore-live", "dest"]) == sorted(p.name for p in parent.iterdir())
 
 
 class _CorruptingStore(DirectoryStore):

@@ -9,8 +9,11 @@ and a directory target in ``tmp_path``.
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
+import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -924,6 +927,85 @@ class TestEscapingErrors:
         assert [made[2].id] == [o.point.id for o in report.skipped]
 
 
+def _age(path: Path, days: float) -> Path:
+    """Set *path*'s modification time *days* before the OS clock's now."""
+    when = time.time() - days * 86400
+    os.utime(path, (when, when), follow_symlinks=False)
+    return path
+
+
+class TestCrashLeftovers:
+    """The backup run sweeps its own target's crash leftovers of earlier runs and reports them."""
+
+    def test_a_backup_run_sweeps_old_leftovers_and_reports_them(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ):
+        """Old orphans and temp files go; young, locked and other targets' leftovers stay."""
+        from backuppolicy.local import Directory, DirectoryStore
+
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "app.conf").write_text("port = 8080\n")
+        store = DirectoryStore(tmp_path / "lo")
+        store.path.mkdir()
+        orphan = store.path / "bp-app-20261101t040000z.tar.gz"
+        orphan.write_bytes(b"half an archive")
+        _age(orphan, 2)
+        tmp_file = store.path / ".tmp-bp-app-20261102t040000z.tar.gz.k2j3"
+        tmp_file.write_bytes(b"partial")
+        _age(tmp_file, 2)
+        young = store.path / "bp-app-20261103t040000z.tar.gz"
+        young.write_bytes(b"being finished right now")
+        other = store.path / "bp-web-20261101t040000z.tar.gz"
+        other.write_bytes(b"another target's orphan")
+        _age(other, 2)
+        live = store.path / ".tmp-bp-app-20261104t040000z.tar.gz.live"
+        live.write_bytes(b"a concurrent, slow writer")
+        handle = live.open("rb")
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _age(live, 2)
+        target = Directory(source, name="app", store=store)
+        failed_before = [p.id for p in target.list_points() if p.status is Status.FAILED]
+        policy = _policy(("app",))
+
+        try:
+            with caplog.at_level("WARNING", logger="backuppolicy"):
+                report = backup(policy, now=MONDAY, targets={"app": target}, notifiers=[])
+        finally:
+            handle.close()
+
+        url = store.url
+        assert [f"{url}/{orphan.name}", f"{url}/{tmp_file.name}"] == report.swept
+        assert report.swept == report.to_dict()["runs"][0]["swept"]
+        assert report.ok
+        assert not orphan.exists()
+        assert not tmp_file.exists()
+        assert young.exists()
+        assert other.exists()
+        assert live.exists()
+        assert ["bp-app-20261101t040000z", "bp-app-20261103t040000z"] == failed_before
+        assert ["bp-app-20261103t040000z"] == [
+            p.id for p in target.list_points() if p.status is Status.FAILED
+        ]
+        assert any("removed 2 crash leftovers" in r.getMessage() for r in caplog.records)
+
+    def test_a_failing_sweep_never_fails_the_backup(self, clock):
+        """A sweep that raises is logged; the backup still runs."""
+
+        class Sweeping(MemoryTarget):
+            def sweep_incomplete(self) -> list[str]:
+                raise OSError(13, "Permission denied")
+
+        policy = _policy(("db",))
+        target = Sweeping("db", policy=policy.name, clock=clock)
+
+        report = backup(policy, now=MONDAY, targets={"db": target}, notifiers=[])
+
+        assert report.ok
+        assert 1 == len(report.created)
+        assert [] == report.swept
+
+
 class TestHolds:
     def test_place_list_and_release(self, clock):
         """A placed hold is listed by holds() and blocks deletion until released."""
@@ -1048,6 +1130,7 @@ class TestReports:
             "skipped": "not due",
             "error": None,
             "duration": 1.235,
+            "swept": [],
         } == run.to_dict()
 
 
