@@ -556,19 +556,34 @@ class TestListRefreshDelete:
         assert 1 == len(list(target.list_points()))
 
 
-def _in_thread(call: Any) -> tuple[threading.Thread, list[Any]]:
-    """Start *call* in a thread; the list receives its result or its exception."""
+def _racer(
+    call: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Thread, list[Any], threading.Event]:
+    """Start *call* in a thread; the event is set once it waits for a point lock, or ends.
+
+    No timed waits: under libfaketime they would wait for the faked clock.
+    """
     outcome: list[Any] = []
+    waiting = threading.Event()
+    real = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if threading.current_thread() is thread and operation == fcntl.LOCK_EX:
+            waiting.set()
+        real(fd, operation)
 
     def run() -> None:
         try:
             outcome.append(call())
         except Exception as exc:  # noqa: BLE001 - the test inspects it
             outcome.append(exc)
+        finally:
+            waiting.set()
 
+    monkeypatch.setattr(fcntl, "flock", flock)
     thread = threading.Thread(target=run)
     thread.start()
-    return thread, outcome
+    return thread, outcome, waiting
 
 
 class TestHoldsRacingDeletes:
@@ -581,20 +596,20 @@ class TestHoldsRacingDeletes:
         target.create_backup()  # the newer point: this one is not the floor
         point = target.create_backup(reason="old")
         original = DirectoryStore.read_sidecar
-        racers: list[tuple[threading.Thread, list[Any]]] = []
+        racers: list[tuple[threading.Thread, list[Any], threading.Event]] = []
 
         def read_then_race(self: DirectoryStore, p: RecoveryPoint, operation: str = "read"):
             data = original(self, p, operation)
             if operation == "place_hold" and not racers:
-                racers.append(_in_thread(lambda: target.delete(point)))
-                racers[0][0].join(timeout=1.0)  # old code: the delete finishes here
+                racers.append(_racer(lambda: target.delete(point), monkeypatch))
+                racers[0][2].wait()  # old code: the delete has finished by now
             return data
 
         monkeypatch.setattr(DirectoryStore, "read_sidecar", read_then_race)
 
         held = target.place_hold(point, HOLD)
-        thread, outcome = racers[0]
-        thread.join(timeout=30)
+        thread, outcome, _ = racers[0]
+        thread.join()
 
         assert held.held
         assert [ProtectedPointError] == [type(o) for o in outcome]
@@ -607,19 +622,19 @@ class TestHoldsRacingDeletes:
         """A hold that starts after the delete's check reports the point gone, never held=True."""
         point = target.create_backup()
         original = local._refuse_protected
-        racers: list[tuple[threading.Thread, list[Any]]] = []
+        racers: list[tuple[threading.Thread, list[Any], threading.Event]] = []
 
         def check_then_race(p: RecoveryPoint, where: str) -> None:
             original(p, where)
             if where == store.url and not racers:  # the store's own check, right before removal
-                racers.append(_in_thread(lambda: target.place_hold(point, HOLD)))
-                racers[0][0].join(timeout=1.0)  # old code: the hold is written here
+                racers.append(_racer(lambda: target.place_hold(point, HOLD), monkeypatch))
+                racers[0][2].wait()  # old code: the hold has been written by now
 
         monkeypatch.setattr(local, "_refuse_protected", check_then_race)
 
         target.delete(point)
-        thread, outcome = racers[0]
-        thread.join(timeout=30)
+        thread, outcome, _ = racers[0]
+        thread.join()
 
         assert [ResourceNotFoundError] == [type(o) for o in outcome]
         assert [] == list(store.keys())
@@ -817,7 +832,7 @@ class TestCrashLeftovers:
         store.path.mkdir()
         old_tmp = _age(_write(store.path / ".tmp-bp-app-20261126t040000z.json.x1", "{"), 2)
         old_lock = _age(_write(store.path / ".bp-lock-bp-app-20261126t040000z", ""), 2)
-        young = _write(store.path / ".tmp-bp-app-20261126t050000z.json.x2", "{")
+        young = _age(_write(store.path / ".tmp-bp-app-20261126t050000z.json.x2", "{"), 0)
 
         removed = store.sweep_incomplete(older_than=timedelta(hours=1))
 
