@@ -29,11 +29,13 @@ import abc
 import contextlib
 import copy
 import errno
+import fcntl
 import fnmatch
 import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
@@ -92,6 +94,7 @@ __all__ = [
     "S3Store",
     "UnsafeArchiveError",
     "open_store",
+    "sweep_restore_staging",
 ]
 
 ARCHIVE_FORMAT = 1
@@ -137,6 +140,7 @@ _POINT_RE = re.compile(
     r"^bp-(?P<target>.+)-(?P<stamp>\d{8}t\d{6}z)(?:-\d+)?(?:-(?P<tier>[a-z][a-z0-9_]*))?$"
 )
 _STAMP = "%Y%m%dt%H%M%Sz"
+_log = logging.getLogger("backuppolicy.local")
 _HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
 _FILTER_ERRORS: tuple[type[Exception], ...] = (tarfile.FilterError,) if _HAS_DATA_FILTER else ()
 
@@ -339,25 +343,33 @@ class ArchiveStore(abc.ABC):
                 batch = []
         yield from self._load_points(batch)
         for name in sorted(set(archives) - sidecars):
-            yield self._incomplete_point(name, archives[name])
+            if self.exists(_archive_key(name)):  # else deleted since the scan: not listed
+                yield self._incomplete_point(name, archives[name])
 
     def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
         for name in names:
-            point = self.get_point(name)
+            point = self._sidecar_point(name)
             if point is not None:
                 yield point
 
-    def get_point(self, name: str) -> RecoveryPoint | None:
-        """The point called *name* (``None`` if there is neither sidecar nor archive)."""
+    def _sidecar_point(self, name: str) -> RecoveryPoint | None:
+        """The point of sidecar *name*; ``None`` if the sidecar is gone (deleted since a scan).
+
+        A listing that saw the sidecar and then finds it gone met a delete in progress (the
+        sidecar goes first): the point is not listed, neither as an error nor as FAILED.
+        """
         try:
             data = self.read_json(_sidecar_key(name))
         except (ValueError, UnsafeArchiveError) as exc:  # bad JSON or UTF-8, not an object, huge
             return self._broken_point(name, f"unreadable sidecar: {exc}")
-        if data is None:
-            if self.exists(_archive_key(name)):
-                return self._incomplete_point(name, None)
-            return None
-        return self.point_from_sidecar(data)
+        return None if data is None else self.point_from_sidecar(data)
+
+    def get_point(self, name: str) -> RecoveryPoint | None:
+        """The point called *name* (``None`` if there is neither sidecar nor archive)."""
+        point = self._sidecar_point(name)
+        if point is None and self.exists(_archive_key(name)):
+            return self._incomplete_point(name, None)
+        return point
 
     def refresh(self, point: RecoveryPoint) -> RecoveryPoint | None:
         """Re-read *point* from the store; ``None`` if it is gone."""
@@ -460,29 +472,80 @@ class ArchiveStore(abc.ABC):
         """Delete *point*'s sidecar, then its archive.
 
         The sidecar goes first, so an interrupted delete never leaves a complete-looking
-        point without its archive.
+        point without its archive. The check and the delete are one step against holds: a
+        `DirectoryStore` holds the point's lock, an `S3Store` deletes the sidecar only if it
+        is still the one it checked (``If-Match``), else checks again.
 
         Raises:
             ProtectedPointError: The stored point is held, pending or has no ownership tags.
             ResourceNotFoundError: The point does not exist.
         """
-        current = self.get_point(point.id)
-        if current is None:
-            msg = f"{self.url}: delete: point {point.id!r} does not exist"
-            raise ResourceNotFoundError(
-                msg, backend=self.url, operation="delete", resource=point.id
-            )
-        _refuse_protected(current, self.url)
-        self.remove(_sidecar_key(point.id))
-        self.remove(_archive_key(point.id))
+        for _attempt in range(_CONFLICT_ATTEMPTS):
+            with self._point_lock(point.id):
+                tag = self._sidecar_tag(point.id)
+                current = self.get_point(point.id)
+                if current is None:
+                    msg = f"{self.url}: delete: point {point.id!r} does not exist"
+                    raise ResourceNotFoundError(
+                        msg, backend=self.url, operation="delete", resource=point.id
+                    )
+                _refuse_protected(current, self.url)
+                try:
+                    self._remove_if(_sidecar_key(point.id), tag)
+                except _ChangedError:
+                    continue  # a hold (or anything) changed the sidecar since the check
+                self.remove(_archive_key(point.id))
+                return
+        raise self._contended(point, "delete")
 
     def _update_sidecar(
         self, point: RecoveryPoint, change: Callable[[dict[str, Any]], None], operation: str
     ) -> RecoveryPoint:
-        data = self.read_sidecar(point, operation)
-        change(data)
-        self.write_json(_sidecar_key(point.id), data)
-        return self.point_from_sidecar(data)
+        """Read-modify-write of the sidecar, atomic against a concurrent delete of the point.
+
+        A point deleted meanwhile raises `ResourceNotFoundError`: the change never brings a
+        deleted sidecar back, and never reports a hold on a point that is gone.
+        """
+        for _attempt in range(_CONFLICT_ATTEMPTS):
+            with self._point_lock(point.id):
+                tag = self._sidecar_tag(point.id)
+                data = self.read_sidecar(point, operation)
+                change(data)
+                try:
+                    self._write_json_if(_sidecar_key(point.id), data, tag)
+                except _ChangedError:
+                    continue
+                return self.point_from_sidecar(data)
+        raise self._contended(point, operation)
+
+    # -- serialising changes of one point (holds against deletes) -------------------------
+
+    def _point_lock(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Held while one point's sidecar is checked and changed (default: no lock)."""
+        del name
+        return contextlib.nullcontext()
+
+    def _sidecar_tag(self, name: str) -> str | None:
+        """A token of the sidecar's current content for conditional writes (``None``: none)."""
+        del name
+        return None
+
+    def _write_json_if(self, key: str, data: Mapping[str, Any], tag: str | None) -> None:
+        """Write *key* only if it still has content *tag* (else `_ChangedError`)."""
+        del tag
+        self.write_json(key, data)
+
+    def _remove_if(self, key: str, tag: str | None) -> None:
+        """Remove *key* only if it still has content *tag* (else `_ChangedError`)."""
+        del tag
+        self.remove(key)
+
+    def _contended(self, point: RecoveryPoint, operation: str) -> BackendError:
+        msg = (
+            f"{self.url}: {operation}: the sidecar of {point.id!r} kept changing during "
+            f"{_CONFLICT_ATTEMPTS} attempts; nothing was changed"
+        )
+        return BackendError(msg, backend=self.url, operation=operation, resource=point.id)
 
     def place_hold(self, point: RecoveryPoint, hold: LegalHold) -> RecoveryPoint:
         """Record *hold* on *point* (tag ``backuppolicy:legal-hold`` in the sidecar)."""
@@ -596,9 +659,15 @@ class ArchiveStore(abc.ABC):
         )
 
     def sweep_incomplete(
-        self, *, older_than: timedelta = timedelta(hours=1), now: datetime | None = None
+        self,
+        *,
+        older_than: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
+        target: str | None = None,
     ) -> list[str]:
         """Remove archives without a sidecar (interrupted backups) older than *older_than*.
+
+        With *target*, only the leftovers of that target's points.
 
         Returns:
             The removed keys.
@@ -608,7 +677,7 @@ class ArchiveStore(abc.ABC):
         sidecars: set[str] = set()
         for key, modified in self.keys("bp-"):
             split = _split_key(key)
-            if split is None:
+            if split is None or not _of_target(split[0], target):
                 continue
             if split[1] == "archive":
                 archives[split[0]] = (key, modified)
@@ -620,6 +689,89 @@ class ArchiveStore(abc.ABC):
                 self.remove(key)
                 removed.append(key)
         return removed
+
+
+def _of_target(name: str, target: str | None) -> bool:
+    """Whether point *name* (``bp-<target>-<stamp>...``) belongs to *target* (any if ``None``)."""
+    if target is None:
+        return True
+    match = _POINT_RE.match(name)
+    return match is not None and match["target"] == target
+
+
+def _leftover_name(entry: str) -> str | None:
+    """The point name of a temporary or lock file (``.tmp-<key>.<random>``, ``.bp-lock-<name>``)."""
+    if entry.startswith(_LOCK_PREFIX):
+        return entry[len(_LOCK_PREFIX) :]
+    if entry.startswith(_TMP_PREFIX):
+        split = _split_key(entry[len(_TMP_PREFIX) :].rsplit(".", 1)[0])
+        return split[0] if split else None
+    return None
+
+
+def _remove_abandoned(path: Path, *, older_than: timedelta, now: datetime) -> bool:
+    """Remove the crash leftover *path* (a file or a directory) if it is abandoned.
+
+    Abandoned means last modified more than *older_than* before *now* and not locked: a
+    live writer (``.tmp-*``), point lock or restore (``.bp-restore-*``) holds an ``flock``
+    on it while it runs. Our own lock is held while removing, so nobody takes it meanwhile.
+
+    Returns:
+        Whether *path* was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone meanwhile, or a symlink: not a leftover of ours
+        return False
+    try:
+        st = os.fstat(fd)
+        if now - datetime.fromtimestamp(st.st_mtime, UTC) <= older_than:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # in use by a running job
+        if stat.S_ISDIR(st.st_mode):
+            _rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
+
+
+def sweep_restore_staging(
+    parent: str | os.PathLike[str],
+    *,
+    older_than: timedelta = timedelta(hours=1),
+    now: datetime | None = None,
+) -> list[str]:
+    """Remove the ``.bp-restore-*`` staging directories that crashed restores left in *parent*.
+
+    A running restore holds a lock on its staging directory; only unlocked ones last
+    modified more than *older_than* ago are removed. `Directory.restore_to` calls this for
+    the parent of its destination.
+
+    Returns:
+        The removed directories.
+    """
+    now = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
+    root = Path(parent)
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed = []
+    for entry in entries:
+        if entry.name.startswith(_STAGING_PREFIX) and entry.is_dir(follow_symlinks=False):
+            path = root / entry.name
+            if _remove_abandoned(path, older_than=older_than, now=now):
+                removed.append(str(path))
+    if removed:
+        _log.warning(
+            "removed %d staging directories of crashed restores: %s", len(removed), removed
+        )
+    return removed
 
 
 def _refuse_protected(point: RecoveryPoint, where: str) -> None:
@@ -634,6 +786,19 @@ def _refuse_protected(point: RecoveryPoint, where: str) -> None:
     if why is not None:
         msg = f"{where}: refusing to delete {point.id!r}: {why}; nothing was deleted"
         raise ProtectedPointError(msg, point=point)
+
+
+_CONFLICT_ATTEMPTS = 5
+_STAGING_PREFIX = ".bp-restore-"
+_LEFTOVER_GRACE = timedelta(hours=24)
+# PreconditionFailed (412): If-Match did not match; ConditionalRequestConflict (409): a
+# concurrent conditional write of the same key won.
+_S3_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
+_LOCK_PREFIX = ".bp-lock-"
+
+
+class _ChangedError(Exception):
+    """A conditional write or delete found the object changed (or gone) since it was read."""
 
 
 class _FileSink:
@@ -698,6 +863,7 @@ class DirectoryStore(ArchiveStore):
         self._ensure()
         fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{key}.", dir=self.path)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # live: sweep_incomplete leaves it alone
             with os.fdopen(fd, "wb") as handle:
                 yield _FileSink(handle)
                 handle.flush()
@@ -731,11 +897,14 @@ class DirectoryStore(ArchiveStore):
         for entry in entries:
             if (
                 entry.name.startswith(prefix)
-                and not entry.name.startswith(_TMP_PREFIX)
+                and not entry.name.startswith((_TMP_PREFIX, _LOCK_PREFIX))
                 and entry.is_file(follow_symlinks=False)
             ):
-                modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
-                yield entry.name, modified
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # deleted since the scan: not listed
+                yield entry.name, datetime.fromtimestamp(st.st_mtime, UTC)
 
     def exists(self, key: str) -> bool:
         """Whether the file *key* exists."""
@@ -752,6 +921,43 @@ class DirectoryStore(ArchiveStore):
         _fsync_dir(self.path)
 
     @contextlib.contextmanager
+    def _point_lock(self, name: str) -> Iterator[None]:
+        """An exclusive ``flock`` on ``.bp-lock-<name>``, between threads and processes.
+
+        The lock file is removed on release. A waiter that wakes up on a removed file
+        opens the new one and waits again, so two holders never overlap.
+        """
+        _check_key(name)
+        if not self.path.is_dir():  # no store, no sidecar: nothing to serialise
+            yield
+            return
+        path = self.path / f"{_LOCK_PREFIX}{name}"
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                opened = os.fstat(fd)
+                try:
+                    named = path.lstat()
+                except FileNotFoundError:
+                    named = None
+            except BaseException:
+                os.close(fd)
+                raise
+            if named is not None and (named.st_dev, named.st_ino) == (
+                opened.st_dev,
+                opened.st_ino,
+            ):
+                break
+            os.close(fd)  # released and removed while we waited: take the new one
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            os.close(fd)
+
+    @contextlib.contextmanager
     def _local(self, key: str) -> Iterator[Path]:
         if not self.exists(key):
             msg = f"{self.url}: {key} does not exist"
@@ -763,19 +969,29 @@ class DirectoryStore(ArchiveStore):
         return self._local(key)
 
     def sweep_incomplete(
-        self, *, older_than: timedelta = timedelta(hours=1), now: datetime | None = None
+        self,
+        *,
+        older_than: timedelta = timedelta(hours=1),
+        now: datetime | None = None,
+        target: str | None = None,
     ) -> list[str]:
-        """Also remove ``.tmp-*`` files left by a crash, when older than *older_than*."""
+        """Also remove ``.tmp-*`` files and point locks left by a crash.
+
+        Only those last modified more than *older_than* ago and not locked: a running
+        writer holds a lock on its temporary file, so a concurrent backup's file stays.
+        """
         now = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
-        removed = super().sweep_incomplete(older_than=older_than, now=now)
-        if not self.path.is_dir():
+        removed = super().sweep_incomplete(older_than=older_than, now=now, target=target)
+        try:
+            entries = sorted(os.scandir(self.path), key=lambda e: e.name)
+        except FileNotFoundError:
             return removed
-        for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
-            if entry.name.startswith(_TMP_PREFIX) and entry.is_file(follow_symlinks=False):
-                modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, UTC)
-                if now - modified > older_than:
-                    Path(entry.path).unlink(missing_ok=True)
-                    removed.append(entry.name)
+        for entry in entries:
+            name = _leftover_name(entry.name)
+            if name is None or not _of_target(name, target):
+                continue
+            if _remove_abandoned(Path(entry.path), older_than=older_than, now=now):
+                removed.append(entry.name)
         return removed
 
 
@@ -1048,11 +1264,61 @@ class S3Store(ArchiveStore):
         full = self.prefix + key
         self.aws.call("s3", "delete_object", resource=full, Bucket=self.bucket, Key=full)
 
+    # Holds against deletes: S3 conditional writes (If-Match on PutObject and DeleteObject).
+
+    def _sidecar_tag(self, name: str) -> str | None:
+        """The sidecar's ETag (HeadObject), ``None`` if there is none."""
+        full = self.prefix + _sidecar_key(name)
+        try:
+            head = self.aws.call("s3", "head_object", resource=full, Bucket=self.bucket, Key=full)
+        except ResourceNotFoundError:
+            return None
+        return str(head["ETag"])
+
+    @contextlib.contextmanager
+    def _conditional(self) -> Iterator[None]:
+        try:
+            yield
+        except ResourceNotFoundError as exc:
+            raise _ChangedError(str(exc)) from exc
+        except BackendError as exc:
+            if exc.code in _S3_CONFLICT_CODES:
+                raise _ChangedError(str(exc)) from exc
+            raise
+
+    def _write_json_if(self, key: str, data: Mapping[str, Any], tag: str | None) -> None:
+        """PutObject with ``If-Match: <tag>``: a sidecar changed or deleted meanwhile is not written."""
+        if tag is None:
+            raise _ChangedError(key)
+        full = self.prefix + key
+        body = json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+        with self._conditional():
+            self.aws.call(
+                "s3",
+                "put_object",
+                resource=full,
+                Bucket=self.bucket,
+                Key=full,
+                Body=body,
+                IfMatch=tag,
+                **self.sse_params,
+            )
+
+    def _remove_if(self, key: str, tag: str | None) -> None:
+        """DeleteObject with ``If-Match: <tag>``: a sidecar changed meanwhile is not deleted."""
+        if tag is None:
+            raise _ChangedError(key)
+        full = self.prefix + key
+        with self._conditional():
+            self.aws.call(
+                "s3", "delete_object", resource=full, Bucket=self.bucket, Key=full, IfMatch=tag
+            )
+
     def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
         if not names:
             return
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            for point in pool.map(self.get_point, names):
+            for point in pool.map(self._sidecar_point, names):
                 if point is not None:
                     yield point
 
@@ -1571,6 +1837,25 @@ class Directory:
         """Release the legal hold on *point*; return the updated point."""
         return self._adopt(self._store_for(point).release_hold(point))
 
+    def sweep_incomplete(
+        self, *, older_than: timedelta = _LEFTOVER_GRACE, now: datetime | None = None
+    ) -> list[str]:
+        """Remove this target's crash leftovers from every store it knows; `backup` calls it.
+
+        Leftovers are archives without a sidecar (listed as FAILED until then), ``.tmp-*``
+        files and point locks, last modified more than *older_than* (default a day) before
+        *now* (default the wall clock, which stamps the files) and not locked by a running
+        job. Other targets' leftovers in a shared store are left to their own runs.
+
+        Returns:
+            The removed objects, as ``<store URL>/<key>``.
+        """
+        removed: list[str] = []
+        for store in self._stores.values():
+            found = store.sweep_incomplete(older_than=older_than, now=now, target=self.name)
+            removed.extend(f"{store.url.rstrip('/')}/{key}" for key in found)
+        return removed
+
     def verify(self, point: RecoveryPoint) -> str:
         """Re-read *point*'s archive and check its SHA-256 (see `ArchiveStore.verify_point`)."""
         return self._store_for(point).verify_point(point)
@@ -1621,8 +1906,11 @@ class Directory:
         prefix = into.name_prefix if into is not None else "bp-restore-"
         base = Path(tempfile.mkdtemp(prefix=prefix))
         try:
-            restored = self.restore_to(point, base / point.id)
+            swept: list[str] = []
+            restored = self.restore_to(point, base / point.id, swept=swept)
             details = _restore_details(restored)
+            if swept:
+                details["swept"] = swept
             yield RestoredResource(
                 id=str(restored),
                 kind="directory",
@@ -1639,6 +1927,7 @@ class Directory:
         directory: str | os.PathLike[str],
         *,
         external_links: bool = False,
+        swept: list[str] | None = None,
     ) -> Path:
         """Restore *point* into *directory*, which must not exist or be empty.
 
@@ -1648,6 +1937,8 @@ class Directory:
         against the manifest, and only then renamed into place: a failed restore leaves
         nothing behind. Modes are restored (not owners, not setuid/setgid/sticky bits).
         With *external_links*, links that pointed outside the directory are recreated too.
+        Staging directories of crashed restores next to *directory* (``.bp-restore-*``, not
+        locked by a running restore, over an hour old) are removed first and added to *swept*.
 
         Returns:
             The restored directory.
@@ -1666,8 +1957,13 @@ class Directory:
         data = store.read_sidecar(point, "restore")
         expected = str(data["archive"]["sha256"])
         dest.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".bp-restore-", dir=dest.parent))
+        found = sweep_restore_staging(dest.parent)
+        if swept is not None:
+            swept.extend(found)
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=dest.parent))
+        lock = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
         try:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # live: sweep_restore_staging leaves it alone
             with store.local_file(_archive_key(point.id)) as archive:
                 with archive.open("rb") as handle:
                     actual, _ = _sha256_of(handle)
@@ -1686,6 +1982,7 @@ class Directory:
             root.replace(dest)
         finally:
             _rmtree(staging)
+            os.close(lock)
         dest.chmod(int(manifest.get("root", {}).get("mode", "0700"), 8))
         return dest
 

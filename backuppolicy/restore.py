@@ -1807,7 +1807,8 @@ def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG
     aside = plan.options["aside"]
     if staging.exists():  # left by an interrupted attempt of this same restore
         shutil.rmtree(staging)
-    backend.restore_to(point, staging)
+    swept: list[str] = []  # staging directories of crashed restores next to the destination
+    backend.restore_to(point, staging, swept=swept)
     kept: list[str] = []
     if aside and (dest.exists() or dest.is_symlink()):
         dest.rename(aside)
@@ -1825,4 +1826,4 @@ def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG
             files=files,
         )
     ]
-    return _Outcome(str(dest), str(dest), kept, checks, {"files": files})
+    return _Outcome(str(dest), str(dest), kept, checks, {"files": files, "swept": swept})

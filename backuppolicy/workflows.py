@@ -338,6 +338,8 @@ class TargetRun:
         skipped: Why no backup was taken (``"not due: ..."``), if none was.
         error: The error, if the backup or a copy failed.
         duration: Seconds the target took.
+        swept: Crash leftovers of earlier runs removed before the backup (temporary files,
+            archives without a sidecar), for targets that have ``sweep_incomplete``.
     """
 
     target: str
@@ -346,6 +348,7 @@ class TargetRun:
     skipped: str | None = None
     error: str | None = None
     duration: float = 0.0
+    swept: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -361,6 +364,7 @@ class TargetRun:
             "skipped": self.skipped,
             "error": self.error,
             "duration": round(self.duration, 3),
+            "swept": list(self.swept),
         }
 
 
@@ -424,6 +428,11 @@ class RunReport:
     def copies(self) -> list[RecoveryPoint]:
         """Every tier copy made by the run."""
         return [copy for run in self.runs for copy in run.copies]
+
+    @property
+    def swept(self) -> list[str]:
+        """Every crash leftover of earlier runs that the run removed."""
+        return [item for run in self.runs for item in run.swept]
 
     def __repr__(self) -> str:
         return (
@@ -521,6 +530,7 @@ def _run_target(
     started = time.monotonic()
     source_tier = _source_tier(policy, spec)
     schedule = policy.schedule_for(spec)
+    swept = _sweep(spec, target)
     try:
         points = list(target.list_points())
     except Exception as exc:  # noqa: BLE001 - one failing target must not stop the others
@@ -606,7 +616,32 @@ def _run_target(
         skipped=skipped,
         error="; ".join(errors) or None,
         duration=time.monotonic() - started,
+        swept=swept,
     )
+
+
+def _sweep(spec: TargetSpec, target: BackupTarget) -> tuple[str, ...]:
+    """Remove the target's crash leftovers of earlier runs, if it can (``sweep_incomplete``).
+
+    Only leftovers that no running job can own are removed (old and unlocked; the target
+    decides). A failing sweep is logged and never fails the backup.
+    """
+    sweeper = getattr(target, "sweep_incomplete", None)
+    if not callable(sweeper):
+        return ()
+    try:
+        removed = tuple(str(item) for item in sweeper())
+    except Exception as exc:  # noqa: BLE001 - leftovers stay for the next run
+        _log.warning("target %s: sweeping crash leftovers failed: %s", spec.name, _describe(exc))
+        return ()
+    if removed:
+        _log.warning(
+            "target %s: removed %d crash leftovers of earlier runs: %s",
+            spec.name,
+            len(removed),
+            ", ".join(removed),
+        )
+    return removed
 
 
 def _copy_store(tier: TierSpec, spec: TargetSpec) -> str | None:
@@ -958,9 +993,12 @@ def apply(
 
     For every planned deletion the point is re-read from its target; it is skipped (with the
     reason) if it no longer exists, is now under legal hold, is not managed, is pending or has
-    changed. Before the first deletion of a target's tier, the newest point the plan keeps there
-    is re-read too: if it has vanished, nothing of that tier is deleted (the newest completed
-    point must survive). Deletions run concurrently (*max_workers*).
+    changed. The floors hold whatever the plan says: before the first deletion, every target
+    with planned deletions is listed again, and the newest completed point of each of its tiers
+    is skipped (a target that cannot be listed deletes nothing and its points fail). The newest
+    point the plan keeps in a tier is re-read too: if it has vanished, nothing of that tier is
+    deleted. Any error while deleting one point (an ``OSError`` too) becomes that point's
+    ``"failed"`` outcome; the others go on. Deletions run concurrently (*max_workers*).
 
     Args:
         plan: A plan from `plan_retention` (or ``rule.plan`` with *targets* given).
@@ -990,11 +1028,20 @@ def apply(
             hint=f"Missing: {missing}.",
         )
     floor_ok = _check_floors(plan, known)
+    newest = _fresh_newest(plan, known)
 
     def delete_one(point: RecoveryPoint) -> DeleteOutcome:
-        return _delete_one(
-            point, plan, known, floor_ok=floor_ok.get((point.target, point.tier), True)
-        )
+        try:
+            return _delete_one(
+                point,
+                plan,
+                known,
+                floor_ok=floor_ok.get((point.target, point.tier), True),
+                newest=newest.get(point.target, {}),
+            )
+        except Exception as exc:  # noqa: BLE001 - OSError, a plugin's bug: one failed outcome
+            _log.exception("deleting %s of %s failed", point.id, point.target)
+            return DeleteOutcome(point, "failed", _describe(exc))
 
     outcomes: list[DeleteOutcome] = []
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
@@ -1011,10 +1058,16 @@ def _delete_one(
     targets: Mapping[str, BackupTarget],
     *,
     floor_ok: bool,
+    newest: Mapping[str, str | None] | str,
 ) -> DeleteOutcome:
-    """Re-check one planned deletion and carry it out."""
-    if not floor_ok:
-        return DeleteOutcome(point, "skipped", "the newest kept point of its tier vanished")
+    """Re-check one planned deletion and carry it out.
+
+    *newest* is the target's fresh newest completed point id per tier, or why the target
+    could not be re-read.
+    """
+    refused = _floor(point, floor_ok=floor_ok, newest=newest)
+    if refused is not None:
+        return refused
     target = targets[point.target]
     try:
         reason = _recheck(target.refresh(point), point)
@@ -1026,8 +1079,64 @@ def _delete_one(
     except ProtectedPointError as exc:
         return DeleteOutcome(point, "skipped", str(exc))
     except BackupPolicyError as exc:
-        return DeleteOutcome(point, "failed", f"{type(exc).__name__}: {exc}")
+        return DeleteOutcome(point, "failed", _describe(exc))
     return DeleteOutcome(point, "deleted", "; ".join(plan.reasons.get(point.id, [])))
+
+
+def _floor(
+    point: RecoveryPoint, *, floor_ok: bool, newest: Mapping[str, str | None] | str
+) -> DeleteOutcome | None:
+    """The outcome of *point* if a floor forbids deleting it (``None``: no floor applies)."""
+    if not floor_ok:
+        return DeleteOutcome(point, "skipped", "the newest kept point of its tier vanished")
+    if point.kind == _VERSION:
+        return None
+    if isinstance(newest, str):
+        return DeleteOutcome(point, "failed", newest)
+    if newest.get(point.tier) == point.id:
+        why = f"newest completed point of {point.target} in tier {point.tier!r}"
+        return DeleteOutcome(point, "skipped", why)
+    return None
+
+
+_VERSION = "s3-version"
+_MAX_REASON = 500
+
+
+def _describe(exc: BaseException) -> str:
+    """``"OSError: ..."``, truncated: the reason of a failed outcome."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+def _fresh_newest(
+    plan: RetentionPlan, targets: Mapping[str, BackupTarget]
+) -> dict[str, dict[str, str | None] | str]:
+    """Re-read every target that has planned deletions: its newest completed point per tier.
+
+    The floor holds whatever plan `apply` is handed: a point that is the newest completed
+    point of its (target, tier) right before the deletions start is never deleted. Object
+    versions have their own floor (the current version, which is never managed); a target
+    whose only planned deletions are versions is not re-read. A target that cannot be
+    re-read maps to the reason, and none of its points is deleted.
+    """
+    names = sorted({p.target for p in plan.delete if p.kind != _VERSION})
+    result: dict[str, dict[str, str | None] | str] = {}
+    for name in names:
+        try:
+            points = [p for p in targets[name].list_points() if p.kind != _VERSION]
+        except Exception as exc:  # noqa: BLE001 - no floor known: nothing of the target goes
+            _log.error("re-reading %s before deleting failed, nothing of it is deleted", name)
+            result[name] = (
+                f"could not re-read the target to find its newest point: {_describe(exc)}"
+            )
+            continue
+        newest: dict[str, str | None] = {}
+        for tier in {p.tier for p in points}:
+            found = _newest(points, tier)
+            newest[tier] = None if found is None else found.id
+        result[name] = newest
+    return result
 
 
 def _check_floors(
@@ -1046,7 +1155,7 @@ def _check_floors(
     for key, point in newest.items():
         try:
             fresh = targets[key[0]].refresh(point)
-        except BackupPolicyError:
+        except Exception:  # noqa: BLE001 - unknown state of the floor: delete nothing there
             fresh = None
         result[key] = fresh is not None and fresh.is_good
     return result
@@ -1075,7 +1184,11 @@ def place_hold(
     """Put *point* under legal hold (seed §2.2, §2.3): it is never deleted until released.
 
     The hold is recorded on the point itself (a tag, or an S3 Object Lock legal hold), so every
-    tool that reads the point sees it.
+    tool that reads the point sees it. On archive stores a hold and a delete of the same point
+    never interleave (a file lock on a directory, conditional writes on S3).
+
+    Raises:
+        ResourceNotFoundError: The point does not exist (any more): nothing is held.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise PolicyError.for_field("reason", "a non-empty reason for the hold", reason)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -11,7 +12,11 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import threading
+import time
 import tracemalloc
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -551,6 +556,173 @@ class TestListRefreshDelete:
         assert 1 == len(list(target.list_points()))
 
 
+def _racer(
+    call: Any, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Thread, list[Any], threading.Event]:
+    """Start *call* in a thread; the event is set once it waits for a point lock, or ends.
+
+    No timed waits: under libfaketime they would wait for the faked clock.
+    """
+    outcome: list[Any] = []
+    waiting = threading.Event()
+    real = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if threading.current_thread() is thread and operation == fcntl.LOCK_EX:
+            waiting.set()
+        real(fd, operation)
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome.append(exc)
+        finally:
+            waiting.set()
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome, waiting
+
+
+class TestHoldsRacingDeletes:
+    """A hold and a delete of the same point are serialised by the point's file lock."""
+
+    def test_a_delete_during_a_hold_waits_and_is_refused(
+        self, target: Directory, store: DirectoryStore, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A delete that starts between the hold's read and write cannot remove the held point."""
+        target.create_backup()  # the newer point: this one is not the floor
+        point = target.create_backup(reason="old")
+        original = DirectoryStore.read_sidecar
+        racers: list[tuple[threading.Thread, list[Any], threading.Event]] = []
+
+        def read_then_race(self: DirectoryStore, p: RecoveryPoint, operation: str = "read"):
+            data = original(self, p, operation)
+            if operation == "place_hold" and not racers:
+                racers.append(_racer(lambda: target.delete(point), monkeypatch))
+                racers[0][2].wait()  # old code: the delete has finished by now
+            return data
+
+        monkeypatch.setattr(DirectoryStore, "read_sidecar", read_then_race)
+
+        held = target.place_hold(point, HOLD)
+        thread, outcome, _ = racers[0]
+        thread.join()
+
+        assert held.held
+        assert [ProtectedPointError] == [type(o) for o in outcome]
+        assert store.exists(f"{point.id}.tar.gz")
+        assert HOLD == target.refresh(point).legal_hold  # type: ignore[union-attr]
+
+    def test_a_hold_during_a_delete_finds_the_point_gone(
+        self, target: Directory, store: DirectoryStore, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A hold that starts after the delete's check reports the point gone, never held=True."""
+        point = target.create_backup()
+        original = local._refuse_protected
+        racers: list[tuple[threading.Thread, list[Any], threading.Event]] = []
+
+        def check_then_race(p: RecoveryPoint, where: str) -> None:
+            original(p, where)
+            if where == store.url and not racers:  # the store's own check, right before removal
+                racers.append(_racer(lambda: target.place_hold(point, HOLD), monkeypatch))
+                racers[0][2].wait()  # old code: the hold has been written by now
+
+        monkeypatch.setattr(local, "_refuse_protected", check_then_race)
+
+        target.delete(point)
+        thread, outcome, _ = racers[0]
+        thread.join()
+
+        assert [ResourceNotFoundError] == [type(o) for o in outcome]
+        assert [] == list(store.keys())
+        assert target.refresh(point) is None
+
+    def test_many_holds_and_one_delete_in_threads(self, target: Directory, store: DirectoryStore):
+        """Holds that succeed always leave a held, complete point; the others see it gone."""
+        point = target.create_backup()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            holds = [pool.submit(target.place_hold, point, HOLD) for _ in range(6)]
+            deleting = pool.submit(target.delete, point)
+            holds += [pool.submit(target.place_hold, point, HOLD) for _ in range(6)]
+        placed = [f for f in holds if f.exception() is None]
+        gone = [f for f in holds if isinstance(f.exception(), ResourceNotFoundError)]
+        assert len(holds) == len(placed) + len(gone)
+        if deleting.exception() is None:  # deleted first: every later hold found it gone
+            assert [] == placed
+            assert [] == list(store.keys())
+        else:
+            assert isinstance(deleting.exception(), ProtectedPointError)
+            assert store.exists(f"{point.id}.tar.gz")
+            assert target.refresh(point).held  # type: ignore[union-attr]
+        assert [] == [p.name for p in store.path.iterdir() if p.name.startswith(".")]
+
+
+class TestListingsRacingDeletes:
+    """A point deleted while the store is being listed is simply not listed."""
+
+    @pytest.fixture(name="points")
+    def _points(self, target: Directory) -> list[RecoveryPoint]:
+        return [target.create_backup() for _ in range(3)]
+
+    def _delete_after_scan(
+        self, monkeypatch: pytest.MonkeyPatch, store: DirectoryStore, *files: str
+    ) -> None:
+        """Remove *files* from the store right after the listing's directory scan."""
+        original = DirectoryStore.keys
+
+        def keys(self: DirectoryStore, prefix: str = "") -> Iterator[tuple[str, datetime]]:
+            scanned = list(original(self, prefix))
+            for name in files:
+                (store.path / name).unlink(missing_ok=True)
+            yield from scanned
+
+        monkeypatch.setattr(DirectoryStore, "keys", keys)
+
+    def test_deleted_between_scandir_and_stat(
+        self, target: Directory, store: DirectoryStore, points: list[RecoveryPoint], monkeypatch
+    ):
+        """Files gone between os.scandir and their stat are skipped, not a FileNotFoundError."""
+        real = os.scandir
+        gone = points[1].id
+
+        def scandir(path: Any) -> Iterator[os.DirEntry[str]]:
+            entries = list(real(path))
+            if Path(path) == store.path:
+                for suffix in (".json", ".tar.gz"):
+                    (store.path / f"{gone}{suffix}").unlink()
+            return iter(entries)
+
+        monkeypatch.setattr(local.os, "scandir", scandir)
+
+        listed = [p.id for p in target.list_points()]
+
+        assert [points[0].id, points[2].id] == listed
+
+    def test_sidecar_deleted_after_the_scan(
+        self, target: Directory, store: DirectoryStore, points: list[RecoveryPoint], monkeypatch
+    ):
+        """A point whose delete has removed its sidecar since the scan is not listed as FAILED."""
+        self._delete_after_scan(monkeypatch, store, f"{points[1].id}.json")
+
+        listed = [(p.id, p.status) for p in target.list_points()]
+
+        assert [(points[0].id, Status.COMPLETED), (points[2].id, Status.COMPLETED)] == listed
+
+    def test_archive_deleted_after_the_scan(
+        self, target: Directory, store: DirectoryStore, points: list[RecoveryPoint], monkeypatch
+    ):
+        """An archive seen without its sidecar and deleted since the scan is not listed."""
+        (store.path / f"{points[1].id}.json").unlink()  # a delete in progress: sidecar first
+        self._delete_after_scan(monkeypatch, store, f"{points[1].id}.tar.gz")
+
+        listed = [p.id for p in target.list_points()]
+
+        assert [points[0].id, points[2].id] == listed
+
+
 class TestCrash:
     SCRIPT = textwrap.dedent(
         """
@@ -622,12 +794,92 @@ class TestCrash:
         """sweep_incomplete removes temp files and sidecar-less archives older than the limit."""
         self._crash(source, store, "mid-archive")
         self._crash(source, store, "before-sidecar")
+        for leftover in store.path.iterdir():  # the kernel stamps files with the real clock
+            _age(leftover, 0)
         assert [] == store.sweep_incomplete(older_than=timedelta(hours=1))
         removed = store.sweep_incomplete(
             older_than=timedelta(hours=1), now=datetime.now(UTC) + timedelta(hours=2)
         )
         assert 2 == len(removed)
         assert [] == list(store.path.iterdir())
+
+
+def _age(path: Path, days: float) -> Path:
+    """Set *path*'s modification time *days* before the OS clock's now."""
+    when = time.time() - days * 86400
+    os.utime(path, (when, when), follow_symlinks=False)
+    return path
+
+
+class TestCrashLeftovers:
+    """Sweeps remove what crashed jobs left, never what a running job is writing."""
+
+    def test_a_live_writers_temp_file_survives_a_sweep(self, store: DirectoryStore):
+        """A slow writer's temp file, even hours old, is locked and kept; it completes afterwards."""
+        key = "bp-app-20261126t040000z.tar.gz"
+        with store.open_writer(key) as writer:
+            writer.write(b"first half")
+            [tmp] = [p for p in store.path.iterdir() if p.name.startswith(".tmp-")]
+            _age(tmp, 2)
+
+            removed = store.sweep_incomplete(older_than=timedelta(hours=1))
+
+            assert [] == removed
+            assert tmp.exists()
+            writer.write(b", second half")
+        assert b"first half, second half" == (store.path / key).read_bytes()
+
+    def test_crashed_temp_files_and_locks_are_swept(self, store: DirectoryStore):
+        """Unlocked old temp files and point locks go; a young temp file stays."""
+        store.path.mkdir()
+        old_tmp = _age(_write(store.path / ".tmp-bp-app-20261126t040000z.json.x1", "{"), 2)
+        old_lock = _age(_write(store.path / ".bp-lock-bp-app-20261126t040000z", ""), 2)
+        young = _age(_write(store.path / ".tmp-bp-app-20261126t050000z.json.x2", "{"), 0)
+
+        removed = store.sweep_incomplete(older_than=timedelta(hours=1))
+
+        assert sorted([old_tmp.name, old_lock.name]) == sorted(removed)
+        assert [young.name] == [p.name for p in store.path.iterdir()]
+
+    def test_directory_sweeps_only_its_own_leftovers_in_every_store(
+        self, source: Path, store: DirectoryStore, offsite: DirectoryStore
+    ):
+        """Directory.sweep_incomplete covers its copy stores too, and leaves other targets alone."""
+        target = Directory(source, name="app", store=store, stores=[offsite], clock=Clock())
+        mine = _age(_write(offsite.path / "bp-app-20261126t040000z-offsite.tar.gz", "x"), 2)
+        theirs = _age(_write(store.path / "bp-app-config-20261126t040000z.tar.gz", "x"), 2)
+
+        removed = target.sweep_incomplete()
+
+        assert [f"{offsite.url}/{mine.name}"] == removed
+        assert theirs.exists()
+        assert [] == [p for p in target.list_points() if p.status is Status.FAILED]
+
+    def test_a_restore_sweeps_crashed_staging_but_not_a_live_one(
+        self, target: Directory, tmp_path: Path
+    ):
+        """restore_to removes old unlocked .bp-restore-* directories next to its destination."""
+        point = target.create_backup()
+        parent = tmp_path / "restores"
+        crashed = parent / ".bp-restore-crashed"
+        _write(crashed / "data" / "app.conf", "half")
+        _age(crashed, 2)
+        live = parent / ".bp-restore-live"
+        (live / "data").mkdir(parents=True)
+        _age(live, 2)
+        lock = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        swept: list[str] = []
+        try:
+            target.restore_to(point, parent / "dest", swept=swept)
+        finally:
+            os.close(lock)
+
+        assert [str(crashed)] == swept
+        assert not crashed.exists()
+        assert live.exists()
+        assert (parent / "dest" / "app.conf").exists()
+        assert sorted([".bp-restore-live", "dest"]) == sorted(p.name for p in parent.iterdir())
 
 
 class _CorruptingStore(DirectoryStore):

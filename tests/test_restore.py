@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,19 @@ class TestDirectoryRestore:
         assert [str(etc.path) + ".before-restore-20261126t090000z"] == log.results[0].evidence[
             "kept"
         ]
+
+    def test_crashed_restore_staging_is_swept_and_reported(self, etc: Directory) -> None:
+        """Old, unlocked .bp-restore-* leftovers next to the destination go, listed in details."""
+        point = etc.create_backup(token="one")
+        crashed = etc.path.parent / ".bp-restore-crashed"
+        (crashed / "data").mkdir(parents=True)
+        when = time.time() - 2 * 86400
+        os.utime(crashed, (when, when))
+
+        result = restore(plan_restore(etc, point=point, now=NOW), confirm=True)
+
+        assert [str(crashed)] == result.details["swept"]
+        assert not crashed.exists()
 
     def test_corrupt_archive_changes_nothing(self, etc: Directory) -> None:
         """A corrupt archive fails the checksum before the current directory is touched."""

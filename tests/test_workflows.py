@@ -9,8 +9,11 @@ and a directory target in ``tmp_path``.
 
 from __future__ import annotations
 
+import fcntl
 import html
 import json
+import os
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -725,6 +728,7 @@ class TestApply:
         """A point whose creation time differs from the plan's is not the planned point."""
         target = MemoryTarget("db", policy="shop", clock=clock)
         point = target.add_point(created_at=MONDAY - timedelta(days=90))
+        target.add_point(created_at=MONDAY)  # the newest: the floor keeps it
         stale = point.evolve(created_at=point.created_at - timedelta(days=1))
         plan = RetentionPlan(keep=[], delete=[stale], reasons={stale.id: ["x"]}, now=MONDAY)
 
@@ -765,6 +769,242 @@ class TestApply:
 
         assert [] == again.deleted
         assert 2 == len(targets["db"].deleted)
+
+
+def _everything(targets: dict[str, Any]) -> RetentionPlan:
+    """A hand-made plan that deletes every point of *targets* and keeps none."""
+    points = [p for t in targets.values() for p in t.list_points()]
+    return RetentionPlan(keep=[], delete=points, reasons={p.id: ["x"] for p in points}, now=MONDAY)
+
+
+def _newest_per_tier(points: list[RecoveryPoint]) -> set[tuple[str, str]]:
+    newest: dict[str, RecoveryPoint] = {}
+    for point in points:
+        if point.is_good and point.managed:
+            best = newest.get(point.tier)
+            if best is None or (point.created_at, point.id) > (best.created_at, best.id):
+                newest[point.tier] = point
+    return {(tier, p.id) for tier, p in newest.items()}
+
+
+class TestFloorsWhateverThePlan:
+    """apply keeps the newest completed point of every (target, tier), whatever plan it gets."""
+
+    def test_a_plan_deleting_everything_keeps_each_tiers_newest_memory(self, clock):
+        """MemoryTarget: every point but the newest completed one of each tier is deleted."""
+        target = MemoryTarget("db", policy="shop", clock=clock)
+        local = _aged(target, [30, 20, 10])
+        remote = _aged(target, [40, 25], tier="offsite")
+        target.add_point(created_at=MONDAY, status=Status.FAILED)  # newer, but not good
+        expected = {("local", local[2].id), ("offsite", remote[1].id)}
+        assert expected == _newest_per_tier(list(target.list_points()))
+
+        report = apply(_everything({"db": target}), targets={"db": target})
+
+        assert expected == {(p.tier, p.id) for p in target.list_points()}
+        assert expected == {(o.point.tier, o.point.id) for o in report.skipped}
+        assert {
+            "newest completed point of db in tier 'local'",
+            "newest completed point of db in tier 'offsite'",
+        } == {o.reason for o in report.skipped}
+        assert 4 == len(report.deleted)
+        assert report.ok
+
+    def test_a_plan_deleting_everything_keeps_each_tiers_newest_directory(self, tmp_path: Path):
+        """Directory with a local and an off-site store: each store keeps its newest archive."""
+        from backuppolicy.local import Directory, DirectoryStore
+
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "app.conf").write_text("port = 8080\n")
+        stamps = iter(MONDAY + timedelta(minutes=i) for i in range(10))
+        target = Directory(
+            source, name="app", store=DirectoryStore(tmp_path / "lo"), clock=lambda: next(stamps)
+        )
+        made = [target.create_backup() for _ in range(3)]
+        offsite = bp.Destination(store=DirectoryStore(tmp_path / "off", tier="offsite"))
+        for point in made[:2]:
+            target.copy(point, offsite)
+        expected = _newest_per_tier(list(target.list_points()))
+        assert {"local", "offsite"} == {tier for tier, _ in expected}
+
+        report = apply(_everything({"app": target}), targets={"app": target})
+
+        assert expected == {(p.tier, p.id) for p in target.list_points()}
+        assert 3 == len(report.deleted)
+        assert report.ok
+
+    def test_the_floor_is_the_newest_at_apply_time_not_at_plan_time(self, clock):
+        """A plan made before the newest point vanished cannot delete the new newest."""
+        target = MemoryTarget("db", policy="shop", clock=clock)
+        points = _aged(target, [0, 10, 20])
+        plan = RetentionPlan(
+            keep=[], delete=points[1:], reasons={p.id: ["x"] for p in points}, now=MONDAY
+        )
+        target.delete(points[0])
+
+        report = apply(plan, targets={"db": target})
+
+        assert [points[1].id] == [p.id for p in target.list_points()]
+        assert [points[2].id] == _ids(report.deleted)
+
+    def test_a_target_that_cannot_be_re_read_deletes_nothing(self, clock):
+        """If the re-read before deleting fails, every point of that target fails, none goes."""
+        target = MemoryTarget("db", policy="shop", clock=clock)
+        other = MemoryTarget("web", policy="shop", clock=clock)
+        _aged(target, [0, 10, 20])
+        kept, old = _aged(other, [0, 10])
+        plan = _everything({"db": target, "web": other})
+        target.fail_next("list_points", BackendError("ListSnapshots: Throttling", backend="db"))
+
+        report = apply(plan, targets={"db": target, "web": other})
+
+        assert [] == target.deleted
+        assert 3 == len(report.failed)
+        assert all("could not re-read" in o.reason for o in report.failed)
+        assert [old.id] == _ids(report.deleted)
+        assert [kept.id] == [p.id for p in other.list_points()]
+
+
+class TestEscapingErrors:
+    """An unexpected exception while deleting one point becomes that point's failed outcome."""
+
+    def test_an_os_error_from_delete_is_a_failed_outcome(self, clock):
+        """OSError from delete: one failed outcome, the report survives, the others go on."""
+        target = MemoryTarget("db", policy="shop", clock=clock)
+        _aged(target, [0, 10, 20, 30])
+        plan = _everything({"db": target})
+        target.fail_next("delete", OSError(5, "Input/output error"))
+
+        report = apply(plan, targets={"db": target}, max_workers=1)
+
+        assert 1 == len(report.failed)
+        assert "OSError: [Errno 5] Input/output error" == report.failed[0].reason
+        assert 2 == len(report.deleted)
+        assert 1 == len(report.skipped)
+        assert not report.ok
+
+    def test_any_exception_from_refresh_is_a_failed_outcome(self, clock):
+        """A plugin's bug (a RuntimeError from refresh) fails one point, not the whole apply."""
+        target = MemoryTarget("db", policy="shop", clock=clock)
+        _aged(target, [0, 10, 20])
+        target.fail_next("refresh", RuntimeError("x" * 2000))
+
+        report = apply(_everything({"db": target}), targets={"db": target}, max_workers=1)
+
+        assert 1 == len(report.failed)
+        assert report.failed[0].reason.startswith("RuntimeError: xxx")
+        assert len(report.failed[0].reason) <= 500
+        assert 3 == len(report.outcomes)
+
+    def test_an_os_error_from_a_directory_store_is_a_failed_outcome(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ):
+        """A local store whose unlink fails (EACCES) reports the failure for that archive only."""
+        from backuppolicy.local import Directory, DirectoryStore
+
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "a").write_text("a")
+        stamps = iter(MONDAY + timedelta(minutes=i) for i in range(10))
+        store = DirectoryStore(tmp_path / "lo")
+        target = Directory(source, name="app", store=store, clock=lambda: next(stamps))
+        made = [target.create_backup() for _ in range(3)]
+        original = DirectoryStore.remove
+
+        def remove(self: DirectoryStore, key: str) -> None:
+            if key.startswith(made[0].id):
+                raise PermissionError(13, "Permission denied", key)
+            original(self, key)
+
+        monkeypatch.setattr(DirectoryStore, "remove", remove)
+
+        report = apply(_everything({"app": target}), targets={"app": target})
+
+        assert [made[0].id] == [o.point.id for o in report.failed]
+        assert "PermissionError" in report.failed[0].reason
+        assert [made[1].id] == _ids(report.deleted)
+        assert [made[2].id] == [o.point.id for o in report.skipped]
+
+
+def _age(path: Path, days: float) -> Path:
+    """Set *path*'s modification time *days* before the OS clock's now."""
+    when = time.time() - days * 86400
+    os.utime(path, (when, when), follow_symlinks=False)
+    return path
+
+
+class TestCrashLeftovers:
+    """The backup run sweeps its own target's crash leftovers of earlier runs and reports them."""
+
+    def test_a_backup_run_sweeps_old_leftovers_and_reports_them(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ):
+        """Old orphans and temp files go; young, locked and other targets' leftovers stay."""
+        from backuppolicy.local import Directory, DirectoryStore
+
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "app.conf").write_text("port = 8080\n")
+        store = DirectoryStore(tmp_path / "lo")
+        store.path.mkdir()
+        orphan = store.path / "bp-app-20261101t040000z.tar.gz"
+        orphan.write_bytes(b"half an archive")
+        _age(orphan, 2)
+        tmp_file = store.path / ".tmp-bp-app-20261102t040000z.tar.gz.k2j3"
+        tmp_file.write_bytes(b"partial")
+        _age(tmp_file, 2)
+        young = store.path / "bp-app-20261103t040000z.tar.gz"
+        young.write_bytes(b"being finished right now")
+        _age(young, 0)  # the process clock's now (the kernel stamps files with the real one)
+        other = store.path / "bp-web-20261101t040000z.tar.gz"
+        other.write_bytes(b"another target's orphan")
+        _age(other, 2)
+        live = store.path / ".tmp-bp-app-20261104t040000z.tar.gz.live"
+        live.write_bytes(b"a concurrent, slow writer")
+        handle = live.open("rb")
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        _age(live, 2)
+        target = Directory(source, name="app", store=store)
+        failed_before = [p.id for p in target.list_points() if p.status is Status.FAILED]
+        policy = _policy(("app",))
+
+        try:
+            with caplog.at_level("WARNING", logger="backuppolicy"):
+                report = backup(policy, now=MONDAY, targets={"app": target}, notifiers=[])
+        finally:
+            handle.close()
+
+        url = store.url
+        assert [f"{url}/{orphan.name}", f"{url}/{tmp_file.name}"] == report.swept
+        assert report.swept == report.to_dict()["runs"][0]["swept"]
+        assert report.ok
+        assert not orphan.exists()
+        assert not tmp_file.exists()
+        assert young.exists()
+        assert other.exists()
+        assert live.exists()
+        assert ["bp-app-20261101t040000z", "bp-app-20261103t040000z"] == failed_before
+        assert ["bp-app-20261103t040000z"] == [
+            p.id for p in target.list_points() if p.status is Status.FAILED
+        ]
+        assert any("removed 2 crash leftovers" in r.getMessage() for r in caplog.records)
+
+    def test_a_failing_sweep_never_fails_the_backup(self, clock):
+        """A sweep that raises is logged; the backup still runs."""
+
+        class Sweeping(MemoryTarget):
+            def sweep_incomplete(self) -> list[str]:
+                raise OSError(13, "Permission denied")
+
+        policy = _policy(("db",))
+        target = Sweeping("db", policy=policy.name, clock=clock)
+
+        report = backup(policy, now=MONDAY, targets={"db": target}, notifiers=[])
+
+        assert report.ok
+        assert 1 == len(report.created)
+        assert [] == report.swept
 
 
 class TestHolds:
@@ -891,6 +1131,7 @@ class TestReports:
             "skipped": "not due",
             "error": None,
             "duration": 1.235,
+            "swept": [],
         } == run.to_dict()
 
 

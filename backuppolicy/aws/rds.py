@@ -435,6 +435,17 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _newest_by_tier(points: Iterable[RecoveryPoint]) -> dict[str, RecoveryPoint]:
+    """The newest completed managed point of each tier (ties: the larger id is newer)."""
+    newest: dict[str, RecoveryPoint] = {}
+    for point in points:
+        if point.is_good and point.managed:
+            best = newest.get(point.tier)
+            if best is None or (point.created_at, point.id) > (best.created_at, best.id):
+                newest[point.tier] = point
+    return newest
+
+
 def _succeeded(future: Future[None]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
 
@@ -858,7 +869,8 @@ class _RdsTarget(AwsBackend):
         """Delete *points* with at most *max_workers* concurrent calls; return the deleted ids.
 
         Every point is checked, as given and as one fresh listing per region reports it,
-        before the first delete: if any is protected, nothing is deleted. Points that are
+        before the first delete: if any is protected (held, pending, not ours, or the newest
+        completed snapshot of its tier, which retention always keeps), nothing is deleted. Points that are
         already gone are skipped (not in the result). The first error of a worker stops the
         deletes not started yet and is raised.
 
@@ -868,7 +880,8 @@ class _RdsTarget(AwsBackend):
             ['bp-orders-db-20261001t040000z', ...]
 
         Raises:
-            ProtectedPointError: One of *points* may not be deleted (nothing was deleted).
+            ProtectedPointError: One of *points* may not be deleted, or is the newest completed
+                snapshot of its tier (nothing was deleted).
             PolicyError: *max_workers* is not a positive integer.
         """
         workers = self.max_workers if max_workers is None else max_workers
@@ -884,11 +897,18 @@ class _RdsTarget(AwsBackend):
             ):
                 listed = self._to_point(raw, region)
                 fresh[(listed.id, region)] = listed
+        newest = _newest_by_tier(fresh.values())
         live = []
         for point in todo:
             current = fresh.get((point.id, _region_of(point, self.region)))
             if current is not None:
                 self._check_deletable(current)
+                if newest.get(current.tier) is current:
+                    raise ProtectedPointError(
+                        f"{self.name}: refusing to delete snapshot {current.id!r}: it is the "
+                        f"newest completed snapshot of tier {current.tier!r}; nothing was deleted",
+                        point=current,
+                    )
                 live.append(current)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bp-rds-delete") as pool:
             futures = [pool.submit(self._delete_snapshot, point) for point in live]

@@ -938,17 +938,19 @@ class S3Bucket(AwsBackend):
         for entry in self._entries(self._manifest_prefix):
             if entry.is_marker or not entry.is_latest:
                 continue
-            head = self.call(
-                "s3",
-                "head_object",
-                resource=_s3_url(self.bucket, entry.key),
-                Bucket=self.bucket,
-                Key=entry.key,
-                VersionId=entry.version_id,
-            )
-            yield self._manifest_point(
-                entry.key, entry.version_id, head, self._tags_of(entry.key, entry.version_id)
-            )
+            try:
+                head = self.call(
+                    "s3",
+                    "head_object",
+                    resource=_s3_url(self.bucket, entry.key),
+                    Bucket=self.bucket,
+                    Key=entry.key,
+                    VersionId=entry.version_id,
+                )
+                tags = self._tags_of(entry.key, entry.version_id)
+            except ResourceNotFoundError:
+                continue  # deleted since the listing page: not listed
+            yield self._manifest_point(entry.key, entry.version_id, head, tags)
 
     # Copies in copy stores ----------------------------------------------------------------
 
@@ -1018,7 +1020,12 @@ class S3Bucket(AwsBackend):
             )
             if head is None or "created-at" not in head.get("Metadata", {}):
                 continue
-            tags = self._tags_of(entry.key, entry.version_id, bucket=store.bucket, region=region)
+            try:
+                tags = self._tags_of(
+                    entry.key, entry.version_id, bucket=store.bucket, region=region
+                )
+            except ResourceNotFoundError:
+                continue  # deleted since the listing page: not listed
             yield self._copy_point(
                 store, region, key=entry.key, version_id=entry.version_id, head=head, tags=tags
             )

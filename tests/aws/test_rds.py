@@ -905,11 +905,41 @@ class TestDelete:
         db.delete(copy)
         assert [(point.id, "local")] == [(p.id, p.tier) for p in db.list_points() if p.managed]
 
+    def test_apply_of_a_plan_deleting_everything_keeps_each_tiers_newest(self, db, keys):
+        """A hand-made plan listing every snapshot keeps the newest completed one of each tier."""
+        from backuppolicy.retention import RetentionPlan
+        from backuppolicy.workflows import apply
+
+        points = [db.create_backup(token=f"f{i}") for i in range(3)]
+        for age, point in zip([3, 2, 1], points, strict=True):
+            _backdate(db, point.id, NOW - timedelta(days=age))
+        copy = db.copy(points[0], Destination(region=OTHER, kms_key_id=keys[OTHER]))
+        everything = list(db.list_points())
+        plan = RetentionPlan(keep=[], delete=everything, reasons={}, now=NOW)
+
+        report = apply(plan, targets={db.name: db})
+
+        left = {(p.tier, p.id) for p in db.list_points() if p.managed}
+        assert {("local", points[2].id), ("offsite", copy.id)} == left
+        assert {points[0].id, points[1].id} == {p.id for p in report.deleted}
+        assert [] == report.failed
+
     def test_delete_many(self, target):
         """delete_many deletes every given point and returns their ids in order."""
         points = [target.create_backup(token=f"m{i}") for i in range(6)]
+        newest = target.create_backup(token="m9")
         assert [p.id for p in points] == target.delete_many(points, max_workers=3)
         assert not {p.id for p in points} & _ids(target)
+        assert newest.id in _ids(target)
+
+    def test_delete_many_refuses_the_newest_completed_snapshot(self, db):
+        """A list that holds the tier's newest completed snapshot deletes nothing at all."""
+        points = [db.create_backup(token=f"n{i}") for i in range(3)]
+        for age, point in zip([3, 2, 1], points, strict=True):
+            _backdate(db, point.id, NOW - timedelta(days=age))
+        with pytest.raises(ProtectedPointError, match="newest completed snapshot"):
+            db.delete_many(points)
+        assert {p.id for p in points} <= _ids(db)
 
     def test_delete_many_refuses_all_if_one_held(self, db):
         """If one point is held on the backend, nothing is deleted."""
@@ -922,12 +952,14 @@ class TestDelete:
     def test_delete_many_skips_gone(self, db):
         """Points that are already gone are skipped."""
         points = [db.create_backup(token=f"m{i}") for i in range(2)]
+        db.create_backup(token="m9")  # the newest, which delete_many never deletes
         db.delete(points[0])
         assert [points[1].id] == db.delete_many(points)
 
     def test_delete_many_raises_worker_error(self, db):
         """A failing delete is raised, with how many were deleted before it."""
         points = [db.create_backup(token=f"m{i}") for i in range(2)]
+        db.create_backup(token="m9")  # the newest, which delete_many never deletes
 
         def deny(params: dict[str, Any], **_: Any) -> None:
             if params["DBSnapshotIdentifier"] == points[1].id:
@@ -1348,10 +1380,10 @@ def test_fault_injection(make: Callable[..., Any], request: pytest.FixtureReques
     copy = target.copy(points[0], Destination(region=OTHER, kms_key_id=keys[OTHER]))
     listed = {(p.id, p.tier) for p in target.list_points() if p.managed}
     assert {(p.id, "local") for p in points} | {(copy.id, "offsite")} == listed
-    old = points[2:]
+    old = points[:6]  # delete_many never deletes the newest completed snapshot, points[7]
     assert [p.id for p in old] == target.delete_many(old, max_workers=4)
-    target.delete(points[1])
+    target.delete(points[6])
     listed = {(p.id, p.tier) for p in target.list_points() if p.managed}
-    assert {(points[0].id, "local"), (copy.id, "offsite")} == listed
-    assert {p.id: 1 for p in points[1:]} == dict(faults.deleted)
+    assert {(points[7].id, "local"), (copy.id, "offsite")} == listed
+    assert {p.id: 1 for p in points[:7]} == dict(faults.deleted)
     assert sum(faults.injected.values()) >= 10  # the hook really did fail calls

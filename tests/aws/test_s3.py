@@ -379,6 +379,27 @@ class TestManifests:
         kinds = Counter(p.kind for p in target.list_points())
         assert {"s3-manifest": 1, "s3-version": 9} == dict(kinds)
 
+    def test_a_manifest_deleted_during_the_listing_is_not_listed(
+        self, target, s3, history, monkeypatch
+    ):
+        """A manifest deleted after its listing page and before its HeadObject is skipped."""
+        first = target.create_backup(token="one")
+        second = target.create_backup(token="two")
+        original = S3Bucket._entries
+
+        def entries(self: S3Bucket, prefix: str | None = None, **kwargs: Any) -> Any:
+            listed = list(original(self, prefix, **kwargs))
+            if prefix == self._manifest_prefix:
+                details = first.details
+                s3.delete_object(Bucket=BUCKET, Key=details["key"], VersionId=details["version_id"])
+            yield from listed
+
+        monkeypatch.setattr(S3Bucket, "_entries", entries)
+
+        manifests = [p.id for p in target.list_points() if p.kind == "s3-manifest"]
+
+        assert [second.id] == manifests
+
     def test_foreign_tags_make_manifest_unmanaged(self, s3, history):
         """A manifest of another policy is listed as unmanaged."""
         S3Bucket(BUCKET, account_id=ACCOUNT, policy="other").create_backup(token=TOKEN)

@@ -18,6 +18,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from backuppolicy import local
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.exceptions import (
     BackendError,
@@ -280,6 +281,54 @@ class TestS3Points:
             "<backuppolicy.local.S3Store(bucket='bp-offsite', prefix='backups/', tier='offsite')>"
             == repr(store)
         )
+
+
+class TestHoldsRacingDeletes:
+    """Holds and deletes of one point are conditional writes (If-Match on the sidecar's ETag)."""
+
+    def test_a_delete_between_the_holds_read_and_write_wins(
+        self, target: Directory, store: S3Store, monkeypatch: pytest.MonkeyPatch
+    ):
+        """The hold's PutObject finds the sidecar gone: ResourceNotFoundError, nothing rewritten."""
+        point = target.create_backup()
+        original = S3Store.read_sidecar
+        raced: list[str] = []
+
+        def read_then_delete(self: S3Store, p: RecoveryPoint, operation: str = "read") -> Any:
+            data = original(self, p, operation)
+            if operation == "place_hold" and not raced:
+                raced.append(p.id)
+                target.delete(point)
+            return data
+
+        monkeypatch.setattr(S3Store, "read_sidecar", read_then_delete)
+
+        with pytest.raises(ResourceNotFoundError, match=point.id):
+            target.place_hold(point, HOLD)
+        assert [point.id] == raced
+        assert [] == list(store.keys())
+
+    def test_a_hold_between_the_deletes_check_and_removal_wins(
+        self, target: Directory, store: S3Store, monkeypatch: pytest.MonkeyPatch
+    ):
+        """The delete's conditional DeleteObject sees the new hold: refused, the point stays held."""
+        point = target.create_backup()
+        original = local._refuse_protected
+        raced: list[str] = []
+
+        def check_then_hold(p: RecoveryPoint, where: str) -> None:
+            original(p, where)
+            if where == store.url and not raced:
+                raced.append(p.id)
+                target.place_hold(point, HOLD)
+
+        monkeypatch.setattr(local, "_refuse_protected", check_then_hold)
+
+        with pytest.raises(ProtectedPointError, match="legal hold"):
+            target.delete(point)
+        assert [point.id] == raced
+        assert HOLD == target.refresh(point).legal_hold  # type: ignore[union-attr]
+        assert store.exists(f"{point.id}.tar.gz")
 
 
 class TestCopies:
