@@ -137,6 +137,33 @@ class TestDatabase:
         restore(again, confirm=True, sleep=_no_sleep)
         assert ["shop-prod", "shop-prod-before-restore-20261126t093000z"] == _ids(rds)
 
+    def test_swap_resumed_after_the_original_was_moved_aside(
+        self, db: RdsInstance, rds: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A crash after the rename aside: the resumed swap knows the renamed original by its tag."""
+        db.create_backup(token="one")
+        plan = plan_restore(db, swap=True, now=NOW)
+        new_id, aside = plan.options["new_id"], plan.options["aside"]
+        call = db.call
+
+        def crash(service: str, operation: str, **kwargs: Any) -> Any:
+            if operation == "modify_db_instance" and kwargs["DBInstanceIdentifier"] == new_id:
+                raise _Crash
+            return call(service, operation, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(db, "call", crash)
+            with pytest.raises(_Crash):
+                restore(plan, confirm=True, sleep=_no_sleep)
+        assert sorted([aside, new_id]) == _ids(rds)
+        again = plan_restore(db, swap=True, now=NOW, token=plan.token)
+        result = restore(again, confirm=True, sleep=_no_sleep)
+        assert (["shop-prod", aside], (f"rds:{aside}",), True) == (
+            _ids(rds),
+            result.kept,
+            result.ok,
+        )
+
     def test_into_an_identifier_in_use_is_refused(self, db: RdsInstance, rds: Any) -> None:
         """A restore never takes over an instance another restore or a person made."""
         db.create_backup(token="one")
@@ -285,6 +312,10 @@ def _instance(ec2: Any) -> str:
 def _attached(ec2: Any, instance_id: str) -> dict[str, str]:
     found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     return {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in found["BlockDeviceMappings"]}
+
+
+class _Crash(BaseException):
+    """Stands in for the process dying (no Exception: nothing catches it as a failure)."""
 
 
 def _foreign(rds: Any, identifier: str) -> None:
