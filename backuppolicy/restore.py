@@ -1282,8 +1282,8 @@ def _path_state(path: Path) -> str:
                 heapq.heappop(newest)
     if not count:
         return "an empty directory"
-    names = ", ".join(rel for _, rel in sorted(newest, reverse=True))
-    return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {names})"
+    shown = ", ".join(rel for _, rel in sorted(newest, reverse=True))
+    return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
 
 
 def _observe_database(plan: RestorePlan) -> dict[str, str]:
@@ -1875,10 +1875,10 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
     if iid is not None:
         # Decided now, not at planning: a volume at one of the devices is detached and kept.
         live = _describe_instance(backend, iid, region) or {}
-        wanted = {str(m["device"]) for m in opts["members"]}
+        targeted = {str(m["device"]) for m in opts["members"]}
         replaced = {  # what the plan saw (a resumed run may have detached it already) and what is there
             **{d: v for d, v in dict(opts["replaced"]).items() if v not in ids},
-            **{d: v for d, v in _devices(live).items() if d in wanted and v not in ids},
+            **{d: v for d, v in _devices(live).items() if d in targeted and v not in ids},
         }
         if replaced:
             backend.call("ec2", "stop_instances", resource=iid, region=region, InstanceIds=[iid])

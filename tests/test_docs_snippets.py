@@ -282,7 +282,7 @@ class TestDocsSnippets:
         """The runbook `RecoveryPlan.to_markdown()` writes for the example plan runs too."""
         from backuppolicy.recovery import RecoveryPlan
 
-        plan = RecoveryPlan.from_file(sandbox.root / "examples" / "recovery_plan.yaml")
+        plan = RecoveryPlan.from_file("examples/recovery_plan.yaml")  # cwd: the sandbox
         _run(_blocks(plan.to_markdown(), "runbook"), sandbox.namespace)
 
     def test_skipped_blocks_are_the_listed_ones(self) -> None:
