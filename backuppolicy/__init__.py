@@ -4,6 +4,7 @@ Import the core from here (it never imports boto3); AWS targets from `backuppoli
 local directories from `backuppolicy.local`, test support from `backuppolicy.testing`.
 """
 
+from backuppolicy.audit import audit
 from backuppolicy.durations import Duration
 from backuppolicy.exceptions import (
     BackendError,
@@ -46,7 +47,13 @@ from backuppolicy.recovery import (
     TcpCheck,
 )
 from backuppolicy.report import Clause, ComplianceReport, Finding
-from backuppolicy.restore import RestorePlan, RestoreResult, RestoreStep, plan_restore
+
+# `restore` and `audit` are functions here, as the public contract says (`bp.restore(plan)`,
+# `bp.audit(policy, now=now)`). Importing the function after its submodule rebinds the package
+# attribute, which the import system had set to the submodule; the submodules stay importable
+# by their full name (`from backuppolicy.restore import RestorePlan`), because later imports find
+# them in `sys.modules`.
+from backuppolicy.restore import RestorePlan, RestoreResult, RestoreStep, plan_restore, restore
 from backuppolicy.retention import (
     AnyOf,
     KeepDaily,
@@ -209,6 +216,7 @@ __all__ = [
     "__version__",
     "apply",
     "as_rule",
+    "audit",
     "backup",
     "backup_now",
     "build_targets",
@@ -219,6 +227,7 @@ __all__ = [
     "plan_retention",
     "redact_url",
     "release_hold",
+    "restore",
     "restore_test",
     "rolling_slots",
     "rule_from_spec",

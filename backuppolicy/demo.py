@@ -472,7 +472,7 @@ def world(days: int = 10) -> Iterator[DemoWorld]:
     Example:
         >>> from backuppolicy import audit, demo
         >>> with demo.world(days=10) as w:  # doctest: +SKIP
-        ...     report = audit.audit(
+        ...     report = audit(
         ...         w.policy, now=w.now, targets=w.targets, log=w.log, since=w.start, notifiers=[]
         ...     )
         ...     print(report.summary(failures_only=True))

@@ -27,6 +27,13 @@ target kind                   what a restore does, and where the previous state 
                               ``<path>.before-restore-<stamp>``
 ============================  ===================================================================
 
+Immediately before it acts, `restore` looks at the destination again and compares it with what
+`plan_restore` saw (`RestorePlan.observed`): if anything changed since the plan (an object written
+into the destination bucket, a file changed in the directory, a volume attached at the device, a
+database renamed), it refuses and names what changed, unless ``confirm=True``; with ``confirm``
+the previous state is kept as above. A resource under a name the plan gives, that this restore did
+not make, is never adopted, confirmed or not.
+
 After the restore the result is verified (the database is available, archive and file
 checksums, a second dry run of an in-place S3 restore finds nothing left to do, probes) and
 recorded in the testing log with ``log.record(check_result)``.
@@ -55,6 +62,8 @@ Example:
 from __future__ import annotations
 
 import enum
+import hashlib
+import heapq
 import importlib
 import os
 import re
@@ -91,6 +100,14 @@ TAG_RESTORE_ID = "backuppolicy:restore-id"
 """Tag on every resource a restore creates: the plan's token (resumed restores adopt them)."""
 TAG_RESTORED_FROM = "backuppolicy:restored-from"
 """Tag on every resource a restore creates: the point id or time it was restored from."""
+TAG_MOVED_ASIDE = "backuppolicy:moved-aside-by"
+"""Tag a restore puts on a database before renaming it aside: the plan's token (resumes know it)."""
+
+_ABSENT = "absent"
+_OURS = " (made by this restore)"
+_NEWEST = 3
+_QUOTE = 160
+_LISTED = 5
 
 _DB_ID_MAX = 63
 _DB_KINDS = frozenset({"rds-instance", "aurora-cluster"})
@@ -198,6 +215,9 @@ class RestorePlan:
         options: Target-specific settings of the plan (``swap``, ``attach_to`` ...).
         probes: Checks run against the restored resource.
         backend: The target object that carries the restore out.
+        observed: What planning saw at the destination, resource by resource (``{"s3://b/p/":
+            "3 object(s) ..."}``); `restore` looks again right before it acts and refuses what
+            changed unless confirmed.
     """
 
     target: str
@@ -215,6 +235,7 @@ class RestorePlan:
     options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     probes: tuple[Any, ...] = attrs.field(default=(), converter=tuple, eq=False)
     backend: Any = attrs.field(default=None, eq=False, repr=False)
+    observed: Mapping[str, str] = attrs.field(factory=dict, hash=False)
 
     @property
     def destructive(self) -> bool:
@@ -262,6 +283,7 @@ class RestorePlan:
             "at": self.at.isoformat() if self.at else None,
             "options": {k: v for k, v in self.options.items() if _plain(v)},
             "steps": [step.to_dict() for step in self.steps],
+            "observed": dict(self.observed),
         }
 
 
@@ -547,16 +569,18 @@ def plan_restore(
         "instance_class": instance_class,
     }
     if kind in _DB_KINDS:
-        return _plan_database(context, point, at, into, options)
-    if kind in _VOLUME_KINDS:
-        return _plan_volumes(context, point, into, options)
-    if kind == "s3-bucket":
-        return _plan_s3(context, point, at, into)
-    if kind == "directory":
-        return _plan_directory(context, point, into)
-    raise PolicyError.for_field(
-        "target.kind", f"a kind with a restore: {', '.join(_SUPPORTED)}", kind
-    )
+        plan = _plan_database(context, point, at, into, options)
+    elif kind in _VOLUME_KINDS:
+        plan = _plan_volumes(context, point, into, options)
+    elif kind == "s3-bucket":
+        plan = _plan_s3(context, point, at, into)
+    elif kind == "directory":
+        plan = _plan_directory(context, point, into)
+    else:
+        raise PolicyError.for_field(
+            "target.kind", f"a kind with a restore: {', '.join(_SUPPORTED)}", kind
+        )
+    return attrs.evolve(plan, observed=_observe(plan))
 
 
 @attrs.frozen
@@ -1103,11 +1127,12 @@ def _plan_directory(ctx: _Context, point: RecoveryPoint | str | None, into: Any)
     stamp = _stamp_of(ctx.token)
     staging = dest.with_name(f".{dest.name}.restoring-{stamp}")
     aside = dest.with_name(f"{dest.name}.before-restore-{stamp}")
-    occupied = dest.is_symlink() or (dest.exists() and (not dest.is_dir() or any(dest.iterdir())))
-    if occupied and aside.exists():
-        raise PolicyError.for_field(
-            "into", f"a directory whose aside name {aside} is free", str(dest)
-        )
+    occupied = _occupied(dest)
+    # The aside name carries this restore's stamp: if it exists, this restore moved the
+    # directory aside in an earlier, interrupted run (a resume, or a retry of the same token).
+    moved = aside.exists() or aside.is_symlink()
+    if moved and occupied:
+        return _plan_directory_done(ctx, chosen, dest, staging, aside)
     steps = [
         RestoreStep(
             StepAction.CREATE,
@@ -1129,9 +1154,10 @@ def _plan_directory(ctx: _Context, point: RecoveryPoint | str | None, into: Any)
         RestoreStep(
             StepAction.REPLACE if occupied else StepAction.CREATE,
             str(dest),
-            f"rename {staging.name} to {dest}",
+            f"rename {staging.name} to {dest}"
+            + (f" ({dest} was moved to {aside} earlier by this restore)" if moved else ""),
             destructive=occupied,
-            keeps=str(aside) if occupied else None,
+            keeps=str(aside) if occupied or moved else None,
         )
     )
     steps.append(
@@ -1142,12 +1168,209 @@ def _plan_directory(ctx: _Context, point: RecoveryPoint | str | None, into: Any)
     return ctx.plan(
         source=f"archive {chosen.id}",
         destination=str(dest),
-        in_place=occupied,
+        in_place=occupied or moved,
         steps=tuple(steps),
         data_time=chosen.created_at,
         point=chosen,
-        options={"staging": str(staging), "aside": str(aside) if occupied else None},
+        options={"staging": str(staging), "aside": str(aside), "adopt": False},
     )
+
+
+def _plan_directory_done(
+    ctx: _Context, chosen: RecoveryPoint, dest: Path, staging: Path, aside: Path
+) -> RestorePlan:
+    """The plan of a directory restore whose move-aside and rename an earlier run did."""
+    steps = [
+        RestoreStep(
+            StepAction.VERIFY,
+            str(dest),
+            f"adopt {dest}, restored earlier by this restore ({dest} was moved to {aside}); "
+            "re-check the archive checksum; count files",
+            keeps=str(aside),
+        )
+    ]
+    if ctx.probes:
+        steps.append(RestoreStep(StepAction.VERIFY, str(dest), f"run {len(ctx.probes)} probe(s)"))
+    return ctx.plan(
+        source=f"archive {chosen.id}",
+        destination=str(dest),
+        in_place=True,
+        steps=tuple(steps),
+        data_time=chosen.created_at,
+        point=chosen,
+        options={"staging": str(staging), "aside": str(aside), "adopt": True},
+    )
+
+
+def _occupied(path: Path) -> bool:
+    """Whether *path* holds anything a restore would have to move aside."""
+    return path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir())))
+
+
+# --------------------------------------------------------------------------------------------
+# What is at the destination: recorded by the plan, looked at again right before acting
+
+
+def _observe(plan: RestorePlan) -> dict[str, str]:
+    """What is at *plan*'s destination now: resource -> its state in words.
+
+    `plan_restore` records it in `RestorePlan.observed`; `restore` looks again right before it
+    acts and compares (`_changes`). States of what this restore made itself end in ``_OURS``.
+    """
+    if plan.kind in _DB_KINDS:
+        return _observe_database(plan)
+    if plan.kind in _VOLUME_KINDS:
+        return _observe_volumes(plan)
+    if plan.kind == "s3-bucket":
+        return _observe_s3(plan)
+    if plan.kind == "directory":
+        return _observe_directory(plan)
+    return {}
+
+
+def _changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """What changed from *before* to *after*, one line per resource (this restore's own work aside).
+
+    Example:
+        >>> _changes({"s3://b/p/": "1 object(s)"}, {"s3://b/p/": "2 object(s)", "x": "absent"})
+        ["s3://b/p/: '1 object(s)' at planning, '2 object(s)' now"]
+    """
+    lines = []
+    for name in sorted(set(before) | set(after)):
+        then, now = before.get(name, _ABSENT), after.get(name, _ABSENT)
+        if then != now and not now.endswith(_OURS):
+            lines.append(f"{name}: {_short(then)!r} at planning, {_short(now)!r} now")
+    return lines
+
+
+def _observe_directory(plan: RestorePlan) -> dict[str, str]:
+    dest = Path(plan.destination)
+    aside = Path(plan.options["aside"]) if plan.options.get("aside") else _aside_of(plan)
+    seen = {str(dest): _path_state(dest)}
+    if aside.exists() or aside.is_symlink():  # named with this restore's stamp: its own
+        seen[str(aside)] = _path_state(aside) + _OURS
+    return seen
+
+
+def _path_state(path: Path) -> str:
+    """*path* in words: absent, a link, a file (size, time) or a directory (its listing's digest)."""
+    if path.is_symlink():
+        return f"a link to {path.readlink()}"
+    if not path.exists():
+        return _ABSENT
+    if not path.is_dir():
+        st = path.stat()
+        return f"a file of {st.st_size} bytes modified at {st.st_mtime_ns} ns"
+    digest = hashlib.sha256()
+    newest: list[tuple[int, str]] = []
+    count = 0
+    for parent, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted([*dirs, *names]):
+            child = Path(parent, name)
+            try:
+                st = child.lstat()
+            except FileNotFoundError:  # removed while we look: that is a change too
+                continue
+            rel = child.relative_to(path).as_posix()
+            digest.update(
+                f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(errors="replace")
+            )
+            count += 1
+            heapq.heappush(newest, (st.st_mtime_ns, rel))
+            if len(newest) > _NEWEST:
+                heapq.heappop(newest)
+    if not count:
+        return "an empty directory"
+    shown = ", ".join(rel for _, rel in sorted(newest, reverse=True))
+    return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
+
+
+def _observe_database(plan: RestorePlan) -> dict[str, str]:
+    backend = plan.backend
+    api = _db_api(plan.kind)
+    opts = plan.options
+    region = str(opts["region"])
+    names = [(str(opts["new_id"]), TAG_RESTORE_ID)]
+    if opts["swap"]:
+        names += [(str(backend.resource_id), TAG_RESTORE_ID), (str(opts["aside"]), TAG_MOVED_ASIDE)]
+    seen = {}
+    for rid, tag in names:
+        item = _describe_db(backend, api, rid, region)
+        if item is None:
+            seen[f"rds:{rid}"] = _ABSENT
+            continue
+        identity = item.get("DbiResourceId") or item.get("DbClusterResourceId")
+        created = item.get("InstanceCreateTime") or item.get("ClusterCreateTime")
+        when = created.isoformat() if isinstance(created, datetime) else created
+        ours = _tags(item).get(tag) == plan.token
+        seen[f"rds:{rid}"] = f"database {identity} created {when}" + (_OURS if ours else "")
+    return seen
+
+
+def _observe_volumes(plan: RestorePlan) -> dict[str, str]:
+    iid = plan.options["attach_to"]
+    if iid is None:  # new volumes only: what exists is found by the restore's tag
+        return {}
+    backend = plan.backend
+    region = str(plan.options["region"])
+    instance = _describe_instance(backend, str(iid), region)
+    if instance is None:
+        return {f"ec2:{iid}": _ABSENT}
+    ours = set(_volumes_by_token(backend, plan.token, region).values())
+    attached = _devices(instance)
+    seen = {f"ec2:{iid}": "an instance"}
+    for member in plan.options["members"]:
+        device = str(member["device"])
+        volume = attached.get(device)
+        seen[f"ec2:{iid}:{device}"] = (
+            "free" if volume is None else f"volume {volume}" + (_OURS if volume in ours else "")
+        )
+    return seen
+
+
+def _observe_s3(plan: RestorePlan) -> dict[str, str]:
+    backend = plan.backend
+    opts = plan.options
+    bucket = str(opts["dest_bucket"])
+    seen = {f"s3://{bucket} versioning": _s3_versioning(backend, bucket)}
+    if "version_id" in opts:
+        key = str(opts["dest_key"])
+        try:
+            head = backend.call("s3", "head_object", resource=key, Bucket=bucket, Key=key)
+        except ResourceNotFoundError:
+            seen[f"s3://{bucket}/{key}"] = _ABSENT
+        else:
+            seen[f"s3://{bucket}/{key}"] = (
+                f"version {head.get('VersionId')}, ETag {head.get('ETag')}, "
+                f"{head.get('ContentLength')} bytes"
+            )
+        return seen
+    prefix = str(opts["dest_prefix"])
+    internal = backend.internal_prefix if bucket == backend.bucket else None
+    digest = hashlib.sha256()
+    newest: list[tuple[str, str]] = []
+    count = 0
+    pages = backend.paginate("s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix)
+    for page in pages:
+        for item in page.get("Contents", ()):
+            key = str(item["Key"])
+            if internal and key.startswith(internal):
+                continue
+            modified = item.get("LastModified")
+            stamp = modified.isoformat() if isinstance(modified, datetime) else str(modified)
+            digest.update(f"{key}\0{item.get('ETag')}\0{item.get('Size')}\0{stamp}\n".encode())
+            count += 1
+            heapq.heappush(newest, (stamp, key))
+            if len(newest) > _NEWEST:
+                heapq.heappop(newest)
+    names = ", ".join(key for _, key in sorted(newest, reverse=True))
+    seen[f"s3://{bucket}/{prefix}"] = (
+        f"{count} object(s) (digest {digest.hexdigest()[:12]}; newest: {names})"
+        if count
+        else "no objects"
+    )
+    return seen
 
 
 # --------------------------------------------------------------------------------------------
@@ -1215,18 +1438,29 @@ def restore(
         The `RestoreResult`; ``result.ok`` is false when a verification failed.
 
     Raises:
-        PolicyError: The plan is destructive and *confirm* is not true (nothing was changed).
+        PolicyError: The plan is destructive, or its destination changed since the plan, and
+            *confirm* is not true; or a resource under a name of the plan was not made by this
+            restore, or what is at the destination could not be kept (nothing was changed).
         BackendError: A call failed; what was created so far is tagged with the plan's token,
             so re-running the same plan (``token=plan.token``) adopts it.
     """
-    if plan.destructive and confirm is not True:
+    # Immediately before acting: is the destination still what the plan saw?
+    changed = _changes(plan.observed, _observe(plan))
+    if (plan.destructive or changed) and confirm is not True:
         names = "; ".join(s.description for s in plan.steps if s.destructive)
+        more = f" (and {len(changed) - _LISTED} more)" if len(changed) > _LISTED else ""
         raise PolicyError.for_field(
             "confirm",
-            "True to run the destructive steps of this restore",
+            "True to restore into a destination that changed since the plan"
+            if changed
+            else "True to run the destructive steps of this restore",
             confirm,
-            hint=f"Destructive: {names}. Review plan.summary(), then call restore(plan, confirm=True) "
-            "(CLI: --yes). Nothing was changed.",
+            hint=(
+                f"Changed since the plan: {'; '.join(changed[:_LISTED])}{more}. " if changed else ""
+            )
+            + (f"Destructive: {names}. " if names else "")
+            + "The previous state is always kept: review plan.summary() (or plan again), then "
+            "call restore(plan, confirm=True) (CLI: --yes). Nothing was changed.",
         )
     started_at = _now()
     started = time.monotonic()
@@ -1369,11 +1603,16 @@ def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
             "Value": _safe_tag(plan.point.id if plan.point else plan.data_time.isoformat()),
         },
     ]
+    # Right before acting (and before adopting anything): every name this restore uses holds
+    # nothing, or what this restore made. A foreign database is never adopted, nor swapped in.
+    found = _describe_db(backend, api, new_id, region)
+    _refuse_foreign(plan, found, new_id, TAG_RESTORE_ID)
     done_swap = False
     if opts["swap"]:
         current = _describe_db(backend, api, original, region)
         done_swap = current is not None and _tags(current).get(TAG_RESTORE_ID) == plan.token
-    if not done_swap and _describe_db(backend, api, new_id, region) is None:
+        _refuse_foreign(plan, _describe_db(backend, api, aside, region), aside, TAG_MOVED_ASIDE)
+    if not done_swap and found is None:
         _create_database(plan, new_id, region, marker)
     kept: list[str] = []
     if opts["swap"] and not done_swap:
@@ -1381,6 +1620,17 @@ def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
             "restore", _db_state(backend, api, new_id, region), backend=plan.target, resource=new_id
         )
         if _describe_db(backend, api, aside, region) is None:
+            current = _describe_db(backend, api, original, region) or {}
+            arn = current.get("DBInstanceArn") or current.get("DBClusterArn")
+            if arn:  # so that a resumed run knows the renamed database as the one it moved
+                backend.call(
+                    "rds",
+                    "add_tags_to_resource",
+                    resource=original,
+                    region=region,
+                    ResourceName=arn,
+                    Tags=[{"Key": TAG_MOVED_ASIDE, "Value": plan.token}],
+                )
             backend.call(
                 "rds",
                 api.modify,
@@ -1431,6 +1681,29 @@ def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
         checks,
         {"region": region, "arn": item.get("DBInstanceArn") or item.get("DBClusterArn")},
     )
+
+
+def _refuse_foreign(plan: RestorePlan, item: Mapping[str, Any] | None, rid: str, tag: str) -> None:
+    """Refuse when the database *rid* exists and does not carry *tag* with this plan's token."""
+    if item is None:
+        return
+    value = _tags(item).get(tag)
+    if value == plan.token:
+        return
+    what = "moved aside" if tag == TAG_MOVED_ASIDE else "made"
+    raise PolicyError.for_field(
+        "plan",
+        f"rds:{rid} {what} by this restore (tag {tag}={plan.token})",
+        f"rds:{rid} exists with "
+        + (f"{tag}={_short(value)}" if value is not None else f"no {tag} tag"),
+        hint=f"It was not {what} by this restore and is left alone: choose another name (into=) "
+        "or remove it. Nothing was changed.",
+    )
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= _QUOTE else text[: _QUOTE - 3] + "..."
 
 
 def _safe_tag(value: str) -> str:
@@ -1600,7 +1873,13 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
     )
     kept: list[str] = []
     if iid is not None:
-        replaced: dict[str, str] = dict(opts["replaced"])
+        # Decided now, not at planning: a volume at one of the devices is detached and kept.
+        live = _describe_instance(backend, iid, region) or {}
+        targeted = {str(m["device"]) for m in opts["members"]}
+        replaced = {  # what the plan saw (a resumed run may have detached it already) and what is there
+            **{d: v for d, v in dict(opts["replaced"]).items() if v not in ids},
+            **{d: v for d, v in _devices(live).items() if d in targeted and v not in ids},
+        }
         if replaced:
             backend.call("ec2", "stop_instances", resource=iid, region=region, InstanceIds=[iid])
             waiter.until(
@@ -1658,7 +1937,9 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
             backend=plan.target,
             resource=iid,
         )
-        if replaced and opts["was_running"]:
+        if replaced and (
+            opts["was_running"] or live.get("State", {}).get("Name") in {"running", "pending"}
+        ):
             backend.call("ec2", "start_instances", resource=iid, region=region, InstanceIds=[iid])
             waiter.until(
                 "start",
@@ -1687,6 +1968,15 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
         checks,
         {"region": region, "zone": zone, "volumes": volumes, "devices": devices},
     )
+
+
+def _devices(instance: Mapping[str, Any]) -> dict[str, str]:
+    """Device name -> volume id of the volumes attached to *instance* (a described instance)."""
+    return {
+        str(m["DeviceName"]): str(m.get("Ebs", {}).get("VolumeId"))
+        for m in instance.get("BlockDeviceMappings") or []
+        if m.get("DeviceName")
+    }
 
 
 def _first_zone(backend: Any, region: str) -> str:
@@ -1738,6 +2028,7 @@ def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - s
             )
         ]
     else:
+        _refuse_unkept(backend, bucket, prefix, exact=False)
         report = backend.restore_to_time(when, bucket, prefix)
         keys = sum(
             page.get("KeyCount", 0)
@@ -1771,6 +2062,7 @@ def _run_s3_version(plan: RestorePlan) -> _Outcome:
     backend = plan.backend
     opts = plan.options
     bucket, key = str(opts["dest_bucket"]), str(opts["dest_key"])
+    _refuse_unkept(backend, bucket, key, exact=True)
     backend.call(
         "s3",
         "copy_object",
@@ -1795,7 +2087,25 @@ def _run_s3_version(plan: RestorePlan) -> _Outcome:
     return _Outcome(url, url, [], checks, {"version_id": head.get("VersionId")})
 
 
+def _refuse_unkept(backend: Any, bucket: str, prefix: str, *, exact: bool) -> None:
+    """Refuse to write where objects are now and versioning would not keep them."""
+    if _s3_has_objects(backend, bucket, prefix, exact=exact):
+        status = _s3_versioning(backend, bucket)
+        if status != "Enabled":
+            raise PolicyError.for_field(
+                "into",
+                "an empty destination, or one with versioning on (so what is there is kept)",
+                f"s3://{bucket}/{prefix} (has objects, versioning {status})",
+                hint="Nothing was changed.",
+            )
+
+
 # -- directories ----------------------------------------------------------------------------
+
+
+def _aside_of(plan: RestorePlan) -> Path:
+    dest = Path(plan.destination)
+    return dest.with_name(f"{dest.name}.before-restore-{plan.stamp}")
 
 
 def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
@@ -1804,16 +2114,40 @@ def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG
     assert point is not None  # noqa: S101 - directories restore points
     dest = Path(plan.destination)
     staging = Path(plan.options["staging"])
-    aside = plan.options["aside"]
-    if staging.exists():  # left by an interrupted attempt of this same restore
-        shutil.rmtree(staging)
+    aside = Path(plan.options["aside"]) if plan.options.get("aside") else _aside_of(plan)
     swept: list[str] = []  # staging directories of crashed restores next to the destination
-    backend.restore_to(point, staging, swept=swept)
     kept: list[str] = []
-    if aside and (dest.exists() or dest.is_symlink()):
-        dest.rename(aside)
+    if plan.options.get("adopt"):
+        if not aside.exists() and not aside.is_symlink():
+            raise PolicyError.for_field(
+                "plan",
+                f"a plan of the destination as it is (it adopts {dest}, restored earlier, "
+                f"but {aside} is gone)",
+                str(dest),
+                hint="Plan the restore again. Nothing was changed.",
+            )
         kept.append(str(aside))
-    staging.rename(dest)
+    else:
+        if staging.exists():  # left by an interrupted attempt of this same restore
+            shutil.rmtree(staging)
+        backend.restore_to(point, staging, swept=swept)
+        # Decided now, not at planning: whatever is at the destination is moved aside and kept.
+        if _occupied(dest):
+            if aside.exists() or aside.is_symlink():
+                shutil.rmtree(staging)
+                raise PolicyError.for_field(
+                    "into",
+                    f"a directory whose aside name {aside} is free (it holds what an earlier "
+                    "run of this restore moved aside)",
+                    str(dest),
+                    hint="Plan the restore again with the same token to adopt it, or with a new "
+                    "one. Nothing was changed.",
+                )
+            dest.rename(aside)
+            kept.append(str(aside))
+        elif aside.exists() or aside.is_symlink():  # moved aside by an interrupted run
+            kept.append(str(aside))
+        staging.rename(dest)
     checksum = backend.verify(point)
     files = sum(len(names) for _, _, names in os.walk(dest))
     checks = [

@@ -1223,9 +1223,9 @@ def audit(policy: Policy, *, now: datetime, **kwargs: Any) -> Any:
     Returns:
         A `backuppolicy.report.ComplianceReport`.
     """
-    from backuppolicy import audit as _audit  # noqa: PLC0415 - audit imports this module
+    from backuppolicy.audit import audit as _audit  # noqa: PLC0415 - audit imports this module
 
-    return _audit.audit(policy, now=now, **kwargs)
+    return _audit(policy, now=now, **kwargs)
 
 
 def restore(plan: Any, *, confirm: bool = False, **kwargs: Any) -> Any:
@@ -1234,6 +1234,6 @@ def restore(plan: Any, *, confirm: bool = False, **kwargs: Any) -> Any:
     Returns:
         A `backuppolicy.restore.RestoreResult`.
     """
-    from backuppolicy import restore as _restore  # noqa: PLC0415 - restore imports this module
+    from backuppolicy.restore import restore as _restore  # noqa: PLC0415 - restore imports this module
 
-    return _restore.restore(plan, confirm=confirm, **kwargs)
+    return _restore(plan, confirm=confirm, **kwargs)

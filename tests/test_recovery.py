@@ -28,6 +28,7 @@ from backuppolicy.recovery import (
     SqlCheck,
     StepStatus,
     TcpCheck,
+    _Runner,
 )
 from backuppolicy.verify import CheckResult
 
@@ -574,6 +575,51 @@ class TestExecute:
         assert NOW == report.now  # the resumed run keeps the first run's moment (and token)
         assert "cfg: finished in an earlier run" in out.getvalue()
         assert ["cfg", "switch"] == sorted(json.loads(state.read_text())["steps"])
+
+    @pytest.mark.parametrize("crash_at", ["after-move-aside", "before-state-save"])
+    def test_resume_after_a_crash_inside_a_restore(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crash_at: str
+    ) -> None:
+        """A crash between the move-aside and the state save: the resumed run recognises its own step."""
+        target = _directory(tmp_path, "cfg", NOW - timedelta(hours=2))
+        (target.path / "app.conf").write_text("broken\n")
+        plan = _plan([{"id": "cfg", "kind": "restore-directory", "target": "cfg"}])
+        state = tmp_path / "state.json"
+        aside = tmp_path / "cfg.before-restore-20261126t090000z"
+        rename = Path.rename
+        save = _Runner._save
+
+        def crash_after_move_aside(self: Path, to: Any) -> Path:
+            moved = rename(self, to)
+            if Path(to) == aside:
+                raise _Crash
+            return moved
+
+        def crash_before_save(_runner: Any, _result: Any) -> None:
+            raise _Crash
+
+        with monkeypatch.context() as patch:
+            if crash_at == "after-move-aside":
+                patch.setattr(Path, "rename", crash_after_move_aside)
+            else:
+                patch.setattr(_Runner, "_save", crash_before_save)
+            with pytest.raises(_Crash):
+                plan.execute(confirm=True, state_file=state, now=NOW, targets={"cfg": target})
+        assert _Runner._save is save
+        assert {} == json.loads(state.read_text())["steps"]
+        assert {"app.conf": "broken\n"} == {p.name: p.read_text() for p in aside.iterdir()}
+
+        out = io.StringIO()
+        report = plan.execute(
+            confirm=True, state_file=state, now=NOW, targets={"cfg": target}, out=out
+        )
+        assert ({"cfg": "done"}, True) == ({s.id: s.status.value for s in report.steps}, report.ok)
+        assert "port = 8080\n" == (target.path / "app.conf").read_text()
+        assert "broken\n" == (aside / "app.conf").read_text()
+        assert [aside.name] == sorted(
+            p.name for p in tmp_path.iterdir() if ".before-restore-" in p.name
+        )
+        assert f"previous state of cfg kept: {aside}" in out.getvalue()
 
     def test_state_file_of_another_plan_is_refused(self, tmp_path: Path) -> None:
         """A state file is only resumed by the plan that wrote it."""

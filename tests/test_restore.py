@@ -5,11 +5,13 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from backuppolicy.exceptions import PolicyError, VerificationError
@@ -171,6 +173,60 @@ class TestDirectoryRestore:
 
         assert [str(crashed)] == result.details["swept"]
         assert not crashed.exists()
+
+    def test_destination_made_since_the_plan_is_refused_then_kept(
+        self, etc: Directory, tmp_path: Path
+    ) -> None:
+        """A path that was free at planning and holds files now: refused and named; confirmed, kept."""
+        point = etc.create_backup(token="one")
+        dest = tmp_path / "new"
+        plan = plan_restore(etc, point=point, into=dest, now=NOW)
+        assert not plan.destructive
+        dest.mkdir()
+        (dest / "theirs.txt").write_text("theirs\n")
+        with pytest.raises(
+            PolicyError,
+            match=rf"Changed since the plan: {re.escape(str(dest))}: 'absent' at planning, "
+            r"'a directory of 1 entries .*newest: theirs\.txt\)' now",
+        ):
+            restore(plan)
+        assert {"theirs.txt": "theirs\n"} == _read(dest)
+        result = restore(plan, confirm=True)
+        assert {"app.conf": "port = 8080\n"} == _read(dest)
+        assert {"theirs.txt": "theirs\n"} == _read(Path(result.kept[0]))
+
+    def test_file_changed_since_an_in_place_plan_is_named(self, etc: Directory) -> None:
+        """An in-place plan's directory changed since: the refusal names it; confirmed, the change is kept."""
+        point = etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        plan = plan_restore(etc, point=point, now=NOW)
+        (etc.path / "late.txt").write_text("written after the plan\n")
+        with pytest.raises(
+            PolicyError,
+            match=rf"Changed since the plan: {re.escape(str(etc.path))}: 'a directory of 1 entries",
+        ):
+            restore(plan)
+        result = restore(plan, confirm=True)
+        assert {"app.conf": "mine\n", "late.txt": "written after the plan\n"} == _read(
+            Path(result.kept[0])
+        )
+
+    def test_hand_made_plan_cannot_skip_the_move_aside(
+        self, etc: Directory, tmp_path: Path
+    ) -> None:
+        """A plan edited to look harmless still keeps what is at the destination: decided when acting."""
+        point = etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        real = plan_restore(etc, point=point, now=NOW)
+        forged = attrs.evolve(
+            real,
+            steps=tuple(s for s in real.steps if not s.destructive),
+            options={**real.options, "aside": None},
+        )
+        assert not forged.destructive
+        result = restore(forged)
+        assert {"app.conf": "port = 8080\n"} == _read(etc.path)
+        assert {"app.conf": "mine\n"} == _read(Path(result.kept[0]))
 
     def test_corrupt_archive_changes_nothing(self, etc: Directory) -> None:
         """A corrupt archive fails the checksum before the current directory is touched."""

@@ -16,7 +16,13 @@ from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.rds import AuroraCluster, RdsInstance
 from backuppolicy.aws.s3 import S3Bucket
 from backuppolicy.exceptions import PolicyError
-from backuppolicy.restore import TAG_RESTORE_ID, StepAction, plan_restore, restore
+from backuppolicy.restore import (
+    TAG_MOVED_ASIDE,
+    TAG_RESTORE_ID,
+    StepAction,
+    plan_restore,
+    restore,
+)
 from backuppolicy.verify import CheckResult
 
 REGION = "us-east-1"
@@ -131,6 +137,33 @@ class TestDatabase:
         restore(again, confirm=True, sleep=_no_sleep)
         assert ["shop-prod", "shop-prod-before-restore-20261126t093000z"] == _ids(rds)
 
+    def test_swap_resumed_after_the_original_was_moved_aside(
+        self, db: RdsInstance, rds: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A crash after the rename aside: the resumed swap knows the renamed original by its tag."""
+        db.create_backup(token="one")
+        plan = plan_restore(db, swap=True, now=NOW)
+        new_id, aside = plan.options["new_id"], plan.options["aside"]
+        call = db.call
+
+        def crash(service: str, operation: str, **kwargs: Any) -> Any:
+            if operation == "modify_db_instance" and kwargs["DBInstanceIdentifier"] == new_id:
+                raise _Crash
+            return call(service, operation, **kwargs)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(db, "call", crash)
+            with pytest.raises(_Crash):
+                restore(plan, confirm=True, sleep=_no_sleep)
+        assert sorted([aside, new_id]) == _ids(rds)
+        again = plan_restore(db, swap=True, now=NOW, token=plan.token)
+        result = restore(again, confirm=True, sleep=_no_sleep)
+        assert (["shop-prod", aside], (f"rds:{aside}",), True) == (
+            _ids(rds),
+            result.kept,
+            result.ok,
+        )
+
     def test_into_an_identifier_in_use_is_refused(self, db: RdsInstance, rds: Any) -> None:
         """A restore never takes over an instance another restore or a person made."""
         db.create_backup(token="one")
@@ -139,6 +172,63 @@ class TestDatabase:
         restore(plan_restore(db, into="shop-copy", now=NOW), sleep=_no_sleep)
         with pytest.raises(PolicyError, match=r"^into: expected an identifier that is not in use"):
             plan_restore(db, into="shop-copy", now=NOW + timedelta(hours=1))
+
+    @pytest.mark.parametrize("swap", [False, True])
+    def test_foreign_instance_under_the_planned_id_is_never_adopted(
+        self, db: RdsInstance, rds: Any, swap: bool
+    ) -> None:
+        """An instance someone made under the planned id after planning is refused, even confirmed."""
+        db.create_backup(token="one")
+        plan = plan_restore(db, swap=swap, now=NOW)
+        new_id = plan.options["new_id"]
+        _foreign(rds, new_id)
+        before = _identities(rds)
+        with pytest.raises(
+            PolicyError,
+            match=rf"^plan: expected rds:{new_id} made by this restore .*"
+            rf"\(got 'rds:{new_id} exists with no {TAG_RESTORE_ID} tag'\)",
+        ):
+            restore(plan, confirm=True, sleep=_no_sleep)
+        assert before == _identities(rds)
+
+    def test_foreign_instance_under_the_aside_name_is_refused(
+        self, db: RdsInstance, rds: Any
+    ) -> None:
+        """A swap never renames production onto, or adopts, a database it did not move aside."""
+        db.create_backup(token="one")
+        plan = plan_restore(db, swap=True, now=NOW)
+        _foreign(rds, plan.options["aside"])
+        before = _identities(rds)
+        with pytest.raises(
+            PolicyError, match=rf"^plan: expected rds:{plan.options['aside']} moved"
+        ):
+            restore(plan, confirm=True, sleep=_no_sleep)
+        assert before == _identities(rds)
+
+    def test_production_replaced_since_the_plan_needs_confirm_and_is_kept(
+        self, db: RdsInstance, rds: Any
+    ) -> None:
+        """A swap whose original changed since the plan names the change; confirmed, it keeps it aside."""
+        db.create_backup(token="one")
+        plan = plan_restore(db, swap=True, now=NOW)
+        rds.modify_db_instance(
+            DBInstanceIdentifier="shop-prod",
+            NewDBInstanceIdentifier="shop-old",
+            ApplyImmediately=True,
+        )
+        _foreign(rds, "shop-prod")
+        replaced = _identities(rds)["shop-prod"]
+        with pytest.raises(PolicyError, match=r"Changed since the plan: rds:shop-prod: 'database"):
+            restore(plan, sleep=_no_sleep)
+        result = restore(plan, confirm=True, sleep=_no_sleep)
+        aside = "shop-prod-before-restore-20261126t093000z"
+        kept = rds.describe_db_instances(DBInstanceIdentifier=aside)["DBInstances"][0]
+        tags = {t["Key"]: t["Value"] for t in kept["TagList"]}
+        assert (True, replaced, plan.token) == (
+            result.ok,
+            (kept["DbiResourceId"], kept["InstanceCreateTime"]),
+            tags[TAG_MOVED_ASIDE],
+        )
 
     def test_point_in_time(self, db: RdsInstance, rds: Any) -> None:
         """at= restores the instance as it was then; the data time is that moment."""
@@ -178,6 +268,28 @@ class TestDatabase:
         assert ["orders", "orders-before-restore-20261126t093000z"] == clusters
         assert result.ok
 
+    def test_foreign_cluster_under_the_planned_id_is_refused(self, rds: Any) -> None:
+        """An Aurora swap never adopts a cluster it did not make; nothing is renamed."""
+        for name in ("orders", "orders-restored-20261126t093000z"):
+            rds.create_db_cluster(
+                DBClusterIdentifier=name,
+                Engine="aurora-postgresql",
+                MasterUsername="admin",
+                MasterUserPassword="password-123",
+            )
+            if name == "orders":
+                cluster = AuroraCluster(
+                    "orders", region=REGION, sleep=_no_sleep, retry=RetryPolicy(sleep=_no_sleep)
+                )
+                cluster.create_backup(token="one")
+                plan = plan_restore(cluster, swap=True, now=NOW)
+        with pytest.raises(PolicyError, match=r"^plan: expected rds:orders-restored-\S+ made by"):
+            restore(plan, confirm=True, sleep=_no_sleep)
+        clusters = sorted(
+            c["DBClusterIdentifier"] for c in rds.describe_db_clusters()["DBClusters"]
+        )
+        assert ["orders", "orders-restored-20261126t093000z"] == clusters
+
 
 @pytest.fixture(name="ec2")
 def _ec2(aws: None) -> Any:
@@ -200,6 +312,33 @@ def _instance(ec2: Any) -> str:
 def _attached(ec2: Any, instance_id: str) -> dict[str, str]:
     found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     return {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in found["BlockDeviceMappings"]}
+
+
+class _Crash(BaseException):
+    """Stands in for the process dying (no Exception: nothing catches it as a failure)."""
+
+
+def _foreign(rds: Any, identifier: str) -> None:
+    """An instance a person made, without the restore's tags."""
+    # moto names the automated snapshot of a new instance by its id and the minute of the wall
+    # clock: made at another moment, it cannot clash with the first instance of that name.
+    with time_machine.travel(NOW - timedelta(days=3), tick=False):
+        rds.create_db_instance(
+            DBInstanceIdentifier=identifier,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            AllocatedStorage=20,
+            MasterUsername="admin",
+            MasterUserPassword="password-123",
+        )
+
+
+def _identities(rds: Any) -> dict[str, tuple[str, datetime]]:
+    """Identifier -> who the instance is (moto gives every instance the same DbiResourceId)."""
+    return {
+        i["DBInstanceIdentifier"]: (i["DbiResourceId"], i["InstanceCreateTime"])
+        for i in rds.describe_db_instances()["DBInstances"]
+    }
 
 
 class TestVolumes:
@@ -254,6 +393,32 @@ class TestVolumes:
         ]
         restore(plan, sleep=_no_sleep)
         assert "/dev/sdg" in _attached(ec2, instance)
+
+    def test_volume_attached_since_the_plan_needs_confirm_and_is_kept(self, ec2: Any) -> None:
+        """A device free at planning but taken now: refused and named; confirmed, the volume is kept."""
+        instance = _instance(ec2)
+        volume = EbsVolume(
+            _attached(ec2, instance)["/dev/sdf"], region=REGION, retry=RetryPolicy(sleep=_no_sleep)
+        )
+        point = volume.create_backup(token="one")
+        plan = plan_restore(volume, point=point, attach_to=instance, devices=["/dev/sdg"], now=NOW)
+        assert not plan.destructive
+        zone = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0][
+            "Placement"
+        ]["AvailabilityZone"]
+        theirs = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+        ec2.attach_volume(VolumeId=theirs, InstanceId=instance, Device="/dev/sdg")
+        with pytest.raises(
+            PolicyError,
+            match=rf"Changed since the plan: ec2:{instance}:/dev/sdg: 'free' at planning, "
+            rf"'volume {theirs}' now",
+        ):
+            restore(plan, sleep=_no_sleep)
+        assert theirs == _attached(ec2, instance)["/dev/sdg"]
+        result = restore(plan, confirm=True, sleep=_no_sleep)
+        kept = ec2.describe_volumes(VolumeIds=[theirs])["Volumes"][0]
+        assert ((f"ebs:{theirs}",), "available") == (result.kept, kept["State"])
+        assert result.details["devices"]["/dev/sdg"] == _attached(ec2, instance)["/dev/sdg"]
 
 
 @pytest.fixture(name="s3")
@@ -357,3 +522,76 @@ class TestS3:
         assert plan.destructive
         result = restore(plan, confirm=True)
         assert ({"a": "a1"}, True) == (_read(s3), result.ok)
+
+    def test_object_written_into_the_destination_after_planning(self, s3: Any) -> None:
+        """A destination empty at planning but written since: refused and named; confirmed, kept."""
+        _write(s3, T0, a="a1")
+        s3.create_bucket(Bucket="copy")
+        s3.put_bucket_versioning(Bucket="copy", VersioningConfiguration={"Status": "Enabled"})
+        bucket = S3Bucket("assets", prefix="img/", region=REGION)
+        plan = plan_restore(bucket, at=T0, into="s3://copy/img/", now=T0 + timedelta(days=1))
+        assert not plan.destructive
+        s3.put_object(Bucket="copy", Key="img/a", Body=b"theirs")
+        with pytest.raises(
+            PolicyError,
+            match=r"Changed since the plan: s3://copy/img/: 'no objects' at planning, "
+            r"'1 object\(s\) .*newest: img/a\)' now",
+        ):
+            restore(plan)
+        assert {"a": "theirs"} == _read(s3, "copy")
+        result = restore(plan, confirm=True)
+        assert ({"a": "a1"}, {"a1", "theirs"}) == (_read(s3, "copy"), _bodies(s3, "copy", "img/a"))
+        assert result.ok
+
+    def test_unversioned_destination_written_after_planning_is_refused_even_confirmed(
+        self, s3: Any
+    ) -> None:
+        """What was written since the plan could not be kept without versioning: never overwritten."""
+        _write(s3, T0, a="a1")
+        s3.create_bucket(Bucket="copy")
+        bucket = S3Bucket("assets", prefix="img/", region=REGION)
+        plan = plan_restore(bucket, at=T0, into="s3://copy/img/", now=T0 + timedelta(days=1))
+        s3.put_object(Bucket="copy", Key="img/a", Body=b"theirs")
+        with pytest.raises(PolicyError, match=r"^into: expected an empty destination"):
+            restore(plan, confirm=True)
+        assert {"a": "theirs"} == _read(s3, "copy")
+
+    def test_in_place_plan_with_nothing_to_do_refuses_live_changes(self, s3: Any) -> None:
+        """An in-place plan made when nothing differed does not overwrite what changed since."""
+        _write(s3, T0, a="a1")
+        bucket = S3Bucket("assets", prefix="img/", region=REGION)
+        plan = plan_restore(bucket, at=T0 + timedelta(hours=1), now=T0 + timedelta(days=1))
+        assert not plan.destructive
+        _write(s3, T0 + timedelta(hours=2), a="live")
+        with pytest.raises(PolicyError, match=r"Changed since the plan: s3://assets/img/: "):
+            restore(plan)
+        assert {"a": "live"} == _read(s3)
+        result = restore(plan, confirm=True)
+        assert ({"a": "a1"}, {"a1", "live"}) == (_read(s3), _bodies(s3, "assets", "img/a"))
+        assert result.ok
+
+    def test_version_copied_over_a_key_written_after_planning(self, s3: Any) -> None:
+        """One object's version into a key free at planning and written since: refused, then kept."""
+        _write(s3, T0, a="a1")
+        first = s3.list_object_versions(Bucket="assets", Prefix="img/a")["Versions"][0]["VersionId"]
+        s3.create_bucket(Bucket="copy")
+        s3.put_bucket_versioning(Bucket="copy", VersioningConfiguration={"Status": "Enabled"})
+        bucket = S3Bucket("assets", prefix="img/", region=REGION)
+        plan = plan_restore(
+            bucket, point=f"img/a@{first}", into="s3://copy/img/", now=T0 + timedelta(days=1)
+        )
+        assert not plan.destructive
+        s3.put_object(Bucket="copy", Key="img/a", Body=b"theirs")
+        with pytest.raises(PolicyError, match=r"s3://copy/img/a: 'absent' at planning, 'version "):
+            restore(plan)
+        restore(plan, confirm=True)
+        assert ({"a": "a1"}, {"a1", "theirs"}) == (_read(s3, "copy"), _bodies(s3, "copy", "img/a"))
+
+
+def _bodies(s3: Any, bucket: str, key: str) -> set[str]:
+    """The contents of every version of *key*."""
+    versions = s3.list_object_versions(Bucket=bucket, Prefix=key).get("Versions", [])
+    return {
+        s3.get_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])["Body"].read().decode()
+        for v in versions
+    }
