@@ -152,7 +152,7 @@ def _backups(points: Iterable[RecoveryPoint], tier: str) -> list[RecoveryPoint]:
 
 
 def _newest(points: Iterable[RecoveryPoint]) -> RecoveryPoint | None:
-    return max(points, key=lambda p: (p.created_at, p.id), default=None)
+    return max(points, key=lambda p: p.order_key, default=None)
 
 
 def _age(now: datetime, moment: datetime) -> str:
@@ -239,7 +239,7 @@ class _TargetAudit:
             return self.finding(
                 clause, compliant=False, detail=f"could not plan retention: {error}"
             )
-        lingering = sorted(plan.delete, key=lambda p: (p.created_at, p.id))
+        lingering = sorted(plan.delete, key=lambda p: p.order_key)
         held = [p for p in plan.keep if p.held]
         held_note = f"; {len(held)} kept under legal hold ({_ids(held)})" if held else ""
         if lingering:
@@ -255,7 +255,7 @@ class _TargetAudit:
                 ),
             )
         kept = [p for p in plan.keep if p.kind != "s3-version"]
-        oldest_kept = min(kept, key=lambda p: (p.created_at, p.id), default=None)
+        oldest_kept = min(kept, key=lambda p: p.order_key, default=None)
         since = f", oldest {_when(oldest_kept.created_at)}" if oldest_kept else ""
         return self.finding(
             clause,

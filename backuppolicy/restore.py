@@ -483,7 +483,7 @@ def _choose_point(
                     + (f" taken at or before {before.isoformat()}" if before else ""),
                     None,
                 )
-            chosen = max(local, key=lambda p: (p.created_at, p.id))
+            chosen = max(local, key=lambda p: p.order_key)
     if chosen.status is not Status.COMPLETED:
         raise PolicyError.for_field(
             "point", "a completed recovery point", f"{chosen.id} ({chosen.status.value})"

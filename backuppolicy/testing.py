@@ -258,7 +258,7 @@ class MemoryTarget:
         """Every point of every tier, oldest first (ties by id)."""
         with self._lock:
             self._maybe_fail("list_points")
-            points = sorted(self._points.values(), key=lambda p: (p.created_at, p.id))
+            points = sorted(self._points.values(), key=lambda p: p.order_key)
             views = [self._view(p) for p in points]
         return iter(views)
 

@@ -488,7 +488,7 @@ def _newest(
         and p.managed
         and p.kind != "s3-version"
     ]
-    return max(good, key=lambda p: (p.created_at, p.id), default=None)
+    return max(good, key=lambda p: p.order_key, default=None)
 
 
 def _copy_due(
@@ -1149,7 +1149,7 @@ def _check_floors(
         key = (point.target, point.tier)
         if key in groups and point.is_good and point.kind != "s3-version":
             best = newest.get(key)
-            if best is None or (point.created_at, point.id) > (best.created_at, best.id):
+            if best is None or point.order_key > best.order_key:
                 newest[key] = point
     result: dict[tuple[str, str], bool] = {}
     for key, point in newest.items():

@@ -268,7 +268,7 @@ class _SnapshotTarget(AwsBackend):
         points.extend(
             self._group_point(group, members, region, devices) for group, members in groups.items()
         )
-        points.sort(key=lambda p: (p.created_at, p.id))
+        points.sort(key=lambda p: p.order_key)
         return points
 
     def _member(self, snapshot: Mapping[str, Any], devices: Mapping[str, str]) -> dict[str, Any]:

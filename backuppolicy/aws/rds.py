@@ -436,12 +436,12 @@ def _utcnow() -> datetime:
 
 
 def _newest_by_tier(points: Iterable[RecoveryPoint]) -> dict[str, RecoveryPoint]:
-    """The newest completed managed point of each tier (ties: the larger id is newer)."""
+    """The newest completed managed point of each tier (ties: `RecoveryPoint.order_key`)."""
     newest: dict[str, RecoveryPoint] = {}
     for point in points:
         if point.is_good and point.managed:
             best = newest.get(point.tier)
-            if best is None or (point.created_at, point.id) > (best.created_at, best.id):
+            if best is None or point.order_key > best.order_key:
                 newest[point.tier] = point
     return newest
 
