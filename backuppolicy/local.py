@@ -1212,26 +1212,8 @@ class S3Store(ArchiveStore):
         """
         _check_key(key)
         full = self.prefix + key
-        try:
-            response = self.aws.call(
-                "s3",
-                "get_object",
-                resource=full,
-                Bucket=self.bucket,
-                Key=full,
-                Range=f"bytes=0-{limit}",
-            )
-        except BackendError as exc:
-            if exc.code != "InvalidRange":  # an empty object has no byte 0
-                raise
-            return b""
-        body = response["Body"]
-        try:
-            raw = _read_upto(body, limit + 1)
-        finally:
-            body.close()
-        total = str(response.get("ContentRange", "")).rpartition("/")[2]
-        if len(raw) > limit or (total.isdigit() and int(total) > limit):
+        raw, over = self.aws.get_bounded(self.bucket, full, limit, resource=full)
+        if over:
             raise _too_big(self.url, key, limit)
         return raw
 

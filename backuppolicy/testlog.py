@@ -750,15 +750,7 @@ class S3LogStore:
 
     def _get(self, key: str) -> bytes:
         """At most ``MAX_LOG_LINE_BYTES + 1`` bytes of *key* (a Range request)."""
-        response = self.backend.call(
-            "s3",
-            "get_object",
-            resource=key,
-            Bucket=self.bucket,
-            Key=key,
-            Range=f"bytes=0-{MAX_LOG_LINE_BYTES}",
-        )
-        body: bytes = response["Body"].read(MAX_LOG_LINE_BYTES + 1)
+        body, _ = self.backend.get_bounded(self.bucket, key, MAX_LOG_LINE_BYTES, resource=key)
         return body
 
     def _keys(self, since: datetime | None, until: datetime | None) -> Iterator[list[str]]:

@@ -315,6 +315,45 @@ class AwsBackend:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def get_bounded(
+        self, bucket: str, key: str, limit: int, *, resource: str = "", **params: Any
+    ) -> tuple[bytes, bool]:
+        """GetObject of at most the first ``limit + 1`` bytes of *key* (a Range request).
+
+        Returns the bytes read and whether the object holds more than *limit* bytes, so a
+        caller refuses an oversized object without ever holding it whole. An empty object
+        gives ``(b"", False)``. *params* go to GetObject (``VersionId=``).
+        """
+        try:
+            response = self.call(
+                "s3",
+                "get_object",
+                resource=resource or f"s3://{bucket}/{key}",
+                Bucket=bucket,
+                Key=key,
+                Range=f"bytes=0-{limit}",
+                **params,
+            )
+        except BackendError as exc:
+            if exc.code != "InvalidRange":  # an empty object has no byte 0
+                raise
+            return b"", False
+        body = response["Body"]
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            while size <= limit:
+                chunk = body.read(limit + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            body.close()
+        raw = b"".join(chunks)
+        total = str(response.get("ContentRange", "")).rpartition("/")[2]
+        return raw, len(raw) > limit or (total.isdigit() and int(total) > limit)
+
     def paginate(
         self,
         service: str,

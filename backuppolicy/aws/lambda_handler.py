@@ -49,17 +49,8 @@ def load_policy(url: str, *, session: boto3.Session | None = None) -> Policy:
     if not bucket or not key:
         raise PolicyError.for_field("policy", "an s3://bucket/key URL of a policy file", url)
     backend = AwsBackend("lambda-handler", session=session)
-    response = backend.call(
-        "s3",
-        "get_object",
-        resource=url,
-        Bucket=bucket,
-        Key=key,
-        Range=f"bytes=0-{MAX_POLICY_BYTES}",
-    )
-    body = response["Body"].read(MAX_POLICY_BYTES + 1)
-    total = str(response.get("ContentRange", "")).rpartition("/")[2]
-    if len(body) > MAX_POLICY_BYTES or (total.isdigit() and int(total) > MAX_POLICY_BYTES):
+    body, over = backend.get_bounded(bucket, key, MAX_POLICY_BYTES, resource=url)
+    if over:
         raise PolicyError.for_field(
             "policy", f"a policy file of at most {MAX_POLICY_BYTES} bytes", url
         )
