@@ -164,8 +164,11 @@ class TestDirectoryRestore:
     def test_crashed_restore_staging_is_swept_and_reported(self, etc: Directory) -> None:
         """Old, unlocked .bp-restore-* leftovers next to the destination go, listed in details."""
         point = etc.create_backup(token="one")
-        crashed = etc.path.parent / ".bp-restore-crashed"
-        (crashed / "data").mkdir(parents=True)
+        from backuppolicy import local
+
+        crashed, lock = local._owned_tempdir(".bp-restore-", etc.path.parent)
+        os.close(lock)  # the restore that made it crashed: its lock is gone
+        (crashed / "data").mkdir()
         when = time.time() - 2 * 86400
         os.utime(crashed, (when, when))
 
