@@ -1948,6 +1948,20 @@ class S3Bucket(AwsBackend):
             delete = tuple(p for p in points if p.id in deleted)
             yield KeyRetentionPlan(key=group[0].key, keep=keep, delete=delete, reasons=reasons)
 
+    def _current_again(
+        self, key: str, version: str | None, seen: dict[str, str | None], requests: _Requests
+    ) -> bool:
+        """Whether *version* of *key* is the key's current version now (made so since planning).
+
+        *seen* caches the current version of the last key asked about (one ``HeadObject`` per key).
+        """
+        if key not in seen:
+            seen.clear()
+            requests.add("HeadObject")
+            head = self._head_or_none(key, None)
+            seen[key] = None if head is None else str(head.get("VersionId") or "null")
+        return seen[key] == version
+
     def apply_noncurrent_retention(
         self,
         rule: _Rule,
@@ -1965,8 +1979,10 @@ class S3Bucket(AwsBackend):
         part-way (on any page) deletes nothing, and a re-run starts afresh. Memory holds one
         key's versions while planning, then the ``(key, version id)`` pairs to delete. With
         Object Lock enabled on the bucket, each version to delete is checked with
-        ``HeadObject`` first and skipped when held or retained. A version planned for deletion
-        cannot become current again, so no other re-check is needed.
+        ``HeadObject`` first and skipped when held or retained. A planned version can become
+        current again before the deletes run (its newer versions or the key's delete marker
+        removed, the usual undelete): each key's current version is read (one ``HeadObject``
+        per key with planned deletions) right before its deletes, and is never deleted.
 
         Raises:
             PolicyError: *batch_size* is not between 1 and 1000.
@@ -1989,9 +2005,13 @@ class S3Bucket(AwsBackend):
             counts["kept"] += len(plan.keep)
             planned.extend(_split_id(point.id) for point in plan.delete)
         checked_now = datetime.now(UTC)
+        current: dict[str, str | None] = {}  # the key's current version now (one key at a time)
 
         def candidates() -> Iterator[tuple[str, str | None]]:
-            for key, version in planned:
+            for key, version in planned:  # grouped by key
+                if self._current_again(key, version, current, requests):
+                    counts["kept"] += 1
+                    continue
                 if locked:
                     requests.add("HeadObject")
                     head = self._head_or_none(key, version) or {}

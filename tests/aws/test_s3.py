@@ -502,7 +502,10 @@ class TestRetention:
         """Applying deletes exactly the planned versions, in one DeleteObjects batch."""
         report = target.apply_noncurrent_retention(MaxAge(days=35), now=aged)
         assert (2, 2, 1, 0) == (report.keys, report.deleted, report.batches, report.held)
-        assert {"ListObjectVersions": 1, "DeleteObjects": 1} == dict(report.requests)
+        # One HeadObject per key with deletions: its current version, never deleted.
+        assert {"ListObjectVersions": 1, "HeadObject": 2, "DeleteObjects": 1} == dict(
+            report.requests
+        )
         left = s3.list_object_versions(Bucket=BUCKET)
         assert 3 == len(left["Versions"])
         assert b"d1" == _body(s3, BUCKET, "doc.txt")
@@ -648,6 +651,32 @@ class TestRetention:
             s3.get_object(Bucket=BUCKET, Key=key, VersionId=v["VersionId"])["Body"].read()
             for v in s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
         ]
+
+    def test_a_version_made_current_after_planning_is_not_deleted(self, s3, monkeypatch):
+        """Undelete between planning and deleting: the version now current stays.
+
+        ``doc`` was deleted (a delete marker) long ago, so its versions are noncurrent and
+        planned for deletion. Before the deletes run, someone removes the delete marker (the
+        usual S3 undelete): the newest version is current again and must not be deleted.
+        """
+        with _at(T0):
+            s3.put_object(Bucket=BUCKET, Key="doc", Body=b"one")
+            s3.put_object(Bucket=BUCKET, Key="doc", Body=b"two")
+        with _at(T0 + timedelta(days=1)):
+            marker = s3.delete_object(Bucket=BUCKET, Key="doc")["VersionId"]
+        target = S3Bucket(BUCKET, account_id=ACCOUNT)
+        planned = target._plan_keys
+
+        def plan_then_undelete(*args: Any, **kwargs: Any) -> Any:
+            yield from planned(*args, **kwargs)
+            s3.delete_object(Bucket=BUCKET, Key="doc", VersionId=marker)
+
+        monkeypatch.setattr(target, "_plan_keys", plan_then_undelete)
+
+        report = target.apply_noncurrent_retention(MaxAge(days=35), now=T0 + timedelta(days=100))
+
+        assert b"two" == _body(s3, BUCKET, "doc")
+        assert 1 == report.deleted
 
     @pytest.mark.parametrize("size", [0, DELETE_BATCH_LIMIT + 1, True])
     def test_batch_size_validated(self, target, size):
