@@ -2113,6 +2113,23 @@ class S3Bucket(AwsBackend):
 
     # Point-in-time restore ----------------------------------------------------------------
 
+    def _refuse_unversioned(self, requests: _Requests) -> None:
+        """Refuse an in-place restore unless versioning is on, checked right before writing.
+
+        Without versioning, its copies and delete markers would replace the current (null)
+        versions for good.
+        """
+        requests.add("GetBucketVersioning")
+        status = self.versioning()
+        if status != "Enabled":
+            raise PolicyError.for_field(
+                "dest_bucket",
+                "another bucket or prefix: an in-place restore needs versioning on "
+                f"s3://{self.bucket} so the current versions are kept",
+                f"in place, versioning {status}",
+                hint="Nothing was changed.",
+            )
+
     def restore_to_time(
         self,
         when: datetime,
@@ -2147,7 +2164,8 @@ class S3Bucket(AwsBackend):
         ``S <= floor(when)``. Objects above 5 GiB are copied with multipart ``UploadPartCopy``.
 
         Raises:
-            PolicyError: *when* is naive, or the destination overlaps the source without being it.
+            PolicyError: *when* is naive, the destination overlaps the source without being it,
+                or an in-place restore finds versioning off or suspended (nothing is changed).
         """
         ensure_aware(when, field="when")
         when_utc = when.astimezone(UTC)
@@ -2166,6 +2184,8 @@ class S3Bucket(AwsBackend):
                 target_prefix,
             )
         requests = _Requests()
+        if in_place and not dry_run:
+            self._refuse_unversioned(requests)
         counts: Counter[str] = Counter()
         skipped: Counter[str] = Counter()
 

@@ -755,9 +755,28 @@ class TestRestoreToTime:
         report = target.restore_to_time(history)
         assert EXPECTED_AT_T == _live(s3, BUCKET)
         assert (True, 3, 2) == (report.in_place, report.restored, report.deleted)
-        assert {"ListObjectVersions": 1, "CopyObject": 3, "DeleteObjects": 1} == dict(
-            report.requests
-        )
+        assert {
+            "GetBucketVersioning": 1,
+            "ListObjectVersions": 1,
+            "CopyObject": 3,
+            "DeleteObjects": 1,
+        } == dict(report.requests)
+
+    def test_in_place_restore_refused_once_versioning_is_suspended(self, target, s3, history):
+        """Versioning suspended: an in-place restore would overwrite or remove null versions for good.
+
+        ``f.txt`` is written after suspension (its only version is the null version); the
+        restore to T would delete it, and with versioning suspended the null delete marker
+        replaces that version. The backend refuses before writing anything.
+        """
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+        s3.put_object(Bucket=BUCKET, Key="f.txt", Body=b"f1")
+        before = _live(s3, BUCKET)
+
+        with pytest.raises(PolicyError, match="versioning"):
+            target.restore_to_time(history)
+
+        assert before == _live(s3, BUCKET)
 
     def test_in_place_restore_is_reversible_and_idempotent(self, target, s3, history):
         """A second in-place restore to T changes nothing; history keeps every version."""
@@ -1062,6 +1081,8 @@ class TestStubbed:
     def test_failed_later_page_deletes_nothing(self, stubbed):
         """In place: when page 2 of the listing fails, no DeleteObjects request is sent."""
         target, stubber, _ = stubbed
+        # In place: the bucket's versioning is checked before anything is written.
+        stubber.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": BUCKET})
         stubber.add_response(
             "list_object_versions",
             {
@@ -1124,6 +1145,8 @@ class TestStubbed:
     def test_in_place_deletes_in_batches_of_1000(self, stubbed):
         """2500 keys created after T are removed with three DeleteObjects of 1000, 1000, 500."""
         target, stubber, _ = stubbed
+        # In place: the bucket's versioning is checked before anything is written.
+        stubber.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": BUCKET})
         keys = [f"k{i:05d}" for i in range(2500)]
         stubber.add_response(
             "list_object_versions",
