@@ -2032,7 +2032,7 @@ class Directory:
         finally:
             _rmtree(staging)
             os.close(lock)
-        dest.chmod(int(manifest.get("root", {}).get("mode", "0700"), 8))
+        dest.chmod(_plain_mode(manifest.get("root", {}).get("mode", "0700")))
         return dest
 
 
@@ -2392,4 +2392,9 @@ def _verify_entry(path: Path, rel: str, entry: Mapping[str, Any], point_id: str)
 def _apply_dir_modes(root: Path, manifest: Mapping[str, Any]) -> None:
     dirs = [e for e in manifest.get("entries", []) if e.get("type") == "dir"]
     for entry in sorted(dirs, key=lambda e: str(e["path"]).count("/"), reverse=True):
-        (root / entry["path"]).chmod(int(entry["mode"], 8))
+        (root / entry["path"]).chmod(_plain_mode(entry["mode"]))
+
+
+def _plain_mode(mode: str) -> int:
+    """A manifest's octal *mode* without setuid, setgid and sticky bits (never restored)."""
+    return int(mode, 8) & 0o777
