@@ -727,6 +727,8 @@ def _remove_abandoned(path: Path, *, older_than: timedelta, now: datetime) -> bo
         st = os.fstat(fd)
         if now - datetime.fromtimestamp(st.st_mtime, UTC) <= older_than:
             return False
+        if stat.S_ISDIR(st.st_mode) and not _marked(fd):
+            return False  # named like ours, but not made by us: the user's
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -740,6 +742,69 @@ def _remove_abandoned(path: Path, *, older_than: timedelta, now: datetime) -> bo
         os.close(fd)
 
 
+_OURS_MARKER = ".bp-ours"
+
+
+def _owned_tempdir(prefix: str, parent: Path | None = None) -> tuple[Path, int]:
+    """A new temporary directory, locked and marked as ours, and the descriptor of its lock.
+
+    Sweeps remove a directory named like ours only if it holds the marker (a user's
+    directory with our prefix is left alone) and nobody holds its lock (a running job's is
+    left alone). Close the descriptor when done with the directory.
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        os.close(os.open(_OURS_MARKER, flags, 0o600, dir_fd=fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return path, fd
+
+
+def _marked(fd: int) -> bool:
+    """Whether the directory open as *fd* carries our marker (a regular file, not a link)."""
+    try:
+        st = os.stat(_OURS_MARKER, dir_fd=fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode)
+
+
+def is_abandoned_leftover(path: str | os.PathLike[str], *, before: datetime) -> bool:
+    """Whether *path* is a directory we made (marked), last modified before *before*, unlocked.
+
+    A symlink, a directory without our marker and one a running job holds locked are not.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        if datetime.fromtimestamp(st.st_mtime, UTC) >= before or not _marked(fd):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def remove_abandoned_leftover(path: str | os.PathLike[str], *, before: datetime) -> bool:
+    """Remove the directory *path* if `is_abandoned_leftover` (checked again under our lock).
+
+    Returns:
+        Whether it was removed.
+    """
+    ensure_aware(before, field="before")
+    return _remove_abandoned(Path(path), older_than=timedelta(0), now=before)
+
+
 def sweep_restore_staging(
     parent: str | os.PathLike[str],
     *,
@@ -748,8 +813,9 @@ def sweep_restore_staging(
 ) -> list[str]:
     """Remove the ``.bp-restore-*`` staging directories that crashed restores left in *parent*.
 
-    A running restore holds a lock on its staging directory; only unlocked ones last
-    modified more than *older_than* ago are removed. `Directory.restore_to` calls this for
+    A running restore holds a lock on its staging directory; only unlocked ones that carry
+    our marker (a user's directory named like ours does not) and were last modified more
+    than *older_than* ago are removed. Symlinks are never followed nor removed. `Directory.restore_to` calls this for
     the parent of its destination.
 
     Returns:
@@ -1886,7 +1952,8 @@ class Directory:
         ``into.name_prefix`` names the temporary directory.
         """
         prefix = into.name_prefix if into is not None else "bp-restore-"
-        base = Path(tempfile.mkdtemp(prefix=prefix))
+        # Locked while live, marked as ours: verify.sweep_restore_tests leaves it alone till then.
+        base, lock = _owned_tempdir(prefix)
         try:
             swept: list[str] = []
             restored = self.restore_to(point, base / point.id, swept=swept)
@@ -1902,6 +1969,7 @@ class Directory:
             )
         finally:
             _rmtree(base)
+            os.close(lock)
 
     def restore_to(
         self,
@@ -1942,10 +2010,9 @@ class Directory:
         found = sweep_restore_staging(dest.parent)
         if swept is not None:
             swept.extend(found)
-        staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=dest.parent))
-        lock = os.open(staging, os.O_RDONLY | os.O_DIRECTORY)
+        # Locked while live, marked as ours: sweep_restore_staging leaves it alone till then.
+        staging, lock = _owned_tempdir(_STAGING_PREFIX, dest.parent)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # live: sweep_restore_staging leaves it alone
             with store.local_file(_archive_key(point.id)) as archive:
                 with archive.open("rb") as handle:
                     actual, _ = _sha256_of(handle)
@@ -1965,7 +2032,7 @@ class Directory:
         finally:
             _rmtree(staging)
             os.close(lock)
-        dest.chmod(int(manifest.get("root", {}).get("mode", "0700"), 8))
+        dest.chmod(_plain_mode(manifest.get("root", {}).get("mode", "0700")))
         return dest
 
 
@@ -1993,16 +2060,26 @@ def _restore_details(root: Path) -> dict[str, Any]:
 
 
 def _rmtree(path: Path) -> None:
-    if not path.exists() and not path.is_symlink():
+    """Remove the directory *path* and everything in it, never following a symlink.
+
+    A *path* that is not a directory (a symlink put in its place, say) is left alone.
+    Directories made read-only by a restore get owner write access first, through
+    descriptors, so a link never has its target's mode changed.
+    """
+    try:
+        top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:  # gone, a symlink, or not a directory: nothing of ours to remove
         return
-    for parent, dirs, _ in os.walk(path):
-        for name in dirs:
-            child = Path(parent) / name
-            if not child.is_symlink():
+    try:
+        with contextlib.suppress(OSError):
+            os.fchmod(top, 0o700)
+        for _, dirs, _, fd in os.fwalk(dir_fd=top, follow_symlinks=False):
+            for name in dirs:
                 with contextlib.suppress(OSError):
-                    child.chmod(0o700)
-    with contextlib.suppress(OSError):
-        path.chmod(0o700)
+                    if stat.S_ISDIR(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                        os.chmod(name, 0o700, dir_fd=fd)
+    finally:
+        os.close(top)
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -2315,4 +2392,9 @@ def _verify_entry(path: Path, rel: str, entry: Mapping[str, Any], point_id: str)
 def _apply_dir_modes(root: Path, manifest: Mapping[str, Any]) -> None:
     dirs = [e for e in manifest.get("entries", []) if e.get("type") == "dir"]
     for entry in sorted(dirs, key=lambda e: str(e["path"]).count("/"), reverse=True):
-        (root / entry["path"]).chmod(int(entry["mode"], 8))
+        (root / entry["path"]).chmod(_plain_mode(entry["mode"]))
+
+
+def _plain_mode(mode: str) -> int:
+    """A manifest's octal *mode* without setuid, setgid and sticky bits (never restored)."""
+    return int(mode, 8) & 0o777

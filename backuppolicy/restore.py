@@ -1245,7 +1245,7 @@ def _changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
 
 def _observe_directory(plan: RestorePlan) -> dict[str, str]:
     dest = Path(plan.destination)
-    aside = Path(plan.options["aside"]) if plan.options.get("aside") else _aside_of(plan)
+    aside = _aside_of(plan)
     seen = {str(dest): _path_state(dest)}
     if aside.exists() or aside.is_symlink():  # named with this restore's stamp: its own
         seen[str(aside)] = _path_state(aside) + _OURS
@@ -2104,8 +2104,31 @@ def _refuse_unkept(backend: Any, bucket: str, prefix: str, *, exact: bool) -> No
 
 
 def _aside_of(plan: RestorePlan) -> Path:
+    """Where *plan* moves its destination aside: next to it, named with the restore's stamp.
+
+    Derived from the destination and the token, never read from ``plan.options`` (a plan
+    made by hand must not choose what is moved or removed).
+    """
     dest = Path(plan.destination)
     return dest.with_name(f"{dest.name}.before-restore-{plan.stamp}")
+
+
+def _staging_of(plan: RestorePlan) -> Path:
+    """Where *plan* restores before the rename: next to the destination, with the stamp."""
+    dest = Path(plan.destination)
+    return dest.with_name(f".{dest.name}.restoring-{plan.stamp}")
+
+
+def _remove_staging(staging: Path) -> None:
+    """Remove this restore's own staging directory; a symlink in its place is refused."""
+    if staging.is_symlink() or not staging.is_dir():
+        raise PolicyError.for_field(
+            "into",
+            f"a destination whose staging name {staging} is free or this restore's directory",
+            str(staging),
+            hint="Remove or rename it, then run the restore again. Nothing was changed.",
+        )
+    shutil.rmtree(staging)
 
 
 def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
@@ -2113,8 +2136,8 @@ def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG
     point = plan.point
     assert point is not None  # noqa: S101 - directories restore points
     dest = Path(plan.destination)
-    staging = Path(plan.options["staging"])
-    aside = Path(plan.options["aside"]) if plan.options.get("aside") else _aside_of(plan)
+    staging = _staging_of(plan)
+    aside = _aside_of(plan)
     swept: list[str] = []  # staging directories of crashed restores next to the destination
     kept: list[str] = []
     if plan.options.get("adopt"):
@@ -2128,8 +2151,8 @@ def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG
             )
         kept.append(str(aside))
     else:
-        if staging.exists():  # left by an interrupted attempt of this same restore
-            shutil.rmtree(staging)
+        if staging.exists() or staging.is_symlink():  # left by an interrupted attempt
+            _remove_staging(staging)
         backend.restore_to(point, staging, swept=swept)
         # Decided now, not at planning: whatever is at the destination is moved aside and kept.
         if _occupied(dest):

@@ -25,7 +25,6 @@ import glob
 import hashlib
 import itertools
 import os
-import shutil
 import socket
 import tempfile
 import time
@@ -1946,15 +1945,16 @@ def _sweep_ebs(
 def _sweep_dirs(
     temp_dir: Path, profile: IsolationProfile, cutoff: datetime, *, dry_run: bool
 ) -> list[SweptResource]:
+    # Only directories a restore test made (marked) and left (unlocked); never a link.
+    from backuppolicy.local import is_abandoned_leftover  # noqa: PLC0415 - avoids an import cycle
+
     swept: list[SweptResource] = []
     if not temp_dir.is_dir():
         return swept
     for path in sorted(temp_dir.glob(f"{glob.escape(profile.name_prefix)}*")):
-        if path.is_symlink() or not path.is_dir():
+        if not is_abandoned_leftover(path, before=cutoff):
             continue
         created = datetime.fromtimestamp(path.lstat().st_mtime, tz=UTC)
-        if created >= cutoff:
-            continue
         swept.append(
             _sweep_one(
                 "directory",
@@ -1962,10 +1962,23 @@ def _sweep_dirs(
                 created,
                 None,
                 dry_run=dry_run,
-                delete=functools.partial(shutil.rmtree, path),
+                delete=functools.partial(_remove_dir, path, cutoff),
             )
         )
     return swept
+
+
+def _remove_dir(path: Path, cutoff: datetime) -> None:
+    """Remove the restore-test leftover *path*, re-checked under its lock."""
+    from backuppolicy.local import remove_abandoned_leftover  # noqa: PLC0415 - avoids an import cycle
+
+    if remove_abandoned_leftover(path, before=cutoff):
+        return
+    where = {"backend": "restore-test-sweeper", "operation": "rmtree", "resource": str(path)}
+    if not os.path.lexists(path):
+        raise ResourceNotFoundError(f"{path}: already gone", **where)
+    msg = f"{path}: in use again or no longer ours; left in place"
+    raise BackendError(msg, **where)
 
 
 def _sweep_one(
@@ -2007,7 +2020,8 @@ def sweep_restore_tests(
     instances and clusters and EBS volumes (in the regions of the given AWS *targets*, through
     their clients, and in *regions* through *session*) and restored temporary directories
     (``<temp_dir>/<name_prefix>*``), and deletes those created before ``now - older_than``.
-    Only resources that carry the sweep tag are ever touched.
+    Only resources that carry the sweep tag are ever touched; a directory only if it carries
+    our marker file and no running restore test holds its lock (never a symlink).
 
     Args:
         targets: Targets whose AWS clients and regions are used (others are ignored).

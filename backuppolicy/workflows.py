@@ -41,6 +41,7 @@ from backuppolicy.exceptions import (
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
+    short_repr,
 )
 from backuppolicy.model import LegalHold, RecoveryPoint, Status, ensure_aware
 from backuppolicy.notify import (
@@ -978,6 +979,19 @@ def _recheck(fresh: RecoveryPoint | None, planned: RecoveryPoint) -> str | None:
         return "pending"
     if fresh.created_at != planned.created_at:
         return "changed since the plan was made"
+    return _not_as_planned(fresh, planned)
+
+
+def _not_as_planned(fresh: RecoveryPoint, planned: RecoveryPoint) -> str | None:
+    """Why the backend's *fresh* point is not the one the plan names (``None``: it is).
+
+    The floors are keyed by the plan's target, tier and kind: they hold only if the backend
+    agrees (a hand-made plan may label the newest local point as another tier's).
+    """
+    for field in ("target", "tier", "kind"):
+        if getattr(fresh, field) != getattr(planned, field):
+            seen, claimed = short_repr(getattr(fresh, field)), short_repr(getattr(planned, field))
+            return f"its {field} is {seen}, not the planned {claimed}"
     return None
 
 

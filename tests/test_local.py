@@ -861,14 +861,14 @@ class TestCrashLeftovers:
         """restore_to removes old unlocked .bp-restore-* directories next to its destination."""
         point = target.create_backup()
         parent = tmp_path / "restores"
-        crashed = parent / ".bp-restore-crashed"
+        parent.mkdir()
+        crashed, crashed_lock = local._owned_tempdir(".bp-restore-", parent)
+        os.close(crashed_lock)  # the restore died: its lock went with it
         _write(crashed / "data" / "app.conf", "half")
         _age(crashed, 2)
-        live = parent / ".bp-restore-live"
-        (live / "data").mkdir(parents=True)
+        live, lock = local._owned_tempdir(".bp-restore-", parent)
+        (live / "data").mkdir()
         _age(live, 2)
-        lock = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
-        fcntl.flock(lock, fcntl.LOCK_EX)
         swept: list[str] = []
         try:
             target.restore_to(point, parent / "dest", swept=swept)
@@ -879,7 +879,61 @@ class TestCrashLeftovers:
         assert not crashed.exists()
         assert live.exists()
         assert (parent / "dest" / "app.conf").exists()
-        assert sorted([".bp-restore-live", "dest"]) == sorted(p.name for p in parent.iterdir())
+        assert sorted([live.name, "dest"]) == sorted(p.name for p in parent.iterdir())
+
+
+class TestSweepsTouchOnlyOurs:
+    """Sweeps remove only what carries our marker, and never follow a symlink."""
+
+    def test_a_users_directory_named_like_our_staging_survives(
+        self, target: Directory, tmp_path: Path
+    ):
+        """An old, unlocked ``.bp-restore-notes`` of the user's, without our marker, stays."""
+        point = target.create_backup()
+        parent = tmp_path / "restores"
+        users = _write(parent / ".bp-restore-notes" / "todo.txt", "mine").parent
+        _age(users, 2)
+
+        swept: list[str] = []
+        target.restore_to(point, parent / "dest", swept=swept)
+
+        assert [] == swept
+        assert "mine" == (users / "todo.txt").read_text()
+
+    def test_a_staging_symlink_to_elsewhere_is_left_and_not_followed(
+        self, target: Directory, tmp_path: Path
+    ):
+        """A ``.bp-restore-x`` symlink to an important directory: neither removed nor followed."""
+        point = target.create_backup()
+        important = tmp_path / "important"
+        _write(important / "data" / "keep.txt", "precious")
+        (important / "data").chmod(0o755)
+        parent = tmp_path / "restores"
+        parent.mkdir()
+        link = parent / ".bp-restore-x"
+        link.symlink_to(important)
+        _age(link, 2)
+
+        target.restore_to(point, parent / "dest")
+
+        assert link.is_symlink()
+        assert "precious" == (important / "data" / "keep.txt").read_text()
+        assert 0o755 == stat.S_IMODE((important / "data").stat().st_mode)
+
+    def test_removing_a_tree_never_follows_a_symlink_at_its_top(self, tmp_path: Path):
+        """The tree removal every sweep uses: a top swapped for a symlink is left, modes too."""
+        important = tmp_path / "important"
+        _write(important / "sub" / "keep.txt", "precious")
+        important.chmod(0o750)
+        (important / "sub").chmod(0o755)
+        link = tmp_path / ".bp-restore-swapped"
+        link.symlink_to(important)
+
+        local._rmtree(link)
+
+        assert "precious" == (important / "sub" / "keep.txt").read_text()
+        assert 0o750 == stat.S_IMODE(important.stat().st_mode)
+        assert 0o755 == stat.S_IMODE((important / "sub").stat().st_mode)
 
 
 class _CorruptingStore(DirectoryStore):

@@ -391,6 +391,35 @@ class TestManifestChecks:
         assert 4242 != st.st_uid
 
 
+class TestDirectoryModes:
+    def test_setgid_and_sticky_bits_of_the_manifest_are_not_restored(
+        self, target: Directory, plant: Callable[[bytes], RecoveryPoint], tmp_path: Path
+    ):
+        """A manifest asking for setgid/sticky (or setuid) directories gets plain permissions."""
+        manifest = {
+            "format": 1,
+            "root": {"mode": "3777"},
+            "entries": [
+                {
+                    "path": "ok.txt",
+                    "type": "file",
+                    "size": len(OK),
+                    "mode": "0644",
+                    "sha256": hashlib.sha256(OK).hexdigest(),
+                },
+                {"path": "sub", "type": "dir", "mode": "6775"},
+            ],
+        }
+        point = plant(_archive([_info("data/sub", tarfile.DIRTYPE)], manifest))
+
+        restored = target.restore_to(point, tmp_path / "restore" / "out")
+
+        assert (0o777, 0o775) == (
+            stat.S_IMODE(restored.stat().st_mode),
+            stat.S_IMODE((restored / "sub").stat().st_mode),
+        )
+
+
 class TestLinkResolution:
     @pytest.mark.parametrize(
         ("rel", "target", "links", "escapes"),

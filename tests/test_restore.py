@@ -161,11 +161,38 @@ class TestDirectoryRestore:
             "kept"
         ]
 
+    def test_a_hand_made_plan_cannot_name_what_is_removed_or_moved(
+        self, etc: Directory, tmp_path: Path
+    ) -> None:
+        """Staging and aside paths follow from the destination and the token, not the plan's options.
+
+        A plan whose options name another directory as its "staging" (removed when it exists)
+        and another place as its "aside" leaves both alone.
+        """
+        point = etc.create_backup(token="one")
+        victim = tmp_path / "important"
+        victim.mkdir()
+        (victim / "keep.txt").write_text("precious\n")
+        elsewhere = tmp_path / "elsewhere"
+        plan = plan_restore(etc, point=point, now=NOW)
+        forged = attrs.evolve(
+            plan, options={**plan.options, "staging": str(victim), "aside": str(elsewhere)}
+        )
+
+        result = restore(forged, confirm=True)
+
+        assert "precious\n" == (victim / "keep.txt").read_text()
+        assert not elsewhere.exists()
+        assert [str(etc.path.with_name(f"etc.before-restore-{plan.stamp}"))] == list(result.kept)
+
     def test_crashed_restore_staging_is_swept_and_reported(self, etc: Directory) -> None:
         """Old, unlocked .bp-restore-* leftovers next to the destination go, listed in details."""
         point = etc.create_backup(token="one")
-        crashed = etc.path.parent / ".bp-restore-crashed"
-        (crashed / "data").mkdir(parents=True)
+        from backuppolicy import local
+
+        crashed, lock = local._owned_tempdir(".bp-restore-", etc.path.parent)
+        os.close(lock)  # the restore that made it crashed: its lock is gone
+        (crashed / "data").mkdir()
         when = time.time() - 2 * 86400
         os.utime(crashed, (when, when))
 

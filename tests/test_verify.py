@@ -689,14 +689,22 @@ class TestRestoreTestRunner:
         )
 
 
+def _crashed_restore_dir(parent: Path) -> Path:
+    """A restore-test directory as a crashed test leaves it: marked as ours, no longer locked."""
+    from backuppolicy import local
+
+    path, lock = local._owned_tempdir("bp-restore-", parent)
+    os.close(lock)
+    return path
+
+
 class TestSweepDirectories:
     def test_old_restore_directories_are_removed(self, tmp_path):
         """Directories with the restore prefix older than the limit are removed; others stay."""
-        old = tmp_path / "bp-restore-old"
-        new = tmp_path / "bp-restore-new"
+        old, new = (_crashed_restore_dir(tmp_path) for _ in range(2))
         other = tmp_path / "keep-me"
         for path in (old, new, other):
-            (path / "data").mkdir(parents=True)
+            (path / "data").mkdir(parents=True, exist_ok=True)
         stamp = (NOW - timedelta(days=2)).timestamp()
         for path in (old, other):
             os.utime(path, (stamp, stamp))
@@ -707,12 +715,48 @@ class TestSweepDirectories:
 
     def test_dry_run_deletes_nothing(self, tmp_path):
         """A dry run reports what it would delete and deletes nothing."""
-        old = tmp_path / "bp-restore-old"
-        old.mkdir()
+        old = _crashed_restore_dir(tmp_path)
         stamp = (NOW - timedelta(days=2)).timestamp()
         os.utime(old, (stamp, stamp))
         swept = sweep_restore_tests(older_than="1d", now=NOW, temp_dir=tmp_path, dry_run=True)
         assert (["would delete"], True) == ([s.action for s in swept], old.exists())
+
+
+class TestSweepDirectoriesTouchOnlyOurs:
+    """The restore-test sweep removes only directories a restore test made and left."""
+
+    def test_a_users_directory_with_our_prefix_survives(self, tmp_path):
+        """An old ``bp-restore-notes`` of the user's (no marker of ours) is neither listed nor removed."""
+        users = tmp_path / "bp-restore-notes"
+        (users / "data").mkdir(parents=True)
+        stamp = (NOW - timedelta(days=2)).timestamp()
+        os.utime(users, (stamp, stamp))
+
+        swept = sweep_restore_tests(older_than="1d", now=NOW, temp_dir=tmp_path)
+
+        assert ([], True) == (swept, (users / "data").exists())
+
+    def test_a_running_restore_test_is_not_swept(self, tmp_path, monkeypatch):
+        """A restore test still running (its directory locked), however old, keeps its directory."""
+        import tempfile
+
+        source = tmp_path / "src"
+        source.mkdir()
+        (source / "a.txt").write_text("a")
+        target = Directory(source, name="app", store=DirectoryStore(tmp_path / "store"))
+        point = target.create_backup()
+        temp = tmp_path / "tmp"
+        temp.mkdir()
+        monkeypatch.setattr(tempfile, "tempdir", str(temp))
+        with target.restore(point) as restored:
+            [base] = list(temp.iterdir())
+            stamp = (NOW - timedelta(days=2)).timestamp()
+            os.utime(base, (stamp, stamp))
+
+            swept = sweep_restore_tests(older_than="1d", now=NOW, temp_dir=temp)
+
+            assert [] == swept
+            assert (Path(restored.endpoint) / "a.txt").exists()
 
 
 class TestExpectedRdsSettings:

@@ -1255,3 +1255,37 @@ class TestRealBackends:
             listed = next(p for p in targets[name].list_points() if p.id == point.id)
             assert "manual: before the 2.0 migration" == listed.tags[TAG_REASON], name
             assert "alice@example.com" == listed.tags[TAG_REQUESTED_BY], name
+
+
+class TestFloorsAgainstLyingPlans:
+    """The floor is keyed by what the backend says a point is, never by what the plan claims."""
+
+    def test_a_point_claiming_another_tier_is_still_the_newest_of_its_own(self, clock):
+        """A plan's point labelled tier 'offsite' that really is the newest local point stays."""
+        import attrs
+
+        target = MemoryTarget("db", policy="shop", clock=clock)
+        older, newest = _aged(target, [10, 0])
+        _aged(target, [5], tier="offsite")
+        liar = attrs.evolve(newest, tier="nowhere")
+        plan = RetentionPlan(keep=[], delete=[liar], reasons={liar.id: ["x"]}, now=MONDAY)
+
+        report = apply(plan, targets={"db": target})
+
+        assert newest.id in {p.id for p in target.list_points()}
+        assert [] == report.deleted
+        assert older.id in {p.id for p in target.list_points()}
+
+    def test_a_point_claiming_to_be_an_object_version_is_still_floored(self, clock):
+        """A backup labelled kind 's3-version' in a hand-made plan does not escape the floor."""
+        import attrs
+
+        target = MemoryTarget("db", policy="shop", clock=clock)
+        _older, newest = _aged(target, [10, 0])
+        liar = attrs.evolve(newest, kind="s3-version")
+        plan = RetentionPlan(keep=[], delete=[liar], reasons={liar.id: ["x"]}, now=MONDAY)
+
+        report = apply(plan, targets={"db": target})
+
+        assert newest.id in {p.id for p in target.list_points()}
+        assert [] == report.deleted

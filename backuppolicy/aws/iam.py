@@ -317,6 +317,8 @@ def _s3(spec: TargetSpec, w: _Where) -> list[_Grant]:
         _Grant(_all("backup", "verify"), ("s3:GetBucketVersioning",), (bucket,)),
         _Grant(_all("backup"), ("s3:PutObject", "s3:PutObjectTagging"), (internal,)),
         _Grant(_all("prune"), ("s3:DeleteObjectVersion",), objects),
+        # HeadObject of each version and of its key's current version before deleting it.
+        _Grant(_all("prune"), ("s3:GetObject", "s3:GetObjectVersion"), objects),
         _Grant(
             _all("verify"),
             (

@@ -1948,6 +1948,20 @@ class S3Bucket(AwsBackend):
             delete = tuple(p for p in points if p.id in deleted)
             yield KeyRetentionPlan(key=group[0].key, keep=keep, delete=delete, reasons=reasons)
 
+    def _current_again(
+        self, key: str, version: str | None, seen: dict[str, str | None], requests: _Requests
+    ) -> bool:
+        """Whether *version* of *key* is the key's current version now (made so since planning).
+
+        *seen* caches the current version of the last key asked about (one ``HeadObject`` per key).
+        """
+        if key not in seen:
+            seen.clear()
+            requests.add("HeadObject")
+            head = self._head_or_none(key, None)
+            seen[key] = None if head is None else str(head.get("VersionId") or "null")
+        return seen[key] == version
+
     def apply_noncurrent_retention(
         self,
         rule: _Rule,
@@ -1965,8 +1979,10 @@ class S3Bucket(AwsBackend):
         part-way (on any page) deletes nothing, and a re-run starts afresh. Memory holds one
         key's versions while planning, then the ``(key, version id)`` pairs to delete. With
         Object Lock enabled on the bucket, each version to delete is checked with
-        ``HeadObject`` first and skipped when held or retained. A version planned for deletion
-        cannot become current again, so no other re-check is needed.
+        ``HeadObject`` first and skipped when held or retained. A planned version can become
+        current again before the deletes run (its newer versions or the key's delete marker
+        removed, the usual undelete): each key's current version is read (one ``HeadObject``
+        per key with planned deletions) right before its deletes, and is never deleted.
 
         Raises:
             PolicyError: *batch_size* is not between 1 and 1000.
@@ -1989,9 +2005,13 @@ class S3Bucket(AwsBackend):
             counts["kept"] += len(plan.keep)
             planned.extend(_split_id(point.id) for point in plan.delete)
         checked_now = datetime.now(UTC)
+        current: dict[str, str | None] = {}  # the key's current version now (one key at a time)
 
         def candidates() -> Iterator[tuple[str, str | None]]:
-            for key, version in planned:
+            for key, version in planned:  # grouped by key
+                if self._current_again(key, version, current, requests):
+                    counts["kept"] += 1
+                    continue
                 if locked:
                     requests.add("HeadObject")
                     head = self._head_or_none(key, version) or {}
@@ -2093,6 +2113,23 @@ class S3Bucket(AwsBackend):
 
     # Point-in-time restore ----------------------------------------------------------------
 
+    def _refuse_unversioned(self, requests: _Requests) -> None:
+        """Refuse an in-place restore unless versioning is on, checked right before writing.
+
+        Without versioning, its copies and delete markers would replace the current (null)
+        versions for good.
+        """
+        requests.add("GetBucketVersioning")
+        status = self.versioning()
+        if status != "Enabled":
+            raise PolicyError.for_field(
+                "dest_bucket",
+                "another bucket or prefix: an in-place restore needs versioning on "
+                f"s3://{self.bucket} so the current versions are kept",
+                f"in place, versioning {status}",
+                hint="Nothing was changed.",
+            )
+
     def restore_to_time(
         self,
         when: datetime,
@@ -2127,7 +2164,8 @@ class S3Bucket(AwsBackend):
         ``S <= floor(when)``. Objects above 5 GiB are copied with multipart ``UploadPartCopy``.
 
         Raises:
-            PolicyError: *when* is naive, or the destination overlaps the source without being it.
+            PolicyError: *when* is naive, the destination overlaps the source without being it,
+                or an in-place restore finds versioning off or suspended (nothing is changed).
         """
         ensure_aware(when, field="when")
         when_utc = when.astimezone(UTC)
@@ -2146,6 +2184,8 @@ class S3Bucket(AwsBackend):
                 target_prefix,
             )
         requests = _Requests()
+        if in_place and not dry_run:
+            self._refuse_unversioned(requests)
         counts: Counter[str] = Counter()
         skipped: Counter[str] = Counter()
 

@@ -566,3 +566,37 @@ class TestIamLinter:
         """Each listed gap is hit by some document: a gap parliament has closed is removed."""
         seen = {f[:3] for document in _documents().values() for f in _linted(document)}
         assert set() == set(KNOWN_PARLIAMENT_GAPS) - seen
+
+
+class TestPruneReadsTheVersionsItDeletes:
+    def test_prune_may_head_the_data_objects_of_an_s3_target(self) -> None:
+        """Pruning re-reads each version and its key's current version (HeadObject) before deleting.
+
+        HeadObject needs s3:GetObject (current) and s3:GetObjectVersion (a version) on the data
+        objects themselves, not only on the internal prefix; else S3 answers 403 and nothing is
+        pruned.
+        """
+        policy = Policy.from_dict(
+            {
+                "name": "shop",
+                "schedule": {"every": "day"},
+                "retention": {"max_age": "35d"},
+                "targets": [
+                    {
+                        "name": "images",
+                        "kind": "s3-bucket",
+                        "settings": {"bucket": "acme-images", "prefix": "img/"},
+                    }
+                ],
+            }
+        )
+        document = iam_policy(policy, {"prune"}, account_id="123456789012")
+        granted: dict[str, set[str]] = defaultdict(set)
+        for statement in document["Statement"]:
+            resources = statement["Resource"]
+            for action in statement["Action"]:
+                granted[action].update([resources] if isinstance(resources, str) else resources)
+
+        data = "arn:aws:s3:::acme-images/img/*"
+        assert {data} <= granted["s3:GetObject"]
+        assert {data} <= granted["s3:GetObjectVersion"]

@@ -502,7 +502,10 @@ class TestRetention:
         """Applying deletes exactly the planned versions, in one DeleteObjects batch."""
         report = target.apply_noncurrent_retention(MaxAge(days=35), now=aged)
         assert (2, 2, 1, 0) == (report.keys, report.deleted, report.batches, report.held)
-        assert {"ListObjectVersions": 1, "DeleteObjects": 1} == dict(report.requests)
+        # One HeadObject per key with deletions: its current version, never deleted.
+        assert {"ListObjectVersions": 1, "HeadObject": 2, "DeleteObjects": 1} == dict(
+            report.requests
+        )
         left = s3.list_object_versions(Bucket=BUCKET)
         assert 3 == len(left["Versions"])
         assert b"d1" == _body(s3, BUCKET, "doc.txt")
@@ -649,6 +652,32 @@ class TestRetention:
             for v in s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
         ]
 
+    def test_a_version_made_current_after_planning_is_not_deleted(self, s3, monkeypatch):
+        """Undelete between planning and deleting: the version now current stays.
+
+        ``doc`` was deleted (a delete marker) long ago, so its versions are noncurrent and
+        planned for deletion. Before the deletes run, someone removes the delete marker (the
+        usual S3 undelete): the newest version is current again and must not be deleted.
+        """
+        with _at(T0):
+            s3.put_object(Bucket=BUCKET, Key="doc", Body=b"one")
+            s3.put_object(Bucket=BUCKET, Key="doc", Body=b"two")
+        with _at(T0 + timedelta(days=1)):
+            marker = s3.delete_object(Bucket=BUCKET, Key="doc")["VersionId"]
+        target = S3Bucket(BUCKET, account_id=ACCOUNT)
+        planned = target._plan_keys
+
+        def plan_then_undelete(*args: Any, **kwargs: Any) -> Any:
+            yield from planned(*args, **kwargs)
+            s3.delete_object(Bucket=BUCKET, Key="doc", VersionId=marker)
+
+        monkeypatch.setattr(target, "_plan_keys", plan_then_undelete)
+
+        report = target.apply_noncurrent_retention(MaxAge(days=35), now=T0 + timedelta(days=100))
+
+        assert b"two" == _body(s3, BUCKET, "doc")
+        assert 1 == report.deleted
+
     @pytest.mark.parametrize("size", [0, DELETE_BATCH_LIMIT + 1, True])
     def test_batch_size_validated(self, target, size):
         """batch_size must be 1..1000: AWS's DeleteObjects limit is refused before any call."""
@@ -726,9 +755,28 @@ class TestRestoreToTime:
         report = target.restore_to_time(history)
         assert EXPECTED_AT_T == _live(s3, BUCKET)
         assert (True, 3, 2) == (report.in_place, report.restored, report.deleted)
-        assert {"ListObjectVersions": 1, "CopyObject": 3, "DeleteObjects": 1} == dict(
-            report.requests
-        )
+        assert {
+            "GetBucketVersioning": 1,
+            "ListObjectVersions": 1,
+            "CopyObject": 3,
+            "DeleteObjects": 1,
+        } == dict(report.requests)
+
+    def test_in_place_restore_refused_once_versioning_is_suspended(self, target, s3, history):
+        """Versioning suspended: an in-place restore would overwrite or remove null versions for good.
+
+        ``f.txt`` is written after suspension (its only version is the null version); the
+        restore to T would delete it, and with versioning suspended the null delete marker
+        replaces that version. The backend refuses before writing anything.
+        """
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Suspended"})
+        s3.put_object(Bucket=BUCKET, Key="f.txt", Body=b"f1")
+        before = _live(s3, BUCKET)
+
+        with pytest.raises(PolicyError, match="versioning"):
+            target.restore_to_time(history)
+
+        assert before == _live(s3, BUCKET)
 
     def test_in_place_restore_is_reversible_and_idempotent(self, target, s3, history):
         """A second in-place restore to T changes nothing; history keeps every version."""
@@ -1033,6 +1081,8 @@ class TestStubbed:
     def test_failed_later_page_deletes_nothing(self, stubbed):
         """In place: when page 2 of the listing fails, no DeleteObjects request is sent."""
         target, stubber, _ = stubbed
+        # In place: the bucket's versioning is checked before anything is written.
+        stubber.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": BUCKET})
         stubber.add_response(
             "list_object_versions",
             {
@@ -1095,6 +1145,8 @@ class TestStubbed:
     def test_in_place_deletes_in_batches_of_1000(self, stubbed):
         """2500 keys created after T are removed with three DeleteObjects of 1000, 1000, 500."""
         target, stubber, _ = stubbed
+        # In place: the bucket's versioning is checked before anything is written.
+        stubber.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": BUCKET})
         keys = [f"k{i:05d}" for i in range(2500)]
         stubber.add_response(
             "list_object_versions",
