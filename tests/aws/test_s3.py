@@ -1009,23 +1009,31 @@ class TestStubbed:
     def test_marker_and_versions_on_different_pages(self, stubbed):
         """Page 1 ends with k's delete marker, page 2 holds k's versions: k is not restored."""
         target, stubber, _ = stubbed
+        # The one copy (key l) follows the last page: the Stubber answers in a fixed order, and
+        # a copy between the two pages would race the listing of page 2.
         stubber.add_response(
             "list_object_versions",
             {
                 "DeleteMarkers": [_marker("k", "m1", 10, latest=True)],
-                "Versions": [_version("j", "j1", 0, latest=True)],
                 "IsTruncated": True,
                 "NextKeyMarker": "k",
                 "NextVersionIdMarker": "m1",
             },
             {"Bucket": BUCKET, "Prefix": ""},
         )
-        stubber.add_response("copy_object", {}, _copy_params("j", "j1"))
         stubber.add_response(
             "list_object_versions",
-            {"Versions": [_version("k", "k2", 5), _version("k", "k1", 0)], "IsTruncated": False},
+            {
+                "Versions": [
+                    _version("k", "k2", 5),
+                    _version("k", "k1", 0),
+                    _version("l", "l1", 0, latest=True),
+                ],
+                "IsTruncated": False,
+            },
             {"Bucket": BUCKET, "Prefix": "", "KeyMarker": "k", "VersionIdMarker": "m1"},
         )
+        stubber.add_response("copy_object", {}, _copy_params("l", "l1"))
         report = target.restore_to_time(T0 + timedelta(seconds=20), dest_bucket=DEST, max_workers=1)
         assert (1, {"deleted at T": 1}) == (report.restored, dict(report.skipped))
 
