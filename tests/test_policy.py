@@ -890,6 +890,41 @@ class TestHostilePolicyFiles:
             Policy.from_yaml(f"? {long}\n: 1\n? {long}\n: 2\n")
         assert (True, True) == (len(str(caught.value)) < 500, len(str(duplicate.value)) < 500)
 
+    @pytest.mark.parametrize(
+        "where",
+        [
+            (),
+            ("schedule",),
+            ("retention",),
+            ("retention", "max_age"),
+            ("tiers", 0),
+            ("targets", 0, "settings"),
+            ("verification", "isolation", "tags"),
+        ],
+    )
+    def test_a_huge_unknown_key_is_named_cut_short(self, where: tuple[str | int, ...]):
+        """An unknown key of 100,000 characters, at any depth, yields a short message."""
+        data: Any = _minimal()
+        section = data
+        for step in where:  # a missing section, or a value given as a string, becomes {}
+            if isinstance(step, int) or isinstance(section.get(step), dict | list):
+                section = section[step]
+            else:
+                section[step] = section = {}
+        section["k" * 100_000] = 1
+        with pytest.raises(PolicyError) as caught:
+            Policy.from_dict(data)
+        assert len(str(caught.value)) < 1000, str(caught.value)[:300]
+
+    def test_a_huge_unknown_key_of_a_recovery_plan_is_named_cut_short(self):
+        """The same for a recovery plan file."""
+        from backuppolicy.recovery import RecoveryPlan
+
+        data = {"name": "p", "application": "shop", "steps": [], "k" * 100_000: 1}
+        with pytest.raises(PolicyError) as caught:
+            RecoveryPlan.from_dict(data)
+        assert len(str(caught.value)) < 1000, str(caught.value)[:300]
+
     def test_parsed_once(self, monkeypatch: pytest.MonkeyPatch):
         """A policy error in YAML text parses the text once, also to find the line."""
         parses: list[str] = []
