@@ -635,6 +635,23 @@ class TestCanaryThroughFiles:
         assert "http://127.0.0.1" in outputs["run report dict"]
         assert "SHOP_WEBHOOK_URL" in outputs["policy markdown"]
 
+    def test_a_misshapen_policy_file_never_prints_its_inline_secret(self, run, tmp_path):
+        """The list dash forgotten around an inline webhook URL: the file error does not quote it."""
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(
+            POLICY.split("notifications:")[0]
+            + "notifications:\n"
+            + f"  kind: webhook\n  settings: {{url: 'https://hooks.slack.com/services/T0/B0/{CANARY}'}}\n"
+        )
+        outputs: dict[str, Any] = {}
+        with pytest.raises(PolicyError, match="notifications") as info:
+            bp.Policy.from_file(policy)
+        outputs |= {"error": str(info.value), "traceback": _formatted(info.value)}
+        for command in ("validate", "doc"):
+            code, outputs[f"cli {command}"] = run(command, "--policy", str(policy))
+            assert 0 != code
+        _assert_clean(outputs)
+
     def test_missing_variable_is_reported_when_sending(self, files, memory, monkeypatch):
         """References are resolved when the notifier sends; a missing one names the variable."""
         policy = bp.Policy.from_file(files["policy"])
