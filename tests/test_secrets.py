@@ -639,7 +639,7 @@ class TestCanaryThroughFiles:
         """The list dash forgotten around an inline webhook URL: the file error does not quote it."""
         policy = tmp_path / "policy.yaml"
         policy.write_text(
-            POLICY.split("notifications:")[0]
+            POLICY.partition("notifications:")[0]
             + "notifications:\n"
             + f"  kind: webhook\n  settings: {{url: 'https://hooks.slack.com/services/T0/B0/{CANARY}'}}\n"
         )
