@@ -925,6 +925,35 @@ class TestHostilePolicyFiles:
             RecoveryPlan.from_dict(data)
         assert len(str(caught.value)) < 1000, str(caught.value)[:300]
 
+    @pytest.mark.parametrize(
+        "template",
+        [
+            "{keys} = 1\n",
+            "[{keys}]\nx = 1\n",
+            "name = {{{keys} = 1}}\n",
+            "'{keys}' = 1\n[{keys}]\n",
+        ],
+    )
+    def test_toml_dotted_keys_are_refused_before_parsing(self, template: str):
+        """A 400 KB TOML key of 200,000 dotted parts is refused unparsed.
+
+        tomllib keeps every prefix of a dotted key, so its memory grows with the square of the
+        parts: this file, well under MAX_POLICY_BYTES, would take tens of gigabytes.
+        """
+        keys = ".".join(["a"] * 200_000)
+        text = template.format(keys=keys)
+        assert len(text) < MAX_POLICY_BYTES
+        with pytest.raises(PolicyError, match="dotted"):
+            Policy.from_toml(text)
+
+    def test_toml_dotted_keys_within_the_limit_still_load(self):
+        """Dotted keys of a real policy (a few parts) load as before."""
+        text = (EXAMPLES / "policy.toml").read_text()
+        assert Policy.from_toml(text) == Policy.from_file(EXAMPLES / "policy.toml")
+        with pytest.raises(PolicyError, match="expected") as caught:
+            Policy.from_toml("name = 'x'\nschedule.a.b.c.d.e.f.g.h = 1\n")
+        assert "dotted" not in str(caught.value)
+
     def test_parsed_once(self, monkeypatch: pytest.MonkeyPatch):
         """A policy error in YAML text parses the text once, also to find the line."""
         parses: list[str] = []
