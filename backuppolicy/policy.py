@@ -748,7 +748,7 @@ class NotificationSpec:
         """Build from plain data; errors name fields under *path*."""
         raw = _mapping(data, path, ("kind", "settings", "on"), ("kind",))
         kind = raw["kind"]
-        with _at(_join(path, "kind")):
+        with _at(path):
             _v_notification_kind(None, attrs.fields(cls).kind, kind)
         required, optional = _NOTIFICATION_SETTINGS[kind]
         settings = _settings(raw.get("settings", {}), _join(path, "settings"), required, optional)

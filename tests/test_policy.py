@@ -954,6 +954,14 @@ class TestHostilePolicyFiles:
             Policy.from_toml("name = 'x'\nschedule.a.b.c.d.e.f.g.h = 1\n")
         assert "dotted" not in str(caught.value)
 
+    def test_an_unknown_notification_kind_names_its_field_once(self):
+        """The path of a bad notification kind is ``notifications[0].kind``, not ``.kind.kind``."""
+        data: Any = {**_minimal(), "notifications": [{"kind": "slack"}]}
+        with pytest.raises(
+            PolicyError, match=r"^notifications\[0\]\.kind: expected a notification"
+        ):
+            Policy.from_dict(data)
+
     def test_parsed_once(self, monkeypatch: pytest.MonkeyPatch):
         """A policy error in YAML text parses the text once, also to find the line."""
         parses: list[str] = []
