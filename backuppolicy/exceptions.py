@@ -39,7 +39,25 @@ __all__ = [
 ]
 
 _QUOTE_LIMIT = 120
-_REPR = reprlib.Repr()
+_PATH_LIMIT = 200  # a field path longer than this is cut in messages and in PolicyError.path
+_SCAN_LIMIT = 4096  # a quoted string is cut to this before its credentials are redacted
+
+
+class _RedactingRepr(reprlib.Repr):
+    """`reprlib.Repr` that redacts the URLs and ``password=`` items of the strings it quotes.
+
+    An error message quotes the value it refuses, and that value may hold a credential that was
+    never named as a secret (a webhook URL pasted into the wrong field, a section of the wrong
+    shape around an inline token); the quote hides it, as `backuppolicy.Secret` would.
+    """
+
+    def repr_str(self, x: str, level: int) -> str:
+        from backuppolicy.secrets import redact_text  # noqa: PLC0415 - secrets imports this module
+
+        return super().repr_str(redact_text(x[:_SCAN_LIMIT]), level)
+
+
+_REPR = _RedactingRepr()
 _REPR.maxlevel = 3
 _REPR.maxstring = _QUOTE_LIMIT
 _REPR.maxother = _QUOTE_LIMIT
@@ -52,7 +70,9 @@ def short_repr(value: Any, limit: int = _QUOTE_LIMIT) -> str:
 
     Nested containers are shown to three levels and a few items each, and the text is cut
     to *limit* characters, so quoting a hostile value (a billion-laughs structure, an integer
-    of a million digits, a 50 MB string) stays cheap and the message stays readable.
+    of a million digits, a 50 MB string) stays cheap and the message stays readable. URLs and
+    ``password=`` items in the strings quoted are redacted (`backuppolicy.secrets.redact_text`):
+    a credential in a value of the wrong shape is not printed either.
 
     Example:
         >>> short_repr("x" * 500, limit=12)
@@ -67,6 +87,11 @@ def short_repr(value: Any, limit: int = _QUOTE_LIMIT) -> str:
         keep = max(limit - 3, 2)
         text = text[: keep - keep // 3] + "..." + text[len(text) - keep // 3 :]
     return text
+
+
+def _cut_path(path: str) -> str:
+    """*path* cut to `_PATH_LIMIT` characters: it holds keys of the file, and one may be huge."""
+    return path if len(path) <= _PATH_LIMIT else path[: _PATH_LIMIT - 3] + "..."
 
 
 class BackupPolicyError(Exception):
@@ -104,6 +129,7 @@ class PolicyError(BackupPolicyError, ValueError):
             >>> str(PolicyError.for_field("retention.keep_daily", "an integer >= -1", "seven"))
             "retention.keep_daily: expected an integer >= -1 (got 'seven')."
         """
+        path = _cut_path(path)
         where = f"{path}: " if path else ""
         message = f"{where}expected {expected} (got {short_repr(got)})."
         if hint:

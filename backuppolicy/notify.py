@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
@@ -350,19 +350,38 @@ class WebhookNotifier:
             shown = f"{self.url.reference} ({shown})"
         try:
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 response.read()
         except (OSError, ValueError, http.client.HTTPException) as exc:
+            why = ""
             if isinstance(exc, urllib.error.HTTPError):
                 exc.close()  # it holds the response and its socket
+                if 300 <= exc.code < 400:  # noqa: PLR2004 - the redirection statuses
+                    why = " (redirects are not followed: they would carry the credentials along)"
             # The error of urllib or http.client may quote the URL or a header: scrub it, and
             # chain the original only when its text holds no secret (tracebacks print it).
             raise BackendError(
-                f"webhook {shown} failed: {scrub(f'{type(exc).__name__}: {exc}', secrets)}",
+                f"webhook {shown} failed: {scrub(f'{type(exc).__name__}: {exc}', secrets)}{why}",
                 backend="webhook",
                 operation="POST",
                 resource=shown,
             ) from secret_cause(exc, secrets)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow no redirect: a 3xx answer is an `urllib.error.HTTPError`.
+
+    urllib follows a 301/302/303 answer to a POST as a GET with the same headers, to any host:
+    the ``Authorization`` of a webhook (its header or its ``user:password@``) would be sent
+    wherever the ``Location`` points, and the event itself would be dropped.
+    """
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        """Refuse every redirect."""
+        return
+
+
+_OPENER: Final = urllib.request.build_opener(_NoRedirects)
 
 
 def _split_userinfo(url: str) -> tuple[str, str | None]:

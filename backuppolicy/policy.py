@@ -748,7 +748,7 @@ class NotificationSpec:
         """Build from plain data; errors name fields under *path*."""
         raw = _mapping(data, path, ("kind", "settings", "on"), ("kind",))
         kind = raw["kind"]
-        with _at(_join(path, "kind")):
+        with _at(path):
             _v_notification_kind(None, attrs.fields(cls).kind, kind)
         required, optional = _NOTIFICATION_SETTINGS[kind]
         settings = _settings(raw.get("settings", {}), _join(path, "settings"), required, optional)
@@ -1539,6 +1539,29 @@ def _check_text(text: str, source: str) -> None:
         )
 
 
+# A TOML key of more than _MAX_DEPTH dotted parts (bare or quoted parts, as TOML writes them).
+# Possessive parts, and never starting inside a bare part: the search stays linear in the text.
+_TOML_DEEP_KEY_RE: Final = re.compile(
+    r"""(?<![A-Za-z0-9_-])(?:[A-Za-z0-9_-]++|"[^"\n]*+"|'[^'\n]*+')"""
+    rf"""(?:[ \t]*+\.[ \t]*+(?:[A-Za-z0-9_-]++|"[^"\n]*+"|'[^'\n]*+')){{{_MAX_DEPTH},}}"""
+)
+
+
+def _check_toml_keys(text: str, source: str) -> None:
+    """Refuse TOML keys of more than `_MAX_DEPTH` dotted parts before tomllib parses them.
+
+    tomllib keeps every prefix of a dotted key, so its memory grows with the square of the
+    number of parts: a key of 200,000 parts (400 KB) takes tens of gigabytes.
+    """
+    if _TOML_DEEP_KEY_RE.search(text):
+        raise PolicyError(
+            f"{source}: expected TOML keys of at most {_MAX_DEPTH} dotted parts "
+            "(found a longer one).",
+            expected=f"keys of at most {_MAX_DEPTH} dotted parts",
+            got=None,
+        )
+
+
 def _load_yaml(
     text: str, source: str = "<string>", loader_class: type[_BoundedLoader] = _Loader
 ) -> tuple[Any, yaml.Node | None]:
@@ -1985,6 +2008,7 @@ class Policy:
             PolicyError: The text is not valid TOML or not a valid policy.
         """
         _check_text(text, source)
+        _check_toml_keys(text, source)
         try:
             data = tomllib.loads(text)
         except (ValueError, RecursionError) as exc:  # TOMLDecodeError is a ValueError

@@ -62,7 +62,7 @@ from typing import Any, ClassVar, TextIO
 import attrs
 
 from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError, ResourceNotFoundError
+from backuppolicy.exceptions import PolicyError, ResourceNotFoundError, short_repr
 from backuppolicy.model import RecoveryPoint, ensure_aware
 from backuppolicy.policy import _BoundedLoader, _load_yaml, _read_policy_text
 from backuppolicy.restore import (
@@ -1886,14 +1886,18 @@ class _Runner:
                 "steps": {},
             }
             return
+        expected = "a JSON state file written by execute()"
         try:
-            state = json.loads(self.state_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            # Bounded and never blocking, as policy and plan files: a FIFO, a device or a huge
+            # file named as the state file is refused before anything is read.
+            state = json.loads(_read_policy_text(self.state_file))
+        except PolicyError as exc:
             raise PolicyError.for_field(
-                "state_file",
-                "a JSON state file written by execute()",
-                str(self.state_file),
-                hint=str(exc),
+                "state_file", expected, str(self.state_file), hint=f"({exc})"
+            ) from None
+        except (ValueError, RecursionError) as exc:
+            raise PolicyError.for_field(
+                "state_file", expected, str(self.state_file), hint=short_repr(str(exc))
             ) from None
         if not isinstance(state, dict) or state.get("plan") != self.plan.name:
             raise PolicyError.for_field(
@@ -1901,21 +1905,38 @@ class _Runner:
                 f"the state of plan {self.plan.name!r}",
                 state.get("plan") if isinstance(state, dict) else state,
             )
-        self._state = state
-        self.token = str(state["token"])
-        self.now = datetime.fromisoformat(str(state["now"]))
-        for sid, data in state.get("steps", {}).items():
+        try:
+            self._resume(state)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # PolicyError too
+            raise PolicyError.for_field(
+                "state_file",
+                expected,
+                str(self.state_file),
+                hint=f"Its token, now or steps are not as execute() writes them "
+                f"({type(exc).__name__}: {short_repr(str(exc))}).",
+            ) from None
+
+    def _resume(self, state: dict[str, Any]) -> None:
+        """Take the token, the time and the finished steps of an interrupted run from *state*."""
+        token, now, steps = state["token"], state["now"], state.get("steps", {})
+        if not isinstance(token, str) or not isinstance(now, str) or not isinstance(steps, dict):
+            raise TypeError("token and now must be text, steps a mapping")
+        resumed_now = ensure_aware(datetime.fromisoformat(now), field="state_file.now")
+        results: dict[str, StepResult] = {}
+        for sid, data in steps.items():
             if sid not in {s.id for s in self.plan.steps}:
                 continue
             step = self.plan.step(sid)
             data_time = datetime.fromisoformat(data["data_time"]) if data.get("data_time") else None
-            self.results[sid] = StepResult(
+            if data_time is not None:
+                ensure_aware(data_time, field=f"state_file.steps.{sid}.data_time")
+            results[sid] = StepResult(
                 id=sid,
                 kind=step.kind,
                 status=StepStatus.RESUMED,
                 duration=float(data.get("duration", 0.0)),
                 rto=None,
-                rpo=self.now - data_time if data_time else None,
+                rpo=resumed_now - data_time if data_time else None,
                 data_time=data_time,
                 target=data.get("target"),
                 point_id=data.get("point_id"),
@@ -1923,6 +1944,8 @@ class _Runner:
                 endpoint=data.get("endpoint"),
                 attempts=int(data.get("attempts", 1)),
             )
+        self._state, self.token, self.now = state, token, resumed_now
+        self.results.update(results)
 
     def _save(self, result: StepResult) -> None:
         if self.state_file is None:

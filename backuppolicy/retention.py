@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError, short_repr
+from backuppolicy.exceptions import PolicyError, _cut_path, short_repr
 from backuppolicy.model import LegalHold, RecoveryPoint, Status, ensure_aware
 
 __all__ = [
@@ -1220,7 +1220,7 @@ def rule_from_spec(spec: Mapping[str, Any], *, path: str = "retention") -> Reten
         )
     rules: list[RetentionRule] = []
     for key, value in spec.items():
-        where = f"{path}.{key}"
+        where = _cut_path(f"{path}.{key}")
         if key == "max_age":
             rules.append(MaxAge(_spec_duration(value, where)))
         elif key in _COUNT_KEYS:

@@ -47,6 +47,7 @@ __all__ = [
     "Secret",
     "json_default",
     "looks_secret",
+    "redact_text",
     "redact_url",
     "reveal",
     "scrub",
@@ -76,6 +77,8 @@ _SENSITIVE_QUERY_RE: Final = re.compile(
 )
 _CREDENTIAL_VALUE_RE: Final = re.compile(r"(?i)^\s*(bearer|basic|token|digest|apikey)\s+\S")
 _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9+/=_.~-]{16,}")
+# A URL in free text; the scheme's length is bounded, so a long run of letters costs linear time.
+_URL_IN_TEXT_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s'\"<>]+")
 _HTTP_SCHEMES: Final = ("http", "https")
 
 SecretKind = Literal["webhook", "url", "dsn", "header"]
@@ -407,7 +410,23 @@ def scrub(text: str, secrets: Iterable[Any]) -> str:
         text = text.replace(value, redact_url(value) if redact_url(value) != value else REDACTED)
         for part in _parts(value):
             text = text.replace(part, REDACTED)
-    return re.sub(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+", lambda m: redact_url(m[0]), text)
+    return redact_text(text)
+
+
+def redact_text(text: str) -> str:
+    """*text* with every URL in it redacted (`redact_url`) and its ``password=`` items hidden.
+
+    For free text that may quote a credential nobody named as a secret, such as a value that an
+    error message quotes. Linear in the length of *text*.
+
+    Example:
+        >>> redact_text("got {'url': 'https://hooks.slack.com/services/T0/B0/XXXX'}")
+        "got {'url': 'https://hooks.slack.com/services/***'}"
+        >>> redact_text("host=db password=hunter2 dbname=shop")
+        'host=db password=*** dbname=shop'
+    """
+    text = _URL_IN_TEXT_RE.sub(lambda m: redact_url(m[0]), text)
+    return _KV_SECRET_RE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
 
 
 def _parts(value: str) -> list[str]:

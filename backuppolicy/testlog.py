@@ -57,7 +57,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
@@ -390,10 +390,20 @@ def _check(raw: bytes, data: Any) -> _Parsed:
         entry = LogEntry.from_dict(data)
     except PolicyError as exc:
         return _Parsed(problem=f"not an entry ({str(exc)[:120]})")
-    unknown = sorted(set(data) - set(_plain(entry)))
+    plain = _plain(entry)
+    unknown = sorted(set(data) - set(plain))
     if unknown:  # a changed field name: the entry would not read back as it was written
         return _Parsed(problem=f"unknown field(s) {', '.join(unknown)[:120]}")
+    # A field of the wrong type (a list of issues given as text, evidence as a list, a target
+    # as a mapping ...) is converted on reading, so the entry would not read back as written.
+    changed = sorted(k for k in data if k not in _LENIENT and data[k] != plain[k])
+    if changed:
+        return _Parsed(problem=f"field(s) of the wrong type: {', '.join(changed)[:120]}")
     return _Parsed(entry=entry, chain=chain)
+
+
+_LENIENT: Final = frozenset({"v", "recorded_at", "checked_at"})
+"""Fields whose written form may differ from the one read back (times with ``Z``, the format)."""
 
 
 def _chain_problem(raw: bytes, data: dict[str, Any], chain: Any) -> str:

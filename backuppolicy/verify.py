@@ -171,7 +171,18 @@ class CheckResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
-        """Inverse of `to_dict`."""
+        """Inverse of `to_dict`.
+
+        Raises:
+            TypeError: ``point_id``, ``tier`` or ``application`` is neither text nor null, or
+                ``issues`` is not a list of text.
+        """
+        for key in ("point_id", "tier", "application"):
+            if not isinstance(data.get(key), str | None):
+                raise TypeError(f"{key}: expected text or null (got a {type(data[key]).__name__})")
+        issues = data.get("issues", ())
+        if not isinstance(issues, list | tuple) or not all(isinstance(i, str) for i in issues):
+            raise TypeError("issues: expected a list of text")
         return cls(
             check=str(data["check"]),
             status=data["status"],

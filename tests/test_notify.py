@@ -181,6 +181,61 @@ class TestWebhookNotifier:
         assert f"webhook {webhook_url}/*** failed: HTTPError: HTTP Error 500" in str(info.value)
         assert "tok3n" not in str(info.value)
 
+    @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+    def test_a_redirect_never_carries_the_credentials_elsewhere(self, event, status):
+        """A webhook that redirects (to another host) is a failure; no credential follows it.
+
+        urllib follows a 301/302/303 of a POST as a GET with the same headers, so the
+        Authorization header (and the Basic credentials of ``user:password@``) would reach
+        whatever host the Location names.
+        """
+        seen: list[dict[str, str]] = []
+
+        class Elsewhere(BaseHTTPRequestHandler):
+            def _record(self) -> None:
+                seen.append(dict(self.headers))
+                self.send_response(200)
+                self.end_headers()
+
+            do_GET = do_POST = _record  # noqa: N815 - BaseHTTPRequestHandler's names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        elsewhere = HTTPServer(("127.0.0.1", 0), Elsewhere)
+        target = f"http://127.0.0.1:{elsewhere.server_address[1]}/collect"
+
+        class Redirect(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(status)
+                self.send_header("Location", target)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        hook = HTTPServer(("127.0.0.1", 0), Redirect)
+        servers = [elsewhere, hook]
+        for server in servers:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = hook.server_address[1]
+        try:
+            for notifier in (
+                WebhookNotifier(
+                    f"http://127.0.0.1:{port}/hook", headers={"Authorization": "Bearer s3cret"}
+                ),
+                WebhookNotifier(f"http://ops:s3cret@127.0.0.1:{port}/hook"),
+            ):
+                with pytest.raises(bp.BackendError, match=f"{status}"):
+                    notifier.notify(event)
+        finally:
+            for server in servers:
+                server.shutdown()
+                server.server_close()
+        assert [] == seen
+
     def test_url_validated(self):
         """Only http(s) URLs are accepted."""
         with pytest.raises(bp.PolicyError, match="^url: expected an http"):

@@ -890,6 +890,78 @@ class TestHostilePolicyFiles:
             Policy.from_yaml(f"? {long}\n: 1\n? {long}\n: 2\n")
         assert (True, True) == (len(str(caught.value)) < 500, len(str(duplicate.value)) < 500)
 
+    @pytest.mark.parametrize(
+        "where",
+        [
+            (),
+            ("schedule",),
+            ("retention",),
+            ("retention", "max_age"),
+            ("tiers", 0),
+            ("targets", 0, "settings"),
+            ("verification", "isolation", "tags"),
+        ],
+    )
+    def test_a_huge_unknown_key_is_named_cut_short(self, where: tuple[str | int, ...]):
+        """An unknown key of 100,000 characters, at any depth, yields a short message."""
+        data: Any = _minimal()
+        section = data
+        for step in where:  # a missing section, or a value given as a string, becomes {}
+            if isinstance(step, int) or isinstance(section.get(step), dict | list):
+                section = section[step]
+            else:
+                section[step] = section = {}
+        section["k" * 100_000] = 1
+        with pytest.raises(PolicyError) as caught:
+            Policy.from_dict(data)
+        assert len(str(caught.value)) < 1000, str(caught.value)[:300]
+
+    def test_a_huge_unknown_key_of_a_recovery_plan_is_named_cut_short(self):
+        """The same for a recovery plan file."""
+        from backuppolicy.recovery import RecoveryPlan
+
+        data = {"name": "p", "application": "shop", "steps": [], "k" * 100_000: 1}
+        with pytest.raises(PolicyError) as caught:
+            RecoveryPlan.from_dict(data)
+        assert len(str(caught.value)) < 1000, str(caught.value)[:300]
+
+    @pytest.mark.parametrize(
+        "template",
+        [
+            "{keys} = 1\n",
+            "[{keys}]\nx = 1\n",
+            "name = {{{keys} = 1}}\n",
+            "'{keys}' = 1\n[{keys}]\n",
+        ],
+    )
+    def test_toml_dotted_keys_are_refused_before_parsing(self, template: str):
+        """A 400 KB TOML key of 200,000 dotted parts is refused unparsed.
+
+        tomllib keeps every prefix of a dotted key, so its memory grows with the square of the
+        parts: this file, well under MAX_POLICY_BYTES, would take tens of gigabytes.
+        """
+        keys = ".".join(["a"] * 200_000)
+        text = template.format(keys=keys)
+        assert len(text) < MAX_POLICY_BYTES
+        with pytest.raises(PolicyError, match="dotted"):
+            Policy.from_toml(text)
+
+    def test_toml_dotted_keys_within_the_limit_still_load(self):
+        """Dotted keys of a real policy (a few parts) load as before."""
+        text = (EXAMPLES / "policy.toml").read_text()
+        assert Policy.from_toml(text) == Policy.from_file(EXAMPLES / "policy.toml")
+        with pytest.raises(PolicyError, match="expected") as caught:
+            Policy.from_toml("name = 'x'\nschedule.a.b.c.d.e.f.g.h = 1\n")
+        assert "dotted" not in str(caught.value)
+
+    def test_an_unknown_notification_kind_names_its_field_once(self):
+        """The path of a bad notification kind is ``notifications[0].kind``, not ``.kind.kind``."""
+        data: Any = {**_minimal(), "notifications": [{"kind": "slack"}]}
+        with pytest.raises(
+            PolicyError, match=r"^notifications\[0\]\.kind: expected a notification"
+        ):
+            Policy.from_dict(data)
+
     def test_parsed_once(self, monkeypatch: pytest.MonkeyPatch):
         """A policy error in YAML text parses the text once, also to find the line."""
         parses: list[str] = []

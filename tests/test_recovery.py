@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import os
 import socket
 import sqlite3
 import threading
@@ -632,6 +633,71 @@ class TestExecute:
             PolicyError, match=r"^state_file: expected the state of plan 'shop' \(got 'other'\)"
         ):
             plan.execute(confirm=True, state_file=state)
+
+    @pytest.mark.parametrize(
+        ("content", "problem"),
+        [
+            ({"plan": "shop"}, "token"),
+            ({"plan": "shop", "token": "x", "now": "soon", "steps": {}}, "now"),
+            ({"plan": "shop", "token": "x", "now": NOW.isoformat(), "steps": []}, "steps"),
+            ({"plan": "shop", "token": "x", "now": NOW.isoformat(), "steps": {"a": 1}}, "steps"),
+            (
+                {
+                    "plan": "shop",
+                    "token": "x",
+                    "now": NOW.isoformat(),
+                    "steps": {"a": {"data_time": 5}},
+                },
+                "steps",
+            ),
+            (
+                {"plan": "shop", "token": "x", "now": "2026-11-26T09:00:00", "steps": {}},
+                "now",
+            ),
+        ],
+    )
+    def test_a_damaged_state_file_is_a_policy_error(
+        self, tmp_path: Path, content: dict[str, Any], problem: str
+    ) -> None:
+        """A state file that is not as execute() writes it is refused naming it, not a raw error."""
+        state = tmp_path / "state.json"
+        state.write_text(json.dumps(content))
+        plan = _plan([{"id": "a", "kind": "health-check", "check": _check("ok")}], hooks=HOOKS)
+        with pytest.raises(PolicyError, match=rf"^state_file: .*{problem}"):
+            plan.execute(confirm=True, state_file=state)
+
+    def test_an_oversized_state_file_is_refused_unread(self, tmp_path: Path) -> None:
+        """A state file larger than a policy file may be is refused before it is read."""
+        state = tmp_path / "state.json"
+        with state.open("wb") as handle:  # sparse: no disk used
+            handle.truncate(50_000_000)
+        plan = _plan([{"id": "a", "kind": "health-check", "check": _check("ok")}], hooks=HOOKS)
+        with pytest.raises(PolicyError, match=r"^state_file: .*at most \d+ bytes"):
+            plan.execute(confirm=True, state_file=state)
+
+    def test_a_fifo_as_state_file_never_hangs(self, tmp_path: Path) -> None:
+        """A FIFO named as the state file is refused at once (the read never blocks)."""
+        state = tmp_path / "state.json"
+        os.mkfifo(state)
+        plan = _plan([{"id": "a", "kind": "health-check", "check": _check("ok")}], hooks=HOOKS)
+        errors: list[BaseException] = []
+
+        def execute() -> None:
+            try:
+                plan.execute(confirm=True, state_file=state)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                errors.append(exc)
+
+        worker = threading.Thread(target=execute, daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+        hung = worker.is_alive()
+        if hung:  # release the blocked reader: a writer that closes at once gives it EOF
+            os.close(os.open(state, os.O_WRONLY | os.O_NONBLOCK))
+            worker.join()
+        assert not hung, "execute() blocked reading a FIFO"
+        assert [PolicyError] == [type(e) for e in errors]
+        assert "regular file" in str(errors[0])
 
     def test_real_restore_refuses_nothing_and_keeps_the_previous_state(
         self, tmp_path: Path

@@ -280,6 +280,96 @@ class TestInlineSecretsRefused:
             RecoveryPlan.from_dict(data)
         _assert_clean({"message": str(info.value), "got": info.value.got})
 
+    @pytest.mark.parametrize(
+        "notifications",
+        [
+            # The list's dash forgotten: the section is one mapping, not a list.
+            {
+                "kind": "webhook",
+                "settings": {"url": f"https://hooks.slack.com/services/T0/B0/{CANARY}"},
+            },
+            [
+                [
+                    {
+                        "kind": "webhook",
+                        "settings": {"url": f"https://ops:{CANARY}@alerts.example/hook"},
+                    }
+                ]
+            ],
+            [{"kind": "webhook", "settings": f"url: https://alerts.example/hook?token={CANARY}"}],
+            [
+                {
+                    "kind": "webhook",
+                    "settings": [{"url": f"https://discord.com/api/webhooks/1/{CANARY}"}],
+                }
+            ],
+            # The webhook URL pasted into the wrong setting or kind.
+            [
+                {
+                    "kind": "sns",
+                    "settings": {"topic_arn": f"https://hooks.slack.com/services/T0/B0/{CANARY}"},
+                }
+            ],
+            [
+                {
+                    "kind": "webhook",
+                    "settings": {
+                        "url": {"env": "X"},
+                        "timeout": f"https://a.example/hook?key={CANARY}",
+                    },
+                }
+            ],
+            [
+                {
+                    "kind": "webhook",
+                    "settings": {"url": {"env": "X"}},
+                    "on": f"https://u:{CANARY}@a.example/h",
+                }
+            ],
+        ],
+    )
+    def test_a_misshapen_section_does_not_quote_the_secret_in_it(self, notifications):
+        """An inline secret inside a section of the wrong shape is not quoted by the shape error."""
+        data = {
+            "name": "shop",
+            "schedule": {"every": "day", "at": "04:00"},
+            "retention": {"max_age": "7d"},
+            "targets": [{"name": "cfg", "kind": "directory", "settings": {"path": "/srv/cfg"}}],
+            "notifications": notifications,
+        }
+        with pytest.raises(PolicyError, match=r"^notifications") as info:
+            bp.Policy.from_dict(data)
+        _assert_clean({"message": str(info.value), "traceback": _formatted(info.value)})
+
+    @pytest.mark.parametrize(
+        "step",
+        [
+            {
+                "id": "up",
+                "kind": "health-check",
+                "check": [{"kind": "sql", "database": f"postgresql://app:{CANARY}@db/shop"}],
+            },
+            {
+                "id": "up",
+                "kind": "health-check",
+                "check": f"host=db user=app password={CANARY} dbname=shop",
+            },
+            [
+                {
+                    "id": "up",
+                    "kind": "health-check",
+                    "check": {"kind": "http", "url": f"https://web/h?token={CANARY}"},
+                }
+            ],
+        ],
+    )
+    def test_a_misshapen_plan_step_does_not_quote_the_secret_in_it(self, step):
+        """The same for a recovery plan: a check of the wrong shape is refused without its DSN."""
+        data = {"name": "shop", "application": "shop", "steps": [step]}
+        with pytest.raises(PolicyError, match=r"^steps\[0\]") as info:
+            RecoveryPlan.from_dict(data)
+        _assert_clean({"message": str(info.value), "traceback": _formatted(info.value)})
+
     @pytest.mark.parametrize("source", ["env", "file"])
     def test_a_secret_pasted_as_a_reference_is_not_quoted(self, source):
         """``{env: <the secret itself>}`` is refused without quoting what was pasted."""
@@ -544,6 +634,23 @@ class TestCanaryThroughFiles:
         # The messages still help: they name where the request went.
         assert "http://127.0.0.1" in outputs["run report dict"]
         assert "SHOP_WEBHOOK_URL" in outputs["policy markdown"]
+
+    def test_a_misshapen_policy_file_never_prints_its_inline_secret(self, run, tmp_path):
+        """The list dash forgotten around an inline webhook URL: the file error does not quote it."""
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(
+            POLICY.partition("notifications:")[0]
+            + "notifications:\n"
+            + f"  kind: webhook\n  settings: {{url: 'https://hooks.slack.com/services/T0/B0/{CANARY}'}}\n"
+        )
+        outputs: dict[str, Any] = {}
+        with pytest.raises(PolicyError, match="notifications") as info:
+            bp.Policy.from_file(policy)
+        outputs |= {"error": str(info.value), "traceback": _formatted(info.value)}
+        for command in ("validate", "doc"):
+            code, outputs[f"cli {command}"] = run(command, "--policy", str(policy))
+            assert 0 != code
+        _assert_clean(outputs)
 
     def test_missing_variable_is_reported_when_sending(self, files, memory, monkeypatch):
         """References are resolved when the notifier sends; a missing one names the variable."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -628,6 +629,49 @@ class TestTamperEvidence:
                 if not set(read) <= set(entries):
                     changed.append((offset - start, bit))
         assert ([], [], 8 * len(middle)) == (missed, changed, 8 * (len(middle)))
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("tier", {"a": 1}),
+            ("point_id", [1]),
+            ("application", {"x": 1}),
+            ("issues", [{"a": 1}]),
+            ("issues", "abc"),
+            ("evidence", [["a", 1]]),
+            ("target", {"a": 1}),
+            ("duration", "1e400"),
+        ],
+    )
+    def test_a_chained_line_with_a_field_of_the_wrong_type_is_damage(
+        self, tmp_path: Path, field: str, value: Any
+    ) -> None:
+        """A line whose digest matches but whose fields have the wrong types never reaches readers.
+
+        Such a line is written by a buggy or hostile writer that computes the digest (the chain
+        cannot tell who wrote a line); it is an unreadable entry, not a crash of `testlog`.
+        """
+        from backuppolicy import cli
+
+        path, entries = _three(tmp_path)
+        lines = path.read_bytes().splitlines(keepends=True)
+        data = {**entries[2].to_dict(), field: value}
+        chain: dict[str, Any] = {"prev": testlog._sha256(lines[1].removesuffix(b"\n"))}
+        chain["sha256"] = testlog._sha256(testlog._canonical({**data, "chain": chain}))
+        lines[2] = testlog._canonical({**data, "chain": chain}) + b"\n"
+        path.write_bytes(b"".join(lines))
+        store = JsonlLogStore(path)
+        damage: list[LogDamage] = []
+        read = list(store._scan(damage))
+        assert (entries[:2], [(LogDamageKind.DAMAGED, f"{path}:3")]) == (
+            read,
+            [(d.kind, d.where) for d in damage],
+        )
+        for argv in (["testlog", "--log", str(path)], ["testlog", "--log", str(path), "--json"]):
+            out, err = io.StringIO(), io.StringIO()
+            code = cli.main(argv, out=out, err=err)
+            text = out.getvalue() + err.getvalue()
+            assert (1, True, False) == (code, f"{path}:3" in text, "unexpected error" in text)
 
     def test_removed_middle_line(self, tmp_path: Path) -> None:
         """Deleting the middle line breaks the chain at the line after it."""

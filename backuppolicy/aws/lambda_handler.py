@@ -69,10 +69,30 @@ def _now(event: Mapping[str, Any]) -> datetime:
     text = event.get("now")
     if text is None:
         return datetime.now(UTC)
-    value = datetime.fromisoformat(str(text))
-    if value.tzinfo is None:
+    try:
+        value = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:  # its message quotes the whole value
+        value = None
+    if value is None or value.tzinfo is None:
         raise PolicyError.for_field("now", "an ISO 8601 time with a zone", text)
     return value
+
+
+def _only(event: Mapping[str, Any]) -> list[str] | None:
+    names = event.get("targets") or None
+    if names is not None and (
+        not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+    ):
+        raise PolicyError.for_field("targets", "a list of target names", names)
+    return names
+
+
+def _apply(event: Mapping[str, Any]) -> bool:
+    # Strict: a string such as "false" must not be taken as true and delete backups.
+    apply = event.get("apply", False)
+    if not isinstance(apply, bool):
+        raise PolicyError.for_field("apply", "true or false (a JSON boolean)", apply)
+    return apply
 
 
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
@@ -97,8 +117,7 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:  #
     if not url:
         raise PolicyError.for_field("policy", f"a policy URL in the event or ${_ENV}", url)
     policy = load_policy(str(url))
-    now = _now(event)
-    only = event.get("targets") or None
+    now, only, apply = _now(event), _only(event), _apply(event)
     if action == "backup":
         report = workflows.backup(policy, now=now, only=only)
         data: dict[str, Any] = {"action": action, "ok": report.ok, "report": report.to_dict()}
@@ -106,7 +125,7 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:  #
     else:
         targets = workflows.build_targets(policy, only=only)
         plan = workflows.plan_retention(policy, now=now, targets=targets)
-        applied = workflows.apply(plan, dry_run=not event.get("apply", False))
+        applied = workflows.apply(plan, dry_run=not apply)
         failed = [outcome.point.id for outcome in applied.failed] + list(dict(plan.errors))
         data = {
             "action": action,

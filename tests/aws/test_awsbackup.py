@@ -925,6 +925,25 @@ class TestLambdaHandler:
         result = handler({"action": "backup", "now": "2026-11-26T04:10:00+00:00"})
         assert result["ok"] is True
 
+    @pytest.mark.parametrize(
+        ("event", "field"),
+        [
+            ({"now": "x" * 1_000_000}, "now"),
+            ({"now": 20261126}, "now"),
+            ({"now": "2026-11-26T04:10:00"}, "now"),
+            ({"targets": "assets"}, "targets"),
+            ({"targets": [{"a": 1}]}, "targets"),
+            ({"apply": "yes", "action": "prune"}, "apply"),
+        ],
+    )
+    def test_hostile_event_values_are_short_policy_errors(
+        self, policy_url: str, event: dict[str, Any], field: str
+    ) -> None:
+        """An event's bad values are PolicyErrors naming the field, quoted cut short."""
+        with pytest.raises(PolicyError) as info:
+            handler({"action": "backup", "policy": policy_url, **event})
+        assert (field, True) == (info.value.path, len(str(info.value)) < 500)
+
     def test_missing_policy(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """No policy in the event nor the environment is a clear error."""
         monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
