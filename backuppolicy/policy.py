@@ -56,6 +56,7 @@ from backuppolicy.retention import RetentionRule, rule_from_spec
 from backuppolicy.schedule import Cadence, Schedule, rolling_slots
 from backuppolicy.secrets import Secret, redact_url, secret_field
 from backuppolicy.selectors import RESOURCE_TYPES, Selector
+from backuppolicy.targets import NAME_PREFIX_RE
 
 __all__ = [
     "BUILTIN_TARGET_KINDS",
@@ -323,6 +324,14 @@ def _s_text(value: Any, path: str) -> str:
     return _text(value, path)
 
 
+def _s_name_prefix(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not NAME_PREFIX_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "a letter, then up to 31 letters, digits or hyphens", value
+        )
+    return value
+
+
 def _s_region(value: Any, path: str) -> str:
     if not isinstance(value, str) or not _REGION_RE.fullmatch(value):
         raise PolicyError.for_field(path, "an AWS region such as 'eu-west-1'", value)
@@ -493,7 +502,7 @@ _ISOLATION_SETTINGS: Final[dict[str, _Check]] = {
     "subnet_id": _s_text,
     "availability_zone": _s_text,
     "instance_class": _s_text,
-    "name_prefix": _s_text,
+    "name_prefix": _s_name_prefix,
     "tags": _s_text_map,
     "sweep_tag": _s_text,
 }

@@ -16,18 +16,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from importlib.metadata import entry_points
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.exceptions import BackendNotFoundError
+from backuppolicy.exceptions import BackendNotFoundError, PolicyError
 from backuppolicy.model import RecoveryPoint
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "NAME_PREFIX_RE",
     "BackupTarget",
     "Destination",
     "IsolationProfile",
@@ -59,6 +61,23 @@ class Destination:
     account: str | None = None
 
 
+NAME_PREFIX_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
+"""What `IsolationProfile.name_prefix` may be: a letter, then letters, digits and hyphens.
+
+The prefix starts RDS identifiers, EC2 names, S3 scratch prefixes and temporary directory
+names, so it holds nothing that any of them reads as structure (``/``, ``..``, ``.``).
+"""
+
+
+def _check_name_prefix(_instance: object, _attribute: object, value: str) -> None:
+    if not isinstance(value, str) or not NAME_PREFIX_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            "name_prefix",
+            "a letter, then up to 31 letters, digits or hyphens",
+            value,
+        )
+
+
 @attrs.frozen
 class IsolationProfile:
     """Where restore tests put restored resources, away from production.
@@ -72,7 +91,7 @@ class IsolationProfile:
         subnet_id: EC2 subnet for restored instances.
         availability_zone: Availability zone for restored EBS volumes (default: the region's first).
         instance_class: Small DB instance class used for restore tests.
-        name_prefix: Prefix of restored resource names.
+        name_prefix: Prefix of restored resource names (`NAME_PREFIX_RE`).
         tags: Extra tags put on every restored resource.
         sweep_tag: Tag key that marks a resource as a restore-test leftover.
     """
@@ -82,7 +101,7 @@ class IsolationProfile:
     subnet_id: str | None = None
     availability_zone: str | None = None
     instance_class: str = "db.t3.micro"
-    name_prefix: str = "bp-restore-"
+    name_prefix: str = attrs.field(default="bp-restore-", validator=_check_name_prefix)
     tags: Mapping[str, str] = attrs.field(factory=dict, hash=False)
     sweep_tag: str = "backuppolicy:restore-test"
 

@@ -6,13 +6,15 @@ import json
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
 from backuppolicy import targets
-from backuppolicy.exceptions import BackendNotFoundError, BackupPolicyError
+from backuppolicy.exceptions import BackendNotFoundError, BackupPolicyError, PolicyError
+from backuppolicy.policy import Policy
 from backuppolicy.targets import (
     ENTRY_POINT_GROUP,
     BackupTarget,
@@ -24,6 +26,8 @@ from backuppolicy.targets import (
     register_target,
 )
 from backuppolicy.testing import MemoryTarget
+
+ROOT = Path(__file__).parent.parent
 
 BUILTIN = ("aurora-cluster", "directory", "ebs-volume", "ec2-instance", "rds-instance", "s3-bucket")
 
@@ -221,3 +225,20 @@ class TestValues:
             assert (point, "memory-restore") == (restored.point, restored.kind)
             assert restored.id.startswith("t-")
         assert isinstance(restored, RestoredResource)
+
+
+class TestIsolationNamePrefix:
+    @pytest.mark.parametrize(
+        "prefix", ["../escape-", "a/b", "", ".hidden-", "x" * 40, "bp restore"]
+    )
+    def test_a_prefix_that_names_structure_is_refused(self, prefix):
+        """name_prefix starts temp dirs, S3 prefixes and RDS ids: '/', '..', dots and blanks are refused."""
+        with pytest.raises(PolicyError, match=r"^name_prefix: expected a letter"):
+            IsolationProfile(name_prefix=prefix)
+
+    def test_policy_files_name_the_field(self):
+        """In a policy file the error names verification.isolation.name_prefix."""
+        data = Policy.from_file(ROOT / "examples" / "policy.yaml").to_dict()
+        data["verification"] = {"isolation": {"name_prefix": "../../etc/"}}
+        with pytest.raises(PolicyError, match=r"verification\.isolation\.name_prefix: expected a"):
+            Policy.from_dict(data)
