@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from backuppolicy._moto import serialize_s3_url_reloads
+
 
 def _sleep_on_an_event(seconds: float) -> None:
     """`time.sleep` that waits on a semaphore instead of ``clock_nanosleep``."""
@@ -28,6 +30,10 @@ if (
     and os.environ.get("FAKETIME_DONT_FAKE_MONOTONIC") == "1"
 ):
     time.sleep = _sleep_on_an_event
+
+# moto reloads a module on every S3 request it intercepts, which races between threads (see
+# backuppolicy/_moto.py); the library calls S3 from thread pools, so serialize the reloads.
+serialize_s3_url_reloads()
 
 
 @pytest.fixture(autouse=True)
