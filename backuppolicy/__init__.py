@@ -4,87 +4,8 @@ Import the core from here (it never imports boto3); AWS targets from `backuppoli
 local directories from `backuppolicy.local`, test support from `backuppolicy.testing`.
 """
 
-from backuppolicy.audit import audit
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import (
-    BackendError,
-    BackendNotFoundError,
-    BackupPolicyError,
-    PermissionDeniedError,
-    PolicyError,
-    ProtectedPointError,
-    ResourceNotFoundError,
-    ThrottledError,
-    UnsafeArchiveError,
-    VerificationError,
-)
-from backuppolicy.model import LegalHold, RecoveryPoint, Status
-from backuppolicy.notify import (
-    Event,
-    EventKind,
-    LogNotifier,
-    Notifier,
-    SnsNotifier,
-    WebhookNotifier,
-)
-from backuppolicy.policy import (
-    AccountSpec,
-    NotificationSpec,
-    Objective,
-    Policy,
-    PolicyLookupError,
-    TargetSpec,
-    TierSpec,
-    VerificationSpec,
-)
-from backuppolicy.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
-from backuppolicy.recovery import (
-    CallableCheck,
-    HttpCheck,
-    RecoveryPlan,
-    RecoveryReport,
-    SqlCheck,
-    TcpCheck,
-)
-from backuppolicy.report import Clause, ComplianceReport, Finding
-
-# `restore` and `audit` are functions here, as the public contract says (`bp.restore(plan)`,
-# `bp.audit(policy, now=now)`). Importing the function after its submodule rebinds the package
-# attribute, which the import system had set to the submodule; the submodules stay importable
-# by their full name (`from backuppolicy.restore import RestorePlan`), because later imports find
-# them in `sys.modules`.
-from backuppolicy.restore import RestorePlan, RestoreResult, RestoreStep, plan_restore, restore
-from backuppolicy.retention import (
-    AnyOf,
-    KeepDaily,
-    KeepHourly,
-    KeepLast,
-    KeepMonthly,
-    KeepTags,
-    KeepWeekly,
-    KeepWithin,
-    KeepYearly,
-    MaxAge,
-    RetentionPlan,
-    RetentionRule,
-    RetentionRuleT,
-    as_rule,
-    rule_from_spec,
-)
-from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
-from backuppolicy.secrets import Secret, redact_url
-from backuppolicy.selectors import Selector
-from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
-from backuppolicy.testlog import (
-    JsonlLogStore,
-    LogDamage,
-    LogEntry,
-    MemoryLogStore,
-    OverdueFinding,
-    OverdueKind,
-    TestLog,
-)
-from backuppolicy.verify import (
+from backuppolicy.checks.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
+from backuppolicy.checks.verify import (
     CheckKind,
     CheckResult,
     CheckStatus,
@@ -104,7 +25,69 @@ from backuppolicy.verify import (
     run_checks,
     sweep_restore_tests,
 )
-from backuppolicy.workflows import (
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import (
+    BackendError,
+    BackendNotFoundError,
+    BackupPolicyError,
+    PermissionDeniedError,
+    PolicyError,
+    ProtectedPointError,
+    ResourceNotFoundError,
+    ThrottledError,
+    UnsafeArchiveError,
+    VerificationError,
+)
+from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
+from backuppolicy.core.policy import (
+    AccountSpec,
+    NotificationSpec,
+    Objective,
+    Policy,
+    PolicyLookupError,
+    TargetSpec,
+    TierSpec,
+    VerificationSpec,
+)
+from backuppolicy.core.retention import (
+    AnyOf,
+    KeepDaily,
+    KeepHourly,
+    KeepLast,
+    KeepMonthly,
+    KeepTags,
+    KeepWeekly,
+    KeepWithin,
+    KeepYearly,
+    MaxAge,
+    RetentionPlan,
+    RetentionRule,
+    RetentionRuleT,
+    as_rule,
+    rule_from_spec,
+)
+from backuppolicy.core.schedule import Cadence, Schedule, full_backups_due, rolling_slots
+from backuppolicy.core.secrets import Secret, redact_url
+from backuppolicy.core.selector import Selector
+from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
+from backuppolicy.notify import (
+    Event,
+    EventKind,
+    LogNotifier,
+    Notifier,
+    SnsNotifier,
+    WebhookNotifier,
+)
+from backuppolicy.report import Clause, ComplianceReport, Finding
+from backuppolicy.workflows._audit import audit
+from backuppolicy.workflows._restore import (
+    RestorePlan,
+    RestoreResult,
+    RestoreStep,
+    plan_restore,
+    restore,
+)
+from backuppolicy.workflows.backups import (
     ApplyReport,
     DeleteOutcome,
     RunReport,
@@ -117,6 +100,23 @@ from backuppolicy.workflows import (
     place_hold,
     plan_retention,
     release_hold,
+)
+from backuppolicy.workflows.recovery import (
+    CallableCheck,
+    HttpCheck,
+    RecoveryPlan,
+    RecoveryReport,
+    SqlCheck,
+    TcpCheck,
+)
+from backuppolicy.workflows.testlog import (
+    JsonlLogStore,
+    LogDamage,
+    LogEntry,
+    MemoryLogStore,
+    OverdueFinding,
+    OverdueKind,
+    TestLog,
 )
 
 __version__ = "0.1.0"

@@ -2,6 +2,6 @@
 
 import sys
 
-from backuppolicy.cli import main
+from backuppolicy.cli.main import main
 
 sys.exit(main())

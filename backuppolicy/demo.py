@@ -31,14 +31,14 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import attrs
 
-from backuppolicy.exceptions import BackendNotFoundError, PolicyError
-from backuppolicy.model import RecoveryPoint
+from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
+from backuppolicy.core.model import RecoveryPoint
 
 if TYPE_CHECKING:
-    from backuppolicy.policy import Policy
-    from backuppolicy.targets import BackupTarget
-    from backuppolicy.testlog import TestLog
-    from backuppolicy.verify import CheckResult
+    from backuppolicy.checks.verify import CheckResult
+    from backuppolicy.core.policy import Policy
+    from backuppolicy.core.targets import BackupTarget
+    from backuppolicy.workflows.testlog import TestLog
 
 __all__ = ["DemoWorld", "load_seed_policy", "open_world", "run", "world"]
 
@@ -55,7 +55,7 @@ _FAKE_ENV = {
 
 def load_seed_policy() -> Any:
     """The seed policy (`examples/policy.yaml`) as shipped inside the package."""
-    from backuppolicy.policy import Policy  # noqa: PLC0415
+    from backuppolicy.core.policy import Policy  # noqa: PLC0415
 
     text = resources.files("backuppolicy").joinpath("data/seed_policy.yaml").read_text("utf-8")
     return Policy.from_yaml(text, source="seed_policy.yaml")
@@ -195,7 +195,7 @@ def _build_world(root: Path) -> dict[str, Any]:
 
 def _demo_policy(world: dict[str, Any]) -> Any:
     """The seed policy with its settings pointed at the demo world."""
-    from backuppolicy.policy import Policy  # noqa: PLC0415
+    from backuppolicy.core.policy import Policy  # noqa: PLC0415
 
     data = load_seed_policy().to_dict()
     for target in data["targets"]:
@@ -435,7 +435,7 @@ def open_world(days: int = 10) -> DemoWorld:
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise PolicyError.for_field("days", "an int >= 1", days)
     time_machine, _ = _requirements()
-    from backuppolicy.testlog import TestLog  # noqa: PLC0415
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
 
     stack = ExitStack()
     try:
@@ -544,8 +544,8 @@ def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and op
     out: TextIO | None,
 ) -> tuple[list[CheckResult], list[CheckResult], str]:
     """Run the checks and a restore test of every target into *log*: checks, tests, stand-in."""
-    from backuppolicy.probes import SqlProbe, StaticEndpoint  # noqa: PLC0415
-    from backuppolicy.verify import restore_test, run_checks  # noqa: PLC0415
+    from backuppolicy.checks.probes import SqlProbe, StaticEndpoint  # noqa: PLC0415
+    from backuppolicy.checks.verify import restore_test, run_checks  # noqa: PLC0415
 
     checks = run_checks(policy, now=now, targets=targets, log=log, notifiers=[])
     by_status = Counter(r.status.value for r in checks)
@@ -595,7 +595,7 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
     demo world in *root*.
     """
     from backuppolicy import workflows  # noqa: PLC0415
-    from backuppolicy.testlog import TestLog  # noqa: PLC0415
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
 
     log = TestLog.open(run_dir / "testing-log.jsonl", ran_by="backuppolicy demo")
     _write(out, f"\nproving the backups at {now:%Y-%m-%d %H:%M} GMT:")
@@ -650,8 +650,8 @@ def _rehearse_recovery(
     import http.server  # noqa: PLC0415
     import threading  # noqa: PLC0415
 
-    from backuppolicy.recovery import RecoveryPlan  # noqa: PLC0415
-    from backuppolicy.testlog import TestLog  # noqa: PLC0415
+    from backuppolicy.workflows.recovery import RecoveryPlan  # noqa: PLC0415
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
 
     class _Health(
         http.server.BaseHTTPRequestHandler

@@ -50,7 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ProtectedPointError,
@@ -58,7 +58,7 @@ from backuppolicy.exceptions import (
     UnsafeArchiveError,
     VerificationError,
 )
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_REASON,
@@ -71,7 +71,7 @@ from backuppolicy.model import (
     ensure_aware,
     is_owned,
 )
-from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
 
 if TYPE_CHECKING:
     import boto3
@@ -1571,7 +1571,7 @@ class Directory:
         policy: Name of the policy that owns the points (the ownership tag).
         store_options: Keyword arguments for `S3Store` when a store is given as an ``s3://``
             URL (``session=``, ``endpoint_url=``, ``retry=`` ...). A copy's
-            `~backuppolicy.targets.Destination` adds its ``kms_key_id`` and ``region``.
+            `~backuppolicy.core.targets.Destination` adds its ``kms_key_id`` and ``region``.
 
     Other arguments: *stores* are more stores to look in (copies made earlier); *clock*
     returns the current time (timezone-aware) and stamps the archive names.

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.exceptions import BackendError, PolicyError
-from backuppolicy.model import ensure_aware
-from backuppolicy.secrets import Secret, redact_url, scrub, secret_cause
+from backuppolicy.core.exceptions import BackendError, PolicyError
+from backuppolicy.core.model import ensure_aware
+from backuppolicy.core.secrets import Secret, redact_url, scrub, secret_cause
 
 if TYPE_CHECKING:
     from backuppolicy.aws._client import AwsBackend, RetryPolicy

@@ -1,6 +1,6 @@
 """Compliance reports: what the audit found, as text, HTML, JSON, CSV, DataFrames and plots.
 
-`backuppolicy.audit.audit` returns a `ComplianceReport`: one `Finding` per clause of the
+`backuppolicy.workflows._audit.audit` returns a `ComplianceReport`: one `Finding` per clause of the
 policy and per target (or application, or period), each compliant or not, with the evidence
 (point ids, testing-log entry ids) and one line of detail.
 
@@ -45,8 +45,8 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from backuppolicy.exceptions import BackendNotFoundError, PolicyError
-from backuppolicy.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
+from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
 
 if TYPE_CHECKING:
     from backuppolicy.notify import NotifierFailure
@@ -272,7 +272,7 @@ def _to_failures(value: Iterable[NotifierFailure]) -> tuple[NotifierFailure, ...
 
 @attrs.frozen(repr=False)
 class ComplianceReport:
-    """What `backuppolicy.audit.audit` found: one `Finding` per clause and subject.
+    """What `backuppolicy.workflows._audit.audit` found: one `Finding` per clause and subject.
 
     Attributes:
         policy: Name of the policy audited.

@@ -36,12 +36,12 @@ from typing import Any, ClassVar
 
 import pytest
 
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     ProtectedPointError,
     ResourceNotFoundError,
 )
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_REASON,
@@ -54,7 +54,7 @@ from backuppolicy.model import (
     ensure_aware,
     is_owned,
 )
-from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 
 __all__ = ["BackupTargetContract", "MemoryTarget"]
 
@@ -219,7 +219,7 @@ class MemoryTarget:
             PolicyError: *operation* is not one of those.
         """
         if operation not in _OPERATIONS:
-            from backuppolicy.exceptions import PolicyError  # noqa: PLC0415 - rare path
+            from backuppolicy.core.exceptions import PolicyError  # noqa: PLC0415 - rare path
 
             expected = "one of " + ", ".join(sorted(_OPERATIONS))
             raise PolicyError.for_field("operation", expected, operation)

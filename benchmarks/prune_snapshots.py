@@ -47,8 +47,8 @@ from botocore.config import Config  # noqa: E402
 
 from backuppolicy.aws._client import RetryPolicy  # noqa: E402
 from backuppolicy.aws.rds import RdsInstance  # noqa: E402
-from backuppolicy.model import TAG_POLICY, TAG_REASON, TAG_TARGET, TAG_TOKEN  # noqa: E402
-from backuppolicy.retention import MaxAge  # noqa: E402
+from backuppolicy.core.model import TAG_POLICY, TAG_REASON, TAG_TARGET, TAG_TOKEN  # noqa: E402
+from backuppolicy.core.retention import MaxAge  # noqa: E402
 
 # moto is imported by the server side only (start_server), so the child that prunes starts
 # as fast as a user's job would.

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import backuppolicy as bp
-from backuppolicy.retention import (
+from backuppolicy.core.retention import (
     AnyOf,
     KeepDaily,
     KeepHourly,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import strategies as st
 
 from backuppolicy import LegalHold, RecoveryPoint, Status
-from backuppolicy.retention import (
+from backuppolicy.core.retention import (
     AnyOf,
     KeepDaily,
     KeepHourly,

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from backuppolicy.audit import CLAUSE_ORDER, audit
-from backuppolicy.exceptions import ThrottledError
-from backuppolicy.model import LegalHold, RecoveryPoint, Status
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.exceptions import ThrottledError
+from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
+from backuppolicy.core.policy import Policy
 from backuppolicy.notify import Event, EventKind
-from backuppolicy.policy import Policy
 from backuppolicy.report import ComplianceReport, Finding
 from backuppolicy.testing import MemoryTarget
-from backuppolicy.testlog import JsonlLogStore, MemoryLogStore, TestLog
-from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.workflows._audit import CLAUSE_ORDER, audit
+from backuppolicy.workflows.testlog import JsonlLogStore, MemoryLogStore, TestLog
 
 NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 
@@ -481,10 +481,10 @@ class TestNotApplicable:
         from datetime import UTC, datetime, timedelta
 
         import backuppolicy as bp
-        from backuppolicy.audit import audit
+        from backuppolicy.checks.verify import CheckResult, CheckStatus
         from backuppolicy.testing import MemoryTarget
-        from backuppolicy.testlog import TestLog
-        from backuppolicy.verify import CheckResult, CheckStatus
+        from backuppolicy.workflows._audit import audit
+        from backuppolicy.workflows.testlog import TestLog
 
         now = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
         policy = bp.Policy.from_dict(

@@ -1,4 +1,4 @@
-"""The command line, in-process: ``backuppolicy.cli.main([...], out=, err=)``.
+"""The command line, in-process: ``backuppolicy.cli.main.main([...], out=, err=)``.
 
 Targets of kind ``testing:memory`` resolve to `MemoryTarget` objects the test keeps, so one
 test can run several commands against the same points and inspect them afterwards.
@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from backuppolicy import cli, demo, targets
-from backuppolicy.exceptions import BackendError
-from backuppolicy.model import TAG_REASON, LegalHold
+import backuppolicy.cli.main as cli
+from backuppolicy import demo
+from backuppolicy.core import targets
+from backuppolicy.core.exceptions import BackendError
+from backuppolicy.core.model import TAG_REASON, LegalHold
 from backuppolicy.testing import MemoryTarget
-from backuppolicy.workflows import TAG_REQUESTED_BY
+from backuppolicy.workflows.backups import TAG_REQUESTED_BY
 
 NOW = datetime(2026, 11, 23, 4, 10, tzinfo=UTC)
 NOW_TEXT = "2026-11-23T04:10:00Z"
@@ -511,7 +513,7 @@ class TestUnexpectedErrors:
         """An exception from outside the library prints one line, not a traceback, and exits 1."""
         import io
 
-        from backuppolicy import cli
+        import backuppolicy.cli.main as cli
 
         def boom(args, out):
             raise ConnectionResetError("peer went away")
@@ -529,7 +531,7 @@ class TestUnexpectedErrors:
         import io
 
         import backuppolicy as bp
-        from backuppolicy import cli
+        import backuppolicy.cli.main as cli
 
         def missing(args, out):
             raise bp.ResourceNotFoundError("snapshot gone", backend="db", operation="Describe")
@@ -543,7 +545,7 @@ class TestUnexpectedErrors:
         """BACKUPPOLICY_DEBUG=1 lets the traceback through for bug reports."""
         import io
 
-        from backuppolicy import cli
+        import backuppolicy.cli.main as cli
 
         def boom(args, out):
             raise ConnectionResetError("peer went away")

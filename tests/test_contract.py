@@ -121,7 +121,7 @@ class TestCliContract:
     )
     def test_subcommands_exist(self, command):
         """Every subcommand DESIGN.md names answers --help."""
-        from backuppolicy import cli
+        import backuppolicy.cli.main as cli
 
         out = io.StringIO()
         with pytest.raises(SystemExit) as info:
@@ -130,7 +130,7 @@ class TestCliContract:
 
     def test_doc_with_policy_and_json(self):
         """`doc --policy FILE --json` prints the policy as JSON."""
-        from backuppolicy import cli
+        import backuppolicy.cli.main as cli
 
         out = io.StringIO()
         code = cli.main(

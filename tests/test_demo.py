@@ -19,12 +19,12 @@ import attrs
 import pytest
 
 from backuppolicy import demo
-from backuppolicy.audit import audit
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.policy import Policy
-from backuppolicy.retention import MaxAge
-from backuppolicy.schedule import Cadence, rolling_slots
-from backuppolicy.verify import CheckKind
+from backuppolicy.checks.verify import CheckKind
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.policy import Policy
+from backuppolicy.core.retention import MaxAge
+from backuppolicy.core.schedule import Cadence, rolling_slots
+from backuppolicy.workflows._audit import audit
 
 ROOT = Path(__file__).parent.parent
 

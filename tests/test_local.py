@@ -24,15 +24,14 @@ from typing import Any
 import pytest
 
 from backuppolicy import local
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
     VerificationError,
 )
-from backuppolicy.local import ArchiveWriter, Directory, DirectoryStore, S3Store, open_store
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_REASON,
@@ -43,7 +42,8 @@ from backuppolicy.model import (
     RecoveryPoint,
     Status,
 )
-from backuppolicy.targets import BackupTarget, Destination, IsolationProfile
+from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile
+from backuppolicy.local import ArchiveWriter, Directory, DirectoryStore, S3Store, open_store
 from backuppolicy.testing import BackupTargetContract
 
 T0 = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)
@@ -1142,6 +1142,6 @@ class TestStores:
 
     def test_registered_kind(self):
         """The 'directory' kind resolves to Directory."""
-        from backuppolicy.targets import get_target_class
+        from backuppolicy.core.targets import get_target_class
 
         assert Directory is get_target_class("directory")

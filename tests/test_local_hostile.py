@@ -29,10 +29,10 @@ import pytest
 from backuppolicy import local
 from backuppolicy.aws import S3Bucket
 from backuppolicy.aws import s3 as s3_module
-from backuppolicy.exceptions import VerificationError
+from backuppolicy.checks.verify import CheckStatus, IntegrityCheck, VerifyContext
+from backuppolicy.core.exceptions import VerificationError
+from backuppolicy.core.model import TAG_POLICY, TAG_TARGET, RecoveryPoint, Status
 from backuppolicy.local import Directory, DirectoryStore, S3Store, UnsafeArchiveError
-from backuppolicy.model import TAG_POLICY, TAG_TARGET, RecoveryPoint, Status
-from backuppolicy.verify import CheckStatus, IntegrityCheck, VerifyContext
 
 T0 = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)
 NAME = "bp-app-20261126t040000z"

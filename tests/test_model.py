@@ -1,4 +1,4 @@
-"""Tests for backuppolicy.model, backuppolicy.durations and backuppolicy.exceptions."""
+"""Tests for backuppolicy.core.model, backuppolicy.core.durations and backuppolicy.core.exceptions."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import backuppolicy as bp
-from backuppolicy.durations import Duration
-from backuppolicy.model import TAG_HOLD, ensure_aware
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.model import TAG_HOLD, ensure_aware
 
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
 

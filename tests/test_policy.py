@@ -1,4 +1,4 @@
-"""Tests for backuppolicy.policy: loading, validation, dumping, lookups and reprs."""
+"""Tests for backuppolicy.core.policy: loading, validation, dumping, lookups and reprs."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.policy import (
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.policy import (
     BUILTIN_TARGET_KINDS,
     EVENTS,
     MAX_POLICY_BYTES,
@@ -34,8 +34,8 @@ from backuppolicy.policy import (
     _load_yaml,
     _Loader,
 )
-from backuppolicy.retention import rule_from_spec
-from backuppolicy.schedule import Cadence, Schedule
+from backuppolicy.core.retention import rule_from_spec
+from backuppolicy.core.schedule import Cadence, Schedule
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -918,7 +918,7 @@ class TestHostilePolicyFiles:
 
     def test_a_huge_unknown_key_of_a_recovery_plan_is_named_cut_short(self):
         """The same for a recovery plan file."""
-        from backuppolicy.recovery import RecoveryPlan
+        from backuppolicy.workflows.recovery import RecoveryPlan
 
         data = {"name": "p", "application": "shop", "steps": [], "k" * 100_000: 1}
         with pytest.raises(PolicyError) as caught:
@@ -982,7 +982,7 @@ class TestHostilePolicyFiles:
         """The Lambda handler reads at most MAX_POLICY_BYTES + 1 bytes of a policy in S3."""
         import boto3  # local: the other tests here never import boto3
 
-        from backuppolicy.aws.lambda_handler import load_policy
+        from backuppolicy.lambda_handler import load_policy
 
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="cfg")
@@ -993,7 +993,7 @@ class TestHostilePolicyFiles:
     @pytest.mark.parametrize("case", ["billion-laughs", "deep-yaml", "fifo", "50-mb-file"])
     def test_recovery_plan_files_too(self, case: str, tmp_path: Path):
         """Recovery plan files go through the same bounded reading and parsing."""
-        from backuppolicy.recovery import RecoveryPlan
+        from backuppolicy.workflows.recovery import RecoveryPlan
 
         make, problem = HOSTILE_FILES[case]
         with pytest.raises(PolicyError, match=problem):

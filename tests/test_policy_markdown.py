@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from backuppolicy.policy import Policy
-from backuppolicy.schedule import rolling_slots
+from backuppolicy.core.policy import Policy
+from backuppolicy.core.schedule import rolling_slots
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "policy.yaml"
 

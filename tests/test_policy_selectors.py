@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.policy import SELECTOR_KIND, AccountSpec, Policy, TargetSpec
-from backuppolicy.selectors import Selector
-from backuppolicy.workflows import backup_now
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.policy import SELECTOR_KIND, AccountSpec, Policy, TargetSpec
+from backuppolicy.core.selector import Selector
+from backuppolicy.workflows.backups import backup_now
 
 ROLE = "arn:aws:iam::222222222222:role/backup"
 

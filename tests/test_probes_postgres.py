@@ -30,9 +30,9 @@ import moto
 import pytest
 
 from backuppolicy.aws import RdsInstance, RetryPolicy
-from backuppolicy.probes import SqlProbe, StaticEndpoint
+from backuppolicy.checks.probes import SqlProbe, StaticEndpoint
+from backuppolicy.checks.verify import CheckStatus, RestoreTest, VerifyContext
 from backuppolicy.testing import MemoryTarget
-from backuppolicy.verify import CheckStatus, RestoreTest, VerifyContext
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 _SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/bin", "/usr/bin")

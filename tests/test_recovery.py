@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 import time_machine
 
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.checks.verify import CheckResult
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.policy import Policy
 from backuppolicy.local import Directory, DirectoryStore
-from backuppolicy.policy import Policy
-from backuppolicy.recovery import (
+from backuppolicy.workflows.recovery import (
     CallableCheck,
     HttpCheck,
     RecoveryPlan,
@@ -31,7 +32,6 @@ from backuppolicy.recovery import (
     TcpCheck,
     _Runner,
 )
-from backuppolicy.verify import CheckResult
 
 ROOT = Path(__file__).parents[1]
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -724,7 +724,7 @@ class TestExampleRehearsal:
         import boto3
 
         from backuppolicy import demo, workflows
-        from backuppolicy.targets import IsolationProfile
+        from backuppolicy.core.targets import IsolationProfile
 
         world = demo._build_world(tmp_path)
         policy = demo._demo_policy(world)
@@ -767,9 +767,9 @@ class TestExampleRehearsal:
 
 
 def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str, str]:
-    from backuppolicy import cli
+    import backuppolicy.cli.main as cli
 
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_recover",))
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.recover",))
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from backuppolicy.exceptions import BackendNotFoundError, PolicyError
-from backuppolicy.model import LegalHold, RecoveryPoint, Status
+from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
+from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
 from backuppolicy.report import (
     Clause,
     ComplianceReport,
@@ -300,8 +300,8 @@ targets:
 
 def _full_log(path: Path) -> None:
     """A testing log with every test and check the CLI policy needs."""
-    from backuppolicy.testlog import TestLog
-    from backuppolicy.verify import CheckKind, CheckResult
+    from backuppolicy.checks.verify import CheckKind, CheckResult
+    from backuppolicy.workflows.testlog import TestLog
 
     log = TestLog.open(path)
     for day in ("2025-12-15", "2026-02-15", "2026-05-15", "2026-08-15"):
@@ -330,13 +330,14 @@ class TestCli:
     @pytest.fixture(name="run")
     def _run(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
         """Run ``backuppolicy`` in-process with the report commands and one MemoryTarget ``db``."""
-        from backuppolicy import cli, targets
+        import backuppolicy.cli.main as cli
+        from backuppolicy.core import targets
         from backuppolicy.testing import MemoryTarget
 
         db = MemoryTarget("db", policy="shop", clock=lambda: NOW)
         db.add_point(created_at=NOW - timedelta(hours=1))
         monkeypatch.setitem(targets._REGISTERED, "testing:memory", lambda **_: db)
-        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_report",))
+        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.report",))
         monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
         (tmp_path / "policy.yaml").write_text(CLI_POLICY)
 

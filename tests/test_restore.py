@@ -14,12 +14,12 @@ from typing import Any
 import attrs
 import pytest
 
-from backuppolicy.exceptions import PolicyError, VerificationError
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.exceptions import PolicyError, VerificationError
+from backuppolicy.core.policy import Policy
 from backuppolicy.local import Directory, DirectoryStore
-from backuppolicy.policy import Policy
-from backuppolicy.restore import RestorePlan, StepAction, plan_restore, restore
 from backuppolicy.testing import MemoryTarget
-from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.workflows._restore import RestorePlan, StepAction, plan_restore, restore
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
@@ -317,9 +317,9 @@ class TestDirectoryRestore:
 def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str, str]:
     import io
 
-    from backuppolicy import cli
+    import backuppolicy.cli.main as cli
 
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_recover",))
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.recover",))
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()

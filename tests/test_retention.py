@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from backuppolicy import LegalHold, PolicyError, RecoveryPoint, Status
-from backuppolicy.retention import (
+from backuppolicy.core.retention import (
     AnyOf,
     KeepDaily,
     KeepHourly,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from backuppolicy import PolicyError, RecoveryPoint
-from backuppolicy.retention import AnyOf, RetentionRule, rule_from_spec
+from backuppolicy.core.retention import AnyOf, RetentionRule, rule_from_spec
 
 DATA = Path(__file__).parent / "data" / "restic"
 INPUTS = json.loads((DATA / "inputs.json").read_text())["snapshots"]

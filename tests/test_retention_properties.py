@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backuppolicy import PolicyError, RecoveryPoint, Status
-from backuppolicy.retention import KeepLast, RetentionPlan, RetentionRule, rule_from_spec
+from backuppolicy.core.retention import KeepLast, RetentionPlan, RetentionRule, rule_from_spec
 from tests.strategies import NOW, listed_point_lists, point_lists, retention_rules, time_zones
 
 

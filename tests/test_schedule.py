@@ -1,4 +1,4 @@
-"""Tests for backuppolicy.schedule."""
+"""Tests for backuppolicy.core.schedule."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import yaml
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.schedule import Cadence, Schedule, full_backups_due, rolling_slots
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.schedule import Cadence, Schedule, full_backups_due, rolling_slots
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

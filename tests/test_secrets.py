@@ -29,15 +29,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import backuppolicy as bp
-from backuppolicy import cli, targets
-from backuppolicy.exceptions import BackendError, PolicyError
+import backuppolicy.cli.main as cli
+from backuppolicy.checks.probes import ProbeContext, SqlProbe, StaticEndpoint, run_probe
+from backuppolicy.checks.verify import RestoreTest, VerifyContext, restore_test
+from backuppolicy.core import targets
+from backuppolicy.core.exceptions import BackendError, PolicyError
+from backuppolicy.core.secrets import Secret, json_default, redact_url, scrub, secret_field
 from backuppolicy.notify import Event, EventKind, WebhookNotifier, notify_all
-from backuppolicy.probes import ProbeContext, SqlProbe, StaticEndpoint, run_probe
-from backuppolicy.recovery import HttpCheck, RecoveryPlan, SqlCheck
-from backuppolicy.secrets import Secret, json_default, redact_url, scrub, secret_field
 from backuppolicy.testing import MemoryTarget
-from backuppolicy.testlog import TestLog
-from backuppolicy.verify import RestoreTest, VerifyContext, restore_test
+from backuppolicy.workflows.recovery import HttpCheck, RecoveryPlan, SqlCheck
+from backuppolicy.workflows.testlog import TestLog
 
 CANARY = "cAnArY"
 """Every planted secret contains this; no output may."""

@@ -1,4 +1,4 @@
-"""The target registry and the values of backuppolicy.targets."""
+"""The target registry and the values of backuppolicy.core.targets."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from typing import Any
 import attrs
 import pytest
 
-from backuppolicy import targets
-from backuppolicy.exceptions import BackendNotFoundError, BackupPolicyError, PolicyError
-from backuppolicy.policy import Policy
-from backuppolicy.targets import (
+from backuppolicy.core import targets
+from backuppolicy.core.exceptions import BackendNotFoundError, BackupPolicyError, PolicyError
+from backuppolicy.core.policy import Policy
+from backuppolicy.core.targets import (
     ENTRY_POINT_GROUP,
     BackupTarget,
     Destination,
@@ -158,14 +158,14 @@ class TestImportsStayLight:
     """The pure core never imports boto3."""
 
     def test_import_backuppolicy(self):
-        """import backuppolicy and backuppolicy.targets import neither boto3 nor the AWS package."""
-        imported = _imported_after("import backuppolicy, backuppolicy.targets")
+        """import backuppolicy and backuppolicy.core.targets import neither boto3 nor the AWS package."""
+        imported = _imported_after("import backuppolicy, backuppolicy.core.targets")
         assert not any(imported.values()), imported
 
     def test_registry_lookup_of_local_kinds(self):
         """Listing kinds and resolving a non-AWS kind keep boto3 out."""
         code = (
-            "import backuppolicy.targets as t\n"
+            "import backuppolicy.core.targets as t\n"
             "t.known_target_kinds()\n"
             "t.register_target('memory', 'backuppolicy.testing:MemoryTarget')\n"
             "t.get_target_class('memory')"
@@ -179,7 +179,7 @@ class TestImportsStayLight:
             "backuppolicy.aws.rds", reason="the RDS target is another helper's work"
         )
         imported = _imported_after(
-            "import backuppolicy.targets as t\nt.get_target_class('rds-instance')"
+            "import backuppolicy.core.targets as t\nt.get_target_class('rds-instance')"
         )
         assert (True, True) == (imported["boto3"], imported["backuppolicy.aws.rds"])
 

@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
     ThrottledError,
 )
-from backuppolicy.model import TAG_HOLD, TAG_POLICY, TAG_TARGET, TAG_TIER, LegalHold, Status
-from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.model import TAG_HOLD, TAG_POLICY, TAG_TARGET, TAG_TIER, LegalHold, Status
+from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 from backuppolicy.testing import BackupTargetContract, MemoryTarget
 
 NOW = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)

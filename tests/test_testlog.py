@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from backuppolicy import testlog
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.policy import Policy
-from backuppolicy.testlog import (
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.policy import Policy
+from backuppolicy.workflows import testlog
+from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
     JsonlLogStore,
     LogDamage,
@@ -27,7 +28,6 @@ from backuppolicy.testlog import (
     TestLog,
     default_ran_by,
 )
-from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
 
 NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 Q4 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -262,8 +262,8 @@ class TestJsonlStore:
             import sys, time
             from datetime import UTC, datetime
             from pathlib import Path
-            from backuppolicy.testlog import JsonlLogStore, TestLog
-            from backuppolicy.verify import CheckResult
+            from backuppolicy.workflows.testlog import JsonlLogStore, TestLog
+            from backuppolicy.checks.verify import CheckResult
             path, go, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
             while not go.exists():
                 time.sleep(0.001)
@@ -493,9 +493,9 @@ class TestCli:
         """Run ``backuppolicy testlog ...`` in-process."""
         import io
 
-        from backuppolicy import cli
+        import backuppolicy.cli.main as cli
 
-        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_report",))
+        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.report",))
         monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
         (tmp_path / "policy.yaml").write_text(policy.to_yaml())
 
@@ -651,7 +651,7 @@ class TestTamperEvidence:
         Such a line is written by a buggy or hostile writer that computes the digest (the chain
         cannot tell who wrote a line); it is an unreadable entry, not a crash of `testlog`.
         """
-        from backuppolicy import cli
+        import backuppolicy.cli.main as cli
 
         path, entries = _three(tmp_path)
         lines = path.read_bytes().splitlines(keepends=True)

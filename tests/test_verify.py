@@ -16,13 +16,8 @@ from typing import Any
 import attrs
 import pytest
 
-from backuppolicy import cli, targets
-from backuppolicy.exceptions import BackendError, PolicyError
-from backuppolicy.local import Directory, DirectoryStore
-from backuppolicy.model import Status
-from backuppolicy.notify import Event, EventKind
-from backuppolicy.policy import Policy
-from backuppolicy.probes import (
+import backuppolicy.cli.main as cli
+from backuppolicy.checks.probes import (
     FileProbe,
     ProbeContext,
     ProbeResult,
@@ -30,9 +25,7 @@ from backuppolicy.probes import (
     StaticEndpoint,
     run_probe,
 )
-from backuppolicy.targets import Destination, IsolationProfile
-from backuppolicy.testing import MemoryTarget
-from backuppolicy.verify import (
+from backuppolicy.checks.verify import (
     CheckKind,
     CheckResult,
     CheckStatus,
@@ -54,6 +47,14 @@ from backuppolicy.verify import (
     run_checks,
     sweep_restore_tests,
 )
+from backuppolicy.core import targets
+from backuppolicy.core.exceptions import BackendError, PolicyError
+from backuppolicy.core.model import Status
+from backuppolicy.core.policy import Policy
+from backuppolicy.core.targets import Destination, IsolationProfile
+from backuppolicy.local import Directory, DirectoryStore
+from backuppolicy.notify import Event, EventKind
+from backuppolicy.testing import MemoryTarget
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 BACKUP_AT = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
@@ -804,9 +805,7 @@ def _cli_targets(monkeypatch: pytest.MonkeyPatch) -> dict[str, MemoryTarget]:
         return kept.setdefault(name, MemoryTarget(name, policy=policy, clock=lambda: BACKUP_AT))
 
     monkeypatch.setitem(targets._REGISTERED, "testing:memory", factory)
-    monkeypatch.setattr(
-        cli, "_COMMAND_MODULES", (*cli._COMMAND_MODULES, "backuppolicy._cli_verify")
-    )
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", (*cli._COMMAND_MODULES, "backuppolicy.cli.verify"))
     monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
     return kept
 

@@ -22,13 +22,13 @@ from typing import Any
 import pytest
 
 import backuppolicy as bp
-from backuppolicy.exceptions import BackendError, PolicyError, ThrottledError
-from backuppolicy.model import TAG_REASON, TAG_TOKEN, LegalHold, RecoveryPoint, Status
+from backuppolicy.core.exceptions import BackendError, PolicyError, ThrottledError
+from backuppolicy.core.model import TAG_REASON, TAG_TOKEN, LegalHold, RecoveryPoint, Status
+from backuppolicy.core.retention import RetentionPlan
+from backuppolicy.core.schedule import Cadence, rolling_slots
 from backuppolicy.notify import Event, EventKind
-from backuppolicy.retention import RetentionPlan
-from backuppolicy.schedule import Cadence, rolling_slots
 from backuppolicy.testing import MemoryTarget
-from backuppolicy.workflows import (
+from backuppolicy.workflows.backups import (
     TAG_REQUESTED_BY,
     ApplyReport,
     DeleteOutcome,
@@ -1190,7 +1190,7 @@ class TestRealBackends:
         import boto3
         import time_machine
 
-        from backuppolicy.workflows import build_targets
+        from backuppolicy.workflows.backups import build_targets
 
         policy = world["policy"]
         targets = build_targets(policy, session=boto3.Session(), region="us-east-1")
@@ -1234,7 +1234,7 @@ class TestRealBackends:
         """backup_now works on RDS, EBS and directories: reason and requester are tags."""
         import boto3
 
-        from backuppolicy.workflows import build_targets
+        from backuppolicy.workflows.backups import build_targets
 
         policy = world["policy"]
         targets = build_targets(policy, session=boto3.Session(), region="us-east-1")

@@ -39,7 +39,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PermissionDeniedError,
     ResourceNotFoundError,

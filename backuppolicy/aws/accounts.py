@@ -23,7 +23,7 @@ import attrs
 import boto3
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.core.exceptions import PolicyError
 
 __all__ = [
     "AccountRun",
@@ -80,7 +80,7 @@ def assume_role_session(
         >>> assume_role_session("arn:aws:iam::123:role/x")
         Traceback (most recent call last):
         ...
-        backuppolicy.exceptions.PolicyError: role_arn: expected an IAM role ARN like 'arn:aws:iam::123456789012:role/backup' (got 'arn:aws:iam::123:role/x').
+        backuppolicy.core.exceptions.PolicyError: role_arn: expected an IAM role ARN like 'arn:aws:iam::123456789012:role/backup' (got 'arn:aws:iam::123:role/x').
     """
     _account_of(role_arn)
     if not isinstance(session_name, str) or not _SESSION_NAME.fullmatch(session_name):

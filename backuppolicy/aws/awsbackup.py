@@ -14,7 +14,7 @@
   them; `AwsBackupTarget` is the read-only ``aws-backup`` target kind built on it.
 * `export_lifecycle` compiles the retention of S3 targets to bucket lifecycle rules, and
   `export_scheduler` to EventBridge Scheduler schedules that invoke
-  `backuppolicy.aws.lambda_handler.handler`.
+  `backuppolicy.lambda_handler.handler`.
 
 Everything AWS would reject but moto accepts is checked here and raised as a `PolicyError` naming
 the field: cron forms (6 fields, ``?`` in day-of-month or day-of-week, at most hourly), start
@@ -41,12 +41,12 @@ import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
-from backuppolicy.exceptions import PolicyError, ResourceNotFoundError
-from backuppolicy.model import TAG_POLICY, TAG_TIER, RecoveryPoint, Status
-from backuppolicy.policy import Policy, TargetSpec, TierSpec
-from backuppolicy.retention import AnyOf, MaxAge, RetentionRule
-from backuppolicy.schedule import Cadence, Schedule
-from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
+from backuppolicy.core.model import TAG_POLICY, TAG_TIER, RecoveryPoint, Status
+from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
+from backuppolicy.core.retention import AnyOf, MaxAge, RetentionRule
+from backuppolicy.core.schedule import Cadence, Schedule
+from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -231,7 +231,7 @@ def _aws_dow(field: str, *, path: str, cron: str) -> str:
 
 
 def aws_cron(schedule: Schedule, *, path: str = "schedule") -> str:
-    """Translate a `~backuppolicy.schedule.Schedule`'s 5-field cron to AWS's 6-field ``cron(...)``.
+    """Translate a `~backuppolicy.core.schedule.Schedule`'s 5-field cron to AWS's 6-field ``cron(...)``.
 
     AWS needs ``?`` in day-of-month or day-of-week, a year field, and (for AWS Backup) at most one
     run per hour. Days of the week become names (cron's ``0`` and AWS's ``1`` are both Sunday).
@@ -1319,7 +1319,7 @@ class AwsBackupTarget(AwsBackend):
         >>> target.create_backup()
         Traceback (most recent call last):
         ...
-        backuppolicy.exceptions.PolicyError: shop-db: expected a target that backuppolicy backs up (got 'aws-backup'). AWS Backup owns these recovery points: it creates them on its backup plan's schedule. Change the plan with `backuppolicy export aws-backup --apply`.
+        backuppolicy.core.exceptions.PolicyError: shop-db: expected a target that backuppolicy backs up (got 'aws-backup'). AWS Backup owns these recovery points: it creates them on its backup plan's schedule. Change the plan with `backuppolicy export aws-backup --apply`.
 
     Args:
         resource_arn: ARN of the protected resource.
@@ -1512,7 +1512,7 @@ def export_scheduler(
     prune: bool = True,
     apply_prune: bool = False,
 ) -> dict[str, Any]:
-    """EventBridge Scheduler schedules that run the library itself (`backuppolicy.aws.lambda_handler`).
+    """EventBridge Scheduler schedules that run the library itself (`backuppolicy.lambda_handler`).
 
     One schedule runs ``backup`` on the policy's schedule (cron, time zone, start window as the
     flexible window); another runs ``prune`` (a dry run unless *apply_prune*) one hour later.
@@ -1521,7 +1521,7 @@ def export_scheduler(
 
     Args:
         policy: The policy.
-        lambda_arn: ARN of the function running ``backuppolicy.aws.lambda_handler.handler``.
+        lambda_arn: ARN of the function running ``backuppolicy.lambda_handler.handler``.
         role_arn: Role EventBridge Scheduler assumes to invoke it.
         policy_url: Where the function reads the policy from.
         group_name: Schedule group (default ``backuppolicy-<policy name>``).
@@ -1560,7 +1560,7 @@ def export_scheduler(
         "ScheduleGroup": {"Name": group, "Tags": [{"Key": TAG_POLICY, "Value": policy.name}]},
         "Schedules": schedules,
         "Lambda": {
-            "Handler": "backuppolicy.aws.lambda_handler.handler",
+            "Handler": "backuppolicy.lambda_handler.handler",
             "Runtime": "python3.12",
             "Timeout": 900,
             "Environment": {"Variables": {"BACKUPPOLICY_FILE": policy_url}},

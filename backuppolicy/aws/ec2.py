@@ -7,7 +7,7 @@
   of one backup form **one** recovery point (kind ``"ec2-instance-backup"``) whose id is the
   group id recorded in the `TAG_GROUP` tag of every snapshot of the group.
 
-Every snapshot we create carries the ownership tags (`backuppolicy.model.TAG_POLICY` ...),
+Every snapshot we create carries the ownership tags (`backuppolicy.core.model.TAG_POLICY` ...),
 so `list_points` finds ours by tag, and snapshots of the same volumes taken by someone else
 are listed with ``managed=False``. ``OwnerIds=["self"]`` is sent, and owner and tags are
 checked again on our side (moto ignores ``OwnerIds``).
@@ -33,13 +33,13 @@ import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
 )
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_REASON,
@@ -51,7 +51,7 @@ from backuppolicy.model import (
     Status,
     is_owned,
 )
-from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
 
 __all__ = [
     "KIND_EBS_SNAPSHOT",

@@ -27,10 +27,10 @@ from typing import Any, Final
 
 import attrs
 
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.model import TAG_POLICY
-from backuppolicy.policy import Policy, TargetSpec
-from backuppolicy.targets import IsolationProfile
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.model import TAG_POLICY
+from backuppolicy.core.policy import Policy, TargetSpec
+from backuppolicy.core.targets import IsolationProfile
 
 __all__ = [
     "INTENTIONAL_EXTRAS",

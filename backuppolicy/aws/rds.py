@@ -2,7 +2,7 @@
 
 `RdsInstance` and `AuroraCluster` back up with manual snapshots named
 ``bp-<target>-<UTC stamp>`` (or ``bp-<target>-<token>``) and tagged with the
-ownership tags of `backuppolicy.model`; they list manual *and* automated snapshots
+ownership tags of `backuppolicy.core.model`; they list manual *and* automated snapshots
 (automated ones are ``managed=False``: RDS expires them itself), copy snapshots to
 another region (re-encrypting with the destination's KMS key), delete only what
 they own, restore into an isolation profile and tear the restored database down,
@@ -36,14 +36,14 @@ import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import (
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
 )
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_REASON,
@@ -56,7 +56,7 @@ from backuppolicy.model import (
     ensure_aware,
     is_owned,
 )
-from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
 
 __all__ = ["AuroraCluster", "BackupSettings", "BackupWindow", "Drift", "RdsInstance"]
 
@@ -129,7 +129,7 @@ class BackupWindow:
         >>> BackupWindow.parse("04:00-04:10")
         Traceback (most recent call last):
         ...
-        backuppolicy.exceptions.PolicyError: backup_window: expected 'hh24:mi-hh24:mi' in UTC, at least 30 minutes long (got '04:00-04:10').
+        backuppolicy.core.exceptions.PolicyError: backup_window: expected 'hh24:mi-hh24:mi' in UTC, at least 30 minutes long (got '04:00-04:10').
 
     Attributes:
         start: Start of the window (UTC, whole minutes).
@@ -214,7 +214,7 @@ class BackupSettings:
         >>> BackupSettings(retention_days=36)
         Traceback (most recent call last):
         ...
-        backuppolicy.exceptions.PolicyError: retention_days: expected an integer from 0 to 35 (RDS's limit) (got 36).
+        backuppolicy.core.exceptions.PolicyError: retention_days: expected an integer from 0 to 35 (RDS's limit) (got 36).
 
     Attributes:
         retention_days: ``BackupRetentionPeriod``: days RDS keeps automated backups (0-35;

@@ -50,14 +50,14 @@ import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
     UnsafeArchiveError,
 )
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_REASON,
@@ -70,7 +70,7 @@ from backuppolicy.model import (
     ensure_aware,
     is_owned,
 )
-from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
 
 __all__ = [
     "DELETE_BATCH_LIMIT",
@@ -2293,7 +2293,7 @@ def _utcnow() -> datetime:
 
 def _lifecycle_terms(rule: object) -> tuple[int, int | None]:
     """``(NoncurrentDays, NewerNoncurrentVersions)`` of ``MaxAge(days=N) [| KeepLast(k)]``."""
-    from backuppolicy.retention import AnyOf, KeepLast, MaxAge  # noqa: PLC0415 - pure core, loaded on use
+    from backuppolicy.core.retention import AnyOf, KeepLast, MaxAge  # noqa: PLC0415 - pure core, loaded on use
 
     expected = "MaxAge in whole days or weeks, optionally | KeepLast(k) with k >= 1"
     parts = rule.rules if isinstance(rule, AnyOf) else (rule,)

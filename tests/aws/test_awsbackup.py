@@ -35,12 +35,12 @@ from backuppolicy.aws.awsbackup import (
     resource_arn,
     validate_aws_cron,
 )
-from backuppolicy.aws.lambda_handler import handler, load_policy
-from backuppolicy.exceptions import BackupPolicyError, PermissionDeniedError, PolicyError
-from backuppolicy.model import TAG_POLICY, Status
-from backuppolicy.policy import Policy, TargetSpec
-from backuppolicy.schedule import Schedule
-from backuppolicy.targets import Destination
+from backuppolicy.core.exceptions import BackupPolicyError, PermissionDeniedError, PolicyError
+from backuppolicy.core.model import TAG_POLICY, Status
+from backuppolicy.core.policy import Policy, TargetSpec
+from backuppolicy.core.schedule import Schedule
+from backuppolicy.core.targets import Destination
+from backuppolicy.lambda_handler import handler, load_policy
 
 ACCOUNT = "123456789012"
 SEED = Path(__file__).parents[2] / "backuppolicy" / "data" / "seed_policy.yaml"
@@ -813,7 +813,7 @@ class TestAwsBackupTarget:
 
 
 def _to_recovery_point(target: AwsBackupTarget) -> Any:
-    from backuppolicy.model import RecoveryPoint
+    from backuppolicy.core.model import RecoveryPoint
 
     return RecoveryPoint(
         id="arn:rp:1",
@@ -877,7 +877,7 @@ class TestScheduler:
         assert {"action": "prune", "policy": "s3://cfg/policy.yaml", "apply": False} == json.loads(
             stored["Target"]["Input"]
         )
-        assert "backuppolicy.aws.lambda_handler.handler" == out["Lambda"]["Handler"]
+        assert "backuppolicy.lambda_handler.handler" == out["Lambda"]["Handler"]
 
 
 _S3_POLICY = """
@@ -973,9 +973,9 @@ def _cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]
     """Run ``backuppolicy`` with the export module registered; returns (code, stdout, stderr)."""
     import io
 
-    from backuppolicy import cli
+    import backuppolicy.cli.main as cli
 
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy._cli_export",))
+    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.export",))
 
     def run(*argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()

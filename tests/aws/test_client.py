@@ -27,7 +27,7 @@ from backuppolicy.aws._client import (
     is_transient,
     map_client_errors,
 )
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PermissionDeniedError,
     ResourceNotFoundError,

@@ -30,14 +30,14 @@ from backuppolicy.aws.ec2 import (
     EbsVolume,
     Ec2Instance,
 )
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PermissionDeniedError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
 )
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_TARGET,
@@ -46,7 +46,7 @@ from backuppolicy.model import (
     RecoveryPoint,
     Status,
 )
-from backuppolicy.targets import (
+from backuppolicy.core.targets import (
     BackupTarget,
     Destination,
     IsolationProfile,

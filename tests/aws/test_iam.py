@@ -10,7 +10,7 @@ The hook is registered for ``before-parameter-build`` rather than ``before-call`
 per API call, but only the former sees the call's own parameters (``VersionId``, ``Tags``), which
 decide the IAM action (``s3:DeleteObjectVersion`` versus ``s3:DeleteObject``).
 
-The verification workflow has no runner yet (`backuppolicy.verify` holds the types): its calls are
+The verification workflow has no runner yet (`backuppolicy.checks.verify` holds the types): its calls are
 what checks read, ``list_points``, ``refresh`` and ``settings``.
 """
 
@@ -28,11 +28,11 @@ from typing import Any
 import boto3
 import pytest
 
-from backuppolicy import workflows
 from backuppolicy.aws.iam import INTENTIONAL_EXTRAS, WORKFLOWS, iam_actions, iam_policy, iam_table
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.policy import Policy
-from backuppolicy.targets import IsolationProfile
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.policy import Policy
+from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.workflows import backups as workflows
 
 _PASSWORD = "password-for-moto"  # moto needs one
 
@@ -367,7 +367,7 @@ class TestSelectorTargets:
     def test_selector_and_account_targets_get_their_grants(self):
         """A selector target grants its kinds on any resource, tag:GetResources and sts:AssumeRole."""
         from backuppolicy.aws.iam import iam_policy
-        from backuppolicy.policy import Policy
+        from backuppolicy.core.policy import Policy
 
         role = "arn:aws:iam::210987654321:role/backups"
         policy = Policy.from_dict(

@@ -15,7 +15,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from backuppolicy.aws.accounts import assume_role_session, for_each_account
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.core.exceptions import PolicyError
 
 A = "111111111111"
 B = "222222222222"

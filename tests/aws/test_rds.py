@@ -40,14 +40,14 @@ from backuppolicy.aws.rds import (
     _identifier,
     _maintenance_overlap,
 )
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PermissionDeniedError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
 )
-from backuppolicy.model import (
+from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
     TAG_REASON,
@@ -58,7 +58,7 @@ from backuppolicy.model import (
     RecoveryPoint,
     Status,
 )
-from backuppolicy.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 from backuppolicy.testing import BackupTargetContract
 
 REGION = "us-east-1"
@@ -475,7 +475,7 @@ class TestConstruction:
 
     def test_kinds_are_registered(self):
         """The registry resolves the built-in kinds to these classes."""
-        from backuppolicy.targets import get_target_class
+        from backuppolicy.core.targets import get_target_class
 
         assert (RdsInstance, AuroraCluster) == (
             get_target_class("rds-instance"),
@@ -907,8 +907,8 @@ class TestDelete:
 
     def test_apply_of_a_plan_deleting_everything_keeps_each_tiers_newest(self, db, keys):
         """A hand-made plan listing every snapshot keeps the newest completed one of each tier."""
-        from backuppolicy.retention import RetentionPlan
-        from backuppolicy.workflows import apply
+        from backuppolicy.core.retention import RetentionPlan
+        from backuppolicy.workflows.backups import apply
 
         points = [db.create_backup(token=f"f{i}") for i in range(3)]
         for age, point in zip([3, 2, 1], points, strict=True):

@@ -33,16 +33,16 @@ from backuppolicy.aws.s3 import (
     _Entry,
     null_version_refused,
 )
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     PermissionDeniedError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
 )
-from backuppolicy.model import TAG_POLICY, TAG_TARGET, TAG_TIER, LegalHold, RecoveryPoint
-from backuppolicy.retention import KeepDaily, KeepLast, MaxAge
-from backuppolicy.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.model import TAG_POLICY, TAG_TARGET, TAG_TIER, LegalHold, RecoveryPoint
+from backuppolicy.core.retention import KeepDaily, KeepLast, MaxAge
+from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
 from backuppolicy.testing import BackupTargetContract
 from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
 
@@ -1344,7 +1344,7 @@ def _versions(s3: Any, bucket: str, prefix: str = "") -> set[tuple[str, str]]:
 
 
 def _store_policy(retention: str = "7d", offsite_retention: str = "30d") -> Any:
-    from backuppolicy.policy import Policy
+    from backuppolicy.core.policy import Policy
 
     return Policy.from_dict(
         {
@@ -1574,7 +1574,7 @@ class TestCopyStores:
 
     def test_integrity_check_passes_on_a_copy(self, stored):
         """IntegrityCheck reads the copied versions in the store and finds them intact."""
-        from backuppolicy.verify import CheckStatus, IntegrityCheck, VerifyContext
+        from backuppolicy.checks.verify import CheckStatus, IntegrityCheck, VerifyContext
 
         copy = self._copy(stored, stored.create_backup(token=TOKEN))
         result = IntegrityCheck().verify(stored, copy, VerifyContext(now=T0))
@@ -1602,7 +1602,7 @@ class TestCopyStoresInWorkflows:
 
     def test_one_offsite_copy_per_week(self, world):
         """The second daily run of the week backs up again but makes no new off-site copy."""
-        from backuppolicy.workflows import backup, build_targets
+        from backuppolicy.workflows.backups import backup, build_targets
 
         policy = _store_policy()
         targets = build_targets(policy, region="us-east-1")
@@ -1619,7 +1619,7 @@ class TestCopyStoresInWorkflows:
 
     def test_retention_plans_the_copy_tier_with_its_rule(self, world):
         """Local manifests follow the policy's 7 days, off-site copies their tier's 30 days."""
-        from backuppolicy.workflows import apply, build_targets, plan_retention
+        from backuppolicy.workflows.backups import apply, build_targets, plan_retention
 
         policy = _store_policy()
         target = build_targets(policy, region="us-east-1")["assets"]

@@ -20,15 +20,15 @@ from botocore.awsrequest import AWSResponse
 
 from backuppolicy import local
 from backuppolicy.aws._client import RetryPolicy
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackendError,
     ProtectedPointError,
     ResourceNotFoundError,
     VerificationError,
 )
+from backuppolicy.core.model import TAG_HOLD, LegalHold, RecoveryPoint, Status
+from backuppolicy.core.targets import BackupTarget, Destination
 from backuppolicy.local import Directory, DirectoryStore, S3Store, open_store
-from backuppolicy.model import TAG_HOLD, LegalHold, RecoveryPoint, Status
-from backuppolicy.targets import BackupTarget, Destination
 from backuppolicy.testing import BackupTargetContract
 
 BUCKET = "bp-offsite"

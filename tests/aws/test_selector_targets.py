@@ -17,9 +17,9 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from backuppolicy.cli import main
-from backuppolicy.policy import Policy
-from backuppolicy.workflows import backup, build_targets, plan_retention
+from backuppolicy.cli.main import main
+from backuppolicy.core.policy import Policy
+from backuppolicy.workflows.backups import backup, build_targets, plan_retention
 
 B = "222222222222"
 C = "333333333333"

@@ -11,10 +11,10 @@ from typing import Any
 import boto3
 import pytest
 
-from backuppolicy.exceptions import PolicyError, ThrottledError
-from backuppolicy.model import TAG_POLICY
-from backuppolicy.policy import Policy, TargetSpec
-from backuppolicy.selectors import Selector, resolve, unprotected_resources
+from backuppolicy.core.exceptions import PolicyError, ThrottledError
+from backuppolicy.core.model import TAG_POLICY
+from backuppolicy.core.policy import Policy, TargetSpec
+from backuppolicy.core.selector import Selector, resolve, unprotected_resources
 
 _PASSWORD = "password-for-moto"  # moto needs one
 

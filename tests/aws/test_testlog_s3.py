@@ -11,17 +11,17 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from backuppolicy import testlog
 from backuppolicy.aws._client import RetryPolicy
-from backuppolicy.exceptions import BackendError
-from backuppolicy.testlog import (
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.exceptions import BackendError
+from backuppolicy.workflows import testlog
+from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
     LogDamageKind,
     LogEntry,
     S3LogStore,
     TestLog,
 )
-from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
 
 BUCKET = "acme-testing-log"
 NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)

@@ -21,10 +21,8 @@ import pytest
 import time_machine
 
 from backuppolicy.aws import EbsVolume, RdsInstance, RetryPolicy, S3Bucket
-from backuppolicy.policy import Policy
-from backuppolicy.probes import S3ObjectProbe, SqlProbe, StaticEndpoint
-from backuppolicy.targets import IsolationProfile
-from backuppolicy.verify import (
+from backuppolicy.checks.probes import S3ObjectProbe, SqlProbe, StaticEndpoint
+from backuppolicy.checks.verify import (
     CheckStatus,
     Encrypted,
     IntegrityCheck,
@@ -37,6 +35,8 @@ from backuppolicy.verify import (
     _chosen_points,
     sweep_restore_tests,
 )
+from backuppolicy.core.policy import Policy
+from backuppolicy.core.targets import IsolationProfile
 from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
 
 REGION = "us-east-1"

@@ -15,9 +15,9 @@ from botocore.awsrequest import AWSResponse
 
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.ec2 import KIND_EBS_SNAPSHOT, KIND_INSTANCE_BACKUP, EbsVolume, Ec2Instance
-from backuppolicy.exceptions import ProtectedPointError
-from backuppolicy.model import Status
-from backuppolicy.targets import Destination, IsolationProfile
+from backuppolicy.core.exceptions import ProtectedPointError
+from backuppolicy.core.model import Status
+from backuppolicy.core.targets import Destination, IsolationProfile
 
 pytestmark = pytest.mark.e2e
 

@@ -16,10 +16,10 @@ import pytest
 
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.rds import AuroraCluster, BackupSettings, RdsInstance
-from backuppolicy.exceptions import ProtectedPointError
-from backuppolicy.model import LegalHold
-from backuppolicy.retention import MaxAge
-from backuppolicy.targets import Destination, IsolationProfile
+from backuppolicy.core.exceptions import ProtectedPointError
+from backuppolicy.core.model import LegalHold
+from backuppolicy.core.retention import MaxAge
+from backuppolicy.core.targets import Destination, IsolationProfile
 
 pytestmark = pytest.mark.e2e
 

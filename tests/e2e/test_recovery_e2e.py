@@ -23,7 +23,7 @@ from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.rds import RdsInstance
 from backuppolicy.aws.s3 import S3Bucket
 from backuppolicy.local import Directory, DirectoryStore
-from backuppolicy.recovery import RecoveryPlan
+from backuppolicy.workflows.recovery import RecoveryPlan
 
 pytestmark = pytest.mark.e2e
 

@@ -20,8 +20,8 @@ import time_machine
 
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.s3 import S3Bucket
-from backuppolicy.exceptions import BackendError
-from backuppolicy.retention import MaxAge
+from backuppolicy.core.exceptions import BackendError
+from backuppolicy.core.retention import MaxAge
 
 pytestmark = pytest.mark.e2e
 

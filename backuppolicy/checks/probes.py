@@ -1,6 +1,6 @@
 """Data probes for restore tests: prove that a restored copy holds the data it should.
 
-A restore test (`backuppolicy.verify.RestoreTest`) restores a point into the isolation
+A restore test (`backuppolicy.checks.verify.RestoreTest`) restores a point into the isolation
 profile and hands every probe a `ProbeContext`: the restored resource, the endpoint the probes
 connect to, the target and the point. A probe returns a `ProbeResult`. Built in:
 
@@ -36,8 +36,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.secrets import Secret, looks_secret, reveal, scrub
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.secrets import Secret, looks_secret, reveal, scrub
 
 __all__ = [
     "FileProbe",

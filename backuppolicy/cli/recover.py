@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from backuppolicy.cli import (
+from backuppolicy.cli.main import (
     EXIT_FAILURES,
     EXIT_OK,
     UsageError,
@@ -29,7 +29,7 @@ from backuppolicy.cli import (
     load_policy,
     parse_now,
 )
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.core.exceptions import PolicyError
 
 __all__ = ["register"]
 
@@ -101,13 +101,13 @@ def _time(text: str | None, field: str) -> datetime | None:
 def _log(url: str | None) -> Any:
     if url is None:
         return None
-    from backuppolicy.testlog import TestLog  # noqa: PLC0415 - only when asked for
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415 - only when asked for
 
     return TestLog.open(url, ran_by=os.environ.get("USER", ""))
 
 
 def _cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.restore import plan_restore, restore  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.workflows._restore import plan_restore, restore  # noqa: PLC0415 - keep --help fast
 
     if not args.target or len(args.target) != 1:
         raise UsageError("restore needs exactly one --target NAME")
@@ -144,8 +144,8 @@ def _cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.recovery import RecoveryPlan  # noqa: PLC0415 - keep --help fast
-    from backuppolicy.workflows import build_targets  # noqa: PLC0415
+    from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415
+    from backuppolicy.workflows.recovery import RecoveryPlan  # noqa: PLC0415 - keep --help fast
 
     if not args.plan:
         raise UsageError("recover needs --plan FILE")

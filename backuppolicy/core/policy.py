@@ -49,14 +49,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 import yaml
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError, short_repr
-from backuppolicy.model import TAG_HOLD, TAG_POLICY, TAG_TARGET
-from backuppolicy.retention import RetentionRule, rule_from_spec
-from backuppolicy.schedule import Cadence, Schedule, rolling_slots
-from backuppolicy.secrets import Secret, redact_url, secret_field
-from backuppolicy.selectors import RESOURCE_TYPES, Selector
-from backuppolicy.targets import NAME_PREFIX_RE
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError, short_repr
+from backuppolicy.core.model import TAG_HOLD, TAG_POLICY, TAG_TARGET
+from backuppolicy.core.retention import RetentionRule, rule_from_spec
+from backuppolicy.core.schedule import Cadence, Schedule, rolling_slots
+from backuppolicy.core.secrets import Secret, redact_url, secret_field
+from backuppolicy.core.selector import RESOURCE_TYPES, Selector
+from backuppolicy.core.targets import NAME_PREFIX_RE
 
 __all__ = [
     "BUILTIN_TARGET_KINDS",
@@ -486,7 +486,7 @@ _NOTIFICATION_SETTINGS: Final[dict[str, tuple[dict[str, _Check], dict[str, _Chec
     "webhook": ({"url": _s_secret_url}, {"headers": _s_secret_map, "timeout": _s_seconds}),
 }
 
-# Keys of a tier's location: the fields of `backuppolicy.targets.Destination` (and a vault).
+# Keys of a tier's location: the fields of `backuppolicy.core.targets.Destination` (and a vault).
 _LOCATION_SETTINGS: Final[dict[str, _Check]] = {
     "region": _s_region,
     "account": _s_account,
@@ -495,7 +495,7 @@ _LOCATION_SETTINGS: Final[dict[str, _Check]] = {
     "store": _s_store,
 }
 
-# Keys of the restore-test isolation: the fields of `backuppolicy.targets.IsolationProfile`.
+# Keys of the restore-test isolation: the fields of `backuppolicy.core.targets.IsolationProfile`.
 _ISOLATION_SETTINGS: Final[dict[str, _Check]] = {
     "subnet_group": _s_text,
     "security_group_ids": _s_text_list,
@@ -782,7 +782,7 @@ class VerificationSpec:
         integrity_covers_tiers: Tiers whose copies the integrity checks cover; empty means
             every tier of the policy.
         isolation: The isolation profile restore tests run in: the fields of
-            `backuppolicy.targets.IsolationProfile` (``subnet_group``, ``security_group_ids``,
+            `backuppolicy.core.targets.IsolationProfile` (``subnet_group``, ``security_group_ids``,
             ``subnet_id``, ``availability_zone``, ``instance_class``, ``name_prefix``,
             ``tags``, ``sweep_tag``).
         freshness_grace: How late the newest backup of a target may be, after its schedule
@@ -887,7 +887,7 @@ class TierSpec:
     Attributes:
         name: Name of the tier (``"local"``, ``"offsite"``); recorded on every copy.
         every: How often a copy is made: a `Cadence`, or a `Schedule` of its own.
-        location: Where the copies live, as the fields of `backuppolicy.targets.Destination`:
+        location: Where the copies live, as the fields of `backuppolicy.core.targets.Destination`:
             ``region``, ``account`` and ``kms_key_id`` for AWS snapshot copies, ``vault`` for
             AWS Backup, ``store`` (``s3://bucket/prefix`` or an absolute directory) for
             archives. Empty means "where the backend creates its backups" (an RDS snapshot in
@@ -1223,7 +1223,7 @@ class TargetSpec:
         """The concrete targets a selector target stands for, given the resources found.
 
         Each resource (a ``{"name", "kind", "settings"}`` dict of
-        `backuppolicy.selectors.resolve`) becomes a target named ``<name>-<resource name>``
+        `backuppolicy.core.selector.resolve`) becomes a target named ``<name>-<resource name>``
         (at most 63 characters: a longer one is cut and ends in a hash of the whole, so it is
         stable), with the resource's id and region, this target's settings that its kind
         takes, and this target's application, schedule, retention, tiers, enabled and account.
@@ -1841,7 +1841,7 @@ class Policy:
         timezone: Time zone for retention buckets and for schedules that do not name one.
         rolling_period: Rolling full backups: every target gets its full backup once per
             this `Cadence` (a day or longer), each on its own day of the period
-            (`backuppolicy.schedule.rolling_slots`); ``None`` means every run is a full backup.
+            (`backuppolicy.core.schedule.rolling_slots`); ``None`` means every run is a full backup.
         targets: What is backed up.
         tiers: Where copies live and how often they are made.
         verification: Restore tests, integrity checks, freshness, encryption, access.

@@ -24,8 +24,8 @@ from typing import Any, Final, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.exceptions import BackendNotFoundError, PolicyError
-from backuppolicy.model import RecoveryPoint
+from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
+from backuppolicy.core.model import RecoveryPoint
 
 __all__ = [
     "ENTRY_POINT_GROUP",

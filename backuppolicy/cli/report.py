@@ -21,8 +21,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Any, TextIO
 
-from backuppolicy import cli
-from backuppolicy.exceptions import PolicyError
+import backuppolicy.cli.main as cli
+from backuppolicy.core.exceptions import PolicyError
 
 __all__ = ["LOG_ENV", "register"]
 
@@ -74,7 +74,7 @@ def _log_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _open_log(args: argparse.Namespace, *, required: bool) -> Any:
-    from backuppolicy.testlog import TestLog  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415 - keep --help fast
 
     url = args.log or os.environ.get(LOG_ENV)
     if not url:
@@ -103,7 +103,7 @@ def _since(text: str | None) -> datetime | None:
 
 
 def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.audit import audit  # noqa: PLC0415
+    from backuppolicy.workflows._audit import audit  # noqa: PLC0415
 
     policy = cli.load_policy(args)
     now = cli.parse_now(args.now)
@@ -155,7 +155,7 @@ def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 def _cmd_testlog(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.testlog import CorruptLogLineWarning  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.workflows.testlog import CorruptLogLineWarning  # noqa: PLC0415 - keep --help fast
 
     log = _open_log(args, required=True)
     if args.last < 1:

@@ -14,7 +14,7 @@ a timeout, bounded retries and a verification (health checks run against what it
   time) and RPO (age of the data restored) are measured per step and overall and compared with
   the policy's objectives, everything is torn down, and the drill goes into the testing log.
 * `RecoveryPlan.execute` runs a real recovery (``confirm=True``): restores through
-  `backuppolicy.restore.restore`, progress on a stream, a final `RecoveryReport`; with a
+  `backuppolicy.workflows._restore.restore`, progress on a stream, a final `RecoveryReport`; with a
   ``state_file`` it is resumable after a crash (finished steps are recorded atomically and not
   run again; restores re-made with the same token adopt what an interrupted step created).
 
@@ -61,11 +61,14 @@ from typing import Any, ClassVar, TextIO
 
 import attrs
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError, ResourceNotFoundError, short_repr
-from backuppolicy.model import RecoveryPoint, ensure_aware
-from backuppolicy.policy import _BoundedLoader, _load_yaml, _read_policy_text
-from backuppolicy.restore import (
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError, short_repr
+from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.policy import _BoundedLoader, _load_yaml, _read_policy_text
+from backuppolicy.core.secrets import Secret, looks_secret, redact_url, reveal, scrub, secret_field
+from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.workflows._restore import (
     TAG_RESTORE_ID,
     RestoreLog,
     _choose_point,
@@ -74,9 +77,6 @@ from backuppolicy.restore import (
     plan_restore,
     restore,
 )
-from backuppolicy.secrets import Secret, looks_secret, redact_url, reveal, scrub, secret_field
-from backuppolicy.targets import IsolationProfile
-from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
 
 __all__ = [
     "CallableCheck",
@@ -451,7 +451,7 @@ class StepKind(enum.Enum):
 
 @attrs.frozen
 class RestoreDatabase:
-    """Restore a database target (RDS instance or Aurora cluster); see `backuppolicy.restore.plan_restore`.
+    """Restore a database target (RDS instance or Aurora cluster); see `backuppolicy.workflows._restore.plan_restore`.
 
     Attributes:
         target: Name of the target in the policy.
@@ -495,7 +495,7 @@ class RestoreDatabase:
         return f"restore database target `{self.target}` from {source} into {where}{swap}"
 
     def restore_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `backuppolicy.restore.plan_restore`."""
+        """Keyword arguments for `backuppolicy.workflows._restore.plan_restore`."""
         return {
             "point": self.point,
             "at": self.at,
@@ -535,7 +535,7 @@ class RestoreDirectory:
         return f"restore directory target `{self.target}` from {('archive ' + self.point) if self.point else 'the newest archive'} into {where}; archive and file checksums are checked"
 
     def restore_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `backuppolicy.restore.plan_restore`."""
+        """Keyword arguments for `backuppolicy.workflows._restore.plan_restore`."""
         return {"point": self.point, "into": self.into}
 
     def cli(self) -> str:
@@ -572,7 +572,7 @@ class RestoreS3:
         return f"restore the objects of S3 target `{self.target}` to {when}, {where}"
 
     def restore_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `backuppolicy.restore.plan_restore`."""
+        """Keyword arguments for `backuppolicy.workflows._restore.plan_restore`."""
         return {"point": self.point, "at": self.at, "into": self.into}
 
     def cli(self) -> str:
@@ -610,7 +610,7 @@ class RestoreVolumes:
         return f"create volumes of target `{self.target}` from {('backup ' + self.point) if self.point else 'its newest backup'}{attach}"
 
     def restore_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `backuppolicy.restore.plan_restore` (``attach_to`` resolved later)."""
+        """Keyword arguments for `backuppolicy.workflows._restore.plan_restore` (``attach_to`` resolved later)."""
         return {
             "point": self.point,
             "devices": self.devices,
@@ -1551,7 +1551,7 @@ class RecoveryPlan:
         raw = _mapping(data, "", _PLAN_KEYS, ("name", "application", "steps"))
         policy_file = None if raw.get("policy") is None else _text(raw["policy"], "policy")
         if policy is None and policy_file is not None:
-            from backuppolicy.policy import Policy  # noqa: PLC0415 - only when the plan names it
+            from backuppolicy.core.policy import Policy  # noqa: PLC0415 - only when the plan names it
 
             policy = Policy.from_file(Path(base_dir or ".") / policy_file)
         steps = raw["steps"]
@@ -1862,7 +1862,7 @@ class _Runner:
                         f"a target named {name!r} (or a plan with a policy)",
                         sorted(self._targets or {}),
                     )
-                from backuppolicy.workflows import build_targets  # noqa: PLC0415 - avoid a cycle
+                from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415 - avoid a cycle
 
                 built = build_targets(self.plan.policy, only=[name])
                 self._targets = {**(self._targets or {}), **built}
@@ -2662,8 +2662,8 @@ def _markdown(plan: RecoveryPlan) -> str:
         "",
         "```python",
         "import backuppolicy as bp",
-        "from backuppolicy.recovery import RecoveryPlan",
-        "from backuppolicy.testlog import TestLog",
+        "from backuppolicy.workflows.recovery import RecoveryPlan",
+        "from backuppolicy.workflows.testlog import TestLog",
         "",
         f'plan = RecoveryPlan.from_file("{plan_file}")  # its policy: {policy_file}',
         "policy = plan.policy",

@@ -43,9 +43,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import attrs
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError
-from backuppolicy.model import ensure_aware
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.model import ensure_aware
 
 __all__ = ["Cadence", "Schedule", "full_backups_due", "rolling_slots"]
 
@@ -743,7 +743,7 @@ class Schedule:
             >>> Schedule.from_spec({"cron": "0 4 * * *", "windw": "2h"})
             Traceback (most recent call last):
             ...
-            backuppolicy.exceptions.PolicyError: schedule.windw: expected one of cron, every, at, day, month, tz, window (got 'windw'). Did you mean 'window'?
+            backuppolicy.core.exceptions.PolicyError: schedule.windw: expected one of cron, every, at, day, month, tz, window (got 'windw'). Did you mean 'window'?
 
         Raises:
             PolicyError: The spec is invalid; the message names the field under *path*.

@@ -49,9 +49,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import PolicyError, _cut_path, short_repr
-from backuppolicy.model import LegalHold, RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError, _cut_path, short_repr
+from backuppolicy.core.model import LegalHold, RecoveryPoint, Status, ensure_aware
 
 __all__ = [
     "AnyOf",
@@ -1206,7 +1206,7 @@ def rule_from_spec(spec: Mapping[str, Any], *, path: str = "retention") -> Reten
         >>> rule_from_spec({"keep_dayly": 7})
         Traceback (most recent call last):
         ...
-        backuppolicy.exceptions.PolicyError: retention.keep_dayly: expected one of max_age, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within, keep_within_hourly, keep_within_daily, keep_within_weekly, keep_within_monthly, keep_within_yearly, keep_tags (got 'keep_dayly'); did you mean 'keep_daily'?
+        backuppolicy.core.exceptions.PolicyError: retention.keep_dayly: expected one of max_age, keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within, keep_within_hourly, keep_within_daily, keep_within_weekly, keep_within_monthly, keep_within_yearly, keep_tags (got 'keep_dayly'); did you mean 'keep_daily'?
     """
     if not isinstance(spec, Mapping):
         raise PolicyError.for_field(path, "a mapping of retention options", spec)

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.core.exceptions import PolicyError
 
 __all__ = [
     "TAG_HOLD",
@@ -76,7 +76,7 @@ def ensure_aware(value: datetime, *, field: str = "datetime") -> datetime:
         >>> ensure_aware(datetime(2026, 11, 26), field="now")
         Traceback (most recent call last):
         ...
-        backuppolicy.exceptions.PolicyError: now: expected a timezone-aware datetime (got datetime.datetime(2026, 11, 26, 0, 0)). Pass tzinfo=datetime.UTC.
+        backuppolicy.core.exceptions.PolicyError: now: expected a timezone-aware datetime (got datetime.datetime(2026, 11, 26, 0, 0)). Pass tzinfo=datetime.UTC.
     """
     if not isinstance(value, datetime):
         raise PolicyError.for_field(field, "a timezone-aware datetime", value)

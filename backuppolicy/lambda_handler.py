@@ -1,6 +1,6 @@
 """AWS Lambda entry point: run ``backup`` or ``prune`` of a policy on an EventBridge Scheduler schedule.
 
-Set the function's handler to ``backuppolicy.aws.lambda_handler.handler``;
+Set the function's handler to ``backuppolicy.lambda_handler.handler``;
 `backuppolicy.aws.awsbackup.export_scheduler` writes the schedules that invoke it. The event::
 
     {"action": "backup" | "prune",
@@ -10,7 +10,7 @@ Set the function's handler to ``backuppolicy.aws.lambda_handler.handler``;
      "targets": ["shop-db"]}    # optional: only these targets
 
 The result is the run's report as JSON-ready data. A run with failures raises
-`~backuppolicy.exceptions.BackupPolicyError` after computing the report, so the invocation counts
+`~backuppolicy.core.exceptions.BackupPolicyError` after computing the report, so the invocation counts
 as failed (Lambda's ``Errors`` metric, the schedule's dead-letter queue) and someone hears of it.
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 import boto3
 
 from backuppolicy.aws._client import AwsBackend
-from backuppolicy.exceptions import BackupPolicyError, PolicyError
-from backuppolicy.policy import MAX_POLICY_BYTES, Policy
+from backuppolicy.core.exceptions import BackupPolicyError, PolicyError
+from backuppolicy.core.policy import MAX_POLICY_BYTES, Policy
 
 __all__ = ["ACTIONS", "handler", "load_policy"]
 
@@ -106,9 +106,9 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:  #
         >>> handler({"action": "restore"})
         Traceback (most recent call last):
         ...
-        backuppolicy.exceptions.PolicyError: action: expected one of backup, prune (got 'restore').
+        backuppolicy.core.exceptions.PolicyError: action: expected one of backup, prune (got 'restore').
     """
-    from backuppolicy import workflows  # noqa: PLC0415 - workflows load the targets lazily
+    from backuppolicy import workflows  # noqa: PLC0415
 
     action = event.get("action", "backup")
     if action not in ACTIONS:

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn, final
 
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.core.exceptions import PolicyError
 
 __all__ = [
     "Secret",
@@ -495,7 +495,7 @@ def secret_field(value: Any, path: str, *, kind: SecretKind, header: str = "") -
         >>> secret_field("https://hooks.slack.com/services/T0/B0/XXXXXXXXXXXX",
         ...              "settings.url", kind="webhook")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        backuppolicy.exceptions.PolicyError: settings.url: ...{env: SOME_VARIABLE}...
+        backuppolicy.core.exceptions.PolicyError: settings.url: ...{env: SOME_VARIABLE}...
     """
     if isinstance(value, Secret):
         return value

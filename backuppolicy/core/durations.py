@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from backuppolicy.exceptions import PolicyError
+from backuppolicy.core.exceptions import PolicyError
 
 __all__ = ["Duration"]
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from backuppolicy.exceptions import BackendError, BackupPolicyError, PolicyError
-from backuppolicy.model import ensure_aware
+from backuppolicy.core.exceptions import BackendError, BackupPolicyError, PolicyError
+from backuppolicy.core.model import ensure_aware
 
 __all__ = [
     "EXIT_FAILURES",
@@ -89,7 +89,7 @@ def _now(text: str | None) -> datetime:
 
 
 def _policy(args: argparse.Namespace) -> Any:
-    from backuppolicy.policy import Policy  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.core.policy import Policy  # noqa: PLC0415 - keep --help fast
 
     path = args.policy or os.environ.get(_DEFAULT_POLICY_ENV)
     if not path:
@@ -98,7 +98,7 @@ def _policy(args: argparse.Namespace) -> Any:
 
 
 def _targets(args: argparse.Namespace, policy: Any) -> Any:
-    from backuppolicy.workflows import build_targets  # noqa: PLC0415
+    from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415
 
     return build_targets(
         policy,
@@ -285,10 +285,10 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 # where a handler is ``handler(args, out) -> exit code``. Shared helpers for them: `load_policy`,
 # `build_cli_targets`, `emit`, `parse_now`, `ProgressBar`.
 _COMMAND_MODULES: tuple[str, ...] = (
-    "backuppolicy._cli_verify",
-    "backuppolicy._cli_report",
-    "backuppolicy._cli_recover",
-    "backuppolicy._cli_export",
+    "backuppolicy.cli.verify",
+    "backuppolicy.cli.report",
+    "backuppolicy.cli.recover",
+    "backuppolicy.cli.export",
 )
 
 load_policy = _policy

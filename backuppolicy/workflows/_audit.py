@@ -62,13 +62,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from backuppolicy.durations import Duration
-from backuppolicy.model import RecoveryPoint, ensure_aware
+from backuppolicy.checks.verify import CheckResult, CheckStatus
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.retention import MaxAge, RetentionRule
+from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
 from backuppolicy.report import Clause, ComplianceReport, Finding
-from backuppolicy.retention import MaxAge, RetentionRule
-from backuppolicy.schedule import Cadence, Schedule
-from backuppolicy.testlog import (
+from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
     LogEntry,
     OverdueKind,
@@ -76,11 +77,10 @@ from backuppolicy.testlog import (
     _requirements,
     cadence_span,
 )
-from backuppolicy.verify import CheckResult, CheckStatus
 
 if TYPE_CHECKING:
-    from backuppolicy.policy import Policy, TargetSpec, TierSpec
-    from backuppolicy.targets import BackupTarget
+    from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
+    from backuppolicy.core.targets import BackupTarget
 
 __all__ = ["CHECK_NAMES", "CLAUSE_ORDER", "audit"]
 
@@ -530,7 +530,7 @@ def audit(
     Args:
         policy: The policy.
         now: The time of the audit (timezone-aware).
-        targets: Targets by name (default: `backuppolicy.workflows.build_targets` of *policy*).
+        targets: Targets by name (default: `backuppolicy.workflows.backups.build_targets` of *policy*).
             Only these targets are audited (disabled targets are not built by default).
         log: The backup testing log: restore tests, integrity checks and verification results.
         checks: Verifier results that are not (yet) in the log.
@@ -549,7 +549,7 @@ def audit(
     Returns:
         The `~backuppolicy.report.ComplianceReport`.
     """
-    from backuppolicy import workflows  # noqa: PLC0415 - workflows re-exports audit
+    from backuppolicy.workflows import backups as workflows  # noqa: PLC0415 - workflows re-exports audit
 
     now = ensure_aware(now, field="now")
     window = Duration.coerce(evidence_within, field="evidence_within")
@@ -665,12 +665,12 @@ def _coverage(policy: Policy, *, session: Any, endpoint_url: str | None) -> list
 
     Only for policies with AWS targets; searches their regions through the Resource Groups
     Tagging API (resources that never carried a tag are not seen: see
-    `backuppolicy.selectors.unprotected_resources`). A failed search is a finding too.
+    `backuppolicy.core.selector.unprotected_resources`). A failed search is a finding too.
     """
     specs = [spec for spec in policy.targets if spec.enabled and spec.kind in _AWS_KINDS]
     if not specs:
         return []
-    from backuppolicy.selectors import unprotected_resources  # noqa: PLC0415 - boto3 on demand
+    from backuppolicy.core.selector import unprotected_resources  # noqa: PLC0415 - boto3 on demand
 
     regions = sorted(
         {str(spec.settings["region"]) for spec in specs if spec.settings.get("region")}
@@ -708,7 +708,7 @@ def _notify(
     now: datetime,
     notifiers: Sequence[Notifier] | None,
 ) -> list[NotifierFailure]:
-    from backuppolicy import workflows  # noqa: PLC0415 - workflows re-exports audit
+    from backuppolicy.workflows import backups as workflows  # noqa: PLC0415 - workflows re-exports audit
 
     failures: list[NotifierFailure] = []
     for finding in findings:

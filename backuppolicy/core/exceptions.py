@@ -52,7 +52,7 @@ class _RedactingRepr(reprlib.Repr):
     """
 
     def repr_str(self, x: str, level: int) -> str:
-        from backuppolicy.secrets import redact_text  # noqa: PLC0415 - secrets imports this module
+        from backuppolicy.core.secrets import redact_text  # noqa: PLC0415 - secrets imports this module
 
         return super().repr_str(redact_text(x[:_SCAN_LIMIT]), level)
 
@@ -71,7 +71,7 @@ def short_repr(value: Any, limit: int = _QUOTE_LIMIT) -> str:
     Nested containers are shown to three levels and a few items each, and the text is cut
     to *limit* characters, so quoting a hostile value (a billion-laughs structure, an integer
     of a million digits, a 50 MB string) stays cheap and the message stays readable. URLs and
-    ``password=`` items in the strings quoted are redacted (`backuppolicy.secrets.redact_text`):
+    ``password=`` items in the strings quoted are redacted (`backuppolicy.core.secrets.redact_text`):
     a credential in a value of the wrong shape is not printed either.
 
     Example:

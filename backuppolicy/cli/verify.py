@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from backuppolicy.cli import (
+from backuppolicy.cli.main import (
     EXIT_FAILURES,
     EXIT_OK,
     UsageError,
@@ -22,7 +22,7 @@ from backuppolicy.cli import (
 if TYPE_CHECKING:
     import argparse
 
-    from backuppolicy.verify import CheckResult, ResultRecorder
+    from backuppolicy.checks.verify import CheckResult, ResultRecorder
 
 __all__ = ["register"]
 
@@ -31,14 +31,14 @@ def _open_log(url: str | None, endpoint_url: str | None = None) -> ResultRecorde
     """The testing log at *url* (a file path, ``s3://bucket/prefix`` or ``memory://``)."""
     if not url:
         return None
-    from backuppolicy.testlog import TestLog  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415 - keep --help fast
 
     options = {"endpoint_url": endpoint_url} if url.startswith("s3://") and endpoint_url else {}
     return TestLog.open(url, **options)
 
 
 def _checks(names: Sequence[str] | None, policy: Any) -> list[Any]:
-    from backuppolicy.verify import default_checks  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.checks.verify import default_checks  # noqa: PLC0415 - keep --help fast
 
     checks = default_checks(policy)
     if not names:
@@ -77,7 +77,7 @@ def _finish(args: argparse.Namespace, results: Sequence[CheckResult], out: TextI
 
 
 def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.verify import run_checks  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.checks.verify import run_checks  # noqa: PLC0415 - keep --help fast
 
     policy = load_policy(args)
     checks = _checks(args.check, policy)
@@ -96,7 +96,7 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_restore_test(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.verify import restore_test  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.checks.verify import restore_test  # noqa: PLC0415 - keep --help fast
 
     policy = load_policy(args)
     if args.application is not None:

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import attrs
 
-from backuppolicy.exceptions import BackendError, PolicyError
+from backuppolicy.core.exceptions import BackendError, PolicyError
 
 if TYPE_CHECKING:
-    from backuppolicy.model import RecoveryPoint
-    from backuppolicy.policy import AccountSpec, TargetSpec
+    from backuppolicy.core.model import RecoveryPoint
+    from backuppolicy.core.policy import AccountSpec, TargetSpec
 
 __all__ = [
     "RESOURCE_TYPES",
@@ -353,7 +353,7 @@ def unprotected_resources(
     the tag ``backuppolicy:policy=<policy name>`` (what the AWS Backup export selects), or when
     the selector of one of the policy's targets, or one of *selectors*, matches it. Resources
     that carry the restore-test sweep tag are restore-test leftovers, not production: they are
-    left to `backuppolicy.verify.sweep_restore_tests`.
+    left to `backuppolicy.checks.verify.sweep_restore_tests`.
 
     Limitation: ``GetResources`` only returns resources that carry (or once carried) a tag, so
     a resource that was never tagged is not seen here; tag everything (an AWS Config rule or
@@ -371,7 +371,7 @@ def unprotected_resources(
     Returns:
         ``{"arn", "kind", "region", "id", "tags"}`` per unprotected resource, sorted by ARN.
     """
-    from backuppolicy.model import TAG_POLICY  # noqa: PLC0415 - pure core, no cycle
+    from backuppolicy.core.model import TAG_POLICY  # noqa: PLC0415 - pure core, no cycle
 
     selectors = (*selectors, *_policy_selectors(policy))
     verification = getattr(policy, "verification", None)
@@ -435,7 +435,7 @@ class Resolution:
     once per account and region).
 
     Example:
-        >>> from backuppolicy.policy import TargetSpec
+        >>> from backuppolicy.core.policy import TargetSpec
         >>> spec = TargetSpec("cfg", "directory", settings={"path": "/etc/app"})
         >>> resolution = resolve_targets([spec])[0]
         >>> [t.name for t in resolution.targets], resolution.ok

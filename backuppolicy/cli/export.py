@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from backuppolicy.cli import EXIT_FAILURES, EXIT_OK, UsageError, emit, load_policy
+from backuppolicy.cli.main import EXIT_FAILURES, EXIT_OK, UsageError, emit, load_policy
 
 __all__ = ["register"]
 
@@ -146,7 +146,7 @@ def _policy_targets(
     policy: Any, args: argparse.Namespace
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """The policy's targets, selectors resolved: rows, errors, and text lines per account/region."""
-    from backuppolicy import selectors  # noqa: PLC0415
+    from backuppolicy.core import selector as selectors  # noqa: PLC0415
 
     listed: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
@@ -175,7 +175,7 @@ def _policy_targets(
 
 
 def _targets(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy import selectors  # noqa: PLC0415
+    from backuppolicy.core import selector as selectors  # noqa: PLC0415
 
     policy = load_policy(args)
     listed, errors, lines = _policy_targets(policy, args)

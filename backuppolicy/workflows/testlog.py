@@ -1,6 +1,6 @@
 """The backup testing log (seed §3.5, §3.6): every check and restore test, appended, reviewable.
 
-A `TestLog` appends each `~backuppolicy.verify.CheckResult` as a `LogEntry` (an entry id, the
+A `TestLog` appends each `~backuppolicy.checks.verify.CheckResult` as a `LogEntry` (an entry id, the
 time it was recorded and who ran it are added) to a store, and answers the review questions
 of §3.6: what failed (`TestLog.failures`), when a check last passed (`TestLog.last_success`),
 and what is overdue under the policy (`TestLog.overdue`): applications without a passing
@@ -26,7 +26,7 @@ Stores:
 
 Example:
     >>> from datetime import datetime, UTC
-    >>> from backuppolicy.verify import CheckResult, CheckStatus, CheckKind
+    >>> from backuppolicy.checks.verify import CheckResult, CheckStatus, CheckKind
     >>> log = TestLog.open("memory://", ran_by="support@ops-1")
     >>> entry = log.record(CheckResult(
     ...     check="restore-test", status=CheckStatus.PASS, target="shop-db",
@@ -61,18 +61,18 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import BackendError, PolicyError
-from backuppolicy.model import ensure_aware
-from backuppolicy.schedule import Cadence
-from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import BackendError, PolicyError
+from backuppolicy.core.model import ensure_aware
+from backuppolicy.core.schedule import Cadence
 
 if sys.platform != "win32":  # pragma: no branch - POSIX file locks
     import fcntl
 
 if TYPE_CHECKING:
     from backuppolicy.aws._client import AwsBackend, RetryPolicy
-    from backuppolicy.policy import Policy
+    from backuppolicy.core.policy import Policy
 
 __all__ = [
     "MAX_LOG_LINE_BYTES",
@@ -149,7 +149,7 @@ class LogEntry:
         id: Unique id of the entry: the time it was recorded and a random suffix
             (``20261126T050001.123456Z-3f2a...``), so ids sort by recording time.
         recorded_at: When the entry was appended (timezone-aware).
-        result: The `~backuppolicy.verify.CheckResult`; its ``ran_by`` is always filled in.
+        result: The `~backuppolicy.checks.verify.CheckResult`; its ``ran_by`` is always filled in.
     """
 
     id: str = attrs.field(validator=_non_empty)
@@ -1152,7 +1152,7 @@ class TestLog:
         """Append *result* to the log and return the entry (with its id, time and ``ran_by``).
 
         Raises:
-            PolicyError: *result* is not a `~backuppolicy.verify.CheckResult`.
+            PolicyError: *result* is not a `~backuppolicy.checks.verify.CheckResult`.
         """
         if not isinstance(result, CheckResult):
             raise PolicyError.for_field("result", "a CheckResult", result)
@@ -1190,8 +1190,8 @@ class TestLog:
             target: Only this target.
             application: Only this application.
             check: Only this check name.
-            kind: Only this `~backuppolicy.verify.CheckKind` (or its value).
-            status: Only this `~backuppolicy.verify.CheckStatus` (or its value).
+            kind: Only this `~backuppolicy.checks.verify.CheckKind` (or its value).
+            status: Only this `~backuppolicy.checks.verify.CheckStatus` (or its value).
 
         Raises:
             PolicyError: A time is naive, or *kind* or *status* is unknown.

@@ -1,6 +1,6 @@
 """Run a policy: backups and tier copies, manual backups, retention (plan, then apply), holds.
 
-These functions are backend-agnostic: they drive any `~backuppolicy.targets.BackupTarget`.
+These functions are backend-agnostic: they drive any `~backuppolicy.core.targets.BackupTarget`.
 By default they build the targets from the policy (`build_targets`); pass ``targets=`` to use
 your own (for tests, `backuppolicy.testing.MemoryTarget`).
 
@@ -36,14 +36,19 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from backuppolicy.exceptions import (
+from backuppolicy.core.exceptions import (
     BackupPolicyError,
     PolicyError,
     ProtectedPointError,
     ResourceNotFoundError,
     short_repr,
 )
-from backuppolicy.model import LegalHold, RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.model import LegalHold, RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
+from backuppolicy.core.retention import RetentionPlan, RetentionRule
+from backuppolicy.core.schedule import Cadence, Schedule, rolling_slots
+from backuppolicy.core.selector import resolve_targets
+from backuppolicy.core.targets import BackupTarget, Destination, get_target_class
 from backuppolicy.notify import (
     Event,
     EventKind,
@@ -54,11 +59,6 @@ from backuppolicy.notify import (
     WebhookNotifier,
     notify_all,
 )
-from backuppolicy.policy import Policy, TargetSpec, TierSpec
-from backuppolicy.retention import RetentionPlan, RetentionRule
-from backuppolicy.schedule import Cadence, Schedule, rolling_slots
-from backuppolicy.selectors import resolve_targets
-from backuppolicy.targets import BackupTarget, Destination, get_target_class
 
 __all__ = [
     "ApplyReport",
@@ -67,7 +67,6 @@ __all__ = [
     "RunReport",
     "TargetRun",
     "apply",
-    "audit",
     "backup",
     "backup_now",
     "build_notifiers",
@@ -76,7 +75,6 @@ __all__ = [
     "place_hold",
     "plan_retention",
     "release_hold",
-    "restore",
 ]
 
 _log = logging.getLogger("backuppolicy")
@@ -133,7 +131,7 @@ def build_targets(
     AWS targets get ``copy_regions`` from the policy's copy tiers, so their off-site copies are
     listed (and pruned) too. Directory targets store archives in the source tier's ``store``.
 
-    A selector target is resolved now (`backuppolicy.selectors.resolve_targets`): it becomes
+    A selector target is resolved now (`backuppolicy.core.selector.resolve_targets`): it becomes
     one target per resource found, named ``<target>-<resource>``; a target with an ``account``
     gets the session of its role, assumed once per account and region for this call. A
     resolution that fails (a refused role, a denied ``GetResources``) does not raise: the
@@ -1229,25 +1227,3 @@ def holds(
     """Every point of *policy*'s targets that is under legal hold."""
     built = targets if targets is not None else build_targets(policy)
     return [p for target in built.values() for p in target.list_points() if p.held]
-
-
-def audit(policy: Policy, *, now: datetime, **kwargs: Any) -> Any:
-    """Check every clause of *policy* for every target; see `backuppolicy.audit.audit`.
-
-    Returns:
-        A `backuppolicy.report.ComplianceReport`.
-    """
-    from backuppolicy.audit import audit as _audit  # noqa: PLC0415 - audit imports this module
-
-    return _audit(policy, now=now, **kwargs)
-
-
-def restore(plan: Any, *, confirm: bool = False, **kwargs: Any) -> Any:
-    """Carry out a restore plan from `backuppolicy.plan_restore`; see `backuppolicy.restore.restore`.
-
-    Returns:
-        A `backuppolicy.restore.RestoreResult`.
-    """
-    from backuppolicy.restore import restore as _restore  # noqa: PLC0415 - restore imports this module
-
-    return _restore(plan, confirm=confirm, **kwargs)

@@ -76,14 +76,14 @@ from typing import Any, Protocol
 
 import attrs
 
-from backuppolicy.exceptions import (
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ResourceNotFoundError,
 )
-from backuppolicy.model import RecoveryPoint, Status, ensure_aware
-from backuppolicy.targets import BackupTarget
-from backuppolicy.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.targets import BackupTarget
 
 __all__ = [
     "Probe",
@@ -171,7 +171,7 @@ class RestoreStep:
 
 
 class Probe(Protocol):
-    """**Protocol:** a check of a restored resource (`backuppolicy.recovery.HttpCheck` ...).
+    """**Protocol:** a check of a restored resource (`backuppolicy.workflows.recovery.HttpCheck` ...).
 
     Plain callables ``probe(endpoint)`` returning a `CheckResult`, a bool or ``None`` are
     accepted too.
@@ -183,7 +183,7 @@ class Probe(Protocol):
 
 
 class RestoreLog(Protocol):
-    """**Protocol:** where results go: the backup testing log (`backuppolicy.testlog`)."""
+    """**Protocol:** where results go: the backup testing log (`backuppolicy.workflows.testlog`)."""
 
     def record(self, result: CheckResult) -> Any:
         """Store *result*."""
@@ -418,7 +418,7 @@ def _resolve(
     policy_or_target: Any, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
 ) -> tuple[Any, str | None]:
     """The target object (and its application) from a policy and a name, or a target."""
-    from backuppolicy.policy import Policy  # noqa: PLC0415 - policy imports heavy parsers
+    from backuppolicy.core.policy import Policy  # noqa: PLC0415 - policy imports heavy parsers
 
     if isinstance(policy_or_target, Policy):
         if target is None:
@@ -428,7 +428,7 @@ def _resolve(
         spec = policy_or_target.target(target)
         if targets is not None and spec.name in targets:
             return targets[spec.name], spec.application
-        from backuppolicy.workflows import build_targets  # noqa: PLC0415 - avoid an import cycle
+        from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415 - avoid an import cycle
 
         return build_targets(policy_or_target, only=[spec.name])[spec.name], spec.application
     if isinstance(policy_or_target, BackupTarget):
@@ -1532,7 +1532,7 @@ def _run_probe(
 
     A probe is an object with ``run(endpoint)`` or a callable ``probe(endpoint)`` returning a
     `CheckResult`, a bool or ``None`` (``False`` fails; ``None`` and ``True`` pass). The data
-    probes of `backuppolicy.probes` (``run(ctx)``) are run with their own context.
+    probes of `backuppolicy.checks.probes` (``run(ctx)``) are run with their own context.
 
     Example:
         >>> _run_probe(lambda endpoint: endpoint.endswith(":5432"), "db.local:5432").status.value
@@ -1544,8 +1544,8 @@ def _run_probe(
     started = time.monotonic()
     value: Any
     try:
-        if type(probe).__module__ == "backuppolicy.probes":
-            probes = importlib.import_module("backuppolicy.probes")
+        if type(probe).__module__ == "backuppolicy.checks.probes":
+            probes = importlib.import_module("backuppolicy.checks.probes")
             context = probes.ProbeContext(
                 resource=None, endpoint=endpoint, target=backend, point=point
             )

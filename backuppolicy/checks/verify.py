@@ -2,8 +2,8 @@
 
 A verifier looks at one target (and usually one of its points) and returns a `CheckResult`:
 pass, fail, warn or skipped, with human details and machine-readable evidence. Every result
-can be recorded in the backup testing log (`backuppolicy.testlog`), and the audit
-(`backuppolicy.workflows.audit`) reads them back.
+can be recorded in the backup testing log (`backuppolicy.workflows.testlog`), and the audit
+(`backuppolicy.workflows.backups.audit`) reads them back.
 
 Example:
     >>> from datetime import datetime, UTC
@@ -37,21 +37,21 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.durations import Duration
-from backuppolicy.exceptions import (
+from backuppolicy.checks.probes import ProbeContext, ProbeLike, ProbeResult, run_probe
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import (
     BackendError,
     BackupPolicyError,
     PolicyError,
     ResourceNotFoundError,
     VerificationError,
 )
-from backuppolicy.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.retention import AnyOf, MaxAge
+from backuppolicy.core.schedule import Cadence, Schedule
+from backuppolicy.core.secrets import redact_url
+from backuppolicy.core.targets import BackupTarget, IsolationProfile
 from backuppolicy.notify import Event, EventKind, Notifier, notify_all
-from backuppolicy.probes import ProbeContext, ProbeLike, ProbeResult, run_probe
-from backuppolicy.retention import AnyOf, MaxAge
-from backuppolicy.schedule import Cadence, Schedule
-from backuppolicy.secrets import redact_url
-from backuppolicy.targets import BackupTarget, IsolationProfile
 
 __all__ = [
     "CheckKind",
@@ -1074,7 +1074,7 @@ def expected_rds_settings(policy: Any, target: str, *, now: datetime) -> dict[st
 
     Example:
         >>> from datetime import datetime, UTC
-        >>> from backuppolicy.policy import Policy
+        >>> from backuppolicy.core.policy import Policy
         >>> policy = Policy.from_dict({"name": "p", "schedule": {"every": "day", "at": "04:00"},
         ...     "retention": {"max_age": "35d"},
         ...     "targets": [{"name": "db", "kind": "rds-instance",
@@ -1668,7 +1668,7 @@ def _describe_resolver(resolver: Any) -> str:
 class RestoreTest:
     """Restore the point into the isolation profile, run the probes, always tear down.
 
-    The restore goes through the target's own `~backuppolicy.targets.BackupTarget.restore` into
+    The restore goes through the target's own `~backuppolicy.core.targets.BackupTarget.restore` into
     ``context.isolation``; the restored resource is torn down when the block exits, even when a
     probe fails or raises. The probes connect to ``context.endpoint_resolver(resource)`` (by
     default the resource's own ``endpoint``); the evidence says which endpoint was used and who
@@ -1687,7 +1687,7 @@ class RestoreTest:
         ('pass', 7200.0, 1)
 
     Attributes:
-        probes: The probes to run on the restored resource (`backuppolicy.probes`).
+        probes: The probes to run on the restored resource (`backuppolicy.checks.probes`).
         name: Name of the check.
     """
 
@@ -2168,7 +2168,7 @@ def _notify_failures(
     if not failed:
         return
     if notifiers is None:
-        from backuppolicy.workflows import build_notifiers  # noqa: PLC0415 - workflows may import us
+        from backuppolicy.workflows.backups import build_notifiers  # noqa: PLC0415 - workflows may import us
 
         chosen: Sequence[Notifier] = build_notifiers(policy, EventKind.VERIFICATION_FAILED)
     else:
@@ -2198,7 +2198,7 @@ def _targets_for(
 ) -> Mapping[str, BackupTarget]:
     if targets is not None:
         return targets
-    from backuppolicy.workflows import build_targets  # noqa: PLC0415 - workflows imports verify's users
+    from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415 - workflows imports verify's users
 
     return build_targets(policy, only=names)
 
