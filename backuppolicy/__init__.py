@@ -87,20 +87,9 @@ from backuppolicy.workflows._restore import (
     plan_restore,
     restore,
 )
-from backuppolicy.workflows.backups import (
-    ApplyReport,
-    DeleteOutcome,
-    RunReport,
-    TargetRun,
-    apply,
-    backup,
-    backup_now,
-    build_targets,
-    holds,
-    place_hold,
-    plan_retention,
-    release_hold,
-)
+from backuppolicy.workflows.backups import RunReport, TargetRun, backup, backup_now, build_targets
+from backuppolicy.workflows.holds import holds, place_hold, release_hold
+from backuppolicy.workflows.pruning import ApplyReport, DeleteOutcome, apply, plan_retention
 from backuppolicy.workflows.recovery import (
     CallableCheck,
     HttpCheck,

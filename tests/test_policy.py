@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.loading import PolicyLoader, load_yaml
 from backuppolicy.core.policy import (
     BUILTIN_TARGET_KINDS,
     EVENTS,
@@ -31,8 +32,6 @@ from backuppolicy.core.policy import (
     TargetSpec,
     TierSpec,
     VerificationSpec,
-    _load_yaml,
-    _Loader,
 )
 from backuppolicy.core.retention import rule_from_spec
 from backuppolicy.core.schedule import Cadence, Schedule
@@ -200,7 +199,7 @@ class TestLoading:
         assert "on:" in text
         loaded = Policy.from_yaml(text.replace("'on':", "on:"))
         assert ("overdue",) == loaded.notifications[0].on
-        assert {"a": "04:00", "b": "no", "c": True, "d": 12} == _load_yaml(
+        assert {"a": "04:00", "b": "no", "c": True, "d": 12} == load_yaml(
             "a: 04:00\nb: no\nc: true\nd: 12\n"
         )[0]
 
@@ -965,15 +964,15 @@ class TestHostilePolicyFiles:
     def test_parsed_once(self, monkeypatch: pytest.MonkeyPatch):
         """A policy error in YAML text parses the text once, also to find the line."""
         parses: list[str] = []
-        real = _Loader.get_single_node
+        real = PolicyLoader.get_single_node
 
-        def counted(loader: _Loader) -> Any:
+        def counted(loader: PolicyLoader) -> Any:
             parses.append("parse")
             return real(loader)
 
         text = (EXAMPLES / "policy.yaml").read_text().replace("max_age: 35d", "max_age: soon")
         line = text.splitlines().index("  max_age: soon") + 1
-        monkeypatch.setattr(_Loader, "get_single_node", counted)
+        monkeypatch.setattr(PolicyLoader, "get_single_node", counted)
         with pytest.raises(PolicyError, match=f"<string>:{line}: retention.max_age"):
             Policy.from_yaml(text)
         assert ["parse"] == parses

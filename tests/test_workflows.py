@@ -30,18 +30,13 @@ from backuppolicy.notify import Event, EventKind
 from backuppolicy.testing import MemoryTarget
 from backuppolicy.workflows.backups import (
     TAG_REQUESTED_BY,
-    ApplyReport,
-    DeleteOutcome,
     RunReport,
     TargetRun,
-    apply,
     backup,
     backup_now,
-    holds,
-    place_hold,
-    plan_retention,
-    release_hold,
 )
+from backuppolicy.workflows.holds import holds, place_hold, release_hold
+from backuppolicy.workflows.pruning import ApplyReport, DeleteOutcome, apply, plan_retention
 
 MONDAY = datetime(2026, 11, 23, 4, 10, tzinfo=UTC)  # ten minutes after the 04:00 run
 HOLD = LegalHold(reason="litigation", reference="case-17", since=MONDAY)

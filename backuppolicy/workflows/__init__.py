@@ -8,20 +8,15 @@ functions ``restore`` and ``audit`` are also here (``backuppolicy.workflows.rest
 from backuppolicy.workflows._audit import audit
 from backuppolicy.workflows._restore import plan_restore, restore
 from backuppolicy.workflows.backups import (
-    ApplyReport,
-    DeleteOutcome,
     RunReport,
     TargetRun,
-    apply,
     backup,
     backup_now,
     build_notifiers,
     build_targets,
-    holds,
-    place_hold,
-    plan_retention,
-    release_hold,
 )
+from backuppolicy.workflows.holds import holds, place_hold, release_hold
+from backuppolicy.workflows.pruning import ApplyReport, DeleteOutcome, apply, plan_retention
 
 __all__ = [
     "ApplyReport",

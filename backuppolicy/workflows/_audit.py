@@ -549,12 +549,12 @@ def audit(
     Returns:
         The `~backuppolicy.report.ComplianceReport`.
     """
-    from backuppolicy.workflows import backups as workflows  # noqa: PLC0415 - workflows re-exports audit
+    from backuppolicy.workflows import _assemble, pruning  # noqa: PLC0415 - workflows re-exports audit
 
     now = ensure_aware(now, field="now")
     window = Duration.coerce(evidence_within, field="evidence_within")
     names = {**CHECK_NAMES, **(check_names or {})}
-    built = targets if targets is not None else workflows.build_targets(policy)
+    built = targets if targets is not None else _assemble.build_targets(policy)
     entries: list[LogEntry] = []
     log_findings: list[Finding] = []
     if log is not None:
@@ -569,7 +569,7 @@ def audit(
     found: dict[str, list[Finding]] = {key: [] for key in CLAUSE_ORDER}
     all_points: list[RecoveryPoint] = []
     # A selector target stands for the targets it found (named <target>-<resource>).
-    specs = workflows._run_specs(policy.targets, built)  # noqa: SLF001 - shared with backup()
+    specs = _assemble.run_specs(policy.targets, built)
     for spec in specs:
         target = built.get(spec.name)
         if target is None:
@@ -599,7 +599,7 @@ def audit(
             check_names=names,
         )
         found["daily-backup"].append(one.daily_backup())
-        plan = workflows.plan_retention(
+        plan = pruning.plan_retention(
             policy, now=now, targets={spec.name: _Listed(target, points)}, only=[spec.name]
         )
         found["retention"].append(one.retention(plan))
@@ -708,7 +708,7 @@ def _notify(
     now: datetime,
     notifiers: Sequence[Notifier] | None,
 ) -> list[NotifierFailure]:
-    from backuppolicy.workflows import backups as workflows  # noqa: PLC0415 - workflows re-exports audit
+    from backuppolicy.workflows import _assemble  # noqa: PLC0415 - workflows re-exports audit
 
     failures: list[NotifierFailure] = []
     for finding in findings:
@@ -727,6 +727,6 @@ def _notify(
                 "evidence": " ".join(finding.evidence),
             },
         )
-        chosen = notifiers if notifiers is not None else workflows.build_notifiers(policy, kind)
+        chosen = notifiers if notifiers is not None else _assemble.build_notifiers(policy, kind)
         failures.extend(notify_all(chosen, event))
     return failures

@@ -64,8 +64,10 @@ import attrs
 from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError, short_repr
+from backuppolicy.core.loading import BoundedLoader as _BoundedLoader
+from backuppolicy.core.loading import load_yaml as _load_yaml
+from backuppolicy.core.loading import read_policy_text as _read_policy_text
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
-from backuppolicy.core.policy import _BoundedLoader, _load_yaml, _read_policy_text
 from backuppolicy.core.secrets import Secret, looks_secret, redact_url, reveal, scrub, secret_field
 from backuppolicy.core.targets import IsolationProfile
 from backuppolicy.workflows._restore import (

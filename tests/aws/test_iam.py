@@ -33,6 +33,7 @@ from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import IsolationProfile
 from backuppolicy.workflows import backups as workflows
+from backuppolicy.workflows import pruning
 
 _PASSWORD = "password-for-moto"  # moto needs one
 
@@ -126,8 +127,8 @@ def _recorded() -> Iterator[tuple[Policy, _Recorder]]:
             )
             assert report.ok, report.summary()
         recorder.workflow = "prune"
-        plan = workflows.plan_retention(policy, now=now + timedelta(days=40), targets=targets)
-        applied = workflows.apply(plan)
+        plan = pruning.plan_retention(policy, now=now + timedelta(days=40), targets=targets)
+        applied = pruning.apply(plan)
         assert (applied.ok, {}) == (True, dict(plan.errors))
         assert applied.deleted, "the prune run must delete something to record deletes"
         recorder.workflow = "verify"

@@ -908,7 +908,7 @@ class TestDelete:
     def test_apply_of_a_plan_deleting_everything_keeps_each_tiers_newest(self, db, keys):
         """A hand-made plan listing every snapshot keeps the newest completed one of each tier."""
         from backuppolicy.core.retention import RetentionPlan
-        from backuppolicy.workflows.backups import apply
+        from backuppolicy.workflows.pruning import apply
 
         points = [db.create_backup(token=f"f{i}") for i in range(3)]
         for age, point in zip([3, 2, 1], points, strict=True):

@@ -1619,7 +1619,8 @@ class TestCopyStoresInWorkflows:
 
     def test_retention_plans_the_copy_tier_with_its_rule(self, world):
         """Local manifests follow the policy's 7 days, off-site copies their tier's 30 days."""
-        from backuppolicy.workflows.backups import apply, build_targets, plan_retention
+        from backuppolicy.workflows.backups import build_targets
+        from backuppolicy.workflows.pruning import apply, plan_retention
 
         policy = _store_policy()
         target = build_targets(policy, region="us-east-1")["assets"]

@@ -19,7 +19,8 @@ from botocore.awsrequest import AWSResponse
 
 from backuppolicy.cli.main import main
 from backuppolicy.core.policy import Policy
-from backuppolicy.workflows.backups import backup, build_targets, plan_retention
+from backuppolicy.workflows.backups import backup, build_targets
+from backuppolicy.workflows.pruning import plan_retention
 
 B = "222222222222"
 C = "333333333333"

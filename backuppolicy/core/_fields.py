@@ -1,0 +1,646 @@
+"""Field validation for policy documents: the readers and checks of every value a policy holds.
+
+One idea: what each field of a policy accepts. The readers take a value and the path of its
+field (relative to the object being built; `at_path` re-roots them) and return the checked
+value or raise a `PolicyError` that names the path, what was expected and what was given. Also
+here: the vocabulary of kinds and events, the settings checks of the built-in target kinds,
+notifications, tier locations and restore-test isolation, and the attrs validators the specs
+share. Its public names (the kinds, `EVENTS`, `TARGET_SETTINGS`, `PolicyLookupError`) are
+re-exported by `backuppolicy.core.policy`; the other names serve `backuppolicy.core.specs` and
+`backuppolicy.core.policy` only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.metadata
+import math
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import attrs
+
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.retention import RetentionRule, rule_from_spec
+from backuppolicy.core.schedule import Cadence, Schedule
+from backuppolicy.core.secrets import Secret, redact_url, secret_field
+from backuppolicy.core.selector import RESOURCE_TYPES, Selector
+from backuppolicy.core.targets import NAME_PREFIX_RE
+
+BUILTIN_TARGET_KINDS: Final = (
+    "aurora-cluster",
+    "aws-backup",
+    "directory",
+    "ebs-volume",
+    "ec2-instance",
+    "rds-instance",
+    "s3-bucket",
+)
+"""Target kinds that ship with backuppolicy."""
+
+SELECTOR_KIND: Final = "selector"
+"""The ``kind`` of a target that has a selector: its resources' kinds are the selector's."""
+
+NOTIFICATION_KINDS: Final = ("log", "sns", "webhook")
+"""Kinds of `NotificationSpec`."""
+
+EVENTS: Final = ("backup_failed", "copy_failed", "verification_failed", "overdue", "prune_failed")
+"""Events a notification can subscribe to (``on:``): the values of `backuppolicy.notify.EventKind`."""
+
+_ENTRY_POINT_GROUP: Final = "backuppolicy.targets"
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_NAME_EXPECTED: Final = (
+    "a name of 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
+_KIND_RE: Final = re.compile(r"[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*")
+_PLUGIN_KIND_RE: Final = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[a-z][a-z0-9]*(?:[-_.][a-z0-9]+)*"
+)
+_REGION_RE: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+_ACCOUNT_RE: Final = re.compile(r"\d{12}")
+_SNS_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
+_URL_RE: Final = re.compile(r"https?://[^\s/$.?#][^\s]*")
+_S3_URI_RE: Final = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[^\s]*)?")
+_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_ROLE_ARN_RE: Final = re.compile(r"arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}")
+_SESSION_NAME_RE: Final = re.compile(r"[\w+=,.@-]{2,64}")
+_EXTERNAL_ID_RE: Final = re.compile(r"[\w+=,.@:/-]{2,1224}")
+
+
+class PolicyLookupError(PolicyError, LookupError):
+    """A target, tier or application name is not in the policy.
+
+    Attributes:
+        name: The name that was looked up.
+        known: The names the policy has.
+    """
+
+    def __init__(self, message: str, *, name: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(message, path="", expected="one of " + ", ".join(known), got=name)
+
+
+# --------------------------------------------------------------------------------------------
+# Small validation helpers (paths are relative to the object being built; `at_path` re-roots them).
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    if not isinstance(word, str):
+        return ""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"Did you mean {match[0]!r}?" if match else ""
+
+
+def join_path(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _reroot(exc: PolicyError, prefix: str) -> PolicyError:
+    """Return *exc* with its path (and message) prefixed by *prefix*."""
+    if not prefix:
+        return exc
+    old = exc.path
+    new = prefix if not old else (f"{prefix}{old}" if old.startswith("[") else f"{prefix}.{old}")
+    message = str(exc)
+    if old and message.startswith(f"{old}: "):
+        message = f"{new}: {message[len(old) + 2 :]}"
+    elif not old:
+        message = f"{new}: {message}"
+    return PolicyError(message, path=new, expected=exc.expected, got=exc.got)
+
+
+@contextlib.contextmanager
+def at_path(prefix: str) -> Iterator[None]:
+    """Re-root the path of any `PolicyError` raised inside the block under *prefix*."""
+    try:
+        yield
+    except PolicyLookupError:
+        raise
+    except PolicyError as exc:
+        raise _reroot(exc, prefix) from None
+
+
+def read_mapping(
+    value: Any, path: str, keys: Sequence[str], required: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Check that *value* is a mapping with text keys among *keys*, holding every *required* key."""
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field(path, f"a mapping with keys {', '.join(keys)}", value)
+    for key in value:
+        if not isinstance(key, str):
+            raise PolicyError.for_field(path, "a mapping with text keys", key)
+        if key not in keys:
+            raise PolicyError.for_field(
+                join_path(path, key),
+                f"a known key: {', '.join(keys)}",
+                key,
+                hint=did_you_mean(key, keys),
+            )
+    for key in required:
+        if key not in value:
+            raise PolicyError.for_field(join_path(path, key), "a value (the key is required)", None)
+    return dict(value)
+
+
+def read_list(value: Any, path: str, what: str) -> list[Any]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise PolicyError.for_field(path, f"a list of {what}", value)
+    return list(value)
+
+
+def read_text(value: Any, path: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str) or (not allow_empty and not value.strip()):
+        raise PolicyError.for_field(
+            path, "a string" if allow_empty else "a non-empty string", value
+        )
+    return value
+
+
+def read_flag(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise PolicyError.for_field(path, "true or false", value)
+    return value
+
+
+def read_name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise PolicyError.for_field(path, _NAME_EXPECTED, value)
+    return value
+
+
+def read_names(value: Any, path: str) -> tuple[str, ...]:
+    items = read_list(value, path, "names")
+    names = tuple(read_name(item, join_path(path, i)) for i, item in enumerate(items))
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise PolicyError.for_field(join_path(path, i), "each name at most once", name)
+    return names
+
+
+def read_timezone(value: Any, path: str) -> str:
+    expected = "an IANA time zone name such as 'UTC', 'GMT' or 'Europe/London'"
+    if not isinstance(value, str) or not value:
+        raise PolicyError.for_field(path, expected, value)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise PolicyError.for_field(path, expected, value) from None
+    return value
+
+
+def read_duration(value: Any, path: str, *, positive: bool = True) -> Duration:
+    duration = Duration.coerce(value, field=path)
+    if positive and duration.is_zero:
+        raise PolicyError.for_field(path, "a duration longer than zero", str(duration))
+    return duration
+
+
+def read_cadence(value: Any, path: str) -> Cadence:
+    """Read a `Cadence` from its value (``"quarter"``) or its adverb (``"quarterly"``)."""
+    if not isinstance(value, (Cadence, str)):
+        raise PolicyError.for_field(
+            path, "one of " + ", ".join(repr(c.value) for c in Cadence), value
+        )
+    return Cadence.coerce(value, path=path)
+
+
+def read_retention(value: Any, path: str) -> RetentionRule:
+    if isinstance(value, RetentionRule):
+        return value
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field(
+            path, "a mapping of retention rules such as {max_age: 35d}", value
+        )
+    try:
+        return rule_from_spec(value, path=path)
+    except PolicyError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise PolicyError.for_field(path, "a valid retention rule", dict(value)) from exc
+
+
+def read_schedule(value: Any, path: str, *, tz: str = "UTC") -> Schedule:
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, str):
+        value = {"cron": value, "tz": tz}
+    elif isinstance(value, Mapping) and "tz" not in value:
+        value = {**value, "tz": tz}
+    if not isinstance(value, (Mapping, str)):
+        raise PolicyError.for_field(path, "a schedule (a mapping or a cron line)", value)
+    try:
+        return Schedule.from_spec(value, path=path)
+    except PolicyError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
+        raise PolicyError.for_field(path, "a valid schedule", value) from exc
+
+
+def read_every(value: Any, path: str, *, tz: str = "UTC") -> Cadence | Schedule:
+    """A tier's ``every``: a cadence (``week``, ``weekly``), or a schedule (mapping or cron line)."""
+    if isinstance(value, (Cadence, Schedule)):
+        return value
+    if isinstance(value, str) and not value.strip().startswith("@") and len(value.split()) < 5:  # noqa: PLR2004 - a cron line has five fields
+        return read_cadence(value, path)
+    if isinstance(value, (str, Mapping)):
+        return read_schedule(value, path, tz=tz)
+    raise PolicyError.for_field(
+        path, "a cadence (day, week, month, quarter, year) or a schedule", value
+    )
+
+
+def every_to_spec(every: Cadence | Schedule) -> Any:
+    return every.value if isinstance(every, Cadence) else every.to_spec()
+
+
+def every_describe(every: Cadence | Schedule) -> str:
+    return every.adverb if isinstance(every, Cadence) else every.describe()
+
+
+# ---- settings checkers -----------------------------------------------------------------------
+
+SettingCheck = Callable[[Any, str], Any]
+
+
+def _s_text(value: Any, path: str) -> str:
+    return read_text(value, path)
+
+
+def _s_name_prefix(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not NAME_PREFIX_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "a letter, then up to 31 letters, digits or hyphens", value
+        )
+    return value
+
+
+def _s_region(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _REGION_RE.fullmatch(value):
+        raise PolicyError.for_field(path, "an AWS region such as 'eu-west-1'", value)
+    return value
+
+
+def _s_account(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _ACCOUNT_RE.fullmatch(value):
+        raise PolicyError.for_field(path, "a 12-digit AWS account id as a string", value)
+    return value
+
+
+def _s_sns_arn(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _SNS_ARN_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "an SNS topic ARN like 'arn:aws:sns:eu-west-1:123456789012:backups'", value
+        )
+    return value
+
+
+def _s_arn(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value.startswith("arn:") or value.count(":") < 5:  # noqa: PLR2004
+        raise PolicyError.for_field(
+            path, "an ARN like 'arn:aws:rds:eu-west-1:123456789012:db:x'", value
+        )
+    return value
+
+
+def _s_secret_url(value: Any, path: str) -> Secret:
+    """A webhook URL: ``{env: NAME}``, ``{file: PATH}``, or inline only without a token."""
+    found = secret_field(value, path, kind="webhook")
+    if isinstance(found, Secret):
+        return found
+    if not _URL_RE.fullmatch(found):
+        raise PolicyError.for_field(path, "an http(s) URL", redact_url(found))
+    return Secret(found)
+
+
+def _s_secret_map(value: Any, path: str) -> dict[str, Secret | str]:
+    """HTTP headers: name -> ``{env: NAME}``, ``{file: PATH}``, or inline without a credential."""
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field(
+            path, "a mapping of header names to values", type(value).__name__
+        )
+    result: dict[str, Secret | str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise PolicyError.for_field(path, "a mapping with non-empty text keys", key)
+        found = secret_field(item, join_path(path, key), kind="header", header=key)
+        result[key] = found if isinstance(found, Secret) else read_text(found, join_path(path, key))
+    return result
+
+
+SECRET_SETTINGS: Final = ("url", "headers")
+
+
+def secrets_to_dict(value: Any) -> Any:
+    """Plain data of a setting: a `Secret` becomes its reference (or its redacted form)."""
+    if isinstance(value, Secret):
+        return value.to_dict()
+    if isinstance(value, Mapping):
+        return {key: secrets_to_dict(item) for key, item in value.items()}
+    return value
+
+
+def _s_abs_path(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or "\x00" in value:
+        raise PolicyError.for_field(path, "an absolute path such as '/srv/app'", value)
+    return value
+
+
+def _s_store(value: Any, path: str) -> str:
+    if isinstance(value, str) and value.startswith("/") and "\x00" not in value:
+        return value
+    if not isinstance(value, str) or not _S3_URI_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "an S3 URI such as 's3://bucket/prefix' or an absolute directory", value
+        )
+    return value
+
+
+def _s_bool(value: Any, path: str) -> bool:
+    return read_flag(value, path)
+
+
+def _s_text_list(value: Any, path: str) -> list[str]:
+    items = read_list(value, path, "strings")
+    return [read_text(item, join_path(path, i)) for i, item in enumerate(items)]
+
+
+def _s_text_map(value: Any, path: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field(path, "a mapping of strings to strings", value)
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not key:
+            raise PolicyError.for_field(path, "a mapping with non-empty text keys", key)
+        result[key] = read_text(item, join_path(path, key), allow_empty=True)
+    return result
+
+
+def _s_seconds(value: Any, path: str) -> float | int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise PolicyError.for_field(path, "a number of seconds > 0", value)
+    return value
+
+
+def _s_log_level(value: Any, path: str) -> str:
+    if not isinstance(value, str) or value.upper() not in _LOG_LEVELS:
+        raise PolicyError.for_field(path, "a log level: " + ", ".join(_LOG_LEVELS), value)
+    return value.upper()
+
+
+def _s_prefix(value: Any, path: str) -> str:
+    return read_text(value, path, allow_empty=True)
+
+
+_AWS_COMMON: Final[dict[str, SettingCheck]] = {"region": _s_region, "kms_key_id": _s_text}
+
+TARGET_SETTINGS: Final[dict[str, tuple[dict[str, SettingCheck], dict[str, SettingCheck]]]] = {
+    "rds-instance": ({"db_instance_id": _s_text}, {**_AWS_COMMON}),
+    "aurora-cluster": ({"db_cluster_id": _s_text}, {**_AWS_COMMON}),
+    "ec2-instance": ({"instance_id": _s_text}, {**_AWS_COMMON, "no_reboot": _s_bool}),
+    "ebs-volume": ({"volume_id": _s_text}, {**_AWS_COMMON}),
+    "s3-bucket": (
+        {"bucket": _s_text},
+        {
+            **_AWS_COMMON,
+            "prefix": _s_prefix,
+            "versioning": _s_bool,
+            "encryption": _s_text,
+            "block_public_access": _s_bool,
+            "manage_noncurrent": _s_bool,
+        },
+    ),
+    "directory": ({"path": _s_abs_path}, {"include": _s_text_list, "exclude": _s_text_list}),
+    "aws-backup": (
+        {"resource_arn": _s_arn},
+        {**_AWS_COMMON, "vault": _s_text, "iam_role_arn": _s_arn},
+    ),
+}
+"""Settings of the built-in target kinds: ``kind -> (required checks, optional checks)``."""
+
+NOTIFICATION_SETTINGS: Final[dict[str, tuple[dict[str, SettingCheck], dict[str, SettingCheck]]]] = {
+    "log": ({}, {"logger": _s_text, "level": _s_log_level}),
+    "sns": ({"topic_arn": _s_sns_arn}, {"region": _s_region}),
+    "webhook": ({"url": _s_secret_url}, {"headers": _s_secret_map, "timeout": _s_seconds}),
+}
+
+# Keys of a tier's location: the fields of `backuppolicy.core.targets.Destination` (and a vault).
+LOCATION_SETTINGS: Final[dict[str, SettingCheck]] = {
+    "region": _s_region,
+    "account": _s_account,
+    "kms_key_id": _s_text,
+    "vault": _s_text,
+    "store": _s_store,
+}
+
+# Keys of the restore-test isolation: the fields of `backuppolicy.core.targets.IsolationProfile`.
+ISOLATION_SETTINGS: Final[dict[str, SettingCheck]] = {
+    "subnet_group": _s_text,
+    "security_group_ids": _s_text_list,
+    "subnet_id": _s_text,
+    "availability_zone": _s_text,
+    "instance_class": _s_text,
+    "name_prefix": _s_name_prefix,
+    "tags": _s_text_map,
+    "sweep_tag": _s_text,
+}
+
+
+def read_settings(
+    value: Any,
+    path: str,
+    required: Mapping[str, SettingCheck],
+    optional: Mapping[str, SettingCheck],
+) -> dict[str, Any]:
+    keys = [*required, *optional]
+    raw = read_mapping(value, path, keys, tuple(required))
+    return {
+        key: {**required, **optional}[key](item, join_path(path, key)) for key, item in raw.items()
+    }
+
+
+def read_free_settings(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field(path, "a mapping of settings", value)
+    for key in value:
+        if not isinstance(key, str):
+            raise PolicyError.for_field(path, "a mapping with text keys", key)
+    return dict(value)
+
+
+def _registered_kinds() -> tuple[str, ...]:
+    try:
+        return tuple(
+            sorted(ep.name for ep in importlib.metadata.entry_points(group=_ENTRY_POINT_GROUP))
+        )
+    except Exception:  # noqa: BLE001 - broken metadata must not break loading a policy
+        return ()
+
+
+def read_kind(value: Any, path: str) -> str:
+    expected = "a target kind: " + ", ".join(BUILTIN_TARGET_KINDS) + " or 'package:kind'"
+    if not isinstance(value, str):
+        raise PolicyError.for_field(path, expected, value)
+    if value in BUILTIN_TARGET_KINDS or _PLUGIN_KIND_RE.fullmatch(value):
+        return value
+    registered = _registered_kinds()
+    if value in registered:
+        return value
+    raise PolicyError.for_field(
+        path, expected, value, hint=did_you_mean(value, BUILTIN_TARGET_KINDS + registered)
+    )
+
+
+def frozen_settings(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PolicyError.for_field("settings", "a mapping of settings", value)
+    return dict(value)
+
+
+def validate_name(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    read_name(value, attribute.name)
+
+
+def validate_text(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    read_text(value, attribute.name, allow_empty=True)
+
+
+def validate_flag(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    read_flag(value, attribute.name)
+
+
+def validate_duration(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Duration):
+        raise PolicyError.for_field(attribute.name, "a Duration", value)
+    if value.is_zero:
+        raise PolicyError.for_field(attribute.name, "a duration longer than zero", str(value))
+
+
+def validate_optional_duration(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        validate_duration(_inst, attribute, value)
+
+
+def validate_cadence(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Cadence):
+        raise PolicyError.for_field(attribute.name, "a Cadence", value)
+
+
+def validate_optional_rule(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, RetentionRule):
+        raise PolicyError.for_field(attribute.name, "None or a RetentionRule", value)
+
+
+def validate_optional_schedule(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, Schedule):
+        raise PolicyError.for_field(attribute.name, "None or a Schedule", value)
+
+
+def to_duration(value: Any) -> Any:
+    return Duration.coerce(value, field="duration") if isinstance(value, str) else value
+
+
+def to_optional_duration(value: Any) -> Any:
+    return None if value is None else to_duration(value)
+
+
+def to_events(value: Any) -> tuple[str, ...]:
+    items = read_list(value, "on", "events")
+    for i, item in enumerate(items):
+        if item not in EVENTS:
+            raise PolicyError.for_field(
+                f"on[{i}]", "an event: " + ", ".join(EVENTS), item, hint=did_you_mean(item, EVENTS)
+            )
+        if item in items[:i]:
+            raise PolicyError.for_field(f"on[{i}]", "each event at most once", item)
+    if not items:
+        raise PolicyError.for_field("on", "at least one event", value)
+    return tuple(items)
+
+
+def validate_notification_kind(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value not in NOTIFICATION_KINDS:
+        raise PolicyError.for_field(
+            attribute.name,
+            "a notification kind: " + ", ".join(NOTIFICATION_KINDS),
+            value,
+            hint=did_you_mean(value, NOTIFICATION_KINDS),
+        )
+
+
+def read_role_arn(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _ROLE_ARN_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "an IAM role ARN like 'arn:aws:iam::123456789012:role/backup'", value
+        )
+    return value
+
+
+def read_external_id(value: Any, path: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not _EXTERNAL_ID_RE.fullmatch(value)):
+        raise PolicyError.for_field(
+            path, "None or an external ID of 2-1224 letters, digits or +=,.@:/-_", value
+        )
+    return value
+
+
+def read_session_name(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not _SESSION_NAME_RE.fullmatch(value):
+        raise PolicyError.for_field(
+            path, "a role session name of 2-64 letters, digits or +=,.@-_", value
+        )
+    return value
+
+
+def to_regions(value: Any) -> tuple[str, ...]:
+    items = read_list(value, "regions", "AWS regions")
+    regions = tuple(_s_region(item, f"regions[{i}]") for i, item in enumerate(items))
+    for i, region in enumerate(regions):
+        if region in regions[:i]:
+            raise PolicyError.for_field(f"regions[{i}]", "each region at most once", region)
+    return regions
+
+
+def read_selector_settings(value: Any, path: str, selector: Selector) -> dict[str, Any]:
+    """Settings of a selector target: defaults for the targets it finds (no ids, no region)."""
+    optional: dict[str, SettingCheck] = {}
+    for kind in selector.resource_types or tuple(RESOURCE_TYPES):
+        optional.update(TARGET_SETTINGS[kind][1])
+    optional.pop("region", None)
+    if isinstance(value, Mapping) and "region" in value:
+        raise PolicyError.for_field(
+            join_path(path, "region"),
+            "no region in a selector target's settings (list them in the target's regions)",
+            value["region"],
+        )
+    return read_settings(value, path, {}, optional)
+
+
+def read_selector_kind(value: Any, path: str, selector: Selector) -> Selector:
+    """Fold a selector target's optional ``kind`` into its selector's kinds."""
+    if value is None or value == SELECTOR_KIND:
+        return selector
+    kinds = selector.resource_types or tuple(RESOURCE_TYPES)
+    if value not in kinds:
+        raise PolicyError.for_field(
+            path,
+            one_of("a kind the selector finds", kinds),
+            value,
+            hint=did_you_mean(value, kinds),
+        )
+    return selector if selector.resource_types else attrs.evolve(selector, resource_types=(value,))
+
+
+def one_of(what: str, names: Sequence[str]) -> str:
+    return f"{what} ({', '.join(names)})" if names else f"{what} (there are none)"

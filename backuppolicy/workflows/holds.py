@@ -1,0 +1,71 @@
+"""Legal holds: place, release and list them on the points of a policy's targets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.model import LegalHold, RecoveryPoint, ensure_aware
+from backuppolicy.core.policy import Policy
+from backuppolicy.core.targets import BackupTarget
+from backuppolicy.workflows._assemble import build_targets
+
+__all__ = ["holds", "place_hold", "release_hold"]
+
+
+# --------------------------------------------------------------------------------------------
+# Legal holds
+
+
+def _target_of(
+    policy: Policy, point: RecoveryPoint, targets: Mapping[str, BackupTarget] | None
+) -> Any:
+    built = targets if targets is not None else build_targets(policy, only=[point.target])
+    return built[point.target]
+
+
+def place_hold(
+    policy: Policy,
+    point: RecoveryPoint,
+    *,
+    reason: str,
+    reference: str = "",
+    now: datetime | None = None,
+    targets: Mapping[str, BackupTarget] | None = None,
+) -> RecoveryPoint:
+    """Put *point* under legal hold (seed §2.2, §2.3): it is never deleted until released.
+
+    The hold is recorded on the point itself (a tag, or an S3 Object Lock legal hold), so every
+    tool that reads the point sees it. On archive stores a hold and a delete of the same point
+    never interleave (a file lock on a directory, conditional writes on S3).
+
+    Raises:
+        ResourceNotFoundError: The point does not exist (any more): nothing is held.
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise PolicyError.for_field("reason", "a non-empty reason for the hold", reason)
+    since = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
+    hold = LegalHold(reason=reason, reference=reference, since=since)
+    result: RecoveryPoint = _target_of(policy, point, targets).place_hold(point, hold)
+    return result
+
+
+def release_hold(
+    policy: Policy,
+    point: RecoveryPoint,
+    *,
+    targets: Mapping[str, BackupTarget] | None = None,
+) -> RecoveryPoint:
+    """Release the legal hold on *point*; retention may delete it again afterwards."""
+    result: RecoveryPoint = _target_of(policy, point, targets).release_hold(point)
+    return result
+
+
+def holds(
+    policy: Policy, *, targets: Mapping[str, BackupTarget] | None = None
+) -> list[RecoveryPoint]:
+    """Every point of *policy*'s targets that is under legal hold."""
+    built = targets if targets is not None else build_targets(policy)
+    return [p for target in built.values() for p in target.list_points() if p.held]
