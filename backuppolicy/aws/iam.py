@@ -30,7 +30,7 @@ import attrs
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import TAG_POLICY
 from backuppolicy.core.policy import Policy, TargetSpec
-from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.core.targets import IsolationProfile, get_target_class
 
 __all__ = [
     "INTENTIONAL_EXTRAS",
@@ -369,6 +369,60 @@ _KINDS: Final = {
 }
 
 
+_NO_AWS: Final = frozenset({"directory"})
+"""Built-in kinds that need no IAM action (a directory's S3 store is not covered yet)."""
+
+
+def _strings(value: Any, field: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(items, list | tuple)
+        or not items
+        or not all(isinstance(item, str) and item for item in items)
+    ):
+        raise PolicyError.for_field(field, "a non-empty string or list of strings", value)
+    return tuple(items)
+
+
+def _declared(spec: TargetSpec) -> list[_Grant]:
+    """The grants a kind outside this module declares (`~backuppolicy.core.targets.TargetKind`).
+
+    Raises:
+        PolicyError: The kind declares nothing (leaving it out would make a document that
+            silently lacks its permissions), or declares something malformed.
+        BackendNotFoundError: The kind is not installed.
+    """
+    declare = getattr(get_target_class(spec.kind), "iam_actions", None)
+    if not callable(declare):
+        raise PolicyError.for_field(
+            f"targets[{spec.name}].kind",
+            "a kind that names the IAM actions it needs (an iam_actions(spec) classmethod "
+            "returning {workflow: [statements]}, or {} for none)",
+            spec.kind,
+        )
+    declared = declare(spec)
+    if not isinstance(declared, Mapping):
+        raise PolicyError.for_field(f"{spec.kind}.iam_actions()", "a mapping", declared)
+    grants = []
+    for workflow, statements in declared.items():
+        where = f"{spec.kind}.iam_actions()[{workflow!r}]"
+        if workflow not in WORKFLOWS:
+            raise PolicyError.for_field(where, "a workflow among " + ", ".join(WORKFLOWS), workflow)
+        for statement in statements:
+            if not isinstance(statement, Mapping):
+                raise PolicyError.for_field(where, "IAM statements (mappings)", statement)
+            condition = statement.get("Condition")
+            grants.append(
+                _Grant(
+                    frozenset({workflow}),
+                    _strings(statement.get("Action"), f"{where}.Action"),
+                    _strings(statement.get("Resource"), f"{where}.Resource"),
+                    dict(condition) if condition else None,
+                )
+            )
+    return grants
+
+
 _KMS_GRANT: Final = "kms:CreateGrant"
 _KMS_USE: Final = (
     "kms:DescribeKey",
@@ -518,7 +572,10 @@ def _grants(
 ) -> list[tuple[str, _Grant]]:
     out: list[tuple[str, _Grant]] = []
     for spec in _concrete_targets(policy, out):
-        if not spec.enabled or spec.kind not in _KINDS:
+        if not spec.enabled or spec.kind in _NO_AWS:
+            continue
+        if spec.kind not in _KINDS:
+            out += [(spec.kind, g) for g in _declared(spec) if g.workflows & wanted]
             continue
         where = _where(policy, spec, account, partition, region)
         for grant in _KINDS[spec.kind](spec, where):
@@ -560,7 +617,9 @@ def iam_policy(
 
     Statements with the same actions and condition are merged (their resources united), so the
     document stays small as targets are added. Directory targets need no AWS permission and
-    are skipped; plugin kinds are unknown and skipped too.
+    are skipped. A kind that does not ship here is asked for its statements (its class's
+    ``iam_actions(spec)``, `~backuppolicy.core.targets.TargetKind`); a kind that does not say
+    is refused, never left out.
 
     Args:
         policy: The policy.
@@ -570,7 +629,9 @@ def iam_policy(
         region: Region of targets whose settings name none (default ``*``).
 
     Raises:
-        PolicyError: *actions* names an unknown workflow.
+        PolicyError: *actions* names an unknown workflow, or a target's kind does not name
+            the IAM actions it needs.
+        BackendNotFoundError: A target's kind is not installed.
 
     Example:
         >>> policy = Policy.from_dict({"name": "shop", "schedule": {"every": "day"},

@@ -10,6 +10,12 @@ entry-point group ``backuppolicy.targets``::
 
     [project.entry-points."backuppolicy.targets"]
     my-nas = "my_package.nas:NasShare"
+
+A kind's class can answer two questions itself, so that nothing else in the library needs to
+know about it (`TargetKind`): ``from_spec(spec, policy, session=..., endpoint_url=...,
+region=...)`` builds the target of a policy entry (`backuppolicy.build_targets` asks it), and
+``iam_actions(spec)`` names the IAM statements each workflow needs (`backuppolicy.aws.iam_policy`
+asks it; an empty mapping means none).
 """
 
 from __future__ import annotations
@@ -17,15 +23,18 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from importlib.metadata import entry_points
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
 from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
 from backuppolicy.core.model import RecoveryPoint
+
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -34,6 +43,7 @@ __all__ = [
     "Destination",
     "IsolationProfile",
     "RestoredResource",
+    "TargetKind",
     "get_target_class",
     "known_target_kinds",
     "register_target",
@@ -190,6 +200,43 @@ class BackupTarget(Protocol):
         self, point: RecoveryPoint, into: IsolationProfile | None = None
     ) -> AbstractContextManager[RestoredResource]:
         """Restore *point* into *into*; the context manager tears the restored resource down on exit."""
+        ...
+
+
+@runtime_checkable
+class TargetKind(Protocol):
+    """**Protocol:** what a target kind's class says about itself, before any target exists.
+
+    Both members are optional, each checked on its own (``getattr``): a kind without
+    ``from_spec`` is called with its settings as keywords plus ``name`` and ``policy``; a
+    kind without ``iam_actions`` cannot be exported to IAM (`backuppolicy.aws.iam_policy`
+    refuses it rather than leave its permissions out).
+    """
+
+    def from_spec(
+        self,
+        spec: TargetSpec,
+        policy: Policy,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> BackupTarget:
+        """Build the target of *spec* (its settings, and its tiers in *policy*).
+
+        *session*, *endpoint_url* and *region* are those `backuppolicy.build_targets` was
+        given (``session`` is the assumed role's for a target with an ``account``); a kind that
+        does not use AWS ignores them. Raise `PolicyError` naming the setting that is wrong.
+        """
+        ...
+
+    def iam_actions(self, spec: TargetSpec) -> Mapping[str, Sequence[Mapping[str, Any]]]:
+        """The IAM statements *spec* needs, per workflow (``backup``, ``prune``, ``verify``, ``restore-test``).
+
+        Each statement is a mapping with ``Action`` and ``Resource`` (lists of strings) and
+        optionally ``Condition``; a workflow missing from the mapping needs nothing, and an
+        empty mapping says that the kind needs no AWS permission at all.
+        """
         ...
 
 
