@@ -10,7 +10,7 @@ these names; `build_targets` and `build_notifiers` are public from `backuppolicy
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -75,6 +75,9 @@ def build_targets(
 
     AWS targets get ``copy_regions`` from the policy's copy tiers, so their off-site copies are
     listed (and pruned) too. Directory targets store archives in the source tier's ``store``.
+
+    A kind whose class has ``from_spec`` (`~backuppolicy.core.targets.TargetKind`) builds its
+    target itself: it gets the spec, the policy, and *session*, *endpoint_url* and *region*.
 
     A selector target is resolved now (`backuppolicy.core.selector.resolve_targets`): it becomes
     one target per resource found, named ``<target>-<resource>``; a target with an ``account``
@@ -162,8 +165,29 @@ def _build_target(
     endpoint_url: str | None,
     region: str | None,
 ) -> BackupTarget:
-    settings = dict(spec.settings)
     factory = get_target_class(spec.kind)
+    from_spec = getattr(factory, "from_spec", None)
+    if callable(from_spec):  # the kind reads its own settings (`TargetKind.from_spec`)
+        built: BackupTarget = from_spec(
+            spec, policy, session=session, endpoint_url=endpoint_url, region=region
+        )
+        return built
+    return _build_builtin(
+        factory, policy, spec, session=session, endpoint_url=endpoint_url, region=region
+    )
+
+
+def _build_builtin(
+    factory: Callable[..., BackupTarget],
+    policy: Policy,
+    spec: TargetSpec,
+    *,
+    session: Any,
+    endpoint_url: str | None,
+    region: str | None,
+) -> BackupTarget:
+    """The built-in kinds that do not have ``from_spec`` yet; any other kind gets its settings."""
+    settings = dict(spec.settings)
     common: dict[str, Any] = {"name": spec.name, "policy": policy.name}
     aws_common = {
         "session": session,
