@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import types
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 import backuppolicy.cli.main as cli
 from backuppolicy import demo
+from backuppolicy.cli import _common
 from backuppolicy.core import targets
 from backuppolicy.core.exceptions import BackendError
 from backuppolicy.core.model import TAG_REASON, LegalHold
@@ -482,7 +484,7 @@ class TestProgressBar:
     def test_draws_on_a_terminal(self):
         """On a terminal the bar is drawn and ends with a newline when done."""
         stream = self.Tty()
-        bar = cli.ProgressBar(stream, enabled=True)
+        bar = _common.ProgressBar(stream, enabled=True)
         bar("backup", 1, 2)
         bar("backup", 2, 2)
         frames = stream.getvalue()
@@ -492,65 +494,92 @@ class TestProgressBar:
     def test_silent_when_not_a_terminal_or_disabled(self):
         """Not a terminal, or disabled (--json): nothing is written."""
         plain, tty = io.StringIO(), self.Tty()
-        cli.ProgressBar(plain, enabled=True)("backup", 1, 1)
-        cli.ProgressBar(tty, enabled=False)("backup", 1, 1)
+        _common.ProgressBar(plain, enabled=True)("backup", 1, 1)
+        _common.ProgressBar(tty, enabled=False)("backup", 1, 1)
         assert ("", "") == (plain.getvalue(), tty.getvalue())
 
 
 class TestParseNow:
     def test_z_and_offsets_are_utc_instants(self):
         """Z and +01:00 both parse to aware datetimes of the same instant."""
-        assert NOW == cli.parse_now(NOW_TEXT)
-        assert NOW == cli.parse_now("2026-11-23T05:10:00+01:00")
+        assert NOW == _common.parse_now(NOW_TEXT)
+        assert NOW == _common.parse_now("2026-11-23T05:10:00+01:00")
 
     def test_default_is_now(self):
         """Without --now the current time is used (timezone-aware)."""
-        assert cli.parse_now(None).tzinfo is not None
+        assert _common.parse_now(None).tzinfo is not None
+
+
+def _group(name: str, commands: dict[str, Callable[..., int]]) -> types.ModuleType:
+    """A throwaway command group module: ``register`` adds *commands* with the common options."""
+    module = types.ModuleType(name)
+
+    def register(sub: Any, common: Any) -> dict[str, Callable[..., int]]:
+        for command in commands:
+            sub.add_parser(command, parents=[common], help=f"{command} of {name}")
+        return dict(commands)
+
+    module.register = register
+    return module
+
+
+@pytest.fixture(name="add_group")
+def _add_group(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Register a throwaway command group after the real ones, as `main.COMMAND_MODULES` lists."""
+
+    def add(name: str, **commands: Callable[..., int]) -> None:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, _group(name, commands)))
+
+    return add
 
 
 class TestUnexpectedErrors:
-    def test_unexpected_exception_is_one_line_exit_1(self, monkeypatch):
+    def test_unexpected_exception_is_one_line_exit_1(self, monkeypatch, add_group):
         """An exception from outside the library prints one line, not a traceback, and exits 1."""
-        import io
-
-        import backuppolicy.cli.main as cli
 
         def boom(args, out):
             raise ConnectionResetError("peer went away")
 
-        monkeypatch.setitem(cli._COMMANDS, "doc", boom)
+        add_group("boom_group", boom=boom)
         monkeypatch.delenv("BACKUPPOLICY_DEBUG", raising=False)
         out, err = io.StringIO(), io.StringIO()
-        assert 1 == cli.main(["doc"], out=out, err=err)
+        assert 1 == cli.main(["boom"], out=out, err=err)
         assert "unexpected error: ConnectionResetError: peer went away" in err.getvalue()
         assert "Traceback" not in err.getvalue()
         assert 1 == len(err.getvalue().strip().splitlines())
 
-    def test_backend_not_found_error_exits_1_not_2(self, monkeypatch):
+    def test_backend_not_found_error_exits_1_not_2(self, add_group):
         """A backend's ResourceNotFoundError is a failure (1), although it is also a LookupError."""
-        import io
-
         import backuppolicy as bp
-        import backuppolicy.cli.main as cli
 
         def missing(args, out):
             raise bp.ResourceNotFoundError("snapshot gone", backend="db", operation="Describe")
 
-        monkeypatch.setitem(cli._COMMANDS, "doc", missing)
+        add_group("missing_group", missing=missing)
         err = io.StringIO()
-        assert 1 == cli.main(["doc"], out=io.StringIO(), err=err)
+        assert 1 == cli.main(["missing"], out=io.StringIO(), err=err)
         assert "ResourceNotFoundError: snapshot gone" in err.getvalue()
 
-    def test_debug_env_reraises(self, monkeypatch):
+    def test_debug_env_reraises(self, monkeypatch, add_group):
         """BACKUPPOLICY_DEBUG=1 lets the traceback through for bug reports."""
-        import io
-
-        import backuppolicy.cli.main as cli
 
         def boom(args, out):
             raise ConnectionResetError("peer went away")
 
-        monkeypatch.setitem(cli._COMMANDS, "doc", boom)
+        add_group("boom_group", boom=boom)
         monkeypatch.setenv("BACKUPPOLICY_DEBUG", "1")
         with pytest.raises(ConnectionResetError):
-            cli.main(["doc"], out=io.StringIO(), err=io.StringIO())
+            cli.main(["boom"], out=io.StringIO(), err=io.StringIO())
+
+    def test_keyboard_interrupt_exits_130(self, add_group):
+        """Ctrl-C is one line and exit code 130, whatever the command."""
+
+        def interrupted(args, out):
+            raise KeyboardInterrupt
+
+        add_group("interrupted_group", wait=interrupted)
+        err = io.StringIO()
+        assert (130, "backuppolicy: interrupted\n") == (
+            cli.main(["wait"], out=io.StringIO(), err=err),
+            err.getvalue(),
+        )
