@@ -6,8 +6,11 @@ test can run several commands against the same points and inspect them afterward
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import subprocess
+import sys
 import types
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -583,3 +586,120 @@ class TestUnexpectedErrors:
             cli.main(["wait"], out=io.StringIO(), err=err),
             err.getvalue(),
         )
+
+
+CLI_DIR = Path(cli.__file__).parent
+NOT_GROUPS = {"__init__", "_common", "main"}
+
+
+def _command_module_names() -> list[str]:
+    return sorted(p.stem for p in CLI_DIR.glob("*.py") if p.stem not in NOT_GROUPS)
+
+
+def _imported_modules(tree: ast.Module, package: str) -> set[str]:
+    """Every module an ``import`` or ``from ... import`` of *tree* names, relative ones resolved."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+class TestCommandGroups:
+    """One way to add a command: a module in cli/ with ``register``, listed in COMMAND_MODULES."""
+
+    def test_every_command_module_is_listed_once(self):
+        """Each cli/*.py command group is in main.COMMAND_MODULES exactly once, and nothing else is."""
+        listed = [m.__name__ for m in cli.COMMAND_MODULES]
+        assert sorted(listed) == [f"backuppolicy.cli.{n}" for n in _command_module_names()]
+        assert len(set(listed)) == len(listed)
+
+    @pytest.mark.parametrize("name", _command_module_names())
+    def test_command_modules_do_not_import_main(self, name):
+        """A command module takes its helpers from cli._common, never from cli.main."""
+        path = CLI_DIR / f"{name}.py"
+        imported = _imported_modules(ast.parse(path.read_text()), "backuppolicy.cli")
+        assert "backuppolicy.cli._common" in imported
+        assert not {"backuppolicy.cli.main", "backuppolicy.cli.main.main"} & imported, name
+
+    def test_the_import_check_sees_every_spelling(self):
+        """The AST check above catches absolute, from-package and relative imports of main."""
+        for source in (
+            "import backuppolicy.cli.main as cli",
+            "from backuppolicy.cli.main import emit",
+            "from backuppolicy.cli import main",
+            "from . import main",
+            "from .main import emit",
+        ):
+            imported = _imported_modules(ast.parse(source), "backuppolicy.cli")
+            assert "backuppolicy.cli.main" in imported, source
+
+    @pytest.mark.parametrize("name", _command_module_names())
+    def test_command_modules_import_nothing_heavy_at_module_level(self, name):
+        """boto3, the AWS layer and the workflows are imported by handlers, to keep --help fast."""
+        tree = ast.parse((CLI_DIR / f"{name}.py").read_text())
+        top = ast.Module(
+            body=[n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)],
+            type_ignores=[],
+        )
+        heavy = [
+            m
+            for m in _imported_modules(top, "backuppolicy.cli")
+            if m.split(".")[0] in {"boto3", "botocore", "moto"}
+            or m.startswith(("backuppolicy.workflows", "backuppolicy.aws", "backuppolicy.demo"))
+        ]
+        assert [] == heavy
+
+    def test_a_new_group_registers_through_the_same_mechanism(self, add_group, tmp_path):
+        """A throwaway group gets the common options, shows in --help, and its handler runs."""
+        seen: list[Any] = []
+
+        def hello(args, out):
+            seen.append((args.command, args.json, args.target, _common.err_stream(args)))
+            _common.emit(args, {"hello": args.target}, f"hello {args.target}", out)
+            return _common.EXIT_FAILURES
+
+        add_group("hello_group", hello=hello)
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["hello", "--json", "--target", "a", "--target", "b"], out=out, err=err)
+        assert (1, {"hello": ["a", "b"]}, "") == (code, json.loads(out.getvalue()), err.getvalue())
+        assert [("hello", True, ["a", "b"], err)] == seen
+        help_out = io.StringIO()
+        assert 2 == cli.main([], out=help_out, err=io.StringIO())
+        assert "hello of hello_group" in help_out.getvalue()
+        assert "doc " in help_out.getvalue()  # the real groups are still there
+
+    def test_a_group_listed_twice_registers_once(self, monkeypatch):
+        """Listing a module again does not register its commands twice (argparse would refuse)."""
+        from backuppolicy.cli import policy
+
+        monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, policy))
+        assert 2 == cli.main(["validate"], out=io.StringIO(), err=io.StringIO())  # no --policy
+
+    def test_help_imports_no_boto3(self):
+        """``--help`` of the root and of every command imports neither boto3 nor botocore."""
+        code = (
+            "import sys\n"
+            "from backuppolicy.cli import main as cli\n"
+            "parser, handlers = cli._parser()\n"
+            "for argv in [[], *([name] for name in handlers)]:\n"
+            "    try:\n"
+            "        cli.main([*argv, '--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(sorted(handlers), [m for m in ('boto3', 'botocore') if m in sys.modules])\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        last = result.stdout.strip().splitlines()[-1]
+        assert last.endswith(" []"), last
+        assert "'restore-test'" in last
