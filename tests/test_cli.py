@@ -6,8 +6,12 @@ test can run several commands against the same points and inspect them afterward
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import subprocess
+import sys
+import types
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +21,7 @@ import pytest
 
 import backuppolicy.cli.main as cli
 from backuppolicy import demo
+from backuppolicy.cli import _common
 from backuppolicy.core import targets
 from backuppolicy.core.exceptions import BackendError
 from backuppolicy.core.model import TAG_REASON, LegalHold
@@ -482,7 +487,7 @@ class TestProgressBar:
     def test_draws_on_a_terminal(self):
         """On a terminal the bar is drawn and ends with a newline when done."""
         stream = self.Tty()
-        bar = cli.ProgressBar(stream, enabled=True)
+        bar = _common.ProgressBar(stream, enabled=True)
         bar("backup", 1, 2)
         bar("backup", 2, 2)
         frames = stream.getvalue()
@@ -492,65 +497,209 @@ class TestProgressBar:
     def test_silent_when_not_a_terminal_or_disabled(self):
         """Not a terminal, or disabled (--json): nothing is written."""
         plain, tty = io.StringIO(), self.Tty()
-        cli.ProgressBar(plain, enabled=True)("backup", 1, 1)
-        cli.ProgressBar(tty, enabled=False)("backup", 1, 1)
+        _common.ProgressBar(plain, enabled=True)("backup", 1, 1)
+        _common.ProgressBar(tty, enabled=False)("backup", 1, 1)
         assert ("", "") == (plain.getvalue(), tty.getvalue())
 
 
 class TestParseNow:
     def test_z_and_offsets_are_utc_instants(self):
         """Z and +01:00 both parse to aware datetimes of the same instant."""
-        assert NOW == cli.parse_now(NOW_TEXT)
-        assert NOW == cli.parse_now("2026-11-23T05:10:00+01:00")
+        assert NOW == _common.parse_now(NOW_TEXT)
+        assert NOW == _common.parse_now("2026-11-23T05:10:00+01:00")
 
     def test_default_is_now(self):
         """Without --now the current time is used (timezone-aware)."""
-        assert cli.parse_now(None).tzinfo is not None
+        assert _common.parse_now(None).tzinfo is not None
+
+
+def _group(name: str, commands: dict[str, Callable[..., int]]) -> types.ModuleType:
+    """A throwaway command group module: ``register`` adds *commands* with the common options."""
+    module = types.ModuleType(name)
+
+    def register(sub: Any, common: Any) -> dict[str, Callable[..., int]]:
+        for command in commands:
+            sub.add_parser(command, parents=[common], help=f"{command} of {name}")
+        return dict(commands)
+
+    module.register = register
+    return module
+
+
+@pytest.fixture(name="add_group")
+def _add_group(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Register a throwaway command group after the real ones, as `main.COMMAND_MODULES` lists."""
+
+    def add(name: str, **commands: Callable[..., int]) -> None:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, _group(name, commands)))
+
+    return add
 
 
 class TestUnexpectedErrors:
-    def test_unexpected_exception_is_one_line_exit_1(self, monkeypatch):
+    def test_unexpected_exception_is_one_line_exit_1(self, monkeypatch, add_group):
         """An exception from outside the library prints one line, not a traceback, and exits 1."""
-        import io
-
-        import backuppolicy.cli.main as cli
 
         def boom(args, out):
             raise ConnectionResetError("peer went away")
 
-        monkeypatch.setitem(cli._COMMANDS, "doc", boom)
+        add_group("boom_group", boom=boom)
         monkeypatch.delenv("BACKUPPOLICY_DEBUG", raising=False)
         out, err = io.StringIO(), io.StringIO()
-        assert 1 == cli.main(["doc"], out=out, err=err)
+        assert 1 == cli.main(["boom"], out=out, err=err)
         assert "unexpected error: ConnectionResetError: peer went away" in err.getvalue()
         assert "Traceback" not in err.getvalue()
         assert 1 == len(err.getvalue().strip().splitlines())
 
-    def test_backend_not_found_error_exits_1_not_2(self, monkeypatch):
+    def test_backend_not_found_error_exits_1_not_2(self, add_group):
         """A backend's ResourceNotFoundError is a failure (1), although it is also a LookupError."""
-        import io
-
         import backuppolicy as bp
-        import backuppolicy.cli.main as cli
 
         def missing(args, out):
             raise bp.ResourceNotFoundError("snapshot gone", backend="db", operation="Describe")
 
-        monkeypatch.setitem(cli._COMMANDS, "doc", missing)
+        add_group("missing_group", missing=missing)
         err = io.StringIO()
-        assert 1 == cli.main(["doc"], out=io.StringIO(), err=err)
+        assert 1 == cli.main(["missing"], out=io.StringIO(), err=err)
         assert "ResourceNotFoundError: snapshot gone" in err.getvalue()
 
-    def test_debug_env_reraises(self, monkeypatch):
+    def test_debug_env_reraises(self, monkeypatch, add_group):
         """BACKUPPOLICY_DEBUG=1 lets the traceback through for bug reports."""
-        import io
-
-        import backuppolicy.cli.main as cli
 
         def boom(args, out):
             raise ConnectionResetError("peer went away")
 
-        monkeypatch.setitem(cli._COMMANDS, "doc", boom)
+        add_group("boom_group", boom=boom)
         monkeypatch.setenv("BACKUPPOLICY_DEBUG", "1")
         with pytest.raises(ConnectionResetError):
-            cli.main(["doc"], out=io.StringIO(), err=io.StringIO())
+            cli.main(["boom"], out=io.StringIO(), err=io.StringIO())
+
+    def test_keyboard_interrupt_exits_130(self, add_group):
+        """Ctrl-C is one line and exit code 130, whatever the command."""
+
+        def interrupted(args, out):
+            raise KeyboardInterrupt
+
+        add_group("interrupted_group", wait=interrupted)
+        err = io.StringIO()
+        assert (130, "backuppolicy: interrupted\n") == (
+            cli.main(["wait"], out=io.StringIO(), err=err),
+            err.getvalue(),
+        )
+
+
+CLI_DIR = Path(cli.__file__).parent
+NOT_GROUPS = {"__init__", "_common", "main"}
+
+
+def _command_module_names() -> list[str]:
+    return sorted(p.stem for p in CLI_DIR.glob("*.py") if p.stem not in NOT_GROUPS)
+
+
+def _imported_modules(tree: ast.Module, package: str) -> set[str]:
+    """Every module an ``import`` or ``from ... import`` of *tree* names, relative ones resolved."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+class TestCommandGroups:
+    """One way to add a command: a module in cli/ with ``register``, listed in COMMAND_MODULES."""
+
+    def test_every_command_module_is_listed_once(self):
+        """Each cli/*.py command group is in main.COMMAND_MODULES exactly once, and nothing else is."""
+        listed = [m.__name__ for m in cli.COMMAND_MODULES]
+        assert sorted(listed) == [f"backuppolicy.cli.{n}" for n in _command_module_names()]
+        assert len(set(listed)) == len(listed)
+
+    @pytest.mark.parametrize("name", _command_module_names())
+    def test_command_modules_do_not_import_main(self, name):
+        """A command module takes its helpers from cli._common, never from cli.main."""
+        path = CLI_DIR / f"{name}.py"
+        imported = _imported_modules(ast.parse(path.read_text()), "backuppolicy.cli")
+        assert "backuppolicy.cli._common" in imported
+        assert not {"backuppolicy.cli.main", "backuppolicy.cli.main.main"} & imported, name
+
+    def test_the_import_check_sees_every_spelling(self):
+        """The AST check above catches absolute, from-package and relative imports of main."""
+        for source in (
+            "import backuppolicy.cli.main as cli",
+            "from backuppolicy.cli.main import emit",
+            "from backuppolicy.cli import main",
+            "from . import main",
+            "from .main import emit",
+        ):
+            imported = _imported_modules(ast.parse(source), "backuppolicy.cli")
+            assert "backuppolicy.cli.main" in imported, source
+
+    @pytest.mark.parametrize("name", _command_module_names())
+    def test_command_modules_import_nothing_heavy_at_module_level(self, name):
+        """boto3, the AWS layer and the workflows are imported by handlers, to keep --help fast."""
+        tree = ast.parse((CLI_DIR / f"{name}.py").read_text())
+        top = ast.Module(
+            body=[n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)],
+            type_ignores=[],
+        )
+        heavy = [
+            m
+            for m in _imported_modules(top, "backuppolicy.cli")
+            if m.split(".")[0] in {"boto3", "botocore", "moto"}
+            or m.startswith(("backuppolicy.workflows", "backuppolicy.aws", "backuppolicy.demo"))
+        ]
+        assert [] == heavy
+
+    def test_a_new_group_registers_through_the_same_mechanism(self, add_group, tmp_path):
+        """A throwaway group gets the common options, shows in --help, and its handler runs."""
+        seen: list[Any] = []
+
+        def hello(args, out):
+            seen.append((args.command, args.json, args.target, _common.err_stream(args)))
+            _common.emit(args, {"hello": args.target}, f"hello {args.target}", out)
+            return _common.EXIT_FAILURES
+
+        add_group("hello_group", hello=hello)
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["hello", "--json", "--target", "a", "--target", "b"], out=out, err=err)
+        assert (1, {"hello": ["a", "b"]}, "") == (code, json.loads(out.getvalue()), err.getvalue())
+        assert [("hello", True, ["a", "b"], err)] == seen
+        help_out = io.StringIO()
+        assert 2 == cli.main([], out=help_out, err=io.StringIO())
+        assert "hello of hello_group" in help_out.getvalue()
+        assert "doc " in help_out.getvalue()  # the real groups are still there
+
+    def test_a_group_listed_twice_registers_once(self, monkeypatch):
+        """Listing a module again does not register its commands twice (argparse would refuse)."""
+        from backuppolicy.cli import policy
+
+        monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, policy))
+        assert 2 == cli.main(["validate"], out=io.StringIO(), err=io.StringIO())  # no --policy
+
+    def test_help_imports_no_boto3(self):
+        """``--help`` of the root and of every command imports neither boto3 nor botocore."""
+        code = (
+            "import sys\n"
+            "from backuppolicy.cli import main as cli\n"
+            "parser, handlers = cli._parser()\n"
+            "for argv in [[], *([name] for name in handlers)]:\n"
+            "    try:\n"
+            "        cli.main([*argv, '--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(sorted(handlers), [m for m in ('boto3', 'botocore') if m in sys.modules])\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        last = result.stdout.strip().splitlines()[-1]
+        assert last.endswith(" []"), last
+        assert "'restore-test'" in last

@@ -769,7 +769,6 @@ class TestExampleRehearsal:
 def _cli(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str, str]:
     import backuppolicy.cli.main as cli
 
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.recover",))
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(list(argv), out=out, err=err)
     return code, out.getvalue(), err.getvalue()

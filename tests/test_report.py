@@ -337,7 +337,6 @@ class TestCli:
         db = MemoryTarget("db", policy="shop", clock=lambda: NOW)
         db.add_point(created_at=NOW - timedelta(hours=1))
         monkeypatch.setitem(targets._REGISTERED, "testing:memory", lambda **_: db)
-        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.report",))
         monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
         (tmp_path / "policy.yaml").write_text(CLI_POLICY)
 

@@ -495,7 +495,6 @@ class TestCli:
 
         import backuppolicy.cli.main as cli
 
-        monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.report",))
         monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
         (tmp_path / "policy.yaml").write_text(policy.to_yaml())
 

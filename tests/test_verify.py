@@ -805,7 +805,6 @@ def _cli_targets(monkeypatch: pytest.MonkeyPatch) -> dict[str, MemoryTarget]:
         return kept.setdefault(name, MemoryTarget(name, policy=policy, clock=lambda: BACKUP_AT))
 
     monkeypatch.setitem(targets._REGISTERED, "testing:memory", factory)
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", (*cli._COMMAND_MODULES, "backuppolicy.cli.verify"))
     monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
     return kept
 

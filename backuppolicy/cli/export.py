@@ -21,14 +21,20 @@ import argparse
 import json
 import sys
 import warnings
-from collections.abc import Callable
 from typing import Any, TextIO
 
-from backuppolicy.cli.main import EXIT_FAILURES, EXIT_OK, UsageError, emit, load_policy
+from backuppolicy.cli._common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    Handler,
+    Parser,
+    Subcommands,
+    UsageError,
+    emit,
+    load_policy,
+)
 
 __all__ = ["register"]
-
-_Handler = Callable[[argparse.Namespace, TextIO], int]
 
 
 def _dump(data: Any, out: TextIO) -> None:
@@ -107,7 +113,7 @@ def _scheduler(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-_EXPORTS: dict[str, _Handler] = {
+_EXPORTS: dict[str, Handler] = {
     "aws-backup": _aws_backup,
     "iam": _iam,
     "lifecycle": _lifecycle,
@@ -214,7 +220,7 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILURES if errors else EXIT_OK
 
 
-def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, _Handler]:
+def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``export`` and ``targets`` to the ``backuppolicy`` parser; return their handlers."""
     export = sub.add_parser("export", help="compile the policy for AWS Backup, IAM, S3, Scheduler")
     kinds = export.add_subparsers(dest="export_what", metavar="WHAT", parser_class=type(export))

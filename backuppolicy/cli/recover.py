@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from backuppolicy.cli.main import (
+from backuppolicy.cli._common import (
     EXIT_FAILURES,
     EXIT_OK,
+    POLICY_ENV,
+    Handler,
+    Parser,
+    Subcommands,
     UsageError,
     build_cli_targets,
     emit,
@@ -33,10 +36,8 @@ from backuppolicy.core.exceptions import PolicyError
 
 __all__ = ["register"]
 
-Handler = Callable[[argparse.Namespace, TextIO], int]
 
-
-def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Handler]:
+def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add the ``restore`` and ``recover`` parsers to *sub*; return their handlers by name."""
     restore = sub.add_parser(
         "restore",
@@ -151,7 +152,7 @@ def _cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("recover needs --plan FILE")
     if args.rehearse and args.yes:
         raise UsageError("--rehearse and --yes exclude each other: a drill changes nothing")
-    policy = load_policy(args) if args.policy or os.environ.get("BACKUPPOLICY_FILE") else None
+    policy = load_policy(args) if args.policy or os.environ.get(POLICY_ENV) else None
     plan = RecoveryPlan.from_file(Path(args.plan), policy=policy)
     if args.markdown:
         out.write(plan.to_markdown())

@@ -17,11 +17,21 @@ from __future__ import annotations
 import argparse
 import os
 import warnings
-from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from typing import Any, TextIO
 
-import backuppolicy.cli.main as cli
+from backuppolicy.cli._common import (
+    EXIT_FAILURES,
+    EXIT_OK,
+    Handler,
+    Parser,
+    Subcommands,
+    UsageError,
+    build_cli_targets,
+    emit,
+    load_policy,
+    parse_now,
+)
 from backuppolicy.core.exceptions import PolicyError
 
 __all__ = ["LOG_ENV", "register"]
@@ -29,10 +39,8 @@ __all__ = ["LOG_ENV", "register"]
 LOG_ENV = "BACKUPPOLICY_TESTLOG"
 """Environment variable with the testing log's location, when ``--log`` is not given."""
 
-_Handler = Callable[[argparse.Namespace, TextIO], int]
 
-
-def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, _Handler]:
+def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``report`` and ``testlog`` to the subcommands *sub*; return their handlers."""
     report = sub.add_parser(
         "report", parents=[common], help="audit the policy: compliance of every clause"
@@ -79,7 +87,7 @@ def _open_log(args: argparse.Namespace, *, required: bool) -> Any:
     url = args.log or os.environ.get(LOG_ENV)
     if not url:
         if required:
-            raise cli.UsageError(f"--log FILE|s3://bucket/prefix is required (or set {LOG_ENV})")
+            raise UsageError(f"--log FILE|s3://bucket/prefix is required (or set {LOG_ENV})")
         return None
     options: dict[str, Any] = {}
     if str(url).startswith("s3://"):
@@ -95,7 +103,7 @@ def _since(text: str | None) -> datetime | None:
     except ValueError:
         pass
     try:
-        return cli.parse_now(text)
+        return parse_now(text)
     except PolicyError:
         raise PolicyError.for_field(
             "--since", "a date like 2026-10-01 or a time like 2026-10-01T00:00:00Z", text
@@ -105,9 +113,9 @@ def _since(text: str | None) -> datetime | None:
 def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     from backuppolicy.workflows._audit import audit  # noqa: PLC0415
 
-    policy = cli.load_policy(args)
-    now = cli.parse_now(args.now)
-    targets = cli.build_cli_targets(args, policy)
+    policy = load_policy(args)
+    now = parse_now(args.now)
+    targets = build_cli_targets(args, policy)
     report = audit(
         policy,
         now=now,
@@ -123,8 +131,8 @@ def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         report.to_csv(args.csv)
         notes.append(f"CSV written to {args.csv}")
     text = "\n".join([report.summary(failures_only=args.failures), *notes])
-    cli.emit(args, report.to_dict(), text, out)
-    return cli.EXIT_OK if report.ok else cli.EXIT_FAILURES
+    emit(args, report.to_dict(), text, out)
+    return EXIT_OK if report.ok else EXIT_FAILURES
 
 
 _ENTRY_HEADERS = ("checked at", "target", "tier", "check", "status", "point", "ran by", "details")
@@ -159,7 +167,7 @@ def _cmd_testlog(args: argparse.Namespace, out: TextIO) -> int:
 
     log = _open_log(args, required=True)
     if args.last < 1:
-        raise cli.UsageError(f"--last: expected a number >= 1 (got {args.last})")
+        raise UsageError(f"--last: expected a number >= 1 (got {args.last})")
     with warnings.catch_warnings():  # damage is reported below, as damage
         warnings.simplefilter("ignore", CorruptLogLineWarning)
         code = _review(args, log, out)
@@ -170,25 +178,25 @@ def _cmd_testlog(args: argparse.Namespace, out: TextIO) -> int:
     if lines:
         stream = args.err_stream if args.json else out
         stream.write("".join(f"{line}\n" for line in lines))
-    return cli.EXIT_FAILURES if damaged else code
+    return EXIT_FAILURES if damaged else code
 
 
 def _review(args: argparse.Namespace, log: Any, out: TextIO) -> int:
     since = _since(args.since)
     if args.overdue:
-        policy = cli.load_policy(args)
-        now = cli.parse_now(args.now)
+        policy = load_policy(args)
+        now = parse_now(args.now)
         findings = log.overdue(policy, now=now, since=since)
         text = "\n".join(
             f"{f.clause:<10} {f.kind.value:<22} {f.subject:<24} {f.detail}" for f in findings
         )
-        cli.emit(
+        emit(
             args,
             [f.to_dict() for f in findings],
             text or "nothing overdue: every required test and check is in the log",
             out,
         )
-        return cli.EXIT_FAILURES if findings else cli.EXIT_OK
+        return EXIT_FAILURES if findings else EXIT_OK
     entries = log.failures(since=since) if args.failures else list(log.entries(since=since))
     if args.target:
         entries = [e for e in entries if e.target in args.target]
@@ -199,5 +207,5 @@ def _review(args: argparse.Namespace, log: Any, out: TextIO) -> int:
         text = f"{title}\n{_table(_ENTRY_HEADERS, [_entry_row(e) for e in shown])}"
     else:
         text = f"no {what} in {log.store!r}"
-    cli.emit(args, [e.to_dict() for e in shown], text, out)
-    return cli.EXIT_FAILURES if args.failures and entries else cli.EXIT_OK
+    emit(args, [e.to_dict() for e in shown], text, out)
+    return EXIT_FAILURES if args.failures and entries else EXIT_OK

@@ -6,12 +6,15 @@ result to the testing log given with ``--log FILE`` (JSON lines), and exit 1 whe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from backuppolicy.cli.main import (
+from backuppolicy.cli._common import (
     EXIT_FAILURES,
     EXIT_OK,
+    Handler,
+    Parser,
+    Subcommands,
     UsageError,
     build_cli_targets,
     emit,
@@ -113,9 +116,7 @@ def _cmd_restore_test(args: argparse.Namespace, out: TextIO) -> int:
     return _finish(args, results, out)
 
 
-def register(
-    sub: Any, common: argparse.ArgumentParser
-) -> dict[str, Callable[[argparse.Namespace, TextIO], int]]:
+def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``verify`` and ``restore-test`` to the ``backuppolicy`` parser."""
     verify = sub.add_parser(
         "verify", parents=[common], help="run verifications and integrity checks of the backups"

@@ -970,12 +970,10 @@ class TestLambdaHandler:
 
 @pytest.fixture(name="cli")
 def _cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[int, str, str]]:
-    """Run ``backuppolicy`` with the export module registered; returns (code, stdout, stderr)."""
+    """Run ``backuppolicy`` in-process; returns (code, stdout, stderr)."""
     import io
 
     import backuppolicy.cli.main as cli
-
-    monkeypatch.setattr(cli, "_COMMAND_MODULES", ("backuppolicy.cli.export",))
 
     def run(*argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()

@@ -1,0 +1,40 @@
+"""``backuppolicy demo``: run the embedded demo, no AWS account needed.
+
+The demo simulates ``--days`` days of a policy against moto in-process, prints what happens
+and writes an HTML compliance report; it exits 1 when the demo's own checks fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TextIO
+
+from backuppolicy.cli._common import EXIT_FAILURES, EXIT_OK, Handler, Parser, Subcommands, emit
+
+__all__ = ["register"]
+
+
+def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
+    """Add ``demo`` to the ``backuppolicy`` parser; return its handler."""
+    demo = sub.add_parser(
+        "demo", parents=[common], help="run the embedded demo (no AWS account needed)"
+    )
+    demo.add_argument("--days", type=int, default=40, help="days to simulate (default 40)")
+    demo.add_argument(
+        "--report",
+        metavar="PATH",
+        help="write the HTML compliance report here (default: report.html in the run's own"
+        " new directory)",
+    )
+    return {"demo": _cmd_demo}
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy import demo  # noqa: PLC0415 - keep --help fast
+
+    report = Path(args.report) if args.report else None
+    result = demo.run(days=args.days, out=None if args.json else out, report_path=report)
+    if args.json:
+        emit(args, result, "", out)
+    return EXIT_OK if result.get("ok") else EXIT_FAILURES
