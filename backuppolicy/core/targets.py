@@ -19,6 +19,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from importlib.metadata import entry_points
 from typing import Any, Final, Protocol, runtime_checkable
 
@@ -30,9 +31,11 @@ from backuppolicy.core.model import RecoveryPoint
 __all__ = [
     "ENTRY_POINT_GROUP",
     "NAME_PREFIX_RE",
+    "TAG_RESTORE_ID",
     "BackupTarget",
     "Destination",
     "IsolationProfile",
+    "RestorableDatabase",
     "RestoredResource",
     "get_target_class",
     "known_target_kinds",
@@ -190,6 +193,90 @@ class BackupTarget(Protocol):
         self, point: RecoveryPoint, into: IsolationProfile | None = None
     ) -> AbstractContextManager[RestoredResource]:
         """Restore *point* into *into*; the context manager tears the restored resource down on exit."""
+        ...
+
+
+# -- restore capabilities ------------------------------------------------------------------
+# What `backuppolicy.restore` needs from a target, one small protocol per family of targets.
+# The workflow finds a target's family with ``isinstance`` (never by its kind string), and every
+# call to the backend's service lives in the backend's own module.
+
+TAG_RESTORE_ID: Final = "backuppolicy:restore-id"
+"""Tag on every resource a restore creates: the restore's token (a resumed restore adopts them)."""
+
+
+@runtime_checkable
+class RestorableDatabase(Protocol):
+    """**Protocol:** a database target that `backuppolicy.restore` restores (RDS, Aurora).
+
+    Implementations: `backuppolicy.aws.RdsInstance`, `~backuppolicy.aws.AuroraCluster`.
+    Described databases are the service's own records (``DBInstances[0]``, ``DBClusters[0]``).
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy."""
+        ...
+
+    @property
+    def region(self) -> str:
+        """Region of the protected database."""
+        ...
+
+    @property
+    def resource_id(self) -> str:
+        """Identifier of the protected database."""
+        ...
+
+    @property
+    def database_noun(self) -> str:
+        """What the database is called in plans (``"instance"``, ``"cluster"``)."""
+        ...
+
+    @property
+    def database_id_param(self) -> str:
+        """Name of the identifier in the service's API (``"DBInstanceIdentifier"``)."""
+        ...
+
+    def restore_identifier(self, suffix: str) -> str:
+        """A valid identifier ``<resource_id>-<suffix>`` for a restored or renamed database."""
+        ...
+
+    def describe_database(
+        self, identifier: str, region: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The database *identifier* as the service describes it; ``None`` if there is none."""
+        ...
+
+    def database_status(self, item: Mapping[str, Any]) -> str | None:
+        """The status of a described database (``"available"``), as the service spells it."""
+        ...
+
+    def tag_database(
+        self, identifier: str, arn: str, tags: Mapping[str, str], *, region: str
+    ) -> None:
+        """Add *tags* to the database *identifier* (of ARN *arn*)."""
+        ...
+
+    def rename_database(self, identifier: str, new_identifier: str, *, region: str) -> None:
+        """Rename the database *identifier* to *new_identifier*, immediately."""
+        ...
+
+    def restore_database(
+        self,
+        identifier: str,
+        *,
+        region: str,
+        point: RecoveryPoint | None,
+        at: datetime | None,
+        settings: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> None:
+        """Start creating database *identifier* from *point* (or the protected one's state *at*).
+
+        *settings* holds ``instance_class``, ``subnet_group``, ``security_group_ids`` and
+        ``parameter_group`` (each falsy: the service's default); *tags* go on what is created.
+        """
         ...
 
 

@@ -83,7 +83,7 @@ from backuppolicy.core.exceptions import (
     ResourceNotFoundError,
 )
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
-from backuppolicy.core.targets import BackupTarget
+from backuppolicy.core.targets import TAG_RESTORE_ID, BackupTarget, RestorableDatabase
 
 __all__ = [
     "Probe",
@@ -96,8 +96,6 @@ __all__ = [
     "restore",
 ]
 
-TAG_RESTORE_ID = "backuppolicy:restore-id"
-"""Tag on every resource a restore creates: the plan's token (resumed restores adopt them)."""
 TAG_RESTORED_FROM = "backuppolicy:restored-from"
 """Tag on every resource a restore creates: the point id or time it was restored from."""
 TAG_MOVED_ASIDE = "backuppolicy:moved-aside-by"
@@ -109,8 +107,6 @@ _NEWEST = 3
 _QUOTE = 160
 _LISTED = 5
 
-_DB_ID_MAX = 63
-_DB_KINDS = frozenset({"rds-instance", "aurora-cluster"})
 _VOLUME_KINDS = frozenset({"ec2-instance", "ebs-volume"})
 _SUPPORTED = (
     "rds-instance",
@@ -406,14 +402,6 @@ def _stamp_of(token: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-") or "restore"
 
 
-def _db_id(base: str, suffix: str) -> str:
-    """A valid RDS identifier ``<base>-<suffix>`` of at most 63 characters."""
-    suffix = re.sub(r"-+", "-", suffix).strip("-")
-    room = _DB_ID_MAX - len(suffix) - 1
-    head = re.sub(r"-+", "-", base[:room]).rstrip("-")
-    return f"{head}-{suffix}"
-
-
 def _resolve(
     policy_or_target: Any, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
 ) -> tuple[Any, str | None]:
@@ -568,7 +556,7 @@ def plan_restore(
         "parameter_group": parameter_group,
         "instance_class": instance_class,
     }
-    if kind in _DB_KINDS:
+    if isinstance(backend, RestorableDatabase):
         plan = _plan_database(context, point, at, into, options)
     elif kind in _VOLUME_KINDS:
         plan = _plan_volumes(context, point, into, options)
@@ -608,49 +596,6 @@ class _Context:
 # -- databases ----------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _DbApi:
-    describe: str
-    key: str
-    param: str
-    modify: str
-    new_param: str
-    status_key: str
-
-
-_INSTANCE = _DbApi(
-    "describe_db_instances",
-    "DBInstances",
-    "DBInstanceIdentifier",
-    "modify_db_instance",
-    "NewDBInstanceIdentifier",
-    "DBInstanceStatus",
-)
-_CLUSTER = _DbApi(
-    "describe_db_clusters",
-    "DBClusters",
-    "DBClusterIdentifier",
-    "modify_db_cluster",
-    "NewDBClusterIdentifier",
-    "Status",
-)
-
-
-def _db_api(kind: str) -> _DbApi:
-    return _CLUSTER if kind == "aurora-cluster" else _INSTANCE
-
-
-def _describe_db(
-    backend: Any, api: _DbApi, rid: str, region: str | None = None
-) -> dict[str, Any] | None:
-    try:
-        found = backend.call("rds", api.describe, resource=rid, region=region, **{api.param: rid})
-    except ResourceNotFoundError:
-        return None
-    items: list[dict[str, Any]] = found.get(api.key, [])
-    return items[0] if items else None
-
-
 def _tags(item: Mapping[str, Any] | None) -> dict[str, str]:
     if not item:
         return {}
@@ -677,8 +622,7 @@ def _plan_database(
     into: Any,
     options: dict[str, Any],
 ) -> RestorePlan:
-    backend = ctx.backend
-    api = _db_api(ctx.kind)
+    backend: RestorableDatabase = ctx.backend
     original = str(backend.resource_id)
     chosen = None if at is not None else _choose_point(backend, point, before=None)
     region = _point_region(chosen, str(backend.region))
@@ -700,18 +644,22 @@ def _plan_database(
             "a DB identifier: lowercase letters, digits and single hyphens, 1-63, starting with a letter",
             into,
         )
-    new_id = str(into) if into is not None else _db_id(original, f"restored-{_stamp_of(ctx.token)}")
+    new_id = (
+        str(into)
+        if into is not None
+        else backend.restore_identifier(f"restored-{_stamp_of(ctx.token)}")
+    )
     if new_id == original:
         raise PolicyError.for_field(
             "into",
             f"a new identifier (restore next to {original!r}; swap=True renames it into place)",
             new_id,
         )
-    existing = _describe_db(backend, api, new_id, region)
+    existing = backend.describe_database(new_id, region)
     if existing is not None and _tags(existing).get(TAG_RESTORE_ID) != ctx.token:
         raise PolicyError.for_field(
             "into",
-            f"an identifier that is not in use (a {api.param} not taken by another restore)",
+            f"an identifier that is not in use (a {backend.database_id_param} not taken by another restore)",
             new_id,
         )
     source = (
@@ -719,8 +667,8 @@ def _plan_database(
         if at is not None
         else f"snapshot {chosen.id}"  # type: ignore[union-attr]
     )
-    what = "cluster" if ctx.kind == "aurora-cluster" else "instance"
-    settings = _db_settings(backend, api, original, options)
+    what = backend.database_noun
+    settings = _db_settings(backend, original, options)
     described = ", ".join(f"{k} {v}" for k, v in settings.items() if v) or "default settings"
     steps = [
         RestoreStep(
@@ -734,7 +682,7 @@ def _plan_database(
         ),
         RestoreStep(StepAction.VERIFY, f"rds:{new_id}", f"wait until {new_id} is available"),
     ]
-    aside = _db_id(original, f"before-restore-{_stamp_of(ctx.token)}")
+    aside = backend.restore_identifier(f"before-restore-{_stamp_of(ctx.token)}")
     if swap:
         steps += [
             RestoreStep(
@@ -779,10 +727,10 @@ def _plan_database(
 
 
 def _db_settings(
-    backend: Any, api: _DbApi, original: str, options: Mapping[str, Any]
+    backend: RestorableDatabase, original: str, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The network, class and parameter settings of the restored database."""
-    found = _describe_db(backend, api, original) or {}
+    found = backend.describe_database(original) or {}
     groups = [g.get("VpcSecurityGroupId") for g in found.get("VpcSecurityGroups") or []]
     params = [g.get("DBParameterGroupName") for g in found.get("DBParameterGroups") or []]
     subnet = found.get("DBSubnetGroup")
@@ -1217,8 +1165,8 @@ def _observe(plan: RestorePlan) -> dict[str, str]:
     `plan_restore` records it in `RestorePlan.observed`; `restore` looks again right before it
     acts and compares (`_changes`). States of what this restore made itself end in ``_OURS``.
     """
-    if plan.kind in _DB_KINDS:
-        return _observe_database(plan)
+    if isinstance(plan.backend, RestorableDatabase):
+        return _observe_database(plan, plan.backend)
     if plan.kind in _VOLUME_KINDS:
         return _observe_volumes(plan)
     if plan.kind == "s3-bucket":
@@ -1286,9 +1234,7 @@ def _path_state(path: Path) -> str:
     return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
 
 
-def _observe_database(plan: RestorePlan) -> dict[str, str]:
-    backend = plan.backend
-    api = _db_api(plan.kind)
+def _observe_database(plan: RestorePlan, backend: RestorableDatabase) -> dict[str, str]:
     opts = plan.options
     region = str(opts["region"])
     names = [(str(opts["new_id"]), TAG_RESTORE_ID)]
@@ -1296,7 +1242,7 @@ def _observe_database(plan: RestorePlan) -> dict[str, str]:
         names += [(str(backend.resource_id), TAG_RESTORE_ID), (str(opts["aside"]), TAG_MOVED_ASIDE)]
     seen = {}
     for rid, tag in names:
-        item = _describe_db(backend, api, rid, region)
+        item = backend.describe_database(rid, region)
         if item is None:
             seen[f"rds:{rid}"] = _ABSENT
             continue
@@ -1465,15 +1411,7 @@ def restore(
     started_at = _now()
     started = time.monotonic()
     waiter = _Waiter(sleep=sleep, interval=poll_interval, timeout=timeout)
-    runner = {
-        "rds-instance": _run_database,
-        "aurora-cluster": _run_database,
-        "ec2-instance": _run_volumes,
-        "ebs-volume": _run_volumes,
-        "s3-bucket": _run_s3,
-        "directory": _run_directory,
-    }[plan.kind]
-    outcome = runner(plan, waiter)
+    outcome = _runner(plan)(plan, waiter)
     checks = list(outcome.checks)
     checks += [
         _run_probe(
@@ -1494,6 +1432,18 @@ def restore(
     if log is not None:
         log.record(result.to_check(ran_by=ran_by))
     return result
+
+
+def _runner(plan: RestorePlan) -> Callable[[RestorePlan, _Waiter], _Outcome]:
+    """The function that carries out *plan*, chosen by what its target can do."""
+    if isinstance(plan.backend, RestorableDatabase):
+        return _run_database
+    return {
+        "ec2-instance": _run_volumes,
+        "ebs-volume": _run_volumes,
+        "s3-bucket": _run_s3,
+        "directory": _run_directory,
+    }[plan.kind]
 
 
 @attrs.frozen
@@ -1581,10 +1531,10 @@ def _run_probe(
 # -- databases ----------------------------------------------------------------------------
 
 
-def _db_state(backend: Any, api: _DbApi, rid: str, region: str) -> Callable[[], str | None]:
+def _db_state(backend: RestorableDatabase, rid: str, region: str) -> Callable[[], str | None]:
     def state() -> str | None:
-        item = _describe_db(backend, api, rid, region)
-        status = str((item or {}).get(api.status_key) or "missing").lower()
+        item = backend.describe_database(rid, region)
+        status = str((backend.database_status(item) if item else None) or "missing").lower()
         return None if status == "available" else status
 
     return state
@@ -1592,71 +1542,54 @@ def _db_state(backend: Any, api: _DbApi, rid: str, region: str) -> Callable[[], 
 
 def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
     backend = plan.backend
-    api = _db_api(plan.kind)
+    assert isinstance(backend, RestorableDatabase)  # noqa: S101 - dispatched on it
     opts = plan.options
     new_id, aside, region = str(opts["new_id"]), str(opts["aside"]), str(opts["region"])
     original = str(backend.resource_id)
-    marker = [
-        {"Key": TAG_RESTORE_ID, "Value": plan.token},
-        {
-            "Key": TAG_RESTORED_FROM,
-            "Value": _safe_tag(plan.point.id if plan.point else plan.data_time.isoformat()),
-        },
-    ]
+    marker = {
+        TAG_RESTORE_ID: plan.token,
+        TAG_RESTORED_FROM: _safe_tag(plan.point.id if plan.point else plan.data_time.isoformat()),
+    }
     # Right before acting (and before adopting anything): every name this restore uses holds
     # nothing, or what this restore made. A foreign database is never adopted, nor swapped in.
-    found = _describe_db(backend, api, new_id, region)
+    found = backend.describe_database(new_id, region)
     _refuse_foreign(plan, found, new_id, TAG_RESTORE_ID)
     done_swap = False
     if opts["swap"]:
-        current = _describe_db(backend, api, original, region)
+        current = backend.describe_database(original, region)
         done_swap = current is not None and _tags(current).get(TAG_RESTORE_ID) == plan.token
-        _refuse_foreign(plan, _describe_db(backend, api, aside, region), aside, TAG_MOVED_ASIDE)
+        _refuse_foreign(plan, backend.describe_database(aside, region), aside, TAG_MOVED_ASIDE)
     if not done_swap and found is None:
-        _create_database(plan, new_id, region, marker)
+        backend.restore_database(
+            new_id,
+            region=region,
+            point=plan.point,
+            at=plan.at,
+            settings=plan.options["settings"],
+            tags=marker,
+        )
     kept: list[str] = []
     if opts["swap"] and not done_swap:
         waiter.until(
-            "restore", _db_state(backend, api, new_id, region), backend=plan.target, resource=new_id
+            "restore", _db_state(backend, new_id, region), backend=plan.target, resource=new_id
         )
-        if _describe_db(backend, api, aside, region) is None:
-            current = _describe_db(backend, api, original, region) or {}
+        if backend.describe_database(aside, region) is None:
+            current = backend.describe_database(original, region) or {}
             arn = current.get("DBInstanceArn") or current.get("DBClusterArn")
             if arn:  # so that a resumed run knows the renamed database as the one it moved
-                backend.call(
-                    "rds",
-                    "add_tags_to_resource",
-                    resource=original,
-                    region=region,
-                    ResourceName=arn,
-                    Tags=[{"Key": TAG_MOVED_ASIDE, "Value": plan.token}],
+                backend.tag_database(
+                    original, str(arn), {TAG_MOVED_ASIDE: plan.token}, region=region
                 )
-            backend.call(
-                "rds",
-                api.modify,
-                resource=original,
-                region=region,
-                ApplyImmediately=True,
-                **{api.param: original, api.new_param: aside},
-            )
+            backend.rename_database(original, aside, region=region)
         waiter.until(
-            "rename", _db_state(backend, api, aside, region), backend=plan.target, resource=aside
+            "rename", _db_state(backend, aside, region), backend=plan.target, resource=aside
         )
-        backend.call(
-            "rds",
-            api.modify,
-            resource=new_id,
-            region=region,
-            ApplyImmediately=True,
-            **{api.param: new_id, api.new_param: original},
-        )
+        backend.rename_database(new_id, original, region=region)
     final = original if opts["swap"] else new_id
     if opts["swap"]:
         kept.append(f"rds:{aside}")
-    waiter.until(
-        "restore", _db_state(backend, api, final, region), backend=plan.target, resource=final
-    )
-    item = _describe_db(backend, api, final, region) or {}
+    waiter.until("restore", _db_state(backend, final, region), backend=plan.target, resource=final)
+    item = backend.describe_database(final, region) or {}
     endpoint = item.get("Endpoint")
     if isinstance(endpoint, Mapping):
         address: str | None = f"{endpoint.get('Address')}:{endpoint.get('Port')}"
@@ -1664,7 +1597,7 @@ def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
         address = f"{endpoint}:{item.get('Port')}"
     else:
         address = None
-    status = str(item.get(api.status_key, "")).lower()
+    status = str(backend.database_status(item) or "").lower()
     checks = [
         _check(
             plan,
@@ -1708,84 +1641,6 @@ def _short(value: object) -> str:
 
 def _safe_tag(value: str) -> str:
     return re.sub(r"[^\w .:/=+\-@]", "-", value)[:256]
-
-
-def _create_database(
-    plan: RestorePlan, new_id: str, region: str, tags: list[dict[str, str]]
-) -> None:
-    backend = plan.backend
-    settings = plan.options["settings"]
-    network: dict[str, Any] = {}
-    if settings["subnet_group"]:
-        network["DBSubnetGroupName"] = settings["subnet_group"]
-    if settings["security_group_ids"]:
-        network["VpcSecurityGroupIds"] = list(settings["security_group_ids"])
-    if plan.kind == "rds-instance":
-        common: dict[str, Any] = {**network, "Tags": tags, "CopyTagsToSnapshot": True}
-        if settings["instance_class"]:
-            common["DBInstanceClass"] = settings["instance_class"]
-        if settings["parameter_group"]:
-            common["DBParameterGroupName"] = settings["parameter_group"]
-        if plan.point is not None:
-            backend.call(
-                "rds",
-                "restore_db_instance_from_db_snapshot",
-                resource=new_id,
-                region=region,
-                DBInstanceIdentifier=new_id,
-                DBSnapshotIdentifier=plan.point.id,
-                **common,
-            )
-        else:
-            backend.call(
-                "rds",
-                "restore_db_instance_to_point_in_time",
-                resource=new_id,
-                region=region,
-                SourceDBInstanceIdentifier=backend.resource_id,
-                TargetDBInstanceIdentifier=new_id,
-                RestoreTime=plan.at,
-                **common,
-            )
-        return
-    cluster: dict[str, Any] = {**network, "Tags": tags, "CopyTagsToSnapshot": True}
-    if settings["parameter_group"]:
-        cluster["DBClusterParameterGroupName"] = settings["parameter_group"]
-    source = _describe_db(backend, _CLUSTER, backend.resource_id, region) or {}
-    engine = (plan.point.details.get("engine") if plan.point else None) or source.get("Engine")
-    if plan.point is not None:
-        backend.call(
-            "rds",
-            "restore_db_cluster_from_snapshot",
-            resource=new_id,
-            region=region,
-            DBClusterIdentifier=new_id,
-            SnapshotIdentifier=plan.point.id,
-            Engine=engine,
-            **cluster,
-        )
-    else:
-        backend.call(
-            "rds",
-            "restore_db_cluster_to_point_in_time",
-            resource=new_id,
-            region=region,
-            DBClusterIdentifier=new_id,
-            SourceDBClusterIdentifier=backend.resource_id,
-            RestoreToTime=plan.at,
-            **cluster,
-        )
-    backend.call(
-        "rds",
-        "create_db_instance",
-        resource=f"{new_id}-1",
-        region=region,
-        DBInstanceIdentifier=f"{new_id}-1",
-        DBClusterIdentifier=new_id,
-        Engine=engine,
-        DBInstanceClass=settings["instance_class"] or "db.t3.medium",
-        Tags=tags,
-    )
 
 
 # -- volumes --------------------------------------------------------------------------------

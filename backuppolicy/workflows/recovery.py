@@ -67,9 +67,8 @@ from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError, sho
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.policy import _BoundedLoader, _load_yaml, _read_policy_text
 from backuppolicy.core.secrets import Secret, looks_secret, redact_url, reveal, scrub, secret_field
-from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.core.targets import TAG_RESTORE_ID, IsolationProfile
 from backuppolicy.workflows._restore import (
-    TAG_RESTORE_ID,
     RestoreLog,
     _choose_point,
     _describe_instance,
