@@ -36,6 +36,7 @@ __all__ = [
     "Destination",
     "IsolationProfile",
     "RestorableDatabase",
+    "RestorableVolumes",
     "RestoredResource",
     "get_target_class",
     "known_target_kinds",
@@ -277,6 +278,71 @@ class RestorableDatabase(Protocol):
         *settings* holds ``instance_class``, ``subnet_group``, ``security_group_ids`` and
         ``parameter_group`` (each falsy: the service's default); *tags* go on what is created.
         """
+        ...
+
+
+@runtime_checkable
+class RestorableVolumes(Protocol):
+    """**Protocol:** a target restored as block volumes that `backuppolicy.restore` creates and attaches.
+
+    Implementations: `backuppolicy.aws.Ec2Instance`, `~backuppolicy.aws.EbsVolume`. Described
+    instances and volumes are the service's own records (``Reservations[].Instances[]``).
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy."""
+        ...
+
+    @property
+    def region(self) -> str:
+        """Region of the protected resource."""
+        ...
+
+    def describe_instance(
+        self, instance_id: str, region: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The instance *instance_id* as the service describes it; ``None`` if there is none."""
+        ...
+
+    def volumes_tagged(self, key: str, value: str, *, region: str) -> list[Mapping[str, Any]]:
+        """The volumes that carry the tag *key* = *value*, as the service describes them."""
+        ...
+
+    def volume_states(self, volume_ids: list[str], *, region: str) -> dict[str, str]:
+        """Volume id -> its state (``"available"``, ``"in-use"``) of the volumes *volume_ids*."""
+        ...
+
+    def first_zone(self, region: str) -> str:
+        """The first available zone of *region* (sorted by name)."""
+        ...
+
+    def create_volume_from(
+        self,
+        snapshot_id: str,
+        *,
+        zone: str,
+        region: str,
+        client_token: str,
+        tags: Mapping[str, str],
+    ) -> str:
+        """Start creating a volume from *snapshot_id* in *zone*; return its id."""
+        ...
+
+    def stop_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to stop."""
+        ...
+
+    def start_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to start."""
+        ...
+
+    def attach_volume(self, volume_id: str, instance_id: str, device: str, *, region: str) -> None:
+        """Attach *volume_id* to *instance_id* at *device*."""
+        ...
+
+    def detach_volume(self, volume_id: str, instance_id: str, device: str, *, region: str) -> None:
+        """Detach *volume_id* from *instance_id* at *device* (the volume is kept)."""
         ...
 
 

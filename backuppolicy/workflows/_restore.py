@@ -83,7 +83,12 @@ from backuppolicy.core.exceptions import (
     ResourceNotFoundError,
 )
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
-from backuppolicy.core.targets import TAG_RESTORE_ID, BackupTarget, RestorableDatabase
+from backuppolicy.core.targets import (
+    TAG_RESTORE_ID,
+    BackupTarget,
+    RestorableDatabase,
+    RestorableVolumes,
+)
 
 __all__ = [
     "Probe",
@@ -107,7 +112,6 @@ _NEWEST = 3
 _QUOTE = 160
 _LISTED = 5
 
-_VOLUME_KINDS = frozenset({"ec2-instance", "ebs-volume"})
 _SUPPORTED = (
     "rds-instance",
     "aurora-cluster",
@@ -558,7 +562,7 @@ def plan_restore(
     }
     if isinstance(backend, RestorableDatabase):
         plan = _plan_database(context, point, at, into, options)
-    elif kind in _VOLUME_KINDS:
+    elif isinstance(backend, RestorableVolumes):
         plan = _plan_volumes(context, point, into, options)
     elif kind == "s3-bucket":
         plan = _plan_s3(context, point, at, into)
@@ -752,7 +756,7 @@ def _db_settings(
 def _plan_volumes(  # noqa: C901 - one branch per device case
     ctx: _Context, point: RecoveryPoint | str | None, into: Any, options: dict[str, Any]
 ) -> RestorePlan:
-    backend = ctx.backend
+    backend: RestorableVolumes = ctx.backend
     if into is not None:
         raise PolicyError.for_field(
             "into", "None for volumes (use attach_to= and availability_zone=)", into
@@ -765,7 +769,8 @@ def _plan_volumes(  # noqa: C901 - one branch per device case
     spare = list(options["devices"])
     instance: dict[str, Any] | None = None
     if attach_to is not None:
-        instance = _describe_instance(backend, str(attach_to), region)
+        found = backend.describe_instance(str(attach_to), region)
+        instance = dict(found) if found is not None else None
         if instance is None:
             raise PolicyError.for_field("attach_to", f"an existing instance in {region}", attach_to)
     zone = options["availability_zone"] or (
@@ -851,23 +856,6 @@ def _plan_volumes(  # noqa: C901 - one branch per device case
             "was_running": bool(instance) and instance.get("State", {}).get("Name") == "running",  # type: ignore[union-attr]
         },
     )
-
-
-def _describe_instance(backend: Any, instance_id: str, region: str | None) -> dict[str, Any] | None:
-    try:
-        found = backend.call(
-            "ec2",
-            "describe_instances",
-            resource=instance_id,
-            region=region,
-            InstanceIds=[instance_id],
-        )
-    except ResourceNotFoundError:
-        return None
-    for reservation in found.get("Reservations", ()):
-        for item in reservation.get("Instances", ()):
-            return dict(item)
-    return None
 
 
 # -- S3 -------------------------------------------------------------------------------------
@@ -1167,8 +1155,8 @@ def _observe(plan: RestorePlan) -> dict[str, str]:
     """
     if isinstance(plan.backend, RestorableDatabase):
         return _observe_database(plan, plan.backend)
-    if plan.kind in _VOLUME_KINDS:
-        return _observe_volumes(plan)
+    if isinstance(plan.backend, RestorableVolumes):
+        return _observe_volumes(plan, plan.backend)
     if plan.kind == "s3-bucket":
         return _observe_s3(plan)
     if plan.kind == "directory":
@@ -1254,13 +1242,12 @@ def _observe_database(plan: RestorePlan, backend: RestorableDatabase) -> dict[st
     return seen
 
 
-def _observe_volumes(plan: RestorePlan) -> dict[str, str]:
+def _observe_volumes(plan: RestorePlan, backend: RestorableVolumes) -> dict[str, str]:
     iid = plan.options["attach_to"]
     if iid is None:  # new volumes only: what exists is found by the restore's tag
         return {}
-    backend = plan.backend
     region = str(plan.options["region"])
-    instance = _describe_instance(backend, str(iid), region)
+    instance = backend.describe_instance(str(iid), region)
     if instance is None:
         return {f"ec2:{iid}": _ABSENT}
     ours = set(_volumes_by_token(backend, plan.token, region).values())
@@ -1438,9 +1425,9 @@ def _runner(plan: RestorePlan) -> Callable[[RestorePlan, _Waiter], _Outcome]:
     """The function that carries out *plan*, chosen by what its target can do."""
     if isinstance(plan.backend, RestorableDatabase):
         return _run_database
+    if isinstance(plan.backend, RestorableVolumes):
+        return _run_volumes
     return {
-        "ec2-instance": _run_volumes,
-        "ebs-volume": _run_volumes,
         "s3-bucket": _run_s3,
         "directory": _run_directory,
     }[plan.kind]
@@ -1646,16 +1633,10 @@ def _safe_tag(value: str) -> str:
 # -- volumes --------------------------------------------------------------------------------
 
 
-def _volumes_by_token(backend: Any, token: str, region: str) -> dict[str, str]:
+def _volumes_by_token(backend: RestorableVolumes, token: str, region: str) -> dict[str, str]:
     """Volumes this restore created earlier: source snapshot id -> volume id."""
-    found = backend.call(
-        "ec2",
-        "describe_volumes",
-        region=region,
-        Filters=[{"Name": f"tag:{TAG_RESTORE_ID}", "Values": [token]}],
-    )
     result: dict[str, str] = {}
-    for volume in found.get("Volumes", ()):
+    for volume in backend.volumes_tagged(TAG_RESTORE_ID, token, region=region):
         tags = {t["Key"]: t["Value"] for t in volume.get("Tags") or []}
         if TAG_RESTORED_FROM in tags:
             result[tags[TAG_RESTORED_FROM]] = str(volume["VolumeId"])
@@ -1663,11 +1644,10 @@ def _volumes_by_token(backend: Any, token: str, region: str) -> dict[str, str]:
 
 
 def _volume_states(
-    backend: Any, ids: list[str], region: str, wanted: set[str]
+    backend: RestorableVolumes, ids: list[str], region: str, wanted: set[str]
 ) -> Callable[[], str | None]:
     def state() -> str | None:
-        found = backend.call("ec2", "describe_volumes", region=region, VolumeIds=ids)
-        states = {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
+        states = backend.volume_states(ids, region=region)
         bad = [s for s in states.values() if s not in wanted]
         if any(s == "error" for s in bad):
             return "error"
@@ -1676,9 +1656,11 @@ def _volume_states(
     return state
 
 
-def _instance_state(backend: Any, iid: str, region: str, wanted: str) -> Callable[[], str | None]:
+def _instance_state(
+    backend: RestorableVolumes, iid: str, region: str, wanted: str
+) -> Callable[[], str | None]:
     def state() -> str | None:
-        item = _describe_instance(backend, iid, region) or {}
+        item = backend.describe_instance(iid, region) or {}
         name = str(item.get("State", {}).get("Name", "missing"))
         return None if name == wanted else name
 
@@ -1687,9 +1669,10 @@ def _instance_state(backend: Any, iid: str, region: str, wanted: str) -> Callabl
 
 def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 - create, detach, attach, restart
     backend = plan.backend
+    assert isinstance(backend, RestorableVolumes)  # noqa: S101 - dispatched on it
     opts = plan.options
     region = str(opts["region"])
-    zone = opts["zone"] or _first_zone(backend, region)
+    zone = opts["zone"] or backend.first_zone(region)
     existing = _volumes_by_token(backend, plan.token, region)
     volumes: dict[str, str] = {}
     for member in opts["members"]:
@@ -1701,22 +1684,13 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
                 TAG_RESTORE_ID: plan.token,
                 TAG_RESTORED_FROM: snapshot_id,
             }
-            created = backend.call(
-                "ec2",
-                "create_volume",
-                resource=snapshot_id,
+            volume_id = backend.create_volume_from(
+                snapshot_id,
+                zone=zone,
                 region=region,
-                SnapshotId=snapshot_id,
-                AvailabilityZone=zone,
-                ClientToken=f"{plan.token}-{snapshot_id}"[:64],
-                TagSpecifications=[
-                    {
-                        "ResourceType": "volume",
-                        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                    }
-                ],
+                client_token=f"{plan.token}-{snapshot_id}"[:64],
+                tags=tags,
             )
-            volume_id = str(created["VolumeId"])
         volumes[snapshot_id] = volume_id
     ids = list(volumes.values())
     iid = opts["attach_to"]
@@ -1729,14 +1703,14 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
     kept: list[str] = []
     if iid is not None:
         # Decided now, not at planning: a volume at one of the devices is detached and kept.
-        live = _describe_instance(backend, iid, region) or {}
+        live = backend.describe_instance(iid, region) or {}
         targeted = {str(m["device"]) for m in opts["members"]}
         replaced = {  # what the plan saw (a resumed run may have detached it already) and what is there
             **{d: v for d, v in dict(opts["replaced"]).items() if v not in ids},
             **{d: v for d, v in _devices(live).items() if d in targeted and v not in ids},
         }
         if replaced:
-            backend.call("ec2", "stop_instances", resource=iid, region=region, InstanceIds=[iid])
+            backend.stop_instance(iid, region=region)
             waiter.until(
                 "stop",
                 _instance_state(backend, iid, region, "stopped"),
@@ -1746,21 +1720,13 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
             for device, old in sorted(replaced.items()):
                 if old in ids:
                     continue
-                instance = _describe_instance(backend, iid, region) or {}
+                instance = backend.describe_instance(iid, region) or {}
                 attached = {
                     str(m.get("Ebs", {}).get("VolumeId"))
                     for m in instance.get("BlockDeviceMappings") or []
                 }
                 if old in attached:
-                    backend.call(
-                        "ec2",
-                        "detach_volume",
-                        resource=old,
-                        region=region,
-                        VolumeId=old,
-                        InstanceId=iid,
-                        Device=device,
-                    )
+                    backend.detach_volume(old, iid, device, region=region)
                 kept.append(f"ebs:{old}")
             waiter.until(
                 "detach",
@@ -1770,22 +1736,14 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
                 backend=plan.target,
                 resource=iid,
             )
-        instance = _describe_instance(backend, iid, region) or {}
+        instance = backend.describe_instance(iid, region) or {}
         attached = {
             str(m.get("Ebs", {}).get("VolumeId")) for m in instance.get("BlockDeviceMappings") or []
         }
         for member in opts["members"]:
             volume_id = volumes[str(member["snapshot_id"])]
             if volume_id not in attached:
-                backend.call(
-                    "ec2",
-                    "attach_volume",
-                    resource=volume_id,
-                    region=region,
-                    VolumeId=volume_id,
-                    InstanceId=iid,
-                    Device=member["device"],
-                )
+                backend.attach_volume(volume_id, iid, str(member["device"]), region=region)
         waiter.until(
             "attach",
             _volume_states(backend, ids, region, {"in-use"}),
@@ -1795,15 +1753,14 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
         if replaced and (
             opts["was_running"] or live.get("State", {}).get("Name") in {"running", "pending"}
         ):
-            backend.call("ec2", "start_instances", resource=iid, region=region, InstanceIds=[iid])
+            backend.start_instance(iid, region=region)
             waiter.until(
                 "start",
                 _instance_state(backend, iid, region, "running"),
                 backend=plan.target,
                 resource=iid,
             )
-    found = backend.call("ec2", "describe_volumes", region=region, VolumeIds=ids)
-    states = {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
+    states = backend.volume_states(ids, region=region)
     wanted = "in-use" if iid is not None else "available"
     ok = all(states.get(v) == wanted for v in ids)
     checks = [
@@ -1832,23 +1789,6 @@ def _devices(instance: Mapping[str, Any]) -> dict[str, str]:
         for m in instance.get("BlockDeviceMappings") or []
         if m.get("DeviceName")
     }
-
-
-def _first_zone(backend: Any, region: str) -> str:
-    result = backend.call(
-        "ec2",
-        "describe_availability_zones",
-        region=region,
-        Filters=[{"Name": "state", "Values": ["available"]}],
-    )
-    zones = sorted(str(z["ZoneName"]) for z in result.get("AvailabilityZones", ()))
-    if not zones:
-        raise BackendError(
-            f"{backend.name}: no available zone in {region}",
-            backend=backend.name,
-            operation="DescribeAvailabilityZones",
-        )
-    return zones[0]
 
 
 # -- S3 -------------------------------------------------------------------------------------

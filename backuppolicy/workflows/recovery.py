@@ -71,7 +71,6 @@ from backuppolicy.core.targets import TAG_RESTORE_ID, IsolationProfile
 from backuppolicy.workflows._restore import (
     RestoreLog,
     _choose_point,
-    _describe_instance,
     _run_probe,
     plan_restore,
     restore,
@@ -2311,7 +2310,7 @@ class _Runner:
         )
         if isinstance(action, RestoreVolumes) and action.attach_to:
             instance = self._ref(action.attach_to, "attach_to")
-            described = _describe_instance(target, str(instance), None) or {}
+            described = target.describe_instance(str(instance), None) or {}
             zone = described.get("Placement", {}).get("AvailabilityZone")
             isolation = attrs.evolve(isolation, availability_zone=zone) if zone else isolation
         restored = self._keep(target.restore(point, into=isolation))
@@ -2328,7 +2327,7 @@ class _Runner:
     def _attach_in_drill(self, target: Any, instance: str, restored: Any) -> None:
         """Attach drill volumes to a stand-in instance at free devices; detach them at teardown."""
         region = restored.details.get("region")
-        described = _describe_instance(target, instance, region) or {}
+        described = target.describe_instance(instance, region) or {}
         used = {str(m["DeviceName"]) for m in described.get("BlockDeviceMappings") or []}
         free = iter(d for d in (f"/dev/sd{c}" for c in "fghijklmnop") if d not in used)
         for volume in restored.details.get("volumes", ()):
@@ -2378,9 +2377,7 @@ class _Runner:
         if isinstance(action, RestartInstance) and (not self.rehearsal or ours):
             iid = self._ref(action.instance, "instance") or str(target.instance_id)
             state = str(
-                (_describe_instance(target, iid, None) or {})
-                .get("State", {})
-                .get("Name", "missing")
+                (target.describe_instance(iid, None) or {}).get("State", {}).get("Name", "missing")
             )
             if state == "running":
                 target.call("ec2", "reboot_instances", resource=iid, InstanceIds=[iid])
@@ -2399,10 +2396,10 @@ class _Runner:
         deadline: float | None,
     ) -> _Outcome:
         """Launch a replacement (or, in a drill, a stand-in in the isolation subnet)."""
-        original = _describe_instance(target, str(target.instance_id), None) or {}
+        original = target.describe_instance(str(target.instance_id), None) or {}
         if isinstance(action, RestartInstance):  # drill: a stand-in of the instance it names
             ref = self._ref(action.instance, "instance")
-            original = (_describe_instance(target, ref, None) if ref else None) or original
+            original = (target.describe_instance(ref, None) if ref else None) or original
             action = ReplaceInstance(action.target)
         image = action.image_id or original.get("ImageId")
         if not image:
@@ -2470,7 +2467,7 @@ class _Runner:
 
     def _wait_running(self, target: Any, iid: str, deadline: float | None) -> str | None:
         while True:
-            item = _describe_instance(target, iid, None) or {}
+            item = target.describe_instance(iid, None) or {}
             state = str(item.get("State", {}).get("Name", "missing"))
             if state == "running":
                 return item.get("PrivateIpAddress") or item.get("PublicDnsName") or iid
