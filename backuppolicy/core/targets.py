@@ -35,6 +35,7 @@ __all__ = [
     "BackupTarget",
     "Destination",
     "IsolationProfile",
+    "RestorableBucket",
     "RestorableDatabase",
     "RestorableVolumes",
     "RestoredResource",
@@ -343,6 +344,83 @@ class RestorableVolumes(Protocol):
 
     def detach_volume(self, volume_id: str, instance_id: str, device: str, *, region: str) -> None:
         """Detach *volume_id* from *instance_id* at *device* (the volume is kept)."""
+        ...
+
+
+@runtime_checkable
+class RestorableBucket(Protocol):
+    """**Protocol:** an object-store prefix that `backuppolicy.restore` restores to a time or version.
+
+    Implementation: `backuppolicy.aws.S3Bucket`. Objects are the service's own records
+    (``Contents`` entries, HeadObject responses).
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy."""
+        ...
+
+    @property
+    def bucket(self) -> str:
+        """The protected bucket."""
+        ...
+
+    @property
+    def prefix(self) -> str:
+        """The protected prefix."""
+        ...
+
+    @property
+    def internal_prefix(self) -> str:
+        """Where the target's own manifests and copies live (never data)."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/prefix`` of the protected data."""
+        ...
+
+    def versioning(self) -> str:
+        """Versioning status of the protected bucket (``"Enabled"``, ``"Suspended"``, ``"Disabled"``)."""
+        ...
+
+    def versioning_of(self, bucket: str) -> str:
+        """Versioning status of *bucket*."""
+        ...
+
+    def restore_to_time(
+        self,
+        when: datetime,
+        dest_bucket: str | None = None,
+        dest_prefix: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Any:
+        """Restore the prefix to its state at *when* (or count what that would do, *dry_run*)."""
+        ...
+
+    def object_head(
+        self, bucket: str, key: str, *, version_id: str | None = None
+    ) -> Mapping[str, Any]:
+        """The head of *key* in *bucket* (its version *version_id*); raises if there is none."""
+        ...
+
+    def has_objects(self, bucket: str, prefix: str, *, exact: bool = False) -> bool:
+        """Whether *bucket* holds an object under *prefix* (with *exact*: the key itself)."""
+        ...
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[Mapping[str, Any]]:
+        """Every current object under *prefix* in *bucket*."""
+        ...
+
+    def count_keys(self, bucket: str, prefix: str) -> int:
+        """How many current objects *bucket* holds under *prefix*."""
+        ...
+
+    def copy_object_version(
+        self, key: str, version_id: str, dest_bucket: str, dest_key: str
+    ) -> None:
+        """Copy version *version_id* of *key* of the protected bucket to *dest_bucket*/*dest_key*."""
         ...
 
 

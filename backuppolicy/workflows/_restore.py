@@ -86,6 +86,7 @@ from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
 from backuppolicy.core.targets import (
     TAG_RESTORE_ID,
     BackupTarget,
+    RestorableBucket,
     RestorableDatabase,
     RestorableVolumes,
 )
@@ -564,7 +565,7 @@ def plan_restore(
         plan = _plan_database(context, point, at, into, options)
     elif isinstance(backend, RestorableVolumes):
         plan = _plan_volumes(context, point, into, options)
-    elif kind == "s3-bucket":
+    elif isinstance(backend, RestorableBucket):
         plan = _plan_s3(context, point, at, into)
     elif kind == "directory":
         plan = _plan_directory(context, point, into)
@@ -871,7 +872,7 @@ def _parse_s3(value: str) -> tuple[str, str]:
 def _plan_s3(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
     ctx: _Context, point: RecoveryPoint | str | None, at: datetime | None, into: Any
 ) -> RestorePlan:
-    backend = ctx.backend
+    backend: RestorableBucket = ctx.backend
     if into is not None and not isinstance(into, str):
         raise PolicyError.for_field("into", "an s3://bucket/prefix URL (or None: in place)", into)
     dest_bucket, dest_prefix = _parse_s3(into) if into else (backend.bucket, backend.prefix)
@@ -926,9 +927,9 @@ def _plan_s3(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
         )
     else:
         preview = backend.restore_to_time(when, dest_bucket, dest_prefix, dry_run=True)
-        occupied = _s3_has_objects(backend, dest_bucket, dest_prefix)
+        occupied = backend.has_objects(dest_bucket, dest_prefix)
         if occupied:
-            versioned = _s3_versioning(backend, dest_bucket)
+            versioned = backend.versioning_of(dest_bucket)
             if versioned != "Enabled":
                 raise PolicyError.for_field(
                     "into",
@@ -984,11 +985,9 @@ def _plan_s3_version(
     *,
     in_place: bool,
 ) -> RestorePlan:
-    backend = ctx.backend
+    backend: RestorableBucket = ctx.backend
     key, vid = version
-    head = backend.call(
-        "s3", "head_object", resource=key, Bucket=backend.bucket, Key=key, VersionId=vid
-    )
+    head = backend.object_head(backend.bucket, key, version_id=vid)
     size = int(head.get("ContentLength") or 0)
     if size > _MAX_COPY_OBJECT:
         raise PolicyError.for_field(
@@ -997,8 +996,8 @@ def _plan_s3_version(
             f"{point.id} ({size} bytes)",
         )
     dest_key = dest_prefix + key.removeprefix(backend.prefix) if not in_place else key
-    occupied = _s3_has_objects(backend, dest_bucket, dest_key, exact=True)
-    if occupied and _s3_versioning(backend, dest_bucket) != "Enabled":
+    occupied = backend.has_objects(dest_bucket, dest_key, exact=True)
+    if occupied and backend.versioning_of(dest_bucket) != "Enabled":
         raise PolicyError.for_field(
             "into",
             "a destination with versioning on, or a key that does not exist yet",
@@ -1031,24 +1030,6 @@ def _plan_s3_version(
             "size": size,
         },
     )
-
-
-def _s3_has_objects(backend: Any, bucket: str, prefix: str, *, exact: bool = False) -> bool:
-    if exact:
-        try:
-            backend.call("s3", "head_object", resource=prefix, Bucket=bucket, Key=prefix)
-        except ResourceNotFoundError:
-            return False
-        return True
-    found = backend.call(
-        "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix, MaxKeys=1
-    )
-    return bool(found.get("KeyCount") or found.get("Contents"))
-
-
-def _s3_versioning(backend: Any, bucket: str) -> str:
-    result = backend.call("s3", "get_bucket_versioning", resource=bucket, Bucket=bucket)
-    return str(result.get("Status") or "Disabled")
 
 
 # -- directories ----------------------------------------------------------------------------
@@ -1157,8 +1138,8 @@ def _observe(plan: RestorePlan) -> dict[str, str]:
         return _observe_database(plan, plan.backend)
     if isinstance(plan.backend, RestorableVolumes):
         return _observe_volumes(plan, plan.backend)
-    if plan.kind == "s3-bucket":
-        return _observe_s3(plan)
+    if isinstance(plan.backend, RestorableBucket):
+        return _observe_s3(plan, plan.backend)
     if plan.kind == "directory":
         return _observe_directory(plan)
     return {}
@@ -1262,15 +1243,14 @@ def _observe_volumes(plan: RestorePlan, backend: RestorableVolumes) -> dict[str,
     return seen
 
 
-def _observe_s3(plan: RestorePlan) -> dict[str, str]:
-    backend = plan.backend
+def _observe_s3(plan: RestorePlan, backend: RestorableBucket) -> dict[str, str]:
     opts = plan.options
     bucket = str(opts["dest_bucket"])
-    seen = {f"s3://{bucket} versioning": _s3_versioning(backend, bucket)}
+    seen = {f"s3://{bucket} versioning": backend.versioning_of(bucket)}
     if "version_id" in opts:
         key = str(opts["dest_key"])
         try:
-            head = backend.call("s3", "head_object", resource=key, Bucket=bucket, Key=key)
+            head = backend.object_head(bucket, key)
         except ResourceNotFoundError:
             seen[f"s3://{bucket}/{key}"] = _ABSENT
         else:
@@ -1284,19 +1264,17 @@ def _observe_s3(plan: RestorePlan) -> dict[str, str]:
     digest = hashlib.sha256()
     newest: list[tuple[str, str]] = []
     count = 0
-    pages = backend.paginate("s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix)
-    for page in pages:
-        for item in page.get("Contents", ()):
-            key = str(item["Key"])
-            if internal and key.startswith(internal):
-                continue
-            modified = item.get("LastModified")
-            stamp = modified.isoformat() if isinstance(modified, datetime) else str(modified)
-            digest.update(f"{key}\0{item.get('ETag')}\0{item.get('Size')}\0{stamp}\n".encode())
-            count += 1
-            heapq.heappush(newest, (stamp, key))
-            if len(newest) > _NEWEST:
-                heapq.heappop(newest)
+    for item in backend.list_objects(bucket, prefix):
+        key = str(item["Key"])
+        if internal and key.startswith(internal):
+            continue
+        modified = item.get("LastModified")
+        stamp = modified.isoformat() if isinstance(modified, datetime) else str(modified)
+        digest.update(f"{key}\0{item.get('ETag')}\0{item.get('Size')}\0{stamp}\n".encode())
+        count += 1
+        heapq.heappush(newest, (stamp, key))
+        if len(newest) > _NEWEST:
+            heapq.heappop(newest)
     names = ", ".join(key for _, key in sorted(newest, reverse=True))
     seen[f"s3://{bucket}/{prefix}"] = (
         f"{count} object(s) (digest {digest.hexdigest()[:12]}; newest: {names})"
@@ -1427,10 +1405,9 @@ def _runner(plan: RestorePlan) -> Callable[[RestorePlan, _Waiter], _Outcome]:
         return _run_database
     if isinstance(plan.backend, RestorableVolumes):
         return _run_volumes
-    return {
-        "s3-bucket": _run_s3,
-        "directory": _run_directory,
-    }[plan.kind]
+    if isinstance(plan.backend, RestorableBucket):
+        return _run_s3
+    return {"directory": _run_directory}[plan.kind]
 
 
 @attrs.frozen
@@ -1796,9 +1773,10 @@ def _devices(instance: Mapping[str, Any]) -> dict[str, str]:
 
 def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
     backend = plan.backend
+    assert isinstance(backend, RestorableBucket)  # noqa: S101 - dispatched on it
     opts = plan.options
     if "version_id" in opts:
-        return _run_s3_version(plan)
+        return _run_s3_version(plan, backend)
     bucket, prefix = str(opts["dest_bucket"]), str(opts["dest_prefix"])
     when = plan.at
     assert when is not None  # noqa: S101 - planned with a time
@@ -1825,12 +1803,7 @@ def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - s
     else:
         _refuse_unkept(backend, bucket, prefix, exact=False)
         report = backend.restore_to_time(when, bucket, prefix)
-        keys = sum(
-            page.get("KeyCount", 0)
-            for page in backend.paginate(
-                "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix
-            )
-        )
+        keys = backend.count_keys(bucket, prefix)
         ok = keys >= report.restored
         checks = [
             _check(
@@ -1853,21 +1826,12 @@ def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - s
     return _Outcome(url, url, [], checks, details)
 
 
-def _run_s3_version(plan: RestorePlan) -> _Outcome:
-    backend = plan.backend
+def _run_s3_version(plan: RestorePlan, backend: RestorableBucket) -> _Outcome:
     opts = plan.options
     bucket, key = str(opts["dest_bucket"]), str(opts["dest_key"])
     _refuse_unkept(backend, bucket, key, exact=True)
-    backend.call(
-        "s3",
-        "copy_object",
-        resource=key,
-        Bucket=bucket,
-        Key=key,
-        CopySource={"Bucket": backend.bucket, "Key": opts["key"], "VersionId": opts["version_id"]},
-        MetadataDirective="COPY",
-    )
-    head = backend.call("s3", "head_object", resource=key, Bucket=bucket, Key=key)
+    backend.copy_object_version(str(opts["key"]), str(opts["version_id"]), bucket, key)
+    head = backend.object_head(bucket, key)
     ok = head.get("ETag") == opts["etag"] and int(head.get("ContentLength") or 0) == opts["size"]
     checks = [
         _check(
@@ -1882,10 +1846,10 @@ def _run_s3_version(plan: RestorePlan) -> _Outcome:
     return _Outcome(url, url, [], checks, {"version_id": head.get("VersionId")})
 
 
-def _refuse_unkept(backend: Any, bucket: str, prefix: str, *, exact: bool) -> None:
+def _refuse_unkept(backend: RestorableBucket, bucket: str, prefix: str, *, exact: bool) -> None:
     """Refuse to write where objects are now and versioning would not keep them."""
-    if _s3_has_objects(backend, bucket, prefix, exact=exact):
-        status = _s3_versioning(backend, bucket)
+    if backend.has_objects(bucket, prefix, exact=exact):
+        status = backend.versioning_of(bucket)
         if status != "Enabled":
             raise PolicyError.for_field(
                 "into",
