@@ -879,7 +879,7 @@ class _SnapshotTarget(AwsBackend):
         )
         return list(found.get("Volumes", ()))
 
-    def volume_states(self, volume_ids: list[str], *, region: str) -> dict[str, str]:
+    def volume_states(self, volume_ids: list[str], *, region: str | None) -> dict[str, str]:
         """Volume id -> its state (``"available"``, ``"in-use"``) of the volumes *volume_ids*."""
         found = self.call("ec2", "describe_volumes", region=region, VolumeIds=volume_ids)
         return {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
@@ -923,7 +923,9 @@ class _SnapshotTarget(AwsBackend):
             "ec2", "start_instances", resource=instance_id, region=region, InstanceIds=[instance_id]
         )
 
-    def attach_volume(self, volume_id: str, instance_id: str, device: str, *, region: str) -> None:
+    def attach_volume(
+        self, volume_id: str, instance_id: str, device: str, *, region: str | None
+    ) -> None:
         """Attach *volume_id* to *instance_id* at *device*."""
         self.call(
             "ec2",
@@ -935,8 +937,20 @@ class _SnapshotTarget(AwsBackend):
             Device=device,
         )
 
-    def detach_volume(self, volume_id: str, instance_id: str, device: str, *, region: str) -> None:
-        """Detach *volume_id* from *instance_id* at *device* (the volume is kept)."""
+    def detach_volume(
+        self,
+        volume_id: str,
+        instance_id: str,
+        device: str,
+        *,
+        region: str | None,
+        force: bool = False,
+    ) -> None:
+        """Detach *volume_id* from *instance_id* at *device* (the volume is kept).
+
+        With *force*, the instance is not asked to unmount it first (drill teardown).
+        """
+        params: dict[str, Any] = {"Force": True} if force else {}
         self.call(
             "ec2",
             "detach_volume",
@@ -945,7 +959,72 @@ class _SnapshotTarget(AwsBackend):
             VolumeId=volume_id,
             InstanceId=instance_id,
             Device=device,
+            **params,
         )
+
+    # ----------------------------------------------------------------- recovery: RecoverableInstance
+
+    def reboot_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to reboot."""
+        self.call(
+            "ec2",
+            "reboot_instances",
+            resource=instance_id,
+            region=region,
+            InstanceIds=[instance_id],
+        )
+
+    def terminate_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Terminate the instance *instance_id*."""
+        self.call(
+            "ec2",
+            "terminate_instances",
+            resource=instance_id,
+            region=region,
+            InstanceIds=[instance_id],
+        )
+
+    def instances_matching(
+        self, filters: Sequence[Mapping[str, Any]], *, region: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The instances that match the DescribeInstances *filters*, as EC2 describes them."""
+        found = self.call("ec2", "describe_instances", region=region, Filters=list(filters))
+        return [dict(i) for r in found.get("Reservations", ()) for i in r.get("Instances", ())]
+
+    def launch_instance(
+        self,
+        *,
+        image_id: str,
+        instance_type: str,
+        client_token: str,
+        tags: Mapping[str, str],
+        subnet_id: str | None = None,
+        security_group_ids: Sequence[str] = (),
+        key_name: str | None = None,
+        region: str | None = None,
+    ) -> str:
+        """Launch one instance of *image_id* (the same *client_token*: the same instance); its id."""
+        params: dict[str, Any] = {
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": client_token,
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        }
+        if subnet_id:
+            params["SubnetId"] = subnet_id
+        if security_group_ids:
+            params["SecurityGroupIds"] = list(security_group_ids)
+        if key_name:
+            params["KeyName"] = key_name
+        launched = self.call("ec2", "run_instances", resource=image_id, region=region, **params)
+        return str(launched["Instances"][0]["InstanceId"])
 
     def first_zone(self, region: str) -> str:
         """The first available zone of *region* (sorted by name)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -35,6 +35,7 @@ __all__ = [
     "BackupTarget",
     "Destination",
     "IsolationProfile",
+    "RecoverableInstance",
     "RestorableBucket",
     "RestorableDatabase",
     "RestorableVolumes",
@@ -421,6 +422,53 @@ class RestorableBucket(Protocol):
         self, key: str, version_id: str, dest_bucket: str, dest_key: str
     ) -> None:
         """Copy version *version_id* of *key* of the protected bucket to *dest_bucket*/*dest_key*."""
+        ...
+
+
+@runtime_checkable
+class RecoverableInstance(Protocol):
+    """**Protocol:** a server that a recovery plan restarts or replaces (`backuppolicy.workflows.recovery`).
+
+    Implementation: `backuppolicy.aws.Ec2Instance`.
+    """
+
+    def describe_instance(
+        self, instance_id: str, region: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The instance *instance_id* as the service describes it; ``None`` if there is none."""
+        ...
+
+    def start_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to start."""
+        ...
+
+    def reboot_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to reboot."""
+        ...
+
+    def terminate_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Terminate the instance *instance_id*."""
+        ...
+
+    def instances_matching(
+        self, filters: Sequence[Mapping[str, Any]], *, region: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The instances that match the service's *filters*."""
+        ...
+
+    def launch_instance(
+        self,
+        *,
+        image_id: str,
+        instance_type: str,
+        client_token: str,
+        tags: Mapping[str, str],
+        subnet_id: str | None = None,
+        security_group_ids: Sequence[str] = (),
+        key_name: str | None = None,
+        region: str | None = None,
+    ) -> str:
+        """Launch one instance (the same *client_token*: the same instance); return its id."""
         ...
 
 

@@ -2332,33 +2332,14 @@ class _Runner:
         free = iter(d for d in (f"/dev/sd{c}" for c in "fghijklmnop") if d not in used)
         for volume in restored.details.get("volumes", ()):
             volume_id, device = str(volume["volume_id"]), next(free)
-            target.call(
-                "ec2",
-                "attach_volume",
-                resource=volume_id,
-                region=region,
-                VolumeId=volume_id,
-                InstanceId=instance,
-                Device=device,
-            )
+            target.attach_volume(volume_id, instance, device, region=region)
 
             def detach(volume_id: str = volume_id, device: str = device) -> None:
                 with contextlib.suppress(ResourceNotFoundError):
-                    target.call(
-                        "ec2",
-                        "detach_volume",
-                        resource=volume_id,
-                        region=region,
-                        VolumeId=volume_id,
-                        InstanceId=instance,
-                        Device=device,
-                        Force=True,
-                    )
+                    target.detach_volume(volume_id, instance, device, region=region, force=True)
                 for _ in range(60):
-                    found = target.call(
-                        "ec2", "describe_volumes", region=region, VolumeIds=[volume_id]
-                    )
-                    if all(v.get("State") == "available" for v in found.get("Volumes", ())):
+                    states = target.volume_states([volume_id], region=region)
+                    if all(state == "available" for state in states.values()):
                         return
                     self.sleep(self.poll_interval)
 
@@ -2380,9 +2361,9 @@ class _Runner:
                 (target.describe_instance(iid, None) or {}).get("State", {}).get("Name", "missing")
             )
             if state == "running":
-                target.call("ec2", "reboot_instances", resource=iid, InstanceIds=[iid])
+                target.reboot_instance(iid)
             elif state == "stopped":
-                target.call("ec2", "start_instances", resource=iid, InstanceIds=[iid])
+                target.start_instance(iid)
             else:
                 raise _StepFailedError(f"instance {iid} is {state}: expected running or stopped")
             return _Outcome(resource=iid, endpoint=self._wait_running(target, iid, deadline))
@@ -2419,47 +2400,32 @@ class _Runner:
             subnet = self.isolation.subnet_id
             groups = list(self.isolation.security_group_ids)
             tags = {**tags, **self.isolation.tags, self.isolation.sweep_tag: self.now.isoformat()}
-        existing = target.call(
-            "ec2",
-            "describe_instances",
-            Filters=[
+        found = target.instances_matching(
+            [
                 {"Name": f"tag:{TAG_RESTORE_ID}", "Values": [self.token]},
                 {"Name": "tag:backuppolicy:step", "Values": [step.id]},
                 {
                     "Name": "instance-state-name",
                     "Values": ["pending", "running", "stopping", "stopped"],
                 },
-            ],
+            ]
         )
-        found = [i for r in existing.get("Reservations", ()) for i in r.get("Instances", ())]
         if found:
             iid = str(found[0]["InstanceId"])
         else:
-            params: dict[str, Any] = {
-                "ImageId": image,
-                "InstanceType": action.instance_type or original.get("InstanceType") or "t3.micro",
-                "MinCount": 1,
-                "MaxCount": 1,
-                "ClientToken": f"{self.token}-{step.id}"[:64],
-                "TagSpecifications": [
-                    {
-                        "ResourceType": "instance",
-                        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                    }
-                ],
-            }
-            if subnet:
-                params["SubnetId"] = subnet
-            if groups:
-                params["SecurityGroupIds"] = groups
-            if original.get("KeyName") and not self.rehearsal:
-                params["KeyName"] = original["KeyName"]
-            launched = target.call("ec2", "run_instances", resource=str(image), **params)
-            iid = str(launched["Instances"][0]["InstanceId"])
+            iid = target.launch_instance(
+                image_id=str(image),
+                instance_type=action.instance_type or original.get("InstanceType") or "t3.micro",
+                client_token=f"{self.token}-{step.id}"[:64],
+                tags=tags,
+                subnet_id=subnet,
+                security_group_ids=groups,
+                key_name=None if self.rehearsal else original.get("KeyName"),
+            )
         if self.rehearsal:
 
             def terminate() -> None:
-                target.call("ec2", "terminate_instances", resource=iid, InstanceIds=[iid])
+                target.terminate_instance(iid)
 
             with self._lock:
                 self._stack.callback(terminate)
