@@ -802,7 +802,7 @@ class _SnapshotTarget(AwsBackend):
             members = [{"snapshot_id": point.id}]
         created: list[dict[str, Any]] = []
         try:
-            zone = zone or self._first_zone(region)
+            zone = zone or self.first_zone(region)
             for member in members:
                 snapshot_id = str(member["snapshot_id"])
                 tags = {
@@ -848,7 +848,186 @@ class _SnapshotTarget(AwsBackend):
             if errors:
                 raise errors[0]
 
-    def _first_zone(self, region: str) -> str:
+    # ----------------------------------------------------------------- restores: RestorableVolumes
+
+    def describe_instance(
+        self, instance_id: str, region: str | None = None
+    ) -> dict[str, Any] | None:
+        """The instance *instance_id* as EC2 describes it; ``None`` if it does not exist."""
+        try:
+            found = self.call(
+                "ec2",
+                "describe_instances",
+                resource=instance_id,
+                region=region,
+                InstanceIds=[instance_id],
+            )
+        except ResourceNotFoundError:
+            return None
+        for reservation in found.get("Reservations", ()):
+            for item in reservation.get("Instances", ()):
+                return dict(item)
+        return None
+
+    def volumes_tagged(self, key: str, value: str, *, region: str) -> list[dict[str, Any]]:
+        """The volumes that carry the tag *key* = *value*, as EC2 describes them."""
+        found = self.call(
+            "ec2",
+            "describe_volumes",
+            region=region,
+            Filters=[{"Name": f"tag:{key}", "Values": [value]}],
+        )
+        return list(found.get("Volumes", ()))
+
+    def volume_states(self, volume_ids: list[str], *, region: str | None) -> dict[str, str]:
+        """Volume id -> its state (``"available"``, ``"in-use"``) of the volumes *volume_ids*."""
+        found = self.call("ec2", "describe_volumes", region=region, VolumeIds=volume_ids)
+        return {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
+
+    def create_volume_from(
+        self,
+        snapshot_id: str,
+        *,
+        zone: str,
+        region: str,
+        client_token: str,
+        tags: Mapping[str, str],
+    ) -> str:
+        """Start creating a volume from *snapshot_id* in *zone*; return its id."""
+        created = self.call(
+            "ec2",
+            "create_volume",
+            resource=snapshot_id,
+            region=region,
+            SnapshotId=snapshot_id,
+            AvailabilityZone=zone,
+            ClientToken=client_token,
+            TagSpecifications=[
+                {
+                    "ResourceType": "volume",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )
+        return str(created["VolumeId"])
+
+    def stop_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to stop."""
+        self.call(
+            "ec2", "stop_instances", resource=instance_id, region=region, InstanceIds=[instance_id]
+        )
+
+    def start_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to start."""
+        self.call(
+            "ec2", "start_instances", resource=instance_id, region=region, InstanceIds=[instance_id]
+        )
+
+    def attach_volume(
+        self, volume_id: str, instance_id: str, device: str, *, region: str | None
+    ) -> None:
+        """Attach *volume_id* to *instance_id* at *device*."""
+        self.call(
+            "ec2",
+            "attach_volume",
+            resource=volume_id,
+            region=region,
+            VolumeId=volume_id,
+            InstanceId=instance_id,
+            Device=device,
+        )
+
+    def detach_volume(
+        self,
+        volume_id: str,
+        instance_id: str,
+        device: str,
+        *,
+        region: str | None,
+        force: bool = False,
+    ) -> None:
+        """Detach *volume_id* from *instance_id* at *device* (the volume is kept).
+
+        With *force*, the instance is not asked to unmount it first (drill teardown).
+        """
+        params: dict[str, Any] = {"Force": True} if force else {}
+        self.call(
+            "ec2",
+            "detach_volume",
+            resource=volume_id,
+            region=region,
+            VolumeId=volume_id,
+            InstanceId=instance_id,
+            Device=device,
+            **params,
+        )
+
+    # ----------------------------------------------------------------- recovery: RecoverableInstance
+
+    def reboot_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to reboot."""
+        self.call(
+            "ec2",
+            "reboot_instances",
+            resource=instance_id,
+            region=region,
+            InstanceIds=[instance_id],
+        )
+
+    def terminate_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Terminate the instance *instance_id*."""
+        self.call(
+            "ec2",
+            "terminate_instances",
+            resource=instance_id,
+            region=region,
+            InstanceIds=[instance_id],
+        )
+
+    def instances_matching(
+        self, filters: Sequence[Mapping[str, Any]], *, region: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The instances that match the DescribeInstances *filters*, as EC2 describes them."""
+        found = self.call("ec2", "describe_instances", region=region, Filters=list(filters))
+        return [dict(i) for r in found.get("Reservations", ()) for i in r.get("Instances", ())]
+
+    def launch_instance(
+        self,
+        *,
+        image_id: str,
+        instance_type: str,
+        client_token: str,
+        tags: Mapping[str, str],
+        subnet_id: str | None = None,
+        security_group_ids: Sequence[str] = (),
+        key_name: str | None = None,
+        region: str | None = None,
+    ) -> str:
+        """Launch one instance of *image_id* (the same *client_token*: the same instance); its id."""
+        params: dict[str, Any] = {
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "ClientToken": client_token,
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        }
+        if subnet_id:
+            params["SubnetId"] = subnet_id
+        if security_group_ids:
+            params["SecurityGroupIds"] = list(security_group_ids)
+        if key_name:
+            params["KeyName"] = key_name
+        launched = self.call("ec2", "run_instances", resource=image_id, region=region, **params)
+        return str(launched["Instances"][0]["InstanceId"])
+
+    def first_zone(self, region: str) -> str:
+        """The first available zone of *region* (sorted by name)."""
         result = self.call(
             "ec2",
             "describe_availability_zones",

@@ -56,7 +56,12 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
-from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import (
+    TAG_RESTORE_ID,
+    Destination,
+    IsolationProfile,
+    RestoredResource,
+)
 
 __all__ = ["AuroraCluster", "BackupSettings", "BackupWindow", "Drift", "RdsInstance"]
 
@@ -66,7 +71,6 @@ _TAG_VALUE_MAX = 256
 _MAX_RETENTION = 35
 _MIN_WINDOW = timedelta(minutes=30)
 _DAY = timedelta(days=1)
-_TAG_RESTORE_ID = "backuppolicy:restore-id"
 _OUR_PREFIX = "backuppolicy:"
 _DEFAULT_INSTANCE_CLASS = IsolationProfile().instance_class
 _WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
@@ -287,6 +291,24 @@ def _identifier(text: str, *, max_length: int) -> str:
     return clean
 
 
+def _db_id(base: str, suffix: str) -> str:
+    """A valid RDS identifier ``<base>-<suffix>`` of at most 63 characters."""
+    suffix = re.sub(r"-+", "-", suffix).strip("-")
+    room = _DB_ID_MAX - len(suffix) - 1
+    head = re.sub(r"-+", "-", base[:room]).rstrip("-")
+    return f"{head}-{suffix}"
+
+
+def _restore_network(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The subnet group and security groups of a restored database, as RDS parameters."""
+    network: dict[str, Any] = {}
+    if settings["subnet_group"]:
+        network["DBSubnetGroupName"] = settings["subnet_group"]
+    if settings["security_group_ids"]:
+        network["VpcSecurityGroupIds"] = list(settings["security_group_ids"])
+    return network
+
+
 def _encode_tag(value: str, *, field: str) -> str:
     """Escape characters RDS refuses in tag values (``=XX`` per UTF-8 byte)."""
 
@@ -368,6 +390,8 @@ class _Api:
     resource_arn_key: str
     resource_created_key: str
     modify_resource: str
+    new_resource_param: str
+    resource_status_key: str
     snapshot_param: str
     describe_snapshots: str
     snapshots_key: str
@@ -392,6 +416,8 @@ _INSTANCE_API = _Api(
     resource_arn_key="DBInstanceArn",
     resource_created_key="InstanceCreateTime",
     modify_resource="modify_db_instance",
+    new_resource_param="NewDBInstanceIdentifier",
+    resource_status_key="DBInstanceStatus",
     snapshot_param="DBSnapshotIdentifier",
     describe_snapshots="describe_db_snapshots",
     snapshots_key="DBSnapshots",
@@ -415,6 +441,8 @@ _CLUSTER_API = _Api(
     resource_arn_key="DBClusterArn",
     resource_created_key="ClusterCreateTime",
     modify_resource="modify_db_cluster",
+    new_resource_param="NewDBClusterIdentifier",
+    resource_status_key="Status",
     snapshot_param="DBClusterSnapshotIdentifier",
     describe_snapshots="describe_db_cluster_snapshots",
     snapshots_key="DBClusterSnapshots",
@@ -1080,6 +1108,81 @@ class _RdsTarget(AwsBackend):
             )
         return drifts
 
+    # ----------------------------------------------------------------- restores: RestorableDatabase
+
+    database_noun: str
+    """What the database is called in restore plans (``"instance"``, ``"cluster"``)."""
+
+    @property
+    def database_id_param(self) -> str:
+        """Name of the identifier in the RDS API (``"DBInstanceIdentifier"``)."""
+        return self._api.resource_param
+
+    def restore_identifier(self, suffix: str) -> str:
+        """A valid RDS identifier ``<resource_id>-<suffix>`` of at most 63 characters."""
+        return _db_id(self.resource_id, suffix)
+
+    def describe_database(
+        self, identifier: str, region: str | None = None
+    ) -> dict[str, Any] | None:
+        """The database *identifier* as RDS describes it; ``None`` if it does not exist."""
+        api = self._api
+        try:
+            found = self.call(
+                "rds",
+                api.describe_resource,
+                resource=identifier,
+                region=region,
+                **{api.resource_param: identifier},
+            )
+        except ResourceNotFoundError:
+            return None
+        items: list[dict[str, Any]] = found.get(api.resources_key, [])
+        return items[0] if items else None
+
+    def database_status(self, item: Mapping[str, Any]) -> str | None:
+        """The status of a described database (``"available"``), as RDS spells it."""
+        status = item.get(self._api.resource_status_key)
+        return None if status is None else str(status)
+
+    def tag_database(
+        self, identifier: str, arn: str, tags: Mapping[str, str], *, region: str
+    ) -> None:
+        """Add *tags* to the database *identifier* (of ARN *arn*)."""
+        self.call(
+            "rds",
+            "add_tags_to_resource",
+            resource=identifier,
+            region=region,
+            ResourceName=arn,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+
+    def rename_database(self, identifier: str, new_identifier: str, *, region: str) -> None:
+        """Rename the database *identifier* to *new_identifier*, immediately."""
+        api = self._api
+        self.call(
+            "rds",
+            api.modify_resource,
+            resource=identifier,
+            region=region,
+            ApplyImmediately=True,
+            **{api.resource_param: identifier, api.new_resource_param: new_identifier},
+        )
+
+    def restore_database(
+        self,
+        identifier: str,
+        *,
+        region: str,
+        point: RecoveryPoint | None,
+        at: datetime | None,
+        settings: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> None:
+        """Start creating database *identifier* from *point* (or the protected one's state *at*)."""
+        raise NotImplementedError  # pragma: no cover - each kind restores its own way
+
     # ----------------------------------------------------------------- restore
 
     def _restore_id(self, profile: IsolationProfile, max_length: int = _DB_ID_MAX) -> str:
@@ -1092,7 +1195,7 @@ class _RdsTarget(AwsBackend):
         tags = {
             **dict(profile.tags),
             profile.sweep_tag: self._now().isoformat(),
-            _TAG_RESTORE_ID: restore_id,
+            TAG_RESTORE_ID: restore_id,
             TAG_TARGET: _encode_tag(self.name, field="name"),
         }
         return [{"Key": k, "Value": v} for k, v in tags.items()]
@@ -1148,7 +1251,7 @@ class _RdsTarget(AwsBackend):
             return
         items: list[dict[str, Any]] = found.get(key, [])
         tags = {t.get("Key"): t.get("Value") for item in items for t in item.get("TagList") or []}
-        if tags.get(_TAG_RESTORE_ID) != marker:
+        if tags.get(TAG_RESTORE_ID) != marker:
             return  # never delete anything this restore did not create
         try:
             if what == "instance":
@@ -1328,6 +1431,49 @@ class RdsInstance(_RdsTarget):
 
     _api = _INSTANCE_API
     _restored_kind = "rds-instance"
+    database_noun = "instance"
+
+    def restore_database(
+        self,
+        identifier: str,
+        *,
+        region: str,
+        point: RecoveryPoint | None,
+        at: datetime | None,
+        settings: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> None:
+        """Start restoring DB instance *identifier* from snapshot *point* (or this instance at *at*)."""
+        common: dict[str, Any] = {
+            **_restore_network(settings),
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+            "CopyTagsToSnapshot": True,
+        }
+        if settings["instance_class"]:
+            common["DBInstanceClass"] = settings["instance_class"]
+        if settings["parameter_group"]:
+            common["DBParameterGroupName"] = settings["parameter_group"]
+        if point is not None:
+            self.call(
+                "rds",
+                "restore_db_instance_from_db_snapshot",
+                resource=identifier,
+                region=region,
+                DBInstanceIdentifier=identifier,
+                DBSnapshotIdentifier=point.id,
+                **common,
+            )
+        else:
+            self.call(
+                "rds",
+                "restore_db_instance_to_point_in_time",
+                resource=identifier,
+                region=region,
+                SourceDBInstanceIdentifier=self.resource_id,
+                TargetDBInstanceIdentifier=identifier,
+                RestoreTime=at,
+                **common,
+            )
 
     def __init__(
         self,
@@ -1462,6 +1608,62 @@ class AuroraCluster(_RdsTarget):
 
     _api = _CLUSTER_API
     _restored_kind = "aurora-cluster"
+    database_noun = "cluster"
+
+    def restore_database(
+        self,
+        identifier: str,
+        *,
+        region: str,
+        point: RecoveryPoint | None,
+        at: datetime | None,
+        settings: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> None:
+        """Start restoring cluster *identifier* (and its instance ``<identifier>-1``) from *point* or *at*."""
+        tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+        cluster: dict[str, Any] = {
+            **_restore_network(settings),
+            "Tags": tag_list,
+            "CopyTagsToSnapshot": True,
+        }
+        if settings["parameter_group"]:
+            cluster["DBClusterParameterGroupName"] = settings["parameter_group"]
+        source = self.describe_database(self.resource_id, region) or {}
+        engine = (point.details.get("engine") if point else None) or source.get("Engine")
+        if point is not None:
+            self.call(
+                "rds",
+                "restore_db_cluster_from_snapshot",
+                resource=identifier,
+                region=region,
+                DBClusterIdentifier=identifier,
+                SnapshotIdentifier=point.id,
+                Engine=engine,
+                **cluster,
+            )
+        else:
+            self.call(
+                "rds",
+                "restore_db_cluster_to_point_in_time",
+                resource=identifier,
+                region=region,
+                DBClusterIdentifier=identifier,
+                SourceDBClusterIdentifier=self.resource_id,
+                RestoreToTime=at,
+                **cluster,
+            )
+        self.call(
+            "rds",
+            "create_db_instance",
+            resource=f"{identifier}-1",
+            region=region,
+            DBInstanceIdentifier=f"{identifier}-1",
+            DBClusterIdentifier=identifier,
+            Engine=engine,
+            DBInstanceClass=settings["instance_class"] or "db.t3.medium",
+            Tags=tag_list,
+        )
 
     def __init__(
         self,

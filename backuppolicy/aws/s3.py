@@ -683,8 +683,69 @@ class S3Bucket(AwsBackend):
 
     def versioning(self) -> str:
         """Versioning status: ``"Enabled"``, ``"Suspended"`` or ``"Disabled"`` (never enabled)."""
-        result = self.call("s3", "get_bucket_versioning", resource=self.bucket, Bucket=self.bucket)
+        return self.versioning_of(self.bucket)
+
+    # ----------------------------------------------------------------- restores: RestorableBucket
+
+    def versioning_of(self, bucket: str) -> str:
+        """Versioning status of *bucket* (this target's or a restore's destination)."""
+        result = self.call("s3", "get_bucket_versioning", resource=bucket, Bucket=bucket)
         return str(result.get("Status") or "Disabled")
+
+    def object_head(
+        self, bucket: str, key: str, *, version_id: str | None = None
+    ) -> dict[str, Any]:
+        """HeadObject of *key* in *bucket* (of its version *version_id*).
+
+        Raises:
+            ResourceNotFoundError: There is no such object (or version).
+        """
+        params: dict[str, Any] = {"VersionId": version_id} if version_id is not None else {}
+        return self.call("s3", "head_object", resource=key, Bucket=bucket, Key=key, **params)
+
+    def has_objects(self, bucket: str, prefix: str, *, exact: bool = False) -> bool:
+        """Whether *bucket* holds an object under *prefix* (with *exact*: the key *prefix* itself)."""
+        if exact:
+            try:
+                self.object_head(bucket, prefix)
+            except ResourceNotFoundError:
+                return False
+            return True
+        found = self.call(
+            "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix, MaxKeys=1
+        )
+        return bool(found.get("KeyCount") or found.get("Contents"))
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every current object under *prefix* in *bucket* (``Contents`` entries, all pages)."""
+        pages = self.paginate(
+            "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix
+        )
+        for page in pages:
+            yield from page.get("Contents", ())
+
+    def count_keys(self, bucket: str, prefix: str) -> int:
+        """How many current objects *bucket* holds under *prefix* (all pages)."""
+        return sum(
+            page.get("KeyCount", 0)
+            for page in self.paginate(
+                "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix
+            )
+        )
+
+    def copy_object_version(
+        self, key: str, version_id: str, dest_bucket: str, dest_key: str
+    ) -> None:
+        """Copy version *version_id* of *key* of this bucket to *dest_key* in *dest_bucket*."""
+        self.call(
+            "s3",
+            "copy_object",
+            resource=dest_key,
+            Bucket=dest_bucket,
+            Key=dest_key,
+            CopySource={"Bucket": self.bucket, "Key": key, "VersionId": version_id},
+            MetadataDirective="COPY",
+        )
 
     def ensure_versioning(self) -> str:
         """Enable versioning unless it is on already; return the status it had before.

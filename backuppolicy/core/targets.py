@@ -25,6 +25,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -39,9 +40,14 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "NAME_PREFIX_RE",
+    "TAG_RESTORE_ID",
     "BackupTarget",
     "Destination",
     "IsolationProfile",
+    "RecoverableInstance",
+    "RestorableBucket",
+    "RestorableDatabase",
+    "RestorableVolumes",
     "RestoredResource",
     "TargetKind",
     "get_target_class",
@@ -237,6 +243,279 @@ class TargetKind(Protocol):
         optionally ``Condition``; a workflow missing from the mapping needs nothing, and an
         empty mapping says that the kind needs no AWS permission at all.
         """
+        ...
+
+
+# -- restore capabilities ------------------------------------------------------------------
+# What `backuppolicy.restore` needs from a target, one small protocol per family of targets.
+# The workflow finds a target's family with ``isinstance`` (never by its kind string), and every
+# call to the backend's service lives in the backend's own module.
+
+TAG_RESTORE_ID: Final = "backuppolicy:restore-id"
+"""Tag on every resource a restore creates: the restore's token (a resumed restore adopts them)."""
+
+
+@runtime_checkable
+class RestorableDatabase(Protocol):
+    """**Protocol:** a database target that `backuppolicy.restore` restores (RDS, Aurora).
+
+    Implementations: `backuppolicy.aws.RdsInstance`, `~backuppolicy.aws.AuroraCluster`.
+    Described databases are the service's own records (``DBInstances[0]``, ``DBClusters[0]``).
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy."""
+        ...
+
+    @property
+    def region(self) -> str:
+        """Region of the protected database."""
+        ...
+
+    @property
+    def resource_id(self) -> str:
+        """Identifier of the protected database."""
+        ...
+
+    @property
+    def database_noun(self) -> str:
+        """What the database is called in plans (``"instance"``, ``"cluster"``)."""
+        ...
+
+    @property
+    def database_id_param(self) -> str:
+        """Name of the identifier in the service's API (``"DBInstanceIdentifier"``)."""
+        ...
+
+    def restore_identifier(self, suffix: str) -> str:
+        """A valid identifier ``<resource_id>-<suffix>`` for a restored or renamed database."""
+        ...
+
+    def describe_database(
+        self, identifier: str, region: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The database *identifier* as the service describes it; ``None`` if there is none."""
+        ...
+
+    def database_status(self, item: Mapping[str, Any]) -> str | None:
+        """The status of a described database (``"available"``), as the service spells it."""
+        ...
+
+    def tag_database(
+        self, identifier: str, arn: str, tags: Mapping[str, str], *, region: str
+    ) -> None:
+        """Add *tags* to the database *identifier* (of ARN *arn*)."""
+        ...
+
+    def rename_database(self, identifier: str, new_identifier: str, *, region: str) -> None:
+        """Rename the database *identifier* to *new_identifier*, immediately."""
+        ...
+
+    def restore_database(
+        self,
+        identifier: str,
+        *,
+        region: str,
+        point: RecoveryPoint | None,
+        at: datetime | None,
+        settings: Mapping[str, Any],
+        tags: Mapping[str, str],
+    ) -> None:
+        """Start creating database *identifier* from *point* (or the protected one's state *at*).
+
+        *settings* holds ``instance_class``, ``subnet_group``, ``security_group_ids`` and
+        ``parameter_group`` (each falsy: the service's default); *tags* go on what is created.
+        """
+        ...
+
+
+@runtime_checkable
+class RestorableVolumes(Protocol):
+    """**Protocol:** a target restored as block volumes that `backuppolicy.restore` creates and attaches.
+
+    Implementations: `backuppolicy.aws.Ec2Instance`, `~backuppolicy.aws.EbsVolume`. Described
+    instances and volumes are the service's own records (``Reservations[].Instances[]``).
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy."""
+        ...
+
+    @property
+    def region(self) -> str:
+        """Region of the protected resource."""
+        ...
+
+    def describe_instance(
+        self, instance_id: str, region: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The instance *instance_id* as the service describes it; ``None`` if there is none."""
+        ...
+
+    def volumes_tagged(self, key: str, value: str, *, region: str) -> list[Mapping[str, Any]]:
+        """The volumes that carry the tag *key* = *value*, as the service describes them."""
+        ...
+
+    def volume_states(self, volume_ids: list[str], *, region: str) -> dict[str, str]:
+        """Volume id -> its state (``"available"``, ``"in-use"``) of the volumes *volume_ids*."""
+        ...
+
+    def first_zone(self, region: str) -> str:
+        """The first available zone of *region* (sorted by name)."""
+        ...
+
+    def create_volume_from(
+        self,
+        snapshot_id: str,
+        *,
+        zone: str,
+        region: str,
+        client_token: str,
+        tags: Mapping[str, str],
+    ) -> str:
+        """Start creating a volume from *snapshot_id* in *zone*; return its id."""
+        ...
+
+    def stop_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to stop."""
+        ...
+
+    def start_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to start."""
+        ...
+
+    def attach_volume(self, volume_id: str, instance_id: str, device: str, *, region: str) -> None:
+        """Attach *volume_id* to *instance_id* at *device*."""
+        ...
+
+    def detach_volume(self, volume_id: str, instance_id: str, device: str, *, region: str) -> None:
+        """Detach *volume_id* from *instance_id* at *device* (the volume is kept)."""
+        ...
+
+
+@runtime_checkable
+class RestorableBucket(Protocol):
+    """**Protocol:** an object-store prefix that `backuppolicy.restore` restores to a time or version.
+
+    Implementation: `backuppolicy.aws.S3Bucket`. Objects are the service's own records
+    (``Contents`` entries, HeadObject responses).
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy."""
+        ...
+
+    @property
+    def bucket(self) -> str:
+        """The protected bucket."""
+        ...
+
+    @property
+    def prefix(self) -> str:
+        """The protected prefix."""
+        ...
+
+    @property
+    def internal_prefix(self) -> str:
+        """Where the target's own manifests and copies live (never data)."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """``s3://bucket/prefix`` of the protected data."""
+        ...
+
+    def versioning(self) -> str:
+        """Versioning status of the protected bucket (``"Enabled"``, ``"Suspended"``, ``"Disabled"``)."""
+        ...
+
+    def versioning_of(self, bucket: str) -> str:
+        """Versioning status of *bucket*."""
+        ...
+
+    def restore_to_time(
+        self,
+        when: datetime,
+        dest_bucket: str | None = None,
+        dest_prefix: str | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> Any:
+        """Restore the prefix to its state at *when* (or count what that would do, *dry_run*)."""
+        ...
+
+    def object_head(
+        self, bucket: str, key: str, *, version_id: str | None = None
+    ) -> Mapping[str, Any]:
+        """The head of *key* in *bucket* (its version *version_id*); raises if there is none."""
+        ...
+
+    def has_objects(self, bucket: str, prefix: str, *, exact: bool = False) -> bool:
+        """Whether *bucket* holds an object under *prefix* (with *exact*: the key itself)."""
+        ...
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[Mapping[str, Any]]:
+        """Every current object under *prefix* in *bucket*."""
+        ...
+
+    def count_keys(self, bucket: str, prefix: str) -> int:
+        """How many current objects *bucket* holds under *prefix*."""
+        ...
+
+    def copy_object_version(
+        self, key: str, version_id: str, dest_bucket: str, dest_key: str
+    ) -> None:
+        """Copy version *version_id* of *key* of the protected bucket to *dest_bucket*/*dest_key*."""
+        ...
+
+
+@runtime_checkable
+class RecoverableInstance(Protocol):
+    """**Protocol:** a server that a recovery plan restarts or replaces (`backuppolicy.workflows.recovery`).
+
+    Implementation: `backuppolicy.aws.Ec2Instance`.
+    """
+
+    def describe_instance(
+        self, instance_id: str, region: str | None = None
+    ) -> Mapping[str, Any] | None:
+        """The instance *instance_id* as the service describes it; ``None`` if there is none."""
+        ...
+
+    def start_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to start."""
+        ...
+
+    def reboot_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Ask the instance *instance_id* to reboot."""
+        ...
+
+    def terminate_instance(self, instance_id: str, *, region: str | None = None) -> None:
+        """Terminate the instance *instance_id*."""
+        ...
+
+    def instances_matching(
+        self, filters: Sequence[Mapping[str, Any]], *, region: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The instances that match the service's *filters*."""
+        ...
+
+    def launch_instance(
+        self,
+        *,
+        image_id: str,
+        instance_type: str,
+        client_token: str,
+        tags: Mapping[str, str],
+        subnet_id: str | None = None,
+        security_group_ids: Sequence[str] = (),
+        key_name: str | None = None,
+        region: str | None = None,
+    ) -> str:
+        """Launch one instance (the same *client_token*: the same instance); return its id."""
         ...
 
 

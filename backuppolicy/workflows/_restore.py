@@ -83,7 +83,13 @@ from backuppolicy.core.exceptions import (
     ResourceNotFoundError,
 )
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
-from backuppolicy.core.targets import BackupTarget
+from backuppolicy.core.targets import (
+    TAG_RESTORE_ID,
+    BackupTarget,
+    RestorableBucket,
+    RestorableDatabase,
+    RestorableVolumes,
+)
 
 __all__ = [
     "Probe",
@@ -96,8 +102,6 @@ __all__ = [
     "restore",
 ]
 
-TAG_RESTORE_ID = "backuppolicy:restore-id"
-"""Tag on every resource a restore creates: the plan's token (resumed restores adopt them)."""
 TAG_RESTORED_FROM = "backuppolicy:restored-from"
 """Tag on every resource a restore creates: the point id or time it was restored from."""
 TAG_MOVED_ASIDE = "backuppolicy:moved-aside-by"
@@ -109,9 +113,6 @@ _NEWEST = 3
 _QUOTE = 160
 _LISTED = 5
 
-_DB_ID_MAX = 63
-_DB_KINDS = frozenset({"rds-instance", "aurora-cluster"})
-_VOLUME_KINDS = frozenset({"ec2-instance", "ebs-volume"})
 _SUPPORTED = (
     "rds-instance",
     "aurora-cluster",
@@ -406,14 +407,6 @@ def _stamp_of(token: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-") or "restore"
 
 
-def _db_id(base: str, suffix: str) -> str:
-    """A valid RDS identifier ``<base>-<suffix>`` of at most 63 characters."""
-    suffix = re.sub(r"-+", "-", suffix).strip("-")
-    room = _DB_ID_MAX - len(suffix) - 1
-    head = re.sub(r"-+", "-", base[:room]).rstrip("-")
-    return f"{head}-{suffix}"
-
-
 def _resolve(
     policy_or_target: Any, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
 ) -> tuple[Any, str | None]:
@@ -568,11 +561,11 @@ def plan_restore(
         "parameter_group": parameter_group,
         "instance_class": instance_class,
     }
-    if kind in _DB_KINDS:
+    if isinstance(backend, RestorableDatabase):
         plan = _plan_database(context, point, at, into, options)
-    elif kind in _VOLUME_KINDS:
+    elif isinstance(backend, RestorableVolumes):
         plan = _plan_volumes(context, point, into, options)
-    elif kind == "s3-bucket":
+    elif isinstance(backend, RestorableBucket):
         plan = _plan_s3(context, point, at, into)
     elif kind == "directory":
         plan = _plan_directory(context, point, into)
@@ -608,49 +601,6 @@ class _Context:
 # -- databases ----------------------------------------------------------------------------
 
 
-@attrs.frozen
-class _DbApi:
-    describe: str
-    key: str
-    param: str
-    modify: str
-    new_param: str
-    status_key: str
-
-
-_INSTANCE = _DbApi(
-    "describe_db_instances",
-    "DBInstances",
-    "DBInstanceIdentifier",
-    "modify_db_instance",
-    "NewDBInstanceIdentifier",
-    "DBInstanceStatus",
-)
-_CLUSTER = _DbApi(
-    "describe_db_clusters",
-    "DBClusters",
-    "DBClusterIdentifier",
-    "modify_db_cluster",
-    "NewDBClusterIdentifier",
-    "Status",
-)
-
-
-def _db_api(kind: str) -> _DbApi:
-    return _CLUSTER if kind == "aurora-cluster" else _INSTANCE
-
-
-def _describe_db(
-    backend: Any, api: _DbApi, rid: str, region: str | None = None
-) -> dict[str, Any] | None:
-    try:
-        found = backend.call("rds", api.describe, resource=rid, region=region, **{api.param: rid})
-    except ResourceNotFoundError:
-        return None
-    items: list[dict[str, Any]] = found.get(api.key, [])
-    return items[0] if items else None
-
-
 def _tags(item: Mapping[str, Any] | None) -> dict[str, str]:
     if not item:
         return {}
@@ -677,8 +627,7 @@ def _plan_database(
     into: Any,
     options: dict[str, Any],
 ) -> RestorePlan:
-    backend = ctx.backend
-    api = _db_api(ctx.kind)
+    backend: RestorableDatabase = ctx.backend
     original = str(backend.resource_id)
     chosen = None if at is not None else _choose_point(backend, point, before=None)
     region = _point_region(chosen, str(backend.region))
@@ -700,18 +649,22 @@ def _plan_database(
             "a DB identifier: lowercase letters, digits and single hyphens, 1-63, starting with a letter",
             into,
         )
-    new_id = str(into) if into is not None else _db_id(original, f"restored-{_stamp_of(ctx.token)}")
+    new_id = (
+        str(into)
+        if into is not None
+        else backend.restore_identifier(f"restored-{_stamp_of(ctx.token)}")
+    )
     if new_id == original:
         raise PolicyError.for_field(
             "into",
             f"a new identifier (restore next to {original!r}; swap=True renames it into place)",
             new_id,
         )
-    existing = _describe_db(backend, api, new_id, region)
+    existing = backend.describe_database(new_id, region)
     if existing is not None and _tags(existing).get(TAG_RESTORE_ID) != ctx.token:
         raise PolicyError.for_field(
             "into",
-            f"an identifier that is not in use (a {api.param} not taken by another restore)",
+            f"an identifier that is not in use (a {backend.database_id_param} not taken by another restore)",
             new_id,
         )
     source = (
@@ -719,8 +672,8 @@ def _plan_database(
         if at is not None
         else f"snapshot {chosen.id}"  # type: ignore[union-attr]
     )
-    what = "cluster" if ctx.kind == "aurora-cluster" else "instance"
-    settings = _db_settings(backend, api, original, options)
+    what = backend.database_noun
+    settings = _db_settings(backend, original, options)
     described = ", ".join(f"{k} {v}" for k, v in settings.items() if v) or "default settings"
     steps = [
         RestoreStep(
@@ -734,7 +687,7 @@ def _plan_database(
         ),
         RestoreStep(StepAction.VERIFY, f"rds:{new_id}", f"wait until {new_id} is available"),
     ]
-    aside = _db_id(original, f"before-restore-{_stamp_of(ctx.token)}")
+    aside = backend.restore_identifier(f"before-restore-{_stamp_of(ctx.token)}")
     if swap:
         steps += [
             RestoreStep(
@@ -779,10 +732,10 @@ def _plan_database(
 
 
 def _db_settings(
-    backend: Any, api: _DbApi, original: str, options: Mapping[str, Any]
+    backend: RestorableDatabase, original: str, options: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The network, class and parameter settings of the restored database."""
-    found = _describe_db(backend, api, original) or {}
+    found = backend.describe_database(original) or {}
     groups = [g.get("VpcSecurityGroupId") for g in found.get("VpcSecurityGroups") or []]
     params = [g.get("DBParameterGroupName") for g in found.get("DBParameterGroups") or []]
     subnet = found.get("DBSubnetGroup")
@@ -804,7 +757,7 @@ def _db_settings(
 def _plan_volumes(  # noqa: C901 - one branch per device case
     ctx: _Context, point: RecoveryPoint | str | None, into: Any, options: dict[str, Any]
 ) -> RestorePlan:
-    backend = ctx.backend
+    backend: RestorableVolumes = ctx.backend
     if into is not None:
         raise PolicyError.for_field(
             "into", "None for volumes (use attach_to= and availability_zone=)", into
@@ -817,7 +770,8 @@ def _plan_volumes(  # noqa: C901 - one branch per device case
     spare = list(options["devices"])
     instance: dict[str, Any] | None = None
     if attach_to is not None:
-        instance = _describe_instance(backend, str(attach_to), region)
+        found = backend.describe_instance(str(attach_to), region)
+        instance = dict(found) if found is not None else None
         if instance is None:
             raise PolicyError.for_field("attach_to", f"an existing instance in {region}", attach_to)
     zone = options["availability_zone"] or (
@@ -905,23 +859,6 @@ def _plan_volumes(  # noqa: C901 - one branch per device case
     )
 
 
-def _describe_instance(backend: Any, instance_id: str, region: str | None) -> dict[str, Any] | None:
-    try:
-        found = backend.call(
-            "ec2",
-            "describe_instances",
-            resource=instance_id,
-            region=region,
-            InstanceIds=[instance_id],
-        )
-    except ResourceNotFoundError:
-        return None
-    for reservation in found.get("Reservations", ()):
-        for item in reservation.get("Instances", ()):
-            return dict(item)
-    return None
-
-
 # -- S3 -------------------------------------------------------------------------------------
 
 
@@ -935,7 +872,7 @@ def _parse_s3(value: str) -> tuple[str, str]:
 def _plan_s3(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
     ctx: _Context, point: RecoveryPoint | str | None, at: datetime | None, into: Any
 ) -> RestorePlan:
-    backend = ctx.backend
+    backend: RestorableBucket = ctx.backend
     if into is not None and not isinstance(into, str):
         raise PolicyError.for_field("into", "an s3://bucket/prefix URL (or None: in place)", into)
     dest_bucket, dest_prefix = _parse_s3(into) if into else (backend.bucket, backend.prefix)
@@ -990,9 +927,9 @@ def _plan_s3(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
         )
     else:
         preview = backend.restore_to_time(when, dest_bucket, dest_prefix, dry_run=True)
-        occupied = _s3_has_objects(backend, dest_bucket, dest_prefix)
+        occupied = backend.has_objects(dest_bucket, dest_prefix)
         if occupied:
-            versioned = _s3_versioning(backend, dest_bucket)
+            versioned = backend.versioning_of(dest_bucket)
             if versioned != "Enabled":
                 raise PolicyError.for_field(
                     "into",
@@ -1048,11 +985,9 @@ def _plan_s3_version(
     *,
     in_place: bool,
 ) -> RestorePlan:
-    backend = ctx.backend
+    backend: RestorableBucket = ctx.backend
     key, vid = version
-    head = backend.call(
-        "s3", "head_object", resource=key, Bucket=backend.bucket, Key=key, VersionId=vid
-    )
+    head = backend.object_head(backend.bucket, key, version_id=vid)
     size = int(head.get("ContentLength") or 0)
     if size > _MAX_COPY_OBJECT:
         raise PolicyError.for_field(
@@ -1061,8 +996,8 @@ def _plan_s3_version(
             f"{point.id} ({size} bytes)",
         )
     dest_key = dest_prefix + key.removeprefix(backend.prefix) if not in_place else key
-    occupied = _s3_has_objects(backend, dest_bucket, dest_key, exact=True)
-    if occupied and _s3_versioning(backend, dest_bucket) != "Enabled":
+    occupied = backend.has_objects(dest_bucket, dest_key, exact=True)
+    if occupied and backend.versioning_of(dest_bucket) != "Enabled":
         raise PolicyError.for_field(
             "into",
             "a destination with versioning on, or a key that does not exist yet",
@@ -1095,24 +1030,6 @@ def _plan_s3_version(
             "size": size,
         },
     )
-
-
-def _s3_has_objects(backend: Any, bucket: str, prefix: str, *, exact: bool = False) -> bool:
-    if exact:
-        try:
-            backend.call("s3", "head_object", resource=prefix, Bucket=bucket, Key=prefix)
-        except ResourceNotFoundError:
-            return False
-        return True
-    found = backend.call(
-        "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix, MaxKeys=1
-    )
-    return bool(found.get("KeyCount") or found.get("Contents"))
-
-
-def _s3_versioning(backend: Any, bucket: str) -> str:
-    result = backend.call("s3", "get_bucket_versioning", resource=bucket, Bucket=bucket)
-    return str(result.get("Status") or "Disabled")
 
 
 # -- directories ----------------------------------------------------------------------------
@@ -1217,12 +1134,12 @@ def _observe(plan: RestorePlan) -> dict[str, str]:
     `plan_restore` records it in `RestorePlan.observed`; `restore` looks again right before it
     acts and compares (`_changes`). States of what this restore made itself end in ``_OURS``.
     """
-    if plan.kind in _DB_KINDS:
-        return _observe_database(plan)
-    if plan.kind in _VOLUME_KINDS:
-        return _observe_volumes(plan)
-    if plan.kind == "s3-bucket":
-        return _observe_s3(plan)
+    if isinstance(plan.backend, RestorableDatabase):
+        return _observe_database(plan, plan.backend)
+    if isinstance(plan.backend, RestorableVolumes):
+        return _observe_volumes(plan, plan.backend)
+    if isinstance(plan.backend, RestorableBucket):
+        return _observe_s3(plan, plan.backend)
     if plan.kind == "directory":
         return _observe_directory(plan)
     return {}
@@ -1286,9 +1203,7 @@ def _path_state(path: Path) -> str:
     return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
 
 
-def _observe_database(plan: RestorePlan) -> dict[str, str]:
-    backend = plan.backend
-    api = _db_api(plan.kind)
+def _observe_database(plan: RestorePlan, backend: RestorableDatabase) -> dict[str, str]:
     opts = plan.options
     region = str(opts["region"])
     names = [(str(opts["new_id"]), TAG_RESTORE_ID)]
@@ -1296,7 +1211,7 @@ def _observe_database(plan: RestorePlan) -> dict[str, str]:
         names += [(str(backend.resource_id), TAG_RESTORE_ID), (str(opts["aside"]), TAG_MOVED_ASIDE)]
     seen = {}
     for rid, tag in names:
-        item = _describe_db(backend, api, rid, region)
+        item = backend.describe_database(rid, region)
         if item is None:
             seen[f"rds:{rid}"] = _ABSENT
             continue
@@ -1308,13 +1223,12 @@ def _observe_database(plan: RestorePlan) -> dict[str, str]:
     return seen
 
 
-def _observe_volumes(plan: RestorePlan) -> dict[str, str]:
+def _observe_volumes(plan: RestorePlan, backend: RestorableVolumes) -> dict[str, str]:
     iid = plan.options["attach_to"]
     if iid is None:  # new volumes only: what exists is found by the restore's tag
         return {}
-    backend = plan.backend
     region = str(plan.options["region"])
-    instance = _describe_instance(backend, str(iid), region)
+    instance = backend.describe_instance(str(iid), region)
     if instance is None:
         return {f"ec2:{iid}": _ABSENT}
     ours = set(_volumes_by_token(backend, plan.token, region).values())
@@ -1329,15 +1243,14 @@ def _observe_volumes(plan: RestorePlan) -> dict[str, str]:
     return seen
 
 
-def _observe_s3(plan: RestorePlan) -> dict[str, str]:
-    backend = plan.backend
+def _observe_s3(plan: RestorePlan, backend: RestorableBucket) -> dict[str, str]:
     opts = plan.options
     bucket = str(opts["dest_bucket"])
-    seen = {f"s3://{bucket} versioning": _s3_versioning(backend, bucket)}
+    seen = {f"s3://{bucket} versioning": backend.versioning_of(bucket)}
     if "version_id" in opts:
         key = str(opts["dest_key"])
         try:
-            head = backend.call("s3", "head_object", resource=key, Bucket=bucket, Key=key)
+            head = backend.object_head(bucket, key)
         except ResourceNotFoundError:
             seen[f"s3://{bucket}/{key}"] = _ABSENT
         else:
@@ -1351,19 +1264,17 @@ def _observe_s3(plan: RestorePlan) -> dict[str, str]:
     digest = hashlib.sha256()
     newest: list[tuple[str, str]] = []
     count = 0
-    pages = backend.paginate("s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix)
-    for page in pages:
-        for item in page.get("Contents", ()):
-            key = str(item["Key"])
-            if internal and key.startswith(internal):
-                continue
-            modified = item.get("LastModified")
-            stamp = modified.isoformat() if isinstance(modified, datetime) else str(modified)
-            digest.update(f"{key}\0{item.get('ETag')}\0{item.get('Size')}\0{stamp}\n".encode())
-            count += 1
-            heapq.heappush(newest, (stamp, key))
-            if len(newest) > _NEWEST:
-                heapq.heappop(newest)
+    for item in backend.list_objects(bucket, prefix):
+        key = str(item["Key"])
+        if internal and key.startswith(internal):
+            continue
+        modified = item.get("LastModified")
+        stamp = modified.isoformat() if isinstance(modified, datetime) else str(modified)
+        digest.update(f"{key}\0{item.get('ETag')}\0{item.get('Size')}\0{stamp}\n".encode())
+        count += 1
+        heapq.heappush(newest, (stamp, key))
+        if len(newest) > _NEWEST:
+            heapq.heappop(newest)
     names = ", ".join(key for _, key in sorted(newest, reverse=True))
     seen[f"s3://{bucket}/{prefix}"] = (
         f"{count} object(s) (digest {digest.hexdigest()[:12]}; newest: {names})"
@@ -1465,15 +1376,7 @@ def restore(
     started_at = _now()
     started = time.monotonic()
     waiter = _Waiter(sleep=sleep, interval=poll_interval, timeout=timeout)
-    runner = {
-        "rds-instance": _run_database,
-        "aurora-cluster": _run_database,
-        "ec2-instance": _run_volumes,
-        "ebs-volume": _run_volumes,
-        "s3-bucket": _run_s3,
-        "directory": _run_directory,
-    }[plan.kind]
-    outcome = runner(plan, waiter)
+    outcome = _runner(plan)(plan, waiter)
     checks = list(outcome.checks)
     checks += [
         _run_probe(
@@ -1494,6 +1397,17 @@ def restore(
     if log is not None:
         log.record(result.to_check(ran_by=ran_by))
     return result
+
+
+def _runner(plan: RestorePlan) -> Callable[[RestorePlan, _Waiter], _Outcome]:
+    """The function that carries out *plan*, chosen by what its target can do."""
+    if isinstance(plan.backend, RestorableDatabase):
+        return _run_database
+    if isinstance(plan.backend, RestorableVolumes):
+        return _run_volumes
+    if isinstance(plan.backend, RestorableBucket):
+        return _run_s3
+    return {"directory": _run_directory}[plan.kind]
 
 
 @attrs.frozen
@@ -1581,10 +1495,10 @@ def _run_probe(
 # -- databases ----------------------------------------------------------------------------
 
 
-def _db_state(backend: Any, api: _DbApi, rid: str, region: str) -> Callable[[], str | None]:
+def _db_state(backend: RestorableDatabase, rid: str, region: str) -> Callable[[], str | None]:
     def state() -> str | None:
-        item = _describe_db(backend, api, rid, region)
-        status = str((item or {}).get(api.status_key) or "missing").lower()
+        item = backend.describe_database(rid, region)
+        status = str((backend.database_status(item) if item else None) or "missing").lower()
         return None if status == "available" else status
 
     return state
@@ -1592,71 +1506,54 @@ def _db_state(backend: Any, api: _DbApi, rid: str, region: str) -> Callable[[], 
 
 def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
     backend = plan.backend
-    api = _db_api(plan.kind)
+    assert isinstance(backend, RestorableDatabase)  # noqa: S101 - dispatched on it
     opts = plan.options
     new_id, aside, region = str(opts["new_id"]), str(opts["aside"]), str(opts["region"])
     original = str(backend.resource_id)
-    marker = [
-        {"Key": TAG_RESTORE_ID, "Value": plan.token},
-        {
-            "Key": TAG_RESTORED_FROM,
-            "Value": _safe_tag(plan.point.id if plan.point else plan.data_time.isoformat()),
-        },
-    ]
+    marker = {
+        TAG_RESTORE_ID: plan.token,
+        TAG_RESTORED_FROM: _safe_tag(plan.point.id if plan.point else plan.data_time.isoformat()),
+    }
     # Right before acting (and before adopting anything): every name this restore uses holds
     # nothing, or what this restore made. A foreign database is never adopted, nor swapped in.
-    found = _describe_db(backend, api, new_id, region)
+    found = backend.describe_database(new_id, region)
     _refuse_foreign(plan, found, new_id, TAG_RESTORE_ID)
     done_swap = False
     if opts["swap"]:
-        current = _describe_db(backend, api, original, region)
+        current = backend.describe_database(original, region)
         done_swap = current is not None and _tags(current).get(TAG_RESTORE_ID) == plan.token
-        _refuse_foreign(plan, _describe_db(backend, api, aside, region), aside, TAG_MOVED_ASIDE)
+        _refuse_foreign(plan, backend.describe_database(aside, region), aside, TAG_MOVED_ASIDE)
     if not done_swap and found is None:
-        _create_database(plan, new_id, region, marker)
+        backend.restore_database(
+            new_id,
+            region=region,
+            point=plan.point,
+            at=plan.at,
+            settings=plan.options["settings"],
+            tags=marker,
+        )
     kept: list[str] = []
     if opts["swap"] and not done_swap:
         waiter.until(
-            "restore", _db_state(backend, api, new_id, region), backend=plan.target, resource=new_id
+            "restore", _db_state(backend, new_id, region), backend=plan.target, resource=new_id
         )
-        if _describe_db(backend, api, aside, region) is None:
-            current = _describe_db(backend, api, original, region) or {}
+        if backend.describe_database(aside, region) is None:
+            current = backend.describe_database(original, region) or {}
             arn = current.get("DBInstanceArn") or current.get("DBClusterArn")
             if arn:  # so that a resumed run knows the renamed database as the one it moved
-                backend.call(
-                    "rds",
-                    "add_tags_to_resource",
-                    resource=original,
-                    region=region,
-                    ResourceName=arn,
-                    Tags=[{"Key": TAG_MOVED_ASIDE, "Value": plan.token}],
+                backend.tag_database(
+                    original, str(arn), {TAG_MOVED_ASIDE: plan.token}, region=region
                 )
-            backend.call(
-                "rds",
-                api.modify,
-                resource=original,
-                region=region,
-                ApplyImmediately=True,
-                **{api.param: original, api.new_param: aside},
-            )
+            backend.rename_database(original, aside, region=region)
         waiter.until(
-            "rename", _db_state(backend, api, aside, region), backend=plan.target, resource=aside
+            "rename", _db_state(backend, aside, region), backend=plan.target, resource=aside
         )
-        backend.call(
-            "rds",
-            api.modify,
-            resource=new_id,
-            region=region,
-            ApplyImmediately=True,
-            **{api.param: new_id, api.new_param: original},
-        )
+        backend.rename_database(new_id, original, region=region)
     final = original if opts["swap"] else new_id
     if opts["swap"]:
         kept.append(f"rds:{aside}")
-    waiter.until(
-        "restore", _db_state(backend, api, final, region), backend=plan.target, resource=final
-    )
-    item = _describe_db(backend, api, final, region) or {}
+    waiter.until("restore", _db_state(backend, final, region), backend=plan.target, resource=final)
+    item = backend.describe_database(final, region) or {}
     endpoint = item.get("Endpoint")
     if isinstance(endpoint, Mapping):
         address: str | None = f"{endpoint.get('Address')}:{endpoint.get('Port')}"
@@ -1664,7 +1561,7 @@ def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
         address = f"{endpoint}:{item.get('Port')}"
     else:
         address = None
-    status = str(item.get(api.status_key, "")).lower()
+    status = str(backend.database_status(item) or "").lower()
     checks = [
         _check(
             plan,
@@ -1710,97 +1607,13 @@ def _safe_tag(value: str) -> str:
     return re.sub(r"[^\w .:/=+\-@]", "-", value)[:256]
 
 
-def _create_database(
-    plan: RestorePlan, new_id: str, region: str, tags: list[dict[str, str]]
-) -> None:
-    backend = plan.backend
-    settings = plan.options["settings"]
-    network: dict[str, Any] = {}
-    if settings["subnet_group"]:
-        network["DBSubnetGroupName"] = settings["subnet_group"]
-    if settings["security_group_ids"]:
-        network["VpcSecurityGroupIds"] = list(settings["security_group_ids"])
-    if plan.kind == "rds-instance":
-        common: dict[str, Any] = {**network, "Tags": tags, "CopyTagsToSnapshot": True}
-        if settings["instance_class"]:
-            common["DBInstanceClass"] = settings["instance_class"]
-        if settings["parameter_group"]:
-            common["DBParameterGroupName"] = settings["parameter_group"]
-        if plan.point is not None:
-            backend.call(
-                "rds",
-                "restore_db_instance_from_db_snapshot",
-                resource=new_id,
-                region=region,
-                DBInstanceIdentifier=new_id,
-                DBSnapshotIdentifier=plan.point.id,
-                **common,
-            )
-        else:
-            backend.call(
-                "rds",
-                "restore_db_instance_to_point_in_time",
-                resource=new_id,
-                region=region,
-                SourceDBInstanceIdentifier=backend.resource_id,
-                TargetDBInstanceIdentifier=new_id,
-                RestoreTime=plan.at,
-                **common,
-            )
-        return
-    cluster: dict[str, Any] = {**network, "Tags": tags, "CopyTagsToSnapshot": True}
-    if settings["parameter_group"]:
-        cluster["DBClusterParameterGroupName"] = settings["parameter_group"]
-    source = _describe_db(backend, _CLUSTER, backend.resource_id, region) or {}
-    engine = (plan.point.details.get("engine") if plan.point else None) or source.get("Engine")
-    if plan.point is not None:
-        backend.call(
-            "rds",
-            "restore_db_cluster_from_snapshot",
-            resource=new_id,
-            region=region,
-            DBClusterIdentifier=new_id,
-            SnapshotIdentifier=plan.point.id,
-            Engine=engine,
-            **cluster,
-        )
-    else:
-        backend.call(
-            "rds",
-            "restore_db_cluster_to_point_in_time",
-            resource=new_id,
-            region=region,
-            DBClusterIdentifier=new_id,
-            SourceDBClusterIdentifier=backend.resource_id,
-            RestoreToTime=plan.at,
-            **cluster,
-        )
-    backend.call(
-        "rds",
-        "create_db_instance",
-        resource=f"{new_id}-1",
-        region=region,
-        DBInstanceIdentifier=f"{new_id}-1",
-        DBClusterIdentifier=new_id,
-        Engine=engine,
-        DBInstanceClass=settings["instance_class"] or "db.t3.medium",
-        Tags=tags,
-    )
-
-
 # -- volumes --------------------------------------------------------------------------------
 
 
-def _volumes_by_token(backend: Any, token: str, region: str) -> dict[str, str]:
+def _volumes_by_token(backend: RestorableVolumes, token: str, region: str) -> dict[str, str]:
     """Volumes this restore created earlier: source snapshot id -> volume id."""
-    found = backend.call(
-        "ec2",
-        "describe_volumes",
-        region=region,
-        Filters=[{"Name": f"tag:{TAG_RESTORE_ID}", "Values": [token]}],
-    )
     result: dict[str, str] = {}
-    for volume in found.get("Volumes", ()):
+    for volume in backend.volumes_tagged(TAG_RESTORE_ID, token, region=region):
         tags = {t["Key"]: t["Value"] for t in volume.get("Tags") or []}
         if TAG_RESTORED_FROM in tags:
             result[tags[TAG_RESTORED_FROM]] = str(volume["VolumeId"])
@@ -1808,11 +1621,10 @@ def _volumes_by_token(backend: Any, token: str, region: str) -> dict[str, str]:
 
 
 def _volume_states(
-    backend: Any, ids: list[str], region: str, wanted: set[str]
+    backend: RestorableVolumes, ids: list[str], region: str, wanted: set[str]
 ) -> Callable[[], str | None]:
     def state() -> str | None:
-        found = backend.call("ec2", "describe_volumes", region=region, VolumeIds=ids)
-        states = {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
+        states = backend.volume_states(ids, region=region)
         bad = [s for s in states.values() if s not in wanted]
         if any(s == "error" for s in bad):
             return "error"
@@ -1821,9 +1633,11 @@ def _volume_states(
     return state
 
 
-def _instance_state(backend: Any, iid: str, region: str, wanted: str) -> Callable[[], str | None]:
+def _instance_state(
+    backend: RestorableVolumes, iid: str, region: str, wanted: str
+) -> Callable[[], str | None]:
     def state() -> str | None:
-        item = _describe_instance(backend, iid, region) or {}
+        item = backend.describe_instance(iid, region) or {}
         name = str(item.get("State", {}).get("Name", "missing"))
         return None if name == wanted else name
 
@@ -1832,9 +1646,10 @@ def _instance_state(backend: Any, iid: str, region: str, wanted: str) -> Callabl
 
 def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 - create, detach, attach, restart
     backend = plan.backend
+    assert isinstance(backend, RestorableVolumes)  # noqa: S101 - dispatched on it
     opts = plan.options
     region = str(opts["region"])
-    zone = opts["zone"] or _first_zone(backend, region)
+    zone = opts["zone"] or backend.first_zone(region)
     existing = _volumes_by_token(backend, plan.token, region)
     volumes: dict[str, str] = {}
     for member in opts["members"]:
@@ -1846,22 +1661,13 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
                 TAG_RESTORE_ID: plan.token,
                 TAG_RESTORED_FROM: snapshot_id,
             }
-            created = backend.call(
-                "ec2",
-                "create_volume",
-                resource=snapshot_id,
+            volume_id = backend.create_volume_from(
+                snapshot_id,
+                zone=zone,
                 region=region,
-                SnapshotId=snapshot_id,
-                AvailabilityZone=zone,
-                ClientToken=f"{plan.token}-{snapshot_id}"[:64],
-                TagSpecifications=[
-                    {
-                        "ResourceType": "volume",
-                        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                    }
-                ],
+                client_token=f"{plan.token}-{snapshot_id}"[:64],
+                tags=tags,
             )
-            volume_id = str(created["VolumeId"])
         volumes[snapshot_id] = volume_id
     ids = list(volumes.values())
     iid = opts["attach_to"]
@@ -1874,14 +1680,14 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
     kept: list[str] = []
     if iid is not None:
         # Decided now, not at planning: a volume at one of the devices is detached and kept.
-        live = _describe_instance(backend, iid, region) or {}
+        live = backend.describe_instance(iid, region) or {}
         targeted = {str(m["device"]) for m in opts["members"]}
         replaced = {  # what the plan saw (a resumed run may have detached it already) and what is there
             **{d: v for d, v in dict(opts["replaced"]).items() if v not in ids},
             **{d: v for d, v in _devices(live).items() if d in targeted and v not in ids},
         }
         if replaced:
-            backend.call("ec2", "stop_instances", resource=iid, region=region, InstanceIds=[iid])
+            backend.stop_instance(iid, region=region)
             waiter.until(
                 "stop",
                 _instance_state(backend, iid, region, "stopped"),
@@ -1891,21 +1697,13 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
             for device, old in sorted(replaced.items()):
                 if old in ids:
                     continue
-                instance = _describe_instance(backend, iid, region) or {}
+                instance = backend.describe_instance(iid, region) or {}
                 attached = {
                     str(m.get("Ebs", {}).get("VolumeId"))
                     for m in instance.get("BlockDeviceMappings") or []
                 }
                 if old in attached:
-                    backend.call(
-                        "ec2",
-                        "detach_volume",
-                        resource=old,
-                        region=region,
-                        VolumeId=old,
-                        InstanceId=iid,
-                        Device=device,
-                    )
+                    backend.detach_volume(old, iid, device, region=region)
                 kept.append(f"ebs:{old}")
             waiter.until(
                 "detach",
@@ -1915,22 +1713,14 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
                 backend=plan.target,
                 resource=iid,
             )
-        instance = _describe_instance(backend, iid, region) or {}
+        instance = backend.describe_instance(iid, region) or {}
         attached = {
             str(m.get("Ebs", {}).get("VolumeId")) for m in instance.get("BlockDeviceMappings") or []
         }
         for member in opts["members"]:
             volume_id = volumes[str(member["snapshot_id"])]
             if volume_id not in attached:
-                backend.call(
-                    "ec2",
-                    "attach_volume",
-                    resource=volume_id,
-                    region=region,
-                    VolumeId=volume_id,
-                    InstanceId=iid,
-                    Device=member["device"],
-                )
+                backend.attach_volume(volume_id, iid, str(member["device"]), region=region)
         waiter.until(
             "attach",
             _volume_states(backend, ids, region, {"in-use"}),
@@ -1940,15 +1730,14 @@ def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 
         if replaced and (
             opts["was_running"] or live.get("State", {}).get("Name") in {"running", "pending"}
         ):
-            backend.call("ec2", "start_instances", resource=iid, region=region, InstanceIds=[iid])
+            backend.start_instance(iid, region=region)
             waiter.until(
                 "start",
                 _instance_state(backend, iid, region, "running"),
                 backend=plan.target,
                 resource=iid,
             )
-    found = backend.call("ec2", "describe_volumes", region=region, VolumeIds=ids)
-    states = {str(v["VolumeId"]): str(v.get("State")) for v in found.get("Volumes", ())}
+    states = backend.volume_states(ids, region=region)
     wanted = "in-use" if iid is not None else "available"
     ok = all(states.get(v) == wanted for v in ids)
     checks = [
@@ -1979,31 +1768,15 @@ def _devices(instance: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def _first_zone(backend: Any, region: str) -> str:
-    result = backend.call(
-        "ec2",
-        "describe_availability_zones",
-        region=region,
-        Filters=[{"Name": "state", "Values": ["available"]}],
-    )
-    zones = sorted(str(z["ZoneName"]) for z in result.get("AvailabilityZones", ()))
-    if not zones:
-        raise BackendError(
-            f"{backend.name}: no available zone in {region}",
-            backend=backend.name,
-            operation="DescribeAvailabilityZones",
-        )
-    return zones[0]
-
-
 # -- S3 -------------------------------------------------------------------------------------
 
 
 def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
     backend = plan.backend
+    assert isinstance(backend, RestorableBucket)  # noqa: S101 - dispatched on it
     opts = plan.options
     if "version_id" in opts:
-        return _run_s3_version(plan)
+        return _run_s3_version(plan, backend)
     bucket, prefix = str(opts["dest_bucket"]), str(opts["dest_prefix"])
     when = plan.at
     assert when is not None  # noqa: S101 - planned with a time
@@ -2030,12 +1803,7 @@ def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - s
     else:
         _refuse_unkept(backend, bucket, prefix, exact=False)
         report = backend.restore_to_time(when, bucket, prefix)
-        keys = sum(
-            page.get("KeyCount", 0)
-            for page in backend.paginate(
-                "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix
-            )
-        )
+        keys = backend.count_keys(bucket, prefix)
         ok = keys >= report.restored
         checks = [
             _check(
@@ -2058,21 +1826,12 @@ def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - s
     return _Outcome(url, url, [], checks, details)
 
 
-def _run_s3_version(plan: RestorePlan) -> _Outcome:
-    backend = plan.backend
+def _run_s3_version(plan: RestorePlan, backend: RestorableBucket) -> _Outcome:
     opts = plan.options
     bucket, key = str(opts["dest_bucket"]), str(opts["dest_key"])
     _refuse_unkept(backend, bucket, key, exact=True)
-    backend.call(
-        "s3",
-        "copy_object",
-        resource=key,
-        Bucket=bucket,
-        Key=key,
-        CopySource={"Bucket": backend.bucket, "Key": opts["key"], "VersionId": opts["version_id"]},
-        MetadataDirective="COPY",
-    )
-    head = backend.call("s3", "head_object", resource=key, Bucket=bucket, Key=key)
+    backend.copy_object_version(str(opts["key"]), str(opts["version_id"]), bucket, key)
+    head = backend.object_head(bucket, key)
     ok = head.get("ETag") == opts["etag"] and int(head.get("ContentLength") or 0) == opts["size"]
     checks = [
         _check(
@@ -2087,10 +1846,10 @@ def _run_s3_version(plan: RestorePlan) -> _Outcome:
     return _Outcome(url, url, [], checks, {"version_id": head.get("VersionId")})
 
 
-def _refuse_unkept(backend: Any, bucket: str, prefix: str, *, exact: bool) -> None:
+def _refuse_unkept(backend: RestorableBucket, bucket: str, prefix: str, *, exact: bool) -> None:
     """Refuse to write where objects are now and versioning would not keep them."""
-    if _s3_has_objects(backend, bucket, prefix, exact=exact):
-        status = _s3_versioning(backend, bucket)
+    if backend.has_objects(bucket, prefix, exact=exact):
+        status = backend.versioning_of(bucket)
         if status != "Enabled":
             raise PolicyError.for_field(
                 "into",

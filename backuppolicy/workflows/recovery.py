@@ -69,12 +69,10 @@ from backuppolicy.core.loading import load_yaml as _load_yaml
 from backuppolicy.core.loading import read_policy_text as _read_policy_text
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.secrets import Secret, looks_secret, redact_url, reveal, scrub, secret_field
-from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.core.targets import TAG_RESTORE_ID, IsolationProfile
 from backuppolicy.workflows._restore import (
-    TAG_RESTORE_ID,
     RestoreLog,
     _choose_point,
-    _describe_instance,
     _run_probe,
     plan_restore,
     restore,
@@ -2314,7 +2312,7 @@ class _Runner:
         )
         if isinstance(action, RestoreVolumes) and action.attach_to:
             instance = self._ref(action.attach_to, "attach_to")
-            described = _describe_instance(target, str(instance), None) or {}
+            described = target.describe_instance(str(instance), None) or {}
             zone = described.get("Placement", {}).get("AvailabilityZone")
             isolation = attrs.evolve(isolation, availability_zone=zone) if zone else isolation
         restored = self._keep(target.restore(point, into=isolation))
@@ -2331,38 +2329,19 @@ class _Runner:
     def _attach_in_drill(self, target: Any, instance: str, restored: Any) -> None:
         """Attach drill volumes to a stand-in instance at free devices; detach them at teardown."""
         region = restored.details.get("region")
-        described = _describe_instance(target, instance, region) or {}
+        described = target.describe_instance(instance, region) or {}
         used = {str(m["DeviceName"]) for m in described.get("BlockDeviceMappings") or []}
         free = iter(d for d in (f"/dev/sd{c}" for c in "fghijklmnop") if d not in used)
         for volume in restored.details.get("volumes", ()):
             volume_id, device = str(volume["volume_id"]), next(free)
-            target.call(
-                "ec2",
-                "attach_volume",
-                resource=volume_id,
-                region=region,
-                VolumeId=volume_id,
-                InstanceId=instance,
-                Device=device,
-            )
+            target.attach_volume(volume_id, instance, device, region=region)
 
             def detach(volume_id: str = volume_id, device: str = device) -> None:
                 with contextlib.suppress(ResourceNotFoundError):
-                    target.call(
-                        "ec2",
-                        "detach_volume",
-                        resource=volume_id,
-                        region=region,
-                        VolumeId=volume_id,
-                        InstanceId=instance,
-                        Device=device,
-                        Force=True,
-                    )
+                    target.detach_volume(volume_id, instance, device, region=region, force=True)
                 for _ in range(60):
-                    found = target.call(
-                        "ec2", "describe_volumes", region=region, VolumeIds=[volume_id]
-                    )
-                    if all(v.get("State") == "available" for v in found.get("Volumes", ())):
+                    states = target.volume_states([volume_id], region=region)
+                    if all(state == "available" for state in states.values()):
                         return
                     self.sleep(self.poll_interval)
 
@@ -2381,14 +2360,12 @@ class _Runner:
         if isinstance(action, RestartInstance) and (not self.rehearsal or ours):
             iid = self._ref(action.instance, "instance") or str(target.instance_id)
             state = str(
-                (_describe_instance(target, iid, None) or {})
-                .get("State", {})
-                .get("Name", "missing")
+                (target.describe_instance(iid, None) or {}).get("State", {}).get("Name", "missing")
             )
             if state == "running":
-                target.call("ec2", "reboot_instances", resource=iid, InstanceIds=[iid])
+                target.reboot_instance(iid)
             elif state == "stopped":
-                target.call("ec2", "start_instances", resource=iid, InstanceIds=[iid])
+                target.start_instance(iid)
             else:
                 raise _StepFailedError(f"instance {iid} is {state}: expected running or stopped")
             return _Outcome(resource=iid, endpoint=self._wait_running(target, iid, deadline))
@@ -2402,10 +2379,10 @@ class _Runner:
         deadline: float | None,
     ) -> _Outcome:
         """Launch a replacement (or, in a drill, a stand-in in the isolation subnet)."""
-        original = _describe_instance(target, str(target.instance_id), None) or {}
+        original = target.describe_instance(str(target.instance_id), None) or {}
         if isinstance(action, RestartInstance):  # drill: a stand-in of the instance it names
             ref = self._ref(action.instance, "instance")
-            original = (_describe_instance(target, ref, None) if ref else None) or original
+            original = (target.describe_instance(ref, None) if ref else None) or original
             action = ReplaceInstance(action.target)
         image = action.image_id or original.get("ImageId")
         if not image:
@@ -2425,47 +2402,32 @@ class _Runner:
             subnet = self.isolation.subnet_id
             groups = list(self.isolation.security_group_ids)
             tags = {**tags, **self.isolation.tags, self.isolation.sweep_tag: self.now.isoformat()}
-        existing = target.call(
-            "ec2",
-            "describe_instances",
-            Filters=[
+        found = target.instances_matching(
+            [
                 {"Name": f"tag:{TAG_RESTORE_ID}", "Values": [self.token]},
                 {"Name": "tag:backuppolicy:step", "Values": [step.id]},
                 {
                     "Name": "instance-state-name",
                     "Values": ["pending", "running", "stopping", "stopped"],
                 },
-            ],
+            ]
         )
-        found = [i for r in existing.get("Reservations", ()) for i in r.get("Instances", ())]
         if found:
             iid = str(found[0]["InstanceId"])
         else:
-            params: dict[str, Any] = {
-                "ImageId": image,
-                "InstanceType": action.instance_type or original.get("InstanceType") or "t3.micro",
-                "MinCount": 1,
-                "MaxCount": 1,
-                "ClientToken": f"{self.token}-{step.id}"[:64],
-                "TagSpecifications": [
-                    {
-                        "ResourceType": "instance",
-                        "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
-                    }
-                ],
-            }
-            if subnet:
-                params["SubnetId"] = subnet
-            if groups:
-                params["SecurityGroupIds"] = groups
-            if original.get("KeyName") and not self.rehearsal:
-                params["KeyName"] = original["KeyName"]
-            launched = target.call("ec2", "run_instances", resource=str(image), **params)
-            iid = str(launched["Instances"][0]["InstanceId"])
+            iid = target.launch_instance(
+                image_id=str(image),
+                instance_type=action.instance_type or original.get("InstanceType") or "t3.micro",
+                client_token=f"{self.token}-{step.id}"[:64],
+                tags=tags,
+                subnet_id=subnet,
+                security_group_ids=groups,
+                key_name=None if self.rehearsal else original.get("KeyName"),
+            )
         if self.rehearsal:
 
             def terminate() -> None:
-                target.call("ec2", "terminate_instances", resource=iid, InstanceIds=[iid])
+                target.terminate_instance(iid)
 
             with self._lock:
                 self._stack.callback(terminate)
@@ -2473,7 +2435,7 @@ class _Runner:
 
     def _wait_running(self, target: Any, iid: str, deadline: float | None) -> str | None:
         while True:
-            item = _describe_instance(target, iid, None) or {}
+            item = target.describe_instance(iid, None) or {}
             state = str(item.get("State", {}).get("Name", "missing"))
             if state == "running":
                 return item.get("PrivateIpAddress") or item.get("PublicDnsName") or iid
