@@ -19,8 +19,10 @@ appears only once its upload completes). Restores extract into a fresh directory
 refuse hostile archives (absolute paths, ``..``, device files, links that escape)
 and check every file against the manifest.
 
-``import backuppolicy.local`` does not import boto3; `S3Store` imports it when it
-is created.
+``import backuppolicy.local`` does not import boto3 and imports nothing from
+`backuppolicy.aws`: `S3Store` keeps the archive format and gets the S3 calls from the
+registry's ``"s3"`` object store (`backuppolicy.aws.S3Objects`), imported when a store is
+created.
 """
 
 from __future__ import annotations
@@ -71,13 +73,13 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
-from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource, get_plugin
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: the layers below aws/ never import it (import-linter)
     import boto3
     from botocore.config import Config
 
-    from backuppolicy.aws._client import AwsBackend, RetryPolicy
+    from backuppolicy.aws import AwsBackend, RetryPolicy, S3Objects
 
 __all__ = [
     "ARCHIVE_FORMAT",
@@ -859,7 +861,6 @@ _STAGING_PREFIX = ".bp-restore-"
 _LEFTOVER_GRACE = timedelta(hours=24)
 # PreconditionFailed (412): If-Match did not match; ConditionalRequestConflict (409): a
 # concurrent conditional write of the same key won.
-_S3_CONFLICT_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict"})
 _LOCK_PREFIX = ".bp-lock-"
 
 
@@ -1072,85 +1073,9 @@ def _check_tier(tier: str) -> str:
     return tier
 
 
-class _S3Writer:
-    """Buffers up to one part; small objects go up with PutObject, big ones as a multipart upload."""
-
-    def __init__(self, store: S3Store, key: str) -> None:
-        self._store = store
-        self._key = store.prefix + key
-        self._buffer = bytearray()
-        self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
-        self.encryption: str | None = None
-
-    def write(self, data: bytes, /) -> int:
-        self._buffer += data
-        if len(self._buffer) >= self._store.part_size:
-            self._flush_part()
-        return len(data)
-
-    def _flush_part(self) -> None:
-        aws = self._store.aws
-        if self._upload_id is None:
-            created = aws.call(
-                "s3",
-                "create_multipart_upload",
-                resource=self._key,
-                Bucket=self._store.bucket,
-                Key=self._key,
-                **self._store.sse_params,
-            )
-            self._upload_id = str(created["UploadId"])
-        number = len(self._parts) + 1
-        part = aws.call(
-            "s3",
-            "upload_part",
-            resource=self._key,
-            Bucket=self._store.bucket,
-            Key=self._key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=bytes(self._buffer),
-        )
-        self._parts.append({"ETag": part["ETag"], "PartNumber": number})
-        self._buffer = bytearray()
-
-    def commit(self) -> None:
-        aws = self._store.aws
-        if self._upload_id is None:
-            done = aws.call(
-                "s3",
-                "put_object",
-                resource=self._key,
-                Bucket=self._store.bucket,
-                Key=self._key,
-                Body=bytes(self._buffer),
-                **self._store.sse_params,
-            )
-        else:
-            if self._buffer:
-                self._flush_part()
-            done = aws.call(
-                "s3",
-                "complete_multipart_upload",
-                resource=self._key,
-                Bucket=self._store.bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
-        self.encryption = done.get("ServerSideEncryption")
-
-    def abort(self) -> None:
-        if self._upload_id is not None:
-            self._store.aws.call(
-                "s3",
-                "abort_multipart_upload",
-                resource=self._key,
-                Bucket=self._store.bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-            )
+def _s3_objects(bucket: str, **options: Any) -> Any:
+    """The ``"s3"`` object store of the registry (`backuppolicy.aws.S3Objects`, imports boto3)."""
+    return get_plugin("object-store", "s3")(bucket, **options)
 
 
 class S3Store(ArchiveStore):
@@ -1161,9 +1086,10 @@ class S3Store(ArchiveStore):
     an object appears only once its upload completes, so a crash leaves nothing that
     looks complete (add a lifecycle rule ``AbortIncompleteMultipartUpload`` to clean
     up abandoned parts). With *kms_key_id* every object is written with SSE-KMS.
-    Every call goes through `backuppolicy.aws.AwsBackend` (retries, error mapping).
 
-    Creating an `S3Store` imports boto3; importing `backuppolicy.local` does not.
+    The archive format lives here; every S3 call is made by the registry's ``"s3"`` object
+    store, `backuppolicy.aws.S3Objects` (through `backuppolicy.aws.AwsBackend`: retries, error
+    mapping). Creating an `S3Store` imports boto3; importing `backuppolicy.local` does not.
 
     Attributes:
         bucket: The bucket.
@@ -1172,7 +1098,7 @@ class S3Store(ArchiveStore):
         kms_key_id: KMS key for SSE-KMS, or ``None`` for the bucket's default encryption.
         part_size: Multipart part size in bytes (at least 5 MiB).
         max_workers: Sidecars read concurrently while listing.
-        aws: The `~backuppolicy.aws.AwsBackend` that makes every call.
+        objects: The `backuppolicy.aws.S3Objects` that makes every call.
     """
 
     def __init__(
@@ -1191,8 +1117,6 @@ class S3Store(ArchiveStore):
         part_size: int = 8 * _MiB,
         max_workers: int = 8,
     ) -> None:
-        from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - boto3 only when used
-
         if not isinstance(bucket, str) or not bucket:
             raise PolicyError.for_field("bucket", "a non-empty bucket name", bucket)
         if not isinstance(prefix, str):
@@ -1211,8 +1135,11 @@ class S3Store(ArchiveStore):
         self.kms_key_id = kms_key_id
         self.part_size = part_size
         self.max_workers = max_workers
-        self.aws: AwsBackend = AwsBackend(
-            f"s3://{bucket}/{prefix}",
+        self.objects: S3Objects = _s3_objects(
+            bucket,
+            name=f"s3://{bucket}/{prefix}",
+            kms_key_id=kms_key_id,
+            part_size=part_size,
             session=session,
             region=region,
             endpoint_url=endpoint_url,
@@ -1228,6 +1155,11 @@ class S3Store(ArchiveStore):
         )
 
     @property
+    def aws(self) -> AwsBackend:
+        """The `~backuppolicy.aws.AwsBackend` that makes every call (``objects.backend``)."""
+        return self.objects.backend
+
+    @property
     def url(self) -> str:
         """``s3://bucket/prefix``."""
         return f"s3://{self.bucket}/{self.prefix}"
@@ -1237,37 +1169,18 @@ class S3Store(ArchiveStore):
         """``True`` with SSE-KMS; otherwise as reported by S3 for each upload."""
         return True if self.kms_key_id else None
 
-    @property
-    def sse_params(self) -> dict[str, str]:
-        """Server-side encryption parameters for PutObject / CreateMultipartUpload."""
-        if self.kms_key_id is None:
-            return {}
-        return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
-
-    @contextlib.contextmanager
-    def open_writer(self, key: str) -> Iterator[ArchiveWriter]:
+    def open_writer(self, key: str) -> contextlib.AbstractContextManager[ArchiveWriter]:
         """Upload *key* (PutObject, or a multipart upload past one part); abort on error."""
         _check_key(key)
-        writer = _S3Writer(self, key)
-        try:
-            yield writer
-            writer.commit()
-        except BaseException:
-            with contextlib.suppress(BackendError):
-                writer.abort()
-            raise
+        return self.objects.open_writer(self.prefix + key)
 
-    @contextlib.contextmanager
-    def open_reader(self, key: str) -> Iterator[_Readable]:
+    def open_reader(self, key: str) -> contextlib.AbstractContextManager[_Readable]:
         """Stream *key* with GetObject."""
         _check_key(key)
-        full = self.prefix + key
-        response = self.aws.call("s3", "get_object", resource=full, Bucket=self.bucket, Key=full)
-        body = response["Body"]
-        try:
-            yield body
-        finally:
-            body.close()
+        reader: contextlib.AbstractContextManager[_Readable] = self.objects.open_reader(
+            self.prefix + key
+        )
+        return reader
 
     def read_limited(self, key: str, limit: int) -> bytes:
         """GetObject of the first ``limit + 1`` bytes only (a Range request).
@@ -1277,8 +1190,7 @@ class S3Store(ArchiveStore):
             UnsafeArchiveError: *key* holds more than *limit* bytes.
         """
         _check_key(key)
-        full = self.prefix + key
-        raw, over = self.aws.get_bounded(self.bucket, full, limit, resource=full)
+        raw, over = self.objects.get_bounded(self.prefix + key, limit)
         if over:
             raise _too_big(self.url, key, limit)
         return raw
@@ -1286,81 +1198,36 @@ class S3Store(ArchiveStore):
     def keys(self, prefix: str = "") -> Iterator[tuple[str, datetime]]:
         """Stream keys under ``self.prefix + prefix`` (ListObjectsV2, every page)."""
         start = len(self.prefix)
-        for page in self.aws.paginate(
-            "s3",
-            "list_objects_v2",
-            resource=self.url,
-            Bucket=self.bucket,
-            Prefix=self.prefix + prefix,
-        ):
-            for item in page.get("Contents", []):
-                yield str(item["Key"])[start:], item["LastModified"]
+        for page in self.objects.list_pages(self.prefix + prefix):
+            for key, modified in page:
+                yield key[start:], modified
 
     def exists(self, key: str) -> bool:
         """HeadObject."""
         _check_key(key)
-        full = self.prefix + key
-        try:
-            self.aws.call("s3", "head_object", resource=full, Bucket=self.bucket, Key=full)
-        except ResourceNotFoundError:
-            return False
-        return True
+        return self.objects.exists(self.prefix + key)
 
     def remove(self, key: str) -> None:
         """DeleteObject (in a versioned bucket this adds a delete marker)."""
         _check_key(key)
-        full = self.prefix + key
-        self.aws.call("s3", "delete_object", resource=full, Bucket=self.bucket, Key=full)
+        self.objects.delete(self.prefix + key)
 
     # Holds against deletes: S3 conditional writes (If-Match on PutObject and DeleteObject).
 
     def _sidecar_tag(self, name: str) -> str | None:
         """The sidecar's ETag (HeadObject), ``None`` if there is none."""
-        full = self.prefix + _sidecar_key(name)
-        try:
-            head = self.aws.call("s3", "head_object", resource=full, Bucket=self.bucket, Key=full)
-        except ResourceNotFoundError:
-            return None
-        return str(head["ETag"])
-
-    @contextlib.contextmanager
-    def _conditional(self) -> Iterator[None]:
-        try:
-            yield
-        except ResourceNotFoundError as exc:
-            raise _ChangedError(str(exc)) from exc
-        except BackendError as exc:
-            if exc.code in _S3_CONFLICT_CODES:
-                raise _ChangedError(str(exc)) from exc
-            raise
+        return self.objects.etag(self.prefix + _sidecar_key(name))
 
     def _write_json_if(self, key: str, data: Mapping[str, Any], tag: str | None) -> None:
         """PutObject with ``If-Match: <tag>``: a sidecar changed or deleted meanwhile is not written."""
-        if tag is None:
-            raise _ChangedError(key)
-        full = self.prefix + key
         body = json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-        with self._conditional():
-            self.aws.call(
-                "s3",
-                "put_object",
-                resource=full,
-                Bucket=self.bucket,
-                Key=full,
-                Body=body,
-                IfMatch=tag,
-                **self.sse_params,
-            )
+        if tag is None or not self.objects.put(self.prefix + key, body, if_match=tag):
+            raise _ChangedError(key)
 
     def _remove_if(self, key: str, tag: str | None) -> None:
         """DeleteObject with ``If-Match: <tag>``: a sidecar changed meanwhile is not deleted."""
-        if tag is None:
+        if tag is None or not self.objects.delete(self.prefix + key, if_match=tag):
             raise _ChangedError(key)
-        full = self.prefix + key
-        with self._conditional():
-            self.aws.call(
-                "s3", "delete_object", resource=full, Bucket=self.bucket, Key=full, IfMatch=tag
-            )
 
     def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
         if not names:

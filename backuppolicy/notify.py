@@ -37,7 +37,7 @@ from backuppolicy.core.model import ensure_aware
 from backuppolicy.core.secrets import Secret, redact_url, scrub, secret_cause
 
 if TYPE_CHECKING:
-    from backuppolicy.aws._client import AwsBackend, RetryPolicy
+    from backuppolicy.aws import AwsBackend, RetryPolicy
 
 __all__ = [
     "Event",
@@ -255,7 +255,7 @@ class SnsNotifier:
                 topic_arn,
             )
         self.topic_arn = topic_arn
-        from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - keep boto3 out of the core
+        from backuppolicy.aws import AwsBackend  # noqa: PLC0415 - boto3 only for an SNS notifier
 
         self._backend: AwsBackend = AwsBackend(
             f"sns:{parts[5]}",

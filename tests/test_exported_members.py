@@ -31,3 +31,30 @@ class TestExportedMembers:
         """__all__ names each member once (ruff's RUF022 keeps it sorted)."""
         exported = importlib.import_module(name).__all__
         assert len(set(exported)) == len(exported)
+
+
+class TestAwsExports:
+    def test_all_is_exactly_what_the_module_imports(self):
+        """backuppolicy.aws.__all__ names every public class and function it imports, and no other."""
+        import types
+
+        from backuppolicy import aws
+
+        imported = {
+            name
+            for name, value in vars(aws).items()
+            if not name.startswith("_")
+            and not isinstance(value, types.ModuleType)
+            and name != "annotations"  # from __future__ import annotations
+        }
+        assert sorted(imported) == sorted(aws.__all__)
+
+    def test_storage_and_discovery_exports(self):
+        """The S3 object store is exported; discovery is reached as backuppolicy.aws.discovery."""
+        from backuppolicy import aws
+        from backuppolicy.aws import discovery
+
+        assert ("S3Objects" in aws.__all__, discovery.__all__) == (
+            True,
+            ["default_session", "resolve", "resolve_targets", "unprotected_resources"],
+        )

@@ -31,6 +31,7 @@ from backuppolicy.aws.awsbackup import (
 )
 from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.iam import iam_policy
+from backuppolicy.aws.objects import S3Objects
 from backuppolicy.aws.rds import AuroraCluster, BackupSettings, BackupWindow, Drift, RdsInstance
 from backuppolicy.aws.s3 import (
     KeyRetentionPlan,
@@ -59,6 +60,7 @@ __all__ = [
     "RetentionRunReport",
     "RetryPolicy",
     "S3Bucket",
+    "S3Objects",
     "S3Settings",
     "VaultLock",
     "apply_aws_backup",

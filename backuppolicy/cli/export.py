@@ -152,12 +152,12 @@ def _policy_targets(
     policy: Any, args: argparse.Namespace
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """The policy's targets, selectors resolved: rows, errors, and text lines per account/region."""
-    from backuppolicy.core import selector as selectors  # noqa: PLC0415
+    from backuppolicy.aws import discovery  # noqa: PLC0415 - boto3 only for this command
 
     listed: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     lines: list[str] = []
-    resolved = selectors.resolve_targets(
+    resolved = discovery.resolve_targets(
         policy.targets, endpoint_url=args.endpoint_url, region=args.region
     )
     for found in resolved:
@@ -181,19 +181,20 @@ def _policy_targets(
 
 
 def _targets(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.core import selector as selectors  # noqa: PLC0415
+    from backuppolicy.aws import discovery  # noqa: PLC0415 - boto3 only for this command
+    from backuppolicy.core.selector import Selector  # noqa: PLC0415
 
     policy = load_policy(args)
     listed, errors, lines = _policy_targets(policy, args)
     selector = None
     if args.tag or args.kind or args.name:
-        selector = selectors.Selector(
+        selector = Selector(
             tags=_tags(args.tag),
             resource_types=args.kind or (),
             name_pattern=args.name,
             regions=args.in_region or (),
         )
-        for spec in selectors.resolve(selector, endpoint_url=args.endpoint_url):
+        for spec in discovery.resolve(selector, endpoint_url=args.endpoint_url):
             resource = next(iter(spec["settings"].values()))
             listed.append(
                 {
@@ -208,7 +209,7 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
             lines.append(f"{spec['name']}  {spec['kind']}  {resource}  (selector)")
     data: dict[str, Any] = {"targets": listed, "errors": errors}
     if args.unprotected:
-        found = selectors.unprotected_resources(
+        found = discovery.unprotected_resources(
             policy,
             selectors=[selector] if selector else [],
             regions=args.in_region or (),

@@ -16,6 +16,12 @@ know about it (`TargetKind`): ``from_spec(spec, policy, session=..., endpoint_ur
 region=...)`` builds the target of a policy entry (`backuppolicy.build_targets` asks it), and
 ``iam_actions(spec)`` names the IAM statements each workflow needs (`backuppolicy.aws.iam_policy`
 asks it; an empty mapping means none).
+The same registry, by *group* (`PLUGIN_GROUPS`), holds the other backends that the layers
+above reach by name, never by import: the objects behind an ``s3://`` store, and the resolver
+of selectors and accounts (``"aws"``).
+Like fsspec's ``known_implementations``, each entry is a ``"module:attr"`` string imported on
+first use, so ``import backuppolicy`` never imports boto3; `register_plugin` and the group's
+entry points add more.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "NAME_PREFIX_RE",
+    "PLUGIN_GROUPS",
     "TAG_RESTORE_ID",
     "BackupTarget",
     "Destination",
@@ -50,8 +57,11 @@ __all__ = [
     "RestorableVolumes",
     "RestoredResource",
     "TargetKind",
+    "get_plugin",
     "get_target_class",
+    "known_plugins",
     "known_target_kinds",
+    "register_plugin",
     "register_target",
 ]
 
@@ -583,3 +593,97 @@ def get_target_class(kind: str) -> Callable[..., BackupTarget]:
         raise BackendNotFoundError(message, name=kind) from exc
     factory: Callable[..., BackupTarget] = getattr(module, attr)
     return factory
+
+
+# --------------------------------------------------------------------------------------------
+# Other backends reached by name: URL schemes of stores, resolvers of selectors and accounts.
+
+PLUGIN_GROUPS: Final[Mapping[str, str]] = {
+    "object-store": "backuppolicy.object_stores",
+    "resolver": "backuppolicy.resolvers",
+}
+"""Plug-in groups and their entry-point groups.
+
+* ``object-store``: URL scheme → a class of plain objects under a bucket prefix (bounded
+  reads, listings, uploads and conditional writes). The archive store
+  `backuppolicy.local.S3Store` and the testing-log store `backuppolicy.S3LogStore` keep their
+  formats and build on ``"s3"`` (`backuppolicy.aws.S3Objects`), which makes every S3 call.
+* ``resolver``: name → a resolver of selectors and accounts
+  (`backuppolicy.core.resolution.TargetResolver`): ``"aws"`` is the module
+  `backuppolicy.aws.discovery`.
+"""
+
+_BUILTIN_PLUGINS: dict[str, dict[str, str]] = {
+    "object-store": {"s3": "backuppolicy.aws.objects:S3Objects"},
+    "resolver": {"aws": "backuppolicy.aws.discovery"},
+}
+_REGISTERED_PLUGINS: dict[str, dict[str, object]] = {group: {} for group in PLUGIN_GROUPS}
+
+
+def _check_group(group: str) -> str:
+    if group not in PLUGIN_GROUPS:
+        raise PolicyError.for_field("group", "one of " + ", ".join(PLUGIN_GROUPS), group)
+    return PLUGIN_GROUPS[group]
+
+
+def register_plugin(group: str, name: str, plugin: object) -> None:
+    """Register *plugin* (an object, or ``"module"`` / ``"module:attr"``) as *name* in *group*.
+
+    Example:
+        >>> register_plugin("resolver", "doc-example", "backuppolicy.aws.discovery")
+        >>> "doc-example" in known_plugins("resolver")
+        True
+
+    Raises:
+        PolicyError: *group* is not one of `PLUGIN_GROUPS`.
+    """
+    _check_group(group)
+    _REGISTERED_PLUGINS[group][name] = plugin
+
+
+def known_plugins(group: str) -> tuple[str, ...]:
+    """The names that `get_plugin` resolves in *group*, sorted."""
+    entry_group = _check_group(group)
+    names = set(_BUILTIN_PLUGINS[group]) | set(_REGISTERED_PLUGINS[group])
+    names.update(ep.name for ep in entry_points(group=entry_group))
+    return tuple(sorted(names))
+
+
+def get_plugin(group: str, name: str) -> Any:
+    """The plug-in *name* of *group*, its module imported on first use.
+
+    Registered plug-ins come first, then the built-in table, then the group's entry points.
+    A ``"module"`` entry resolves to the module itself; ``"module:attr"`` (``attr`` may be dotted,
+    ``"Class.from_url"``) to that attribute.
+
+    Raises:
+        PolicyError: *group* is not one of `PLUGIN_GROUPS`.
+        BackendNotFoundError: Nothing is registered as *name* (the message lists what is), or
+            its module cannot be imported (the message names the package to install).
+    """
+    entry_group = _check_group(group)
+    spec = _REGISTERED_PLUGINS[group].get(name) or _BUILTIN_PLUGINS[group].get(name)
+    if spec is None:
+        for ep in entry_points(group=entry_group):
+            if ep.name == name:
+                spec = ep.value
+                break
+    if spec is None:
+        known = known_plugins(group)
+        message = (
+            f"{group}: expected one of {', '.join(known) or 'none'} or a name registered in "
+            f"the entry-point group {entry_group!r} (got {name!r})."
+        )
+        raise BackendNotFoundError(message, name=name, known=known)
+    if not isinstance(spec, str):
+        return spec
+    module_name, _, attr = spec.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name.strip())
+    except ImportError as exc:
+        package = next((v for k, v in _EXTRAS.items() if module_name.startswith(k)), module_name)
+        message = f"{group} {name!r} needs {module_name!r}, which failed to import: {exc}. Install {package}."
+        raise BackendNotFoundError(message, name=name) from exc
+    for part in attr.strip().split(".") if attr.strip() else ():
+        found = getattr(found, part)
+    return found

@@ -17,7 +17,7 @@ import attrs
 
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
-from backuppolicy.core.selector import resolve_targets
+from backuppolicy.core.resolution import get_resolver, needs_resolver, stands_for_itself
 from backuppolicy.core.targets import BackupTarget, get_target_class
 from backuppolicy.notify import EventKind, LogNotifier, Notifier, SnsNotifier, WebhookNotifier
 
@@ -38,19 +38,13 @@ __all__ = [
 def _store(
     url: str, *, tier: str, session: Any, endpoint_url: str | None, region: str | None
 ) -> Any:
-    from backuppolicy import local  # noqa: PLC0415 - local imports boto3 lazily for S3Store only
+    from backuppolicy import local  # noqa: PLC0415 - debt (issue 11): Directory.from_spec
 
     if url.startswith("s3://"):
-        bucket, _, prefix = url[len("s3://") :].partition("/")
-        return local.S3Store(
-            bucket,
-            prefix=prefix,
-            tier=tier,
-            session=session,
-            endpoint_url=endpoint_url,
-            region=region,
+        return local.open_store(
+            url, tier=tier, session=session, endpoint_url=endpoint_url, region=region
         )
-    return local.DirectoryStore(url, tier=tier)
+    return local.open_store(url, tier=tier)
 
 
 def copy_tiers(policy: Policy, spec: TargetSpec) -> tuple[TierSpec, ...]:
@@ -79,7 +73,8 @@ def build_targets(
     A kind whose class has ``from_spec`` (`~backuppolicy.core.targets.TargetKind`) builds its
     target itself: it gets the spec, the policy, and *session*, *endpoint_url* and *region*.
 
-    A selector target is resolved now (`backuppolicy.core.selector.resolve_targets`): it becomes
+    A selector target is resolved now (by the registry's ``"aws"`` resolver,
+    `backuppolicy.aws.discovery.resolve_targets`): it becomes
     one target per resource found, named ``<target>-<resource>``; a target with an ``account``
     gets the session of its role, assumed once per account and region for this call. A
     resolution that fails (a refused role, a denied ``GetResources``) does not raise: the
@@ -99,16 +94,18 @@ def build_targets(
         BackendNotFoundError: A target's kind is not installed.
     """
     wanted = select_specs(policy, only)
-    if session is None and any(
-        spec.kind in _AWS_KINDS or spec.selector is not None or spec.account is not None
-        for spec in wanted
-    ):
-        import boto3  # noqa: PLC0415 - only when the policy has AWS targets
-
-        session = boto3.Session()  # one session: each new one re-reads botocore's models
+    if needs_resolver(wanted) or any(spec.kind in _AWS_KINDS for spec in wanted):
+        resolver = get_resolver("aws")  # boto3 only when the policy has AWS targets
+        if session is None:
+            session = resolver.default_session()  # one session: each re-reads botocore's models
+        resolved = resolver.resolve_targets(
+            wanted, session=session, endpoint_url=endpoint_url, region=region
+        )
+    else:
+        resolved = [stands_for_itself(spec, session=session, region=region) for spec in wanted]
     built: dict[str, BackupTarget] = {}
     owner: dict[str, str] = {}
-    for found in resolve_targets(wanted, session=session, endpoint_url=endpoint_url, region=region):
+    for found in resolved:
         if not found.ok:  # reported as this target's failure by backup and plan_retention
             built[found.spec.name] = found.unavailable()
         for spec in found.targets:

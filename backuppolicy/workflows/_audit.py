@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any, Final
 from backuppolicy.checks.verify import CheckResult, CheckStatus
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.resolution import get_resolver
 from backuppolicy.core.retention import MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
@@ -665,20 +666,19 @@ def _coverage(policy: Policy, *, session: Any, endpoint_url: str | None) -> list
 
     Only for policies with AWS targets; searches their regions through the Resource Groups
     Tagging API (resources that never carried a tag are not seen: see
-    `backuppolicy.core.selector.unprotected_resources`). A failed search is a finding too.
+    `backuppolicy.aws.discovery.unprotected_resources`, reached through the registry's ``"aws"``
+    resolver). A failed search is a finding too.
     """
     specs = [spec for spec in policy.targets if spec.enabled and spec.kind in _AWS_KINDS]
     if not specs:
         return []
-    from backuppolicy.core.selector import unprotected_resources  # noqa: PLC0415 - boto3 on demand
-
     regions = sorted(
         {str(spec.settings["region"]) for spec in specs if spec.settings.get("region")}
         | {region for spec in specs for region in spec.regions}
         | {r for spec in specs if spec.selector is not None for r in spec.selector.regions}
     )
     try:
-        found = unprotected_resources(
+        found = get_resolver("aws").unprotected_resources(
             policy, regions=regions, session=session, endpoint_url=endpoint_url
         )
     except Exception as exc:  # noqa: BLE001 - an unreachable API is a finding, not a crash

@@ -66,12 +66,13 @@ from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.model import ensure_aware
 from backuppolicy.core.schedule import Cadence
+from backuppolicy.core.targets import get_plugin
 
 if sys.platform != "win32":  # pragma: no branch - POSIX file locks
     import fcntl
 
-if TYPE_CHECKING:
-    from backuppolicy.aws._client import AwsBackend, RetryPolicy
+if TYPE_CHECKING:  # types only: workflows reach aws/ through the registry (import-linter)
+    from backuppolicy.aws import AwsBackend, RetryPolicy, S3Objects
     from backuppolicy.core.policy import Policy
 
 __all__ = [
@@ -664,8 +665,9 @@ class S3LogStore:
     by the time of the check, so a query from a date lists from that key on (``StartAfter``)
     and stops at its end. Objects are written with ``If-None-Match: *``; a retried write whose
     first attempt had landed is recognised and not duplicated. Listings are paginated, each page
-    retried (`~backuppolicy.aws._client.AwsBackend.paginate`), and objects are fetched
-    concurrently (*max_workers*). boto3 is imported only when a store is made.
+    retried, and objects are fetched concurrently (*max_workers*). The log format lives here;
+    every S3 call is made by the registry's ``"s3"`` object store (`backuppolicy.aws.S3Objects`),
+    imported (with boto3) only when a store is made.
 
     Example:
         >>> store = S3LogStore("acme-backup-logs", "web-apps/testing-log")  # doctest: +SKIP
@@ -678,14 +680,14 @@ class S3LogStore:
         endpoint_url: Endpoint (moto server, LocalStack).
         clients: Ready clients (``{"s3": client}``).
         config: Extra botocore `Config`.
-        retry: The `~backuppolicy.aws._client.RetryPolicy`.
+        retry: The `~backuppolicy.aws.RetryPolicy`.
         max_workers: Objects fetched at once when reading.
         page_size: Keys per listing page (at most 1000).
 
     Attributes:
         bucket: The bucket.
         prefix: The key prefix, ending in ``/`` unless empty.
-        backend: The `~backuppolicy.aws._client.AwsBackend` that makes the calls.
+        objects: The `~backuppolicy.aws.S3Objects` that makes the calls.
     """
 
     def __init__(
@@ -702,16 +704,15 @@ class S3LogStore:
         max_workers: int = 8,
         page_size: int = 1000,
     ) -> None:
-        from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - boto3 only when used
-
         if not isinstance(bucket, str) or not bucket:
             raise PolicyError.for_field("bucket", "a bucket name", bucket)
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.max_workers = max(1, max_workers)
         self.page_size = min(1000, max(1, page_size))
-        self.backend: AwsBackend = AwsBackend(
-            f"s3://{bucket}/{self.prefix}",
+        self.objects: S3Objects = get_plugin("object-store", "s3")(
+            bucket,
+            name=f"s3://{bucket}/{self.prefix}",
             session=session,
             region=region,
             endpoint_url=endpoint_url,
@@ -723,6 +724,11 @@ class S3LogStore:
     def __repr__(self) -> str:
         return f"S3LogStore({self.bucket!r}, {self.prefix!r})"
 
+    @property
+    def backend(self) -> AwsBackend:
+        """The `~backuppolicy.aws.AwsBackend` that makes the calls (``objects.backend``)."""
+        return self.objects.backend
+
     def key_for(self, entry: LogEntry) -> str:
         """The object key of *entry*."""
         when = entry.checked_at.astimezone(UTC).strftime(_TIME_KEY)
@@ -732,50 +738,34 @@ class S3LogStore:
         """Write *entry* as a new object (``If-None-Match: *``: never over another one)."""
         key = self.key_for(entry)
         body = _encode(entry)
-        try:
-            self.backend.call(
-                "s3",
-                "put_object",
+        if self.objects.put(key, body, content_type="application/json", if_none_match=True):
+            return
+        # A retried PUT whose first attempt had landed: fine if it holds our entry.
+        stored = self._get(key)
+        if stored != body:
+            raise BackendError(
+                f"{self.backend.name}: {key!r} already holds another entry; "
+                f"expected a new key for entry {entry.id!r}",
+                backend=self.backend.name,
+                operation="PutObject",
                 resource=key,
-                Bucket=self.bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/json",
-                IfNoneMatch="*",
+                code="PreconditionFailed",
             )
-        except BackendError as exc:
-            if exc.code != "PreconditionFailed":
-                raise
-            # A retried PUT whose first attempt had landed: fine if it holds our entry.
-            stored = self._get(key)
-            if stored != body:
-                raise BackendError(
-                    f"{self.backend.name}: {key!r} already holds another entry; "
-                    f"expected a new key for entry {entry.id!r}",
-                    backend=self.backend.name,
-                    operation="PutObject",
-                    resource=key,
-                    code=exc.code,
-                ) from exc
 
     def _get(self, key: str) -> bytes:
         """At most ``MAX_LOG_LINE_BYTES + 1`` bytes of *key* (a Range request)."""
-        body, _ = self.backend.get_bounded(self.bucket, key, MAX_LOG_LINE_BYTES, resource=key)
+        body, _ = self.objects.get_bounded(key, MAX_LOG_LINE_BYTES)
         return body
 
     def _keys(self, since: datetime | None, until: datetime | None) -> Iterator[list[str]]:
-        params: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Prefix": self.prefix,
-            "MaxKeys": self.page_size,
-        }
-        if since is not None:
-            # Every key of a check at or after *since* sorts after this one.
-            params["StartAfter"] = self.prefix + since.astimezone(UTC).strftime(_TIME_KEY)
+        # Every key of a check at or after *since* sorts after this one.
+        start = self.prefix + since.astimezone(UTC).strftime(_TIME_KEY) if since else None
         stop = self.prefix + until.astimezone(UTC).strftime(_TIME_KEY) if until else None
-        for page in self.backend.paginate("s3", "list_objects_v2", resource=self.prefix, **params):
-            keys = [str(item["Key"]) for item in page.get("Contents", ())]
-            keys = [key for key in keys if key.endswith(".json")]
+        pages = self.objects.list_pages(
+            self.prefix, start_after=start, page_size=self.page_size, resource=self.prefix
+        )
+        for page in pages:
+            keys = [key for key, _ in page if key.endswith(".json")]
             if stop is not None and keys and keys[-1] >= stop:
                 yield [key for key in keys if key < stop]
                 return

@@ -11,10 +11,11 @@ from typing import Any
 import boto3
 import pytest
 
+from backuppolicy.aws.discovery import resolve, unprotected_resources
 from backuppolicy.core.exceptions import PolicyError, ThrottledError
 from backuppolicy.core.model import TAG_POLICY
 from backuppolicy.core.policy import Policy, TargetSpec
-from backuppolicy.core.selector import Selector, resolve, unprotected_resources
+from backuppolicy.core.selector import Selector
 
 _PASSWORD = "password-for-moto"  # moto needs one
 
