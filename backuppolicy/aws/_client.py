@@ -217,6 +217,9 @@ class RetryPolicy:
         )
 
 
+_SESSION_LOCK = threading.RLock()
+"""Held while a boto3 session is made or makes a client: sessions are not thread-safe."""
+
 _NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
@@ -263,9 +266,10 @@ class AwsBackend:
     @property
     def session(self) -> boto3.Session:
         """The boto3 session (created on first use)."""
-        if self._session is None:
-            self._session = boto3.Session(region_name=self._region)
-        return self._session
+        with _SESSION_LOCK:
+            if self._session is None:
+                self._session = boto3.Session(region_name=self._region)
+            return self._session
 
     @property
     def region(self) -> str:
@@ -283,14 +287,22 @@ class AwsBackend:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                base: BaseClient = self.session.client(
-                    service,  # type: ignore[call-overload]
-                    region_name=resolved,
-                    endpoint_url=self.endpoint_url,
-                    config=self._config,
-                )
-                client = self._clients[key] = base
+                client = self._clients[key] = self._new_client(service, resolved)
             return client
+
+    def _new_client(self, service: str, region: str) -> BaseClient:
+        # boto3 sessions are not thread-safe, and targets built from one policy share a session:
+        # creating clients from it in two threads at once corrupts botocore's caches ("OrderedDict
+        # mutated during iteration"). Clients, once made, are thread-safe and cached per target.
+        # https://boto3.amazonaws.com/v1/documentation/api/latest/guide/session.html#multithreading-or-multiprocessing-with-sessions
+        with _SESSION_LOCK:
+            base: BaseClient = self.session.client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                endpoint_url=self.endpoint_url,
+                config=self._config,
+            )
+        return base
 
     def call(
         self,

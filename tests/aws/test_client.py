@@ -619,6 +619,44 @@ class TestClients:
         with ThreadPoolExecutor(max_workers=8) as pool:
             assert 1 == len(set(pool.map(get, range(8))))
 
+    def test_targets_sharing_a_session_never_use_it_at_once(self):
+        """boto3 sessions are not thread-safe: targets built from one policy share one session,
+        and their clients are made from it one at a time, whatever the threads do.
+
+        Before, two targets making clients at once from the shared session corrupted botocore's
+        caches now and then (``RuntimeError: OrderedDict mutated during iteration``, seen in a
+        backup's thread pool).
+        """
+        session = boto3.Session(region_name=REGION)
+        real = session.client
+        inside = 0
+        overlaps: list[int] = []
+        guard = threading.Lock()
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            nonlocal inside
+            with guard:
+                inside += 1
+                overlaps.append(inside)
+            try:
+                time.sleep(0.02)  # widen the window in which another thread could enter
+                return real(*args, **kwargs)
+            finally:
+                with guard:
+                    inside -= 1
+
+        session.client = watched  # type: ignore[method-assign]
+        backends = [AwsBackend(f"t{i}", session=session) for i in range(6)]
+        barrier = threading.Barrier(len(backends))
+
+        def make(backend: AwsBackend) -> str:
+            barrier.wait()
+            return str(backend.client("s3").meta.region_name)
+
+        with ThreadPoolExecutor(max_workers=len(backends)) as pool:
+            assert [REGION] * len(backends) == list(pool.map(make, backends))
+        assert (len(backends), 1) == (len(overlaps), max(overlaps))
+
     def test_botocore_retries_off(self):
         """botocore's own retries are off, also when the caller merges a Config."""
         backend = AwsBackend("orders-db", config=Config(connect_timeout=5))
