@@ -620,10 +620,9 @@ class TestClients:
             assert 1 == len(set(pool.map(get, range(8))))
 
     def test_targets_sharing_a_session_never_use_it_at_once(self):
-        """boto3 sessions are not thread-safe: targets built from one policy share one session,
-        and their clients are made from it one at a time, whatever the threads do.
+        """Targets sharing a session make their clients from it one at a time.
 
-        Before, two targets making clients at once from the shared session corrupted botocore's
+        boto3 sessions are not thread-safe, and targets built from one policy share one. Before, two targets making clients at once from the shared session corrupted botocore's
         caches now and then (``RuntimeError: OrderedDict mutated during iteration``, seen in a
         backup's thread pool).
         """
