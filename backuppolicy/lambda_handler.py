@@ -20,13 +20,14 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import boto3
+from typing import TYPE_CHECKING, Any
 
 from backuppolicy.aws._client import AwsBackend
 from backuppolicy.core.exceptions import BackupPolicyError, PolicyError
 from backuppolicy.core.policy import MAX_POLICY_BYTES, Policy
+
+if TYPE_CHECKING:
+    import boto3
 
 __all__ = ["ACTIONS", "handler", "load_policy"]
 

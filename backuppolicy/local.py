@@ -33,6 +33,7 @@ import copy
 import errno
 import fcntl
 import fnmatch
+import glob
 import gzip
 import hashlib
 import io
@@ -46,7 +47,7 @@ import stat
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -73,7 +74,13 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
-from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource, get_plugin
+from backuppolicy.core.targets import (
+    Destination,
+    IsolationProfile,
+    RestoredResource,
+    SweptResource,
+    get_plugin,
+)
 
 if TYPE_CHECKING:  # types only: the layers below aws/ never import it (import-linter)
     import boto3
@@ -1770,6 +1777,50 @@ class Directory:
             found = store.sweep_incomplete(older_than=older_than, now=now, target=self.name)
             removed.extend(f"{store.url.rstrip('/')}/{key}" for key in found)
         return removed
+
+    @classmethod
+    def sweep_restore_tests(
+        cls,
+        isolation: IsolationProfile,
+        *,
+        before: datetime,
+        dry_run: bool,
+        seen: MutableSet[str],
+        temp_dir: str | os.PathLike[str] | None = None,
+    ) -> list[SweptResource]:
+        """Remove restore-test directories (``<temp_dir>/<name_prefix>*``) left before *before*.
+
+        Only directories a restore test made (our marker) and left (unlocked) go; never a link.
+        A class method (`Sweepable`): the temporary directory is shared by every `Directory`.
+        """
+        base = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
+        scope = f"directory:{base.absolute()}"
+        swept: list[SweptResource] = []
+        if scope in seen or not base.is_dir():
+            return swept
+        seen.add(scope)
+        for path in sorted(base.glob(f"{glob.escape(isolation.name_prefix)}*")):
+            if not is_abandoned_leftover(path, before=before):
+                continue
+
+            def remove(path: Path = path) -> None:
+                if remove_abandoned_leftover(path, before=before):  # re-checked under its lock
+                    return
+                where = {"backend": "restore-test-sweeper", "operation": "rmtree"}
+                if not os.path.lexists(path):
+                    raise ResourceNotFoundError(
+                        f"{path}: already gone", resource=str(path), **where
+                    )
+                msg = f"{path}: in use again or no longer ours; left in place"
+                raise BackendError(msg, resource=str(path), **where)
+
+            created = datetime.fromtimestamp(path.lstat().st_mtime, tz=UTC)
+            swept.append(
+                SweptResource.sweep(
+                    "directory", str(path), created, None, dry_run=dry_run, delete=remove
+                )
+            )
+        return swept
 
     def verify(self, point: RecoveryPoint) -> str:
         """Re-read *point*'s archive and check its SHA-256 (see `ArchiveStore.verify_point`)."""

@@ -38,6 +38,7 @@ from backuppolicy.checks.verify import (
     ObjectLock,
     RestoreTest,
     SettingsMatchPolicy,
+    SweptResource,
     VerifyContext,
     VersioningEnabled,
     default_checks,
@@ -758,6 +759,78 @@ class TestSweepDirectoriesTouchOnlyOurs:
 
             assert [] == swept
             assert (Path(restored.endpoint) / "a.txt").exists()
+
+
+class _LeftoverTarget(MemoryTarget):
+    """A throwaway plug-in kind that sweeps its own restore-test leftovers (`Sweepable`)."""
+
+    def __init__(self, name: str, leftovers: dict[str, datetime]) -> None:
+        super().__init__(name)
+        self.leftovers = leftovers
+        self.asked: list[tuple[str, datetime, bool]] = []
+
+    def sweep_restore_tests(
+        self,
+        isolation: IsolationProfile,
+        *,
+        before: datetime,
+        dry_run: bool,
+        seen: set[str],
+        temp_dir: str | os.PathLike[str] | None = None,
+    ) -> list[SweptResource]:
+        self.asked.append((isolation.sweep_tag, before, dry_run))
+        if "memory:leftovers" in seen:  # one store of leftovers, shared by every such target
+            return []
+        seen.add("memory:leftovers")
+        old = sorted(rid for rid, made in self.leftovers.items() if made < before)
+        return [
+            SweptResource.sweep(
+                "memory-copy",
+                rid,
+                self.leftovers[rid],
+                None,
+                dry_run=dry_run,
+                delete=lambda rid=rid: self.leftovers.pop(rid),
+            )
+            for rid in old
+        ]
+
+
+class TestSweepPluginKind:
+    """A kind that implements ``Sweepable`` is swept with the built-in ones, without naming it."""
+
+    def test_a_sweepable_plugin_target_is_asked_and_swept(self, tmp_path):
+        """Its old leftovers are deleted, its new ones kept; it is told the cutoff and the profile."""
+        leftovers = {"old": NOW - timedelta(days=2), "new": NOW - timedelta(hours=1)}
+        target = _LeftoverTarget("plugin", leftovers)
+        profile = IsolationProfile(sweep_tag="acme:restore-test")
+        swept = sweep_restore_tests(
+            [target], older_than="1d", now=NOW, isolation=profile, temp_dir=tmp_path
+        )
+        assert (
+            [("memory-copy", "old", "deleted")],
+            ["new"],
+            [("acme:restore-test", NOW - timedelta(days=1), False)],
+        ) == ([(s.kind, s.id, s.action) for s in swept], list(leftovers), target.asked)
+
+    def test_a_scope_already_swept_is_swept_once(self, tmp_path):
+        """Two targets sharing one scope: the first sweeps it, the second skips it (a dry run)."""
+        leftovers = {"old": NOW - timedelta(days=2)}
+        first, second = (_LeftoverTarget(n, leftovers) for n in ("a", "b"))
+        swept = sweep_restore_tests(
+            {"a": first, "b": second}, older_than="1d", now=NOW, temp_dir=tmp_path, dry_run=True
+        )
+        assert ([("old", "would delete")], ["old"], 1) == (
+            [(s.id, s.action) for s in swept],
+            list(leftovers),
+            len(second.asked),
+        )
+
+    def test_a_target_that_cannot_sweep_is_ignored(self, tmp_path):
+        """A target without the hook is left alone; the directory sweep still runs."""
+        assert [] == sweep_restore_tests(
+            [MemoryTarget("plain")], older_than="1d", now=NOW, temp_dir=tmp_path
+        )
 
 
 class TestExpectedRdsSettings:

@@ -49,6 +49,8 @@ from backuppolicy.core.exceptions import (
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
+    from backuppolicy.core.model import RecoveryPoint
+
 __all__ = [
     "PERMISSION_CODES",
     "THROTTLING_CODES",
@@ -417,6 +419,15 @@ class AwsBackend:
                     request.pop(name, None)
                 else:
                     request[name] = token
+
+    def point_sharing(
+        self,
+        point: RecoveryPoint | None,  # noqa: ARG002 - the kinds with a sharing check override this
+        *,
+        region: str | None,  # noqa: ARG002
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """Whether *point* is shared with everyone (`PointSharing`): ``None``, no check for it here."""
+        return None
 
 
 def _as_list(value: str | list[str]) -> list[str]:

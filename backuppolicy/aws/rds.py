@@ -20,11 +20,14 @@ decoded again when points are listed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -61,6 +64,7 @@ from backuppolicy.core.targets import (
     Destination,
     IsolationProfile,
     RestoredResource,
+    SweptResource,
 )
 
 __all__ = ["AuroraCluster", "BackupSettings", "BackupWindow", "Drift", "RdsInstance"]
@@ -479,6 +483,90 @@ def _succeeded(future: Future[None]) -> bool:
 
 
 # --------------------------------------------------------------------------- shared base
+
+
+_SNAPSHOT_KINDS = frozenset({"rds-snapshot", "rds-cluster-snapshot"})
+
+
+def _tags_and_created(item: Mapping[str, Any], key: str) -> tuple[dict[str, str], datetime | None]:
+    tags = {str(t.get("Key")): str(t.get("Value")) for t in item.get("TagList") or ()}
+    created = item.get(key)
+    if not isinstance(created, datetime):
+        return tags, None
+    return tags, created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+
+
+def sweep_databases(
+    backend: AwsBackend,
+    region: str,
+    isolation: IsolationProfile,
+    before: datetime,
+    *,
+    dry_run: bool,
+) -> list[SweptResource]:
+    """Restore-test DB instances and clusters in *region*: the sweep tag, made before *before*."""
+    swept: list[SweptResource] = []
+    for page in backend.paginate("rds", "describe_db_instances", region=region):
+        for item in page.get("DBInstances", ()):
+            tags, created = _tags_and_created(item, "InstanceCreateTime")
+            rid = str(item["DBInstanceIdentifier"])
+            if isolation.sweep_tag not in tags or created is None or created >= before:
+                continue
+            if item.get("DBClusterIdentifier"):
+                continue  # an Aurora member: removed with its cluster below
+            swept.append(
+                SweptResource.sweep(
+                    "rds-instance",
+                    rid,
+                    created,
+                    region,
+                    dry_run=dry_run,
+                    delete=functools.partial(
+                        backend.call,
+                        "rds",
+                        "delete_db_instance",
+                        resource=rid,
+                        region=region,
+                        DBInstanceIdentifier=rid,
+                        SkipFinalSnapshot=True,
+                        DeleteAutomatedBackups=True,
+                    ),
+                )
+            )
+    for page in backend.paginate("rds", "describe_db_clusters", region=region):
+        for item in page.get("DBClusters", ()):
+            tags, created = _tags_and_created(item, "ClusterCreateTime")
+            cid = str(item["DBClusterIdentifier"])
+            if isolation.sweep_tag not in tags or created is None or created >= before:
+                continue
+            members = [str(m["DBInstanceIdentifier"]) for m in item.get("DBClusterMembers", ())]
+
+            def delete_cluster(cid: str = cid, members: list[str] = members) -> None:
+                for member in members:
+                    with contextlib.suppress(ResourceNotFoundError):
+                        backend.call(
+                            "rds",
+                            "delete_db_instance",
+                            resource=member,
+                            region=region,
+                            DBInstanceIdentifier=member,
+                            SkipFinalSnapshot=True,
+                        )
+                backend.call(
+                    "rds",
+                    "delete_db_cluster",
+                    resource=cid,
+                    region=region,
+                    DBClusterIdentifier=cid,
+                    SkipFinalSnapshot=True,
+                )
+
+            swept.append(
+                SweptResource.sweep(
+                    "rds-cluster", cid, created, region, dry_run=dry_run, delete=delete_cluster
+                )
+            )
+    return swept
 
 
 class _RdsTarget(AwsBackend):
@@ -1012,6 +1100,71 @@ class _RdsTarget(AwsBackend):
                 resource=self.resource_id,
             )
         return found[0]
+
+    # Verify capabilities (`DatabaseSnapshotPoints`, `PointSharing`, `Sweepable`) -------------
+
+    def is_database_snapshot(self, point: RecoveryPoint) -> bool:
+        """Whether *point* is a DB (cluster) snapshot; RDS keeps no checksum of it."""
+        return point.kind in _SNAPSHOT_KINDS
+
+    def point_sharing(
+        self, point: RecoveryPoint | None, *, region: str | None
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """Whether the snapshot *point* can be restored by everyone (``restore`` holds ``all``)."""
+        if point is None or point.kind not in _SNAPSHOT_KINDS:
+            return None
+        if point.kind == "rds-cluster-snapshot":
+            result = self.call(
+                "rds",
+                "describe_db_cluster_snapshot_attributes",
+                resource=point.id,
+                region=region,
+                DBClusterSnapshotIdentifier=point.id,
+            )
+            attributes = result.get("DBClusterSnapshotAttributesResult", {}).get(
+                "DBClusterSnapshotAttributes", []
+            )
+        else:
+            result = self.call(
+                "rds",
+                "describe_db_snapshot_attributes",
+                resource=point.id,
+                region=region,
+                DBSnapshotIdentifier=point.id,
+            )
+            attributes = result.get("DBSnapshotAttributesResult", {}).get(
+                "DBSnapshotAttributes", []
+            )
+        restore = [
+            str(v)
+            for a in attributes
+            if a.get("AttributeName") == "restore"
+            for v in a.get("AttributeValues", [])
+        ]
+        issues = (
+            [f"snapshot {point.id}: restore attribute shared with 'all'"]
+            if "all" in restore
+            else []
+        )
+        return {"restore_shared_with": restore}, issues
+
+    def sweep_restore_tests(
+        self,
+        isolation: IsolationProfile,
+        *,
+        before: datetime,
+        dry_run: bool,
+        seen: MutableSet[str],
+        temp_dir: str | os.PathLike[str] | None = None,  # noqa: ARG002 - no directories here
+    ) -> list[SweptResource]:
+        """Remove restored DB instances and clusters left behind (sweep tag, made before *before*)."""
+        swept: list[SweptResource] = []
+        for region in dict.fromkeys((self.region, *self.copy_regions)):
+            if f"rds:{region}" in seen:
+                continue
+            seen.add(f"rds:{region}")
+            swept.extend(sweep_databases(self, region, isolation, before, dry_run=dry_run))
+        return swept
 
     def settings(self) -> BackupSettings:
         """Read the automated-backup settings (retention, window, copy tags to snapshots)."""

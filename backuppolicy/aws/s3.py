@@ -703,6 +703,88 @@ class S3Bucket(AwsBackend):
         params: dict[str, Any] = {"VersionId": version_id} if version_id is not None else {}
         return self.call("s3", "head_object", resource=key, Bucket=bucket, Key=key, **params)
 
+    def point_object(self, point: RecoveryPoint) -> tuple[str, str, str | None] | None:
+        """``(bucket, key, version_id)`` of the object version or manifest *point* (`ObjectVersionPoints`)."""
+        if point.kind not in (_KIND_VERSION, _KIND_MANIFEST):
+            return None
+        bucket = str(point.details.get("bucket") or self.bucket)
+        key = point.details.get("key")
+        version = point.details.get("version_id")
+        if not key:
+            key, _, version = point.id.rpartition("@")
+        return bucket, str(key), None if version is None else str(version)
+
+    def is_manifest(self, point: RecoveryPoint) -> bool:
+        """Whether *point* is a manifest (`read_manifest` lists its object versions)."""
+        return point.kind == _KIND_MANIFEST
+
+    def object_version_head(
+        self, bucket: str, key: str, version_id: str | None, *, region: str | None
+    ) -> dict[str, Any]:
+        """HeadObject of version *version_id* of *key*, with its stored checksum (``ChecksumMode``).
+
+        Raises:
+            ResourceNotFoundError: There is no such object (or version).
+        """
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        if version_id is not None:  # "null" too: the version written before versioning was enabled
+            params["VersionId"] = version_id
+        resource = f"s3://{bucket}/{key}"
+        try:
+            return self.call("s3", "head_object", resource=resource, region=region, **params)
+        except BackendError as exc:
+            if not null_version_refused(exc, version_id):
+                raise
+        # An emulator refused versionId=null in a never-versioned bucket: the only version there.
+        del params["VersionId"]
+        return self.call("s3", "head_object", resource=resource, region=region, **params)
+
+    def open_object_version(
+        self, bucket: str, key: str, version_id: str | None, *, region: str | None
+    ) -> Any:
+        """The streaming body of version *version_id* of *key* (checksum validated as it is read)."""
+        label = f"s3://{bucket}/{key}" + ("" if version_id is None else f"?versionId={version_id}")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        if version_id is not None:  # "null" too: S3 addresses that version as versionId=null
+            params["VersionId"] = version_id
+        return self.call("s3", "get_object", resource=label, region=region, **params)["Body"]
+
+    def public_access_block(
+        self, bucket: str, *, region: str | None
+    ) -> tuple[bool, dict[str, bool]]:
+        """Whether *bucket*'s public access block sets all four flags, and the flags it sets."""
+        flags = (
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        )
+        try:
+            result = self.call(
+                "s3", "get_public_access_block", resource=bucket, region=region, Bucket=bucket
+            )
+        except BackendError as exc:
+            if exc.code == "NoSuchPublicAccessBlockConfiguration":
+                return False, {}
+            raise
+        config = {k: bool(v) for k, v in result.get("PublicAccessBlockConfiguration", {}).items()}
+        return all(config.get(flag, False) for flag in flags), config
+
+    def point_sharing(
+        self, point: RecoveryPoint | None, *, region: str | None
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """The bucket's public access block, for *point* (its bucket) or the target (`PointSharing`)."""
+        if point is None:
+            bucket = self.bucket
+        else:
+            found = self.point_object(point)
+            if found is None:
+                return None
+            bucket = found[0]
+        blocked, config = self.public_access_block(bucket, region=region)
+        issues = [] if blocked else [f"bucket {bucket}: public access block not fully set"]
+        return {"bucket": bucket, "public_access_block": config}, issues
+
     def has_objects(self, bucket: str, prefix: str, *, exact: bool = False) -> bool:
         """Whether *bucket* holds an object under *prefix* (with *exact*: the key *prefix* itself)."""
         if exact:

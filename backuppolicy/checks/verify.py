@@ -17,30 +17,24 @@ Example:
 from __future__ import annotations
 
 import base64
-import contextlib
 import enum
-import functools
 import getpass
-import glob
 import hashlib
 import itertools
 import os
 import socket
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import attrs
 
 from backuppolicy.checks.probes import ProbeContext, ProbeLike, ProbeResult, run_probe
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import (
-    BackendError,
     BackupPolicyError,
     PolicyError,
     ResourceNotFoundError,
@@ -50,7 +44,19 @@ from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
 from backuppolicy.core.retention import AnyOf, MaxAge
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.secrets import redact_url
-from backuppolicy.core.targets import BackupTarget, IsolationProfile
+from backuppolicy.core.targets import (
+    BackupTarget,
+    BucketSettings,
+    DatabaseSnapshotPoints,
+    IsolationProfile,
+    ObjectVersionPoints,
+    PointSharing,
+    SettingsDrift,
+    SnapshotPoints,
+    Sweepable,
+    SweptResource,
+    leftover_sweepers,
+)
 from backuppolicy.notify import Event, EventKind, Notifier, notify_all
 
 __all__ = [
@@ -314,12 +320,6 @@ def _error_result(
     )
 
 
-def _aws_call(target: object) -> Callable[..., dict[str, Any]] | None:
-    """The ``call`` of an `~backuppolicy.aws.AwsBackend` target (``None`` for other targets)."""
-    call = getattr(target, "call", None)
-    return call if callable(call) else None
-
-
 def _region_of(point: RecoveryPoint | None, target: object) -> str | None:
     if point is not None:
         region = point.details.get("region")
@@ -364,10 +364,6 @@ def _to_duration(value: Any) -> Duration | None:
     return None if value is None else Duration.coerce(value, field="duration")
 
 
-_S3_KINDS = frozenset({"s3-version", "s3-manifest"})
-_EBS_KINDS = frozenset({"ebs-snapshot", "ec2-instance-backup"})
-_RDS_KINDS = frozenset({"rds-snapshot", "rds-cluster-snapshot"})
-_RDS_TARGETS = frozenset({"rds-instance", "aurora-cluster"})
 _RDS_MAX_RETENTION = 35
 
 
@@ -448,38 +444,6 @@ class Completed:
         )
 
 
-def _s3_head(
-    call: Callable[..., dict[str, Any]],
-    bucket: str,
-    key: str,
-    version_id: str | None,
-    region: str | None,
-) -> dict[str, Any]:
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-    if version_id is not None:  # "null" too: the version written before versioning was enabled
-        params["VersionId"] = version_id
-    resource = f"s3://{bucket}/{key}"
-    try:
-        return call("s3", "head_object", resource=resource, region=region, **params)
-    except BackendError as exc:
-        from backuppolicy.aws.s3 import null_version_refused  # noqa: PLC0415 - boto3 stays lazy
-
-        if not null_version_refused(exc, version_id):
-            raise
-    # An emulator refused versionId=null in a never-versioned bucket: the only version there.
-    del params["VersionId"]
-    return call("s3", "head_object", resource=resource, region=region, **params)
-
-
-def _s3_location(target: object, point: RecoveryPoint) -> tuple[str, str, str | None]:
-    bucket = str(point.details.get("bucket") or getattr(target, "bucket", ""))
-    key = point.details.get("key")
-    version = point.details.get("version_id")
-    if not key:
-        key, _, version = point.id.rpartition("@")
-    return bucket, str(key), None if version is None else str(version)
-
-
 @attrs.frozen
 class Encrypted:
     """The point is encrypted at rest; the evidence names the KMS key.
@@ -544,10 +508,11 @@ class Encrypted:
         key = point.details.get("kms_key_id") or point.details.get("kms_key_ids") or None
         if point.encrypted is not None:
             return point.encrypted, key, "point"
-        call = _aws_call(target)
-        if point.kind in _S3_KINDS and call is not None:
-            bucket, object_key, version = _s3_location(target, point)
-            head = _s3_head(call, bucket, object_key, version, _region_of(point, target))
+        if isinstance(target, ObjectVersionPoints) and (found := target.point_object(point)):
+            bucket, object_key, version = found
+            head = target.object_version_head(
+                bucket, object_key, version, region=_region_of(point, target)
+            )
             sse = head.get("ServerSideEncryption") or head.get("SSECustomerAlgorithm")
             return bool(sse), head.get("SSEKMSKeyId") or sse, "HeadObject"
         for store in getattr(target, "stores", ()) or ():
@@ -555,22 +520,6 @@ class Encrypted:
                 encrypted = store.encrypted
                 return encrypted, getattr(store, "kms_key_id", None), f"store {store.url}"
         return None, key, "unknown"
-
-
-def _public_access_block(
-    call: Callable[..., dict[str, Any]], bucket: str, region: str | None
-) -> tuple[bool, dict[str, bool]]:
-    flags = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
-    try:
-        result = call(
-            "s3", "get_public_access_block", resource=bucket, region=region, Bucket=bucket
-        )
-    except BackendError as exc:
-        if exc.code == "NoSuchPublicAccessBlockConfiguration":
-            return False, {}
-        raise
-    config = {k: bool(v) for k, v in result.get("PublicAccessBlockConfiguration", {}).items()}
-    return all(config.get(flag, False) for flag in flags), config
 
 
 @attrs.frozen
@@ -595,10 +544,26 @@ class NotPublic:
     ) -> CheckResult:
         """Read the sharing attributes of the point (or the S3 bucket)."""
         started = time.monotonic()
-        call = _aws_call(target)
-        is_s3 = point.kind in _S3_KINDS if point is not None else target.kind == "s3-bucket"
-        if call is None or (point is None and not is_s3):
-            why = "not an AWS target" if call is None else "no point to check"
+        if not isinstance(target, PointSharing):
+            return _result(
+                self.name,
+                CheckStatus.SKIPPED,
+                target,
+                point,
+                context,
+                started=started,
+                details="not an AWS target",
+            )
+        try:
+            found = target.point_sharing(point, region=_region_of(point, target))
+        except BackupPolicyError as exc:
+            return _error_result(self.name, target, point, context, exc, started=started)
+        if found is None:
+            why = (
+                "no point to check"
+                if point is None
+                else f"no sharing check for kind {point.kind!r}"
+            )
             return _result(
                 self.name,
                 CheckStatus.SKIPPED,
@@ -608,33 +573,7 @@ class NotPublic:
                 started=started,
                 details=why,
             )
-        region = _region_of(point, target)
-        try:
-            if is_s3:
-                bucket = (
-                    _s3_location(target, point)[0]
-                    if point is not None
-                    else str(getattr(target, "bucket", ""))
-                )
-                blocked, config = _public_access_block(call, bucket, region)
-                evidence: dict[str, Any] = {"bucket": bucket, "public_access_block": config}
-                issues = [] if blocked else [f"bucket {bucket}: public access block not fully set"]
-            elif point is not None and point.kind in _EBS_KINDS:
-                evidence, issues = self._ebs(call, point, region)
-            elif point is not None and point.kind in _RDS_KINDS:
-                evidence, issues = self._rds(call, point, region)
-            else:
-                return _result(
-                    self.name,
-                    CheckStatus.SKIPPED,
-                    target,
-                    point,
-                    context,
-                    started=started,
-                    details=f"no sharing check for kind {point.kind if point else '-'!r}",
-                )
-        except BackupPolicyError as exc:
-            return _error_result(self.name, target, point, context, exc, started=started)
+        evidence, issues = found
         status = CheckStatus.FAIL if issues else CheckStatus.PASS
         details = "; ".join(issues) if issues else "not shared publicly"
         return _result(
@@ -648,71 +587,6 @@ class NotPublic:
             issues=issues,
             evidence=evidence,
         )
-
-    @staticmethod
-    def _ebs(
-        call: Callable[..., dict[str, Any]], point: RecoveryPoint, region: str | None
-    ) -> tuple[dict[str, Any], list[str]]:
-        ids = [str(s) for s in point.details.get("snapshot_ids") or [point.id]]
-        shared: dict[str, list[str]] = {}
-        issues: list[str] = []
-        for snapshot_id in ids:
-            result = call(
-                "ec2",
-                "describe_snapshot_attribute",
-                resource=snapshot_id,
-                region=region,
-                SnapshotId=snapshot_id,
-                Attribute="createVolumePermission",
-            )
-            perms = result.get("CreateVolumePermissions", [])
-            shared[snapshot_id] = [
-                str(p.get("Group") or p.get("UserId"))
-                for p in perms
-                if p.get("Group") or p.get("UserId")
-            ]
-            if any(p.get("Group") == "all" for p in perms):
-                issues.append(
-                    f"snapshot {snapshot_id}: createVolumePermission shared with group 'all'"
-                )
-        return {"create_volume_permissions": shared}, issues
-
-    @staticmethod
-    def _rds(
-        call: Callable[..., dict[str, Any]], point: RecoveryPoint, region: str | None
-    ) -> tuple[dict[str, Any], list[str]]:
-        if point.kind == "rds-cluster-snapshot":
-            result = call(
-                "rds",
-                "describe_db_cluster_snapshot_attributes",
-                resource=point.id,
-                region=region,
-                DBClusterSnapshotIdentifier=point.id,
-            )
-            attrs_ = result.get("DBClusterSnapshotAttributesResult", {}).get(
-                "DBClusterSnapshotAttributes", []
-            )
-        else:
-            result = call(
-                "rds",
-                "describe_db_snapshot_attributes",
-                resource=point.id,
-                region=region,
-                DBSnapshotIdentifier=point.id,
-            )
-            attrs_ = result.get("DBSnapshotAttributesResult", {}).get("DBSnapshotAttributes", [])
-        restore = [
-            str(v)
-            for a in attrs_
-            if a.get("AttributeName") == "restore"
-            for v in a.get("AttributeValues", [])
-        ]
-        issues = (
-            [f"snapshot {point.id}: restore attribute shared with 'all'"]
-            if "all" in restore
-            else []
-        )
-        return {"restore_shared_with": restore}, issues
 
 
 @attrs.frozen
@@ -923,10 +797,7 @@ class HasOffsiteCopy:
 
 
 def _s3_settings(target: BackupTarget) -> Any:
-    settings = getattr(target, "settings", None)
-    if target.kind != "s3-bucket" or not callable(settings):
-        return None
-    return settings()
+    return target.settings() if isinstance(target, BucketSettings) else None
 
 
 def _bucket_settings(
@@ -1124,8 +995,7 @@ class SettingsMatchPolicy:
     ) -> CheckResult:
         """Compare the instance's settings with the expected ones."""
         started = time.monotonic()
-        drift = getattr(target, "drift", None)
-        if target.kind not in _RDS_TARGETS or not callable(drift):
+        if not isinstance(target, SettingsDrift):
             return _result(
                 self.name,
                 CheckStatus.SKIPPED,
@@ -1143,7 +1013,7 @@ class SettingsMatchPolicy:
                 )
             expected = expected_rds_settings(context.policy, target.name, now=context.now)
         try:
-            drifts = drift(expected)
+            drifts = target.drift(expected)
         except BackupPolicyError as exc:
             return _error_result(self.name, target, None, context, exc, started=started)
         shown = {
@@ -1207,7 +1077,7 @@ class _ObjectCheck:
 
 
 def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept in one place
-    call: Callable[..., dict[str, Any]],
+    store: ObjectVersionPoints,
     *,
     bucket: str,
     key: str,
@@ -1221,7 +1091,7 @@ def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept
     """Check one object version against what was recorded, downloading only when needed."""
     label = f"s3://{bucket}/{key}" + ("" if version_id is None else f"?versionId={version_id}")
     try:
-        head = _s3_head(call, bucket, key, version_id, region)
+        head = store.object_version_head(bucket, key, version_id, region=region)
     except ResourceNotFoundError:
         return _ObjectCheck(key, version_id, "head", issues=(f"{label}: missing",))
     issues: list[str] = []
@@ -1251,14 +1121,10 @@ def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept
             method = "metadata-only"
             warnings.append(f"{label}: no stored checksum and content not read")
         return _ObjectCheck(key, version_id, method, tuple(issues), tuple(warnings))
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
-    if version_id is not None:  # "null" too: S3 addresses that version as versionId=null
-        params["VersionId"] = version_id
     sha = hashlib.sha256()
     md5 = hashlib.md5()  # noqa: S324 - S3's ETag is an MD5; not used for security
     read = 0
-    response = call("s3", "get_object", resource=label, region=region, **params)
-    body = response["Body"]
+    body = store.open_object_version(bucket, key, version_id, region=region)
     try:
         for chunk in body.iter_chunks(_CHUNK):
             sha.update(chunk)
@@ -1407,14 +1273,13 @@ class IntegrityCheck:
     def _dispatch(
         self, target: BackupTarget, point: RecoveryPoint, context: VerifyContext
     ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
-        call = _aws_call(target)
-        if point.kind == "s3-version" and call is not None:
-            return self._s3_version(call, target, point)
-        if point.kind == "s3-manifest" and call is not None:
-            return self._s3_manifest(call, target, point)
-        if point.kind in _EBS_KINDS and call is not None:
-            return self._ebs(call, target, point, context)
-        if point.kind in _RDS_KINDS:
+        if isinstance(target, ObjectVersionPoints) and (found := target.point_object(point)):
+            if target.is_manifest(point):
+                return self._s3_manifest(target, point, found[0])
+            return self._s3_version(target, point, found)
+        if isinstance(target, SnapshotPoints) and target.point_snapshot_ids(point) is not None:
+            return self._ebs(target, point, context)
+        if isinstance(target, DatabaseSnapshotPoints) and target.is_database_snapshot(point):
             return self._rds(point)
         verify = getattr(target, "verify", None)
         if callable(verify):
@@ -1455,19 +1320,20 @@ class IntegrityCheck:
         return CheckStatus.PASS, details, [], evidence
 
     def _s3_version(
-        self, call: Callable[..., dict[str, Any]], target: BackupTarget, point: RecoveryPoint
+        self,
+        target: ObjectVersionPoints,
+        point: RecoveryPoint,
+        location: tuple[str, str, str | None],
     ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
-        bucket, key, version = _s3_location(target, point)
+        bucket, key, version = location
         region = _region_of(point, target)
         etag = point.details.get("etag")
         sha = _hex_of(point.checksum)
         source_evidence: dict[str, Any] = {}
         source = point.details.get("source")
-        if isinstance(source, str) and "@" in source and getattr(target, "bucket", None):
+        if isinstance(source, str) and "@" in source and target.bucket:
             src_key, _, src_version = source.rpartition("@")
-            src_head = _s3_head(
-                call, str(getattr(target, "bucket", "")), src_key, src_version, None
-            )
+            src_head = target.object_version_head(target.bucket, src_key, src_version, region=None)
             src_etag = str(src_head.get("ETag", "")).strip('"')
             etag = etag or src_etag
             source_evidence = {
@@ -1476,7 +1342,7 @@ class IntegrityCheck:
                 "source_sha256": src_head.get("ChecksumSHA256"),
             }
         found = _check_s3_object(
-            call,
+            target,
             bucket=bucket,
             key=key,
             version_id=version,
@@ -1502,14 +1368,9 @@ class IntegrityCheck:
         return CheckStatus.PASS, f"object version intact ({found.method})", [], evidence
 
     def _s3_manifest(
-        self, call: Callable[..., dict[str, Any]], target: BackupTarget, point: RecoveryPoint
+        self, target: ObjectVersionPoints, point: RecoveryPoint, bucket: str
     ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
-        read_manifest = getattr(target, "read_manifest", None)
-        if not callable(read_manifest):
-            return CheckStatus.SKIPPED, "the target cannot read manifests", [], {}
-        bucket = str(
-            point.details.get("bucket") or getattr(target, "bucket", "")
-        )  # copies live elsewhere
+        # *bucket*: where the manifest's versions live (copies live elsewhere)
         region = _region_of(point, target)
         methods: Counter[str] = Counter()
         issues: list[str] = []
@@ -1518,7 +1379,7 @@ class IntegrityCheck:
 
         def one(line: Mapping[str, Any]) -> _ObjectCheck:
             return _check_s3_object(
-                call,
+                target,
                 bucket=bucket,
                 key=str(line["key"]),
                 version_id=str(line["version_id"]),
@@ -1529,7 +1390,7 @@ class IntegrityCheck:
             )
 
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
-            for batch in _batched(read_manifest(point), 1000):  # bounded memory
+            for batch in _batched(target.read_manifest(point), 1000):  # bounded memory
                 for found in pool.map(one, batch):
                     checked += 1
                     methods[found.method] += 1
@@ -1552,8 +1413,7 @@ class IntegrityCheck:
 
     def _ebs(
         self,
-        call: Callable[..., dict[str, Any]],
-        target: BackupTarget,
+        target: SnapshotPoints,
         point: RecoveryPoint,
         context: VerifyContext,
     ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
@@ -1570,13 +1430,12 @@ class IntegrityCheck:
         sizes = {str(m.get("snapshot_id")): m.get("size_gib") for m in members}
         region = _region_of(point, target)
         volumes: list[dict[str, Any]] = []
-        with target.restore(point, into=context.isolation) as restored:
+        restore = cast("BackupTarget", target).restore
+        with restore(point, into=context.isolation) as restored:
             created = [v for v in restored.details.get("volumes", ()) if isinstance(v, Mapping)]
             ids = [str(v["volume_id"]) for v in created]
-            described = call(
-                "ec2", "describe_volumes", resource=point.id, region=region, VolumeIds=ids
-            )
-            for volume in described.get("Volumes", ()):
+            described = target.describe_volumes(ids, region=region, resource=point.id)
+            for volume in described:
                 snapshot_id = str(volume.get("SnapshotId"))
                 expected = sizes.get(snapshot_id)
                 volumes.append(
@@ -1594,7 +1453,7 @@ class IntegrityCheck:
                     )
             if len(volumes) != len(ids):
                 issues.append(f"expected {len(ids)} restored volume(s) (got {len(volumes)})")
-        left = self._left_behind(call, ids, region)
+        left = self._left_behind(target, ids, region)
         if left:
             issues.append(f"volume(s) not torn down: {', '.join(left)}")
         evidence.update(
@@ -1615,18 +1474,16 @@ class IntegrityCheck:
         )
 
     @staticmethod
-    def _left_behind(
-        call: Callable[..., dict[str, Any]], ids: list[str], region: str | None
-    ) -> list[str]:
+    def _left_behind(target: SnapshotPoints, ids: list[str], region: str | None) -> list[str]:
         if not ids:
             return []
         try:
-            result = call("ec2", "describe_volumes", region=region, VolumeIds=ids)
+            described = target.describe_volumes(ids, region=region)
         except ResourceNotFoundError:
             return []
         return [
             str(v.get("VolumeId"))
-            for v in result.get("Volumes", ())
+            for v in described
             if v.get("State") not in ("deleting", "deleted")
         ]
 
@@ -1806,212 +1663,6 @@ class RestoreTest:
 # Sweeper
 
 
-@attrs.frozen
-class SweptResource:
-    """A restore-test leftover found by `sweep_restore_tests`.
-
-    Attributes:
-        kind: ``"rds-instance"``, ``"rds-cluster"``, ``"ebs-volume"`` or ``"directory"``.
-        id: Identifier (DB instance id, volume id, path).
-        created_at: When it was created (timezone-aware).
-        action: ``"deleted"``, ``"would delete"`` (dry run) or ``"failed"``.
-        region: AWS region, for AWS resources.
-        reason: The error, for failures.
-    """
-
-    kind: str
-    id: str
-    created_at: datetime
-    action: str
-    region: str | None = None
-    reason: str = ""
-
-
-def _tags_of(items: Iterable[Mapping[str, Any]] | None) -> dict[str, str]:
-    return {str(t.get("Key")): str(t.get("Value")) for t in items or ()}
-
-
-def _aware_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return None
-
-
-class _Backend(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def call(self, service: str, operation: str, **params: Any) -> dict[str, Any]: ...
-
-    def paginate(self, service: str, operation: str, **params: Any) -> Iterator[dict[str, Any]]: ...
-
-
-def _sweep_rds(
-    backend: _Backend, region: str, profile: IsolationProfile, cutoff: datetime, *, dry_run: bool
-) -> list[SweptResource]:
-    swept: list[SweptResource] = []
-    for page in backend.paginate("rds", "describe_db_instances", region=region):
-        for item in page.get("DBInstances", ()):
-            tags = _tags_of(item.get("TagList"))
-            created = _aware_time(item.get("InstanceCreateTime"))
-            rid = str(item["DBInstanceIdentifier"])
-            if profile.sweep_tag not in tags or created is None or created >= cutoff:
-                continue
-            if item.get("DBClusterIdentifier"):
-                continue  # an Aurora member: removed with its cluster below
-            swept.append(
-                _sweep_one(
-                    "rds-instance",
-                    rid,
-                    created,
-                    region,
-                    dry_run=dry_run,
-                    delete=functools.partial(
-                        backend.call,
-                        "rds",
-                        "delete_db_instance",
-                        resource=rid,
-                        region=region,
-                        DBInstanceIdentifier=rid,
-                        SkipFinalSnapshot=True,
-                        DeleteAutomatedBackups=True,
-                    ),
-                )
-            )
-    for page in backend.paginate("rds", "describe_db_clusters", region=region):
-        for item in page.get("DBClusters", ()):
-            tags = _tags_of(item.get("TagList"))
-            created = _aware_time(item.get("ClusterCreateTime"))
-            cid = str(item["DBClusterIdentifier"])
-            if profile.sweep_tag not in tags or created is None or created >= cutoff:
-                continue
-            members = [str(m["DBInstanceIdentifier"]) for m in item.get("DBClusterMembers", ())]
-
-            def delete_cluster(cid: str = cid, members: list[str] = members) -> None:
-                for member in members:
-                    with contextlib.suppress(ResourceNotFoundError):
-                        backend.call(
-                            "rds",
-                            "delete_db_instance",
-                            resource=member,
-                            region=region,
-                            DBInstanceIdentifier=member,
-                            SkipFinalSnapshot=True,
-                        )
-                backend.call(
-                    "rds",
-                    "delete_db_cluster",
-                    resource=cid,
-                    region=region,
-                    DBClusterIdentifier=cid,
-                    SkipFinalSnapshot=True,
-                )
-
-            swept.append(
-                _sweep_one(
-                    "rds-cluster", cid, created, region, dry_run=dry_run, delete=delete_cluster
-                )
-            )
-    return swept
-
-
-def _sweep_ebs(
-    backend: _Backend, region: str, profile: IsolationProfile, cutoff: datetime, *, dry_run: bool
-) -> list[SweptResource]:
-    swept: list[SweptResource] = []
-    for page in backend.paginate(
-        "ec2",
-        "describe_volumes",
-        region=region,
-        Filters=[{"Name": "tag-key", "Values": [profile.sweep_tag]}],
-    ):
-        for volume in page.get("Volumes", ()):
-            tags = _tags_of(volume.get("Tags"))
-            created = _aware_time(volume.get("CreateTime"))
-            vid = str(volume["VolumeId"])
-            if profile.sweep_tag not in tags or created is None or created >= cutoff:
-                continue  # re-checked: a backend may ignore the filter
-            if volume.get("State") in ("deleting", "deleted"):
-                continue
-            swept.append(
-                _sweep_one(
-                    "ebs-volume",
-                    vid,
-                    created,
-                    region,
-                    dry_run=dry_run,
-                    delete=functools.partial(
-                        backend.call,
-                        "ec2",
-                        "delete_volume",
-                        resource=vid,
-                        region=region,
-                        VolumeId=vid,
-                    ),
-                )
-            )
-    return swept
-
-
-def _sweep_dirs(
-    temp_dir: Path, profile: IsolationProfile, cutoff: datetime, *, dry_run: bool
-) -> list[SweptResource]:
-    # Only directories a restore test made (marked) and left (unlocked); never a link.
-    from backuppolicy.local import is_abandoned_leftover  # noqa: PLC0415 - avoids an import cycle
-
-    swept: list[SweptResource] = []
-    if not temp_dir.is_dir():
-        return swept
-    for path in sorted(temp_dir.glob(f"{glob.escape(profile.name_prefix)}*")):
-        if not is_abandoned_leftover(path, before=cutoff):
-            continue
-        created = datetime.fromtimestamp(path.lstat().st_mtime, tz=UTC)
-        swept.append(
-            _sweep_one(
-                "directory",
-                str(path),
-                created,
-                None,
-                dry_run=dry_run,
-                delete=functools.partial(_remove_dir, path, cutoff),
-            )
-        )
-    return swept
-
-
-def _remove_dir(path: Path, cutoff: datetime) -> None:
-    """Remove the restore-test leftover *path*, re-checked under its lock."""
-    from backuppolicy.local import remove_abandoned_leftover  # noqa: PLC0415 - avoids an import cycle
-
-    if remove_abandoned_leftover(path, before=cutoff):
-        return
-    where = {"backend": "restore-test-sweeper", "operation": "rmtree", "resource": str(path)}
-    if not os.path.lexists(path):
-        raise ResourceNotFoundError(f"{path}: already gone", **where)
-    msg = f"{path}: in use again or no longer ours; left in place"
-    raise BackendError(msg, **where)
-
-
-def _sweep_one(
-    kind: str,
-    rid: str,
-    created: datetime,
-    region: str | None,
-    *,
-    dry_run: bool,
-    delete: Callable[[], Any],
-) -> SweptResource:
-    if dry_run:
-        return SweptResource(kind, rid, created, "would delete", region)
-    try:
-        delete()
-    except ResourceNotFoundError:
-        return SweptResource(kind, rid, created, "deleted", region, "already gone")
-    except (BackupPolicyError, OSError) as exc:
-        return SweptResource(kind, rid, created, "failed", region, f"{type(exc).__name__}: {exc}")
-    return SweptResource(kind, rid, created, "deleted", region)
-
-
 def sweep_restore_tests(
     targets: Mapping[str, BackupTarget] | Iterable[BackupTarget] | None = None,
     *,
@@ -2027,15 +1678,18 @@ def sweep_restore_tests(
     """Remove restore-test leftovers: resources carrying the sweep tag, older than *older_than*.
 
     Restore tests tear down what they restore, even on failure; a crash or a failed teardown can
-    still leave something behind, tagged with ``isolation.sweep_tag``. This finds such RDS DB
-    instances and clusters and EBS volumes (in the regions of the given AWS *targets*, through
-    their clients, and in *regions* through *session*) and restored temporary directories
-    (``<temp_dir>/<name_prefix>*``), and deletes those created before ``now - older_than``.
+    still leave something behind, tagged with ``isolation.sweep_tag``. Each target that sweeps
+    its own leftovers (`Sweepable`) is asked in turn: RDS DB instances and clusters and EBS
+    volumes in the regions of the AWS *targets*, through their clients, and any plug-in kind's.
+    Then RDS and EBS leftovers in *regions* (through *session*) and restored temporary
+    directories (``<temp_dir>/<name_prefix>*``) are swept. Those created before
+    ``now - older_than`` are deleted, each region's service and each directory once.
     Only resources that carry the sweep tag are ever touched; a directory only if it carries
     our marker file and no running restore test holds its lock (never a symlink).
 
     Args:
-        targets: Targets whose AWS clients and regions are used (others are ignored).
+        targets: Targets asked to sweep their own leftovers (those that are not `Sweepable`
+            are ignored).
         older_than: Minimum age of a leftover (``"1d"``).
         now: The current time (timezone-aware).
         session: A `boto3.Session` for *regions*.
@@ -2055,45 +1709,16 @@ def sweep_restore_tests(
     items: Iterable[BackupTarget] = (
         targets.values() if isinstance(targets, Mapping) else (targets or ())
     )
-    seen: set[tuple[int, str]] = set()
-    backends: list[tuple[_Backend, str]] = []
-    for target in items:
-        if _aws_call(target) is None or not hasattr(target, "paginate"):
-            continue
-        for region in (getattr(target, "region", None), *getattr(target, "copy_regions", ())):
-            if isinstance(region, str) and (id(type(target)), region) not in seen:
-                seen.add((id(type(target)), region))
-                backends.append((target, region))  # type: ignore[arg-type]  # duck-typed AwsBackend
-    extra = list(dict.fromkeys(regions))
-    if extra:
-        from backuppolicy.aws._client import AwsBackend  # noqa: PLC0415 - boto3 only when needed
-
-        for region in extra:
-            sweeper = AwsBackend(
-                "restore-test-sweeper", session=session, region=region, endpoint_url=endpoint_url
-            )
-            backends.append((sweeper, region))
+    sweepers: list[Sweepable] = [t for t in items if isinstance(t, Sweepable)]
+    sweepers.extend(leftover_sweepers(regions, session=session, endpoint_url=endpoint_url))
+    seen: set[str] = set()  # scopes swept: each region's service, each directory, once
     swept: list[SweptResource] = []
-    done: set[tuple[str, str]] = set()
-    for backend, region in backends:
-        kind = getattr(backend, "kind", None)
-        services = (
-            ["rds"]
-            if kind in _RDS_TARGETS
-            else ["ec2"]
-            if kind in ("ebs-volume", "ec2-instance")
-            else ["rds", "ec2"]
-            if kind is None
-            else []
+    for sweeper in sweepers:
+        swept.extend(
+            sweeper.sweep_restore_tests(
+                profile, before=cutoff, dry_run=dry_run, seen=seen, temp_dir=temp_dir
+            )
         )
-        for service in services:
-            if (service, region) in done:
-                continue
-            done.add((service, region))
-            sweep = _sweep_rds if service == "rds" else _sweep_ebs
-            swept.extend(sweep(backend, region, profile, cutoff, dry_run=dry_run))
-    base = Path(temp_dir) if temp_dir is not None else Path(tempfile.gettempdir())
-    swept.extend(_sweep_dirs(base, profile, cutoff, dry_run=dry_run))
     return swept
 
 

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -37,7 +38,12 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
 
-from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
+from backuppolicy.core.exceptions import (
+    BackendNotFoundError,
+    BackupPolicyError,
+    PolicyError,
+    ResourceNotFoundError,
+)
 from backuppolicy.core.model import RecoveryPoint
 
 if TYPE_CHECKING:
@@ -49,18 +55,27 @@ __all__ = [
     "PLUGIN_GROUPS",
     "TAG_RESTORE_ID",
     "BackupTarget",
+    "BucketSettings",
+    "DatabaseSnapshotPoints",
     "Destination",
     "IsolationProfile",
+    "ObjectVersionPoints",
+    "PointSharing",
     "RecoverableInstance",
     "RestorableBucket",
     "RestorableDatabase",
     "RestorableVolumes",
     "RestoredResource",
+    "SettingsDrift",
+    "SnapshotPoints",
+    "Sweepable",
+    "SweptResource",
     "TargetKind",
     "get_plugin",
     "get_target_class",
     "known_plugins",
     "known_target_kinds",
+    "leftover_sweepers",
     "register_plugin",
     "register_target",
 ]
@@ -527,6 +542,225 @@ class RecoverableInstance(Protocol):
     ) -> str:
         """Launch one instance (the same *client_token*: the same instance); return its id."""
         ...
+
+
+# -- verify capabilities -------------------------------------------------------------------
+# What `backuppolicy.checks.verify` needs from a target: the facts its checks read and the
+# restore-test leftovers it sweeps, one small protocol per family of targets. The checks find a
+# target's family with ``isinstance`` (never by a kind string); the backend decides which of its
+# points a fact applies to, and every call to its service lives in the backend's own module.
+
+
+@runtime_checkable
+class PointSharing(Protocol):
+    """**Protocol:** an AWS target that says whether a point (or its bucket) is shared with everyone.
+
+    Implementations: every `backuppolicy.aws.AwsBackend` target (those without a sharing check
+    answer ``None``).
+    """
+
+    def point_sharing(
+        self, point: RecoveryPoint | None, *, region: str | None
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """The evidence and the issues (empty: not public) of *point*; ``None`` if there is no check.
+
+        *point* ``None`` asks about the target itself (a bucket's public access block).
+        """
+        ...
+
+
+@runtime_checkable
+class ObjectVersionPoints(Protocol):
+    """**Protocol:** a target whose points are object versions or manifests of object versions.
+
+    Implementation: `backuppolicy.aws.S3Bucket`. Heads are the service's own records
+    (HeadObject responses, with checksums).
+    """
+
+    @property
+    def bucket(self) -> str:
+        """The protected bucket."""
+        ...
+
+    def point_object(self, point: RecoveryPoint) -> tuple[str, str, str | None] | None:
+        """``(bucket, key, version_id)`` of the object holding *point*; ``None`` if it has none."""
+        ...
+
+    def is_manifest(self, point: RecoveryPoint) -> bool:
+        """Whether *point* is a manifest listing object versions (`read_manifest`)."""
+        ...
+
+    def read_manifest(self, point: RecoveryPoint) -> Iterator[dict[str, Any]]:
+        """The entries (``key``, ``version_id``, ``etag``, ``size``) of the manifest *point*."""
+        ...
+
+    def object_version_head(
+        self, bucket: str, key: str, version_id: str | None, *, region: str | None
+    ) -> Mapping[str, Any]:
+        """The head of version *version_id* of *key* (with its stored checksum); raises if none."""
+        ...
+
+    def open_object_version(
+        self, bucket: str, key: str, version_id: str | None, *, region: str | None
+    ) -> Any:
+        """A streaming body (``iter_chunks``, ``close``) of version *version_id* of *key*."""
+        ...
+
+
+@runtime_checkable
+class SnapshotPoints(Protocol):
+    """**Protocol:** a target whose points are block-storage snapshots restored to volumes.
+
+    Implementations: `backuppolicy.aws.EbsVolume`, `~backuppolicy.aws.Ec2Instance`. Volumes
+    are the service's own records (``Volumes[]``).
+    """
+
+    def point_snapshot_ids(self, point: RecoveryPoint) -> list[str] | None:
+        """The snapshots of *point*; ``None`` if *point* is not made of snapshots."""
+        ...
+
+    def describe_volumes(
+        self, volume_ids: list[str], *, region: str | None, resource: str = ""
+    ) -> list[Mapping[str, Any]]:
+        """The volumes *volume_ids* as the service describes them; raises if none exists."""
+        ...
+
+
+@runtime_checkable
+class DatabaseSnapshotPoints(Protocol):
+    """**Protocol:** a target whose points are database snapshots, proven by their status only.
+
+    Implementations: `backuppolicy.aws.RdsInstance`, `~backuppolicy.aws.AuroraCluster`.
+    """
+
+    def is_database_snapshot(self, point: RecoveryPoint) -> bool:
+        """Whether *point* is a database snapshot (the service keeps no checksum of it)."""
+        ...
+
+
+@runtime_checkable
+class SettingsDrift(Protocol):
+    """**Protocol:** a target whose service keeps its own backup settings, compared with the policy.
+
+    Implementations: `backuppolicy.aws.RdsInstance`, `~backuppolicy.aws.AuroraCluster`.
+    """
+
+    def drift(self, expected: Any) -> list[Any]:
+        """The differences (each with ``describe()``) between the settings and *expected*."""
+        ...
+
+
+@runtime_checkable
+class BucketSettings(Protocol):
+    """**Protocol:** a bucket target whose protection settings (versioning, Object Lock) are read.
+
+    Implementation: `backuppolicy.aws.S3Bucket` (`~backuppolicy.aws.S3Settings`).
+    """
+
+    @property
+    def bucket(self) -> str:
+        """The protected bucket."""
+        ...
+
+    def settings(self) -> Any:
+        """The bucket's settings (``bucket``, ``versioning``, ``versioned``, ``object_lock``, ...)."""
+        ...
+
+
+@attrs.frozen
+class SweptResource:
+    """A restore-test leftover found by `backuppolicy.checks.verify.sweep_restore_tests`.
+
+    Attributes:
+        kind: ``"rds-instance"``, ``"rds-cluster"``, ``"ebs-volume"`` or ``"directory"``.
+        id: Identifier (DB instance id, volume id, path).
+        created_at: When it was created (timezone-aware).
+        action: ``"deleted"``, ``"would delete"`` (dry run) or ``"failed"``.
+        region: AWS region, for AWS resources.
+        reason: The error, for failures.
+    """
+
+    kind: str
+    id: str
+    created_at: datetime
+    action: str
+    region: str | None = None
+    reason: str = ""
+
+    @classmethod
+    def sweep(
+        cls,
+        kind: str,
+        rid: str,
+        created: datetime,
+        region: str | None,
+        *,
+        dry_run: bool,
+        delete: Callable[[], object],
+    ) -> SweptResource:
+        """Delete one leftover with *delete* (not on a *dry_run*) and say what happened."""
+        if dry_run:
+            return cls(kind, rid, created, "would delete", region)
+        try:
+            delete()
+        except ResourceNotFoundError:
+            return cls(kind, rid, created, "deleted", region, "already gone")
+        except (BackupPolicyError, OSError) as exc:
+            return cls(kind, rid, created, "failed", region, f"{type(exc).__name__}: {exc}")
+        return cls(kind, rid, created, "deleted", region)
+
+
+@runtime_checkable
+class Sweepable(Protocol):
+    """**Protocol:** a target that finds and removes the leftovers of its restore tests.
+
+    Implementations: `backuppolicy.aws.RdsInstance`, `~backuppolicy.aws.AuroraCluster`,
+    `~backuppolicy.aws.Ec2Instance`, `~backuppolicy.aws.EbsVolume`, `backuppolicy.local.Directory`.
+    """
+
+    def sweep_restore_tests(
+        self,
+        isolation: IsolationProfile,
+        *,
+        before: datetime,
+        dry_run: bool,
+        seen: MutableSet[str],
+        temp_dir: str | os.PathLike[str] | None = None,
+    ) -> list[SweptResource]:
+        """Remove what carries ``isolation.sweep_tag`` and was made before *before* (not on a *dry_run*).
+
+        *seen* holds the scopes already swept in this run (``"rds:eu-west-1"``, a directory):
+        skip those and add the ones swept. *temp_dir* is where restored directories are made
+        (default: the system's temporary directory); targets that make none ignore it.
+        """
+        ...
+
+
+_REGION_SWEEPER: Final = "backuppolicy.aws._sweep:RegionSweeper"
+_DIRECTORY_SWEEPER: Final = "backuppolicy.local:Directory"
+
+
+def _resolve(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def leftover_sweepers(
+    regions: Iterable[str] = (), *, session: Any = None, endpoint_url: str | None = None
+) -> list[Sweepable]:
+    """The sweepers that need no target: each AWS region of *regions*, then restored directories.
+
+    Backends are imported lazily (AWS only when *regions* are given), like the built-in kinds.
+    """
+    sweepers: list[Sweepable] = []
+    regions = list(dict.fromkeys(regions))
+    if regions:
+        region_sweeper = _resolve(_REGION_SWEEPER)
+        sweepers.extend(
+            region_sweeper(region, session=session, endpoint_url=endpoint_url) for region in regions
+        )
+    sweepers.append(_resolve(_DIRECTORY_SWEEPER))  # a class: its sweep is a class method
+    return sweepers
 
 
 _BUILTIN: dict[str, str] = {
