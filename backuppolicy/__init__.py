@@ -21,9 +21,6 @@ from backuppolicy.checks.verify import (
     Verifier,
     VerifyContext,
     VersioningEnabled,
-    restore_test,
-    run_checks,
-    sweep_restore_tests,
 )
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import (
@@ -107,6 +104,7 @@ from backuppolicy.workflows.testlog import (
     OverdueKind,
     TestLog,
 )
+from backuppolicy.workflows.verify import restore_test, run_checks, sweep_restore_tests
 
 __version__ = "0.1.0"
 

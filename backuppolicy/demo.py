@@ -545,7 +545,7 @@ def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and op
 ) -> tuple[list[CheckResult], list[CheckResult], str]:
     """Run the checks and a restore test of every target into *log*: checks, tests, stand-in."""
     from backuppolicy.checks.probes import SqlProbe, StaticEndpoint  # noqa: PLC0415
-    from backuppolicy.checks.verify import restore_test, run_checks  # noqa: PLC0415
+    from backuppolicy.workflows.verify import restore_test, run_checks  # noqa: PLC0415
 
     checks = run_checks(policy, now=now, targets=targets, log=log, notifiers=[])
     by_status = Counter(r.status.value for r in checks)

@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 import backuppolicy as bp
 import backuppolicy.cli.main as cli
 from backuppolicy.checks.probes import ProbeContext, SqlProbe, StaticEndpoint, run_probe
-from backuppolicy.checks.verify import RestoreTest, VerifyContext, restore_test
+from backuppolicy.checks.verify import RestoreTest, VerifyContext
 from backuppolicy.core import targets
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.secrets import Secret, json_default, redact_url, scrub, secret_field
@@ -39,6 +39,7 @@ from backuppolicy.notify import Event, EventKind, WebhookNotifier, notify_all
 from backuppolicy.testing import MemoryTarget
 from backuppolicy.workflows.recovery import HttpCheck, RecoveryPlan, SqlCheck
 from backuppolicy.workflows.testlog import TestLog
+from backuppolicy.workflows.verify import restore_test
 
 CANARY = "cAnArY"
 """Every planted secret contains this; no output may."""

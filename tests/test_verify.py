@@ -41,12 +41,7 @@ from backuppolicy.checks.verify import (
     SweptResource,
     VerifyContext,
     VersioningEnabled,
-    default_checks,
     expected_rds_settings,
-    isolation_for,
-    restore_test,
-    run_checks,
-    sweep_restore_tests,
 )
 from backuppolicy.core import targets
 from backuppolicy.core.exceptions import BackendError, PolicyError
@@ -56,6 +51,13 @@ from backuppolicy.core.targets import Destination, IsolationProfile
 from backuppolicy.local import Directory, DirectoryStore
 from backuppolicy.notify import Event, EventKind
 from backuppolicy.testing import MemoryTarget
+from backuppolicy.workflows.verify import (
+    default_checks,
+    isolation_for,
+    restore_test,
+    run_checks,
+    sweep_restore_tests,
+)
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
 BACKUP_AT = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)

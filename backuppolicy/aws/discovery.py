@@ -180,7 +180,7 @@ def unprotected_resources(
     the tag ``backuppolicy:policy=<policy name>`` (what the AWS Backup export selects), or when
     the selector of one of the policy's targets, or one of *selectors*, matches it. Resources
     that carry the restore-test sweep tag are restore-test leftovers, not production: they are
-    left to `backuppolicy.checks.verify.sweep_restore_tests`.
+    left to `backuppolicy.workflows.verify.sweep_restore_tests`.
 
     Limitation: ``GetResources`` only returns resources that carry (or once carried) a tag, so
     a resource that was never tagged is not seen here; tag everything (an AWS Config rule or

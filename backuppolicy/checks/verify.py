@@ -21,7 +21,6 @@ import enum
 import getpass
 import hashlib
 import itertools
-import os
 import socket
 import time
 from collections import Counter
@@ -53,11 +52,8 @@ from backuppolicy.core.targets import (
     PointSharing,
     SettingsDrift,
     SnapshotPoints,
-    Sweepable,
     SweptResource,
-    leftover_sweepers,
 )
-from backuppolicy.notify import Event, EventKind, Notifier, notify_all
 
 __all__ = [
     "CheckKind",
@@ -71,18 +67,14 @@ __all__ = [
     "NotPublic",
     "ObjectLock",
     "RestoreTest",
-    "ResultRecorder",
     "SettingsMatchPolicy",
     "SweptResource",
     "Verifier",
     "VerifyContext",
     "VersioningEnabled",
-    "default_checks",
+    "default_ran_by",
     "expected_rds_settings",
-    "isolation_for",
-    "restore_test",
-    "run_checks",
-    "sweep_restore_tests",
+    "newest_good",
 ]
 
 
@@ -257,7 +249,8 @@ class Verifier(Protocol):
 # Shared helpers
 
 
-def _default_ran_by() -> str:
+def default_ran_by() -> str:
+    """``user@host`` of this process: who ran a check, unless told otherwise."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (containers)
@@ -341,7 +334,7 @@ def _order_key(point: RecoveryPoint) -> tuple[datetime, bool, int, str]:
     return point.order_key
 
 
-def _newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> RecoveryPoint | None:
+def newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> RecoveryPoint | None:
     """The newest completed backup (object versions are data, not backups) in *tier* (any)."""
     good = [
         p
@@ -643,7 +636,7 @@ class Fresh:
         started = time.monotonic()
         cutoff, limit = self._cutoff(target, context)
         try:
-            newest = _newest_good(_points(target, context), self.tier)
+            newest = newest_good(_points(target, context), self.tier)
         except BackupPolicyError as exc:
             return _error_result(self.name, target, None, context, exc, started=started)
         evidence: dict[str, Any] = {"limit": limit, "cutoff": cutoff.isoformat(), "tier": self.tier}
@@ -764,7 +757,7 @@ class HasOffsiteCopy:
                     cutoff = context.policy.verification.freshness_grace.before(cutoff)
             else:
                 cutoff = None
-            newest = _newest_good(points, name)
+            newest = newest_good(points, name)
             found[name] = {
                 "newest": newest.id if newest else None,
                 "created_at": newest.created_at.isoformat() if newest else None,
@@ -1661,362 +1654,3 @@ class RestoreTest:
 
 # --------------------------------------------------------------------------------------------
 # Sweeper
-
-
-def sweep_restore_tests(
-    targets: Mapping[str, BackupTarget] | Iterable[BackupTarget] | None = None,
-    *,
-    older_than: Duration | str | timedelta,
-    now: datetime,
-    session: Any = None,
-    regions: Iterable[str] = (),
-    endpoint_url: str | None = None,
-    isolation: IsolationProfile | None = None,
-    temp_dir: str | os.PathLike[str] | None = None,
-    dry_run: bool = False,
-) -> list[SweptResource]:
-    """Remove restore-test leftovers: resources carrying the sweep tag, older than *older_than*.
-
-    Restore tests tear down what they restore, even on failure; a crash or a failed teardown can
-    still leave something behind, tagged with ``isolation.sweep_tag``. Each target that sweeps
-    its own leftovers (`Sweepable`) is asked in turn: RDS DB instances and clusters and EBS
-    volumes in the regions of the AWS *targets*, through their clients, and any plug-in kind's.
-    Then RDS and EBS leftovers in *regions* (through *session*) and restored temporary
-    directories (``<temp_dir>/<name_prefix>*``) are swept. Those created before
-    ``now - older_than`` are deleted, each region's service and each directory once.
-    Only resources that carry the sweep tag are ever touched; a directory only if it carries
-    our marker file and no running restore test holds its lock (never a symlink).
-
-    Args:
-        targets: Targets asked to sweep their own leftovers (those that are not `Sweepable`
-            are ignored).
-        older_than: Minimum age of a leftover (``"1d"``).
-        now: The current time (timezone-aware).
-        session: A `boto3.Session` for *regions*.
-        regions: More regions to sweep with *session*.
-        endpoint_url: Endpoint for the *session* clients (moto server, LocalStack).
-        isolation: The isolation profile (its ``sweep_tag`` and ``name_prefix``).
-        temp_dir: Where restored directories are made (default: the system's temporary directory).
-        dry_run: Find and report, delete nothing.
-
-    Returns:
-        One `SweptResource` per leftover found.
-    """
-    ensure_aware(now, field="now")
-    profile = isolation or IsolationProfile()
-    age = Duration.coerce(older_than, field="older_than")
-    cutoff = age.before(now) or datetime.min.replace(tzinfo=UTC)
-    items: Iterable[BackupTarget] = (
-        targets.values() if isinstance(targets, Mapping) else (targets or ())
-    )
-    sweepers: list[Sweepable] = [t for t in items if isinstance(t, Sweepable)]
-    sweepers.extend(leftover_sweepers(regions, session=session, endpoint_url=endpoint_url))
-    seen: set[str] = set()  # scopes swept: each region's service, each directory, once
-    swept: list[SweptResource] = []
-    for sweeper in sweepers:
-        swept.extend(
-            sweeper.sweep_restore_tests(
-                profile, before=cutoff, dry_run=dry_run, seen=seen, temp_dir=temp_dir
-            )
-        )
-    return swept
-
-
-# --------------------------------------------------------------------------------------------
-# Runners
-
-
-class ResultRecorder(Protocol):
-    """**Protocol:** where check results are recorded (the backup testing log)."""
-
-    def record(self, result: CheckResult) -> object:
-        """Append *result* to the log."""
-        ...
-
-
-def isolation_for(policy: Any) -> IsolationProfile:
-    """The `IsolationProfile` of *policy*'s ``verification.isolation`` (defaults where unset)."""
-    settings = dict(policy.verification.isolation) if policy is not None else {}
-    if "tags" in settings:
-        settings["tags"] = dict(settings["tags"])
-    return IsolationProfile(**settings)
-
-
-def default_checks(policy: Any = None) -> list[Verifier]:
-    """The checks `run_checks` runs by default, following *policy*'s ``verification``.
-
-    `Completed`, `Encrypted` (if ``require_encryption``), `NotPublic` (if ``require_private``),
-    `Fresh`, `HasOffsiteCopy`, `VersioningEnabled`, `ObjectLock` (warns only),
-    `SettingsMatchPolicy` and `IntegrityCheck`.
-    """
-    spec = policy.verification if policy is not None else None
-    checks: list[Verifier] = [Completed()]
-    if spec is None or spec.require_encryption:
-        checks.append(Encrypted())
-    if spec is None or spec.require_private:
-        checks.append(NotPublic())
-    checks += [
-        Fresh(),
-        HasOffsiteCopy(),
-        VersioningEnabled(),
-        ObjectLock(required=False),
-        SettingsMatchPolicy(),
-        IntegrityCheck(),
-    ]
-    return checks
-
-
-def _scope(check: Verifier) -> str:
-    scope = getattr(check, "scope", "point")
-    return scope if scope in ("point", "target") else "point"
-
-
-def _chosen_points(
-    points: Sequence[RecoveryPoint], tiers: Sequence[str] | None, *, all_points: bool
-) -> list[RecoveryPoint]:
-    """Every point (*all_points*), or the newest point of each tier (versions only if nothing else)."""
-    wanted = [p for p in points if tiers is None or p.tier in tiers]
-    if all_points:
-        return wanted
-    chosen: list[RecoveryPoint] = []
-    for tier in dict.fromkeys(p.tier for p in wanted):
-        in_tier = [p for p in wanted if p.tier == tier]
-        backups = [p for p in in_tier if p.kind != "s3-version"] or in_tier
-        chosen.append(max(backups, key=_order_key))
-    return chosen
-
-
-def _notify_failures(
-    policy: Any, results: Iterable[CheckResult], notifiers: Sequence[Notifier] | None, now: datetime
-) -> None:
-    failed = [r for r in results if r.status is CheckStatus.FAIL]
-    if not failed:
-        return
-    if notifiers is None:
-        from backuppolicy.workflows.backups import build_notifiers  # noqa: PLC0415 - workflows may import us
-
-        chosen: Sequence[Notifier] = build_notifiers(policy, EventKind.VERIFICATION_FAILED)
-    else:
-        chosen = notifiers
-    for result in failed:
-        where = f" of {result.point_id}" if result.point_id else ""
-        event = Event(
-            kind=EventKind.VERIFICATION_FAILED,
-            policy=policy.name,
-            target=result.target,
-            message=f"{result.check}{where} failed: {result.details}",
-            error="; ".join(result.issues) or None,
-            at=now,
-            details={"check": result.check, "point": result.point_id, "tier": result.tier},
-        )
-        notify_all(chosen, event)
-
-
-def _record(log: ResultRecorder | None, results: Iterable[CheckResult]) -> None:
-    if log is not None:
-        for result in results:
-            log.record(result)
-
-
-def _targets_for(
-    policy: Any, targets: Mapping[str, BackupTarget] | None, names: list[str]
-) -> Mapping[str, BackupTarget]:
-    if targets is not None:
-        return targets
-    from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415 - workflows imports verify's users
-
-    return build_targets(policy, only=names)
-
-
-def _listing_failed(
-    name: str, exc: BaseException, context: VerifyContext, kind: CheckKind
-) -> CheckResult:
-    error = f"{type(exc).__name__}: {exc}"
-    return CheckResult(
-        check="listing",
-        status=CheckStatus.FAIL,
-        target=name,
-        checked_at=context.now,
-        kind=kind,
-        application=context.application,
-        details=f"could not list the points: {error}",
-        issues=(error,),
-        ran_by=context.ran_by,
-    )
-
-
-def run_checks(
-    policy: Any,
-    *,
-    now: datetime,
-    targets: Mapping[str, BackupTarget] | None = None,
-    checks: Sequence[Verifier] | None = None,
-    log: ResultRecorder | None = None,
-    tiers: Iterable[str] | None = None,
-    only: Iterable[str] | None = None,
-    all_points: bool = False,
-    notifiers: Sequence[Notifier] | None = None,
-    ran_by: str | None = None,
-    max_workers: int = 4,
-) -> list[CheckResult]:
-    """Run verifications and integrity checks on every target of *policy*.
-
-    Each target is listed once. Target-level checks (`Fresh`, `HasOffsiteCopy`, S3 and RDS
-    settings) run once per target; point-level checks run on the newest point of each tier
-    (every point with *all_points*), in the tiers *tiers* (default: the policy's
-    ``verification.integrity_covers_tiers``, or every tier). Every result is passed to
-    ``log.record``; failed checks are notified (`EventKind.VERIFICATION_FAILED`).
-
-    Example:
-        >>> from datetime import datetime, UTC
-        >>> import backuppolicy as bp
-        >>> from backuppolicy.testing import MemoryTarget
-        >>> policy = bp.Policy.from_dict({"name": "demo", "schedule": {"every": "day", "at": "04:00"},
-        ...     "retention": {"max_age": "35d"},
-        ...     "targets": [{"name": "db", "kind": "testing:memory"}]})
-        >>> db = MemoryTarget("db", policy="demo", clock=lambda: datetime(2026, 11, 26, 4, tzinfo=UTC))
-        >>> _ = db.create_backup()
-        >>> results = run_checks(policy, now=datetime(2026, 11, 26, 5, tzinfo=UTC), targets={"db": db},
-        ...                      checks=[Completed(), Fresh()])
-        >>> [(r.check, r.status.value) for r in results]
-        [('completed', 'pass'), ('fresh', 'pass')]
-
-    Args:
-        policy: The policy.
-        now: Time of the checks (timezone-aware).
-        targets: Targets by name (default: built from the policy).
-        checks: The checks (default: `default_checks`).
-        log: The testing log (anything with ``record(result)``).
-        tiers: Tiers whose points are checked.
-        only: Names of the targets to check (default: every enabled target).
-        all_points: Check every point, not only the newest of each tier.
-        notifiers: Who hears about failures (default: the policy's notifications).
-        ran_by: Who runs the checks (default: ``user@host``).
-        max_workers: Targets checked at the same time.
-
-    Returns:
-        Every result, target by target in policy order.
-    """
-    ensure_aware(now, field="now")
-    names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
-    specs = [policy.target(n) for n in names]
-    built = _targets_for(policy, targets, names)
-    chosen_checks = list(checks) if checks is not None else default_checks(policy)
-    wanted_tiers = (
-        list(tiers)
-        if tiers is not None
-        else list(policy.verification.integrity_covers_tiers) or None
-    )
-    runner = ran_by or _default_ran_by()
-    isolation = isolation_for(policy)
-
-    def run(spec: Any) -> list[CheckResult]:
-        target = built[spec.name]
-        context = VerifyContext(
-            now=now, policy=policy, application=spec.application, isolation=isolation, ran_by=runner
-        )
-        try:
-            points = list(target.list_points())
-        except Exception as exc:  # noqa: BLE001 - one failing target does not stop the others
-            return [_listing_failed(spec.name, exc, context, CheckKind.VERIFICATION)]
-        context = attrs.evolve(context, points=points)
-        results: list[CheckResult] = []
-        selected = _chosen_points(points, wanted_tiers, all_points=all_points)
-        for check in chosen_checks:
-            if _scope(check) == "target":
-                results.append(check.verify(target, None, context))
-            else:
-                results.extend(check.verify(target, point, context) for point in selected)
-        return results
-
-    results: list[CheckResult] = []
-    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        for batch in pool.map(run, specs):
-            results.extend(batch)
-    _record(log, results)
-    _notify_failures(policy, results, notifiers, now)
-    return results
-
-
-def restore_test(
-    policy: Any,
-    *,
-    now: datetime,
-    application: str | None = None,
-    targets: Mapping[str, BackupTarget] | None = None,
-    probes: Mapping[str, Sequence[ProbeLike]] | Sequence[ProbeLike] | None = None,
-    log: ResultRecorder | None = None,
-    endpoint_resolver: Callable[[Any], Any] | Mapping[str, Callable[[Any], Any]] | None = None,
-    only: Iterable[str] | None = None,
-    notifiers: Sequence[Notifier] | None = None,
-    ran_by: str | None = None,
-) -> list[CheckResult]:
-    """Restore-test the newest completed point of each target of an application (or of all).
-
-    For every target of *application* (every enabled target when ``None``; *only* narrows it
-    to named targets), the newest completed backup of its source tier (the first tier, where
-    the isolation profile lives; any tier if it has none) is restored into the policy's
-    isolation profile with `RestoreTest`, probed and torn down. Every result is recorded in
-    *log*; failures are notified.
-
-    Args:
-        policy: The policy.
-        now: Time of the test (timezone-aware).
-        application: The application to test (default: all).
-        targets: Targets by name (default: built from the policy).
-        probes: Probes per target name, or one list for every target.
-        log: The testing log (anything with ``record(result)``).
-        endpoint_resolver: One resolver, or resolvers per target name (see `RestoreTest`).
-        only: Names of the targets to test.
-        notifiers: Who hears about failures (default: the policy's notifications).
-        ran_by: Who runs the test (default: ``user@host``).
-
-    Returns:
-        One result per target.
-    """
-    ensure_aware(now, field="now")
-    specs = (
-        list(policy.targets_for(application))
-        if application is not None
-        else [s for s in policy.targets if s.enabled]
-    )
-    if only is not None:
-        wanted = set(only)
-        specs = [s for s in specs if s.name in wanted]
-    built = _targets_for(policy, targets, [s.name for s in specs])
-    runner = ran_by or _default_ran_by()
-    isolation = isolation_for(policy)
-    results: list[CheckResult] = []
-    for spec in specs:
-        target = built[spec.name]
-        resolver = (
-            endpoint_resolver.get(spec.name)
-            if isinstance(endpoint_resolver, Mapping)
-            else endpoint_resolver
-        )
-        context = VerifyContext(
-            now=now,
-            policy=policy,
-            application=spec.application,
-            isolation=isolation,
-            ran_by=runner,
-            endpoint_resolver=resolver,
-        )
-        target_probes = probes.get(spec.name, ()) if isinstance(probes, Mapping) else (probes or ())
-        try:
-            points = list(target.list_points())
-        except Exception as exc:  # noqa: BLE001 - reported as a failed test of that target
-            results.append(_listing_failed(spec.name, exc, context, CheckKind.RESTORE_TEST))
-            continue
-        # The source tier first: the isolation profile lives in the target's own region/store.
-        tiers = policy.tiers_for(spec) if hasattr(policy, "tiers_for") else ()
-        source_tier = tiers[0].name if tiers else "local"
-        newest = (
-            _newest_good(points, source_tier)
-            or _newest_good(points)
-            or max((p for p in points if p.is_good), key=_order_key, default=None)
-        )
-        results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
-    _record(log, results)
-    _notify_failures(policy, results, notifiers, now)
-    return results

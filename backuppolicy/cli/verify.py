@@ -25,7 +25,8 @@ from backuppolicy.cli._common import (
 if TYPE_CHECKING:
     import argparse
 
-    from backuppolicy.checks.verify import CheckResult, ResultRecorder
+    from backuppolicy.checks.verify import CheckResult
+    from backuppolicy.workflows.verify import ResultRecorder
 
 __all__ = ["register"]
 
@@ -41,7 +42,7 @@ def _open_log(url: str | None, endpoint_url: str | None = None) -> ResultRecorde
 
 
 def _checks(names: Sequence[str] | None, policy: Any) -> list[Any]:
-    from backuppolicy.checks.verify import default_checks  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.workflows.verify import default_checks  # noqa: PLC0415 - keep --help fast
 
     checks = default_checks(policy)
     if not names:
@@ -80,7 +81,7 @@ def _finish(args: argparse.Namespace, results: Sequence[CheckResult], out: TextI
 
 
 def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.checks.verify import run_checks  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.workflows.verify import run_checks  # noqa: PLC0415 - keep --help fast
 
     policy = load_policy(args)
     checks = _checks(args.check, policy)
@@ -99,7 +100,7 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_restore_test(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.checks.verify import restore_test  # noqa: PLC0415 - keep --help fast
+    from backuppolicy.workflows.verify import restore_test  # noqa: PLC0415 - keep --help fast
 
     policy = load_policy(args)
     if args.application is not None:

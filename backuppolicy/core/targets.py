@@ -669,7 +669,7 @@ class BucketSettings(Protocol):
 
 @attrs.frozen
 class SweptResource:
-    """A restore-test leftover found by `backuppolicy.checks.verify.sweep_restore_tests`.
+    """A restore-test leftover found by `backuppolicy.workflows.verify.sweep_restore_tests`.
 
     Attributes:
         kind: ``"rds-instance"``, ``"rds-cluster"``, ``"ebs-volume"`` or ``"directory"``.

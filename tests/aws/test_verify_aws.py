@@ -32,11 +32,10 @@ from backuppolicy.checks.verify import (
     SettingsMatchPolicy,
     VerifyContext,
     VersioningEnabled,
-    _chosen_points,
-    sweep_restore_tests,
 )
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.workflows.verify import _chosen_points, sweep_restore_tests
 from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
 
 REGION = "us-east-1"
