@@ -24,7 +24,10 @@ target kind                   what a restore does, and where the previous state 
                               in place needs versioning on (checked first): the old versions stay
 ``directory``                 the archive restored (checksums checked) next to the destination
                               and renamed into place; an existing directory is moved aside to
-                              ``<path>.before-restore-<stamp>``
+                              ``<path>.before-restore-<stamp>`` (`backuppolicy.local.Directory`
+                              plans and carries this out itself)
+any `Restorable` target       what the target plans (``plan_restore``) and carries out
+                              (``execute_restore``) itself, e.g. a plug-in kind
 ============================  ===================================================================
 
 Immediately before it acts, `restore` looks at the destination again and compares it with what
