@@ -74,6 +74,17 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
+from backuppolicy.core.restoring import (
+    ABSENT,
+    MADE_BY_THIS_RESTORE,
+    RestoreCheck,
+    RestoreOutcome,
+    RestorePlan,
+    RestoreStep,
+    StepAction,
+    choose_point,
+    stamp_of,
+)
 from backuppolicy.core.targets import (
     Destination,
     IsolationProfile,
@@ -1952,6 +1963,258 @@ class Directory:
             os.close(lock)
         dest.chmod(_plain_mode(manifest.get("root", {}).get("mode", "0700")))
         return dest
+
+    # -- restores through backuppolicy.restore (the Restorable protocol) ---------------
+
+    _RESTORE_NEWEST: ClassVar[int] = 3
+    """How many of the newest entries an observed directory's state names."""
+
+    def plan_restore(
+        self,
+        *,
+        point: RecoveryPoint | str | None,
+        at: datetime | None,
+        into: Any,
+        now: datetime,
+        token: str,
+        **options: Any,
+    ) -> RestorePlan:
+        """Plan restoring an archive into *into* (default: this directory, in place).
+
+        The archive is restored next to the destination (``.<name>.restoring-<stamp>``), then
+        renamed into place; whatever is at the destination is first moved aside to
+        ``<name>.before-restore-<stamp>`` and kept. *point* defaults to the newest completed
+        archive (taken at or before *at*, if given). A plan whose move-aside and rename an
+        earlier run of the same *token* did adopts the restored directory.
+
+        Raises:
+            PolicyError: The point or destination cannot be used, or an option was given
+                (directories take none).
+        """
+        if options:
+            raise PolicyError.for_field(
+                "plan_restore", "no database or volume option for a directory", sorted(options)
+            )
+        chosen = choose_point(self, point, before=at, kinds=("archive",))
+        if into is not None and not isinstance(into, str | os.PathLike):
+            raise PolicyError.for_field("into", "a directory path", into)
+        dest = Path(into if into is not None else self.path).expanduser().absolute()
+        stamp = stamp_of(token)
+        staging = dest.with_name(f".{dest.name}.restoring-{stamp}")
+        aside = dest.with_name(f"{dest.name}.before-restore-{stamp}")
+        occupied = self._restore_occupied(dest)
+        # The aside name carries this restore's stamp: if it exists, this restore moved the
+        # directory aside in an earlier, interrupted run (a resume, or a retry of the same token).
+        moved = aside.exists() or aside.is_symlink()
+        if moved and occupied:
+            adopt = RestoreStep(
+                StepAction.VERIFY,
+                str(dest),
+                f"adopt {dest}, restored earlier by this restore ({dest} was moved to {aside}); "
+                "re-check the archive checksum; count files",
+                keeps=str(aside),
+            )
+            return self._restore_plan(
+                chosen, dest=dest, steps=[adopt], in_place=True, now=now, token=token, adopt=True
+            )
+        steps = [
+            RestoreStep(
+                StepAction.CREATE,
+                str(staging),
+                f"restore archive {chosen.id} into {staging} (archive and file checksums checked)",
+            )
+        ]
+        if occupied:
+            steps.append(
+                RestoreStep(
+                    StepAction.MOVE_ASIDE,
+                    str(dest),
+                    f"move {dest} to {aside} (kept)",
+                    destructive=True,
+                    keeps=str(aside),
+                )
+            )
+        steps.append(
+            RestoreStep(
+                StepAction.REPLACE if occupied else StepAction.CREATE,
+                str(dest),
+                f"rename {staging.name} to {dest}"
+                + (f" ({dest} was moved to {aside} earlier by this restore)" if moved else ""),
+                destructive=occupied,
+                keeps=str(aside) if occupied or moved else None,
+            )
+        )
+        steps.append(
+            RestoreStep(StepAction.VERIFY, str(dest), "re-check the archive checksum; count files")
+        )
+        return self._restore_plan(
+            chosen, dest=dest, steps=steps, in_place=occupied or moved, now=now, token=token
+        )
+
+    def _restore_plan(
+        self,
+        chosen: RecoveryPoint,
+        *,
+        dest: Path,
+        steps: Sequence[RestoreStep],
+        in_place: bool,
+        now: datetime,
+        token: str,
+        adopt: bool = False,
+    ) -> RestorePlan:
+        stamp = stamp_of(token)
+        staging = dest.with_name(f".{dest.name}.restoring-{stamp}")
+        aside = dest.with_name(f"{dest.name}.before-restore-{stamp}")
+        return RestorePlan(
+            target=self.name,
+            kind=self.kind,
+            source=f"archive {chosen.id}",
+            destination=str(dest),
+            in_place=in_place,
+            steps=steps,
+            token=token,
+            planned_at=now,
+            data_time=chosen.created_at,
+            point=chosen,
+            options={"staging": str(staging), "aside": str(aside), "adopt": adopt},
+        )
+
+    def observe_restore(self, plan: RestorePlan) -> Mapping[str, str]:
+        """The destination of *plan* in words (and its aside name, if this restore used it)."""
+        dest = Path(plan.destination)
+        aside = self._restore_aside(plan)
+        seen = {str(dest): self._restore_path_state(dest)}
+        if aside.exists() or aside.is_symlink():  # named with this restore's stamp: its own
+            seen[str(aside)] = self._restore_path_state(aside) + MADE_BY_THIS_RESTORE
+        return seen
+
+    def execute_restore(self, plan: RestorePlan, *, confirm: bool) -> RestoreOutcome:  # noqa: ARG002 - the previous state is kept either way
+        """Restore *plan*'s archive next to the destination, move what is there aside, rename.
+
+        What is at the destination is decided now, not at planning: it is moved aside and kept.
+        The archive's checksum is checked again afterwards and the files counted.
+
+        Raises:
+            PolicyError: The staging or aside name is taken by something this restore did not
+                make, or a plan that adopts an earlier run finds its aside gone.
+        """
+        point = plan.point
+        if point is None:
+            raise PolicyError.for_field("plan.point", "the archive to restore", None)
+        dest = Path(plan.destination)
+        staging = self._restore_staging(plan)
+        aside = self._restore_aside(plan)
+        swept: list[str] = []  # staging directories of crashed restores next to the destination
+        kept: list[str] = []
+        if plan.options.get("adopt"):
+            if not aside.exists() and not aside.is_symlink():
+                raise PolicyError.for_field(
+                    "plan",
+                    f"a plan of the destination as it is (it adopts {dest}, restored earlier, "
+                    f"but {aside} is gone)",
+                    str(dest),
+                    hint="Plan the restore again. Nothing was changed.",
+                )
+            kept.append(str(aside))
+        else:
+            if staging.exists() or staging.is_symlink():  # left by an interrupted attempt
+                self._restore_remove_staging(staging)
+            self.restore_to(point, staging, swept=swept)
+            # Decided now, not at planning: whatever is at the destination is moved aside and kept.
+            if self._restore_occupied(dest):
+                if aside.exists() or aside.is_symlink():
+                    shutil.rmtree(staging)
+                    raise PolicyError.for_field(
+                        "into",
+                        f"a directory whose aside name {aside} is free (it holds what an earlier "
+                        "run of this restore moved aside)",
+                        str(dest),
+                        hint="Plan the restore again with the same token to adopt it, or with a "
+                        "new one. Nothing was changed.",
+                    )
+                dest.rename(aside)
+                kept.append(str(aside))
+            elif aside.exists() or aside.is_symlink():  # moved aside by an interrupted run
+                kept.append(str(aside))
+            staging.rename(dest)
+        checksum = self.verify(point)
+        files = sum(len(names) for _, _, names in os.walk(dest))
+        check = RestoreCheck(
+            "archive-checksum",
+            ok=checksum == point.checksum or point.checksum is None,
+            details=f"archive {point.id}: {checksum}; every file matched the manifest; {files} file(s)",
+            evidence={"checksum": checksum, "files": files},
+        )
+        return RestoreOutcome(
+            str(dest), str(dest), kept, [check], details={"files": files, "swept": swept}
+        )
+
+    @staticmethod
+    def _restore_aside(plan: RestorePlan) -> Path:
+        """Where *plan* moves its destination aside: next to it, named with the restore's stamp.
+
+        Derived from the destination and the token, never read from ``plan.options`` (a plan
+        made by hand must not choose what is moved or removed).
+        """
+        dest = Path(plan.destination)
+        return dest.with_name(f"{dest.name}.before-restore-{plan.stamp}")
+
+    @staticmethod
+    def _restore_staging(plan: RestorePlan) -> Path:
+        """Where *plan* restores before the rename: next to the destination, with the stamp."""
+        dest = Path(plan.destination)
+        return dest.with_name(f".{dest.name}.restoring-{plan.stamp}")
+
+    @staticmethod
+    def _restore_remove_staging(staging: Path) -> None:
+        """Remove this restore's own staging directory; a symlink in its place is refused."""
+        if staging.is_symlink() or not staging.is_dir():
+            raise PolicyError.for_field(
+                "into",
+                f"a destination whose staging name {staging} is free or this restore's directory",
+                str(staging),
+                hint="Remove or rename it, then run the restore again. Nothing was changed.",
+            )
+        shutil.rmtree(staging)
+
+    @staticmethod
+    def _restore_occupied(path: Path) -> bool:
+        """Whether *path* holds anything a restore would have to move aside."""
+        return path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir())))
+
+    @staticmethod
+    def _restore_path_state(path: Path) -> str:
+        """*path* in words: absent, a link, a file (size, time) or a directory (its listing's digest)."""
+        if path.is_symlink():
+            return f"a link to {path.readlink()}"
+        if not path.exists():
+            return ABSENT
+        if not path.is_dir():
+            st = path.stat()
+            return f"a file of {st.st_size} bytes modified at {st.st_mtime_ns} ns"
+        digest = hashlib.sha256()
+        newest: list[tuple[int, str]] = []
+        count = 0
+        for parent, dirs, names in os.walk(path):
+            dirs.sort()
+            for name in sorted([*dirs, *names]):
+                child = Path(parent, name)
+                try:
+                    st = child.lstat()
+                except FileNotFoundError:  # removed while we look: that is a change too
+                    continue
+                rel = child.relative_to(path).as_posix()
+                digest.update(
+                    f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(
+                        errors="replace"
+                    )
+                )
+                count += 1
+                newest = sorted([*newest, (st.st_mtime_ns, rel)])[-Directory._RESTORE_NEWEST :]
+        if not count:
+            return "an empty directory"
+        shown = ", ".join(rel for _, rel in sorted(newest, reverse=True))
+        return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
 
 
 def _patterns(field: str, values: Iterable[str]) -> tuple[str, ...]:

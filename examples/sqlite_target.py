@@ -9,6 +9,9 @@ target knows everything about its kind, so the library needs no change for it:
 * it lists, creates, refreshes and deletes points, and copies them to another tier's directory;
 * it restores a point to a new file (`SqliteFile.restore_to`) and, for restore tests, into a
   temporary directory that is always removed (`SqliteFile.restore`);
+* it plans and carries out its own restores for `backuppolicy.plan_restore` and
+  `backuppolicy.restore` (the `~backuppolicy.core.targets.Restorable` protocol: one step, a copy
+  of the point to a new file, never over anything);
 * it checks a point (`SqliteFile.verify`: the SHA-256 and ``PRAGMA integrity_check``), and
   `sqlite_probes` prove the data of a restored copy (``integrity_check`` and a row count);
 * it removes its own crash leftovers (`SqliteFile.sweep_incomplete`);
@@ -58,6 +61,15 @@ from backuppolicy import (
     VerificationError,
 )
 from backuppolicy.core.model import TAG_HOLD, TAG_POLICY, TAG_REASON, TAG_TARGET, TAG_TOKEN
+from backuppolicy.core.restoring import (
+    ABSENT,
+    RestoreCheck,
+    RestoreOutcome,
+    RestorePlan,
+    RestoreStep,
+    StepAction,
+    choose_point,
+)
 from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
 
 if TYPE_CHECKING:
@@ -455,6 +467,78 @@ class SqliteFile:
         finally:
             staging.unlink(missing_ok=True)
         return target
+
+    def plan_restore(
+        self,
+        *,
+        point: RecoveryPoint | str | None,
+        at: datetime | None,
+        into: Any,
+        now: datetime,
+        token: str,
+        **options: Any,
+    ) -> RestorePlan:
+        """Plan copying *point* (default: the newest) to the new file *into*; nothing is replaced.
+
+        The default destination is ``<stem>.restored-<stamp><suffix>`` next to the database.
+
+        Raises:
+            PolicyError: A point in time (*at*) or an option was asked for, or something
+                already exists at the destination.
+        """
+        if at is not None:
+            raise PolicyError.for_field("at", "no time (a SQLite file restores points)", at)
+        if options:
+            raise PolicyError.for_field("plan_restore", "no option", sorted(options))
+        chosen = choose_point(self, point, kinds=(POINT_KIND,))
+        if into is not None and not isinstance(into, str | os.PathLike):
+            raise PolicyError.for_field("into", "a file path", into)
+        plan = RestorePlan(
+            target=self.name,
+            kind=KIND,
+            source=f"backup {chosen.id}",
+            destination="",
+            in_place=False,
+            steps=(),
+            token=token,
+            planned_at=now,
+            data_time=chosen.created_at,
+            point=chosen,
+        )
+        default = self.path.with_name(f"{self.path.stem}.restored-{plan.stamp}{self.path.suffix}")
+        dest = Path(into if into is not None else default).expanduser().absolute()
+        if dest.exists() or dest.is_symlink():
+            raise PolicyError.for_field("into", "a path where nothing exists yet", str(dest))
+        step = RestoreStep(
+            StepAction.CREATE,
+            str(dest),
+            f"copy backup {chosen.id} to the new file {dest} (SHA-256 and integrity checked)",
+        )
+        return attrs.evolve(plan, destination=str(dest), steps=(step,))
+
+    def observe_restore(self, plan: RestorePlan) -> Mapping[str, str]:
+        """Whether something exists at *plan*'s destination (`restore_to` never writes over it)."""
+        dest = Path(plan.destination)
+        if dest.is_symlink():
+            return {str(dest): f"a link to {dest.readlink()}"}
+        if not dest.exists():
+            return {str(dest): ABSENT}
+        st = dest.stat()
+        return {str(dest): f"a file of {st.st_size} bytes modified at {st.st_mtime_ns} ns"}
+
+    def execute_restore(self, plan: RestorePlan, *, confirm: bool) -> RestoreOutcome:  # noqa: ARG002 - nothing is ever replaced
+        """Copy the plan's point to its destination with `restore_to` (which refuses an existing file)."""
+        if plan.point is None:
+            raise PolicyError.for_field("plan.point", "the backup to restore", None)
+        restored = self.restore_to(plan.point, plan.destination)
+        checksum = _sha256(restored)
+        check = RestoreCheck(
+            "integrity-check",
+            ok=True,
+            details=f"backup {plan.point.id} restored to {restored}: integrity_check ok",
+            evidence={"sha256": checksum, "integrity_check": "ok"},
+        )
+        return RestoreOutcome(str(restored), str(restored), checks=[check])
 
     @contextlib.contextmanager
     def restore(

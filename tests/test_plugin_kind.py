@@ -279,15 +279,6 @@ class TestWorkflows:
         with pytest.raises(bp.PolicyError, match="where nothing exists yet"):
             target.restore_to(point, restored)
 
-    @pytest.mark.xfail(
-        strict=True,
-        raises=bp.PolicyError,
-        reason=(
-            "backuppolicy/workflows/_restore.py: plan_restore and restore dispatch on built-in "
-            "kind strings (_DB_KINDS, _VOLUME_KINDS, 's3-bucket', 'directory'); a kind's own "
-            "Restorable hook is not asked yet"
-        ),
-    )
     def test_restore_through_the_public_api(self, world: _World, tmp_path: Path) -> None:
         """`bp.plan_restore` + `bp.restore` restore a point of the plug-in kind to a new file."""
         _back_up_days(world)
@@ -298,6 +289,21 @@ class TestWorkflows:
         result = bp.restore(plan)
         assert result.ok
         assert 3 == world.rows(dest)
+
+    def test_restore_refuses_a_destination_that_appeared_after_the_plan(
+        self, world: _World, tmp_path: Path
+    ) -> None:
+        """A file written at the destination after the plan is refused, and kept even with confirm."""
+        _back_up_days(world)
+        dest = tmp_path / "restored.db"
+        plan = bp.plan_restore(world.policy, "notes", into=dest)
+        assert {str(dest): "absent"} == dict(plan.observed)
+        dest.write_bytes(b"someone else's file")
+        with pytest.raises(bp.PolicyError, match="changed since the plan"):
+            bp.restore(plan)
+        with pytest.raises(bp.PolicyError, match="where nothing exists yet"):
+            bp.restore(plan, confirm=True)
+        assert b"someone else's file" == dest.read_bytes()
 
     def test_export_iam_needs_nothing_for_this_kind(self, world: _World) -> None:
         """The kind says it needs no AWS permission: an empty document, also from the CLI."""

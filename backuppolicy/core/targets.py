@@ -45,6 +45,7 @@ from backuppolicy.core.exceptions import (
     ResourceNotFoundError,
 )
 from backuppolicy.core.model import RecoveryPoint
+from backuppolicy.core.restoring import RestoreOutcome, RestorePlan
 
 if TYPE_CHECKING:
     from backuppolicy.core.policy import Policy, TargetSpec
@@ -62,6 +63,7 @@ __all__ = [
     "ObjectVersionPoints",
     "PointSharing",
     "RecoverableInstance",
+    "Restorable",
     "RestorableBucket",
     "RestorableDatabase",
     "RestorableVolumes",
@@ -267,6 +269,72 @@ class TargetKind(Protocol):
         Each statement is a mapping with ``Action`` and ``Resource`` (lists of strings) and
         optionally ``Condition``; a workflow missing from the mapping needs nothing, and an
         empty mapping says that the kind needs no AWS permission at all.
+        """
+        ...
+
+
+# -- restores a target plans and carries out itself ----------------------------------------
+# The one generic restore protocol: `backuppolicy.plan_restore` and `backuppolicy.restore` ask a
+# target that implements it before anything else, so a kind (a plug-in too) restores itself.
+
+
+@runtime_checkable
+class Restorable(Protocol):
+    """**Protocol:** a target that plans and carries out its own restores.
+
+    `backuppolicy.plan_restore` asks the target for its plan, then for what is at the
+    destination (``observe_restore``), which the plan keeps in `RestorePlan.observed`.
+    `backuppolicy.restore` asks ``observe_restore`` again immediately before acting and refuses
+    a destructive plan, or a destination that changed since the plan, unless ``confirm=True``;
+    only then does it call ``execute_restore``. It adds the probes and records the result, as
+    for every other target. The values are pure (`backuppolicy.core.restoring`).
+
+    Implementations: `backuppolicy.local.Directory`; the SQLite file target of
+    ``examples/sqlite_target.py``.
+    """
+
+    @property
+    def name(self) -> str:
+        """Name of the target in the policy."""
+        ...
+
+    def plan_restore(
+        self,
+        *,
+        point: RecoveryPoint | str | None,
+        at: datetime | None,
+        into: Any,
+        now: datetime,
+        token: str,
+        **options: Any,
+    ) -> RestorePlan:
+        """Plan a restore of *point* (or of the state *at*) into *into*; change nothing.
+
+        *now* is the time of the plan and *token* the restore's identity (names derive from
+        `RestorePlan.stamp`; a plan with the token of an interrupted restore adopts what it
+        made). *options* are the keyword arguments given to `backuppolicy.plan_restore` that are
+        not its own (and its database and volume options that were set). Mark every step that
+        changes existing data ``destructive`` and say where the previous state is kept.
+
+        Raises:
+            PolicyError: The point, the time, the destination or an option cannot be used.
+        """
+        ...
+
+    def observe_restore(self, plan: RestorePlan) -> Mapping[str, str]:
+        """What is at *plan*'s destination now: resource -> its state in words.
+
+        A resource that does not exist is `~backuppolicy.core.restoring.ABSENT`; the state of
+        something this restore made itself ends with
+        `~backuppolicy.core.restoring.MADE_BY_THIS_RESTORE` (never counted as a change).
+        """
+        ...
+
+    def execute_restore(self, plan: RestorePlan, *, confirm: bool) -> RestoreOutcome:
+        """Carry out *plan* (its destination was just re-checked) and verify what it restored.
+
+        *confirm* says whether destructive steps were allowed; whatever is replaced is kept,
+        confirmed or not. Raise `PolicyError` (nothing changed) or a `BackendError`.
         """
         ...
 

@@ -24,7 +24,10 @@ target kind                   what a restore does, and where the previous state 
                               in place needs versioning on (checked first): the old versions stay
 ``directory``                 the archive restored (checksums checked) next to the destination
                               and renamed into place; an existing directory is moved aside to
-                              ``<path>.before-restore-<stamp>``
+                              ``<path>.before-restore-<stamp>`` (`backuppolicy.local.Directory`
+                              plans and carries this out itself)
+any `Restorable` target       what the target plans (``plan_restore``) and carries out
+                              (``execute_restore``) itself, e.g. a plug-in kind
 ============================  ===================================================================
 
 Immediately before it acts, `restore` looks at the destination again and compares it with what
@@ -61,31 +64,40 @@ Example:
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import heapq
-import importlib
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
+from backuppolicy.checks.running import run_check
 from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
     ResourceNotFoundError,
 )
-from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.restoring import (
+    ABSENT,
+    MADE_BY_THIS_RESTORE,
+    RestoreOutcome,
+    RestorePlan,
+    RestoreStep,
+    StepAction,
+    choose_point,
+    restore_stamp,
+    stamp_of,
+)
 from backuppolicy.core.targets import (
     TAG_RESTORE_ID,
     BackupTarget,
+    Restorable,
     RestorableBucket,
     RestorableDatabase,
     RestorableVolumes,
@@ -107,8 +119,6 @@ TAG_RESTORED_FROM = "backuppolicy:restored-from"
 TAG_MOVED_ASIDE = "backuppolicy:moved-aside-by"
 """Tag a restore puts on a database before renaming it aside: the plan's token (resumes know it)."""
 
-_ABSENT = "absent"
-_OURS = " (made by this restore)"
 _NEWEST = 3
 _QUOTE = 160
 _LISTED = 5
@@ -123,52 +133,6 @@ _SUPPORTED = (
 )
 _MAX_COPY_OBJECT = 5 * 1024**3
 _DEVICE_LETTERS = "fghijklmnop"
-
-
-class StepAction(enum.Enum):
-    """What one step of a `RestorePlan` does."""
-
-    CREATE = "create"
-    """Creates something new (a DB instance, volumes, objects in an empty place, a directory)."""
-    REPLACE = "replace"
-    """Puts the restored resource where the current one is (the current one is kept aside)."""
-    OVERWRITE = "overwrite"
-    """Writes over existing data (S3 in place: new current versions, the old ones are kept)."""
-    MOVE_ASIDE = "move-aside"
-    """Moves the current resource out of the way, keeping it (renamed, detached, moved)."""
-    ATTACH = "attach"
-    """Attaches restored volumes to an instance."""
-    VERIFY = "verify"
-    """Checks the restored resource."""
-
-
-@attrs.frozen
-class RestoreStep:
-    """One step of a `RestorePlan`.
-
-    Attributes:
-        action: The `StepAction`.
-        resource: What the step creates or changes (``"rds:shop-prod"``, a path, ``s3://...``).
-        description: One human line: what happens.
-        destructive: Whether the step changes existing data (needs ``confirm=True``).
-        keeps: Where the previous state is kept, for destructive steps.
-    """
-
-    action: StepAction = attrs.field(converter=StepAction)
-    resource: str
-    description: str
-    destructive: bool = False
-    keeps: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "action": self.action.value,
-            "resource": self.resource,
-            "description": self.description,
-            "destructive": self.destructive,
-            "keeps": self.keeps,
-        }
 
 
 class Probe(Protocol):
@@ -193,99 +157,6 @@ class RestoreLog(Protocol):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@attrs.frozen
-class RestorePlan:
-    """What `restore` will do: made by `plan_restore`, nothing has changed yet.
-
-    Attributes:
-        target: Name of the target.
-        kind: Kind of the target (``"rds-instance"`` ...).
-        source: What is restored, in words (``"snapshot bp-shop-db-..."``, ``"the state at ..."``).
-        destination: Where it goes (new DB identifier, ``s3://bucket/prefix``, a directory).
-        in_place: Whether the restore replaces the live resource.
-        steps: Every step, in order.
-        token: Stable id of this restore: names (``<stamp>``) and tags derive from it, so a
-            re-made plan with the same token adopts what an interrupted run created.
-        planned_at: When the plan was made.
-        data_time: The moment of the data restored (the recovery point's time).
-        point: The recovery point restored, if any (``None`` for a point in time).
-        at: The point in time restored to, if any.
-        application: Application of the target, when planned from a policy.
-        options: Target-specific settings of the plan (``swap``, ``attach_to`` ...).
-        probes: Checks run against the restored resource.
-        backend: The target object that carries the restore out.
-        observed: What planning saw at the destination, resource by resource (``{"s3://b/p/":
-            "3 object(s) ..."}``); `restore` looks again right before it acts and refuses what
-            changed unless confirmed.
-    """
-
-    target: str
-    kind: str
-    source: str
-    destination: str
-    in_place: bool
-    steps: tuple[RestoreStep, ...]
-    token: str
-    planned_at: datetime
-    data_time: datetime
-    point: RecoveryPoint | None = None
-    at: datetime | None = None
-    application: str | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
-    probes: tuple[Any, ...] = attrs.field(default=(), converter=tuple, eq=False)
-    backend: Any = attrs.field(default=None, eq=False, repr=False)
-    observed: Mapping[str, str] = attrs.field(factory=dict, hash=False)
-
-    @property
-    def destructive(self) -> bool:
-        """Whether any step changes existing data (so `restore` needs ``confirm=True``)."""
-        return any(step.destructive for step in self.steps)
-
-    @property
-    def stamp(self) -> str:
-        """The ``<stamp>`` of names this restore gives (``20261126t040000z``)."""
-        return _stamp_of(self.token)
-
-    def __repr__(self) -> str:
-        return (
-            f"<backuppolicy.RestorePlan(target={self.target!r}, destination={self.destination!r}, "
-            f"steps={len(self.steps)}, destructive={self.destructive})>"
-        )
-
-    def summary(self) -> str:
-        """The plan in words, one line per step; destructive steps are marked ``!``."""
-        lines = [
-            f"restore {self.target} ({self.kind}) from {self.source}",
-            f"  into {self.destination}{' (in place)' if self.in_place else ''}",
-        ]
-        for number, step in enumerate(self.steps, start=1):
-            mark = "!" if step.destructive else " "
-            keeps = f" [previous state kept: {step.keeps}]" if step.keeps else ""
-            lines.append(f"{mark} {number}. {step.action.value:<10} {step.description}{keeps}")
-        if self.destructive:
-            lines.append("! marks destructive steps: they run only with confirm=True (--yes)")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "target": self.target,
-            "kind": self.kind,
-            "source": self.source,
-            "destination": self.destination,
-            "in_place": self.in_place,
-            "destructive": self.destructive,
-            "token": self.token,
-            "planned_at": self.planned_at.isoformat(),
-            "data_time": self.data_time.isoformat(),
-            "point": self.point.id if self.point else None,
-            "at": self.at.isoformat() if self.at else None,
-            "options": {k: v for k, v in self.options.items() if _plain(v)},
-            "steps": [step.to_dict() for step in self.steps],
-            "observed": dict(self.observed),
-        }
 
 
 def _issues(*items: str) -> Any:
@@ -399,14 +270,6 @@ class RestoreResult:
 # Planning
 
 
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dt%H%M%Sz")
-
-
-def _stamp_of(token: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-") or "restore"
-
-
 def _resolve(
     policy_or_target: Any, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
 ) -> tuple[Any, str | None]:
@@ -433,57 +296,6 @@ def _resolve(
     )
 
 
-def _choose_point(
-    backend: Any,
-    point: RecoveryPoint | str | None,
-    *,
-    before: datetime | None,
-    kinds: Iterable[str] = (),
-) -> RecoveryPoint:
-    """*point* itself, the point of that id, or the newest completed point (at or before *before*)."""
-    if isinstance(point, RecoveryPoint):
-        chosen = point
-    else:
-        wanted = set(kinds)
-        points = list(backend.list_points())
-        if isinstance(point, str):
-            found = next((p for p in points if p.id == point), None)
-            if found is None:
-                import difflib  # noqa: PLC0415
-
-                close = difflib.get_close_matches(point, [p.id for p in points], n=1)
-                raise PolicyError.for_field(
-                    "point",
-                    f"the id of a recovery point of target {backend.name!r}",
-                    point,
-                    hint=f"Did you mean {close[0]!r}?" if close else "",
-                )
-            chosen = found
-        else:
-            good = [
-                p
-                for p in points
-                if p.is_good
-                and p.kind != "s3-version"
-                and (not wanted or p.kind in wanted)
-                and (before is None or p.created_at <= before)
-            ]
-            local = [p for p in good if p.tier == "local"] or good
-            if not local:
-                raise PolicyError.for_field(
-                    "point",
-                    f"a completed recovery point of target {backend.name!r}"
-                    + (f" taken at or before {before.isoformat()}" if before else ""),
-                    None,
-                )
-            chosen = max(local, key=lambda p: p.order_key)
-    if chosen.status is not Status.COMPLETED:
-        raise PolicyError.for_field(
-            "point", "a completed recovery point", f"{chosen.id} ({chosen.status.value})"
-        )
-    return chosen
-
-
 def plan_restore(
     policy_or_target: Any,
     target: str | BackupTarget | None = None,
@@ -503,8 +315,14 @@ def plan_restore(
     targets: Mapping[str, Any] | None = None,
     now: datetime | None = None,
     token: str | None = None,
+    **target_options: Any,
 ) -> RestorePlan:
     """Plan a restore of one target; nothing is changed.
+
+    A target that plans its own restores (`backuppolicy.core.targets.Restorable`, e.g.
+    `backuppolicy.local.Directory` or a plug-in kind) is asked first: it gets *point*, *at*,
+    *into*, *now*, *token*, the database and volume options that were set, and
+    *target_options*; the probes are added to its plan here.
 
     Args:
         policy_or_target: A `backuppolicy.Policy` (then *target* names the target) or a target.
@@ -527,6 +345,8 @@ def plan_restore(
         now: The time of the plan (default: now); names carry its stamp.
         token: Identity of the restore (default: from *now*); pass the token of an interrupted
             restore to adopt what it created.
+        **target_options: Options of a `~backuppolicy.core.targets.Restorable` target's own
+            restore (refused for the others).
 
     Raises:
         PolicyError: The point or destination cannot be used (the message says why and what
@@ -547,7 +367,7 @@ def plan_restore(
         backend=backend,
         kind=kind,
         now=moment,
-        token=token or _stamp(moment),
+        token=token or restore_stamp(moment),
         application=application,
         probes=tuple(probes),
     )
@@ -561,19 +381,65 @@ def plan_restore(
         "parameter_group": parameter_group,
         "instance_class": instance_class,
     }
+    if isinstance(backend, Restorable):
+        return _plan_restorable(
+            context,
+            backend,
+            point=point,
+            at=at,
+            into=into,
+            options=options,
+            target_options=target_options,
+        )
+    if target_options:
+        raise PolicyError.for_field(
+            "plan_restore",
+            f"only the options plan_restore names for a {kind or 'target'} target",
+            ", ".join(sorted(target_options)),
+        )
     if isinstance(backend, RestorableDatabase):
         plan = _plan_database(context, point, at, into, options)
     elif isinstance(backend, RestorableVolumes):
         plan = _plan_volumes(context, point, into, options)
     elif isinstance(backend, RestorableBucket):
         plan = _plan_s3(context, point, at, into)
-    elif kind == "directory":
-        plan = _plan_directory(context, point, into)
     else:
         raise PolicyError.for_field(
-            "target.kind", f"a kind with a restore: {', '.join(_SUPPORTED)}", kind
+            "target.kind",
+            f"a kind with a restore: {', '.join(_SUPPORTED)} or a Restorable target",
+            kind,
         )
     return attrs.evolve(plan, observed=_observe(plan))
+
+
+def _plan_restorable(
+    ctx: _Context,
+    backend: Restorable,
+    *,
+    point: RecoveryPoint | str | None,
+    at: datetime | None,
+    into: Any,
+    options: Mapping[str, Any],
+    target_options: Mapping[str, Any],
+) -> RestorePlan:
+    """The plan of a target that plans its own restores, with the probes and what it observed."""
+    given = {key: value for key, value in options.items() if value not in (None, False, [])}
+    plan = backend.plan_restore(
+        point=point, at=at, into=into, now=ctx.now, token=ctx.token, **given, **target_options
+    )
+    steps = list(plan.steps)
+    if ctx.probes:
+        steps.append(
+            RestoreStep(StepAction.VERIFY, plan.destination, f"run {len(ctx.probes)} probe(s)")
+        )
+    plan = attrs.evolve(
+        plan,
+        steps=tuple(steps),
+        application=ctx.application,
+        probes=ctx.probes,
+        backend=backend,
+    )
+    return attrs.evolve(plan, observed=dict(backend.observe_restore(plan)))
 
 
 @attrs.frozen
@@ -629,7 +495,7 @@ def _plan_database(
 ) -> RestorePlan:
     backend: RestorableDatabase = ctx.backend
     original = str(backend.resource_id)
-    chosen = None if at is not None else _choose_point(backend, point, before=None)
+    chosen = None if at is not None else choose_point(backend, point, before=None)
     region = _point_region(chosen, str(backend.region))
     swap = bool(options["swap"])
     if swap and region != backend.region:
@@ -652,7 +518,7 @@ def _plan_database(
     new_id = (
         str(into)
         if into is not None
-        else backend.restore_identifier(f"restored-{_stamp_of(ctx.token)}")
+        else backend.restore_identifier(f"restored-{stamp_of(ctx.token)}")
     )
     if new_id == original:
         raise PolicyError.for_field(
@@ -687,7 +553,7 @@ def _plan_database(
         ),
         RestoreStep(StepAction.VERIFY, f"rds:{new_id}", f"wait until {new_id} is available"),
     ]
-    aside = backend.restore_identifier(f"before-restore-{_stamp_of(ctx.token)}")
+    aside = backend.restore_identifier(f"before-restore-{stamp_of(ctx.token)}")
     if swap:
         steps += [
             RestoreStep(
@@ -762,7 +628,7 @@ def _plan_volumes(  # noqa: C901 - one branch per device case
         raise PolicyError.for_field(
             "into", "None for volumes (use attach_to= and availability_zone=)", into
         )
-    chosen = _choose_point(backend, point, before=None)
+    chosen = choose_point(backend, point, before=None)
     region = _point_region(chosen, str(backend.region))
     members = [dict(m) for m in chosen.details.get("snapshots", ()) if isinstance(m, Mapping)]
     members = members or [{"snapshot_id": chosen.id, "device": None}]
@@ -894,7 +760,7 @@ def _plan_s3(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
                 details={"key": key, "version_id": vid},
             )
         else:
-            chosen = _choose_point(backend, point, before=None, kinds=("s3-manifest",))
+            chosen = choose_point(backend, point, before=None, kinds=("s3-manifest",))
         if chosen.kind == "s3-version":
             key, _, vid = chosen.id.rpartition("@")
             version = (key, vid)
@@ -1032,98 +898,6 @@ def _plan_s3_version(
     )
 
 
-# -- directories ----------------------------------------------------------------------------
-
-
-def _plan_directory(ctx: _Context, point: RecoveryPoint | str | None, into: Any) -> RestorePlan:
-    backend = ctx.backend
-    chosen = _choose_point(backend, point, before=None, kinds=("archive",))
-    if into is not None and not isinstance(into, str | os.PathLike):
-        raise PolicyError.for_field("into", "a directory path", into)
-    dest = Path(into if into is not None else backend.path).expanduser().absolute()
-    stamp = _stamp_of(ctx.token)
-    staging = dest.with_name(f".{dest.name}.restoring-{stamp}")
-    aside = dest.with_name(f"{dest.name}.before-restore-{stamp}")
-    occupied = _occupied(dest)
-    # The aside name carries this restore's stamp: if it exists, this restore moved the
-    # directory aside in an earlier, interrupted run (a resume, or a retry of the same token).
-    moved = aside.exists() or aside.is_symlink()
-    if moved and occupied:
-        return _plan_directory_done(ctx, chosen, dest, staging, aside)
-    steps = [
-        RestoreStep(
-            StepAction.CREATE,
-            str(staging),
-            f"restore archive {chosen.id} into {staging} (archive and file checksums checked)",
-        )
-    ]
-    if occupied:
-        steps.append(
-            RestoreStep(
-                StepAction.MOVE_ASIDE,
-                str(dest),
-                f"move {dest} to {aside} (kept)",
-                destructive=True,
-                keeps=str(aside),
-            )
-        )
-    steps.append(
-        RestoreStep(
-            StepAction.REPLACE if occupied else StepAction.CREATE,
-            str(dest),
-            f"rename {staging.name} to {dest}"
-            + (f" ({dest} was moved to {aside} earlier by this restore)" if moved else ""),
-            destructive=occupied,
-            keeps=str(aside) if occupied or moved else None,
-        )
-    )
-    steps.append(
-        RestoreStep(StepAction.VERIFY, str(dest), "re-check the archive checksum; count files")
-    )
-    if ctx.probes:
-        steps.append(RestoreStep(StepAction.VERIFY, str(dest), f"run {len(ctx.probes)} probe(s)"))
-    return ctx.plan(
-        source=f"archive {chosen.id}",
-        destination=str(dest),
-        in_place=occupied or moved,
-        steps=tuple(steps),
-        data_time=chosen.created_at,
-        point=chosen,
-        options={"staging": str(staging), "aside": str(aside), "adopt": False},
-    )
-
-
-def _plan_directory_done(
-    ctx: _Context, chosen: RecoveryPoint, dest: Path, staging: Path, aside: Path
-) -> RestorePlan:
-    """The plan of a directory restore whose move-aside and rename an earlier run did."""
-    steps = [
-        RestoreStep(
-            StepAction.VERIFY,
-            str(dest),
-            f"adopt {dest}, restored earlier by this restore ({dest} was moved to {aside}); "
-            "re-check the archive checksum; count files",
-            keeps=str(aside),
-        )
-    ]
-    if ctx.probes:
-        steps.append(RestoreStep(StepAction.VERIFY, str(dest), f"run {len(ctx.probes)} probe(s)"))
-    return ctx.plan(
-        source=f"archive {chosen.id}",
-        destination=str(dest),
-        in_place=True,
-        steps=tuple(steps),
-        data_time=chosen.created_at,
-        point=chosen,
-        options={"staging": str(staging), "aside": str(aside), "adopt": True},
-    )
-
-
-def _occupied(path: Path) -> bool:
-    """Whether *path* holds anything a restore would have to move aside."""
-    return path.is_symlink() or (path.exists() and (not path.is_dir() or any(path.iterdir())))
-
-
 # --------------------------------------------------------------------------------------------
 # What is at the destination: recorded by the plan, looked at again right before acting
 
@@ -1132,16 +906,16 @@ def _observe(plan: RestorePlan) -> dict[str, str]:
     """What is at *plan*'s destination now: resource -> its state in words.
 
     `plan_restore` records it in `RestorePlan.observed`; `restore` looks again right before it
-    acts and compares (`_changes`). States of what this restore made itself end in ``_OURS``.
+    acts and compares (`_changes`). States of what this restore made itself end in ``MADE_BY_THIS_RESTORE``.
     """
+    if isinstance(plan.backend, Restorable):
+        return dict(plan.backend.observe_restore(plan))
     if isinstance(plan.backend, RestorableDatabase):
         return _observe_database(plan, plan.backend)
     if isinstance(plan.backend, RestorableVolumes):
         return _observe_volumes(plan, plan.backend)
     if isinstance(plan.backend, RestorableBucket):
         return _observe_s3(plan, plan.backend)
-    if plan.kind == "directory":
-        return _observe_directory(plan)
     return {}
 
 
@@ -1154,53 +928,10 @@ def _changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     """
     lines = []
     for name in sorted(set(before) | set(after)):
-        then, now = before.get(name, _ABSENT), after.get(name, _ABSENT)
-        if then != now and not now.endswith(_OURS):
+        then, now = before.get(name, ABSENT), after.get(name, ABSENT)
+        if then != now and not now.endswith(MADE_BY_THIS_RESTORE):
             lines.append(f"{name}: {_short(then)!r} at planning, {_short(now)!r} now")
     return lines
-
-
-def _observe_directory(plan: RestorePlan) -> dict[str, str]:
-    dest = Path(plan.destination)
-    aside = _aside_of(plan)
-    seen = {str(dest): _path_state(dest)}
-    if aside.exists() or aside.is_symlink():  # named with this restore's stamp: its own
-        seen[str(aside)] = _path_state(aside) + _OURS
-    return seen
-
-
-def _path_state(path: Path) -> str:
-    """*path* in words: absent, a link, a file (size, time) or a directory (its listing's digest)."""
-    if path.is_symlink():
-        return f"a link to {path.readlink()}"
-    if not path.exists():
-        return _ABSENT
-    if not path.is_dir():
-        st = path.stat()
-        return f"a file of {st.st_size} bytes modified at {st.st_mtime_ns} ns"
-    digest = hashlib.sha256()
-    newest: list[tuple[int, str]] = []
-    count = 0
-    for parent, dirs, names in os.walk(path):
-        dirs.sort()
-        for name in sorted([*dirs, *names]):
-            child = Path(parent, name)
-            try:
-                st = child.lstat()
-            except FileNotFoundError:  # removed while we look: that is a change too
-                continue
-            rel = child.relative_to(path).as_posix()
-            digest.update(
-                f"{rel}\0{st.st_mode}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(errors="replace")
-            )
-            count += 1
-            heapq.heappush(newest, (st.st_mtime_ns, rel))
-            if len(newest) > _NEWEST:
-                heapq.heappop(newest)
-    if not count:
-        return "an empty directory"
-    shown = ", ".join(rel for _, rel in sorted(newest, reverse=True))
-    return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
 
 
 def _observe_database(plan: RestorePlan, backend: RestorableDatabase) -> dict[str, str]:
@@ -1213,13 +944,15 @@ def _observe_database(plan: RestorePlan, backend: RestorableDatabase) -> dict[st
     for rid, tag in names:
         item = backend.describe_database(rid, region)
         if item is None:
-            seen[f"rds:{rid}"] = _ABSENT
+            seen[f"rds:{rid}"] = ABSENT
             continue
         identity = item.get("DbiResourceId") or item.get("DbClusterResourceId")
         created = item.get("InstanceCreateTime") or item.get("ClusterCreateTime")
         when = created.isoformat() if isinstance(created, datetime) else created
         ours = _tags(item).get(tag) == plan.token
-        seen[f"rds:{rid}"] = f"database {identity} created {when}" + (_OURS if ours else "")
+        seen[f"rds:{rid}"] = f"database {identity} created {when}" + (
+            MADE_BY_THIS_RESTORE if ours else ""
+        )
     return seen
 
 
@@ -1230,7 +963,7 @@ def _observe_volumes(plan: RestorePlan, backend: RestorableVolumes) -> dict[str,
     region = str(plan.options["region"])
     instance = backend.describe_instance(str(iid), region)
     if instance is None:
-        return {f"ec2:{iid}": _ABSENT}
+        return {f"ec2:{iid}": ABSENT}
     ours = set(_volumes_by_token(backend, plan.token, region).values())
     attached = _devices(instance)
     seen = {f"ec2:{iid}": "an instance"}
@@ -1238,7 +971,9 @@ def _observe_volumes(plan: RestorePlan, backend: RestorableVolumes) -> dict[str,
         device = str(member["device"])
         volume = attached.get(device)
         seen[f"ec2:{iid}:{device}"] = (
-            "free" if volume is None else f"volume {volume}" + (_OURS if volume in ours else "")
+            "free"
+            if volume is None
+            else f"volume {volume}" + (MADE_BY_THIS_RESTORE if volume in ours else "")
         )
     return seen
 
@@ -1252,7 +987,7 @@ def _observe_s3(plan: RestorePlan, backend: RestorableBucket) -> dict[str, str]:
         try:
             head = backend.object_head(bucket, key)
         except ResourceNotFoundError:
-            seen[f"s3://{bucket}/{key}"] = _ABSENT
+            seen[f"s3://{bucket}/{key}"] = ABSENT
         else:
             seen[f"s3://{bucket}/{key}"] = (
                 f"version {head.get('VersionId')}, ETag {head.get('ETag')}, "
@@ -1376,10 +1111,13 @@ def restore(
     started_at = _now()
     started = time.monotonic()
     waiter = _Waiter(sleep=sleep, interval=poll_interval, timeout=timeout)
-    outcome = _runner(plan)(plan, waiter)
+    if isinstance(plan.backend, Restorable):
+        outcome = _outcome_of(plan, plan.backend.execute_restore(plan, confirm=confirm))
+    else:
+        outcome = _runner(plan)(plan, waiter)
     checks = list(outcome.checks)
     checks += [
-        _run_probe(
+        run_check(
             probe, outcome.endpoint, target=plan.target, backend=plan.backend, point=plan.point
         )
         for probe in plan.probes
@@ -1407,7 +1145,18 @@ def _runner(plan: RestorePlan) -> Callable[[RestorePlan, _Waiter], _Outcome]:
         return _run_volumes
     if isinstance(plan.backend, RestorableBucket):
         return _run_s3
-    return {"directory": _run_directory}[plan.kind]
+    raise PolicyError.for_field(
+        "plan.backend", "a target that can restore (a Restorable target)", plan.kind
+    )
+
+
+def _outcome_of(plan: RestorePlan, done: RestoreOutcome) -> _Outcome:
+    """What a `Restorable` target's restore did, its checks as the plan's check results."""
+    checks = [
+        _check(plan, check.name, ok=check.ok, details=check.details, **check.evidence)
+        for check in done.checks
+    ]
+    return _Outcome(done.resource, done.endpoint, list(done.kept), checks, dict(done.details))
 
 
 @attrs.frozen
@@ -1431,64 +1180,6 @@ def _check(plan: RestorePlan, name: str, *, ok: bool, details: str, **evidence: 
         details=details,
         issues=_issues() if ok else _issues(details),
         evidence=evidence,
-    )
-
-
-def _run_probe(
-    probe: Any,
-    endpoint: str | None,
-    *,
-    target: str = "",
-    backend: Any = None,
-    point: RecoveryPoint | None = None,
-) -> CheckResult:
-    """Run one probe against *endpoint* and return its `CheckResult` (a failure never raises).
-
-    A probe is an object with ``run(endpoint)`` or a callable ``probe(endpoint)`` returning a
-    `CheckResult`, a bool or ``None`` (``False`` fails; ``None`` and ``True`` pass). The data
-    probes of `backuppolicy.checks.probes` (``run(ctx)``) are run with their own context.
-
-    Example:
-        >>> _run_probe(lambda endpoint: endpoint.endswith(":5432"), "db.local:5432").status.value
-        'pass'
-    """
-    name = str(
-        getattr(probe, "name", None) or getattr(probe, "__name__", None) or type(probe).__name__
-    )
-    started = time.monotonic()
-    value: Any
-    try:
-        if type(probe).__module__ == "backuppolicy.checks.probes":
-            probes = importlib.import_module("backuppolicy.checks.probes")
-            context = probes.ProbeContext(
-                resource=None, endpoint=endpoint, target=backend, point=point
-            )
-            value = probes.run_probe(probe, context)
-        else:
-            value = probe.run(endpoint) if hasattr(probe, "run") else probe(endpoint)
-    except Exception as exc:  # noqa: BLE001 - a probe that raises is a failed check
-        value = False
-        detail = f"{name} against {endpoint}: {type(exc).__name__}: {exc}"
-    else:
-        detail = ""
-    if isinstance(value, CheckResult):
-        return value
-    if hasattr(value, "ok") and not isinstance(value, bool):  # a ProbeResult
-        ok = bool(value.ok)
-        detail = f"{name}: {getattr(value, 'details', '')}"
-    else:
-        ok = value is None or value is True
-        detail = detail or f"{name} against {endpoint}: {'ok' if ok else f'returned {value!r}'}"
-    return CheckResult(
-        check=name,
-        status=CheckStatus.PASS if ok else CheckStatus.FAIL,
-        target=target or "restore",
-        checked_at=_now(),
-        point_id=point.id if point else None,
-        kind=CheckKind.RESTORE_TEST,
-        details=detail,
-        issues=_issues() if ok else _issues(detail),
-        duration=time.monotonic() - started,
     )
 
 
@@ -1857,89 +1548,3 @@ def _refuse_unkept(backend: RestorableBucket, bucket: str, prefix: str, *, exact
                 f"s3://{bucket}/{prefix} (has objects, versioning {status})",
                 hint="Nothing was changed.",
             )
-
-
-# -- directories ----------------------------------------------------------------------------
-
-
-def _aside_of(plan: RestorePlan) -> Path:
-    """Where *plan* moves its destination aside: next to it, named with the restore's stamp.
-
-    Derived from the destination and the token, never read from ``plan.options`` (a plan
-    made by hand must not choose what is moved or removed).
-    """
-    dest = Path(plan.destination)
-    return dest.with_name(f"{dest.name}.before-restore-{plan.stamp}")
-
-
-def _staging_of(plan: RestorePlan) -> Path:
-    """Where *plan* restores before the rename: next to the destination, with the stamp."""
-    dest = Path(plan.destination)
-    return dest.with_name(f".{dest.name}.restoring-{plan.stamp}")
-
-
-def _remove_staging(staging: Path) -> None:
-    """Remove this restore's own staging directory; a symlink in its place is refused."""
-    if staging.is_symlink() or not staging.is_dir():
-        raise PolicyError.for_field(
-            "into",
-            f"a destination whose staging name {staging} is free or this restore's directory",
-            str(staging),
-            hint="Remove or rename it, then run the restore again. Nothing was changed.",
-        )
-    shutil.rmtree(staging)
-
-
-def _run_directory(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
-    backend = plan.backend
-    point = plan.point
-    assert point is not None  # noqa: S101 - directories restore points
-    dest = Path(plan.destination)
-    staging = _staging_of(plan)
-    aside = _aside_of(plan)
-    swept: list[str] = []  # staging directories of crashed restores next to the destination
-    kept: list[str] = []
-    if plan.options.get("adopt"):
-        if not aside.exists() and not aside.is_symlink():
-            raise PolicyError.for_field(
-                "plan",
-                f"a plan of the destination as it is (it adopts {dest}, restored earlier, "
-                f"but {aside} is gone)",
-                str(dest),
-                hint="Plan the restore again. Nothing was changed.",
-            )
-        kept.append(str(aside))
-    else:
-        if staging.exists() or staging.is_symlink():  # left by an interrupted attempt
-            _remove_staging(staging)
-        backend.restore_to(point, staging, swept=swept)
-        # Decided now, not at planning: whatever is at the destination is moved aside and kept.
-        if _occupied(dest):
-            if aside.exists() or aside.is_symlink():
-                shutil.rmtree(staging)
-                raise PolicyError.for_field(
-                    "into",
-                    f"a directory whose aside name {aside} is free (it holds what an earlier "
-                    "run of this restore moved aside)",
-                    str(dest),
-                    hint="Plan the restore again with the same token to adopt it, or with a new "
-                    "one. Nothing was changed.",
-                )
-            dest.rename(aside)
-            kept.append(str(aside))
-        elif aside.exists() or aside.is_symlink():  # moved aside by an interrupted run
-            kept.append(str(aside))
-        staging.rename(dest)
-    checksum = backend.verify(point)
-    files = sum(len(names) for _, _, names in os.walk(dest))
-    checks = [
-        _check(
-            plan,
-            "archive-checksum",
-            ok=checksum == point.checksum or point.checksum is None,
-            details=f"archive {point.id}: {checksum}; every file matched the manifest; {files} file(s)",
-            checksum=checksum,
-            files=files,
-        )
-    ]
-    return _Outcome(str(dest), str(dest), kept, checks, {"files": files, "swept": swept})

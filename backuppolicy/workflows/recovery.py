@@ -61,6 +61,7 @@ from typing import Any, ClassVar, TextIO
 
 import attrs
 
+from backuppolicy.checks.running import run_check
 from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError, short_repr
@@ -68,15 +69,10 @@ from backuppolicy.core.loading import BoundedLoader as _BoundedLoader
 from backuppolicy.core.loading import load_yaml as _load_yaml
 from backuppolicy.core.loading import read_policy_text as _read_policy_text
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.restoring import choose_point
 from backuppolicy.core.secrets import Secret, looks_secret, redact_url, reveal, scrub, secret_field
 from backuppolicy.core.targets import TAG_RESTORE_ID, IsolationProfile
-from backuppolicy.workflows._restore import (
-    RestoreLog,
-    _choose_point,
-    _run_probe,
-    plan_restore,
-    restore,
-)
+from backuppolicy.workflows._restore import RestoreLog, plan_restore, restore
 
 __all__ = [
     "CallableCheck",
@@ -397,7 +393,7 @@ class CallableCheck:
     def run(self, endpoint: str | None = None) -> CheckResult:
         """Call the function."""
         name = self.name or self.ref or getattr(self.function, "__name__", "callable")
-        return _run_probe(_Named(name, self.function), endpoint, target="recovery")
+        return run_check(_Named(name, self.function), endpoint, target="recovery")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, as the plan file has it."""
@@ -2307,7 +2303,7 @@ class _Runner:
                 point_id=restored.point.id,
             )
         kinds = ("s3-manifest",) if isinstance(action, RestoreS3) else ()
-        point: RecoveryPoint = _choose_point(
+        point: RecoveryPoint = choose_point(
             target, action.point, before=at or self.now, kinds=kinds
         )
         if isinstance(action, RestoreVolumes) and action.attach_to:
