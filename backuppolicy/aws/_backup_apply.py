@@ -19,12 +19,12 @@ from backuppolicy.core.model import TAG_POLICY
 __all__ = ["apply_document"]
 
 
-def _token(*parts: Any) -> str:
+def _token(*parts: object) -> str:
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-def _covers(actual: Any, wanted: Any) -> bool:
+def _covers(actual: object, wanted: object) -> bool:
     """Whether *actual* (as AWS returns it) has every value of *wanted* (AWS adds defaults)."""
     if isinstance(wanted, Mapping):
         return isinstance(actual, Mapping) and all(

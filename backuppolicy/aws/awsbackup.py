@@ -170,7 +170,7 @@ def list_aws_backup_points(
             arn = resource_arn(spec, region=region_of(spec, backend.region) or "", account_id="")
             if arn:
                 names[_arn_key(arn)] = spec.name
-    params: dict[str, Any] = {"BackupVaultName": vault}
+    params: dict[str, str] = {"BackupVaultName": vault}
     if by_resource:
         params["ByResourceArn"] = by_resource
     for page in backend.paginate(
@@ -292,7 +292,7 @@ class AwsBackupTarget(AwsBackend):
     def list_points(self) -> Iterator[RecoveryPoint]:
         """Stream the resource's recovery points (by vault, or in every vault by resource)."""
         if self.vault:
-            params: dict[str, Any] = {
+            params: dict[str, str] = {
                 "BackupVaultName": self.vault,
                 "ByResourceArn": self.resource_arn,
             }

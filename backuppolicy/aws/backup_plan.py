@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -105,8 +105,10 @@ class ComplianceModeWarning(UserWarning):
 
 def _days(
     low: int, high: int = _MAX_DAYS
-) -> Any:  # an attrs validator for optional whole-day counts
-    def check(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+) -> Callable[[object, attrs.Attribute[int | None], int | None], None]:
+    """An attrs validator for optional whole-day counts from *low* to *high*."""
+
+    def check(_inst: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
         if value is None:
             return
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -302,7 +304,7 @@ def _minutes(schedule: Schedule) -> int:
 # Retention
 
 
-def _hint_for(key: str, value: Any) -> str:
+def _hint_for(key: str, value: object) -> str:
     if key in _PERIOD_DAYS:
         period, days = _PERIOD_DAYS[key]
         if days and isinstance(value, int) and value > 0:

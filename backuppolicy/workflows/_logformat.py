@@ -204,7 +204,7 @@ class LogDamage:
         }
 
 
-def canonical(data: Any) -> bytes:
+def canonical(data: object) -> bytes:
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
         "utf-8"
     )
@@ -245,7 +245,7 @@ def parse(raw: bytes) -> Parsed:
         return Parsed(problem=f"not readable ({type(exc).__name__}: {str(exc)[:80]})")
 
 
-def _check(raw: bytes, data: Any) -> Parsed:
+def _check(raw: bytes, data: object) -> Parsed:
     if not isinstance(data, dict):
         return Parsed(problem=f"not a JSON object (a {type(data).__name__})")
     chain = data.pop(_CHAIN, None)
@@ -272,7 +272,7 @@ _LENIENT: Final = frozenset({"v", "recorded_at", "checked_at"})
 """Fields whose written form may differ from the one read back (times with ``Z``, the format)."""
 
 
-def _chain_problem(raw: bytes, data: dict[str, Any], chain: Any) -> str:
+def _chain_problem(raw: bytes, data: dict[str, Any], chain: object) -> str:
     """What is wrong with an entry's digest, ``""`` if it matches and the bytes are as written."""
     if not isinstance(chain, dict) or not isinstance(chain.get("sha256"), str):
         return "its digest is malformed"

@@ -42,6 +42,9 @@ if sys.platform != "win32":  # pragma: no branch - POSIX file locks
     import fcntl
 
 if TYPE_CHECKING:  # types only: workflows reach aws/ through the registry (import-linter)
+    import boto3
+    from botocore.config import Config
+
     from backuppolicy.aws import AwsBackend, RetryPolicy, S3Objects
 
 __all__ = [
@@ -384,11 +387,11 @@ class S3LogStore:
         bucket: str,
         prefix: str = "",
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         clients: Mapping[str, Any] | None = None,
-        config: Any = None,
+        config: Config | None = None,
         retry: RetryPolicy | None = None,
         max_workers: int = 8,
         page_size: int = 1000,
