@@ -15,7 +15,7 @@ import pytest
 from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
-from backuppolicy.workflows import testlog
+from backuppolicy.workflows import _logformat, logstores
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
     JsonlLogStore,
@@ -655,9 +655,9 @@ class TestTamperEvidence:
         path, entries = _three(tmp_path)
         lines = path.read_bytes().splitlines(keepends=True)
         data = {**entries[2].to_dict(), field: value}
-        chain: dict[str, Any] = {"prev": testlog._sha256(lines[1].removesuffix(b"\n"))}
-        chain["sha256"] = testlog._sha256(testlog._canonical({**data, "chain": chain}))
-        lines[2] = testlog._canonical({**data, "chain": chain}) + b"\n"
+        chain: dict[str, Any] = {"prev": _logformat.sha256(lines[1].removesuffix(b"\n"))}
+        chain["sha256"] = _logformat.sha256(_logformat.canonical({**data, "chain": chain}))
+        lines[2] = _logformat.canonical({**data, "chain": chain}) + b"\n"
         path.write_bytes(b"".join(lines))
         store = JsonlLogStore(path)
         damage: list[LogDamage] = []
@@ -735,7 +735,7 @@ class TestTamperEvidence:
     def test_overlong_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A line longer than MAX_LOG_LINE_BYTES is skipped unread and reported as damaged."""
         path, _ = _three(tmp_path)
-        monkeypatch.setattr(testlog, "MAX_LOG_LINE_BYTES", 2000)
+        monkeypatch.setattr(logstores, "MAX_LOG_LINE_BYTES", 2000)
         path.write_bytes(path.read_bytes().splitlines(keepends=True)[0] + b"x" * 5000 + b"\n")
         store = JsonlLogStore(path)
         assert [(LogDamageKind.DAMAGED, f"{path}:2")] == [(d.kind, d.where) for d in store.damage()]

@@ -19,15 +19,14 @@ from backuppolicy.aws.accounts import (
     assume_role_session,
     for_each_account,
 )
-from backuppolicy.aws.awsbackup import (
-    AwsBackupTarget,
+from backuppolicy.aws.awsbackup import AwsBackupTarget, list_aws_backup_points
+from backuppolicy.aws.backup_plan import (
     ComplianceModeWarning,
     VaultLock,
     apply_aws_backup,
     export_aws_backup,
     export_lifecycle,
     export_scheduler,
-    list_aws_backup_points,
 )
 from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.iam import iam_policy

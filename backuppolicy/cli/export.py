@@ -1,7 +1,7 @@
 """``backuppolicy export ...`` and ``backuppolicy targets``: compile a policy for AWS, list its targets.
 
 * ``export aws-backup [--apply]``: the AWS Backup vault, plan, selection, Vault Lock and restore
-  testing plan (`backuppolicy.aws.awsbackup.export_aws_backup`); ``--apply`` creates or updates
+  testing plan (`backuppolicy.aws.backup_plan.export_aws_backup`); ``--apply`` creates or updates
   them. Warnings (targets AWS Backup does not cover, a compliance-mode lock) go to stderr.
 * ``export iam [--workflow W ...]``: the least-privilege IAM policy document.
 * ``export lifecycle``: S3 lifecycle configurations per bucket.
@@ -47,12 +47,12 @@ def _warn(lines: list[str]) -> None:
 
 
 def _aws_backup(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.aws import awsbackup  # noqa: PLC0415 - boto3 only for this command
+    from backuppolicy.aws import backup_plan  # noqa: PLC0415 - boto3 only for this command
 
     policy = load_policy(args)
     lock = None
     if args.lock_min is not None or args.lock_max is not None:
-        lock = awsbackup.VaultLock(
+        lock = backup_plan.VaultLock(
             args.lock_min, args.lock_max, changeable_for_days=args.lock_changeable_for_days
         )
     elif args.lock_changeable_for_days is not None:
@@ -68,15 +68,15 @@ def _aws_backup(args: argparse.Namespace, out: TextIO) -> int:
         "cold_storage_after_days": args.cold_storage_after_days,
     }
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", awsbackup.ComplianceModeWarning)  # printed below
+        warnings.simplefilter("ignore", backup_plan.ComplianceModeWarning)  # printed below
         if args.apply:
             parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-            result = awsbackup.apply_aws_backup(
+            result = backup_plan.apply_aws_backup(
                 policy, endpoint_url=args.endpoint_url, parts=parts, **options
             )
             document = result.pop("document")
         else:
-            document = awsbackup.export_aws_backup(policy, **options)
+            document = backup_plan.export_aws_backup(policy, **options)
             result = None
     _warn(document["Warnings"])
     _dump({"document": document, "applied": result} if result is not None else document, out)
@@ -93,16 +93,16 @@ def _iam(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _lifecycle(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.aws import awsbackup  # noqa: PLC0415
+    from backuppolicy.aws import backup_plan  # noqa: PLC0415
 
-    _dump(awsbackup.export_lifecycle(load_policy(args)), out)
+    _dump(backup_plan.export_lifecycle(load_policy(args)), out)
     return EXIT_OK
 
 
 def _scheduler(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.aws import awsbackup  # noqa: PLC0415
+    from backuppolicy.aws import backup_plan  # noqa: PLC0415
 
-    document = awsbackup.export_scheduler(
+    document = backup_plan.export_scheduler(
         load_policy(args),
         lambda_arn=args.lambda_arn,
         role_arn=args.role_arn,

@@ -70,12 +70,12 @@ from backuppolicy.core.retention import MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
 from backuppolicy.report import Clause, ComplianceReport, Finding
+from backuppolicy.workflows._review import requirements
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
     LogEntry,
     OverdueKind,
     TestLog,
-    _requirements,
     cadence_span,
 )
 
@@ -432,7 +432,7 @@ def _log_findings(
         "§4.1, §4.2",
         f"{v.integrity_check_every.adverb} integrity check of every copy",
     )
-    for req in _requirements(policy, entries, now=now, since=since):
+    for req in requirements(policy, entries, now=now, since=since):
         evidence = tuple(e.id for e in sorted(req.evidence, key=lambda e: (e.checked_at, e.id)))
         if req.kind is OverdueKind.PERIOD_WITHOUT_TEST:
             found["quarterly-restore-test"].append(

@@ -24,6 +24,10 @@ from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.awsbackup import (
     ACCOUNT_PLACEHOLDER,
     AwsBackupTarget,
+    list_aws_backup_points,
+    resource_arn,
+)
+from backuppolicy.aws.backup_plan import (
     ComplianceModeWarning,
     VaultLock,
     apply_aws_backup,
@@ -31,8 +35,6 @@ from backuppolicy.aws.awsbackup import (
     export_aws_backup,
     export_lifecycle,
     export_scheduler,
-    list_aws_backup_points,
-    resource_arn,
     validate_aws_cron,
 )
 from backuppolicy.core.exceptions import BackupPolicyError, PermissionDeniedError, PolicyError

@@ -14,7 +14,7 @@ from botocore.awsrequest import AWSResponse
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import BackendError
-from backuppolicy.workflows import testlog
+from backuppolicy.workflows import logstores
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
     LogDamageKind,
@@ -236,7 +236,7 @@ class TestS3LogDigests:
         self, log: TestLog, store: S3LogStore, s3: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """An object over MAX_LOG_LINE_BYTES is damage, read only up to the limit."""
-        monkeypatch.setattr(testlog, "MAX_LOG_LINE_BYTES", 100)
+        monkeypatch.setattr(logstores, "MAX_LOG_LINE_BYTES", 100)
         entry = log.record(result(NOW))
         assert [LogDamageKind.DAMAGED] == [d.kind for d in store.damage()]
         assert entry.id in store.damage()[0].where

@@ -1,0 +1,275 @@
+"""What the policy requires of the testing log, and what is overdue (seed §3.2, §3.3, §4.1, §4.2).
+
+`requirements` lists, for a policy at a given time, each restore test and integrity check the
+testing log must show, with the entries that meet it; `TestLog.overdue` turns the unmet ones
+into `OverdueFinding` objects and the audit reads them all. Public through
+`backuppolicy.workflows.testlog`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from backuppolicy.checks.verify import CheckKind, CheckStatus
+from backuppolicy.core.durations import Duration
+from backuppolicy.core.model import ensure_aware
+from backuppolicy.core.schedule import Cadence
+from backuppolicy.workflows._logformat import LogEntry, aware
+
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy
+
+__all__ = [
+    "OverdueFinding",
+    "OverdueKind",
+    "Requirement",
+    "cadence_span",
+    "entry_order",
+    "newest",
+    "requirements",
+]
+
+_SPANS = {
+    Cadence.HOUR: Duration(hours=1),
+    Cadence.DAY: Duration(days=1),
+    Cadence.WEEK: Duration(weeks=1),
+    Cadence.MONTH: Duration(months=1),
+    Cadence.QUARTER: Duration(months=3),
+    Cadence.YEAR: Duration(years=1),
+}
+
+
+def cadence_span(cadence: Cadence) -> Duration:
+    """The length of one period of *cadence*, as a calendar-aware `Duration`.
+
+    Example:
+        >>> str(cadence_span(Cadence.QUARTER)), str(cadence_span(Cadence.YEAR))
+        ('3m', '1y')
+    """
+    return _SPANS[cadence]
+
+
+class OverdueKind(enum.Enum):
+    """What a testing-log review found missing."""
+
+    APPLICATION_NOT_TESTED = "application-not-tested"
+    """An application has no passing restore test within its cadence (seed §3.3: a year)."""
+    PERIOD_WITHOUT_TEST = "period-without-test"
+    """A finished period (seed §3.2: a quarter) had no restore test at all."""
+    COPY_NOT_CHECKED = "copy-not-checked"
+    """A target's copies in a tier have no passing integrity check within the cadence (§4.1, §4.2)."""
+
+
+_CLAUSES = {
+    OverdueKind.APPLICATION_NOT_TESTED: "§3.3",
+    OverdueKind.PERIOD_WITHOUT_TEST: "§3.2",
+    OverdueKind.COPY_NOT_CHECKED: "§4.1, §4.2",
+}
+
+
+@attrs.frozen
+class OverdueFinding:
+    """A test or check the policy requires that the testing log does not show.
+
+    Attributes:
+        kind: The `OverdueKind`.
+        subject: What is overdue: the application, the period (``"2026-Q3"``), or
+            ``"<target>/<tier>"``.
+        clause: The section of the written policy (``"§3.3"``).
+        window_start: Start of the window looked at (inclusive).
+        window_end: End of the window looked at (exclusive).
+        detail: One human line.
+        application: The application concerned, if any.
+        target: The target concerned, if any.
+        tier: The tier concerned, if any.
+        last: The most recent relevant entry before the window (the last passing test), if any.
+    """
+
+    kind: OverdueKind
+    subject: str
+    clause: str
+    window_start: datetime = attrs.field(validator=aware)
+    window_end: datetime = attrs.field(validator=aware)
+    detail: str
+    application: str | None = None
+    target: str | None = None
+    tier: str | None = None
+    last: LogEntry | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind.value,
+            "subject": self.subject,
+            "clause": self.clause,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "detail": self.detail,
+            "application": self.application,
+            "target": self.target,
+            "tier": self.tier,
+            "last": self.last.id if self.last else None,
+        }
+
+
+@attrs.frozen
+class Requirement:
+    """One thing the policy requires of the log, with the entries that meet it."""
+
+    kind: OverdueKind
+    subject: str
+    window_start: datetime
+    window_end: datetime
+    evidence: tuple[LogEntry, ...]
+    last: LogEntry | None
+    application: str | None = None
+    target: str | None = None
+    tier: str | None = None
+    what: str = ""
+
+    @property
+    def met(self) -> bool:
+        return bool(self.evidence)
+
+    def detail(self) -> str:
+        window = f"{self.window_start:%Y-%m-%d} to {self.window_end:%Y-%m-%d}"
+        if self.met:
+            newest = max(self.evidence, key=entry_order)
+            return f"{self.what}: {len(self.evidence)} in {window}, last {newest.checked_at:%Y-%m-%d} ({newest.id})"
+        last = f"; last {self.last.checked_at:%Y-%m-%d} ({self.last.id})" if self.last else ""
+        return f"no {self.what} in {window}{last}"
+
+    def finding(self) -> OverdueFinding:
+        return OverdueFinding(
+            kind=self.kind,
+            subject=self.subject,
+            clause=_CLAUSES[self.kind],
+            window_start=self.window_start,
+            window_end=self.window_end,
+            detail=self.detail(),
+            application=self.application,
+            target=self.target,
+            tier=self.tier,
+            last=self.last,
+        )
+
+
+def entry_order(entry: LogEntry) -> tuple[datetime, str]:
+    return (entry.checked_at, entry.id)
+
+
+def newest(entries: Iterable[LogEntry]) -> LogEntry | None:
+    return max(entries, key=entry_order, default=None)
+
+
+def _window_start(span: Duration, now: datetime) -> datetime:
+    start = span.before(now)
+    return start if start is not None else datetime.min.replace(tzinfo=UTC)
+
+
+def requirements(
+    policy: Policy,
+    entries: Sequence[LogEntry],
+    *,
+    now: datetime,
+    since: datetime | None = None,
+) -> list[Requirement]:
+    """What the policy requires of the testing log at *now*, each with the entries that meet it.
+
+    * Each application: a passing restore test within one ``restore_test_per_application_every``
+      before *now* (a rolling window: "in the last 12 months").
+    * Each finished ``restore_test_every`` period (calendar quarters in the policy's time zone)
+      that ends after *since* (default: one year before *now*) and no later than *now*: at
+      least one restore test that ran (pass, fail or warn; skipped does not count).
+    * Each enabled target and each tier of it that integrity checks cover: a passing integrity
+      check of that tier within one ``integrity_check_every`` before *now*.
+    """
+    now = ensure_aware(now, field="now")
+    v = policy.verification
+    application_of = {spec.name: spec.application for spec in policy.targets}
+    current = [e for e in entries if e.checked_at <= now]
+    restore_tests = [e for e in current if e.kind is CheckKind.RESTORE_TEST]
+    integrity = [e for e in current if e.kind is CheckKind.INTEGRITY and e.passed]
+    result: list[Requirement] = []
+
+    def app_of(entry: LogEntry) -> str | None:
+        return entry.application or application_of.get(entry.target)
+
+    start = _window_start(cadence_span(v.restore_test_per_application_every), now)
+    for app in policy.applications:
+        passing = [e for e in restore_tests if e.passed and app_of(e) == app]
+        result.append(
+            Requirement(
+                kind=OverdueKind.APPLICATION_NOT_TESTED,
+                subject=app,
+                window_start=start,
+                window_end=now,
+                evidence=tuple(e for e in passing if e.checked_at >= start),
+                last=newest(e for e in passing if e.checked_at < start),
+                application=app,
+                what=f"passing restore test of application {app}",
+            )
+        )
+
+    cadence = v.restore_test_every
+    lookback = ensure_aware(since, field="since") if since is not None else None
+    if lookback is None:
+        lookback = _window_start(Duration(years=1), now)
+    ran = [e for e in restore_tests if e.status is not CheckStatus.SKIPPED]
+    periods: list[Requirement] = []
+    end = cadence.period_start(now, policy.timezone)
+    while end > lookback:
+        begin = cadence.period_start(end - timedelta(microseconds=1), policy.timezone)
+        key = cadence.period_key(begin, policy.timezone)
+        periods.append(
+            Requirement(
+                kind=OverdueKind.PERIOD_WITHOUT_TEST,
+                subject=key,
+                window_start=begin,
+                window_end=end,
+                evidence=tuple(e for e in ran if begin <= e.checked_at < end),
+                last=newest(e for e in ran if e.checked_at < begin),
+                what="restore test",
+            )
+        )
+        end = begin
+    result.extend(reversed(periods))
+
+    start = _window_start(cadence_span(v.integrity_check_every), now)
+    all_tiers = tuple(t.name for t in policy.tiers)
+    covered = set(v.integrity_covers_tiers or all_tiers)
+    for spec in policy.targets:
+        if not spec.enabled:
+            continue
+        tiers = [t.name for t in policy.tiers_for(spec)]
+        source = tiers[0] if tiers else None
+        wanted: list[str | None] = [t for t in tiers if t in covered]
+        if not all_tiers:  # a policy without tiers: one check of the target, any copy
+            wanted = [None]
+        for tier in wanted:
+            mine = [
+                e
+                for e in integrity
+                if e.target == spec.name and (tier is None or (e.tier or source) == tier)
+            ]
+            subject = f"{spec.name}/{tier}" if tier else spec.name
+            result.append(
+                Requirement(
+                    kind=OverdueKind.COPY_NOT_CHECKED,
+                    subject=subject,
+                    window_start=start,
+                    window_end=now,
+                    evidence=tuple(e for e in mine if e.checked_at >= start),
+                    last=newest(e for e in mine if e.checked_at < start),
+                    application=spec.application,
+                    target=spec.name,
+                    tier=tier,
+                    what=f"passing integrity check of {subject}",
+                )
+            )
+    return result
