@@ -42,9 +42,7 @@ Example:
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -52,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus, default_ran_by
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import ensure_aware
 from backuppolicy.workflows._logformat import (
@@ -97,15 +95,6 @@ __all__ = [
     "cadence_span",
     "default_ran_by",
 ]
-
-
-def default_ran_by() -> str:
-    """``user@host`` of this process: who ran a check, unless told otherwise."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):  # no login name (some containers)
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 # --------------------------------------------------------------------------------------------
