@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias
 
 import attrs
 
@@ -51,7 +51,7 @@ def _count_validator(_inst: object, attribute: attrs.Attribute[int], value: int)
     check_count(attribute.name, value)
 
 
-def _n_field() -> Any:
+def _n_field() -> int:
     return attrs.field(validator=_count_validator)
 
 
@@ -88,7 +88,7 @@ class _CountRule(RetentionRule):
         unit = self._period if self.n == 1 else f"{self._period}s"
         return f"keep the newest completed backup of each of the last {self.n} {unit} that have one"
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """``{"keep_daily": 7}`` and so on."""
         return {self._spec_key: self.n}
 
@@ -125,7 +125,7 @@ class KeepLast(RetentionRule):
             return "keep the last completed backup"
         return f"keep the last {self.n} completed backups"
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """``{"keep_last": n}``."""
         return {"keep_last": self.n}
 
@@ -311,7 +311,7 @@ class KeepWithin(RetentionRule):
             "than the newest completed backup"
         )
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """``{"keep_within": "7d"}`` or ``{"keep_within_daily": "7d"}`` and so on."""
         key = "keep_within" if self.per is None else f"keep_within_{ADJECTIVE[self.per]}"
         return {key: str(self.duration)}
@@ -371,7 +371,7 @@ class MaxAge(RetentionRule):
         """Human words: ``"keep every backup younger than 35 days"``."""
         return f"keep every backup younger than {self.duration.describe()}"
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """``{"max_age": "35d"}``."""
         return {"max_age": str(self.duration)}
 
@@ -456,6 +456,6 @@ class KeepTags(RetentionRule):
             _tags_words(tag_set) for tag_set in self.sets
         )
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """``{"keep_tags": [[...] or {...}, ...]}``."""
         return {"keep_tags": self._plain()}

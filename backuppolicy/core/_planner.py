@@ -12,7 +12,7 @@ import itertools
 import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
-from typing import Any, Self, TypeAlias
+from typing import TYPE_CHECKING, Self, TypeAlias
 
 import attrs
 
@@ -28,6 +28,9 @@ from backuppolicy.core._prepared import (
     utc,
 )
 from backuppolicy.core.model import RecoveryPoint, Status
+
+if TYPE_CHECKING:
+    from backuppolicy.core.targets import BackupTarget
 
 __all__ = ["RetentionPlan", "plan_points"]
 
@@ -177,7 +180,9 @@ class RetentionPlan:
     delete: list[RecoveryPoint]
     reasons: dict[str, list[str]]
     now: datetime
-    targets: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, kw_only=True)
+    targets: Mapping[str, BackupTarget] = attrs.field(
+        factory=dict, eq=False, repr=False, kw_only=True
+    )
     errors: Mapping[str, str] = attrs.field(factory=dict, eq=False, kw_only=True)
 
     def __repr__(self) -> str:
@@ -200,7 +205,7 @@ class RetentionPlan:
         reasons: dict[str, list[str]] = {}
         keep: list[RecoveryPoint] = []
         delete: list[RecoveryPoint] = []
-        targets: dict[str, Any] = {}
+        targets: dict[str, BackupTarget] = {}
         errors: dict[str, str] = {}
         for plan in plans:
             if plan.now != now:
@@ -286,10 +291,10 @@ class RetentionPlan:
             f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more_html}</div>"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """A JSON-serialisable dict: ``now``, counts, and ``keep``/``delete`` lists of point dicts."""
 
-        def one(point: RecoveryPoint) -> dict[str, Any]:
+        def one(point: RecoveryPoint) -> dict[str, object]:
             return {
                 "id": point.id,
                 "target": point.target,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, tzinfo
-from typing import Any, TypeAlias
+from typing import TypeAlias, cast
 
 import attrs
 
@@ -110,7 +110,7 @@ class RetentionRule(abc.ABC):
         """Human words for the policy document, e.g. ``"keep every backup younger than 35 days"``."""
 
     @abc.abstractmethod
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """Return the spec mapping that `rule_from_spec` turns back into an equal rule.
 
         Raises:
@@ -150,7 +150,7 @@ class _CallableRule(RetentionRule):
         """Human words: ``"keep what my_rule keeps"``."""
         return f"keep what {self._name()} keeps"
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """A callable has no spec form.
 
         Raises:
@@ -232,17 +232,17 @@ class AnyOf(RetentionRule):
         """The rules' descriptions joined by ``"; "``."""
         return "; ".join(rule.describe() for rule in self.rules) or "keep nothing"
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """Merge the rules' specs (``keep_tags`` lists are concatenated).
 
         Raises:
             PolicyError: Two rules write the same key (``KeepDaily(7) | KeepDaily(3)``).
         """
-        spec: dict[str, Any] = {}
+        spec: dict[str, object] = {}
         for rule in self.rules:
             for key, value in rule.to_spec().items():
                 if key == "keep_tags" and key in spec:
-                    spec[key] = [*spec[key], *value]
+                    spec[key] = [*cast("list[object]", spec[key]), *cast("list[object]", value)]
                 elif key in spec:
                     raise PolicyError.for_field(
                         f"retention.{key}",

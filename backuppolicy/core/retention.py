@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from typing import Any
 
 from backuppolicy.core._keep_rules import (
     KeepDaily,
@@ -114,7 +113,7 @@ def _spec_tags(value: object, where: str) -> KeepTags:
     return KeepTags(*value)
 
 
-def rule_from_spec(spec: Mapping[str, Any], *, path: str = "retention") -> RetentionRule:
+def rule_from_spec(spec: Mapping[str, object], *, path: str = "retention") -> RetentionRule:
     """Build a rule from a policy file's ``retention`` mapping.
 
     Keys: ``max_age`` (``"35d"``), ``keep_last``, ``keep_hourly``, ``keep_daily``,
