@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -248,7 +248,7 @@ class Schedule:
         return cls.every(Cadence.YEAR, at=at, day=day, month=month, tz=tz, window=window)
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any] | str, *, path: str = "schedule") -> Schedule:
+    def from_spec(cls, spec: Mapping[str, object] | str, *, path: str = "schedule") -> Schedule:
         """Read a schedule from a policy file.
 
         Forms: a bare cron string (``"0 4 * * *"``, time zone UTC, window 1h);
@@ -301,7 +301,7 @@ class Schedule:
         cron = cron_for(cadence, at=spec.get("at"), day=spec.get("day"), month=spec.get("month"))
         return cls(cron, tz=tz, window=default_window(cadence) if window is None else window)
 
-    def to_spec(self) -> dict[str, Any]:
+    def to_spec(self) -> dict[str, object]:
         """The policy-file form, read back by `from_spec` into an equal schedule.
 
         Cron expressions that a constructor would build come out in the ``every`` form.
@@ -311,7 +311,7 @@ class Schedule:
             {'every': 'week', 'day': 'sun', 'at': '04:00', 'tz': 'Europe/London', 'window': '1h'}
         """
         every = recognise(self.cron)
-        spec: dict[str, Any]
+        spec: dict[str, object]
         if every is None:
             spec = {"cron": self.cron}
         else:
