@@ -30,6 +30,12 @@ newest completed point of each target is kept; pending points, points created in
 future and points not managed by backuppolicy are never deleted. Rules see only
 managed points in a plan: a point we do not own never fills a bucket, because its
 owner may delete it behind our back.
+
+This module is the public path of the engine: it re-exports every public name and reads
+a policy file's ``retention`` mapping (`rule_from_spec`). The code lives in one module
+per idea: ``_rules`` (`RetentionRule`, `as_rule`, `AnyOf`), ``_keep_rules`` (the
+built-in rules), ``_planner`` (`RetentionPlan` and the floors), ``_prepared`` (points
+grouped by target as sorted columns) and ``_periods`` (period keys and restic's buckets).
 """
 
 from __future__ import annotations

@@ -26,6 +26,11 @@ of the zone; this module maps each match to instants:
   This holds for shifts of any length (Australia/Lord_Howe moves 30 minutes).
 
 All datetimes passed in must be timezone-aware; every datetime returned is in UTC.
+
+This module holds `Schedule` and re-exports the rest of the public names. The code lives
+in one module per idea: ``_cadence`` (`Cadence`), ``_cron`` (cron syntax and the
+``every`` form), ``_wallclock`` (zones and DST) and ``_rolling`` (`rolling_slots`,
+`full_backups_due`).
 """
 
 from __future__ import annotations
