@@ -1,0 +1,318 @@
+"""The retention planner and its result, `RetentionPlan`.
+
+One idea: run a rule over the managed points, add the planner's safety floors (holds, the
+newest completed point, pending, future and unmanaged points), and present the result
+(text, HTML, JSON). Re-exported by `backuppolicy.core.retention`.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Self, TypeAlias
+
+import attrs
+
+from backuppolicy.core._prepared import (
+    Group,
+    Prepared,
+    Reasons,
+    add_reason,
+    count_after,
+    gc_paused,
+    group_points,
+    raise_duplicate,
+    utc,
+)
+from backuppolicy.core.model import RecoveryPoint, Status
+
+if TYPE_CHECKING:
+    from backuppolicy.core.targets import BackupTarget
+
+__all__ = ["RetentionPlan", "plan_points"]
+
+_PENDING = Status.PENDING
+_NOT_KEPT = "not kept by any rule"
+_FUTURE = "created in the future (clock skew?)"
+_UNMANAGED = "not managed by backuppolicy"
+_PENDING_REASON = "pending"
+
+
+_order_key = operator.attrgetter("order_key")
+
+# A rule's evaluation: append its reasons for the points it keeps to the reasons dict.
+RuleApply: TypeAlias = Callable[[Prepared, Reasons], None]
+
+
+def plan_points(
+    apply: RuleApply,
+    delete_reasons: Sequence[str],
+    points: Iterable[RecoveryPoint],
+    *,
+    now: datetime,
+    tz: tzinfo,
+) -> RetentionPlan:
+    """Plan *points* with a rule's *apply* and its *delete_reasons*, plus the floors.
+
+    *now* is in UTC and *tz* a ``tzinfo``, as `RetentionRule.plan` passes them.
+    """
+    with gc_paused():
+        # _plan_body's temporaries (rows, columns) are freed when it returns, before the
+        # collector resumes: it then only meets the plan's own lists.
+        return _plan_body(apply, delete_reasons, points, now=now, tz=tz)
+
+
+def _plan_body(
+    apply: RuleApply,
+    delete_reasons: Sequence[str],
+    points: Iterable[RecoveryPoint],
+    *,
+    now: datetime,
+    tz: tzinfo,
+) -> RetentionPlan:
+    groups = group_points(points, check_ids=False)
+    managed_groups = [group.managed_only() for group in groups]
+    kept: Reasons = {}
+    apply(Prepared(managed_groups, now, tz), kept)
+    for group in managed_groups:
+        if group.ref_index >= 0:
+            pid = group.good_ids[group.ref_index]
+            add_reason(kept, pid, f"newest completed point of {group.target}")
+    base = tuple(delete_reasons or [_NOT_KEPT])
+    keep: list[RecoveryPoint] = []
+    delete: list[RecoveryPoint] = []
+    reasons: dict[str, list[str]] = {}
+    total = 0
+    for group in groups:
+        _apply_floors(group, kept, now)
+        ids, members = group.ids, group.points
+        total += len(ids)
+        mask = list(map(kept.__contains__, ids))
+        inverse = list(map(operator.not_, mask))
+        keep.extend(itertools.compress(members, mask))
+        delete.extend(itertools.compress(members, inverse))
+        delete_ids = list(itertools.compress(ids, inverse))
+        reasons.update(
+            zip(delete_ids, map(list, itertools.repeat(base, len(delete_ids))), strict=True)
+        )
+        if group.good_mask is not None:  # some points are not completed
+            for index in itertools.compress(range(len(ids)), map(operator.not_, group.good_mask)):
+                if inverse[index]:
+                    reasons[ids[index]].append(f"{group.statuses[index].value} backup")
+    reasons.update(kept)
+    if len(reasons) != total:  # a duplicate id collapsed two entries
+        raise_duplicate([pid for group in groups for pid in group.ids])
+    return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
+
+
+def _apply_floors(group: Group, kept: Reasons, now: datetime) -> None:
+    """Add the planner's reasons (hold, pending, future, unmanaged) to *kept*."""
+    future = count_after(group.created, now)
+    for index in group.special_indices(future):
+        extra = _floors(group.points[index], future=index < future)
+        pid = group.ids[index]
+        got = kept.get(pid)
+        kept[pid] = extra if got is None else [*got, *extra]
+
+
+def _floors(point: RecoveryPoint, *, future: bool) -> list[str]:
+    """The planner's own keep reasons for *point* (hold, pending, future, unmanaged)."""
+    extra = []
+    if point.legal_hold is not None:
+        extra.append(point.legal_hold.describe())
+    if point.status is _PENDING:
+        extra.append(_PENDING_REASON)
+    if future:
+        extra.append(_FUTURE)
+    if not point.managed:
+        extra.append(_UNMANAGED)
+    return extra
+
+
+def _row(action: str, point: RecoveryPoint, reasons: Sequence[str]) -> tuple[str, ...]:
+    return (
+        action,
+        point.target,
+        point.id,
+        utc(point.created_at).isoformat(timespec="seconds"),
+        point.status.value,
+        "; ".join(reasons),
+    )
+
+
+_HEADER = ("action", "target", "id", "created (UTC)", "status", "reasons")
+
+
+@attrs.frozen(repr=False)
+class RetentionPlan:
+    """The result of planning: every point is in exactly one of ``keep`` and ``delete``.
+
+    Both lists are ordered by target name, then newest first (ties: `RecoveryPoint.order_key`).
+    ``reasons`` has at least one reason for every point, keep or delete.
+
+    Example:
+        >>> from datetime import datetime, timedelta, UTC
+        >>> from backuppolicy import MaxAge, RecoveryPoint
+        >>> now = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+        >>> points = [RecoveryPoint(id=f"s{i}", target="db", created_at=now - timedelta(days=20 * i))
+        ...           for i in range(3)]
+        >>> plan = MaxAge(days=35).plan(points, now=now)
+        >>> plan
+        <backuppolicy.RetentionPlan(keep=2, delete=1)>
+        >>> plan.reasons["s2"]
+        ['older than 35d']
+
+    Attributes:
+        keep: The points to keep.
+        delete: The points to delete.
+        reasons: ``{point.id: [reasons]}`` for every point.
+        now: The time the plan was made for (UTC).
+        targets: The targets whose listings the plan was made from, by name, so that
+            `backuppolicy.apply` can re-check and delete; empty for plans of bare rules.
+        errors: ``{target: error}`` for targets whose listing failed: nothing of them is in the
+            plan, so nothing of them is deleted.
+    """
+
+    keep: list[RecoveryPoint]
+    delete: list[RecoveryPoint]
+    reasons: dict[str, list[str]]
+    now: datetime
+    targets: Mapping[str, BackupTarget] = attrs.field(
+        factory=dict, eq=False, repr=False, kw_only=True
+    )
+    errors: Mapping[str, str] = attrs.field(factory=dict, eq=False, kw_only=True)
+
+    def __repr__(self) -> str:
+        return f"<backuppolicy.RetentionPlan(keep={len(self.keep)}, delete={len(self.delete)})>"
+
+    @classmethod
+    def combine(cls, plans: Iterable[RetentionPlan]) -> Self:
+        """Merge plans of different targets or tiers made for the same *now* into one.
+
+        Points are ordered as in a plan (target name, then newest first); ``targets`` and
+        ``errors`` are merged too.
+
+        Raises:
+            ValueError: No plans, plans for different times, or a point id in two plans.
+        """
+        plans = list(plans)
+        if not plans:
+            raise ValueError("plans: expected at least one RetentionPlan (got none).")
+        now = plans[0].now
+        reasons: dict[str, list[str]] = {}
+        keep: list[RecoveryPoint] = []
+        delete: list[RecoveryPoint] = []
+        targets: dict[str, BackupTarget] = {}
+        errors: dict[str, str] = {}
+        for plan in plans:
+            if plan.now != now:
+                raise ValueError(
+                    f"plans: expected plans made for the same now {now.isoformat()} "
+                    f"(got {plan.now.isoformat()})."
+                )
+            for pid in plan.reasons:
+                if pid in reasons:
+                    raise ValueError(
+                        f"plans: recovery point id {pid!r} appears in more than one plan."
+                    )
+            reasons.update(plan.reasons)
+            keep.extend(plan.keep)
+            delete.extend(plan.delete)
+            targets.update(plan.targets)
+            errors.update(plan.errors)
+        return cls(
+            keep=_plan_order(keep),
+            delete=_plan_order(delete),
+            reasons=reasons,
+            now=now,
+            targets=targets,
+            errors=errors,
+        )
+
+    def rows(self, limit: int | None = None) -> list[tuple[str, ...]]:
+        """Table rows ``(action, target, id, created, status, reasons)``: deletes, then keeps.
+
+        Args:
+            limit: At most this many rows (``None``: all).
+        """
+        rows: list[tuple[str, ...]] = []
+        for action, points in (("delete", self.delete), ("keep", self.keep)):
+            for point in points:
+                if limit is not None and len(rows) >= limit:
+                    return rows
+                rows.append(_row(action, point, self.reasons[point.id]))
+        return rows
+
+    def _title(self) -> str:
+        return (
+            f"Retention plan at {self.now.isoformat()}: "
+            f"keep {len(self.keep)}, delete {len(self.delete)}"
+        )
+
+    def _more(self, shown: int) -> str:
+        rest = len(self.keep) + len(self.delete) - shown
+        return f"... and {rest} more" if rest > 0 else ""
+
+    def summary(self, limit: int | None = None) -> str:
+        """A plain-text table of the plan, deletes first.
+
+        Args:
+            limit: Show at most this many rows (``None``: all).
+        """
+        rows = [_HEADER, *self.rows(limit)]
+        widths = [max(len(row[col]) for row in rows) for col in range(len(_HEADER))]
+        lines = [self._title()]
+        lines.extend(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+        more = self._more(len(rows) - 1)
+        if more:
+            lines.append(more)
+        return "\n".join(lines)
+
+    def _repr_html_(self, limit: int = 200) -> str:
+        """HTML table for notebooks, every value escaped, with a ``<pre>`` text fallback."""
+        rows = self.rows(limit)
+        esc = html.escape
+        head = "".join(f"<th>{esc(cell)}</th>" for cell in _HEADER)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows
+        )
+        more = self._more(len(rows))
+        more_html = f"<p>{esc(more)}</p>" if more else ""
+        return (
+            '<div class="backuppolicy-plan">'
+            f"<pre hidden>{esc(self.summary(limit))}</pre>"
+            f"<p><strong>{esc(self._title())}</strong></p>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more_html}</div>"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-serialisable dict: ``now``, counts, and ``keep``/``delete`` lists of point dicts."""
+
+        def one(point: RecoveryPoint) -> dict[str, object]:
+            return {
+                "id": point.id,
+                "target": point.target,
+                "created_at": utc(point.created_at).isoformat(),
+                "status": point.status.value,
+                "tier": point.tier,
+                "reasons": list(self.reasons[point.id]),
+            }
+
+        return {
+            "now": self.now.isoformat(),
+            "counts": {"keep": len(self.keep), "delete": len(self.delete)},
+            "keep": [one(point) for point in self.keep],
+            "delete": [one(point) for point in self.delete],
+        }
+
+
+def _plan_order(points: list[RecoveryPoint]) -> list[RecoveryPoint]:
+    ordered = sorted(points, key=_order_key, reverse=True)
+    ordered.sort(key=lambda p: p.target)
+    return ordered
