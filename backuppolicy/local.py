@@ -98,6 +98,7 @@ if TYPE_CHECKING:  # types only: the layers below aws/ never import it (import-l
     from botocore.config import Config
 
     from backuppolicy.aws import AwsBackend, RetryPolicy, S3Objects
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
     "ARCHIVE_FORMAT",
@@ -1464,6 +1465,60 @@ class Directory:
 
     kind: ClassVar[str] = "directory"
     """Registered kind of the target."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: TargetSpec,
+        policy: Policy,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> Directory:
+        """The target of *spec*: its ``path``, ``include`` and ``exclude``, its stores opened.
+
+        Archives go to the ``store`` of the first tier of *spec* (a directory or an ``s3://``
+        URL, opened with *session*, *endpoint_url* and *region*); the stores of the copy tiers
+        are opened too, so their copies are listed (due checks, pruning).
+
+        Raises:
+            PolicyError: The first tier names no ``store``.
+        """
+        tiers = policy.tiers_for(spec)
+        url = tiers[0].location.get("store") if tiers else None
+        if not url:
+            raise PolicyError.for_field(
+                f"tiers[{tiers[0].name if tiers else 'local'}].location.store",
+                f"a directory or s3:// URL where archives of directory target {spec.name!r} are kept",
+                url,
+            )
+
+        def store(url: str, tier: str) -> ArchiveStore:
+            if url.startswith("s3://"):
+                return open_store(
+                    url, tier=tier, session=session, endpoint_url=endpoint_url, region=region
+                )
+            return open_store(url, tier=tier)
+
+        settings = spec.settings
+        return cls(
+            settings["path"],
+            store=store(url, tiers[0].name),
+            stores=[
+                store(t.location["store"], t.name) for t in tiers[1:] if t.location.get("store")
+            ],
+            store_options={"session": session, "endpoint_url": endpoint_url},
+            exclude=tuple(settings.get("exclude", ())),
+            include=tuple(settings.get("include", ())),
+            name=spec.name,
+            policy=policy.name,
+        )
+
+    @classmethod
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:  # noqa: ARG003
+        """None: a directory needs no AWS permission (a store's S3 calls are not covered yet)."""
+        return {}
 
     def __init__(
         self,

@@ -16,13 +16,14 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._backup import BackupClient, region_of
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws._iam_statements import ACCOUNT, PARTITION, REGION, Grant, by_workflow
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.model import RecoveryPoint, Status
 from backuppolicy.core.policy import Policy, TargetSpec
@@ -261,6 +262,61 @@ class AwsBackupTarget(AwsBackend):
         self.iam_role_arn = iam_role_arn
         self.policy = policy
         self.tier = tier
+
+    # -- the kind (from_spec, iam_actions) ----------------------------------------------
+
+    needs_aws_session: ClassVar[bool] = True
+    """Targets of this kind call AWS: `backuppolicy.build_targets` makes them a session."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: TargetSpec,
+        policy: Policy,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> AwsBackupTarget:
+        """The target of *spec*: its ``resource_arn`` and other settings, its region (default *region*)."""
+        settings = {
+            k: v
+            for k, v in spec.settings.items()
+            if k not in {"resource_arn", "region", "kms_key_id"}
+        }
+        return cls(
+            spec.settings["resource_arn"],
+            **settings,
+            name=spec.name,
+            policy=policy.name,
+            session=session,
+            endpoint_url=endpoint_url,
+            region=spec.settings.get("region") or region,
+        )
+
+    @classmethod
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+        """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
+        vault = spec.settings.get("vault")
+        where = f"arn:{PARTITION}:backup:{REGION}:{ACCOUNT}"
+        vault_arn = f"{where}:backup-vault:{vault or '*'}"
+        reads = (
+            ("backup:ListRecoveryPointsByBackupVault",)
+            if vault
+            else ("backup:ListRecoveryPointsByResource",)
+        )
+        # ListRecoveryPointsByResource supports no resource-level permissions: "*" is the only
+        # resource that grants it (the resource's ARN grants nothing).
+        return by_workflow(
+            [
+                Grant((), reads, (vault_arn,) if vault else ("*",)),
+                Grant(
+                    ("prune", "verify"),
+                    ("backup:DescribeRecoveryPoint",),
+                    (vault_arn, f"{where}:recovery-point:*"),
+                ),
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"<backuppolicy.aws.AwsBackupTarget(resource_arn={self.resource_arn!r}, vault={self.vault!r})>"

@@ -29,12 +29,23 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableSet, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self
 
 import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws._iam_statements import (
+    ACCOUNT,
+    PARTITION,
+    REGION,
+    REGIONS,
+    Grant,
+    by_workflow,
+    created,
+    owned,
+    swept,
+)
 from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
@@ -59,6 +70,9 @@ from backuppolicy.core.targets import (
     RestoredResource,
     SweptResource,
 )
+
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
     "KIND_EBS_SNAPSHOT",
@@ -177,6 +191,44 @@ def sweep_volumes(
     return swept
 
 
+def _iam_grants(spec: TargetSpec, *, instance: bool) -> list[Grant]:
+    """What an instance's or volume's workflows need (placeholders: `backuppolicy.aws.iam`)."""
+    base = f"arn:{PARTITION}:ec2"
+    snaps = (f"{base}:{REGIONS}::snapshot/*",)
+    src_snaps = f"{base}:{REGION}::snapshot/*"
+    volumes = f"{base}:{REGION}:{ACCOUNT}:volume/*"
+    # EC2's Describe* actions support no resource-level permissions: "*" is the only choice.
+    reads = (
+        ("ec2:DescribeSnapshots", "ec2:DescribeInstances")
+        if instance
+        else ("ec2:DescribeSnapshots",)
+    )
+    grants = [Grant((), reads, ("*",))]
+    if instance:
+        source = f"{base}:{REGION}:{ACCOUNT}:instance/{spec.settings['instance_id']}"
+        grants.append(Grant(("backup",), ("ec2:CreateSnapshots",), (source, volumes, src_snaps)))
+        create = "CreateSnapshots"
+    else:
+        source = f"{base}:{REGION}:{ACCOUNT}:volume/{spec.settings['volume_id']}"
+        grants.append(Grant(("backup",), ("ec2:CreateSnapshot",), (source, src_snaps)))
+        create = "CreateSnapshot"
+    grants += [
+        Grant(("backup",), ("ec2:CreateTags",), (src_snaps,), created(create)),
+        Grant(("backup",), ("ec2:CopySnapshot",), snaps, copies=True),
+        Grant(("backup",), ("ec2:CreateTags",), snaps, created("CopySnapshot"), copies=True),
+        Grant(("prune",), ("ec2:DeleteSnapshot",), snaps, owned()),
+        Grant(
+            ("restore-test",),
+            ("ec2:DescribeVolumes", "ec2:DescribeAvailabilityZones"),
+            ("*",),
+        ),
+        Grant(("restore-test",), ("ec2:CreateVolume",), (volumes, src_snaps)),
+        Grant(("restore-test",), ("ec2:CreateTags",), (volumes,), created("CreateVolume")),
+        Grant(("restore-test",), ("ec2:DeleteVolume",), (volumes,), swept()),
+    ]
+    return grants
+
+
 class _SnapshotTarget(AwsBackend):
     """Shared listing, copy, delete, restore and hold logic of the EBS snapshot targets."""
 
@@ -227,6 +279,50 @@ class _SnapshotTarget(AwsBackend):
         self.poll_interval = float(poll_interval)
         self.wait_timeout = float(wait_timeout)
         self._account_id = account_id
+
+    # -- the kind -------------------------------------------------------------------------
+
+    needs_aws_session: ClassVar[bool] = True
+    """Targets of this kind call AWS: `backuppolicy.build_targets` makes them a session."""
+
+    iam_copy_keys: ClassVar[bool] = True
+    """Copies are encrypted with the copy tiers' ``kms_key_id``: `iam_policy` grants its use."""
+
+    _setting: ClassVar[str] = ""  # the setting that names the instance or volume
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: TargetSpec,
+        policy: Policy,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> Self:
+        """The target of *spec*: its instance or volume, its region (default *region*), its copy regions.
+
+        The copy regions are those of the policy's copy tiers (every tier after the first).
+        ``no_reboot`` is accepted and ignored: ``CreateSnapshots`` never reboots the instance.
+        """
+        settings = spec.settings
+        make: Callable[..., Self] = cls  # each kind's own constructor (the base's has no defaults)
+        return make(
+            settings[cls._setting],
+            name=spec.name,
+            policy=policy.name,
+            session=session,
+            endpoint_url=endpoint_url,
+            region=settings.get("region") or region,
+            copy_regions=[
+                t.location["region"] for t in policy.tiers_for(spec)[1:] if "region" in t.location
+            ],
+        )
+
+    @classmethod
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+        """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
+        return by_workflow(_iam_grants(spec, instance=cls._setting == "instance_id"))
 
     # -- identity -------------------------------------------------------------------------
 
@@ -1251,6 +1347,7 @@ class EbsVolume(_SnapshotTarget):
     """
 
     _kind = "ebs-volume"
+    _setting = "volume_id"
 
     def __init__(
         self,
@@ -1372,6 +1469,7 @@ class Ec2Instance(_SnapshotTarget):
     """
 
     _kind = "ec2-instance"
+    _setting = "instance_id"
 
     def __init__(
         self,

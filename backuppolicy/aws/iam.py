@@ -27,9 +27,20 @@ from typing import Any, Final
 
 import attrs
 
+from backuppolicy.aws._iam_statements import (
+    ACCOUNT,
+    ALL_WORKFLOWS,
+    COPIES_ONLY,
+    PARTITION,
+    POLICY,
+    REGION,
+    REGIONS,
+    RESTORE_PREFIX,
+    SWEEP_TAG,
+)
 from backuppolicy.core.exceptions import PolicyError
-from backuppolicy.core.model import TAG_POLICY
 from backuppolicy.core.policy import Policy, TargetSpec
+from backuppolicy.core.selector import RESOURCE_SETTINGS
 from backuppolicy.core.targets import IsolationProfile, get_target_class
 
 __all__ = [
@@ -40,7 +51,7 @@ __all__ = [
     "iam_table",
 ]
 
-WORKFLOWS: Final = ("backup", "prune", "verify", "restore-test")
+WORKFLOWS: Final = ALL_WORKFLOWS
 """The workflows `iam_policy` knows."""
 
 INTENTIONAL_EXTRAS: Final[Mapping[str, str]] = {
@@ -176,203 +187,6 @@ def _all(*names: str) -> frozenset[str]:
     return frozenset(names or WORKFLOWS)
 
 
-def _owned(where: _Where) -> dict[str, Any]:
-    return {"StringEquals": {f"aws:ResourceTag/{TAG_POLICY}": where.policy}}
-
-
-def _swept(where: _Where) -> dict[str, Any]:
-    return {"Null": {f"aws:ResourceTag/{where.sweep_tag}": "false"}}
-
-
-def _created(*actions: str) -> dict[str, Any]:
-    return {"StringEquals": {"ec2:CreateAction": list(actions)}}
-
-
-def _rds(spec: TargetSpec, w: _Where) -> list[_Grant]:
-    base = f"arn:{w.partition}:rds"
-    src = f"{base}:{w.region}:{w.account}"
-    cluster = spec.kind == "aurora-cluster"
-    snap = "cluster-snapshot" if cluster else "snapshot"
-    snaps = tuple(f"{base}:{r}:{w.account}:{snap}:*" for r in w.regions)
-    word = "DBCluster" if cluster else "DB"
-    resource = (
-        f"{src}:cluster:{spec.settings['db_cluster_id']}"
-        if cluster
-        else f"{src}:db:{spec.settings['db_instance_id']}"
-    )
-    restored_db = f"{src}:db:{w.restore_prefix}*"
-    grants = [
-        _Grant(_all(), (f"rds:Describe{word}Snapshots",), (resource, *snaps)),
-        _Grant(
-            _all("backup"),
-            (f"rds:Create{word}Snapshot",),
-            (resource, f"{src}:{snap}:*"),
-        ),
-        _Grant(_all("backup"), ("rds:AddTagsToResource",), snaps),
-        _Grant(_all("backup"), (f"rds:Copy{word}Snapshot",), snaps, copies=True),
-        _Grant(_all("prune"), (f"rds:Delete{word}Snapshot",), snaps, _owned(w)),
-        _Grant(
-            _all("verify"),
-            ("rds:DescribeDBClusters" if cluster else "rds:DescribeDBInstances",),
-            (resource,),
-        ),
-    ]
-    if cluster:
-        restored = f"{src}:cluster:{w.restore_prefix}*"
-        grants += [
-            _Grant(
-                _all("restore-test"),
-                ("rds:RestoreDBClusterFromSnapshot",),
-                (
-                    restored,
-                    f"{src}:{snap}:*",
-                    f"{src}:subgrp:*",
-                    f"{src}:cluster-pg:*",
-                    f"{src}:og:*",
-                ),
-            ),
-            _Grant(
-                _all("restore-test"),
-                ("rds:CreateDBInstance",),
-                (restored_db, restored, f"{src}:subgrp:*", f"{src}:pg:*", f"{src}:og:*"),
-            ),
-            _Grant(_all("restore-test"), ("rds:AddTagsToResource",), (restored, restored_db)),
-            _Grant(
-                _all("restore-test"),
-                ("rds:DescribeDBClusters", "rds:DescribeDBInstances"),
-                (restored, restored_db),
-            ),
-            # DeleteDBCluster requires a cluster-snapshot resource (its final snapshot); ours
-            # skip it (SkipFinalSnapshot), so the name can only be one of a restore.
-            _Grant(
-                _all("restore-test"),
-                ("rds:DeleteDBCluster", "rds:DeleteDBInstance"),
-                (restored, restored_db, f"{src}:cluster-snapshot:{w.restore_prefix}*"),
-                _swept(w),
-            ),
-        ]
-    else:
-        grants += [
-            _Grant(
-                _all("restore-test"),
-                ("rds:RestoreDBInstanceFromDBSnapshot",),
-                (restored_db, f"{src}:{snap}:*", f"{src}:subgrp:*", f"{src}:pg:*", f"{src}:og:*"),
-            ),
-            _Grant(_all("restore-test"), ("rds:AddTagsToResource",), (restored_db,)),
-            _Grant(_all("restore-test"), ("rds:DescribeDBInstances",), (restored_db,)),
-            _Grant(_all("restore-test"), ("rds:DeleteDBInstance",), (restored_db,), _swept(w)),
-        ]
-    return grants
-
-
-def _ec2(spec: TargetSpec, w: _Where) -> list[_Grant]:
-    base = f"arn:{w.partition}:ec2"
-    snaps = tuple(f"{base}:{r}::snapshot/*" for r in w.regions)
-    src_snaps = f"{base}:{w.region}::snapshot/*"
-    volumes = f"{base}:{w.region}:{w.account}:volume/*"
-    instance = spec.kind == "ec2-instance"
-    # EC2's Describe* actions support no resource-level permissions: "*" is the only choice.
-    reads = (
-        ("ec2:DescribeSnapshots", "ec2:DescribeInstances")
-        if instance
-        else ("ec2:DescribeSnapshots",)
-    )
-    grants = [_Grant(_all(), reads, ("*",))]
-    if instance:
-        source = f"{base}:{w.region}:{w.account}:instance/{spec.settings['instance_id']}"
-        grants.append(
-            _Grant(_all("backup"), ("ec2:CreateSnapshots",), (source, volumes, src_snaps))
-        )
-        create = "CreateSnapshots"
-    else:
-        source = f"{base}:{w.region}:{w.account}:volume/{spec.settings['volume_id']}"
-        grants.append(_Grant(_all("backup"), ("ec2:CreateSnapshot",), (source, src_snaps)))
-        create = "CreateSnapshot"
-    grants += [
-        _Grant(_all("backup"), ("ec2:CreateTags",), (src_snaps,), _created(create)),
-        _Grant(_all("backup"), ("ec2:CopySnapshot",), snaps, copies=True),
-        _Grant(_all("backup"), ("ec2:CreateTags",), snaps, _created("CopySnapshot"), copies=True),
-        _Grant(_all("prune"), ("ec2:DeleteSnapshot",), snaps, _owned(w)),
-        _Grant(
-            _all("restore-test"),
-            ("ec2:DescribeVolumes", "ec2:DescribeAvailabilityZones"),
-            ("*",),
-        ),
-        _Grant(_all("restore-test"), ("ec2:CreateVolume",), (volumes, src_snaps)),
-        _Grant(_all("restore-test"), ("ec2:CreateTags",), (volumes,), _created("CreateVolume")),
-        _Grant(_all("restore-test"), ("ec2:DeleteVolume",), (volumes,), _swept(w)),
-    ]
-    return grants
-
-
-def _s3(spec: TargetSpec, w: _Where) -> list[_Grant]:
-    bucket = f"arn:{w.partition}:s3:::{spec.settings['bucket']}"
-    data = f"{bucket}/{spec.settings.get('prefix', '')}*"
-    internal = f"{bucket}/_backuppolicy/*"
-    objects = (data, internal) if spec.settings.get("prefix") else (data,)
-    return [
-        _Grant(_all(), ("s3:ListBucketVersions",), (bucket,)),
-        _Grant(_all(), ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (internal,)),
-        _Grant(_all("backup", "prune"), ("s3:GetObject",), (internal,)),
-        _Grant(_all("backup", "verify"), ("s3:GetBucketVersioning",), (bucket,)),
-        _Grant(_all("backup"), ("s3:PutObject", "s3:PutObjectTagging"), (internal,)),
-        _Grant(_all("prune"), ("s3:DeleteObjectVersion",), objects),
-        # HeadObject of each version and of its key's current version before deleting it.
-        _Grant(_all("prune"), ("s3:GetObject", "s3:GetObjectVersion"), objects),
-        _Grant(
-            _all("verify"),
-            (
-                "s3:GetEncryptionConfiguration",
-                "s3:GetBucketPublicAccessBlock",
-                "s3:GetBucketObjectLockConfiguration",
-            ),
-            (bucket,),
-        ),
-        _Grant(
-            _all("restore-test"),
-            ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"),
-            objects,
-        ),
-        _Grant(
-            _all("restore-test"),
-            ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObjectVersion"),
-            (internal,),
-        ),
-    ]
-
-
-def _backup_vault(spec: TargetSpec, w: _Where) -> list[_Grant]:
-    vault = spec.settings.get("vault")
-    vault_arn = f"arn:{w.partition}:backup:{w.region}:{w.account}:backup-vault:{vault or '*'}"
-    points = f"arn:{w.partition}:backup:{w.region}:{w.account}:recovery-point:*"
-    reads = (
-        ("backup:ListRecoveryPointsByBackupVault",)
-        if vault
-        else ("backup:ListRecoveryPointsByResource",)
-    )
-    # ListRecoveryPointsByResource supports no resource-level permissions: "*" is the only
-    # resource that grants it (the resource's ARN grants nothing).
-    resources = (vault_arn,) if vault else ("*",)
-    return [
-        _Grant(_all(), reads, resources),
-        _Grant(_all("prune", "verify"), ("backup:DescribeRecoveryPoint",), (vault_arn, points)),
-    ]
-
-
-_KINDS: Final = {
-    "rds-instance": _rds,
-    "aurora-cluster": _rds,
-    "ec2-instance": _ec2,
-    "ebs-volume": _ec2,
-    "s3-bucket": _s3,
-    "aws-backup": _backup_vault,
-}
-
-
-_NO_AWS: Final = frozenset({"directory"})
-"""Built-in kinds that need no IAM action (a directory's S3 store is not covered yet)."""
-
-
 def _strings(value: Any, field: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if (
@@ -384,15 +198,14 @@ def _strings(value: Any, field: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _declared(spec: TargetSpec) -> list[_Grant]:
-    """The grants a kind outside this module declares (`~backuppolicy.core.targets.TargetKind`).
+def _declared(spec: TargetSpec, kind: Any) -> Mapping[str, Any]:
+    """What the kind of *spec* says it needs (`~backuppolicy.core.targets.TargetKind`).
 
     Raises:
         PolicyError: The kind declares nothing (leaving it out would make a document that
             silently lacks its permissions), or declares something malformed.
-        BackendNotFoundError: The kind is not installed.
     """
-    declare = getattr(get_target_class(spec.kind), "iam_actions", None)
+    declare = getattr(kind, "iam_actions", None)
     if not callable(declare):
         raise PolicyError.for_field(
             f"targets[{spec.name}].kind",
@@ -403,6 +216,42 @@ def _declared(spec: TargetSpec) -> list[_Grant]:
     declared = declare(spec)
     if not isinstance(declared, Mapping):
         raise PolicyError.for_field(f"{spec.kind}.iam_actions()", "a mapping", declared)
+    return declared
+
+
+def _fill(value: Any, w: _Where) -> Any:
+    """*value* (a string, or lists and mappings of them) with its placeholders filled in."""
+    if isinstance(value, str):
+        for placeholder, text in (
+            (PARTITION, w.partition),
+            (ACCOUNT, w.account),
+            (REGION, w.region),
+            (POLICY, w.policy),
+            (RESTORE_PREFIX, w.restore_prefix),
+            (SWEEP_TAG, w.sweep_tag),
+        ):
+            value = value.replace(placeholder, text)
+        return value
+    if isinstance(value, Mapping):
+        return {_fill(k, w): _fill(v, w) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_fill(item, w) for item in value)
+    return value
+
+
+def _per_region(resource: str, w: _Where) -> list[str]:
+    """*resource* once per region of the target if it holds `REGIONS`, else as it is."""
+    if REGIONS in resource:
+        return [resource.replace(REGIONS, region) for region in w.regions]
+    return [resource]
+
+
+def _kind_grants(spec: TargetSpec, declared: Mapping[str, Any], w: _Where) -> list[_Grant]:
+    """The grants of *declared* (``{workflow: [statements]}``), placeholders filled in.
+
+    Raises:
+        PolicyError: A workflow or a statement is malformed.
+    """
     grants = []
     for workflow, statements in declared.items():
         where = f"{spec.kind}.iam_actions()[{workflow!r}]"
@@ -411,13 +260,17 @@ def _declared(spec: TargetSpec) -> list[_Grant]:
         for statement in statements:
             if not isinstance(statement, Mapping):
                 raise PolicyError.for_field(where, "IAM statements (mappings)", statement)
+            if statement.get(COPIES_ONLY) and len(w.regions) == 1:
+                continue
+            actions = _strings(statement.get("Action"), f"{where}.Action")
+            resources = _strings(statement.get("Resource"), f"{where}.Resource")
             condition = statement.get("Condition")
             grants.append(
                 _Grant(
                     frozenset({workflow}),
-                    _strings(statement.get("Action"), f"{where}.Action"),
-                    _strings(statement.get("Resource"), f"{where}.Resource"),
-                    dict(condition) if condition else None,
+                    actions,
+                    tuple(_fill(r, w) for resource in resources for r in _per_region(resource, w)),
+                    _fill(dict(condition), w) if condition else None,
                 )
             )
     return grants
@@ -511,24 +364,19 @@ def _where(
     )
 
 
-_ID_KEYS: Final = {
-    "rds-instance": "db_instance_id",
-    "aurora-cluster": "db_cluster_id",
-    "ec2-instance": "instance_id",
-    "ebs-volume": "volume_id",
-    "s3-bucket": "bucket",
-}
-
-
 def _selected(spec: TargetSpec) -> list[TargetSpec]:
     """One spec per kind and region a selector target searches, with ``*`` resource ids."""
     assert spec.selector is not None  # noqa: S101 - the caller checked
-    kinds = [k for k in spec.selector.resource_types or tuple(_ID_KEYS) if k in _ID_KEYS]
+    kinds = [
+        k
+        for k in spec.selector.resource_types or tuple(RESOURCE_SETTINGS)
+        if k in RESOURCE_SETTINGS
+    ]
     regions = spec.regions or spec.selector.regions or (None,)
     result = []
     for kind in kinds:
         for region in regions:
-            settings = {**spec.settings, _ID_KEYS[kind]: "*"}
+            settings = {**spec.settings, RESOURCE_SETTINGS[kind]: "*"}
             if region is not None:
                 settings["region"] = region
             result.append(
@@ -572,22 +420,23 @@ def _grants(
 ) -> list[tuple[str, _Grant]]:
     out: list[tuple[str, _Grant]] = []
     for spec in _concrete_targets(policy, out):
-        if not spec.enabled or spec.kind in _NO_AWS:
+        if not spec.enabled:
             continue
-        if spec.kind not in _KINDS:
-            out += [(spec.kind, g) for g in _declared(spec) if g.workflows & wanted]
+        kind = get_target_class(spec.kind)
+        declared = _declared(spec, kind)
+        copy_keys = bool(getattr(kind, "iam_copy_keys", False))
+        if not declared and not copy_keys:
             continue
         where = _where(policy, spec, account, partition, region)
-        for grant in _KINDS[spec.kind](spec, where):
-            if grant.copies and len(where.regions) == 1:
-                continue
-            if grant.workflows & wanted:
-                out.append((spec.kind, grant))
+        out += [
+            (spec.kind, grant)
+            for grant in _kind_grants(spec, declared, where)
+            if grant.workflows & wanted
+        ]
         keys = [
             (str(t.location.get("region") or where.region), str(t.location["kms_key_id"]))
             for t in policy.tiers_for(spec)[1:]
-            if t.location.get("kms_key_id")
-            and spec.kind in {"rds-instance", "aurora-cluster", "ec2-instance", "ebs-volume"}
+            if t.location.get("kms_key_id") and copy_keys
         ]
         out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]
     return out
@@ -616,10 +465,14 @@ def iam_policy(
     """The IAM policy document that lets *actions* (workflows) run for the targets of *policy*.
 
     Statements with the same actions and condition are merged (their resources united), so the
-    document stays small as targets are added. Directory targets need no AWS permission and
-    are skipped. A kind that does not ship here is asked for its statements (its class's
-    ``iam_actions(spec)``, `~backuppolicy.core.targets.TargetKind`); a kind that does not say
-    is refused, never left out.
+    document stays small as targets are added. Every kind, built-in or plug-in, is asked for
+    its statements the same way (its class's ``iam_actions(spec)``,
+    `~backuppolicy.core.targets.TargetKind`); a kind that does not say is refused, never left
+    out. Directory targets need no AWS permission (``{}``). The statements may hold the
+    placeholders of `backuppolicy.aws._iam_statements` (partition, account, region, the copy
+    tiers' regions, the policy's name, the isolation profile's prefix and sweep tag), filled in
+    here; a kind whose class has ``iam_copy_keys = True`` also gets the use of its copy tiers'
+    ``kms_key_id``.
 
     Args:
         policy: The policy.

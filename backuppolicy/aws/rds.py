@@ -32,13 +32,24 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from datetime import time as dt_time
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import attrs
 import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws._iam_statements import (
+    ACCOUNT,
+    PARTITION,
+    REGION,
+    REGIONS,
+    RESTORE_PREFIX,
+    Grant,
+    by_workflow,
+    owned,
+    swept,
+)
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import (
     BackendError,
@@ -66,6 +77,9 @@ from backuppolicy.core.targets import (
     RestoredResource,
     SweptResource,
 )
+
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = ["AuroraCluster", "BackupSettings", "BackupWindow", "Drift", "RdsInstance"]
 
@@ -569,6 +583,79 @@ def sweep_databases(
     return swept
 
 
+def _iam_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant]:
+    """What a DB instance's or cluster's workflows need (placeholders: `backuppolicy.aws.iam`)."""
+    base = f"arn:{PARTITION}:rds"
+    src = f"{base}:{REGION}:{ACCOUNT}"
+    snap = "cluster-snapshot" if cluster else "snapshot"
+    snaps = (f"{base}:{REGIONS}:{ACCOUNT}:{snap}:*",)
+    word = "DBCluster" if cluster else "DB"
+    resource = (
+        f"{src}:cluster:{spec.settings['db_cluster_id']}"
+        if cluster
+        else f"{src}:db:{spec.settings['db_instance_id']}"
+    )
+    restored_db = f"{src}:db:{RESTORE_PREFIX}*"
+    grants = [
+        Grant((), (f"rds:Describe{word}Snapshots",), (resource, *snaps)),
+        Grant(("backup",), (f"rds:Create{word}Snapshot",), (resource, f"{src}:{snap}:*")),
+        Grant(("backup",), ("rds:AddTagsToResource",), snaps),
+        Grant(("backup",), (f"rds:Copy{word}Snapshot",), snaps, copies=True),
+        Grant(("prune",), (f"rds:Delete{word}Snapshot",), snaps, owned()),
+        Grant(
+            ("verify",),
+            ("rds:DescribeDBClusters" if cluster else "rds:DescribeDBInstances",),
+            (resource,),
+        ),
+    ]
+    if cluster:
+        restored = f"{src}:cluster:{RESTORE_PREFIX}*"
+        grants += [
+            Grant(
+                ("restore-test",),
+                ("rds:RestoreDBClusterFromSnapshot",),
+                (
+                    restored,
+                    f"{src}:{snap}:*",
+                    f"{src}:subgrp:*",
+                    f"{src}:cluster-pg:*",
+                    f"{src}:og:*",
+                ),
+            ),
+            Grant(
+                ("restore-test",),
+                ("rds:CreateDBInstance",),
+                (restored_db, restored, f"{src}:subgrp:*", f"{src}:pg:*", f"{src}:og:*"),
+            ),
+            Grant(("restore-test",), ("rds:AddTagsToResource",), (restored, restored_db)),
+            Grant(
+                ("restore-test",),
+                ("rds:DescribeDBClusters", "rds:DescribeDBInstances"),
+                (restored, restored_db),
+            ),
+            # DeleteDBCluster requires a cluster-snapshot resource (its final snapshot); ours
+            # skip it (SkipFinalSnapshot), so the name can only be one of a restore.
+            Grant(
+                ("restore-test",),
+                ("rds:DeleteDBCluster", "rds:DeleteDBInstance"),
+                (restored, restored_db, f"{src}:cluster-snapshot:{RESTORE_PREFIX}*"),
+                swept(),
+            ),
+        ]
+    else:
+        grants += [
+            Grant(
+                ("restore-test",),
+                ("rds:RestoreDBInstanceFromDBSnapshot",),
+                (restored_db, f"{src}:{snap}:*", f"{src}:subgrp:*", f"{src}:pg:*", f"{src}:og:*"),
+            ),
+            Grant(("restore-test",), ("rds:AddTagsToResource",), (restored_db,)),
+            Grant(("restore-test",), ("rds:DescribeDBInstances",), (restored_db,)),
+            Grant(("restore-test",), ("rds:DeleteDBInstance",), (restored_db,), swept()),
+        ]
+    return grants
+
+
 class _RdsTarget(AwsBackend):
     """Everything `RdsInstance` and `AuroraCluster` share; subclasses set ``_api`` and restores."""
 
@@ -617,6 +704,48 @@ class _RdsTarget(AwsBackend):
         self._sleep = sleep or time.sleep
         self.poll_interval = poll_interval
         self.restore_timeout = restore_timeout
+
+    # ----------------------------------------------------------------- the kind
+
+    needs_aws_session: ClassVar[bool] = True
+    """Targets of this kind call AWS: `backuppolicy.build_targets` makes them a session."""
+
+    iam_copy_keys: ClassVar[bool] = True
+    """Copies are encrypted with the copy tiers' ``kms_key_id``: `iam_policy` grants its use."""
+
+    _setting: ClassVar[str]  # the setting that names the database
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: TargetSpec,
+        policy: Policy,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> Self:
+        """The target of *spec*: its database, its region (default *region*), its copy regions.
+
+        The copy regions are those of the policy's copy tiers (every tier after the first).
+        """
+        settings = spec.settings
+        return cls(
+            settings[cls._setting],
+            name=spec.name,
+            policy=policy.name,
+            session=session,
+            endpoint_url=endpoint_url,
+            region=settings.get("region") or region,
+            copy_regions=[
+                t.location["region"] for t in policy.tiers_for(spec)[1:] if "region" in t.location
+            ],
+        )
+
+    @classmethod
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+        """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
+        return by_workflow(_iam_grants(spec, cluster=cls._api is _CLUSTER_API))
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__name__}({self.resource_id!r}, name={self.name!r}, region={self.region!r})>"
@@ -1584,6 +1713,7 @@ class RdsInstance(_RdsTarget):
 
     _api = _INSTANCE_API
     _restored_kind = "rds-instance"
+    _setting = "db_instance_id"
     database_noun = "instance"
 
     def restore_database(
@@ -1761,6 +1891,7 @@ class AuroraCluster(_RdsTarget):
 
     _api = _CLUSTER_API
     _restored_kind = "aurora-cluster"
+    _setting = "db_cluster_id"
     database_noun = "cluster"
 
     def restore_database(

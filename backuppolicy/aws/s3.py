@@ -43,13 +43,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 import attrs
 import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws._iam_statements import PARTITION, Grant, by_workflow
 from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
@@ -71,6 +72,9 @@ from backuppolicy.core.model import (
     is_owned,
 )
 from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
+
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
     "DELETE_BATCH_LIMIT",
@@ -660,6 +664,84 @@ class S3Bucket(AwsBackend):
                     f"stores outside the protected objects {self.url!r}",
                     store.url,
                 )
+
+    # -- the kind -------------------------------------------------------------------------
+
+    needs_aws_session: ClassVar[bool] = True
+    """Targets of this kind call AWS: `backuppolicy.build_targets` makes them a session."""
+
+    @classmethod
+    def from_spec(
+        cls,
+        spec: TargetSpec,
+        policy: Policy,
+        *,
+        session: Any = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> Self:
+        """The target of *spec*: its bucket and prefix, its region (default *region*).
+
+        The ``store`` of each copy tier (every tier after the first) that names one becomes a
+        copy store of that tier.
+        """
+        settings = spec.settings
+        return cls(
+            settings["bucket"],
+            prefix=settings.get("prefix", ""),
+            name=spec.name,
+            policy=policy.name,
+            session=session,
+            endpoint_url=endpoint_url,
+            region=settings.get("region") or region,
+            copy_stores={
+                t.location["store"]: t.name
+                for t in policy.tiers_for(spec)[1:]
+                if t.location.get("store")
+            },
+        )
+
+    @classmethod
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+        """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in).
+
+        S3 objects have no resource tags usable in conditions, so deletes are scoped by prefix.
+        """
+        bucket = f"arn:{PARTITION}:s3:::{spec.settings['bucket']}"
+        data = f"{bucket}/{spec.settings.get('prefix', '')}*"
+        internal = f"{bucket}/_backuppolicy/*"
+        objects = (data, internal) if spec.settings.get("prefix") else (data,)
+        return by_workflow(
+            [
+                Grant((), ("s3:ListBucketVersions",), (bucket,)),
+                Grant((), ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (internal,)),
+                Grant(("backup", "prune"), ("s3:GetObject",), (internal,)),
+                Grant(("backup", "verify"), ("s3:GetBucketVersioning",), (bucket,)),
+                Grant(("backup",), ("s3:PutObject", "s3:PutObjectTagging"), (internal,)),
+                Grant(("prune",), ("s3:DeleteObjectVersion",), objects),
+                # HeadObject of each version and of its key's current version before deleting it.
+                Grant(("prune",), ("s3:GetObject", "s3:GetObjectVersion"), objects),
+                Grant(
+                    ("verify",),
+                    (
+                        "s3:GetEncryptionConfiguration",
+                        "s3:GetBucketPublicAccessBlock",
+                        "s3:GetBucketObjectLockConfiguration",
+                    ),
+                    (bucket,),
+                ),
+                Grant(
+                    ("restore-test",),
+                    ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"),
+                    objects,
+                ),
+                Grant(
+                    ("restore-test",),
+                    ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObjectVersion"),
+                    (internal,),
+                ),
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"<backuppolicy.aws.S3Bucket(bucket={self.bucket!r}, prefix={self.prefix!r})>"

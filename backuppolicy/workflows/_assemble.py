@@ -10,12 +10,12 @@ these names; `build_targets` and `build_notifiers` are public from `backuppolicy
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.resolution import get_resolver, needs_resolver, stands_for_itself
 from backuppolicy.core.targets import BackupTarget, get_target_class
@@ -33,18 +33,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------
 # Building targets and notifiers from a policy
-
-
-def _store(
-    url: str, *, tier: str, session: Any, endpoint_url: str | None, region: str | None
-) -> Any:
-    from backuppolicy import local  # noqa: PLC0415 - debt (issue 11): Directory.from_spec
-
-    if url.startswith("s3://"):
-        return local.open_store(
-            url, tier=tier, session=session, endpoint_url=endpoint_url, region=region
-        )
-    return local.open_store(url, tier=tier)
 
 
 def copy_tiers(policy: Policy, spec: TargetSpec) -> tuple[TierSpec, ...]:
@@ -67,11 +55,13 @@ def build_targets(
 ) -> dict[str, BackupTarget]:
     """Build the enabled targets of *policy* from their kinds and settings.
 
-    AWS targets get ``copy_regions`` from the policy's copy tiers, so their off-site copies are
-    listed (and pruned) too. Directory targets store archives in the source tier's ``store``.
-
-    A kind whose class has ``from_spec`` (`~backuppolicy.core.targets.TargetKind`) builds its
-    target itself: it gets the spec, the policy, and *session*, *endpoint_url* and *region*.
+    Each kind's class builds its targets itself (``from_spec``,
+    `~backuppolicy.core.targets.TargetKind`): it gets the spec, the policy, and *session*,
+    *endpoint_url* and *region*. AWS targets get ``copy_regions`` from the policy's copy tiers,
+    so their off-site copies are listed (and pruned) too; directory targets store archives in
+    the source tier's ``store``. A kind whose class has no ``from_spec`` is called with its
+    settings as keywords, plus ``name`` and ``policy``. The default session is made only when
+    a target's kind says it calls AWS (``needs_aws_session = True`` on its class).
 
     A selector target is resolved now (by the registry's ``"aws"`` resolver,
     `backuppolicy.aws.discovery.resolve_targets`): it becomes
@@ -94,7 +84,7 @@ def build_targets(
         BackendNotFoundError: A target's kind is not installed.
     """
     wanted = select_specs(policy, only)
-    if needs_resolver(wanted) or any(spec.kind in _AWS_KINDS for spec in wanted):
+    if needs_resolver(wanted) or any(_needs_aws_session(spec) for spec in wanted):
         resolver = get_resolver("aws")  # boto3 only when the policy has AWS targets
         if session is None:
             session = resolver.default_session()  # one session: each re-reads botocore's models
@@ -127,11 +117,6 @@ def build_targets(
     return built
 
 
-_AWS_KINDS = frozenset(
-    {"rds-instance", "aurora-cluster", "ec2-instance", "ebs-volume", "s3-bucket", "aws-backup"}
-)
-
-
 def select_specs(policy: Policy, only: Iterable[str] | None) -> list[TargetSpec]:
     if only is None:
         return [spec for spec in policy.targets if spec.enabled]
@@ -154,6 +139,15 @@ def run_specs(specs: Iterable[TargetSpec], built: Mapping[str, BackupTarget]) ->
     return out
 
 
+def _needs_aws_session(spec: TargetSpec) -> bool:
+    """Whether the kind of *spec* calls AWS (its class says so: ``needs_aws_session``)."""
+    try:
+        kind = get_target_class(spec.kind)
+    except BackendNotFoundError:
+        return False  # reported when the target is built, as for any other kind
+    return bool(getattr(kind, "needs_aws_session", False))
+
+
 def _build_target(
     policy: Policy,
     spec: TargetSpec,
@@ -169,85 +163,9 @@ def _build_target(
             spec, policy, session=session, endpoint_url=endpoint_url, region=region
         )
         return built
-    return _build_builtin(
-        factory, policy, spec, session=session, endpoint_url=endpoint_url, region=region
-    )
-
-
-def _build_builtin(
-    factory: Callable[..., BackupTarget],
-    policy: Policy,
-    spec: TargetSpec,
-    *,
-    session: Any,
-    endpoint_url: str | None,
-    region: str | None,
-) -> BackupTarget:
-    """The built-in kinds that do not have ``from_spec`` yet; any other kind gets its settings."""
-    settings = dict(spec.settings)
-    common: dict[str, Any] = {"name": spec.name, "policy": policy.name}
-    aws_common = {
-        "session": session,
-        "endpoint_url": endpoint_url,
-        "region": settings.pop("region", None) or region,
-    }
-    settings.pop("kms_key_id", None)
-    copy_regions = [
-        t.location["region"] for t in copy_tiers(policy, spec) if "region" in t.location
-    ]
-    if spec.kind in {"rds-instance", "aurora-cluster", "ebs-volume"}:
-        resource = settings.pop(
-            {"rds-instance": "db_instance_id", "aurora-cluster": "db_cluster_id"}.get(
-                spec.kind, "volume_id"
-            )
-        )
-        return factory(resource, **common, **aws_common, copy_regions=copy_regions)
-    if spec.kind == "ec2-instance":
-        settings.pop("no_reboot", None)  # CreateSnapshots never reboots the instance
-        return factory(
-            settings.pop("instance_id"), **common, **aws_common, copy_regions=copy_regions
-        )
-    if spec.kind == "s3-bucket":
-        return factory(
-            settings.pop("bucket"),
-            prefix=settings.pop("prefix", ""),
-            **common,
-            **aws_common,
-            copy_stores={
-                t.location["store"]: t.name
-                for t in copy_tiers(policy, spec)
-                if t.location.get("store")
-            },
-        )
-    if spec.kind == "directory":
-        tiers = policy.tiers_for(spec)
-        url = tiers[0].location.get("store") if tiers else None
-        if not url:
-            raise PolicyError.for_field(
-                f"tiers[{tiers[0].name if tiers else 'local'}].location.store",
-                f"a directory or s3:// URL where archives of directory target {spec.name!r} are kept",
-                url,
-            )
-        store_kw = {"session": session, "endpoint_url": endpoint_url, "region": region}
-        store = _store(url, tier=tiers[0].name, **store_kw)
-        # Stores of the copy tiers too, so their copies are listed (due checks, pruning).
-        copy_stores = [
-            _store(t.location["store"], tier=t.name, **store_kw)
-            for t in copy_tiers(policy, spec)
-            if t.location.get("store")
-        ]
-        return factory(
-            settings.pop("path"),
-            store=store,
-            stores=copy_stores,
-            store_options={"session": session, "endpoint_url": endpoint_url},
-            exclude=tuple(settings.pop("exclude", ())),
-            include=tuple(settings.pop("include", ())),
-            **common,
-        )
-    if spec.kind == "aws-backup":  # read-only: AWS Backup makes and expires these points
-        return factory(settings.pop("resource_arn"), **settings, **common, **aws_common)
-    return factory(**settings, **common)
+    # A kind without it gets its settings as keywords (less ``region`` and ``kms_key_id``).
+    settings = {k: v for k, v in spec.settings.items() if k not in {"region", "kms_key_id"}}
+    return factory(**settings, name=spec.name, policy=policy.name)
 
 
 def build_notifiers(

@@ -68,6 +68,7 @@ from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.resolution import get_resolver
 from backuppolicy.core.retention import MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
+from backuppolicy.core.selector import RESOURCE_TYPES
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
 from backuppolicy.report import Clause, ComplianceReport, Finding
 from backuppolicy.workflows._review import requirements
@@ -648,9 +649,6 @@ def audit(
     )
 
 
-_AWS_KINDS: Final = frozenset(
-    {"rds-instance", "aurora-cluster", "ec2-instance", "ebs-volume", "s3-bucket", "selector"}
-)
 _COVERAGE = Clause("coverage", "§1.1", "every tagged AWS resource is protected by the policy")
 
 
@@ -669,7 +667,11 @@ def _coverage(policy: Policy, *, session: Any, endpoint_url: str | None) -> list
     `backuppolicy.aws.discovery.unprotected_resources`, reached through the registry's ``"aws"``
     resolver). A failed search is a finding too.
     """
-    specs = [spec for spec in policy.targets if spec.enabled and spec.kind in _AWS_KINDS]
+    specs = [  # the targets whose kinds the tagging search finds, and the selectors
+        spec
+        for spec in policy.targets
+        if spec.enabled and (spec.selector is not None or spec.kind in RESOURCE_TYPES)
+    ]
     if not specs:
         return []
     regions = sorted(
