@@ -38,6 +38,7 @@ import attrs
 
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.secrets import Secret, looks_secret, reveal, scrub
+from backuppolicy.core.targets import ObjectReader
 
 __all__ = [
     "FileProbe",
@@ -377,7 +378,7 @@ class S3ObjectProbe:
     """Expected objects, and optionally their SHA-256, under a restored S3 prefix.
 
     The endpoint is ``s3://bucket/prefix/`` (`backuppolicy.aws.S3Bucket.restore` yields it);
-    objects are read through the target's AWS client (``ctx.target.call``), streaming.
+    objects are read through the target (`backuppolicy.core.targets.ObjectReader`), streaming.
 
     Attributes:
         objects: Key relative to the restored prefix -> ``"sha256:<hex>"``, or ``None`` to
@@ -395,10 +396,12 @@ class S3ObjectProbe:
             return ProbeResult(
                 self.name, ok=False, details=f"expected an s3:// endpoint (got {text!r})"
             )
-        call = getattr(ctx.target, "call", None)
-        if call is None:
+        reader = ctx.target
+        if not isinstance(reader, ObjectReader):
             return ProbeResult(
-                self.name, ok=False, details="the target has no AWS client (no .call)"
+                self.name,
+                ok=False,
+                details="the target cannot read S3 objects (no open_object_version)",
             )
         bucket, _, prefix = text[len("s3://") :].partition("/")
         problems: list[str] = []
@@ -406,13 +409,10 @@ class S3ObjectProbe:
         for rel, expected in sorted(self.objects.items()):
             key = f"{prefix}{rel}"
             try:
-                response = call(
-                    "s3", "get_object", resource=f"s3://{bucket}/{key}", Bucket=bucket, Key=key
-                )
+                body = reader.open_object_version(bucket, key, None, region=None)
             except LookupError:
                 problems.append(f"{rel}: missing")
                 continue
-            body = response["Body"]
             digest = hashlib.sha256()
             try:
                 for chunk in body.iter_chunks(_CHUNK):
