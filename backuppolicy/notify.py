@@ -37,7 +37,8 @@ from backuppolicy.core.model import ensure_aware
 from backuppolicy.core.secrets import Secret, redact_url, scrub, secret_cause
 
 if TYPE_CHECKING:
-    from backuppolicy.aws import AwsBackend, RetryPolicy
+    from backuppolicy.aws import RetryPolicy
+    from backuppolicy.aws.sns import SnsTopic
 
 __all__ = [
     "Event",
@@ -255,10 +256,10 @@ class SnsNotifier:
                 topic_arn,
             )
         self.topic_arn = topic_arn
-        from backuppolicy.aws import AwsBackend  # noqa: PLC0415 - boto3 only for an SNS notifier
+        from backuppolicy.aws.sns import SnsTopic  # noqa: PLC0415 - boto3 only for an SNS notifier
 
-        self._backend: AwsBackend = AwsBackend(
-            f"sns:{parts[5]}",
+        self._topic: SnsTopic = SnsTopic(
+            topic_arn,
             session=session,
             region=region or parts[3],
             endpoint_url=endpoint_url,
@@ -271,17 +272,10 @@ class SnsNotifier:
 
     def notify(self, event: Event) -> None:
         """Publish *event* (raises `backuppolicy.BackendError` on failure)."""
-        self._backend.call(
-            "sns",
-            "publish",
-            resource=self.topic_arn,
-            TopicArn=self.topic_arn,
-            Subject=event.subject[:_SNS_SUBJECT_MAX],
-            Message=json.dumps(event.to_dict(), sort_keys=True),
-            MessageAttributes={
-                "kind": {"DataType": "String", "StringValue": event.kind.value},
-                "target": {"DataType": "String", "StringValue": event.target},
-            },
+        self._topic.publish(
+            event.subject[:_SNS_SUBJECT_MAX],
+            json.dumps(event.to_dict(), sort_keys=True),
+            attributes={"kind": event.kind.value, "target": event.target},
         )
 
 

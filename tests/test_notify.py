@@ -133,6 +133,18 @@ class TestSnsNotifier:
             SnsNotifier("arn:aws:sns:us-east-1:123456789012:nope").notify(event)
         assert "Publish" == info.value.operation
 
+    def test_topic_publishes_with_string_attributes(self, aws):
+        """`SnsTopic.publish` (aws/sns.py) makes the Publish call and answers its message id."""
+        import boto3
+
+        from backuppolicy.aws.sns import SnsTopic
+
+        topic = boto3.client("sns", region_name="us-east-1").create_topic(Name="b")["TopicArn"]
+        message_id = SnsTopic(topic, region="us-east-1").publish(
+            "subject", "{}", attributes={"kind": "failure"}
+        )
+        assert message_id
+
     def test_bad_arn_is_a_policy_error(self):
         """A malformed ARN is refused at construction."""
         with pytest.raises(bp.PolicyError, match="^topic_arn: expected an SNS topic ARN"):

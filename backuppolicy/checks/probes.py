@@ -8,6 +8,12 @@ connect to, the target and the point. A probe returns a `ProbeResult`. Built in:
 * `FileProbe`: expected files (and their SHA-256) in a restored directory;
 * `S3ObjectProbe`: expected objects (and their SHA-256) under a restored S3 prefix.
 
+The health checks of recovery plans are probes of the same family
+(`backuppolicy.checks.health`: `HttpCheck`, `TcpCheck`, `SqlCheck` on top of `SqlProbe`,
+`CallableCheck`): they take the context's endpoint and return a `backuppolicy.CheckResult`,
+which `run_probe` turns into a `ProbeResult`. `run_probe` is the one runner: restore tests,
+`backuppolicy.restore` (`backuppolicy.checks.running.run_check`) and recovery plans use it.
+
 Plain callables work too: ``probe(ctx)`` returning ``True``/``None`` (pass), ``False`` (fail)
 or a `ProbeResult`; an exception fails the probe with its message.
 
@@ -32,12 +38,16 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.secrets import Secret, looks_secret, reveal, scrub
+from backuppolicy.core.targets import ObjectReader
+
+if TYPE_CHECKING:
+    from backuppolicy.checks.verify import CheckResult
 
 __all__ = [
     "FileProbe",
@@ -82,12 +92,15 @@ class ProbeResult:
         ok: Whether the data was as expected.
         details: One human line: what was found.
         evidence: Machine-readable facts (query, rows, checksums ...).
+        check_result: The `backuppolicy.CheckResult` the probe returned, if it returned one
+            (the health checks of `backuppolicy.checks.health`); not part of `to_dict`.
     """
 
     name: str
     ok: bool
     details: str = ""
     evidence: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    check_result: Any = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (kept in the restore test's evidence)."""
@@ -108,13 +121,16 @@ class Probe(Protocol):
         """Name of the probe, as recorded in the evidence."""
         ...
 
-    def run(self, ctx: ProbeContext) -> ProbeResult:
-        """Look at the restored data and return the result; raise only if it cannot run."""
+    def run(self, ctx: ProbeContext) -> ProbeResult | CheckResult:
+        """Look at the restored data and return the result; raise only if it cannot run.
+
+        The health checks (`backuppolicy.checks.health`) return a `backuppolicy.CheckResult`.
+        """
         ...
 
 
-ProbeLike = Probe | Callable[[ProbeContext], "ProbeResult | bool | None"]
-"""A `Probe`, or a plain callable ``probe(ctx)`` returning a `ProbeResult`, a bool or ``None``."""
+ProbeLike = Probe | Callable[[ProbeContext], "ProbeResult | CheckResult | bool | None"]
+"""A `Probe`, or a plain callable ``probe(ctx)`` returning a result, a bool or ``None``."""
 
 
 def _name_of(probe: object) -> str:
@@ -139,6 +155,10 @@ def run_probe(probe: ProbeLike, ctx: ProbeContext) -> ProbeResult:
         return ProbeResult(name, ok=False, details=f"{type(exc).__name__}: {exc}")
     if isinstance(outcome, ProbeResult):
         return outcome
+    to_probe_result = getattr(outcome, "to_probe_result", None)
+    if callable(to_probe_result):  # a CheckResult: the health checks
+        result: ProbeResult = to_probe_result()
+        return result
     if outcome is None or outcome is True:
         return ProbeResult(name, ok=True, details="passed")
     if outcome is False:
@@ -377,7 +397,7 @@ class S3ObjectProbe:
     """Expected objects, and optionally their SHA-256, under a restored S3 prefix.
 
     The endpoint is ``s3://bucket/prefix/`` (`backuppolicy.aws.S3Bucket.restore` yields it);
-    objects are read through the target's AWS client (``ctx.target.call``), streaming.
+    objects are read through the target (`backuppolicy.core.targets.ObjectReader`), streaming.
 
     Attributes:
         objects: Key relative to the restored prefix -> ``"sha256:<hex>"``, or ``None`` to
@@ -395,10 +415,12 @@ class S3ObjectProbe:
             return ProbeResult(
                 self.name, ok=False, details=f"expected an s3:// endpoint (got {text!r})"
             )
-        call = getattr(ctx.target, "call", None)
-        if call is None:
+        reader = ctx.target
+        if not isinstance(reader, ObjectReader):
             return ProbeResult(
-                self.name, ok=False, details="the target has no AWS client (no .call)"
+                self.name,
+                ok=False,
+                details="the target cannot read S3 objects (no open_object_version)",
             )
         bucket, _, prefix = text[len("s3://") :].partition("/")
         problems: list[str] = []
@@ -406,13 +428,10 @@ class S3ObjectProbe:
         for rel, expected in sorted(self.objects.items()):
             key = f"{prefix}{rel}"
             try:
-                response = call(
-                    "s3", "get_object", resource=f"s3://{bucket}/{key}", Bucket=bucket, Key=key
-                )
+                body = reader.open_object_version(bucket, key, None, region=None)
             except LookupError:
                 problems.append(f"{rel}: missing")
                 continue
-            body = response["Body"]
             digest = hashlib.sha256()
             try:
                 for chunk in body.iter_chunks(_CHUNK):

@@ -1,13 +1,15 @@
 """One way to run a probe against a restored resource's endpoint: `run_check`.
 
-`backuppolicy.restore` runs the probes of a plan with it, and the recovery health checks of
-`backuppolicy.workflows.recovery` (`~backuppolicy.workflows.recovery.CallableCheck`) run
-their functions with it. A probe is any of:
+`backuppolicy.restore` runs the probes of a plan with it, and the recovery health checks
+(`backuppolicy.checks.health`) run with it in recovery plans. It wraps the one runner,
+`~backuppolicy.checks.probes.run_probe`, and turns its `ProbeResult` into a `CheckResult`. A
+probe is any of:
 
 * a data probe of `backuppolicy.checks.probes` (`~backuppolicy.checks.probes.SqlProbe`,
   `~backuppolicy.checks.probes.FileProbe`, `~backuppolicy.checks.probes.S3ObjectProbe`), run
-  with `~backuppolicy.checks.probes.run_probe` and a `~backuppolicy.checks.probes.ProbeContext`;
-* an object with ``run(endpoint)`` returning a `CheckResult` (the recovery health checks);
+  with a `~backuppolicy.checks.probes.ProbeContext`;
+* an object with ``run(endpoint)`` returning a `CheckResult` (the health checks), a bool or
+  ``None``;
 * a callable ``probe(endpoint)`` returning a `CheckResult`, a bool or ``None``.
 """
 
@@ -16,6 +18,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
+
+import attrs
 
 from backuppolicy.checks.probes import (
     FileProbe,
@@ -62,26 +66,15 @@ def run_check(
         getattr(probe, "name", None) or getattr(probe, "__name__", None) or type(probe).__name__
     )
     started = time.monotonic()
-    value: Any
-    try:
-        if isinstance(probe, DATA_PROBES):
-            context = ProbeContext(resource=None, endpoint=endpoint, target=backend, point=point)
-            value = run_probe(probe, context)
-        else:
-            value = probe.run(endpoint) if hasattr(probe, "run") else probe(endpoint)
-    except Exception as exc:  # noqa: BLE001 - a probe that raises is a failed check
-        value = False
-        detail = f"{name} against {endpoint}: {type(exc).__name__}: {exc}"
+    context = ProbeContext(resource=None, endpoint=endpoint, target=backend, point=point)
+    if isinstance(probe, DATA_PROBES):
+        result = run_probe(probe, context)
+        result = attrs.evolve(result, details=f"{name}: {result.details}")
     else:
-        detail = ""
-    if isinstance(value, CheckResult):
-        return value
-    if isinstance(value, ProbeResult) or (hasattr(value, "ok") and not isinstance(value, bool)):
-        ok = bool(value.ok)
-        detail = f"{name}: {getattr(value, 'details', '')}"
-    else:
-        ok = value is None or value is True
-        detail = detail or f"{name} against {endpoint}: {'ok' if ok else f'returned {value!r}'}"
+        result = run_probe(_OnEndpoint(name, probe), context)
+    if isinstance(result.check_result, CheckResult):
+        return result.check_result
+    ok = result.ok
     return CheckResult(
         check=name,
         status=CheckStatus.PASS if ok else CheckStatus.FAIL,
@@ -89,7 +82,41 @@ def run_check(
         checked_at=datetime.now(UTC),
         point_id=point.id if point else None,
         kind=CheckKind.RESTORE_TEST,
-        details=detail,
-        issues=_issues() if ok else _issues(detail),
+        details=result.details,
+        issues=_issues() if ok else _issues(result.details),
         duration=time.monotonic() - started,
     )
+
+
+@attrs.frozen
+class _OnEndpoint:
+    """A probe of the endpoint alone (``probe.run(endpoint)`` or ``probe(endpoint)``) as a `Probe`.
+
+    Its `ProbeResult` has the final details of the check: a `CheckResult` the probe returned is
+    kept as it is (``check_result``).
+    """
+
+    name: str
+    probe: Any
+
+    def run(self, ctx: ProbeContext) -> ProbeResult:
+        name, probe, endpoint = self.name, self.probe, ctx.endpoint
+        value: Any
+        try:
+            value = probe.run(endpoint) if hasattr(probe, "run") else probe(endpoint)
+        except Exception as exc:  # noqa: BLE001 - a probe that raises is a failed check
+            return ProbeResult(
+                name, ok=False, details=f"{name} against {endpoint}: {type(exc).__name__}: {exc}"
+            )
+        if isinstance(value, CheckResult):
+            return value.to_probe_result()
+        if isinstance(value, ProbeResult) or (hasattr(value, "ok") and not isinstance(value, bool)):
+            return ProbeResult(
+                name, ok=bool(value.ok), details=f"{name}: {getattr(value, 'details', '')}"
+            )
+        ok = value is None or value is True
+        return ProbeResult(
+            name,
+            ok=ok,
+            details=f"{name} against {endpoint}: {'ok' if ok else f'returned {value!r}'}",
+        )

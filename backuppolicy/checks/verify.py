@@ -149,6 +149,16 @@ class CheckResult:
         """Whether the check did not fail (pass, warn and skipped are all "ok")."""
         return self.status is not CheckStatus.FAIL
 
+    def to_probe_result(self) -> ProbeResult:
+        """This result as a probe's (`run_probe`), which keeps it as ``check_result``."""
+        return ProbeResult(
+            self.check,
+            ok=self.ok,
+            details=self.details,
+            evidence=dict(self.evidence),
+            check_result=self,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the testing log stores this)."""
         return {

@@ -60,6 +60,7 @@ __all__ = [
     "DatabaseSnapshotPoints",
     "Destination",
     "IsolationProfile",
+    "ObjectReader",
     "ObjectVersionPoints",
     "PointSharing",
     "RecoverableInstance",
@@ -672,6 +673,25 @@ class ObjectVersionPoints(Protocol):
         self, bucket: str, key: str, version_id: str | None, *, region: str | None
     ) -> Any:
         """A streaming body (``iter_chunks``, ``close``) of version *version_id* of *key*."""
+        ...
+
+
+@runtime_checkable
+class ObjectReader(Protocol):
+    """**Protocol:** a target that reads objects of its object store, streaming.
+
+    `backuppolicy.checks.probes.S3ObjectProbe` reads the restored objects through it.
+    Implementation: `backuppolicy.aws.S3Bucket`.
+    """
+
+    def open_object_version(
+        self, bucket: str, key: str, version_id: str | None, *, region: str | None
+    ) -> Any:
+        """A streaming body (``iter_chunks``, ``close``) of *key* (its current version for ``None``).
+
+        Raises:
+            LookupError: There is no such object (`backuppolicy.ResourceNotFoundError`).
+        """
         ...
 
 
