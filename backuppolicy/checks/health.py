@@ -37,8 +37,8 @@ import attrs
 
 from backuppolicy.checks.probes import ProbeContext, SqlProbe
 from backuppolicy.checks.running import run_check
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.secrets import Secret, looks_secret, redact_url, reveal, scrub
 
 __all__ = ["CallableCheck", "Check", "HttpCheck", "SqlCheck", "TcpCheck"]

@@ -1,6 +1,6 @@
 """Data probes for restore tests: prove that a restored copy holds the data it should.
 
-A restore test (`backuppolicy.checks.verify.RestoreTest`) restores a point into the isolation
+A restore test (`backuppolicy.checks.restore_test.RestoreTest`) restores a point into the isolation
 profile and hands every probe a `ProbeContext`: the restored resource, the endpoint the probes
 connect to, the target and the point. A probe returns a `ProbeResult`. Built in:
 
@@ -43,11 +43,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.results import ProbeResult
 from backuppolicy.core.secrets import Secret, looks_secret, reveal, scrub
 from backuppolicy.core.targets import ObjectReader
 
 if TYPE_CHECKING:
-    from backuppolicy.checks.verify import CheckResult
+    from backuppolicy.core.results import CheckResult
 
 __all__ = [
     "FileProbe",
@@ -81,35 +82,6 @@ class ProbeContext:
     endpoint: Any
     target: Any = None
     point: Any = None
-
-
-@attrs.frozen
-class ProbeResult:
-    """The result of one probe.
-
-    Attributes:
-        name: Name of the probe.
-        ok: Whether the data was as expected.
-        details: One human line: what was found.
-        evidence: Machine-readable facts (query, rows, checksums ...).
-        check_result: The `backuppolicy.CheckResult` the probe returned, if it returned one
-            (the health checks of `backuppolicy.checks.health`); not part of `to_dict`.
-    """
-
-    name: str
-    ok: bool
-    details: str = ""
-    evidence: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
-    check_result: Any = attrs.field(default=None, eq=False, repr=False, kw_only=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (kept in the restore test's evidence)."""
-        return {
-            "name": self.name,
-            "ok": self.ok,
-            "details": self.details,
-            "evidence": dict(self.evidence),
-        }
 
 
 @runtime_checkable

@@ -29,8 +29,8 @@ from backuppolicy.checks.probes import (
     SqlProbe,
     run_probe,
 )
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.model import RecoveryPoint
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 
 __all__ = ["DATA_PROBES", "run_check"]
 
