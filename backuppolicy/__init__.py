@@ -4,23 +4,22 @@ Import the core from here (it never imports boto3); AWS targets from `backuppoli
 local directories from `backuppolicy.local`, test support from `backuppolicy.testing`.
 """
 
-from backuppolicy.checks.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
-from backuppolicy.checks.verify import (
-    CheckKind,
-    CheckResult,
-    CheckStatus,
+from backuppolicy.checks.integrity import IntegrityCheck
+from backuppolicy.checks.metadata import (
     Completed,
     Encrypted,
     Fresh,
     HasOffsiteCopy,
-    IntegrityCheck,
     NotPublic,
     ObjectLock,
-    RestoreTest,
     SettingsMatchPolicy,
+    VersioningEnabled,
+)
+from backuppolicy.checks.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
+from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.verify import (
     Verifier,
     VerifyContext,
-    VersioningEnabled,
 )
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import (
@@ -46,6 +45,7 @@ from backuppolicy.core.policy import (
     TierSpec,
     VerificationSpec,
 )
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.retention import (
     AnyOf,
     KeepDaily,

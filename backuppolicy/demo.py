@@ -35,8 +35,8 @@ from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
 from backuppolicy.core.model import RecoveryPoint
 
 if TYPE_CHECKING:
-    from backuppolicy.checks.verify import CheckResult
     from backuppolicy.core.policy import Policy
+    from backuppolicy.core.results import CheckResult
     from backuppolicy.core.targets import BackupTarget
     from backuppolicy.workflows.testlog import TestLog
 

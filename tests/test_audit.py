@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import ThrottledError
 from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
 from backuppolicy.core.policy import Policy
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.notify import Event, EventKind
 from backuppolicy.report import ComplianceReport, Finding
 from backuppolicy.testing import MemoryTarget
@@ -481,7 +481,7 @@ class TestNotApplicable:
         from datetime import UTC, datetime, timedelta
 
         import backuppolicy as bp
-        from backuppolicy.checks.verify import CheckResult, CheckStatus
+        from backuppolicy.core.results import CheckResult, CheckStatus
         from backuppolicy.testing import MemoryTarget
         from backuppolicy.workflows._audit import audit
         from backuppolicy.workflows.testlog import TestLog

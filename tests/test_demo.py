@@ -19,9 +19,9 @@ import attrs
 import pytest
 
 from backuppolicy import demo
-from backuppolicy.checks.verify import CheckKind
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
+from backuppolicy.core.results import CheckKind
 from backuppolicy.core.retention import MaxAge
 from backuppolicy.core.schedule import Cadence, rolling_slots
 from backuppolicy.workflows._audit import audit

@@ -29,9 +29,11 @@ import pytest
 from backuppolicy import local
 from backuppolicy.aws import S3Bucket
 from backuppolicy.aws import s3 as s3_module
-from backuppolicy.checks.verify import CheckStatus, IntegrityCheck, VerifyContext
+from backuppolicy.checks.integrity import IntegrityCheck
+from backuppolicy.checks.verify import VerifyContext
 from backuppolicy.core.exceptions import VerificationError
 from backuppolicy.core.model import TAG_POLICY, TAG_TARGET, RecoveryPoint, Status
+from backuppolicy.core.results import CheckStatus
 from backuppolicy.local import Directory, DirectoryStore, S3Store, UnsafeArchiveError
 
 T0 = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)

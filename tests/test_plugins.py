@@ -243,7 +243,7 @@ class TestStoresUseTheObjectStore:
         """S3LogStore keeps its format and makes every storage call through the 's3' object store."""
         register_plugin("object-store", "s3", _MemoryObjects)
         log = TestLog.open("s3://logs/web", ran_by="ops", clock=lambda: NOW)
-        from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
+        from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 
         entry = log.record(
             CheckResult(

@@ -31,7 +31,9 @@ import pytest
 
 from backuppolicy.aws import RdsInstance, RetryPolicy
 from backuppolicy.checks.probes import SqlProbe, StaticEndpoint
-from backuppolicy.checks.verify import CheckStatus, RestoreTest, VerifyContext
+from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.verify import VerifyContext
+from backuppolicy.core.results import CheckStatus
 from backuppolicy.testing import MemoryTarget
 
 NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import time_machine
 
-from backuppolicy.checks.verify import CheckResult
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
+from backuppolicy.core.results import CheckResult
 from backuppolicy.local import Directory, DirectoryStore
 from backuppolicy.workflows.recovery import (
     CallableCheck,

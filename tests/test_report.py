@@ -300,7 +300,7 @@ targets:
 
 def _full_log(path: Path) -> None:
     """A testing log with every test and check the CLI policy needs."""
-    from backuppolicy.checks.verify import CheckKind, CheckResult
+    from backuppolicy.core.results import CheckKind, CheckResult
     from backuppolicy.workflows.testlog import TestLog
 
     log = TestLog.open(path)

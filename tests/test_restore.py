@@ -14,9 +14,9 @@ from typing import Any
 import attrs
 import pytest
 
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import PolicyError, VerificationError
 from backuppolicy.core.policy import Policy
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.local import Directory, DirectoryStore
 from backuppolicy.testing import MemoryTarget
 from backuppolicy.workflows._restore import RestorePlan, StepAction, plan_restore, restore

@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 import backuppolicy as bp
 import backuppolicy.cli.main as cli
 from backuppolicy.checks.probes import ProbeContext, SqlProbe, StaticEndpoint, run_probe
-from backuppolicy.checks.verify import RestoreTest, VerifyContext
+from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.verify import VerifyContext
 from backuppolicy.core import targets
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.secrets import Secret, json_default, redact_url, scrub, secret_field

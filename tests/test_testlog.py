@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.workflows import _logformat, logstores
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
@@ -263,7 +263,7 @@ class TestJsonlStore:
             from datetime import UTC, datetime
             from pathlib import Path
             from backuppolicy.workflows.testlog import JsonlLogStore, TestLog
-            from backuppolicy.checks.verify import CheckResult
+            from backuppolicy.core.results import CheckResult
             path, go, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
             while not go.exists():
                 time.sleep(0.001)

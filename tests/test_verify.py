@@ -17,6 +17,18 @@ import attrs
 import pytest
 
 import backuppolicy.cli.main as cli
+from backuppolicy.checks.integrity import IntegrityCheck
+from backuppolicy.checks.metadata import (
+    Completed,
+    Encrypted,
+    Fresh,
+    HasOffsiteCopy,
+    NotPublic,
+    ObjectLock,
+    SettingsMatchPolicy,
+    VersioningEnabled,
+    expected_rds_settings,
+)
 from backuppolicy.checks.probes import (
     FileProbe,
     ProbeContext,
@@ -25,29 +37,14 @@ from backuppolicy.checks.probes import (
     StaticEndpoint,
     run_probe,
 )
-from backuppolicy.checks.verify import (
-    CheckKind,
-    CheckResult,
-    CheckStatus,
-    Completed,
-    Encrypted,
-    Fresh,
-    HasOffsiteCopy,
-    IntegrityCheck,
-    NotPublic,
-    ObjectLock,
-    RestoreTest,
-    SettingsMatchPolicy,
-    SweptResource,
-    VerifyContext,
-    VersioningEnabled,
-    expected_rds_settings,
-)
+from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.verify import VerifyContext
 from backuppolicy.core import targets
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.model import Status
 from backuppolicy.core.policy import Policy
-from backuppolicy.core.targets import Destination, IsolationProfile
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
+from backuppolicy.core.targets import Destination, IsolationProfile, SweptResource
 from backuppolicy.local import Directory, DirectoryStore
 from backuppolicy.notify import Event, EventKind
 from backuppolicy.testing import MemoryTarget

@@ -25,7 +25,7 @@ from backuppolicy.cli._common import (
 if TYPE_CHECKING:
     import argparse
 
-    from backuppolicy.checks.verify import CheckResult
+    from backuppolicy.core.results import CheckResult
     from backuppolicy.workflows.verify import ResultRecorder
 
 __all__ = ["register"]

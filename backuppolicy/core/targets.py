@@ -614,8 +614,8 @@ class RecoverableInstance(Protocol):
 
 
 # -- verify capabilities -------------------------------------------------------------------
-# What `backuppolicy.checks.verify` needs from a target: the facts its checks read and the
-# restore-test leftovers it sweeps, one small protocol per family of targets. The checks find a
+# What the checks of `backuppolicy.checks` need from a target: the facts they read and the
+# restore-test leftovers swept, one small protocol per family of targets. The checks find a
 # target's family with ``isinstance`` (never by a kind string); the backend decides which of its
 # points a fact applies to, and every call to its service lives in the backend's own module.
 

@@ -62,10 +62,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from backuppolicy.checks.verify import CheckResult, CheckStatus
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.resolution import get_resolver
+from backuppolicy.core.results import CheckResult, CheckStatus
 from backuppolicy.core.retention import MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.selector import RESOURCE_TYPES

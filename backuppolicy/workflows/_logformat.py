@@ -20,9 +20,9 @@ from typing import Any, Final
 
 import attrs
 
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import ensure_aware
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 
 __all__ = [
     "TIME_KEY",

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from backuppolicy.checks.verify import CheckKind, CheckStatus
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import ensure_aware
+from backuppolicy.core.results import CheckKind, CheckStatus
 from backuppolicy.core.schedule import Cadence
 from backuppolicy.workflows._logformat import LogEntry, aware
 

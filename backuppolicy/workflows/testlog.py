@@ -26,7 +26,7 @@ Stores:
 
 Example:
     >>> from datetime import datetime, UTC
-    >>> from backuppolicy.checks.verify import CheckResult, CheckStatus, CheckKind
+    >>> from backuppolicy.core.results import CheckResult, CheckStatus, CheckKind
     >>> log = TestLog.open("memory://", ran_by="support@ops-1")
     >>> entry = log.record(CheckResult(
     ...     check="restore-test", status=CheckStatus.PASS, target="shop-db",
@@ -50,9 +50,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus, default_ran_by
+from backuppolicy.checks.verify import default_ran_by
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import ensure_aware
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.workflows._logformat import (
     TIME_KEY,
     CorruptLogLineWarning,

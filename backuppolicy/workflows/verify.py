@@ -1,7 +1,8 @@
 """Run checks: every check of a policy against its targets, restore tests, and the sweep.
 
-The checks themselves (the `~backuppolicy.checks.verify.Verifier` protocol, `CheckResult`, the
-metadata, integrity and restore-test checks) live in `backuppolicy.checks.verify`; this module
+The checks themselves live in `backuppolicy.checks` (the `~backuppolicy.checks.verify.Verifier`
+protocol in ``verify``; the metadata, integrity and restore-test checks in ``metadata``,
+``integrity`` and ``restore_test``; `CheckResult` in `backuppolicy.core.results`); this module
 builds the targets of a policy (through the registry), picks the points, runs the checks in a
 thread pool, records the results in the testing log and notifies failures.
 """
@@ -16,28 +17,28 @@ from typing import Any, Protocol
 
 import attrs
 
-from backuppolicy.checks.probes import ProbeLike
-from backuppolicy.checks.verify import (
-    CheckKind,
-    CheckResult,
-    CheckStatus,
+from backuppolicy.checks.integrity import IntegrityCheck
+from backuppolicy.checks.metadata import (
     Completed,
     Encrypted,
     Fresh,
     HasOffsiteCopy,
-    IntegrityCheck,
     NotPublic,
     ObjectLock,
-    RestoreTest,
     SettingsMatchPolicy,
+    VersioningEnabled,
+)
+from backuppolicy.checks.probes import ProbeLike
+from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.verify import (
     Verifier,
     VerifyContext,
-    VersioningEnabled,
     default_ran_by,
     newest_good,
 )
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.targets import (
     BackupTarget,
     IsolationProfile,

@@ -15,8 +15,8 @@ from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.rds import AuroraCluster, RdsInstance
 from backuppolicy.aws.s3 import S3Bucket
-from backuppolicy.checks.verify import CheckResult
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.results import CheckResult
 from backuppolicy.workflows._restore import (
     TAG_MOVED_ASIDE,
     TAG_RESTORE_ID,

@@ -1574,7 +1574,9 @@ class TestCopyStores:
 
     def test_integrity_check_passes_on_a_copy(self, stored):
         """IntegrityCheck reads the copied versions in the store and finds them intact."""
-        from backuppolicy.checks.verify import CheckStatus, IntegrityCheck, VerifyContext
+        from backuppolicy.checks.integrity import IntegrityCheck
+        from backuppolicy.checks.verify import VerifyContext
+        from backuppolicy.core.results import CheckStatus
 
         copy = self._copy(stored, stored.create_backup(token=TOKEN))
         result = IntegrityCheck().verify(stored, copy, VerifyContext(now=T0))

@@ -12,8 +12,8 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from backuppolicy.aws._client import RetryPolicy
-from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import BackendError
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.workflows import logstores
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,

@@ -21,19 +21,19 @@ import pytest
 import time_machine
 
 from backuppolicy.aws import EbsVolume, RdsInstance, RetryPolicy, S3Bucket
-from backuppolicy.checks.probes import S3ObjectProbe, SqlProbe, StaticEndpoint
-from backuppolicy.checks.verify import (
-    CheckStatus,
+from backuppolicy.checks.integrity import IntegrityCheck
+from backuppolicy.checks.metadata import (
     Encrypted,
-    IntegrityCheck,
     NotPublic,
     ObjectLock,
-    RestoreTest,
     SettingsMatchPolicy,
-    VerifyContext,
     VersioningEnabled,
 )
+from backuppolicy.checks.probes import S3ObjectProbe, SqlProbe, StaticEndpoint
+from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.verify import VerifyContext
 from backuppolicy.core.policy import Policy
+from backuppolicy.core.results import CheckStatus
 from backuppolicy.core.targets import IsolationProfile
 from backuppolicy.workflows.verify import _chosen_points, sweep_restore_tests
 from tests.aws.aws_defaults import PUBLIC_ACCESS_FLAGS, create_bucket
