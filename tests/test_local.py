@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from backuppolicy import local
 from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
@@ -43,7 +42,16 @@ from backuppolicy.core.model import (
     Status,
 )
 from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile
-from backuppolicy.local import ArchiveWriter, Directory, DirectoryStore, S3Store, open_store
+from backuppolicy.local import (
+    ArchiveWriter,
+    Directory,
+    DirectoryStore,
+    S3Store,
+    _archive_store,
+    _format,
+    _leftovers,
+    open_store,
+)
 from backuppolicy.testing import BackupTargetContract
 
 T0 = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)
@@ -321,12 +329,12 @@ class TestBackup:
         self, target: Directory, store: DirectoryStore, monkeypatch: pytest.MonkeyPatch
     ):
         """A file that changes size mid-backup fails the backup and leaves nothing behind."""
-        original = local._HashingReader.read
+        original = _format.HashingReader.read
 
         def short(self: Any, size: int = -1) -> bytes:
             return original(self, size)[:1]
 
-        monkeypatch.setattr(local._HashingReader, "read", short)
+        monkeypatch.setattr(_format.HashingReader, "read", short)
         with pytest.raises(BackendError, match="cannot archive"):
             target.create_backup()
         assert [] == list(store.keys())
@@ -401,7 +409,7 @@ class TestRestore:
         restored = target.restore_to(point, tmp_path / "out")
         assert 0o555 == stat.S_IMODE((restored / "bin").stat().st_mode)
         assert (restored / "bin" / "run.sh").is_file()
-        local._rmtree(restored)
+        _leftovers.remove_tree(restored)
         assert not restored.exists()
 
     def test_into_empty_directory(self, target: Directory, tmp_path: Path):
@@ -621,7 +629,7 @@ class TestHoldsRacingDeletes:
     ):
         """A hold that starts after the delete's check reports the point gone, never held=True."""
         point = target.create_backup()
-        original = local._refuse_protected
+        original = _archive_store.refuse_protected
         racers: list[tuple[threading.Thread, list[Any], threading.Event]] = []
 
         def check_then_race(p: RecoveryPoint, where: str) -> None:
@@ -630,7 +638,7 @@ class TestHoldsRacingDeletes:
                 racers.append(_racer(lambda: target.place_hold(point, HOLD), monkeypatch))
                 racers[0][2].wait()  # old code: the hold has been written by now
 
-        monkeypatch.setattr(local, "_refuse_protected", check_then_race)
+        monkeypatch.setattr(_archive_store, "refuse_protected", check_then_race)
 
         target.delete(point)
         thread, outcome, _ = racers[0]
@@ -695,7 +703,7 @@ class TestListingsRacingDeletes:
                     (store.path / f"{gone}{suffix}").unlink()
             return iter(entries)
 
-        monkeypatch.setattr(local.os, "scandir", scandir)
+        monkeypatch.setattr(os, "scandir", scandir)
 
         listed = [p.id for p in target.list_points()]
 
@@ -729,17 +737,18 @@ class TestCrash:
         import os, sys
         from datetime import UTC, datetime
         from backuppolicy import local
+        from backuppolicy.local import _format
 
         src, store_dir, mode = sys.argv[1:4]
         if mode == "mid-archive":
-            original = local._HashingReader.read
+            original = _format.HashingReader.read
             calls = [0]
             def crash(self, size=-1):
                 calls[0] += 1
                 if calls[0] > 3:
                     os._exit(17)
                 return original(self, size)
-            local._HashingReader.read = crash
+            _format.HashingReader.read = crash
         else:
             def crash(self, key, data):
                 os._exit(17)
@@ -862,11 +871,11 @@ class TestCrashLeftovers:
         point = target.create_backup()
         parent = tmp_path / "restores"
         parent.mkdir()
-        crashed, crashed_lock = local._owned_tempdir(".bp-restore-", parent)
+        crashed, crashed_lock = _leftovers.owned_tempdir(".bp-restore-", parent)
         os.close(crashed_lock)  # the restore died: its lock went with it
         _write(crashed / "data" / "app.conf", "half")
         _age(crashed, 2)
-        live, lock = local._owned_tempdir(".bp-restore-", parent)
+        live, lock = _leftovers.owned_tempdir(".bp-restore-", parent)
         (live / "data").mkdir()
         _age(live, 2)
         swept: list[str] = []
@@ -929,7 +938,7 @@ class TestSweepsTouchOnlyOurs:
         link = tmp_path / ".bp-restore-swapped"
         link.symlink_to(important)
 
-        local._rmtree(link)
+        _leftovers.remove_tree(link)
 
         assert "precious" == (important / "sub" / "keep.txt").read_text()
         assert 0o750 == stat.S_IMODE(important.stat().st_mode)

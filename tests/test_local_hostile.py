@@ -34,7 +34,15 @@ from backuppolicy.checks.verify import VerifyContext
 from backuppolicy.core.exceptions import VerificationError
 from backuppolicy.core.model import TAG_POLICY, TAG_TARGET, RecoveryPoint, Status
 from backuppolicy.core.results import CheckStatus
-from backuppolicy.local import Directory, DirectoryStore, S3Store, UnsafeArchiveError
+from backuppolicy.local import (
+    Directory,
+    DirectoryStore,
+    S3Store,
+    UnsafeArchiveError,
+    _archive_store,
+    _extract,
+    _format,
+)
 
 T0 = datetime(2026, 11, 26, 4, 0, 0, tzinfo=UTC)
 NAME = "bp-app-20261126t040000z"
@@ -123,14 +131,14 @@ def _plant(target: Directory) -> Callable[[bytes], RecoveryPoint]:
 def _layer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the case with only one of the two safety layers active."""
     if request.param == "explicit":
-        monkeypatch.setattr(local, "_HAS_DATA_FILTER", False)
+        monkeypatch.setattr(_extract, "_HAS_DATA_FILTER", False)
     else:
 
         def manifest_only(members: Any, point_id: str) -> tarfile.TarInfo:
             return next(m for m in members if m.name == "manifest.json")
 
-        monkeypatch.setattr(local, "_check_members", manifest_only)
-        monkeypatch.setattr(local, "_compare_members", lambda members, manifest, pid: manifest)
+        monkeypatch.setattr(_extract, "_check_members", manifest_only)
+        monkeypatch.setattr(_extract, "_compare_members", lambda members, manifest, pid: manifest)
     return str(request.param)
 
 
@@ -197,7 +205,7 @@ class TestHostileArchives:
         monkeypatch: pytest.MonkeyPatch,
     ):
         """Our own check names the member and why it was refused."""
-        monkeypatch.setattr(local, "_HAS_DATA_FILTER", False)
+        monkeypatch.setattr(_extract, "_HAS_DATA_FILTER", False)
         point = plant(_archive(HOSTILE[case]))
         with pytest.raises(UnsafeArchiveError, match="nothing was restored") as caught:
             target.restore_to(point, tmp_path / "restore" / "out")
@@ -252,11 +260,11 @@ class TestHostileArchives:
         point = plant(_archive([_info(str(outside), data=b"pwned")]))
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(
-                local,
+                _extract,
                 "_check_members",
                 lambda members, pid: next(m for m in members if m.name == "manifest.json"),
             )
-            patch.setattr(local, "_compare_members", lambda members, manifest, pid: manifest)
+            patch.setattr(_extract, "_compare_members", lambda members, manifest, pid: manifest)
             restored = target.restore_to(point, tmp_path / "restore" / "out")
         assert not outside.exists()
         assert OK == (restored / "ok.txt").read_bytes()
@@ -367,7 +375,7 @@ class TestManifestChecks:
         monkeypatch: pytest.MonkeyPatch,
     ):
         """The explicit path (no data filter) restores a safe archive with modes and owner fixed."""
-        monkeypatch.setattr(local, "_HAS_DATA_FILTER", False)
+        monkeypatch.setattr(_extract, "_HAS_DATA_FILTER", False)
         exe = tarfile.TarInfo("data/run.sh")
         exe.mode, exe.size, exe.uid, exe.uname = 0o4755, 3, 4242, "mallory"
         members = [(exe, b"ls\n"), _info("data/sub", tarfile.DIRTYPE)]
@@ -439,7 +447,7 @@ class TestLinkResolution:
     )
     def test_link_escapes(self, rel: str, target: str, links: dict[str, str], escapes: bool):
         """Link targets are resolved through the archive's other links, like the kernel would."""
-        assert escapes == local._link_escapes(rel, target, {**links, rel: target})
+        assert escapes == _format.link_escapes(rel, target, {**links, rel: target})
 
 
 def _zeros_archive(size: int, files: int = 1) -> bytes:
@@ -463,8 +471,8 @@ class TestArchiveLimits:
         monkeypatch: pytest.MonkeyPatch,
     ):
         """An archive expanding past the ratio limit is refused from its headers, before extraction."""
-        monkeypatch.setattr(local, "_RATIO_FLOOR", 0)
-        monkeypatch.setattr(local, "MAX_EXPANSION_RATIO", 5)
+        monkeypatch.setattr(_extract, "_RATIO_FLOOR", 0)
+        monkeypatch.setattr(_extract, "MAX_EXPANSION_RATIO", 5)
         extracted: list[str] = []
         monkeypatch.setattr(
             tarfile.TarFile, "extractall", lambda *a, **k: extracted.append("called")
@@ -483,7 +491,7 @@ class TestArchiveLimits:
         monkeypatch: pytest.MonkeyPatch,
     ):
         """An archive expanding past MAX_EXPANDED_BYTES is refused whatever its ratio."""
-        monkeypatch.setattr(local, "MAX_EXPANDED_BYTES", 1000)
+        monkeypatch.setattr(_extract, "MAX_EXPANDED_BYTES", 1000)
         point = plant(_zeros_archive(600, files=2))
         with pytest.raises(UnsafeArchiveError, match=f"'{NAME}' expands to more than 1000 bytes"):
             target.restore_to(point, tmp_path / "restore" / "out")
@@ -498,14 +506,14 @@ class TestArchiveLimits:
     ):
         """Bytes really written are counted while extracting, not only the headers' sizes."""
         point = plant(_zeros_archive(4096, files=3))
-        real_scan = local._scan
+        real_scan = _extract._scan
 
         def lying_scan(*args: Any) -> tuple[list[tarfile.TarInfo], int]:
             members, _ = real_scan(*args)
-            monkeypatch.setattr(local, "MAX_EXPANDED_BYTES", 5000)
+            monkeypatch.setattr(_extract, "MAX_EXPANDED_BYTES", 5000)
             return members, 0  # as if the headers had announced nothing
 
-        monkeypatch.setattr(local, "_scan", lying_scan)
+        monkeypatch.setattr(_extract, "_scan", lying_scan)
         with pytest.raises(UnsafeArchiveError, match="expands to more than 5000 bytes"):
             target.restore_to(point, tmp_path / "restore" / "out")
         _assert_nothing_restored(tmp_path)
@@ -518,7 +526,7 @@ class TestArchiveLimits:
         monkeypatch: pytest.MonkeyPatch,
     ):
         """Reading headers stops at MAX_ARCHIVE_MEMBERS + 1; the archive is refused."""
-        monkeypatch.setattr(local, "MAX_ARCHIVE_MEMBERS", 4)
+        monkeypatch.setattr(_extract, "MAX_ARCHIVE_MEMBERS", 4)
         point = plant(_zeros_archive(1, files=5))
         with pytest.raises(UnsafeArchiveError, match=f"'{NAME}' has more than 4 members"):
             target.restore_to(point, tmp_path / "restore" / "out")
@@ -579,7 +587,7 @@ class TestArchiveLimits:
         monkeypatch: pytest.MonkeyPatch,
     ):
         """A manifest member larger than MAX_MANIFEST_BYTES is refused without being read."""
-        monkeypatch.setattr(local, "MAX_MANIFEST_BYTES", 64)
+        monkeypatch.setattr(_extract, "MAX_MANIFEST_BYTES", 64)
         point = plant(_archive([]))
         with pytest.raises(UnsafeArchiveError, match=f"'{NAME}': manifest.json is larger than 64"):
             target.restore_to(point, tmp_path / "restore" / "out")
@@ -635,7 +643,7 @@ class TestS3Bounds:
         """S3Store reads at most limit + 1 bytes of a sidecar and lists an oversized one as FAILED."""
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="vault")
-        monkeypatch.setattr(local, "MAX_SIDECAR_BYTES", 100)
+        monkeypatch.setattr(_archive_store, "MAX_SIDECAR_BYTES", 100)
         client.put_object(Bucket="vault", Key=f"{NAME}.json", Body=b" " * 5000)
         ranges: list[str] = []
         client.meta.events.register(

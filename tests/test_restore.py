@@ -188,9 +188,9 @@ class TestDirectoryRestore:
     def test_crashed_restore_staging_is_swept_and_reported(self, etc: Directory) -> None:
         """Old, unlocked .bp-restore-* leftovers next to the destination go, listed in details."""
         point = etc.create_backup(token="one")
-        from backuppolicy import local
+        from backuppolicy.local import _leftovers
 
-        crashed, lock = local._owned_tempdir(".bp-restore-", etc.path.parent)
+        crashed, lock = _leftovers.owned_tempdir(".bp-restore-", etc.path.parent)
         os.close(lock)  # the restore that made it crashed: its lock is gone
         (crashed / "data").mkdir()
         when = time.time() - 2 * 86400

@@ -692,9 +692,9 @@ class TestRestoreTestRunner:
 
 def _crashed_restore_dir(parent: Path) -> Path:
     """A restore-test directory as a crashed test leaves it: marked as ours, no longer locked."""
-    from backuppolicy import local
+    from backuppolicy.local import _leftovers
 
-    path, lock = local._owned_tempdir("bp-restore-", parent)
+    path, lock = _leftovers.owned_tempdir("bp-restore-", parent)
     os.close(lock)
     return path
 

@@ -18,7 +18,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from backuppolicy import local
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.core.exceptions import (
     BackendError,
@@ -28,7 +27,7 @@ from backuppolicy.core.exceptions import (
 )
 from backuppolicy.core.model import TAG_HOLD, LegalHold, RecoveryPoint, Status
 from backuppolicy.core.targets import BackupTarget, Destination
-from backuppolicy.local import Directory, DirectoryStore, S3Store, open_store
+from backuppolicy.local import Directory, DirectoryStore, S3Store, _archive_store, open_store
 from backuppolicy.testing import BackupTargetContract
 
 BUCKET = "bp-offsite"
@@ -313,7 +312,7 @@ class TestHoldsRacingDeletes:
     ):
         """The delete's conditional DeleteObject sees the new hold: refused, the point stays held."""
         point = target.create_backup()
-        original = local._refuse_protected
+        original = _archive_store.refuse_protected
         raced: list[str] = []
 
         def check_then_hold(p: RecoveryPoint, where: str) -> None:
@@ -322,7 +321,7 @@ class TestHoldsRacingDeletes:
                 raced.append(p.id)
                 target.place_hold(point, HOLD)
 
-        monkeypatch.setattr(local, "_refuse_protected", check_then_hold)
+        monkeypatch.setattr(_archive_store, "refuse_protected", check_then_hold)
 
         with pytest.raises(ProtectedPointError, match="legal hold"):
             target.delete(point)
