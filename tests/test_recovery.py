@@ -23,6 +23,7 @@ from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.results import CheckResult
 from backuppolicy.local import Directory, DirectoryStore
+from backuppolicy.workflows._recovery_runner import Runner
 from backuppolicy.workflows.recovery import (
     CallableCheck,
     HttpCheck,
@@ -30,7 +31,6 @@ from backuppolicy.workflows.recovery import (
     SqlCheck,
     StepStatus,
     TcpCheck,
-    _Runner,
 )
 
 ROOT = Path(__file__).parents[1]
@@ -588,7 +588,7 @@ class TestExecute:
         state = tmp_path / "state.json"
         aside = tmp_path / "cfg.before-restore-20261126t090000z"
         rename = Path.rename
-        save = _Runner._save
+        save = Runner._save
 
         def crash_after_move_aside(self: Path, to: Any) -> Path:
             moved = rename(self, to)
@@ -603,10 +603,10 @@ class TestExecute:
             if crash_at == "after-move-aside":
                 patch.setattr(Path, "rename", crash_after_move_aside)
             else:
-                patch.setattr(_Runner, "_save", crash_before_save)
+                patch.setattr(Runner, "_save", crash_before_save)
             with pytest.raises(_Crash):
                 plan.execute(confirm=True, state_file=state, now=NOW, targets={"cfg": target})
-        assert _Runner._save is save
+        assert Runner._save is save
         assert {} == json.loads(state.read_text())["steps"]
         assert {"app.conf": "broken\n"} == {p.name: p.read_text() for p in aside.iterdir()}
 

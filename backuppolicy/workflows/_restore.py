@@ -41,6 +41,10 @@ After the restore the result is verified (the database is available, archive and
 checksums, a second dry run of an in-place S3 restore finds nothing left to do, probes) and
 recorded in the testing log with ``log.record(check_result)``.
 
+This module holds the entry points (`plan_restore`, `restore`, `RestoreResult`) and the dispatch
+by what a target can do; the per-family code lives in ``_restore_db`` (databases),
+``_restore_volumes`` (volumes) and ``_restore_bucket`` (S3), what they share in ``_restore_common``.
+
 Example:
     >>> import pathlib, tempfile
     >>> from backuppolicy.local import Directory, DirectoryStore
@@ -64,24 +68,17 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
 
 from backuppolicy.checks.running import run_check
 from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
-from backuppolicy.core.exceptions import (
-    BackendError,
-    PolicyError,
-    ResourceNotFoundError,
-)
+from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.restoring import (
     ABSENT,
@@ -90,18 +87,34 @@ from backuppolicy.core.restoring import (
     RestorePlan,
     RestoreStep,
     StepAction,
-    choose_point,
     restore_stamp,
-    stamp_of,
 )
 from backuppolicy.core.targets import (
-    TAG_RESTORE_ID,
+    TAG_RESTORE_ID,  # noqa: F401 - re-exported (callers and tests import it from here)
     BackupTarget,
     Restorable,
     RestorableBucket,
     RestorableDatabase,
     RestorableVolumes,
 )
+from backuppolicy.workflows._restore_bucket import observe_bucket, plan_bucket, run_bucket
+from backuppolicy.workflows._restore_common import (
+    TAG_RESTORED_FROM,  # noqa: F401 - re-exported (callers and tests import it from here)
+    Context,
+    Outcome,
+    Waiter,
+    check_issues,
+    make_check,
+    short,
+    utc_now,
+)
+from backuppolicy.workflows._restore_db import (
+    TAG_MOVED_ASIDE,  # noqa: F401 - re-exported (callers and tests import it from here)
+    observe_database,
+    plan_database,
+    run_database,
+)
+from backuppolicy.workflows._restore_volumes import observe_volumes, plan_volumes, run_volumes
 
 __all__ = [
     "Probe",
@@ -114,15 +127,8 @@ __all__ = [
     "restore",
 ]
 
-TAG_RESTORED_FROM = "backuppolicy:restored-from"
-"""Tag on every resource a restore creates: the point id or time it was restored from."""
-TAG_MOVED_ASIDE = "backuppolicy:moved-aside-by"
-"""Tag a restore puts on a database before renaming it aside: the plan's token (resumes know it)."""
 
-_NEWEST = 3
-_QUOTE = 160
 _LISTED = 5
-
 _SUPPORTED = (
     "rds-instance",
     "aurora-cluster",
@@ -131,8 +137,6 @@ _SUPPORTED = (
     "s3-bucket",
     "directory",
 )
-_MAX_COPY_OBJECT = 5 * 1024**3
-_DEVICE_LETTERS = "fghijklmnop"
 
 
 class Probe(Protocol):
@@ -153,15 +157,6 @@ class RestoreLog(Protocol):
     def record(self, result: CheckResult) -> Any:
         """Store *result*."""
         ...
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _issues(*items: str) -> Any:
-    """*items* for `CheckResult.issues` (its ``tuple`` converter has no usable type for mypy)."""
-    return items
 
 
 def _plain(value: Any) -> bool:
@@ -237,7 +232,7 @@ class RestoreResult:
             tier=self.plan.point.tier if self.plan.point else None,
             application=self.plan.application,
             details=f"restored from {self.plan.source} into {self.resource}",
-            issues=_issues(*issues),
+            issues=check_issues(*issues),
             evidence={
                 "destination": self.plan.destination,
                 "in_place": self.plan.in_place,
@@ -264,10 +259,6 @@ class RestoreResult:
             "duration": round(self.duration, 3),
             "details": {k: v for k, v in self.details.items() if _plain(v) or isinstance(v, dict)},
         }
-
-
-# --------------------------------------------------------------------------------------------
-# Planning
 
 
 def _resolve(
@@ -353,7 +344,7 @@ def plan_restore(
             to change), or the target's kind has no restore here.
     """
     backend, application = _resolve(policy_or_target, target, targets)
-    moment = ensure_aware(now, field="now") if now is not None else _now()
+    moment = ensure_aware(now, field="now") if now is not None else utc_now()
     if at is not None:
         ensure_aware(at, field="at")
         if at > moment:
@@ -363,7 +354,7 @@ def plan_restore(
                 "point", "no point when at= is given (one or the other)", point
             )
     kind = str(getattr(backend, "kind", ""))
-    context = _Context(
+    context = Context(
         backend=backend,
         kind=kind,
         now=moment,
@@ -398,11 +389,11 @@ def plan_restore(
             ", ".join(sorted(target_options)),
         )
     if isinstance(backend, RestorableDatabase):
-        plan = _plan_database(context, point, at, into, options)
+        plan = plan_database(context, point, at, into, options)
     elif isinstance(backend, RestorableVolumes):
-        plan = _plan_volumes(context, point, into, options)
+        plan = plan_volumes(context, point, into, options)
     elif isinstance(backend, RestorableBucket):
-        plan = _plan_s3(context, point, at, into)
+        plan = plan_bucket(context, point, at, into)
     else:
         raise PolicyError.for_field(
             "target.kind",
@@ -413,7 +404,7 @@ def plan_restore(
 
 
 def _plan_restorable(
-    ctx: _Context,
+    ctx: Context,
     backend: Restorable,
     *,
     point: RecoveryPoint | str | None,
@@ -442,466 +433,6 @@ def _plan_restorable(
     return attrs.evolve(plan, observed=dict(backend.observe_restore(plan)))
 
 
-@attrs.frozen
-class _Context:
-    backend: Any
-    kind: str
-    now: datetime
-    token: str
-    application: str | None
-    probes: tuple[Any, ...]
-
-    def plan(self, **fields: Any) -> RestorePlan:
-        return RestorePlan(
-            target=str(self.backend.name),
-            kind=self.kind,
-            token=self.token,
-            planned_at=self.now,
-            application=self.application,
-            probes=self.probes,
-            backend=self.backend,
-            **fields,
-        )
-
-
-# -- databases ----------------------------------------------------------------------------
-
-
-def _tags(item: Mapping[str, Any] | None) -> dict[str, str]:
-    if not item:
-        return {}
-    return {
-        str(t.get("Key")): str(t.get("Value"))
-        for t in item.get("TagList") or item.get("Tags") or []
-    }
-
-
-def _point_region(point: RecoveryPoint | None, default: str) -> str:
-    if point is None:
-        return default
-    region = point.details.get("region")
-    if isinstance(region, str) and region:
-        return region
-    parts = point.location.split(":")
-    return parts[2] if len(parts) == 3 and parts[0] == "aws" and parts[2] else default  # noqa: PLR2004
-
-
-def _plan_database(
-    ctx: _Context,
-    point: RecoveryPoint | str | None,
-    at: datetime | None,
-    into: Any,
-    options: dict[str, Any],
-) -> RestorePlan:
-    backend: RestorableDatabase = ctx.backend
-    original = str(backend.resource_id)
-    chosen = None if at is not None else choose_point(backend, point, before=None)
-    region = _point_region(chosen, str(backend.region))
-    swap = bool(options["swap"])
-    if swap and region != backend.region:
-        raise PolicyError.for_field(
-            "swap",
-            f"False for a copy in another region ({region}): restore it there, then move traffic",
-            swap,
-        )
-    if into is not None and (
-        not isinstance(into, str)
-        or not re.fullmatch(r"[a-z][a-z0-9-]{0,62}", into)
-        or "--" in into
-        or into.endswith("-")
-    ):
-        raise PolicyError.for_field(
-            "into",
-            "a DB identifier: lowercase letters, digits and single hyphens, 1-63, starting with a letter",
-            into,
-        )
-    new_id = (
-        str(into)
-        if into is not None
-        else backend.restore_identifier(f"restored-{stamp_of(ctx.token)}")
-    )
-    if new_id == original:
-        raise PolicyError.for_field(
-            "into",
-            f"a new identifier (restore next to {original!r}; swap=True renames it into place)",
-            new_id,
-        )
-    existing = backend.describe_database(new_id, region)
-    if existing is not None and _tags(existing).get(TAG_RESTORE_ID) != ctx.token:
-        raise PolicyError.for_field(
-            "into",
-            f"an identifier that is not in use (a {backend.database_id_param} not taken by another restore)",
-            new_id,
-        )
-    source = (
-        f"the state of {original} at {at.isoformat()}"
-        if at is not None
-        else f"snapshot {chosen.id}"  # type: ignore[union-attr]
-    )
-    what = backend.database_noun
-    settings = _db_settings(backend, original, options)
-    described = ", ".join(f"{k} {v}" for k, v in settings.items() if v) or "default settings"
-    steps = [
-        RestoreStep(
-            StepAction.CREATE,
-            f"rds:{new_id}",
-            (
-                f"adopt DB {what} {new_id} made earlier by this restore"
-                if existing
-                else f"create DB {what} {new_id} from {source} ({described})"
-            ),
-        ),
-        RestoreStep(StepAction.VERIFY, f"rds:{new_id}", f"wait until {new_id} is available"),
-    ]
-    aside = backend.restore_identifier(f"before-restore-{stamp_of(ctx.token)}")
-    if swap:
-        steps += [
-            RestoreStep(
-                StepAction.MOVE_ASIDE,
-                f"rds:{original}",
-                f"rename DB {what} {original} to {aside} (kept, not deleted)",
-                destructive=True,
-                keeps=f"rds:{aside}",
-            ),
-            RestoreStep(
-                StepAction.REPLACE,
-                f"rds:{original}",
-                f"rename DB {what} {new_id} to {original}, then wait until it is available",
-                destructive=True,
-                keeps=f"rds:{aside}",
-            ),
-        ]
-    if ctx.probes:
-        steps.append(
-            RestoreStep(
-                StepAction.VERIFY,
-                f"rds:{original if swap else new_id}",
-                f"run {len(ctx.probes)} probe(s)",
-            )
-        )
-    return ctx.plan(
-        source=source,
-        destination=original if swap else new_id,
-        in_place=swap,
-        steps=tuple(steps),
-        data_time=at.astimezone(UTC) if at is not None else chosen.created_at,  # type: ignore[union-attr]
-        point=chosen,
-        at=at,
-        options={
-            **options,
-            "new_id": new_id,
-            "aside": aside,
-            "region": region,
-            "settings": settings,
-        },
-    )
-
-
-def _db_settings(
-    backend: RestorableDatabase, original: str, options: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The network, class and parameter settings of the restored database."""
-    found = backend.describe_database(original) or {}
-    groups = [g.get("VpcSecurityGroupId") for g in found.get("VpcSecurityGroups") or []]
-    params = [g.get("DBParameterGroupName") for g in found.get("DBParameterGroups") or []]
-    subnet = found.get("DBSubnetGroup")
-    subnet_name = subnet.get("DBSubnetGroupName") if isinstance(subnet, Mapping) else subnet
-    parameter = options["parameter_group"] or next(
-        (p for p in params if p and not str(p).startswith("default.")), None
-    )
-    return {
-        "instance_class": options["instance_class"] or found.get("DBInstanceClass"),
-        "subnet_group": options["subnet_group"] or subnet_name,
-        "security_group_ids": list(options["security_group_ids"]) or [g for g in groups if g],
-        "parameter_group": parameter,
-    }
-
-
-# -- volumes --------------------------------------------------------------------------------
-
-
-def _plan_volumes(  # noqa: C901 - one branch per device case
-    ctx: _Context, point: RecoveryPoint | str | None, into: Any, options: dict[str, Any]
-) -> RestorePlan:
-    backend: RestorableVolumes = ctx.backend
-    if into is not None:
-        raise PolicyError.for_field(
-            "into", "None for volumes (use attach_to= and availability_zone=)", into
-        )
-    chosen = choose_point(backend, point, before=None)
-    region = _point_region(chosen, str(backend.region))
-    members = [dict(m) for m in chosen.details.get("snapshots", ()) if isinstance(m, Mapping)]
-    members = members or [{"snapshot_id": chosen.id, "device": None}]
-    attach_to = options["attach_to"]
-    spare = list(options["devices"])
-    instance: dict[str, Any] | None = None
-    if attach_to is not None:
-        found = backend.describe_instance(str(attach_to), region)
-        instance = dict(found) if found is not None else None
-        if instance is None:
-            raise PolicyError.for_field("attach_to", f"an existing instance in {region}", attach_to)
-    zone = options["availability_zone"] or (
-        instance.get("Placement", {}).get("AvailabilityZone") if instance else None
-    )
-    steps: list[RestoreStep] = []
-    used: dict[str, str] = {}
-    if instance is not None:
-        used = {
-            str(m["DeviceName"]): str(m.get("Ebs", {}).get("VolumeId"))
-            for m in instance.get("BlockDeviceMappings") or []
-        }
-    letters = iter(_DEVICE_LETTERS)
-    for member in members:
-        steps.append(
-            RestoreStep(
-                StepAction.CREATE,
-                f"ebs:{member['snapshot_id']}",
-                f"create a volume from snapshot {member['snapshot_id']} in {zone or 'the region first zone'}",
-            )
-        )
-        if instance is None:
-            continue
-        device = member.get("device") or (spare.pop(0) if spare else None)
-        while device is None:
-            candidate = f"/dev/sd{next(letters)}"
-            if candidate not in used and candidate not in {m.get("device") for m in members}:
-                device = candidate
-        member["device"] = device
-    replaced = {
-        m["device"]: used[m["device"]]
-        for m in members
-        if instance is not None and m["device"] in used
-    }
-    steps.append(
-        RestoreStep(StepAction.VERIFY, "ebs", "wait until every restored volume is available")
-    )
-    if instance is not None:
-        iid = str(attach_to)
-        if replaced:
-            steps.append(
-                RestoreStep(
-                    StepAction.MOVE_ASIDE, f"ec2:{iid}", f"stop instance {iid}", destructive=True
-                )
-            )
-            steps += [
-                RestoreStep(
-                    StepAction.MOVE_ASIDE,
-                    f"ebs:{volume}",
-                    f"detach volume {volume} from {iid} at {device} (kept, not deleted)",
-                    destructive=True,
-                    keeps=f"ebs:{volume}",
-                )
-                for device, volume in sorted(replaced.items())
-            ]
-        steps += [
-            RestoreStep(
-                StepAction.ATTACH,
-                f"ec2:{iid}",
-                f"attach the volume from {m['snapshot_id']} to {iid} at {m['device']}",
-            )
-            for m in members
-        ]
-        if replaced:
-            steps.append(
-                RestoreStep(StepAction.REPLACE, f"ec2:{iid}", f"start instance {iid} again")
-            )
-    if ctx.probes:
-        steps.append(RestoreStep(StepAction.VERIFY, "ebs", f"run {len(ctx.probes)} probe(s)"))
-    return ctx.plan(
-        source=f"{chosen.kind} {chosen.id}",
-        destination=f"instance {attach_to}" if attach_to else f"new volumes in {zone or region}",
-        in_place=bool(replaced),
-        steps=tuple(steps),
-        data_time=chosen.created_at,
-        point=chosen,
-        options={
-            **options,
-            "region": region,
-            "zone": zone,
-            "members": members,
-            "replaced": replaced,
-            "was_running": bool(instance) and instance.get("State", {}).get("Name") == "running",  # type: ignore[union-attr]
-        },
-    )
-
-
-# -- S3 -------------------------------------------------------------------------------------
-
-
-def _parse_s3(value: str) -> tuple[str, str]:
-    if not value.startswith("s3://") or not value[5:].split("/", 1)[0]:
-        raise PolicyError.for_field("into", "an s3://bucket/prefix URL (or None: in place)", value)
-    bucket, _, prefix = value[5:].partition("/")
-    return bucket, prefix
-
-
-def _plan_s3(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
-    ctx: _Context, point: RecoveryPoint | str | None, at: datetime | None, into: Any
-) -> RestorePlan:
-    backend: RestorableBucket = ctx.backend
-    if into is not None and not isinstance(into, str):
-        raise PolicyError.for_field("into", "an s3://bucket/prefix URL (or None: in place)", into)
-    dest_bucket, dest_prefix = _parse_s3(into) if into else (backend.bucket, backend.prefix)
-    in_place = dest_bucket == backend.bucket and dest_prefix == backend.prefix
-    chosen: RecoveryPoint | None = None
-    version: tuple[str, str] | None = None
-    if at is None:
-        if (
-            isinstance(point, str)
-            and "@" in point
-            and not point.startswith(backend.internal_prefix)
-        ):
-            key, _, vid = point.rpartition("@")
-            chosen = RecoveryPoint(
-                id=point,
-                target=backend.name,
-                created_at=ctx.now,
-                kind="s3-version",
-                details={"key": key, "version_id": vid},
-            )
-        else:
-            chosen = choose_point(backend, point, before=None, kinds=("s3-manifest",))
-        if chosen.kind == "s3-version":
-            key, _, vid = chosen.id.rpartition("@")
-            version = (key, vid)
-        else:
-            at = chosen.created_at
-    dest_url = f"s3://{dest_bucket}/{dest_prefix}"
-    if version is not None:
-        return _plan_s3_version(ctx, chosen, version, dest_bucket, dest_prefix, in_place=in_place)  # type: ignore[arg-type]
-    when = at.astimezone(UTC)  # type: ignore[union-attr]
-    steps: list[RestoreStep] = []
-    if in_place:
-        status = backend.versioning()
-        if status != "Enabled":
-            raise PolicyError.for_field(
-                "into",
-                f"another bucket or prefix: an in-place restore needs versioning on s3://{backend.bucket} "
-                "so the current versions are kept",
-                f"in place, versioning {status}",
-            )
-        preview = backend.restore_to_time(when, dry_run=True)
-        steps.append(
-            RestoreStep(
-                StepAction.OVERWRITE,
-                dest_url,
-                f"restore {preview.restored} key(s) to their version at {when.isoformat()} and put "
-                f"a delete marker on {preview.deleted} key(s) created since; {preview.skipped_total} unchanged",
-                destructive=preview.restored + preview.deleted > 0,
-                keeps=f"every earlier version stays in s3://{backend.bucket} (versioning is on)",
-            )
-        )
-    else:
-        preview = backend.restore_to_time(when, dest_bucket, dest_prefix, dry_run=True)
-        occupied = backend.has_objects(dest_bucket, dest_prefix)
-        if occupied:
-            versioned = backend.versioning_of(dest_bucket)
-            if versioned != "Enabled":
-                raise PolicyError.for_field(
-                    "into",
-                    "an empty destination, or one with versioning on (so what is there is kept)",
-                    f"{dest_url} (has objects, versioning {versioned})",
-                )
-        steps.append(
-            RestoreStep(
-                StepAction.OVERWRITE if occupied else StepAction.CREATE,
-                dest_url,
-                f"copy {preview.restored} key(s) as they were at {when.isoformat()} into {dest_url}",
-                destructive=occupied,
-                keeps=f"earlier versions stay in s3://{dest_bucket} (versioning is on)"
-                if occupied
-                else None,
-            )
-        )
-    steps.append(
-        RestoreStep(
-            StepAction.VERIFY,
-            dest_url,
-            "dry-run the restore again: nothing may be left to do"
-            if in_place
-            else "list the destination: every restored key must be there",
-        )
-    )
-    if ctx.probes:
-        steps.append(RestoreStep(StepAction.VERIFY, dest_url, f"run {len(ctx.probes)} probe(s)"))
-    return ctx.plan(
-        source=f"manifest {chosen.id}"
-        if chosen
-        else f"the state of {backend.url} at {when.isoformat()}",
-        destination=dest_url,
-        in_place=in_place,
-        steps=tuple(steps),
-        data_time=when,
-        point=chosen,
-        at=when,
-        options={
-            "dest_bucket": dest_bucket,
-            "dest_prefix": dest_prefix,
-            "expected": preview.restored,
-        },
-    )
-
-
-def _plan_s3_version(
-    ctx: _Context,
-    point: RecoveryPoint,
-    version: tuple[str, str],
-    dest_bucket: str,
-    dest_prefix: str,
-    *,
-    in_place: bool,
-) -> RestorePlan:
-    backend: RestorableBucket = ctx.backend
-    key, vid = version
-    head = backend.object_head(backend.bucket, key, version_id=vid)
-    size = int(head.get("ContentLength") or 0)
-    if size > _MAX_COPY_OBJECT:
-        raise PolicyError.for_field(
-            "point",
-            "an object version of at most 5 GiB (use at= for larger objects)",
-            f"{point.id} ({size} bytes)",
-        )
-    dest_key = dest_prefix + key.removeprefix(backend.prefix) if not in_place else key
-    occupied = backend.has_objects(dest_bucket, dest_key, exact=True)
-    if occupied and backend.versioning_of(dest_bucket) != "Enabled":
-        raise PolicyError.for_field(
-            "into",
-            "a destination with versioning on, or a key that does not exist yet",
-            f"s3://{dest_bucket}/{dest_key} exists and versioning is off",
-        )
-    steps = [
-        RestoreStep(
-            StepAction.OVERWRITE if occupied else StepAction.CREATE,
-            f"s3://{dest_bucket}/{dest_key}",
-            f"copy version {vid} of {key} to s3://{dest_bucket}/{dest_key}",
-            destructive=occupied,
-            keeps="the current version stays as a noncurrent version" if occupied else None,
-        ),
-        RestoreStep(StepAction.VERIFY, f"s3://{dest_bucket}/{dest_key}", "compare ETag and size"),
-    ]
-    created = head.get("LastModified")
-    return ctx.plan(
-        source=f"version {vid} of {key}",
-        destination=f"s3://{dest_bucket}/{dest_key}",
-        in_place=in_place,
-        steps=tuple(steps),
-        data_time=created.astimezone(UTC) if isinstance(created, datetime) else point.created_at,
-        point=point,
-        options={
-            "dest_bucket": dest_bucket,
-            "dest_key": dest_key,
-            "key": key,
-            "version_id": vid,
-            "etag": head.get("ETag"),
-            "size": size,
-        },
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# What is at the destination: recorded by the plan, looked at again right before acting
-
-
 def _observe(plan: RestorePlan) -> dict[str, str]:
     """What is at *plan*'s destination now: resource -> its state in words.
 
@@ -911,11 +442,11 @@ def _observe(plan: RestorePlan) -> dict[str, str]:
     if isinstance(plan.backend, Restorable):
         return dict(plan.backend.observe_restore(plan))
     if isinstance(plan.backend, RestorableDatabase):
-        return _observe_database(plan, plan.backend)
+        return observe_database(plan, plan.backend)
     if isinstance(plan.backend, RestorableVolumes):
-        return _observe_volumes(plan, plan.backend)
+        return observe_volumes(plan, plan.backend)
     if isinstance(plan.backend, RestorableBucket):
-        return _observe_s3(plan, plan.backend)
+        return observe_bucket(plan, plan.backend)
     return {}
 
 
@@ -930,132 +461,8 @@ def _changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     for name in sorted(set(before) | set(after)):
         then, now = before.get(name, ABSENT), after.get(name, ABSENT)
         if then != now and not now.endswith(MADE_BY_THIS_RESTORE):
-            lines.append(f"{name}: {_short(then)!r} at planning, {_short(now)!r} now")
+            lines.append(f"{name}: {short(then)!r} at planning, {short(now)!r} now")
     return lines
-
-
-def _observe_database(plan: RestorePlan, backend: RestorableDatabase) -> dict[str, str]:
-    opts = plan.options
-    region = str(opts["region"])
-    names = [(str(opts["new_id"]), TAG_RESTORE_ID)]
-    if opts["swap"]:
-        names += [(str(backend.resource_id), TAG_RESTORE_ID), (str(opts["aside"]), TAG_MOVED_ASIDE)]
-    seen = {}
-    for rid, tag in names:
-        item = backend.describe_database(rid, region)
-        if item is None:
-            seen[f"rds:{rid}"] = ABSENT
-            continue
-        identity = item.get("DbiResourceId") or item.get("DbClusterResourceId")
-        created = item.get("InstanceCreateTime") or item.get("ClusterCreateTime")
-        when = created.isoformat() if isinstance(created, datetime) else created
-        ours = _tags(item).get(tag) == plan.token
-        seen[f"rds:{rid}"] = f"database {identity} created {when}" + (
-            MADE_BY_THIS_RESTORE if ours else ""
-        )
-    return seen
-
-
-def _observe_volumes(plan: RestorePlan, backend: RestorableVolumes) -> dict[str, str]:
-    iid = plan.options["attach_to"]
-    if iid is None:  # new volumes only: what exists is found by the restore's tag
-        return {}
-    region = str(plan.options["region"])
-    instance = backend.describe_instance(str(iid), region)
-    if instance is None:
-        return {f"ec2:{iid}": ABSENT}
-    ours = set(_volumes_by_token(backend, plan.token, region).values())
-    attached = _devices(instance)
-    seen = {f"ec2:{iid}": "an instance"}
-    for member in plan.options["members"]:
-        device = str(member["device"])
-        volume = attached.get(device)
-        seen[f"ec2:{iid}:{device}"] = (
-            "free"
-            if volume is None
-            else f"volume {volume}" + (MADE_BY_THIS_RESTORE if volume in ours else "")
-        )
-    return seen
-
-
-def _observe_s3(plan: RestorePlan, backend: RestorableBucket) -> dict[str, str]:
-    opts = plan.options
-    bucket = str(opts["dest_bucket"])
-    seen = {f"s3://{bucket} versioning": backend.versioning_of(bucket)}
-    if "version_id" in opts:
-        key = str(opts["dest_key"])
-        try:
-            head = backend.object_head(bucket, key)
-        except ResourceNotFoundError:
-            seen[f"s3://{bucket}/{key}"] = ABSENT
-        else:
-            seen[f"s3://{bucket}/{key}"] = (
-                f"version {head.get('VersionId')}, ETag {head.get('ETag')}, "
-                f"{head.get('ContentLength')} bytes"
-            )
-        return seen
-    prefix = str(opts["dest_prefix"])
-    internal = backend.internal_prefix if bucket == backend.bucket else None
-    digest = hashlib.sha256()
-    newest: list[tuple[str, str]] = []
-    count = 0
-    for item in backend.list_objects(bucket, prefix):
-        key = str(item["Key"])
-        if internal and key.startswith(internal):
-            continue
-        modified = item.get("LastModified")
-        stamp = modified.isoformat() if isinstance(modified, datetime) else str(modified)
-        digest.update(f"{key}\0{item.get('ETag')}\0{item.get('Size')}\0{stamp}\n".encode())
-        count += 1
-        heapq.heappush(newest, (stamp, key))
-        if len(newest) > _NEWEST:
-            heapq.heappop(newest)
-    names = ", ".join(key for _, key in sorted(newest, reverse=True))
-    seen[f"s3://{bucket}/{prefix}"] = (
-        f"{count} object(s) (digest {digest.hexdigest()[:12]}; newest: {names})"
-        if count
-        else "no objects"
-    )
-    return seen
-
-
-# --------------------------------------------------------------------------------------------
-# Restoring
-
-
-@attrs.frozen
-class _Waiter:
-    sleep: Callable[[float], None]
-    interval: float
-    timeout: float
-    clock: Callable[[], float] = time.monotonic
-
-    def until(
-        self, what: str, check: Callable[[], str | None], *, backend: str, resource: str
-    ) -> None:
-        """Poll *check* (``None``: done, else the current state) until done or the timeout."""
-        deadline = self.clock() + self.timeout
-        while True:
-            state = check()
-            if state is None:
-                return
-            if state in {"failed", "error"} or state.startswith(("incompatible", "inaccessible")):
-                raise BackendError(
-                    f"{backend}: {what}: {resource} ended in state {state!r}",
-                    backend=backend,
-                    operation=what,
-                    resource=resource,
-                    code=state,
-                )
-            if self.clock() >= deadline:
-                raise BackendError(
-                    f"{backend}: {what}: {resource} still {state!r} after {self.timeout:g} s",
-                    backend=backend,
-                    operation=what,
-                    resource=resource,
-                    code="Timeout",
-                )
-            self.sleep(self.interval)
 
 
 def restore(
@@ -1108,9 +515,9 @@ def restore(
             + "The previous state is always kept: review plan.summary() (or plan again), then "
             "call restore(plan, confirm=True) (CLI: --yes). Nothing was changed.",
         )
-    started_at = _now()
+    started_at = utc_now()
     started = time.monotonic()
-    waiter = _Waiter(sleep=sleep, interval=poll_interval, timeout=timeout)
+    waiter = Waiter(sleep=sleep, interval=poll_interval, timeout=timeout)
     if isinstance(plan.backend, Restorable):
         outcome = _outcome_of(plan, plan.backend.execute_restore(plan, confirm=confirm))
     else:
@@ -1137,414 +544,23 @@ def restore(
     return result
 
 
-def _runner(plan: RestorePlan) -> Callable[[RestorePlan, _Waiter], _Outcome]:
+def _runner(plan: RestorePlan) -> Callable[[RestorePlan, Waiter], Outcome]:
     """The function that carries out *plan*, chosen by what its target can do."""
     if isinstance(plan.backend, RestorableDatabase):
-        return _run_database
+        return run_database
     if isinstance(plan.backend, RestorableVolumes):
-        return _run_volumes
+        return run_volumes
     if isinstance(plan.backend, RestorableBucket):
-        return _run_s3
+        return run_bucket
     raise PolicyError.for_field(
         "plan.backend", "a target that can restore (a Restorable target)", plan.kind
     )
 
 
-def _outcome_of(plan: RestorePlan, done: RestoreOutcome) -> _Outcome:
+def _outcome_of(plan: RestorePlan, done: RestoreOutcome) -> Outcome:
     """What a `Restorable` target's restore did, its checks as the plan's check results."""
     checks = [
-        _check(plan, check.name, ok=check.ok, details=check.details, **check.evidence)
+        make_check(plan, check.name, ok=check.ok, details=check.details, **check.evidence)
         for check in done.checks
     ]
-    return _Outcome(done.resource, done.endpoint, list(done.kept), checks, dict(done.details))
-
-
-@attrs.frozen
-class _Outcome:
-    resource: str
-    endpoint: str | None
-    kept: list[str]
-    checks: list[CheckResult]
-    details: dict[str, Any] = attrs.Factory(dict)
-
-
-def _check(plan: RestorePlan, name: str, *, ok: bool, details: str, **evidence: Any) -> CheckResult:
-    return CheckResult(
-        check=name,
-        status=CheckStatus.PASS if ok else CheckStatus.FAIL,
-        target=plan.target,
-        checked_at=_now(),
-        point_id=plan.point.id if plan.point else None,
-        kind=CheckKind.RESTORE_TEST,
-        application=plan.application,
-        details=details,
-        issues=_issues() if ok else _issues(details),
-        evidence=evidence,
-    )
-
-
-# -- databases ----------------------------------------------------------------------------
-
-
-def _db_state(backend: RestorableDatabase, rid: str, region: str) -> Callable[[], str | None]:
-    def state() -> str | None:
-        item = backend.describe_database(rid, region)
-        status = str((backend.database_status(item) if item else None) or "missing").lower()
-        return None if status == "available" else status
-
-    return state
-
-
-def _run_database(plan: RestorePlan, waiter: _Waiter) -> _Outcome:
-    backend = plan.backend
-    assert isinstance(backend, RestorableDatabase)  # noqa: S101 - dispatched on it
-    opts = plan.options
-    new_id, aside, region = str(opts["new_id"]), str(opts["aside"]), str(opts["region"])
-    original = str(backend.resource_id)
-    marker = {
-        TAG_RESTORE_ID: plan.token,
-        TAG_RESTORED_FROM: _safe_tag(plan.point.id if plan.point else plan.data_time.isoformat()),
-    }
-    # Right before acting (and before adopting anything): every name this restore uses holds
-    # nothing, or what this restore made. A foreign database is never adopted, nor swapped in.
-    found = backend.describe_database(new_id, region)
-    _refuse_foreign(plan, found, new_id, TAG_RESTORE_ID)
-    done_swap = False
-    if opts["swap"]:
-        current = backend.describe_database(original, region)
-        done_swap = current is not None and _tags(current).get(TAG_RESTORE_ID) == plan.token
-        _refuse_foreign(plan, backend.describe_database(aside, region), aside, TAG_MOVED_ASIDE)
-    if not done_swap and found is None:
-        backend.restore_database(
-            new_id,
-            region=region,
-            point=plan.point,
-            at=plan.at,
-            settings=plan.options["settings"],
-            tags=marker,
-        )
-    kept: list[str] = []
-    if opts["swap"] and not done_swap:
-        waiter.until(
-            "restore", _db_state(backend, new_id, region), backend=plan.target, resource=new_id
-        )
-        if backend.describe_database(aside, region) is None:
-            current = backend.describe_database(original, region) or {}
-            arn = current.get("DBInstanceArn") or current.get("DBClusterArn")
-            if arn:  # so that a resumed run knows the renamed database as the one it moved
-                backend.tag_database(
-                    original, str(arn), {TAG_MOVED_ASIDE: plan.token}, region=region
-                )
-            backend.rename_database(original, aside, region=region)
-        waiter.until(
-            "rename", _db_state(backend, aside, region), backend=plan.target, resource=aside
-        )
-        backend.rename_database(new_id, original, region=region)
-    final = original if opts["swap"] else new_id
-    if opts["swap"]:
-        kept.append(f"rds:{aside}")
-    waiter.until("restore", _db_state(backend, final, region), backend=plan.target, resource=final)
-    item = backend.describe_database(final, region) or {}
-    endpoint = item.get("Endpoint")
-    if isinstance(endpoint, Mapping):
-        address: str | None = f"{endpoint.get('Address')}:{endpoint.get('Port')}"
-    elif endpoint:
-        address = f"{endpoint}:{item.get('Port')}"
-    else:
-        address = None
-    status = str(backend.database_status(item) or "").lower()
-    checks = [
-        _check(
-            plan,
-            "available",
-            ok=status == "available",
-            details=f"DB {final} is {status or 'missing'}",
-            status=status,
-        )
-    ]
-    return _Outcome(
-        final,
-        address,
-        kept,
-        checks,
-        {"region": region, "arn": item.get("DBInstanceArn") or item.get("DBClusterArn")},
-    )
-
-
-def _refuse_foreign(plan: RestorePlan, item: Mapping[str, Any] | None, rid: str, tag: str) -> None:
-    """Refuse when the database *rid* exists and does not carry *tag* with this plan's token."""
-    if item is None:
-        return
-    value = _tags(item).get(tag)
-    if value == plan.token:
-        return
-    what = "moved aside" if tag == TAG_MOVED_ASIDE else "made"
-    raise PolicyError.for_field(
-        "plan",
-        f"rds:{rid} {what} by this restore (tag {tag}={plan.token})",
-        f"rds:{rid} exists with "
-        + (f"{tag}={_short(value)}" if value is not None else f"no {tag} tag"),
-        hint=f"It was not {what} by this restore and is left alone: choose another name (into=) "
-        "or remove it. Nothing was changed.",
-    )
-
-
-def _short(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= _QUOTE else text[: _QUOTE - 3] + "..."
-
-
-def _safe_tag(value: str) -> str:
-    return re.sub(r"[^\w .:/=+\-@]", "-", value)[:256]
-
-
-# -- volumes --------------------------------------------------------------------------------
-
-
-def _volumes_by_token(backend: RestorableVolumes, token: str, region: str) -> dict[str, str]:
-    """Volumes this restore created earlier: source snapshot id -> volume id."""
-    result: dict[str, str] = {}
-    for volume in backend.volumes_tagged(TAG_RESTORE_ID, token, region=region):
-        tags = {t["Key"]: t["Value"] for t in volume.get("Tags") or []}
-        if TAG_RESTORED_FROM in tags:
-            result[tags[TAG_RESTORED_FROM]] = str(volume["VolumeId"])
-    return result
-
-
-def _volume_states(
-    backend: RestorableVolumes, ids: list[str], region: str, wanted: set[str]
-) -> Callable[[], str | None]:
-    def state() -> str | None:
-        states = backend.volume_states(ids, region=region)
-        bad = [s for s in states.values() if s not in wanted]
-        if any(s == "error" for s in bad):
-            return "error"
-        return bad[0] if bad else None
-
-    return state
-
-
-def _instance_state(
-    backend: RestorableVolumes, iid: str, region: str, wanted: str
-) -> Callable[[], str | None]:
-    def state() -> str | None:
-        item = backend.describe_instance(iid, region) or {}
-        name = str(item.get("State", {}).get("Name", "missing"))
-        return None if name == wanted else name
-
-    return state
-
-
-def _run_volumes(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: C901 - create, detach, attach, restart
-    backend = plan.backend
-    assert isinstance(backend, RestorableVolumes)  # noqa: S101 - dispatched on it
-    opts = plan.options
-    region = str(opts["region"])
-    zone = opts["zone"] or backend.first_zone(region)
-    existing = _volumes_by_token(backend, plan.token, region)
-    volumes: dict[str, str] = {}
-    for member in opts["members"]:
-        snapshot_id = str(member["snapshot_id"])
-        volume_id = existing.get(snapshot_id)
-        if volume_id is None:
-            tags = {
-                "Name": f"{plan.target}-restored-{plan.stamp}",
-                TAG_RESTORE_ID: plan.token,
-                TAG_RESTORED_FROM: snapshot_id,
-            }
-            volume_id = backend.create_volume_from(
-                snapshot_id,
-                zone=zone,
-                region=region,
-                client_token=f"{plan.token}-{snapshot_id}"[:64],
-                tags=tags,
-            )
-        volumes[snapshot_id] = volume_id
-    ids = list(volumes.values())
-    iid = opts["attach_to"]
-    waiter.until(
-        "restore",
-        _volume_states(backend, ids, region, {"available", "in-use"}),
-        backend=plan.target,
-        resource=",".join(ids),
-    )
-    kept: list[str] = []
-    if iid is not None:
-        # Decided now, not at planning: a volume at one of the devices is detached and kept.
-        live = backend.describe_instance(iid, region) or {}
-        targeted = {str(m["device"]) for m in opts["members"]}
-        replaced = {  # what the plan saw (a resumed run may have detached it already) and what is there
-            **{d: v for d, v in dict(opts["replaced"]).items() if v not in ids},
-            **{d: v for d, v in _devices(live).items() if d in targeted and v not in ids},
-        }
-        if replaced:
-            backend.stop_instance(iid, region=region)
-            waiter.until(
-                "stop",
-                _instance_state(backend, iid, region, "stopped"),
-                backend=plan.target,
-                resource=iid,
-            )
-            for device, old in sorted(replaced.items()):
-                if old in ids:
-                    continue
-                instance = backend.describe_instance(iid, region) or {}
-                attached = {
-                    str(m.get("Ebs", {}).get("VolumeId"))
-                    for m in instance.get("BlockDeviceMappings") or []
-                }
-                if old in attached:
-                    backend.detach_volume(old, iid, device, region=region)
-                kept.append(f"ebs:{old}")
-            waiter.until(
-                "detach",
-                _volume_states(
-                    backend, [v for v in replaced.values() if v not in ids], region, {"available"}
-                ),
-                backend=plan.target,
-                resource=iid,
-            )
-        instance = backend.describe_instance(iid, region) or {}
-        attached = {
-            str(m.get("Ebs", {}).get("VolumeId")) for m in instance.get("BlockDeviceMappings") or []
-        }
-        for member in opts["members"]:
-            volume_id = volumes[str(member["snapshot_id"])]
-            if volume_id not in attached:
-                backend.attach_volume(volume_id, iid, str(member["device"]), region=region)
-        waiter.until(
-            "attach",
-            _volume_states(backend, ids, region, {"in-use"}),
-            backend=plan.target,
-            resource=iid,
-        )
-        if replaced and (
-            opts["was_running"] or live.get("State", {}).get("Name") in {"running", "pending"}
-        ):
-            backend.start_instance(iid, region=region)
-            waiter.until(
-                "start",
-                _instance_state(backend, iid, region, "running"),
-                backend=plan.target,
-                resource=iid,
-            )
-    states = backend.volume_states(ids, region=region)
-    wanted = "in-use" if iid is not None else "available"
-    ok = all(states.get(v) == wanted for v in ids)
-    checks = [
-        _check(
-            plan,
-            "volumes",
-            ok=ok,
-            details=f"{len(ids)} volume(s) {wanted}" if ok else f"volume states {states}",
-            states=states,
-        )
-    ]
-    devices = {str(m.get("device")): volumes[str(m["snapshot_id"])] for m in opts["members"]}
-    return _Outcome(
-        ",".join(ids),
-        iid,
-        kept,
-        checks,
-        {"region": region, "zone": zone, "volumes": volumes, "devices": devices},
-    )
-
-
-def _devices(instance: Mapping[str, Any]) -> dict[str, str]:
-    """Device name -> volume id of the volumes attached to *instance* (a described instance)."""
-    return {
-        str(m["DeviceName"]): str(m.get("Ebs", {}).get("VolumeId"))
-        for m in instance.get("BlockDeviceMappings") or []
-        if m.get("DeviceName")
-    }
-
-
-# -- S3 -------------------------------------------------------------------------------------
-
-
-def _run_s3(plan: RestorePlan, waiter: _Waiter) -> _Outcome:  # noqa: ARG001 - same shape as the others
-    backend = plan.backend
-    assert isinstance(backend, RestorableBucket)  # noqa: S101 - dispatched on it
-    opts = plan.options
-    if "version_id" in opts:
-        return _run_s3_version(plan, backend)
-    bucket, prefix = str(opts["dest_bucket"]), str(opts["dest_prefix"])
-    when = plan.at
-    assert when is not None  # noqa: S101 - planned with a time
-    if plan.in_place:
-        if backend.versioning() != "Enabled":  # re-checked: someone may have suspended it since
-            raise PolicyError.for_field(
-                "into", "a bucket with versioning on for an in-place restore", "versioning off"
-            )
-        report = backend.restore_to_time(when)
-        again = backend.restore_to_time(when, dry_run=True)
-        ok = again.restored == 0 and again.deleted == 0
-        checks = [
-            _check(
-                plan,
-                "s3-state",
-                ok=ok,
-                details=f"the prefix matches its state at {when.isoformat()}"
-                if ok
-                else f"{again.restored} key(s) still differ and {again.deleted} key(s) still exist after the restore",
-                restored=report.restored,
-                deleted=report.deleted,
-            )
-        ]
-    else:
-        _refuse_unkept(backend, bucket, prefix, exact=False)
-        report = backend.restore_to_time(when, bucket, prefix)
-        keys = backend.count_keys(bucket, prefix)
-        ok = keys >= report.restored
-        checks = [
-            _check(
-                plan,
-                "s3-objects",
-                ok=ok,
-                details=f"{keys} key(s) at the destination, {report.restored} restored",
-                keys=keys,
-                restored=report.restored,
-            )
-        ]
-    details = {
-        "restored": report.restored,
-        "deleted": report.deleted,
-        "skipped": dict(report.skipped),
-        "bytes": report.bytes_copied,
-        "requests": dict(report.requests),
-    }
-    url = f"s3://{bucket}/{prefix}"
-    return _Outcome(url, url, [], checks, details)
-
-
-def _run_s3_version(plan: RestorePlan, backend: RestorableBucket) -> _Outcome:
-    opts = plan.options
-    bucket, key = str(opts["dest_bucket"]), str(opts["dest_key"])
-    _refuse_unkept(backend, bucket, key, exact=True)
-    backend.copy_object_version(str(opts["key"]), str(opts["version_id"]), bucket, key)
-    head = backend.object_head(bucket, key)
-    ok = head.get("ETag") == opts["etag"] and int(head.get("ContentLength") or 0) == opts["size"]
-    checks = [
-        _check(
-            plan,
-            "s3-object",
-            ok=ok,
-            details=f"ETag {head.get('ETag')} and size {head.get('ContentLength')} (expected {opts['etag']}, {opts['size']})",
-            etag=head.get("ETag"),
-        )
-    ]
-    url = f"s3://{bucket}/{key}"
-    return _Outcome(url, url, [], checks, {"version_id": head.get("VersionId")})
-
-
-def _refuse_unkept(backend: RestorableBucket, bucket: str, prefix: str, *, exact: bool) -> None:
-    """Refuse to write where objects are now and versioning would not keep them."""
-    if backend.has_objects(bucket, prefix, exact=exact):
-        status = backend.versioning_of(bucket)
-        if status != "Enabled":
-            raise PolicyError.for_field(
-                "into",
-                "an empty destination, or one with versioning on (so what is there is kept)",
-                f"s3://{bucket}/{prefix} (has objects, versioning {status})",
-                hint="Nothing was changed.",
-            )
+    return Outcome(done.resource, done.endpoint, list(done.kept), checks, dict(done.details))
