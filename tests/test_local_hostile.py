@@ -27,8 +27,7 @@ import boto3
 import pytest
 
 from backuppolicy import local
-from backuppolicy.aws import S3Bucket
-from backuppolicy.aws import s3 as s3_module
+from backuppolicy.aws import S3Bucket, _s3_base
 from backuppolicy.checks.integrity import IntegrityCheck
 from backuppolicy.checks.verify import VerifyContext
 from backuppolicy.core.exceptions import VerificationError
@@ -663,8 +662,8 @@ class TestS3Bounds:
         target = S3Bucket("assets", account_id="123456789012")
         point = target.create_backup(token="t1")
         assert ["a" * 200] == [line["key"] for line in target.read_manifest(point)]
-        monkeypatch.setattr(s3_module, "_MAX_MANIFEST_LINE", 100)
-        monkeypatch.setattr(s3_module, "_LINE_CHUNK", 7)
+        monkeypatch.setattr(_s3_base, "_MAX_MANIFEST_LINE", 100)
+        monkeypatch.setattr(_s3_base, "_LINE_CHUNK", 7)
         with pytest.raises(UnsafeArchiveError, match="has a line longer than 100 bytes") as caught:
             list(target.read_manifest(point))
         assert "s3://assets/" in str(caught.value)

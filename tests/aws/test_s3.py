@@ -22,15 +22,15 @@ import time_machine
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
-from backuppolicy.aws import s3 as s3_module
+from backuppolicy.aws import _s3_base
 from backuppolicy.aws._client import RetryPolicy
+from backuppolicy.aws._s3_listing import Entry, Prefetcher
+from backuppolicy.aws._s3_restore import decide
 from backuppolicy.aws.s3 import (
     DELETE_BATCH_LIMIT,
     MAX_COPY_OBJECT_SIZE,
     RestoreReport,
     S3Bucket,
-    _decide,
-    _Entry,
     null_version_refused,
 )
 from backuppolicy.core.exceptions import (
@@ -570,7 +570,7 @@ class TestRetention:
         failure is injected by a botocore event hook under moto; read-ahead is off so the
         earlier pages are surely planned before it.
         """
-        monkeypatch.setattr(s3_module, "_PREFETCH_PAGES", 0)
+        monkeypatch.setattr(_s3_base, "PREFETCH_PAGES", 0)
         now = T0 + timedelta(days=100)
         keys = [f"{name}.txt" for name in "abcdefgh"]
         for days_ago in (100, 60):  # each key's old version was replaced 60 days ago
@@ -884,8 +884,8 @@ class TestRestoreToTime:
 class TestDecide:
     def _e(
         self, second: int, *, marker: bool = False, latest: bool = False, vid: str = ""
-    ) -> _Entry:
-        return _Entry(
+    ) -> Entry:
+        return Entry(
             key="k",
             version_id=vid or f"v{second}{'m' if marker else ''}",
             last_modified=T0 + timedelta(seconds=second),
@@ -909,15 +909,15 @@ class TestDecide:
         """Each key's action follows from its newest entry at or before T and its current entry."""
         group = [self._e(s, marker=m, latest=i == 0) for i, (s, m) in enumerate(entries)]
         cutoff = math.floor((T0 + timedelta(seconds=20)).timestamp())
-        assert expected == _decide(group, cutoff, in_place=in_place)[0]
+        assert expected == decide(group, cutoff, in_place=in_place)[0]
 
     def test_tie_between_marker_and_version_is_ambiguous(self):
         """A marker and a version in the deciding second are flagged as ambiguous."""
         group = [self._e(10), self._e(10, marker=True)]
         cutoff = math.floor((T0 + timedelta(seconds=20)).timestamp())
         assert ("copy", True) == (
-            _decide(group, cutoff, in_place=False)[0],
-            _decide(group, cutoff, in_place=False)[2],
+            decide(group, cutoff, in_place=False)[0],
+            decide(group, cutoff, in_place=False)[2],
         )
 
 
@@ -942,7 +942,7 @@ class TestPrefetcher:
     def test_pages_in_order(self):
         """Read-ahead yields every page in order."""
         pages = [{"n": i} for i in range(10)]
-        assert pages == list(s3_module._Prefetcher(iter(pages), 2))
+        assert pages == list(Prefetcher(iter(pages), 2))
 
     def test_listing_error_reaches_consumer(self):
         """An error of the listing is raised to the consumer after the pages before it."""
@@ -953,7 +953,7 @@ class TestPrefetcher:
 
         seen = []
         with pytest.raises(PermissionDeniedError, match="denied"):
-            seen.extend(s3_module._Prefetcher(pages(), 2))
+            seen.extend(Prefetcher(pages(), 2))
         assert [{"n": 0}] == seen
 
 
@@ -986,7 +986,7 @@ def _marker(key: str, vid: str, seconds: int, *, latest: bool = False) -> dict[s
 def _stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[S3Bucket, Stubber, list[float]]]:
     # Stubber answers in a fixed order: list pages in the calling thread (no read-ahead), so
     # list and copy requests interleave deterministically. The moto tests cover read-ahead.
-    monkeypatch.setattr(s3_module, "_PREFETCH_PAGES", 0)
+    monkeypatch.setattr(_s3_base, "PREFETCH_PAGES", 0)
     client = boto3.client("s3", region_name="us-east-1")
     slept: list[float] = []
     target = S3Bucket(

@@ -1,0 +1,158 @@
+"""Object capabilities of the S3 target that checks, probes and restore workflows use.
+
+`ObjectAccess` reads one object version (head with its checksum, streaming body), a bucket's
+public access block, and the current objects under a prefix (`RestorableBucket`,
+`ObjectVersionPoints`, `PointSharing` of `backuppolicy.core.targets`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from backuppolicy.aws._s3_base import KIND_MANIFEST, KIND_VERSION, S3Base, null_version_refused
+from backuppolicy.core.exceptions import BackendError, ResourceNotFoundError
+from backuppolicy.core.model import RecoveryPoint
+
+__all__ = ["ObjectAccess"]
+
+
+class ObjectAccess(S3Base):
+    """Reads of single objects and buckets (a mixin of `backuppolicy.aws.s3.S3Bucket`)."""
+
+    def object_head(
+        self, bucket: str, key: str, *, version_id: str | None = None
+    ) -> dict[str, Any]:
+        """HeadObject of *key* in *bucket* (of its version *version_id*).
+
+        Raises:
+            ResourceNotFoundError: There is no such object (or version).
+        """
+        params: dict[str, Any] = {"VersionId": version_id} if version_id is not None else {}
+        return self.call("s3", "head_object", resource=key, Bucket=bucket, Key=key, **params)
+
+    def point_object(self, point: RecoveryPoint) -> tuple[str, str, str | None] | None:
+        """``(bucket, key, version_id)`` of the object version or manifest *point* (`ObjectVersionPoints`)."""
+        if point.kind not in (KIND_VERSION, KIND_MANIFEST):
+            return None
+        bucket = str(point.details.get("bucket") or self.bucket)
+        key = point.details.get("key")
+        version = point.details.get("version_id")
+        if not key:
+            key, _, version = point.id.rpartition("@")
+        return bucket, str(key), None if version is None else str(version)
+
+    def is_manifest(self, point: RecoveryPoint) -> bool:
+        """Whether *point* is a manifest (`read_manifest` lists its object versions)."""
+        return point.kind == KIND_MANIFEST
+
+    def object_version_head(
+        self, bucket: str, key: str, version_id: str | None, *, region: str | None
+    ) -> dict[str, Any]:
+        """HeadObject of version *version_id* of *key*, with its stored checksum (``ChecksumMode``).
+
+        Raises:
+            ResourceNotFoundError: There is no such object (or version).
+        """
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        if version_id is not None:  # "null" too: the version written before versioning was enabled
+            params["VersionId"] = version_id
+        resource = f"s3://{bucket}/{key}"
+        try:
+            return self.call("s3", "head_object", resource=resource, region=region, **params)
+        except BackendError as exc:
+            if not null_version_refused(exc, version_id):
+                raise
+        # An emulator refused versionId=null in a never-versioned bucket: the only version there.
+        del params["VersionId"]
+        return self.call("s3", "head_object", resource=resource, region=region, **params)
+
+    def open_object_version(
+        self, bucket: str, key: str, version_id: str | None, *, region: str | None
+    ) -> Any:
+        """The streaming body of version *version_id* of *key* (checksum validated as it is read)."""
+        label = f"s3://{bucket}/{key}" + ("" if version_id is None else f"?versionId={version_id}")
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        if version_id is not None:  # "null" too: S3 addresses that version as versionId=null
+            params["VersionId"] = version_id
+        return self.call("s3", "get_object", resource=label, region=region, **params)["Body"]
+
+    def public_access_block(
+        self, bucket: str, *, region: str | None
+    ) -> tuple[bool, dict[str, bool]]:
+        """Whether *bucket*'s public access block sets all four flags, and the flags it sets."""
+        flags = (
+            "BlockPublicAcls",
+            "IgnorePublicAcls",
+            "BlockPublicPolicy",
+            "RestrictPublicBuckets",
+        )
+        try:
+            result = self.call(
+                "s3", "get_public_access_block", resource=bucket, region=region, Bucket=bucket
+            )
+        except BackendError as exc:
+            if exc.code == "NoSuchPublicAccessBlockConfiguration":
+                return False, {}
+            raise
+        config = {k: bool(v) for k, v in result.get("PublicAccessBlockConfiguration", {}).items()}
+        return all(config.get(flag, False) for flag in flags), config
+
+    def point_sharing(
+        self, point: RecoveryPoint | None, *, region: str | None
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """The bucket's public access block, for *point* (its bucket) or the target (`PointSharing`)."""
+        if point is None:
+            bucket = self.bucket
+        else:
+            found = self.point_object(point)
+            if found is None:
+                return None
+            bucket = found[0]
+        blocked, config = self.public_access_block(bucket, region=region)
+        issues = [] if blocked else [f"bucket {bucket}: public access block not fully set"]
+        return {"bucket": bucket, "public_access_block": config}, issues
+
+    def has_objects(self, bucket: str, prefix: str, *, exact: bool = False) -> bool:
+        """Whether *bucket* holds an object under *prefix* (with *exact*: the key *prefix* itself)."""
+        if exact:
+            try:
+                self.object_head(bucket, prefix)
+            except ResourceNotFoundError:
+                return False
+            return True
+        found = self.call(
+            "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix, MaxKeys=1
+        )
+        return bool(found.get("KeyCount") or found.get("Contents"))
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+        """Every current object under *prefix* in *bucket* (``Contents`` entries, all pages)."""
+        pages = self.paginate(
+            "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix
+        )
+        for page in pages:
+            yield from page.get("Contents", ())
+
+    def count_keys(self, bucket: str, prefix: str) -> int:
+        """How many current objects *bucket* holds under *prefix* (all pages)."""
+        return sum(
+            page.get("KeyCount", 0)
+            for page in self.paginate(
+                "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix
+            )
+        )
+
+    def copy_object_version(
+        self, key: str, version_id: str, dest_bucket: str, dest_key: str
+    ) -> None:
+        """Copy version *version_id* of *key* of this bucket to *dest_key* in *dest_bucket*."""
+        self.call(
+            "s3",
+            "copy_object",
+            resource=dest_key,
+            Bucket=dest_bucket,
+            Key=dest_key,
+            CopySource={"Bucket": self.bucket, "Key": key, "VersionId": version_id},
+            MetadataDirective="COPY",
+        )

@@ -1,0 +1,132 @@
+"""Object versions as S3 lists them, in S3's order (the listing under `backuppolicy.aws.s3`).
+
+One idea: the rows of ``ListObjectVersions``. A page's versions and delete markers are merged
+into listing order (key, then newest first, `entries_of_page`), grouped by key across page
+boundaries (`group_by_key`), and optionally read ahead on a background thread (`Prefetcher`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+__all__ = ["Entry", "Prefetcher", "entries_of_page", "group_by_key"]
+
+
+@attrs.frozen
+class Entry:
+    """One row of ListObjectVersions: a version or a delete marker."""
+
+    key: str
+    version_id: str
+    last_modified: datetime
+    is_latest: bool
+    is_marker: bool
+    size: int = 0
+    etag: str = ""
+    storage_class: str = ""
+
+    @property
+    def second(self) -> int:
+        return math.floor(self.last_modified.timestamp())
+
+
+def entries_of_page(page: Mapping[str, Any]) -> Iterator[Entry]:
+    """Merge a page's Versions and DeleteMarkers into listing order: key, then newest first.
+
+    Both lists come sorted that way. At equal key and second the ``IsLatest`` entry comes
+    first, then versions before delete markers (S3 does not say which came first).
+    """
+    versions = [
+        Entry(
+            key=v["Key"],
+            version_id=str(v.get("VersionId") or "null"),
+            last_modified=v["LastModified"],
+            is_latest=bool(v.get("IsLatest")),
+            is_marker=False,
+            size=int(v.get("Size") or 0),
+            etag=str(v.get("ETag", "")).strip('"'),
+            storage_class=str(v.get("StorageClass", "")),
+        )
+        for v in page.get("Versions", ())
+    ]
+    markers = [
+        Entry(
+            key=d["Key"],
+            version_id=str(d.get("VersionId") or "null"),
+            last_modified=d["LastModified"],
+            is_latest=bool(d.get("IsLatest")),
+            is_marker=True,
+        )
+        for d in page.get("DeleteMarkers", ())
+    ]
+
+    def order(entry: Entry) -> tuple[str, int, int]:
+        return (entry.key, -entry.second, 0 if entry.is_latest else 1)
+
+    yield from heapq.merge(versions, markers, key=order)
+
+
+def group_by_key(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
+    """Group consecutive entries of the same key, across page boundaries."""
+    group: list[Entry] = []
+    for entry in entries:
+        if group and entry.key != group[0].key:
+            yield group
+            group = []
+        group.append(entry)
+    if group:
+        yield group
+
+
+class Prefetcher:
+    """Fetch up to *depth* pages ahead on a background thread, so listing overlaps the copies.
+
+    Memory stays bounded by *depth* pages. An error of the listing is raised to the consumer;
+    a consumer that stops early stops the fetcher after its current request.
+    """
+
+    def __init__(self, pages: Iterator[dict[str, Any]], depth: int) -> None:
+        self._pages = pages
+        self._slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+
+    def _put(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._slots.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _fetch(self) -> None:
+        try:
+            for page in self._pages:
+                if not self._put(("page", page)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            self._put(("error", exc))
+        else:
+            self._put(("end", None))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        thread = threading.Thread(target=self._fetch, name="backuppolicy-s3-list", daemon=True)
+        thread.start()
+        try:
+            while True:
+                kind, item = self._slots.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise item
+                yield item
+        finally:
+            self._stop.set()

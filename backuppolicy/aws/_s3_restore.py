@@ -1,0 +1,289 @@
+"""Restores of the S3 target: a point into a scratch prefix, or the prefix to a point in time.
+
+`Restores.restore` copies a version, or the versions a manifest lists, under a scratch prefix
+and purges it on exit (restore tests). `Restores.restore_to_time` restores the prefix to its
+state at any time T from one ``ListObjectVersions`` pass (`decide` per key), with server-side
+copies on a bounded pool (`RestoreReport`).
+
+Time granularity: see `backuppolicy.aws.s3`.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from backuppolicy.aws._s3_base import KIND_MANIFEST, KIND_VERSION, s3_url
+from backuppolicy.aws._s3_listing import Entry
+from backuppolicy.aws._s3_pool import Pool, Requests
+from backuppolicy.aws._s3_transfer import S3Transfer
+from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.targets import IsolationProfile, RestoredResource
+
+__all__ = ["RestoreReport", "Restores", "decide"]
+
+
+@attrs.frozen
+class RestoreReport:
+    """What `S3Bucket.restore_to_time` did (or, with ``dry_run``, would do).
+
+    Attributes:
+        when: The point in time restored to (UTC).
+        source: ``s3://bucket/prefix`` restored from.
+        destination: ``s3://bucket/prefix`` restored into.
+        in_place: Whether the source was restored onto itself.
+        dry_run: Whether nothing was written.
+        keys: Keys seen in the listing.
+        restored: Keys copied from their version at *when* (or that would be).
+        deleted: Keys removed because they did not exist at *when* (in place only; a delete marker
+            is added, so nothing is lost).
+        skipped: Keys left alone, by reason (``"unchanged"``, ``"deleted at T"``,
+            ``"created after T"``).
+        ambiguous: Keys where a delete marker and a version share the deciding second; the version
+            was taken as the newer one (restoring rather than losing data).
+        bytes_copied: Bytes copied (sizes from the listing).
+        requests: S3 requests made, by API operation.
+    """
+
+    when: datetime
+    source: str
+    destination: str
+    in_place: bool
+    dry_run: bool
+    keys: int
+    restored: int
+    deleted: int
+    skipped: Mapping[str, int] = attrs.field(hash=False)
+    ambiguous: int
+    bytes_copied: int
+    requests: Mapping[str, int] = attrs.field(hash=False)
+
+    @property
+    def skipped_total(self) -> int:
+        """All skipped keys."""
+        return sum(self.skipped.values())
+
+    @property
+    def total_requests(self) -> int:
+        """All S3 requests made."""
+        return sum(self.requests.values())
+
+
+class Restores(S3Transfer):
+    """Scratch and point-in-time restores (a mixin of `backuppolicy.aws.s3.S3Bucket`)."""
+
+    @contextmanager
+    def _restore(
+        self, point: RecoveryPoint, into: IsolationProfile | None
+    ) -> Iterator[RestoredResource]:
+        loc = self._locate(point, KIND_VERSION, KIND_MANIFEST)
+        prefix = (into.name_prefix if into else "bp-restore-") + uuid.uuid4().hex[:12] + "/"
+        restore_prefix = f"{self.internal_prefix}restore-tests/{self.name}/{prefix}"
+        requests = Requests()
+        try:
+            if point.kind == KIND_VERSION:
+                sources: Iterable[tuple[str, str, int]] = [
+                    (loc.key, loc.version, point.size_bytes or 0)
+                ]
+            else:
+                sources = self._manifest_sources(point)
+            objects = self._copy_many(sources, self.bucket, restore_prefix, requests, source=loc)
+            yield RestoredResource(
+                id=s3_url(self.bucket, restore_prefix),
+                kind="s3-prefix",
+                point=point,
+                endpoint=s3_url(self.bucket, restore_prefix),
+                details={"objects": objects, "bucket": self.bucket, "prefix": restore_prefix},
+            )
+        finally:
+            self._purge_prefix(restore_prefix)
+
+    def restore(self, point: RecoveryPoint, into: IsolationProfile | None = None) -> Any:
+        """Copy a version, or every version a manifest lists, under a scratch prefix; purge on exit.
+
+        The scratch prefix is ``<internal_prefix>restore-tests/<name>/<name_prefix><random>/``
+        in the target's bucket. On exit every version and delete marker under it is deleted,
+        even when the block raised. A manifest copy is restored from its copy store into that
+        same scratch prefix (across regions when the store is elsewhere): the copy itself is
+        read, proving the off-site copy can be brought back.
+
+        Returns:
+            A context manager yielding a `RestoredResource` (``kind="s3-prefix"``).
+        """
+        return self._restore(point, into)
+
+    def _purge_prefix(self, prefix: str) -> None:
+        """Permanently delete every version and delete marker under *prefix*."""
+        if not prefix.startswith(self.internal_prefix):  # pragma: no cover - defence in depth
+            raise PolicyError.for_field(
+                "prefix", f"a prefix under {self.internal_prefix!r}", prefix
+            )
+        requests = Requests()
+        with Pool(4) as pool:
+            self._delete_stream(
+                ((e.key, e.version_id) for e in self._entries(prefix)), pool, requests
+            )
+
+    # Point-in-time restore ----------------------------------------------------------------
+
+    def _refuse_unversioned(self, requests: Requests) -> None:
+        """Refuse an in-place restore unless versioning is on, checked right before writing.
+
+        Without versioning, its copies and delete markers would replace the current (null)
+        versions for good.
+        """
+        requests.add("GetBucketVersioning")
+        status = self.versioning()
+        if status != "Enabled":
+            raise PolicyError.for_field(
+                "dest_bucket",
+                "another bucket or prefix: an in-place restore needs versioning on "
+                f"s3://{self.bucket} so the current versions are kept",
+                f"in place, versioning {status}",
+                hint="Nothing was changed.",
+            )
+
+    def restore_to_time(
+        self,
+        when: datetime,
+        dest_bucket: str | None = None,
+        dest_prefix: str | None = None,
+        *,
+        max_workers: int = 32,
+        dry_run: bool = False,
+        page_size: int | None = None,
+    ) -> RestoreReport:
+        """Restore the objects under the prefix to their state at *when*.
+
+        One ``ListObjectVersions`` pass; each key is decided as soon as the listing moves past
+        it (its versions and delete markers may span pages), and its server-side copy starts at
+        once on a pool of *max_workers* threads. The default of 32 concurrent copies matches the
+        clients' default connection pool (``max_pool_connections=32``) and stays far below S3's
+        request rates (3,500 copies per second per prefix); copies are latency-bound, so more
+        in flight means a faster restore.
+
+        * Into another bucket and/or prefix (``dest_bucket`` or ``dest_prefix`` given): every
+          key alive at *when* is copied from its version at *when* to
+          ``dest_prefix + key[len(prefix):]`` (``dest_prefix`` defaults to the prefix). Nothing
+          is deleted at the destination.
+        * In place (neither given): only keys whose current version differs from the version at
+          *when* are copied (a current version with the same ETag and size, such as the copy an
+          earlier restore made, counts as the same); keys that did not exist at *when* (created later, or deleted at
+          *when* and written again later) get a delete marker via batched ``DeleteObjects``.
+          Nothing is lost: every version stays in the history.
+        * Keys whose delete marker was current at *when* are not restored.
+
+        A version counts as written at its ``LastModified`` second *S* and is included when
+        ``S <= floor(when)``. Objects above 5 GiB are copied with multipart ``UploadPartCopy``.
+
+        Raises:
+            PolicyError: *when* is naive, the destination overlaps the source without being it,
+                or an in-place restore finds versioning off or suspended (nothing is changed).
+        """
+        ensure_aware(when, field="when")
+        when_utc = when.astimezone(UTC)
+        cutoff = math.floor(when_utc.timestamp())
+        target_bucket = dest_bucket or self.bucket
+        target_prefix = self.prefix if dest_prefix is None else dest_prefix
+        in_place = target_bucket == self.bucket and target_prefix == self.prefix
+        if (
+            target_bucket == self.bucket
+            and not in_place
+            and (target_prefix.startswith(self.prefix) or self.prefix.startswith(target_prefix))
+        ):
+            raise PolicyError.for_field(
+                "dest_prefix",
+                f"a prefix that does not overlap the source prefix {self.prefix!r}",
+                target_prefix,
+            )
+        requests = Requests()
+        if in_place and not dry_run:
+            self._refuse_unversioned(requests)
+        counts: Counter[str] = Counter()
+        skipped: Counter[str] = Counter()
+
+        def removals(pool: Pool | None) -> Iterator[tuple[str, str | None]]:
+            groups = self._data_groups(requests=requests, page_size=page_size, read_ahead=True)
+            for group in groups:
+                counts["keys"] += 1
+                action, entry, ambiguous = decide(group, cutoff, in_place=in_place)
+                counts["ambiguous"] += ambiguous
+                if action == "delete":
+                    counts["deleted"] += 1
+                    yield group[0].key, None
+                elif action == "copy" and entry is not None:
+                    counts["restored"] += 1
+                    counts["bytes"] += entry.size
+                    if pool is not None:
+                        pool.submit(
+                            self._copy_version,
+                            entry.key,
+                            entry.version_id,
+                            size=entry.size,
+                            dest_bucket=target_bucket,
+                            dest_key=self._relocate(entry.key, target_prefix),
+                            requests=requests,
+                        )
+                else:
+                    skipped[action] += 1
+
+        if dry_run:
+            for _ in removals(None):
+                pass
+        else:
+            with Pool(max_workers) as pool:
+                self._delete_stream(removals(pool), pool, requests)
+        return RestoreReport(
+            when=when_utc,
+            source=self.url,
+            destination=s3_url(target_bucket, target_prefix),
+            in_place=in_place,
+            dry_run=dry_run,
+            keys=counts["keys"],
+            restored=counts["restored"],
+            deleted=counts["deleted"],
+            skipped=dict(skipped),
+            ambiguous=counts["ambiguous"],
+            bytes_copied=counts["bytes"],
+            requests=requests.snapshot(),
+        )
+
+
+def _same_content(current: Entry, at_t: Entry) -> bool:
+    """The same version, or a version with the same ETag and size (an earlier restore's copy)."""
+    if current.version_id == at_t.version_id:
+        return True
+    return (
+        not current.is_marker
+        and bool(at_t.etag)
+        and (current.etag, current.size) == (at_t.etag, at_t.size)
+    )
+
+
+def decide(
+    group: Sequence[Entry], cutoff: int, *, in_place: bool
+) -> tuple[str, Entry | None, bool]:
+    """Decide one key of a point-in-time restore from its entries (newest first).
+
+    Returns the action (``"copy"``, ``"delete"``, ``"unchanged"``, ``"deleted at T"``,
+    ``"created after T"``), the entry to copy, and whether the decision was ambiguous (a delete
+    marker and a version share the deciding second).
+    """
+    current = group[0]
+    at_t = next((e for e in group if e.second <= cutoff), None)
+    if at_t is None:
+        return ("delete" if in_place and not current.is_marker else "created after T"), None, False
+    ambiguous = any(e.second == at_t.second and e.is_marker != at_t.is_marker for e in group)
+    if at_t.is_marker:
+        return ("delete" if in_place and not current.is_marker else "deleted at T"), None, ambiguous
+    if in_place and _same_content(current, at_t):
+        return "unchanged", at_t, ambiguous
+    return "copy", at_t, ambiguous
