@@ -29,16 +29,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backuppolicy.aws._client import RetryPolicy
+from backuppolicy.aws._rds_base import decode_tag, encode_tag, identifier
+from backuppolicy.aws._rds_settings import maintenance_overlap
 from backuppolicy.aws.rds import (
     AuroraCluster,
     BackupSettings,
     BackupWindow,
     Drift,
     RdsInstance,
-    _decode_tag,
-    _encode_tag,
-    _identifier,
-    _maintenance_overlap,
 )
 from backuppolicy.core.exceptions import (
     BackendError,
@@ -356,25 +354,25 @@ class TestHelpers:
     @given(st.text(min_size=1, max_size=300))
     def test_identifier_always_valid(self, text):
         """Any text becomes a valid RDS identifier of at most 255 characters."""
-        name = _identifier(f"bp-{text}", max_length=255)
+        name = identifier(f"bp-{text}", max_length=255)
         assert RDS_ID.match(name)
         assert len(name) <= 255
 
     def test_identifier_keeps_clean_names(self):
         """A name that is already valid is kept."""
-        assert "bp-orders-db-2026-11-26" == _identifier("bp-orders-db-2026-11-26", max_length=255)
+        assert "bp-orders-db-2026-11-26" == identifier("bp-orders-db-2026-11-26", max_length=255)
 
     @given(st.text(max_size=60))
     def test_tag_encoding_round_trips_and_is_valid(self, text):
         """Any text is encoded into RDS's tag alphabet and decodes back unchanged."""
-        encoded = _encode_tag(text, field="reason")
+        encoded = encode_tag(text, field="reason")
         assert RDS_TAG_VALUE.match(encoded)
-        assert text == _decode_tag(encoded)
+        assert text == decode_tag(encoded)
 
     def test_tag_too_long_refused(self):
         """A value that would exceed 256 characters once encoded is refused, naming the field."""
         with pytest.raises(PolicyError, match="reason: expected at most 256"):
-            _encode_tag("|" * 100, field="reason")
+            encode_tag("|" * 100, field="reason")
 
     @pytest.mark.parametrize(
         ("window", "maintenance", "overlap"),
@@ -388,7 +386,7 @@ class TestHelpers:
     )
     def test_maintenance_overlap(self, window, maintenance, overlap):
         """The daily backup window is checked against every day of the weekly maintenance window."""
-        assert overlap == _maintenance_overlap(BackupWindow.parse(window), maintenance)
+        assert overlap == maintenance_overlap(BackupWindow.parse(window), maintenance)
 
 
 # --------------------------------------------------------------------------- contract
@@ -668,7 +666,7 @@ class TestList:
     def test_hold_read_from_tag(self):
         """A legal-hold tag becomes the point's legal_hold."""
         db, stub = _stubbed()
-        tags = {**OURS, TAG_HOLD: _encode_tag(HOLD.to_tag(), field="hold")}
+        tags = {**OURS, TAG_HOLD: encode_tag(HOLD.to_tag(), field="hold")}
         stub.add_response("describe_db_snapshots", {"DBSnapshots": [_raw_snapshot("s", tags=tags)]})
         assert [HOLD] == [p.legal_hold for p in db.list_points()]
 
