@@ -3,7 +3,8 @@
 The full 40-day demo takes about 45 s; these tests run 8 days of the seed policy (no point is
 35 days old yet, so nothing is pruned) and 7 days of the seed policy with a 2-day rule (so the
 pruning, and the legal hold that survives it, happen within the run). Each run is shared by
-the tests of its class.
+the tests of its class, which pytest-xdist keeps on one worker (tests/conftest.py); the two
+runs are marked ``slow`` (``pytest -m "not slow"`` leaves them out).
 """
 
 from __future__ import annotations
@@ -38,14 +39,14 @@ def _seed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
 
 
 @pytest.fixture(name="short_rule_run", scope="module")
-def _short_rule_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def _short_rule_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The demo's summary after 7 days of the seed policy with retention max_age 2d."""
     seed = demo.load_seed_policy()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(
             demo, "load_seed_policy", lambda: attrs.evolve(seed, retention=MaxAge(days=2))
         )
-        yield demo.run(days=7, report_path=tmp_path_factory.mktemp("short") / "out" / "r.html")
+        return demo.run(days=7, report_path=tmp_path_factory.mktemp("short") / "out" / "r.html")
 
 
 class TestSeedPolicy:
@@ -66,6 +67,7 @@ class TestSeedPolicy:
         assert Policy.from_file(ROOT / "examples" / "policy.yaml") == demo.load_seed_policy()
 
 
+@pytest.mark.slow
 class TestEightDays:
     def test_ok_without_failures(self, seed_run):
         """The run succeeds: no failed backup, copy or deletion."""
@@ -132,6 +134,7 @@ class TestEightDays:
         assert lines[-1].startswith("ok in ")
 
 
+@pytest.mark.slow
 class TestPruning:
     def test_old_points_are_pruned_by_the_rule(self, short_rule_run):
         """With a 2-day rule every target loses its oldest local backups, for that reason."""
@@ -158,18 +161,11 @@ class TestPruning:
                 assert cutoff < day, key
 
 
-# The seed policy loader as imported: short_rule_run patches demo.load_seed_policy for the rest
-# of the module once it has run, and the world of TestWorld must have the seed's retention.
-_LOAD_SEED_POLICY = demo.load_seed_policy
-
-
 @pytest.fixture(name="open_world", scope="class")
 def _open_world() -> Iterator[demo.DemoWorld]:
     """The demo world of the seed policy after 3 simulated days, open while the class's tests run."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(demo, "load_seed_policy", _LOAD_SEED_POLICY)
-        with demo.world(days=3) as opened:
-            yield opened
+    with demo.world(days=3) as opened:
+        yield opened
 
 
 class TestWorld:

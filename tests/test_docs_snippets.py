@@ -288,8 +288,18 @@ PAGE_SETUP = {
 }
 
 
+# The pages whose snippets run a whole recovery or audit (the slowest), marked ``slow``.
+SLOW_PAGES = {"docs/how-to/audit-notebook.md", "docs/how-to/shop-recovery-runbook.md"}
+
+
 class TestDocsSnippets:
-    @pytest.mark.parametrize("page", _pages())
+    @pytest.mark.parametrize(
+        "page",
+        [
+            pytest.param(page, marks=[pytest.mark.slow] if page in SLOW_PAGES else [])
+            for page in _pages()
+        ],
+    )
     def test_page_runs(self, page: str, sandbox: _Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
         """Every ```python block of the page runs, in order, in the sandbox (or is marked skipped)."""
         if page in PAGE_SETUP:
@@ -297,6 +307,7 @@ class TestDocsSnippets:
         blocks = _blocks((ROOT / page).read_text(encoding="utf-8"), page)
         _run(blocks, sandbox.namespace)
 
+    @pytest.mark.slow
     def test_generated_runbook_runs(self, sandbox: _Sandbox) -> None:
         """The runbook `RecoveryPlan.to_markdown()` writes for the example plan runs too."""
         from backuppolicy.workflows.recovery import RecoveryPlan

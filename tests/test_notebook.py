@@ -52,6 +52,10 @@ def _cell(notebook: Any, contains: str) -> Any:
     return cell
 
 
+# One kernel runs the notebook for the module's tests (on one xdist worker: tests/conftest.py).
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(name="executed", scope="module")
 def _executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The notebook after running every cell in a python3 kernel, in a temporary directory."""

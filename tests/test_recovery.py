@@ -718,6 +718,7 @@ class TestExecute:
         ]
 
 
+@pytest.mark.slow
 class TestExampleRehearsal:
     def test_example_plan_in_the_demo_world(self, aws: None, tmp_path: Path, server: str) -> None:
         """The example plan rehearses in the demo's moto world: every step done, everything torn down."""

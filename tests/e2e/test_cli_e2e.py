@@ -113,6 +113,7 @@ def _json(result: subprocess.CompletedProcess[str]) -> Any:
 
 
 class TestCliEndToEnd:
+    @pytest.mark.slow
     def test_backup_hold_prune_and_list(self, cli, server, tmp_path):
         """backup (twice, then forced), a legal hold, prune --apply 40 days on, holds."""
         t0 = datetime.now(UTC).replace(microsecond=0)
