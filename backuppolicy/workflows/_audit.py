@@ -71,6 +71,7 @@ from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.selector import RESOURCE_TYPES
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
 from backuppolicy.report import Clause, ComplianceReport, Finding
+from backuppolicy.workflows import _assemble, pruning
 from backuppolicy.workflows._review import requirements
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
@@ -551,8 +552,6 @@ def audit(
     Returns:
         The `~backuppolicy.report.ComplianceReport`.
     """
-    from backuppolicy.workflows import _assemble, pruning  # noqa: PLC0415 - workflows re-exports audit
-
     now = ensure_aware(now, field="now")
     window = Duration.coerce(evidence_within, field="evidence_within")
     names = {**CHECK_NAMES, **(check_names or {})}
@@ -710,8 +709,6 @@ def _notify(
     now: datetime,
     notifiers: Sequence[Notifier] | None,
 ) -> list[NotifierFailure]:
-    from backuppolicy.workflows import _assemble  # noqa: PLC0415 - workflows re-exports audit
-
     failures: list[NotifierFailure] = []
     for finding in findings:
         if finding.compliant:

@@ -27,6 +27,7 @@ from backuppolicy.core.loading import read_policy_text as _read_policy_text
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.restoring import choose_point
 from backuppolicy.core.targets import TAG_RESTORE_ID, IsolationProfile
+from backuppolicy.workflows._assemble import build_targets
 from backuppolicy.workflows._recovery_steps import (
     RESTORES,
     STEP_REF,
@@ -131,8 +132,6 @@ class Runner:
                         f"a target named {name!r} (or a plan with a policy)",
                         sorted(self._targets or {}),
                     )
-                from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415 - avoid a cycle
-
                 built = build_targets(self.plan.policy, only=[name])
                 self._targets = {**(self._targets or {}), **built}
             return self._targets[name]

@@ -80,6 +80,7 @@ from backuppolicy.checks.running import run_check
 from backuppolicy.checks.verify import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
+from backuppolicy.core.policy import Policy
 from backuppolicy.core.restoring import (
     ABSENT,
     MADE_BY_THIS_RESTORE,
@@ -97,6 +98,7 @@ from backuppolicy.core.targets import (
     RestorableDatabase,
     RestorableVolumes,
 )
+from backuppolicy.workflows._assemble import build_targets
 from backuppolicy.workflows._restore_bucket import observe_bucket, plan_bucket, run_bucket
 from backuppolicy.workflows._restore_common import (
     TAG_RESTORED_FROM,  # noqa: F401 - re-exported (callers and tests import it from here)
@@ -265,8 +267,6 @@ def _resolve(
     policy_or_target: Any, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
 ) -> tuple[Any, str | None]:
     """The target object (and its application) from a policy and a name, or a target."""
-    from backuppolicy.core.policy import Policy  # noqa: PLC0415 - policy imports heavy parsers
-
     if isinstance(policy_or_target, Policy):
         if target is None:
             raise PolicyError.for_field("target", "the name of a target of the policy", None)
@@ -275,8 +275,6 @@ def _resolve(
         spec = policy_or_target.target(target)
         if targets is not None and spec.name in targets:
             return targets[spec.name], spec.application
-        from backuppolicy.workflows.backups import build_targets  # noqa: PLC0415 - avoid an import cycle
-
         return build_targets(policy_or_target, only=[spec.name])[spec.name], spec.application
     if isinstance(policy_or_target, BackupTarget):
         return policy_or_target, None
