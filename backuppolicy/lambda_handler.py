@@ -1,7 +1,7 @@
 """AWS Lambda entry point: run ``backup`` or ``prune`` of a policy on an EventBridge Scheduler schedule.
 
 Set the function's handler to ``backuppolicy.lambda_handler.handler``;
-`backuppolicy.aws.backup_plan.export_scheduler` writes the schedules that invoke it. The event::
+`backuppolicy.aws.lifecycle_scheduler.export_scheduler` writes the schedules that invoke it. The event::
 
     {"action": "backup" | "prune",
      "policy": "s3://bucket/policy.yaml" | "/var/task/policy.yaml",   # default: $BACKUPPOLICY_FILE

@@ -25,11 +25,10 @@ from backuppolicy.aws.backup_plan import (
     VaultLock,
     apply_aws_backup,
     export_aws_backup,
-    export_lifecycle,
-    export_scheduler,
 )
 from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.iam import iam_policy
+from backuppolicy.aws.lifecycle_scheduler import export_lifecycle, export_scheduler
 from backuppolicy.aws.objects import S3Objects
 from backuppolicy.aws.rds import AuroraCluster, BackupSettings, BackupWindow, Drift, RdsInstance
 from backuppolicy.aws.s3 import (

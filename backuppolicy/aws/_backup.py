@@ -1,19 +1,28 @@
-"""Shared by `backuppolicy.aws.awsbackup` and `backuppolicy.aws.backup_plan`: the client, regions."""
+"""Shared by the AWS Backup modules and `backuppolicy.aws.lifecycle_scheduler`: client, regions, names.
+
+The AWS Backup modules are `backuppolicy.aws.awsbackup` and `backuppolicy.aws.backup_plan`.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from backuppolicy.aws._client import AwsBackend
 from backuppolicy.core.policy import TargetSpec
 
-__all__ = ["BackupClient", "region_of"]
+__all__ = ["BackupClient", "region_of", "safe_name"]
 
 
 def region_of(spec: TargetSpec, default: str | None) -> str | None:
     """The region in *spec*'s settings, else *default*."""
     region = spec.settings.get("region")
     return str(region) if region else default
+
+
+def safe_name(text: str, pattern: str, limit: int) -> str:
+    """*text* with each match of *pattern* replaced by ``_``, cut to *limit* characters."""
+    return re.sub(pattern, "_", text)[:limit]
 
 
 class BackupClient(AwsBackend):

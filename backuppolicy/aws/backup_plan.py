@@ -13,7 +13,8 @@ One idea: a policy's schedule and retention, compiled to what AWS runs by itself
   policy changes nothing.
 * `export_lifecycle` compiles the retention of S3 targets to bucket lifecycle rules, and
   `export_scheduler` to EventBridge Scheduler schedules that invoke
-  `backuppolicy.lambda_handler.handler`.
+  `backuppolicy.lambda_handler.handler` (both in `backuppolicy.aws.lifecycle_scheduler`,
+  re-exported here).
 
 Everything AWS would reject but moto accepts is checked here and raised as a `PolicyError` naming
 the field: cron forms (6 fields, ``?`` in day-of-month or day-of-week, at most hourly), start
@@ -24,13 +25,13 @@ Retention rules AWS cannot express (``keep_weekly`` and the other count rules, `
 ``keep_tags``) are refused with a hint: make the period a tier with its own ``max_age``.
 
 The points AWS Backup makes are read back by `backuppolicy.aws.awsbackup` (the read-only
-``aws-backup`` target); the steps of `apply_aws_backup` are in ``aws/_backup_apply.py``.
+``aws-backup`` target); the steps of `apply_aws_backup` are in ``aws/_backup_apply.py``, the
+translation to AWS's cron in ``aws/_cron.py``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -39,10 +40,12 @@ import attrs
 import boto3
 from botocore.config import Config
 
-from backuppolicy.aws._backup import BackupClient, region_of
+from backuppolicy.aws._backup import BackupClient, region_of, safe_name
 from backuppolicy.aws._backup_apply import apply_document
 from backuppolicy.aws._client import RetryPolicy
+from backuppolicy.aws._cron import aws_cron, schedule_of, validate_aws_cron, window_minutes
 from backuppolicy.aws.awsbackup import ACCOUNT_PLACEHOLDER, resource_arn
+from backuppolicy.aws.lifecycle_scheduler import export_lifecycle, export_scheduler
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import TAG_POLICY, TAG_TIER
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
@@ -76,9 +79,6 @@ _CONTINUOUS_MAX_DAYS: Final = 35
 _MIN_CHANGEABLE_DAYS: Final = 3
 _MAX_DAYS: Final = 36500
 _MAX_SELECTION_WINDOW: Final = 365
-_DOW_NAMES: Final = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-_DOW_TOKEN: Final = re.compile(r"(\d+|[A-Za-z]{3})((?:#\d)|L)?")
-_AWS_CRON: Final = re.compile(r"cron\((.*)\)")
 _BACKUP_KINDS: Final = {
     "rds-instance": "RDS",
     "aurora-cluster": "Aurora",
@@ -183,124 +183,6 @@ class VaultLock:
 
 
 # --------------------------------------------------------------------------------------------
-# Cron
-
-
-def _dow_name(token: str, *, path: str, cron: str) -> str:
-    match = _DOW_TOKEN.fullmatch(token)
-    if match is None:
-        raise PolicyError.for_field(path, "a day of the week 0-7 or SUN-SAT", cron)
-    day, suffix = match.group(1), match.group(2) or ""
-    if day.isdigit():
-        if int(day) > len(_DOW_NAMES) - 1:
-            raise PolicyError.for_field(path, "a day of the week 0-7 or SUN-SAT", cron)
-        day = _DOW_NAMES[int(day)]
-    return day.upper() + suffix
-
-
-def _aws_dow(field: str, *, path: str, cron: str) -> str:
-    items = []
-    for item in field.split(","):
-        base, slash, step = item.partition("/")
-        names = (
-            base
-            if base == "*"
-            else "-".join(_dow_name(t, path=path, cron=cron) for t in base.split("-"))
-        )
-        items.append(f"{names}{slash}{step}")
-    return ",".join(items)
-
-
-def aws_cron(schedule: Schedule, *, path: str = "schedule") -> str:
-    """Translate a `~backuppolicy.core.schedule.Schedule`'s 5-field cron to AWS's 6-field ``cron(...)``.
-
-    AWS needs ``?`` in day-of-month or day-of-week, a year field, and (for AWS Backup) at most one
-    run per hour. Days of the week become names (cron's ``0`` and AWS's ``1`` are both Sunday).
-
-    Raises:
-        PolicyError: The schedule restricts both day-of-month and day-of-week (AWS cannot say
-            "either"), or runs more often than hourly; the message names ``<path>.cron``.
-
-    Example:
-        >>> aws_cron(Schedule("0 4 * * 1-5"))
-        'cron(0 4 ? * MON-FRI *)'
-        >>> aws_cron(Schedule.daily(at="04:00"))
-        'cron(0 4 * * ? *)'
-    """
-    field = f"{path}.cron"
-    minute, hour, dom, month, dow = schedule.cron.split()
-    if not minute.isdigit():
-        raise PolicyError.for_field(
-            field,
-            "a cron expression with one fixed minute (AWS Backup runs at most once an hour)",
-            schedule.cron,
-        )
-    if dow == "*":
-        dow = "?"
-    elif dom == "*":
-        dom = "?"
-        dow = _aws_dow(dow, path=field, cron=schedule.cron)
-    else:
-        raise PolicyError.for_field(
-            field,
-            "a cron expression that restricts day-of-month or day-of-week, not both "
-            "(AWS needs '?' in one of them)",
-            schedule.cron,
-        )
-    return validate_aws_cron(f"cron({minute} {hour} {dom} {month} {dow} *)", path=field)
-
-
-def validate_aws_cron(expression: str, *, path: str = "ScheduleExpression") -> str:
-    """Check an AWS ``cron(...)`` expression the way AWS Backup does, and return it.
-
-    Six fields (minute hour day-of-month month day-of-week year), exactly one of day-of-month and
-    day-of-week ``?``, and one fixed minute (AWS Backup's minimum frequency is one hour).
-
-    Raises:
-        PolicyError: Any of those does not hold; the message names *path*.
-
-    Example:
-        >>> validate_aws_cron("cron(0 5 ? * SUN *)")
-        'cron(0 5 ? * SUN *)'
-    """
-    expected = (
-        "an AWS cron expression 'cron(minute hour day-of-month month day-of-week year)' "
-        "with '?' in exactly one of day-of-month and day-of-week"
-    )
-    match = _AWS_CRON.fullmatch(expression.strip()) if isinstance(expression, str) else None
-    if match is None:
-        raise PolicyError.for_field(path, expected, expression)
-    fields = match.group(1).split()
-    if len(fields) != 6 or (fields[2] == "?") == (fields[4] == "?"):  # noqa: PLR2004
-        raise PolicyError.for_field(path, expected, expression)
-    if not fields[0].isdigit() or int(fields[0]) > 59:  # noqa: PLR2004
-        raise PolicyError.for_field(
-            path, "a cron expression with one fixed minute 0-59 (at most hourly)", expression
-        )
-    return expression.strip()
-
-
-def _at_of(schedule: Schedule) -> str:
-    minute, hour = schedule.cron.split()[:2]
-    if minute.isdigit() and hour.isdigit():
-        return f"{int(hour):02d}:{int(minute):02d}"
-    return "04:00"
-
-
-def _schedule_of(every: Cadence | Schedule, base: Schedule) -> Schedule:
-    """A tier's or a cadence's own `Schedule`, at the time of day of *base*."""
-    if isinstance(every, Schedule):
-        return every
-    at = f":{base.cron.split()[0].zfill(2)}" if every is Cadence.HOUR else _at_of(base)
-    window = base.window if every is not Cadence.HOUR else "1h"
-    return Schedule.every(every, at=at, tz=base.tz, window=window)
-
-
-def _minutes(schedule: Schedule) -> int:
-    return int(schedule.window.approx_timedelta().total_seconds() // 60)
-
-
-# --------------------------------------------------------------------------------------------
 # Retention
 
 
@@ -377,10 +259,6 @@ def _kms_arn(key: str | None, region: str, account: str, partition: str) -> str 
     if key.startswith("alias/"):
         return f"arn:{partition}:kms:{region}:{account}:{key}"
     return f"arn:{partition}:kms:{region}:{account}:key/{key}"
-
-
-def _safe_name(text: str, pattern: str, limit: int) -> str:
-    return re.sub(pattern, "_", text)[:limit]
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,7 +389,7 @@ def _rule(
     tier: str,
     continuous: bool,
 ) -> dict[str, Any]:
-    start = _minutes(schedule)
+    start = window_minutes(schedule)
     if start < _MIN_START_WINDOW:
         raise PolicyError.for_field(
             f"{path}.window",
@@ -590,11 +468,11 @@ def _rules(ctx: _Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if _same_every(tier.every, policy.schedule):
             main.setdefault("CopyActions", []).append(action)
             continue
-        schedule = _schedule_of(tier.every, policy.schedule)
+        schedule = schedule_of(tier.every, policy.schedule)
         adverb = schedule.cadence.adverb if schedule.cadence else "scheduled"
         rule = _rule(
             ctx,
-            name=_safe_name(f"{tier.name}-{adverb}", r"[^A-Za-z0-9_.-]", 50),
+            name=safe_name(f"{tier.name}-{adverb}", r"[^A-Za-z0-9_.-]", 50),
             schedule=schedule,
             path=f"tiers[{index}].every",
             retention=local_rule,
@@ -640,14 +518,14 @@ def _restore_testing(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     policy = ctx.policy
     verification = policy.verification
-    schedule = _schedule_of(verification.restore_test_every, policy.schedule)
-    plan_name = _safe_name(f"backuppolicy_{policy.name}", r"[^A-Za-z0-9_]", 50)
+    schedule = schedule_of(verification.restore_test_every, policy.schedule)
+    plan_name = safe_name(f"backuppolicy_{policy.name}", r"[^A-Za-z0-9_]", 50)
     point_types = ["SNAPSHOT", "CONTINUOUS"] if ctx.continuous else ["SNAPSHOT"]
     plan = {
         "RestoreTestingPlanName": plan_name,
         "ScheduleExpression": aws_cron(schedule, path="verification.restore_test_every"),
         "ScheduleExpressionTimezone": schedule.tz,
-        "StartWindowHours": max(1, _minutes(schedule) // 60),
+        "StartWindowHours": max(1, window_minutes(schedule) // 60),
         "RecoveryPointSelection": {
             "Algorithm": "LATEST_WITHIN_WINDOW",
             "IncludeVaults": [_vault_arn(ctx.region, ctx.account, ctx.vault_name, ctx.partition)],
@@ -665,7 +543,7 @@ def _restore_testing(
     selections = []
     for kind, arns in by_kind.items():
         selection: dict[str, Any] = {
-            "RestoreTestingSelectionName": _safe_name(
+            "RestoreTestingSelectionName": safe_name(
                 f"{_BACKUP_KINDS[kind].lower()}_{policy.name}", r"[^A-Za-z0-9_]", 50
             ),
             "ProtectedResourceType": _BACKUP_KINDS[kind],
@@ -742,7 +620,7 @@ def export_aws_backup(
     plan_region, targets, notes = _aws_targets(policy, region)
     _refuse_own(policy, targets)
     account = account_id or ACCOUNT_PLACEHOLDER
-    name = vault_name or _safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50)
+    name = vault_name or safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50)
     role = iam_role_arn or (
         f"arn:{partition}:iam::{account}:role/service-role/AWSBackupDefaultServiceRole"
     )
@@ -774,7 +652,7 @@ def export_aws_backup(
         for _, spec in targets
     )
     selection: dict[str, Any] = {
-        "SelectionName": _safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50),
+        "SelectionName": safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50),
         "IamRoleArn": role,
         "ListOfTags": [
             {
@@ -808,7 +686,7 @@ def export_aws_backup(
         "CopyVaults": copy_vaults,
         "VaultLock": lock,
         "BackupPlan": {
-            "BackupPlanName": _safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50),
+            "BackupPlanName": safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50),
             "Rules": rules,
         },
         "BackupSelection": selection,
@@ -882,127 +760,3 @@ def apply_aws_backup(
     return apply_document(
         backend, document, parts, policy=policy.name, account=options["account_id"]
     )
-
-
-# --------------------------------------------------------------------------------------------
-# S3 lifecycle and EventBridge Scheduler
-
-
-def export_lifecycle(policy: Policy) -> dict[str, dict[str, Any]]:
-    """Compile the retention of the policy's S3 targets to bucket lifecycle configurations.
-
-    Each ``s3-bucket`` target becomes a ``NoncurrentVersionExpiration`` rule for its prefix
-    (`backuppolicy.aws.S3Bucket.lifecycle_rule_for`), grouped by bucket, ready for
-    ``PutBucketLifecycleConfiguration``.
-
-    Raises:
-        PolicyError: A retention has no lifecycle equivalent; the message names the target.
-
-    Example:
-        >>> policy = Policy.from_dict({
-        ...     "name": "web", "schedule": {"every": "day"}, "retention": {"max_age": "35d"},
-        ...     "targets": [{"name": "assets", "kind": "s3-bucket",
-        ...                  "settings": {"bucket": "acme-assets", "prefix": "img/"}}]})
-        >>> export_lifecycle(policy)["acme-assets"]["Rules"][0]["NoncurrentVersionExpiration"]
-        {'NoncurrentDays': 35}
-    """
-    from backuppolicy.aws.s3 import S3Bucket  # noqa: PLC0415 - avoid a cycle through aws/__init__
-
-    buckets: dict[str, dict[str, Any]] = {}
-    for i, spec in enumerate(policy.targets):
-        if spec.kind != "s3-bucket" or not spec.enabled:
-            continue
-        tiers = policy.tiers_for(spec)
-        rule = policy.retention_for(spec, tiers[0] if tiers else None)
-        bucket = S3Bucket(
-            spec.settings["bucket"],
-            prefix=spec.settings.get("prefix", ""),
-            name=spec.name,
-            region=spec.settings.get("region") or "us-east-1",
-        )
-        try:
-            lifecycle = bucket.lifecycle_rule_for(rule, rule_id=f"backuppolicy-{spec.name}")
-        except PolicyError as exc:
-            raise PolicyError.for_field(
-                f"targets[{i}].retention",
-                "a retention with an S3 lifecycle equivalent: max_age in days or weeks, "
-                "optionally | keep_last",
-                rule.to_spec(),
-                hint=str(exc),
-            ) from exc
-        buckets.setdefault(bucket.bucket, {"Rules": []})["Rules"].append(lifecycle)
-    return buckets
-
-
-def export_scheduler(
-    policy: Policy,
-    *,
-    lambda_arn: str,
-    role_arn: str,
-    policy_url: str,
-    group_name: str | None = None,
-    prune: bool = True,
-    apply_prune: bool = False,
-) -> dict[str, Any]:
-    """EventBridge Scheduler schedules that run the library itself (`backuppolicy.lambda_handler`).
-
-    One schedule runs ``backup`` on the policy's schedule (cron, time zone, start window as the
-    flexible window); another runs ``prune`` (a dry run unless *apply_prune*) one hour later.
-    The Lambda reads the policy from *policy_url* (``s3://bucket/key`` or a path bundled with the
-    function).
-
-    Args:
-        policy: The policy.
-        lambda_arn: ARN of the function running ``backuppolicy.lambda_handler.handler``.
-        role_arn: Role EventBridge Scheduler assumes to invoke it.
-        policy_url: Where the function reads the policy from.
-        group_name: Schedule group (default ``backuppolicy-<policy name>``).
-        prune: Whether to schedule the prune run.
-        apply_prune: Whether the prune run deletes (default: a dry run that only reports).
-
-    Example:
-        >>> policy = Policy.from_dict({"name": "web", "retention": {"max_age": "35d"},
-        ...     "schedule": {"every": "day", "at": "04:00", "tz": "GMT"}})
-        >>> out = export_scheduler(policy, lambda_arn="arn:aws:lambda:eu-west-2:1:function:bp",
-        ...                        role_arn="arn:aws:iam::1:role/s", policy_url="s3://b/p.yaml")
-        >>> [(s["Name"], s["ScheduleExpression"]) for s in out["Schedules"]]
-        [('web-backup', 'cron(0 4 * * ? *)'), ('web-prune', 'cron(0 5 * * ? *)')]
-    """
-    group = group_name or _safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 64)
-    schedule = policy.schedule
-    window = max(1, min(1440, _minutes(schedule)))
-    prune_at = Schedule(_shift_hour(schedule.cron), tz=schedule.tz, window=schedule.window)
-
-    def entry(name: str, when: Schedule, path: str, event: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "Name": _safe_name(f"{policy.name}-{name}", r"[^A-Za-z0-9_.-]", 64),
-            "GroupName": group,
-            "ScheduleExpression": aws_cron(when, path=path),
-            "ScheduleExpressionTimezone": when.tz,
-            "FlexibleTimeWindow": {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": window},
-            "Target": {"Arn": lambda_arn, "RoleArn": role_arn, "Input": json.dumps(dict(event))},
-            "State": "ENABLED",
-        }
-
-    schedules = [entry("backup", schedule, "schedule", {"action": "backup", "policy": policy_url})]
-    if prune:
-        event = {"action": "prune", "policy": policy_url, "apply": apply_prune}
-        schedules.append(entry("prune", prune_at, "schedule", event))
-    return {
-        "ScheduleGroup": {"Name": group, "Tags": [{"Key": TAG_POLICY, "Value": policy.name}]},
-        "Schedules": schedules,
-        "Lambda": {
-            "Handler": "backuppolicy.lambda_handler.handler",
-            "Runtime": "python3.12",
-            "Timeout": 900,
-            "Environment": {"Variables": {"BACKUPPOLICY_FILE": policy_url}},
-        },
-    }
-
-
-def _shift_hour(cron: str) -> str:
-    """*cron* one hour later when the hour is a single number (else unchanged)."""
-    fields = cron.split()
-    if fields[1].isdigit() and int(fields[1]) < 23:  # noqa: PLR2004
-        fields[1] = str(int(fields[1]) + 1)
-    return " ".join(fields)

@@ -93,16 +93,16 @@ def _iam(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _lifecycle(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.aws import backup_plan  # noqa: PLC0415
+    from backuppolicy.aws import lifecycle_scheduler  # noqa: PLC0415
 
-    _dump(backup_plan.export_lifecycle(load_policy(args)), out)
+    _dump(lifecycle_scheduler.export_lifecycle(load_policy(args)), out)
     return EXIT_OK
 
 
 def _scheduler(args: argparse.Namespace, out: TextIO) -> int:
-    from backuppolicy.aws import backup_plan  # noqa: PLC0415
+    from backuppolicy.aws import lifecycle_scheduler  # noqa: PLC0415
 
-    document = backup_plan.export_scheduler(
+    document = lifecycle_scheduler.export_scheduler(
         load_policy(args),
         lambda_arn=args.lambda_arn,
         role_arn=args.role_arn,
