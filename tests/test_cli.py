@@ -22,7 +22,7 @@ import pytest
 import backuppolicy.cli.main as cli
 from backuppolicy import demo
 from backuppolicy.cli import _common
-from backuppolicy.core import targets
+from backuppolicy.core import registry
 from backuppolicy.core.exceptions import BackendError
 from backuppolicy.core.model import TAG_REASON, LegalHold
 from backuppolicy.testing import MemoryTarget
@@ -62,7 +62,7 @@ def _memory(monkeypatch: pytest.MonkeyPatch) -> dict[str, MemoryTarget]:
     def factory(*, name: str, policy: str, **_settings: Any) -> MemoryTarget:
         return kept.setdefault(name, MemoryTarget(name, policy=policy, clock=lambda: NOW))
 
-    monkeypatch.setitem(targets._REGISTERED, "testing:memory", factory)
+    monkeypatch.setitem(registry._REGISTERED, "testing:memory", factory)
     return kept
 
 

@@ -26,7 +26,7 @@ import time_machine
 
 import backuppolicy as bp
 from backuppolicy.aws.iam import iam_policy, iam_table
-from backuppolicy.core import targets
+from backuppolicy.core import registry
 from backuppolicy.core.targets import (
     BackupTarget,
     Destination,
@@ -379,7 +379,7 @@ class TestIamOfPluginKinds:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A document without the kind's permissions would be silently wrong: it is refused."""
-        monkeypatch.setitem(targets._REGISTERED, "testing:undeclared", _Undeclared)
+        monkeypatch.setitem(registry._REGISTERED, "testing:undeclared", _Undeclared)
         with pytest.raises(bp.PolicyError, match=r"targets\[t\]\.kind.*iam_actions"):
             iam_policy(self._policy("testing:undeclared"))
 
@@ -387,7 +387,7 @@ class TestIamOfPluginKinds:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """A kind's statements appear under their workflows, merged like the built-in ones."""
-        monkeypatch.setitem(targets._REGISTERED, "testing:on-s3", _OnS3)
+        monkeypatch.setitem(registry._REGISTERED, "testing:on-s3", _OnS3)
         document = iam_policy(self._policy("testing:on-s3"), {"prune"})
         assert [(["s3:DeleteObject"], ["arn:aws:s3:::b/*"])] == [
             (s["Action"], s["Resource"]) for s in document["Statement"]
@@ -405,7 +405,7 @@ class TestIamOfPluginKinds:
             def iam_actions(cls, spec: bp.TargetSpec) -> dict[str, list[dict[str, Any]]]:
                 return {"restore": [{"Action": ["s3:GetObject"]}]}
 
-        monkeypatch.setitem(targets._REGISTERED, "testing:on-s3", Bad)
+        monkeypatch.setitem(registry._REGISTERED, "testing:on-s3", Bad)
         with pytest.raises(bp.PolicyError, match="a workflow among"):
             iam_policy(self._policy("testing:on-s3"))
 

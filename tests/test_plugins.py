@@ -1,4 +1,4 @@
-"""The plug-in registry of core/targets.py: how the layers above reach aws/ without importing it."""
+"""The plug-in registry of core/registry.py: how the layers above reach aws/ without importing it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from backuppolicy.core import targets
+from backuppolicy.core import registry
 from backuppolicy.core.exceptions import BackendError, BackendNotFoundError, PolicyError
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.resolution import Resolution, get_resolver, stands_for_itself
@@ -30,7 +30,7 @@ NOW = datetime(2026, 11, 26, 5, 0, tzinfo=UTC)
 @pytest.fixture(autouse=True, name="clean_plugins")
 def _clean_plugins(monkeypatch):
     """Every test starts from the built-in plug-ins only."""
-    monkeypatch.setattr(targets, "_REGISTERED_PLUGINS", {g: {} for g in targets.PLUGIN_GROUPS})
+    monkeypatch.setattr(registry, "_REGISTERED_PLUGINS", {g: {} for g in registry.PLUGIN_GROUPS})
 
 
 def _policy(*specs: dict[str, Any]) -> Policy:
@@ -106,7 +106,7 @@ class TestGetPlugin:
         def entry_points(*, group: str) -> list[EntryPoint]:
             return [point] if group == "backuppolicy.resolvers" else []
 
-        monkeypatch.setattr(targets, "entry_points", entry_points)
+        monkeypatch.setattr(registry, "entry_points", entry_points)
         from backuppolicy.core import selector
 
         assert (selector, ("aws", "gcp")) == (get_resolver("gcp"), known_plugins("resolver"))

@@ -331,12 +331,12 @@ class TestCli:
     def _run(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
         """Run ``backuppolicy`` in-process with the report commands and one MemoryTarget ``db``."""
         import backuppolicy.cli.main as cli
-        from backuppolicy.core import targets
+        from backuppolicy.core import registry
         from backuppolicy.testing import MemoryTarget
 
         db = MemoryTarget("db", policy="shop", clock=lambda: NOW)
         db.add_point(created_at=NOW - timedelta(hours=1))
-        monkeypatch.setitem(targets._REGISTERED, "testing:memory", lambda **_: db)
+        monkeypatch.setitem(registry._REGISTERED, "testing:memory", lambda **_: db)
         monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
         (tmp_path / "policy.yaml").write_text(CLI_POLICY)
 

@@ -33,7 +33,7 @@ import backuppolicy.cli.main as cli
 from backuppolicy.checks.probes import ProbeContext, SqlProbe, StaticEndpoint, run_probe
 from backuppolicy.checks.restore_test import RestoreTest
 from backuppolicy.checks.verify import VerifyContext
-from backuppolicy.core import targets
+from backuppolicy.core import registry
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.secrets import Secret, json_default, redact_url, scrub, secret_field
 from backuppolicy.notify import Event, EventKind, WebhookNotifier, notify_all
@@ -526,7 +526,7 @@ def _memory(monkeypatch: pytest.MonkeyPatch) -> dict[str, MemoryTarget]:
     def factory(*, name: str, policy: str, **_settings: Any) -> MemoryTarget:
         return kept.setdefault(name, MemoryTarget(name, policy=policy, clock=lambda: NOW))
 
-    monkeypatch.setitem(targets._REGISTERED, "testing:memory", factory)
+    monkeypatch.setitem(registry._REGISTERED, "testing:memory", factory)
     monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
     monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
     for name in ("db", "web"):

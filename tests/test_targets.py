@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import pytest
 
-from backuppolicy.core import targets
+from backuppolicy.core import registry
 from backuppolicy.core.exceptions import BackendNotFoundError, BackupPolicyError, PolicyError
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import (
@@ -35,7 +35,7 @@ BUILTIN = ("aurora-cluster", "directory", "ebs-volume", "ec2-instance", "rds-ins
 @pytest.fixture(autouse=True, name="clean_registry")
 def _clean_registry(monkeypatch):
     """Every test starts from the built-in kinds only."""
-    monkeypatch.setattr(targets, "_REGISTERED", {})
+    monkeypatch.setattr(registry, "_REGISTERED", {})
 
 
 def _fake_entry_points(monkeypatch, *specs: tuple[str, str]) -> None:
@@ -45,7 +45,7 @@ def _fake_entry_points(monkeypatch, *specs: tuple[str, str]) -> None:
     def entry_points(*, group: str) -> list[EntryPoint]:
         return [p for p in points if p.group == group]
 
-    monkeypatch.setattr(targets, "entry_points", entry_points)
+    monkeypatch.setattr(registry, "entry_points", entry_points)
 
 
 def _imported_after(code: str) -> dict[str, Any]:
@@ -149,7 +149,7 @@ class TestGetTargetClass:
 
     def test_unimportable_aws_module_names_boto3(self, monkeypatch):
         """A built-in AWS kind whose module fails to import tells to install boto3."""
-        monkeypatch.setitem(targets._BUILTIN, "rds-instance", "backuppolicy.aws.no_such_module:X")
+        monkeypatch.setitem(registry._BUILTIN, "rds-instance", "backuppolicy.aws.no_such_module:X")
         with pytest.raises(BackendNotFoundError, match="Install boto3"):
             get_target_class("rds-instance")
 

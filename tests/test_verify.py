@@ -39,7 +39,7 @@ from backuppolicy.checks.probes import (
 )
 from backuppolicy.checks.restore_test import RestoreTest
 from backuppolicy.checks.verify import VerifyContext
-from backuppolicy.core import targets
+from backuppolicy.core import registry
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.model import Status
 from backuppolicy.core.policy import Policy
@@ -876,7 +876,7 @@ def _cli_targets(monkeypatch: pytest.MonkeyPatch) -> dict[str, MemoryTarget]:
     def factory(*, name: str, policy: str, **_settings: Any) -> MemoryTarget:
         return kept.setdefault(name, MemoryTarget(name, policy=policy, clock=lambda: BACKUP_AT))
 
-    monkeypatch.setitem(targets._REGISTERED, "testing:memory", factory)
+    monkeypatch.setitem(registry._REGISTERED, "testing:memory", factory)
     monkeypatch.delenv("BACKUPPOLICY_FILE", raising=False)
     return kept
 

@@ -42,10 +42,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from backuppolicy.core.capabilities import ObjectReader
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.results import ProbeResult
 from backuppolicy.core.secrets import Secret, looks_secret, reveal, scrub
-from backuppolicy.core.targets import ObjectReader
 
 if TYPE_CHECKING:
     from backuppolicy.core.results import CheckResult

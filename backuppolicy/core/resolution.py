@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 import attrs
 
 from backuppolicy.core.exceptions import BackendError, PolicyError
-from backuppolicy.core.targets import get_plugin
+from backuppolicy.core.registry import get_plugin
 
 if TYPE_CHECKING:
     from backuppolicy.core.model import RecoveryPoint

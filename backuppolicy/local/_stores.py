@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
-from backuppolicy.core.targets import get_plugin
+from backuppolicy.core.registry import get_plugin
 from backuppolicy.local._archive_store import ArchiveStore, ChangedError
 from backuppolicy.local._format import (
     TMP_PREFIX,

@@ -12,6 +12,7 @@ import heapq
 from datetime import UTC, datetime
 from typing import Any
 
+from backuppolicy.core.capabilities import RestorableBucket
 from backuppolicy.core.exceptions import (
     PolicyError,
     ResourceNotFoundError,
@@ -24,7 +25,6 @@ from backuppolicy.core.restoring import (
     StepAction,
     choose_point,
 )
-from backuppolicy.core.targets import RestorableBucket
 from backuppolicy.workflows._restore_common import (
     Context,
     Outcome,

@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from backuppolicy.core.capabilities import (
+    TAG_RESTORE_ID,
+    RestorableDatabase,
+)
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.restoring import (
@@ -22,10 +26,6 @@ from backuppolicy.core.restoring import (
     StepAction,
     choose_point,
     stamp_of,
-)
-from backuppolicy.core.targets import (
-    TAG_RESTORE_ID,
-    RestorableDatabase,
 )
 from backuppolicy.workflows._restore_common import (
     TAG_RESTORED_FROM,

@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from backuppolicy.core.capabilities import (
+    TAG_RESTORE_ID,
+    RestorableVolumes,
+)
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.restoring import (
@@ -19,10 +23,6 @@ from backuppolicy.core.restoring import (
     RestoreStep,
     StepAction,
     choose_point,
-)
-from backuppolicy.core.targets import (
-    TAG_RESTORE_ID,
-    RestorableVolumes,
 )
 from backuppolicy.workflows._restore_common import (
     TAG_RESTORED_FROM,

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from backuppolicy.core.exceptions import BackendError, PolicyError
-from backuppolicy.core.targets import get_plugin
+from backuppolicy.core.registry import get_plugin
 from backuppolicy.workflows._logformat import (
     TIME_KEY,
     CorruptLogLineWarning,
