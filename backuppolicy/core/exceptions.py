@@ -24,6 +24,8 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
+from backuppolicy.core.redaction import redact_text
+
 __all__ = [
     "BackendError",
     "BackendNotFoundError",
@@ -52,8 +54,6 @@ class _RedactingRepr(reprlib.Repr):
     """
 
     def repr_str(self, x: str, level: int) -> str:
-        from backuppolicy.core.secrets import redact_text  # noqa: PLC0415 - secrets imports this module
-
         return super().repr_str(redact_text(x[:_SCAN_LIMIT]), level)
 
 
@@ -89,7 +89,7 @@ def short_repr(value: Any, limit: int = _QUOTE_LIMIT) -> str:
     return text
 
 
-def _cut_path(path: str) -> str:
+def cut_path(path: str) -> str:
     """*path* cut to `_PATH_LIMIT` characters: it holds keys of the file, and one may be huge."""
     return path if len(path) <= _PATH_LIMIT else path[: _PATH_LIMIT - 3] + "..."
 
@@ -129,7 +129,7 @@ class PolicyError(BackupPolicyError, ValueError):
             >>> str(PolicyError.for_field("retention.keep_daily", "an integer >= -1", "seven"))
             "retention.keep_daily: expected an integer >= -1 (got 'seven')."
         """
-        path = _cut_path(path)
+        path = cut_path(path)
         where = f"{path}: " if path else ""
         message = f"{where}expected {expected} (got {short_repr(got)})."
         if hint:

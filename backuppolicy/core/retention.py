@@ -60,7 +60,7 @@ from backuppolicy.core._periods import ADJECTIVE, PERIODS
 from backuppolicy.core._planner import RetentionPlan
 from backuppolicy.core._rules import AnyOf, RetentionRule, RetentionRuleT, as_rule
 from backuppolicy.core.durations import Duration
-from backuppolicy.core.exceptions import PolicyError, _cut_path, short_repr
+from backuppolicy.core.exceptions import PolicyError, cut_path, short_repr
 
 __all__ = [
     "AnyOf",
@@ -157,7 +157,7 @@ def rule_from_spec(spec: Mapping[str, object], *, path: str = "retention") -> Re
         )
     rules: list[RetentionRule] = []
     for key, value in spec.items():
-        where = _cut_path(f"{path}.{key}")
+        where = cut_path(f"{path}.{key}")
         if key == "max_age":
             rules.append(MaxAge(_spec_duration(value, where)))
         elif key in _COUNT_KEYS:

@@ -42,6 +42,15 @@ from pathlib import Path
 from typing import Any, Final, Literal, NoReturn, final
 
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.redaction import (
+    HTTP_SCHEMES,
+    KV_SECRET_RE,
+    REDACTED,
+    SECRET_PATH_HOSTS,
+    looks_token,
+    redact_text,
+    redact_url,
+)
 
 __all__ = [
     "Secret",
@@ -55,20 +64,8 @@ __all__ = [
     "secret_field",
 ]
 
-REDACTED: Final = "***"
-"""What stands in for a secret in every output."""
-
 _MAX_FILE_BYTES: Final = 64 * 1024
 _ENV_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_WORD_RE: Final = re.compile(r"[a-z][a-z._-]{0,15}")
-# Services whose webhook URLs are credentials in their whole path, whatever it looks like.
-_SECRET_PATH_HOSTS: Final = re.compile(
-    r"(?i)(^|\.)(hooks\.slack\.com|discord(app)?\.com|webhook\.office\.com|outlook\.office\.com"
-    r"|hooks\.zapier\.com|chat\.googleapis\.com|api\.telegram\.org|events\.pagerduty\.com)$"
-)
-_KV_SECRET_RE: Final = re.compile(
-    r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)(\s*=\s*)('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[^\s;&]+)"
-)
 _SENSITIVE_HEADER_RE: Final = re.compile(
     r"(?i)auth|token|key|secret|passw|cookie|signature|session|credential"
 )
@@ -77,77 +74,9 @@ _SENSITIVE_QUERY_RE: Final = re.compile(
 )
 _CREDENTIAL_VALUE_RE: Final = re.compile(r"(?i)^\s*(bearer|basic|token|digest|apikey)\s+\S")
 _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9+/=_.~-]{16,}")
-# A URL in free text; the scheme's length is bounded, so a long run of letters costs linear time.
-_URL_IN_TEXT_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s'\"<>]+")
-_HTTP_SCHEMES: Final = ("http", "https")
 
 SecretKind = Literal["webhook", "url", "dsn", "header"]
 """What a secret field holds: a webhook URL, another URL, a database DSN, or an HTTP header value."""
-
-
-def _looks_token(segment: str) -> bool:
-    """Whether a URL path segment may be a credential: anything but a short lowercase word.
-
-    Webhook services put their tokens in the path (Slack ``/services/T000/B000/XXXX``,
-    Discord ``/api/webhooks/<id>/<token>``); words such as ``hooks`` or ``services`` are safe.
-    """
-    return not _WORD_RE.fullmatch(segment)
-
-
-def redact_url(text: str) -> str:
-    """*text* with the credentials of a URL or DSN replaced by ``***``, for display.
-
-    Keeps the scheme, host, port, user name of a DSN, a database name and the first word of a
-    web path; hides passwords, query values, fragments and every other path segment of an
-    http(s) URL (webhook tokens live there). ``key=value`` DSNs lose their ``password=``.
-    Text that is neither is returned unchanged.
-
-    Example:
-        >>> redact_url("https://hooks.slack.com/services/T000/B000/XXXX")
-        'https://hooks.slack.com/services/***'
-        >>> redact_url("https://user:pw@alerts.example/hook?token=abc&team=ops")
-        'https://***@alerts.example/hook?token=***&team=***'
-        >>> redact_url("host=db user=app password=hunter2 dbname=shop")
-        'host=db user=app password=*** dbname=shop'
-    """
-    try:
-        parts = urllib.parse.urlsplit(text)
-        if not parts.scheme or not parts.netloc:
-            return _KV_SECRET_RE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-        host = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return REDACTED
-    scheme = parts.scheme.lower()
-    web = scheme in _HTTP_SCHEMES
-    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
-    if userinfo is None:
-        netloc = host
-    elif web or ":" not in userinfo:
-        netloc = f"{REDACTED}@{host}" if web or not userinfo else f"{userinfo}@{host}"
-    else:
-        netloc = f"{userinfo.partition(':')[0]}:{REDACTED}@{host}"
-    path = parts.path
-    if web and path not in {"", "/"}:
-        segments = path.split("/")[1:]
-        first = segments[0]
-        known = bool(_SECRET_PATH_HOSTS.search(parts.hostname or ""))
-        kept = REDACTED if _looks_token(first) or (known and len(segments) == 1) else first
-        path = f"/{kept}" + (f"/{REDACTED}" if len(segments) > 1 and kept != REDACTED else "")
-    query = (
-        "&".join(
-            f"{key}={REDACTED}"
-            for key, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        )
-        or REDACTED
-        if parts.query
-        else ""
-    )
-    out = f"{parts.scheme}://{netloc}{path}"
-    if query:
-        out += f"?{query}"
-    if parts.fragment:
-        out += f"#{REDACTED}"
-    return out
 
 
 def looks_secret(value: str, kind: SecretKind, header: str = "") -> bool:  # noqa: PLR0911 - one answer per kind
@@ -176,7 +105,7 @@ def looks_secret(value: str, kind: SecretKind, header: str = "") -> bool:  # noq
             or _CREDENTIAL_VALUE_RE.match(value)
             or _TOKEN_RE.search(value)
         )
-    if _KV_SECRET_RE.search(value):
+    if KV_SECRET_RE.search(value):
         return True
     try:
         parts = urllib.parse.urlsplit(value)
@@ -193,9 +122,9 @@ def looks_secret(value: str, kind: SecretKind, header: str = "") -> bool:  # noq
         query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
         return any(_SENSITIVE_QUERY_RE.search(key) for key, _ in query)
     segments = [s for s in parts.path.split("/") if s and "{endpoint}" not in s]
-    if segments and _SECRET_PATH_HOSTS.search(parts.hostname or ""):
+    if segments and SECRET_PATH_HOSTS.search(parts.hostname or ""):
         return True
-    return bool(parts.query or parts.fragment or any(_looks_token(s) for s in segments))
+    return bool(parts.query or parts.fragment or any(looks_token(s) for s in segments))
 
 
 @final
@@ -413,37 +342,21 @@ def scrub(text: str, secrets: Iterable[Any]) -> str:
     return redact_text(text)
 
 
-def redact_text(text: str) -> str:
-    """*text* with every URL in it redacted (`redact_url`) and its ``password=`` items hidden.
-
-    For free text that may quote a credential nobody named as a secret, such as a value that an
-    error message quotes. Linear in the length of *text*.
-
-    Example:
-        >>> redact_text("got {'url': 'https://hooks.slack.com/services/T0/B0/XXXX'}")
-        "got {'url': 'https://hooks.slack.com/services/***'}"
-        >>> redact_text("host=db password=hunter2 dbname=shop")
-        'host=db password=*** dbname=shop'
-    """
-    text = _URL_IN_TEXT_RE.sub(lambda m: redact_url(m[0]), text)
-    return _KV_SECRET_RE.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", text)
-
-
 def _parts(value: str) -> list[str]:
     """The secret parts of a URL or DSN: password, user info, query values, path tokens."""
-    found: list[str] = [m[3].strip("'\"") for m in _KV_SECRET_RE.finditer(value)]
+    found: list[str] = [m[3].strip("'\"") for m in KV_SECRET_RE.finditer(value)]
     try:
         parts = urllib.parse.urlsplit(value)
     except ValueError:
         return found
     if parts.password:
         found += [parts.password, urllib.parse.unquote(parts.password)]
-    if parts.username and parts.scheme.lower() in _HTTP_SCHEMES:
+    if parts.username and parts.scheme.lower() in HTTP_SCHEMES:
         found.append(parts.username)
     found += [v for _, v in urllib.parse.parse_qsl(parts.query) if v]
-    if parts.scheme.lower() in _HTTP_SCHEMES:
+    if parts.scheme.lower() in HTTP_SCHEMES:
         found += [s for s in parts.path.split("/")[2:] if s]
-        found += [s for s in parts.path.split("/")[1:2] if s and _looks_token(s)]
+        found += [s for s in parts.path.split("/")[1:2] if s and looks_token(s)]
     # Longest first, and never a fragment so short that it would blank out ordinary words.
     return sorted({p for p in found if len(p) >= 4}, key=len, reverse=True)  # noqa: PLR2004
 
