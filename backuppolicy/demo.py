@@ -77,6 +77,13 @@ def _fake_aws_env() -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _client(service: str, region: str) -> Any:
+    """A client of the fake AWS world, made the way the library makes its own (`AwsBackend`)."""
+    from backuppolicy.aws import AwsBackend  # noqa: PLC0415 - imports boto3; the demo only
+
+    return AwsBackend("demo-world", region=region).client(service)
+
+
 def _protect_bucket(s3: Any, bucket: str) -> None:
     """Default SSE-KMS encryption and a full public access block (seed §7.5)."""
     s3.put_bucket_encryption(
@@ -98,11 +105,9 @@ def _protect_bucket(s3: Any, bucket: str) -> None:
 
 def _build_world(root: Path) -> dict[str, Any]:
     """Create the AWS resources and directories of the demo; return the ids to put in the policy."""
-    import boto3  # noqa: PLC0415
-
-    kms = boto3.client("kms", region_name=REGION)
+    kms = _client("kms", REGION)
     local_key = kms.create_key(Description="backups")["KeyMetadata"]["Arn"]
-    ec2 = boto3.client("ec2", region_name=REGION)
+    ec2 = _client("ec2", REGION)
     ec2.enable_ebs_encryption_by_default()
     # The isolated restore-test network (seed §3.4): its own VPC, subnets and security group.
     vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
@@ -115,7 +120,7 @@ def _build_world(root: Path) -> dict[str, Any]:
     group = ec2.create_security_group(
         GroupName="restore-tests", Description="isolated restore tests", VpcId=vpc
     )["GroupId"]
-    rds = boto3.client("rds", region_name=REGION)
+    rds = _client("rds", REGION)
     rds.create_db_subnet_group(
         DBSubnetGroupName="restore-tests",
         DBSubnetGroupDescription="isolated restore tests",
@@ -146,7 +151,7 @@ def _build_world(root: Path) -> dict[str, Any]:
             {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 10, "Encrypted": True}}
         ],
     )["Instances"][0]["InstanceId"]
-    s3 = boto3.client("s3", region_name=REGION)
+    s3 = _client("s3", REGION)
     s3.create_bucket(
         Bucket="acme-web-assets", CreateBucketConfiguration={"LocationConstraint": REGION}
     )
@@ -161,16 +166,16 @@ def _build_world(root: Path) -> dict[str, Any]:
             Body=b"v1",
             ChecksumAlgorithm="SHA256",
         )
-    offsite_s3 = boto3.client("s3", region_name=OFFSITE_REGION)
+    offsite_s3 = _client("s3", OFFSITE_REGION)
     offsite_s3.create_bucket(
         Bucket="acme-backups-offsite",
         CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION},
     )
     _protect_bucket(offsite_s3, "acme-backups-offsite")
-    offsite_kms = boto3.client("kms", region_name=OFFSITE_REGION)
+    offsite_kms = _client("kms", OFFSITE_REGION)
     key = offsite_kms.create_key(Description="off-site backups")["KeyMetadata"]["KeyId"]
     offsite_kms.create_alias(AliasName="alias/backups-offsite", TargetKeyId=key)
-    topic = boto3.client("sns", region_name=REGION).create_topic(Name="backup-alerts")["TopicArn"]
+    topic = _client("sns", REGION).create_topic(Name="backup-alerts")["TopicArn"]
 
     config = root / "etc-shop"
     code = root / "srv-shop"
@@ -696,9 +701,8 @@ def _rehearse_recovery(
 
 
 def _s3() -> Any:
-    import boto3  # noqa: PLC0415
 
-    return boto3.client("s3", region_name=REGION)
+    return _client("s3", REGION)
 
 
 def _place_demo_hold(policy: Any, targets: Any, now: datetime) -> RecoveryPoint:
