@@ -143,7 +143,7 @@ class _Section(enum.Enum):
 _POLICY_KEYS: Final = tuple(section.value for section in _Section)
 
 
-def _to_rolling(value: Any) -> Cadence | None:
+def _to_rolling(value: object) -> Cadence | None:
     if value is None:
         return None
     cadence = read_cadence(value, "rolling_period")
@@ -152,7 +152,7 @@ def _to_rolling(value: Any) -> Cadence | None:
     return cadence
 
 
-def _tuple_of(kind: type, field: str, value: Any) -> tuple[Any, ...]:
+def _tuple_of(kind: type, field: str, value: object) -> tuple[Any, ...]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise PolicyError.for_field(field, f"a sequence of {kind.__name__}", value)
     items = tuple(value)
@@ -162,23 +162,23 @@ def _tuple_of(kind: type, field: str, value: Any) -> tuple[Any, ...]:
     return items
 
 
-def _to_targets(value: Any) -> tuple[TargetSpec, ...]:
+def _to_targets(value: object) -> tuple[TargetSpec, ...]:
     return _tuple_of(TargetSpec, "targets", value)
 
 
-def _to_tiers(value: Any) -> tuple[TierSpec, ...]:
+def _to_tiers(value: object) -> tuple[TierSpec, ...]:
     return _tuple_of(TierSpec, "tiers", value)
 
 
-def _to_objectives(value: Any) -> tuple[Objective, ...]:
+def _to_objectives(value: object) -> tuple[Objective, ...]:
     return _tuple_of(Objective, "objectives", value)
 
 
-def _to_notifications(value: Any) -> tuple[NotificationSpec, ...]:
+def _to_notifications(value: object) -> tuple[NotificationSpec, ...]:
     return _tuple_of(NotificationSpec, "notifications", value)
 
 
-def _v_rule(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_rule(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, RetentionRule):
         raise PolicyError.for_field(attribute.name, "a RetentionRule", value)
 
@@ -241,7 +241,7 @@ class Policy:
     )
 
     @timezone.validator
-    def _check_timezone(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_timezone(self, _attribute: attrs.Attribute[str], value: object) -> None:
         read_timezone(value, "timezone")
 
     def __attrs_post_init__(self) -> None:
@@ -311,7 +311,7 @@ class Policy:
     # ---- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Any) -> Policy:
+    def from_dict(cls, data: object) -> Policy:
         """Build a policy from plain data (what YAML, TOML or JSON parse into).
 
         Raises:

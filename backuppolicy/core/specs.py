@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -113,11 +113,11 @@ _TARGET_KEYS: Final = (
 _ACCOUNT_KEYS: Final = ("role_arn", "external_id", "session_name")
 
 
-def _to_covered_tiers(value: Any) -> tuple[str, ...]:
+def _to_covered_tiers(value: object) -> tuple[str, ...]:
     return read_names(value, "integrity_covers_tiers")
 
 
-def _to_optional_names(value: Any) -> tuple[str, ...] | None:
+def _to_optional_names(value: object) -> tuple[str, ...] | None:
     return None if value is None else read_names(value, "tiers")
 
 
@@ -154,7 +154,7 @@ class Objective:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "objective") -> Objective:
+    def from_dict(cls, data: object, *, path: str = "objective") -> Objective:
         """Build from plain data; errors name fields under *path*."""
         raw = read_mapping(data, path, ("application", "rpo", "rto"), ("application", "rpo"))
         application = read_name(raw["application"], join_path(path, "application"))
@@ -215,12 +215,12 @@ class NotificationSpec:
         return {"kind": self.kind, "settings": settings, "on": list(self.on)}
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "notification") -> NotificationSpec:
+    def from_dict(cls, data: object, *, path: str = "notification") -> NotificationSpec:
         """Build from plain data; errors name fields under *path*."""
         raw = read_mapping(data, path, ("kind", "settings", "on"), ("kind",))
-        kind = raw["kind"]
         with at_path(path):
-            validate_notification_kind(None, attrs.fields(cls).kind, kind)
+            validate_notification_kind(None, attrs.fields(cls).kind, raw["kind"])
+        kind = cast("str", raw["kind"])  # one of NOTIFICATION_KINDS
         required, optional = NOTIFICATION_SETTINGS[kind]
         settings = read_settings(
             raw.get("settings", {}), join_path(path, "settings"), required, optional
@@ -293,7 +293,7 @@ class VerificationSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "verification") -> VerificationSpec:
+    def from_dict(cls, data: object, *, path: str = "verification") -> VerificationSpec:
         """Build from plain data; errors name fields under *path*."""
         raw = read_mapping(data, path, _VERIFICATION_KEYS)
         kwargs: dict[str, Any] = {}
@@ -323,16 +323,16 @@ class VerificationSpec:
             return cls(**kwargs)
 
 
-def _v_every(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_every(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, (Cadence, Schedule)):
         raise PolicyError.for_field(attribute.name, "a Cadence or a Schedule", value)
 
 
-def _to_every(value: Any) -> Cadence | Schedule:
+def _to_every(value: object) -> Cadence | Schedule:
     return read_every(value, "every")
 
 
-def _to_location(value: Any) -> dict[str, Any]:
+def _to_location(value: object) -> dict[str, Any]:
     return read_settings(value, "location", {}, LOCATION_SETTINGS)
 
 
@@ -383,7 +383,7 @@ class TierSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "tier", tz: str = "UTC") -> TierSpec:
+    def from_dict(cls, data: object, *, path: str = "tier", tz: str = "UTC") -> TierSpec:
         """Build from plain data; errors name fields under *path*; schedules default to *tz*."""
         raw = read_mapping(data, path, _TIER_KEYS, ("name", "every"))
         name = read_name(raw["name"], join_path(path, "name"))
@@ -419,15 +419,15 @@ class AccountSpec:
     session_name: str = attrs.field(default="backuppolicy", kw_only=True)
 
     @role_arn.validator
-    def _check_role_arn(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_role_arn(self, _attribute: attrs.Attribute[str], value: object) -> None:
         read_role_arn(value, "role_arn")
 
     @external_id.validator
-    def _check_external_id(self, _attribute: attrs.Attribute[str | None], value: Any) -> None:
+    def _check_external_id(self, _attribute: attrs.Attribute[str | None], value: object) -> None:
         read_external_id(value, "external_id")
 
     @session_name.validator
-    def _check_session_name(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_session_name(self, _attribute: attrs.Attribute[str], value: object) -> None:
         read_session_name(value, "session_name")
 
     @property
@@ -450,7 +450,7 @@ class AccountSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "account") -> AccountSpec:
+    def from_dict(cls, data: object, *, path: str = "account") -> AccountSpec:
         """Build from a mapping (or a role ARN alone); errors name fields under *path*."""
         if isinstance(data, str):
             data = {"role_arn": data}
@@ -464,12 +464,12 @@ class AccountSpec:
             return cls(role_arn, external_id=external_id, session_name=session_name)
 
 
-def _v_optional_account(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_optional_account(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, AccountSpec):
         raise PolicyError.for_field(attribute.name, "None or an AccountSpec", value)
 
 
-def _v_optional_selector(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_optional_selector(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, Selector):
         raise PolicyError.for_field(attribute.name, "None or a Selector", value)
 
@@ -584,7 +584,7 @@ class TargetSpec:
     regions: tuple[str, ...] = attrs.field(default=(), converter=to_regions, kw_only=True)
 
     @kind.validator
-    def _check_kind(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_kind(self, _attribute: attrs.Attribute[str], value: object) -> None:
         if value != SELECTOR_KIND:
             read_kind(value, "kind")
 
@@ -720,7 +720,7 @@ class TargetSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "target", tz: str = "UTC") -> TargetSpec:
+    def from_dict(cls, data: object, *, path: str = "target", tz: str = "UTC") -> TargetSpec:
         """Build from plain data; errors name fields under *path*; schedules default to *tz*."""
         raw = read_mapping(data, path, _TARGET_KEYS, ("name",))
         name = read_name(raw["name"], join_path(path, "name"))
