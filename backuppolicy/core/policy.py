@@ -31,7 +31,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 import yaml
@@ -99,6 +99,7 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
 _INTERVAL_SAMPLE: Final = 32
 
 
@@ -152,14 +153,15 @@ def _to_rolling(value: object) -> Cadence | None:
     return cadence
 
 
-def _tuple_of(kind: type, field: str, value: object) -> tuple[Any, ...]:
+def _tuple_of(kind: type[_T], field: str, value: object) -> tuple[_T, ...]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise PolicyError.for_field(field, f"a sequence of {kind.__name__}", value)
-    items = tuple(value)
-    for i, item in enumerate(items):
+    items: list[_T] = []
+    for i, item in enumerate(tuple(value)):
         if not isinstance(item, kind):
             raise PolicyError.for_field(f"{field}[{i}]", f"a {kind.__name__}", item)
-    return items
+        items.append(item)
+    return tuple(items)
 
 
 def _to_targets(value: object) -> tuple[TargetSpec, ...]:
@@ -429,9 +431,9 @@ class Policy:
 
     # ---- dumping ---------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data (YAML/JSON-ready); ``Policy.from_dict(p.to_dict()) == p``."""
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "name": self.name,
             "description": self.description,
             "timezone": self.timezone,

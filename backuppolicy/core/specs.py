@@ -146,9 +146,9 @@ class Objective:
         rto = self.rto.describe() if self.rto else "not set"
         return f"{self.application}: RPO {self.rpo.describe()}, RTO {rto}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        data: dict[str, Any] = {"application": self.application, "rpo": str(self.rpo)}
+        data: dict[str, object] = {"application": self.application, "rpo": str(self.rpo)}
         if self.rto is not None:
             data["rto"] = str(self.rto)
         return data
@@ -209,7 +209,7 @@ class NotificationSpec:
         }[self.kind]()
         return f"{where} on {', '.join(self.on)}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
         settings = {key: secrets_to_dict(value) for key, value in self.settings.items()}
         return {"kind": self.kind, "settings": settings, "on": list(self.on)}
@@ -279,7 +279,7 @@ class VerificationSpec:
     def __attrs_post_init__(self) -> None:
         read_settings(self.isolation, "isolation", {}, ISOLATION_SETTINGS)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
         return {
             "restore_test_every": self.restore_test_every.value,
@@ -332,7 +332,7 @@ def _to_every(value: object) -> Cadence | Schedule:
     return read_every(value, "every")
 
 
-def _to_location(value: object) -> dict[str, Any]:
+def _to_location(value: object) -> dict[str, object]:
     return read_settings(value, "location", {}, LOCATION_SETTINGS)
 
 
@@ -371,9 +371,9 @@ class TierSpec:
         keep = f", kept by: {self.retention.describe()}" if self.retention else ""
         return f"{self.name}: {every_describe(self.every)} copy{where}{keep}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "name": self.name,
             "every": every_to_spec(self.every),
             "location": dict(self.location),
@@ -441,9 +441,9 @@ class AccountSpec:
         extra = ", with an external ID" if self.external_id else ""
         return f"account {self.account_id} (role {role}{extra})"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `from_dict` reads it."""
-        data: dict[str, Any] = {"role_arn": self.role_arn}
+        data: dict[str, object] = {"role_arn": self.role_arn}
         if self.external_id is not None:
             data["external_id"] = self.external_id
         data["session_name"] = self.session_name
@@ -512,7 +512,7 @@ _RESOURCE_KEYS: Final = {
 }
 
 
-def _default_application(self: Any) -> str:
+def _default_application(self: TargetSpec) -> str:
     return str(self.name)
 
 
@@ -646,7 +646,7 @@ class TargetSpec:
         counts: dict[str, int] = {}
         for item in items:
             counts[item["name"]] = counts.get(item["name"], 0) + 1
-        made: dict[str, tuple[TargetSpec, Mapping[str, Any]]] = {}
+        made: dict[str, tuple[TargetSpec, Mapping[str, object]]] = {}
         for item in items:
             kind, resource = item["kind"], dict(item["settings"])
             child = item["name"]
@@ -696,9 +696,9 @@ class TargetSpec:
             return str(s.get(key, self.name))
         return ", ".join(f"{key}={value}" for key, value in s.items()) or self.name
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        data: dict[str, Any] = {"name": self.name}
+        data: dict[str, object] = {"name": self.name}
         if self.selector is not None:
             data["selector"] = self.selector.to_dict()
         else:
@@ -793,7 +793,7 @@ class TargetSpec:
             )
 
 
-def _found_words(settings: Mapping[str, Any], kind: str) -> str:
+def _found_words(settings: Mapping[str, object], kind: str) -> str:
     ident = settings.get({**_RESOURCE_KEYS, "s3-bucket": "bucket"}.get(kind, ""), "?")
     return (
         f"{kind} {short_repr(ident)} in {short_repr(settings.get('region', 'the default region'))}"
