@@ -85,7 +85,7 @@ def _value_words(value: object) -> str:
     return str(value)
 
 
-def _settings_words(settings: Mapping[str, Any]) -> str:
+def _settings_words(settings: Mapping[str, object]) -> str:
     return "; ".join(f"{key} {_value_words(value)}" for key, value in settings.items())
 
 
