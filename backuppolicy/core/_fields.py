@@ -527,7 +527,9 @@ def validate_duration(_inst: object, attribute: attrs.Attribute[Any], value: obj
         raise PolicyError.for_field(attribute.name, "a duration longer than zero", str(value))
 
 
-def validate_optional_duration(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def validate_optional_duration(
+    _inst: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if value is not None:
         validate_duration(_inst, attribute, value)
 
@@ -542,7 +544,9 @@ def validate_optional_rule(_inst: object, attribute: attrs.Attribute[Any], value
         raise PolicyError.for_field(attribute.name, "None or a RetentionRule", value)
 
 
-def validate_optional_schedule(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def validate_optional_schedule(
+    _inst: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if value is not None and not isinstance(value, Schedule):
         raise PolicyError.for_field(attribute.name, "None or a Schedule", value)
 
@@ -569,7 +573,9 @@ def to_events(value: object) -> tuple[str, ...]:
     return cast("tuple[str, ...]", tuple(items))  # each item is one of EVENTS
 
 
-def validate_notification_kind(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def validate_notification_kind(
+    _inst: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if value not in NOTIFICATION_KINDS:
         raise PolicyError.for_field(
             attribute.name,
