@@ -18,7 +18,7 @@ import importlib.metadata
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -128,8 +128,8 @@ def at_path(prefix: str) -> Iterator[None]:
 
 
 def read_mapping(
-    value: Any, path: str, keys: Sequence[str], required: Sequence[str] = ()
-) -> dict[str, Any]:
+    value: object, path: str, keys: Sequence[str], required: Sequence[str] = ()
+) -> dict[str, object]:
     """Check that *value* is a mapping with text keys among *keys*, holding every *required* key."""
     if not isinstance(value, Mapping):
         raise PolicyError.for_field(path, f"a mapping with keys {', '.join(keys)}", value)
@@ -149,13 +149,13 @@ def read_mapping(
     return dict(value)
 
 
-def read_list(value: Any, path: str, what: str) -> list[Any]:
+def read_list(value: object, path: str, what: str) -> list[object]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
         raise PolicyError.for_field(path, f"a list of {what}", value)
     return list(value)
 
 
-def read_text(value: Any, path: str, *, allow_empty: bool = False) -> str:
+def read_text(value: object, path: str, *, allow_empty: bool = False) -> str:
     if not isinstance(value, str) or (not allow_empty and not value.strip()):
         raise PolicyError.for_field(
             path, "a string" if allow_empty else "a non-empty string", value
@@ -163,19 +163,19 @@ def read_text(value: Any, path: str, *, allow_empty: bool = False) -> str:
     return value
 
 
-def read_flag(value: Any, path: str) -> bool:
+def read_flag(value: object, path: str) -> bool:
     if not isinstance(value, bool):
         raise PolicyError.for_field(path, "true or false", value)
     return value
 
 
-def read_name(value: Any, path: str) -> str:
+def read_name(value: object, path: str) -> str:
     if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise PolicyError.for_field(path, _NAME_EXPECTED, value)
     return value
 
 
-def read_names(value: Any, path: str) -> tuple[str, ...]:
+def read_names(value: object, path: str) -> tuple[str, ...]:
     items = read_list(value, path, "names")
     names = tuple(read_name(item, join_path(path, i)) for i, item in enumerate(items))
     for i, name in enumerate(names):
@@ -184,7 +184,7 @@ def read_names(value: Any, path: str) -> tuple[str, ...]:
     return names
 
 
-def read_timezone(value: Any, path: str) -> str:
+def read_timezone(value: object, path: str) -> str:
     expected = "an IANA time zone name such as 'UTC', 'GMT' or 'Europe/London'"
     if not isinstance(value, str) or not value:
         raise PolicyError.for_field(path, expected, value)
@@ -195,14 +195,14 @@ def read_timezone(value: Any, path: str) -> str:
     return value
 
 
-def read_duration(value: Any, path: str, *, positive: bool = True) -> Duration:
+def read_duration(value: object, path: str, *, positive: bool = True) -> Duration:
     duration = Duration.coerce(value, field=path)
     if positive and duration.is_zero:
         raise PolicyError.for_field(path, "a duration longer than zero", str(duration))
     return duration
 
 
-def read_cadence(value: Any, path: str) -> Cadence:
+def read_cadence(value: object, path: str) -> Cadence:
     """Read a `Cadence` from its value (``"quarter"``) or its adverb (``"quarterly"``)."""
     if not isinstance(value, (Cadence, str)):
         raise PolicyError.for_field(
@@ -211,7 +211,7 @@ def read_cadence(value: Any, path: str) -> Cadence:
     return Cadence.coerce(value, path=path)
 
 
-def read_retention(value: Any, path: str) -> RetentionRule:
+def read_retention(value: object, path: str) -> RetentionRule:
     if isinstance(value, RetentionRule):
         return value
     if not isinstance(value, Mapping):
@@ -226,7 +226,7 @@ def read_retention(value: Any, path: str) -> RetentionRule:
         raise PolicyError.for_field(path, "a valid retention rule", dict(value)) from exc
 
 
-def read_schedule(value: Any, path: str, *, tz: str = "UTC") -> Schedule:
+def read_schedule(value: object, path: str, *, tz: str = "UTC") -> Schedule:
     if isinstance(value, Schedule):
         return value
     if isinstance(value, str):
@@ -243,7 +243,7 @@ def read_schedule(value: Any, path: str, *, tz: str = "UTC") -> Schedule:
         raise PolicyError.for_field(path, "a valid schedule", value) from exc
 
 
-def read_every(value: Any, path: str, *, tz: str = "UTC") -> Cadence | Schedule:
+def read_every(value: object, path: str, *, tz: str = "UTC") -> Cadence | Schedule:
     """A tier's ``every``: a cadence (``week``, ``weekly``), or a schedule (mapping or cron line)."""
     if isinstance(value, (Cadence, Schedule)):
         return value
@@ -256,7 +256,7 @@ def read_every(value: Any, path: str, *, tz: str = "UTC") -> Cadence | Schedule:
     )
 
 
-def every_to_spec(every: Cadence | Schedule) -> Any:
+def every_to_spec(every: Cadence | Schedule) -> str | dict[str, object]:
     return every.value if isinstance(every, Cadence) else every.to_spec()
 
 
@@ -266,14 +266,14 @@ def every_describe(every: Cadence | Schedule) -> str:
 
 # ---- settings checkers -----------------------------------------------------------------------
 
-SettingCheck = Callable[[Any, str], Any]
+SettingCheck = Callable[[object, str], object]
 
 
-def _s_text(value: Any, path: str) -> str:
+def _s_text(value: object, path: str) -> str:
     return read_text(value, path)
 
 
-def _s_name_prefix(value: Any, path: str) -> str:
+def _s_name_prefix(value: object, path: str) -> str:
     if not isinstance(value, str) or not NAME_PREFIX_RE.fullmatch(value):
         raise PolicyError.for_field(
             path, "a letter, then up to 31 letters, digits or hyphens", value
@@ -281,19 +281,19 @@ def _s_name_prefix(value: Any, path: str) -> str:
     return value
 
 
-def _s_region(value: Any, path: str) -> str:
+def _s_region(value: object, path: str) -> str:
     if not isinstance(value, str) or not _REGION_RE.fullmatch(value):
         raise PolicyError.for_field(path, "an AWS region such as 'eu-west-1'", value)
     return value
 
 
-def _s_account(value: Any, path: str) -> str:
+def _s_account(value: object, path: str) -> str:
     if not isinstance(value, str) or not _ACCOUNT_RE.fullmatch(value):
         raise PolicyError.for_field(path, "a 12-digit AWS account id as a string", value)
     return value
 
 
-def _s_sns_arn(value: Any, path: str) -> str:
+def _s_sns_arn(value: object, path: str) -> str:
     if not isinstance(value, str) or not _SNS_ARN_RE.fullmatch(value):
         raise PolicyError.for_field(
             path, "an SNS topic ARN like 'arn:aws:sns:eu-west-1:123456789012:backups'", value
@@ -301,7 +301,7 @@ def _s_sns_arn(value: Any, path: str) -> str:
     return value
 
 
-def _s_arn(value: Any, path: str) -> str:
+def _s_arn(value: object, path: str) -> str:
     if not isinstance(value, str) or not value.startswith("arn:") or value.count(":") < 5:  # noqa: PLR2004
         raise PolicyError.for_field(
             path, "an ARN like 'arn:aws:rds:eu-west-1:123456789012:db:x'", value
@@ -309,7 +309,7 @@ def _s_arn(value: Any, path: str) -> str:
     return value
 
 
-def _s_secret_url(value: Any, path: str) -> Secret:
+def _s_secret_url(value: object, path: str) -> Secret:
     """A webhook URL: ``{env: NAME}``, ``{file: PATH}``, or inline only without a token."""
     found = secret_field(value, path, kind="webhook")
     if isinstance(found, Secret):
@@ -319,7 +319,7 @@ def _s_secret_url(value: Any, path: str) -> Secret:
     return Secret(found)
 
 
-def _s_secret_map(value: Any, path: str) -> dict[str, Secret | str]:
+def _s_secret_map(value: object, path: str) -> dict[str, Secret | str]:
     """HTTP headers: name -> ``{env: NAME}``, ``{file: PATH}``, or inline without a credential."""
     if not isinstance(value, Mapping):
         raise PolicyError.for_field(
@@ -337,7 +337,7 @@ def _s_secret_map(value: Any, path: str) -> dict[str, Secret | str]:
 SECRET_SETTINGS: Final = ("url", "headers")
 
 
-def secrets_to_dict(value: Any) -> Any:
+def secrets_to_dict(value: object) -> object:
     """Plain data of a setting: a `Secret` becomes its reference (or its redacted form)."""
     if isinstance(value, Secret):
         return value.to_dict()
@@ -346,13 +346,13 @@ def secrets_to_dict(value: Any) -> Any:
     return value
 
 
-def _s_abs_path(value: Any, path: str) -> str:
+def _s_abs_path(value: object, path: str) -> str:
     if not isinstance(value, str) or not value.startswith("/") or "\x00" in value:
         raise PolicyError.for_field(path, "an absolute path such as '/srv/app'", value)
     return value
 
 
-def _s_store(value: Any, path: str) -> str:
+def _s_store(value: object, path: str) -> str:
     if isinstance(value, str) and value.startswith("/") and "\x00" not in value:
         return value
     if not isinstance(value, str) or not _S3_URI_RE.fullmatch(value):
@@ -362,16 +362,16 @@ def _s_store(value: Any, path: str) -> str:
     return value
 
 
-def _s_bool(value: Any, path: str) -> bool:
+def _s_bool(value: object, path: str) -> bool:
     return read_flag(value, path)
 
 
-def _s_text_list(value: Any, path: str) -> list[str]:
+def _s_text_list(value: object, path: str) -> list[str]:
     items = read_list(value, path, "strings")
     return [read_text(item, join_path(path, i)) for i, item in enumerate(items)]
 
 
-def _s_text_map(value: Any, path: str) -> dict[str, str]:
+def _s_text_map(value: object, path: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise PolicyError.for_field(path, "a mapping of strings to strings", value)
     result: dict[str, str] = {}
@@ -382,7 +382,7 @@ def _s_text_map(value: Any, path: str) -> dict[str, str]:
     return result
 
 
-def _s_seconds(value: Any, path: str) -> float | int:
+def _s_seconds(value: object, path: str) -> float | int:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -393,13 +393,13 @@ def _s_seconds(value: Any, path: str) -> float | int:
     return value
 
 
-def _s_log_level(value: Any, path: str) -> str:
+def _s_log_level(value: object, path: str) -> str:
     if not isinstance(value, str) or value.upper() not in _LOG_LEVELS:
         raise PolicyError.for_field(path, "a log level: " + ", ".join(_LOG_LEVELS), value)
     return value.upper()
 
 
-def _s_prefix(value: Any, path: str) -> str:
+def _s_prefix(value: object, path: str) -> str:
     return read_text(value, path, allow_empty=True)
 
 
@@ -458,11 +458,11 @@ ISOLATION_SETTINGS: Final[dict[str, SettingCheck]] = {
 
 
 def read_settings(
-    value: Any,
+    value: object,
     path: str,
     required: Mapping[str, SettingCheck],
     optional: Mapping[str, SettingCheck],
-) -> dict[str, Any]:
+) -> dict[str, object]:
     keys = [*required, *optional]
     raw = read_mapping(value, path, keys, tuple(required))
     return {
@@ -470,7 +470,7 @@ def read_settings(
     }
 
 
-def read_free_settings(value: Any, path: str) -> dict[str, Any]:
+def read_free_settings(value: object, path: str) -> dict[str, object]:
     if not isinstance(value, Mapping):
         raise PolicyError.for_field(path, "a mapping of settings", value)
     for key in value:
@@ -488,7 +488,7 @@ def _registered_kinds() -> tuple[str, ...]:
         return ()
 
 
-def read_kind(value: Any, path: str) -> str:
+def read_kind(value: object, path: str) -> str:
     expected = "a target kind: " + ", ".join(BUILTIN_TARGET_KINDS) + " or 'package:kind'"
     if not isinstance(value, str):
         raise PolicyError.for_field(path, expected, value)
@@ -502,60 +502,64 @@ def read_kind(value: Any, path: str) -> str:
     )
 
 
-def frozen_settings(value: Any) -> dict[str, Any]:
+def frozen_settings(value: object) -> dict[str, object]:
     if not isinstance(value, Mapping):
         raise PolicyError.for_field("settings", "a mapping of settings", value)
     return dict(value)
 
 
-def validate_name(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_name(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     read_name(value, attribute.name)
 
 
-def validate_text(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_text(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     read_text(value, attribute.name, allow_empty=True)
 
 
-def validate_flag(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_flag(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     read_flag(value, attribute.name)
 
 
-def validate_duration(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_duration(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Duration):
         raise PolicyError.for_field(attribute.name, "a Duration", value)
     if value.is_zero:
         raise PolicyError.for_field(attribute.name, "a duration longer than zero", str(value))
 
 
-def validate_optional_duration(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_optional_duration(
+    _inst: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if value is not None:
         validate_duration(_inst, attribute, value)
 
 
-def validate_cadence(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_cadence(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Cadence):
         raise PolicyError.for_field(attribute.name, "a Cadence", value)
 
 
-def validate_optional_rule(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_optional_rule(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, RetentionRule):
         raise PolicyError.for_field(attribute.name, "None or a RetentionRule", value)
 
 
-def validate_optional_schedule(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_optional_schedule(
+    _inst: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if value is not None and not isinstance(value, Schedule):
         raise PolicyError.for_field(attribute.name, "None or a Schedule", value)
 
 
-def to_duration(value: Any) -> Any:
+def to_duration(value: object) -> Any:
     return Duration.coerce(value, field="duration") if isinstance(value, str) else value
 
 
-def to_optional_duration(value: Any) -> Any:
+def to_optional_duration(value: object) -> Any:
     return None if value is None else to_duration(value)
 
 
-def to_events(value: Any) -> tuple[str, ...]:
+def to_events(value: object) -> tuple[str, ...]:
     items = read_list(value, "on", "events")
     for i, item in enumerate(items):
         if item not in EVENTS:
@@ -566,10 +570,12 @@ def to_events(value: Any) -> tuple[str, ...]:
             raise PolicyError.for_field(f"on[{i}]", "each event at most once", item)
     if not items:
         raise PolicyError.for_field("on", "at least one event", value)
-    return tuple(items)
+    return cast("tuple[str, ...]", tuple(items))  # each item is one of EVENTS
 
 
-def validate_notification_kind(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def validate_notification_kind(
+    _inst: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
     if value not in NOTIFICATION_KINDS:
         raise PolicyError.for_field(
             attribute.name,
@@ -579,7 +585,7 @@ def validate_notification_kind(_inst: object, attribute: attrs.Attribute[Any], v
         )
 
 
-def read_role_arn(value: Any, path: str) -> str:
+def read_role_arn(value: object, path: str) -> str:
     if not isinstance(value, str) or not _ROLE_ARN_RE.fullmatch(value):
         raise PolicyError.for_field(
             path, "an IAM role ARN like 'arn:aws:iam::123456789012:role/backup'", value
@@ -587,7 +593,7 @@ def read_role_arn(value: Any, path: str) -> str:
     return value
 
 
-def read_external_id(value: Any, path: str) -> str | None:
+def read_external_id(value: object, path: str) -> str | None:
     if value is not None and (not isinstance(value, str) or not _EXTERNAL_ID_RE.fullmatch(value)):
         raise PolicyError.for_field(
             path, "None or an external ID of 2-1224 letters, digits or +=,.@:/-_", value
@@ -595,7 +601,7 @@ def read_external_id(value: Any, path: str) -> str | None:
     return value
 
 
-def read_session_name(value: Any, path: str) -> str:
+def read_session_name(value: object, path: str) -> str:
     if not isinstance(value, str) or not _SESSION_NAME_RE.fullmatch(value):
         raise PolicyError.for_field(
             path, "a role session name of 2-64 letters, digits or +=,.@-_", value
@@ -603,7 +609,7 @@ def read_session_name(value: Any, path: str) -> str:
     return value
 
 
-def to_regions(value: Any) -> tuple[str, ...]:
+def to_regions(value: object) -> tuple[str, ...]:
     items = read_list(value, "regions", "AWS regions")
     regions = tuple(_s_region(item, f"regions[{i}]") for i, item in enumerate(items))
     for i, region in enumerate(regions):
@@ -612,7 +618,7 @@ def to_regions(value: Any) -> tuple[str, ...]:
     return regions
 
 
-def read_selector_settings(value: Any, path: str, selector: Selector) -> dict[str, Any]:
+def read_selector_settings(value: object, path: str, selector: Selector) -> dict[str, object]:
     """Settings of a selector target: defaults for the targets it finds (no ids, no region)."""
     optional: dict[str, SettingCheck] = {}
     for kind in selector.resource_types or tuple(RESOURCE_TYPES):
@@ -627,7 +633,7 @@ def read_selector_settings(value: Any, path: str, selector: Selector) -> dict[st
     return read_settings(value, path, {}, optional)
 
 
-def read_selector_kind(value: Any, path: str, selector: Selector) -> Selector:
+def read_selector_kind(value: object, path: str, selector: Selector) -> Selector:
     """Fold a selector target's optional ``kind`` into its selector's kinds."""
     if value is None or value == SELECTOR_KIND:
         return selector

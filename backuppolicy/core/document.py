@@ -9,7 +9,7 @@ comes from the `Policy` object, so the document cannot drift from the code.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from backuppolicy.core.model import TAG_HOLD, TAG_POLICY, TAG_TARGET
 from backuppolicy.core.schedule import Cadence, rolling_slots
@@ -85,7 +85,7 @@ def _value_words(value: object) -> str:
     return str(value)
 
 
-def _settings_words(settings: Mapping[str, Any]) -> str:
+def _settings_words(settings: Mapping[str, object]) -> str:
     return "; ".join(f"{key} {_value_words(value)}" for key, value in settings.items())
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from datetime import UTC as _UTC
 from datetime import datetime, timedelta
-from typing import Any
 
 import attrs
 
@@ -91,7 +90,7 @@ class Duration:
         return cls(**values)
 
     @classmethod
-    def coerce(cls, value: Any, *, field: str = "duration") -> Duration:
+    def coerce(cls, value: object, *, field: str = "duration") -> Duration:
         """Accept a `Duration`, a spec string, a `datetime.timedelta` or a mapping of parts.
 
         Raises:

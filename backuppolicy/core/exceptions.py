@@ -22,9 +22,12 @@ Messages state the field or resource, what was expected and what was given, e.g.
 from __future__ import annotations
 
 import reprlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from backuppolicy.core.redaction import redact_text
+
+if TYPE_CHECKING:
+    from backuppolicy.core.model import RecoveryPoint
 
 __all__ = [
     "BackendError",
@@ -65,7 +68,7 @@ _REPR.maxlong = 40
 _INT_BITS = 4000  # about 1,200 digits, far below int's 4,300-digit str() limit
 
 
-def short_repr(value: Any, limit: int = _QUOTE_LIMIT) -> str:
+def short_repr(value: object, limit: int = _QUOTE_LIMIT) -> str:
     """The ``repr`` of *value* for an error message, bounded in time and length.
 
     Nested containers are shown to three levels and a few items each, and the text is cut
@@ -114,7 +117,7 @@ class PolicyError(BackupPolicyError, ValueError):
         *,
         path: str = "",
         expected: str | None = None,
-        got: Any = None,
+        got: object = None,
     ) -> None:
         self.path = path
         self.expected = expected
@@ -122,7 +125,7 @@ class PolicyError(BackupPolicyError, ValueError):
         super().__init__(message)
 
     @classmethod
-    def for_field(cls, path: str, expected: str, got: Any, *, hint: str = "") -> PolicyError:
+    def for_field(cls, path: str, expected: str, got: object, *, hint: str = "") -> PolicyError:
         """Build the standard message: ``"<path>: expected <expected> (got <got!r>)."``.
 
         Example:
@@ -199,7 +202,7 @@ class ProtectedPointError(BackupPolicyError, PermissionError):
         point: The protected recovery point.
     """
 
-    def __init__(self, message: str, *, point: Any = None) -> None:
+    def __init__(self, message: str, *, point: RecoveryPoint | None = None) -> None:
         self.point = point
         super().__init__(message)
 
@@ -211,7 +214,7 @@ class VerificationError(BackupPolicyError):
         result: The failed check result, as returned by the verifier.
     """
 
-    def __init__(self, message: str, *, result: Any = None) -> None:
+    def __init__(self, message: str, *, result: object = None) -> None:
         self.result = result
         super().__init__(message)
 

@@ -76,7 +76,7 @@ class BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         """Compose one node, counting its expanded size and its depth."""
-        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             named = self.anchors.get(str(event.anchor))
             if named is not None:
@@ -257,9 +257,9 @@ def load_yaml(
     return data, node
 
 
-def check_shape(data: Any, source: str) -> None:
+def check_shape(data: object, source: str) -> None:
     """Refuse parsed data deeper than `_MAX_DEPTH`, larger than `_MAX_NODES` or with huge ints."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
+    stack: list[tuple[object, int]] = [(data, 1)]
     count = 0
     while stack:
         value, depth = stack.pop()

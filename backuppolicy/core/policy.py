@@ -31,7 +31,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 import yaml
@@ -99,6 +99,7 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
 _INTERVAL_SAMPLE: Final = 32
 
 
@@ -143,7 +144,7 @@ class _Section(enum.Enum):
 _POLICY_KEYS: Final = tuple(section.value for section in _Section)
 
 
-def _to_rolling(value: Any) -> Cadence | None:
+def _to_rolling(value: object) -> Cadence | None:
     if value is None:
         return None
     cadence = read_cadence(value, "rolling_period")
@@ -152,33 +153,34 @@ def _to_rolling(value: Any) -> Cadence | None:
     return cadence
 
 
-def _tuple_of(kind: type, field: str, value: Any) -> tuple[Any, ...]:
+def _tuple_of(kind: type[_T], field: str, value: object) -> tuple[_T, ...]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise PolicyError.for_field(field, f"a sequence of {kind.__name__}", value)
-    items = tuple(value)
-    for i, item in enumerate(items):
+    items: list[_T] = []
+    for i, item in enumerate(tuple(value)):
         if not isinstance(item, kind):
             raise PolicyError.for_field(f"{field}[{i}]", f"a {kind.__name__}", item)
-    return items
+        items.append(item)
+    return tuple(items)
 
 
-def _to_targets(value: Any) -> tuple[TargetSpec, ...]:
+def _to_targets(value: object) -> tuple[TargetSpec, ...]:
     return _tuple_of(TargetSpec, "targets", value)
 
 
-def _to_tiers(value: Any) -> tuple[TierSpec, ...]:
+def _to_tiers(value: object) -> tuple[TierSpec, ...]:
     return _tuple_of(TierSpec, "tiers", value)
 
 
-def _to_objectives(value: Any) -> tuple[Objective, ...]:
+def _to_objectives(value: object) -> tuple[Objective, ...]:
     return _tuple_of(Objective, "objectives", value)
 
 
-def _to_notifications(value: Any) -> tuple[NotificationSpec, ...]:
+def _to_notifications(value: object) -> tuple[NotificationSpec, ...]:
     return _tuple_of(NotificationSpec, "notifications", value)
 
 
-def _v_rule(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_rule(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, RetentionRule):
         raise PolicyError.for_field(attribute.name, "a RetentionRule", value)
 
@@ -241,7 +243,7 @@ class Policy:
     )
 
     @timezone.validator
-    def _check_timezone(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_timezone(self, _attribute: attrs.Attribute[str], value: object) -> None:
         read_timezone(value, "timezone")
 
     def __attrs_post_init__(self) -> None:
@@ -311,7 +313,7 @@ class Policy:
     # ---- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Any) -> Policy:
+    def from_dict(cls, data: object) -> Policy:
         """Build a policy from plain data (what YAML, TOML or JSON parse into).
 
         Raises:
@@ -429,9 +431,9 @@ class Policy:
 
     # ---- dumping ---------------------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data (YAML/JSON-ready); ``Policy.from_dict(p.to_dict()) == p``."""
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "name": self.name,
             "description": self.description,
             "timezone": self.timezone,

@@ -105,7 +105,7 @@ class RestoreStep:
     destructive: bool = False
     keeps: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "action": self.action.value,
@@ -193,7 +193,7 @@ class RestorePlan:
             lines.append("! marks destructive steps: they run only with confirm=True (--yes)")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "target": self.target,

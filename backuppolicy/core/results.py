@@ -107,7 +107,7 @@ class CheckResult:
             check_result=self,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form (the testing log stores this)."""
         return {
             "check": self.check,
@@ -175,7 +175,7 @@ class ProbeResult:
     evidence: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     check_result: Any = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form (kept in the restore test's evidence)."""
         return {
             "name": self.name,

@@ -37,9 +37,9 @@ import os
 import re
 import stat
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal, NoReturn, final
+from typing import Final, Literal, NoReturn, TypeVar, final
 
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.redaction import (
@@ -77,6 +77,8 @@ _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9+/=_.~-]{16,}")
 
 SecretKind = Literal["webhook", "url", "dsn", "header"]
 """What a secret field holds: a webhook URL, another URL, a database DSN, or an HTTP header value."""
+
+_T = TypeVar("_T")
 
 
 def looks_secret(value: str, kind: SecretKind, header: str = "") -> bool:  # noqa: PLR0911 - one answer per kind
@@ -288,7 +290,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", self._ref or self._display))
 
-    def __setattr__(self, name: str, value: Any) -> NoReturn:
+    def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"Secret is immutable (cannot set {name!r})")
 
     def __delattr__(self, name: str) -> NoReturn:
@@ -297,10 +299,10 @@ class Secret:
     def __copy__(self) -> Secret:
         return self
 
-    def __deepcopy__(self, memo: Any) -> Secret:
+    def __deepcopy__(self, memo: object) -> Secret:
         return self
 
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
+    def __reduce__(self) -> tuple[Callable[[str], Secret], tuple[str]]:
         if self._ref:
             factory = Secret.from_env if self._ref[0] == "env" else Secret.from_file
             return factory, (self._ref[1],)
@@ -318,12 +320,12 @@ def _is_plain_url(value: str) -> bool:
     return bool(parts.scheme and parts.netloc) and not looks_secret(value, "webhook")
 
 
-def reveal(value: Any) -> Any:
+def reveal(value: Secret | _T) -> str | _T:
     """*value* revealed if it is a `Secret`, else *value* itself (for fields that take both)."""
     return value.reveal() if isinstance(value, Secret) else value
 
 
-def scrub(text: str, secrets: Iterable[Any]) -> str:
+def scrub(text: str, secrets: Iterable[object]) -> str:
     """*text* with every revealed secret of *secrets* (and its parts) replaced by ``***``.
 
     For wrapping errors of HTTP clients and database drivers, which may quote the URL or DSN
@@ -361,7 +363,7 @@ def _parts(value: str) -> list[str]:
     return sorted({p for p in found if len(p) >= 4}, key=len, reverse=True)  # noqa: PLR2004
 
 
-def secret_cause(exc: BaseException, secrets: Iterable[Any]) -> BaseException | None:
+def secret_cause(exc: BaseException, secrets: Iterable[object]) -> BaseException | None:
     """*exc* if no exception of its chain quotes a secret of *secrets*, else ``None``.
 
     For ``raise Wrapped(scrubbed message) from secret_cause(exc, secrets)``: tracebacks print
@@ -380,7 +382,7 @@ def secret_cause(exc: BaseException, secrets: Iterable[Any]) -> BaseException | 
     return exc
 
 
-def json_default(value: Any) -> Any:
+def json_default(value: object) -> dict[str, str] | str:
     """A ``json.dumps(default=...)`` that writes a `Secret` redacted (`Secret.to_dict`)."""
     if isinstance(value, Secret):
         return value.to_dict()
@@ -395,7 +397,7 @@ _HOW: Final = {
 }
 
 
-def secret_field(value: Any, path: str, *, kind: SecretKind, header: str = "") -> Secret | str:
+def secret_field(value: object, path: str, *, kind: SecretKind, header: str = "") -> Secret | str:
     """Parse a field of a policy or recovery plan file that may hold a secret.
 
     Accepts a `Secret`, a reference mapping ``{env: NAME}`` or ``{file: /abs/path}``, or a

@@ -17,7 +17,7 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -47,7 +47,7 @@ _REGION_RE: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
 _KEYS: Final = ("tags", "kinds", "name", "regions")
 
 
-def _to_tags(value: Any) -> Mapping[str, str | None]:
+def _to_tags(value: object) -> Mapping[str, str | None]:
     if value is None:
         return {}
     if isinstance(value, (list, tuple)):
@@ -70,8 +70,13 @@ def _hint(word: object, choices: Iterable[str]) -> str:
     return f"Did you mean {match[0]!r}?" if match else ""
 
 
-def _to_types(value: Any) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else tuple(value or ())
+def _items(value: object) -> tuple[object, ...]:
+    """*value* as a tuple of items: a string is one item; ``tuple()`` rejects a non-iterable."""
+    return (value,) if isinstance(value, str) else tuple(cast("Iterable[object]", value or ()))
+
+
+def _to_types(value: object) -> tuple[str, ...]:
+    items = _items(value)
     for item in items:
         if item not in RESOURCE_TYPES:
             raise PolicyError.for_field(
@@ -80,18 +85,19 @@ def _to_types(value: Any) -> tuple[str, ...]:
                 item,
                 hint=_hint(item, RESOURCE_TYPES),
             )
-    return items
+    return cast("tuple[str, ...]", items)  # each item is a key of RESOURCE_TYPES
 
 
-def _to_regions(value: Any) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else tuple(value or ())
-    for item in items:
+def _to_regions(value: object) -> tuple[str, ...]:
+    regions: list[str] = []
+    for item in _items(value):
         if not isinstance(item, str) or not _REGION_RE.fullmatch(item):
             raise PolicyError.for_field("regions", "AWS region names like 'eu-west-2'", item)
-    return items
+        regions.append(item)
+    return tuple(regions)
 
 
-def _check_pattern(_inst: object, _attribute: attrs.Attribute[Any], value: Any) -> None:
+def _check_pattern(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise PolicyError.for_field("name_pattern", "None or a glob like 'shop-*'", value)
 
@@ -132,7 +138,7 @@ class Selector:
             )
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "selector") -> Selector:
+    def from_dict(cls, data: object, *, path: str = "selector") -> Selector:
         """Build from the policy-file form ``{tags:, kinds:, name:, regions:}``; errors name *path*."""
         if not isinstance(data, Mapping):
             raise PolicyError.for_field(path, "a mapping with " + ", ".join(_KEYS), data)
@@ -157,9 +163,9 @@ class Selector:
             hint = _hint(exc.got, RESOURCE_TYPES) if field == "kinds" else ""
             raise PolicyError.for_field(where, exc.expected or "", exc.got, hint=hint) from None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """The policy-file form that `from_dict` reads back (empty conditions left out)."""
-        data: dict[str, Any] = {}
+        data: dict[str, object] = {}
         if self.tags:
             data["tags"] = dict(self.tags)
         if self.resource_types:
@@ -183,7 +189,7 @@ class Selector:
             words.append(f"in {', '.join(self.regions)}")
         return " ".join(words)
 
-    def tag_filters(self) -> list[dict[str, Any]]:
+    def tag_filters(self) -> list[dict[str, str | list[str]]]:
         """``TagFilters`` of ``GetResources``."""
         return [
             {"Key": key, "Values": [value]} if value is not None else {"Key": key}

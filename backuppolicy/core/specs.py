@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -113,11 +113,11 @@ _TARGET_KEYS: Final = (
 _ACCOUNT_KEYS: Final = ("role_arn", "external_id", "session_name")
 
 
-def _to_covered_tiers(value: Any) -> tuple[str, ...]:
+def _to_covered_tiers(value: object) -> tuple[str, ...]:
     return read_names(value, "integrity_covers_tiers")
 
 
-def _to_optional_names(value: Any) -> tuple[str, ...] | None:
+def _to_optional_names(value: object) -> tuple[str, ...] | None:
     return None if value is None else read_names(value, "tiers")
 
 
@@ -146,15 +146,15 @@ class Objective:
         rto = self.rto.describe() if self.rto else "not set"
         return f"{self.application}: RPO {self.rpo.describe()}, RTO {rto}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        data: dict[str, Any] = {"application": self.application, "rpo": str(self.rpo)}
+        data: dict[str, object] = {"application": self.application, "rpo": str(self.rpo)}
         if self.rto is not None:
             data["rto"] = str(self.rto)
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "objective") -> Objective:
+    def from_dict(cls, data: object, *, path: str = "objective") -> Objective:
         """Build from plain data; errors name fields under *path*."""
         raw = read_mapping(data, path, ("application", "rpo", "rto"), ("application", "rpo"))
         application = read_name(raw["application"], join_path(path, "application"))
@@ -209,18 +209,18 @@ class NotificationSpec:
         }[self.kind]()
         return f"{where} on {', '.join(self.on)}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
         settings = {key: secrets_to_dict(value) for key, value in self.settings.items()}
         return {"kind": self.kind, "settings": settings, "on": list(self.on)}
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "notification") -> NotificationSpec:
+    def from_dict(cls, data: object, *, path: str = "notification") -> NotificationSpec:
         """Build from plain data; errors name fields under *path*."""
         raw = read_mapping(data, path, ("kind", "settings", "on"), ("kind",))
-        kind = raw["kind"]
         with at_path(path):
-            validate_notification_kind(None, attrs.fields(cls).kind, kind)
+            validate_notification_kind(None, attrs.fields(cls).kind, raw["kind"])
+        kind = cast("str", raw["kind"])  # one of NOTIFICATION_KINDS
         required, optional = NOTIFICATION_SETTINGS[kind]
         settings = read_settings(
             raw.get("settings", {}), join_path(path, "settings"), required, optional
@@ -279,7 +279,7 @@ class VerificationSpec:
     def __attrs_post_init__(self) -> None:
         read_settings(self.isolation, "isolation", {}, ISOLATION_SETTINGS)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
         return {
             "restore_test_every": self.restore_test_every.value,
@@ -293,7 +293,7 @@ class VerificationSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "verification") -> VerificationSpec:
+    def from_dict(cls, data: object, *, path: str = "verification") -> VerificationSpec:
         """Build from plain data; errors name fields under *path*."""
         raw = read_mapping(data, path, _VERIFICATION_KEYS)
         kwargs: dict[str, Any] = {}
@@ -323,16 +323,16 @@ class VerificationSpec:
             return cls(**kwargs)
 
 
-def _v_every(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_every(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, (Cadence, Schedule)):
         raise PolicyError.for_field(attribute.name, "a Cadence or a Schedule", value)
 
 
-def _to_every(value: Any) -> Cadence | Schedule:
+def _to_every(value: object) -> Cadence | Schedule:
     return read_every(value, "every")
 
 
-def _to_location(value: Any) -> dict[str, Any]:
+def _to_location(value: object) -> dict[str, object]:
     return read_settings(value, "location", {}, LOCATION_SETTINGS)
 
 
@@ -371,9 +371,9 @@ class TierSpec:
         keep = f", kept by: {self.retention.describe()}" if self.retention else ""
         return f"{self.name}: {every_describe(self.every)} copy{where}{keep}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        data: dict[str, Any] = {
+        data: dict[str, object] = {
             "name": self.name,
             "every": every_to_spec(self.every),
             "location": dict(self.location),
@@ -383,7 +383,7 @@ class TierSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "tier", tz: str = "UTC") -> TierSpec:
+    def from_dict(cls, data: object, *, path: str = "tier", tz: str = "UTC") -> TierSpec:
         """Build from plain data; errors name fields under *path*; schedules default to *tz*."""
         raw = read_mapping(data, path, _TIER_KEYS, ("name", "every"))
         name = read_name(raw["name"], join_path(path, "name"))
@@ -419,15 +419,15 @@ class AccountSpec:
     session_name: str = attrs.field(default="backuppolicy", kw_only=True)
 
     @role_arn.validator
-    def _check_role_arn(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_role_arn(self, _attribute: attrs.Attribute[str], value: object) -> None:
         read_role_arn(value, "role_arn")
 
     @external_id.validator
-    def _check_external_id(self, _attribute: attrs.Attribute[str | None], value: Any) -> None:
+    def _check_external_id(self, _attribute: attrs.Attribute[str | None], value: object) -> None:
         read_external_id(value, "external_id")
 
     @session_name.validator
-    def _check_session_name(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_session_name(self, _attribute: attrs.Attribute[str], value: object) -> None:
         read_session_name(value, "session_name")
 
     @property
@@ -441,16 +441,16 @@ class AccountSpec:
         extra = ", with an external ID" if self.external_id else ""
         return f"account {self.account_id} (role {role}{extra})"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `from_dict` reads it."""
-        data: dict[str, Any] = {"role_arn": self.role_arn}
+        data: dict[str, object] = {"role_arn": self.role_arn}
         if self.external_id is not None:
             data["external_id"] = self.external_id
         data["session_name"] = self.session_name
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "account") -> AccountSpec:
+    def from_dict(cls, data: object, *, path: str = "account") -> AccountSpec:
         """Build from a mapping (or a role ARN alone); errors name fields under *path*."""
         if isinstance(data, str):
             data = {"role_arn": data}
@@ -464,12 +464,12 @@ class AccountSpec:
             return cls(role_arn, external_id=external_id, session_name=session_name)
 
 
-def _v_optional_account(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_optional_account(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, AccountSpec):
         raise PolicyError.for_field(attribute.name, "None or an AccountSpec", value)
 
 
-def _v_optional_selector(_inst: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _v_optional_selector(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not isinstance(value, Selector):
         raise PolicyError.for_field(attribute.name, "None or a Selector", value)
 
@@ -512,7 +512,7 @@ _RESOURCE_KEYS: Final = {
 }
 
 
-def _default_application(self: Any) -> str:
+def _default_application(self: TargetSpec) -> str:
     return str(self.name)
 
 
@@ -584,7 +584,7 @@ class TargetSpec:
     regions: tuple[str, ...] = attrs.field(default=(), converter=to_regions, kw_only=True)
 
     @kind.validator
-    def _check_kind(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_kind(self, _attribute: attrs.Attribute[str], value: object) -> None:
         if value != SELECTOR_KIND:
             read_kind(value, "kind")
 
@@ -646,7 +646,7 @@ class TargetSpec:
         counts: dict[str, int] = {}
         for item in items:
             counts[item["name"]] = counts.get(item["name"], 0) + 1
-        made: dict[str, tuple[TargetSpec, Mapping[str, Any]]] = {}
+        made: dict[str, tuple[TargetSpec, Mapping[str, object]]] = {}
         for item in items:
             kind, resource = item["kind"], dict(item["settings"])
             child = item["name"]
@@ -696,9 +696,9 @@ class TargetSpec:
             return str(s.get(key, self.name))
         return ", ".join(f"{key}={value}" for key, value in s.items()) or self.name
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        data: dict[str, Any] = {"name": self.name}
+        data: dict[str, object] = {"name": self.name}
         if self.selector is not None:
             data["selector"] = self.selector.to_dict()
         else:
@@ -720,7 +720,7 @@ class TargetSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "target", tz: str = "UTC") -> TargetSpec:
+    def from_dict(cls, data: object, *, path: str = "target", tz: str = "UTC") -> TargetSpec:
         """Build from plain data; errors name fields under *path*; schedules default to *tz*."""
         raw = read_mapping(data, path, _TARGET_KEYS, ("name",))
         name = read_name(raw["name"], join_path(path, "name"))
@@ -793,7 +793,7 @@ class TargetSpec:
             )
 
 
-def _found_words(settings: Mapping[str, Any], kind: str) -> str:
+def _found_words(settings: Mapping[str, object], kind: str) -> str:
     ident = settings.get({**_RESOURCE_KEYS, "s3-bucket": "bucket"}.get(kind, ""), "?")
     return (
         f"{kind} {short_repr(ident)} in {short_repr(settings.get('region', 'the default region'))}"
