@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import boto3
 from botocore.config import Config
@@ -30,6 +30,9 @@ from backuppolicy.core.model import (
     Status,
     is_owned,
 )
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 __all__ = [
     "KIND_EBS_SNAPSHOT",
@@ -108,7 +111,7 @@ class Ec2Base(AwsBackend):
         session: boto3.Session | None,
         region: str | None,
         endpoint_url: str | None,
-        clients: Mapping[str, Any] | None,
+        clients: Mapping[str, BaseClient] | None,
         config: Config | None,
         retry: RetryPolicy | None,
     ) -> None:

@@ -74,6 +74,8 @@ from backuppolicy.core.targets import (
 )
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
     from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
@@ -205,7 +207,7 @@ class _SnapshotTarget(Ec2Snapshots, Ec2Restores):
         spec: TargetSpec,
         policy: Policy,
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> Self:
@@ -306,7 +308,7 @@ class EbsVolume(_SnapshotTarget):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -429,7 +431,7 @@ class Ec2Instance(_SnapshotTarget):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
