@@ -231,7 +231,7 @@ class _SnapshotTarget(Ec2Snapshots, Ec2Restores):
         )
 
     @classmethod
-    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         return by_workflow(_iam_grants(spec, instance=cls._setting == "instance_id"))
 

@@ -254,7 +254,7 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
         )
 
     @classmethod
-    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         return by_workflow(_iam_grants(spec, cluster=cls._api is CLUSTER_API))
 
