@@ -99,7 +99,7 @@ def decode_tag(value: str) -> str:
     return _ESCAPE_RE.sub(unescape, value)
 
 
-def _aware_utc(value: Any) -> datetime | None:
+def _aware_utc(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     if value.tzinfo is None:

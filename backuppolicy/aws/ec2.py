@@ -96,7 +96,7 @@ def _slug(value: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "target"
 
 
-def _check_id(field: str, value: Any, prefix: str, example: str) -> str:
+def _check_id(field: str, value: object, prefix: str, example: str) -> str:
     if not isinstance(value, str) or not value.startswith(prefix) or len(value) <= len(prefix):
         raise PolicyError.for_field(field, f"an id like {example!r}", value)
     return value
