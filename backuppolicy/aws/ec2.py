@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableSet
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import boto3
 from botocore.config import Config
@@ -75,6 +75,7 @@ from backuppolicy.core.targets import (
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+    from types_boto3_ec2.type_defs import SnapshotTypeDef
 
     from backuppolicy.core.policy import Policy, TargetSpec
 
@@ -364,7 +365,7 @@ class EbsVolume(_SnapshotTarget):
         snapshot = dict(result)
         snapshot.setdefault("Tags", tag_list(all_tags))
         snapshot.setdefault("OwnerId", self.account_id)
-        return self._point(snapshot, self.region, {})
+        return self._point(cast("SnapshotTypeDef", snapshot), self.region, {})
 
 
 class Ec2Instance(_SnapshotTarget):
@@ -578,7 +579,9 @@ class Ec2Instance(_SnapshotTarget):
         for snapshot in snapshots:
             snapshot["Tags"] = tag_list(all_tags)
             snapshot.setdefault("OwnerId", self.account_id)
-        point = self._group_point(group, snapshots, self.region, devices)
+        point = self._group_point(
+            group, cast("list[SnapshotTypeDef]", snapshots), self.region, devices
+        )
         if all("State" in s for s in snapshots):
             return point
         # The response lacks the snapshots' state (moto leaves it out): read the group back.
