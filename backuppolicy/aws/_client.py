@@ -245,7 +245,7 @@ class AwsBackend:
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -253,7 +253,7 @@ class AwsBackend:
         self._session = session
         self._region = region
         self.endpoint_url = endpoint_url
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str], BaseClient] = {}
         for service, client in (clients or {}).items():
             self._clients[(service, region or str(client.meta.region_name))] = client
         self._config = _NO_BOTOCORE_RETRIES.merge(config) if config else _NO_BOTOCORE_RETRIES
@@ -313,7 +313,7 @@ class AwsBackend:
         *,
         resource: str = "",
         region: str | None = None,
-        **params: Any,
+        **params: object,
     ) -> dict[str, Any]:
         """Call ``client.<operation>(**params)`` with retries and error mapping.
 
@@ -375,7 +375,7 @@ class AwsBackend:
         *,
         resource: str = "",
         region: str | None = None,
-        **params: Any,
+        **params: object,
     ) -> Iterator[dict[str, Any]]:
         """Yield every page of a paginated operation, each page call retried on its own.
 
@@ -389,7 +389,7 @@ class AwsBackend:
         output_tokens = _as_list(model["output_token"])
         more_key = model.get("more_results")
         request = dict(params)
-        seen: set[tuple[Any, ...]] = set()
+        seen: set[tuple[object, ...]] = set()
         while True:
             page = self.call(service, operation, resource=resource, region=region, **request)
             yield page
@@ -434,7 +434,7 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _lookup(page: Mapping[str, Any], path: str) -> Any:
+def _lookup(page: Mapping[str, object], path: str) -> object:
     """Read a paginator's token expression from *page*.
 
     botocore writes them in JMESPath: ``"Marker"``, ``"EngineDefaults.Marker"`` and, for S3

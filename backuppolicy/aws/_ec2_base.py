@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import boto3
 from botocore.config import Config
@@ -30,6 +30,10 @@ from backuppolicy.core.model import (
     Status,
     is_owned,
 )
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from types_boto3_ec2.type_defs import SnapshotTypeDef
 
 __all__ = [
     "KIND_EBS_SNAPSHOT",
@@ -74,7 +78,7 @@ _STATUS = {
 }
 
 
-def tag_dict(snapshot: Mapping[str, Any]) -> dict[str, str]:
+def tag_dict(snapshot: SnapshotTypeDef) -> dict[str, str]:
     return {str(t["Key"]): str(t.get("Value", "")) for t in snapshot.get("Tags") or ()}
 
 
@@ -82,7 +86,7 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"Key": key, "Value": value} for key, value in sorted(tags.items())]
 
 
-def _aware(value: Any) -> datetime:
+def _aware(value: object) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return datetime.fromisoformat(str(value)).astimezone(UTC)
@@ -108,7 +112,7 @@ class Ec2Base(AwsBackend):
         session: boto3.Session | None,
         region: str | None,
         endpoint_url: str | None,
-        clients: Mapping[str, Any] | None,
+        clients: Mapping[str, BaseClient] | None,
         config: Config | None,
         retry: RetryPolicy | None,
     ) -> None:
@@ -175,7 +179,7 @@ class Ec2Base(AwsBackend):
 
     # -- reading --------------------------------------------------------------------------
 
-    def _describe(self, region: str, filters: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _describe(self, region: str, filters: list[dict[str, Any]]) -> Iterator[SnapshotTypeDef]:
         """Our account's snapshots matching *filters* in *region*, every page, owner re-checked."""
         account = self.account_id
         for page in self.paginate(
@@ -206,7 +210,7 @@ class Ec2Base(AwsBackend):
         """
         devices = self._devices()
         for region in self._regions():
-            snapshots: dict[str, dict[str, Any]] = {}
+            snapshots: dict[str, SnapshotTypeDef] = {}
             for snapshot in self._describe(region, self._ownership_filters()):
                 tags = tag_dict(snapshot)
                 if self._is_ours(tags):  # re-check: a backend may ignore tag filters
@@ -220,9 +224,9 @@ class Ec2Base(AwsBackend):
             yield from self._points(list(snapshots.values()), region, devices)
 
     def _points(
-        self, snapshots: Sequence[Mapping[str, Any]], region: str, devices: Mapping[str, str]
+        self, snapshots: Sequence[SnapshotTypeDef], region: str, devices: Mapping[str, str]
     ) -> list[RecoveryPoint]:
-        groups: dict[str, list[Mapping[str, Any]]] = {}
+        groups: dict[str, list[SnapshotTypeDef]] = {}
         points: list[RecoveryPoint] = []
         for snapshot in snapshots:
             tags = tag_dict(snapshot)
@@ -237,7 +241,7 @@ class Ec2Base(AwsBackend):
         points.sort(key=lambda p: p.order_key)
         return points
 
-    def _member(self, snapshot: Mapping[str, Any], devices: Mapping[str, str]) -> dict[str, Any]:
+    def _member(self, snapshot: SnapshotTypeDef, devices: Mapping[str, str]) -> dict[str, Any]:
         volume_id = snapshot.get("VolumeId")
         return {
             "snapshot_id": snapshot["SnapshotId"],
@@ -258,7 +262,7 @@ class Ec2Base(AwsBackend):
         return "local" if region == self.region else "offsite"
 
     def _point(
-        self, snapshot: Mapping[str, Any], region: str, devices: Mapping[str, str]
+        self, snapshot: SnapshotTypeDef, region: str, devices: Mapping[str, str]
     ) -> RecoveryPoint:
         tags = tag_dict(snapshot)
         member = self._member(snapshot, devices)
@@ -295,7 +299,7 @@ class Ec2Base(AwsBackend):
     def _group_point(
         self,
         group: str,
-        members: Sequence[Mapping[str, Any]],
+        members: Sequence[SnapshotTypeDef],
         region: str,
         devices: Mapping[str, str],
     ) -> RecoveryPoint:

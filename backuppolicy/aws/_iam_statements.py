@@ -19,7 +19,7 @@ turn them into the ``{workflow: [statements]}`` mapping with `by_workflow`.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
@@ -70,11 +70,11 @@ class Grant:
     workflows: tuple[str, ...]
     actions: tuple[str, ...]
     resources: tuple[str, ...]
-    condition: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+    condition: Mapping[str, object] | None = attrs.field(default=None, hash=False)
     copies: bool = False
 
 
-def by_workflow(grants: Iterable[Grant]) -> dict[str, list[dict[str, Any]]]:
+def by_workflow(grants: Iterable[Grant]) -> dict[str, list[dict[str, object]]]:
     """The ``{workflow: [statements]}`` mapping of *grants*, workflows in `ALL_WORKFLOWS` order.
 
     Example:
@@ -82,12 +82,12 @@ def by_workflow(grants: Iterable[Grant]) -> dict[str, list[dict[str, Any]]]:
         {'prune': [{'Action': ['rds:DeleteDBSnapshot'], 'Resource': ['*']}]}
     """
     grants = list(grants)
-    out: dict[str, list[dict[str, Any]]] = {}
+    out: dict[str, list[dict[str, object]]] = {}
     for workflow in ALL_WORKFLOWS:
         for grant in grants:
             if grant.workflows and workflow not in grant.workflows:
                 continue
-            statement: dict[str, Any] = {
+            statement: dict[str, object] = {
                 "Action": list(grant.actions),
                 "Resource": list(grant.resources),
             }
@@ -99,16 +99,16 @@ def by_workflow(grants: Iterable[Grant]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def owned() -> dict[str, Any]:
+def owned() -> dict[str, object]:
     """The condition that a resource carries this policy's ownership tag."""
     return {"StringEquals": {f"aws:ResourceTag/{TAG_POLICY}": POLICY}}
 
 
-def swept() -> dict[str, Any]:
+def swept() -> dict[str, object]:
     """The condition that a resource carries the isolation profile's sweep tag."""
     return {"Null": {f"aws:ResourceTag/{SWEEP_TAG}": "false"}}
 
 
-def created(*actions: str) -> dict[str, Any]:
+def created(*actions: str) -> dict[str, object]:
     """The condition that EC2 tags are put by one of *actions* (``CreateSnapshot``)."""
     return {"StringEquals": {"ec2:CreateAction": list(actions)}}

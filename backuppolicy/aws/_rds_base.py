@@ -18,7 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import boto3
@@ -38,6 +38,9 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 __all__ = [
     "CLUSTER_API",
@@ -96,7 +99,7 @@ def decode_tag(value: str) -> str:
     return _ESCAPE_RE.sub(unescape, value)
 
 
-def _aware_utc(value: Any) -> datetime | None:
+def _aware_utc(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     if value.tzinfo is None:
@@ -222,7 +225,7 @@ class RdsBase(AwsBackend):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         copy_regions: Iterable[str] = (),

@@ -36,7 +36,7 @@ _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # --------------------------------------------------------------------------- settings values
 
 
-def _to_timedelta(value: Any) -> timedelta:
+def _to_timedelta(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     duration = Duration.coerce(value, field="backup_window.duration")
@@ -94,7 +94,7 @@ class BackupWindow:
     )
 
     @classmethod
-    def parse(cls, text: str, *, field: str = "backup_window") -> BackupWindow:
+    def parse(cls, text: object, *, field: str = "backup_window") -> BackupWindow:
         """Read RDS's ``"04:00-05:00"`` form.
 
         Raises:
@@ -111,7 +111,7 @@ class BackupWindow:
         return cls(dt_time(h1, m1), length)
 
     @classmethod
-    def coerce(cls, value: Any, *, field: str = "backup_window") -> BackupWindow:
+    def coerce(cls, value: object, *, field: str = "backup_window") -> BackupWindow:
         """Accept a `BackupWindow` or its ``"04:00-05:00"`` text."""
         if isinstance(value, BackupWindow):
             return value
@@ -132,11 +132,11 @@ class BackupWindow:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
-def _window_or_none(value: Any) -> BackupWindow | None:
+def _window_or_none(value: object) -> BackupWindow | None:
     return None if value is None else BackupWindow.coerce(value)
 
 
-def _check_retention(_inst: object, _attr: attrs.Attribute[Any], value: int | None) -> None:
+def _check_retention(_inst: object, _attr: attrs.Attribute[int | None], value: int | None) -> None:
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_RETENTION:
@@ -145,7 +145,7 @@ def _check_retention(_inst: object, _attr: attrs.Attribute[Any], value: int | No
         )
 
 
-def _check_bool(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+def _check_bool(_inst: object, attribute: attrs.Attribute[bool | None], value: object) -> None:
     if value is not None and not isinstance(value, bool):
         raise PolicyError.for_field(attribute.name, "True, False or None", value)
 
@@ -180,7 +180,7 @@ class BackupSettings:
     copy_tags_to_snapshot: bool | None = attrs.field(default=None, validator=_check_bool)
 
     @classmethod
-    def coerce(cls, value: Any, *, field: str = "expected") -> BackupSettings:
+    def coerce(cls, value: object, *, field: str = "expected") -> BackupSettings:
         """Accept `BackupSettings` or a mapping of its field names.
 
         Raises:
@@ -212,8 +212,8 @@ class Drift:
     """
 
     field: str
-    expected: Any
-    actual: Any
+    expected: object
+    actual: object
 
     def describe(self) -> str:
         """One line for reports: ``"retention_days: expected 35, actual 7"``."""
@@ -262,7 +262,7 @@ class RdsSettings(RdsBase):
             copy_tags_to_snapshot=bool(raw.get("CopyTagsToSnapshot", False)),
         )
 
-    def drift(self, expected: BackupSettings | Mapping[str, Any]) -> list[Drift]:
+    def drift(self, expected: BackupSettings | Mapping[str, object]) -> list[Drift]:
         """Compare the actual settings with *expected*; one `Drift` per differing field.
 
         Fields of *expected* that are ``None`` are not compared.
@@ -292,7 +292,7 @@ class RdsSettings(RdsBase):
         return drifts
 
     def enforce(
-        self, expected: BackupSettings | Mapping[str, Any], *, apply: bool = False
+        self, expected: BackupSettings | Mapping[str, object], *, apply: bool = False
     ) -> list[Drift]:
         """Return the changes needed to reach *expected*; make them only when *apply* is true.
 
@@ -328,7 +328,7 @@ class RdsSettings(RdsBase):
                 "backup_window": "PreferredBackupWindow",
                 "copy_tags_to_snapshot": "CopyTagsToSnapshot",
             }
-            params = {
+            params: dict[str, Any] = {  # boto3 request parameters
                 names[d.field]: str(d.expected) if d.field == "backup_window" else d.expected
                 for d in drifts
             }

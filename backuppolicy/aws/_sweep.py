@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import MutableSet
 from datetime import datetime
-from typing import Any
+
+import boto3
 
 from backuppolicy.aws._client import AwsBackend
 from backuppolicy.aws.ec2 import sweep_volumes
@@ -22,7 +23,7 @@ class RegionSweeper(AwsBackend):
         self,
         region: str,
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         endpoint_url: str | None = None,
     ) -> None:
         super().__init__(

@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableSet
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import boto3
 from botocore.config import Config
@@ -74,6 +74,9 @@ from backuppolicy.core.targets import (
 )
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from types_boto3_ec2.type_defs import SnapshotTypeDef
+
     from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
@@ -94,7 +97,7 @@ def _slug(value: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "target"
 
 
-def _check_id(field: str, value: Any, prefix: str, example: str) -> str:
+def _check_id(field: str, value: object, prefix: str, example: str) -> str:
     if not isinstance(value, str) or not value.startswith(prefix) or len(value) <= len(prefix):
         raise PolicyError.for_field(field, f"an id like {example!r}", value)
     return value
@@ -205,7 +208,7 @@ class _SnapshotTarget(Ec2Snapshots, Ec2Restores):
         spec: TargetSpec,
         policy: Policy,
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> Self:
@@ -229,7 +232,7 @@ class _SnapshotTarget(Ec2Snapshots, Ec2Restores):
         )
 
     @classmethod
-    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         return by_workflow(_iam_grants(spec, instance=cls._setting == "instance_id"))
 
@@ -306,7 +309,7 @@ class EbsVolume(_SnapshotTarget):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -362,7 +365,7 @@ class EbsVolume(_SnapshotTarget):
         snapshot = dict(result)
         snapshot.setdefault("Tags", tag_list(all_tags))
         snapshot.setdefault("OwnerId", self.account_id)
-        return self._point(snapshot, self.region, {})
+        return self._point(cast("SnapshotTypeDef", snapshot), self.region, {})
 
 
 class Ec2Instance(_SnapshotTarget):
@@ -429,7 +432,7 @@ class Ec2Instance(_SnapshotTarget):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -576,7 +579,9 @@ class Ec2Instance(_SnapshotTarget):
         for snapshot in snapshots:
             snapshot["Tags"] = tag_list(all_tags)
             snapshot.setdefault("OwnerId", self.account_id)
-        point = self._group_point(group, snapshots, self.region, devices)
+        point = self._group_point(
+            group, cast("list[SnapshotTypeDef]", snapshots), self.region, devices
+        )
         if all("State" in s for s in snapshots):
             return point
         # The response lacks the snapshots' state (moto leaves it out): read the group back.

@@ -96,7 +96,7 @@ _S3_RENAMED: Final = {
 }
 
 
-def _copy_source_version(params: Mapping[str, Any]) -> bool:
+def _copy_source_version(params: Mapping[str, object]) -> bool:
     source = params.get("CopySource")
     if isinstance(source, Mapping):
         return bool(source.get("VersionId"))
@@ -128,7 +128,7 @@ def _s3_actions(operation: str, params: Mapping[str, Any]) -> set[str]:
     return actions
 
 
-def iam_actions(service: str, operation: str, params: Mapping[str, Any]) -> frozenset[str]:
+def iam_actions(service: str, operation: str, params: Mapping[str, object]) -> frozenset[str]:
     """The IAM actions AWS checks for one API call.
 
     Args:
@@ -168,7 +168,7 @@ class _Grant:
     workflows: frozenset[str]
     actions: tuple[str, ...]
     resources: tuple[str, ...]
-    condition: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+    condition: Mapping[str, object] | None = attrs.field(default=None, hash=False)
     copies: bool = False  # only when the target has copy regions
 
 
@@ -187,7 +187,7 @@ def _all(*names: str) -> frozenset[str]:
     return frozenset(names or WORKFLOWS)
 
 
-def _strings(value: Any, field: str) -> tuple[str, ...]:
+def _strings(value: object, field: str) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if (
         not isinstance(items, list | tuple)
@@ -198,7 +198,7 @@ def _strings(value: Any, field: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _declared(spec: TargetSpec, kind: Any) -> Mapping[str, Any]:
+def _declared(spec: TargetSpec, kind: object) -> Mapping[str, Any]:
     """What the kind of *spec* says it needs (`~backuppolicy.core.targets.TargetKind`).
 
     Raises:

@@ -54,6 +54,8 @@ from backuppolicy.core.targets import (
 )
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
     from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = ["AuroraCluster", "BackupSettings", "BackupWindow", "Drift", "RdsInstance"]
@@ -230,7 +232,7 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
         spec: TargetSpec,
         policy: Policy,
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> Self:
@@ -252,7 +254,7 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
         )
 
     @classmethod
-    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         return by_workflow(_iam_grants(spec, cluster=cls._api is CLUSTER_API))
 
@@ -327,7 +329,7 @@ class RdsInstance(InstanceRestores, _RdsTarget):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         copy_regions: Iterable[str] = (),
@@ -410,7 +412,7 @@ class AuroraCluster(AuroraRestores, _RdsTarget):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         copy_regions: Iterable[str] = (),
