@@ -29,7 +29,7 @@ def _to_probes(value: Iterable[ProbeLike]) -> tuple[ProbeLike, ...]:
     return tuple(value)
 
 
-def _describe_resolver(resolver: Any) -> str:
+def _describe_resolver(resolver: object) -> str:
     description = getattr(resolver, "description", None)
     if isinstance(description, str) and description:
         return description
