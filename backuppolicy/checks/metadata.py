@@ -337,7 +337,11 @@ class Fresh:
             newest = newest_good(points_of(target, context), self.tier)
         except BackupPolicyError as exc:
             return error_result(self.name, target, None, context, exc, started=started)
-        evidence: dict[str, object] = {"limit": limit, "cutoff": cutoff.isoformat(), "tier": self.tier}
+        evidence: dict[str, object] = {
+            "limit": limit,
+            "cutoff": cutoff.isoformat(),
+            "tier": self.tier,
+        }
         if newest is None:
             return make_result(
                 self.name,
@@ -410,10 +414,14 @@ class HasOffsiteCopy:
     name: str = "offsite-copy"
     scope: ClassVar[str] = "target"
 
-    def _tiers(self, target: BackupTarget, context: VerifyContext) -> list[tuple[str, TierSpec | None]]:
+    def _tiers(
+        self, target: BackupTarget, context: VerifyContext
+    ) -> list[tuple[str, TierSpec | None]]:
         policy = context.policy
         spec = spec_of(policy, target)
-        copy_tiers = list(policy.tiers_for(spec)[1:]) if spec is not None and policy is not None else []
+        copy_tiers = (
+            list(policy.tiers_for(spec)[1:]) if spec is not None and policy is not None else []
+        )
         if self.tier is not None:
             found = [t for t in copy_tiers if t.name == self.tier]
             return [(self.tier, found[0] if found else None)]
