@@ -178,10 +178,10 @@ class StaticEndpoint:
         description: Why and where to: recorded in the evidence.
     """
 
-    endpoint: Any = attrs.field(converter=_dsn_as_secret)
+    endpoint: object = attrs.field(converter=_dsn_as_secret)
     description: str = "a static endpoint"
 
-    def __call__(self, resource: object) -> Any:  # noqa: ARG002 - same answer for every resource
+    def __call__(self, resource: object) -> object:  # noqa: ARG002 - same answer for every resource
         """Return `endpoint`, whatever the restored resource."""
         return self.endpoint
 
@@ -219,7 +219,7 @@ class SqlProbe:
     """
 
     query: str = attrs.field()
-    expect: Any = attrs.field(kw_only=True)
+    expect: object = attrs.field(kw_only=True)
     connect: Callable[[Any], Any] = attrs.field(kw_only=True)
     params: Sequence[object] = attrs.field(default=(), kw_only=True, converter=tuple)
     name: str = attrs.field(kw_only=True)
