@@ -37,6 +37,8 @@ from backuppolicy.core.model import ensure_aware
 from backuppolicy.core.secrets import Secret, redact_url, scrub, secret_cause
 
 if TYPE_CHECKING:
+    import boto3
+
     from backuppolicy.aws import RetryPolicy
     from backuppolicy.aws.sns import SnsTopic
 
@@ -124,7 +126,7 @@ class Event:
     message: str
     at: datetime = attrs.field(validator=_aware)
     error: str | None = None
-    details: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    details: Mapping[str, object] = attrs.field(factory=dict, hash=False)
 
     @property
     def subject(self) -> str:
@@ -136,7 +138,7 @@ class Event:
         """A short remediation hint."""
         return _HINTS[self.kind].format(target=self.target)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form (what `WebhookNotifier` posts and `SnsNotifier` publishes)."""
         return {
             "kind": self.kind.value,
@@ -160,7 +162,7 @@ class Event:
         return "\n".join(lines)
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> str | int | float | bool | None:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, datetime):
@@ -242,7 +244,7 @@ class SnsNotifier:
         self,
         topic_arn: str,
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
         clients: Mapping[str, Any] | None = None,
@@ -279,11 +281,11 @@ class SnsNotifier:
         )
 
 
-def _to_secret(value: Any) -> Secret:
+def _to_secret(value: str | Secret) -> Secret:
     return value if isinstance(value, Secret) else Secret(value)
 
 
-def _to_secret_headers(value: Any) -> Mapping[str, Secret]:
+def _to_secret_headers(value: object) -> Mapping[str, Secret]:
     if not isinstance(value, Mapping):
         raise PolicyError.for_field("headers", "a mapping of header names to values", "...")
     result: dict[str, Secret] = {}
@@ -370,7 +372,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
     wherever the ``Location`` points, and the event itself would be dropped.
     """
 
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
         """Refuse every redirect."""
         return
 

@@ -39,7 +39,7 @@ import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo
 
@@ -190,7 +190,7 @@ class Finding:
             return f"application {self.application}"
         return self.period or "policy"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "clause": str(self.clause),
@@ -355,7 +355,7 @@ class ComplianceReport:
 
     # ---- machine formats ----------------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form: policy, now, ok, counts and every finding."""
         good = sum(finding.compliant for finding in self.findings)
         return {
@@ -387,7 +387,7 @@ class ComplianceReport:
             Path(path).write_text(text, encoding="utf-8")
         return text
 
-    def _records(self) -> list[tuple[Any, ...]]:
+    def _records(self) -> list[tuple[object, ...]]:
         return [
             (
                 str(f.clause),
@@ -499,7 +499,7 @@ class ComplianceReport:
         return plot_coverage(self.points, **options)
 
 
-def _require(module: str, what: str) -> Any:
+def _require(module: str, what: str) -> ModuleType:
     import importlib  # noqa: PLC0415 - optional dependency, imported when used
 
     try:

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
@@ -473,7 +473,7 @@ class BackupTargetContract:
     token_prefix: ClassVar[str] = "contract"
     """Prefix of the idempotency tokens the contract uses."""
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         for attr, obj in list(vars(cls).items()):
             canonical = _CONTRACT_FIXTURES.get(_fixture_name(obj) or "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint
@@ -18,6 +18,7 @@ from backuppolicy.core.targets import BackupTarget
 
 if TYPE_CHECKING:  # verify.py re-exports the checks, which import this module
     from backuppolicy.checks.verify import VerifyContext
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
     "error_result",
@@ -40,7 +41,7 @@ def make_result(
     started: float,
     details: str,
     issues: Sequence[str] = (),
-    evidence: Mapping[str, Any] | None = None,
+    evidence: Mapping[str, object] | None = None,
     kind: CheckKind = CheckKind.VERIFICATION,
 ) -> CheckResult:
     """A `CheckResult` of *check* at ``context.now``, timed from *started* (`time.monotonic`)."""
@@ -120,7 +121,7 @@ def newest_good(points: Iterable[RecoveryPoint], tier: str | None = None) -> Rec
     return max(good, key=_order_key, default=None)
 
 
-def spec_of(policy: Any, target: BackupTarget) -> Any:
+def spec_of(policy: Policy | None, target: BackupTarget) -> TargetSpec | None:
     """The `TargetSpec` of *target* in *policy*, or ``None`` (no policy, or not in it)."""
     if policy is None:
         return None
@@ -130,6 +131,6 @@ def spec_of(policy: Any, target: BackupTarget) -> Any:
         return None
 
 
-def to_duration(value: Any) -> Duration | None:
+def to_duration(value: object) -> Duration | None:
     """Converter: ``None`` or a `Duration` (from ``"26h"`` ...)."""
     return None if value is None else Duration.coerce(value, field="duration")

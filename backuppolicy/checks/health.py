@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -41,6 +41,9 @@ from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.secrets import Secret, looks_secret, redact_url, reveal, scrub
 
+if TYPE_CHECKING:
+    from backuppolicy.core.secrets import SecretKind
+
 __all__ = ["CallableCheck", "Check", "HttpCheck", "SqlCheck", "TcpCheck"]
 
 
@@ -48,8 +51,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _issues(*items: str) -> Any:
-    """*items* for `CheckResult.issues` (its ``tuple`` converter has no usable type for mypy)."""
+def _issues(*items: str) -> tuple[str, ...]:
+    """*items* for `CheckResult.issues`."""
     return items
 
 
@@ -68,7 +71,7 @@ def _endpoint(endpoint: str | ProbeContext | None, *, reveal_secret: bool = Fals
 
 
 def _result(
-    name: str, *, ok: bool, details: str, target: str = "recovery", **evidence: Any
+    name: str, *, ok: bool, details: str, target: str = "recovery", **evidence: object
 ) -> CheckResult:
     return CheckResult(
         check=name,
@@ -86,17 +89,17 @@ def _fill(text: str, endpoint: str | None) -> str:
     return text.replace("{endpoint}", endpoint or "")
 
 
-def _url_as_secret(value: Any) -> Any:
+def _url_as_secret(value: object) -> object:
     """A URL with a token or a password as a `Secret`; anything else as it is."""
     return Secret(value) if isinstance(value, str) and looks_secret(value, "url") else value
 
 
-def _dsn_as_secret(value: Any) -> Any:
+def _dsn_as_secret(value: object) -> object:
     """A DSN with a password as a `Secret`; anything else as it is."""
     return Secret(value) if isinstance(value, str) and looks_secret(value, "dsn") else value
 
 
-def _shown(value: str | Secret, kind: Any = "url") -> str:
+def _shown(value: str | Secret, kind: SecretKind = "url") -> str:
     """*value* for display: a `Secret` redacted, a string with its credentials redacted."""
     if isinstance(value, Secret):
         return str(value)
@@ -172,7 +175,7 @@ class HttpCheck:
         )
         return _result(self.name, ok=ok, details=why, url=shown, status=status)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as the plan file has it (a secret as its reference, or redacted)."""
         return {
             "kind": "http",
@@ -225,12 +228,12 @@ class TcpCheck:
             )
         return _result(self.name, ok=True, details=f"connect {address}: ok", address=address)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as the plan file has it."""
         return {"kind": "tcp", "address": self.address, "timeout": self.timeout}
 
 
-def _sqlite_connect(database: str) -> Any:
+def _sqlite_connect(database: str) -> sqlite3.Connection:
     path = database.removeprefix("sqlite:///")
     if "://" in path:
         raise PolicyError.for_field(
@@ -264,7 +267,7 @@ class SqlCheck:
     kind: ClassVar[str] = "sql"
     database: str | Secret = attrs.field(converter=_dsn_as_secret)
     query: str
-    expect: Any = None
+    expect: object = None
     connect: Callable[[str], Any] | None = attrs.field(default=None, eq=False)
     name: str = "sql"
 
@@ -285,9 +288,9 @@ class SqlCheck:
         except PolicyError as exc:
             return _result(self.name, ok=False, details=str(exc))
         shown = redact_url(database)
-        rows: list[tuple[Any, ...]] = []
+        rows: list[tuple[object, ...]] = []
 
-        def keep(found: list[tuple[Any, ...]]) -> bool:
+        def keep(found: list[tuple[object, ...]]) -> bool:
             rows.extend(found)
             return True  # any rows: the first value is compared below
 
@@ -312,7 +315,7 @@ class SqlCheck:
             value=repr(value),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as the plan file has it (a secret as its reference, or redacted)."""
         database = self.database
         return {
@@ -334,7 +337,7 @@ class CallableCheck:
     """
 
     kind: ClassVar[str] = "callable"
-    function: Callable[[str | None], Any] = attrs.field(eq=False)
+    function: Callable[[str | None], object] = attrs.field(eq=False)
     ref: str = ""
     name: str = ""
 
@@ -352,7 +355,7 @@ class CallableCheck:
         name = self.name or self.ref or getattr(self.function, "__name__", "callable")
         return run_check(_Named(name, self.function), endpoint, target="recovery")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data, as the plan file has it."""
         return {"kind": "callable", "function": self.ref}
 
@@ -360,9 +363,9 @@ class CallableCheck:
 @attrs.frozen
 class _Named:
     name: str
-    function: Callable[[str | None], Any]
+    function: Callable[[str | None], object]
 
-    def __call__(self, endpoint: str | None) -> Any:
+    def __call__(self, endpoint: str | None) -> object:
         return self.function(endpoint)
 
 

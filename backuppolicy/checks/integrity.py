@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import attrs
 
@@ -142,7 +142,10 @@ def _check_s3_object(  # noqa: C901, PLR0912, PLR0915 - one decision table, kept
     )
 
 
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+_T = TypeVar("_T")
+
+
+def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     iterator = iter(items)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
@@ -253,7 +256,7 @@ class IntegrityCheck:
 
     def _dispatch(
         self, target: BackupTarget, point: RecoveryPoint, context: VerifyContext
-    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+    ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
         if isinstance(target, ObjectVersionPoints) and (found := target.point_object(point)):
             if target.is_manifest(point):
                 return self._s3_manifest(target, point, found[0])
@@ -274,12 +277,12 @@ class IntegrityCheck:
 
     def _archive(
         self,
-        verify: Callable[[RecoveryPoint], Any],
+        verify: Callable[[RecoveryPoint], object],
         target: BackupTarget,
         point: RecoveryPoint,
         context: VerifyContext,
-    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
-        evidence: dict[str, Any] = {
+    ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
+        evidence: dict[str, object] = {
             "method": "archive-sha256-vs-sidecar",
             "location": point.location,
         }
@@ -305,12 +308,12 @@ class IntegrityCheck:
         target: ObjectVersionPoints,
         point: RecoveryPoint,
         location: tuple[str, str, str | None],
-    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+    ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
         bucket, key, version = location
         region = region_of(point, target)
         etag = point.details.get("etag")
         sha = _hex_of(point.checksum)
-        source_evidence: dict[str, Any] = {}
+        source_evidence: dict[str, object] = {}
         source = point.details.get("source")
         if isinstance(source, str) and "@" in source and target.bucket:
             src_key, _, src_version = source.rpartition("@")
@@ -350,7 +353,7 @@ class IntegrityCheck:
 
     def _s3_manifest(
         self, target: ObjectVersionPoints, point: RecoveryPoint, bucket: str
-    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+    ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
         # *bucket*: where the manifest's versions live (copies live elsewhere)
         region = region_of(point, target)
         methods: Counter[str] = Counter()
@@ -397,20 +400,20 @@ class IntegrityCheck:
         target: SnapshotPoints,
         point: RecoveryPoint,
         context: VerifyContext,
-    ) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+    ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
         members = [m for m in point.details.get("snapshots", ()) or () if isinstance(m, Mapping)]
         issues = [
             f"snapshot {m.get('snapshot_id')}: state {m.get('state')}, progress {m.get('progress')}"
             for m in members
             if m.get("state") not in (None, "completed") or m.get("progress") not in (None, "100%")
         ]
-        evidence: dict[str, Any] = {"method": "snapshot-state", "snapshots": len(members) or 1}
+        evidence: dict[str, object] = {"method": "snapshot-state", "snapshots": len(members) or 1}
         if issues or not self.restore_volumes:
             status = CheckStatus.FAIL if issues else CheckStatus.PASS
             return status, "; ".join(issues) or "every snapshot completed", issues, evidence
         sizes = {str(m.get("snapshot_id")): m.get("size_gib") for m in members}
         region = region_of(point, target)
-        volumes: list[dict[str, Any]] = []
+        volumes: list[dict[str, object]] = []
         restore = cast("BackupTarget", target).restore
         with restore(point, into=context.isolation) as restored:
             created = [v for v in restored.details.get("volumes", ()) if isinstance(v, Mapping)]
@@ -469,7 +472,7 @@ class IntegrityCheck:
         ]
 
     @staticmethod
-    def _rds(point: RecoveryPoint) -> tuple[CheckStatus, str, list[str], dict[str, Any]]:
+    def _rds(point: RecoveryPoint) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
         rds_status = point.details.get("rds_status")
         evidence = {
             "method": "rds-snapshot-status",

@@ -39,6 +39,8 @@ from backuppolicy.core.targets import (
 
 if TYPE_CHECKING:  # verify.py re-exports these checks
     from backuppolicy.checks.verify import VerifyContext
+    from backuppolicy.core.policy import Policy, TierSpec
+    from backuppolicy.core.retention import RetentionRule
 
 __all__ = [
     "Completed",
@@ -94,17 +96,20 @@ class Completed:
                 details="no point to check",
             )
         issues: list[str] = []
-        evidence: dict[str, Any] = {"status": point.status.value}
+        evidence: dict[str, object] = {"status": point.status.value}
+        snapshots: list[dict[str, object]] = []
         for member in point.details.get("snapshots", ()) or ():
             if not isinstance(member, Mapping):
                 continue
             progress = member.get("progress")
             state = member.get("state")
-            evidence.setdefault("snapshots", []).append(
+            snapshots.append(
                 {"snapshot_id": member.get("snapshot_id"), "state": state, "progress": progress}
             )
             if progress not in (None, "100%") and point.status is Status.COMPLETED:
                 issues.append(f"snapshot {member.get('snapshot_id')}: progress {progress}")
+        if snapshots:
+            evidence["snapshots"] = snapshots
         if "rds_status" in point.details:
             evidence["rds_status"] = point.details.get("rds_status")
         if point.status is Status.PENDING:
@@ -189,7 +194,7 @@ class Encrypted:
         )
 
     @staticmethod
-    def _lookup(target: BackupTarget, point: RecoveryPoint) -> tuple[bool | None, Any, str]:
+    def _lookup(target: BackupTarget, point: RecoveryPoint) -> tuple[bool | None, object, str]:
         key = point.details.get("kms_key_id") or point.details.get("kms_key_ids") or None
         if point.encrypted is not None:
             return point.encrypted, key, "point"
@@ -309,7 +314,7 @@ class Fresh:
             return cutoff or datetime.min.replace(tzinfo=UTC), str(self.max_age)
         policy = context.policy
         spec = spec_of(policy, target)
-        if spec is None:
+        if spec is None or policy is None:  # no spec without a policy
             raise PolicyError.for_field(
                 "max_age", "a duration, or a policy with this target in the context", None
             )
@@ -332,7 +337,11 @@ class Fresh:
             newest = newest_good(points_of(target, context), self.tier)
         except BackupPolicyError as exc:
             return error_result(self.name, target, None, context, exc, started=started)
-        evidence: dict[str, Any] = {"limit": limit, "cutoff": cutoff.isoformat(), "tier": self.tier}
+        evidence: dict[str, object] = {
+            "limit": limit,
+            "cutoff": cutoff.isoformat(),
+            "tier": self.tier,
+        }
         if newest is None:
             return make_result(
                 self.name,
@@ -373,9 +382,9 @@ class Fresh:
         )
 
 
-def _copy_cutoff(tier_spec: Any, policy: Any, now: datetime) -> datetime | None:
+def _copy_cutoff(tier_spec: TierSpec, policy: Policy, now: datetime) -> datetime | None:
     """Start of the previous cadence period (a copy of this period or the last one counts)."""
-    every = tier_spec.every
+    every: object = tier_spec.every
     if isinstance(every, Cadence):
         tz = policy.timezone
         start = every.period_start(now, tz)
@@ -405,10 +414,14 @@ class HasOffsiteCopy:
     name: str = "offsite-copy"
     scope: ClassVar[str] = "target"
 
-    def _tiers(self, target: BackupTarget, context: VerifyContext) -> list[tuple[str, Any]]:
+    def _tiers(
+        self, target: BackupTarget, context: VerifyContext
+    ) -> list[tuple[str, TierSpec | None]]:
         policy = context.policy
         spec = spec_of(policy, target)
-        copy_tiers = list(policy.tiers_for(spec)[1:]) if spec is not None else []
+        copy_tiers = (
+            list(policy.tiers_for(spec)[1:]) if spec is not None and policy is not None else []
+        )
         if self.tier is not None:
             found = [t for t in copy_tiers if t.name == self.tier]
             return [(self.tier, found[0] if found else None)]
@@ -440,11 +453,11 @@ class HasOffsiteCopy:
         except BackupPolicyError as exc:
             return error_result(self.name, target, None, context, exc, started=started)
         issues: list[str] = []
-        found: dict[str, Any] = {}
+        found: dict[str, dict[str, str | None]] = {}
         for name, tier_spec in tiers:
             if self.within is not None:
                 cutoff = self.within.before(context.now)
-            elif tier_spec is not None:
+            elif tier_spec is not None and context.policy is not None:  # a tier comes from it
                 cutoff = _copy_cutoff(tier_spec, context.policy, context.now)
                 if cutoff is not None:
                     cutoff = context.policy.verification.freshness_grace.before(cutoff)
@@ -613,7 +626,7 @@ class ObjectLock:
         )
 
 
-def _max_age_days(rule: Any) -> int | None:
+def _max_age_days(rule: RetentionRule) -> int | None:
     if isinstance(rule, MaxAge):
         return rule.duration.approx_timedelta().days
     if isinstance(rule, AnyOf):
@@ -622,7 +635,7 @@ def _max_age_days(rule: Any) -> int | None:
     return None
 
 
-def expected_rds_settings(policy: Any, target: str, *, now: datetime) -> dict[str, Any]:
+def expected_rds_settings(policy: Policy, target: str, *, now: datetime) -> dict[str, int | str]:
     """The RDS backup settings that *policy* implies for *target*, as `RdsInstance.drift` takes them.
 
     ``retention_days``: the ``max_age`` of the target's retention, capped at RDS's 35 days
@@ -642,7 +655,7 @@ def expected_rds_settings(policy: Any, target: str, *, now: datetime) -> dict[st
     spec = policy.target(target)
     tiers = policy.tiers_for(spec)
     rule = policy.retention_for(spec, tiers[0] if tiers else None)
-    expected: dict[str, Any] = {}
+    expected: dict[str, int | str] = {}
     days = _max_age_days(rule)
     if days is not None:
         expected["retention_days"] = min(days, _RDS_MAX_RETENTION)
@@ -693,11 +706,12 @@ class SettingsMatchPolicy:
             )
         expected = self.expected
         if expected is None:
-            if spec_of(context.policy, target) is None:
+            policy = context.policy
+            if policy is None or spec_of(policy, target) is None:
                 raise PolicyError.for_field(
                     "expected", "settings, or a policy with this target in the context", None
                 )
-            expected = expected_rds_settings(context.policy, target.name, now=context.now)
+            expected = expected_rds_settings(policy, target.name, now=context.now)
         try:
             drifts = target.drift(expected)
         except BackupPolicyError as exc:

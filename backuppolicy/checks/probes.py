@@ -48,7 +48,9 @@ from backuppolicy.core.results import ProbeResult
 from backuppolicy.core.secrets import Secret, looks_secret, reveal, scrub
 
 if TYPE_CHECKING:
+    from backuppolicy.core.model import RecoveryPoint
     from backuppolicy.core.results import CheckResult
+    from backuppolicy.core.targets import RestoredResource
 
 __all__ = [
     "FileProbe",
@@ -78,10 +80,10 @@ class ProbeContext:
         point: The recovery point that was restored.
     """
 
-    resource: Any
+    resource: RestoredResource | None
     endpoint: Any
-    target: Any = None
-    point: Any = None
+    target: object = None
+    point: RecoveryPoint | None = None
 
 
 @runtime_checkable
@@ -120,7 +122,7 @@ def run_probe(probe: ProbeLike, ctx: ProbeContext) -> ProbeResult:
         True
     """
     name = _name_of(probe)
-    outcome: Any
+    outcome: object
     try:
         outcome = probe.run(ctx) if isinstance(probe, Probe) else probe(ctx)
     except Exception as exc:  # noqa: BLE001 - a probe that raises is a failed probe
@@ -140,7 +142,7 @@ def run_probe(probe: ProbeLike, ctx: ProbeContext) -> ProbeResult:
     )
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, list | tuple):
@@ -148,7 +150,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _dsn_as_secret(value: Any) -> Any:
+def _dsn_as_secret(value: object) -> object:
     """A DSN with a password as a `Secret`; anything else as it is."""
     return Secret(value) if isinstance(value, str) and looks_secret(value, "dsn") else value
 
@@ -176,15 +178,15 @@ class StaticEndpoint:
         description: Why and where to: recorded in the evidence.
     """
 
-    endpoint: Any = attrs.field(converter=_dsn_as_secret)
+    endpoint: object = attrs.field(converter=_dsn_as_secret)
     description: str = "a static endpoint"
 
-    def __call__(self, resource: Any) -> Any:  # noqa: ARG002 - same answer for every resource
+    def __call__(self, resource: object) -> object:  # noqa: ARG002 - same answer for every resource
         """Return `endpoint`, whatever the restored resource."""
         return self.endpoint
 
 
-def _rows_equal(rows: Sequence[tuple[Any, ...]], expect: Iterable[Any]) -> bool:
+def _rows_equal(rows: Sequence[tuple[object, ...]], expect: Iterable[object]) -> bool:
     wanted = [tuple(row) if isinstance(row, list | tuple) else (row,) for row in expect]
     return list(rows) == wanted
 
@@ -217,13 +219,13 @@ class SqlProbe:
     """
 
     query: str = attrs.field()
-    expect: Any = attrs.field(kw_only=True)
+    expect: object = attrs.field(kw_only=True)
     connect: Callable[[Any], Any] = attrs.field(kw_only=True)
-    params: Sequence[Any] = attrs.field(default=(), kw_only=True, converter=tuple)
+    params: Sequence[object] = attrs.field(default=(), kw_only=True, converter=tuple)
     name: str = attrs.field(kw_only=True)
 
     @query.validator
-    def _check_query(self, _attribute: attrs.Attribute[str], value: Any) -> None:
+    def _check_query(self, _attribute: attrs.Attribute[str], value: object) -> None:
         if not isinstance(value, str) or not value.strip():
             raise PolicyError.for_field("query", "a non-empty SQL query", value)
 
@@ -231,7 +233,7 @@ class SqlProbe:
     def _default_name(self) -> str:
         return f"sql: {' '.join(self.query.split())[:60]}"
 
-    def _rows(self, connection: Any) -> list[tuple[Any, ...]]:
+    def _rows(self, connection: Any) -> list[tuple[object, ...]]:
         try:
             cursor = connection.cursor()
             try:
@@ -257,7 +259,7 @@ class SqlProbe:
             return ProbeResult(self.name, ok=False, details=scrub(text, secrets))
         if callable(self.expect):
             ok = bool(self.expect(rows))
-            wanted: Any = getattr(self.expect, "__name__", "a callable")
+            wanted: object = getattr(self.expect, "__name__", "a callable")
         elif isinstance(self.expect, list | tuple):
             ok = _rows_equal(rows, self.expect)
             wanted = _jsonable(list(self.expect))
@@ -291,7 +293,7 @@ def _sha256_file(path: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def _check_expected(value: Any, field: str) -> dict[str, str | None]:
+def _check_expected(value: object, field: str) -> dict[str, str | None]:
     if not isinstance(value, Mapping) or not value:
         raise PolicyError.for_field(
             field, "a non-empty mapping of relative path to 'sha256:<hex>' or None", value
@@ -306,11 +308,11 @@ def _check_expected(value: Any, field: str) -> dict[str, str | None]:
     return result
 
 
-def _to_files(value: Any) -> dict[str, str | None]:
+def _to_files(value: object) -> dict[str, str | None]:
     return _check_expected(value, "files")
 
 
-def _to_keys(value: Any) -> dict[str, str | None]:
+def _to_keys(value: object) -> dict[str, str | None]:
     return _check_expected(value, "objects")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
@@ -29,7 +29,7 @@ def _to_probes(value: Iterable[ProbeLike]) -> tuple[ProbeLike, ...]:
     return tuple(value)
 
 
-def _describe_resolver(resolver: Any) -> str:
+def _describe_resolver(resolver: object) -> str:
     description = getattr(resolver, "description", None)
     if isinstance(description, str) and description:
         return description
@@ -88,7 +88,7 @@ class RestoreTest:
                 kind=kind,
             )
         resolver = context.endpoint_resolver
-        evidence: dict[str, Any] = {
+        evidence: dict[str, object] = {
             "point_created_at": point.created_at.isoformat(),
             "point_age_seconds": (context.now - point.created_at).total_seconds(),
             "isolation": {
@@ -135,10 +135,14 @@ class RestoreTest:
         evidence["probes"] = [r.to_dict() for r in results]
         issues.extend(f"probe {r.name}: {r.details}" for r in results if not r.ok)
         rto_limit = evidence.get("rto_seconds")
-        if isinstance(rto_limit, float) and evidence.get("restore_seconds", 0.0) > rto_limit:
+        restored_in = evidence.get("restore_seconds", 0.0)  # a float, when there
+        if (
+            isinstance(rto_limit, float)
+            and isinstance(restored_in, float)
+            and restored_in > rto_limit
+        ):
             issues.append(
-                f"restore took {evidence['restore_seconds']:.0f} s, more than the RTO "
-                f"({rto_limit:.0f} s)"
+                f"restore took {restored_in:.0f} s, more than the RTO ({rto_limit:.0f} s)"
             )
         passed = sum(r.ok for r in results)
         if issues:
@@ -160,7 +164,7 @@ class RestoreTest:
         )
 
     @staticmethod
-    def _objectives(context: VerifyContext, evidence: dict[str, Any]) -> None:
+    def _objectives(context: VerifyContext, evidence: dict[str, object]) -> None:
         policy = context.policy
         if policy is None or context.application is None:
             return

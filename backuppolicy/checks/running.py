@@ -38,17 +38,17 @@ DATA_PROBES = (SqlProbe, FileProbe, S3ObjectProbe)
 """The probe classes that take a `ProbeContext` (``run(ctx)``) rather than an endpoint."""
 
 
-def _issues(*items: str) -> Any:
-    """*items* for `CheckResult.issues` (its ``tuple`` converter has no usable type for mypy)."""
+def _issues(*items: str) -> tuple[str, ...]:
+    """*items* for `CheckResult.issues`."""
     return items
 
 
 def run_check(
-    probe: Any,
+    probe: object,
     endpoint: str | None,
     *,
     target: str = "",
-    backend: Any = None,
+    backend: object = None,
     point: RecoveryPoint | None = None,
 ) -> CheckResult:
     """Run one probe against *endpoint* and return its `CheckResult` (a failure never raises).
@@ -101,7 +101,7 @@ class _OnEndpoint:
 
     def run(self, ctx: ProbeContext) -> ProbeResult:
         name, probe, endpoint = self.name, self.probe, ctx.endpoint
-        value: Any
+        value: object
         try:
             value = probe.run(endpoint) if hasattr(probe, "run") else probe(endpoint)
         except Exception as exc:  # noqa: BLE001 - a probe that raises is a failed check

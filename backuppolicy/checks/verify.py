@@ -25,7 +25,7 @@ import getpass
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -46,6 +46,10 @@ from backuppolicy.checks.restore_test import RestoreTest
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.targets import BackupTarget, IsolationProfile, SweptResource
+
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy
+    from backuppolicy.core.targets import RestoredResource
 
 __all__ = [
     "CheckKind",
@@ -93,11 +97,11 @@ class VerifyContext:
 
     now: datetime = attrs.field(validator=_aware)
     points: Sequence[RecoveryPoint] = ()
-    policy: Any = None
+    policy: Policy | None = None
     application: str | None = None
     isolation: IsolationProfile = attrs.field(factory=IsolationProfile)
     ran_by: str = ""
-    endpoint_resolver: Callable[[Any], Any] | None = None
+    endpoint_resolver: Callable[[RestoredResource], object] | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
 
 

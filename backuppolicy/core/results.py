@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -56,6 +56,13 @@ def _aware(_inst: object, attribute: attrs.Attribute[datetime], value: datetime)
 
 def _to_issues(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
+
+
+def _text_or_none(data: Mapping[str, object], key: str) -> str | None:
+    value = data.get(key)
+    if not isinstance(value, str | None):
+        raise TypeError(f"{key}: expected text or null (got a {type(data[key]).__name__})")
+    return value
 
 
 @attrs.frozen
@@ -126,16 +133,16 @@ class CheckResult:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
+    def from_dict(cls, data: Mapping[str, object]) -> CheckResult:
         """Inverse of `to_dict`.
 
         Raises:
             TypeError: ``point_id``, ``tier`` or ``application`` is neither text nor null, or
                 ``issues`` is not a list of text.
         """
-        for key in ("point_id", "tier", "application"):
-            if not isinstance(data.get(key), str | None):
-                raise TypeError(f"{key}: expected text or null (got a {type(data[key]).__name__})")
+        point_id, tier, application = (
+            _text_or_none(data, key) for key in ("point_id", "tier", "application")
+        )
         issues = data.get("issues", ())
         if not isinstance(issues, list | tuple) or not all(isinstance(i, str) for i in issues):
             raise TypeError("issues: expected a list of text")
@@ -144,14 +151,14 @@ class CheckResult:
             status=data["status"],
             target=str(data["target"]),
             checked_at=datetime.fromisoformat(str(data["checked_at"])),
-            point_id=data.get("point_id"),
+            point_id=point_id,
             kind=data.get("kind", CheckKind.VERIFICATION.value),
-            tier=data.get("tier"),
-            application=data.get("application"),
+            tier=tier,
+            application=application,
             details=str(data.get("details", "")),
-            issues=tuple(data.get("issues", ())),
-            evidence=dict(data.get("evidence", {})),
-            duration=float(data.get("duration", 0.0)),
+            issues=tuple(i for i in issues if isinstance(i, str)),  # all are (checked above)
+            evidence=dict(cast("Mapping[str, object]", data.get("evidence", {}))),
+            duration=float(cast("float | str", data.get("duration", 0.0))),
             ran_by=str(data.get("ran_by", "")),
         )
 
@@ -172,8 +179,8 @@ class ProbeResult:
     name: str
     ok: bool
     details: str = ""
-    evidence: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
-    check_result: Any = attrs.field(default=None, eq=False, repr=False, kw_only=True)
+    evidence: Mapping[str, object] = attrs.field(factory=dict, hash=False)
+    check_result: CheckResult | None = attrs.field(default=None, eq=False, repr=False, kw_only=True)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (kept in the restore test's evidence)."""
