@@ -6,6 +6,7 @@ The AWS Backup modules are `backuppolicy.aws.awsbackup` and `backuppolicy.aws.ba
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from backuppolicy.aws._client import AwsBackend
@@ -32,10 +33,13 @@ class BackupClient(AwsBackend):
         """The account id of the caller (STS)."""
         return str(self.call("sts", "get_caller_identity")["Account"])
 
-    def find(self, operation: str, key: str, field: str, name: str, **params: Any) -> Any:
+    def find(
+        self, operation: str, key: str, field: str, name: str, **params: Any
+    ) -> Mapping[str, object] | None:
         """The first item of the *operation*'s pages under *key* whose *field* is *name*."""
         for page in self.paginate("backup", operation, **params):
-            for item in page.get(key, []):
+            items: list[Mapping[str, object]] = page.get(key, [])
+            for item in items:
                 if item.get(field) == name:
                     return item
         return None

@@ -37,7 +37,9 @@ def _covers(actual: object, wanted: object) -> bool:
     return bool(actual == wanted)
 
 
-def _same_rules(actual: Sequence[Mapping[str, Any]], wanted: Sequence[Mapping[str, Any]]) -> bool:
+def _same_rules(
+    actual: Sequence[Mapping[str, object]], wanted: Sequence[Mapping[str, object]]
+) -> bool:
     by_name = {rule.get("RuleName"): rule for rule in actual}
     return len(by_name) == len(wanted) and all(
         _covers(by_name.get(rule["RuleName"]), rule) for rule in wanted
@@ -239,8 +241,8 @@ def apply_document(
     *,
     policy: str,
     account: str,
-) -> dict[str, Any]:
-    result: dict[str, Any] = {"document": document}
+) -> dict[str, object]:
+    result: dict[str, object] = {"document": document}
     if "vault" in parts:
         result["vault"] = _apply_vault(backend, document["BackupVault"])
         result["copy_vaults"] = {

@@ -8,11 +8,15 @@ public access block, and the current objects under a prefix (`RestorableBucket`,
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from backuppolicy.aws._s3_base import KIND_MANIFEST, KIND_VERSION, S3Base, null_version_refused
 from backuppolicy.core.exceptions import BackendError, ResourceNotFoundError
 from backuppolicy.core.model import RecoveryPoint
+
+if TYPE_CHECKING:
+    from botocore.response import StreamingBody
+    from types_boto3_s3.type_defs import HeadObjectOutputTypeDef, ObjectTypeDef
 
 __all__ = ["ObjectAccess"]
 
@@ -22,14 +26,15 @@ class ObjectAccess(S3Base):
 
     def object_head(
         self, bucket: str, key: str, *, version_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> HeadObjectOutputTypeDef:
         """HeadObject of *key* in *bucket* (of its version *version_id*).
 
         Raises:
             ResourceNotFoundError: There is no such object (or version).
         """
-        params: dict[str, Any] = {"VersionId": version_id} if version_id is not None else {}
-        return self.call("s3", "head_object", resource=key, Bucket=bucket, Key=key, **params)
+        params: dict[str, str] = {"VersionId": version_id} if version_id is not None else {}
+        head = self.call("s3", "head_object", resource=key, Bucket=bucket, Key=key, **params)
+        return cast("HeadObjectOutputTypeDef", head)
 
     def point_object(self, point: RecoveryPoint) -> tuple[str, str, str | None] | None:
         """``(bucket, key, version_id)`` of the object version or manifest *point* (`ObjectVersionPoints`)."""
@@ -48,34 +53,40 @@ class ObjectAccess(S3Base):
 
     def object_version_head(
         self, bucket: str, key: str, version_id: str | None, *, region: str | None
-    ) -> dict[str, Any]:
+    ) -> HeadObjectOutputTypeDef:
         """HeadObject of version *version_id* of *key*, with its stored checksum (``ChecksumMode``).
 
         Raises:
             ResourceNotFoundError: There is no such object (or version).
         """
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        params: dict[str, str] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
         if version_id is not None:  # "null" too: the version written before versioning was enabled
             params["VersionId"] = version_id
         resource = f"s3://{bucket}/{key}"
         try:
-            return self.call("s3", "head_object", resource=resource, region=region, **params)
+            head = self.call("s3", "head_object", resource=resource, region=region, **params)
         except BackendError as exc:
             if not null_version_refused(exc, version_id):
                 raise
+        else:
+            return cast("HeadObjectOutputTypeDef", head)
         # An emulator refused versionId=null in a never-versioned bucket: the only version there.
         del params["VersionId"]
-        return self.call("s3", "head_object", resource=resource, region=region, **params)
+        head = self.call("s3", "head_object", resource=resource, region=region, **params)
+        return cast("HeadObjectOutputTypeDef", head)
 
     def open_object_version(
         self, bucket: str, key: str, version_id: str | None, *, region: str | None
-    ) -> Any:
+    ) -> StreamingBody:
         """The streaming body of version *version_id* of *key* (checksum validated as it is read)."""
         label = f"s3://{bucket}/{key}" + ("" if version_id is None else f"?versionId={version_id}")
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        params: dict[str, str] = {"Bucket": bucket, "Key": key, "ChecksumMode": "ENABLED"}
         if version_id is not None:  # "null" too: S3 addresses that version as versionId=null
             params["VersionId"] = version_id
-        return self.call("s3", "get_object", resource=label, region=region, **params)["Body"]
+        body: StreamingBody = self.call(
+            "s3", "get_object", resource=label, region=region, **params
+        )["Body"]
+        return body
 
     def public_access_block(
         self, bucket: str, *, region: str | None
@@ -100,7 +111,7 @@ class ObjectAccess(S3Base):
 
     def point_sharing(
         self, point: RecoveryPoint | None, *, region: str | None
-    ) -> tuple[dict[str, Any], list[str]] | None:
+    ) -> tuple[dict[str, object], list[str]] | None:
         """The bucket's public access block, for *point* (its bucket) or the target (`PointSharing`)."""
         if point is None:
             bucket = self.bucket
@@ -126,7 +137,7 @@ class ObjectAccess(S3Base):
         )
         return bool(found.get("KeyCount") or found.get("Contents"))
 
-    def list_objects(self, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[ObjectTypeDef]:
         """Every current object under *prefix* in *bucket* (``Contents`` entries, all pages)."""
         pages = self.paginate(
             "s3", "list_objects_v2", resource=bucket, Bucket=bucket, Prefix=prefix

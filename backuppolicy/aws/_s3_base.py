@@ -16,7 +16,7 @@ import contextlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import attrs
 import boto3
@@ -32,6 +32,10 @@ from backuppolicy.core.exceptions import (
     UnsafeArchiveError,
 )
 from backuppolicy.core.model import TAG_HOLD, LegalHold, RecoveryPoint
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from types_boto3_s3.type_defs import HeadObjectOutputTypeDef, ListObjectVersionsOutputTypeDef
 
 __all__ = [
     "KIND_MANIFEST",
@@ -144,7 +148,7 @@ class CopyStore:
 
 
 def _copy_stores(value: object) -> tuple[CopyStore, ...]:
-    items: Iterable[Any]
+    items: Iterable[object]
     if isinstance(value, Mapping):
         items = value.items()
     elif isinstance(value, Iterable) and not isinstance(value, str | bytes):
@@ -219,7 +223,7 @@ class S3Base(AwsBackend):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         account_id: str | None = None,
@@ -336,18 +340,21 @@ class S3Base(AwsBackend):
         bucket: str | None = None,
         region: str | None = None,
     ) -> Iterator[Entry]:
-        params: dict[str, Any] = {
+        params: dict[str, str | int] = {
             "Bucket": bucket or self.bucket,
             "Prefix": self.prefix if prefix is None else prefix,
         }
         if page_size is not None:
             params["MaxKeys"] = page_size
-        pages = self.paginate(
-            "s3",
-            "list_object_versions",
-            resource=s3_url(params["Bucket"], params["Prefix"]),
-            region=region,
-            **params,
+        pages = cast(
+            "Iterator[ListObjectVersionsOutputTypeDef]",
+            self.paginate(
+                "s3",
+                "list_object_versions",
+                resource=s3_url(str(params["Bucket"]), str(params["Prefix"])),
+                region=region,
+                **params,
+            ),
         )
         depth = PREFETCH_PAGES if read_ahead else 0
         for page in Prefetcher(pages, depth) if depth else pages:
@@ -439,9 +446,9 @@ class S3Base(AwsBackend):
         *,
         bucket: str | None = None,
         region: str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> HeadObjectOutputTypeDef | None:
         bucket = bucket or self.bucket
-        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        params: dict[str, str] = {"Bucket": bucket, "Key": key}
         # "null" is a version id like any other: S3 addresses the version written before
         # versioning was enabled (and every object of an unversioned bucket) as versionId=null.
         # Dropping it would read the current version instead.
@@ -449,23 +456,26 @@ class S3Base(AwsBackend):
             params["VersionId"] = version_id
         resource = s3_url(bucket, key)
         try:
-            return self.call("s3", "head_object", resource=resource, region=region, **params)
+            head = self.call("s3", "head_object", resource=resource, region=region, **params)
         except ResourceNotFoundError:
             return None
         except BackendError as exc:
             if not null_version_refused(exc, version_id):
                 raise
+        else:
+            return cast("HeadObjectOutputTypeDef", head)
         # An emulator (moto) refused versionId=null in a never-versioned bucket, where the null
         # version is the key's only version: the request without it reads the same object.
         del params["VersionId"]
         try:
-            return self.call("s3", "head_object", resource=resource, region=region, **params)
+            head = self.call("s3", "head_object", resource=resource, region=region, **params)
         except ResourceNotFoundError:
             return None
+        return cast("HeadObjectOutputTypeDef", head)
 
     def _lock_hold(
         self,
-        head: Mapping[str, Any],
+        head: Mapping[str, object],
         key: str,
         version_id: str,
         now: datetime,
@@ -480,7 +490,7 @@ class S3Base(AwsBackend):
                 return hold_from_tag(tags[TAG_HOLD])
             return LegalHold(reason="S3 Object Lock legal hold")
         until = head.get("ObjectLockRetainUntilDate")
-        if until is not None and until > now:
+        if isinstance(until, datetime) and until > now:
             mode = head.get("ObjectLockMode", "")
             return LegalHold(reason=f"S3 Object Lock {mode} retention until {until.isoformat()}")
         return None

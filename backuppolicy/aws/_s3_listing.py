@@ -11,13 +11,18 @@ import heapq
 import math
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 import attrs
 
+if TYPE_CHECKING:
+    from types_boto3_s3.type_defs import ListObjectVersionsOutputTypeDef
+
 __all__ = ["Entry", "Prefetcher", "entries_of_page", "group_by_key"]
+
+_Page = TypeVar("_Page")
 
 
 @attrs.frozen
@@ -38,7 +43,7 @@ class Entry:
         return math.floor(self.last_modified.timestamp())
 
 
-def entries_of_page(page: Mapping[str, Any]) -> Iterator[Entry]:
+def entries_of_page(page: ListObjectVersionsOutputTypeDef) -> Iterator[Entry]:
     """Merge a page's Versions and DeleteMarkers into listing order: key, then newest first.
 
     Both lists come sorted that way. At equal key and second the ``IsLatest`` entry comes
@@ -86,19 +91,21 @@ def group_by_key(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
         yield group
 
 
-class Prefetcher:
+class Prefetcher(Generic[_Page]):
     """Fetch up to *depth* pages ahead on a background thread, so listing overlaps the copies.
 
     Memory stays bounded by *depth* pages. An error of the listing is raised to the consumer;
     a consumer that stops early stops the fetcher after its current request.
     """
 
-    def __init__(self, pages: Iterator[dict[str, Any]], depth: int) -> None:
+    def __init__(self, pages: Iterator[_Page], depth: int) -> None:
         self._pages = pages
-        self._slots: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._slots: queue.Queue[tuple[str, _Page | BaseException | None]] = queue.Queue(
+            maxsize=depth
+        )
         self._stop = threading.Event()
 
-    def _put(self, item: tuple[str, Any]) -> bool:
+    def _put(self, item: tuple[str, _Page | BaseException | None]) -> bool:
         while not self._stop.is_set():
             try:
                 self._slots.put(item, timeout=0.1)
@@ -117,7 +124,7 @@ class Prefetcher:
         else:
             self._put(("end", None))
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def __iter__(self) -> Iterator[_Page]:
         thread = threading.Thread(target=self._fetch, name="backuppolicy-s3-list", daemon=True)
         thread.start()
         try:
@@ -126,7 +133,7 @@ class Prefetcher:
                 if kind == "end":
                     return
                 if kind == "error":
-                    raise item
-                yield item
+                    raise cast("BaseException", item)
+                yield cast("_Page", item)
         finally:
             self._stop.set()

@@ -10,11 +10,13 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Self
+from typing import ParamSpec, Self
 
 from backuppolicy.core.exceptions import PolicyError
 
 __all__ = ["Pool", "Requests"]
+
+_P = ParamSpec("_P")
 
 
 class Requests:
@@ -57,7 +59,7 @@ class Pool:
             if self._errors:
                 raise self._errors[0]
 
-    def submit(self, fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    def submit(self, fn: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
         self.raise_first()
         self._slots.acquire()
         try:

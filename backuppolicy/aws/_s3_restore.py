@@ -14,9 +14,8 @@ import math
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import attrs
 
@@ -106,7 +105,9 @@ class Restores(S3Transfer):
         finally:
             self._purge_prefix(restore_prefix)
 
-    def restore(self, point: RecoveryPoint, into: IsolationProfile | None = None) -> Any:
+    def restore(
+        self, point: RecoveryPoint, into: IsolationProfile | None = None
+    ) -> AbstractContextManager[RestoredResource]:
         """Copy a version, or every version a manifest lists, under a scratch prefix; purge on exit.
 
         The scratch prefix is ``<internal_prefix>restore-tests/<name>/<name_prefix><random>/``

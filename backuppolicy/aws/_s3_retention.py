@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -19,6 +19,9 @@ from backuppolicy.aws._s3_pool import Pool, Requests
 from backuppolicy.aws._s3_transfer import DELETE_BATCH_LIMIT, S3Transfer
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
+
+if TYPE_CHECKING:
+    from types_boto3_s3.type_defs import LifecycleRuleTypeDef, NoncurrentVersionExpirationTypeDef
 
 __all__ = ["KeyRetentionPlan", "NoncurrentRetention", "RetentionRunReport"]
 
@@ -215,7 +218,7 @@ class NoncurrentRetention(S3Transfer):
                     continue
                 if locked:
                     requests.add("HeadObject")
-                    head = self._head_or_none(key, version) or {}
+                    head: Mapping[str, object] = self._head_or_none(key, version) or {}
                     if self._lock_hold(head, key, version, checked_now) is not None:
                         counts["held"] += 1
                         counts["kept"] += 1
@@ -246,7 +249,7 @@ class NoncurrentRetention(S3Transfer):
         noncurrent_days: int,
         newer_noncurrent_versions: int | None = None,
         rule_id: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> LifecycleRuleTypeDef:
         """The lifecycle rule that makes AWS expire noncurrent versions under the prefix.
 
         ``noncurrent_days=35`` is ``MaxAge(days=35)`` planned per key by
@@ -267,7 +270,7 @@ class NoncurrentRetention(S3Transfer):
             or noncurrent_days < 1
         ):
             raise PolicyError.for_field("noncurrent_days", "an integer >= 1", noncurrent_days)
-        expiration: dict[str, int] = {"NoncurrentDays": noncurrent_days}
+        expiration: NoncurrentVersionExpirationTypeDef = {"NoncurrentDays": noncurrent_days}
         if newer_noncurrent_versions is not None:
             n = newer_noncurrent_versions
             if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100:  # noqa: PLR2004
@@ -282,7 +285,9 @@ class NoncurrentRetention(S3Transfer):
             "NoncurrentVersionExpiration": expiration,
         }
 
-    def lifecycle_rule_for(self, rule: object, *, rule_id: str | None = None) -> dict[str, Any]:
+    def lifecycle_rule_for(
+        self, rule: object, *, rule_id: str | None = None
+    ) -> LifecycleRuleTypeDef:
         """Compile a retention rule to the equivalent noncurrent-version lifecycle rule.
 
         Only ``MaxAge`` in whole days or weeks, optionally ``| KeepLast(k)``, can be expressed:
@@ -297,7 +302,7 @@ class NoncurrentRetention(S3Transfer):
             noncurrent_days=days, newer_noncurrent_versions=newer, rule_id=rule_id
         )
 
-    def put_lifecycle_rule(self, rule: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def put_lifecycle_rule(self, rule: Mapping[str, object]) -> list[dict[str, object]]:
         """Add *rule* to the bucket's lifecycle configuration, replacing a rule with the same ID.
 
         Other rules are kept. Returns the rules written.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from backuppolicy.aws._s3_base import Loc, S3Base, s3_url
 from backuppolicy.aws._s3_pool import Pool, Requests
@@ -126,7 +125,7 @@ class S3Transfer(S3Base):
         )
         size = int(head["ContentLength"])
         part_size = max(_MIN_PART_SIZE, math.ceil(size / _MAX_PARTS))
-        extra: dict[str, Any] = {"Metadata": head.get("Metadata", {})}
+        extra: dict[str, object] = {"Metadata": head.get("Metadata", {})}
         for field in (
             "ContentType",
             "ContentEncoding",

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import boto3
 from botocore.config import Config
@@ -28,6 +28,9 @@ from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.model import RecoveryPoint, Status
 from backuppolicy.core.policy import Policy, TargetSpec
 from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 __all__ = [
     "ACCOUNT_PLACEHOLDER",
@@ -130,7 +133,7 @@ def list_aws_backup_points(
     session: boto3.Session | None = None,
     region: str | None = None,
     endpoint_url: str | None = None,
-    clients: Mapping[str, Any] | None = None,
+    clients: Mapping[str, BaseClient] | None = None,
     retry: RetryPolicy | None = None,
     by_resource: str | None = None,
     policy: Policy | None = None,
@@ -241,7 +244,7 @@ class AwsBackupTarget(AwsBackend):
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         tier: str = "local",
@@ -274,7 +277,7 @@ class AwsBackupTarget(AwsBackend):
         spec: TargetSpec,
         policy: Policy,
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> AwsBackupTarget:
@@ -295,7 +298,7 @@ class AwsBackupTarget(AwsBackend):
         )
 
     @classmethod
-    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         vault = spec.settings.get("vault")
         where = f"arn:{PARTITION}:backup:{REGION}:{ACCOUNT}"

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict
 
 import attrs
 import boto3
@@ -52,6 +52,9 @@ from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.retention import AnyOf, MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.targets import IsolationProfile
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
 
 __all__ = [
     "APPLY_PARTS",
@@ -230,6 +233,21 @@ def _delete_after_days(rule: RetentionRule, *, path: str) -> int:
     return days
 
 
+class _BackupRule(TypedDict):
+    """A rule of ``CreateBackupPlan`` (``BackupPlan.Rules``) as `export_aws_backup` writes it."""
+
+    RuleName: str
+    TargetBackupVaultName: str
+    ScheduleExpression: str
+    ScheduleExpressionTimezone: str
+    StartWindowMinutes: int
+    CompletionWindowMinutes: int
+    Lifecycle: dict[str, int]
+    RecoveryPointTags: dict[str, str]
+    EnableContinuousBackup: NotRequired[bool]
+    CopyActions: NotRequired[list[dict[str, object]]]
+
+
 def _lifecycle(days: int, cold: int | None, *, path: str) -> dict[str, int]:
     lifecycle = {"DeleteAfterDays": days}
     if cold is not None:
@@ -352,7 +370,7 @@ def _refuse_own(policy: Policy, targets: Sequence[tuple[int, TargetSpec]]) -> No
                 )
 
 
-def _copy_action(ctx: _Ctx, tier: TierSpec, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def _copy_action(ctx: _Ctx, tier: TierSpec, index: int) -> tuple[dict[str, object], dict[str, str]]:
     """The CopyAction to *tier*'s vault, and the vault to create for it."""
     loc = tier.location
     path = f"tiers[{index}]"
@@ -367,11 +385,11 @@ def _copy_action(ctx: _Ctx, tier: TierSpec, index: int) -> tuple[dict[str, Any],
         )
     rule = tier.retention or ctx.policy.retention
     days = _delete_after_days(rule, path=f"{path}.retention" if tier.retention else "retention")
-    action = {
+    action: dict[str, object] = {
         "DestinationBackupVaultArn": _vault_arn(region, account, name, ctx.partition),
         "Lifecycle": {"DeleteAfterDays": days},
     }
-    vault: dict[str, Any] = {"Region": region, "Account": account, "BackupVaultName": name}
+    vault: dict[str, str] = {"Region": region, "Account": account, "BackupVaultName": name}
     key = _kms_arn(loc.get("kms_key_id"), region, account, ctx.partition)
     if key:
         vault["EncryptionKeyArn"] = key
@@ -388,7 +406,7 @@ def _rule(
     retention_path: str,
     tier: str,
     continuous: bool,
-) -> dict[str, Any]:
+) -> _BackupRule:
     start = window_minutes(schedule)
     if start < _MIN_START_WINDOW:
         raise PolicyError.for_field(
@@ -421,7 +439,7 @@ def _rule(
         )
     if ctx.lock is not None:
         ctx.lock.check(days, path=f"{retention_path}.max_age")
-    rule: dict[str, Any] = {
+    rule: _BackupRule = {
         "RuleName": name,
         "TargetBackupVaultName": ctx.vault_name,
         "ScheduleExpression": aws_cron(schedule, path=path),
@@ -442,7 +460,7 @@ def _same_every(every: Cadence | Schedule, schedule: Schedule) -> bool:
     return schedule.cadence is every
 
 
-def _rules(ctx: _Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _rules(ctx: _Ctx) -> tuple[list[_BackupRule], list[dict[str, str]]]:
     policy = ctx.policy
     tiers = policy.tiers
     source = tiers[0].name if tiers else "local"
@@ -460,7 +478,7 @@ def _rules(ctx: _Ctx) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         continuous=ctx.continuous,
     )
     rules = [main]
-    vaults: list[dict[str, Any]] = []
+    vaults: list[dict[str, str]] = []
     for index, tier in enumerate(tiers[1:], start=1):
         action, vault = _copy_action(ctx, tier, index)
         if vault not in vaults:
@@ -514,14 +532,14 @@ def _overrides(kind: str, isolation: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _restore_testing(
-    ctx: _Ctx, targets: Sequence[tuple[int, TargetSpec]], main: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    ctx: _Ctx, targets: Sequence[tuple[int, TargetSpec]], main: _BackupRule
+) -> tuple[dict[str, object], list[dict[str, object]]]:
     policy = ctx.policy
     verification = policy.verification
     schedule = schedule_of(verification.restore_test_every, policy.schedule)
     plan_name = safe_name(f"backuppolicy_{policy.name}", r"[^A-Za-z0-9_]", 50)
     point_types = ["SNAPSHOT", "CONTINUOUS"] if ctx.continuous else ["SNAPSHOT"]
-    plan = {
+    plan: dict[str, object] = {
         "RestoreTestingPlanName": plan_name,
         "ScheduleExpression": aws_cron(schedule, path="verification.restore_test_every"),
         "ScheduleExpressionTimezone": schedule.tz,
@@ -540,9 +558,9 @@ def _restore_testing(
                 spec, region=ctx.region, account_id=ctx.account, partition=ctx.partition
             )
             by_kind.setdefault(spec.kind, []).append(str(arn))
-    selections = []
+    selections: list[dict[str, object]] = []
     for kind, arns in by_kind.items():
-        selection: dict[str, Any] = {
+        selection: dict[str, object] = {
             "RestoreTestingSelectionName": safe_name(
                 f"{_BACKUP_KINDS[kind].lower()}_{policy.name}", r"[^A-Za-z0-9_]", 50
             ),
@@ -643,7 +661,10 @@ def export_aws_backup(
     )
     rules, copy_vaults = _rules(ctx)
     tier_key = policy.tiers[0].location.get("kms_key_id") if policy.tiers else None
-    vault: dict[str, Any] = {"BackupVaultName": name, "BackupVaultTags": {TAG_POLICY: policy.name}}
+    vault: dict[str, object] = {
+        "BackupVaultName": name,
+        "BackupVaultTags": {TAG_POLICY: policy.name},
+    }
     key = _kms_arn(kms_key_arn or tier_key, plan_region, account, partition)
     if key:
         vault["EncryptionKeyArn"] = key
@@ -651,7 +672,7 @@ def export_aws_backup(
         str(resource_arn(spec, region=plan_region, account_id=account, partition=partition))
         for _, spec in targets
     )
-    selection: dict[str, Any] = {
+    selection: dict[str, object] = {
         "SelectionName": safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50),
         "IamRoleArn": role,
         "ListOfTags": [
@@ -676,8 +697,8 @@ def export_aws_backup(
             )
             notes.append(message)
             warnings.warn(message, ComplianceModeWarning, stacklevel=2)
-    testing_plan: dict[str, Any] | None = None
-    testing_selections: list[dict[str, Any]] = []
+    testing_plan: dict[str, object] | None = None
+    testing_selections: list[dict[str, object]] = []
     if restore_testing:
         testing_plan, testing_selections = _restore_testing(ctx, targets, rules[0])
     return {
@@ -705,7 +726,7 @@ def apply_aws_backup(
     *,
     session: boto3.Session | None = None,
     endpoint_url: str | None = None,
-    clients: Mapping[str, Any] | None = None,
+    clients: Mapping[str, BaseClient] | None = None,
     config: Config | None = None,
     retry: RetryPolicy | None = None,
     parts: Sequence[str] = APPLY_PARTS,

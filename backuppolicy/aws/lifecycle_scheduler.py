@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from backuppolicy.aws._backup import safe_name
 from backuppolicy.aws._cron import aws_cron, window_minutes
@@ -22,10 +22,13 @@ from backuppolicy.core.model import TAG_POLICY
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.schedule import Schedule
 
+if TYPE_CHECKING:
+    from types_boto3_s3.type_defs import LifecycleRuleTypeDef
+
 __all__ = ["export_lifecycle", "export_scheduler"]
 
 
-def export_lifecycle(policy: Policy) -> dict[str, dict[str, Any]]:
+def export_lifecycle(policy: Policy) -> dict[str, dict[str, list[LifecycleRuleTypeDef]]]:
     """Compile the retention of the policy's S3 targets to bucket lifecycle configurations.
 
     Each ``s3-bucket`` target becomes a ``NoncurrentVersionExpiration`` rule for its prefix
@@ -45,7 +48,7 @@ def export_lifecycle(policy: Policy) -> dict[str, dict[str, Any]]:
     """
     from backuppolicy.aws.s3 import S3Bucket  # noqa: PLC0415 - avoid a cycle through aws/__init__
 
-    buckets: dict[str, dict[str, Any]] = {}
+    buckets: dict[str, dict[str, list[LifecycleRuleTypeDef]]] = {}
     for i, spec in enumerate(policy.targets):
         if spec.kind != "s3-bucket" or not spec.enabled:
             continue
@@ -80,7 +83,7 @@ def export_scheduler(
     group_name: str | None = None,
     prune: bool = True,
     apply_prune: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """EventBridge Scheduler schedules that run the library itself (`backuppolicy.lambda_handler`).
 
     One schedule runs ``backup`` on the policy's schedule (cron, time zone, start window as the
@@ -110,7 +113,9 @@ def export_scheduler(
     window = max(1, min(1440, window_minutes(schedule)))
     prune_at = Schedule(_shift_hour(schedule.cron), tz=schedule.tz, window=schedule.window)
 
-    def entry(name: str, when: Schedule, path: str, event: Mapping[str, Any]) -> dict[str, Any]:
+    def entry(
+        name: str, when: Schedule, path: str, event: Mapping[str, object]
+    ) -> dict[str, object]:
         return {
             "Name": safe_name(f"{policy.name}-{name}", r"[^A-Za-z0-9_.-]", 64),
             "GroupName": group,

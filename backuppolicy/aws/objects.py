@@ -23,7 +23,10 @@ from backuppolicy.core.exceptions import BackendError, PolicyError, ResourceNotF
 
 if TYPE_CHECKING:
     import boto3
+    from botocore.client import BaseClient
     from botocore.config import Config
+    from botocore.response import StreamingBody
+    from types_boto3_s3.type_defs import CompletedPartTypeDef
 
 __all__ = ["MIN_PART_SIZE", "S3Objects"]
 
@@ -42,7 +45,7 @@ class _S3Writer:
         self._key = key
         self._buffer = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._parts: list[CompletedPartTypeDef] = []
         self.encryption: str | None = None
 
     def write(self, data: bytes, /) -> int:
@@ -150,7 +153,7 @@ class S3Objects:
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
@@ -202,14 +205,14 @@ class S3Objects:
             raise
 
     @contextlib.contextmanager
-    def open_reader(self, key: str) -> Iterator[Any]:
+    def open_reader(self, key: str) -> Iterator[StreamingBody]:
         """Stream *key* with GetObject (a botocore streaming body, closed on exit).
 
         Raises:
             ResourceNotFoundError: *key* does not exist.
         """
         response = self.backend.call("s3", "get_object", resource=key, Bucket=self.bucket, Key=key)
-        body = response["Body"]
+        body: StreamingBody = response["Body"]
         try:
             yield body
         finally:
@@ -301,7 +304,7 @@ class S3Objects:
 
         A missing object is not an error without *if_match*.
         """
-        params: dict[str, Any] = {} if if_match is None else {"IfMatch": if_match}
+        params: dict[str, str] = {} if if_match is None else {"IfMatch": if_match}
         try:
             self.backend.call(
                 "s3", "delete_object", resource=key, Bucket=self.bucket, Key=key, **params

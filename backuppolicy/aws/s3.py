@@ -78,6 +78,8 @@ from backuppolicy.core.model import (
 )
 
 if TYPE_CHECKING:
+    import boto3
+
     from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
@@ -113,7 +115,7 @@ class S3Settings:
     versioning: str
     mfa_delete: bool = False
     object_lock: bool = False
-    object_lock_default: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    object_lock_default: Mapping[str, object] = attrs.field(factory=dict, hash=False)
     encryption: str | None = None
     kms_key_id: str | None = None
     public_access_block: Mapping[str, bool] = attrs.field(factory=dict, hash=False)
@@ -213,7 +215,7 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
         spec: TargetSpec,
         policy: Policy,
         *,
-        session: Any = None,
+        session: boto3.Session | None = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> Self:
@@ -239,7 +241,7 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
         )
 
     @classmethod
-    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in).
 
         S3 objects have no resource tags usable in conditions, so deletes are scoped by prefix.
@@ -613,7 +615,7 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
                 "Object Lock enabled on the bucket to hold object versions",
                 "disabled",
             )
-        where: dict[str, Any] = {"Bucket": loc.bucket, "Key": key, "VersionId": version}
+        where: dict[str, str] = {"Bucket": loc.bucket, "Key": key, "VersionId": version}
         if locked:
             self.call(
                 "s3",

@@ -8,12 +8,13 @@ so ``import backuppolicy.notify`` never imports boto3.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
 
 if TYPE_CHECKING:
     import boto3
+    from botocore.client import BaseClient
     from types_boto3_sns.type_defs import MessageAttributeValueTypeDef
 
 __all__ = ["SnsTopic"]
@@ -38,7 +39,7 @@ class SnsTopic:
         session: boto3.Session | None = None,
         region: str | None = None,
         endpoint_url: str | None = None,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, BaseClient] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.topic_arn = topic_arn
