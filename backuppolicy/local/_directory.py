@@ -174,7 +174,7 @@ class Directory(DirectoryRestores):
         spec: TargetSpec,
         policy: Policy,
         *,
-        session: Any = None,
+        session: object = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> Directory:

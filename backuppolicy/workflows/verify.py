@@ -50,6 +50,8 @@ from backuppolicy.notify import Event, EventKind, Notifier, notify_all
 from backuppolicy.workflows._assemble import build_notifiers, build_targets
 
 if TYPE_CHECKING:
+    import boto3
+
     from backuppolicy.core.policy import Policy
     from backuppolicy.core.specs import TargetSpec
 
@@ -73,7 +75,7 @@ def sweep_restore_tests(
     *,
     older_than: Duration | str | timedelta,
     now: datetime,
-    session: Any = None,
+    session: boto3.Session | None = None,
     regions: Iterable[str] = (),
     endpoint_url: str | None = None,
     isolation: IsolationProfile | None = None,
