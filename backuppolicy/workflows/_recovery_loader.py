@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypedDict, overload
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from backuppolicy.checks.health import CallableCheck, Check, HttpCheck, SqlCheck, TcpCheck
 from backuppolicy.core.durations import Duration
@@ -31,6 +31,9 @@ from backuppolicy.workflows._recovery_steps import (
     StepKind,
     SwitchTraffic,
 )
+
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy
 
 _ID_RE = r"[a-z0-9][a-z0-9_.-]{0,63}"
 
@@ -389,7 +392,7 @@ _PLAN_KEYS = ("name", "application", "description", "policy", "max_parallel", "s
 def plan_fields(
     data: object,
     *,
-    policy: Any,
+    policy: Policy | None,
     hooks: Mapping[str, Callable[..., Any]] | None,
     base_dir: str | os.PathLike[str] | None,
     plan_file: str | None,
