@@ -475,7 +475,7 @@ class StepResult:
     attempts: int = 0
     checks: tuple[CheckResult, ...] = attrs.field(default=(), converter=_results)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "id": self.id,
@@ -630,7 +630,7 @@ class RecoveryReport:
         lines += [f"teardown error: {e}" for e in self.teardown_errors]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "plan": self.plan,
