@@ -338,7 +338,9 @@ class SwitchTraffic:
     hook: str | None = None
     command: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     endpoint: str | None = None
-    function: Callable[[StepContext], Any] | None = attrs.field(default=None, eq=False, repr=False)
+    function: Callable[[StepContext], object] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
     def describe(self) -> str:
         """One line: what the step does."""
