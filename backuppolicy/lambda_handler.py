@@ -20,7 +20,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from backuppolicy.aws._client import AwsBackend
 from backuppolicy.core.exceptions import BackupPolicyError, PolicyError
@@ -66,7 +66,7 @@ def load_policy(url: str, *, session: boto3.Session | None = None) -> Policy:
     raise PolicyError.for_field("policy", "a policy file ending in .yaml, .yml or .toml", url)
 
 
-def _now(event: Mapping[str, Any]) -> datetime:
+def _now(event: Mapping[str, object]) -> datetime:
     text = event.get("now")
     if text is None:
         return datetime.now(UTC)
@@ -79,16 +79,16 @@ def _now(event: Mapping[str, Any]) -> datetime:
     return value
 
 
-def _only(event: Mapping[str, Any]) -> list[str] | None:
+def _only(event: Mapping[str, object]) -> list[str] | None:
     names = event.get("targets") or None
-    if names is not None and (
-        not isinstance(names, list) or not all(isinstance(n, str) for n in names)
-    ):
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise PolicyError.for_field("targets", "a list of target names", names)
     return names
 
 
-def _apply(event: Mapping[str, Any]) -> bool:
+def _apply(event: Mapping[str, object]) -> bool:
     # Strict: a string such as "false" must not be taken as true and delete backups.
     apply = event.get("apply", False)
     if not isinstance(apply, bool):
@@ -96,7 +96,7 @@ def _apply(event: Mapping[str, Any]) -> bool:
     return apply
 
 
-def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:  # noqa: ARG001 - Lambda's signature
+def handler(event: Mapping[str, object], context: object = None) -> dict[str, object]:  # noqa: ARG001 - Lambda's signature
     """Run the event's action (``backup`` or ``prune``) and return its report.
 
     Raises:
@@ -121,7 +121,7 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:  #
     now, only, apply = _now(event), _only(event), _apply(event)
     if action == "backup":
         report = workflows.backup(policy, now=now, only=only)
-        data: dict[str, Any] = {"action": action, "ok": report.ok, "report": report.to_dict()}
+        data: dict[str, object] = {"action": action, "ok": report.ok, "report": report.to_dict()}
         failed = [run.target for run in report.failed]
     else:
         targets = workflows.build_targets(policy, only=only)

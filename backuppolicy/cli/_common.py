@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, NoReturn, Protocol, TextIO
 
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import ensure_aware
@@ -71,7 +71,7 @@ class UsageError(Exception):
 class Parser(argparse.ArgumentParser):
     """An argument parser that raises `UsageError` instead of exiting."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         """Raise `UsageError`: `backuppolicy.cli.main.main` prints it and returns exit code 2."""
         raise UsageError(message)
 
@@ -171,7 +171,7 @@ def build_cli_targets(args: argparse.Namespace, policy: Policy) -> dict[str, Bac
     )
 
 
-def emit(args: argparse.Namespace, data: Any, text: str, out: TextIO) -> None:
+def emit(args: argparse.Namespace, data: object, text: str, out: TextIO) -> None:
     """Write *data* as JSON (``--json``) or *text* to *out*, ending in one newline."""
     if args.json:
         out.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 import warnings
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from backuppolicy.cli._common import (
     EXIT_FAILURES,
@@ -34,10 +34,14 @@ from backuppolicy.cli._common import (
     load_policy,
 )
 
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy
+    from backuppolicy.core.specs import TargetSpec
+
 __all__ = ["register"]
 
 
-def _dump(data: Any, out: TextIO) -> None:
+def _dump(data: object, out: TextIO) -> None:
     out.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
@@ -137,7 +141,7 @@ def _tags(values: list[str] | None) -> dict[str, str | None]:
     return tags
 
 
-def _row(spec: Any, source: str, region: str | None) -> dict[str, Any]:
+def _row(spec: TargetSpec, source: str, region: str | None) -> dict[str, object]:
     return {
         "name": spec.name,
         "kind": spec.kind,
@@ -149,13 +153,13 @@ def _row(spec: Any, source: str, region: str | None) -> dict[str, Any]:
 
 
 def _policy_targets(
-    policy: Any, args: argparse.Namespace
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    policy: Policy, args: argparse.Namespace
+) -> tuple[list[dict[str, object]], list[dict[str, object]], list[str]]:
     """The policy's targets, selectors resolved: rows, errors, and text lines per account/region."""
     from backuppolicy.aws import discovery  # noqa: PLC0415 - boto3 only for this command
 
-    listed: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
+    listed: list[dict[str, object]] = []
+    errors: list[dict[str, object]] = []
     lines: list[str] = []
     resolved = discovery.resolve_targets(
         policy.targets, endpoint_url=args.endpoint_url, region=args.region
@@ -207,7 +211,7 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
                 }
             )
             lines.append(f"{spec['name']}  {spec['kind']}  {resource}  (selector)")
-    data: dict[str, Any] = {"targets": listed, "errors": errors}
+    data: dict[str, object] = {"targets": listed, "errors": errors}
     if args.unprotected:
         found = discovery.unprotected_resources(
             policy,

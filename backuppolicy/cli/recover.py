@@ -17,7 +17,7 @@ import argparse
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from backuppolicy.cli._common import (
     EXIT_FAILURES,
@@ -33,6 +33,9 @@ from backuppolicy.cli._common import (
     parse_now,
 )
 from backuppolicy.core.exceptions import PolicyError
+
+if TYPE_CHECKING:
+    from backuppolicy.workflows.testlog import TestLog
 
 __all__ = ["register"]
 
@@ -99,7 +102,7 @@ def _time(text: str | None, field: str) -> datetime | None:
     return value
 
 
-def _log(url: str | None) -> Any:
+def _log(url: str | None) -> TestLog | None:
     if url is None:
         return None
     from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415 - only when asked for

@@ -18,7 +18,7 @@ import argparse
 import os
 import warnings
 from datetime import UTC, date, datetime, time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO, overload
 
 from backuppolicy.cli._common import (
     EXIT_FAILURES,
@@ -33,6 +33,10 @@ from backuppolicy.cli._common import (
     parse_now,
 )
 from backuppolicy.core.exceptions import PolicyError
+
+if TYPE_CHECKING:
+    from backuppolicy.workflows._logformat import LogEntry
+    from backuppolicy.workflows.testlog import TestLog
 
 __all__ = ["LOG_ENV", "register"]
 
@@ -81,7 +85,11 @@ def _log_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _open_log(args: argparse.Namespace, *, required: bool) -> Any:
+@overload
+def _open_log(args: argparse.Namespace, *, required: Literal[True]) -> TestLog: ...
+@overload
+def _open_log(args: argparse.Namespace, *, required: bool) -> TestLog | None: ...
+def _open_log(args: argparse.Namespace, *, required: bool) -> TestLog | None:
     from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415 - keep --help fast
 
     url = args.log or os.environ.get(LOG_ENV)
@@ -89,7 +97,7 @@ def _open_log(args: argparse.Namespace, *, required: bool) -> Any:
         if required:
             raise UsageError(f"--log FILE|s3://bucket/prefix is required (or set {LOG_ENV})")
         return None
-    options: dict[str, Any] = {}
+    options: dict[str, str | None] = {}
     if str(url).startswith("s3://"):
         options = {"endpoint_url": args.endpoint_url, "region": args.region}
     return TestLog.open(url, **options)
@@ -138,7 +146,7 @@ def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
 _ENTRY_HEADERS = ("checked at", "target", "tier", "check", "status", "point", "ran by", "details")
 
 
-def _entry_row(entry: Any) -> tuple[str, ...]:
+def _entry_row(entry: LogEntry) -> tuple[str, ...]:
     return (
         entry.checked_at.isoformat(timespec="seconds"),
         entry.target,
@@ -181,7 +189,7 @@ def _cmd_testlog(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_FAILURES if damaged else code
 
 
-def _review(args: argparse.Namespace, log: Any, out: TextIO) -> int:
+def _review(args: argparse.Namespace, log: TestLog, out: TextIO) -> int:
     since = _since(args.since)
     if args.overdue:
         policy = load_policy(args)

@@ -7,7 +7,7 @@ result to the testing log given with ``--log FILE`` (JSON lines), and exit 1 whe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from backuppolicy.cli._common import (
     EXIT_FAILURES,
@@ -25,6 +25,8 @@ from backuppolicy.cli._common import (
 if TYPE_CHECKING:
     import argparse
 
+    from backuppolicy.checks.verify import Verifier
+    from backuppolicy.core.policy import Policy
     from backuppolicy.core.results import CheckResult
     from backuppolicy.workflows.verify import ResultRecorder
 
@@ -41,7 +43,7 @@ def _open_log(url: str | None, endpoint_url: str | None = None) -> ResultRecorde
     return TestLog.open(url, **options)
 
 
-def _checks(names: Sequence[str] | None, policy: Any) -> list[Any]:
+def _checks(names: Sequence[str] | None, policy: Policy) -> list[Verifier]:
     from backuppolicy.workflows.verify import default_checks  # noqa: PLC0415 - keep --help fast
 
     checks = default_checks(policy)

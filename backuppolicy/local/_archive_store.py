@@ -169,7 +169,7 @@ class ArchiveStore(abc.ABC):
             raise ValueError(msg)  # noqa: TRY004 - a malformed document, like json's own errors
         return data
 
-    def write_json(self, key: str, data: Mapping[str, Any]) -> str | None:
+    def write_json(self, key: str, data: Mapping[str, object]) -> str | None:
         """Write *data* as a JSON object, atomically; return the encryption applied."""
         body = json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n"
         with self.open_writer(key) as writer:
@@ -389,7 +389,7 @@ class ArchiveStore(abc.ABC):
         del name
         return None
 
-    def _write_json_if(self, key: str, data: Mapping[str, Any], tag: str | None) -> None:
+    def _write_json_if(self, key: str, data: Mapping[str, object], tag: str | None) -> None:
         """Write *key* only if it still has content *tag* (else `ChangedError`)."""
         del tag
         self.write_json(key, data)

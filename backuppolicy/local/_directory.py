@@ -174,7 +174,7 @@ class Directory(DirectoryRestores):
         spec: TargetSpec,
         policy: Policy,
         *,
-        session: Any = None,
+        session: object = None,
         endpoint_url: str | None = None,
         region: str | None = None,
     ) -> Directory:
@@ -218,7 +218,7 @@ class Directory(DirectoryRestores):
         )
 
     @classmethod
-    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, Any]]]:  # noqa: ARG003
+    def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:  # noqa: ARG003
         """None: a directory needs no AWS permission (a store's S3 calls are not covered yet)."""
         return {}
 
@@ -275,7 +275,9 @@ class Directory(DirectoryRestores):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _open(self, store: Any, *, tier: str, **options: Any) -> ArchiveStore:
+    def _open(
+        self, store: ArchiveStore | str | os.PathLike[str], *, tier: str, **options: str
+    ) -> ArchiveStore:
         """A store object as is; an ``s3://`` URL with *store_options* and *options*; a path."""
         if isinstance(store, (str, os.PathLike)) and os.fspath(store).startswith("s3://"):
             return open_store(store, tier=tier, **{**self.store_options, **options})
@@ -337,7 +339,7 @@ class Directory(DirectoryRestores):
         return [e for e in found if e.rel in chosen or e.rel in parents]
 
     def _write_archive(
-        self, writer: ArchiveWriter, entries: list[_Entry], head: Mapping[str, Any]
+        self, writer: ArchiveWriter, entries: list[_Entry], head: Mapping[str, object]
     ) -> tuple[str, int, dict[str, Any]]:
         root_stat = self.path.stat()
         links = {e.rel: e.link for e in entries if e.kind == "symlink"}
@@ -350,7 +352,7 @@ class Directory(DirectoryRestores):
                     external.add(rel)
                     del links[rel]
                     changed = True
-        manifest_entries: list[dict[str, Any]] = []
+        manifest_entries: list[dict[str, object]] = []
         skipped: list[dict[str, str]] = []
         external_links: list[dict[str, str]] = []
         total = 0
@@ -607,7 +609,7 @@ class Directory(DirectoryRestores):
         """
         if destination.store is None:
             raise PolicyError.for_field("destination.store", "an ArchiveStore or a store URL", None)
-        options: dict[str, Any] = {}
+        options: dict[str, str] = {}
         if destination.kms_key_id is not None:
             options["kms_key_id"] = destination.kms_key_id
         if destination.region is not None:

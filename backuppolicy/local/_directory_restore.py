@@ -160,7 +160,7 @@ class DirectoryRestores:
         into: Any,
         now: datetime,
         token: str,
-        **options: Any,
+        **options: object,
     ) -> RestorePlan:
         """Plan restoring an archive into *into* (default: this directory, in place).
 
@@ -402,7 +402,7 @@ class DirectoryRestores:
         return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
 
 
-def _restore_details(root: Path) -> dict[str, Any]:
+def _restore_details(root: Path) -> dict[str, object]:
     files = 0
     size = 0
     for parent, _, names in os.walk(root):

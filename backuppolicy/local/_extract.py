@@ -262,7 +262,7 @@ def extract_archive(archive: Path, staging: Path, point_id: str) -> dict[str, An
 
 
 def _compare_members(
-    members: Sequence[tarfile.TarInfo], manifest: Any, point_id: str
+    members: Sequence[tarfile.TarInfo], manifest: object, point_id: str
 ) -> dict[str, Any]:
     """Check that the members are exactly the manifest's entries; return the manifest."""
     if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
@@ -323,7 +323,7 @@ def _differences(expected: set[str], actual: set[str], point_id: str, where: str
         raise VerificationError(msg, result={"point": point_id, "missing": missing, "extra": extra})
 
 
-def _mismatch_entry(point_id: str, rel: str, expected: str, got: Any) -> None:
+def _mismatch_entry(point_id: str, rel: str, expected: str, got: object) -> None:
     msg = f"archive {point_id!r}: {rel}: expected {expected} (got {got!r})"
     raise VerificationError(msg, result={"point": point_id, "path": rel})
 

@@ -388,7 +388,7 @@ class S3Store(ArchiveStore):
         """The sidecar's ETag (HeadObject), ``None`` if there is none."""
         return self.objects.etag(self.prefix + sidecar_key(name))
 
-    def _write_json_if(self, key: str, data: Mapping[str, Any], tag: str | None) -> None:
+    def _write_json_if(self, key: str, data: Mapping[str, object], tag: str | None) -> None:
         """PutObject with ``If-Match: <tag>``: a sidecar changed or deleted meanwhile is not written."""
         body = json.dumps(data, indent=2, sort_keys=True).encode("utf-8") + b"\n"
         if tag is None or not self.objects.put(self.prefix + key, body, if_match=tag):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -20,6 +20,9 @@ from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.resolution import get_resolver, needs_resolver, stands_for_itself
 from backuppolicy.core.targets import BackupTarget, get_target_class
 from backuppolicy.notify import EventKind, LogNotifier, Notifier, SnsNotifier, WebhookNotifier
+
+if TYPE_CHECKING:
+    import boto3
 
 __all__ = [
     "build_notifiers",
@@ -48,7 +51,7 @@ def source_tier_of(policy: Policy, spec: TargetSpec) -> str:
 def build_targets(
     policy: Policy,
     *,
-    session: Any = None,
+    session: boto3.Session | None = None,
     endpoint_url: str | None = None,
     region: str | None = None,
     only: Iterable[str] | None = None,
@@ -152,7 +155,7 @@ def _build_target(
     policy: Policy,
     spec: TargetSpec,
     *,
-    session: Any,
+    session: boto3.Session | None,
     endpoint_url: str | None,
     region: str | None,
 ) -> BackupTarget:
@@ -172,7 +175,7 @@ def build_notifiers(
     policy: Policy,
     event: EventKind | None = None,
     *,
-    session: Any = None,
+    session: boto3.Session | None = None,
     endpoint_url: str | None = None,
 ) -> list[Notifier]:
     """The notifiers of *policy*'s ``notifications`` (those subscribed to *event*, if given)."""

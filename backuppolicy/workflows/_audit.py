@@ -82,6 +82,9 @@ from backuppolicy.workflows.testlog import (
 )
 
 if TYPE_CHECKING:
+    import boto3
+
+    from backuppolicy.core._planner import RetentionPlan
     from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
     from backuppolicy.core.targets import BackupTarget
 
@@ -232,7 +235,7 @@ class _TargetAudit:
             ),
         )
 
-    def retention(self, plan: Any) -> Finding:
+    def retention(self, plan: RetentionPlan | None) -> Finding:
         rule = self.policy.retention_for(self.spec, self.source_tier if self.policy.tiers else None)
         clause = Clause("retention", "§2.1, §2.2", _retention_title(rule))
         if plan is None:
@@ -525,7 +528,7 @@ def audit(
     evidence_within: Duration | str = "35d",
     check_names: Mapping[str, Sequence[str]] | None = None,
     coverage: bool | None = None,
-    session: Any = None,
+    session: boto3.Session | None = None,
     endpoint_url: str | None = None,
 ) -> ComplianceReport:
     """Audit *policy* at *now*: every clause, every target, with the evidence.
@@ -651,14 +654,18 @@ def audit(
 _COVERAGE = Clause("coverage", "§1.1", "every tagged AWS resource is protected by the policy")
 
 
-def _wants_coverage(*, coverage: bool | None, targets_given: bool, session: Any) -> bool:
+def _wants_coverage(
+    *, coverage: bool | None, targets_given: bool, session: boto3.Session | None
+) -> bool:
     """The default of ``audit(coverage=None)``: search when talking to AWS ourselves."""
     if coverage is not None:
         return coverage
     return not targets_given or session is not None
 
 
-def _coverage(policy: Policy, *, session: Any, endpoint_url: str | None) -> list[Finding]:
+def _coverage(
+    policy: Policy, *, session: boto3.Session | None, endpoint_url: str | None
+) -> list[Finding]:
     """One finding per AWS resource that no target or selector of *policy* protects.
 
     Only for policies with AWS targets; searches their regions through the Resource Groups

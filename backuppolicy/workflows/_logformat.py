@@ -16,7 +16,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
@@ -127,7 +127,7 @@ class LogEntry:
         """Whether the check passed (warnings and skips do not)."""
         return self.result.status is CheckStatus.PASS
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form: the result's fields plus ``id``, ``recorded_at`` and ``v``."""
         return {
             "v": _FORMAT,
@@ -137,7 +137,7 @@ class LogEntry:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LogEntry:
+    def from_dict(cls, data: Mapping[str, object]) -> LogEntry:
         """Inverse of `to_dict`.
 
         Raises:
@@ -194,7 +194,7 @@ class LogDamage:
     def __str__(self) -> str:
         return f"{self.where}: {self.kind.value}: {self.detail}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "kind": self.kind.value,
@@ -214,16 +214,16 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _plain(entry: LogEntry) -> dict[str, Any]:
+def _plain(entry: LogEntry) -> dict[str, object]:
     """The entry as the JSON data it reads back as (so its canonical form is a fixed point)."""
-    data: dict[str, Any] = json.loads(json.dumps(entry.to_dict(), default=str))
+    data: dict[str, object] = json.loads(json.dumps(entry.to_dict(), default=str))
     return data
 
 
 def encode(entry: LogEntry, *, prev: str | None = None, after_torn: bool = False) -> bytes:
     """One stored entry: its data and a ``chain`` with its digest (and the previous line's)."""
     data = _plain(entry)
-    chain: dict[str, Any] = {} if prev is None else {"prev": prev}
+    chain: dict[str, object] = {} if prev is None else {"prev": prev}
     if after_torn:
         chain["after_torn"] = True
     chain["sha256"] = sha256(canonical({**data, _CHAIN: chain}))
@@ -233,7 +233,7 @@ def encode(entry: LogEntry, *, prev: str | None = None, after_torn: bool = False
 @attrs.frozen
 class Parsed:
     entry: LogEntry | None = None
-    chain: dict[str, Any] | None = None
+    chain: dict[str, object] | None = None
     problem: str = ""
 
 
@@ -272,7 +272,7 @@ _LENIENT: Final = frozenset({"v", "recorded_at", "checked_at"})
 """Fields whose written form may differ from the one read back (times with ``Z``, the format)."""
 
 
-def _chain_problem(raw: bytes, data: dict[str, Any], chain: object) -> str:
+def _chain_problem(raw: bytes, data: dict[str, object], chain: object) -> str:
     """What is wrong with an entry's digest, ``""`` if it matches and the bytes are as written."""
     if not isinstance(chain, dict) or not isinstance(chain.get("sha256"), str):
         return "its digest is malformed"

@@ -11,13 +11,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, overload
 
 from backuppolicy.checks.health import CallableCheck, Check, HttpCheck, SqlCheck, TcpCheck
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.loading import BoundedLoader, load_yaml, read_policy_text
-from backuppolicy.core.secrets import Secret, secret_field
+from backuppolicy.core.secrets import Secret, SecretKind, secret_field
 from backuppolicy.workflows._recovery_steps import (
     Action,
     HealthCheck,
@@ -32,6 +32,9 @@ from backuppolicy.workflows._recovery_steps import (
     SwitchTraffic,
 )
 
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy
+
 _ID_RE = r"[a-z0-9][a-z0-9_.-]{0,63}"
 
 
@@ -44,8 +47,8 @@ def _join(path: str, key: str | int) -> str:
 
 
 def _mapping(
-    value: Any, path: str, keys: Sequence[str], required: Sequence[str] = ()
-) -> dict[str, Any]:
+    value: object, path: str, keys: Sequence[str], required: Sequence[str] = ()
+) -> dict[str, object]:
     if not isinstance(value, Mapping):
         raise PolicyError.for_field(path, f"a mapping with keys {', '.join(keys)}", value)
     for key in value:
@@ -65,17 +68,17 @@ def _mapping(
     return dict(value)
 
 
-def _text(value: Any, path: str) -> str:
+def _text(value: object, path: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise PolicyError.for_field(path, "a non-empty string", value)
     return value
 
 
-def _opt_text(raw: Mapping[str, Any], key: str, path: str) -> str | None:
+def _opt_text(raw: Mapping[str, object], key: str, path: str) -> str | None:
     return None if raw.get(key) is None else _text(raw[key], _join(path, key))
 
 
-def _ident(value: Any, path: str) -> str:
+def _ident(value: object, path: str) -> str:
     import re  # noqa: PLC0415
 
     if not isinstance(value, str) or not re.fullmatch(_ID_RE, value):
@@ -85,16 +88,27 @@ def _ident(value: Any, path: str) -> str:
     return value
 
 
-def _number(value: Any, path: str, *, minimum: float = 0.0, integer: bool = False) -> Any:
+@overload
+def _number(value: object, path: str, *, minimum: float = ..., integer: Literal[True]) -> int: ...
+@overload
+def _number(
+    value: object, path: str, *, minimum: float = ..., integer: Literal[False] = ...
+) -> float: ...
+def _number(value: object, path: str, *, minimum: float = 0.0, integer: bool = False) -> float:
     ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-    if isinstance(value, bool) or not ok_type or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not ok_type
+        or not isinstance(value, int | float)  # never true once ok_type holds; narrows for mypy
+        or value < minimum
+    ):
         raise PolicyError.for_field(
             path, f"{'an integer' if integer else 'a number'} >= {minimum:g}", value
         )
     return value
 
 
-def _seconds(value: Any, path: str) -> float:
+def _seconds(value: object, path: str) -> float:
     """Seconds from a number, ``"90s"`` or a duration (``"30min"``, ``"2h"``)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(_number(value, path))
@@ -108,7 +122,7 @@ def _seconds(value: Any, path: str) -> float:
     return duration.approx_timedelta().total_seconds()
 
 
-def _time(value: Any, path: str) -> datetime:
+def _time(value: object, path: str) -> datetime:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -119,13 +133,13 @@ def _time(value: Any, path: str) -> datetime:
     return value
 
 
-def _strings(value: Any, path: str) -> tuple[str, ...]:
+def _strings(value: object, path: str) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Sequence):
         raise PolicyError.for_field(path, "a list of strings", value)
     return tuple(_text(item, _join(path, i)) for i, item in enumerate(value))
 
 
-def _hook(ref: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
+def _hook(ref: object, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
     """A hook by name from *hooks*, else ``"module:function"`` imported now."""
     name = _text(ref, path)
     if name in hooks:
@@ -150,10 +164,18 @@ def _hook(ref: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Calla
     return function
 
 
-def _secret_text(value: Any, path: str, kind: Any) -> str | Secret:
+def _secret_text(value: object, path: str, kind: SecretKind) -> str | Secret:
     """Text, or a secret by reference (``{env: NAME}``, ``{file: PATH}``); never one inline."""
     found = secret_field(value, path, kind=kind)
     return found if isinstance(found, Secret) else _text(found, path)
+
+
+class _Named(TypedDict, total=False):
+    name: str
+
+
+class _Timed(TypedDict, total=False):
+    timeout: float
 
 
 _CHECK_KEYS: dict[str, tuple[str, ...]] = {
@@ -164,7 +186,7 @@ _CHECK_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _check(value: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Check:
+def _check(value: object, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Check:
     if isinstance(value, HttpCheck | TcpCheck | SqlCheck | CallableCheck):
         return value
     if not isinstance(value, Mapping) or value.get("kind") not in _CHECK_KEYS:
@@ -182,21 +204,23 @@ def _check(value: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Ch
         "callable": ("function",),
     }[kind]
     raw = _mapping(value, path, _CHECK_KEYS[kind], required)
-    extra: dict[str, Any] = {}
+    named: _Named = {}
+    timed: _Timed = {}  # never set for sql (not one of its keys)
     if raw.get("name") is not None:
-        extra["name"] = _text(raw["name"], _join(path, "name"))
+        named["name"] = _text(raw["name"], _join(path, "name"))
     if "timeout" in raw:
-        extra["timeout"] = float(_number(raw["timeout"], _join(path, "timeout")))
+        timed["timeout"] = float(_number(raw["timeout"], _join(path, "timeout")))
     if kind == "http":
         status = _number(raw.get("status", 200), _join(path, "status"), minimum=100, integer=True)
         return HttpCheck(
             _secret_text(raw["url"], _join(path, "url"), "url"),
             status=status,
             contains=_opt_text(raw, "contains", path),
-            **extra,
+            **named,
+            **timed,
         )
     if kind == "tcp":
-        return TcpCheck(_text(raw["address"], _join(path, "address")), **extra)
+        return TcpCheck(_text(raw["address"], _join(path, "address")), **named, **timed)
     if kind == "sql":
         connect = (
             _hook(raw["connect"], _join(path, "connect"), hooks)
@@ -208,10 +232,10 @@ def _check(value: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> Ch
             _text(raw["query"], _join(path, "query")),
             expect=raw.get("expect"),
             connect=connect,
-            **extra,
+            **named,
         )
     function = _hook(raw["function"], _join(path, "function"), hooks)
-    return CallableCheck(function, ref=str(raw["function"]), name=extra.get("name", ""))
+    return CallableCheck(function, ref=str(raw["function"]), name=named.get("name", ""))
 
 
 _COMMON_KEYS = ("id", "kind", "title", "needs", "timeout", "retries", "retry_delay", "verify")
@@ -244,7 +268,7 @@ _ACTION_KEYS: dict[StepKind, tuple[str, ...]] = {
 
 
 def _action(  # noqa: C901, PLR0911 - one branch per kind
-    kind: StepKind, raw: Mapping[str, Any], path: str, hooks: Mapping[str, Callable[..., Any]]
+    kind: StepKind, raw: Mapping[str, object], path: str, hooks: Mapping[str, Callable[..., Any]]
 ) -> Action:
     def text(key: str) -> str | None:
         return _opt_text(raw, key, path)
@@ -328,7 +352,7 @@ def _action(  # noqa: C901, PLR0911 - one branch per kind
     )
 
 
-def _step(value: Any, path: str, hooks: Mapping[str, Callable[..., Any]]) -> RecoveryStep:
+def _step(value: object, path: str, hooks: Mapping[str, Callable[..., Any]]) -> RecoveryStep:
     if isinstance(value, RecoveryStep):
         return value
     if not isinstance(value, Mapping):
@@ -366,9 +390,9 @@ _PLAN_KEYS = ("name", "application", "description", "policy", "max_parallel", "s
 
 
 def plan_fields(
-    data: Any,
+    data: object,
     *,
-    policy: Any,
+    policy: Policy | None,
     hooks: Mapping[str, Callable[..., Any]] | None,
     base_dir: str | os.PathLike[str] | None,
     plan_file: str | None,
@@ -399,7 +423,7 @@ def plan_fields(
     }
 
 
-def yaml_data(text: str) -> Any:
+def yaml_data(text: str) -> object:
     """The plain data of a plan's YAML *text* (a bounded load: aliases and size are limited)."""
     data, _ = load_yaml(text, "recovery plan", BoundedLoader)
     return data

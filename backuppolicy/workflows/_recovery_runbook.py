@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -31,10 +31,10 @@ if TYPE_CHECKING:
 # Rendering
 
 
-def plan_dict(plan: RecoveryPlan) -> dict[str, Any]:  # noqa: C901, PLR0912 - one branch per field
+def plan_dict(plan: RecoveryPlan) -> dict[str, object]:  # noqa: C901, PLR0912 - one branch per field
     steps = []
     for step in plan.steps:
-        data: dict[str, Any] = {"id": step.id, "kind": step.kind.value}
+        data: dict[str, object] = {"id": step.id, "kind": step.kind.value}
         if step.title:
             data["title"] = step.title
         if step.needs:
@@ -58,7 +58,7 @@ def plan_dict(plan: RecoveryPlan) -> dict[str, Any]:  # noqa: C901, PLR0912 - on
         if step.verify:
             data["verify"] = [c.to_dict() for c in step.verify]
         steps.append(data)
-    result: dict[str, Any] = {"name": plan.name, "application": plan.application}
+    result: dict[str, object] = {"name": plan.name, "application": plan.application}
     if plan.description:
         result["description"] = plan.description
     if plan.policy_file:

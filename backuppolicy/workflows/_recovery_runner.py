@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import attrs
 
@@ -37,6 +37,7 @@ from backuppolicy.workflows._recovery_steps import (
     ReplaceInstance,
     RestartInstance,
     RestoreDatabase,
+    RestoreDirectory,
     RestoreS3,
     RestoreVolumes,
     StepContext,
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
     from backuppolicy.workflows.recovery import RecoveryPlan
 
 _STATE_VERSION = 1
+_T = TypeVar("_T")
+
+_RestoreAction = RestoreDatabase | RestoreDirectory | RestoreS3 | RestoreVolumes
 
 
 def _now() -> datetime:
@@ -519,7 +523,7 @@ class Runner:
             )
         return _Outcome(endpoint=endpoint)
 
-    def _real_restore(self, action: Any, deadline: float | None) -> _Outcome:
+    def _real_restore(self, action: _RestoreAction, deadline: float | None) -> _Outcome:
         target = self.target(action.target)
         kwargs = action.restore_kwargs()
         if isinstance(action, RestoreVolumes) and action.attach_to:
@@ -550,14 +554,14 @@ class Runner:
             checks=list(result.checks),
         )
 
-    def _keep(self, manager: Any) -> Any:
+    def _keep(self, manager: contextlib.AbstractContextManager[_T]) -> _T:
         """Enter *manager* now; it exits when the drill is torn down."""
         value = manager.__enter__()
         with self._lock:
             self._stack.push(manager)
         return value
 
-    def _drill_restore(self, action: Any) -> _Outcome:
+    def _drill_restore(self, action: _RestoreAction) -> _Outcome:
         target = self.target(action.target)
         at = getattr(action, "at", None)
         isolation = self.isolation

@@ -20,8 +20,8 @@ from backuppolicy.core.durations import Duration
 STEP_REF = "step:"
 
 
-def _issues(*items: str) -> Any:
-    """*items* for `CheckResult.issues` (its ``tuple`` converter has no usable type for mypy)."""
+def _issues(*items: str) -> tuple[str, ...]:
+    """*items* for `CheckResult.issues`."""
     return items
 
 
@@ -338,7 +338,9 @@ class SwitchTraffic:
     hook: str | None = None
     command: tuple[str, ...] = attrs.field(default=(), converter=_texts)
     endpoint: str | None = None
-    function: Callable[[StepContext], Any] | None = attrs.field(default=None, eq=False, repr=False)
+    function: Callable[[StepContext], object] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
     def describe(self) -> str:
         """One line: what the step does."""
@@ -475,7 +477,7 @@ class StepResult:
     attempts: int = 0
     checks: tuple[CheckResult, ...] = attrs.field(default=(), converter=_results)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "id": self.id,
@@ -630,7 +632,7 @@ class RecoveryReport:
         lines += [f"teardown error: {e}" for e in self.teardown_errors]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "plan": self.plan,

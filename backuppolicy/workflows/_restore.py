@@ -156,12 +156,12 @@ class Probe(Protocol):
 class RestoreLog(Protocol):
     """**Protocol:** where results go: the backup testing log (`backuppolicy.workflows.testlog`)."""
 
-    def record(self, result: CheckResult) -> Any:
+    def record(self, result: CheckResult) -> object:
         """Store *result*."""
         ...
 
 
-def _plain(value: Any) -> bool:
+def _plain(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | tuple)
 
 
@@ -187,7 +187,7 @@ class RestoreResult:
     checks: tuple[CheckResult, ...]
     started_at: datetime
     duration: float
-    details: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    details: Mapping[str, object] = attrs.field(factory=dict, hash=False)
 
     @property
     def ok(self) -> bool:
@@ -248,7 +248,7 @@ class RestoreResult:
             ran_by=ran_by,
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "plan": self.plan.to_dict(),
@@ -264,7 +264,7 @@ class RestoreResult:
 
 
 def _resolve(
-    policy_or_target: Any, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
+    policy_or_target: object, target: str | BackupTarget | None, targets: Mapping[str, Any] | None
 ) -> tuple[Any, str | None]:
     """The target object (and its application) from a policy and a name, or a target."""
     if isinstance(policy_or_target, Policy):
@@ -286,7 +286,7 @@ def _resolve(
 
 
 def plan_restore(
-    policy_or_target: Any,
+    policy_or_target: Policy | BackupTarget,
     target: str | BackupTarget | None = None,
     *,
     point: RecoveryPoint | str | None = None,
@@ -407,9 +407,9 @@ def _plan_restorable(
     *,
     point: RecoveryPoint | str | None,
     at: datetime | None,
-    into: Any,
-    options: Mapping[str, Any],
-    target_options: Mapping[str, Any],
+    into: str | os.PathLike[str] | None,
+    options: Mapping[str, object],
+    target_options: Mapping[str, object],
 ) -> RestorePlan:
     """The plan of a target that plans its own restores, with the probes and what it observed."""
     given = {key: value for key, value in options.items() if value not in (None, False, [])}

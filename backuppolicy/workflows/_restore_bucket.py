@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from backuppolicy.core.capabilities import RestorableBucket
 from backuppolicy.core.exceptions import (
@@ -32,6 +32,9 @@ from backuppolicy.workflows._restore_common import (
     make_check,
 )
 
+if TYPE_CHECKING:
+    import os
+
 _NEWEST = 3
 _MAX_COPY_OBJECT = 5 * 1024**3
 
@@ -44,7 +47,10 @@ def _parse_s3(value: str) -> tuple[str, str]:
 
 
 def plan_bucket(  # noqa: C901, PLR0912 - one branch per kind of S3 restore
-    ctx: Context, point: RecoveryPoint | str | None, at: datetime | None, into: Any
+    ctx: Context,
+    point: RecoveryPoint | str | None,
+    at: datetime | None,
+    into: str | os.PathLike[str] | None,
 ) -> RestorePlan:
     backend: RestorableBucket = ctx.backend
     if into is not None and not isinstance(into, str):

@@ -28,8 +28,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def check_issues(*items: str) -> Any:
-    """*items* for `CheckResult.issues` (its ``tuple`` converter has no usable type for mypy)."""
+def check_issues(*items: str) -> tuple[str, ...]:
+    """*items* for `CheckResult.issues`."""
     return items
 
 
@@ -111,11 +111,11 @@ class Outcome:
     endpoint: str | None
     kept: list[str]
     checks: list[CheckResult]
-    details: dict[str, Any] = attrs.Factory(dict)
+    details: dict[str, object] = attrs.Factory(dict)
 
 
 def make_check(
-    plan: RestorePlan, name: str, *, ok: bool, details: str, **evidence: Any
+    plan: RestorePlan, name: str, *, ok: bool, details: str, **evidence: object
 ) -> CheckResult:
     return CheckResult(
         check=name,

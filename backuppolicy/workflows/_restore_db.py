@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backuppolicy.core.capabilities import (
     TAG_RESTORE_ID,
@@ -37,6 +37,9 @@ from backuppolicy.workflows._restore_common import (
     short,
 )
 
+if TYPE_CHECKING:
+    import os
+
 TAG_MOVED_ASIDE = "backuppolicy:moved-aside-by"
 """Tag a restore puts on a database before renaming it aside: the plan's token (resumes know it)."""
 
@@ -54,7 +57,7 @@ def plan_database(
     ctx: Context,
     point: RecoveryPoint | str | None,
     at: datetime | None,
-    into: Any,
+    into: str | os.PathLike[str] | None,
     options: dict[str, Any],
 ) -> RestorePlan:
     backend: RestorableDatabase = ctx.backend

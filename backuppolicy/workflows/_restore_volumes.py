@@ -8,7 +8,7 @@ detached and kept). Private: `backuppolicy.workflows._restore` dispatches to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backuppolicy.core.capabilities import (
     TAG_RESTORE_ID,
@@ -33,11 +33,17 @@ from backuppolicy.workflows._restore_common import (
     point_region,
 )
 
+if TYPE_CHECKING:
+    import os
+
 _DEVICE_LETTERS = "fghijklmnop"
 
 
 def plan_volumes(  # noqa: C901 - one branch per device case
-    ctx: Context, point: RecoveryPoint | str | None, into: Any, options: dict[str, Any]
+    ctx: Context,
+    point: RecoveryPoint | str | None,
+    into: str | os.PathLike[str] | None,
+    options: dict[str, Any],
 ) -> RestorePlan:
     backend: RestorableVolumes = ctx.backend
     if into is not None:

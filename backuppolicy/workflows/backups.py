@@ -29,7 +29,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -104,7 +103,7 @@ class TargetRun:
         """Whether the run had no error."""
         return self.error is None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "target": self.target,
@@ -186,7 +185,7 @@ class RunReport:
     def _repr_html_(self) -> str:
         return html_table(repr(self), self._HEADERS, self._rows(), self.summary())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "policy": self.policy,

@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
 
 import attrs
 
@@ -210,7 +209,7 @@ class ApplyReport:
     def _repr_html_(self) -> str:
         return html_table(repr(self), self._HEADERS, self._rows(), self.summary())
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return {
             "dry_run": self.dry_run,

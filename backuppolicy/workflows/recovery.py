@@ -46,10 +46,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
@@ -80,6 +80,9 @@ from backuppolicy.workflows._recovery_steps import (
 )
 from backuppolicy.workflows._restore import RestoreLog
 
+if TYPE_CHECKING:
+    from backuppolicy.core.policy import Policy
+
 __all__ = [
     "CallableCheck",
     "HealthCheck",
@@ -103,7 +106,7 @@ __all__ = [
 ]
 
 
-def _to_steps(value: Any) -> tuple[RecoveryStep, ...]:
+def _to_steps(value: Iterable[RecoveryStep]) -> tuple[RecoveryStep, ...]:
     return tuple(value)
 
 
@@ -128,7 +131,7 @@ class RecoveryPlan:
     steps: tuple[RecoveryStep, ...] = attrs.field(converter=_to_steps)
     description: str = ""
     max_parallel: int = 4
-    policy: Any = attrs.field(default=None, eq=False, repr=False)
+    policy: Policy | None = attrs.field(default=None, eq=False, repr=False)
     policy_file: str | None = None
     plan_file: str | None = None
     hooks: Mapping[str, Callable[..., Any]] = attrs.field(factory=dict, eq=False, repr=False)
@@ -136,7 +139,7 @@ class RecoveryPlan:
     def __attrs_post_init__(self) -> None:
         self._check_graph()
         if self.policy is not None:
-            self._check_targets()
+            self._check_targets(self.policy)
 
     def _check_graph(self) -> None:  # noqa: C901 - ids, needs, cycles, references
         if not self.steps:
@@ -196,8 +199,8 @@ class RecoveryPlan:
         for step in self.steps:
             visit(step.id, [])
 
-    def _check_targets(self) -> None:
-        names = {t.name: t for t in self.policy.targets}
+    def _check_targets(self, policy: Policy) -> None:
+        names = {t.name: t for t in policy.targets}
         for i, step in enumerate(self.steps):
             wanted = step.action.target_kinds
             target = getattr(step.action, "target", None)
@@ -206,7 +209,7 @@ class RecoveryPlan:
             if target not in names:
                 raise PolicyError.for_field(
                     f"steps[{i}].target",
-                    f"a target of policy {self.policy.name!r} ({', '.join(names)})",
+                    f"a target of policy {policy.name!r} ({', '.join(names)})",
                     target,
                 )
             kind = names[target].kind
@@ -216,11 +219,11 @@ class RecoveryPlan:
                     f"a target of kind {' or '.join(wanted)} for a {step.kind.value} step",
                     f"{target} ({kind})",
                 )
-        apps = set(self.policy.applications)
+        apps = set(policy.applications)
         if self.application not in apps:
             raise PolicyError.for_field(
                 "application",
-                f"an application of policy {self.policy.name!r} ({', '.join(sorted(apps))})",
+                f"an application of policy {policy.name!r} ({', '.join(sorted(apps))})",
                 self.application,
             )
 
@@ -229,9 +232,9 @@ class RecoveryPlan:
     @classmethod
     def from_dict(
         cls,
-        data: Any,
+        data: object,
         *,
-        policy: Any = None,
+        policy: Policy | None = None,
         hooks: Mapping[str, Callable[..., Any]] | None = None,
         base_dir: str | os.PathLike[str] | None = None,
         plan_file: str | None = None,
@@ -332,7 +335,7 @@ class RecoveryPlan:
         """The human runbook: section 10 of the written policy, filled in for this plan."""
         return markdown(self)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, object]:
         """Plain data (the shape `from_dict` reads; hooks appear by name)."""
         return plan_dict(self)
 

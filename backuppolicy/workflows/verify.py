@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -49,6 +49,12 @@ from backuppolicy.core.targets import (
 from backuppolicy.notify import Event, EventKind, Notifier, notify_all
 from backuppolicy.workflows._assemble import build_notifiers, build_targets
 
+if TYPE_CHECKING:
+    import boto3
+
+    from backuppolicy.core.policy import Policy
+    from backuppolicy.core.specs import TargetSpec
+
 __all__ = [
     "ResultRecorder",
     "default_checks",
@@ -69,7 +75,7 @@ def sweep_restore_tests(
     *,
     older_than: Duration | str | timedelta,
     now: datetime,
-    session: Any = None,
+    session: boto3.Session | None = None,
     regions: Iterable[str] = (),
     endpoint_url: str | None = None,
     isolation: IsolationProfile | None = None,
@@ -135,7 +141,7 @@ class ResultRecorder(Protocol):
         ...
 
 
-def isolation_for(policy: Any) -> IsolationProfile:
+def isolation_for(policy: Policy | None) -> IsolationProfile:
     """The `IsolationProfile` of *policy*'s ``verification.isolation`` (defaults where unset)."""
     settings = dict(policy.verification.isolation) if policy is not None else {}
     if "tags" in settings:
@@ -143,7 +149,7 @@ def isolation_for(policy: Any) -> IsolationProfile:
     return IsolationProfile(**settings)
 
 
-def default_checks(policy: Any = None) -> list[Verifier]:
+def default_checks(policy: Policy | None = None) -> list[Verifier]:
     """The checks `run_checks` runs by default, following *policy*'s ``verification``.
 
     `Completed`, `Encrypted` (if ``require_encryption``), `NotPublic` (if ``require_private``),
@@ -188,7 +194,10 @@ def _chosen_points(
 
 
 def _notify_failures(
-    policy: Any, results: Iterable[CheckResult], notifiers: Sequence[Notifier] | None, now: datetime
+    policy: Policy,
+    results: Iterable[CheckResult],
+    notifiers: Sequence[Notifier] | None,
+    now: datetime,
 ) -> None:
     failed = [r for r in results if r.status is CheckStatus.FAIL]
     if not failed:
@@ -218,7 +227,7 @@ def _record(log: ResultRecorder | None, results: Iterable[CheckResult]) -> None:
 
 
 def _targets_for(
-    policy: Any, targets: Mapping[str, BackupTarget] | None, names: list[str]
+    policy: Policy, targets: Mapping[str, BackupTarget] | None, names: list[str]
 ) -> Mapping[str, BackupTarget]:
     if targets is not None:
         return targets
@@ -243,7 +252,7 @@ def _listing_failed(
 
 
 def run_checks(
-    policy: Any,
+    policy: Policy,
     *,
     now: datetime,
     targets: Mapping[str, BackupTarget] | None = None,
@@ -307,7 +316,7 @@ def run_checks(
     runner = ran_by or default_ran_by()
     isolation = isolation_for(policy)
 
-    def run(spec: Any) -> list[CheckResult]:
+    def run(spec: TargetSpec) -> list[CheckResult]:
         target = built[spec.name]
         context = VerifyContext(
             now=now, policy=policy, application=spec.application, isolation=isolation, ran_by=runner
@@ -336,7 +345,7 @@ def run_checks(
 
 
 def restore_test(
-    policy: Any,
+    policy: Policy,
     *,
     now: datetime,
     application: str | None = None,
