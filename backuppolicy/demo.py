@@ -22,7 +22,7 @@ import os
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -53,7 +53,7 @@ _FAKE_ENV = {
 }
 
 
-def load_seed_policy() -> Any:
+def load_seed_policy() -> Policy:
     """The seed policy (`examples/policy.yaml`) as shipped inside the package."""
     from backuppolicy.core.policy import Policy  # noqa: PLC0415
 
@@ -198,11 +198,11 @@ def _build_world(root: Path) -> dict[str, Any]:
     }
 
 
-def _demo_policy(world: dict[str, Any]) -> Any:
+def _demo_policy(world: dict[str, Any]) -> Policy:
     """The seed policy with its settings pointed at the demo world."""
     from backuppolicy.core.policy import Policy  # noqa: PLC0415
 
-    data = load_seed_policy().to_dict()
+    data: dict[str, Any] = load_seed_policy().to_dict()  # JSON-shaped, edited in place
     for target in data["targets"]:
         settings = target["settings"]
         if target["kind"] == "ec2-instance":
@@ -244,7 +244,7 @@ def _requirements() -> tuple[Any, Any]:
     return time_machine, mock_aws
 
 
-def _enter_world(stack: ExitStack) -> tuple[Path, Any, dict[str, BackupTarget]]:
+def _enter_world(stack: ExitStack) -> tuple[Path, Policy, dict[str, BackupTarget]]:
     """Enter the demo's temp dir, fake AWS and clock on *stack*; build the world and its policy."""
     from backuppolicy import workflows  # noqa: PLC0415
 
@@ -268,7 +268,7 @@ class _Simulation:
 
 
 def _simulate(
-    policy: Any, targets: dict[str, BackupTarget], *, days: int, out: TextIO | None
+    policy: Policy, targets: dict[str, BackupTarget], *, days: int, out: TextIO | None
 ) -> _Simulation:
     """Run *days* daily jobs (backups, the day-5 legal hold, pruning), a line per day to *out*."""
     import time_machine  # noqa: PLC0415
@@ -541,8 +541,8 @@ def _stand_in_database(root: Path) -> tuple[Any, str, str]:
 
 
 def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and open_world()
-    policy: Any,
-    targets: dict[str, BackupTarget],
+    policy: Policy,
+    targets: Mapping[str, BackupTarget],
     now: datetime,
     root: Path,
     log: TestLog,
@@ -586,8 +586,8 @@ def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and op
 
 
 def _prove(  # noqa: PLR0917 - an internal step of run()
-    policy: Any,
-    targets: Any,
+    policy: Policy,
+    targets: Mapping[str, BackupTarget],
     now: datetime,
     root: Path,
     out: TextIO | None,
@@ -649,7 +649,7 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
 
 
 def _rehearse_recovery(
-    policy: Any, targets: Any, now: datetime, out: TextIO | None
+    policy: Policy, targets: Mapping[str, BackupTarget], now: datetime, out: TextIO | None
 ) -> dict[str, Any]:
     """Rehearse examples/recovery_plan.yaml in the demo world; print each step's RTO/RPO vs the policy."""
     import http.server  # noqa: PLC0415
@@ -665,7 +665,7 @@ def _rehearse_recovery(
             self.send_response(200 if self.path == "/health" else 404)
             self.end_headers()
 
-        def log_message(self, *_args: Any) -> None:
+        def log_message(self, *_args: object) -> None:
             pass
 
     text = resources.files("backuppolicy").joinpath("data/recovery_plan.yaml").read_text("utf-8")
@@ -705,7 +705,9 @@ def _s3() -> Any:
     return _client("s3", REGION)
 
 
-def _place_demo_hold(policy: Any, targets: Any, now: datetime) -> RecoveryPoint:
+def _place_demo_hold(
+    policy: Policy, targets: Mapping[str, BackupTarget], now: datetime
+) -> RecoveryPoint:
     from backuppolicy import workflows  # noqa: PLC0415
 
     points = [p for p in targets["shop-db"].list_points() if p.managed and p.tier == "local"]
@@ -716,8 +718,8 @@ def _place_demo_hold(policy: Any, targets: Any, now: datetime) -> RecoveryPoint:
 
 
 def _summarise(  # noqa: PLR0917 - an internal helper of run()
-    policy: Any,
-    targets: Any,
+    policy: Policy,
+    targets: Mapping[str, BackupTarget],
     held: RecoveryPoint | None,
     pruned: Counter[str],
     reasons: Counter[str],
