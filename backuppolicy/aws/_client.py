@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import attrs
 import boto3
@@ -48,6 +48,14 @@ from backuppolicy.core.exceptions import (
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+    from types_boto3_backup.client import BackupClient
+    from types_boto3_ec2.client import EC2Client
+    from types_boto3_kms.client import KMSClient
+    from types_boto3_rds.client import RDSClient
+    from types_boto3_resourcegroupstaggingapi.client import ResourceGroupsTaggingAPIClient
+    from types_boto3_s3.client import S3Client
+    from types_boto3_sns.client import SNSClient
+    from types_boto3_sts.client import STSClient
 
     from backuppolicy.core.model import RecoveryPoint
 
@@ -282,8 +290,34 @@ class AwsBackend:
             self._region = self.session.region_name or "us-east-1"
         return self._region
 
+    # Typed clients (the types-boto3 stubs) for the services the library calls; `call` and
+    # `paginate` add the retry policy and the error mapping on top of them.
+    @overload
+    def client(self, service: Literal["backup"], *, region: str | None = None) -> BackupClient: ...
+    @overload
+    def client(self, service: Literal["ec2"], *, region: str | None = None) -> EC2Client: ...
+    @overload
+    def client(self, service: Literal["kms"], *, region: str | None = None) -> KMSClient: ...
+    @overload
+    def client(self, service: Literal["rds"], *, region: str | None = None) -> RDSClient: ...
+    @overload
+    def client(
+        self, service: Literal["resourcegroupstaggingapi"], *, region: str | None = None
+    ) -> ResourceGroupsTaggingAPIClient: ...
+    @overload
+    def client(self, service: Literal["s3"], *, region: str | None = None) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sns"], *, region: str | None = None) -> SNSClient: ...
+    @overload
+    def client(self, service: Literal["sts"], *, region: str | None = None) -> STSClient: ...
+    @overload
+    def client(self, service: str, *, region: str | None = None) -> Any: ...
     def client(self, service: str, *, region: str | None = None) -> Any:
-        """A (cached, thread-safe) client for *service* in *region* (default: the target's)."""
+        """A (cached, thread-safe) client for *service* in *region* (default: the target's).
+
+        The services the library calls return their typed client (``types-boto3`` stubs), e.g.
+        ``client("s3")`` is a ``types_boto3_s3.client.S3Client`` for mypy.
+        """
         resolved = region or self.region
         key = (service, resolved)
         with self._lock:
