@@ -38,12 +38,14 @@ from backuppolicy.aws.s3 import (
     S3Bucket,
     S3Settings,
 )
+from backuppolicy.core.targets import AwsBackupMapping
 
 __all__ = [
     "AccountRun",
     "AccountSessions",
     "AuroraCluster",
     "AwsBackend",
+    "AwsBackupMapping",
     "AwsBackupTarget",
     "BackupSettings",
     "BackupWindow",

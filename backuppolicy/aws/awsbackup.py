@@ -21,13 +21,18 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 import boto3
 from botocore.config import Config
 
-from backuppolicy.aws._backup import BackupClient, region_of
+from backuppolicy.aws._backup import BackupClient, aws_backup_of, region_of
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
 from backuppolicy.aws._iam_statements import ACCOUNT, PARTITION, REGION, Grant, by_workflow
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.model import RecoveryPoint, Status
 from backuppolicy.core.policy import Policy, TargetSpec
-from backuppolicy.core.targets import Destination, IsolationProfile, RestoredResource
+from backuppolicy.core.targets import (
+    AwsBackupMapping,
+    Destination,
+    IsolationProfile,
+    RestoredResource,
+)
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -43,13 +48,6 @@ ACCOUNT_PLACEHOLDER: Final = "${AWS::AccountId}"
 """Stands for the account id in exported ARNs when none is given (CloudFormation's pseudo parameter)."""
 
 
-_ARN_TEMPLATES: Final = {
-    "rds-instance": "arn:{p}:rds:{r}:{a}:db:{db_instance_id}",
-    "aurora-cluster": "arn:{p}:rds:{r}:{a}:cluster:{db_cluster_id}",
-    "ec2-instance": "arn:{p}:ec2:{r}:{a}:instance/{instance_id}",
-    "ebs-volume": "arn:{p}:ec2:{r}:{a}:volume/{volume_id}",
-    "s3-bucket": "arn:{p}:s3:::{bucket}",
-}
 _POINT_STATUS: Final = {
     "COMPLETED": Status.COMPLETED,
     "AVAILABLE": Status.COMPLETED,
@@ -75,12 +73,10 @@ def resource_arn(
         >>> resource_arn(spec, region="eu-west-2", account_id="123456789012")
         'arn:aws:rds:eu-west-2:123456789012:db:shop'
     """
-    if spec.kind == "aws-backup":
-        return str(spec.settings["resource_arn"])
-    template = _ARN_TEMPLATES.get(spec.kind)
-    if template is None:
+    mapping = aws_backup_of(spec)
+    if mapping is None:
         return None
-    return template.format(p=partition, r=region, a=account_id, **spec.settings)
+    return mapping.arn(spec.settings, partition=partition, region=region, account=account_id)
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,6 +292,11 @@ class AwsBackupTarget(AwsBackend):
             endpoint_url=endpoint_url,
             region=spec.settings.get("region") or region,
         )
+
+    @classmethod
+    def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:  # noqa: ARG003 - the same for every spec
+        """Selected by its ``resource_arn``; its resource type is unknown, so it is not restore-tested."""
+        return AwsBackupMapping("{resource_arn}")
 
     @classmethod
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:

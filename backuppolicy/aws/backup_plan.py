@@ -31,7 +31,6 @@ translation to AWS's cron in ``aws/_cron.py``.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict
@@ -40,7 +39,7 @@ import attrs
 import boto3
 from botocore.config import Config
 
-from backuppolicy.aws._backup import BackupClient, region_of, safe_name
+from backuppolicy.aws._backup import BackupClient, aws_backup_of, region_of, safe_name
 from backuppolicy.aws._backup_apply import apply_document
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws._cron import aws_cron, schedule_of, validate_aws_cron, window_minutes
@@ -51,7 +50,7 @@ from backuppolicy.core.model import TAG_POLICY, TAG_TIER
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.retention import AnyOf, MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
-from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.core.targets import AwsBackupMapping, IsolationProfile
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -82,13 +81,6 @@ _CONTINUOUS_MAX_DAYS: Final = 35
 _MIN_CHANGEABLE_DAYS: Final = 3
 _MAX_DAYS: Final = 36500
 _MAX_SELECTION_WINDOW: Final = 365
-_BACKUP_KINDS: Final = {
-    "rds-instance": "RDS",
-    "aurora-cluster": "Aurora",
-    "ec2-instance": "EC2",
-    "ebs-volume": "EBS",
-    "s3-bucket": "S3",
-}
 _PERIOD_DAYS: Final = {
     "keep_hourly": ("hour", 0),
     "keep_daily": ("day", 1),
@@ -303,10 +295,11 @@ def _aws_targets(
     """The enabled targets AWS Backup can protect in the plan's region, and warnings."""
     warnings_: list[str] = []
     found: list[tuple[int, TargetSpec]] = []
+    mappings = [aws_backup_of(spec) if spec.enabled else None for spec in policy.targets]
     regions = {
         str(region_of(spec, None))
-        for spec in policy.targets
-        if spec.enabled and spec.kind in _BACKUP_KINDS and region_of(spec, None)
+        for spec, mapping in zip(policy.targets, mappings, strict=True)
+        if mapping is not None and mapping.resource_type is not None and region_of(spec, None)
     }
     if region is None:
         if len(regions) > 1:
@@ -327,7 +320,8 @@ def _aws_targets(
     for i, spec in enumerate(policy.targets):
         if not spec.enabled:
             continue
-        if spec.kind not in _BACKUP_KINDS and spec.kind != "aws-backup":
+        mapping = mappings[i]
+        if mapping is None:
             warnings_.append(
                 f"targets[{i}] {spec.name!r} ({spec.kind}) is not an AWS resource: AWS Backup does "
                 f"not back it up; keep running `backuppolicy backup` for it."
@@ -339,11 +333,7 @@ def _aws_targets(
                 f"export again with region={region_of(spec, region)!r} for it."
             )
             continue
-        if spec.kind == "s3-bucket" and spec.settings.get("prefix"):
-            warnings_.append(
-                f"targets[{i}] {spec.name!r}: AWS Backup backs up the whole bucket "
-                f"{spec.settings['bucket']!r}, not only the prefix {spec.settings['prefix']!r}."
-            )
+        warnings_.extend(f"targets[{i}] {spec.name!r}: {caveat}" for caveat in mapping.caveats)
         found.append((i, spec))
     return region, found, warnings_
 
@@ -511,26 +501,6 @@ def _rules(ctx: _Ctx) -> tuple[list[_BackupRule], list[dict[str, str]]]:
     return rules, vaults
 
 
-def _overrides(kind: str, isolation: Mapping[str, Any]) -> dict[str, str]:
-    profile = IsolationProfile(**isolation)
-    out: dict[str, str] = {}
-    if kind in {"rds-instance", "aurora-cluster"}:
-        if profile.subnet_group:
-            out["dbSubnetGroupName"] = profile.subnet_group
-        if profile.security_group_ids:
-            out["vpcSecurityGroupIds"] = json.dumps(list(profile.security_group_ids))
-        if kind == "rds-instance":
-            out["dbInstanceClass"] = profile.instance_class
-    elif kind == "ec2-instance":
-        if profile.subnet_id:
-            out["subnetId"] = profile.subnet_id
-        if profile.security_group_ids:
-            out["securityGroupIds"] = json.dumps(list(profile.security_group_ids))
-    elif kind == "ebs-volume" and profile.availability_zone:
-        out["availabilityZone"] = profile.availability_zone
-    return out
-
-
 def _restore_testing(
     ctx: _Ctx, targets: Sequence[tuple[int, TargetSpec]], main: _BackupRule
 ) -> tuple[dict[str, object], list[dict[str, object]]]:
@@ -551,24 +521,25 @@ def _restore_testing(
             "SelectionWindowDays": min(_MAX_SELECTION_WINDOW, main["Lifecycle"]["DeleteAfterDays"]),
         },
     }
-    by_kind: dict[str, list[str]] = {}
+    by_type: dict[str, tuple[AwsBackupMapping, list[str]]] = {}
     for _, spec in targets:
-        if spec.kind in _BACKUP_KINDS:
-            arn = resource_arn(
-                spec, region=ctx.region, account_id=ctx.account, partition=ctx.partition
+        mapping = aws_backup_of(spec)
+        if mapping is not None and mapping.resource_type is not None:
+            arn = mapping.arn(
+                spec.settings, partition=ctx.partition, region=ctx.region, account=ctx.account
             )
-            by_kind.setdefault(spec.kind, []).append(str(arn))
+            by_type.setdefault(mapping.resource_type, (mapping, []))[1].append(arn)
     selections: list[dict[str, object]] = []
-    for kind, arns in by_kind.items():
+    for resource_type, (mapping, arns) in by_type.items():
         selection: dict[str, object] = {
             "RestoreTestingSelectionName": safe_name(
-                f"{_BACKUP_KINDS[kind].lower()}_{policy.name}", r"[^A-Za-z0-9_]", 50
+                f"{resource_type.lower()}_{policy.name}", r"[^A-Za-z0-9_]", 50
             ),
-            "ProtectedResourceType": _BACKUP_KINDS[kind],
+            "ProtectedResourceType": resource_type,
             "IamRoleArn": ctx.role,
             "ProtectedResourceArns": sorted(arns),
         }
-        overrides = _overrides(kind, verification.isolation)
+        overrides = dict(mapping.restore_overrides(IsolationProfile(**verification.isolation)))
         if overrides:
             selection["RestoreMetadataOverrides"] = overrides
         selections.append(selection)

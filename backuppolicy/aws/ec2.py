@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, MutableSet
@@ -69,6 +70,7 @@ from backuppolicy.core.model import (
     RecoveryPoint,
 )
 from backuppolicy.core.targets import (
+    AwsBackupMapping,
     IsolationProfile,
     SweptResource,
 )
@@ -189,6 +191,21 @@ def _iam_grants(spec: TargetSpec, *, instance: bool) -> list[Grant]:
     return grants
 
 
+def _volume_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
+    """AWS Backup's restore metadata for a restore-tested volume: *profile*'s availability zone."""
+    return {"availabilityZone": profile.availability_zone} if profile.availability_zone else {}
+
+
+def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
+    """AWS Backup's restore metadata for a restore-tested instance: *profile*'s network."""
+    out: dict[str, str] = {}
+    if profile.subnet_id:
+        out["subnetId"] = profile.subnet_id
+    if profile.security_group_ids:
+        out["securityGroupIds"] = json.dumps(list(profile.security_group_ids))
+    return out
+
+
 class _SnapshotTarget(Ec2Snapshots, Ec2Restores):
     """Shared listing, copy, delete, restore and hold logic of the EBS snapshot targets."""
 
@@ -293,6 +310,15 @@ class EbsVolume(_SnapshotTarget):
 
     _kind = "ebs-volume"
     _setting = "volume_id"
+
+    @classmethod
+    def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:  # noqa: ARG003 - the same for every spec
+        """AWS Backup protects volumes as ``EBS``; restore tests use the isolated availability zone."""
+        return AwsBackupMapping(
+            "arn:{partition}:ec2:{region}:{account}:volume/{volume_id}",
+            "EBS",
+            _volume_restore_overrides,
+        )
 
     def __init__(
         self,
@@ -415,6 +441,15 @@ class Ec2Instance(_SnapshotTarget):
 
     _kind = "ec2-instance"
     _setting = "instance_id"
+
+    @classmethod
+    def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:  # noqa: ARG003 - the same for every spec
+        """AWS Backup protects instances as ``EC2``; restore tests use the isolated network."""
+        return AwsBackupMapping(
+            "arn:{partition}:ec2:{region}:{account}:instance/{instance_id}",
+            "EC2",
+            _instance_restore_overrides,
+        )
 
     def __init__(
         self,

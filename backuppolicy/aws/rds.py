@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping, MutableSet
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ from backuppolicy.core.exceptions import (
     ResourceNotFoundError,
 )
 from backuppolicy.core.targets import (
+    AwsBackupMapping,
     IsolationProfile,
     SweptResource,
 )
@@ -215,6 +217,21 @@ def _iam_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant]:
     return grants
 
 
+def _cluster_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
+    """AWS Backup's restore metadata for a restore-tested database: *profile*'s network."""
+    out: dict[str, str] = {}
+    if profile.subnet_group:
+        out["dbSubnetGroupName"] = profile.subnet_group
+    if profile.security_group_ids:
+        out["vpcSecurityGroupIds"] = json.dumps(list(profile.security_group_ids))
+    return out
+
+
+def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
+    """`_cluster_restore_overrides`, and *profile*'s small instance class."""
+    return {**_cluster_restore_overrides(profile), "dbInstanceClass": profile.instance_class}
+
+
 class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
     """Everything `RdsInstance` and `AuroraCluster` share; subclasses set ``_api`` and restores."""
 
@@ -320,6 +337,15 @@ class RdsInstance(InstanceRestores, _RdsTarget):
     _setting = "db_instance_id"
     database_noun = "instance"
 
+    @classmethod
+    def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:  # noqa: ARG003 - the same for every spec
+        """AWS Backup protects DB instances as ``RDS``; restore tests use the isolated network and class."""
+        return AwsBackupMapping(
+            "arn:{partition}:rds:{region}:{account}:db:{db_instance_id}",
+            "RDS",
+            _instance_restore_overrides,
+        )
+
     def __init__(
         self,
         db_instance_id: str,
@@ -402,6 +428,15 @@ class AuroraCluster(AuroraRestores, _RdsTarget):
     _restored_kind = "aurora-cluster"
     _setting = "db_cluster_id"
     database_noun = "cluster"
+
+    @classmethod
+    def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:  # noqa: ARG003 - the same for every spec
+        """AWS Backup protects Aurora clusters as ``Aurora``; restore tests use the isolated network."""
+        return AwsBackupMapping(
+            "arn:{partition}:rds:{region}:{account}:cluster:{db_cluster_id}",
+            "Aurora",
+            _cluster_restore_overrides,
+        )
 
     def __init__(
         self,

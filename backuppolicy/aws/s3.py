@@ -76,6 +76,7 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
+from backuppolicy.core.targets import AwsBackupMapping
 
 if TYPE_CHECKING:
     import boto3
@@ -239,6 +240,17 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
                 if t.location.get("store")
             },
         )
+
+    @classmethod
+    def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:
+        """AWS Backup protects buckets as ``S3``: the whole bucket, so a *prefix* is a caveat."""
+        prefix = spec.settings.get("prefix")
+        caveat = (
+            f"AWS Backup backs up the whole bucket {spec.settings['bucket']!r}, "
+            f"not only the prefix {prefix!r}."
+        )
+        caveats = (caveat,) if prefix else ()
+        return AwsBackupMapping("arn:{partition}:s3:::{bucket}", "S3", caveats=caveats)
 
     @classmethod
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:

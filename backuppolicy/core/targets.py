@@ -20,7 +20,7 @@ kinds through the entry-point group ``backuppolicy.targets``).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -65,6 +65,7 @@ __all__ = [
     "NAME_PREFIX_RE",
     "PLUGIN_GROUPS",
     "TAG_RESTORE_ID",
+    "AwsBackupMapping",
     "BackupTarget",
     "BucketSettings",
     "DatabaseSnapshotPoints",
@@ -158,6 +159,49 @@ class IsolationProfile:
     sweep_tag: str = "backuppolicy:restore-test"
 
 
+def _no_overrides(_profile: IsolationProfile) -> Mapping[str, str]:
+    return {}
+
+
+@attrs.frozen
+class AwsBackupMapping:
+    """How a target kind maps to AWS Backup: what a kind's ``aws_backup(spec)`` returns.
+
+    `backuppolicy.aws.export_aws_backup` puts the resource into the plan's backup selection and,
+    when it has a *resource_type*, into the restore testing selection of that type; a kind whose
+    ``aws_backup(spec)`` returns ``None`` (or that has no such class method) is not an AWS
+    resource, and the export warns that ``backuppolicy backup`` must keep running for it.
+
+    Attributes:
+        arn_template: The resource's ARN as a `str.format` template: ``{partition}``,
+            ``{region}`` and ``{account}`` are the plan's, any other field is the target's
+            setting of that name (``"arn:{partition}:s3:::{bucket}"``).
+        resource_type: AWS Backup's ``ProtectedResourceType`` (``"RDS"``, ``"EC2"``), or
+            ``None`` when it is not known (an ``aws-backup`` target names any ARN): the
+            resource is then selected, but neither sets the plan's region nor is restore-tested.
+        restore_overrides: The ``RestoreMetadataOverrides`` of restore tests, from the
+            policy's isolation profile (kinds sharing a resource type share the first one's).
+        caveats: What AWS Backup does differently for this target; the export adds each to its
+            warnings (S3: the whole bucket is backed up, not only the prefix).
+
+    Example:
+        >>> mapping = AwsBackupMapping("arn:{partition}:s3:::{bucket}", "S3")
+        >>> mapping.arn({"bucket": "logs"}, partition="aws", region="eu-west-2", account="1")
+        'arn:aws:s3:::logs'
+    """
+
+    arn_template: str
+    resource_type: str | None = None
+    restore_overrides: Callable[[IsolationProfile], Mapping[str, str]] = _no_overrides
+    caveats: tuple[str, ...] = ()
+
+    def arn(self, settings: Mapping[str, Any], *, partition: str, region: str, account: str) -> str:
+        """The ARN of the resource of a target with *settings*, in *partition*, *region*, *account*."""
+        return self.arn_template.format_map(
+            {**settings, "partition": partition, "region": region, "account": account}
+        )
+
+
 @attrs.frozen
 class RestoredResource:
     """A resource created by `BackupTarget.restore`; torn down when its context exits.
@@ -249,10 +293,11 @@ class BackupTarget(Protocol):
 class TargetKind(Protocol):
     """**Protocol:** what a target kind's class says about itself, before any target exists.
 
-    Both members are optional, each checked on its own (``getattr``): a kind without
+    Every member is optional, each checked on its own (``getattr``): a kind without
     ``from_spec`` is called with its settings as keywords plus ``name`` and ``policy``; a
     kind without ``iam_actions`` cannot be exported to IAM (`backuppolicy.aws.iam_policy`
-    refuses it rather than leave its permissions out).
+    refuses it rather than leave its permissions out); a kind without ``aws_backup`` does not
+    map to AWS Backup.
     """
 
     def from_spec(
@@ -278,5 +323,12 @@ class TargetKind(Protocol):
         Each statement is a mapping with ``Action`` and ``Resource`` (lists of strings) and
         optionally ``Condition``; a workflow missing from the mapping needs nothing, and an
         empty mapping says that the kind needs no AWS permission at all.
+        """
+        ...
+
+    def aws_backup(self, spec: TargetSpec) -> AwsBackupMapping | None:
+        """How *spec*'s resource maps to AWS Backup, or ``None`` if AWS Backup cannot protect it.
+
+        `backuppolicy.aws.export_aws_backup` asks it (an `AwsBackupMapping`).
         """
         ...

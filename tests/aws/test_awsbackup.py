@@ -37,11 +37,12 @@ from backuppolicy.aws.backup_plan import (
     export_scheduler,
     validate_aws_cron,
 )
+from backuppolicy.core import registry
 from backuppolicy.core.exceptions import BackupPolicyError, PermissionDeniedError, PolicyError
 from backuppolicy.core.model import TAG_POLICY, Status
 from backuppolicy.core.policy import Policy, TargetSpec
 from backuppolicy.core.schedule import Schedule
-from backuppolicy.core.targets import Destination
+from backuppolicy.core.targets import AwsBackupMapping, Destination, IsolationProfile
 from backuppolicy.lambda_handler import handler, load_policy
 
 ACCOUNT = "123456789012"
@@ -346,6 +347,84 @@ class TestExport:
         """Kinds AWS Backup cannot protect have no ARN."""
         spec = TargetSpec("etc", "directory", settings={"path": "/etc"})
         assert resource_arn(spec, region="us-east-1") is None
+
+
+class _DynamoTable:
+    """A plug-in kind that maps to AWS Backup by its class method alone."""
+
+    @classmethod
+    def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:
+        return AwsBackupMapping(
+            "arn:{partition}:dynamodb:{region}:{account}:table/{table}",
+            "DynamoDB",
+            lambda profile: {"tableName": f"{profile.name_prefix}restored"},
+            caveats=(f"table {spec.settings['table']} is backed up whole.",),
+        )
+
+
+class TestPluginKindMapping:
+    @pytest.fixture(autouse=True)
+    def _registered(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(registry, "_REGISTERED", dict(registry._REGISTERED))
+        registry.register_target("testing:dynamodb", _DynamoTable)
+        registry.register_target("testing:unmapped", object)
+
+    def test_plugin_kind_is_selected_and_restore_tested(self) -> None:
+        """A registered kind's aws_backup(spec) puts it in the selection and restore testing."""
+        policy = Policy.from_dict(
+            {
+                "name": "shop",
+                "schedule": {"every": "day", "at": "04:00"},
+                "retention": {"max_age": "35d"},
+                "verification": {"isolation": {"name_prefix": "bp-rt-"}},
+                "targets": [
+                    {
+                        "name": "orders",
+                        "kind": "testing:dynamodb",
+                        "settings": {"table": "orders", "region": "eu-west-2"},
+                    },
+                    {"name": "other", "kind": "testing:unmapped"},
+                ],
+            }
+        )
+        document = export_aws_backup(policy, account_id=ACCOUNT)
+        arn = f"arn:aws:dynamodb:eu-west-2:{ACCOUNT}:table/orders"
+        assert "eu-west-2" == document["Region"]
+        assert [arn] == document["BackupSelection"]["Resources"]
+        assert [
+            {
+                "RestoreTestingSelectionName": "dynamodb_shop",
+                "ProtectedResourceType": "DynamoDB",
+                "IamRoleArn": document["BackupSelection"]["IamRoleArn"],
+                "ProtectedResourceArns": [arn],
+                "RestoreMetadataOverrides": {"tableName": "bp-rt-restored"},
+            }
+        ] == document["RestoreTestingSelections"]
+        assert [
+            "targets[0] 'orders': table orders is backed up whole.",
+            (
+                "targets[1] 'other' (testing:unmapped) is not an AWS resource: AWS Backup does "
+                "not back it up; keep running `backuppolicy backup` for it."
+            ),
+        ] == document["Warnings"]
+
+    def test_mapping_must_be_a_mapping(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A kind whose aws_backup(spec) returns something else is refused, naming the kind."""
+
+        class Bad:
+            @classmethod
+            def aws_backup(cls, spec: TargetSpec) -> object:
+                return "RDS"
+
+        monkeypatch.setitem(registry._REGISTERED, "testing:bad", Bad)
+        spec = TargetSpec("x", "testing:bad", settings={})
+        with pytest.raises(PolicyError, match=r"testing:bad\.aws_backup\(\)"):
+            resource_arn(spec, region="us-east-1")
+
+    def test_overrides_default_to_none(self) -> None:
+        """A mapping without restore overrides adds none, whatever the isolation profile."""
+        mapping = AwsBackupMapping("arn:{partition}:s3:::{bucket}", "S3")
+        assert {} == mapping.restore_overrides(IsolationProfile(subnet_group="g"))
 
 
 @pytest.fixture(name="session")
