@@ -243,9 +243,7 @@ class _SnapshotTarget(Ec2Snapshots, Ec2Restores):
             session=session,
             endpoint_url=endpoint_url,
             region=settings.get("region") or region,
-            copy_regions=[
-                t.location["region"] for t in policy.tiers_for(spec)[1:] if "region" in t.location
-            ],
+            copy_regions=policy.copy_regions_for(spec),
         )
 
     @classmethod

@@ -349,7 +349,7 @@ def _where(
     source = str(spec.settings.get("region") or region or "*")
     copy_regions = [
         str(t.location["region"])
-        for t in policy.tiers_for(spec)[1:]
+        for t in policy.copy_tiers_for(spec)
         if t.location.get("region") and t.location["region"] != source
     ]
     isolation = IsolationProfile(**policy.verification.isolation)
@@ -435,7 +435,7 @@ def _grants(
         ]
         keys = [
             (str(t.location.get("region") or where.region), str(t.location["kms_key_id"]))
-            for t in policy.tiers_for(spec)[1:]
+            for t in policy.copy_tiers_for(spec)
             if t.location.get("kms_key_id") and copy_keys
         ]
         out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]

@@ -265,9 +265,7 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
             session=session,
             endpoint_url=endpoint_url,
             region=settings.get("region") or region,
-            copy_regions=[
-                t.location["region"] for t in policy.tiers_for(spec)[1:] if "region" in t.location
-            ],
+            copy_regions=policy.copy_regions_for(spec),
         )
 
     @classmethod

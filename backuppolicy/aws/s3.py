@@ -236,7 +236,7 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
             region=settings.get("region") or region,
             copy_stores={
                 t.location["store"]: t.name
-                for t in policy.tiers_for(spec)[1:]
+                for t in policy.copy_tiers_for(spec)
                 if t.location.get("store")
             },
         )

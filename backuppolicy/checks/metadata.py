@@ -420,7 +420,7 @@ class HasOffsiteCopy:
         policy = context.policy
         spec = spec_of(policy, target)
         copy_tiers = (
-            list(policy.tiers_for(spec)[1:]) if spec is not None and policy is not None else []
+            list(policy.copy_tiers_for(spec)) if spec is not None and policy is not None else []
         )
         if self.tier is not None:
             found = [t for t in copy_tiers if t.name == self.tier]

@@ -509,6 +509,14 @@ class Policy:
             return self.tiers
         return tuple(self.tier(name) for name in spec.tiers)
 
+    def copy_tiers_for(self, target: str | TargetSpec) -> tuple[TierSpec, ...]:
+        """The tiers that hold copies of *target*: every tier of `tiers_for` after the first."""
+        return self.tiers_for(target)[1:]
+
+    def copy_regions_for(self, target: str | TargetSpec) -> list[str]:
+        """The AWS regions of *target*'s copy tiers that name one, in tier order."""
+        return [t.location["region"] for t in self.copy_tiers_for(target) if "region" in t.location]
+
     def schedule_for(self, target: str | TargetSpec) -> Schedule:
         """The schedule of *target*: its own, or the policy's."""
         spec = self._target(target)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
-from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
+from backuppolicy.core.policy import Policy, TargetSpec
 from backuppolicy.core.resolution import get_resolver, needs_resolver, stands_for_itself
 from backuppolicy.core.targets import BackupTarget, get_target_class
 from backuppolicy.notify import EventKind, LogNotifier, Notifier, SnsNotifier, WebhookNotifier
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = [
     "build_notifiers",
     "build_targets",
-    "copy_tiers",
     "run_specs",
     "select_specs",
     "source_tier_of",
@@ -36,11 +35,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------
 # Building targets and notifiers from a policy
-
-
-def copy_tiers(policy: Policy, spec: TargetSpec) -> tuple[TierSpec, ...]:
-    """Tiers that hold copies of *spec* (every tier after the first, the source tier)."""
-    return policy.tiers_for(spec)[1:]
 
 
 def source_tier_of(policy: Policy, spec: TargetSpec) -> str:

@@ -42,7 +42,6 @@ from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, not
 from backuppolicy.workflows._assemble import (
     build_notifiers,
     build_targets,
-    copy_tiers,
     run_specs,
     select_specs,
     source_tier_of,
@@ -276,7 +275,7 @@ def _run_target(
         source = newest
     copies: list[RecoveryPoint] = []
     errors: list[str] = []
-    for tier in copy_tiers(policy, spec):
+    for tier in policy.copy_tiers_for(spec):
         last_copy = newest_point(points, tier.name, pending=True)  # a copy in flight counts
         if source is None or not _copy_due(policy, tier, spec.name, last_copy, now):
             continue
