@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import pytest
 
+import backuppolicy as bp
 from backuppolicy import LegalHold, PolicyError, RecoveryPoint, Status
 from backuppolicy.core.retention import (
     AnyOf,
@@ -979,3 +980,46 @@ class TestRetentionPlan:
         """Combining no plans is an error."""
         with pytest.raises(ValueError, match="expected at least one RetentionPlan"):
             RetentionPlan.combine([])
+
+
+class TestReasonMap:
+    """`RetentionPlan.reasons` is a read-only mapping of fresh lists over shared tuples."""
+
+    def _plan(self) -> bp.RetentionPlan:
+        now = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+        points = [
+            bp.RecoveryPoint(id=f"d{i:02d}", target="db", created_at=now - timedelta(days=i))
+            for i in range(60)
+        ]
+        return bp.MaxAge(days=35).plan(points, now=now)
+
+    def test_lookup_returns_a_fresh_list_that_cannot_change_the_plan(self) -> None:
+        """Editing a looked-up list leaves the plan as it was."""
+        plan = self._plan()
+        got = plan.reasons["d50"]
+        assert isinstance(got, list)
+        got.append("tampered")
+        assert ["older than 35d"] == plan.reasons["d50"]
+
+    def test_points_with_the_same_reasons_share_one_stored_tuple(self) -> None:
+        """Deleted points share one reasons tuple (memory at 10^6 points)."""
+        from backuppolicy.core._planner import ReasonMap
+
+        plan = self._plan()
+        assert isinstance(plan.reasons, ReasonMap)
+        stored = plan.reasons.stored()
+        deleted = {id(stored[p.id]) for p in plan.delete}
+        assert len(plan.delete) == 25  # d35..d59: exactly 35 days old is "older than 35d"
+        assert len(deleted) == 1
+
+    def test_a_plan_built_from_a_dict_of_lists_reads_the_same(self) -> None:
+        """A plain dict of lists is converted and compares equal."""
+        plan = self._plan()
+        copy = bp.RetentionPlan(
+            keep=plan.keep,
+            delete=plan.delete,
+            reasons={pid: list(r) for pid, r in plan.reasons.items()},
+            now=plan.now,
+        )
+        assert copy == plan
+        assert dict(copy.reasons) == dict(plan.reasons)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Self, TypeAlias
 
@@ -32,7 +32,7 @@ from backuppolicy.core.model import RecoveryPoint, Status
 if TYPE_CHECKING:
     from backuppolicy.core.targets import BackupTarget
 
-__all__ = ["RetentionPlan", "plan_points"]
+__all__ = ["ReasonMap", "RetentionPlan", "plan_points"]
 
 _PENDING = Status.PENDING
 _NOT_KEPT = "not kept by any rule"
@@ -84,7 +84,10 @@ def _plan_body(
     base = tuple(delete_reasons or [_NOT_KEPT])
     keep: list[RecoveryPoint] = []
     delete: list[RecoveryPoint] = []
-    reasons: dict[str, list[str]] = {}
+    # Points with the same reasons share one tuple: a 10^6-point plan deletes most points
+    # for the same reason, and one list per point was a third of the plan's memory.
+    failed: dict[str, tuple[str, ...]] = {}
+    deleted_ids: list[list[str]] = []
     total = 0
     for group in groups:
         _apply_floors(group, kept, now)
@@ -94,18 +97,26 @@ def _plan_body(
         inverse = list(map(operator.not_, mask))
         keep.extend(itertools.compress(members, mask))
         delete.extend(itertools.compress(members, inverse))
-        delete_ids = list(itertools.compress(ids, inverse))
-        reasons.update(
-            zip(delete_ids, map(list, itertools.repeat(base, len(delete_ids))), strict=True)
-        )
-        if group.good_mask is not None:  # some points are not completed
-            for index in itertools.compress(range(len(ids)), map(operator.not_, group.good_mask)):
-                if inverse[index]:
-                    reasons[ids[index]].append(f"{group.statuses[index].value} backup")
-    reasons.update(kept)
+        deleted_ids.append(list(itertools.compress(ids, inverse)))
+    # One insertion pass for every deleted point, all sharing the base reasons' tuple.
+    reasons: dict[str, tuple[str, ...]] = dict.fromkeys(
+        itertools.chain.from_iterable(deleted_ids), base
+    )
+    for group in groups:
+        if group.good_mask is None:  # every point is completed
+            continue
+        ids = group.ids
+        for index in itertools.compress(range(len(ids)), map(operator.not_, group.good_mask)):
+            if ids[index] in reasons:
+                status = group.statuses[index].value
+                extra = failed.get(status)
+                if extra is None:
+                    extra = failed[status] = (*base, f"{status} backup")
+                reasons[ids[index]] = extra
+    reasons.update(zip(kept, map(tuple, kept.values()), strict=True))
     if len(reasons) != total:  # a duplicate id collapsed two entries
         raise_duplicate([pid for group in groups for pid in group.ids])
-    return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
+    return RetentionPlan(keep=keep, delete=delete, reasons=ReasonMap(reasons), now=now)
 
 
 def _apply_floors(group: Group, kept: Reasons, now: datetime) -> None:
@@ -146,6 +157,52 @@ def _row(action: str, point: RecoveryPoint, reasons: Sequence[str]) -> tuple[str
 _HEADER = ("action", "target", "id", "created (UTC)", "status", "reasons")
 
 
+class ReasonMap(Mapping[str, list[str]]):
+    """The reasons of a plan, ``{point.id: [reasons]}``: read-only, a fresh list per lookup.
+
+    Points with the same reasons share one stored tuple, so a plan of 10^6 points keeps a
+    handful of reason lists, not a million. Lookups return a new ``list`` every time, so a
+    caller that edits one changes nothing in the plan.
+
+    Example:
+        >>> reasons = ReasonMap({"s1": ("older than 35d",)})
+        >>> reasons["s1"]
+        ['older than 35d']
+        >>> dict(reasons)
+        {'s1': ['older than 35d']}
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Sequence[str]]) -> None:
+        self._data: Mapping[str, Sequence[str]] = data
+
+    def __getitem__(self, key: str) -> list[str]:
+        return list(self._data[key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"ReasonMap({len(self._data)} points)"
+
+    def stored(self) -> Mapping[str, Sequence[str]]:
+        """The underlying ``{point.id: reasons}`` (shared tuples; do not mutate)."""
+        return self._data
+
+
+def _reason_map(value: Mapping[str, Sequence[str]]) -> ReasonMap:
+    if isinstance(value, ReasonMap):
+        return value
+    return ReasonMap({pid: tuple(reasons) for pid, reasons in value.items()})
+
+
 @attrs.frozen(repr=False)
 class RetentionPlan:
     """The result of planning: every point is in exactly one of ``keep`` and ``delete``.
@@ -168,7 +225,8 @@ class RetentionPlan:
     Attributes:
         keep: The points to keep.
         delete: The points to delete.
-        reasons: ``{point.id: [reasons]}`` for every point.
+        reasons: ``{point.id: [reasons]}`` for every point, a read-only `ReasonMap` (any
+            mapping of reason sequences passed in is converted).
         now: The time the plan was made for (UTC).
         targets: The targets whose listings the plan was made from, by name, so that
             `backuppolicy.apply` can re-check and delete; empty for plans of bare rules.
@@ -178,8 +236,8 @@ class RetentionPlan:
 
     keep: list[RecoveryPoint]
     delete: list[RecoveryPoint]
-    reasons: dict[str, list[str]]
-    now: datetime
+    reasons: Mapping[str, list[str]] = attrs.field(converter=_reason_map)
+    now: datetime = attrs.field()
     targets: Mapping[str, BackupTarget] = attrs.field(
         factory=dict, eq=False, repr=False, kw_only=True
     )
@@ -202,7 +260,7 @@ class RetentionPlan:
         if not plans:
             raise ValueError("plans: expected at least one RetentionPlan (got none).")
         now = plans[0].now
-        reasons: dict[str, list[str]] = {}
+        reasons: dict[str, Sequence[str]] = {}
         keep: list[RecoveryPoint] = []
         delete: list[RecoveryPoint] = []
         targets: dict[str, BackupTarget] = {}
@@ -218,7 +276,7 @@ class RetentionPlan:
                     raise ValueError(
                         f"plans: recovery point id {pid!r} appears in more than one plan."
                     )
-            reasons.update(plan.reasons)
+            reasons.update(_reason_map(plan.reasons).stored())
             keep.extend(plan.keep)
             delete.extend(plan.delete)
             targets.update(plan.targets)
@@ -226,7 +284,7 @@ class RetentionPlan:
         return cls(
             keep=_plan_order(keep),
             delete=_plan_order(delete),
-            reasons=reasons,
+            reasons=ReasonMap(reasons),
             now=now,
             targets=targets,
             errors=errors,

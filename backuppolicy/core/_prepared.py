@@ -19,13 +19,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError
-from backuppolicy.core.model import LegalHold, RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
 
 __all__ = [
     "Group",
     "Prepared",
     "Reasons",
-    "Row",
     "add_all",
     "add_reason",
     "count_after",
@@ -54,21 +53,16 @@ Reasons: TypeAlias = dict[str, list[str]]
 # Python loops run only over what is kept or inspected (a period's head, a window).
 # --------------------------------------------------------------------------------------
 
-_ROW_FIELDS = operator.attrgetter("target", "created_at", "id", "status", "managed", "legal_hold")
-_ITEM0 = operator.itemgetter(0)
+_TARGET = operator.attrgetter("target")
+_CREATED = operator.attrgetter("created_at")
+_ID = operator.attrgetter("id")
+_STATUS = operator.attrgetter("status")
+_MANAGED = operator.attrgetter("managed")
+_HOLD = operator.attrgetter("legal_hold")
+_TZINFO = operator.attrgetter("tzinfo")
 _order_key = operator.attrgetter("order_key")
-_ORDINAL = operator.attrgetter("ordinal")
-_ITEM1 = operator.itemgetter(1)
-_ITEM2 = operator.itemgetter(2)
-_ITEM3 = operator.itemgetter(3)
-_ITEM4 = operator.itemgetter(4)
-_ITEM5 = operator.itemgetter(5)
 _is_completed = functools.partial(operator.is_, _COMPLETED)
 _is_pending = functools.partial(operator.is_, _PENDING)
-
-# One row per point: (created_at in UTC, id, status, managed, legal_hold, point). Rows sort
-# by created_at, and on ties by the point's `RecoveryPoint.order_key` (`_row_order`).
-Row: TypeAlias = tuple[datetime, str, Status, bool, LegalHold | None, RecoveryPoint]
 
 
 class Group:
@@ -89,23 +83,21 @@ class Group:
         "points",
         "ref",
         "ref_index",
-        "rows",
         "statuses",
         "target",
     )
 
-    def __init__(self, target: str, rows: list[Row], created: list[datetime] | None = None) -> None:
+    def __init__(self, target: str, points: list[RecoveryPoint], created: list[datetime]) -> None:
         self.target = target
-        self.rows = rows
-        self.created: list[datetime] = list(map(_ITEM0, rows)) if created is None else created
-        self.ids: list[str] = list(map(_ITEM1, rows))
-        self.statuses: list[Status] = list(map(_ITEM2, rows))
-        self.points: list[RecoveryPoint] = list(map(_ITEM5, rows))
-        self.all_managed = all(map(_ITEM3, rows))
-        mask = list(map(_is_completed, self.statuses))
+        self.points = points
+        self.created = created
+        self.ids: list[str] = list(map(_ID, points))
+        self.statuses: list[Status] = list(map(_STATUS, points))
+        self.all_managed = all(map(_MANAGED, points))
         self.good_mask: list[bool] | None = None
         self.good_ids, self.good_created = self.ids, self.created
-        if not all(mask):
+        if self.statuses.count(_COMPLETED) != len(self.statuses):
+            mask = list(map(_is_completed, self.statuses))
             self.good_mask = mask
             self.good_ids = list(itertools.compress(self.ids, mask))
             self.good_created = list(itertools.compress(self.created, mask))
@@ -116,19 +108,26 @@ class Group:
         """The group restricted to its managed points (itself if all are)."""
         if self.all_managed:
             return self
-        return Group(self.target, list(itertools.compress(self.rows, map(_ITEM3, self.rows))))
+        mask = list(map(_MANAGED, self.points))
+        return Group(
+            self.target,
+            list(itertools.compress(self.points, mask)),
+            list(itertools.compress(self.created, mask)),
+        )
 
     def special_indices(self, future: int) -> list[int]:
         """Indices of the points a floor protects: future, held, pending, unmanaged."""
         special = set(range(future))
-        rows, count = self.rows, len(self.rows)
-        if any(map(operator.is_not, map(_ITEM4, rows), itertools.repeat(None))):
-            holds = map(operator.is_not, map(_ITEM4, rows), itertools.repeat(None))
-            special.update(itertools.compress(range(count), holds))
+        points, count = self.points, len(self.points)
+        holds = list(map(_HOLD, points))
+        if holds.count(None) != count:  # count() compares by identity first: a C-level pass
+            held = map(operator.is_not, holds, itertools.repeat(None))
+            special.update(itertools.compress(range(count), held))
         if _PENDING in self.statuses:
             special.update(itertools.compress(range(count), map(_is_pending, self.statuses)))
         if not self.all_managed:
-            special.update(itertools.compress(range(count), map(operator.not_, map(_ITEM3, rows))))
+            managed = map(_MANAGED, points)
+            special.update(itertools.compress(range(count), map(operator.not_, managed)))
         return sorted(special)
 
 
@@ -178,53 +177,51 @@ def group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> 
     """Group by target (sorted by name), each newest first, with UTC times.
 
     This is the one loop that touches every point object (in input order, which is where
-    the memory is); everything after works on the rows it builds. With *check_ids* false
-    the caller checks that ids are unique (the planner does, for free, from its result).
+    the memory is): it only appends each point to its target's list. Everything after runs
+    per target in C-level passes (``sort``, ``map``, ``compress``) over those lists. With
+    *check_ids* false the caller checks that ids are unique (the planner does, for free,
+    from its result).
 
     Raises:
         TypeError: An item is not a `RecoveryPoint`.
         ValueError: Two points share an id.
     """
-    groups: dict[str, list[Row]] = {}
+    groups: dict[str, list[RecoveryPoint]] = {}
+    get = groups.get
     point: object = None
     try:
         for point in points:
-            target, created, pid, status, managed, hold = _ROW_FIELDS(point)
-            if created.tzinfo is not UTC:
-                created = created.astimezone(UTC)
-            rows = groups.get(target)
-            if rows is None:
-                rows = groups[target] = []
-            rows.append((created, pid, status, managed, hold, point))
+            members = get(point.target)
+            if members is None:
+                groups[point.target] = [point]
+            else:
+                members.append(point)
     except AttributeError:
         raise TypeError(f"points: expected RecoveryPoint items (got {point!r}).") from None
+    result = [_group(target, groups[target]) for target in sorted(groups)]
     if check_ids:
-        ids = [pid for rows in groups.values() for pid in map(_ITEM1, rows)]
+        ids = [pid for group in result for pid in group.ids]
         if len(set(ids)) != len(ids):
             raise_duplicate(ids)
-    result = []
-    for target in sorted(groups):
-        rows = groups[target]
-        # Newest first; on equal created_at the backend's order (ordinal) first, then the
-        # larger id (RecoveryPoint.order_key). Sorting on created_at alone is cheaper; only
-        # if two points share a time do we sort on the whole key.
-        rows.sort(key=_ITEM0, reverse=True)
-        created = list(map(_ITEM0, rows))
-        if any(map(operator.eq, created, itertools.islice(created, 1, None))):
-            ordinals = list(map(_ORDINAL, map(_ITEM5, rows)))
-            if ordinals.count(None) == len(ordinals):  # no backend order: (created_at, id)
-                rows.sort(reverse=True)
-            else:
-                rows.sort(key=_row_order, reverse=True)
-            created = list(map(_ITEM0, rows))
-        result.append(Group(target, rows, created))
     return result
 
 
-def _row_order(row: Row) -> tuple[datetime, bool, int, str]:
-    """`RecoveryPoint.order_key` of a row (its time already in UTC)."""
-    ordinal = row[5].ordinal
-    return (row[0], ordinal is not None, ordinal or 0, row[1])
+def _group(target: str, members: list[RecoveryPoint]) -> Group:
+    """One target's points as a `Group`: newest first, ties by `RecoveryPoint.order_key`."""
+    try:
+        # Aware datetimes compare as instants whatever their zone, so this is the UTC order.
+        members.sort(key=_CREATED, reverse=True)
+        created = list(map(_CREATED, members))
+    except (AttributeError, TypeError):
+        bad = next((p for p in members if not isinstance(p, RecoveryPoint)), members[0])
+        raise TypeError(f"points: expected RecoveryPoint items (got {bad!r}).") from None
+    if any(map(operator.eq, created, itertools.islice(created, 1, None))):
+        # Only when two points share a time do we pay for the whole key.
+        members.sort(key=_order_key, reverse=True)
+        created = list(map(_CREATED, members))
+    if list(map(_TZINFO, created)).count(UTC) != len(created):
+        created = [when if when.tzinfo is UTC else when.astimezone(UTC) for when in created]
+    return Group(target, members, created)
 
 
 def raise_duplicate(ids: list[str]) -> None:
