@@ -24,7 +24,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import attrs
@@ -198,6 +198,14 @@ def record_fingerprints(spec: TargetSpec) -> dict[str, str]:
 # Probes
 
 
+def _to_queries(value: Iterable[FingerprintQuery]) -> tuple[FingerprintQuery, ...]:
+    return tuple(value)
+
+
+def _to_paths(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class FingerprintProbe:
     """The fingerprint queries, run on the restored database and compared with the backup's.
@@ -212,7 +220,7 @@ class FingerprintProbe:
         name: Name of the probe.
     """
 
-    queries: tuple[FingerprintQuery, ...] = attrs.field(converter=tuple)
+    queries: tuple[FingerprintQuery, ...] = attrs.field(converter=_to_queries)
     connect: Callable[[Any], Any] = attrs.field(eq=False)
     name: str = "fingerprint: queries"
 
@@ -293,7 +301,7 @@ class ManifestProbe:
         name: Name of the probe.
     """
 
-    paths: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    paths: tuple[str, ...] = attrs.field(default=(), converter=_to_paths)
     sample: int | None = None
     seed: str | None = None
     name: str = "fingerprint: manifest"
