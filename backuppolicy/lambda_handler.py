@@ -1,13 +1,18 @@
-"""AWS Lambda entry point: run ``backup`` or ``prune`` of a policy on an EventBridge Scheduler schedule.
+"""AWS Lambda entry point: run ``backup``, ``prune`` or ``restore-test`` of a policy on a schedule.
 
 Set the function's handler to ``backuppolicy.lambda_handler.handler``;
 `backuppolicy.aws.lifecycle_scheduler.export_scheduler` writes the schedules that invoke it. The event::
 
-    {"action": "backup" | "prune",
+    {"action": "backup" | "prune" | "restore-test",
      "policy": "s3://bucket/policy.yaml" | "/var/task/policy.yaml",   # default: $BACKUPPOLICY_FILE
      "apply": false,            # prune only: really delete (default: a dry run)
      "now": "2026-11-26T04:00:00Z",   # optional, default: the invocation time
-     "targets": ["shop-db"]}    # optional: only these targets
+     "targets": ["shop-db"],    # optional: only these targets
+     "application": "shop",     # restore-test only: only this application's targets
+     "log": "s3://bucket/testing-log"}   # restore-test only: the testing log
+
+A ``restore-test`` runs the probes and fingerprints the policy file declares for each target
+(the same as ``backuppolicy restore-test`` and `backuppolicy.workflows.verify.restore_test`).
 
 The result is the run's report as JSON-ready data. A run with failures raises
 `~backuppolicy.core.exceptions.BackupPolicyError` after computing the report, so the invocation counts
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIONS", "handler", "load_policy"]
 
-ACTIONS = ("backup", "prune")
+ACTIONS = ("backup", "prune", "restore-test")
 """The actions an event may ask for."""
 
 _ENV = "BACKUPPOLICY_FILE"
@@ -96,8 +101,38 @@ def _apply(event: Mapping[str, object]) -> bool:
     return apply
 
 
+def _restore_test(
+    policy: Policy, event: Mapping[str, object], now: datetime, only: list[str] | None
+) -> tuple[dict[str, object], list[str]]:
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
+    from backuppolicy.workflows.verify import restore_test  # noqa: PLC0415
+
+    application = event.get("application")
+    if application is not None and not isinstance(application, str):
+        raise PolicyError.for_field("application", "an application name", application)
+    if application is not None:
+        policy.targets_for(application)  # a clear error for an unknown application
+    log_url = event.get("log")
+    if log_url is not None and not isinstance(log_url, str):
+        raise PolicyError.for_field("log", "a testing log URL", log_url)
+    results = restore_test(
+        policy,
+        now=now,
+        application=application,
+        only=only,
+        log=TestLog.open(log_url) if log_url else None,
+    )
+    failed = [f"{r.target}: {r.details}" for r in results if not r.ok]
+    data: dict[str, object] = {
+        "action": "restore-test",
+        "ok": not failed,
+        "results": [r.to_dict() for r in results],
+    }
+    return data, failed
+
+
 def handler(event: Mapping[str, object], context: object = None) -> dict[str, object]:  # noqa: ARG001 - Lambda's signature
-    """Run the event's action (``backup`` or ``prune``) and return its report.
+    """Run the event's action (``backup``, ``prune`` or ``restore-test``) and return its report.
 
     Raises:
         PolicyError: The event or the policy is invalid.
@@ -107,7 +142,7 @@ def handler(event: Mapping[str, object], context: object = None) -> dict[str, ob
         >>> handler({"action": "restore"})
         Traceback (most recent call last):
         ...
-        backuppolicy.core.exceptions.PolicyError: action: expected one of backup, prune (got 'restore').
+        backuppolicy.core.exceptions.PolicyError: action: expected one of backup, prune, restore-test (got 'restore').
     """
     from backuppolicy import workflows  # noqa: PLC0415
 
@@ -123,6 +158,8 @@ def handler(event: Mapping[str, object], context: object = None) -> dict[str, ob
         report = workflows.backup(policy, now=now, only=only)
         data: dict[str, object] = {"action": action, "ok": report.ok, "report": report.to_dict()}
         failed = [run.target for run in report.failed]
+    elif action == "restore-test":
+        data, failed = _restore_test(policy, event, now, only)
     else:
         targets = workflows.build_targets(policy, only=only)
         plan = workflows.plan_retention(policy, now=now, targets=targets)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 from backuppolicy.aws._s3_base import KIND_MANIFEST, KIND_VERSION, S3Base, null_version_refused
 from backuppolicy.core.exceptions import BackendError, ResourceNotFoundError
 from backuppolicy.core.model import RecoveryPoint
+from backuppolicy.core.targets import ManifestEntry
 
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
@@ -87,6 +88,54 @@ class ObjectAccess(S3Base):
             "s3", "get_object", resource=label, region=region, **params
         )["Body"]
         return body
+
+    # -- ManifestedPoints: restore-test fingerprints ----------------------------------------
+
+    def manifest_entries(self, point: RecoveryPoint) -> list[ManifestEntry]:
+        """The objects of a manifest point (or the one object of a version point).
+
+        Paths are where the restore puts them, relative to its scratch prefix. The manifest
+        records the version, ETag and size of each object; its SHA-256 (``sha256`` when a line
+        has one) is otherwise read from the backed-up version itself (`open_backed_up`).
+        """
+        loc = self._locate(point, KIND_VERSION, KIND_MANIFEST)
+
+        def rel(key: str) -> str:
+            if loc.store is not None:
+                return key.removeprefix(loc.store.prefix)
+            return self._relocate(key, "")
+
+        if point.kind == KIND_VERSION:
+            return [
+                ManifestEntry(
+                    rel(loc.key), size=point.size_bytes, source=(loc.bucket, loc.key, loc.version)
+                )
+            ]
+        entries: list[ManifestEntry] = []
+        for line in self._manifest_lines(loc):
+            key, sha = str(line["key"]), line.get("sha256")
+            entries.append(
+                ManifestEntry(
+                    rel(key),
+                    sha256=f"sha256:{sha}" if isinstance(sha, str) and sha else None,
+                    size=int(line["size"]) if line.get("size") is not None else None,
+                    source=(loc.bucket, key, str(line["version_id"])),
+                )
+            )
+        return entries
+
+    def open_backed_up(self, entry: ManifestEntry) -> StreamingBody:
+        """The backed-up version of *entry* (in the bucket, or in the copy store)."""
+        if entry.source is None:
+            msg = f"{entry.path}: no backed-up version recorded"
+            raise LookupError(msg)
+        bucket, key, version = entry.source
+        return self.open_object_version(bucket, key, version, region=None)
+
+    def open_restored(self, endpoint: object, path: str) -> StreamingBody:
+        """The restored object *path* under the ``s3://bucket/prefix/`` *endpoint*."""
+        bucket, _, prefix = str(endpoint).removeprefix("s3://").partition("/")
+        return self.open_object_version(bucket, prefix + path, None, region=None)
 
     def public_access_block(
         self, bucket: str, *, region: str | None

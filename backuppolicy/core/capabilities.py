@@ -28,6 +28,8 @@ __all__ = [
     "TAG_RESTORE_ID",
     "BucketSettings",
     "DatabaseSnapshotPoints",
+    "ManifestEntry",
+    "ManifestedPoints",
     "ObjectReader",
     "ObjectVersionPoints",
     "PointSharing",
@@ -589,5 +591,55 @@ class Sweepable(Protocol):
         *seen* holds the scopes already swept in this run (``"rds:eu-west-1"``, a directory):
         skip those and add the ones swept. *temp_dir* is where restored directories are made
         (default: the system's temporary directory); targets that make none ignore it.
+        """
+        ...
+
+
+# -- manifests with checksums (restore-test fingerprints) ----------------------------------
+
+
+@attrs.frozen
+class ManifestEntry:
+    """One file or object that a point's own manifest lists.
+
+    Attributes:
+        path: Where it is in a restored copy, relative to the restore's endpoint (the restored
+            directory, the ``s3://`` scratch prefix).
+        sha256: Its checksum as the manifest records it (``"sha256:<hex>"``); ``None`` when
+            the manifest records none: the backed-up content at *source* is then read.
+        size: Its size in bytes, if the manifest records it.
+        source: ``(bucket, key, version_id)`` of the backed-up object, for manifests without a
+            SHA-256 (read through `ManifestedPoints.open_backed_up`).
+    """
+
+    path: str
+    sha256: str | None = None
+    size: int | None = None
+    source: tuple[str, str, str | None] | None = None
+
+
+@runtime_checkable
+class ManifestedPoints(Protocol):
+    """**Protocol:** a target whose points carry a manifest of their content, with checksums.
+
+    A restore test compares the restored copy with it (every entry, or a sample:
+    `backuppolicy.checks._declared.ManifestProbe`). Implementations:
+    `backuppolicy.local.Directory` (per-file SHA-256 in the archive's ``manifest.json``),
+    `backuppolicy.aws.S3Bucket` (manifest points; versions read from the backup itself).
+    """
+
+    def manifest_entries(self, point: RecoveryPoint) -> list[ManifestEntry]:
+        """Every file or object of *point*'s manifest (files only: no directories or links)."""
+        ...
+
+    def open_backed_up(self, entry: ManifestEntry) -> Any:
+        """A streaming body (``iter_chunks``, ``close``) of the backed-up content of *entry*."""
+        ...
+
+    def open_restored(self, endpoint: object, path: str) -> Any:
+        """A streaming body (``iter_chunks``, ``close``) of *path* in a restored copy at *endpoint*.
+
+        Raises:
+            LookupError: It is not there (or `FileNotFoundError`, for a file).
         """
         ...

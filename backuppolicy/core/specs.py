@@ -67,6 +67,7 @@ from backuppolicy.core._fields import (
     validate_optional_rule,
     validate_optional_schedule,
 )
+from backuppolicy.core._probe_specs import FingerprintSpec, ProbesSpec
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError, short_repr
 from backuppolicy.core.retention import RetentionRule
@@ -109,6 +110,8 @@ _TARGET_KEYS: Final = (
     "selector",
     "account",
     "regions",
+    "probes",
+    "fingerprint",
 )
 _ACCOUNT_KEYS: Final = ("role_arn", "external_id", "session_name")
 
@@ -474,6 +477,14 @@ def _v_optional_selector(_inst: object, attribute: attrs.Attribute[Any], value: 
         raise PolicyError.for_field(attribute.name, "None or a Selector", value)
 
 
+def _optional_of(cls: type, what: str) -> Any:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, cls):
+            raise PolicyError.for_field(attribute.name, f"None or {what}", value)
+
+    return check
+
+
 def _child_name(parent: str, child: str) -> str:
     """``<parent>-<child>``, at most 63 characters (a long name ends in a hash of the whole)."""
     name = f"{parent}-{child}"
@@ -545,6 +556,10 @@ class TargetSpec:
             ``None``: the caller's.
         regions: Regions a selector searches, one after another (one session per account and
             region); only for selector targets. Empty: the selector's, else the run's region.
+        probes: What a restore test checks on the restored copy (`ProbesSpec`): SQL queries,
+            files, S3 keys, an HTTP health URL; run by the CLI, Lambda and Python alike.
+        fingerprint: Fingerprints proven after each restore (`FingerprintSpec`): the manifest's
+            checksums (all, or a sample), and database queries recorded at backup time.
 
     A selector target:
 
@@ -582,6 +597,12 @@ class TargetSpec:
         default=None, validator=_v_optional_account, kw_only=True
     )
     regions: tuple[str, ...] = attrs.field(default=(), converter=to_regions, kw_only=True)
+    probes: ProbesSpec | None = attrs.field(
+        default=None, validator=_optional_of(ProbesSpec, "a ProbesSpec"), kw_only=True
+    )
+    fingerprint: FingerprintSpec | None = attrs.field(
+        default=None, validator=_optional_of(FingerprintSpec, "a FingerprintSpec"), kw_only=True
+    )
 
     @kind.validator
     def _check_kind(self, _attribute: attrs.Attribute[str], value: object) -> None:
@@ -676,6 +697,8 @@ class TargetSpec:
                 tiers=self.tiers,
                 enabled=self.enabled,
                 account=self.account,
+                probes=self.probes,
+                fingerprint=self.fingerprint,
             )
             made[name] = (spec, resource)
         return tuple(made[name][0] for name in sorted(made))
@@ -717,6 +740,10 @@ class TargetSpec:
             data["tiers"] = list(self.tiers)
         if not self.enabled:
             data["enabled"] = False
+        if self.probes is not None:
+            data["probes"] = self.probes.to_dict()
+        if self.fingerprint is not None:
+            data["fingerprint"] = self.fingerprint.to_dict()
         return data
 
     @classmethod
@@ -777,6 +804,16 @@ class TargetSpec:
             else None
         )
         enabled = read_flag(raw.get("enabled", True), join_path(path, "enabled"))
+        probes = (
+            ProbesSpec.from_dict(raw["probes"], path=join_path(path, "probes"))
+            if raw.get("probes") is not None
+            else None
+        )
+        fingerprint = (
+            FingerprintSpec.from_dict(raw["fingerprint"], path=join_path(path, "fingerprint"))
+            if raw.get("fingerprint") is not None
+            else None
+        )
         with at_path(path):
             return cls(
                 name,
@@ -790,6 +827,8 @@ class TargetSpec:
                 selector=selector,
                 account=account,
                 regions=regions,
+                probes=probes,
+                fingerprint=fingerprint,
             )
 
 

@@ -29,9 +29,9 @@ from backuppolicy.core.restoring import (
     choose_point,
     stamp_of,
 )
-from backuppolicy.core.targets import IsolationProfile, RestoredResource
+from backuppolicy.core.targets import IsolationProfile, ManifestEntry, RestoredResource
 from backuppolicy.local._archive_store import ArchiveStore
-from backuppolicy.local._extract import apply_dir_modes, extract_archive, verify_tree
+from backuppolicy.local._extract import apply_dir_modes, extract_archive, read_manifest, verify_tree
 from backuppolicy.local._format import DATA, archive_key, plain_mode, sha256_of
 from backuppolicy.local._leftovers import (
     STAGING_PREFIX,
@@ -54,6 +54,36 @@ class DirectoryRestores:
         def _store_for(self, point: RecoveryPoint) -> ArchiveStore: ...
 
         def verify(self, point: RecoveryPoint) -> str: ...
+
+    # -- ManifestedPoints: the archive's manifest, for restore-test fingerprints ---------------
+
+    def manifest_entries(self, point: RecoveryPoint) -> list[ManifestEntry]:
+        """Every file of *point*'s ``manifest.json``, with its SHA-256 (read from the archive)."""
+        store = self._store_for(point)
+        with store.open_reader(archive_key(point.id)) as stream:
+            manifest = read_manifest(stream, point.id)
+        return [
+            ManifestEntry(
+                path=str(entry["path"]),
+                sha256=f"sha256:{entry['sha256']}",
+                size=int(entry["size"]) if isinstance(entry.get("size"), int) else None,
+            )
+            for entry in manifest.get("entries", [])
+            if isinstance(entry, dict) and entry.get("type") == "file"
+        ]
+
+    def open_backed_up(self, entry: ManifestEntry) -> _FileBody:
+        """Not needed: every entry of a directory manifest has its SHA-256."""
+        msg = f"{entry.path}: a directory manifest records the SHA-256 of every file"
+        raise LookupError(msg)
+
+    def open_restored(self, endpoint: object, path: str) -> _FileBody:
+        """*path* in the restored directory *endpoint* (never through a link out of it)."""
+        root = Path(os.fspath(endpoint)).resolve()  # type: ignore[call-overload]
+        target = (root / path).resolve()
+        if root not in target.parents or not target.is_file():
+            raise FileNotFoundError(path)
+        return _FileBody(target.open("rb"))
 
     @contextlib.contextmanager
     def restore(
@@ -400,6 +430,20 @@ class DirectoryRestores:
             return "an empty directory"
         shown = ", ".join(rel for _, rel in sorted(newest, reverse=True))
         return f"a directory of {count} entries (digest {digest.hexdigest()[:12]}; newest: {shown})"
+
+
+class _FileBody:
+    """A file as a streaming body (``iter_chunks``, ``close``), like an S3 object's."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def iter_chunks(self, size: int) -> Iterator[bytes]:
+        while chunk := self._handle.read(size):
+            yield chunk
+
+    def close(self) -> None:
+        self._handle.close()
 
 
 def _restore_details(root: Path) -> dict[str, object]:

@@ -365,3 +365,26 @@ def apply_dir_modes(root: Path, manifest: Mapping[str, Any]) -> None:
     dirs = [e for e in manifest.get("entries", []) if e.get("type") == "dir"]
     for entry in sorted(dirs, key=lambda e: str(e["path"]).count("/"), reverse=True):
         (root / entry["path"]).chmod(plain_mode(entry["mode"]))
+
+
+def read_manifest(stream: Any, point_id: str) -> dict[str, Any]:
+    """The ``manifest.json`` of an archive read as a stream (bounded; nothing is extracted)."""
+    try:
+        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+            for member in tar:
+                if member.name != MANIFEST or not member.isreg():
+                    continue
+                if member.size > MAX_MANIFEST_BYTES:
+                    raise too_big(f"archive {point_id!r}", MANIFEST, MAX_MANIFEST_BYTES)
+                raw = tar.extractfile(member)
+                assert raw is not None  # noqa: S101 - a regular member always has a file
+                manifest = json.loads(read_upto(raw, MAX_MANIFEST_BYTES + 1).decode("utf-8"))
+                if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+                    msg = f"archive {point_id!r}: manifest: expected format {ARCHIVE_FORMAT}"
+                    raise VerificationError(msg, result={"point": point_id})
+                return manifest
+    except (tarfile.TarError, EOFError, ValueError, zlib.error) as exc:
+        msg = f"archive {point_id!r}: damaged archive or manifest: {exc}"
+        raise VerificationError(msg, result={"point": point_id}) from exc
+    msg = f"archive {point_id!r}: no {MANIFEST}"
+    raise VerificationError(msg, result={"point": point_id})

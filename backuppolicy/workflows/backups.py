@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
+from backuppolicy.checks._declared import FINGERPRINT_ERROR_TAG, record_fingerprints
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
@@ -256,8 +257,11 @@ def _run_target(
     if force or (run_at is not None and (newest is None or newest.created_at < run_at)):
         token_time = run_at if run_at is not None and not force else now
         token = f"{policy.name}-{spec.name}-{token_time.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        fingerprints = _fingerprints(spec)
         try:
-            point = target.create_backup(reason=reason, token=token)
+            point = target.create_backup(
+                reason=reason, token=token, **({"tags": fingerprints} if fingerprints else {})
+            )
         except Exception as exc:  # noqa: BLE001
             return _failed(
                 policy=policy,
@@ -322,6 +326,20 @@ def _run_target(
         duration=time.monotonic() - started,
         swept=swept,
     )
+
+
+def _fingerprints(spec: TargetSpec) -> dict[str, str]:
+    """The fingerprint tags of the backup about to be taken (queries run on the source).
+
+    Their values go with the point, for the restore tests to compare; a failure is recorded
+    on the point (and logged), never fatal to the backup.
+    """
+    fingerprints = record_fingerprints(spec)
+    if FINGERPRINT_ERROR_TAG in fingerprints:
+        _log.warning(
+            "target %s: fingerprints not taken: %s", spec.name, fingerprints[FINGERPRINT_ERROR_TAG]
+        )
+    return fingerprints
 
 
 def _sweep(spec: TargetSpec, target: BackupTarget) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from backuppolicy.checks._declared import declared_probes
 from backuppolicy.checks.integrity import IntegrityCheck
 from backuppolicy.checks.metadata import (
     Completed,
@@ -362,15 +363,19 @@ def restore_test(
     For every target of *application* (every enabled target when ``None``; *only* narrows it
     to named targets), the newest completed backup of its source tier (the first tier, where
     the isolation profile lives; any tier if it has none) is restored into the policy's
-    isolation profile with `RestoreTest`, probed and torn down. Every result is recorded in
-    *log*; failures are notified.
+    isolation profile with `RestoreTest`, probed and torn down. The probes are those the
+    policy file declares for the target (``probes:``, ``fingerprint:``; built by
+    `backuppolicy.checks._declared.declared_probes`), then those passed in *probes*: the CLI,
+    the Lambda handler and Python run the same proof. Every result is recorded in *log*;
+    failures are notified.
 
     Args:
         policy: The policy.
         now: Time of the test (timezone-aware).
         application: The application to test (default: all).
         targets: Targets by name (default: built from the policy).
-        probes: Probes per target name, or one list for every target.
+        probes: More probes per target name, or one list for every target (added to the
+            policy file's).
         log: The testing log (anything with ``record(result)``).
         endpoint_resolver: One resolver, or resolvers per target name (see `RestoreTest`).
         only: Names of the targets to test.
@@ -408,7 +413,9 @@ def restore_test(
             ran_by=runner,
             endpoint_resolver=resolver,
         )
-        target_probes = probes.get(spec.name, ()) if isinstance(probes, Mapping) else (probes or ())
+        given = probes.get(spec.name, ()) if isinstance(probes, Mapping) else (probes or ())
+        # The policy file's probes and fingerprints first, then those passed in Python.
+        target_probes = [*declared_probes(spec, target), *given]
         try:
             points = list(target.list_points())
         except Exception as exc:  # noqa: BLE001 - reported as a failed test of that target

@@ -8,6 +8,7 @@ evidence says where the probe really connected.
 # "token" is an idempotency token, not a password.
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sqlite3
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import pytest
 import time_machine
 
 from backuppolicy.aws import EbsVolume, RdsInstance, RetryPolicy, S3Bucket
+from backuppolicy.checks._declared import ManifestProbe
 from backuppolicy.checks.integrity import IntegrityCheck
 from backuppolicy.checks.metadata import (
     Encrypted,
@@ -559,3 +561,59 @@ class TestS3:
         assert CheckStatus.PASS == result.status, result.details
         left = s3.list_object_versions(Bucket="acme-assets", Prefix="_backuppolicy/restore-tests/")
         assert [] == left.get("Versions", []) + left.get("DeleteMarkers", [])
+
+
+class TestS3ManifestFingerprint:
+    """Restore tests check restored objects against the S3 manifest (issue 12)."""
+
+    def _damaging(self, bucket: S3Bucket, s3: Any, key: str) -> Any:
+        """The bucket, whose restores come back with *key* overwritten (a faulty restore)."""
+        restore = bucket.restore
+
+        @contextlib.contextmanager
+        def damaged(point: Any, into: Any = None) -> Iterator[Any]:
+            with restore(point, into) as resource:
+                prefix = resource.details["prefix"]
+                s3.put_object(Bucket="acme-assets", Key=prefix + key, Body=b"damaged")
+                yield resource
+
+        bucket.restore = damaged  # type: ignore[method-assign]
+        return bucket
+
+    def _manifest(self, bucket: S3Bucket, s3: Any) -> Any:
+        for name in ("f1", "f2", "f3", "f4"):
+            s3.put_object(Bucket="acme-assets", Key=f"img/{name}", Body=name.encode() * 100)
+        return bucket.create_backup(token="t1")
+
+    def test_every_restored_object_matches_its_backed_up_version(self, bucket, s3, context):
+        """Each object the manifest lists is read back from the restore and from the backup."""
+        manifest = self._manifest(bucket, s3)
+        probes = [ManifestProbe(), ManifestProbe(("f2",), sample=0, name="s3-keys")]
+        result = RestoreTest(probes=probes).verify(bucket, manifest, context)
+        every, named = result.evidence["probes"]
+        assert (CheckStatus.PASS, 4, 4, 1) == (
+            result.status,
+            every["evidence"]["manifest_entries"],
+            every["evidence"]["matched"],
+            named["evidence"]["matched"],
+        )
+        first = every["evidence"]["comparisons"][0]
+        assert (
+            first["expected"]
+            == first["observed"]
+            == ("sha256:" + hashlib.sha256(b"f1" * 100).hexdigest())
+        )
+
+    def test_damaged_restored_object_is_named(self, bucket, s3, context):
+        """A restored object that differs from its backed-up version fails, named."""
+        manifest = self._manifest(bucket, s3)
+        damaged = self._damaging(bucket, s3, "f3")
+        result = RestoreTest(probes=[ManifestProbe(sample=2, seed="x")]).verify(
+            damaged, manifest, context
+        )
+        result_all = RestoreTest(probes=[ManifestProbe()]).verify(damaged, manifest, context)
+        (bad,) = [
+            c for c in result_all.evidence["probes"][0]["evidence"]["comparisons"] if not c["ok"]
+        ]
+        assert ("f3", CheckStatus.FAIL) == (bad["path"], result_all.status)
+        assert 2 == result.evidence["probes"][0]["evidence"]["checked"]
