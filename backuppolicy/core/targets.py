@@ -28,6 +28,7 @@ import attrs
 
 from backuppolicy.core.capabilities import (
     TAG_RESTORE_ID,
+    BlockDigest,
     BucketSettings,
     DatabaseSnapshotPoints,
     ObjectReader,
@@ -39,6 +40,7 @@ from backuppolicy.core.capabilities import (
     RestorableDatabase,
     RestorableVolumes,
     SettingsDrift,
+    SnapshotBlocks,
     SnapshotPoints,
     Sweepable,
     SweptResource,
@@ -67,6 +69,7 @@ __all__ = [
     "TAG_RESTORE_ID",
     "AwsBackupMapping",
     "BackupTarget",
+    "BlockDigest",
     "BucketSettings",
     "DatabaseSnapshotPoints",
     "Destination",
@@ -81,6 +84,7 @@ __all__ = [
     "RestorableVolumes",
     "RestoredResource",
     "SettingsDrift",
+    "SnapshotBlocks",
     "SnapshotPoints",
     "Sweepable",
     "SweptResource",
