@@ -160,16 +160,14 @@ def copy_integrity_findings(
         overdue = [c for c in in_tier if c.overdue]
         checked = [c for c in in_tier if c.last_passed is not None]
         oldest = min((c.last_passed for c in checked if c.last_passed), default=None)
-        detail = (
-            f"{len(in_tier)} copies in tier {tier}: {len(checked)} passed a check"
-            + (f" (oldest pass {oldest.date().isoformat()})" if oldest else "")
+        detail = f"{len(in_tier)} copies in tier {tier}: {len(checked)} passed a check" + (
+            f" (oldest pass {oldest.date().isoformat()})" if oldest else ""
         )
         if overdue:
             names = ", ".join(c.point_id for c in overdue[:_SHOWN])
             more = len(overdue) - _SHOWN
-            detail += (
-                f"; {len(overdue)} not checked within their window: {names}"
-                + (f" (+{more} more)" if more > 0 else "")
+            detail += f"; {len(overdue)} not checked within their window: {names}" + (
+                f" (+{more} more)" if more > 0 else ""
             )
         findings.append(
             Finding(

@@ -39,7 +39,9 @@ def _b64_sha(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def _snapshot(region: str, blocks: dict[int, bytes], *, checksums: dict[int, str] | None = None) -> str:
+def _snapshot(
+    region: str, blocks: dict[int, bytes], *, checksums: dict[int, str] | None = None
+) -> str:
     ebs = SESSION.client("ebs", region_name=region)
     sid = ebs.start_snapshot(VolumeSize=1)["SnapshotId"]
     for index, data in blocks.items():
@@ -95,7 +97,9 @@ def _volume(monkeypatch: pytest.MonkeyPatch) -> Iterator[EbsVolume]:
 def _pair(blocks: dict[int, bytes], copy: dict[int, bytes]) -> tuple[RecoveryPoint, RecoveryPoint]:
     source = _snapshot(LOCAL, blocks)
     offsite = _snapshot(OFFSITE, copy)
-    return _point(source, LOCAL, tier="local"), _point(offsite, OFFSITE, tier="offsite", source=source)
+    return _point(source, LOCAL, tier="local"), _point(
+        offsite, OFFSITE, tier="offsite", source=source
+    )
 
 
 class TestEbsDirect:
@@ -176,9 +180,7 @@ class TestEbsDirect:
         point = _point(sid, LOCAL, tier="local")
         result = IntegrityCheck().verify(volume, point, VerifyContext(now=NOW, points=[point]))
         assert CheckStatus.FAIL == result.status
-        assert [f"block 1 of {sid}: data does not match its stored checksum"] == list(
-            result.issues
-        )
+        assert [f"block 1 of {sid}: data does not match its stored checksum"] == list(result.issues)
 
     def test_an_empty_snapshot_is_not_a_pass(self, volume):
         """No block to read is no evidence: WARN, never PASS."""
@@ -208,7 +210,7 @@ class TestStubbed:
             "ebs",
             region_name=LOCAL,
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - a stub's fake key
+            aws_secret_access_key="testing",
         )
         volume = EbsVolume("vol-0123456789abcdef0", name="web-data", session=SESSION, region=LOCAL)
         volume.client = lambda service, *, region=None: client  # type: ignore[method-assign]
