@@ -158,6 +158,10 @@ def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield batch
 
 
+def _to_probes(value: Iterable[ProbeLike]) -> tuple[ProbeLike, ...]:
+    return tuple(value)
+
+
 def _hex_of(checksum: str | None) -> str | None:
     if checksum and checksum.startswith("sha256:"):
         return checksum[len("sha256:") :]
@@ -219,7 +223,7 @@ class IntegrityCheck:
     ebs_direct: bool = True
     sample_blocks: int = attrs.field(default=64, validator=attrs.validators.ge(1))
     restore_databases: bool = False
-    probes: Sequence[ProbeLike] = attrs.field(default=(), converter=tuple)
+    probes: Sequence[ProbeLike] = attrs.field(default=(), converter=_to_probes)
     name: str = "integrity"
     scope: ClassVar[str] = "point"
 
@@ -548,14 +552,18 @@ class IntegrityCheck:
         for member in members:
             snapshot_id = str(member["snapshot_id"])
             other = _counterpart(point, member, context.points, target)
-            found = _compare_snapshot(
-                target,
-                snapshot_id,
-                region,
-                other,
-                rng=random.Random(f"{seed}/{snapshot_id}"),  # noqa: S311 - a sample, not a secret
-                sample=self.sample_blocks,
-            )
+            try:
+                found = _compare_snapshot(
+                    target,
+                    snapshot_id,
+                    region,
+                    other,
+                    rng=random.Random(f"{seed}/{snapshot_id}"),  # noqa: S311 - a sample
+                    sample=self.sample_blocks,
+                )
+            except Exception as exc:  # noqa: BLE001 - an unreadable snapshot is a finding
+                error = f"{snapshot_id}: the EBS direct APIs could not read it: {type(exc).__name__}: {exc}"
+                found = _SnapshotFound({"snapshot_id": snapshot_id, "error": error}, (error,))
             compared.append(found.evidence)
             issues.extend(found.issues)
             warnings.extend(found.warnings)

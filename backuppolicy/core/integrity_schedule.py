@@ -78,6 +78,21 @@ class IntegritySlot:
     last_checked: datetime | None = None
 
 
+def _slot(
+    point: RecoveryPoint, reason: str, since: date, window: int, last: datetime | None
+) -> IntegritySlot:
+    return IntegritySlot(
+        target=point.target,
+        point_id=point.id,
+        tier=point.tier,
+        created_at=point.created_at,
+        reason=reason,
+        since=since,
+        window_days=window,
+        last_checked=last,
+    )
+
+
 def _offset(target: str, point_id: str, window: int) -> int:
     digest = hashlib.sha256(f"{target}\0{point_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % window
@@ -191,21 +206,10 @@ def integrity_slots_due(
         last_day = last.astimezone(tz).date() if last is not None else None
         reference = last_day if last_day is not None else created
         first = created + timedelta(days=_offset(point.target, point.id, window))
-
-        def slot(reason: str, since: date, *, point: RecoveryPoint = point) -> IntegritySlot:
-            return IntegritySlot(
-                target=point.target,
-                point_id=point.id,
-                tier=point.tier,
-                created_at=point.created_at,
-                reason=reason,
-                since=since,
-                window_days=window,  # noqa: B023 - used at once, in this iteration
-                last_checked=last,  # noqa: B023 - used at once, in this iteration
-            )
-
         if (today - reference).days > window:
-            backlog.append(slot(OVERDUE, reference + timedelta(days=window + 1)))
+            backlog.append(
+                _slot(point, OVERDUE, reference + timedelta(days=window + 1), window, last)
+            )
             continue
         if today < first:
             continue
@@ -213,9 +217,9 @@ def integrity_slots_due(
         if last_day is not None and last_day >= cycle:
             continue
         if cycle == today:
-            regular.append(slot(SLOT, cycle))
+            regular.append(_slot(point, SLOT, cycle, window, last))
         else:
-            backlog.append(slot(MISSED, cycle))
+            backlog.append(_slot(point, MISSED, cycle, window, last))
     limit = catch_up if catch_up is not None else max(1, math.ceil(load))
     backlog.sort(key=lambda s: (_ORDER[s.reason], s.since, s.target, s.point_id))
     regular.sort(key=lambda s: (s.target, s.point_id))

@@ -160,7 +160,8 @@ def copy_integrity_findings(
         overdue = [c for c in in_tier if c.overdue]
         checked = [c for c in in_tier if c.last_passed is not None]
         oldest = min((c.last_passed for c in checked if c.last_passed), default=None)
-        detail = f"{len(in_tier)} copies in tier {tier}: {len(checked)} passed a check" + (
+        noun = "copy" if len(in_tier) == 1 else "copies"
+        detail = f"{len(in_tier)} {noun} in tier {tier}: {len(checked)} passed a check" + (
             f" (oldest pass {oldest.date().isoformat()})" if oldest else ""
         )
         if overdue:
