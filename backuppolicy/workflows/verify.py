@@ -560,7 +560,7 @@ def integrity_due(
         max_workers: Targets checked at the same time.
 
     Returns:
-        One result per copy checked (and one per target whose listing failed), target by
+        One result per target whose listing failed, then one per copy checked, target by
         target in policy order.
     """
     ensure_aware(now, field="now")
