@@ -138,7 +138,7 @@ class Clause:
     Attributes:
         key: Stable identifier, for code (``"daily-backup"``, ``"retention"``, ``"offsite-copy"``,
             ``"quarterly-restore-test"``, ``"application-restore-test"``, ``"integrity-check"``,
-            ``"s3-versioning"``, ``"encryption"``, ``"not-public"``, ``"rds-settings"``).
+            ``"copy-integrity"``, ``"s3-versioning"``, ``"encryption"``, ``"not-public"``, ``"rds-settings"``).
         section: Section(s) of the written policy (``"§2.1"``).
         title: What the clause requires, with this policy's numbers (``"retention 35 days"``).
     """

@@ -36,6 +36,7 @@ import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws._ebs_direct import EbsDirect
 from backuppolicy.aws._ec2_base import (
     KIND_EBS_SNAPSHOT,
     KIND_INSTANCE_BACKUP,
@@ -187,6 +188,8 @@ def _iam_grants(spec: TargetSpec, *, instance: bool) -> list[Grant]:
         Grant(("restore-test",), ("ec2:CreateVolume",), (volumes, src_snaps)),
         Grant(("restore-test",), ("ec2:CreateTags",), (volumes,), created("CreateVolume")),
         Grant(("restore-test",), ("ec2:DeleteVolume",), (volumes,), swept()),
+        # integrity checks read snapshots and their copies block by block (EBS direct APIs)
+        Grant(("verify",), ("ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock"), snaps),
     ]
     return grants
 
@@ -206,7 +209,7 @@ def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
     return out
 
 
-class _SnapshotTarget(Ec2Snapshots, Ec2Restores):
+class _SnapshotTarget(Ec2Snapshots, Ec2Restores, EbsDirect):
     """Shared listing, copy, delete, restore and hold logic of the EBS snapshot targets."""
 
     # -- the kind -------------------------------------------------------------------------

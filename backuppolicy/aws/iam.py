@@ -63,6 +63,9 @@ INTENTIONAL_EXTRAS: Final[Mapping[str, str]] = {
     "kms:GenerateDataKeyWithoutPlaintext": "copies of encrypted EBS snapshots to a new key",
     "kms:ReEncryptFrom": "copies of encrypted EBS snapshots to another key",
     "kms:ReEncryptTo": "copies of encrypted EBS snapshots to another key",
+    "ebs:ListSnapshotBlocks": "integrity checks of EBS snapshots (EBS direct APIs); moto's ebs "
+    "backend does not know snapshots made through EC2, so the recorded run cannot call it",
+    "ebs:GetSnapshotBlock": "integrity checks of EBS snapshots (EBS direct APIs), as above",
 }
 """Actions in the document that no API call of ours names: each with the reason it is needed."""
 

@@ -1,8 +1,9 @@
 """Integrity checks: the data of a copy is free from corruption (seed §4).
 
 `IntegrityCheck` covers every kind of copy: archives against their sidecar, S3 object versions
-and manifests against their stored checksums (downloading only when needed), EBS snapshots
-restored to volumes, RDS snapshots by their status.
+and manifests against their stored checksums (downloading only when needed), EBS snapshots block
+by block against their copy in another region (EBS direct APIs), RDS snapshots restored into the
+isolation profile and probed (their status alone proves only that they exist).
 """
 
 from __future__ import annotations
@@ -10,22 +11,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import attrs
 
 from backuppolicy.checks._common import error_result, make_result, region_of
+from backuppolicy.checks.probes import ProbeLike
+from backuppolicy.checks.restore_test import RestoreTest
 from backuppolicy.core.exceptions import BackupPolicyError, ResourceNotFoundError, VerificationError
 from backuppolicy.core.model import RecoveryPoint, Status
 from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.targets import (
     BackupTarget,
+    BlockDigest,
     DatabaseSnapshotPoints,
     ObjectVersionPoints,
+    SnapshotBlocks,
     SnapshotPoints,
 )
 
@@ -37,6 +43,7 @@ __all__ = ["IntegrityCheck"]
 
 _CHUNK = 1024 * 1024
 _MAX_ISSUES = 20
+_MAX_SAMPLE_SHOWN = 256
 _KMS = frozenset({"aws:kms", "aws:kms:dsse"})
 
 
@@ -151,6 +158,10 @@ def _batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
         yield batch
 
 
+def _to_probes(value: Iterable[ProbeLike]) -> tuple[ProbeLike, ...]:
+    return tuple(value)
+
+
 def _hex_of(checksum: str | None) -> str | None:
     if checksum and checksum.startswith("sha256:"):
         return checksum[len("sha256:") :]
@@ -171,11 +182,23 @@ class IntegrityCheck:
       downloading. Objects with neither (multipart without additional checksum, SSE-KMS) are
       downloaded and hashed, streaming. A copy is compared with its source version too.
     * **S3 manifests**: every version the manifest lists is checked as above (in parallel).
-    * **EBS snapshots** (and every snapshot of an EC2 backup): restored to volumes through the
-      target's `restore` (isolation profile, sweep tag); each volume must appear with the
-      snapshot's size and be torn down afterwards.
-    * **RDS snapshots**: RDS exposes no checksum; the snapshot must be available and complete
-      (``method: rds-snapshot-status``); restore tests prove the data.
+    * **EBS snapshots** (and every snapshot of an EC2 backup), with *ebs_direct* and a target
+      that reads blocks (`~backuppolicy.core.targets.SnapshotBlocks`): the snapshot and its copy
+      in the other tier (the source of a copy, or the copy of a source) are compared through
+      the EBS direct APIs: the same block indexes (``ListSnapshotBlocks``), and the SHA-256 of
+      the data of *sample_blocks* blocks (``GetSnapshotBlock``; every block when there are
+      fewer), chosen by a seeded shuffle whose seed is in the evidence. Each block read is also
+      compared with the checksum EBS returns with it. Without a copy to compare with, the
+      sample is checked against those checksums alone. A block missing on one side, or whose
+      data differs, is a `CheckStatus.FAIL` naming its index; no block read is not a pass.
+    * EBS snapshots without *ebs_direct*: restored to volumes through the target's `restore`
+      (isolation profile, sweep tag); each volume must appear with the snapshot's size and be
+      torn down afterwards (evidence of size, not of data).
+    * **RDS snapshots**: RDS exposes no checksum. With *restore_databases*, the snapshot (an
+      off-site copy too) is restored into the isolation profile and *probes* run against it
+      (`~backuppolicy.checks.restore_test.RestoreTest`): that is the proof of its data. Without
+      it, or without probes, status ``available`` is only evidence that the snapshot exists:
+      the result is a `CheckStatus.WARN`, never a pass.
     * Other targets with a ``verify(point)`` method: that method (it raises on a mismatch).
 
     Attributes:
@@ -184,6 +207,10 @@ class IntegrityCheck:
         deep: For archives: also restore and check every file against the manifest.
         restore_volumes: For EBS snapshots: restore them to volumes (else metadata only).
         max_workers: Objects checked at once for S3 manifests.
+        ebs_direct: For EBS snapshots: compare blocks through the EBS direct APIs.
+        sample_blocks: For EBS snapshots: how many common blocks to read and hash per snapshot.
+        restore_databases: For RDS snapshots: restore them into isolation and run *probes*.
+        probes: The probes a restored database must pass (`backuppolicy.checks.probes`).
         name: Name of the check.
     """
 
@@ -193,6 +220,10 @@ class IntegrityCheck:
     deep: bool = False
     restore_volumes: bool = True
     max_workers: int = 8
+    ebs_direct: bool = True
+    sample_blocks: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    restore_databases: bool = False
+    probes: Sequence[ProbeLike] = attrs.field(default=(), converter=_to_probes)
     name: str = "integrity"
     scope: ClassVar[str] = "point"
 
@@ -254,7 +285,7 @@ class IntegrityCheck:
             kind=kind,
         )
 
-    def _dispatch(
+    def _dispatch(  # noqa: PLR0911 - one branch per kind of copy
         self, target: BackupTarget, point: RecoveryPoint, context: VerifyContext
     ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
         if isinstance(target, ObjectVersionPoints) and (found := target.point_object(point)):
@@ -262,9 +293,11 @@ class IntegrityCheck:
                 return self._s3_manifest(target, point, found[0])
             return self._s3_version(target, point, found)
         if isinstance(target, SnapshotPoints) and target.point_snapshot_ids(point) is not None:
+            if self.ebs_direct and isinstance(target, SnapshotBlocks):
+                return self._ebs_blocks(target, point, context)
             return self._ebs(target, point, context)
         if isinstance(target, DatabaseSnapshotPoints) and target.is_database_snapshot(point):
-            return self._rds(point)
+            return self._rds(target, point, context)
         verify = getattr(target, "verify", None)
         if callable(verify):
             return self._archive(verify, target, point, context)
@@ -471,20 +504,217 @@ class IntegrityCheck:
             if v.get("State") not in ("deleting", "deleted")
         ]
 
-    @staticmethod
-    def _rds(point: RecoveryPoint) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
+    def _rds(
+        self, target: BackupTarget, point: RecoveryPoint, context: VerifyContext
+    ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
         rds_status = point.details.get("rds_status")
-        evidence = {
-            "method": "rds-snapshot-status",
-            "rds_status": rds_status,
-            "note": "RDS exposes no snapshot checksum; restore tests prove the data",
-        }
+        evidence: dict[str, object] = {"method": "rds-snapshot-status", "rds_status": rds_status}
         if rds_status not in (None, "available"):
             issue = f"snapshot status {rds_status}"
             return CheckStatus.FAIL, issue, [issue], evidence
-        return (
-            CheckStatus.PASS,
-            "snapshot available and complete (RDS keeps no checksum)",
-            [],
-            evidence,
+        if not self.restore_databases:
+            evidence["note"] = "status proves the snapshot exists, not its data"
+            note = (
+                "snapshot available: evidence it exists, not of its data "
+                "(an integrity restore with probes proves the data)"
+            )
+            return CheckStatus.WARN, note, [], evidence
+        tested = RestoreTest(probes=self.probes).verify(target, point, context)
+        evidence = {
+            "method": "restore-into-isolation+probes",
+            "rds_status": rds_status,
+            "probes_run": len(self.probes),
+            "restore": dict(tested.evidence),
+        }
+        if tested.status is CheckStatus.FAIL:
+            return CheckStatus.FAIL, tested.details, list(tested.issues), evidence
+        if not self.probes:
+            note = "restored into isolation and torn down, but no probe ran: the data is unproven"
+            return CheckStatus.WARN, note, [], evidence
+        if tested.status is not CheckStatus.PASS:
+            return CheckStatus.WARN, tested.details, list(tested.issues), evidence
+        return CheckStatus.PASS, f"restored into isolation: {tested.details}", [], evidence
+
+    # -- EBS direct APIs ----------------------------------------------------------------------
+
+    def _ebs_blocks(
+        self, target: SnapshotBlocks, point: RecoveryPoint, context: VerifyContext
+    ) -> tuple[CheckStatus, str, list[str], dict[str, object]]:
+        region = region_of(point, target)
+        members = [m for m in point.details.get("snapshots", ()) or () if isinstance(m, Mapping)]
+        if not members:
+            ids = cast("SnapshotPoints", target).point_snapshot_ids(point) or [point.id]
+            members = [{"snapshot_id": i} for i in ids]
+        seed = f"{point.target}/{point.id}/{context.now.date().isoformat()}"
+        issues: list[str] = []
+        warnings: list[str] = []
+        compared: list[dict[str, object]] = []
+        for member in members:
+            snapshot_id = str(member["snapshot_id"])
+            other = _counterpart(point, member, context.points, target)
+            try:
+                found = _compare_snapshot(
+                    target,
+                    snapshot_id,
+                    region,
+                    other,
+                    rng=random.Random(f"{seed}/{snapshot_id}"),  # noqa: S311 - a sample
+                    sample=self.sample_blocks,
+                )
+            except Exception as exc:  # noqa: BLE001 - an unreadable snapshot is a finding
+                error = f"{snapshot_id}: the EBS direct APIs could not read it: {type(exc).__name__}: {exc}"
+                found = _SnapshotFound({"snapshot_id": snapshot_id, "error": error}, (error,))
+            compared.append(found.evidence)
+            issues.extend(found.issues)
+            warnings.extend(found.warnings)
+        evidence: dict[str, object] = {
+            "method": "ebs-direct-blocks",
+            "seed": seed,
+            "sample_blocks": self.sample_blocks,
+            "snapshots": compared,
+        }
+        if issues:
+            details = f"{len(issues)} problem(s): " + "; ".join(issues[:3])
+            return CheckStatus.FAIL, details, issues[:_MAX_ISSUES], evidence
+        if warnings:
+            return CheckStatus.WARN, "; ".join(warnings[:3]), warnings[:_MAX_ISSUES], evidence
+        read = sum(int(str(c.get("blocks_read", 0))) for c in compared)
+        paired = sum(1 for c in compared if c.get("compared_with"))
+        details = (
+            f"{read} block(s) of {len(compared)} snapshot(s) read and matched "
+            f"({paired} against their copy)"
         )
+        return CheckStatus.PASS, details, [], evidence
+
+
+@attrs.frozen
+class _SnapshotFound:
+    """What comparing one snapshot with its counterpart found."""
+
+    evidence: dict[str, object]
+    issues: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _counterpart(
+    point: RecoveryPoint,
+    member: Mapping[str, Any],
+    points: Sequence[RecoveryPoint],
+    target: object,
+) -> tuple[str, str | None] | None:
+    """The snapshot to compare *member* with: the source of a copy, else a copy of it."""
+    source = member.get("source_snapshot_id")
+    if source:
+        source_region = point.details.get("source_region")
+        return str(source), str(source_region) if source_region else None
+    snapshot_id = member.get("snapshot_id")
+    for other in sorted(points, key=lambda p: p.order_key):
+        if other.id == point.id or not other.is_good:
+            continue
+        for copy in other.details.get("snapshots", ()) or ():
+            if isinstance(copy, Mapping) and copy.get("source_snapshot_id") == snapshot_id:
+                return str(copy["snapshot_id"]), region_of(other, target)
+    return None
+
+
+def _walk(
+    first: Iterator[tuple[int, str]], second: Iterator[tuple[int, str]] | None
+) -> Iterator[tuple[int, str | None, str | None]]:
+    """Merge two block listings by index: ``(index, first token, second token)``."""
+    a = next(first, None)
+    b = next(second, None) if second is not None else None
+    last = -1
+    while a is not None or b is not None:
+        index = min(x[0] for x in (a, b) if x is not None)
+        if index <= last:
+            raise VerificationError(f"block listing not in index order at block {index}")
+        last = index
+        ta = a[1] if a is not None and a[0] == index else None
+        tb = b[1] if b is not None and b[0] == index else None
+        yield index, ta, tb
+        if ta is not None:
+            a = next(first, None)
+        if tb is not None and second is not None:
+            b = next(second, None)
+
+
+def _compare_snapshot(  # noqa: C901, PLR0912 - one decision table, kept in one place
+    target: SnapshotBlocks,
+    snapshot_id: str,
+    region: str | None,
+    other: tuple[str, str | None] | None,
+    *,
+    rng: random.Random,
+    sample: int,
+) -> _SnapshotFound:
+    """Compare the block lists of *snapshot_id* and *other*, and the data of a sample of blocks."""
+    issues: list[str] = []
+    warnings: list[str] = []
+    evidence: dict[str, object] = {"snapshot_id": snapshot_id, "region": region}
+    second: Iterator[tuple[int, str]] | None = None
+    if other is not None:
+        other_id, other_region = other
+        listing = target.snapshot_blocks(other_id, region=other_region)
+        try:
+            head = next(listing, None)
+        except ResourceNotFoundError:
+            warnings.append(f"{snapshot_id}: its counterpart {other_id} no longer exists")
+            evidence["counterpart_missing"] = other_id
+            other = None
+        else:
+            second = itertools.chain([head] if head is not None else [], listing)
+            evidence["compared_with"] = {"snapshot_id": other_id, "region": other_region}
+    chosen: list[tuple[int, str | None, str | None]] = []
+    total = common = 0
+    only: list[int] = []
+    for index, ta, tb in _walk(target.snapshot_blocks(snapshot_id, region=region), second):
+        total += 1
+        if other is not None and (ta is None or tb is None):
+            only.append(index)
+            continue
+        common += 1  # reservoir sampling (algorithm R): a uniform sample in bounded memory
+        if len(chosen) < sample:
+            chosen.append((index, ta, tb))
+        elif (j := rng.randrange(common)) < sample:
+            chosen[j] = (index, ta, tb)
+    chosen.sort(key=lambda item: item[0])
+    if other is not None:
+        issues.extend(
+            f"block {index}: in only one of {snapshot_id} and its copy {other[0]}"
+            for index in only[:_MAX_ISSUES]
+        )
+    verified = 0
+    for index, ta, tb in chosen:
+        mine = target.read_snapshot_block(snapshot_id, index, str(ta), region=region)
+        issues.extend(_stored_mismatch(snapshot_id, mine))
+        if other is None:
+            verified += mine.matches_stored is True
+            continue
+        theirs = target.read_snapshot_block(other[0], index, str(tb), region=other[1])
+        issues.extend(_stored_mismatch(other[0], theirs))
+        if (mine.sha256, mine.length) != (theirs.sha256, theirs.length):
+            issues.append(
+                f"block {index}: data of {snapshot_id} (sha256:{mine.sha256[:16]}...) differs "
+                f"from its copy {other[0]} (sha256:{theirs.sha256[:16]}...)"
+            )
+        else:
+            verified += 1
+    evidence.update(
+        {
+            "blocks": total,
+            "blocks_in_both": common if other is not None else None,
+            "blocks_in_one_only": len(only),
+            "blocks_read": len(chosen),
+            "sampled_indexes": [i for i, _, _ in chosen][:_MAX_SAMPLE_SHOWN],
+        }
+    )
+    if not issues and verified == 0:
+        why = "no block to read" if not chosen else "no copy and no stored checksum to compare with"
+        warnings.append(f"{snapshot_id}: {why}: its data is unproven")
+    return _SnapshotFound(evidence, tuple(issues), tuple(warnings))
+
+
+def _stored_mismatch(snapshot_id: str, block: BlockDigest) -> list[str]:
+    if block.matches_stored is False:
+        return [f"block {block.index} of {snapshot_id}: data does not match its stored checksum"]
+    return []

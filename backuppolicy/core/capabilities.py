@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TAG_RESTORE_ID",
+    "BlockDigest",
     "BucketSettings",
     "DatabaseSnapshotPoints",
     "ManifestEntry",
@@ -39,6 +40,7 @@ __all__ = [
     "RestorableDatabase",
     "RestorableVolumes",
     "SettingsDrift",
+    "SnapshotBlocks",
     "SnapshotPoints",
     "Sweepable",
     "SweptResource",
@@ -642,4 +644,61 @@ class ManifestedPoints(Protocol):
         Raises:
             LookupError: It is not there (or `FileNotFoundError`, for a file).
         """
+        ...
+
+
+# -- the data of snapshots, block by block (integrity checks) -------------------------------
+
+
+@attrs.frozen
+class BlockDigest:
+    """One block of a snapshot as read: the SHA-256 of its data and the checksum the service keeps.
+
+    Attributes:
+        index: The block's index in the snapshot.
+        sha256: Hex SHA-256 of the data read.
+        length: Bytes read.
+        stored_checksum: The checksum the service returned with the block (base64), if any.
+        stored_algorithm: Its algorithm (``"SHA256"``), if any.
+    """
+
+    index: int
+    sha256: str
+    length: int
+    stored_checksum: str | None = None
+    stored_algorithm: str | None = None
+
+    @property
+    def matches_stored(self) -> bool | None:
+        """Whether the data matches the stored SHA-256 checksum; ``None`` without one."""
+        if not self.stored_checksum or (self.stored_algorithm or "").upper() != "SHA256":
+            return None
+        import base64  # noqa: PLC0415 - only here
+
+        try:
+            stored = base64.b64decode(self.stored_checksum, validate=True).hex()
+        except ValueError:
+            return False
+        return stored == self.sha256
+
+
+@runtime_checkable
+class SnapshotBlocks(Protocol):
+    """**Protocol:** a target whose snapshots can be read block by block (the EBS direct APIs).
+
+    `backuppolicy.checks.integrity.IntegrityCheck` compares a snapshot with its copy in another
+    region through it: the block lists, and the SHA-256 of a sample of blocks. Block tokens
+    differ between a snapshot and its copy; only indexes and data are compared.
+
+    Implementations: `backuppolicy.aws.EbsVolume`, `~backuppolicy.aws.Ec2Instance`.
+    """
+
+    def snapshot_blocks(self, snapshot_id: str, *, region: str | None) -> Iterator[tuple[int, str]]:
+        """``(block index, block token)`` of every block the snapshot holds, by index, streaming."""
+        ...
+
+    def read_snapshot_block(
+        self, snapshot_id: str, index: int, token: str, *, region: str | None
+    ) -> BlockDigest:
+        """Read one block and hash it (SHA-256), with the checksum the service returned."""
         ...

@@ -28,6 +28,7 @@ import attrs
 
 from backuppolicy.core.capabilities import (
     TAG_RESTORE_ID,
+    BlockDigest,
     BucketSettings,
     DatabaseSnapshotPoints,
     ManifestedPoints,
@@ -41,6 +42,7 @@ from backuppolicy.core.capabilities import (
     RestorableDatabase,
     RestorableVolumes,
     SettingsDrift,
+    SnapshotBlocks,
     SnapshotPoints,
     Sweepable,
     SweptResource,
@@ -69,6 +71,7 @@ __all__ = [
     "TAG_RESTORE_ID",
     "AwsBackupMapping",
     "BackupTarget",
+    "BlockDigest",
     "BucketSettings",
     "DatabaseSnapshotPoints",
     "Destination",
@@ -85,6 +88,7 @@ __all__ = [
     "RestorableVolumes",
     "RestoredResource",
     "SettingsDrift",
+    "SnapshotBlocks",
     "SnapshotPoints",
     "Sweepable",
     "SweptResource",

@@ -21,6 +21,9 @@ clause key                    section     compliant when
 ``application-restore-test``  §3.3        each application passed a restore test in the last year
 ``integrity-check``           §4.1, §4.2  each covered tier of each target passed an integrity check
                                           in the last year
+``copy-integrity``            §4.1, §4.2  every copy of each covered tier passed an integrity check
+                                          within its integrity window; the evidence lists when each
+                                          copy was last checked (`copy_integrity_status`)
 ``testing-log``               §3.5        with a log: no entry of the log is damaged, and none was
                                           removed, inserted or reordered (`TestLog.damage`)
 ``s3-versioning``             §7.1        S3 targets: the latest ``versioning`` check passed
@@ -72,6 +75,7 @@ from backuppolicy.core.selector import RESOURCE_TYPES
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
 from backuppolicy.report import Clause, ComplianceReport, Finding
 from backuppolicy.workflows import _assemble, pruning
+from backuppolicy.workflows._copy_integrity import copy_integrity_findings
 from backuppolicy.workflows._review import requirements
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
@@ -99,6 +103,7 @@ CLAUSE_ORDER: Final = (
     "quarterly-restore-test",
     "application-restore-test",
     "integrity-check",
+    "copy-integrity",
     "testing-log",
     "s3-versioning",
     "encryption",
@@ -122,6 +127,7 @@ _EVENTS: Final = {
     "quarterly-restore-test": EventKind.OVERDUE,
     "application-restore-test": EventKind.OVERDUE,
     "integrity-check": EventKind.OVERDUE,
+    "copy-integrity": EventKind.OVERDUE,
     "retention": EventKind.PRUNE_FAILED,
 }
 _RDS_KINDS: Final = frozenset({"rds-instance", "aurora-cluster"})
@@ -608,6 +614,9 @@ def audit(
         )
         found["retention"].append(one.retention(plan))
         found["offsite-copy"].extend(one.offsite_copies())
+        found["copy-integrity"].extend(  # §4: when each copy was last checked
+            copy_integrity_findings(policy, spec.name, spec.application, points, entries, now=now)
+        )
         if spec.kind == "s3-bucket":
             found["s3-versioning"].append(
                 one.verified(

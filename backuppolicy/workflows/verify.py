@@ -38,6 +38,7 @@ from backuppolicy.checks.verify import (
     newest_good,
 )
 from backuppolicy.core.durations import Duration
+from backuppolicy.core.integrity_schedule import IntegritySlot, integrity_slots_due
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.targets import (
@@ -59,7 +60,10 @@ if TYPE_CHECKING:
 __all__ = [
     "ResultRecorder",
     "default_checks",
+    "integrity_due",
+    "integrity_plan",
     "isolation_for",
+    "last_integrity_checks",
     "restore_test",
     "run_checks",
     "sweep_restore_tests",
@@ -357,6 +361,7 @@ def restore_test(
     only: Iterable[str] | None = None,
     notifiers: Sequence[Notifier] | None = None,
     ran_by: str | None = None,
+    points: Mapping[str, RecoveryPoint] | None = None,
 ) -> list[CheckResult]:
     """Restore-test the newest completed point of each target of an application (or of all).
 
@@ -381,6 +386,8 @@ def restore_test(
         only: Names of the targets to test.
         notifiers: Who hears about failures (default: the policy's notifications).
         ran_by: Who runs the test (default: ``user@host``).
+        points: The point to restore, per target name (an off-site copy too), instead of the
+            newest completed point of the source tier.
 
     Returns:
         One result per target.
@@ -416,8 +423,12 @@ def restore_test(
         given = probes.get(spec.name, ()) if isinstance(probes, Mapping) else (probes or ())
         # The policy file's probes and fingerprints first, then those passed in Python.
         target_probes = [*declared_probes(spec, target), *given]
+        chosen = (points or {}).get(spec.name)
+        if chosen is not None:
+            results.append(RestoreTest(probes=target_probes).verify(target, chosen, context))
+            continue
         try:
-            points = list(target.list_points())
+            listed = list(target.list_points())
         except Exception as exc:  # noqa: BLE001 - reported as a failed test of that target
             results.append(_listing_failed(spec.name, exc, context, CheckKind.RESTORE_TEST))
             continue
@@ -425,11 +436,195 @@ def restore_test(
         tiers = policy.tiers_for(spec) if hasattr(policy, "tiers_for") else ()
         source_tier = tiers[0].name if tiers else "local"
         newest = (
-            newest_good(points, source_tier)
-            or newest_good(points)
-            or max((p for p in points if p.is_good), key=_order_key, default=None)
+            newest_good(listed, source_tier)
+            or newest_good(listed)
+            or max((p for p in listed if p.is_good), key=_order_key, default=None)
         )
         results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
+    _record(log, results)
+    _notify_failures(policy, results, notifiers, now)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# The rolling integrity schedule (seed §4.1, §4.2)
+
+
+def last_integrity_checks(
+    entries: Iterable[CheckResult | Any],
+) -> dict[tuple[str, str], datetime]:
+    """When each copy was last integrity-checked, by ``(target, point id)``, from the testing log.
+
+    *entries* are `CheckResult` or log entries (anything with ``.result``). Integrity results
+    count unless skipped or failed: a failed copy stays due, so it is checked again.
+    """
+    last: dict[tuple[str, str], datetime] = {}
+    for entry in entries:
+        result: CheckResult = getattr(entry, "result", entry)
+        if result.kind is not CheckKind.INTEGRITY or result.point_id is None:
+            continue
+        if result.status in (CheckStatus.SKIPPED, CheckStatus.FAIL):
+            continue
+        key = (result.target, result.point_id)
+        if key not in last or result.checked_at > last[key]:
+            last[key] = result.checked_at
+    return last
+
+
+def _log_entries(log: object, now: datetime) -> list[Any]:
+    read = getattr(log, "entries", None)
+    if not callable(read):
+        return []
+    return list(read(until=now + timedelta(microseconds=1)))
+
+
+def _listed(
+    policy: Policy,
+    built: Mapping[str, BackupTarget],
+    specs: Sequence[TargetSpec],
+    now: datetime,
+    runner: str,
+) -> tuple[dict[str, list[RecoveryPoint]], list[CheckResult]]:
+    points: dict[str, list[RecoveryPoint]] = {}
+    failed: list[CheckResult] = []
+    for spec in specs:
+        try:
+            points[spec.name] = list(built[spec.name].list_points())
+        except Exception as exc:  # noqa: BLE001 - one failing target does not stop the others
+            context = VerifyContext(
+                now=now, policy=policy, application=spec.application, ran_by=runner
+            )
+            failed.append(_listing_failed(spec.name, exc, context, CheckKind.INTEGRITY))
+    return points, failed
+
+
+def integrity_plan(
+    policy: Policy,
+    *,
+    now: datetime,
+    targets: Mapping[str, BackupTarget] | None = None,
+    log: object | None = None,
+    history: Iterable[CheckResult | Any] = (),
+    only: Iterable[str] | None = None,
+    catch_up: int | None = None,
+) -> list[IntegritySlot]:
+    """The copies whose integrity check is due on *now*'s day: the rolling schedule, read-only.
+
+    Lists every enabled target once, reads when each copy was last checked from *log* (its
+    ``entries``) and *history*, and returns
+    `backuppolicy.core.integrity_schedule.integrity_slots_due` (overdue copies first, bounded
+    by *catch_up*). `integrity_due` runs them.
+    """
+    ensure_aware(now, field="now")
+    names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+    built = _targets_for(policy, targets, names)
+    listed, _ = _listed(policy, built, [policy.target(n) for n in names], now, "")
+    last = last_integrity_checks([*_log_entries(log, now), *history])
+    every = [p for name in names for p in listed.get(name, ())]
+    return integrity_slots_due(policy, every, now=now, last_checked=last, catch_up=catch_up)
+
+
+def integrity_due(
+    policy: Policy,
+    *,
+    now: datetime,
+    targets: Mapping[str, BackupTarget] | None = None,
+    log: ResultRecorder | None = None,
+    history: Iterable[CheckResult | Any] = (),
+    probes: Mapping[str, Sequence[ProbeLike]] | None = None,
+    endpoint_resolver: Callable[[Any], Any] | Mapping[str, Callable[[Any], Any]] | None = None,
+    only: Iterable[str] | None = None,
+    catch_up: int | None = None,
+    sample_blocks: int = 64,
+    notifiers: Sequence[Notifier] | None = None,
+    ran_by: str | None = None,
+    max_workers: int = 4,
+) -> list[CheckResult]:
+    """Integrity-check the copies due today on the rolling schedule, and record the results.
+
+    Every copy in every covered tier is checked at least once per integrity window (see
+    `backuppolicy.core.integrity_schedule`): each day, the copies whose slot falls on *now*'s
+    day, plus the overdue and missed ones (at most *catch_up*). Each is checked with
+    `~backuppolicy.checks.integrity.IntegrityCheck`: EBS snapshots block by block against their
+    copy (EBS direct APIs, *sample_blocks* blocks each); RDS snapshots (off-site copies too)
+    restored into the isolation profile and probed with *probes* of their target, as
+    `restore_test` does. The result's evidence says why the copy was due (``schedule``). Every
+    result goes to ``log.record``; failures are notified.
+
+    Args:
+        policy: The policy.
+        now: Time of the run (timezone-aware).
+        targets: Targets by name (default: built from the policy).
+        log: The testing log: read for the last checks (its ``entries``), and written.
+        history: More past results (or log entries) to read the last checks from.
+        probes: Probes per target name, for restored databases.
+        endpoint_resolver: One resolver, or resolvers per target name (see `RestoreTest`).
+        only: Names of the targets to check (default: every enabled target).
+        catch_up: Most overdue and missed copies per day (default: the steady daily load).
+        sample_blocks: EBS blocks read and compared per snapshot.
+        notifiers: Who hears about failures (default: the policy's notifications).
+        ran_by: Who runs the checks (default: ``user@host``).
+        max_workers: Targets checked at the same time.
+
+    Returns:
+        One result per target whose listing failed, then one per copy checked, target by
+        target in policy order.
+    """
+    ensure_aware(now, field="now")
+    names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+    specs = [policy.target(n) for n in names]
+    built = _targets_for(policy, targets, names)
+    runner = ran_by or default_ran_by()
+    isolation = isolation_for(policy)
+    listed, results = _listed(policy, built, specs, now, runner)
+    last = last_integrity_checks([*_log_entries(log, now), *history])
+    every = [p for name in names for p in listed.get(name, ())]
+    due = integrity_slots_due(policy, every, now=now, last_checked=last, catch_up=catch_up)
+    by_target: dict[str, list[IntegritySlot]] = {}
+    for slot in due:
+        by_target.setdefault(slot.target, []).append(slot)
+
+    def run(spec: TargetSpec) -> list[CheckResult]:
+        slots = by_target.get(spec.name, [])
+        if not slots:
+            return []
+        target = built[spec.name]
+        points = listed[spec.name]
+        resolver = (
+            endpoint_resolver.get(spec.name)
+            if isinstance(endpoint_resolver, Mapping)
+            else endpoint_resolver
+        )
+        context = VerifyContext(
+            now=now,
+            points=points,
+            policy=policy,
+            application=spec.application,
+            isolation=isolation,
+            ran_by=runner,
+            endpoint_resolver=resolver,
+        )
+        check = IntegrityCheck(
+            restore_databases=True,
+            probes=(probes or {}).get(spec.name, ()),
+            sample_blocks=sample_blocks,
+        )
+        by_id = {p.id: p for p in points}
+        out: list[CheckResult] = []
+        for slot in slots:
+            result = check.verify(target, by_id[slot.point_id], context)
+            schedule = {
+                "reason": slot.reason,
+                "since": slot.since.isoformat(),
+                "window_days": slot.window_days,
+                "last_checked": slot.last_checked.isoformat() if slot.last_checked else None,
+            }
+            out.append(attrs.evolve(result, evidence={**result.evidence, "schedule": schedule}))
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        for batch in pool.map(run, specs):
+            results.extend(batch)
     _record(log, results)
     _notify_failures(policy, results, notifiers, now)
     return results

@@ -207,7 +207,9 @@ class TestIamPolicy:
         """A tier with a KMS alias adds the key's permissions on the key the alias names."""
         document = iam_policy(Policy.from_dict(_KMS_POLICY), {"backup"}, account_id="123456789012")
         kms = [s for s in document["Statement"] if s["Action"][0].startswith("kms:")]
-        assert set(INTENTIONAL_EXTRAS) == {a for s in kms for a in s["Action"]}
+        assert {a for a in INTENTIONAL_EXTRAS if a.startswith("kms:")} == {
+            a for s in kms for a in s["Action"]
+        }
         for statement in kms:
             assert ["arn:aws:kms:eu-west-1:123456789012:key/*"] == statement["Resource"]
             assert {"kms:ResourceAliases": "alias/offsite"} == statement["Condition"][

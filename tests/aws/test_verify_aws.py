@@ -92,9 +92,9 @@ class TestEbs:
     def test_integrity_restores_a_volume_of_the_right_size_and_tears_it_down(
         self, volume, ec2, context
     ):
-        """The snapshot is restored to an 8 GiB volume, which is gone afterwards."""
+        """Without the EBS direct APIs, the snapshot is restored to an 8 GiB volume, then removed."""
         point = volume.create_backup()
-        result = IntegrityCheck().verify(volume, point, context)
+        result = IntegrityCheck(ebs_direct=False).verify(volume, point, context)
         assert (CheckStatus.PASS, "restore-to-volume", True) == (
             result.status,
             result.evidence["method"],
@@ -106,7 +106,9 @@ class TestEbs:
     def test_without_restore_only_the_state_is_checked(self, volume, ec2, context):
         """restore_volumes=False checks the snapshot state and creates nothing."""
         point = volume.create_backup()
-        result = IntegrityCheck(restore_volumes=False).verify(volume, point, context)
+        result = IntegrityCheck(ebs_direct=False, restore_volumes=False).verify(
+            volume, point, context
+        )
         assert (CheckStatus.PASS, "snapshot-state") == (result.status, result.evidence["method"])
 
     def test_encrypted_snapshot_passes(self, volume, context):
@@ -268,11 +270,11 @@ class TestRds:
         db.enforce({"retention_days": 35}, apply=True)
         assert CheckStatus.PASS == SettingsMatchPolicy().verify(db, None, ctx).status
 
-    def test_integrity_of_rds_snapshot_is_status_evidence(self, db, context):
-        """RDS keeps no checksum: the check says so and passes on an available snapshot."""
+    def test_integrity_of_rds_snapshot_status_is_not_a_pass(self, db, context):
+        """RDS keeps no checksum: status available proves existence only, a WARN, never a PASS."""
         point = db.create_backup()
         result = IntegrityCheck().verify(db, point, context)
-        assert (CheckStatus.PASS, "rds-snapshot-status") == (
+        assert (CheckStatus.WARN, "rds-snapshot-status") == (
             result.status,
             result.evidence["method"],
         )
