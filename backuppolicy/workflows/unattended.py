@@ -227,8 +227,8 @@ def _slot_due(
     """Whether one slotted duty (a restore test of an application, an integrity check) is due.
 
     Due on its slot day of *period* unless an attempt settled it (pass, warn, skipped) in the
-    period, and on any day when its last pass would fall out of the rolling window of one
-    period within the next hour. A failure is retried a day later, not at every call.
+    period, and on any day when its last settled attempt would fall out of the rolling window
+    of one period within the next hour. A failure is retried a day later, not at every call.
     """
     if any(e.status is CheckStatus.FAIL and e.checked_at > now - _RETRY_AFTER for e in attempts):
         return False
@@ -237,9 +237,7 @@ def _slot_due(
     if not any(e.checked_at >= start for e in settled) and _day_index(period, now, tz) >= slot:
         return True
     window = _span(period).before(now + _MARGIN)
-    return window is not None and not any(
-        e.status is CheckStatus.PASS and e.checked_at >= window for e in attempts
-    )
+    return window is not None and not any(e.checked_at >= window for e in settled)
 
 
 def _span(period: Cadence) -> Duration:
