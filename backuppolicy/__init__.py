@@ -41,6 +41,7 @@ from backuppolicy.core.policy import (
     Objective,
     Policy,
     PolicyLookupError,
+    RunSpec,
     TargetSpec,
     TierSpec,
     VerificationSpec,
@@ -70,6 +71,7 @@ from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfil
 from backuppolicy.notify import (
     Event,
     EventKind,
+    Heartbeat,
     LogNotifier,
     Notifier,
     SnsNotifier,
@@ -104,6 +106,7 @@ from backuppolicy.workflows.testlog import (
     OverdueKind,
     TestLog,
 )
+from backuppolicy.workflows.unattended import RunDigest, run
 from backuppolicy.workflows.verify import restore_test, run_checks, sweep_restore_tests
 
 __version__ = "0.1.0"
@@ -134,6 +137,7 @@ __all__ = [
     "Finding",
     "Fresh",
     "HasOffsiteCopy",
+    "Heartbeat",
     "HttpCheck",
     "IntegrityCheck",
     "IsolationProfile",
@@ -176,7 +180,9 @@ __all__ = [
     "RetentionPlan",
     "RetentionRule",
     "RetentionRuleT",
+    "RunDigest",
     "RunReport",
+    "RunSpec",
     "S3ObjectProbe",
     "Schedule",
     "Secret",
@@ -218,6 +224,7 @@ __all__ = [
     "restore_test",
     "rolling_slots",
     "rule_from_spec",
+    "run",
     "run_checks",
     "sweep_restore_tests",
 ]

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Event",
     "EventKind",
+    "Heartbeat",
     "LogNotifier",
     "Notifier",
     "NotifierFailure",
@@ -390,3 +391,66 @@ def _split_userinfo(url: str) -> tuple[str, str | None]:
     pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}"
     basic = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
     return urllib.parse.urlunsplit(parts._replace(netloc=host)), basic
+
+
+@attrs.frozen
+class Heartbeat:
+    """Pings of a dead man's switch, in the healthchecks.io / Cronitor convention.
+
+    ``start()`` GETs ``<url>/start``, ``success()`` GETs ``<url>`` and ``failure()`` GETs
+    ``<url>/fail``: the service pages someone when a run fails, and also when no run arrives
+    in time, which nothing on the machine itself can notice. The URL is a
+    `backuppolicy.Secret` (it is the credential of the check), revealed only to make the
+    request. A ping never raises: a failing one is logged (the URL redacted) and reported as
+    ``False``, so a heartbeat service that is down never fails a backup run.
+
+    Example:
+        >>> Heartbeat(Secret.from_env("BACKUPPOLICY_HEARTBEAT_URL"))
+        Heartbeat(url=Secret(env='BACKUPPOLICY_HEARTBEAT_URL'), timeout=10.0)
+
+    Attributes:
+        url: The check's ping URL (``https://hc-ping.com/<uuid>``).
+        timeout: Seconds to wait for each ping.
+    """
+
+    url: Secret = attrs.field(converter=_to_secret)
+    timeout: float = 10.0
+
+    def start(self) -> bool:
+        """Ping ``<url>/start``: a run began (the service can then time it)."""
+        return self._ping("/start")
+
+    def success(self) -> bool:
+        """Ping ``<url>``: the run succeeded."""
+        return self._ping("")
+
+    def failure(self) -> bool:
+        """Ping ``<url>/fail``: the run failed."""
+        return self._ping("/fail")
+
+    def _ping(self, suffix: str) -> bool:
+        try:
+            base = self.url.reveal()
+        except PolicyError as exc:
+            _log.error("heartbeat %s%s not sent: %s", self.url, suffix, exc)
+            return False
+        shown = f"{self.url.reference or redact_url(base)}{suffix}"
+        if not base.startswith(("http://", "https://")):
+            _log.error("heartbeat %s not sent: expected an http:// or https:// URL", shown)
+            return False
+        url, basic = _split_userinfo(base.rstrip("/") + suffix)
+        headers = {"User-Agent": "backuppolicy"}
+        if basic:
+            headers["Authorization"] = basic
+        try:
+            request = urllib.request.Request(url, headers=headers, method="GET")  # noqa: S310
+            with _OPENER.open(request, timeout=self.timeout) as response:
+                response.read(1024)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                exc.close()
+            _log.error(
+                "heartbeat %s failed: %s", shown, scrub(f"{type(exc).__name__}: {exc}", [base])
+            )
+            return False
+        return True

@@ -28,6 +28,7 @@ from backuppolicy.aws.backup_plan import (
 )
 from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.iam import iam_policy
+from backuppolicy.aws.lease import S3Lease
 from backuppolicy.aws.lifecycle_scheduler import export_lifecycle, export_scheduler
 from backuppolicy.aws.objects import S3Objects
 from backuppolicy.aws.rds import AuroraCluster, BackupSettings, BackupWindow, Drift, RdsInstance
@@ -60,6 +61,7 @@ __all__ = [
     "RetentionRunReport",
     "RetryPolicy",
     "S3Bucket",
+    "S3Lease",
     "S3Objects",
     "S3Settings",
     "VaultLock",

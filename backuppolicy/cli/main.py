@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from backuppolicy.cli import backups, demo, export, policy, recover, report, verify
+from backuppolicy.cli import backups, demo, export, policy, recover, report, run, verify
 from backuppolicy.cli._common import (
     EXIT_FAILURES,
     EXIT_INTERRUPTED,
@@ -38,6 +38,7 @@ _DEBUG_ENV = "BACKUPPOLICY_DEBUG"
 
 COMMAND_MODULES: tuple[CommandGroup, ...] = (
     demo,
+    run,
     backups,
     policy,
     verify,

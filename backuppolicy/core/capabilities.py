@@ -10,9 +10,10 @@ Every name here is re-exported by `backuppolicy.core.targets`.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Mapping, MutableSet, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import attrs
@@ -29,6 +30,8 @@ __all__ = [
     "BlockDigest",
     "BucketSettings",
     "DatabaseSnapshotPoints",
+    "Lease",
+    "LeaseRecord",
     "ManifestEntry",
     "ManifestedPoints",
     "ObjectReader",
@@ -701,4 +704,88 @@ class SnapshotBlocks(Protocol):
         self, snapshot_id: str, index: int, token: str, *, region: str | None
     ) -> BlockDigest:
         """Read one block and hash it (SHA-256), with the checksum the service returned."""
+        ...
+
+
+# -- the run lease: one `backuppolicy.run` at a time -----------------------------------------
+# Where the testing log lives, the lease lives: a file next to a JSON-lines log
+# (`backuppolicy.local.FileLease`), an object next to an S3 log (`backuppolicy.aws.S3Lease`).
+
+_MAX_LEASE_BYTES: Final = 4096
+
+
+@attrs.frozen
+class LeaseRecord:
+    """Who holds a run lease, since when and until when (what a lease object or file holds).
+
+    Attributes:
+        owner: The holder: ``user@host pid=... run=<uuid>``.
+        acquired_at: When it was taken (timezone-aware).
+        expires_at: When it becomes stale and may be taken over (timezone-aware).
+    """
+
+    owner: str
+    acquired_at: datetime
+    expires_at: datetime
+
+    def stale(self, now: datetime) -> bool:
+        """Whether the lease has expired at *now* (its holder is presumed dead)."""
+        return self.expires_at <= now
+
+    def to_bytes(self) -> bytes:
+        """The JSON stored in the lease file or object."""
+        data = {
+            "owner": self.owner,
+            "acquired_at": self.acquired_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+        }
+        return json.dumps(data, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LeaseRecord | None:
+        """Parse a stored lease; ``None`` when it is not one (damaged, torn or too large)."""
+        if len(raw) > _MAX_LEASE_BYTES:
+            return None
+        try:
+            data = json.loads(raw.decode("utf-8"))
+            record = cls(
+                owner=str(data["owner"]),
+                acquired_at=datetime.fromisoformat(data["acquired_at"]),
+                expires_at=datetime.fromisoformat(data["expires_at"]),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        if record.acquired_at.tzinfo is None or record.expires_at.tzinfo is None:
+            return None
+        return record
+
+
+@runtime_checkable
+class Lease(Protocol):
+    """**Protocol:** the lock that keeps two runs of a policy apart (`backuppolicy.run`).
+
+    ``acquire`` takes the lease with an atomic create (``O_EXCL`` under a file lock;
+    ``If-None-Match: *`` on S3). A lease whose ``expires_at`` has passed is stale: its holder is
+    presumed dead and the lease is taken over with an atomic replace of exactly the record
+    that was read (the file lock; ``If-Match`` on its ETag), so of two runs that find the same
+    stale lease only one takes it. ``release`` removes the lease only while it is still ours.
+
+    Implementations: `backuppolicy.local.FileLease`, `backuppolicy.aws.S3Lease`.
+    """
+
+    @property
+    def where(self) -> str:
+        """Where the lease lives (a path, ``s3://bucket/key``), for messages."""
+        ...
+
+    def acquire(self, *, owner: str, now: datetime, ttl: timedelta) -> LeaseRecord:
+        """Take the lease for *owner* until ``now + ttl``; returns the record written.
+
+        Raises:
+            LeaseHeldError: Another owner holds a lease that is not stale at *now*.
+        """
+        ...
+
+    def release(self) -> bool:
+        """Give the lease back; ``False`` when it is no longer ours (taken over as stale)."""
         ...

@@ -12,6 +12,7 @@ keeps working for callers that do not know us::
     │   ├─ ThrottledError                                   still throttled after every retry
     │   └─ ResourceNotFoundError(BackendError, LookupError) the snapshot, bucket, key ... does not exist
     ├─ ProtectedPointError(BackupPolicyError, PermissionError) refused: the point is held, unmanaged or pending (.point)
+    ├─ LeaseHeldError                                       another run holds the run lease (.holder)
     └─ VerificationError                                    a verification failed (.result)
         └─ UnsafeArchiveError                               an archive, sidecar or manifest refused as hostile or too big
 
@@ -33,6 +34,7 @@ __all__ = [
     "BackendError",
     "BackendNotFoundError",
     "BackupPolicyError",
+    "LeaseHeldError",
     "PermissionDeniedError",
     "PolicyError",
     "ProtectedPointError",
@@ -232,3 +234,18 @@ class UnsafeArchiveError(VerificationError):
     Attributes:
         result: ``{"member": <member or file name>, "reason": <why it was refused>}``.
     """
+
+
+class LeaseHeldError(BackupPolicyError):
+    """Another run holds the lease of the policy (`backuppolicy.run`): this run did nothing.
+
+    Attributes:
+        holder: The `~backuppolicy.core.capabilities.LeaseRecord` of the run that holds it, or
+            ``None`` when it could not be read.
+        where: Where the lease lives (a file path or ``s3://bucket/key``).
+    """
+
+    def __init__(self, message: str, *, holder: object = None, where: str = "") -> None:
+        self.holder = holder
+        self.where = where
+        super().__init__(message)

@@ -76,6 +76,7 @@ from backuppolicy.core.specs import (
     AccountSpec,
     NotificationSpec,
     Objective,
+    RunSpec,
     TargetSpec,
     TierSpec,
     VerificationSpec,
@@ -93,6 +94,7 @@ __all__ = [
     "Objective",
     "Policy",
     "PolicyLookupError",
+    "RunSpec",
     "TargetSpec",
     "TierSpec",
     "VerificationSpec",
@@ -139,6 +141,7 @@ class _Section(enum.Enum):
     VERIFICATION = "verification"
     OBJECTIVES = "objectives"
     NOTIFICATIONS = "notifications"
+    RUN = "run"
 
 
 _POLICY_KEYS: Final = tuple(section.value for section in _Section)
@@ -220,6 +223,8 @@ class Policy:
         objectives: RPO/RTO per application; applications without one get the default
             derived from their schedule (daily backups: RPO 24 hours).
         notifications: Who is told about failures.
+        run: How `backuppolicy.run` runs it unattended: the testing log, the heartbeat URL,
+            the lease timeout (`RunSpec`).
     """
 
     name: str = attrs.field(validator=validate_name)
@@ -240,6 +245,9 @@ class Policy:
     )
     notifications: tuple[NotificationSpec, ...] = attrs.field(
         default=(), converter=_to_notifications, kw_only=True
+    )
+    run: RunSpec = attrs.field(
+        factory=RunSpec, validator=attrs.validators.instance_of(RunSpec), kw_only=True
     )
 
     @timezone.validator
@@ -361,6 +369,7 @@ class Policy:
             verification=verification,
             objectives=objectives,
             notifications=notifications,
+            run=RunSpec.from_dict(raw.get("run", {}), path="run"),
         )
 
     @classmethod
@@ -447,6 +456,8 @@ class Policy:
         data["verification"] = self.verification.to_dict()
         data["objectives"] = [objective.to_dict() for objective in self.objectives]
         data["notifications"] = [notification.to_dict() for notification in self.notifications]
+        if self.run != RunSpec():
+            data["run"] = self.run.to_dict()
         return data
 
     def to_yaml(self) -> str:

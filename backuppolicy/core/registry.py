@@ -144,6 +144,7 @@ def get_target_class(kind: str) -> Callable[..., BackupTarget]:
 PLUGIN_GROUPS: Final[Mapping[str, str]] = {
     "object-store": "backuppolicy.object_stores",
     "resolver": "backuppolicy.resolvers",
+    "lease": "backuppolicy.leases",
 }
 """Plug-in groups and their entry-point groups.
 
@@ -154,11 +155,15 @@ PLUGIN_GROUPS: Final[Mapping[str, str]] = {
 * ``resolver``: name → a resolver of selectors and accounts
   (`backuppolicy.core.resolution.TargetResolver`): ``"aws"`` is the module
   `backuppolicy.aws.discovery`.
+* ``lease``: where the testing log lives → the `~backuppolicy.core.capabilities.Lease` that
+  keeps two runs of `backuppolicy.run` apart: ``"file"`` (`backuppolicy.local.FileLease`) and
+  ``"s3"`` (`backuppolicy.aws.S3Lease`).
 """
 
 _BUILTIN_PLUGINS: dict[str, dict[str, str]] = {
     "object-store": {"s3": "backuppolicy.aws.objects:S3Objects"},
     "resolver": {"aws": "backuppolicy.aws.discovery"},
+    "lease": {"file": "backuppolicy.local:FileLease", "s3": "backuppolicy.aws.lease:S3Lease"},
 }
 _REGISTERED_PLUGINS: dict[str, dict[str, object]] = {group: {} for group in PLUGIN_GROUPS}
 

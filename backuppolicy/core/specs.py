@@ -72,12 +72,14 @@ from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError, short_repr
 from backuppolicy.core.retention import RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
+from backuppolicy.core.secrets import Secret
 from backuppolicy.core.selector import Selector
 
 __all__ = [
     "AccountSpec",
     "NotificationSpec",
     "Objective",
+    "RunSpec",
     "TargetSpec",
     "TierSpec",
     "VerificationSpec",
@@ -837,3 +839,95 @@ def _found_words(settings: Mapping[str, object], kind: str) -> str:
     return (
         f"{kind} {short_repr(ident)} in {short_repr(settings.get('region', 'the default region'))}"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Unattended runs (`backuppolicy run`).
+
+_RUN_KEYS: Final = ("log", "heartbeat", "lease_timeout")
+_SECRET_REF: Final = "a reference to a secret: {env: NAME} or {file: /path}"
+
+
+def _to_heartbeat(value: object) -> Secret | None:
+    if value is None or isinstance(value, Secret):
+        return value
+    raise PolicyError.for_field("heartbeat", f"{_SECRET_REF} (a Secret)", type(value).__name__)
+
+
+def _read_heartbeat(value: object, path: str) -> Secret:
+    # The ping URL is a credential (whoever has it can say the job ran): never inline.
+    if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in {"env", "file"}:
+        ((source, name),) = value.items()
+        try:
+            return Secret.from_env(name) if source == "env" else Secret.from_file(name)
+        except PolicyError as exc:
+            raise PolicyError(
+                f"{path}.{exc}", path=f"{path}.{exc.path}", expected=exc.expected, got=exc.got
+            ) from None
+    got = "an inline URL (not shown)" if isinstance(value, str) else type(value).__name__
+    raise PolicyError(
+        f"{path}: expected {_SECRET_REF}, e.g. 'heartbeat: {{env: BACKUPPOLICY_HEARTBEAT_URL}}' "
+        f"(got {got}).",
+        path=path,
+        expected=_SECRET_REF,
+        got=got,
+    )
+
+
+def _to_log(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or "\x00" in value:
+        raise PolicyError.for_field(
+            "log", "a testing-log URL: a file path, s3://bucket/prefix or memory://", value
+        )
+    return value
+
+
+@attrs.frozen
+class RunSpec:
+    """How `backuppolicy.run` runs the policy unattended (the policy's ``run`` section).
+
+    Example:
+        >>> spec = RunSpec.from_dict({"log": "/var/lib/backuppolicy/testing-log.jsonl",
+        ...                           "heartbeat": {"env": "BACKUPPOLICY_HEARTBEAT_URL"}})
+        >>> spec.heartbeat, str(spec.lease_timeout)
+        (Secret(env='BACKUPPOLICY_HEARTBEAT_URL'), '6h')
+
+    Attributes:
+        log: Where the testing log lives (a file path, ``s3://bucket/prefix``); the run's lease
+            lives next to it. ``None``: the log must be given to the run (``--log``).
+        heartbeat: The ping URL of a dead man's switch (healthchecks.io, Cronitor), a
+            `~backuppolicy.core.secrets.Secret` given by reference; ``None`` for no heartbeat.
+        lease_timeout: After how long a run's lease is stale and may be taken over (longer
+            than the longest run, restore tests included).
+    """
+
+    log: str | None = attrs.field(default=None, converter=_to_log, kw_only=True)
+    heartbeat: Secret | None = attrs.field(default=None, converter=_to_heartbeat, kw_only=True)
+    lease_timeout: Duration = attrs.field(
+        default=Duration(hours=6), converter=to_duration, validator=validate_duration, kw_only=True
+    )
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data, as `Policy.from_dict` reads it (the heartbeat as its reference)."""
+        data: dict[str, object] = {"lease_timeout": str(self.lease_timeout)}
+        if self.log is not None:
+            data["log"] = self.log
+        if self.heartbeat is not None:
+            data["heartbeat"] = secrets_to_dict(self.heartbeat)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object, *, path: str = "run") -> RunSpec:
+        """Build from plain data; errors name fields under *path*."""
+        raw = read_mapping(data, path, _RUN_KEYS)
+        kwargs: dict[str, Any] = {}
+        if raw.get("heartbeat") is not None:
+            kwargs["heartbeat"] = _read_heartbeat(raw["heartbeat"], join_path(path, "heartbeat"))
+        if "lease_timeout" in raw:
+            kwargs["lease_timeout"] = read_duration(
+                raw["lease_timeout"], join_path(path, "lease_timeout")
+            )
+        with at_path(path):
+            return cls(log=raw.get("log"), **kwargs)

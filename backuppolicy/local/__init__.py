@@ -36,6 +36,7 @@ from backuppolicy.local._extract import (
     MIN_FREE_BYTES,
 )
 from backuppolicy.local._format import ARCHIVE_FORMAT, MAX_SIDECAR_BYTES, ArchiveWriter
+from backuppolicy.local._lease import FileLease
 from backuppolicy.local._leftovers import sweep_restore_staging
 from backuppolicy.local._stores import DirectoryStore, S3Store, open_store
 
@@ -51,6 +52,7 @@ __all__ = [
     "ArchiveWriter",
     "Directory",
     "DirectoryStore",
+    "FileLease",
     "S3Store",
     "UnsafeArchiveError",
     "open_store",

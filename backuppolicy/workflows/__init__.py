@@ -17,10 +17,12 @@ from backuppolicy.workflows.backups import (
 )
 from backuppolicy.workflows.holds import holds, place_hold, release_hold
 from backuppolicy.workflows.pruning import ApplyReport, DeleteOutcome, apply, plan_retention
+from backuppolicy.workflows.unattended import RunDigest, run
 
 __all__ = [
     "ApplyReport",
     "DeleteOutcome",
+    "RunDigest",
     "RunReport",
     "TargetRun",
     "apply",
@@ -35,4 +37,5 @@ __all__ = [
     "plan_retention",
     "release_hold",
     "restore",
+    "run",
 ]
