@@ -33,6 +33,7 @@ __all__ = [
     "BackendError",
     "BackendNotFoundError",
     "BackupPolicyError",
+    "DecryptionError",
     "PermissionDeniedError",
     "PolicyError",
     "ProtectedPointError",
@@ -231,4 +232,12 @@ class UnsafeArchiveError(VerificationError):
 
     Attributes:
         result: ``{"member": <member or file name>, "reason": <why it was refused>}``.
+    """
+
+
+class DecryptionError(VerificationError):
+    """An encrypted archive could not be decrypted: wrong key, tampered, reordered or truncated.
+
+    The message names the archive and the key by reference, never a key. A restore that
+    raises it has written nothing to its destination.
     """

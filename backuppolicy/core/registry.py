@@ -144,6 +144,7 @@ def get_target_class(kind: str) -> Callable[..., BackupTarget]:
 PLUGIN_GROUPS: Final[Mapping[str, str]] = {
     "object-store": "backuppolicy.object_stores",
     "resolver": "backuppolicy.resolvers",
+    "key-provider": "backuppolicy.key_providers",
 }
 """Plug-in groups and their entry-point groups.
 
@@ -154,11 +155,14 @@ PLUGIN_GROUPS: Final[Mapping[str, str]] = {
 * ``resolver``: name → a resolver of selectors and accounts
   (`backuppolicy.core.resolution.TargetResolver`): ``"aws"`` is the module
   `backuppolicy.aws.discovery`.
+* ``key-provider``: scheme → a source of data keys for encrypted directory archives
+  (`backuppolicy.local`): ``"kms"`` is `backuppolicy.aws.KmsDataKeys` (envelope encryption).
 """
 
 _BUILTIN_PLUGINS: dict[str, dict[str, str]] = {
     "object-store": {"s3": "backuppolicy.aws.objects:S3Objects"},
     "resolver": {"aws": "backuppolicy.aws.discovery"},
+    "key-provider": {"kms": "backuppolicy.aws.kms:KmsDataKeys"},
 }
 _REGISTERED_PLUGINS: dict[str, dict[str, object]] = {group: {} for group in PLUGIN_GROUPS}
 
