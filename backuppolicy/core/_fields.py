@@ -416,7 +416,7 @@ def _s_sse(value: object, path: str) -> str:
             value,
             hint=did_you_mean(str(value), SSE_ALGORITHMS),
         )
-    return cast("str", value)
+    return str(value)
 
 
 def _key_ref(value: object, path: str) -> str:

@@ -273,7 +273,8 @@ class Directory(DirectoryRestores):
         previous_keys: Iterable[KeySource] = (),
     ) -> None:
         self.path = Path(path).expanduser().absolute()
-        for index, source in enumerate((encryption, *previous_keys)):
+        sources: tuple[object, ...] = (encryption, *previous_keys)
+        for index, source in enumerate(sources):
             if source is not None and not isinstance(source, KeySource):
                 where = "encryption" if index == 0 else f"previous_keys[{index - 1}]"
                 raise PolicyError.for_field(

@@ -110,8 +110,8 @@ CLAUSE_ORDER: Final = (
 
 CHECK_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
     "s3-versioning": ("versioning",),
-    "encryption": ("encrypted",),
-    "not-public": ("not-public",),
+    "encryption": ("encrypted", "bucket-encryption"),
+    "not-public": ("not-public", "bucket-public-access"),
     "rds-settings": ("rds-settings",),
 }
 """Names of the verifier checks whose results are evidence for each verification clause."""
