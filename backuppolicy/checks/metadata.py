@@ -201,7 +201,11 @@ class Encrypted:
         client = point.details.get("client_encryption")
         declared = point.details.get("declared_encryption")
         issues: list[str] = []
-        if problem is not None:
+        if problem is not None and "actual none" in problem and not key:
+            status = CheckStatus.WARN
+            details = f"encrypted, but the KMS key is not reported (the policy names {expected_key})"
+            issues = [details]
+        elif problem is not None:
             status, details, issues = CheckStatus.FAIL, problem, [problem]
         elif encrypted and isinstance(client, Mapping):
             evidence["client_encryption"] = dict(client)
@@ -269,7 +273,7 @@ def _algorithm_of(point: RecoveryPoint, key: object, how: str) -> str | None:
         return sse
     if point.kind == "archive" or how.startswith("HeadObject"):
         return None  # an archive store that reports no algorithm: nothing to compare
-    return "aws:kms" if key else None  # EBS and RDS encrypt with KMS keys only
+    return "aws:kms"  # EBS and RDS encrypt with KMS keys only
 
 
 def _expected_encryption(
