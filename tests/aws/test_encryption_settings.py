@@ -208,9 +208,10 @@ class TestBucketSettingsDriftAndEnforce:
         assert dict.fromkeys(PUBLIC_ACCESS_FLAGS, True) == block
         assert [] == enforce_settings(policy, targets=targets, apply=True)  # idempotent
         ctx = _ctx(policy)
-        assert CheckStatus.PASS == BucketSettingMatchesPolicy("encryption").verify(
-            targets["assets"], None, ctx
-        ).status
+        assert (
+            CheckStatus.PASS
+            == BucketSettingMatchesPolicy("encryption").verify(targets["assets"], None, ctx).status
+        )
 
     def test_enforce_never_loosens(self, s3, kms):
         key = kms.create_key()["KeyMetadata"]["Arn"]
