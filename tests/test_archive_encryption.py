@@ -80,6 +80,7 @@ def _reseal(target: Directory, point: Any, data: bytes) -> None:
 
 class TestRoundTrip:
     def test_file_key_round_trip(self, tmp_path):
+        """A file key: the stored archive is ciphertext; verify and restore decrypt it."""
         target = _directory(tmp_path, _key_file(tmp_path))
         point = target.create_backup()
         stored = _archive(target, point).read_bytes()
@@ -93,6 +94,7 @@ class TestRoundTrip:
         assert (out / "blob.bin").read_bytes() == (tmp_path / "src" / "blob.bin").read_bytes()
 
     def test_integrity_check_decrypts(self, tmp_path):
+        """The integrity check (deep) and the encrypted check pass on an encrypted archive."""
         target = _directory(tmp_path, _key_file(tmp_path))
         point = target.create_backup()
         ctx = VerifyContext(now=point.created_at)
@@ -101,6 +103,7 @@ class TestRoundTrip:
         assert CheckStatus.PASS == Encrypted().verify(target, point, ctx).status
 
     def test_kms_envelope_round_trip(self, tmp_path, aws):
+        """KMS envelope: GenerateDataKey, the wrapped key in the header, Decrypt on restore (moto)."""
         import boto3
 
         from backuppolicy.aws import KmsDataKeys
@@ -117,12 +120,14 @@ class TestRoundTrip:
         point = target.create_backup()
         with _archive(target, point).open("rb") as handle:
             header, info = read_header(handle, "test")
-        assert info["key"]["kind"] == "kms" and key in info["key"]["key_id"]
+        assert info["key"]["kind"] == "kms"
+        assert key in info["key"]["key_id"]
         assert "Plaintext" not in header.decode("utf-8", "replace")
         out = target.restore_to(point, tmp_path / "out")
         assert (out / "conf" / "app.conf").read_text() == "port = 8080\n"
 
     def test_policy_file_key_by_reference(self, tmp_path):
+        """A policy's `encryption: {key: file:...}` encrypts; the sidecar names the reference."""
         key = _key_file(tmp_path)
         policy = Policy.from_dict(
             {
@@ -158,6 +163,7 @@ class TestRoundTrip:
         [{"key": "7f" * 32}, {"key": "file:relative"}, {"keys": "file:/k"}, "file:/k"],
     )
     def test_bad_policy_values(self, tmp_path, value):
+        """Inline keys, relative paths, unknown keys are PolicyErrors that never show the value."""
         with pytest.raises(PolicyError, match=r"settings\.encryption") as err:
             Policy.from_dict(
                 {
@@ -176,6 +182,7 @@ class TestRoundTrip:
         assert "7f7f7f7f" not in str(err.value)
 
     def test_old_plaintext_archive_still_restores(self, tmp_path):
+        """Archives written before encryption restore and verify with a keyed target."""
         plain = _directory(tmp_path, None)
         point = plain.create_backup()
         assert _archive(plain, point).read_bytes()[:2] == b"\x1f\x8b"
@@ -191,6 +198,7 @@ class TestRoundTrip:
         assert (out / "conf" / "app.conf").read_text() == "port = 8080\n"
 
     def test_rotation_previous_key_restores(self, tmp_path):
+        """After a rotation, previous_keys decrypt older archives."""
         old = _key_file(tmp_path, "old.key")
         target = _directory(tmp_path, old)
         point = target.create_backup()
@@ -224,6 +232,7 @@ class TestDetected:
             target.verify(point)
 
     def test_wrong_key(self, setup, tmp_path):
+        """Another key: DecryptionError naming the key by reference; nothing restored."""
         target, point = setup
         other = Directory(
             tmp_path / "src",
@@ -236,12 +245,14 @@ class TestDetected:
         self._refused(other, point, tmp_path, "wrong key")
 
     def test_no_key(self, setup, tmp_path):
+        """No key configured: DecryptionError; nothing restored."""
         target, point = setup
         keyless = Directory(tmp_path / "src", name="app-config", store=target.store)
         self._refused(keyless, point, tmp_path, "wrong key")
 
     @pytest.mark.parametrize("where", ["header", "first", "middle", "last"])
     def test_tampered_byte(self, setup, tmp_path, where):
+        """One flipped byte anywhere (header, any segment), with a matching sidecar: refused."""
         target, point = setup
         data = bytearray(_archive(target, point).read_bytes())
         header, _ = read_header(io.BytesIO(bytes(data)), "t")
@@ -256,6 +267,7 @@ class TestDetected:
         self._refused(target, point, tmp_path, "tampered|segment|header")
 
     def test_truncated_at_a_segment_boundary(self, setup, tmp_path):
+        """Truncation at a segment boundary (no final segment): refused."""
         target, point = setup
         data = _archive(target, point).read_bytes()
         header, _ = read_header(io.BytesIO(data), "t")
@@ -263,6 +275,7 @@ class TestDetected:
         self._refused(target, point, tmp_path, "segment")
 
     def test_segments_swapped(self, setup, tmp_path):
+        """Two segments swapped: refused."""
         target, point = setup
         data = _archive(target, point).read_bytes()
         header, _ = read_header(io.BytesIO(data), "t")
@@ -273,6 +286,7 @@ class TestDetected:
         self._refused(target, point, tmp_path, "segment 0")
 
     def test_sha_mismatch_without_reseal_is_caught_first(self, setup, tmp_path):
+        """A change the sidecar does not know is caught by its SHA-256 first."""
         from backuppolicy.core.exceptions import VerificationError
 
         target, point = setup
@@ -287,6 +301,7 @@ class TestDetected:
 
 class TestKeyNeverPrinted:
     def test_repr_errors_and_logs(self, tmp_path, caplog):
+        """The key is in no repr, error, sidecar or log record."""
         caplog.set_level(logging.DEBUG)
         key = _key_file(tmp_path)
         source = FileKeySource(Secret.from_file(str(key)))
@@ -328,6 +343,7 @@ class TestKeyNeverPrinted:
     chunk=st.integers(1, 3 * SEGMENT_BYTES),
 )
 def test_stream_round_trip_around_segment_boundaries(size, chunk):
+    """Round trip for sizes around segment boundaries, in any write size; a dropped final segment is detected."""
     key = FileKeySource(Secret(KEY_HEX))
     plain = os.urandom(size)
     out = io.BytesIO()
@@ -369,6 +385,7 @@ class TestDeclaredVolume:
         )
 
     def test_declared_is_reported_as_declared_not_verified(self, tmp_path):
+        """A declared-volume store passes as 'declared, not verified'; undeclared plaintext fails."""
         store = str(tmp_path / "store")
         plain = self._policy(tmp_path, {"store": store})
         declared = self._policy(tmp_path, {"store": store, "encryption": "declared-volume"})
@@ -387,7 +404,31 @@ class TestDeclaredVolume:
         assert passed.details.startswith("declared, not verified")
         assert passed.evidence["verified"] is False
 
+    def test_the_audit_says_declared_not_verified(self, tmp_path):
+        """The audit's encryption finding names declarations apart from proofs."""
+        from backuppolicy.workflows import audit
+        from backuppolicy.workflows.verify import run_checks
+
+        store = str(tmp_path / "store")
+        policy = self._policy(tmp_path, {"store": store, "encryption": "declared-volume"})
+        target = Directory.from_spec(policy.target("app-config"), policy)
+        point = target.create_backup()
+        results = run_checks(
+            policy, now=point.created_at, targets={"app-config": target}, checks=[Encrypted()]
+        )
+        report = audit(
+            policy,
+            now=point.created_at,
+            targets={"app-config": target},
+            checks=results,
+            notifiers=[],
+        )
+        [finding] = [f for f in report.findings if f.clause.key == "encryption"]
+        assert finding.compliant
+        assert "1 declared, not verified" in finding.detail
+
     def test_a_client_encrypted_point_is_verified(self, tmp_path):
+        """A client-side encrypted archive is verified, not declared."""
         target = _directory(tmp_path, _key_file(tmp_path))
         point = target.create_backup()
         result = Encrypted().verify(target, point, VerifyContext(now=point.created_at))
@@ -395,5 +436,6 @@ class TestDeclaredVolume:
         assert "encrypted client-side" in result.details
 
     def test_only_declared_volume_is_accepted(self, tmp_path):
+        """location.encryption accepts only 'declared-volume'."""
         with pytest.raises(PolicyError, match=r"location\.encryption.*declared-volume"):
             self._policy(tmp_path, {"store": str(tmp_path), "encryption": "yes"})

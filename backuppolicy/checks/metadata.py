@@ -174,7 +174,7 @@ class Encrypted:
             )
         try:
             encrypted, key, how = self._lookup(target, point)
-            algorithm = _algorithm_of(point, key, how)
+            algorithm = _algorithm_of(point, how)
             expected, expected_key = _expected_encryption(context, target)
             problem = (
                 encryption_mismatch(
@@ -203,7 +203,9 @@ class Encrypted:
         issues: list[str] = []
         if problem is not None and "actual none" in problem and not key:
             status = CheckStatus.WARN
-            details = f"encrypted, but the KMS key is not reported (the policy names {expected_key})"
+            details = (
+                f"encrypted, but the KMS key is not reported (the policy names {expected_key})"
+            )
             issues = [details]
         elif problem is not None:
             status, details, issues = CheckStatus.FAIL, problem, [problem]
@@ -262,7 +264,7 @@ class Encrypted:
         return None, key, "unknown"
 
 
-def _algorithm_of(point: RecoveryPoint, key: object, how: str) -> str | None:
+def _algorithm_of(point: RecoveryPoint, how: str) -> str | None:
     """The server-side encryption algorithm of *point*, where its metadata tells it."""
     if point.details.get("client_encryption"):
         return None  # client-side: no server-side algorithm to compare with the policy's

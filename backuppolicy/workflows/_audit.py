@@ -387,6 +387,8 @@ class _TargetAudit:
                 detail="no evidence: no encrypted check and no point reports its encryption",
             )
         note = f"; {len(unknown)} point(s) without evidence" if unknown else ""
+        declared = [e for e in latest if e.result.evidence.get("verified") is False]
+        note += f"; {len(declared)} declared, not verified" if declared else ""
         return self.finding(
             clause,
             compliant=True,

@@ -87,6 +87,7 @@ class TestEncryptedMeetsThePolicy:
         assert "encryption: expected aws:kms, actual AES256" == result.details
 
     def test_aes256_policy_accepts_sse_kms(self, s3, kms):
+        """`encryption: AES256` asks for encryption at rest: SSE-KMS meets it too."""
         key = kms.create_key()["KeyMetadata"]["Arn"]
         s3.put_object(
             Bucket="acme-assets",
@@ -101,6 +102,7 @@ class TestEncryptedMeetsThePolicy:
         assert CheckStatus.PASS == result.status, result.details
 
     def test_sse_kms_with_another_key_fails_and_an_alias_of_the_same_key_passes(self, s3, kms):
+        """The named key is compared through KMS: another key fails, an alias of the key passes."""
         used = kms.create_key()["KeyMetadata"]["Arn"]
         other = kms.create_key()["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName="alias/backups", TargetKeyId=used)
@@ -123,6 +125,7 @@ class TestEncryptedMeetsThePolicy:
         assert failed.details == f"kms_key_id: expected {other}, actual {used}"
 
     def test_ebs_snapshot_with_another_key_fails(self, aws, kms, monkeypatch):
+        """An EBS snapshot under another KMS key than the policy's fails; an unreported key warns."""
         monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
         used = kms.create_key()["KeyMetadata"]["Arn"]
         other = kms.create_key()["KeyMetadata"]["Arn"]
@@ -147,16 +150,19 @@ class TestEncryptedMeetsThePolicy:
         assert CheckStatus.PASS == Encrypted().verify(volume, reported, _ctx(same)).status
 
     def test_unknown_encryption_value_is_a_policy_error(self):
+        """Only S3's SSEAlgorithm names are accepted, with a did-you-mean."""
         with pytest.raises(PolicyError, match=r"targets\[0\]\.settings\.encryption.*aws:kms"):
             _policy("s3-bucket", bucket="b", encryption="kms")
 
 
 class TestBucketSettingsDriftAndEnforce:
     def test_default_checks_include_both(self):
+        """`verify` runs both bucket checks by default."""
         names = {c.name for c in default_checks(None)}
         assert {"bucket-encryption", "bucket-public-access"} <= names
 
     def test_drift_fails_naming_the_setting_expected_and_actual(self, s3):
+        """Regression (issue 12): encryption and block_public_access were rendered, never checked."""
         s3.delete_public_access_block(Bucket="acme-assets")
         policy = _policy(
             "s3-bucket", bucket="acme-assets", encryption="aws:kms", block_public_access=True
@@ -172,11 +178,13 @@ class TestBucketSettingsDriftAndEnforce:
         ]
 
     def test_not_stated_is_skipped(self, s3):
+        """A bucket whose policy states no encryption is skipped, not passed."""
         policy = _policy("s3-bucket", bucket="acme-assets")
         result = BucketSettingMatchesPolicy("encryption").verify(_bucket(), None, _ctx(policy))
         assert CheckStatus.SKIPPED == result.status
 
     def test_enforce_dry_run_changes_nothing_then_applies_once(self, s3, kms):
+        """A dry run changes nothing; --enforce applies each drift once; again, nothing (idempotent)."""
         key = kms.create_key()["KeyMetadata"]["Arn"]
         s3.delete_public_access_block(Bucket="acme-assets")
         policy = _policy(
@@ -214,6 +222,7 @@ class TestBucketSettingsDriftAndEnforce:
         )
 
     def test_enforce_never_loosens(self, s3, kms):
+        """AES256 over SSE-KMS, or block_public_access false, asks for no change."""
         key = kms.create_key()["KeyMetadata"]["Arn"]
         s3.put_bucket_encryption(
             Bucket="acme-assets",
