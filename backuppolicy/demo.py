@@ -179,6 +179,7 @@ def _build_world(root: Path) -> dict[str, Any]:
 
     # The directory archives' key (seed §7.5, §8.3): a random 32-byte key in a file of the
     # run directory, named by reference in the policy like /etc/backuppolicy/archive.key.
+    root.mkdir(parents=True, exist_ok=True)
     archive_key = root / "archive.key"
     archive_key.write_text(os.urandom(32).hex() + "\n")
     archive_key.chmod(0o600)
