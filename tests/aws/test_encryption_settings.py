@@ -246,3 +246,34 @@ class TestBucketSettingsDriftAndEnforce:
         ][0]
         assert "aws:kms" == rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
         assert s3.get_public_access_block(Bucket="acme-assets")["PublicAccessBlockConfiguration"]
+
+
+class TestCliEnforce:
+    def test_verify_enforce_dry_run_then_enforce(self, s3, tmp_path, monkeypatch):
+        """`verify --enforce-dry-run` prints and changes nothing; `--enforce` applies, then verify passes."""
+        import io
+
+        import backuppolicy.cli.main as cli
+
+        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(
+            "name: p\n"
+            "schedule: {every: day, at: '04:00'}\n"
+            "retention: {max_age: 35d}\n"
+            "targets:\n"
+            "  - name: assets\n"
+            "    kind: s3-bucket\n"
+            "    settings: {bucket: acme-assets, region: us-east-1, encryption: aws:kms}\n"
+        )
+        args = ["verify", "--policy", str(policy), "--check", "bucket-encryption"]
+        out = io.StringIO()
+        assert 1 == cli.main([*args, "--enforce-dry-run"], out=out, err=io.StringIO())
+        assert "assets: would set encryption: AES256 -> aws:kms" in out.getvalue()
+        assert "fail" in out.getvalue()
+        out = io.StringIO()
+        assert 0 == cli.main([*args, "--enforce"], out=out, err=io.StringIO())
+        assert "assets: set encryption: AES256 -> aws:kms" in out.getvalue()
+        out = io.StringIO()
+        assert 0 == cli.main([*args, "--enforce"], out=out, err=io.StringIO())
+        assert "settings already match the policy" in out.getvalue()
