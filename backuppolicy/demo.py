@@ -177,6 +177,12 @@ def _build_world(root: Path) -> dict[str, Any]:
     offsite_kms.create_alias(AliasName="alias/backups-offsite", TargetKeyId=key)
     topic = _client("sns", REGION).create_topic(Name="backup-alerts")["TopicArn"]
 
+    # The directory archives' key (seed §7.5, §8.3): a random 32-byte key in a file of the
+    # run directory, named by reference in the policy like /etc/backuppolicy/archive.key.
+    root.mkdir(parents=True, exist_ok=True)
+    archive_key = root / "archive.key"
+    archive_key.write_text(os.urandom(32).hex() + "\n")
+    archive_key.chmod(0o600)
     config = root / "etc-shop"
     code = root / "srv-shop"
     for folder, files in (
@@ -193,6 +199,7 @@ def _build_world(root: Path) -> dict[str, Any]:
         "code": code,
         "topic": topic,
         "root": root,
+        "archive_key": archive_key,
         "security_group": group,
         "subnet": subnets[0],
     }
@@ -211,6 +218,8 @@ def _demo_policy(world: dict[str, Any]) -> Policy:
             settings["path"] = str(world["config"])
         elif target["name"] == "shop-code":
             settings["path"] = str(world["code"])
+        if target["kind"] == "directory" and "encryption" in settings:
+            settings["encryption"] = {"key": f"file:{world['archive_key']}"}
     for tier in data["tiers"]:
         if tier["name"] == "local":
             tier["location"]["store"] = str(world["root"] / "store-local")

@@ -621,6 +621,8 @@ class TestRunChecks:
             "versioning",
             "object-lock",
             "rds-settings",
+            "bucket-encryption",  # a target's own settings: checked whenever it states them
+            "bucket-public-access",
             "integrity",
         ] == names
 

@@ -28,6 +28,7 @@ from backuppolicy.aws.backup_plan import (
 )
 from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.iam import iam_policy
+from backuppolicy.aws.kms import KmsDataKeys
 from backuppolicy.aws.lease import S3Lease
 from backuppolicy.aws.lifecycle_scheduler import export_lifecycle, export_scheduler
 from backuppolicy.aws.objects import S3Objects
@@ -56,6 +57,7 @@ __all__ = [
     "Ec2Instance",
     "FanOutReport",
     "KeyRetentionPlan",
+    "KmsDataKeys",
     "RdsInstance",
     "RestoreReport",
     "RetentionRunReport",

@@ -340,6 +340,24 @@ class AwsBackend:
             )
         return base
 
+    def same_kms_key(self, expected: str, actual: str) -> bool:
+        """Whether *expected* and *actual* (key ids, key ARNs, aliases) name the same KMS key.
+
+        Equal names need no call; otherwise ``DescribeKey`` of each (in the region of an ARN,
+        else the target's) gives the key ARNs to compare.
+        """
+        from backuppolicy.core.capabilities import kms_key_name  # noqa: PLC0415 - one use
+
+        if kms_key_name(expected) == kms_key_name(actual):
+            return True
+
+        def arn(key: str) -> str:
+            region = key.split(":")[3] if key.startswith("arn:") and key.count(":") >= 5 else None  # noqa: PLR2004
+            found = self.call("kms", "describe_key", resource=key, region=region, KeyId=key)
+            return str(found["KeyMetadata"]["Arn"])
+
+        return arn(expected) == arn(actual)
+
     def call(
         self,
         service: str,

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import attrs
 
 from backuppolicy.aws._iam_statements import PARTITION, Grant, by_workflow
+from backuppolicy.aws._rds_settings import Drift
 from backuppolicy.aws._s3_access import ObjectAccess
 from backuppolicy.aws._s3_base import (
     KIND_MANIFEST,
@@ -63,6 +64,7 @@ from backuppolicy.aws._s3_copy import CopyStores
 from backuppolicy.aws._s3_restore import RestoreReport, Restores
 from backuppolicy.aws._s3_retention import KeyRetentionPlan, NoncurrentRetention, RetentionRunReport
 from backuppolicy.aws._s3_transfer import DELETE_BATCH_LIMIT, MAX_COPY_OBJECT_SIZE
+from backuppolicy.core.capabilities import encryption_mismatch
 from backuppolicy.core.exceptions import PolicyError, ProtectedPointError, ResourceNotFoundError
 from backuppolicy.core.model import (
     TAG_HOLD,
@@ -353,6 +355,87 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
             kms_key_id=default.get("KMSMasterKeyID"),
             public_access_block={k: bool(v) for k, v in block.items()},
         )
+
+    _PUBLIC_ACCESS_FLAGS: ClassVar[tuple[str, ...]] = (
+        "BlockPublicAcls",
+        "IgnorePublicAcls",
+        "BlockPublicPolicy",
+        "RestrictPublicBuckets",
+    )
+
+    def bucket_drift(self, expected: Mapping[str, Any]) -> list[Drift]:
+        """How the bucket's default encryption and public access block differ from *expected*.
+
+        *expected* holds the policy's settings (`expected_bucket_settings`): ``encryption``
+        (``"AES256"`` accepts SSE-S3 or SSE-KMS; ``"aws:kms"`` needs SSE-KMS and, with
+        ``kms_key_id``, that key, compared through KMS), ``block_public_access`` (``True``
+        needs all four flags; ``False`` asks for nothing). Read-only: `settings`, plus
+        ``DescribeKey`` when two key names differ.
+
+        AWS documents the shape read here: ``GetBucketEncryption`` returns
+        ``ServerSideEncryptionConfiguration.Rules[].ApplyServerSideEncryptionByDefault``
+        with ``SSEAlgorithm`` (``AES256``, ``aws:kms``, ``aws:kms:dsse``) and, for SSE-KMS,
+        ``KMSMasterKeyID``; every bucket has SSE-S3 at least since January 2023.
+        """
+        current = self.settings()
+        drifts: list[Drift] = []
+        wanted = expected.get("encryption")
+        if wanted is not None:
+            problem = encryption_mismatch(
+                str(wanted),
+                expected.get("kms_key_id"),
+                current.encryption,
+                current.kms_key_id,
+                self.same_kms_key,
+            )
+            if problem is not None:
+                field = problem.split(":", 1)[0]
+                actual = current.encryption if field == "encryption" else current.kms_key_id
+                want = wanted if field == "encryption" else expected.get("kms_key_id")
+                drifts.append(Drift(field, want, actual or "none"))
+        if expected.get("block_public_access") and not current.blocks_public_access:
+            off = [f for f in self._PUBLIC_ACCESS_FLAGS if not current.public_access_block.get(f)]
+            drifts.append(Drift("block_public_access", "all four flags", "off: " + ", ".join(off)))
+        return drifts
+
+    def enforce_bucket_settings(
+        self, expected: Mapping[str, Any], *, apply: bool = False
+    ) -> list[Drift]:
+        """The changes that bring the bucket to *expected*; made only when *apply* is true.
+
+        Idempotent: a bucket that matches gets no request. Encryption is set with
+        ``PutBucketEncryption`` (SSE-KMS with the expected key, the S3 Bucket Key on; or SSE-S3),
+        the public access block with ``PutPublicAccessBlock`` (all four flags). Nothing is ever
+        loosened: ``block_public_access: false`` and ``encryption: AES256`` on an SSE-KMS bucket
+        ask for no change. Existing objects keep the encryption they were written with.
+        """
+        drifts = self.bucket_drift(expected)
+        if not apply:
+            return drifts
+        fields = {d.field for d in drifts}
+        if fields & {"encryption", "kms_key_id"}:
+            default: dict[str, str] = {"SSEAlgorithm": str(expected["encryption"])}
+            if expected.get("kms_key_id") and default["SSEAlgorithm"] != "AES256":
+                default["KMSMasterKeyID"] = str(expected["kms_key_id"])
+            rule: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": default}
+            if default["SSEAlgorithm"] != "AES256":
+                rule["BucketKeyEnabled"] = True
+            self.call(
+                "s3",
+                "put_bucket_encryption",
+                resource=self.bucket,
+                Bucket=self.bucket,
+                ServerSideEncryptionConfiguration={"Rules": [rule]},
+            )
+        if "block_public_access" in fields:
+            self.call(
+                "s3",
+                "put_public_access_block",
+                resource=self.bucket,
+                Bucket=self.bucket,
+                PublicAccessBlockConfiguration=dict.fromkeys(self._PUBLIC_ACCESS_FLAGS, True),
+            )
+        return drifts
 
     # Listing ----------------------------------------------------------------
 

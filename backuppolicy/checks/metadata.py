@@ -23,6 +23,11 @@ from backuppolicy.checks._common import (
     spec_of,
     to_duration,
 )
+from backuppolicy.core.capabilities import (
+    BucketSettingsDrift,
+    KmsKeyComparison,
+    encryption_mismatch,
+)
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import BackupPolicyError, PolicyError
 from backuppolicy.core.model import RecoveryPoint, Status
@@ -43,6 +48,7 @@ if TYPE_CHECKING:  # verify.py re-exports these checks
     from backuppolicy.core.retention import RetentionRule
 
 __all__ = [
+    "BucketSettingMatchesPolicy",
     "Completed",
     "Encrypted",
     "Fresh",
@@ -51,6 +57,7 @@ __all__ = [
     "ObjectLock",
     "SettingsMatchPolicy",
     "VersioningEnabled",
+    "expected_bucket_settings",
     "expected_rds_settings",
 ]
 
@@ -167,15 +174,59 @@ class Encrypted:
             )
         try:
             encrypted, key, how = self._lookup(target, point)
+            algorithm = _algorithm_of(point, how)
+            expected, expected_key = _expected_encryption(context, target)
+            problem = (
+                encryption_mismatch(
+                    expected,
+                    expected_key,
+                    algorithm,
+                    str(key) if isinstance(key, str) else None,
+                    target.same_kms_key if isinstance(target, KmsKeyComparison) else None,
+                )
+                if encrypted and expected is not None and algorithm is not None
+                else None
+            )
         except BackupPolicyError as exc:
             return error_result(self.name, target, point, context, exc, started=started)
-        evidence = {"encrypted": encrypted, "kms_key_id": key, "source": how}
-        if encrypted:
+        evidence: dict[str, object] = {
+            "encrypted": encrypted,
+            "kms_key_id": key,
+            "source": how,
+            "algorithm": algorithm,
+            "verified": bool(encrypted),
+        }
+        if expected is not None:
+            evidence["expected"] = {"encryption": expected, "kms_key_id": expected_key}
+        client = point.details.get("client_encryption")
+        declared = point.details.get("declared_encryption")
+        issues: list[str] = []
+        if problem is not None and "actual none" in problem and not key:
+            status = CheckStatus.WARN
+            details = (
+                f"encrypted, but the KMS key is not reported (the policy names {expected_key})"
+            )
+            issues = [details]
+        elif problem is not None:
+            status, details, issues = CheckStatus.FAIL, problem, [problem]
+        elif encrypted and isinstance(client, Mapping):
+            evidence["client_encryption"] = dict(client)
+            status = CheckStatus.PASS
+            details = f"encrypted client-side ({client.get('scheme')}, key {client.get('key')})"
+        elif encrypted:
             details = (
                 f"encrypted with KMS key {key}" if key else "encrypted (no customer key named)"
             )
             status = CheckStatus.PASS
-            issues: list[str] = []
+        elif declared:
+            # The policy states it and nothing here can read a disk's encryption: a PASS that
+            # says so (evidence verified=False), so a declaration is never read as a proof.
+            evidence.update(declared=f"encrypted {declared} (policy declaration)", verified=False)
+            status = CheckStatus.PASS
+            details = (
+                f"declared, not verified: the store {point.location} is declared on an "
+                f"encrypted {declared} by the policy; the archive itself is not encrypted"
+            )
         elif encrypted is None:
             status, details, issues = CheckStatus.WARN, "encryption unknown", ["encryption unknown"]
         else:
@@ -204,12 +255,41 @@ class Encrypted:
                 bucket, object_key, version, region=region_of(point, target)
             )
             sse = head.get("ServerSideEncryption") or head.get("SSECustomerAlgorithm")
-            return bool(sse), head.get("SSEKMSKeyId") or sse, "HeadObject"
+            how = f"HeadObject ({sse})" if sse else "HeadObject"
+            return bool(sse), head.get("SSEKMSKeyId") or sse, how
         for store in getattr(target, "stores", ()) or ():
             if getattr(store, "url", None) == point.location:
                 encrypted = store.encrypted
                 return encrypted, getattr(store, "kms_key_id", None), f"store {store.url}"
         return None, key, "unknown"
+
+
+def _algorithm_of(point: RecoveryPoint, how: str) -> str | None:
+    """The server-side encryption algorithm of *point*, where its metadata tells it."""
+    if point.details.get("client_encryption"):
+        return None  # client-side: no server-side algorithm to compare with the policy's
+    if how.startswith("HeadObject ("):
+        return how[len("HeadObject (") : -1]  # the ServerSideEncryption that S3 reported
+    sse = point.details.get("encryption") or point.details.get("sse")
+    if isinstance(sse, str) and sse:
+        return sse
+    if point.kind == "archive" or how.startswith("HeadObject"):
+        return None  # an archive store that reports no algorithm: nothing to compare
+    return "aws:kms"  # EBS and RDS encrypt with KMS keys only
+
+
+def _expected_encryption(
+    context: VerifyContext, target: BackupTarget
+) -> tuple[str | None, str | None]:
+    """The policy's ``encryption`` of *target* and, for SSE-KMS, its ``kms_key_id``."""
+    spec = spec_of(context.policy, target)
+    if spec is None:
+        return None, None
+    wanted = spec.settings.get("encryption")
+    if not isinstance(wanted, str):
+        return None, None  # a directory's is a key reference: checked by the archive itself
+    key = spec.settings.get("kms_key_id")
+    return wanted, str(key) if key and wanted != "AES256" else None
 
 
 @attrs.frozen
@@ -622,6 +702,119 @@ class ObjectLock:
             started=started,
             details=issue,
             issues=[issue],
+            evidence=evidence,
+        )
+
+
+def expected_bucket_settings(policy: Policy, target: str) -> dict[str, object]:
+    """The bucket settings that *policy* states for *target*, each only when its settings name it.
+
+    ``encryption`` (and, for SSE-KMS, its ``kms_key_id``) and ``block_public_access``.
+
+    Example:
+        >>> from backuppolicy.core.policy import Policy
+        >>> policy = Policy.from_dict({"name": "p", "schedule": {"every": "day", "at": "04:00"},
+        ...     "retention": {"max_age": "35d"},
+        ...     "targets": [{"name": "web", "kind": "s3-bucket", "settings": {"bucket": "web",
+        ...         "encryption": "aws:kms", "block_public_access": True}}]})
+        >>> expected_bucket_settings(policy, "web")
+        {'encryption': 'aws:kms', 'block_public_access': True}
+    """
+    settings = policy.target(target).settings
+    expected: dict[str, object] = {}
+    if isinstance(settings.get("encryption"), str):
+        expected["encryption"] = settings["encryption"]
+        if settings.get("kms_key_id") and settings["encryption"] != "AES256":
+            expected["kms_key_id"] = settings["kms_key_id"]
+    if "block_public_access" in settings:
+        expected["block_public_access"] = settings["block_public_access"]
+    return expected
+
+
+_BUCKET_CHECKS: dict[str, tuple[str, ...]] = {
+    "encryption": ("encryption", "kms_key_id"),
+    "block_public_access": ("block_public_access",),
+}
+
+
+@attrs.frozen
+class BucketSettingMatchesPolicy:
+    """A bucket's ``encryption`` or ``block_public_access`` is what the policy's settings say.
+
+    ``setting="encryption"`` (check ``bucket-encryption``): the default encryption meets the
+    target's ``encryption`` (``aws:kms`` needs SSE-KMS, and the ``kms_key_id`` if named;
+    ``AES256`` accepts SSE-S3 or SSE-KMS). ``setting="block_public_access"`` (check
+    ``bucket-public-access``): with ``block_public_access: true``, all four flags are on. A
+    difference fails, naming the setting, the expected and the actual value; `backuppolicy
+    verify --enforce` (`enforce_bucket_settings`) applies it. Targets that are not buckets, and
+    buckets whose policy does not state the setting, are skipped.
+
+    Attributes:
+        setting: ``"encryption"`` or ``"block_public_access"``.
+        name: Name of the check.
+    """
+
+    setting: str = attrs.field(default="encryption")
+    name: str = attrs.field()
+    scope: ClassVar[str] = "target"
+
+    @setting.validator
+    def _check_setting(self, _attribute: object, value: object) -> None:
+        if value not in _BUCKET_CHECKS:
+            raise PolicyError.for_field("setting", "'encryption' or 'block_public_access'", value)
+
+    @name.default
+    def _name(self) -> str:
+        return "bucket-encryption" if self.setting == "encryption" else "bucket-public-access"
+
+    def verify(
+        self,
+        target: BackupTarget,
+        point: RecoveryPoint | None,  # noqa: ARG002 - a target-level check
+        context: VerifyContext,
+    ) -> CheckResult:
+        """Compare the bucket's setting with the policy's."""
+        started = time.monotonic()
+        policy = context.policy
+        spec = spec_of(policy, target)
+        wanted = (
+            expected_bucket_settings(policy, target.name)
+            if policy is not None and spec is not None
+            else {}
+        )
+        wanted = {k: v for k, v in wanted.items() if k in _BUCKET_CHECKS[self.setting]}
+        if not isinstance(target, BucketSettingsDrift) or not wanted:
+            why = (
+                "not an S3 bucket"
+                if not isinstance(target, BucketSettingsDrift)
+                else f"the policy states no {self.setting} for this bucket"
+            )
+            return make_result(
+                self.name, CheckStatus.SKIPPED, target, None, context, started=started, details=why
+            )
+        try:
+            drifts = target.bucket_drift(wanted)
+        except BackupPolicyError as exc:
+            return error_result(self.name, target, None, context, exc, started=started)
+        issues = [d.describe() for d in drifts]
+        evidence = {
+            "expected": wanted,
+            "drift": [
+                {"setting": d.field, "expected": d.expected, "actual": d.actual} for d in drifts
+            ],
+            "verified": True,
+        }
+        status = CheckStatus.FAIL if issues else CheckStatus.PASS
+        details = "; ".join(issues) if issues else f"{self.setting} matches the policy ({wanted})"
+        return make_result(
+            self.name,
+            status,
+            target,
+            None,
+            context,
+            started=started,
+            details=details,
+            issues=issues,
             evidence=evidence,
         )
 

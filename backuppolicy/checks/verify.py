@@ -32,6 +32,7 @@ import attrs
 from backuppolicy.checks._common import newest_good
 from backuppolicy.checks.integrity import IntegrityCheck
 from backuppolicy.checks.metadata import (
+    BucketSettingMatchesPolicy,
     Completed,
     Encrypted,
     Fresh,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from backuppolicy.core.targets import RestoredResource
 
 __all__ = [
+    "BucketSettingMatchesPolicy",
     "CheckKind",
     "CheckResult",
     "CheckStatus",

@@ -6,6 +6,7 @@ result to the testing log given with ``--log FILE`` (JSON lines), and exit 1 whe
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -88,6 +89,14 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args)
     checks = _checks(args.check, policy)
     targets = build_cli_targets(args, policy)
+    if args.enforce or args.enforce_dry_run:
+        from backuppolicy.workflows.verify import enforce_settings  # noqa: PLC0415
+
+        changes = enforce_settings(
+            policy, targets=targets, only=args.target or None, apply=args.enforce
+        )
+        lines = [c.describe() for c in changes] or ["settings already match the policy"]
+        print("\n".join(lines), file=sys.stderr if args.json else out)
     results = run_checks(
         policy,
         now=parse_now(args.now),
@@ -136,6 +145,17 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         help="check every point, not only the newest of each tier",
     )
     verify.add_argument("--log", metavar="FILE", help="append the results to this testing log")
+    enforce = verify.add_mutually_exclusive_group()
+    enforce.add_argument(
+        "--enforce",
+        action="store_true",
+        help="first set each bucket's encryption and public access block to the policy's",
+    )
+    enforce.add_argument(
+        "--enforce-dry-run",
+        action="store_true",
+        help="print what --enforce would change, change nothing",
+    )
     restore = sub.add_parser(
         "restore-test",
         parents=[common],

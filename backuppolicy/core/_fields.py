@@ -403,7 +403,60 @@ def _s_prefix(value: object, path: str) -> str:
     return read_text(value, path, allow_empty=True)
 
 
-_AWS_COMMON: Final[dict[str, SettingCheck]] = {"region": _s_region, "kms_key_id": _s_text}
+SSE_ALGORITHMS: Final = ("AES256", "aws:kms", "aws:kms:dsse")
+"""Values of a target's ``encryption``: S3's ``SSEAlgorithm`` names (``aws:kms`` for EBS/RDS)."""
+_KEY_REF_RE: Final = re.compile(r"^(?:file:/\S+|env:[A-Za-z_][A-Za-z0-9_]*|kms:\S+)$")
+
+
+def _s_sse(value: object, path: str) -> str:
+    if value not in SSE_ALGORITHMS:
+        raise PolicyError.for_field(
+            path,
+            "one of " + ", ".join(SSE_ALGORITHMS),
+            value,
+            hint=did_you_mean(str(value), SSE_ALGORITHMS),
+        )
+    return str(value)
+
+
+def _key_ref(value: object, path: str) -> str:
+    if not isinstance(value, str) or not _KEY_REF_RE.match(value):
+        # Never quoted: a key pasted where its reference belongs must not print.
+        raise PolicyError(
+            f"{path}: expected a key by reference: 'file:/absolute/path', 'env:VARIABLE' or "
+            "'kms:<key id, ARN or alias/...>' (the value given is not shown).",
+            path=path,
+            expected="a key reference",
+            got="***",
+        )
+    return value
+
+
+def _s_archive_encryption(value: object, path: str) -> dict[str, object]:
+    raw = read_mapping(value, path, ("key", "previous_keys"), ("key",))
+    result: dict[str, object] = {"key": _key_ref(raw["key"], join_path(path, "key"))}
+    if "previous_keys" in raw:
+        where = join_path(path, "previous_keys")
+        items = read_list(raw["previous_keys"], where, "key references")
+        result["previous_keys"] = [_key_ref(v, join_path(where, i)) for i, v in enumerate(items)]
+    return result
+
+
+def _s_declared(value: object, path: str) -> str:
+    if value != "declared-volume":
+        raise PolicyError.for_field(
+            path,
+            "'declared-volume' (the store's directory is on an encrypted volume; not verified)",
+            value,
+        )
+    return "declared-volume"
+
+
+_AWS_COMMON: Final[dict[str, SettingCheck]] = {
+    "region": _s_region,
+    "kms_key_id": _s_text,
+    "encryption": _s_sse,
+}
 
 TARGET_SETTINGS: Final[dict[str, tuple[dict[str, SettingCheck], dict[str, SettingCheck]]]] = {
     "rds-instance": ({"db_instance_id": _s_text}, {**_AWS_COMMON}),
@@ -416,12 +469,18 @@ TARGET_SETTINGS: Final[dict[str, tuple[dict[str, SettingCheck], dict[str, Settin
             **_AWS_COMMON,
             "prefix": _s_prefix,
             "versioning": _s_bool,
-            "encryption": _s_text,
             "block_public_access": _s_bool,
             "manage_noncurrent": _s_bool,
         },
     ),
-    "directory": ({"path": _s_abs_path}, {"include": _s_text_list, "exclude": _s_text_list}),
+    "directory": (
+        {"path": _s_abs_path},
+        {
+            "include": _s_text_list,
+            "exclude": _s_text_list,
+            "encryption": _s_archive_encryption,
+        },
+    ),
     "aws-backup": (
         {"resource_arn": _s_arn},
         {**_AWS_COMMON, "vault": _s_text, "iam_role_arn": _s_arn},
@@ -442,6 +501,7 @@ LOCATION_SETTINGS: Final[dict[str, SettingCheck]] = {
     "kms_key_id": _s_text,
     "vault": _s_text,
     "store": _s_store,
+    "encryption": _s_declared,
 }
 
 # Keys of the restore-test isolation: the fields of `backuppolicy.core.targets.IsolationProfile`.

@@ -29,7 +29,9 @@ __all__ = [
     "TAG_RESTORE_ID",
     "BlockDigest",
     "BucketSettings",
+    "BucketSettingsDrift",
     "DatabaseSnapshotPoints",
+    "KmsKeyComparison",
     "Lease",
     "LeaseRecord",
     "ManifestEntry",
@@ -47,6 +49,8 @@ __all__ = [
     "SnapshotPoints",
     "Sweepable",
     "SweptResource",
+    "encryption_mismatch",
+    "kms_key_name",
 ]
 
 
@@ -529,6 +533,93 @@ class BucketSettings(Protocol):
     def settings(self) -> Any:
         """The bucket's settings (``bucket``, ``versioning``, ``versioned``, ``object_lock``, ...)."""
         ...
+
+
+@runtime_checkable
+class BucketSettingsDrift(Protocol):
+    """**Protocol:** a bucket whose ``encryption`` and ``block_public_access`` are checked and enforced.
+
+    Implementation: `backuppolicy.aws.S3Bucket` (`~backuppolicy.aws.S3Bucket.bucket_drift`,
+    `~backuppolicy.aws.S3Bucket.enforce_bucket_settings`).
+    """
+
+    def bucket_drift(self, expected: Mapping[str, Any]) -> list[Any]:
+        """The differences (each with ``describe()``) between the bucket and *expected*."""
+        ...
+
+    def enforce_bucket_settings(
+        self, expected: Mapping[str, Any], *, apply: bool = False
+    ) -> list[Any]:
+        """The changes that reach *expected*; made only when *apply* is true (idempotent)."""
+        ...
+
+
+@runtime_checkable
+class KmsKeyComparison(Protocol):
+    """**Protocol:** a target that tells whether two KMS key names are the same key.
+
+    A key id, a key ARN, an alias name and an alias ARN can all name one key; comparing them
+    needs KMS (``DescribeKey``). Implementation: every `backuppolicy.aws.AwsBackend` target.
+    """
+
+    def same_kms_key(self, expected: str, actual: str) -> bool:
+        """Whether *expected* and *actual* name the same KMS key."""
+        ...
+
+
+def kms_key_name(key: str) -> str:
+    """*key* without what varies between its names: a key ARN gives its key id, an alias ARN its alias.
+
+    Example:
+        >>> kms_key_name("arn:aws:kms:eu-west-2:123456789012:key/1234abcd-12ab")
+        '1234abcd-12ab'
+        >>> kms_key_name("arn:aws:kms:eu-west-2:123456789012:alias/backups")
+        'alias/backups'
+    """
+    if key.startswith("arn:") and key.count(":") >= 5:  # noqa: PLR2004
+        resource = key.split(":", 5)[5]
+        return resource.removeprefix("key/")
+    return key
+
+
+def encryption_mismatch(
+    expected: str | None,
+    expected_key: str | None,
+    actual: str | None,
+    actual_key: str | None,
+    same_key: Callable[[str, str], bool] | None = None,
+) -> str | None:
+    """Why encryption *actual* (with *actual_key*) does not meet *expected*, or ``None`` if it does.
+
+    *expected* is a policy's ``encryption``: ``"AES256"`` accepts any server-side encryption
+    (SSE-S3 or SSE-KMS); ``"aws:kms"`` needs SSE-KMS (``aws:kms`` or ``aws:kms:dsse``) and, with
+    *expected_key*, that key (compared with *same_key*, else by `kms_key_name`);
+    ``"aws:kms:dsse"`` needs dual-layer SSE-KMS. ``None`` accepts any encryption.
+
+    Example:
+        >>> encryption_mismatch("aws:kms", None, "AES256", None)
+        'encryption: expected aws:kms, actual AES256'
+        >>> encryption_mismatch("AES256", None, "aws:kms", "k") is None
+        True
+    """
+    if not actual:
+        return f"encryption: expected {expected or 'any'}, actual none"
+    kms = {"aws:kms", "aws:kms:dsse"}
+    if (expected == "aws:kms" and actual not in kms) or (
+        expected == "aws:kms:dsse" and actual != "aws:kms:dsse"
+    ):
+        return f"encryption: expected {expected}, actual {actual}"
+    if expected in kms and expected_key:
+        if not actual_key:
+            return f"kms_key_id: expected {expected_key}, actual none (the service's default key)"
+        same = (
+            same_key(expected_key, actual_key)
+            if same_key is not None
+            else kms_key_name(expected_key) == kms_key_name(actual_key)
+        )
+        if not same:
+            return f"kms_key_id: expected {expected_key}, actual {actual_key}"
+    return None
 
 
 @attrs.frozen

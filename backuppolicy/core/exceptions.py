@@ -34,6 +34,7 @@ __all__ = [
     "BackendError",
     "BackendNotFoundError",
     "BackupPolicyError",
+    "DecryptionError",
     "LeaseHeldError",
     "PermissionDeniedError",
     "PolicyError",
@@ -249,3 +250,11 @@ class LeaseHeldError(BackupPolicyError):
         self.holder = holder
         self.where = where
         super().__init__(message)
+
+
+class DecryptionError(VerificationError):
+    """An encrypted archive could not be decrypted: wrong key, tampered, reordered or truncated.
+
+    The message names the archive and the key by reference, never a key. A restore that
+    raises it has written nothing to its destination.
+    """

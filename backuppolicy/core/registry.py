@@ -145,6 +145,7 @@ PLUGIN_GROUPS: Final[Mapping[str, str]] = {
     "object-store": "backuppolicy.object_stores",
     "resolver": "backuppolicy.resolvers",
     "lease": "backuppolicy.leases",
+    "key-provider": "backuppolicy.key_providers",
 }
 """Plug-in groups and their entry-point groups.
 
@@ -158,12 +159,15 @@ PLUGIN_GROUPS: Final[Mapping[str, str]] = {
 * ``lease``: where the testing log lives → the `~backuppolicy.core.capabilities.Lease` that
   keeps two runs of `backuppolicy.run` apart: ``"file"`` (`backuppolicy.local.FileLease`) and
   ``"s3"`` (`backuppolicy.aws.S3Lease`).
+* ``key-provider``: scheme → a source of data keys for encrypted directory archives
+  (`backuppolicy.local`): ``"kms"`` is `backuppolicy.aws.KmsDataKeys` (envelope encryption).
 """
 
 _BUILTIN_PLUGINS: dict[str, dict[str, str]] = {
     "object-store": {"s3": "backuppolicy.aws.objects:S3Objects"},
     "resolver": {"aws": "backuppolicy.aws.discovery"},
     "lease": {"file": "backuppolicy.local:FileLease", "s3": "backuppolicy.aws.lease:S3Lease"},
+    "key-provider": {"kms": "backuppolicy.aws.kms:KmsDataKeys"},
 }
 _REGISTERED_PLUGINS: dict[str, dict[str, object]] = {group: {} for group in PLUGIN_GROUPS}
 

@@ -19,6 +19,13 @@ appears only once its upload completes). Restores extract into a fresh directory
 refuse hostile archives (absolute paths, ``..``, device files, links that escape)
 and check every file against the manifest.
 
+With ``encryption=`` (a `KeySource`: `FileKeySource`, or `backuppolicy.aws.KmsDataKeys` by
+the registry's ``"key-provider"`` group), the archive is encrypted before it leaves the
+machine: ``BPAE`` header (the wrapped data key, never the key), then AES-256-GCM segments of
+64 KiB (the STREAM construction, see `backuppolicy.local._crypt`). The sidecar's SHA-256 is of
+the stored (encrypted) bytes, so copies are checked without the key; restores and `verify`
+decrypt, authenticating every segment before anything is extracted.
+
 ``import backuppolicy.local`` does not import boto3 and imports nothing from
 `backuppolicy.aws`: `S3Store` keeps the archive format and gets the S3 calls from the
 registry's ``"s3"`` object store (`backuppolicy.aws.S3Objects`), imported when a store is
@@ -27,6 +34,7 @@ created.
 
 from backuppolicy.core.exceptions import UnsafeArchiveError
 from backuppolicy.local._archive_store import ArchiveStore
+from backuppolicy.local._crypt import FileKeySource, KeySource
 from backuppolicy.local._directory import Directory
 from backuppolicy.local._extract import (
     MAX_ARCHIVE_MEMBERS,
@@ -52,7 +60,9 @@ __all__ = [
     "ArchiveWriter",
     "Directory",
     "DirectoryStore",
+    "FileKeySource",
     "FileLease",
+    "KeySource",
     "S3Store",
     "UnsafeArchiveError",
     "open_store",

@@ -83,6 +83,8 @@ class ArchiveStore(abc.ABC):
     """
 
     tier: str
+    declared_encryption: str | None = None
+    """What the policy declares about encryption at rest underneath (``"volume"``), unverified."""
 
     @property
     @abc.abstractmethod
@@ -251,7 +253,9 @@ class ArchiveStore(abc.ABC):
                 tier=self.tier,
                 status=Status(str(data.get("status", "completed"))),
                 size_bytes=int(archive["size"]),
-                encrypted=bool(encryption) if encryption is not None else self.encrypted,
+                encrypted=True
+                if data.get("client_encryption")
+                else (bool(encryption) if encryption is not None else self.encrypted),
                 tags=tags,
                 legal_hold=LegalHold.from_tag(hold) if hold is not None else None,
                 checksum=f"sha256:{archive['sha256']}",
@@ -265,6 +269,8 @@ class ArchiveStore(abc.ABC):
                     "manifest": data.get("manifest", {}),
                     "source": data.get("source", {}),
                     "encryption": encryption,
+                    "client_encryption": data.get("client_encryption"),
+                    "declared_encryption": self.declared_encryption,
                     "copied_from": data.get("copied_from"),
                 },
             )

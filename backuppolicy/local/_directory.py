@@ -38,6 +38,13 @@ from backuppolicy.core.model import (
 )
 from backuppolicy.core.targets import Destination, IsolationProfile, SweptResource
 from backuppolicy.local._archive_store import ArchiveStore, refuse_protected
+from backuppolicy.local._crypt import (
+    SCHEME,
+    EncryptingSink,
+    KeySource,
+    decrypt_to,
+    key_source_from,
+)
 from backuppolicy.local._directory_restore import DirectoryRestores
 from backuppolicy.local._format import (
     ARCHIVE_FORMAT,
@@ -63,6 +70,8 @@ if TYPE_CHECKING:
     from backuppolicy.core.policy import Policy, TargetSpec
 
 _GZIP_LEVEL = 6
+DECLARED_VOLUME = "declared-volume"
+"""A tier location's ``encryption``: its directory store is on an encrypted volume (unverified)."""
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -161,6 +170,15 @@ class Directory(DirectoryRestores):
             URL (``session=``, ``endpoint_url=``, ``retry=`` ...). A copy's
             `~backuppolicy.core.targets.Destination` adds its ``kms_key_id`` and ``region``.
 
+    *encryption* is a `~backuppolicy.local.FileKeySource` or `backuppolicy.aws.KmsDataKeys`
+    (any `KeySource`): archives are then encrypted before they leave this machine (AES-256-GCM
+    in 64 KiB authenticated segments under a fresh data key per archive, wrapped by the key; see
+    `backuppolicy.local`), and restores, `verify` and integrity checks decrypt them. Archives
+    written without encryption still restore. *previous_keys* decrypt archives written before a
+    key rotation. Without it, a `DirectoryStore` made with ``declared_encryption="volume"`` (a
+    tier location's ``encryption: declared-volume``) declares that its disk is encrypted:
+    checks report such points as declared, not verified.
+
     Other arguments: *stores* are more stores to look in (copies made earlier); *clock*
     returns the current time (timezone-aware) and stamps the archive names.
     """
@@ -196,16 +214,33 @@ class Directory(DirectoryRestores):
                 url,
             )
 
+        declared = {t.name for t in tiers if t.location.get("encryption") == DECLARED_VOLUME}
+
         def store(url: str, tier: str) -> ArchiveStore:
             if url.startswith("s3://"):
                 return open_store(
                     url, tier=tier, session=session, endpoint_url=endpoint_url, region=region
                 )
+            if tier in declared:
+                return open_store(url, tier=tier, declared_encryption="volume")
             return open_store(url, tier=tier)
 
         settings = spec.settings
+        kms = {"session": session, "endpoint_url": endpoint_url, "region": region}
+        encryption: KeySource | None = None
+        previous: list[KeySource] = []
+        chosen = settings.get("encryption")
+        if isinstance(chosen, Mapping):
+            path = f"targets[{spec.name}].settings.encryption"
+            encryption = key_source_from(chosen.get("key"), f"{path}.key", kms_options=kms)
+            previous = [
+                key_source_from(v, f"{path}.previous_keys[{i}]", kms_options=kms)
+                for i, v in enumerate(chosen.get("previous_keys", ()))
+            ]
         return cls(
             settings["path"],
+            encryption=encryption,
+            previous_keys=previous,
             store=store(url, tiers[0].name),
             stores=[
                 store(t.location["store"], t.name) for t in tiers[1:] if t.location.get("store")
@@ -234,8 +269,19 @@ class Directory(DirectoryRestores):
         stores: Iterable[ArchiveStore] = (),
         store_options: Mapping[str, Any] | None = None,
         clock: Callable[[], datetime] | None = None,
+        encryption: KeySource | None = None,
+        previous_keys: Iterable[KeySource] = (),
     ) -> None:
         self.path = Path(path).expanduser().absolute()
+        sources: tuple[object, ...] = (encryption, *previous_keys)
+        for index, source in enumerate(sources):
+            if source is not None and not isinstance(source, KeySource):
+                where = "encryption" if index == 0 else f"previous_keys[{index - 1}]"
+                raise PolicyError.for_field(
+                    where, "a KeySource (FileKeySource, backuppolicy.aws.KmsDataKeys)", source
+                )
+        self.encryption = encryption
+        self.previous_keys = tuple(previous_keys)
         name = self.path.name if name is None else name
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise PolicyError.for_field(
@@ -357,8 +403,11 @@ class Directory(DirectoryRestores):
         external_links: list[dict[str, str]] = []
         total = 0
         sink = HashingSink(writer)
+        sealed = EncryptingSink(sink, self.encryption) if self.encryption is not None else None
         with (
-            gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as gz,
+            gzip.GzipFile(
+                fileobj=sealed or sink, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0
+            ) as gz,
             tarfile.open(fileobj=gz, mode="w|", format=tarfile.PAX_FORMAT) as tar,
         ):
             tar.addfile(_tarinfo(DATA, root_stat, "dir"))
@@ -403,6 +452,8 @@ class Directory(DirectoryRestores):
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mode, info.mtime = len(body), 0o644, int(root_stat.st_mtime)
             tar.addfile(info, io.BytesIO(body))
+        if sealed is not None:
+            sealed.finish()
         summary = {
             "entries": len(manifest_entries),
             "file_bytes": total,
@@ -487,10 +538,23 @@ class Directory(DirectoryRestores):
             "manifest": summary,
             "source": source,
             "encryption": writer.encryption,
+            **self._encryption_record(),
         }
         # The sidecar is the "complete" marker: written last, atomically.
         self.store.write_json(sidecar_key(name), sidecar)
         return self._adopt(self.store.point_from_sidecar(sidecar))
+
+    def _encryption_record(self) -> dict[str, object]:
+        """The sidecar's record of client-side encryption (a key reference, never a key)."""
+        if self.encryption is not None:
+            return {"client_encryption": {"scheme": SCHEME, "key": self.encryption.reference}}
+        return {}
+
+    @property
+    def key_sources(self) -> tuple[KeySource, ...]:
+        """The keys that decrypt this target's archives: the current one, then *previous_keys*."""
+        current = (self.encryption,) if self.encryption is not None else ()
+        return (*current, *self.previous_keys)
 
     def list_points(self) -> Iterator[RecoveryPoint]:
         """Stream the points of this target in every known store (incomplete ones as FAILED)."""
@@ -593,8 +657,23 @@ class Directory(DirectoryRestores):
         return swept
 
     def verify(self, point: RecoveryPoint) -> str:
-        """Re-read *point*'s archive and check its SHA-256 (see `ArchiveStore.verify_point`)."""
-        return self._store_for(point).verify_point(point)
+        """Re-read *point*'s archive and check its SHA-256 (see `ArchiveStore.verify_point`).
+
+        An encrypted archive is also decrypted, streaming, so every segment is authenticated
+        with the key (nothing is written).
+
+        Raises:
+            VerificationError: The archive does not match its checksum.
+            DecryptionError: Wrong key, or an encrypted archive that was tampered or truncated.
+        """
+        store = self._store_for(point)
+        checksum = store.verify_point(point)
+        if point.details.get("client_encryption"):
+            with store.open_reader(archive_key(point.id)) as reader:
+                decrypt_to(
+                    reader, _Discard(), self.key_sources, f"{store.url}: archive {point.id!r}"
+                )
+        return checksum
 
     def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
         """Copy *point* into ``destination.store`` (a store or a URL), streaming, then verify it.
@@ -630,6 +709,11 @@ class Directory(DirectoryRestores):
         copied = source.copy_point(point, target, name=f"{point.id}-{destination.tier}")
         self._stores.setdefault(target.url, target)
         return self._adopt(copied)
+
+
+class _Discard:
+    def write(self, data: bytes, /) -> int:
+        return len(data)
 
 
 def _patterns(field: str, values: Iterable[str]) -> tuple[str, ...]:

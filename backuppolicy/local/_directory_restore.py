@@ -31,6 +31,7 @@ from backuppolicy.core.restoring import (
 )
 from backuppolicy.core.targets import IsolationProfile, ManifestEntry, RestoredResource
 from backuppolicy.local._archive_store import ArchiveStore
+from backuppolicy.local._crypt import DecryptingReader, KeySource, decrypt_to, is_encrypted
 from backuppolicy.local._extract import apply_dir_modes, extract_archive, read_manifest, verify_tree
 from backuppolicy.local._format import DATA, archive_key, plain_mode, sha256_of
 from backuppolicy.local._leftovers import (
@@ -55,13 +56,22 @@ class DirectoryRestores:
 
         def verify(self, point: RecoveryPoint) -> str: ...
 
+        @property
+        def key_sources(self) -> tuple[KeySource, ...]: ...
+
     # -- ManifestedPoints: the archive's manifest, for restore-test fingerprints ---------------
 
     def manifest_entries(self, point: RecoveryPoint) -> list[ManifestEntry]:
         """Every file of *point*'s ``manifest.json``, with its SHA-256 (read from the archive)."""
         store = self._store_for(point)
         with store.open_reader(archive_key(point.id)) as stream:
-            manifest = read_manifest(stream, point.id)
+            if point.details.get("client_encryption"):
+                # Segments are authenticated before any of their bytes reach the tar reader.
+                where = f"{store.url}: archive {point.id!r}"
+                plain = DecryptingReader(stream, self.key_sources, where)
+                manifest = read_manifest(plain, point.id)
+            else:
+                manifest = read_manifest(stream, point.id)
         return [
             ManifestEntry(
                 path=str(entry["path"]),
@@ -163,7 +173,11 @@ class DirectoryRestores:
                     raise VerificationError(
                         msg, result={"point": point.id, "expected": expected, "actual": actual}
                     )
-                manifest = extract_archive(archive, staging, point.id)
+                manifest = extract_archive(
+                    self._plain_archive(archive, staging, f"{store.url}: archive {point.id!r}"),
+                    staging,
+                    point.id,
+                )
             root = staging / DATA
             verify_tree(root, manifest, point.id)
             if external_links:
@@ -176,6 +190,22 @@ class DirectoryRestores:
             os.close(lock)
         dest.chmod(plain_mode(manifest.get("root", {}).get("mode", "0700")))
         return dest
+
+    def _plain_archive(self, archive: Path, staging: Path, where: str) -> Path:
+        """*archive* itself if it is plaintext, else its plaintext decrypted into *staging*.
+
+        Every segment is authenticated before extraction starts, so a wrong key or a
+        tampered byte stops the restore with nothing extracted (*staging* is removed).
+        """
+        with archive.open("rb") as handle:
+            if not is_encrypted(handle.read(8)):
+                return archive
+            handle.seek(0)
+            plain = staging / ".bp-decrypted.tar.gz"
+            fd = os.open(plain, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                decrypt_to(handle, out, self.key_sources, where)
+        return plain
 
     # -- restores through backuppolicy.restore (the Restorable protocol) ---------------
 

@@ -71,11 +71,25 @@ class DirectoryStore(ArchiveStore):
     Attributes:
         path: The directory.
         tier: Tier of the points (default ``"local"``).
+        declared_encryption: ``"volume"`` when the policy declares the directory is on an
+            encrypted volume (``location.encryption: declared-volume``): reported as declared,
+            not verified. ``None`` otherwise.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, tier: str = "local") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        tier: str = "local",
+        declared_encryption: str | None = None,
+    ) -> None:
         self.path = Path(path).expanduser().absolute()
         self.tier = _check_tier(tier)
+        if declared_encryption not in (None, "volume"):
+            raise PolicyError.for_field(
+                "declared_encryption", "'volume' or None", declared_encryption
+            )
+        self.declared_encryption = declared_encryption
 
     def __repr__(self) -> str:
         return f"<backuppolicy.local.DirectoryStore(path={str(self.path)!r}, tier={self.tier!r})>"
@@ -429,6 +443,7 @@ def open_store(
         text = text[len("file://") :]
     elif "://" in text:
         raise PolicyError.for_field("store", "a directory, a file:// URL or an s3:// URL", text)
+    declared = options.pop("declared_encryption", None)
     if options:
         raise PolicyError.for_field("options", "no options for a directory store", options)
-    return DirectoryStore(text, tier=tier)
+    return DirectoryStore(text, tier=tier, declared_encryption=declared)

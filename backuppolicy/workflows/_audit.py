@@ -115,8 +115,8 @@ CLAUSE_ORDER: Final = (
 
 CHECK_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
     "s3-versioning": ("versioning",),
-    "encryption": ("encrypted",),
-    "not-public": ("not-public",),
+    "encryption": ("encrypted", "bucket-encryption"),
+    "not-public": ("not-public", "bucket-public-access"),
     "rds-settings": ("rds-settings",),
 }
 """Names of the verifier checks whose results are evidence for each verification clause."""
@@ -393,6 +393,8 @@ class _TargetAudit:
                 detail="no evidence: no encrypted check and no point reports its encryption",
             )
         note = f"; {len(unknown)} point(s) without evidence" if unknown else ""
+        declared = [e for e in latest if e.result.evidence.get("verified") is False]
+        note += f"; {len(declared)} declared, not verified" if declared else ""
         return self.finding(
             clause,
             compliant=True,

@@ -20,6 +20,7 @@ import attrs
 from backuppolicy.checks._declared import declared_probes
 from backuppolicy.checks.integrity import IntegrityCheck
 from backuppolicy.checks.metadata import (
+    BucketSettingMatchesPolicy,
     Completed,
     Encrypted,
     Fresh,
@@ -28,6 +29,7 @@ from backuppolicy.checks.metadata import (
     ObjectLock,
     SettingsMatchPolicy,
     VersioningEnabled,
+    expected_bucket_settings,
 )
 from backuppolicy.checks.probes import ProbeLike
 from backuppolicy.checks.restore_test import RestoreTest
@@ -37,6 +39,7 @@ from backuppolicy.checks.verify import (
     default_ran_by,
     newest_good,
 )
+from backuppolicy.core.capabilities import BucketSettingsDrift
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.integrity_schedule import IntegritySlot, integrity_slots_due
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
@@ -59,7 +62,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ResultRecorder",
+    "SettingChange",
     "default_checks",
+    "enforce_settings",
     "integrity_due",
     "integrity_plan",
     "isolation_for",
@@ -159,7 +164,8 @@ def default_checks(policy: Policy | None = None) -> list[Verifier]:
 
     `Completed`, `Encrypted` (if ``require_encryption``), `NotPublic` (if ``require_private``),
     `Fresh`, `HasOffsiteCopy`, `VersioningEnabled`, `ObjectLock` (warns only),
-    `SettingsMatchPolicy` and `IntegrityCheck`.
+    `SettingsMatchPolicy`, `BucketSettingMatchesPolicy` (``encryption`` and
+    ``block_public_access`` of buckets whose settings state them) and `IntegrityCheck`.
     """
     spec = policy.verification if policy is not None else None
     checks: list[Verifier] = [Completed()]
@@ -173,9 +179,62 @@ def default_checks(policy: Policy | None = None) -> list[Verifier]:
         VersioningEnabled(),
         ObjectLock(required=False),
         SettingsMatchPolicy(),
+        BucketSettingMatchesPolicy("encryption"),
+        BucketSettingMatchesPolicy("block_public_access"),
         IntegrityCheck(),
     ]
     return checks
+
+
+@attrs.frozen
+class SettingChange:
+    """One setting of a target changed (or, in a dry run, that would change) by `enforce_settings`.
+
+    Attributes:
+        target: The target.
+        setting: The setting (``"encryption"``, ``"kms_key_id"``, ``"block_public_access"``).
+        expected: What the policy says.
+        actual: What it was before.
+        applied: Whether it was changed (``False`` in a dry run).
+    """
+
+    target: str
+    setting: str
+    expected: object
+    actual: object
+    applied: bool
+
+    def describe(self) -> str:
+        """One line: ``"web: encryption: AES256 -> aws:kms"`` (``would set`` in a dry run)."""
+        verb = "set" if self.applied else "would set"
+        return f"{self.target}: {verb} {self.setting}: {self.actual} -> {self.expected}"
+
+
+def enforce_settings(
+    policy: Policy,
+    *,
+    targets: Mapping[str, BackupTarget] | None = None,
+    only: Iterable[str] | None = None,
+    apply: bool = False,
+) -> list[SettingChange]:
+    """Bring each bucket's ``encryption`` and ``block_public_access`` to what *policy* states.
+
+    Only targets with `BucketSettingsDrift` (S3 buckets) whose settings state them; each
+    change is one request, and a bucket that matches gets none (idempotent). Without *apply*,
+    a dry run: the changes are returned, nothing is changed. Nothing is ever loosened.
+    """
+    names = list(only) if only is not None else [t.name for t in policy.targets]
+    built = _targets_for(policy, targets, names)
+    changes: list[SettingChange] = []
+    for name in names:
+        target: object = built.get(name)
+        wanted = expected_bucket_settings(policy, name)
+        if wanted and isinstance(target, BucketSettingsDrift):
+            changes.extend(
+                SettingChange(name, d.field, d.expected, d.actual, apply)
+                for d in target.enforce_bucket_settings(wanted, apply=apply)
+            )
+    return changes
 
 
 def _scope(check: Verifier) -> str:
