@@ -18,7 +18,11 @@ clause key                    section     compliant when
 ``offsite-copy``              §1.4        each copy tier has a completed copy within its cadence
                                           (+ grace), e.g. a weekly off-site copy
 ``quarterly-restore-test``    §3.2        each finished quarter of the last year had a restore test
-``application-restore-test``  §3.3        each application passed a restore test in the last year
+                                          that passed with data proof (failed and unproven tests
+                                          never count)
+``application-restore-test``  §3.3        each application was covered in the last year: each of
+                                          its targets (or each target marked ``critical``) passed
+                                          a restore test with data proof
 ``integrity-check``           §4.1, §4.2  each covered tier of each target passed an integrity check
                                           in the last year
 ``testing-log``               §3.5        with a log: no entry of the log is damaged, and none was
@@ -29,7 +33,13 @@ clause key                    section     compliant when
 ``not-public``                §7.5, §8.3  the latest ``not-public`` checks of the target and its
                                           existing points passed
 ``rds-settings``              §1.2, §2.1  RDS targets: the latest ``rds-settings`` check passed
+``backup-size``               §1.1        with ``verification.size_anomaly``: the latest
+                                          ``size-anomaly`` checks found no backup far off its
+                                          target's rolling median size
 ============================  ==========  =============================================================
+
+A finding met only by evidence obtained against stand-ins (results marked ``simulated``) is
+``ok (simulated)``: compliant, and labelled so in every format of the report.
 
 Verification results count when they were checked within *evidence_within* (35 days) before
 *now*; results about points that no longer exist are ignored. Each non-compliant finding is sent
@@ -51,7 +61,7 @@ Example:
     >>> [(f.clause.key, f.compliant) for f in report.of("daily-backup") + report.of("retention")]
     [('daily-backup', True), ('retention', True)]
     >>> report.of("application-restore-test")[0].detail
-    'no passing restore test of application shop in 2025-11-26 to 2026-11-26'
+    'application shop not covered in 2025-11-26 to 2026-11-26: no restore test with data proof of db'
 """
 
 from __future__ import annotations
@@ -104,6 +114,7 @@ CLAUSE_ORDER: Final = (
     "encryption",
     "not-public",
     "rds-settings",
+    "backup-size",
     "coverage",
 )
 """Keys of the clauses the audit checks, in report order."""
@@ -113,6 +124,7 @@ CHECK_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
     "encryption": ("encrypted",),
     "not-public": ("not-public",),
     "rds-settings": ("rds-settings",),
+    "backup-size": ("size-anomaly",),
 }
 """Names of the verifier checks whose results are evidence for each verification clause."""
 
@@ -340,7 +352,7 @@ class _TargetAudit:
             return self.finding(
                 clause, compliant=False, detail=f"no evidence: no {names} check in the window"
             )
-        failed = [e for e in latest if e.status is CheckStatus.FAIL]
+        failed = [e for e in latest if not e.ok]  # failed or unproven: never met
         if failed:
             issues = (
                 "; ".join(i for e in failed for i in e.result.issues) or failed[-1].result.details
@@ -355,6 +367,7 @@ class _TargetAudit:
         return self.finding(
             clause,
             compliant=True,
+            simulated=all(e.result.simulated for e in latest),
             evidence=tuple(e.id for e in latest),
             detail=f"{len(latest)} check(s) passed, last {_when(newest.checked_at)}: {newest.result.details}".rstrip(
                 ": "
@@ -369,7 +382,7 @@ class _TargetAudit:
         plain = [p for p in backups if p.id not in checked and p.encrypted is False]
         sealed = [p for p in backups if p.id not in checked and p.encrypted is True]
         unknown = [p for p in backups if p.id not in checked and p.encrypted is None]
-        failed = [e for e in latest if e.status is CheckStatus.FAIL]
+        failed = [e for e in latest if not e.ok]
         if failed or plain:
             return self.finding(
                 clause,
@@ -390,6 +403,7 @@ class _TargetAudit:
         return self.finding(
             clause,
             compliant=True,
+            simulated=bool(latest) and all(e.result.simulated for e in latest),
             evidence=(*(e.id for e in latest), *(p.id for p in sealed)),
             detail=f"{len(sealed)} point(s) encrypted by their metadata, {len(latest)} check(s) passed{note}",
         )
@@ -444,6 +458,7 @@ def _log_findings(
                 Finding(
                     every_period,
                     req.met,
+                    simulated=req.simulated,
                     period=req.subject,
                     evidence=evidence,
                     detail=req.detail(),
@@ -454,6 +469,7 @@ def _log_findings(
                 Finding(
                     per_app,
                     req.met,
+                    simulated=req.simulated,
                     application=req.subject,
                     evidence=evidence,
                     detail=req.detail(),
@@ -464,6 +480,7 @@ def _log_findings(
                 Finding(
                     integrity,
                     req.met,
+                    simulated=req.simulated,
                     target=req.target or "",
                     application=req.application or "",
                     tier=req.tier or "",
@@ -620,6 +637,13 @@ def audit(
             found["not-public"].append(
                 one.verified(
                     "not-public", Clause("not-public", "§7.5, §8.3", "no public access or sharing")
+                )
+            )
+        if v.size_anomaly is not None:
+            found["backup-size"].append(
+                one.verified(
+                    "backup-size",
+                    Clause("backup-size", "§1.1", "backup sizes near their rolling median"),
                 )
             )
         if spec.kind in _RDS_KINDS:
