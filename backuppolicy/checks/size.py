@@ -120,7 +120,7 @@ class SizeAnomaly:
             "rise_above_percent": self.spec.rise_above,
         }
         words = (
-            f"{_size_text(point.size_bytes)}, {percent if percent is not None else '-'}% of the "
+            f"{_size_text(point.size_bytes)}, {f'{percent:g}' if percent is not None else '-'}% of the "
             f"median {_size_text(median)} of the {len(earlier)} backup(s) before it"
         )
         anomaly = CheckStatus(self.spec.status)

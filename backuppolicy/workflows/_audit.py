@@ -364,6 +364,16 @@ class _TargetAudit:
                 detail=f"{len(failed)} failed check(s): {issues}",
             )
         newest = latest[-1]
+        warned = [e for e in latest if e.status is CheckStatus.WARN]
+        if warned:  # compliant, but the warnings are the detail
+            return self.finding(
+                clause,
+                compliant=True,
+                simulated=all(e.result.simulated for e in latest),
+                evidence=tuple(e.id for e in latest),
+                detail=f"{len(latest)} check(s), {len(warned)} warning(s): "
+                + "; ".join(e.result.details for e in warned[-_MAX_IDS_IN_DETAIL:]),
+            )
         return self.finding(
             clause,
             compliant=True,
