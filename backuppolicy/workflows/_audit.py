@@ -72,6 +72,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
+import attrs
+
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.resolution import get_resolver
@@ -557,6 +559,7 @@ def audit(
     coverage: bool | None = None,
     session: boto3.Session | None = None,
     endpoint_url: str | None = None,
+    simulated: bool = False,
 ) -> ComplianceReport:
     """Audit *policy* at *now*: every clause, every target, with the evidence.
 
@@ -578,6 +581,9 @@ def audit(
             with targets passed in, the caller's world is its own, so ask with ``coverage=True``.
         session: `boto3.Session` for the coverage search.
         endpoint_url: Endpoint for the coverage search (moto server, LocalStack).
+        simulated: The targets are stand-ins (a simulated world, such as the demo's moto AWS):
+            every compliant finding is marked ``simulated``, also those that rest on the
+            points listed rather than on results in the log.
 
     Returns:
         The `~backuppolicy.report.ComplianceReport`.
@@ -673,7 +679,11 @@ def audit(
         if _wants_coverage(coverage=coverage, targets_given=targets is not None, session=session)
         else ()
     )
-    ordered = tuple(finding for key in CLAUSE_ORDER for finding in found[key])
+    ordered = tuple(
+        attrs.evolve(finding, simulated=True) if simulated and finding.compliant else finding
+        for key in CLAUSE_ORDER
+        for finding in found[key]
+    )
     failures = _notify(policy, ordered, now=now, notifiers=notifiers)
     return ComplianceReport(
         policy=policy.name,
