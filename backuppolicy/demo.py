@@ -551,7 +551,10 @@ def _stand_in_volume(policy: Policy, root: Path) -> tuple[Path, str]:
     volume = root / "stand-in-web-server-volume"
     volume.mkdir(exist_ok=True)
     (volume / "app.py").write_bytes((code / "app.py").read_bytes())
-    return volume, f"directory {volume.name} standing in for the restored volumes (moto keeps no blocks)"
+    return (
+        volume,
+        f"directory {volume.name} standing in for the restored volumes (moto keeps no blocks)",
+    )
 
 
 def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and open_world()

@@ -62,8 +62,7 @@ def make_policy(**verification: Any) -> Policy:
                 {"name": "web", "kind": "testing:memory", "application": "shop"},
                 {"name": "notes", "kind": "testing:memory", "application": "blog"},
             ],
-            "verification": {"require_encryption": False, "require_private": False}
-            | verification,
+            "verification": {"require_encryption": False, "require_private": False} | verification,
         }
     )
 
@@ -105,6 +104,7 @@ def restore_result(
 
 
 def findings(report: ComplianceReport, key: str) -> list[tuple[str, bool]]:
+    """(subject, compliant) of the findings of clause *key*."""
     return [(f.subject, f.compliant) for f in report.of(key)]
 
 
@@ -130,14 +130,10 @@ class TestNoProbeIsUnproven:
         result = RestoreTest(probes=[passing_probe]).verify(db, point, VerifyContext(now=NOW))
         assert (CheckStatus.PASS, True, True) == (result.status, result.ok, result.proven)
 
-    def test_unproven_is_notified(
-        self, policy: Policy, targets: dict[str, MemoryTarget]
-    ) -> None:
+    def test_unproven_is_notified(self, policy: Policy, targets: dict[str, MemoryTarget]) -> None:
         """An unproven restore test reaches the notifiers like a failure, saying it is unproven."""
         notifier = Notifier()
-        results = restore_test(
-            policy, now=NOW, targets=targets, only=["db"], notifiers=[notifier]
-        )
+        results = restore_test(policy, now=NOW, targets=targets, only=["db"], notifiers=[notifier])
         assert ["unproven"] == [r.status.value for r in results]
         assert ["restore-test of db-0001 is unproven"] == [
             e.message.split(":")[0] for e in notifier.events

@@ -42,6 +42,22 @@ def _redirected(resolver: object, endpoint: object, own: object) -> bool:
     return endpoint != own
 
 
+def _verdict(
+    point: RecoveryPoint, results: Sequence[ProbeResult], issues: Sequence[str], stand_in: str
+) -> tuple[CheckStatus, str]:
+    """Fail on any issue; without a probe, unproven; else a pass (saying when it is simulated)."""
+    if issues:
+        return CheckStatus.FAIL, "; ".join(issues[:3])
+    if not results:
+        return CheckStatus.UNPROVEN, (
+            f"restored {point.id} and torn down, but no probe looked at the data: unproven "
+            "(give the target probes)"
+        )
+    passed = sum(r.ok for r in results)
+    details = f"restored {point.id} and torn down; {passed}/{len(results)} probe(s) passed"
+    return CheckStatus.PASS, details + (f"; simulated: {stand_in}" if stand_in else "")
+
+
 def _describe_resolver(resolver: object) -> str:
     description = getattr(resolver, "description", None)
     if isinstance(description, str) and description:
@@ -171,24 +187,11 @@ class RestoreTest:
             issues.append(
                 f"restore took {restored_in:.0f} s, more than the RTO ({rto_limit:.0f} s)"
             )
-        passed = sum(r.ok for r in results)
         if context.simulated and not stand_in:
             stand_in = "the restore ran in a simulated world"
         if stand_in:
             evidence["simulated"] = stand_in
-        if issues:
-            status, details = CheckStatus.FAIL, "; ".join(issues[:3])
-        elif not results:
-            status = CheckStatus.UNPROVEN
-            details = (
-                f"restored {point.id} and torn down, but no probe looked at the data: unproven "
-                "(give the target probes)"
-            )
-        else:
-            status = CheckStatus.PASS
-            details = f"restored {point.id} and torn down; {passed}/{len(results)} probe(s) passed"
-        if stand_in and results:
-            details += f"; simulated: {stand_in}"
+        status, details = _verdict(point, results, issues, stand_in)
         return make_result(
             self.name,
             status,

@@ -123,18 +123,19 @@ class SizeAnomaly:
             f"{_size_text(point.size_bytes)}, {f'{percent:g}' if percent is not None else '-'}% of the "
             f"median {_size_text(median)} of the {len(earlier)} backup(s) before it"
         )
+        status, details = self._judge(percent, words)
+        return result(status, details, **evidence)
+
+    def _judge(self, percent: float | None, words: str) -> tuple[CheckStatus, str]:
+        """The status and details for a size at *percent* of the median."""
         anomaly = CheckStatus(self.spec.status)
         if percent is None:  # every earlier backup was empty: nothing to compare with
-            return result(CheckStatus.SKIPPED, f"{words}: the median is 0", **evidence)
+            return CheckStatus.SKIPPED, f"{words}: the median is 0"
         if percent < self.spec.drop_below:
-            return result(
-                anomaly,
+            return anomaly, (
                 f"size anomaly: {words} (below {self.spec.drop_below:g}%): an empty or "
-                "partial dump?",
-                **evidence,
+                "partial dump?"
             )
         if self.spec.rise_above is not None and percent > self.spec.rise_above:
-            return result(
-                anomaly, f"size anomaly: {words} (above {self.spec.rise_above:g}%)", **evidence
-            )
-        return result(CheckStatus.PASS, words, **evidence)
+            return anomaly, f"size anomaly: {words} (above {self.spec.rise_above:g}%)"
+        return CheckStatus.PASS, words

@@ -77,8 +77,8 @@ from backuppolicy.core.selector import Selector
 __all__ = [
     "AccountSpec",
     "NotificationSpec",
-    "SizeAnomalySpec",
     "Objective",
+    "SizeAnomalySpec",
     "TargetSpec",
     "TierSpec",
     "VerificationSpec",
@@ -292,7 +292,7 @@ class VerificationSpec:
 
     def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        return {
+        data: dict[str, object] = {
             "restore_test_every": self.restore_test_every.value,
             "restore_test_per_application_every": self.restore_test_per_application_every.value,
             "integrity_check_every": self.integrity_check_every.value,
@@ -301,7 +301,10 @@ class VerificationSpec:
             "freshness_grace": str(self.freshness_grace),
             "require_encryption": self.require_encryption,
             "require_private": self.require_private,
-        } | ({"size_anomaly": self.size_anomaly.to_dict()} if self.size_anomaly else {})
+        }
+        if self.size_anomaly is not None:
+            data["size_anomaly"] = self.size_anomaly.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: object, *, path: str = "verification") -> VerificationSpec:

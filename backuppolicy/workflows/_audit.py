@@ -421,6 +421,29 @@ class _TargetAudit:
         )
 
 
+def _verification_findings(
+    one: _TargetAudit, spec: TargetSpec, policy: Policy
+) -> list[tuple[str, Finding]]:
+    """The target's findings from verification results: (clause key, finding) pairs."""
+    v = policy.verification
+    found: list[tuple[str, Finding]] = []
+    if spec.kind == "s3-bucket":
+        clause = Clause("s3-versioning", "§7.1", "S3 versioning enabled")
+        found.append(("s3-versioning", one.verified("s3-versioning", clause)))
+    if v.require_encryption:
+        found.append(("encryption", one.encryption()))
+    if v.require_private:
+        clause = Clause("not-public", "§7.5, §8.3", "no public access or sharing")
+        found.append(("not-public", one.verified("not-public", clause)))
+    if v.size_anomaly is not None:
+        clause = Clause("backup-size", "§1.1", "backup sizes near their rolling median")
+        found.append(("backup-size", one.verified("backup-size", clause)))
+    if spec.kind in _RDS_KINDS:
+        clause = Clause("rds-settings", "§1.2, §2.1", "RDS backup settings match the policy")
+        found.append(("rds-settings", one.verified("rds-settings", clause)))
+    return found
+
+
 def _before(duration: Duration, moment: datetime) -> datetime:
     earlier = duration.before(moment)
     return earlier if earlier is not None else datetime.min.replace(tzinfo=moment.tzinfo)
@@ -601,7 +624,6 @@ def audit(
         log_findings.append(_log_integrity(log))
     entries.extend(_unrecorded(checks or ()))
     evidence_since = _before(window, now)
-    v = policy.verification
 
     found: dict[str, list[Finding]] = {key: [] for key in CLAUSE_ORDER}
     all_points: list[RecoveryPoint] = []
@@ -641,34 +663,8 @@ def audit(
         )
         found["retention"].append(one.retention(plan))
         found["offsite-copy"].extend(one.offsite_copies())
-        if spec.kind == "s3-bucket":
-            found["s3-versioning"].append(
-                one.verified(
-                    "s3-versioning", Clause("s3-versioning", "§7.1", "S3 versioning enabled")
-                )
-            )
-        if v.require_encryption:
-            found["encryption"].append(one.encryption())
-        if v.require_private:
-            found["not-public"].append(
-                one.verified(
-                    "not-public", Clause("not-public", "§7.5, §8.3", "no public access or sharing")
-                )
-            )
-        if v.size_anomaly is not None:
-            found["backup-size"].append(
-                one.verified(
-                    "backup-size",
-                    Clause("backup-size", "§1.1", "backup sizes near their rolling median"),
-                )
-            )
-        if spec.kind in _RDS_KINDS:
-            found["rds-settings"].append(
-                one.verified(
-                    "rds-settings",
-                    Clause("rds-settings", "§1.2, §2.1", "RDS backup settings match the policy"),
-                )
-            )
+        for key, finding in _verification_findings(one, spec, policy):
+            found[key].append(finding)
     for key, findings in _log_findings(policy, entries, now=now, since=since).items():
         audited = {spec.name for spec in specs if spec.name in built}
         found[key].extend(f for f in findings if not f.target or f.target in audited)

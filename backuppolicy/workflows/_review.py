@@ -163,9 +163,13 @@ class Requirement:
             counts: dict[str, list[str]] = {}
             for entry in sorted(self.rejected, key=entry_order):
                 counts.setdefault(_rejected_word(entry), []).append(entry.id)
-            why = "; " + ", ".join(
-                f"{len(ids)} {word} ({', '.join(ids[:3])})" for word, ids in counts.items()
-            ) + " did not count"
+            why = (
+                "; "
+                + ", ".join(
+                    f"{len(ids)} {word} ({', '.join(ids[:3])})" for word, ids in counts.items()
+                )
+                + " did not count"
+            )
         if self.missing:
             done = sorted({e.target for e in self.evidence})
             passed = f" ({', '.join(done)} passed)" if done else ""
@@ -194,7 +198,7 @@ def _rejected_word(entry: LogEntry) -> str:
     """Why an entry did not count: its status, or ``unproven`` for a pass without data proof."""
     if entry.status is CheckStatus.PASS:
         return "unproven (passed without a probe)"
-    return entry.status.value
+    return str(entry.status.value)
 
 
 def entry_order(entry: LogEntry) -> tuple[datetime, str]:
@@ -221,39 +225,18 @@ def _tests(spec: TargetSpec, target: str) -> bool:
     return target == spec.name or (spec.selector is not None and target.startswith(f"{spec.name}-"))
 
 
-def requirements(
-    policy: Policy,
-    entries: Sequence[LogEntry],
-    *,
-    now: datetime,
-    since: datetime | None = None,
+def _application_requirements(
+    policy: Policy, restore_tests: Sequence[LogEntry], *, now: datetime
 ) -> list[Requirement]:
-    """What the policy requires of the testing log at *now*, each with the entries that meet it.
-
-    * Each application: within one ``restore_test_per_application_every`` before *now* (a
-      rolling window: "in the last 12 months"), a restore test that passed with data proof
-      (`CheckResult.proven`) of each of its enabled targets, or of each target marked
-      ``critical`` when some are. One target never covers its application for the others.
-    * Each finished ``restore_test_every`` period (calendar quarters in the policy's time zone)
-      that ends after *since* (default: one year before *now*) and no later than *now*: at
-      least one restore test that passed with data proof. A failed or unproven test never
-      meets it.
-    * Each enabled target and each tier of it that integrity checks cover: a passing integrity
-      check of that tier within one ``integrity_check_every`` before *now*.
-    """
-    now = ensure_aware(now, field="now")
-    v = policy.verification
+    """§3.3: per application, a restore test with data proof of each needed target."""
     application_of = {spec.name: spec.application for spec in policy.targets}
-    current = [e for e in entries if e.checked_at <= now]
-    restore_tests = [e for e in current if e.kind is CheckKind.RESTORE_TEST]
     proven = [e for e in restore_tests if e.result.proven]
-    integrity = [e for e in current if e.kind is CheckKind.INTEGRITY and e.passed]
     result: list[Requirement] = []
 
     def app_of(entry: LogEntry) -> str | None:
         return entry.application or application_of.get(entry.target)
 
-    start = _window_start(cadence_span(v.restore_test_per_application_every), now)
+    start = _window_start(cadence_span(policy.verification.restore_test_per_application_every), now)
     for app in policy.applications:
         mine = [e for e in proven if app_of(e) == app]
         in_window = [e for e in mine if e.checked_at >= start]
@@ -288,6 +271,37 @@ def requirements(
                 ),
             )
         )
+
+    return result
+
+
+def requirements(
+    policy: Policy,
+    entries: Sequence[LogEntry],
+    *,
+    now: datetime,
+    since: datetime | None = None,
+) -> list[Requirement]:
+    """What the policy requires of the testing log at *now*, each with the entries that meet it.
+
+    * Each application: within one ``restore_test_per_application_every`` before *now* (a
+      rolling window: "in the last 12 months"), a restore test that passed with data proof
+      (`CheckResult.proven`) of each of its enabled targets, or of each target marked
+      ``critical`` when some are. One target never covers its application for the others.
+    * Each finished ``restore_test_every`` period (calendar quarters in the policy's time zone)
+      that ends after *since* (default: one year before *now*) and no later than *now*: at
+      least one restore test that passed with data proof. A failed or unproven test never
+      meets it.
+    * Each enabled target and each tier of it that integrity checks cover: a passing integrity
+      check of that tier within one ``integrity_check_every`` before *now*.
+    """
+    now = ensure_aware(now, field="now")
+    v = policy.verification
+    current = [e for e in entries if e.checked_at <= now]
+    restore_tests = [e for e in current if e.kind is CheckKind.RESTORE_TEST]
+    proven = [e for e in restore_tests if e.result.proven]
+    integrity = [e for e in current if e.kind is CheckKind.INTEGRITY and e.passed]
+    result = _application_requirements(policy, restore_tests, now=now)
 
     cadence = v.restore_test_every
     lookback = ensure_aware(since, field="since") if since is not None else None
