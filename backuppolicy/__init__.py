@@ -17,6 +17,7 @@ from backuppolicy.checks.metadata import (
 )
 from backuppolicy.checks.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
 from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.size import SizeAnomaly
 from backuppolicy.checks.verify import (
     Verifier,
     VerifyContext,
@@ -188,6 +189,7 @@ __all__ = [
     "Secret",
     "Selector",
     "SettingsMatchPolicy",
+    "SizeAnomaly",
     "SnsNotifier",
     "SqlCheck",
     "SqlProbe",

@@ -18,6 +18,7 @@ Needs the ``demo`` extra (moto and time-machine): ``pip install 'backuppolicy[de
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import tempfile
 import time
@@ -549,6 +550,22 @@ def _stand_in_database(root: Path) -> tuple[Any, str, str]:
     )
 
 
+def _stand_in_volume(policy: Policy, root: Path) -> tuple[Path, str]:
+    """A directory standing in for the restored web server's volumes: path and words.
+
+    moto restores EBS snapshots as API objects without blocks, so nothing can be read from the
+    restored volumes; the probe reads the shop's code from this stand-in instead.
+    """
+    code = Path(str(policy.target("shop-code").settings["path"]))
+    volume = root / "stand-in-web-server-volume"
+    volume.mkdir(exist_ok=True)
+    (volume / "app.py").write_bytes((code / "app.py").read_bytes())
+    return (
+        volume,
+        f"directory {volume.name} standing in for the restored volumes (moto keeps no blocks)",
+    )
+
+
 def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and open_world()
     policy: Policy,
     targets: Mapping[str, BackupTarget],
@@ -557,11 +574,23 @@ def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and op
     log: TestLog,
     out: TextIO | None,
 ) -> tuple[list[CheckResult], list[CheckResult], str]:
-    """Run the checks and a restore test of every target into *log*: checks, tests, stand-in."""
-    from backuppolicy.checks.probes import SqlProbe, StaticEndpoint  # noqa: PLC0415
+    """Run the checks and a restore test of every target into *log*: checks, tests, stand-in.
+
+    Everything runs in a simulated world (moto plays AWS), so every result is marked
+    ``simulated``. Each target gets a data probe: the restored directories and the restored
+    S3 prefix are read for real (files and objects the world holds); the restored databases
+    and volumes have no data in moto, so their probes read stand-ins, which the evidence names.
+    """
+    from backuppolicy.checks.probes import (  # noqa: PLC0415
+        FileProbe,
+        ProbeLike,
+        S3ObjectProbe,
+        SqlProbe,
+        StaticEndpoint,
+    )
     from backuppolicy.workflows.verify import restore_test, run_checks  # noqa: PLC0415
 
-    checks = run_checks(policy, now=now, targets=targets, log=log, notifiers=[])
+    checks = run_checks(policy, now=now, targets=targets, log=log, notifiers=[], simulated=True)
     by_status = Counter(r.status.value for r in checks)
     _write(
         out,
@@ -572,24 +601,44 @@ def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and op
             _write(out, f"    FAIL {result.target} {result.check}: {result.details}")
 
     connect, endpoint, stand_in = _stand_in_database(root)
-    databases = [t.name for t in policy.targets if t.kind in {"rds-instance", "aurora-cluster"}]
-    probe = SqlProbe("select count(*) from orders", expect=_ORDERS, connect=connect)
-    resolver = StaticEndpoint(endpoint, description=stand_in)
+    probes: dict[str, list[ProbeLike]] = {}
+    resolvers: dict[str, Any] = {}
+    database = SqlProbe("select count(*) from orders", expect=_ORDERS, connect=connect)
+    volume, volume_words = _stand_in_volume(policy, root)
+    for spec in policy.targets:
+        if spec.kind in {"rds-instance", "aurora-cluster"}:
+            probes[spec.name] = [database]
+            resolvers[spec.name] = StaticEndpoint(endpoint, description=stand_in)
+        elif spec.kind in {"ec2-instance", "ebs-volume"}:
+            probes[spec.name] = [FileProbe({"app.py": None})]
+            resolvers[spec.name] = StaticEndpoint(str(volume), description=volume_words)
+        elif spec.kind == "s3-bucket":
+            probes[spec.name] = [S3ObjectProbe({"img/logo-0.png": None})]
+        elif spec.kind == "directory":
+            path = Path(str(spec.settings["path"]))
+            excluded = [str(x) for x in spec.settings.get("exclude", ())]
+            backed_up = sorted(
+                p.name
+                for p in path.iterdir()
+                if p.is_file() and not any(fnmatch.fnmatch(p.name, x) for x in excluded)
+            )
+            probes[spec.name] = [FileProbe(dict.fromkeys(backed_up))]
     tests = restore_test(
         policy,
         now=now,
         targets=targets,
-        probes={name: [probe] for name in databases},
-        endpoint_resolver=dict.fromkeys(databases, resolver),
+        probes=probes,
+        endpoint_resolver=resolvers,
         log=log,
         notifiers=[],
+        simulated=True,
     )
-    _write(out, f"  restore tests (data probe: {stand_in}):")
+    _write(out, f"  restore tests, all simulated (moto plays AWS; data probe: {stand_in}):")
     for result in tests:
         took = result.evidence.get("restore_seconds", result.duration)
         _write(
             out,
-            f"    {result.status.value:<7} {result.target:<12} {result.details} ({float(took):.1f} s)",
+            f"    {result.status.value:<8} {result.target:<12} {result.details} ({float(took):.1f} s)",
         )
     return checks, tests, stand_in
 
@@ -620,7 +669,14 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
 
     # Judge only the time the demo simulated: the world has no history before START.
     report = workflows.audit(
-        policy, now=now, targets=targets, log=log, notifiers=[], since=START, coverage=True
+        policy,
+        now=now,
+        targets=targets,
+        log=log,
+        notifiers=[],
+        since=START,
+        coverage=True,
+        simulated=True,  # moto plays AWS: every verdict rests on a simulated world
     )
     _write(out, "\ncompliance (findings that are not compliant):")
     _write(out, report.summary(failures_only=True))
@@ -628,13 +684,13 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
     report.to_html(report_path)
     _write(out, f"\nHTML report: {report_path}")
     _write(out, f"backup testing log: {run_dir / 'testing-log.jsonl'}")
-    _write(out, "\nbackup testing log, last entries:")
+    _write(out, "\nbackup testing log, last entries (* simulated: moto plays AWS):")
     for entry in list(log.entries())[-6:]:
         result = entry.result
         _write(
             out,
             f"  {result.checked_at:%Y-%m-%d %H:%M} {result.target:<12} {result.check:<13} "
-            f"{result.status.value:<7} {result.details[:70]}",
+            f"{result.status.value + ('*' if result.simulated else ''):<9} {result.details[:70]}",
         )
     # The demo is ok when the machinery works: restore tests and the rehearsal pass. What the
     # checks and the audit find about the world (e.g. unencrypted local archives) is reported.

@@ -170,6 +170,9 @@ class Finding:
         period: The period concerned (``"2026-Q3"``), for clauses about periods.
         evidence: What the verdict rests on: point ids and testing-log entry ids.
         detail: One human line: what was found.
+        simulated: Whether the evidence it rests on was obtained against stand-ins (the
+            demo's simulated world, a probe endpoint standing in for a restored database):
+            shown as ``ok (simulated)``, "met (simulated)".
     """
 
     clause: Clause = attrs.field(validator=attrs.validators.instance_of(Clause))
@@ -180,6 +183,16 @@ class Finding:
     period: str = attrs.field(default="", validator=_text, kw_only=True)
     evidence: tuple[str, ...] = attrs.field(default=(), converter=_to_evidence, kw_only=True)
     detail: str = attrs.field(default="", validator=_text, kw_only=True)
+    simulated: bool = attrs.field(
+        default=False, validator=attrs.validators.instance_of(bool), kw_only=True
+    )
+
+    @property
+    def result(self) -> str:
+        """``"ok"``, ``"ok (simulated)"`` or ``"NOT OK"``."""
+        if not self.compliant:
+            return "NOT OK"
+        return "ok (simulated)" if self.simulated else "ok"
 
     @property
     def subject(self) -> str:
@@ -204,6 +217,7 @@ class Finding:
             "compliant": self.compliant,
             "evidence": list(self.evidence),
             "detail": self.detail,
+            "simulated": self.simulated,
         }
 
 
@@ -220,6 +234,7 @@ _CSV_HEADERS: Final = (
     "compliant",
     "evidence",
     "detail",
+    "simulated",
 )
 _MAX_EVIDENCE_SHOWN = 3
 
@@ -251,6 +266,7 @@ _CSS: Final = (
     "text-align:left;vertical-align:top}"
     ".backuppolicy-report .ok{background:#e6f4ea}"
     ".backuppolicy-report .not-ok{background:#fce8e6}"
+    ".backuppolicy-report .ok.simulated{background:#fff8e1}"
 )
 
 
@@ -330,7 +346,7 @@ class ComplianceReport:
                 str(f.clause),
                 f.subject,
                 f.tier or "-",
-                "ok" if f.compliant else "NOT OK",
+                f.result,
                 _evidence_text(f.evidence),
                 f.detail,
             )
@@ -341,9 +357,11 @@ class ComplianceReport:
     def title(self) -> str:
         """One line: the policy, the time and the count of compliant findings."""
         good = sum(finding.compliant for finding in self.findings)
+        simulated = sum(f.compliant and f.simulated for f in self.findings)
+        note = f" ({simulated} on simulated evidence)" if simulated else ""
         return (
             f"compliance of policy {self.policy!r} at {self.now.isoformat()}: "
-            f"{good} of {len(self.findings)} findings compliant"
+            f"{good} of {len(self.findings)} findings compliant{note}"
         )
 
     def summary(self, *, failures_only: bool = False) -> str:
@@ -401,6 +419,7 @@ class ComplianceReport:
                 f.compliant,
                 " ".join(f.evidence),
                 f.detail,
+                f.simulated,
             )
             for f in self.findings
         ]
@@ -419,7 +438,7 @@ class ComplianceReport:
             ],
             columns=list(_CSV_HEADERS),
         )
-        return frame.astype({"compliant": bool})
+        return frame.astype({"compliant": bool, "simulated": bool})
 
     # ---- HTML ---------------------------------------------------------------------------
 
@@ -428,7 +447,7 @@ class ComplianceReport:
         head = "".join(f"<th>{esc(h)}</th>" for h in _HEADERS)
         body = []
         for finding, row in zip(self.findings, self.rows(), strict=True):
-            css = "ok" if finding.compliant else "not-ok"
+            css = ("ok simulated" if finding.simulated else "ok") if finding.compliant else "not-ok"
             cells = "".join(f"<td>{esc(cell)}</td>" for cell in row)
             body.append(f"<tr class='{css}'>{cells}</tr>")
         return (

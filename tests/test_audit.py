@@ -288,6 +288,15 @@ class TestFromTheLog:
             )
             for i in range(4)
         ]
+        assets_test = log.record(
+            CheckResult(
+                check="restore-test",
+                status="pass",
+                target="assets",
+                kind=CheckKind.RESTORE_TEST,
+                checked_at=NOW - timedelta(days=10),
+            )
+        )
         for target, tier in (("shop-db", "local"), ("shop-db", "offsite"), ("assets", "local")):
             log.record(
                 CheckResult(
@@ -302,8 +311,8 @@ class TestFromTheLog:
         report = run(policy, targets, log=log)
         assert all(f.compliant for f in report.of("quarterly-restore-test"))
         assert (tests[0].id,) == report.of("quarterly-restore-test")[0].evidence
-        assert (
-            tuple(t.id for t in tests[1:])  # the first is more than a year old
+        assert (  # the newest test of each target of the application
+            (tests[-1].id, assets_test.id)
             == one(report, "application-restore-test", "application shop").evidence
         )
         assert [True, True, True] == [f.compliant for f in report.of("integrity-check")]
@@ -427,8 +436,9 @@ class TestReportShape:
         keys = [f.clause.key for f in run(policy, targets).findings]
         assert sorted(keys, key=CLAUSE_ORDER.index) == keys
         # "coverage" searches AWS; with targets passed in it is off (tested on moto in
-        # tests/aws/test_selector_targets.py). "testing-log" needs a log.
-        assert set(CLAUSE_ORDER) - {"coverage", "testing-log"} == set(keys)
+        # tests/aws/test_selector_targets.py). "testing-log" needs a log, "backup-size" a
+        # verification.size_anomaly.
+        assert set(CLAUSE_ORDER) - {"coverage", "testing-log", "backup-size"} == set(keys)
 
     def test_only_given_targets(self, policy: Policy, targets: dict[str, Any]) -> None:
         """Targets not given are not audited."""

@@ -412,11 +412,13 @@ class TestOverdue:
         assert ["shop"] == overdue_subjects(log, policy).get("application-not-tested")
 
     def test_quarter_without_any_test(self, log: TestLog, policy: Policy) -> None:
-        """A finished quarter with no restore test is overdue; a failed test still counts as done."""
+        """A finished quarter with no passing restore test is overdue: a failed one does not count."""
         log.record(restore_test(datetime(2025, 12, 31, 23, 59, tzinfo=UTC), target="blog-db"))
         log.record(restore_test(datetime(2026, 4, 1, tzinfo=UTC), status=CheckStatus.FAIL))
         log.record(restore_test(datetime(2026, 9, 30, tzinfo=UTC), status=CheckStatus.SKIPPED))
-        assert ["2026-Q1", "2026-Q3"] == overdue_subjects(log, policy)["period-without-test"]
+        assert ["2026-Q1", "2026-Q2", "2026-Q3"] == overdue_subjects(log, policy)[
+            "period-without-test"
+        ]
 
     def test_quarter_in_progress_is_not_overdue(self, log: TestLog, policy: Policy) -> None:
         """On the first instant of a quarter, the quarter just ended is judged, not the new one."""
@@ -472,8 +474,8 @@ class TestOverdue:
         data = [f.to_dict() for f in log.overdue(policy, now=NOW)]
         assert data == json.loads(json.dumps(data))
         assert (
-            "no passing restore test of application shop in 2025-11-26 to 2026-11-26"
-            == data[0]["detail"]
+            "application shop not covered in 2025-11-26 to 2026-11-26: no restore test with "
+            "data proof of shop-db" == data[0]["detail"]
         )
 
 

@@ -634,7 +634,7 @@ class TestRunChecks:
 
 class TestRestoreTestRunner:
     def test_newest_completed_point_of_each_target_of_the_application(self, policy, db):
-        """Per application, each target's newest completed point is restored."""
+        """Per application, each target's newest completed point is restored (no probe: unproven)."""
         web = MemoryTarget("web", policy="shop")
         old = db.add_point(created_at=NOW - timedelta(days=2))
         good = db.add_point(created_at=NOW - timedelta(days=1))
@@ -648,14 +648,17 @@ class TestRestoreTestRunner:
             log=log,
             notifiers=[],
         )
-        assert [("db", good.id, "pass")] == [
+        assert [("db", good.id, "unproven")] == [
             (r.target, r.point_id, r.status.value) for r in results
         ]
         assert old.id != good.id
         assert results == log.results
 
     def test_probes_and_resolvers_per_target(self, policy, db):
-        """Probes and resolvers given per target name reach that target's test only."""
+        """Probes and resolvers given per target name reach that target's test only.
+
+        The stand-in's proof is marked simulated; the target without probes is unproven.
+        """
         web = MemoryTarget("web", policy="shop")
         db.create_backup()
         web.create_backup()
@@ -668,14 +671,15 @@ class TestRestoreTestRunner:
             notifiers=[],
         )
         assert [
-            ("db", "pass", "stand-in", 1),
-            ("web", "pass", "the restored resource's own endpoint", 0),
+            ("db", "pass", "stand-in", 1, True),
+            ("web", "unproven", "the restored resource's own endpoint", 0, False),
         ] == [
             (
                 r.target,
                 r.status.value,
                 r.evidence["probe_endpoint_resolved_by"],
                 len(r.evidence["probes"]),
+                r.simulated,
             )
             for r in results
         ]
@@ -929,10 +933,13 @@ class TestCli:
         assert "--check: expected one of" in err
 
     def test_restore_test_of_one_application(self, run):
-        """restore-test --application restores only that application's targets."""
+        """restore-test --application restores only that application's targets.
+
+        Without probes nothing proves the data: the test is unproven and the exit code is 1.
+        """
         run("backup")
         code, out, _ = run("restore-test", "--application", "blog", "--json")
-        assert (0, [("web", "restore-test", "pass")]) == (
+        assert (1, [("web", "restore-test", "unproven")]) == (
             code,
             [(r["target"], r["check"], r["status"]) for r in json.loads(out)],
         )

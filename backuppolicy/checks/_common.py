@@ -43,8 +43,12 @@ def make_result(
     issues: Sequence[str] = (),
     evidence: Mapping[str, object] | None = None,
     kind: CheckKind = CheckKind.VERIFICATION,
+    simulated: bool = False,
 ) -> CheckResult:
-    """A `CheckResult` of *check* at ``context.now``, timed from *started* (`time.monotonic`)."""
+    """A `CheckResult` of *check* at ``context.now``, timed from *started* (`time.monotonic`).
+
+    It is ``simulated`` when *simulated* is true or the context is (a stand-in world).
+    """
     return CheckResult(
         check=check,
         status=status,
@@ -59,6 +63,7 @@ def make_result(
         evidence=dict(evidence or {}),
         duration=time.monotonic() - started,
         ran_by=context.ran_by,
+        simulated=simulated or context.simulated,
     )
 
 

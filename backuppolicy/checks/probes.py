@@ -173,13 +173,20 @@ class StaticEndpoint:
     ``Secret.from_env("STAND_IN_DSN")``): the probes get the `Secret`, and `SqlProbe` reveals it
     only to connect; the evidence shows it redacted.
 
+    The proof it gives is about the stand-in, not the restored resource: restore tests through
+    it are marked ``simulated`` (their result, the testing log, the report and the audit say
+    so). A static endpoint that *is* the restored resource (a fixed tunnel into the isolated
+    subnet) says ``simulated=False``.
+
     Attributes:
         endpoint: The endpoint to answer.
         description: Why and where to: recorded in the evidence.
+        simulated: Whether *endpoint* stands in for the restored resource (default: it does).
     """
 
     endpoint: object = attrs.field(converter=_dsn_as_secret)
     description: str = "a static endpoint"
+    simulated: bool = attrs.field(default=True, kw_only=True)
 
     def __call__(self, resource: object) -> object:  # noqa: ARG002 - same answer for every resource
         """Return `endpoint`, whatever the restored resource."""

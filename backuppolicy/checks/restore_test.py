@@ -29,6 +29,35 @@ def _to_probes(value: Iterable[ProbeLike]) -> tuple[ProbeLike, ...]:
     return tuple(value)
 
 
+def _redirected(resolver: object, endpoint: object, own: object) -> bool:
+    """Whether the probes' endpoint is a stand-in for the restored resource.
+
+    A resolver says so itself with a ``simulated`` attribute (`StaticEndpoint` does: a stand-in
+    by default; a tunnel says ``simulated=False``); otherwise any endpoint other than the
+    resource's own is taken for a stand-in.
+    """
+    declared = getattr(resolver, "simulated", None)
+    if isinstance(declared, bool):
+        return declared
+    return endpoint != own
+
+
+def _verdict(
+    point: RecoveryPoint, results: Sequence[ProbeResult], issues: Sequence[str], stand_in: str
+) -> tuple[CheckStatus, str]:
+    """Fail on any issue; without a probe, unproven; else a pass (saying when it is simulated)."""
+    if issues:
+        return CheckStatus.FAIL, "; ".join(issues[:3])
+    if not results:
+        return CheckStatus.UNPROVEN, (
+            f"restored {point.id} and torn down, but no probe looked at the data: unproven "
+            "(give the target probes)"
+        )
+    passed = sum(r.ok for r in results)
+    details = f"restored {point.id} and torn down; {passed}/{len(results)} probe(s) passed"
+    return CheckStatus.PASS, details + (f"; simulated: {stand_in}" if stand_in else "")
+
+
 def _describe_resolver(resolver: object) -> str:
     description = getattr(resolver, "description", None)
     if isinstance(description, str) and description:
@@ -59,6 +88,11 @@ class RestoreTest:
         >>> result.status.value, result.evidence["point_age_seconds"], len(db.teardowns)
         ('pass', 7200.0, 1)
 
+    Without probes nothing proves the data is there:
+
+        >>> RestoreTest().verify(db, point, VerifyContext(now=datetime(2026, 11, 26, 6, tzinfo=UTC))).status.value
+        'unproven'
+
     Attributes:
         probes: The probes to run on the restored resource (`backuppolicy.checks.probes`).
         name: Name of the check.
@@ -71,7 +105,10 @@ class RestoreTest:
     def verify(
         self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
     ) -> CheckResult:
-        """Restore, probe, tear down; every failure is a `CheckStatus.FAIL` result."""
+        """Restore, probe, tear down; every failure is a `CheckStatus.FAIL` result.
+
+        No failure and no probe is `CheckStatus.UNPROVEN`; every probe passed is a pass.
+        """
         started = time.monotonic()
         kind = CheckKind.RESTORE_TEST
         if point is None:
@@ -107,6 +144,7 @@ class RestoreTest:
         restore_started = time.monotonic()
         stage = "restore"
         probed_at = restore_started
+        stand_in = ""
         try:
             with target.restore(point, into=context.isolation) as resource:
                 evidence["restore_seconds"] = time.monotonic() - restore_started
@@ -120,6 +158,11 @@ class RestoreTest:
                 evidence["probe_endpoint"] = (
                     redact_url(str(endpoint)) if endpoint is not None else None
                 )
+                if resolver is not None and _redirected(resolver, endpoint, resource.endpoint):
+                    stand_in = (
+                        f"the probes ran against a stand-in ({_describe_resolver(resolver)}), "
+                        "not the restored resource"
+                    )
                 stage = "probes"
                 ctx = ProbeContext(resource=resource, endpoint=endpoint, target=target, point=point)
                 results = [run_probe(probe, ctx) for probe in self.probes]
@@ -144,12 +187,11 @@ class RestoreTest:
             issues.append(
                 f"restore took {restored_in:.0f} s, more than the RTO ({rto_limit:.0f} s)"
             )
-        passed = sum(r.ok for r in results)
-        if issues:
-            status, details = CheckStatus.FAIL, "; ".join(issues[:3])
-        else:
-            status = CheckStatus.PASS
-            details = f"restored {point.id} and torn down; {passed}/{len(results)} probe(s) passed"
+        if context.simulated and not stand_in:
+            stand_in = "the restore ran in a simulated world"
+        if stand_in:
+            evidence["simulated"] = stand_in
+        status, details = _verdict(point, results, issues, stand_in)
         return make_result(
             self.name,
             status,
@@ -161,6 +203,7 @@ class RestoreTest:
             issues=issues,
             evidence=evidence,
             kind=kind,
+            simulated=bool(stand_in),
         )
 
     @staticmethod

@@ -95,6 +95,8 @@ class VerifyContext:
             probes connect to. The default is the resource's own endpoint; tests on moto point
             it at a local database that stands in for the restored one.
         options: Free-form settings for custom verifiers.
+        simulated: The checks run against a stand-in world (the demo's moto AWS, a test
+            double): every result is marked ``simulated``.
     """
 
     now: datetime = attrs.field(validator=_aware)
@@ -105,6 +107,7 @@ class VerifyContext:
     ran_by: str = ""
     endpoint_resolver: Callable[[RestoredResource], object] | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    simulated: bool = False
 
 
 @runtime_checkable

@@ -152,7 +152,7 @@ def _entry_row(entry: LogEntry) -> tuple[str, ...]:
         entry.target,
         entry.tier or "-",
         entry.check,
-        entry.status.value,
+        entry.status.value + (" (simulated)" if entry.result.simulated else ""),
         entry.point_id or "-",
         entry.ran_by,
         "; ".join(entry.result.issues) or entry.result.details,

@@ -1,7 +1,9 @@
 """``backuppolicy verify`` and ``backuppolicy restore-test``: prove the backups from the shell.
 
 Both print one line per check (``--json``: the results as `CheckResult.to_dict`), append every
-result to the testing log given with ``--log FILE`` (JSON lines), and exit 1 when a check failed.
+result to the testing log given with ``--log FILE`` (JSON lines), and exit 1 when a check failed
+or is unproven (a restore test whose data no probe looked at). Results obtained against a
+stand-in show ``(simulated)`` after their status.
 """
 
 from __future__ import annotations
@@ -61,7 +63,14 @@ def _checks(names: Sequence[str] | None, policy: Policy) -> list[Verifier]:
 def _text(results: Sequence[CheckResult]) -> str:
     headers = ("target", "check", "point", "tier", "status", "details")
     rows = [
-        (r.target, r.check, r.point_id or "-", r.tier or "-", r.status.value, r.details)
+        (
+            r.target,
+            r.check,
+            r.point_id or "-",
+            r.tier or "-",
+            r.status.value + (" (simulated)" if r.simulated else ""),
+            r.details,
+        )
         for r in results
     ]
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]

@@ -37,6 +37,10 @@ class CheckStatus(enum.Enum):
     """Not a failure, but worth a look (e.g. a copy close to its deadline)."""
     SKIPPED = "skipped"
     """The check does not apply to this target or point (the details say why)."""
+    UNPROVEN = "unproven"
+    """The check ran without failing but has no evidence of what it claims: a restore test whose
+    resource came back but whose data no probe looked at. Never counted as compliant.
+    """
 
 
 class CheckKind(enum.Enum):
@@ -83,6 +87,10 @@ class CheckResult:
         evidence: Machine-readable facts (KMS key id, checksums compared, restore duration ...).
         duration: Seconds the check took.
         ran_by: Who or what ran the check (user, host, job).
+        simulated: Whether the evidence was obtained against a stand-in (an endpoint resolver
+            that sent the probes elsewhere than the restored resource, a simulated world)
+            rather than the real thing. It shows in `text`, the testing log, the report and
+            the audit ("met (simulated)").
     """
 
     check: str
@@ -98,11 +106,33 @@ class CheckResult:
     evidence: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     duration: float = 0.0
     ran_by: str = ""
+    simulated: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     @property
     def ok(self) -> bool:
-        """Whether the check did not fail (pass, warn and skipped are all "ok")."""
-        return self.status is not CheckStatus.FAIL
+        """Whether the check neither failed nor went unproven (pass, warn and skipped are "ok")."""
+        return self.status not in (CheckStatus.FAIL, CheckStatus.UNPROVEN)
+
+    @property
+    def proven(self) -> bool:
+        """Whether the check passed with evidence of what it claims.
+
+        A restore test recorded as passed by an older version without any probe
+        (``"0/0 probe(s) passed"``) is not proven: it only shows that the resource came back.
+        """
+        if self.status is not CheckStatus.PASS:
+            return False
+        if self.kind is CheckKind.RESTORE_TEST:
+            probes = self.evidence.get("probes")
+            return not (isinstance(probes, list | tuple) and not probes)
+        return True
+
+    @property
+    def text(self) -> str:
+        """One human line: status, check, subject and details; ``(simulated)`` when it was."""
+        where = f" of {self.point_id}" if self.point_id else ""
+        label = f"{self.status.value} (simulated)" if self.simulated else self.status.value
+        return f"{label}: {self.check} {self.target}{where}: {self.details}".rstrip(": ")
 
     def to_probe_result(self) -> ProbeResult:
         """This result as a probe's (`backuppolicy.checks.probes.run_probe`), which keeps it as ``check_result``."""
@@ -130,6 +160,7 @@ class CheckResult:
             "evidence": dict(self.evidence),
             "duration": self.duration,
             "ran_by": self.ran_by,
+            "simulated": self.simulated,
         }
 
     @classmethod
@@ -137,8 +168,8 @@ class CheckResult:
         """Inverse of `to_dict`.
 
         Raises:
-            TypeError: ``point_id``, ``tier`` or ``application`` is neither text nor null, or
-                ``issues`` is not a list of text.
+            TypeError: ``point_id``, ``tier`` or ``application`` is neither text nor null,
+                ``issues`` is not a list of text, or ``simulated`` is not a boolean.
         """
         point_id, tier, application = (
             _text_or_none(data, key) for key in ("point_id", "tier", "application")
@@ -146,6 +177,9 @@ class CheckResult:
         issues = data.get("issues", ())
         if not isinstance(issues, list | tuple) or not all(isinstance(i, str) for i in issues):
             raise TypeError("issues: expected a list of text")
+        simulated = data.get("simulated", False)  # absent from older logs
+        if not isinstance(simulated, bool):
+            raise TypeError(f"simulated: expected true or false (got {simulated!r})")
         return cls(
             check=str(data["check"]),
             status=data["status"],
@@ -160,6 +194,7 @@ class CheckResult:
             evidence=dict(cast("Mapping[str, object]", data.get("evidence", {}))),
             duration=float(cast("float | str", data.get("duration", 0.0))),
             ran_by=str(data.get("ran_by", "")),
+            simulated=simulated,
         )
 
 

@@ -32,6 +32,7 @@ from backuppolicy.core._fields import (
     SELECTOR_KIND,
     TARGET_SETTINGS,
     at_path,
+    did_you_mean,
     every_describe,
     every_to_spec,
     frozen_settings,
@@ -80,6 +81,7 @@ __all__ = [
     "NotificationSpec",
     "Objective",
     "RunSpec",
+    "SizeAnomalySpec",
     "TargetSpec",
     "TierSpec",
     "VerificationSpec",
@@ -98,6 +100,7 @@ _VERIFICATION_KEYS: Final = (
     "freshness_grace",
     "require_encryption",
     "require_private",
+    "size_anomaly",
 )
 _TIER_KEYS: Final = ("name", "every", "location", "retention")
 _TARGET_KEYS: Final = (
@@ -114,6 +117,7 @@ _TARGET_KEYS: Final = (
     "regions",
     "probes",
     "fingerprint",
+    "critical",
 )
 _ACCOUNT_KEYS: Final = ("role_arn", "external_id", "session_name")
 
@@ -258,6 +262,8 @@ class VerificationSpec:
             said it was due, before it counts as overdue.
         require_encryption: Whether every copy must be encrypted at rest.
         require_private: Whether copies and backed-up S3 assets must not be publicly accessible.
+        size_anomaly: Alert when a backup's size is far off the rolling median of its target
+            (`SizeAnomalySpec`); ``None`` (the default) checks no sizes.
     """
 
     restore_test_every: Cadence = attrs.field(
@@ -280,13 +286,18 @@ class VerificationSpec:
     )
     require_encryption: bool = attrs.field(default=True, validator=validate_flag, kw_only=True)
     require_private: bool = attrs.field(default=True, validator=validate_flag, kw_only=True)
+    size_anomaly: SizeAnomalySpec | None = attrs.field(
+        default=None,
+        validator=lambda _inst, attribute, value: _v_size_anomaly(attribute, value),
+        kw_only=True,
+    )
 
     def __attrs_post_init__(self) -> None:
         read_settings(self.isolation, "isolation", {}, ISOLATION_SETTINGS)
 
     def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
-        return {
+        data: dict[str, object] = {
             "restore_test_every": self.restore_test_every.value,
             "restore_test_per_application_every": self.restore_test_per_application_every.value,
             "integrity_check_every": self.integrity_check_every.value,
@@ -296,6 +307,9 @@ class VerificationSpec:
             "require_encryption": self.require_encryption,
             "require_private": self.require_private,
         }
+        if self.size_anomaly is not None:
+            data["size_anomaly"] = self.size_anomaly.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: object, *, path: str = "verification") -> VerificationSpec:
@@ -324,8 +338,17 @@ class VerificationSpec:
         for key in ("require_encryption", "require_private"):
             if key in raw:
                 kwargs[key] = read_flag(raw[key], join_path(path, key))
+        if raw.get("size_anomaly") is not None:
+            kwargs["size_anomaly"] = SizeAnomalySpec.from_dict(
+                raw["size_anomaly"], path=join_path(path, "size_anomaly")
+            )
         with at_path(path):
             return cls(**kwargs)
+
+
+def _v_size_anomaly(attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, SizeAnomalySpec):
+        raise PolicyError.for_field(attribute.name, "None or a SizeAnomalySpec", value)
 
 
 def _v_every(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -605,6 +628,7 @@ class TargetSpec:
     fingerprint: FingerprintSpec | None = attrs.field(
         default=None, validator=_optional_of(FingerprintSpec, "a FingerprintSpec"), kw_only=True
     )
+    critical: bool = attrs.field(default=False, validator=validate_flag, kw_only=True)
 
     @kind.validator
     def _check_kind(self, _attribute: attrs.Attribute[str], value: object) -> None:
@@ -701,6 +725,7 @@ class TargetSpec:
                 account=self.account,
                 probes=self.probes,
                 fingerprint=self.fingerprint,
+                critical=self.critical,
             )
             made[name] = (spec, resource)
         return tuple(made[name][0] for name in sorted(made))
@@ -742,10 +767,18 @@ class TargetSpec:
             data["tiers"] = list(self.tiers)
         if not self.enabled:
             data["enabled"] = False
+        data.update(self._proof_to_dict())
+        return data
+
+    def _proof_to_dict(self) -> dict[str, object]:
+        """The target's proof settings (probes, fingerprint, critical) that are not defaults."""
+        data: dict[str, object] = {}
         if self.probes is not None:
             data["probes"] = self.probes.to_dict()
         if self.fingerprint is not None:
             data["fingerprint"] = self.fingerprint.to_dict()
+        if self.critical:
+            data["critical"] = True
         return data
 
     @classmethod
@@ -816,6 +849,7 @@ class TargetSpec:
             if raw.get("fingerprint") is not None
             else None
         )
+        critical = read_flag(raw.get("critical", False), join_path(path, "critical"))
         with at_path(path):
             return cls(
                 name,
@@ -831,6 +865,7 @@ class TargetSpec:
                 regions=regions,
                 probes=probes,
                 fingerprint=fingerprint,
+                critical=critical,
             )
 
 
@@ -931,3 +966,127 @@ class RunSpec:
             )
         with at_path(path):
             return cls(log=raw.get("log"), **kwargs)
+
+
+# Size anomalies (verification.size_anomaly)
+
+_SIZE_ANOMALY_KEYS: Final = ("drop_below", "rise_above", "window", "min_history", "status")
+_SIZE_STATUSES: Final = ("warn", "fail")
+
+
+def _read_percent(value: object, path: str) -> float:
+    """``"20%"`` or ``20`` -> 20.0; anything else is a `PolicyError` naming *path*."""
+    expected = "a percentage such as '20%' (or a number of percent)"
+    number: object = value
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise PolicyError.for_field(path, expected, value) from None
+    if isinstance(number, bool) or not isinstance(number, int | float) or number != number:  # noqa: PLR0124 - NaN
+        raise PolicyError.for_field(path, expected, value)
+    return float(number)
+
+
+def _read_count(value: object, path: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise PolicyError.for_field(path, f"an integer >= {minimum}", value)
+    return value
+
+
+def _v_drop(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not 0 < value < 100:  # noqa: PLR2004 - percent
+        raise PolicyError.for_field(attribute.name, "a percentage between 0% and 100%", value)
+
+
+def _v_rise(_inst: object, attribute: attrs.Attribute[float | None], value: float | None) -> None:
+    if value is not None and not value > 100:  # noqa: PLR2004 - percent
+        raise PolicyError.for_field(attribute.name, "None or a percentage above 100%", value)
+
+
+def _v_count(minimum: int) -> Any:
+    def check(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+        _read_count(value, attribute.name, minimum)
+
+    return check
+
+
+def _v_status(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if value not in _SIZE_STATUSES:
+        raise PolicyError.for_field(attribute.name, "'warn' or 'fail'", value)
+
+
+@attrs.frozen
+class SizeAnomalySpec:
+    """When a backup's size is an anomaly: far off the rolling median of its target.
+
+    A sudden drop to a few percent of the usual size is the classic symptom of an empty dump.
+    The ``size-anomaly`` check compares each backup with the median size of the *window*
+    completed backups before it in the same tier (sizes as the backend reports them: RDS
+    allocated storage, EBS volume sizes, archive and manifest bytes).
+
+    Example:
+        >>> spec = SizeAnomalySpec.from_dict({"drop_below": "20%", "window": 10})
+        >>> spec.drop_below, spec.rise_above, spec.window, spec.min_history, spec.status
+        (20.0, None, 10, 3, 'fail')
+
+    Attributes:
+        drop_below: A backup smaller than this percentage of the median is an anomaly.
+        rise_above: A backup larger than this percentage of the median is one too
+            (``None``: growth is never an anomaly).
+        window: How many earlier backups the median is taken over.
+        min_history: How many earlier backups with a size are needed before anything is
+            judged (fewer: the check is skipped).
+        status: What an anomaly is: ``"fail"`` (the default) or ``"warn"``; both are notified.
+    """
+
+    drop_below: float = attrs.field(default=20.0, validator=_v_drop, kw_only=True)
+    rise_above: float | None = attrs.field(default=None, validator=_v_rise, kw_only=True)
+    window: int = attrs.field(default=10, validator=_v_count(2), kw_only=True)
+    min_history: int = attrs.field(default=3, validator=_v_count(1), kw_only=True)
+    status: str = attrs.field(default="fail", validator=_v_status, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.min_history > self.window:
+            raise PolicyError.for_field(
+                "min_history", f"at most window ({self.window})", self.min_history
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data, as `from_dict` reads it."""
+        data: dict[str, object] = {
+            "drop_below": f"{self.drop_below:g}%",
+            "window": self.window,
+            "min_history": self.min_history,
+            "status": self.status,
+        }
+        if self.rise_above is not None:
+            data["rise_above"] = f"{self.rise_above:g}%"
+        return data
+
+    @classmethod
+    def from_dict(cls, data: object, *, path: str = "size_anomaly") -> SizeAnomalySpec:
+        """Build from plain data (``true`` means every default); errors name fields under *path*."""
+        if data is True:
+            return cls()
+        raw = read_mapping(data, path, _SIZE_ANOMALY_KEYS)
+        kwargs: dict[str, Any] = {}
+        for key in ("drop_below", "rise_above"):
+            if raw.get(key) is not None:
+                kwargs[key] = _read_percent(raw[key], join_path(path, key))
+        for key, minimum in (("window", 2), ("min_history", 1)):
+            if key in raw:
+                kwargs[key] = _read_count(raw[key], join_path(path, key), minimum)
+        if "status" in raw:
+            status = raw["status"]
+            if status not in _SIZE_STATUSES:
+                raise PolicyError.for_field(
+                    join_path(path, "status"),
+                    "'warn' or 'fail'",
+                    status,
+                    hint=did_you_mean(status, _SIZE_STATUSES),
+                )
+            kwargs["status"] = status
+        with at_path(path):
+            return cls(**kwargs)

@@ -18,7 +18,11 @@ clause key                    section     compliant when
 ``offsite-copy``              §1.4        each copy tier has a completed copy within its cadence
                                           (+ grace), e.g. a weekly off-site copy
 ``quarterly-restore-test``    §3.2        each finished quarter of the last year had a restore test
-``application-restore-test``  §3.3        each application passed a restore test in the last year
+                                          that passed with data proof (failed and unproven tests
+                                          never count)
+``application-restore-test``  §3.3        each application was covered in the last year: each of
+                                          its targets (or each target marked ``critical``) passed
+                                          a restore test with data proof
 ``integrity-check``           §4.1, §4.2  each covered tier of each target passed an integrity check
                                           in the last year
 ``copy-integrity``            §4.1, §4.2  every copy of each covered tier passed an integrity check
@@ -32,7 +36,13 @@ clause key                    section     compliant when
 ``not-public``                §7.5, §8.3  the latest ``not-public`` checks of the target and its
                                           existing points passed
 ``rds-settings``              §1.2, §2.1  RDS targets: the latest ``rds-settings`` check passed
+``backup-size``               §1.1        with ``verification.size_anomaly``: the latest
+                                          ``size-anomaly`` checks found no backup far off its
+                                          target's rolling median size
 ============================  ==========  =============================================================
+
+A finding met only by evidence obtained against stand-ins (results marked ``simulated``) is
+``ok (simulated)``: compliant, and labelled so in every format of the report.
 
 Verification results count when they were checked within *evidence_within* (35 days) before
 *now*; results about points that no longer exist are ignored. Each non-compliant finding is sent
@@ -54,7 +64,7 @@ Example:
     >>> [(f.clause.key, f.compliant) for f in report.of("daily-backup") + report.of("retention")]
     [('daily-backup', True), ('retention', True)]
     >>> report.of("application-restore-test")[0].detail
-    'no passing restore test of application shop in 2025-11-26 to 2026-11-26'
+    'application shop not covered in 2025-11-26 to 2026-11-26: no restore test with data proof of db'
 """
 
 from __future__ import annotations
@@ -64,6 +74,8 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
+
+import attrs
 
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
@@ -109,6 +121,7 @@ CLAUSE_ORDER: Final = (
     "encryption",
     "not-public",
     "rds-settings",
+    "backup-size",
     "coverage",
 )
 """Keys of the clauses the audit checks, in report order."""
@@ -118,6 +131,7 @@ CHECK_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
     "encryption": ("encrypted", "bucket-encryption"),
     "not-public": ("not-public", "bucket-public-access"),
     "rds-settings": ("rds-settings",),
+    "backup-size": ("size-anomaly",),
 }
 """Names of the verifier checks whose results are evidence for each verification clause."""
 
@@ -346,7 +360,7 @@ class _TargetAudit:
             return self.finding(
                 clause, compliant=False, detail=f"no evidence: no {names} check in the window"
             )
-        failed = [e for e in latest if e.status is CheckStatus.FAIL]
+        failed = [e for e in latest if not e.ok]  # failed or unproven: never met
         if failed:
             issues = (
                 "; ".join(i for e in failed for i in e.result.issues) or failed[-1].result.details
@@ -358,9 +372,20 @@ class _TargetAudit:
                 detail=f"{len(failed)} failed check(s): {issues}",
             )
         newest = latest[-1]
+        warned = [e for e in latest if e.status is CheckStatus.WARN]
+        if warned:  # compliant, but the warnings are the detail
+            return self.finding(
+                clause,
+                compliant=True,
+                simulated=all(e.result.simulated for e in latest),
+                evidence=tuple(e.id for e in latest),
+                detail=f"{len(latest)} check(s), {len(warned)} warning(s): "
+                + "; ".join(e.result.details for e in warned[-_MAX_IDS_IN_DETAIL:]),
+            )
         return self.finding(
             clause,
             compliant=True,
+            simulated=all(e.result.simulated for e in latest),
             evidence=tuple(e.id for e in latest),
             detail=f"{len(latest)} check(s) passed, last {_when(newest.checked_at)}: {newest.result.details}".rstrip(
                 ": "
@@ -375,7 +400,7 @@ class _TargetAudit:
         plain = [p for p in backups if p.id not in checked and p.encrypted is False]
         sealed = [p for p in backups if p.id not in checked and p.encrypted is True]
         unknown = [p for p in backups if p.id not in checked and p.encrypted is None]
-        failed = [e for e in latest if e.status is CheckStatus.FAIL]
+        failed = [e for e in latest if not e.ok]
         if failed or plain:
             return self.finding(
                 clause,
@@ -398,9 +423,33 @@ class _TargetAudit:
         return self.finding(
             clause,
             compliant=True,
+            simulated=bool(latest) and all(e.result.simulated for e in latest),
             evidence=(*(e.id for e in latest), *(p.id for p in sealed)),
             detail=f"{len(sealed)} point(s) encrypted by their metadata, {len(latest)} check(s) passed{note}",
         )
+
+
+def _verification_findings(
+    one: _TargetAudit, spec: TargetSpec, policy: Policy
+) -> list[tuple[str, Finding]]:
+    """The target's findings from verification results: (clause key, finding) pairs."""
+    v = policy.verification
+    found: list[tuple[str, Finding]] = []
+    if spec.kind == "s3-bucket":
+        clause = Clause("s3-versioning", "§7.1", "S3 versioning enabled")
+        found.append(("s3-versioning", one.verified("s3-versioning", clause)))
+    if v.require_encryption:
+        found.append(("encryption", one.encryption()))
+    if v.require_private:
+        clause = Clause("not-public", "§7.5, §8.3", "no public access or sharing")
+        found.append(("not-public", one.verified("not-public", clause)))
+    if v.size_anomaly is not None:
+        clause = Clause("backup-size", "§1.1", "backup sizes near their rolling median")
+        found.append(("backup-size", one.verified("backup-size", clause)))
+    if spec.kind in _RDS_KINDS:
+        clause = Clause("rds-settings", "§1.2, §2.1", "RDS backup settings match the policy")
+        found.append(("rds-settings", one.verified("rds-settings", clause)))
+    return found
 
 
 def _before(duration: Duration, moment: datetime) -> datetime:
@@ -452,6 +501,7 @@ def _log_findings(
                 Finding(
                     every_period,
                     req.met,
+                    simulated=req.simulated,
                     period=req.subject,
                     evidence=evidence,
                     detail=req.detail(),
@@ -462,6 +512,7 @@ def _log_findings(
                 Finding(
                     per_app,
                     req.met,
+                    simulated=req.simulated,
                     application=req.subject,
                     evidence=evidence,
                     detail=req.detail(),
@@ -472,6 +523,7 @@ def _log_findings(
                 Finding(
                     integrity,
                     req.met,
+                    simulated=req.simulated,
                     target=req.target or "",
                     application=req.application or "",
                     tier=req.tier or "",
@@ -538,6 +590,7 @@ def audit(
     coverage: bool | None = None,
     session: boto3.Session | None = None,
     endpoint_url: str | None = None,
+    simulated: bool = False,
 ) -> ComplianceReport:
     """Audit *policy* at *now*: every clause, every target, with the evidence.
 
@@ -559,6 +612,9 @@ def audit(
             with targets passed in, the caller's world is its own, so ask with ``coverage=True``.
         session: `boto3.Session` for the coverage search.
         endpoint_url: Endpoint for the coverage search (moto server, LocalStack).
+        simulated: The targets are stand-ins (a simulated world, such as the demo's moto AWS):
+            every compliant finding is marked ``simulated``, also those that rest on the
+            points listed rather than on results in the log.
 
     Returns:
         The `~backuppolicy.report.ComplianceReport`.
@@ -576,7 +632,6 @@ def audit(
         log_findings.append(_log_integrity(log))
     entries.extend(_unrecorded(checks or ()))
     evidence_since = _before(window, now)
-    v = policy.verification
 
     found: dict[str, list[Finding]] = {key: [] for key in CLAUSE_ORDER}
     all_points: list[RecoveryPoint] = []
@@ -619,27 +674,8 @@ def audit(
         found["copy-integrity"].extend(  # §4: when each copy was last checked
             copy_integrity_findings(policy, spec.name, spec.application, points, entries, now=now)
         )
-        if spec.kind == "s3-bucket":
-            found["s3-versioning"].append(
-                one.verified(
-                    "s3-versioning", Clause("s3-versioning", "§7.1", "S3 versioning enabled")
-                )
-            )
-        if v.require_encryption:
-            found["encryption"].append(one.encryption())
-        if v.require_private:
-            found["not-public"].append(
-                one.verified(
-                    "not-public", Clause("not-public", "§7.5, §8.3", "no public access or sharing")
-                )
-            )
-        if spec.kind in _RDS_KINDS:
-            found["rds-settings"].append(
-                one.verified(
-                    "rds-settings",
-                    Clause("rds-settings", "§1.2, §2.1", "RDS backup settings match the policy"),
-                )
-            )
+        for key, finding in _verification_findings(one, spec, policy):
+            found[key].append(finding)
     for key, findings in _log_findings(policy, entries, now=now, since=since).items():
         audited = {spec.name for spec in specs if spec.name in built}
         found[key].extend(f for f in findings if not f.target or f.target in audited)
@@ -650,7 +686,11 @@ def audit(
         if _wants_coverage(coverage=coverage, targets_given=targets is not None, session=session)
         else ()
     )
-    ordered = tuple(finding for key in CLAUSE_ORDER for finding in found[key])
+    ordered = tuple(
+        attrs.evolve(finding, simulated=True) if simulated and finding.compliant else finding
+        for key in CLAUSE_ORDER
+        for finding in found[key]
+    )
     failures = _notify(policy, ordered, now=now, notifiers=notifiers)
     return ComplianceReport(
         policy=policy.name,

@@ -22,7 +22,7 @@ from backuppolicy.core.schedule import Cadence
 from backuppolicy.workflows._logformat import LogEntry, aware
 
 if TYPE_CHECKING:
-    from backuppolicy.core.policy import Policy
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
     "OverdueFinding",
@@ -58,9 +58,10 @@ class OverdueKind(enum.Enum):
     """What a testing-log review found missing."""
 
     APPLICATION_NOT_TESTED = "application-not-tested"
-    """An application has no passing restore test within its cadence (seed §3.3: a year)."""
+    """An application is not covered within its cadence (seed §3.3: a year): one of its
+    targets (or of its critical targets) has no restore test that passed with data proof."""
     PERIOD_WITHOUT_TEST = "period-without-test"
-    """A finished period (seed §3.2: a quarter) had no restore test at all."""
+    """A finished period (seed §3.2: a quarter) had no restore test that passed with data proof."""
     COPY_NOT_CHECKED = "copy-not-checked"
     """A target's copies in a tier have no passing integrity check within the cadence (§4.1, §4.2)."""
 
@@ -119,7 +120,11 @@ class OverdueFinding:
 
 @attrs.frozen
 class Requirement:
-    """One thing the policy requires of the log, with the entries that meet it."""
+    """One thing the policy requires of the log, with the entries that meet it.
+
+    *missing* names what is still needed (targets of an application without a proven restore
+    test); *rejected* holds the entries in the window that did not count (failed, unproven).
+    """
 
     kind: OverdueKind
     subject: str
@@ -131,18 +136,48 @@ class Requirement:
     target: str | None = None
     tier: str | None = None
     what: str = ""
+    missing: tuple[str, ...] = ()
+    rejected: tuple[LogEntry, ...] = ()
 
     @property
     def met(self) -> bool:
-        return bool(self.evidence)
+        return bool(self.evidence) and not self.missing
+
+    @property
+    def simulated(self) -> bool:
+        """Whether it is met only by evidence obtained against stand-ins."""
+        return self.met and all(e.result.simulated for e in self.evidence)
 
     def detail(self) -> str:
         window = f"{self.window_start:%Y-%m-%d} to {self.window_end:%Y-%m-%d}"
         if self.met:
             newest = max(self.evidence, key=entry_order)
-            return f"{self.what}: {len(self.evidence)} in {window}, last {newest.checked_at:%Y-%m-%d} ({newest.id})"
+            label = " (simulated)" if self.simulated else ""
+            return (
+                f"{self.what}{label}: {len(self.evidence)} in {window}, last "
+                f"{newest.checked_at:%Y-%m-%d} ({newest.id})"
+            )
         last = f"; last {self.last.checked_at:%Y-%m-%d} ({self.last.id})" if self.last else ""
-        return f"no {self.what} in {window}{last}"
+        why = ""
+        if self.rejected:
+            counts: dict[str, list[str]] = {}
+            for entry in sorted(self.rejected, key=entry_order):
+                counts.setdefault(_rejected_word(entry), []).append(entry.id)
+            why = (
+                "; "
+                + ", ".join(
+                    f"{len(ids)} {word} ({', '.join(ids[:3])})" for word, ids in counts.items()
+                )
+                + " did not count"
+            )
+        if self.missing:
+            done = sorted({e.target for e in self.evidence})
+            passed = f" ({', '.join(done)} passed)" if done else ""
+            return (
+                f"application {self.subject} not covered in {window}: no restore test with "
+                f"data proof of {', '.join(self.missing)}{passed}{why}{last}"
+            )
+        return f"no {self.what} in {window}{why}{last}"
 
     def finding(self) -> OverdueFinding:
         return OverdueFinding(
@@ -159,6 +194,13 @@ class Requirement:
         )
 
 
+def _rejected_word(entry: LogEntry) -> str:
+    """Why an entry did not count: its status, or ``unproven`` for a pass without data proof."""
+    if entry.status is CheckStatus.PASS:
+        return "unproven (passed without a probe)"
+    return str(entry.status.value)
+
+
 def entry_order(entry: LogEntry) -> tuple[datetime, str]:
     return (entry.checked_at, entry.id)
 
@@ -172,6 +214,67 @@ def _window_start(span: Duration, now: datetime) -> datetime:
     return start if start is not None else datetime.min.replace(tzinfo=UTC)
 
 
+def _needed(policy: Policy, application: str) -> list[TargetSpec]:
+    """The targets whose restore tests cover *application*: its critical ones, else all enabled."""
+    enabled = [s for s in policy.targets if s.application == application and s.enabled]
+    return [s for s in enabled if s.critical] or enabled
+
+
+def _tests(spec: TargetSpec, target: str) -> bool:
+    """Whether a result about *target* is about *spec* (a selector's found targets are its own)."""
+    return target == spec.name or (spec.selector is not None and target.startswith(f"{spec.name}-"))
+
+
+def _application_requirements(
+    policy: Policy, restore_tests: Sequence[LogEntry], *, now: datetime
+) -> list[Requirement]:
+    """§3.3: per application, a restore test with data proof of each needed target."""
+    application_of = {spec.name: spec.application for spec in policy.targets}
+    proven = [e for e in restore_tests if e.result.proven]
+    result: list[Requirement] = []
+
+    def app_of(entry: LogEntry) -> str | None:
+        return entry.application or application_of.get(entry.target)
+
+    start = _window_start(cadence_span(policy.verification.restore_test_per_application_every), now)
+    for app in policy.applications:
+        mine = [e for e in proven if app_of(e) == app]
+        in_window = [e for e in mine if e.checked_at >= start]
+        evidence: list[LogEntry] = []
+        missing: list[str] = []
+        for spec in _needed(policy, app):
+            found = newest(e for e in in_window if _tests(spec, e.target))
+            if found is None:
+                missing.append(spec.name)
+            else:
+                evidence.append(found)
+        if not evidence and not missing:  # no enabled target: any proven test of it counts
+            evidence = in_window
+        result.append(
+            Requirement(
+                kind=OverdueKind.APPLICATION_NOT_TESTED,
+                subject=app,
+                window_start=start,
+                window_end=now,
+                evidence=tuple(evidence),
+                last=newest(e for e in mine if e.checked_at < start),
+                application=app,
+                what=f"restore test with data proof of application {app}",
+                missing=tuple(missing),
+                rejected=tuple(
+                    e
+                    for e in restore_tests
+                    if app_of(e) == app
+                    and e.checked_at >= start
+                    and not e.result.proven
+                    and e.status is not CheckStatus.SKIPPED
+                ),
+            )
+        )
+
+    return result
+
+
 def requirements(
     policy: Policy,
     entries: Sequence[LogEntry],
@@ -181,40 +284,24 @@ def requirements(
 ) -> list[Requirement]:
     """What the policy requires of the testing log at *now*, each with the entries that meet it.
 
-    * Each application: a passing restore test within one ``restore_test_per_application_every``
-      before *now* (a rolling window: "in the last 12 months").
+    * Each application: within one ``restore_test_per_application_every`` before *now* (a
+      rolling window: "in the last 12 months"), a restore test that passed with data proof
+      (`CheckResult.proven`) of each of its enabled targets, or of each target marked
+      ``critical`` when some are. One target never covers its application for the others.
     * Each finished ``restore_test_every`` period (calendar quarters in the policy's time zone)
       that ends after *since* (default: one year before *now*) and no later than *now*: at
-      least one restore test that ran (pass, fail or warn; skipped does not count).
+      least one restore test that passed with data proof. A failed or unproven test never
+      meets it.
     * Each enabled target and each tier of it that integrity checks cover: a passing integrity
       check of that tier within one ``integrity_check_every`` before *now*.
     """
     now = ensure_aware(now, field="now")
     v = policy.verification
-    application_of = {spec.name: spec.application for spec in policy.targets}
     current = [e for e in entries if e.checked_at <= now]
     restore_tests = [e for e in current if e.kind is CheckKind.RESTORE_TEST]
+    proven = [e for e in restore_tests if e.result.proven]
     integrity = [e for e in current if e.kind is CheckKind.INTEGRITY and e.passed]
-    result: list[Requirement] = []
-
-    def app_of(entry: LogEntry) -> str | None:
-        return entry.application or application_of.get(entry.target)
-
-    start = _window_start(cadence_span(v.restore_test_per_application_every), now)
-    for app in policy.applications:
-        passing = [e for e in restore_tests if e.passed and app_of(e) == app]
-        result.append(
-            Requirement(
-                kind=OverdueKind.APPLICATION_NOT_TESTED,
-                subject=app,
-                window_start=start,
-                window_end=now,
-                evidence=tuple(e for e in passing if e.checked_at >= start),
-                last=newest(e for e in passing if e.checked_at < start),
-                application=app,
-                what=f"passing restore test of application {app}",
-            )
-        )
+    result = _application_requirements(policy, restore_tests, now=now)
 
     cadence = v.restore_test_every
     lookback = ensure_aware(since, field="since") if since is not None else None
@@ -232,9 +319,12 @@ def requirements(
                 subject=key,
                 window_start=begin,
                 window_end=end,
-                evidence=tuple(e for e in ran if begin <= e.checked_at < end),
-                last=newest(e for e in ran if e.checked_at < begin),
-                what="restore test",
+                evidence=tuple(e for e in proven if begin <= e.checked_at < end),
+                last=newest(e for e in proven if e.checked_at < begin),
+                what="restore test that passed with data proof",
+                rejected=tuple(
+                    e for e in ran if begin <= e.checked_at < end and not e.result.proven
+                ),
             )
         )
         end = begin

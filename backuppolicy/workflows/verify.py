@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import attrs
 
@@ -33,14 +33,17 @@ from backuppolicy.checks.metadata import (
 )
 from backuppolicy.checks.probes import ProbeLike
 from backuppolicy.checks.restore_test import RestoreTest
+from backuppolicy.checks.size import SizeAnomaly
 from backuppolicy.checks.verify import (
     Verifier,
     VerifyContext,
     default_ran_by,
     newest_good,
 )
+from backuppolicy.core._fields import did_you_mean
 from backuppolicy.core.capabilities import BucketSettingsDrift
 from backuppolicy.core.durations import Duration
+from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.integrity_schedule import IntegritySlot, integrity_slots_due
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
@@ -61,6 +64,7 @@ if TYPE_CHECKING:
     from backuppolicy.core.specs import TargetSpec
 
 __all__ = [
+    "NOTIFIED_WARNINGS",
     "ResultRecorder",
     "SettingChange",
     "default_checks",
@@ -165,7 +169,8 @@ def default_checks(policy: Policy | None = None) -> list[Verifier]:
     `Completed`, `Encrypted` (if ``require_encryption``), `NotPublic` (if ``require_private``),
     `Fresh`, `HasOffsiteCopy`, `VersioningEnabled`, `ObjectLock` (warns only),
     `SettingsMatchPolicy`, `BucketSettingMatchesPolicy` (``encryption`` and
-    ``block_public_access`` of buckets whose settings state them) and `IntegrityCheck`.
+    ``block_public_access`` of buckets whose settings state them), `IntegrityCheck`, and
+    `SizeAnomaly` when the policy sets ``verification.size_anomaly``.
     """
     spec = policy.verification if policy is not None else None
     checks: list[Verifier] = [Completed()]
@@ -183,6 +188,8 @@ def default_checks(policy: Policy | None = None) -> list[Verifier]:
         BucketSettingMatchesPolicy("block_public_access"),
         IntegrityCheck(),
     ]
+    if spec is not None and spec.size_anomaly is not None:
+        checks.append(SizeAnomaly(spec.size_anomaly))
     return checks
 
 
@@ -263,7 +270,7 @@ def _notify_failures(
     notifiers: Sequence[Notifier] | None,
     now: datetime,
 ) -> None:
-    failed = [r for r in results if r.status is CheckStatus.FAIL]
+    failed = [r for r in results if _notified(r)]
     if not failed:
         return
     if notifiers is None:
@@ -272,16 +279,45 @@ def _notify_failures(
         chosen = notifiers
     for result in failed:
         where = f" of {result.point_id}" if result.point_id else ""
+        outcome = {CheckStatus.FAIL: "failed", CheckStatus.UNPROVEN: "is unproven"}.get(
+            result.status, "warns"
+        )
         event = Event(
             kind=EventKind.VERIFICATION_FAILED,
             policy=policy.name,
             target=result.target,
-            message=f"{result.check}{where} failed: {result.details}",
+            message=f"{result.check}{where} {outcome}: {result.details}",
             error="; ".join(result.issues) or None,
             at=now,
             details={"check": result.check, "point": result.point_id, "tier": result.tier},
         )
         notify_all(chosen, event)
+
+
+NOTIFIED_WARNINGS: Final = frozenset({"size-anomaly"})
+"""Checks whose warnings are notified like failures (a backup far smaller than usual)."""
+
+
+def _notified(result: CheckResult) -> bool:
+    """Failed and unproven results are notified, and the warnings of `NOTIFIED_WARNINGS`."""
+    if result.status is CheckStatus.WARN:
+        return result.check in NOTIFIED_WARNINGS
+    return not result.ok
+
+
+def _check_names(
+    field: str, keys: Iterable[str], policy: Policy, targets: Mapping[str, BackupTarget] | None
+) -> None:
+    """Raise `PolicyError` for a key of *field* that names no target (with "did you mean")."""
+    known = [s.name for s in policy.targets] + list(targets or ())
+    for key in keys:
+        if key not in known:
+            raise PolicyError.for_field(
+                f"{field}[{key!r}]",
+                "the name of a target of the policy",
+                key,
+                hint=did_you_mean(key, known),
+            )
 
 
 def _record(log: ResultRecorder | None, results: Iterable[CheckResult]) -> None:
@@ -328,6 +364,7 @@ def run_checks(
     notifiers: Sequence[Notifier] | None = None,
     ran_by: str | None = None,
     max_workers: int = 4,
+    simulated: bool = False,
 ) -> list[CheckResult]:
     """Run verifications and integrity checks on every target of *policy*.
 
@@ -363,6 +400,7 @@ def run_checks(
         notifiers: Who hears about failures (default: the policy's notifications).
         ran_by: Who runs the checks (default: ``user@host``).
         max_workers: Targets checked at the same time.
+        simulated: The targets are stand-ins (a simulated world): every result is marked so.
 
     Returns:
         Every result, target by target in policy order.
@@ -383,7 +421,12 @@ def run_checks(
     def run(spec: TargetSpec) -> list[CheckResult]:
         target = built[spec.name]
         context = VerifyContext(
-            now=now, policy=policy, application=spec.application, isolation=isolation, ran_by=runner
+            now=now,
+            policy=policy,
+            application=spec.application,
+            isolation=isolation,
+            ran_by=runner,
+            simulated=simulated,
         )
         try:
             points = list(target.list_points())
@@ -421,6 +464,7 @@ def restore_test(
     notifiers: Sequence[Notifier] | None = None,
     ran_by: str | None = None,
     points: Mapping[str, RecoveryPoint] | None = None,
+    simulated: bool = False,
 ) -> list[CheckResult]:
     """Restore-test the newest completed point of each target of an application (or of all).
 
@@ -430,8 +474,9 @@ def restore_test(
     isolation profile with `RestoreTest`, probed and torn down. The probes are those the
     policy file declares for the target (``probes:``, ``fingerprint:``; built by
     `backuppolicy.checks._declared.declared_probes`), then those passed in *probes*: the CLI,
-    the Lambda handler and Python run the same proof. Every result is recorded in *log*;
-    failures are notified.
+    the Lambda handler and Python run the same proof. A target without any probe is
+    restored and torn down but its result is `CheckStatus.UNPROVEN`: nothing looked at its
+    data. Every result is recorded in *log*; failed and unproven tests are notified.
 
     Args:
         policy: The policy.
@@ -439,7 +484,8 @@ def restore_test(
         application: The application to test (default: all).
         targets: Targets by name (default: built from the policy).
         probes: More probes per target name, or one list for every target (added to the
-            policy file's).
+            policy file's). A name that is no target of the policy is an error (a misspelt key
+            would silently prove nothing).
         log: The testing log (anything with ``record(result)``).
         endpoint_resolver: One resolver, or resolvers per target name (see `RestoreTest`).
         only: Names of the targets to test.
@@ -447,11 +493,20 @@ def restore_test(
         ran_by: Who runs the test (default: ``user@host``).
         points: The point to restore, per target name (an off-site copy too), instead of the
             newest completed point of the source tier.
+        simulated: The targets are stand-ins (a simulated world): every result is marked so.
 
     Returns:
         One result per target.
+
+    Raises:
+        PolicyError: A key of *probes* or *endpoint_resolver* names no target (the message
+            suggests the closest name).
     """
     ensure_aware(now, field="now")
+    if isinstance(probes, Mapping):
+        _check_names("probes", probes, policy, targets)
+    if isinstance(endpoint_resolver, Mapping):
+        _check_names("endpoint_resolver", endpoint_resolver, policy, targets)
     specs = (
         list(policy.targets_for(application))
         if application is not None
@@ -478,6 +533,7 @@ def restore_test(
             isolation=isolation,
             ran_by=runner,
             endpoint_resolver=resolver,
+            simulated=simulated,
         )
         given = probes.get(spec.name, ()) if isinstance(probes, Mapping) else (probes or ())
         # The policy file's probes and fingerprints first, then those passed in Python.
