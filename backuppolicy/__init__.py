@@ -34,6 +34,7 @@ from backuppolicy.core.exceptions import (
     UnsafeArchiveError,
     VerificationError,
 )
+from backuppolicy.core.locks import PointLock, TierLock
 from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
 from backuppolicy.core.policy import (
     AccountSpec,
@@ -160,6 +161,7 @@ __all__ = [
     "OverdueFinding",
     "OverdueKind",
     "PermissionDeniedError",
+    "PointLock",
     "Policy",
     "PolicyError",
     "PolicyLookupError",
@@ -192,6 +194,7 @@ __all__ = [
     "TcpCheck",
     "TestLog",
     "ThrottledError",
+    "TierLock",
     "TierSpec",
     "UnsafeArchiveError",
     "VerificationError",

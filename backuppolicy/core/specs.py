@@ -69,6 +69,7 @@ from backuppolicy.core._fields import (
 )
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError, short_repr
+from backuppolicy.core.locks import TierLock
 from backuppolicy.core.retention import RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.selector import Selector
@@ -96,7 +97,7 @@ _VERIFICATION_KEYS: Final = (
     "require_encryption",
     "require_private",
 )
-_TIER_KEYS: Final = ("name", "every", "location", "retention")
+_TIER_KEYS: Final = ("name", "every", "location", "retention", "lock")
 _TARGET_KEYS: Final = (
     "name",
     "kind",
@@ -357,19 +358,25 @@ class TierSpec:
             archives. Empty means "where the backend creates its backups" (an RDS snapshot in
             the database's own region).
         retention: The tier's own retention; ``None`` uses the policy's.
+        lock: How the tier's copies are locked below the library (`TierLock`: S3 Object Lock
+            retention, EBS snapshot lock, AWS Backup vault lock); ``None`` locks nothing.
     """
 
     name: str = attrs.field(validator=validate_name)
     every: Cadence | Schedule = attrs.field(converter=_to_every, validator=_v_every)
     location: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_location, hash=False)
     retention: RetentionRule | None = attrs.field(default=None, validator=validate_optional_rule)
+    lock: TierLock | None = attrs.field(
+        default=None, converter=attrs.converters.optional(TierLock.from_spec), kw_only=True
+    )
 
     def describe(self) -> str:
         """One line: ``"offsite: weekly copy to region eu-west-1"``."""
         where = "; ".join(f"{key} {value}" for key, value in self.location.items())
         where = f" to {where}" if where else " in place"
         keep = f", kept by: {self.retention.describe()}" if self.retention else ""
-        return f"{self.name}: {every_describe(self.every)} copy{where}{keep}"
+        locked = f", {self.lock.describe()}" if self.lock and self.lock.enabled else ""
+        return f"{self.name}: {every_describe(self.every)} copy{where}{keep}{locked}"
 
     def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
@@ -380,6 +387,8 @@ class TierSpec:
         }
         if self.retention is not None:
             data["retention"] = self.retention.to_spec()
+        if self.lock is not None:
+            data["lock"] = self.lock.to_spec()
         return data
 
     @classmethod
@@ -396,8 +405,13 @@ class TierSpec:
             if raw.get("retention") is not None
             else None
         )
+        lock = (
+            TierLock.from_spec(raw["lock"], path=join_path(path, "lock"))
+            if raw.get("lock") is not None
+            else None
+        )
         with at_path(path):
-            return cls(name, every, location, retention)
+            return cls(name, every, location, retention, lock=lock)
 
 
 @attrs.frozen
