@@ -261,16 +261,21 @@ def _recheck(fresh: RecoveryPoint | None, planned: RecoveryPoint) -> str | None:
         return "no longer exists"
     if fresh.legal_hold is not None:
         return f"now under {fresh.legal_hold.describe()}"
-    for lock in (fresh.lock, planned.lock):
-        if lock is not None and lock.active(datetime.now(UTC)):
-            return f"{lock.describe()}: it cannot be deleted before then"
     if not fresh.managed:
         return "not managed by backuppolicy"
     if fresh.status is Status.PENDING:
         return "pending"
     if fresh.created_at != planned.created_at:
         return "changed since the plan was made"
-    return _not_as_planned(fresh, planned)
+    return _still_locked(fresh, planned) or _not_as_planned(fresh, planned)
+
+
+def _still_locked(fresh: RecoveryPoint, planned: RecoveryPoint) -> str | None:
+    """Why a lock forbids deleting the point now (the backend's, or the plan's own record)."""
+    for lock in (fresh.lock, planned.lock):
+        if lock is not None and lock.active(datetime.now(UTC)):
+            return f"{lock.describe()}: it cannot be deleted before then"
+    return None
 
 
 def _not_as_planned(fresh: RecoveryPoint, planned: RecoveryPoint) -> str | None:
