@@ -26,15 +26,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 import attrs
 
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError
 
+if TYPE_CHECKING:
+    from backuppolicy.core.model import RecoveryPoint
+
 __all__ = [
     "LOCK_MODES",
+    "LockablePoints",
     "PointLock",
     "TierLock",
     "check_lock_against_retention",
@@ -277,3 +281,17 @@ def check_lock_against_retention(
             str(length),
             hint=f"Omit {field} to lock for the retention.",
         )
+
+
+@runtime_checkable
+class LockablePoints(Protocol):
+    """**Protocol:** a target that can lock its points against deletion, below the library.
+
+    The backup workflow calls `lock_point` on every new point and copy of a tier whose
+    `TierLock` is enabled; the backend enforces the lock (S3 Object Lock retention, an EBS
+    snapshot lock), so that nobody, with any credentials, can delete the point early.
+    """
+
+    def lock_point(self, point: RecoveryPoint, lock: PointLock) -> RecoveryPoint:
+        """Lock *point* with *lock* (never shortening a longer lock); return it re-read."""
+        ...

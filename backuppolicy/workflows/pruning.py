@@ -36,7 +36,14 @@ from backuppolicy.workflows._common import (
     text_table,
 )
 
-__all__ = ["ApplyReport", "DeleteOutcome", "apply", "defer_locked", "plan_retention"]
+__all__ = [
+    "ApplyReport",
+    "DeleteOutcome",
+    "apply",
+    "defer_locked",
+    "plan_retention",
+    "tier_retention",
+]
 
 _log = logging.getLogger("backuppolicy")
 
@@ -52,6 +59,11 @@ def _rule_for(policy: Policy, spec: TargetSpec, tier: str) -> RetentionRule:
         if tier_spec.name == tier and tier_spec.retention is not None:
             return tier_spec.retention
     return policy.retention
+
+
+def tier_retention(policy: Policy, spec: TargetSpec, tier: str) -> RetentionRule:
+    """The rule that prunes *tier* of *spec*: the target's own, else the tier's, else the policy's."""
+    return _rule_for(policy, spec, tier)
 
 
 def plan_retention(
