@@ -13,6 +13,7 @@ from typing import Any
 
 from backuppolicy.aws._s3_base import KIND_MANIFEST, KIND_VERSION, s3_url
 from backuppolicy.aws._s3_transfer import S3Transfer
+from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import RecoveryPoint
@@ -56,7 +57,13 @@ class ObjectLocking(S3Transfer):
         config = result.get("ObjectLockConfiguration", {})
         return config.get("ObjectLockEnabled") == "Enabled"
 
-    def lock_point(self, point: RecoveryPoint, lock: PointLock) -> RecoveryPoint:
+    def lock_point(
+        self,
+        point: RecoveryPoint,
+        lock: PointLock,
+        *,
+        cool_off: Duration | None = None,  # noqa: ARG002 - S3 Object Lock has no cool-off
+    ) -> RecoveryPoint:
         """Put Object Lock retention *lock* on *point* (and the versions it lists); re-read it.
 
         A manifest (in the bucket or a copy store) is locked with the versions it lists, so
@@ -114,3 +121,71 @@ class ObjectLocking(S3Transfer):
             VersionId=version,
             Retention=retention,  # type: ignore[arg-type]
         )
+
+    # -- holds enforced below the library ---------------------------------------------------
+
+    def _held_objects(self, point: RecoveryPoint) -> tuple[str, str | None, list[tuple[str, str]]]:
+        """``(bucket, region, [(key, version)])``: the point's object and the versions it lists."""
+        loc = self._locate(point, KIND_VERSION, KIND_MANIFEST)
+        pairs = [(loc.key, loc.version)]
+        if point.kind == KIND_MANIFEST:
+            pairs += [(str(e["key"]), str(e["version_id"])) for e in self._manifest_lines(loc)]
+        return loc.bucket, loc.region, pairs
+
+    def _legal_hold(
+        self, bucket: str, region: str | None, pairs: list[tuple[str, str]], status: str
+    ) -> None:
+        for key, version in pairs:
+            self.call(
+                "s3",
+                "put_object_legal_hold",
+                resource=s3_url(bucket, key),
+                region=region,
+                Bucket=bucket,
+                Key=key,
+                VersionId=version,
+                LegalHold={"Status": status},
+            )
+
+    def enforce_hold(self, point: RecoveryPoint) -> RecoveryPoint:
+        """An Object Lock legal hold on the held point and, for a manifest, each version it lists.
+
+        Without Object Lock on the bucket (or copy store) the hold stays a tag; `hold_gaps`
+        reports it.
+        """
+        bucket, region, pairs = self._held_objects(point)
+        if self.bucket_lock_enabled(bucket, region):
+            self._legal_hold(bucket, region, pairs, "ON")
+        return self.refresh(point) or point  # type: ignore[attr-defined, no-any-return]
+
+    def release_enforcement(
+        self,
+        point: RecoveryPoint,
+        tier_lock: PointLock | None,  # noqa: ARG002 - retention is separate from holds in S3
+    ) -> None:
+        """Lift the Object Lock legal holds of `enforce_hold`.
+
+        A version that another held manifest of this target also lists keeps its legal hold.
+        """
+        bucket, region, pairs = self._held_objects(point)
+        if not self.bucket_lock_enabled(bucket, region):
+            return
+        still: set[tuple[str, str]] = set()
+        for other in self.list_points():  # type: ignore[attr-defined]
+            if other.kind == KIND_MANIFEST and other.held and other.id != point.id:
+                still.update(self._held_objects(other)[2])
+        self._legal_hold(bucket, region, [p for p in pairs if p not in still], "OFF")
+
+    def hold_gaps(self, point: RecoveryPoint) -> list[str]:
+        """Objects of the held point without an Object Lock legal hold (the tag alone)."""
+        if point.legal_hold is None:
+            return []
+        bucket, region, pairs = self._held_objects(point)
+        if not self.bucket_lock_enabled(bucket, region):
+            return [f"bucket {bucket} has no Object Lock: the hold is a tag only"]
+        gaps = []
+        for key, version in pairs:
+            head = self._head_or_none(key, version, bucket=bucket, region=region) or {}
+            if head.get("ObjectLockLegalHoldStatus") != "ON":
+                gaps.append(f"{s3_url(bucket, key)}@{version}: no Object Lock legal hold")
+        return gaps

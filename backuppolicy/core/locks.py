@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOCK_MODES",
+    "HoldEnforcing",
     "LockablePoints",
     "PointLock",
     "TierLock",
@@ -292,6 +293,32 @@ class LockablePoints(Protocol):
     snapshot lock), so that nobody, with any credentials, can delete the point early.
     """
 
-    def lock_point(self, point: RecoveryPoint, lock: PointLock) -> RecoveryPoint:
-        """Lock *point* with *lock* (never shortening a longer lock); return it re-read."""
+    def lock_point(
+        self, point: RecoveryPoint, lock: PointLock, *, cool_off: Duration | None = None
+    ) -> RecoveryPoint:
+        """Lock *point* with *lock* (never shortening a longer lock); return it re-read.
+
+        *cool_off* is the tier's `TierLock.cool_off`, for backends that have one (EBS).
+        """
+        ...
+
+
+@runtime_checkable
+class HoldEnforcing(Protocol):
+    """**Protocol:** a target that enforces legal holds below the library, not by a tag alone.
+
+    `backuppolicy.workflows.holds.place_hold` calls `enforce_hold` after the hold's tag is
+    placed, and `release_enforcement` before the tag is removed; the audit asks `hold_gaps`.
+    """
+
+    def enforce_hold(self, point: RecoveryPoint) -> RecoveryPoint:
+        """Make the service itself refuse to delete the held *point*; return it re-read."""
+        ...
+
+    def release_enforcement(self, point: RecoveryPoint, tier_lock: PointLock | None) -> None:
+        """Lift what `enforce_hold` placed, restoring *tier_lock* (the tier's own lock) if any."""
+        ...
+
+    def hold_gaps(self, point: RecoveryPoint) -> list[str]:
+        """How the hold on *point* is weaker than its kind allows; empty when it is not."""
         ...

@@ -348,7 +348,7 @@ def _lock(
         why = "this kind cannot lock its points; use the aws-backup kind with a vault lock"
         return [f"lock of {point.id} (tier {tier}): {why}, or set the tier's lock to none"]
     try:
-        target.lock_point(point, lock)
+        target.lock_point(point, lock, cool_off=tier_spec.lock.cool_off)
     except Exception as exc:  # noqa: BLE001 - reported on the run, the backup itself is kept
         _log.error("target %s: locking %s failed: %s", spec.name, point.id, exc)
         return [f"lock of {point.id} (tier {tier}): {describe_error(exc)}"]
