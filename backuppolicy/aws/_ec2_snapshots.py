@@ -8,10 +8,10 @@ that still uses a snapshot.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from backuppolicy.aws._ec2_base import (

@@ -104,7 +104,9 @@ class TestSnapshotLock:
             {},
             {"Resources": ["snap-1"], "Tags": [{"Key": TAG_LOCK, "Value": tag}]},
         )
-        stub.add_response("describe_snapshots", {"Snapshots": [_snapshot(**OURS, **{TAG_LOCK: tag})]})
+        stub.add_response(
+            "describe_snapshots", {"Snapshots": [_snapshot(**OURS, **{TAG_LOCK: tag})]}
+        )
         with stub:
             locked = target.lock_point(
                 point, PointLock("compliance", UNTIL), cool_off=Duration(hours=24)
@@ -152,9 +154,7 @@ class TestHoldLock:
         target, stub = stubbed
         point = _point(target, stub, **{TAG_LOCK: "governance||hold"})
         stub.add_response("unlock_snapshot", {"SnapshotId": "snap-1"}, {"SnapshotId": "snap-1"})
-        stub.add_response(
-            "delete_tags", {}, {"Resources": ["snap-1"], "Tags": [{"Key": TAG_LOCK}]}
-        )
+        stub.add_response("delete_tags", {}, {"Resources": ["snap-1"], "Tags": [{"Key": TAG_LOCK}]})
         with stub:
             target.release_enforcement(point, None)
         stub.assert_no_pending_responses()
@@ -190,7 +190,11 @@ class TestHoldLock:
         far = datetime.now(UTC) + timedelta(days=36000)
         stub.add_response(
             "describe_locked_snapshots",
-            {"Snapshots": [{"SnapshotId": "snap-1", "LockState": "governance", "LockExpiresOn": far}]},
+            {
+                "Snapshots": [
+                    {"SnapshotId": "snap-1", "LockState": "governance", "LockExpiresOn": far}
+                ]
+            },
         )
         with stub:
             assert [] == target.hold_gaps(point)

@@ -40,7 +40,7 @@ def _target(s3: Any) -> S3Bucket:
     return S3Bucket("vault", prefix="data/", policy="shop", account_id=ACCOUNT)
 
 
-def _manifest(target: S3Bucket, token: str = "t1") -> RecoveryPoint:
+def _manifest(target: S3Bucket, token: str = "t1") -> RecoveryPoint:  # noqa: S107 - idempotency token
     return target.create_backup(reason="manual", token=token)
 
 
