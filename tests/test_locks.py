@@ -162,3 +162,117 @@ class TestPruningLockedPoints:
         locked = target.add_point(created_at=MONDAY, lock=_locked(30, "governance"))
         with pytest.raises(bp.ProtectedPointError, match=r"locked \(governance\)"):
             target.delete(locked)
+
+
+class LockingMemory(MemoryTarget):
+    """A MemoryTarget that locks points (as S3 and EBS do) and enforces holds with a lock."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.locked: list[tuple[str, PointLock]] = []
+        self.enforced: list[str] = []
+        self.released: list[tuple[str, PointLock | None]] = []
+
+    def lock_point(self, point: bp.RecoveryPoint, lock: PointLock, *, cool_off: Any = None) -> Any:
+        """Record the lock and store it on the point."""
+        del cool_off
+        self.locked.append((point.id, lock))
+        with self._lock:
+            self._points[point.id] = self._points[point.id].evolve(lock=lock)
+        return self.refresh(point)
+
+    def enforce_hold(self, point: bp.RecoveryPoint) -> bp.RecoveryPoint:
+        """Record the enforcement."""
+        self.enforced.append(point.id)
+        return point
+
+    def release_enforcement(self, point: bp.RecoveryPoint, tier_lock: PointLock | None) -> None:
+        """Record the release and the tier lock to restore."""
+        self.released.append((point.id, tier_lock))
+
+    def hold_gaps(self, point: bp.RecoveryPoint) -> list[str]:
+        """A gap unless enforce_hold ran on the point."""
+        return [] if point.id in self.enforced else ["not enforced"]
+
+
+def _locked_policy() -> bp.Policy:
+    return bp.Policy.from_dict(
+        {
+            "name": "shop",
+            "schedule": {"every": "day", "at": "04:00"},
+            "retention": {"max_age": "35d"},
+            "targets": [{"name": "db", "kind": "testing:memory", "application": "shop"}],
+            "tiers": [{"name": "local", "every": "day", "lock": "compliance"}],
+        }
+    )
+
+
+class TestBackupLocks:
+    def test_new_points_are_locked_for_the_retention(self):
+        """bp.backup locks the new point of a locked tier until created_at + 35 days."""
+        target = LockingMemory("db", policy="shop", clock=lambda: MONDAY)
+        report = bp.backup(_locked_policy(), now=MONDAY, targets={"db": target})
+        point = report.runs[0].point
+        assert [(point.id, PointLock("compliance", point.created_at + timedelta(days=35)))] == (
+            target.locked
+        )
+
+    def test_a_kind_that_cannot_lock_is_an_error_of_the_run(self):
+        """A locked tier on a kind without locks: the backup is kept, the run reports an error."""
+        target = MemoryTarget("db", policy="shop", clock=lambda: MONDAY)
+        report = bp.backup(_locked_policy(), now=MONDAY, targets={"db": target})
+        assert report.runs[0].point is not None
+        assert "cannot lock its points" in (report.runs[0].error or "")
+
+
+class TestHoldsBelowTheLibrary:
+    def test_place_hold_enforces_and_release_lifts(self):
+        """place_hold asks the backend to enforce; release_hold lifts it and names the tier lock."""
+        policy = _locked_policy()
+        target = LockingMemory("db", policy="shop", clock=lambda: MONDAY)
+        point = target.add_point(created_at=MONDAY)
+        bp.place_hold(policy, point, reason="litigation", now=MONDAY, targets={"db": target})
+        bp.release_hold(policy, point, targets={"db": target})
+        until = MONDAY + timedelta(days=35)
+        assert ([point.id], [(point.id, PointLock("compliance", until))]) == (
+            target.enforced,
+            target.released,
+        )
+
+
+class TestAuditLocks:
+    def test_tag_only_hold_is_reported(self):
+        """A held point of a kind that enforces nothing below the library is non-compliant."""
+        target = MemoryTarget("db", policy="shop", clock=lambda: MONDAY)
+        point = target.add_point(created_at=MONDAY, legal_hold=bp.LegalHold(reason="x"))
+        report = bp.audit(_policy("none"), now=MONDAY, targets={"db": target})
+        [finding] = report.of("hold-enforcement")
+        assert (False, (point.id,)) == (finding.compliant, finding.evidence)
+        assert "tag only" in finding.detail
+
+    def test_enforced_hold_is_compliant(self):
+        """Once the backend enforces the hold, the finding is compliant."""
+        policy = _policy("none")
+        target = LockingMemory("db", policy="shop", clock=lambda: MONDAY)
+        point = target.add_point(created_at=MONDAY)
+        bp.place_hold(policy, point, reason="x", now=MONDAY, targets={"db": target})
+        [finding] = bp.audit(policy, now=MONDAY, targets={"db": target}).of("hold-enforcement")
+        assert finding.compliant
+
+    def test_unlocked_point_of_a_locked_tier_is_reported(self):
+        """A point of a locked tier without its lock makes tier-locks non-compliant."""
+        target = LockingMemory("db", policy="shop", clock=lambda: MONDAY)
+        bare = target.add_point(created_at=MONDAY - timedelta(days=1))
+        locked = target.add_point(created_at=MONDAY)
+        target.lock_point(locked, PointLock("compliance", MONDAY + timedelta(days=35)))
+        [finding] = bp.audit(_locked_policy(), now=MONDAY, targets={"db": target}).of("tier-locks")
+        assert (False, f"{bare.id}: not locked") == (finding.compliant, finding.detail)
+
+    def test_governance_where_compliance_is_asked_is_reported(self):
+        """A governance lock on a compliance tier is weaker than the policy asks."""
+        target = LockingMemory("db", policy="shop", clock=lambda: MONDAY)
+        point = target.add_point(created_at=MONDAY)
+        target.lock_point(point, PointLock("governance", MONDAY + timedelta(days=35)))
+        [finding] = bp.audit(_locked_policy(), now=MONDAY, targets={"db": target}).of("tier-locks")
+        assert not finding.compliant
+        assert "governance, the tier wants compliance" in finding.detail

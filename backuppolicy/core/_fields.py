@@ -406,8 +406,14 @@ def _s_prefix(value: object, path: str) -> str:
 _AWS_COMMON: Final[dict[str, SettingCheck]] = {"region": _s_region, "kms_key_id": _s_text}
 
 TARGET_SETTINGS: Final[dict[str, tuple[dict[str, SettingCheck], dict[str, SettingCheck]]]] = {
-    "rds-instance": ({"db_instance_id": _s_text}, {**_AWS_COMMON}),
-    "aurora-cluster": ({"db_cluster_id": _s_text}, {**_AWS_COMMON}),
+    "rds-instance": (
+        {"db_instance_id": _s_text},
+        {**_AWS_COMMON, "hold_deny_installed": _s_bool},
+    ),
+    "aurora-cluster": (
+        {"db_cluster_id": _s_text},
+        {**_AWS_COMMON, "hold_deny_installed": _s_bool},
+    ),
     "ec2-instance": ({"instance_id": _s_text}, {**_AWS_COMMON, "no_reboot": _s_bool}),
     "ebs-volume": ({"volume_id": _s_text}, {**_AWS_COMMON}),
     "s3-bucket": (

@@ -72,6 +72,7 @@ from backuppolicy.core.selector import RESOURCE_TYPES
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
 from backuppolicy.report import Clause, ComplianceReport, Finding
 from backuppolicy.workflows import _assemble, pruning
+from backuppolicy.workflows._audit_locks import hold_enforcement_findings, tier_lock_findings
 from backuppolicy.workflows._review import requirements
 from backuppolicy.workflows.testlog import (
     CorruptLogLineWarning,
@@ -104,6 +105,8 @@ CLAUSE_ORDER: Final = (
     "encryption",
     "not-public",
     "rds-settings",
+    "tier-locks",
+    "hold-enforcement",
     "coverage",
 )
 """Keys of the clauses the audit checks, in report order."""
@@ -629,6 +632,9 @@ def audit(
                     Clause("rds-settings", "§1.2, §2.1", "RDS backup settings match the policy"),
                 )
             )
+        # Locks and holds below the library (workflows/_audit_locks.py).
+        found["tier-locks"].extend(tier_lock_findings(policy, spec, target, points, now=now))
+        found["hold-enforcement"].extend(hold_enforcement_findings(spec, target, points))
     for key, findings in _log_findings(policy, entries, now=now, since=since).items():
         audited = {spec.name for spec in specs if spec.name in built}
         found[key].extend(f for f in findings if not f.target or f.target in audited)

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from backuppolicy.aws.s3 import S3Bucket
 from backuppolicy.core.exceptions import PolicyError, ProtectedPointError
 from backuppolicy.core.locks import PointLock
-from backuppolicy.core.model import RecoveryPoint
+from backuppolicy.core.model import LegalHold, RecoveryPoint
 from backuppolicy.core.retention import MaxAge
 from backuppolicy.core.targets import Destination
 from backuppolicy.workflows.pruning import defer_locked
@@ -126,3 +126,42 @@ class TestObjectLockRetention:
         assert [] == plan.delete
         expected = f"locked (compliance) until {lock.until.date().isoformat()}; deletes then"
         assert expected in plan.reasons[old.id]
+
+
+class TestHoldsBelowTheLibrary:
+    def _status(self, s3: Any, key: str, version: str) -> str:
+        head = s3.head_object(Bucket="vault", Key=key, VersionId=version)
+        return str(head.get("ObjectLockLegalHoldStatus", "OFF"))
+
+    def test_hold_on_a_manifest_holds_its_versions(self, target, s3):
+        """enforce_hold: Object Lock legal hold ON for the manifest and each version it lists."""
+        point = target.place_hold(_manifest(target), LegalHold(reason="audit"))
+        held = target.enforce_hold(point)
+        pairs = [(e["key"], e["version_id"]) for e in target.read_manifest(point)]
+        assert ["ON", "ON"] == [self._status(s3, k, v) for k, v in pairs]
+        assert [] == target.hold_gaps(held)
+        for key, version in pairs:
+            with pytest.raises(ClientError, match="AccessDenied"):
+                _delete(s3, "vault", key, version, bypass=True)
+
+    def test_tag_only_hold_is_a_gap(self, target):
+        """A manifest held by the tag alone (no enforce_hold): each version is a gap."""
+        point = target.place_hold(_manifest(target), LegalHold(reason="audit"))
+        gaps = target.hold_gaps(point)
+        assert 2 == len(gaps)
+        assert all("no Object Lock legal hold" in gap for gap in gaps)
+
+    def test_release_keeps_versions_another_held_manifest_lists(self, target, s3):
+        """Releasing one of two held manifests keeps the legal hold on their shared versions."""
+        first = target.enforce_hold(
+            target.place_hold(_manifest(target, "t1"), LegalHold(reason="a"))
+        )
+        second = target.enforce_hold(
+            target.place_hold(_manifest(target, "t2"), LegalHold(reason="b"))
+        )
+        target.release_enforcement(first, None)
+        target.release_hold(first)
+        pairs = [(e["key"], e["version_id"]) for e in target.read_manifest(second)]
+        assert ["ON", "ON"] == [self._status(s3, k, v) for k, v in pairs]
+        target.release_enforcement(second, None)
+        assert ["OFF", "OFF"] == [self._status(s3, k, v) for k, v in pairs]
