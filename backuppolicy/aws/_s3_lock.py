@@ -55,7 +55,7 @@ class ObjectLocking(S3Transfer):
                 return False
             raise
         config = result.get("ObjectLockConfiguration", {})
-        return config.get("ObjectLockEnabled") == "Enabled"
+        return bool(config.get("ObjectLockEnabled") == "Enabled")
 
     def lock_point(
         self,
@@ -106,7 +106,9 @@ class ObjectLocking(S3Transfer):
         self, bucket: str, region: str | None, key: str, version: str, retention: dict[str, Any]
     ) -> None:
         resource = s3_url(bucket, key)
-        head = self._head_or_none(key, version, bucket=bucket, region=region) or {}
+        head: Mapping[str, Any] = (
+            self._head_or_none(key, version, bucket=bucket, region=region) or {}
+        )
         current = point_lock_of(head)
         until = retention["RetainUntilDate"]
         if current is not None and current.until is not None and current.until >= until:
@@ -119,7 +121,7 @@ class ObjectLocking(S3Transfer):
             Bucket=bucket,
             Key=key,
             VersionId=version,
-            Retention=retention,  # type: ignore[arg-type]
+            Retention=retention,
         )
 
     # -- holds enforced below the library ---------------------------------------------------
@@ -156,7 +158,7 @@ class ObjectLocking(S3Transfer):
         bucket, region, pairs = self._held_objects(point)
         if self.bucket_lock_enabled(bucket, region):
             self._legal_hold(bucket, region, pairs, "ON")
-        return self.refresh(point) or point  # type: ignore[attr-defined, no-any-return]
+        return self.refresh(point) or point  # type: ignore[attr-defined]
 
     def release_enforcement(
         self,
@@ -185,7 +187,9 @@ class ObjectLocking(S3Transfer):
             return [f"bucket {bucket} has no Object Lock: the hold is a tag only"]
         gaps = []
         for key, version in pairs:
-            head = self._head_or_none(key, version, bucket=bucket, region=region) or {}
+            head: Mapping[str, Any] = (
+                self._head_or_none(key, version, bucket=bucket, region=region) or {}
+            )
             if head.get("ObjectLockLegalHoldStatus") != "ON":
                 gaps.append(f"{s3_url(bucket, key)}@{version}: no Object Lock legal hold")
         return gaps

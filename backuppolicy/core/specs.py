@@ -337,6 +337,10 @@ def _to_location(value: object) -> dict[str, object]:
     return read_settings(value, "location", {}, LOCATION_SETTINGS)
 
 
+def _to_lock(value: object) -> TierLock | None:
+    return None if value is None else TierLock.from_spec(value)
+
+
 @attrs.frozen
 class TierSpec:
     """A copy tier: where copies of the backups live and how often they are made.
@@ -366,9 +370,7 @@ class TierSpec:
     every: Cadence | Schedule = attrs.field(converter=_to_every, validator=_v_every)
     location: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_location, hash=False)
     retention: RetentionRule | None = attrs.field(default=None, validator=validate_optional_rule)
-    lock: TierLock | None = attrs.field(
-        default=None, converter=attrs.converters.optional(TierLock.from_spec), kw_only=True
-    )
+    lock: TierLock | None = attrs.field(default=None, converter=_to_lock, kw_only=True)
 
     def describe(self) -> str:
         """One line: ``"offsite: weekly copy to region eu-west-1"``."""

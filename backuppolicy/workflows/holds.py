@@ -72,7 +72,7 @@ def release_hold(
     """
     target = _target_of(policy, point, targets)
     if isinstance(target, HoldEnforcing):
-        fresh = target.refresh(point) or point
+        fresh: RecoveryPoint = target.refresh(point) or point  # type: ignore[attr-defined]
         target.release_enforcement(fresh, _tier_lock(policy, fresh))
     result: RecoveryPoint = target.release_hold(point)
     return result
