@@ -35,6 +35,7 @@ from backuppolicy.core.exceptions import (
     UnsafeArchiveError,
     VerificationError,
 )
+from backuppolicy.core.locks import PointLock, TierLock
 from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
 from backuppolicy.core.policy import (
     AccountSpec,
@@ -165,6 +166,7 @@ __all__ = [
     "OverdueFinding",
     "OverdueKind",
     "PermissionDeniedError",
+    "PointLock",
     "Policy",
     "PolicyError",
     "PolicyLookupError",
@@ -200,6 +202,7 @@ __all__ = [
     "TcpCheck",
     "TestLog",
     "ThrottledError",
+    "TierLock",
     "TierSpec",
     "UnsafeArchiveError",
     "VerificationError",

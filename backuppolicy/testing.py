@@ -41,6 +41,7 @@ from backuppolicy.core.exceptions import (
     ProtectedPointError,
     ResourceNotFoundError,
 )
+from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
@@ -144,6 +145,7 @@ class MemoryTarget:
         legal_hold: LegalHold | None = None,
         kind: str = "memory-snapshot",
         size_bytes: int | None = None,
+        lock: PointLock | None = None,
     ) -> RecoveryPoint:
         """Put a point on the backend directly, as if it had been made earlier or by someone else.
 
@@ -157,6 +159,7 @@ class MemoryTarget:
             legal_hold: A hold to put on it.
             kind: Its kind.
             size_bytes: Its size.
+            lock: A lock the backend enforces (`delete` refuses it until ``lock.until``).
 
         Returns:
             The point as `list_points` will report it.
@@ -180,6 +183,7 @@ class MemoryTarget:
                 size_bytes=size_bytes,
                 encrypted=True,
                 tags=all_tags,
+                lock=lock,
             )
             self._points[point.id] = point
             return self._view(point)
@@ -295,6 +299,11 @@ class MemoryTarget:
                         f"{self._name}: refused to delete {point.id!r}: it is still pending.",
                         point=current,
                     )
+            if current.lock is not None and current.lock.active(self.clock()):
+                raise ProtectedPointError(
+                    f"{self._name}: refused to delete {point.id!r}: {current.lock.describe()}.",
+                    point=current,
+                )
             del self._points[point.id]
             self.deleted.append(point.id)
 

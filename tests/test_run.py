@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -200,7 +199,7 @@ class TestLease:
         )
         stale_etag = s3.head_object(Bucket="bp-run-logs", Key=key)["ETag"]
         a.acquire(owner="a", now=later, ttl=timedelta(hours=1))
-        assert b._put(b"{}", IfMatch=stale_etag) is None  # noqa: SLF001 - the race's losing write
+        assert b._put(b"{}", IfMatch=stale_etag) is None
         with pytest.raises(LeaseHeldError):
             b.acquire(owner="b", now=later, ttl=timedelta(hours=1))
         assert first.release() is False  # taken over: the old holder removes nothing

@@ -69,15 +69,21 @@ def _apply_vault(backend: BackupClient, vault: Mapping[str, Any], region: str | 
     return "exists"
 
 
-def _apply_lock(backend: BackupClient, lock: Mapping[str, Any]) -> str:
+def _apply_lock(
+    backend: BackupClient, lock: Mapping[str, Any], *, region: str | None = None
+) -> str:
     name = lock["BackupVaultName"]
-    current = backend.call("backup", "describe_backup_vault", resource=name, BackupVaultName=name)
+    current = backend.call(
+        "backup", "describe_backup_vault", resource=name, region=region, BackupVaultName=name
+    )
     same = current.get("Locked") and all(
         current.get(key) == lock.get(key) for key in ("MinRetentionDays", "MaxRetentionDays")
     )
     if same:
         return "unchanged"
-    backend.call("backup", "put_backup_vault_lock_configuration", resource=name, **lock)
+    backend.call(
+        "backup", "put_backup_vault_lock_configuration", resource=name, region=region, **lock
+    )
     return "set"
 
 
@@ -255,6 +261,19 @@ def apply_document(
         }
     if "vault-lock" in parts and document["VaultLock"] is not None:
         result["vault_lock"] = _apply_lock(backend, document["VaultLock"])
+    if "vault-lock" in parts and document.get("CopyVaultLocks"):
+        result["copy_vault_locks"] = {
+            f"{lock['Region']}:{lock['BackupVaultName']}": (
+                _apply_lock(
+                    backend,
+                    {k: v for k, v in lock.items() if k not in {"Region", "Account"}},
+                    region=lock["Region"],
+                )
+                if lock["Account"] == account
+                else "other account: lock it there"
+            )
+            for lock in document["CopyVaultLocks"]
+        }
     plan_id: str | None = None
     if "plan" in parts:
         result["plan"], plan_id = _apply_plan(backend, document["BackupPlan"], policy)

@@ -20,6 +20,7 @@ from backuppolicy.core.exceptions import (
     PolicyError,
     ResourceNotFoundError,
 )
+from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
@@ -38,13 +39,16 @@ if TYPE_CHECKING:
 __all__ = [
     "KIND_EBS_SNAPSHOT",
     "KIND_INSTANCE_BACKUP",
+    "LOCK_SOURCE",
     "TAG_GROUP",
     "TAG_GROUP_SIZE",
     "TAG_INSTANCE",
+    "TAG_LOCK",
     "TAG_SOURCE_GROUP",
     "TAG_SOURCE_REGION",
     "TAG_SOURCE_SNAPSHOT",
     "Ec2Base",
+    "lock_from_tags",
     "tag_dict",
     "tag_list",
 ]
@@ -61,6 +65,28 @@ TAG_SOURCE_SNAPSHOT = "backuppolicy:source-snapshot"
 """Tag on a copy: the id of the snapshot it was copied from."""
 TAG_SOURCE_REGION = "backuppolicy:source-region"
 """Tag on a copy: the region of the snapshot it was copied from."""
+
+TAG_LOCK = "backuppolicy:lock"
+"""Tag recording a snapshot's lock: ``<mode>|<expiry ISO 8601>[|hold]``."""
+
+LOCK_SOURCE = "ebs-snapshot-lock"
+"""`PointLock.source` of an EBS snapshot lock."""
+
+
+def lock_from_tags(tags: Mapping[str, str]) -> PointLock | None:
+    """The lock recorded in the ``backuppolicy:lock`` tag, or ``None``."""
+    value = tags.get(TAG_LOCK)
+    if not value:
+        return None
+    parts = value.split("|")
+    try:
+        until = datetime.fromisoformat(parts[1]) if len(parts) > 1 else None
+    except ValueError:
+        until = None
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    return PointLock(parts[0], until, source=LOCK_SOURCE)
+
 
 KIND_EBS_SNAPSHOT = "ebs-snapshot"
 """`RecoveryPoint.kind` of a single EBS snapshot."""
@@ -283,6 +309,7 @@ class Ec2Base(AwsBackend):
             tags=tags,
             legal_hold=LegalHold.from_tag(hold) if hold is not None else None,
             managed=self._is_ours(tags) and owner == self.account_id,
+            lock=lock_from_tags(tags),
             details={
                 "region": region,
                 "arn": f"arn:aws:ec2:{region}::snapshot/{snapshot_id}",
@@ -341,6 +368,7 @@ class Ec2Base(AwsBackend):
             tags=tags,
             legal_hold=LegalHold.from_tag(holds[0]) if holds else None,
             managed=owners == {self.account_id},
+            lock=lock_from_tags(tags),
             details={
                 "region": region,
                 "group": group,

@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from backuppolicy.aws._ec2_base import (
@@ -243,6 +244,8 @@ class Ec2Snapshots(Ec2Base):
             why = f"it is under {point.legal_hold.describe()}"
         elif point.status is Status.PENDING:
             why = "it is still pending"
+        elif point.lock is not None and point.lock.active(datetime.now(UTC)):
+            why = f"it is {point.lock.describe()} (EBS snapshot lock)"
         if why:
             raise ProtectedPointError(
                 f"{self.name}: refused to delete point {point.id!r}: {why}. Nothing was deleted.",

@@ -483,16 +483,17 @@ class S3Base(AwsBackend):
         bucket: str | None = None,
         region: str | None = None,
     ) -> LegalHold | None:
-        """The Object Lock legal hold or unexpired retention of a version, as a `LegalHold`."""
+        """The Object Lock legal hold of a version, as a `LegalHold`.
+
+        Object Lock *retention* is not a hold: it is the point's `PointLock` (see
+        ``_s3_lock.point_lock_of``), which expires on its own.
+        """
         if head.get("ObjectLockLegalHoldStatus") == "ON":
             tags = self._tags_of(key, version_id, bucket=bucket, region=region)
             if TAG_HOLD in tags:
                 return hold_from_tag(tags[TAG_HOLD])
             return LegalHold(reason="S3 Object Lock legal hold")
-        until = head.get("ObjectLockRetainUntilDate")
-        if isinstance(until, datetime) and until > now:
-            mode = head.get("ObjectLockMode", "")
-            return LegalHold(reason=f"S3 Object Lock {mode} retention until {until.isoformat()}")
+        del now  # retention is the point's lock, not a hold
         return None
 
     def read_manifest(self, point: RecoveryPoint) -> Iterator[dict[str, Any]]:

@@ -27,6 +27,7 @@ from backuppolicy.aws._s3_base import (
     s3_url,
     utcnow,
 )
+from backuppolicy.aws._s3_lock import point_lock_of
 from backuppolicy.aws._s3_pool import Pool, Requests
 from backuppolicy.aws._s3_transfer import S3Transfer
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError, UnsafeArchiveError
@@ -75,6 +76,7 @@ class CopyStores(S3Transfer):
             tags=tags,
             legal_hold=hold_from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
             managed=is_owned(tags, policy=self.policy, target=self.name),
+            lock=point_lock_of(head),
             details={
                 "bucket": store.bucket,
                 "key": key,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import attrs
 
 from backuppolicy.aws._s3_base import KIND_VERSION, split_id
+from backuppolicy.aws._s3_lock import point_lock_of
 from backuppolicy.aws._s3_pool import Pool, Requests
 from backuppolicy.aws._s3_transfer import DELETE_BATCH_LIMIT, S3Transfer
 from backuppolicy.core.exceptions import PolicyError
@@ -219,7 +220,10 @@ class NoncurrentRetention(S3Transfer):
                 if locked:
                     requests.add("HeadObject")
                     head: Mapping[str, object] = self._head_or_none(key, version) or {}
-                    if self._lock_hold(head, key, version, checked_now) is not None:
+                    lock = point_lock_of(head)
+                    if self._lock_hold(head, key, version, checked_now) is not None or (
+                        lock is not None and lock.active(checked_now)
+                    ):
                         counts["held"] += 1
                         counts["kept"] += 1
                         continue

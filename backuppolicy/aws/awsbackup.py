@@ -12,6 +12,7 @@ Compiling a policy to an AWS Backup plan, and applying it, is `backuppolicy.aws.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -25,7 +26,8 @@ from backuppolicy.aws._backup import BackupClient, aws_backup_of, region_of
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
 from backuppolicy.aws._iam_statements import ACCOUNT, PARTITION, REGION, Grant, by_workflow
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
-from backuppolicy.core.model import RecoveryPoint, Status
+from backuppolicy.core.locks import PointLock
+from backuppolicy.core.model import TAG_HOLD, LegalHold, RecoveryPoint, Status
 from backuppolicy.core.policy import Policy, TargetSpec
 from backuppolicy.core.targets import (
     AwsBackupMapping,
@@ -178,6 +180,9 @@ def list_aws_backup_points(
     ):
         for item in page.get("RecoveryPoints", []):
             yield _to_point(item, target=target, names=names, tier=tier)
+
+
+_HOLD_PREFIX: Final = "backuppolicy hold on "
 
 
 def _arn_key(arn: str) -> str:
@@ -383,6 +388,61 @@ class AwsBackupTarget(AwsBackend):
     def delete(self, point: RecoveryPoint) -> None:
         """Refused: AWS Backup deletes these points by its lifecycle."""
         raise self._refuse(f"it deletes {point.id!r} by its lifecycle (DeleteAfterDays).")
+
+    # -- legal holds, enforced by AWS Backup itself ------------------------------------------
+
+    def place_hold(self, point: RecoveryPoint, hold: LegalHold) -> RecoveryPoint:
+        """Put *point* under an AWS Backup legal hold (``CreateLegalHold``); return it held.
+
+        The legal hold selects this resource's recovery points in the point's vault created
+        at the point's creation time; AWS Backup refuses to delete them (its lifecycle too)
+        until the hold is cancelled. The hold's description names the point, so `release_hold`
+        finds it again; the same hold on the same point is created once (idempotency token).
+        """
+        if not isinstance(hold, LegalHold):
+            raise PolicyError.for_field("hold", "a backuppolicy.LegalHold", hold)
+        vault = point.details.get("vault") or self.vault
+        if not vault:
+            raise PolicyError.for_field("point.details.vault", "the recovery point's vault", None)
+        title = (hold.reference or hold.reason or "legal hold")[:100]
+        token = hashlib.sha256(f"{point.id}|{hold.to_tag()}".encode()).hexdigest()[:32]
+        result = self.call(
+            "backup",
+            "create_legal_hold",
+            resource=point.id,
+            Title=title,
+            Description=f"{_HOLD_PREFIX}{point.id} {hold.to_tag()}"[:1000],
+            IdempotencyToken=token,
+            RecoveryPointSelection={
+                "VaultNames": [str(vault)],
+                "ResourceIdentifiers": [
+                    str(point.details.get("resource_arn") or self.resource_arn)
+                ],
+                "DateRange": {"FromDate": point.created_at, "ToDate": point.created_at},
+            },
+            Tags={TAG_HOLD: hold.to_tag()[:256]},
+        )
+        details = {**point.details, "legal_hold_id": result.get("LegalHoldId")}
+        lock = PointLock("legal-hold", None, source="aws-backup-legal-hold")
+        return point.evolve(legal_hold=hold, lock=lock, details=details)
+
+    def release_hold(self, point: RecoveryPoint) -> RecoveryPoint:
+        """Cancel every active AWS Backup legal hold this library placed on *point*."""
+        for page in self.paginate("backup", "list_legal_holds", resource=point.id):
+            for item in page.get("LegalHolds", []):
+                description = str(item.get("Description", ""))
+                if item.get("Status") not in {"ACTIVE", "CREATING"}:
+                    continue
+                if not description.startswith(f"{_HOLD_PREFIX}{point.id} "):
+                    continue
+                self.call(
+                    "backup",
+                    "cancel_legal_hold",
+                    resource=point.id,
+                    LegalHoldId=str(item["LegalHoldId"]),
+                    CancelDescription="released with backuppolicy",
+                )
+        return point.evolve(legal_hold=None, lock=None)
 
     def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
         """Refused: copies are the plan's ``CopyActions``."""

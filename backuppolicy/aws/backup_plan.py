@@ -31,8 +31,10 @@ translation to AWS's cron in ``aws/_cron.py``.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, NotRequired, TypedDict
 
 import attrs
@@ -46,6 +48,7 @@ from backuppolicy.aws._cron import aws_cron, schedule_of, validate_aws_cron, win
 from backuppolicy.aws.awsbackup import ACCOUNT_PLACEHOLDER, resource_arn
 from backuppolicy.aws.lifecycle_scheduler import export_lifecycle, export_scheduler
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.locks import TierLock, retention_span
 from backuppolicy.core.model import TAG_POLICY, TAG_TIER
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.retention import AnyOf, MaxAge, RetentionRule
@@ -175,6 +178,54 @@ class VaultLock:
                 f"{days}d",
                 hint="AWS Backup rejects rules whose DeleteAfterDays falls outside the lock.",
             )
+
+
+def vault_lock_for(lock: TierLock, rule: RetentionRule) -> VaultLock | None:
+    """The Vault Lock that enforces a tier's `TierLock` on the tier's AWS Backup vault.
+
+    ``MinRetentionDays`` is the lock's length (no rule may keep a recovery point in the vault
+    for less); ``MaxRetentionDays`` is the retention's span (`retention_span`), when bounded.
+    A compliance lock becomes a compliance-mode Vault Lock after AWS's shortest grace period
+    (``ChangeableForDays=3``); a governance lock stays in governance mode.
+
+    Example:
+        >>> from backuppolicy.core.locks import TierLock
+        >>> vault_lock_for(TierLock("compliance"), MaxAge(days=35)).to_params()
+        {'MinRetentionDays': 35, 'MaxRetentionDays': 35, 'ChangeableForDays': 3}
+    """
+    length = lock.lock_for(rule)
+    if length is None:
+        return None
+    span = retention_span(rule)
+    low = max(1, math.ceil(length.approx_timedelta() / timedelta(days=1)))
+    high = math.ceil(span.approx_timedelta() / timedelta(days=1)) if span is not None else None
+    changeable = _MIN_CHANGEABLE_DAYS if lock.mode == "compliance" else None
+    return VaultLock(low, high, changeable_for_days=changeable)
+
+
+def _copy_vault_locks(ctx: _Ctx, notes: list[str]) -> list[dict[str, object]]:
+    """``PutBackupVaultLockConfiguration`` (with ``Region`` and ``Account``) per locked copy tier."""
+    locks: list[dict[str, object]] = []
+    for index, tier in enumerate(ctx.policy.tiers[1:], start=1):
+        if tier.lock is None or not tier.lock.enabled:
+            continue
+        lock = vault_lock_for(tier.lock, tier.retention or ctx.policy.retention)
+        if lock is None:  # pragma: no cover - an enabled lock has a length (policy check)
+            continue
+        _, vault = _copy_action(ctx, tier, index)
+        entry = {k: vault[k] for k in ("Region", "Account", "BackupVaultName")}
+        locks.append({**entry, **lock.to_params()})
+        if lock.compliance:
+            where = f"{entry['Region']}:{entry['BackupVaultName']}"
+            message = (
+                f"COMPLIANCE MODE: the vault lock on {where} (tier {tier.name!r}) becomes "
+                f"immutable {lock.changeable_for_days} days after it is applied. From then on "
+                "nobody, not even the account root, can delete its recovery points early, "
+                "shorten their retention or remove the lock."
+            )
+            notes.append(message)
+            warnings.warn(message, ComplianceModeWarning, stacklevel=3)
+    return locks
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,7 +616,9 @@ def export_aws_backup(
 
     Pure: no AWS call. The keys of the result are the request shapes of the AWS Backup API:
     ``BackupVault`` (``CreateBackupVault``), ``CopyVaults`` (one per off-site region or account),
-    ``VaultLock`` (``PutBackupVaultLockConfiguration`` or ``None``), ``BackupPlan``
+    ``VaultLock`` (``PutBackupVaultLockConfiguration`` or ``None``; by default the first tier's
+    ``lock``, see `vault_lock_for`), ``CopyVaultLocks`` (the same for every copy tier with a
+    ``lock``, with its ``Region`` and ``Account``), ``BackupPlan``
     (``CreateBackupPlan``), ``BackupSelection`` (``CreateBackupSelection``),
     ``RestoreTestingPlan`` and ``RestoreTestingSelections``, plus ``Region`` and ``Warnings``
     (targets AWS Backup does not cover, a compliance-mode lock).
@@ -613,6 +666,9 @@ def export_aws_backup(
     role = iam_role_arn or (
         f"arn:{partition}:iam::{account}:role/service-role/AWSBackupDefaultServiceRole"
     )
+    first = policy.tiers[0] if policy.tiers else None
+    if vault_lock is None and first is not None and first.lock is not None and first.lock.enabled:
+        vault_lock = vault_lock_for(first.lock, first.retention or policy.retention)
     cold = cold_storage_after_days
     if cold is not None and (isinstance(cold, bool) or not isinstance(cold, int) or cold < 1):
         raise PolicyError.for_field(
@@ -668,6 +724,7 @@ def export_aws_backup(
             )
             notes.append(message)
             warnings.warn(message, ComplianceModeWarning, stacklevel=2)
+    copy_locks = _copy_vault_locks(ctx, notes)
     testing_plan: dict[str, object] | None = None
     testing_selections: list[dict[str, object]] = []
     if restore_testing:
@@ -677,6 +734,7 @@ def export_aws_backup(
         "BackupVault": vault,
         "CopyVaults": copy_vaults,
         "VaultLock": lock,
+        "CopyVaultLocks": copy_locks,
         "BackupPlan": {
             "BackupPlanName": safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_.-]", 50),
             "Rules": rules,

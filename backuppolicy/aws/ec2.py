@@ -48,6 +48,7 @@ from backuppolicy.aws._ec2_base import (
     TAG_SOURCE_SNAPSHOT,
     tag_list,
 )
+from backuppolicy.aws._ec2_lock import SnapshotLocks
 from backuppolicy.aws._ec2_restore import Ec2Restores
 from backuppolicy.aws._ec2_snapshots import Ec2Snapshots
 from backuppolicy.aws._iam_statements import (
@@ -209,7 +210,7 @@ def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
     return out
 
 
-class _SnapshotTarget(Ec2Snapshots, Ec2Restores, EbsDirect):
+class _SnapshotTarget(SnapshotLocks, Ec2Snapshots, Ec2Restores, EbsDirect):
     """Shared listing, copy, delete, restore and hold logic of the EBS snapshot targets."""
 
     # -- the kind -------------------------------------------------------------------------

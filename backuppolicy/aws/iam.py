@@ -39,13 +39,16 @@ from backuppolicy.aws._iam_statements import (
     SWEEP_TAG,
 )
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.model import TAG_HOLD, TAG_POLICY
 from backuppolicy.core.policy import Policy, TargetSpec
 from backuppolicy.core.selector import RESOURCE_SETTINGS
 from backuppolicy.core.targets import IsolationProfile, get_target_class
 
 __all__ = [
+    "HOLD_DENY_ACTIONS",
     "INTENTIONAL_EXTRAS",
     "WORKFLOWS",
+    "hold_deny_policy",
     "iam_actions",
     "iam_policy",
     "iam_table",
@@ -442,7 +445,92 @@ def _grants(
             if t.location.get("kms_key_id") and copy_keys
         ]
         out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]
+        if "backup" in wanted:
+            out += [("lock", grant) for grant in _lock_grants(policy, spec, where)]
     return out
+
+
+def _lock_grants(policy: Policy, spec: TargetSpec, w: _Where) -> list[_Grant]:
+    """What the backup workflow needs to lock the points of *spec*'s locked tiers."""
+    if not any(t.lock is not None and t.lock.enabled for t in policy.tiers_for(spec)):
+        return []
+    backup = frozenset({"backup"})
+    ours = {"StringEquals": {f"aws:ResourceTag/{TAG_POLICY}": w.policy}}
+    if spec.kind in {"ebs-volume", "ec2-instance"}:
+        snapshots = tuple(f"arn:{w.partition}:ec2:{r}::snapshot/*" for r in w.regions)
+        return [_Grant(backup, ("ec2:LockSnapshot",), snapshots, ours)]
+    if spec.kind == "s3-bucket":
+        buckets = {str(spec.settings["bucket"])}
+        buckets |= {
+            str(t.location["store"]).removeprefix("s3://").split("/", 1)[0]
+            for t in policy.tiers_for(spec)
+            if str(t.location.get("store", "")).startswith("s3://")
+        }
+        return [
+            _Grant(
+                backup,
+                ("s3:GetBucketObjectLockConfiguration",),
+                tuple(f"arn:{w.partition}:s3:::{b}" for b in sorted(buckets)),
+            ),
+            _Grant(
+                backup,
+                ("s3:PutObjectRetention",),
+                tuple(f"arn:{w.partition}:s3:::{b}/*" for b in sorted(buckets)),
+            ),
+        ]
+    return []
+
+
+HOLD_DENY_ACTIONS: Final = ("rds:DeleteDBClusterSnapshot", "rds:DeleteDBSnapshot")
+"""What the deny statement of `hold_deny_policy` forbids on a held snapshot."""
+
+
+def hold_deny_policy(
+    *,
+    account_id: str = "*",
+    partition: str = "aws",
+    tag: str = TAG_HOLD,
+    release_role_arns: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The deny statements that make AWS itself refuse to delete a held RDS snapshot.
+
+    RDS cannot lock a snapshot, so a legal hold on one is a tag (``backuppolicy:legal-hold``)
+    that only this library honours. Installed where it binds every principal that could delete
+    snapshots (an SCP of the account's organisation unit, a permissions boundary, or the
+    policies of every role), this document denies ``DeleteDBSnapshot`` and
+    ``DeleteDBClusterSnapshot`` on any snapshot carrying the tag, and denies removing the tag
+    itself, except to the *release_role_arns* (the people who release holds).
+
+    Example:
+        >>> doc = hold_deny_policy(account_id="123456789012")
+        >>> doc["Statement"][0]["Condition"]
+        {'Null': {'aws:ResourceTag/backuppolicy:legal-hold': 'false'}}
+    """
+    rds = f"arn:{partition}:rds:*:{account_id}"
+    resources = [f"{rds}:cluster-snapshot:*", f"{rds}:snapshot:*"]
+    release = sorted(release_role_arns)
+    untag: dict[str, Any] = {
+        "Sid": "DenyRemovingTheLegalHoldTag",
+        "Effect": "Deny",
+        "Action": ["rds:RemoveTagsFromResource"],
+        "Resource": resources,
+        "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": [tag]}},
+    }
+    if release:
+        untag["Condition"]["ArnNotLike"] = {"aws:PrincipalArn": release}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyDeletingHeldSnapshots",
+                "Effect": "Deny",
+                "Action": list(HOLD_DENY_ACTIONS),
+                "Resource": resources,
+                "Condition": {"Null": {f"aws:ResourceTag/{tag}": "false"}},
+            },
+            untag,
+        ],
+    }
 
 
 def _check_workflows(actions: Iterable[str]) -> frozenset[str]:

@@ -49,6 +49,8 @@ from backuppolicy.aws._rds_snapshots import RdsSnapshots
 from backuppolicy.core.exceptions import (
     ResourceNotFoundError,
 )
+from backuppolicy.core.locks import PointLock
+from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.targets import (
     AwsBackupMapping,
     IsolationProfile,
@@ -243,6 +245,35 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
 
     _setting: ClassVar[str]  # the setting that names the database
 
+    hold_deny_installed: bool = False
+    """Whether the deny statement of `backuppolicy.aws.iam.hold_deny_policy` is installed where
+    it binds every principal of the account (setting ``hold_deny_installed``); the audit reports
+    each held snapshot as tag-only until it is."""
+
+    # -- holds enforced below the library (`backuppolicy.core.locks.HoldEnforcing`) ---------
+
+    def enforce_hold(self, point: RecoveryPoint) -> RecoveryPoint:
+        """Nothing to lock: RDS has no snapshot lock. The IAM deny statement enforces the tag."""
+        return point
+
+    def release_enforcement(
+        self,
+        point: RecoveryPoint,
+        tier_lock: PointLock | None,
+    ) -> None:
+        """Nothing to lift (see `enforce_hold`)."""
+
+    def hold_gaps(self, point: RecoveryPoint) -> list[str]:
+        """A held snapshot is tag-only unless the hold deny statement is declared installed."""
+        if point.legal_hold is None or self.hold_deny_installed:
+            return []
+        gap = (
+            "RDS cannot lock snapshots: only the hold tag protects it; install the deny "
+            "statement of `backuppolicy export iam --holds` (SCP or permissions boundary) and "
+            "set hold_deny_installed: true"
+        )
+        return [gap]
+
     @classmethod
     def from_spec(
         cls,
@@ -258,7 +289,7 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
         The copy regions are those of the policy's copy tiers (every tier after the first).
         """
         settings = spec.settings
-        return cls(
+        target = cls(
             settings[cls._setting],
             name=spec.name,
             policy=policy.name,
@@ -267,6 +298,8 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
             region=settings.get("region") or region,
             copy_regions=policy.copy_regions_for(spec),
         )
+        target.hold_deny_installed = bool(settings.get("hold_deny_installed", False))
+        return target
 
     @classmethod
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:

@@ -61,6 +61,7 @@ from backuppolicy.aws._s3_base import (
     utcnow,
 )
 from backuppolicy.aws._s3_copy import CopyStores
+from backuppolicy.aws._s3_lock import ObjectLocking, point_lock_of
 from backuppolicy.aws._s3_restore import RestoreReport, Restores
 from backuppolicy.aws._s3_retention import KeyRetentionPlan, NoncurrentRetention, RetentionRunReport
 from backuppolicy.aws._s3_transfer import DELETE_BATCH_LIMIT, MAX_COPY_OBJECT_SIZE
@@ -143,7 +144,7 @@ class S3Settings:
 # The target ----------------------------------------------------------------
 
 
-class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
+class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectAccess):
     """The objects under a prefix of a versioned S3 bucket, as a backup target.
 
     Points:
@@ -483,6 +484,7 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
             tags=tags,
             legal_hold=hold_from_tag(tags[TAG_HOLD]) if TAG_HOLD in tags else None,
             managed=is_owned(tags, policy=self.policy, target=self.name),
+            lock=point_lock_of(head),
             details={
                 "bucket": self.bucket,
                 "key": key,
@@ -626,6 +628,7 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
             # a version copied on its own into a store is not ours to prune (see `copy`)
             managed=self.manage_noncurrent and not is_current and loc.store is None,
             legal_hold=hold,
+            lock=point_lock_of(head),
             encrypted=head.get("ServerSideEncryption") is not None or None,
             details=details,
         )
@@ -747,6 +750,11 @@ class S3Bucket(CopyStores, Restores, NoncurrentRetention, ObjectAccess):
 
 
 def _refuse_protected(point: RecoveryPoint) -> None:
+    if point.lock is not None and point.lock.active(utcnow()):
+        raise ProtectedPointError(
+            f"refusing to delete {point.id!r}: it is {point.lock.describe()} (S3 Object Lock)",
+            point=point,
+        )
     if point.held:
         assert point.legal_hold is not None  # noqa: S101 - narrowed by `held`
         raise ProtectedPointError(

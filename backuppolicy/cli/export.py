@@ -91,6 +91,12 @@ def _iam(args: argparse.Namespace, out: TextIO) -> int:
     from backuppolicy.aws import iam  # noqa: PLC0415
 
     policy = load_policy(args)
+    if args.holds:  # the deny statements that make AWS refuse to delete held RDS snapshots
+        document = iam.hold_deny_policy(
+            account_id=args.account_id or "*", release_role_arns=args.release_role_arn or ()
+        )
+        _dump(document, out)
+        return EXIT_OK
     workflows = args.workflow or list(iam.WORKFLOWS)
     _dump(iam.iam_policy(policy, workflows, account_id=args.account_id or "*"), out)
     return EXIT_OK
@@ -261,6 +267,18 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         help="only these workflows (repeatable; default: all)",
     )
     iam.add_argument("--account-id", help="account id in ARNs (default: *)")
+    iam.add_argument(
+        "--holds",
+        action="store_true",
+        help="the deny statements that stop deletion of held RDS snapshots (install in an SCP "
+        "or permissions boundary) instead of the workflows' policy",
+    )
+    iam.add_argument(
+        "--release-role-arn",
+        action="append",
+        metavar="ARN",
+        help="with --holds: a role that may still remove the hold tag (repeatable)",
+    )
     kinds.add_parser("lifecycle", parents=[common], help="S3 lifecycle rules from the retention")
     scheduler = kinds.add_parser(
         "scheduler", parents=[common], help="EventBridge Scheduler schedules for the Lambda handler"

@@ -459,8 +459,14 @@ _AWS_COMMON: Final[dict[str, SettingCheck]] = {
 }
 
 TARGET_SETTINGS: Final[dict[str, tuple[dict[str, SettingCheck], dict[str, SettingCheck]]]] = {
-    "rds-instance": ({"db_instance_id": _s_text}, {**_AWS_COMMON}),
-    "aurora-cluster": ({"db_cluster_id": _s_text}, {**_AWS_COMMON}),
+    "rds-instance": (
+        {"db_instance_id": _s_text},
+        {**_AWS_COMMON, "hold_deny_installed": _s_bool},
+    ),
+    "aurora-cluster": (
+        {"db_cluster_id": _s_text},
+        {**_AWS_COMMON, "hold_deny_installed": _s_bool},
+    ),
     "ec2-instance": ({"instance_id": _s_text}, {**_AWS_COMMON, "no_reboot": _s_bool}),
     "ebs-volume": ({"volume_id": _s_text}, {**_AWS_COMMON}),
     "s3-bucket": (

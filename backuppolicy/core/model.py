@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.locks import PointLock
 
 __all__ = [
     "TAG_HOLD",
@@ -241,6 +242,9 @@ class RecoveryPoint:
             ``LastModified`` has one-second resolution). ``None`` (the default) where the
             backend has no order; such ties fall back to restic's rule (the larger id is newer).
             A fact of the listing, not of the copy: points are equal whatever their ordinals.
+        lock: The lock the backend enforces on the point (S3 Object Lock retention, an EBS
+            snapshot lock, an AWS Backup legal hold), or ``None``. Nobody, this library
+            included, can delete a point while its lock is active.
     """
 
     id: str = attrs.field(validator=_non_empty_str)
@@ -264,6 +268,11 @@ class RecoveryPoint:
     managed: bool = attrs.field(default=True, kw_only=True)
     details: Mapping[str, Any] = attrs.field(factory=dict, hash=False, kw_only=True, repr=False)
     ordinal: int | None = attrs.field(default=None, validator=_ordinal, kw_only=True, eq=False)
+    lock: PointLock | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(PointLock)),
+        kw_only=True,
+    )
 
     @property
     def order_key(self) -> tuple[datetime, bool, int, str]:

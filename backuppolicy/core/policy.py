@@ -10,7 +10,7 @@ Loading validates everything up front. Every error is a `PolicyError` whose mess
 names the path of the field, what was expected and what was given, e.g.::
 
     targets[2].retention.max_age: expected a duration like '35d' (got 'soon').
-    tiers[1].evry: expected a known key: name, every, location, retention (got 'evry'). Did you mean 'every'?
+    tiers[1].evry: expected a known key: name, every, location, retention, lock (got 'evry'). Did you mean 'every'?
 
 `Policy.to_markdown` renders the human policy document (the sections of the written
 policy) from the same object, so the document can never drift from the code.
@@ -70,6 +70,7 @@ from backuppolicy.core.loading import (
     read_policy_text,
     with_location,
 )
+from backuppolicy.core.locks import check_lock_against_retention
 from backuppolicy.core.retention import RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.specs import (
@@ -257,6 +258,7 @@ class Policy:
     def __attrs_post_init__(self) -> None:
         self._check_names()
         self._check_references()
+        self._check_locks()
 
     def _check_names(self) -> None:
         named: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -288,6 +290,18 @@ class Policy:
                     objective.application,
                 )
             applications.add(objective.application)
+
+    def _check_locks(self) -> None:
+        """A tier's lock must agree with the retention that prunes its copies."""
+        for i, tier in enumerate(self.tiers):
+            if tier.lock is not None:
+                own = tier.retention is not None
+                check_lock_against_retention(
+                    tier.lock,
+                    tier.retention if own else self.retention,
+                    lock_path=f"tiers[{i}].lock",
+                    retention_path=f"tiers[{i}].retention" if own else "retention",
+                )
 
     def _check_references(self) -> None:
         tier_names = tuple(tier.name for tier in self.tiers)

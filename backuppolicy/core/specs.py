@@ -71,6 +71,7 @@ from backuppolicy.core._fields import (
 from backuppolicy.core._probe_specs import FingerprintSpec, ProbesSpec
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import PolicyError, short_repr
+from backuppolicy.core.locks import TierLock
 from backuppolicy.core.retention import RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.secrets import Secret
@@ -102,7 +103,7 @@ _VERIFICATION_KEYS: Final = (
     "require_private",
     "size_anomaly",
 )
-_TIER_KEYS: Final = ("name", "every", "location", "retention")
+_TIER_KEYS: Final = ("name", "every", "location", "retention", "lock")
 _TARGET_KEYS: Final = (
     "name",
     "kind",
@@ -364,6 +365,10 @@ def _to_location(value: object) -> dict[str, object]:
     return read_settings(value, "location", {}, LOCATION_SETTINGS)
 
 
+def _to_lock(value: object) -> TierLock | None:
+    return None if value is None else TierLock.from_spec(value)
+
+
 @attrs.frozen
 class TierSpec:
     """A copy tier: where copies of the backups live and how often they are made.
@@ -385,19 +390,23 @@ class TierSpec:
             archives. Empty means "where the backend creates its backups" (an RDS snapshot in
             the database's own region).
         retention: The tier's own retention; ``None`` uses the policy's.
+        lock: How the tier's copies are locked below the library (`TierLock`: S3 Object Lock
+            retention, EBS snapshot lock, AWS Backup vault lock); ``None`` locks nothing.
     """
 
     name: str = attrs.field(validator=validate_name)
     every: Cadence | Schedule = attrs.field(converter=_to_every, validator=_v_every)
     location: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_location, hash=False)
     retention: RetentionRule | None = attrs.field(default=None, validator=validate_optional_rule)
+    lock: TierLock | None = attrs.field(default=None, converter=_to_lock, kw_only=True)
 
     def describe(self) -> str:
         """One line: ``"offsite: weekly copy to region eu-west-1"``."""
         where = "; ".join(f"{key} {value}" for key, value in self.location.items())
         where = f" to {where}" if where else " in place"
         keep = f", kept by: {self.retention.describe()}" if self.retention else ""
-        return f"{self.name}: {every_describe(self.every)} copy{where}{keep}"
+        locked = f", {self.lock.describe()}" if self.lock and self.lock.enabled else ""
+        return f"{self.name}: {every_describe(self.every)} copy{where}{keep}{locked}"
 
     def to_dict(self) -> dict[str, object]:
         """Plain data, as `Policy.from_dict` reads it."""
@@ -408,6 +417,8 @@ class TierSpec:
         }
         if self.retention is not None:
             data["retention"] = self.retention.to_spec()
+        if self.lock is not None:
+            data["lock"] = self.lock.to_spec()
         return data
 
     @classmethod
@@ -424,8 +435,13 @@ class TierSpec:
             if raw.get("retention") is not None
             else None
         )
+        lock = (
+            TierLock.from_spec(raw["lock"], path=join_path(path, "lock"))
+            if raw.get("lock") is not None
+            else None
+        )
         with at_path(path):
-            return cls(name, every, location, retention)
+            return cls(name, every, location, retention, lock=lock)
 
 
 @attrs.frozen

@@ -87,6 +87,7 @@ from backuppolicy.core.selector import RESOURCE_TYPES
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
 from backuppolicy.report import Clause, ComplianceReport, Finding
 from backuppolicy.workflows import _assemble, pruning
+from backuppolicy.workflows._audit_locks import hold_enforcement_findings, tier_lock_findings
 from backuppolicy.workflows._copy_integrity import copy_integrity_findings
 from backuppolicy.workflows._review import requirements
 from backuppolicy.workflows.testlog import (
@@ -122,6 +123,8 @@ CLAUSE_ORDER: Final = (
     "not-public",
     "rds-settings",
     "backup-size",
+    "tier-locks",
+    "hold-enforcement",
     "coverage",
 )
 """Keys of the clauses the audit checks, in report order."""
@@ -676,6 +679,9 @@ def audit(
         )
         for key, finding in _verification_findings(one, spec, policy):
             found[key].append(finding)
+        # Locks and holds below the library (workflows/_audit_locks.py).
+        found["tier-locks"].extend(tier_lock_findings(policy, spec, target, points, now=now))
+        found["hold-enforcement"].extend(hold_enforcement_findings(spec, target, points))
     for key, findings in _log_findings(policy, entries, now=now, since=since).items():
         audited = {spec.name for spec in specs if spec.name in built}
         found[key].extend(f for f in findings if not f.target or f.target in audited)

@@ -35,6 +35,7 @@ import attrs
 
 from backuppolicy.checks._declared import FINGERPRINT_ERROR_TAG, record_fingerprints
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.locks import LockablePoints
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.schedule import Cadence, Schedule, rolling_slots
@@ -54,6 +55,7 @@ from backuppolicy.workflows._common import (
     newest_point,
     text_table,
 )
+from backuppolicy.workflows.pruning import tier_retention
 
 __all__ = [
     "Progress",
@@ -253,6 +255,7 @@ def _run_target(
     run_at = schedule.last_due(now)
     point: RecoveryPoint | None = None
     source: RecoveryPoint | None
+    lock_errors: list[str] = []
     skipped: str | None = None
     if force or (run_at is not None and (newest is None or newest.created_at < run_at)):
         token_time = run_at if run_at is not None and not force else now
@@ -274,11 +277,12 @@ def _run_target(
                 stage="backup",
             )
         source = point
+        lock_errors.extend(_lock(policy, spec, target, source_tier, point))
     else:
         skipped = f"not due: newest backup {newest.created_at.isoformat()}" if newest else "not due"
         source = newest
     copies: list[RecoveryPoint] = []
-    errors: list[str] = []
+    errors: list[str] = lock_errors
     for tier in policy.copy_tiers_for(spec):
         last_copy = newest_point(points, tier.name, pending=True)  # a copy in flight counts
         if source is None or not _copy_due(policy, tier, spec.name, last_copy, now):
@@ -302,7 +306,9 @@ def _run_target(
             store=_copy_store(tier, spec),
         )
         try:
-            copies.append(target.copy(source, destination))
+            copied = target.copy(source, destination)
+            copies.append(copied)
+            errors.extend(_lock(policy, spec, target, tier.name, copied))
         except Exception as exc:  # noqa: BLE001
             message = f"copy to {tier.name}: {type(exc).__name__}: {exc}"
             errors.append(message)
@@ -340,6 +346,31 @@ def _fingerprints(spec: TargetSpec) -> dict[str, str]:
             "target %s: fingerprints not taken: %s", spec.name, fingerprints[FINGERPRINT_ERROR_TAG]
         )
     return fingerprints
+
+
+def _lock(
+    policy: Policy, spec: TargetSpec, target: BackupTarget, tier: str, point: RecoveryPoint
+) -> list[str]:
+    """Lock *point* as its tier's `TierLock` says; the errors (a lock that failed), if any.
+
+    The lock runs from the point's ``created_at`` for the tier's lock duration, so it expires
+    when the tier's retention would delete the point.
+    """
+    tier_spec = next((t for t in policy.tiers if t.name == tier), None)
+    if tier_spec is None or tier_spec.lock is None or not tier_spec.lock.enabled:
+        return []
+    lock = tier_spec.lock.point_lock(tier_retention(policy, spec, tier), point.created_at)
+    if lock is None:  # pragma: no cover - an enabled lock always has a length (policy check)
+        return []
+    if not isinstance(target, LockablePoints):
+        why = "this kind cannot lock its points; use the aws-backup kind with a vault lock"
+        return [f"lock of {point.id} (tier {tier}): {why}, or set the tier's lock to none"]
+    try:
+        target.lock_point(point, lock, cool_off=tier_spec.lock.cool_off)
+    except Exception as exc:  # noqa: BLE001 - reported on the run, the backup itself is kept
+        _log.error("target %s: locking %s failed: %s", spec.name, point.id, exc)
+        return [f"lock of {point.id} (tier {tier}): {describe_error(exc)}"]
+    return []
 
 
 def _sweep(spec: TargetSpec, target: BackupTarget) -> tuple[str, ...]:

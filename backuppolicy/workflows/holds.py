@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.locks import HoldEnforcing, PointLock
 from backuppolicy.core.model import LegalHold, RecoveryPoint, ensure_aware
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import BackupTarget
 from backuppolicy.workflows._assemble import build_targets
+from backuppolicy.workflows.pruning import tier_retention
 
 __all__ = ["holds", "place_hold", "release_hold"]
 
@@ -48,7 +50,12 @@ def place_hold(
         raise PolicyError.for_field("reason", "a non-empty reason for the hold", reason)
     since = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
     hold = LegalHold(reason=reason, reference=reference, since=since)
-    result: RecoveryPoint = _target_of(policy, point, targets).place_hold(point, hold)
+    target = _target_of(policy, point, targets)
+    result: RecoveryPoint = target.place_hold(point, hold)
+    if isinstance(target, HoldEnforcing):
+        # Below the library too: an Object Lock legal hold, a governance snapshot lock, an AWS
+        # Backup legal hold. The tag is placed first, so a failure here still leaves it held.
+        result = target.enforce_hold(result)
     return result
 
 
@@ -58,9 +65,31 @@ def release_hold(
     *,
     targets: Mapping[str, BackupTarget] | None = None,
 ) -> RecoveryPoint:
-    """Release the legal hold on *point*; retention may delete it again afterwards."""
-    result: RecoveryPoint = _target_of(policy, point, targets).release_hold(point)
+    """Release the legal hold on *point*; retention may delete it again afterwards.
+
+    What enforced the hold below the library is lifted first (the tier's own lock, if the
+    point's tier has one and it has not expired, is put back), then the hold's tag.
+    """
+    target = _target_of(policy, point, targets)
+    if isinstance(target, HoldEnforcing):
+        fresh: RecoveryPoint = target.refresh(point) or point  # type: ignore[attr-defined]
+        target.release_enforcement(fresh, _tier_lock(policy, fresh))
+    result: RecoveryPoint = target.release_hold(point)
     return result
+
+
+def _tier_lock(policy: Policy, point: RecoveryPoint) -> PointLock | None:
+    """The lock the point's tier puts on it (from its creation), if the tier has one."""
+    for tier in policy.tiers:
+        if tier.name == point.tier and tier.lock is not None:
+            spec = next((t for t in policy.targets if t.name == point.target), None)
+            rule = (
+                tier_retention(policy, spec, tier.name)
+                if spec is not None
+                else tier.retention or policy.retention
+            )
+            return tier.lock.point_lock(rule, point.created_at)
+    return None
 
 
 def holds(

@@ -12,7 +12,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 
 import attrs
 
@@ -36,7 +36,14 @@ from backuppolicy.workflows._common import (
     text_table,
 )
 
-__all__ = ["ApplyReport", "DeleteOutcome", "apply", "plan_retention"]
+__all__ = [
+    "ApplyReport",
+    "DeleteOutcome",
+    "apply",
+    "defer_locked",
+    "plan_retention",
+    "tier_retention",
+]
 
 _log = logging.getLogger("backuppolicy")
 
@@ -52,6 +59,11 @@ def _rule_for(policy: Policy, spec: TargetSpec, tier: str) -> RetentionRule:
         if tier_spec.name == tier and tier_spec.retention is not None:
             return tier_spec.retention
     return policy.retention
+
+
+def tier_retention(policy: Policy, spec: TargetSpec, tier: str) -> RetentionRule:
+    """The rule that prunes *tier* of *spec*: the target's own, else the tier's, else the policy's."""
+    return _rule_for(policy, spec, tier)
 
 
 def plan_retention(
@@ -111,7 +123,7 @@ def _plan_target(
         else:
             by_tier[point.tier].append(point)
     plans = [
-        _rule_for(policy, spec, tier).plan(points, now=now, tz=policy.timezone)
+        defer_locked(_rule_for(policy, spec, tier).plan(points, now=now, tz=policy.timezone))
         for tier, points in sorted(by_tier.items())
     ]
     if versions:
@@ -120,15 +132,42 @@ def _plan_target(
             raise PolicyError(f"target {spec.name!r} lists object versions but cannot plan them")
         rule = _rule_for(policy, spec, source_tier_of(policy, spec))
         plans.extend(
-            RetentionPlan(
-                keep=list(key_plan.keep),
-                delete=list(key_plan.delete),
-                reasons={k: list(v) for k, v in key_plan.reasons.items()},
-                now=now,
+            defer_locked(
+                RetentionPlan(
+                    keep=list(key_plan.keep),
+                    delete=list(key_plan.delete),
+                    reasons={k: list(v) for k, v in key_plan.reasons.items()},
+                    now=now,
+                )
             )
             for key_plan in planner(rule, now=now)
         )
     return plans
+
+
+def defer_locked(plan: RetentionPlan) -> RetentionPlan:
+    """Move every planned deletion whose lock is still active at ``plan.now`` to ``keep``.
+
+    Nobody can delete a locked point early (S3 Object Lock retention, an EBS snapshot lock, an
+    AWS Backup legal hold), so it is not tried: the point is kept with the reason
+    ``"locked (compliance) until 2027-01-10; deletes then"``, and the first plan made after
+    that day deletes it (if the rule still says so).
+    """
+    deferred = [p for p in plan.delete if p.lock is not None and p.lock.active(plan.now)]
+    if not deferred:
+        return plan
+    reasons = {k: list(v) for k, v in plan.reasons.items()}
+    for point in deferred:
+        assert point.lock is not None  # noqa: S101 - filtered above
+        when = "deletes then" if point.lock.until is not None else "deletes once released"
+        reasons[point.id] = [*reasons.get(point.id, []), f"{point.lock.describe()}; {when}"]
+    gone = {id(p) for p in deferred}
+    return attrs.evolve(
+        plan,
+        keep=[*plan.keep, *deferred],
+        delete=[p for p in plan.delete if id(p) not in gone],
+        reasons=reasons,
+    )
 
 
 @attrs.frozen
@@ -240,7 +279,15 @@ def _recheck(fresh: RecoveryPoint | None, planned: RecoveryPoint) -> str | None:
         return "pending"
     if fresh.created_at != planned.created_at:
         return "changed since the plan was made"
-    return _not_as_planned(fresh, planned)
+    return _still_locked(fresh, planned) or _not_as_planned(fresh, planned)
+
+
+def _still_locked(fresh: RecoveryPoint, planned: RecoveryPoint) -> str | None:
+    """Why a lock forbids deleting the point now (the backend's, or the plan's own record)."""
+    for lock in (fresh.lock, planned.lock):
+        if lock is not None and lock.active(datetime.now(UTC)):
+            return f"{lock.describe()}: it cannot be deleted before then"
+    return None
 
 
 def _not_as_planned(fresh: RecoveryPoint, planned: RecoveryPoint) -> str | None:

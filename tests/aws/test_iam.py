@@ -28,7 +28,14 @@ from typing import Any
 import boto3
 import pytest
 
-from backuppolicy.aws.iam import INTENTIONAL_EXTRAS, WORKFLOWS, iam_actions, iam_policy, iam_table
+from backuppolicy.aws.iam import (
+    INTENTIONAL_EXTRAS,
+    WORKFLOWS,
+    hold_deny_policy,
+    iam_actions,
+    iam_policy,
+    iam_table,
+)
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import IsolationProfile
@@ -548,7 +555,21 @@ def _documents() -> dict[str, dict[str, Any]]:
             f"every-kind-{workflow}": iam_policy(every, {workflow}, account_id="123456789012")
             for workflow in WORKFLOWS
         },
+        "every-kind-locked": iam_policy(_locked(_EVERY_KIND), account_id="123456789012"),
+        "holds-deny": hold_deny_policy(account_id="123456789012"),
+        "holds-deny-with-release": hold_deny_policy(
+            release_role_arns=["arn:aws:iam::123456789012:role/legal"]
+        ),
     }
+
+
+def _locked(data: dict[str, Any]) -> Policy:
+    """*data* with every tier locked: the first in governance mode, the others in compliance."""
+    tiers = [
+        {**tier, "lock": "governance" if i == 0 else "compliance"}
+        for i, tier in enumerate(data["tiers"])
+    ]
+    return Policy.from_dict({**data, "tiers": tiers})
 
 
 class TestIamLinter:

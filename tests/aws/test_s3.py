@@ -329,8 +329,8 @@ class TestLegalHolds:
         locked.delete(released)
         assert 1 == len(list(locked.list_points()))
 
-    def test_retention_until_future_counts_as_hold(self, s3):
-        """An unexpired Object Lock retention protects the version like a hold."""
+    def test_retention_until_future_is_the_points_lock(self, s3):
+        """An unexpired Object Lock retention is the point's lock (not a hold) and refuses delete."""
         create_bucket(s3, Bucket="vault", ObjectLockEnabledForBucket=True)
         s3.put_object(
             Bucket="vault",
@@ -343,8 +343,8 @@ class TestLegalHolds:
         target = S3Bucket("vault", account_id=ACCOUNT)
         point = target.refresh(next(p for p in target.list_points() if p.managed))
         assert point is not None
-        assert "GOVERNANCE retention" in point.legal_hold.reason
-        with pytest.raises(ProtectedPointError):
+        assert (None, "governance") == (point.legal_hold, point.lock.mode)
+        with pytest.raises(ProtectedPointError, match=r"locked \(governance\)"):
             target.delete(point)
 
     def test_hold_on_version_needs_object_lock(self, target, history):
