@@ -42,6 +42,7 @@ from backuppolicy.aws._iam_statements import (
     owned,
     swept,
 )
+from backuppolicy.aws._offsite import OffsiteCopies, offsite_accounts, own_copy_regions
 from backuppolicy.aws._rds_base import CLUSTER_API, INSTANCE_API
 from backuppolicy.aws._rds_restore import AuroraRestores, InstanceRestores, RdsRestores
 from backuppolicy.aws._rds_settings import BackupSettings, BackupWindow, Drift, RdsSettings
@@ -232,7 +233,7 @@ def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
     return {**_cluster_restore_overrides(profile), "dbInstanceClass": profile.instance_class}
 
 
-class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
+class _RdsTarget(OffsiteCopies, RdsSnapshots, RdsSettings, RdsRestores):
     """Everything `RdsInstance` and `AuroraCluster` share; subclasses set ``_api`` and restores."""
 
     needs_aws_session: ClassVar[bool] = True
@@ -255,17 +256,36 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
     ) -> Self:
         """The target of *spec*: its database, its region (default *region*), its copy regions.
 
-        The copy regions are those of the policy's copy tiers (every tier after the first).
+        The copy regions are those of the policy's copy tiers (every tier after the first) in
+        this account; the copy tiers in other accounts (``account``) are listed, pruned and
+        copied into through their roles (`backuppolicy.aws._offsite`).
         """
         settings = spec.settings
-        return cls(
+        target = cls(
             settings[cls._setting],
             name=spec.name,
             policy=policy.name,
             session=session,
             endpoint_url=endpoint_url,
             region=settings.get("region") or region,
-            copy_regions=policy.copy_regions_for(spec),
+            copy_regions=own_copy_regions(policy, spec),
+        )
+        return target.with_offsite(offsite_accounts(policy, spec))
+
+    def _sibling(self, session: boto3.Session, region: str) -> Self:
+        """This target in another account (*session*) and *region*: lists, deletes, restores there."""
+        return type(self)(
+            self.resource_id,
+            name=self.name,
+            policy=self.policy,
+            session=session,
+            endpoint_url=self.endpoint_url,
+            region=region,
+            max_workers=self.max_workers,
+            clock=self._clock,
+            sleep=self._sleep,
+            poll_interval=self.poll_interval,
+            restore_timeout=self.restore_timeout,
         )
 
     @classmethod

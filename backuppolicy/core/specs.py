@@ -41,6 +41,7 @@ from backuppolicy.core._fields import (
     read_every,
     read_external_id,
     read_flag,
+    check_tier_account,
     read_free_settings,
     read_kind,
     read_mapping,
@@ -96,7 +97,7 @@ _VERIFICATION_KEYS: Final = (
     "require_encryption",
     "require_private",
 )
-_TIER_KEYS: Final = ("name", "every", "location", "retention")
+_TIER_KEYS: Final = ("name", "every", "location", "retention", "account")
 _TARGET_KEYS: Final = (
     "name",
     "kind",
@@ -357,12 +358,33 @@ class TierSpec:
             archives. Empty means "where the backend creates its backups" (an RDS snapshot in
             the database's own region).
         retention: The tier's own retention; ``None`` uses the policy's.
+        account: Another AWS account that holds the tier's copies, reached by assuming a role
+            there (`AccountSpec`); ``None``: the target's own account. Such a tier needs
+            ``location.region`` and ``location.kms_key_id``, a key ARN in that account and
+            region (RDS and EBS copy shared snapshots only with a key of the copying account).
+
+    .. versionadded:: 0.13 ``account``
     """
 
     name: str = attrs.field(validator=validate_name)
     every: Cadence | Schedule = attrs.field(converter=_to_every, validator=_v_every)
     location: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_location, hash=False)
     retention: RetentionRule | None = attrs.field(default=None, validator=validate_optional_rule)
+    account: AccountSpec | None = attrs.field(
+        default=None, validator=lambda _i, a, v: _v_optional_account(_i, a, v), kw_only=True
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.account is not None:
+            check_tier_account(self.account.account_id, self.location)
+
+    @property
+    def account_id(self) -> str | None:
+        """The account id of the tier's copies: its ``account``'s, else ``location.account``."""
+        if self.account is not None:
+            return self.account.account_id
+        account = self.location.get("account")
+        return str(account) if account else None
 
     def describe(self) -> str:
         """One line: ``"offsite: weekly copy to region eu-west-1"``."""
@@ -380,6 +402,8 @@ class TierSpec:
         }
         if self.retention is not None:
             data["retention"] = self.retention.to_spec()
+        if self.account is not None:
+            data["account"] = self.account.to_dict()
         return data
 
     @classmethod
@@ -396,8 +420,13 @@ class TierSpec:
             if raw.get("retention") is not None
             else None
         )
+        account = (
+            AccountSpec.from_dict(raw["account"], path=join_path(path, "account"))
+            if raw.get("account") is not None
+            else None
+        )
         with at_path(path):
-            return cls(name, every, location, retention)
+            return cls(name, every, location, retention, account=account)
 
 
 @attrs.frozen
