@@ -33,6 +33,7 @@ __all__ = [
     "POLICY",
     "REGION",
     "REGIONS",
+    "SOURCE_ACCOUNT",
     "RESTORE_PREFIX",
     "SWEEP_TAG",
     "Grant",
@@ -53,6 +54,8 @@ POLICY: Final = "${bp:policy}"
 RESTORE_PREFIX: Final = "${bp:restore-prefix}"
 SWEEP_TAG: Final = "${bp:sweep-tag}"
 COPIES_ONLY: Final = "CopiesOnly"
+SOURCE_ACCOUNT: Final = "${bp:source-account}"
+"""In a backup account's statements: the production account whose snapshots are copied in."""
 
 
 @attrs.frozen

@@ -37,6 +37,7 @@ from backuppolicy.aws._iam_statements import (
     REGION,
     REGIONS,
     RESTORE_PREFIX,
+    SOURCE_ACCOUNT,
     Grant,
     by_workflow,
     owned,
@@ -143,6 +144,52 @@ def sweep_databases(
                 )
             )
     return swept
+
+
+def _iam_share_grants(*, cluster: bool) -> list[Grant]:
+    """Production's part of a copy to another account: share its snapshots, read their keys."""
+    snap = "cluster-snapshot" if cluster else "snapshot"
+    word = "DBCluster" if cluster else "DB"
+    return [
+        Grant(
+            ("backup",),
+            (f"rds:Modify{word}SnapshotAttribute",),
+            (f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:{snap}:*",),
+            owned(),
+        ),
+        Grant(("backup",), ("kms:DescribeKey",), (f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/*",)),
+    ]
+
+
+def _iam_backup_account_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant]:
+    """The backup account's part: copy in (with its key), tag, list, prune, restore-test."""
+    snap = "cluster-snapshot" if cluster else "snapshot"
+    word = "DBCluster" if cluster else "DB"
+    mine = f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:{snap}:*"
+    theirs = f"arn:{PARTITION}:rds:*:{SOURCE_ACCOUNT}:{snap}:*"
+    kept = [
+        g
+        for g in _iam_grants(spec, cluster=cluster)
+        if g.workflows != ("backup",) and not g.copies
+    ]
+    return [
+        *kept,
+        Grant(("backup",), (f"rds:Copy{word}Snapshot",), (mine, theirs)),
+        Grant(("backup",), ("rds:AddTagsToResource",), (mine,)),
+        # The shared snapshot is encrypted with production's key: the copying account needs
+        # its use (production's key policy must allow the backup account too).
+        Grant(
+            ("backup",),
+            ("kms:CreateGrant",),
+            (f"arn:{PARTITION}:kms:*:{SOURCE_ACCOUNT}:key/*",),
+            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+        Grant(
+            ("backup",),
+            ("kms:Decrypt", "kms:DescribeKey"),
+            (f"arn:{PARTITION}:kms:*:{SOURCE_ACCOUNT}:key/*",),
+        ),
+    ]
 
 
 def _iam_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant]:
@@ -292,6 +339,22 @@ class _RdsTarget(OffsiteCopies, RdsSnapshots, RdsSettings, RdsRestores):
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         return by_workflow(_iam_grants(spec, cluster=cls._api is CLUSTER_API))
+
+    @classmethod
+    def iam_offsite_actions(
+        cls, spec: TargetSpec
+    ) -> dict[str, dict[str, list[dict[str, object]]]]:
+        """The statements for copy tiers in another account, per side (``production``, ``backup``).
+
+        Production shares its own snapshots and reads its keys; the backup account copies in,
+        tags, lists, prunes and restore-tests its copies (``ACCOUNT`` and ``REGION`` are the
+        backup account's, ``SOURCE_ACCOUNT`` production's).
+        """
+        cluster = cls._api is CLUSTER_API
+        return {
+            "production": by_workflow(_iam_share_grants(cluster=cluster)),
+            "backup": by_workflow(_iam_backup_account_grants(spec, cluster=cluster)),
+        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__name__}({self.resource_id!r}, name={self.name!r}, region={self.region!r})>"

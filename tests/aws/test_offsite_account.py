@@ -15,6 +15,8 @@ its copy with the backup account's own credentials, for the same reason.
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +28,9 @@ from botocore.stub import ANY, Stubber
 
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws._offsite import OffsiteAccount
+from backuppolicy.aws.iam import iam_policy
 from backuppolicy.aws.rds import RdsInstance
+from backuppolicy.cli.main import main
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.model import TAG_POLICY, TAG_TARGET, TAG_TIER, RecoveryPoint
 from backuppolicy.core.policy import Policy
@@ -371,3 +375,81 @@ class TestBlastRadius:
             assert ["orders-db"] == [d["DBInstanceIdentifier"] for d in in_prod]
         left = backup.client("rds").describe_db_instances()["DBInstances"]
         assert [] == [d["DBInstanceIdentifier"] for d in left]
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+def _offsite_policy() -> Policy:
+    return Policy.from_dict(
+        {
+            "name": "shop",
+            "schedule": {"every": "day"},
+            "retention": {"max_age": "35d"},
+            "tiers": [
+                {"name": "local", "every": "day"},
+                {
+                    "name": "offsite",
+                    "every": "week",
+                    "account": ROLE,
+                    "location": {"region": "eu-west-1", "kms_key_id": _key(region="eu-west-1")},
+                },
+            ],
+            "targets": [
+                {
+                    "name": "orders-db",
+                    "kind": "rds-instance",
+                    "settings": {"db_instance_id": "orders-db", "region": REGION},
+                }
+            ],
+        }
+    )
+
+
+def _resources(document: dict[str, Any]) -> list[str]:
+    return [r for s in document["Statement"] for r in s["Resource"]]
+
+
+class TestIamAcrossAccounts:
+    def test_production_grants_nothing_in_the_backup_account(self) -> None:
+        """Production may share its snapshots and assume the tier's role, and nothing of the copies."""
+        document = iam_policy(_offsite_policy(), account_id=PROD)
+        in_backup = [r for r in _resources(document) if f":{BACKUP}:" in r]
+        assert [ROLE] == in_backup
+        actions = {a for s in document["Statement"] for a in s["Action"]}
+        assert {"rds:ModifyDBSnapshotAttribute", "sts:AssumeRole"} <= actions
+        assert "rds:CopyDBSnapshot" not in actions  # the copy is the backup account's act
+        assert all("eu-west-1" not in r for r in _resources(document))
+
+    def test_backup_account_document(self) -> None:
+        """The backup account copies in with its key, tags, lists and prunes only its own copies."""
+        document = iam_policy(_offsite_policy(), account_id=PROD, side="backup")
+        by_action = {a: s for s in document["Statement"] for a in s["Action"]}
+        assert [
+            f"arn:aws:rds:*:{PROD}:snapshot:*",
+            f"arn:aws:rds:eu-west-1:{BACKUP}:snapshot:*",
+        ] == by_action["rds:CopyDBSnapshot"]["Resource"]
+        assert [f"arn:aws:rds:eu-west-1:{BACKUP}:snapshot:*"] == by_action[
+            "rds:DeleteDBSnapshot"
+        ]["Resource"]
+        assert {"StringEquals": {"aws:ResourceTag/backuppolicy:policy": "shop"}} == by_action[
+            "rds:DeleteDBSnapshot"
+        ]["Condition"]
+        assert [_key(region="eu-west-1")] == by_action["kms:ReEncryptTo"]["Resource"]
+        assert "rds:CreateDBSnapshot" not in by_action  # nothing of production's own backups
+
+    def test_export_writes_both(self, tmp_path: Any) -> None:
+        """``export iam --account backup`` writes the backup account's document."""
+        path = tmp_path / "policy.yaml"
+        path.write_text(json.dumps(_offsite_policy().to_dict()))  # JSON is YAML
+        out: list[str] = []
+        for side in ("production", "backup"):
+            buffer, err = io.StringIO(), io.StringIO()
+            code = main(
+                ["export", "iam", "--policy", str(path), "--account", side], out=buffer, err=err
+            )
+            assert (0, "") == (code, err.getvalue())
+            out.append(buffer.getvalue())
+        production, backup = (json.loads(text) for text in out)
+        assert production == iam_policy(_offsite_policy())
+        assert backup == iam_policy(_offsite_policy(), side="backup")
