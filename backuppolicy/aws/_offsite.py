@@ -19,6 +19,10 @@ AWS refuses to share snapshots encrypted with the account's default key (``aws/r
 ``aws/ebs``): https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/share-encrypted-snapshot.html
 and https://docs.aws.amazon.com/ebs/latest/userguide/ebs-modifying-snapshot-permissions.html, so
 `OffsiteCopies.copy` refuses such a source before sharing anything (``kms:DescribeKey``).
+
+A run whose own credentials are already the backup account's (a scheduled prune inside the
+backup account) uses them instead of assuming the tier's role: the role production assumes can
+then be limited to copying in, and only the backup account itself deletes its copies.
 """
 
 from __future__ import annotations
@@ -142,16 +146,34 @@ class OffsiteCopies:
         with self._siblings_lock:
             found = self._siblings.get(account.tier)
             if found is None:
-                session = assume_role_session(
-                    account.account.role_arn,
-                    external_id=account.account.external_id,
-                    session_name=account.account.session_name,
-                    base_session=self._offsite_base or self.session,  # type: ignore[attr-defined]
-                    region=account.region,
-                    endpoint_url=self.endpoint_url,  # type: ignore[attr-defined]
-                )
+                base = self._offsite_base or self.session  # type: ignore[attr-defined]
+                if self._caller_account() == account.account_id:
+                    session = base  # a run inside the backup account uses its own credentials
+                else:
+                    session = assume_role_session(
+                        account.account.role_arn,
+                        external_id=account.account.external_id,
+                        session_name=account.account.session_name,
+                        base_session=base,
+                        region=account.region,
+                        endpoint_url=self.endpoint_url,  # type: ignore[attr-defined]
+                    )
                 found = self._siblings[account.tier] = self._sibling(session, account.region)  # type: ignore[attr-defined]
             return found
+
+    def _caller_account(self) -> str:
+        """The account of the credentials this target runs with (STS, no permission needed)."""
+        caller = getattr(self, "_offsite_caller", None)
+        if caller is None:
+            base = self._offsite_base
+            if base is not None:
+                identity = base.client(
+                    "sts", endpoint_url=self.endpoint_url  # type: ignore[attr-defined]
+                ).get_caller_identity()
+            else:
+                identity = self.call("sts", "get_caller_identity")  # type: ignore[attr-defined]
+            caller = self._offsite_caller = str(identity["Account"])
+        return caller
 
     def _backend_of(self, point: RecoveryPoint) -> Any | None:
         account = self._offsite_for(account_of(point))

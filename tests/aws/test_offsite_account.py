@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -36,6 +36,7 @@ from backuppolicy.core.model import TAG_POLICY, TAG_TARGET, TAG_TIER, RecoveryPo
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.specs import AccountSpec, TierSpec
 from backuppolicy.core.targets import Destination
+from backuppolicy.workflows import apply, build_targets, plan_retention
 
 REGION = "us-east-1"
 PROD = "123456789012"
@@ -364,6 +365,20 @@ class TestBlastRadius:
         found = backup.client("rds").describe_db_snapshots(DBInstanceIdentifier="orders-db")
         assert [] == found["DBSnapshots"]
 
+    def test_run_inside_the_backup_account_uses_its_own_credentials(
+        self, copy: RecoveryPoint, backup: boto3.Session, account: OffsiteAccount
+    ) -> None:
+        """A prune run in the backup account deletes with its own credentials, assuming no role."""
+        assumed: list[object] = []
+        backup.events.register(
+            "before-parameter-build.sts.AssumeRole", lambda params, **_: assumed.append(params)
+        )
+        db = RdsInstance("orders-db", policy="shop", session=backup, region=REGION, retry=FAST)
+        db.with_offsite([account]).delete(copy)
+        assert [] == assumed
+        found = backup.client("rds").describe_db_snapshots(DBInstanceIdentifier="orders-db")
+        assert [] == found["DBSnapshots"]
+
     def test_restore_from_the_cross_account_copy(
         self, db: RdsInstance, copy: RecoveryPoint, backup: boto3.Session, prod: boto3.Session
     ) -> None:
@@ -453,3 +468,66 @@ class TestIamAcrossAccounts:
         production, backup = (json.loads(text) for text in out)
         assert production == iam_policy(_offsite_policy())
         assert backup == iam_policy(_offsite_policy(), side="backup")
+
+
+# --------------------------------------------------------------------------- the workflows
+
+
+def _seed_copy(backup: boto3.Session, name: str) -> None:
+    """A copy in the backup account, made with its own credentials (moto cannot copy across)."""
+    rds = backup.client("rds")
+    rds.create_db_snapshot(
+        DBInstanceIdentifier="orders-db",
+        DBSnapshotIdentifier=name,
+        Tags=[
+            {"Key": TAG_POLICY, "Value": "shop"},
+            {"Key": TAG_TARGET, "Value": "orders-db"},
+            {"Key": TAG_TIER, "Value": "offsite"},
+        ],
+    )
+
+
+class TestWorkflows:
+    def test_from_spec_routes_the_tier_to_its_account(
+        self, prod: boto3.Session, backup_key: str
+    ) -> None:
+        """Built from the policy, the target copies to, lists and prunes the tier's account."""
+        policy = _offsite_policy_with(backup_key)
+        targets = build_targets(policy, session=prod)
+        db = targets["orders-db"]
+        assert isinstance(db, RdsInstance)
+        assert (OffsiteAccount("offsite", AccountSpec(ROLE), REGION, backup_key),) == db.offsite
+        assert () == db.copy_regions  # the backup account's region is not listed in production
+
+    def test_prune_plans_and_deletes_offsite_copies(
+        self, db: RdsInstance, backup: boto3.Session, backup_key: str, prod: boto3.Session
+    ) -> None:
+        """plan_retention sees the copies as points of their tier; apply deletes in that account."""
+        _database(backup, backup_key)
+        _seed_copy(backup, "bp-orders-db-a-offsite")
+        _seed_copy(backup, "bp-orders-db-b-offsite")
+        backup.client("rds").delete_db_instance(
+            DBInstanceIdentifier="orders-db", SkipFinalSnapshot=True
+        )
+        policy = _offsite_policy_with(backup_key)
+        targets = build_targets(policy, session=prod)
+        listed = [p for p in targets["orders-db"].list_points() if p.tier == "offsite"]
+        assert 2 == len(listed)
+        now = max(p.created_at for p in listed) + timedelta(days=100)
+        plan = plan_retention(policy, now=now, targets=targets)
+        assert {} == dict(plan.errors)
+        deleted = [p for p in plan.delete if p.tier == "offsite"]
+        kept = [p for p in plan.keep if p.tier == "offsite"]
+        assert (1, 1) == (len(deleted), len(kept))  # the newest of the tier is always kept
+        report = apply(plan)
+        assert [(deleted[0].id, "deleted")] == [(o.point.id, o.action) for o in report.outcomes]
+        left = backup.client("rds").describe_db_snapshots(DBInstanceIdentifier="orders-db")
+        assert [kept[0].id] == [s["DBSnapshotIdentifier"] for s in left["DBSnapshots"]]
+
+
+def _offsite_policy_with(key: str) -> Policy:
+    data = _offsite_policy().to_dict()
+    tiers = data["tiers"]
+    assert isinstance(tiers, list)
+    tiers[1]["location"] = {"region": REGION, "kms_key_id": key}
+    return Policy.from_dict(data)
