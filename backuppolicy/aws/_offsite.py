@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
+from backuppolicy.aws._client import AwsBackend
 from backuppolicy.aws.accounts import assume_role_session
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.model import RecoveryPoint
@@ -166,12 +167,14 @@ class OffsiteCopies:
         caller = getattr(self, "_offsite_caller", None)
         if caller is None:
             base = self._offsite_base
+            backend: Any = self
             if base is not None:
-                identity = base.client(
-                    "sts", endpoint_url=self.endpoint_url  # type: ignore[attr-defined]
-                ).get_caller_identity()
-            else:
-                identity = self.call("sts", "get_caller_identity")  # type: ignore[attr-defined]
+                backend = AwsBackend(
+                    "caller",
+                    session=base,
+                    endpoint_url=self.endpoint_url,  # type: ignore[attr-defined]
+                )
+            identity = backend.call("sts", "get_caller_identity")
             caller = self._offsite_caller = str(identity["Account"])
         return caller
 
@@ -277,7 +280,7 @@ class OffsiteCopies:
         try:
             self._unshare(point, account_id)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - the copy's own error is the one raised
-            _log.error(  # noqa: TRY400 - the copy error propagates with its traceback
+            _log.error(
                 "%s: the copy of %s failed and removing its share with account %s failed too "
                 "(%s): remove it by hand",
                 getattr(self, "name", "?"),

@@ -351,7 +351,10 @@ class RdsSnapshots(RdsBase):
         key = point.details.get("kms_key_id")
         if point.encrypted and key:
             described = self.call(
-                "kms", "describe_key", resource=str(key), region=region_of(point, self.region),
+                "kms",
+                "describe_key",
+                resource=str(key),
+                region=region_of(point, self.region),
                 KeyId=str(key),
             )
             if described.get("KeyMetadata", {}).get("KeyManager") == "AWS":

@@ -442,7 +442,9 @@ def _grants(
             if t.location.get("kms_key_id") and copy_keys and t.account is None
         ]
         out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]
-        out += [g for g in _offsite_production(policy, spec, kind, where) if g[1].workflows & wanted]
+        out += [
+            g for g in _offsite_production(policy, spec, kind, where) if g[1].workflows & wanted
+        ]
     return out
 
 
@@ -559,9 +561,10 @@ def iam_policy(
         account_id: Account id in ARNs (default ``*``).
         partition: ARN partition.
         region: Region of targets whose settings name none (default ``*``).
+        side: ``"production"`` or ``"backup"`` (see above).
 
     Raises:
-        PolicyError: *actions* names an unknown workflow, or a target's kind does not name
+        PolicyError: *actions* names an unknown workflow, *side* is neither, or a target's kind does not name
             the IAM actions it needs.
         BackendNotFoundError: A target's kind is not installed.
 

@@ -157,7 +157,9 @@ def _iam_share_grants(*, cluster: bool) -> list[Grant]:
             (f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:{snap}:*",),
             owned(),
         ),
-        Grant(("backup",), ("kms:DescribeKey",), (f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/*",)),
+        Grant(
+            ("backup",), ("kms:DescribeKey",), (f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/*",)
+        ),
     ]
 
 
@@ -168,9 +170,7 @@ def _iam_backup_account_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant
     mine = f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:{snap}:*"
     theirs = f"arn:{PARTITION}:rds:*:{SOURCE_ACCOUNT}:{snap}:*"
     kept = [
-        g
-        for g in _iam_grants(spec, cluster=cluster)
-        if g.workflows != ("backup",) and not g.copies
+        g for g in _iam_grants(spec, cluster=cluster) if g.workflows != ("backup",) and not g.copies
     ]
     return [
         *kept,
@@ -341,9 +341,7 @@ class _RdsTarget(OffsiteCopies, RdsSnapshots, RdsSettings, RdsRestores):
         return by_workflow(_iam_grants(spec, cluster=cls._api is CLUSTER_API))
 
     @classmethod
-    def iam_offsite_actions(
-        cls, spec: TargetSpec
-    ) -> dict[str, dict[str, list[dict[str, object]]]]:
+    def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:
         """The statements for copy tiers in another account, per side (``production``, ``backup``).
 
         Production shares its own snapshots and reads its keys; the backup account copies in,

@@ -32,6 +32,7 @@ from backuppolicy.core._fields import (
     SELECTOR_KIND,
     TARGET_SETTINGS,
     at_path,
+    check_tier_account,
     every_describe,
     every_to_spec,
     frozen_settings,
@@ -41,7 +42,6 @@ from backuppolicy.core._fields import (
     read_every,
     read_external_id,
     read_flag,
-    check_tier_account,
     read_free_settings,
     read_kind,
     read_mapping,
@@ -337,6 +337,10 @@ def _to_location(value: object) -> dict[str, object]:
     return read_settings(value, "location", {}, LOCATION_SETTINGS)
 
 
+def _v_tier_account(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _v_optional_account(_inst, attribute, value)  # defined with AccountSpec, below
+
+
 @attrs.frozen
 class TierSpec:
     """A copy tier: where copies of the backups live and how often they are made.
@@ -370,9 +374,7 @@ class TierSpec:
     every: Cadence | Schedule = attrs.field(converter=_to_every, validator=_v_every)
     location: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_location, hash=False)
     retention: RetentionRule | None = attrs.field(default=None, validator=validate_optional_rule)
-    account: AccountSpec | None = attrs.field(
-        default=None, validator=lambda _i, a, v: _v_optional_account(_i, a, v), kw_only=True
-    )
+    account: AccountSpec | None = attrs.field(default=None, validator=_v_tier_account, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if self.account is not None:

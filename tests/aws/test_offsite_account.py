@@ -246,7 +246,9 @@ class TestCopyAcrossAccounts:
         """The copy is made by the backup account with its key, tagged ours; the share is gone after."""
         seen: list[list[str]] = []
         stubber = _stub_backup_rds(db, account)
-        stubber.add_client_error("describe_db_snapshots", "DBSnapshotNotFound", http_status_code=404)
+        stubber.add_client_error(
+            "describe_db_snapshots", "DBSnapshotNotFound", http_status_code=404
+        )
 
         def shared_now(**_: Any) -> None:
             seen.append(_restore_attribute(prod, point.id))
@@ -257,7 +259,9 @@ class TestCopyAcrossAccounts:
             "KmsKeyId": account.kms_key_id,
             "Tags": ANY,
         }
-        stubber.add_response("copy_db_snapshot", _copy_response(point, account.kms_key_id), expected)
+        stubber.add_response(
+            "copy_db_snapshot", _copy_response(point, account.kms_key_id), expected
+        )
         client = db.offsite_backend(account).client("rds", region=REGION)
         client.meta.events.register("before-parameter-build.rds.CopyDBSnapshot", shared_now)
         with stubber:
@@ -273,7 +277,9 @@ class TestCopyAcrossAccounts:
     ) -> None:
         """A failed copy in the backup account still removes the share, and the error is raised."""
         stubber = _stub_backup_rds(db, account)
-        stubber.add_client_error("describe_db_snapshots", "DBSnapshotNotFound", http_status_code=404)
+        stubber.add_client_error(
+            "describe_db_snapshots", "DBSnapshotNotFound", http_status_code=404
+        )
         stubber.add_client_error(
             "copy_db_snapshot", "KMSKeyNotAccessibleFault", "key policy refuses", 400
         )
@@ -331,7 +337,9 @@ def _copy(backup: boto3.Session, backup_key: str, db: RdsInstance) -> RecoveryPo
             {"Key": TAG_TIER, "Value": "offsite"},
         ],
     )
-    backup.client("rds").delete_db_instance(DBInstanceIdentifier="orders-db", SkipFinalSnapshot=True)
+    backup.client("rds").delete_db_instance(
+        DBInstanceIdentifier="orders-db", SkipFinalSnapshot=True
+    )
     points = [p for p in db.list_points() if p.tier == "offsite"]
     assert 1 == len(points)
     return points[0]
@@ -444,9 +452,9 @@ class TestIamAcrossAccounts:
             f"arn:aws:rds:*:{PROD}:snapshot:*",
             f"arn:aws:rds:eu-west-1:{BACKUP}:snapshot:*",
         ] == by_action["rds:CopyDBSnapshot"]["Resource"]
-        assert [f"arn:aws:rds:eu-west-1:{BACKUP}:snapshot:*"] == by_action[
-            "rds:DeleteDBSnapshot"
-        ]["Resource"]
+        assert [f"arn:aws:rds:eu-west-1:{BACKUP}:snapshot:*"] == by_action["rds:DeleteDBSnapshot"][
+            "Resource"
+        ]
         assert {"StringEquals": {"aws:ResourceTag/backuppolicy:policy": "shop"}} == by_action[
             "rds:DeleteDBSnapshot"
         ]["Condition"]
