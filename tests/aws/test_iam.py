@@ -522,6 +522,12 @@ _OFFSITE_ACCOUNT = {
     "targets": [
         {"name": "db", "kind": "rds-instance", "settings": {"db_instance_id": "shop"}},
         {"name": "cluster", "kind": "aurora-cluster", "settings": {"db_cluster_id": "orders"}},
+        {"name": "disk", "kind": "ebs-volume", "settings": {"volume_id": "vol-0a1b2c3d4e5f6071"}},
+        {
+            "name": "vm",
+            "kind": "ec2-instance",
+            "settings": {"instance_id": "i-0a1b2c3d4e5f60718"},
+        },
     ],
 }
 """Copy tiers in a backup account (222222222222): the two documents `export iam` writes."""

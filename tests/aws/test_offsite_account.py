@@ -28,6 +28,7 @@ from botocore.stub import ANY, Stubber
 
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws._offsite import OffsiteAccount
+from backuppolicy.aws.ec2 import EbsVolume
 from backuppolicy.aws.iam import iam_policy
 from backuppolicy.aws.rds import RdsInstance
 from backuppolicy.cli.main import main
@@ -539,3 +540,109 @@ def _offsite_policy_with(key: str) -> Policy:
     assert isinstance(tiers, list)
     tiers[1]["location"] = {"region": REGION, "kms_key_id": key}
     return Policy.from_dict(data)
+
+
+# --------------------------------------------------------------------------- EBS
+
+
+@pytest.fixture(name="volume")
+def _volume(prod: boto3.Session, account: OffsiteAccount) -> EbsVolume:
+    ec2 = prod.client("ec2")
+    key = prod.client("kms").create_key()["KeyMetadata"]["Arn"]
+    volume_id = ec2.create_volume(
+        AvailabilityZone=f"{REGION}a", Size=8, Encrypted=True, KmsKeyId=key
+    )["VolumeId"]
+    return EbsVolume(
+        volume_id, name="data", policy="shop", session=prod, region=REGION, retry=FAST
+    ).with_offsite([account])
+
+
+def _volume_permissions(session: boto3.Session, snapshot_id: str) -> list[str]:
+    result = session.client("ec2").describe_snapshot_attribute(
+        SnapshotId=snapshot_id, Attribute="createVolumePermission"
+    )
+    return [str(p.get("UserId")) for p in result["CreateVolumePermissions"]]
+
+
+def _stub_backup_ec2(volume: EbsVolume, account: OffsiteAccount) -> Stubber:
+    """Stub the backup account's EC2 client (moto cannot copy a snapshot across accounts)."""
+    return Stubber(volume.offsite_backend(account).client("ec2", region=REGION))
+
+
+class TestEbsAcrossAccounts:
+    def test_copy_shares_copies_with_backup_key_and_unshares(
+        self, volume: EbsVolume, account: OffsiteAccount, prod: boto3.Session
+    ) -> None:
+        """The backup account copies the shared snapshot with its key; the permission is gone after."""
+        point = volume.create_backup(token="t1")
+        sibling = volume.offsite_backend(account)
+        assert BACKUP == sibling.account_id  # read before the stub: STS, not EC2
+        seen: list[list[str]] = []
+        stubber = _stub_backup_ec2(volume, account)
+        stubber.add_response("describe_snapshots", {"Snapshots": []})  # no copy made yet
+        expected = {
+            "SourceRegion": REGION,
+            "SourceSnapshotId": point.id,
+            "Description": ANY,
+            "Encrypted": True,
+            "KmsKeyId": account.kms_key_id,
+            "TagSpecifications": ANY,
+        }
+        stubber.add_response("copy_snapshot", {"SnapshotId": "snap-0123456789abcdef0"}, expected)
+        client = sibling.client("ec2", region=REGION)
+        client.meta.events.register(
+            "before-parameter-build.ec2.CopySnapshot",
+            lambda **_: seen.append(_volume_permissions(prod, point.id)),
+        )
+        with stubber:
+            copy = volume.copy(point, Destination(tier="offsite", region=REGION, account=BACKUP))
+            stubber.assert_no_pending_responses()
+        assert [[BACKUP]] == seen
+        assert [] == _volume_permissions(prod, point.id)
+        assert (f"aws:{BACKUP}:{REGION}", "offsite", True) == (
+            copy.location,
+            copy.tier,
+            copy.managed,
+        )
+
+    def test_share_removed_when_the_copy_fails(
+        self, volume: EbsVolume, account: OffsiteAccount, prod: boto3.Session
+    ) -> None:
+        """A failed copy in the backup account still removes the permission; the error is raised."""
+        point = volume.create_backup(token="t1")
+        volume.offsite_backend(account).account_id  # noqa: B018 - read before the stub
+        stubber = _stub_backup_ec2(volume, account)
+        stubber.add_response("describe_snapshots", {"Snapshots": []})
+        stubber.add_client_error("copy_snapshot", "InvalidParameterValue", "key refused", 400)
+        with stubber, pytest.raises(BackendError) as info:
+            volume.copy(point, Destination(tier="offsite", region=REGION, account=BACKUP))
+        assert "InvalidParameterValue" == info.value.code
+        assert [] == _volume_permissions(prod, point.id)
+
+    def test_production_cannot_see_or_delete_the_backup_accounts_snapshot(
+        self, volume: EbsVolume, backup: boto3.Session, prod: boto3.Session
+    ) -> None:
+        """A snapshot of the backup account is invisible to production and not deletable by it."""
+        ec2 = backup.client("ec2")
+        other = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=8)["VolumeId"]
+        snapshot = ec2.create_snapshot(
+            VolumeId=other,
+            TagSpecifications=[
+                {
+                    "ResourceType": "snapshot",
+                    "Tags": [
+                        {"Key": TAG_POLICY, "Value": "shop"},
+                        {"Key": TAG_TARGET, "Value": "data"},
+                        {"Key": TAG_TIER, "Value": "offsite"},
+                    ],
+                }
+            ],
+        )["SnapshotId"]
+        offsite = [p for p in volume.list_points() if p.tier == "offsite"]
+        assert [(snapshot, f"aws:{BACKUP}:{REGION}")] == [(p.id, p.location) for p in offsite]
+        mine = prod.client("ec2").describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        assert snapshot not in [s["SnapshotId"] for s in mine]
+        with pytest.raises(prod.client("ec2").exceptions.ClientError):
+            prod.client("ec2").delete_snapshot(SnapshotId=snapshot)
+        volume.delete(offsite[0])  # through the backup account's backend
+        assert [] == ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
