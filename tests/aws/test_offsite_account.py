@@ -646,3 +646,41 @@ class TestEbsAcrossAccounts:
             prod.client("ec2").delete_snapshot(SnapshotId=snapshot)
         volume.delete(offsite[0])  # through the backup account's backend
         assert [] == ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+
+
+class TestKindsWithoutCrossAccountCopies:
+    @pytest.mark.parametrize(
+        ("kind", "settings"),
+        [
+            ("s3-bucket", {"bucket": "assets"}),
+            ("directory", {"path": "/srv/app"}),
+        ],
+    )
+    def test_refused_rather_than_written_with_production_credentials(
+        self, kind: str, settings: dict[str, str], prod: boto3.Session, tmp_path: Any
+    ) -> None:
+        """A store tier in another account is refused for kinds that cannot copy across accounts."""
+        policy = Policy.from_dict(
+            {
+                "name": "shop",
+                "schedule": {"every": "day"},
+                "retention": {"max_age": "35d"},
+                "tiers": [
+                    {"name": "local", "every": "day", "location": {"store": str(tmp_path)}},
+                    {
+                        "name": "offsite",
+                        "every": "week",
+                        "account": ROLE,
+                        "location": {
+                            "region": REGION,
+                            "kms_key_id": _key(),
+                            "store": "s3://backup-account-bucket/copies",
+                        },
+                    },
+                ],
+                "targets": [{"name": "t", "kind": kind, "settings": settings}],
+            }
+        )
+        with pytest.raises(PolicyError) as info:
+            build_targets(policy, session=prod)
+        assert "tiers[offsite].account" == info.value.path
