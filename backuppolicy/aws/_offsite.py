@@ -230,6 +230,31 @@ class OffsiteCopies:
             return backend.restore(point, *args, **kwargs)
         return super().restore(point, *args, **kwargs)  # type: ignore[misc]
 
+    def point_sharing(
+        self, point: RecoveryPoint | None, *, region: str | None
+    ) -> tuple[dict[str, Any], list[str]] | None:
+        """Who may restore *point*, asked of the account that holds it (`PointSharing`)."""
+        backend = None if point is None else self._backend_of(point)
+        if backend is not None:
+            return backend.point_sharing(point, region=region)  # type: ignore[no-any-return]
+        return super().point_sharing(point, region=region)  # type: ignore[misc,no-any-return]
+
+    def check_restorable(self, point: RecoveryPoint | None) -> None:
+        """Refuse restoring an off-site copy into this account (it stays in its account).
+
+        Raises:
+            PolicyError: *point* is a copy in another account: restore-test it there
+                (`restore`), or share it back to this account by hand first.
+        """
+        if point is not None and self._backend_of(point) is not None:
+            raise PolicyError.for_field(
+                "point",
+                "a point in this account (an off-site copy in account "
+                f"{account_of(point)} is restored there: restore-test it, or share it back "
+                "to this account with its key first)",
+                point.id,
+            )
+
     # -- copying into another account -------------------------------------------------------
 
     def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:

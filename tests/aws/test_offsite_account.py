@@ -684,3 +684,26 @@ class TestKindsWithoutCrossAccountCopies:
         with pytest.raises(PolicyError) as info:
             build_targets(policy, session=prod)
         assert "tiers[offsite].account" == info.value.path
+
+
+class TestChecksAndRestores:
+    def test_sharing_check_asks_the_backup_account(
+        self, db: RdsInstance, copy: RecoveryPoint
+    ) -> None:
+        """The verify check of who may restore an off-site copy reads it in the backup account."""
+        found = db.point_sharing(copy, region=REGION)
+        assert ({"restore_shared_with": []}, []) == found
+
+    def test_restore_into_production_from_the_copy_refused(
+        self, db: RdsInstance, copy: RecoveryPoint, prod: boto3.Session
+    ) -> None:
+        """A production restore of an off-site copy is refused by name, nothing is created."""
+        with pytest.raises(PolicyError) as info:
+            db.restore_database(
+                "orders-db-restored", region=REGION, point=copy, at=None, settings={}, tags={}
+            )
+        assert "point" == info.value.path
+        assert ["orders-db"] == [
+            d["DBInstanceIdentifier"]
+            for d in prod.client("rds").describe_db_instances()["DBInstances"]
+        ]
