@@ -366,8 +366,6 @@ class TierSpec:
             there (`AccountSpec`); ``None``: the target's own account. Such a tier needs
             ``location.region`` and ``location.kms_key_id``, a key ARN in that account and
             region (RDS and EBS copy shared snapshots only with a key of the copying account).
-
-    .. versionadded:: 0.13 ``account``
     """
 
     name: str = attrs.field(validator=validate_name)
@@ -392,6 +390,8 @@ class TierSpec:
         """One line: ``"offsite: weekly copy to region eu-west-1"``."""
         where = "; ".join(f"{key} {value}" for key, value in self.location.items())
         where = f" to {where}" if where else " in place"
+        if self.account is not None:
+            where += f" in {self.account.describe()}"
         keep = f", kept by: {self.retention.describe()}" if self.retention else ""
         return f"{self.name}: {every_describe(self.every)} copy{where}{keep}"
 

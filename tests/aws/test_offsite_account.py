@@ -89,6 +89,9 @@ class TestTierAccount:
         assert BACKUP == offsite.account_id
         assert AccountSpec(ROLE, external_id="backups-7") == offsite.account
         assert offsite == TierSpec.from_dict(offsite.to_dict())
+        assert offsite.describe().endswith(
+            f"in account {BACKUP} (role backuppolicy-offsite, with an external ID)"
+        )
 
     @pytest.mark.parametrize(
         ("location", "field"),
