@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from backuppolicy.aws._ec2_base import (
     KIND_EBS_SNAPSHOT,
@@ -46,6 +46,11 @@ from backuppolicy.core.model import (
 from backuppolicy.core.targets import (
     Destination,
 )
+
+if TYPE_CHECKING:
+    from types_boto3_ec2.type_defs import SnapshotTypeDef
+
+    from backuppolicy.aws._offsite import OffsiteAccount
 
 __all__ = ["Ec2Snapshots"]
 
@@ -211,6 +216,103 @@ class Ec2Snapshots(Ec2Base):
         if group is not None:
             tags.update({TAG_GROUP: group, TAG_SOURCE_GROUP: point.id, TAG_GROUP_SIZE: str(size)})
         return tags
+
+    # -- copying across accounts (`backuppolicy.aws._offsite`) ----------------------------
+
+    def existing_copy(self, point: RecoveryPoint, account: OffsiteAccount) -> RecoveryPoint | None:
+        """In the backup account (this target is its backend): the copy of *point*, if made."""
+        ids = self._copies_of(point.id, account.region)
+        if not ids:
+            return None
+        found = self._find_by_tag(TAG_SOURCE_SNAPSHOT, point.id, account.region, {})
+        return next((p for p in found if p.id in ids), None)
+
+    def copy_shared(
+        self, point: RecoveryPoint, source_id: str, account: OffsiteAccount
+    ) -> RecoveryPoint:
+        """In the backup account: copy the snapshot *source_id* shared with it, with its key.
+
+        The copy is encrypted with ``account.kms_key_id`` (a key of the copying account) and
+        tagged as ours, with the `TAG_SOURCE_SNAPSHOT` tag that makes a re-run find it.
+        """
+        source_region = self._region_of(point) or self.region
+        destination = Destination(tier=account.tier, region=account.region)
+        tags = {
+            **self._copy_tags(point, destination, source_region, None, 1),
+            TAG_SOURCE_SNAPSHOT: source_id,
+        }
+        result = self.call(
+            "ec2",
+            "copy_snapshot",
+            resource=source_id,
+            region=account.region,
+            SourceRegion=source_region,
+            SourceSnapshotId=source_id,
+            Description=f"backuppolicy copy of {source_id} ({source_region}) for {self.name}",
+            Encrypted=True,
+            KmsKeyId=account.kms_key_id,
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+        )
+        snapshot: dict[str, Any] = {
+            "SnapshotId": str(result["SnapshotId"]),
+            "StartTime": point.created_at,
+            "State": "pending",
+            "OwnerId": self.account_id,
+            "Encrypted": True,
+            "KmsKeyId": account.kms_key_id,
+            "VolumeSize": point.details.get("snapshots", [{}])[0].get("size_gib"),
+            "Tags": tag_list(tags),
+        }
+        return self._point(cast("SnapshotTypeDef", snapshot), account.region, {})
+
+    def _check_shareable(self, point: RecoveryPoint) -> None:
+        """Refuse an instance backup, a point not completed, or one under the default key."""
+        if point.kind == KIND_INSTANCE_BACKUP:
+            raise PolicyError.for_field(
+                "point.kind",
+                f"{KIND_EBS_SNAPSHOT!r} (instance backups are not copied across accounts yet)",
+                point.kind,
+            )
+        if point.status is not Status.COMPLETED:
+            self._incomplete(point, "ModifySnapshotAttribute", "sharing")
+        key = point.details.get("kms_key_id")
+        if point.encrypted and key:
+            described = self.call(
+                "kms",
+                "describe_key",
+                resource=str(key),
+                region=self._region_of(point) or self.region,
+                KeyId=str(key),
+            )
+            if described.get("KeyMetadata", {}).get("KeyManager") == "AWS":
+                raise PolicyError.for_field(
+                    "point.kms_key_id",
+                    "a customer managed key (AWS refuses to share snapshots encrypted with the "
+                    "default aws/ebs key; copy it with a key whose policy lets the backup "
+                    "account use it)",
+                    key,
+                )
+
+    def _permission(self, point: RecoveryPoint, account_id: str, operation: str) -> None:
+        self.call(
+            "ec2",
+            "modify_snapshot_attribute",
+            resource=point.id,
+            region=self._region_of(point) or self.region,
+            SnapshotId=point.id,
+            Attribute="createVolumePermission",
+            OperationType=operation,
+            UserIds=[account_id],
+        )
+
+    def _share(self, point: RecoveryPoint, account_id: str) -> str:
+        """Let *account_id* copy the snapshot (``createVolumePermission``); return its id."""
+        self._permission(point, account_id, "add")
+        return point.id
+
+    def _unshare(self, point: RecoveryPoint, account_id: str) -> None:
+        """Remove *account_id*'s ``createVolumePermission`` from the snapshot."""
+        self._permission(point, account_id, "remove")
 
     def _copies_of(self, source_id: str, region: str) -> list[str]:
         filters = [

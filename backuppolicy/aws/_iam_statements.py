@@ -34,6 +34,7 @@ __all__ = [
     "REGION",
     "REGIONS",
     "RESTORE_PREFIX",
+    "SOURCE_ACCOUNT",
     "SWEEP_TAG",
     "Grant",
     "by_workflow",
@@ -53,6 +54,8 @@ POLICY: Final = "${bp:policy}"
 RESTORE_PREFIX: Final = "${bp:restore-prefix}"
 SWEEP_TAG: Final = "${bp:sweep-tag}"
 COPIES_ONLY: Final = "CopiesOnly"
+SOURCE_ACCOUNT: Final = "${bp:source-account}"
+"""In a backup account's statements: the production account whose snapshots are copied in."""
 
 
 @attrs.frozen

@@ -121,6 +121,9 @@ class RdsRestores(RdsBase):
             **{api.resource_param: identifier, api.new_resource_param: new_identifier},
         )
 
+    def check_restorable(self, point: RecoveryPoint | None) -> None:
+        """Refuse *point* before a restore into this account starts (off-site copies refuse)."""
+
     def restore_database(
         self,
         identifier: str,
@@ -356,6 +359,7 @@ class InstanceRestores(RdsRestores):
         tags: Mapping[str, str],
     ) -> None:
         """Start restoring DB instance *identifier* from snapshot *point* (or this instance at *at*)."""
+        self.check_restorable(point)
         common: dict[str, Any] = {
             **_restore_network(settings),
             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
@@ -455,6 +459,7 @@ class AuroraRestores(RdsRestores):
         tags: Mapping[str, str],
     ) -> None:
         """Start restoring cluster *identifier* (and its instance ``<identifier>-1``) from *point* or *at*."""
+        self.check_restorable(point)
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
         cluster: dict[str, Any] = {
             **_restore_network(settings),

@@ -12,7 +12,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backuppolicy.aws._rds_base import (
     OUR_PREFIX,
@@ -42,6 +42,9 @@ from backuppolicy.core.model import (
 from backuppolicy.core.targets import (
     Destination,
 )
+
+if TYPE_CHECKING:
+    from backuppolicy.aws._offsite import OffsiteAccount
 
 __all__ = ["RdsSnapshots"]
 
@@ -271,6 +274,122 @@ class RdsSnapshots(RdsBase):
             params["KmsKeyId"] = destination.kms_key_id
         result = self.call("rds", api.copy_snapshot, resource=target_id, region=region, **params)
         return self._to_point(result[api.snapshot_key], region)
+
+    # ----------------------------------------------------------------- copy across accounts
+
+    def _copy_id(self, point: RecoveryPoint, tier: str) -> str:
+        return identifier(f"{point.id}-{tier}", max_length=self._api.snapshot_max_length)
+
+    def existing_copy(self, point: RecoveryPoint, account: OffsiteAccount) -> RecoveryPoint | None:
+        """In the backup account (this target is its backend): the copy of *point*, if made.
+
+        Raises:
+            BackendError: The copy's name is taken by a snapshot of another target.
+        """
+        copy_id = self._copy_id(point, account.tier)
+        existing = self._describe_snapshot(copy_id, account.region)
+        if existing is None:
+            return None
+        if existing.tags.get(TAG_TARGET) != self.name:
+            raise BackendError(
+                f"{self.name}: copy name {copy_id!r} in account {account.account_id} "
+                f"{account.region} is taken by a snapshot of another target "
+                f"({existing.tags.get(TAG_TARGET)!r})",
+                backend=self.name,
+                operation=self._api.copy_snapshot,
+                resource=copy_id,
+            )
+        return existing
+
+    def copy_shared(
+        self, point: RecoveryPoint, source_arn: str, account: OffsiteAccount
+    ) -> RecoveryPoint:
+        """In the backup account: copy the snapshot *source_arn* shared with it, with its key.
+
+        The copy is named ``<point id>-<tier>``, encrypted with ``account.kms_key_id`` (AWS
+        requires a key of the copying account for a shared encrypted snapshot) and tagged as
+        ours (policy, target, tier, reason and the source's token); tags are given, not copied
+        (a shared snapshot's tags are not readable across accounts).
+        """
+        tags = {
+            key: encode_tag(value, field=f"tags[{key!r}]") if key.startswith(OUR_PREFIX) else value
+            for key, value in point.tags.items()
+            if key != TAG_HOLD
+        }
+        tags.setdefault(TAG_REASON, "copy")
+        tags.update(
+            {
+                TAG_POLICY: encode_tag(self.policy, field="policy"),
+                TAG_TARGET: encode_tag(self.name, field="name"),
+                TAG_TIER: encode_tag(account.tier, field="tier"),
+            }
+        )
+        api = self._api
+        copy_id = self._copy_id(point, account.tier)
+        params: dict[str, Any] = {
+            api.copy_source_param: source_arn,
+            api.copy_target_param: copy_id,
+            "KmsKeyId": account.kms_key_id,
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        }
+        source_region = source_arn.split(":")[3]
+        if source_region != account.region:
+            params["SourceRegion"] = source_region
+        result = self.call(
+            "rds", api.copy_snapshot, resource=copy_id, region=account.region, **params
+        )
+        return self._to_point(result[api.snapshot_key], account.region)
+
+    def _check_shareable(self, point: RecoveryPoint) -> None:
+        """Refuse a point that is not completed, or encrypted with the default ``aws/rds`` key."""
+        if point.status is not Status.COMPLETED:
+            raise PolicyError.for_field(
+                "point.status",
+                f"completed (RDS shares only available snapshots; {point.id!r} is not)",
+                point.status.value,
+            )
+        key = point.details.get("kms_key_id")
+        if point.encrypted and key:
+            described = self.call(
+                "kms",
+                "describe_key",
+                resource=str(key),
+                region=region_of(point, self.region),
+                KeyId=str(key),
+            )
+            if described.get("KeyMetadata", {}).get("KeyManager") == "AWS":
+                raise PolicyError.for_field(
+                    "point.kms_key_id",
+                    "a customer managed key (AWS refuses to share snapshots encrypted with the "
+                    "default aws/rds key; encrypt the database with a key whose policy lets the "
+                    "backup account use it)",
+                    key,
+                )
+
+    def _attribute_call(self, point: RecoveryPoint, account_id: str, change: str) -> None:
+        cluster = point.kind == "rds-cluster-snapshot"
+        operation = (
+            "modify_db_cluster_snapshot_attribute" if cluster else "modify_db_snapshot_attribute"
+        )
+        self.call(
+            "rds",
+            operation,
+            resource=point.id,
+            region=region_of(point, self.region),
+            **{self._api.snapshot_param: point.id},
+            AttributeName="restore",
+            **{change: [account_id]},
+        )
+
+    def _share(self, point: RecoveryPoint, account_id: str) -> str:
+        """Let *account_id* copy the snapshot (attribute ``restore``); return its ARN."""
+        arn = str(point.details.get("arn") or self._arn_of(point))
+        self._attribute_call(point, account_id, "ValuesToAdd")
+        return arn
+
+    def _unshare(self, point: RecoveryPoint, account_id: str) -> None:
+        """Remove *account_id* from the snapshot's ``restore`` attribute."""
+        self._attribute_call(point, account_id, "ValuesToRemove")
 
     def _arn_of(self, point: RecoveryPoint) -> str:
         fresh = self.refresh(point)

@@ -56,12 +56,14 @@ from backuppolicy.aws._iam_statements import (
     PARTITION,
     REGION,
     REGIONS,
+    SOURCE_ACCOUNT,
     Grant,
     by_workflow,
     created,
     owned,
     swept,
 )
+from backuppolicy.aws._offsite import OffsiteCopies, offsite_accounts, own_copy_regions
 from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
@@ -195,6 +197,46 @@ def _iam_grants(spec: TargetSpec, *, instance: bool) -> list[Grant]:
     return grants
 
 
+def _iam_share_grants() -> list[Grant]:
+    """Production's part of a copy to another account: share its snapshots, read their keys."""
+    return [
+        Grant(
+            ("backup",),
+            ("ec2:ModifySnapshotAttribute",),
+            (f"arn:{PARTITION}:ec2:{REGION}::snapshot/*",),
+            owned(),
+        ),
+        Grant(
+            ("backup",), ("kms:DescribeKey",), (f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/*",)
+        ),
+    ]
+
+
+def _iam_backup_account_grants(spec: TargetSpec, *, instance: bool) -> list[Grant]:
+    """The backup account's part: copy in (with its key), tag, list, prune, restore-test."""
+    kept = [
+        g
+        for g in _iam_grants(spec, instance=instance)
+        if g.workflows != ("backup",) and not g.copies
+    ]
+    # EC2 snapshot ARNs carry no account, and CopySnapshot is checked on the source (in
+    # production, any region) and on the new snapshot.
+    snapshots = (f"arn:{PARTITION}:ec2:*::snapshot/*",)
+    theirs = (f"arn:{PARTITION}:kms:*:{SOURCE_ACCOUNT}:key/*",)
+    return [
+        *kept,
+        Grant(("backup",), ("ec2:CopySnapshot",), snapshots),
+        Grant(("backup",), ("ec2:CreateTags",), snapshots, created("CopySnapshot")),
+        Grant(
+            ("backup",),
+            ("kms:CreateGrant",),
+            theirs,
+            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+        Grant(("backup",), ("kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"), theirs),
+    ]
+
+
 def _volume_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
     """AWS Backup's restore metadata for a restore-tested volume: *profile*'s availability zone."""
     return {"availabilityZone": profile.availability_zone} if profile.availability_zone else {}
@@ -210,7 +252,7 @@ def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
     return out
 
 
-class _SnapshotTarget(SnapshotLocks, Ec2Snapshots, Ec2Restores, EbsDirect):
+class _SnapshotTarget(OffsiteCopies, SnapshotLocks, Ec2Snapshots, Ec2Restores, EbsDirect):
     """Shared listing, copy, delete, restore and hold logic of the EBS snapshot targets."""
 
     # -- the kind -------------------------------------------------------------------------
@@ -240,20 +282,45 @@ class _SnapshotTarget(SnapshotLocks, Ec2Snapshots, Ec2Restores, EbsDirect):
         """
         settings = spec.settings
         make: Callable[..., Self] = cls  # each kind's own constructor (the base's has no defaults)
-        return make(
+        target = make(
             settings[cls._setting],
             name=spec.name,
             policy=policy.name,
             session=session,
             endpoint_url=endpoint_url,
             region=settings.get("region") or region,
-            copy_regions=policy.copy_regions_for(spec),
+            copy_regions=own_copy_regions(policy, spec),
+        )
+        return target.with_offsite(offsite_accounts(policy, spec))
+
+    def _sibling(self, session: boto3.Session, region: str) -> Self:
+        """This target in another account (*session*) and *region*: lists, deletes, restores there."""
+        make: Callable[..., Self] = type(self)
+        return make(
+            getattr(self, self._setting),
+            name=self.name,
+            policy=self.policy,
+            session=session,
+            endpoint_url=self.endpoint_url,
+            region=region,
+            max_workers=self.max_workers,
+            poll_interval=self.poll_interval,
+            wait_timeout=self.wait_timeout,
         )
 
     @classmethod
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         return by_workflow(_iam_grants(spec, instance=cls._setting == "instance_id"))
+
+    @classmethod
+    def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:
+        """The statements for copy tiers in another account, per side (``production``, ``backup``)."""
+        instance = cls._setting == "instance_id"
+        return {
+            "production": by_workflow(_iam_share_grants()),
+            "backup": by_workflow(_iam_backup_account_grants(spec, instance=instance)),
+        }
 
     def sweep_restore_tests(
         self,

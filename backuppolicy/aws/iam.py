@@ -36,6 +36,7 @@ from backuppolicy.aws._iam_statements import (
     REGION,
     REGIONS,
     RESTORE_PREFIX,
+    SOURCE_ACCOUNT,
     SWEEP_TAG,
 )
 from backuppolicy.core.exceptions import PolicyError
@@ -187,6 +188,7 @@ class _Where:
     policy: str
     restore_prefix: str
     sweep_tag: str
+    source_account: str = "*"  # in a backup account's document: the account copied from
 
 
 def _all(*names: str) -> frozenset[str]:
@@ -235,6 +237,7 @@ def _fill(value: Any, w: _Where) -> Any:
             (POLICY, w.policy),
             (RESTORE_PREFIX, w.restore_prefix),
             (SWEEP_TAG, w.sweep_tag),
+            (SOURCE_ACCOUNT, w.source_account),
         ):
             value = value.replace(placeholder, text)
         return value
@@ -356,7 +359,7 @@ def _where(
     copy_regions = [
         str(t.location["region"])
         for t in policy.copy_tiers_for(spec)
-        if t.location.get("region") and t.location["region"] != source
+        if t.location.get("region") and t.location["region"] != source and t.account is None
     ]
     isolation = IsolationProfile(**policy.verification.isolation)
     return _Where(
@@ -442,11 +445,81 @@ def _grants(
         keys = [
             (str(t.location.get("region") or where.region), str(t.location["kms_key_id"]))
             for t in policy.copy_tiers_for(spec)
-            if t.location.get("kms_key_id") and copy_keys
+            if t.location.get("kms_key_id") and copy_keys and t.account is None
         ]
         out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]
         if "backup" in wanted:
             out += [("lock", grant) for grant in _lock_grants(policy, spec, where)]
+        out += [
+            g for g in _offsite_production(policy, spec, kind, where) if g[1].workflows & wanted
+        ]
+    return out
+
+
+def _offsite_tiers(policy: Policy, spec: TargetSpec) -> list[Any]:
+    return [t for t in policy.copy_tiers_for(spec) if t.account is not None]
+
+
+def _offsite_declared(spec: TargetSpec, kind: object, side: str) -> Mapping[str, Any]:
+    declare = getattr(kind, "iam_offsite_actions", None)
+    if not callable(declare):
+        raise PolicyError.for_field(
+            f"targets[{spec.name}].tiers",
+            "copy tiers in another account only for kinds that copy across accounts "
+            "(rds-instance, aurora-cluster)",
+            spec.kind,
+        )
+    declared = declare(spec)
+    return declared[side]  # type: ignore[no-any-return]
+
+
+def _offsite_production(
+    policy: Policy, spec: TargetSpec, kind: object, where: _Where
+) -> list[tuple[str, _Grant]]:
+    """Production's grants for *spec*'s tiers in other accounts: share, keys, assume the roles.
+
+    Nothing on the backup account's copies: they are reached only through the tier's role.
+    """
+    tiers = _offsite_tiers(policy, spec)
+    if not tiers:
+        return []
+    declared = _offsite_declared(spec, kind, "production")
+    out = [(spec.kind, grant) for grant in _kind_grants(spec, declared, where)]
+    roles = tuple(sorted({str(t.account.role_arn) for t in tiers}))
+    out.append(("account", _Grant(_all(), ("sts:AssumeRole",), roles)))
+    return out
+
+
+def _backup_grants(
+    policy: Policy, wanted: frozenset[str], account: str, partition: str, region: str | None
+) -> list[tuple[str, _Grant]]:
+    """The backup accounts' grants: per target and tier in another account, in that account."""
+    out: list[tuple[str, _Grant]] = []
+    for spec in _concrete_targets(policy, []):
+        if not spec.enabled:
+            continue
+        tiers = _offsite_tiers(policy, spec)
+        if not tiers:
+            continue
+        kind = get_target_class(spec.kind)
+        declared = _offsite_declared(spec, kind, "backup")
+        production = _where(policy, spec, account, partition, region)
+        for tier in tiers:
+            tier_region = str(tier.location["region"])
+            where = attrs.evolve(
+                production,
+                account=str(tier.account_id),
+                region=tier_region,
+                regions=(tier_region,),
+                source_account=account,
+            )
+            out += [
+                (spec.kind, grant)
+                for grant in _kind_grants(spec, declared, where)
+                if grant.workflows & wanted
+            ]
+            keys = [(tier_region, str(tier.location["kms_key_id"]))]
+            out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]
     return out
 
 
@@ -552,8 +625,16 @@ def iam_policy(
     account_id: str = "*",
     partition: str = "aws",
     region: str | None = None,
+    side: str = "production",
 ) -> dict[str, Any]:
     """The IAM policy document that lets *actions* (workflows) run for the targets of *policy*.
+
+    *side* ``"production"`` (the default) is the document of the account the targets live in;
+    for copy tiers in another account (a tier's ``account``) it grants sharing its snapshots
+    and ``sts:AssumeRole`` on the tier's role, and nothing on the backup account's copies.
+    ``"backup"`` is the document of the backup accounts' roles: copy in with their key, tag,
+    list, prune and restore-test their copies (*account_id* is then production's, the account
+    copied from).
 
     Statements with the same actions and condition are merged (their resources united), so the
     document stays small as targets are added. Every kind, built-in or plug-in, is asked for
@@ -571,9 +652,10 @@ def iam_policy(
         account_id: Account id in ARNs (default ``*``).
         partition: ARN partition.
         region: Region of targets whose settings name none (default ``*``).
+        side: ``"production"`` or ``"backup"`` (see above).
 
     Raises:
-        PolicyError: *actions* names an unknown workflow, or a target's kind does not name
+        PolicyError: *actions* names an unknown workflow, *side* is neither, or a target's kind does not name
             the IAM actions it needs.
         BackendNotFoundError: A target's kind is not installed.
 
@@ -588,8 +670,11 @@ def iam_policy(
         {'StringEquals': {'aws:ResourceTag/backuppolicy:policy': 'shop'}}
     """
     wanted = _check_workflows(actions)
+    if side not in ("production", "backup"):
+        raise PolicyError.for_field("side", "'production' or 'backup'", side)
+    make = _grants if side == "production" else _backup_grants
     merged: dict[tuple[tuple[str, ...], str], dict[str, Any]] = {}
-    for kind, grant in _grants(policy, wanted, account_id, partition, region):
+    for kind, grant in make(policy, wanted, account_id, partition, region):
         key = (tuple(sorted(grant.actions)), repr(sorted((grant.condition or {}).items())))
         statement = merged.get(key)
         if statement is None:

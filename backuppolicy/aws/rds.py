@@ -37,11 +37,13 @@ from backuppolicy.aws._iam_statements import (
     REGION,
     REGIONS,
     RESTORE_PREFIX,
+    SOURCE_ACCOUNT,
     Grant,
     by_workflow,
     owned,
     swept,
 )
+from backuppolicy.aws._offsite import OffsiteCopies, offsite_accounts, own_copy_regions
 from backuppolicy.aws._rds_base import CLUSTER_API, INSTANCE_API
 from backuppolicy.aws._rds_restore import AuroraRestores, InstanceRestores, RdsRestores
 from backuppolicy.aws._rds_settings import BackupSettings, BackupWindow, Drift, RdsSettings
@@ -146,6 +148,52 @@ def sweep_databases(
     return swept
 
 
+def _iam_share_grants(*, cluster: bool) -> list[Grant]:
+    """Production's part of a copy to another account: share its snapshots, read their keys."""
+    snap = "cluster-snapshot" if cluster else "snapshot"
+    word = "DBCluster" if cluster else "DB"
+    return [
+        Grant(
+            ("backup",),
+            (f"rds:Modify{word}SnapshotAttribute",),
+            (f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:{snap}:*",),
+            owned(),
+        ),
+        Grant(
+            ("backup",), ("kms:DescribeKey",), (f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/*",)
+        ),
+    ]
+
+
+def _iam_backup_account_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant]:
+    """The backup account's part: copy in (with its key), tag, list, prune, restore-test."""
+    snap = "cluster-snapshot" if cluster else "snapshot"
+    word = "DBCluster" if cluster else "DB"
+    mine = f"arn:{PARTITION}:rds:{REGION}:{ACCOUNT}:{snap}:*"
+    theirs = f"arn:{PARTITION}:rds:*:{SOURCE_ACCOUNT}:{snap}:*"
+    kept = [
+        g for g in _iam_grants(spec, cluster=cluster) if g.workflows != ("backup",) and not g.copies
+    ]
+    return [
+        *kept,
+        Grant(("backup",), (f"rds:Copy{word}Snapshot",), (mine, theirs)),
+        Grant(("backup",), ("rds:AddTagsToResource",), (mine,)),
+        # The shared snapshot is encrypted with production's key: the copying account needs
+        # its use (production's key policy must allow the backup account too).
+        Grant(
+            ("backup",),
+            ("kms:CreateGrant",),
+            (f"arn:{PARTITION}:kms:*:{SOURCE_ACCOUNT}:key/*",),
+            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        ),
+        Grant(
+            ("backup",),
+            ("kms:Decrypt", "kms:DescribeKey"),
+            (f"arn:{PARTITION}:kms:*:{SOURCE_ACCOUNT}:key/*",),
+        ),
+    ]
+
+
 def _iam_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant]:
     """What a DB instance's or cluster's workflows need (placeholders: `backuppolicy.aws.iam`)."""
     base = f"arn:{PARTITION}:rds"
@@ -234,7 +282,7 @@ def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
     return {**_cluster_restore_overrides(profile), "dbInstanceClass": profile.instance_class}
 
 
-class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
+class _RdsTarget(OffsiteCopies, RdsSnapshots, RdsSettings, RdsRestores):
     """Everything `RdsInstance` and `AuroraCluster` share; subclasses set ``_api`` and restores."""
 
     needs_aws_session: ClassVar[bool] = True
@@ -286,7 +334,9 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
     ) -> Self:
         """The target of *spec*: its database, its region (default *region*), its copy regions.
 
-        The copy regions are those of the policy's copy tiers (every tier after the first).
+        The copy regions are those of the policy's copy tiers (every tier after the first) in
+        this account; the copy tiers in other accounts (``account``) are listed, pruned and
+        copied into through their roles (`backuppolicy.aws._offsite`).
         """
         settings = spec.settings
         target = cls(
@@ -296,15 +346,47 @@ class _RdsTarget(RdsSnapshots, RdsSettings, RdsRestores):
             session=session,
             endpoint_url=endpoint_url,
             region=settings.get("region") or region,
-            copy_regions=policy.copy_regions_for(spec),
+            copy_regions=own_copy_regions(policy, spec),
         )
         target.hold_deny_installed = bool(settings.get("hold_deny_installed", False))
-        return target
+        return target.with_offsite(offsite_accounts(policy, spec))
+
+    def _sibling(self, session: boto3.Session, region: str) -> Self:
+        """This target in another account (*session*) and *region*: lists, deletes, restores there."""
+        sibling = type(self)(
+            self.resource_id,
+            name=self.name,
+            policy=self.policy,
+            session=session,
+            endpoint_url=self.endpoint_url,
+            region=region,
+            max_workers=self.max_workers,
+            clock=self._clock,
+            sleep=self._sleep,
+            poll_interval=self.poll_interval,
+            restore_timeout=self.restore_timeout,
+        )
+        sibling.hold_deny_installed = self.hold_deny_installed
+        return sibling
 
     @classmethod
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:
         """The IAM statements of each workflow (`backuppolicy.aws.iam_policy` fills them in)."""
         return by_workflow(_iam_grants(spec, cluster=cls._api is CLUSTER_API))
+
+    @classmethod
+    def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:
+        """The statements for copy tiers in another account, per side (``production``, ``backup``).
+
+        Production shares its own snapshots and reads its keys; the backup account copies in,
+        tags, lists, prunes and restore-tests its copies (``ACCOUNT`` and ``REGION`` are the
+        backup account's, ``SOURCE_ACCOUNT`` production's).
+        """
+        cluster = cls._api is CLUSTER_API
+        return {
+            "production": by_workflow(_iam_share_grants(cluster=cluster)),
+            "backup": by_workflow(_iam_backup_account_grants(spec, cluster=cluster)),
+        }
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__name__}({self.resource_id!r}, name={self.name!r}, region={self.region!r})>"

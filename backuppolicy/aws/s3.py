@@ -227,7 +227,20 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
 
         The ``store`` of each copy tier (every tier after the first) that names one becomes a
         copy store of that tier.
+
+        Raises:
+            PolicyError: A copy tier names an ``account``: copies of S3 targets into another
+                account are not built yet, and its store would be written with this
+                account's credentials.
         """
+        for tier in policy.copy_tiers_for(spec):
+            if tier.account is not None:
+                raise PolicyError.for_field(
+                    f"tiers[{tier.name}].account",
+                    f"no account for a tier of s3-bucket target {spec.name!r} (copies of S3 "
+                    "targets into another account are not supported yet)",
+                    tier.account.role_arn,
+                )
         settings = spec.settings
         return cls(
             settings["bucket"],

@@ -98,7 +98,8 @@ def _iam(args: argparse.Namespace, out: TextIO) -> int:
         _dump(document, out)
         return EXIT_OK
     workflows = args.workflow or list(iam.WORKFLOWS)
-    _dump(iam.iam_policy(policy, workflows, account_id=args.account_id or "*"), out)
+    side = getattr(args, "account", None) or "production"
+    _dump(iam.iam_policy(policy, workflows, account_id=args.account_id or "*", side=side), out)
     return EXIT_OK
 
 
@@ -278,6 +279,12 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         action="append",
         metavar="ARN",
         help="with --holds: a role that may still remove the hold tag (repeatable)",
+    )
+    iam.add_argument(
+        "--account",
+        choices=["production", "backup"],
+        help="whose document: the targets' account (default), or the backup account of tiers "
+        "with an 'account' role (then --account-id is production's, the account copied from)",
     )
     kinds.add_parser("lifecycle", parents=[common], help="S3 lifecycle rules from the retention")
     scheduler = kinds.add_parser(

@@ -651,6 +651,49 @@ def validate_notification_kind(
         )
 
 
+_KMS_KEY_ARN_RE: Final = re.compile(
+    r"arn:aws[a-z-]*:kms:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):key/[A-Za-z0-9-]{1,128}"
+)
+
+
+def check_tier_account(account_id: str, location: Mapping[str, object]) -> None:
+    """Check the location of a tier whose copies live in account *account_id*.
+
+    It needs ``region`` and ``kms_key_id``, a key ARN in that account and region (a shared
+    snapshot is copied only with a key of the copying account, and a key id or alias alone
+    would be looked up in the wrong account); ``account``, if given, must be the same account.
+
+    Raises:
+        PolicyError: Naming ``location.region``, ``location.kms_key_id`` or ``location.account``.
+    """
+    region = location.get("region")
+    if not region:
+        raise PolicyError.for_field(
+            "location.region", "the region of the copies in account " + account_id, region
+        )
+    given = location.get("account")
+    if given is not None and given != account_id:
+        raise PolicyError.for_field(
+            "location.account", f"the account of the tier's role ({account_id}) or nothing", given
+        )
+    key = location.get("kms_key_id")
+    match = _KMS_KEY_ARN_RE.fullmatch(key) if isinstance(key, str) else None
+    if match is None:
+        raise PolicyError.for_field(
+            "location.kms_key_id",
+            f"a KMS key ARN in account {account_id} and region {region} "
+            f"('arn:aws:kms:{region}:{account_id}:key/<key id>')",
+            key,
+        )
+    if match["account"] != account_id or match["region"] != region:
+        raise PolicyError.for_field(
+            "location.kms_key_id",
+            f"a key in the tier's account {account_id} and region {region} "
+            f"(got a key in account {match['account']}, region {match['region']})",
+            key,
+        )
+
+
 def read_role_arn(value: object, path: str) -> str:
     if not isinstance(value, str) or not _ROLE_ARN_RE.fullmatch(value):
         raise PolicyError.for_field(

@@ -32,6 +32,7 @@ from backuppolicy.core._fields import (
     SELECTOR_KIND,
     TARGET_SETTINGS,
     at_path,
+    check_tier_account,
     did_you_mean,
     every_describe,
     every_to_spec,
@@ -103,7 +104,7 @@ _VERIFICATION_KEYS: Final = (
     "require_private",
     "size_anomaly",
 )
-_TIER_KEYS: Final = ("name", "every", "location", "retention", "lock")
+_TIER_KEYS: Final = ("name", "every", "location", "retention", "lock", "account")
 _TARGET_KEYS: Final = (
     "name",
     "kind",
@@ -369,6 +370,10 @@ def _to_lock(value: object) -> TierLock | None:
     return None if value is None else TierLock.from_spec(value)
 
 
+def _v_tier_account(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _v_optional_account(_inst, attribute, value)  # defined with AccountSpec, below
+
+
 @attrs.frozen
 class TierSpec:
     """A copy tier: where copies of the backups live and how often they are made.
@@ -392,6 +397,10 @@ class TierSpec:
         retention: The tier's own retention; ``None`` uses the policy's.
         lock: How the tier's copies are locked below the library (`TierLock`: S3 Object Lock
             retention, EBS snapshot lock, AWS Backup vault lock); ``None`` locks nothing.
+        account: Another AWS account that holds the tier's copies, reached by assuming a role
+            there (`AccountSpec`); ``None``: the target's own account. Such a tier needs
+            ``location.region`` and ``location.kms_key_id``, a key ARN in that account and
+            region (RDS and EBS copy shared snapshots only with a key of the copying account).
     """
 
     name: str = attrs.field(validator=validate_name)
@@ -399,11 +408,26 @@ class TierSpec:
     location: Mapping[str, Any] = attrs.field(factory=dict, converter=_to_location, hash=False)
     retention: RetentionRule | None = attrs.field(default=None, validator=validate_optional_rule)
     lock: TierLock | None = attrs.field(default=None, converter=_to_lock, kw_only=True)
+    account: AccountSpec | None = attrs.field(default=None, validator=_v_tier_account, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.account is not None:
+            check_tier_account(self.account.account_id, self.location)
+
+    @property
+    def account_id(self) -> str | None:
+        """The account id of the tier's copies: its ``account``'s, else ``location.account``."""
+        if self.account is not None:
+            return self.account.account_id
+        account = self.location.get("account")
+        return str(account) if account else None
 
     def describe(self) -> str:
         """One line: ``"offsite: weekly copy to region eu-west-1"``."""
         where = "; ".join(f"{key} {value}" for key, value in self.location.items())
         where = f" to {where}" if where else " in place"
+        if self.account is not None:
+            where += f" in {self.account.describe()}"
         keep = f", kept by: {self.retention.describe()}" if self.retention else ""
         locked = f", {self.lock.describe()}" if self.lock and self.lock.enabled else ""
         return f"{self.name}: {every_describe(self.every)} copy{where}{keep}{locked}"
@@ -419,6 +443,8 @@ class TierSpec:
             data["retention"] = self.retention.to_spec()
         if self.lock is not None:
             data["lock"] = self.lock.to_spec()
+        if self.account is not None:
+            data["account"] = self.account.to_dict()
         return data
 
     @classmethod
@@ -440,8 +466,13 @@ class TierSpec:
             if raw.get("lock") is not None
             else None
         )
+        account = (
+            AccountSpec.from_dict(raw["account"], path=join_path(path, "account"))
+            if raw.get("account") is not None
+            else None
+        )
         with at_path(path):
-            return cls(name, every, location, retention, lock=lock)
+            return cls(name, every, location, retention, lock=lock, account=account)
 
 
 @attrs.frozen

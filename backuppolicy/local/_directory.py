@@ -203,9 +203,18 @@ class Directory(DirectoryRestores):
         are opened too, so their copies are listed (due checks, pruning).
 
         Raises:
-            PolicyError: The first tier names no ``store``.
+            PolicyError: The first tier names no ``store``, or a tier names an ``account``
+                (its store would be written with the caller's credentials).
         """
         tiers = policy.tiers_for(spec)
+        for tier in tiers:
+            if tier.account is not None:
+                raise PolicyError.for_field(
+                    f"tiers[{tier.name}].account",
+                    f"no account for a tier of directory target {spec.name!r} (copies of "
+                    "directory targets into another account are not supported yet)",
+                    tier.account.role_arn,
+                )
         url = tiers[0].location.get("store") if tiers else None
         if not url:
             raise PolicyError.for_field(

@@ -302,7 +302,7 @@ def _run_target(
             tier=tier.name,
             region=tier.location.get("region"),
             kms_key_id=tier.location.get("kms_key_id"),
-            account=tier.location.get("account"),
+            account=tier.account_id,
             store=_copy_store(tier, spec),
         )
         try:

@@ -512,6 +512,36 @@ _EVERY_KIND = {
 }
 
 
+_OFFSITE_ACCOUNT = {
+    "name": "shop",
+    "schedule": {"every": "day", "at": "04:00"},
+    "retention": {"max_age": "35d"},
+    "tiers": [
+        {"name": "local", "every": "day"},
+        {
+            "name": "offsite",
+            "every": "week",
+            "account": {"role_arn": "arn:aws:iam::222222222222:role/backuppolicy-offsite"},
+            "location": {
+                "region": "eu-west-1",
+                "kms_key_id": f"arn:aws:kms:eu-west-1:222222222222:key/{_KEY_ID}",
+            },
+        },
+    ],
+    "targets": [
+        {"name": "db", "kind": "rds-instance", "settings": {"db_instance_id": "shop"}},
+        {"name": "cluster", "kind": "aurora-cluster", "settings": {"db_cluster_id": "orders"}},
+        {"name": "disk", "kind": "ebs-volume", "settings": {"volume_id": "vol-0a1b2c3d4e5f6071"}},
+        {
+            "name": "vm",
+            "kind": "ec2-instance",
+            "settings": {"instance_id": "i-0a1b2c3d4e5f60718"},
+        },
+    ],
+}
+"""Copy tiers in a backup account (222222222222): the two documents `export iam` writes."""
+
+
 def _parliament() -> Any:
     """parliament, imported with its import-time warnings silenced (not ours to fix).
 
@@ -547,6 +577,7 @@ def _linted(document: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def _documents() -> dict[str, dict[str, Any]]:
     example = Policy.from_file(Path(__file__).parents[2] / "examples" / "policy.yaml")
     every = Policy.from_dict(_EVERY_KIND)
+    offsite = Policy.from_dict(_OFFSITE_ACCOUNT)
     return {
         "example": iam_policy(example, account_id="123456789012"),
         "example-any-account": iam_policy(example),
@@ -560,6 +591,8 @@ def _documents() -> dict[str, dict[str, Any]]:
         "holds-deny-with-release": hold_deny_policy(
             release_role_arns=["arn:aws:iam::123456789012:role/legal"]
         ),
+        "offsite-account-production": iam_policy(offsite, account_id="123456789012"),
+        "offsite-account-backup": iam_policy(offsite, account_id="123456789012", side="backup"),
     }
 
 
