@@ -161,8 +161,9 @@ class TestReport:
             len(report.of("retention")),
         )
 
-    def test_summary(self, report: ComplianceReport) -> None:
+    def test_summary(self, report: ComplianceReport, monkeypatch: pytest.MonkeyPatch) -> None:
         """The text table has a title, a header and one row per finding, evidence shortened."""
+        monkeypatch.setenv("COLUMNS", "200")
         lines = report.summary().splitlines()
         assert (
             "compliance of policy 'web-apps' at 2026-11-26T05:00:00+00:00: 1 of 3 findings compliant"
@@ -172,8 +173,21 @@ class TestReport:
         assert "a, b, c (+2 more)" in lines[4]
         assert "NOT OK" in lines[4]
 
-    def test_summary_failures_only(self, report: ComplianceReport) -> None:
+    @pytest.mark.parametrize("columns", [60, 80])
+    def test_summary_fits_the_terminal(
+        self, report: ComplianceReport, monkeypatch: pytest.MonkeyPatch, columns: int
+    ) -> None:
+        """The table wraps its cells to $COLUMNS (it was as wide as its longest detail)."""
+        monkeypatch.setenv("COLUMNS", str(columns))
+        text = report.summary()
+        assert max(len(line) for line in text.splitlines()[1:]) <= columns
+        assert "5 point(s) past the" in " ".join(text.split())  # wrapped, not cut
+
+    def test_summary_failures_only(
+        self, report: ComplianceReport, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """failures_only leaves the compliant findings out."""
+        monkeypatch.setenv("COLUMNS", "200")
         assert 5 == len(report.summary(failures_only=True).splitlines())
         empty = ComplianceReport(policy="p", now=NOW, findings=())
         assert "(no findings to show)" == empty.summary().splitlines()[1]
