@@ -139,7 +139,7 @@ class TestDirectoryRestore:
         plan = plan_restore(etc, point=point, now=NOW)
         with pytest.raises(
             PolicyError,
-            match=r"restore\(plan, confirm=True\) \(CLI: --yes\)\. Nothing was changed\.",
+            match=r"restore\(plan, confirm=True\) \(CLI: --apply\)\. Nothing was changed\.",
         ):
             restore(plan)
         assert {"app.conf": "mine\n"} == _read(etc.path)

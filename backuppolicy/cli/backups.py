@@ -257,8 +257,8 @@ def _cmd_holds(args: argparse.Namespace, out: TextIO) -> int:
         for p in held
     ]
     rows = [
-        (d["target"], d["tier"], d["id"], d["created_at"], d["reference"] or "-", d["reason"])
-        for d in data
+        (p.target, p.tier, p.id, _point_cells(p)[3], d["reference"] or "-", d["reason"])
+        for p, d in zip(held, data, strict=True)
     ]
     text = table(("target", "tier", "point", "created", "reference", "reason"), rows)
     emit(args, data, text if rows else "no points under legal hold", out)

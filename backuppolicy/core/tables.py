@@ -15,6 +15,7 @@ from collections.abc import Sequence
 __all__ = ["render_table", "terminal_width"]
 
 _FALLBACK_WIDTH = 100
+_MIN_TEXT_WIDTH = 16
 
 
 def terminal_width() -> int:
@@ -32,6 +33,8 @@ def render_table(
     """*rows* under *headers* as a text table at most *width* columns wide (default: the terminal's).
 
     A rule separates the headers from the rows; no trailing spaces; cells are ``str()``-ed.
+    Columns of single words (ids, times) keep them whole while the width allows; the columns
+    of text wrap.
 
     >>> print(render_table(("target", "result"), [("db", "ok"), ("files", "FAILED")], width=40))
     target  result
@@ -54,14 +57,29 @@ def render_table(
         title_style=None,
         header_style=None,
     )
-    for header in headers:
-        table.add_column(str(header), overflow="fold")
-    for row in rows:
-        table.add_row(*(str(cell) for cell in row))
+    cells = [[str(cell) for cell in row] for row in rows]
+    total = max(width or terminal_width(), 20)
+    words: dict[int, int] = {}  # columns of single words (ids, times, ARNs): their widths
+    needed = 0
+    for index, header in enumerate(headers):
+        column = [row[index] for row in cells if index < len(row)]
+        if column and not any(" " in cell for cell in column):
+            words[index] = max(len(str(header)), *(len(cell) for cell in column))
+            needed += words[index] + 2
+        else:
+            needed += _MIN_TEXT_WIDTH + 2
+    for index in sorted(words, key=words.__getitem__, reverse=True):
+        if needed <= total:
+            break
+        needed -= words.pop(index) - _MIN_TEXT_WIDTH  # the widest word column folds after all
+    for index, header in enumerate(headers):
+        table.add_column(str(header), overflow="fold", no_wrap=index in words)
+    for row in cells:
+        table.add_row(*row)
     buffer = io.StringIO()
     console = Console(
         file=buffer,
-        width=max(width or terminal_width(), 20),
+        width=total,
         color_system=None,
         force_terminal=False,
         force_jupyter=False,
