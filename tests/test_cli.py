@@ -366,7 +366,7 @@ class TestPrune:
         assert [] == memory["db"].deleted
 
     @pytest.mark.parametrize(("answer", "deleted"), [("y\n", 2), ("n\n", 0), ("\n", 0)])
-    def test_prune_apply_asks_on_a_terminal(
+    def test_prune_apply_asks_on_a_terminal(  # noqa: PLR0917 - pytest fixtures
         self, run, policy_file, memory, aged, monkeypatch, answer, deleted
     ):
         """On a terminal --apply asks; only "y" deletes."""
@@ -395,7 +395,15 @@ class TestPrune:
     def test_target_limits_pruning(self, run, policy_file, memory, aged):
         """prune --target web plans and deletes only web's points."""
         result = run(
-            "prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--target", "web", "--apply", "--yes"
+            "prune",
+            "--policy",
+            str(policy_file),
+            "--now",
+            NOW_TEXT,
+            "--target",
+            "web",
+            "--apply",
+            "--yes",
         )
         assert ("", 0) == (result.err, result.code)
         assert [] == memory["db"].deleted
@@ -565,7 +573,9 @@ class TestProgressBar:
     def test_backup_draws_a_bar_on_a_terminal_only(self, memory, policy_file):
         """backup through main(): a bar on a terminal, nothing on stderr when stdout is piped."""
         err, out = self.Tty(), self.Tty()
-        code = cli.main(["backup", "--policy", str(policy_file), "--now", NOW_TEXT], out=out, err=err)
+        code = cli.main(
+            ["backup", "--policy", str(policy_file), "--now", NOW_TEXT], out=out, err=err
+        )
         assert 0 == code
         assert "2/2" in err.getvalue()
         assert "\x1b" not in out.getvalue()  # the result itself is plain text

@@ -172,7 +172,9 @@ class TestLoading:
     def test_yaml_unterminated_string_names_where_it_started(self, tmp_path):
         """An unclosed quote is reported at its start, with the line where PyYAML gave up too."""
         path = tmp_path / "policy.yaml"
-        path.write_text('name: x\ndescription: ok\nowner:   "ops team\nretention:\n  max_age: 35d\n')
+        path.write_text(
+            'name: x\ndescription: ok\nowner:   "ops team\nretention:\n  max_age: 35d\n'
+        )
         with pytest.raises(PolicyError) as info:
             Policy.from_file(path)
         message = str(info.value)

@@ -16,10 +16,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, Self, TextIO
 
 from backuppolicy.core.durations import format_duration
 from backuppolicy.core.exceptions import PolicyError
@@ -138,9 +138,7 @@ def option_parser(*groups: str) -> Parser:
             metavar="FILE",
             help=f"policy file, YAML or TOML (default: ${POLICY_ENV})",
         )
-        common.add_argument(
-            "--json", action="store_true", help="machine-readable output on stdout"
-        )
+        common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     if AWS_OPTIONS in groups:
         common.add_argument(
             "--profile",
@@ -215,8 +213,8 @@ def is_terminal(stream: TextIO | None) -> bool:
 
 
 def table(
-    headers: tuple[str, ...] | list[str],
-    rows: list[tuple[str, ...]] | list[list[str]],
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
     *,
     title: str | None = None,
 ) -> str:
@@ -276,7 +274,7 @@ class ProgressBar:
             self._progress = None
             self._tasks.clear()
 
-    def __enter__(self) -> ProgressBar:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

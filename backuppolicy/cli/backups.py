@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TextIO
-
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from backuppolicy.cli._common import (
     EXIT_FAILURES,
@@ -154,7 +153,7 @@ def _cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK if report.ok and not errors else EXIT_FAILURES
 
 
-def _group(title: str, rows: list[tuple[str, ...]], last: str) -> str:
+def _group(title: str, rows: Sequence[Sequence[str]], last: str) -> str:
     """One restic-style group: ``keep 3 points`` and its table (*last*: the reason column)."""
     return f"{title}\n{table(('target', 'tier', 'point', 'created', last), rows)}"
 
@@ -177,7 +176,7 @@ def _prune_text(
     if plan.keep:
         rows = [(*_point_cells(p), ", ".join(reasons.get(p.id, [])) or "-") for p in plan.keep]
         groups.append(_group(f"keep {_points(len(plan.keep))}", rows, "reasons"))
-    by_action: dict[str, list[tuple[str, ...]]] = {}
+    by_action: dict[str, list[tuple[str, str, str, str, str]]] = {}
     for outcome in report.outcomes:
         why = outcome.reason or ", ".join(reasons.get(outcome.point.id, [])) or "-"
         by_action.setdefault(outcome.action, []).append((*_point_cells(outcome.point), why))

@@ -99,7 +99,7 @@ def _quiet_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
-def main(  # noqa: PLR0911 - one exit code per kind of error, side by side
+def main(  # noqa: PLR0911, C901 - one exit code per kind of error, side by side
     argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the command line; returns the exit code (``backuppolicy`` calls `sys.exit` with it)."""

@@ -92,8 +92,7 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         "recover",
         parents=[option_parser(POLICY_OPTIONS, AWS_OPTIONS, RUN_OPTIONS)],
         help="rehearse, print or run a recovery plan",
-        description="Rehearse a recovery plan (a drill), print its runbook, or run it "
-        "(--apply).",
+        description="Rehearse a recovery plan (a drill), print its runbook, or run it (--apply).",
     )
     recover.add_argument("--plan", metavar="FILE", help="the recovery plan (YAML)")
     recover.add_argument("--rehearse", action="store_true", help="drill into the isolation profile")

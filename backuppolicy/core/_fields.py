@@ -501,7 +501,7 @@ def read_kind(value: object, path: str) -> str:
 
 
 def _kind_hint(value: str, registered: tuple[str, ...]) -> str:
-    """"Did you mean" for a kind: close spelling, else the kind of the same service (rds-...)."""
+    """The "did you mean" of a kind: close spelling, else the kind of its service (rds-...)."""
     kinds = BUILTIN_TARGET_KINDS + registered
     hint = did_you_mean(value, kinds)
     if hint:
