@@ -24,7 +24,7 @@ Example:
     >>> print(report.summary())
     compliance of policy 'web-apps' at 2026-11-26T05:00:00+00:00: 1 of 1 findings compliant
     clause                  subject  tier  result  evidence  detail
-    ----------------------  -------  ----  ------  --------  --------------------------
+    ───────────────────────────────────────────────────────────────────────────────────
     §2.1 retention 35 days  shop-db  -     ok      snap-9    nothing older than 35 days
 """
 
@@ -47,6 +47,7 @@ import attrs
 
 from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.tables import render_table
 
 if TYPE_CHECKING:
     from backuppolicy.notify import NotifierFailure
@@ -248,16 +249,7 @@ def _evidence_text(evidence: Sequence[str]) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [
-        max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines.extend(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-    return "\n".join(lines)
+    return render_table(headers, rows)
 
 
 _CSS: Final = (

@@ -86,6 +86,13 @@ def _run(memory: dict[str, MemoryTarget], monkeypatch: pytest.MonkeyPatch) -> Ca
     return run
 
 
+class _Tty(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
 def _single_error_line(result: Run) -> str:
     lines = result.err.splitlines()
     assert 1 == len(lines), result.err
@@ -321,11 +328,57 @@ class TestPrune:
         assert 0 == result.code
         assert [] == memory["db"].deleted
         assert "dry run: nothing was deleted" in result.out
-        assert result.out.count("would delete") == 2
+        # restic-style groups, each point once (the plan and apply tables repeated them)
+        assert ["keep 2 points", "remove 2 points"] == [
+            line for line in result.out.splitlines() if line.startswith(("keep", "remove"))
+        ]
+        for point in aged:
+            assert 1 == result.out.count(point.id)
+        assert "older than 7d" in result.out  # the reason
+        assert "tier" in result.out.splitlines()[1]
+
+    def test_prune_prints_no_empty_group(self, run, policy_file, memory):
+        """Nothing to remove: no "remove" group, no dry-run note, only what is kept."""
+        memory["db"] = MemoryTarget("db", policy="shop")
+        memory["web"] = MemoryTarget("web", policy="shop")
+        memory["db"].add_point(created_at=NOW)
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT)
+        assert 0 == result.code
+        assert "keep 1 point\n" in result.out
+        assert "remove" not in result.out
+        assert "dry run" not in result.out
+
+    def test_prune_apply_removed_group_once(self, run, policy_file, memory, aged):
+        """--apply prints "removed" once per point, not a plan table and then an apply table."""
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply", "--yes")
+        assert "removed 2 points" in result.out
+        for point in aged:
+            assert 1 == result.out.count(point.id)
+
+    def test_prune_apply_without_yes_and_no_terminal_is_refused(
+        self, run, policy_file, memory, aged, monkeypatch
+    ):
+        """--apply asks first; with no terminal to ask on it needs --yes (exit 2, nothing deleted)."""
+        monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # not a TTY
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        assert 2 == result.code
+        assert "--yes" in _single_error_line(result)
+        assert [] == memory["db"].deleted
+
+    @pytest.mark.parametrize(("answer", "deleted"), [("y\n", 2), ("n\n", 0), ("\n", 0)])
+    def test_prune_apply_asks_on_a_terminal(  # noqa: PLR0917 - pytest fixtures
+        self, run, policy_file, memory, aged, monkeypatch, answer, deleted
+    ):
+        """On a terminal --apply asks; only "y" deletes."""
+        monkeypatch.setattr(sys, "stdin", _Tty(answer))
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        assert deleted == len(memory["db"].deleted)
+        assert "Delete 2 recovery point(s)? [y/N]" in result.err
+        assert (0 if deleted else 2) == result.code
 
     def test_prune_apply_deletes(self, run, policy_file, memory, aged):
         """--apply deletes what is older than the rule, never the newest."""
-        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply", "--yes")
         assert 0 == result.code
         assert sorted(p.id for p in aged[1:]) == sorted(memory["db"].deleted)
         assert "dry run" not in result.out
@@ -342,7 +395,15 @@ class TestPrune:
     def test_target_limits_pruning(self, run, policy_file, memory, aged):
         """prune --target web plans and deletes only web's points."""
         result = run(
-            "prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--target", "web", "--apply"
+            "prune",
+            "--policy",
+            str(policy_file),
+            "--now",
+            NOW_TEXT,
+            "--target",
+            "web",
+            "--apply",
+            "--yes",
         )
         assert ("", 0) == (result.err, result.code)
         assert [] == memory["db"].deleted
@@ -358,7 +419,7 @@ class TestPrune:
     ):
         """A target that cannot be listed is reported; the run exits 1."""
         memory["db"].fail_next("list_points", BackendError("throttled", backend="db"))
-        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply", "--yes")
         assert 1 == result.code
         assert "error: listing db failed, nothing of it was deleted" in result.out
         assert [] == memory["db"].deleted
@@ -366,7 +427,7 @@ class TestPrune:
     def test_a_failed_deletion_exits_1(self, run, policy_file, memory, aged):
         """A deletion that fails makes the exit code 1."""
         memory["db"].fail_next("delete", BackendError("denied", backend="db"))
-        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        result = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply", "--yes")
         assert 1 == result.code
         assert 1 == len(memory["db"].deleted)
 
@@ -400,7 +461,7 @@ class TestHolds:
             "--json",
         )
         listed = run(*base, "--json").json()
-        pruned = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply")
+        pruned = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply", "--yes")
         released = run(*base, "--target", "db", "--release", point.id)
 
         assert (0, {"id": point.id, "held": True}) == (placed.code, placed.json())
@@ -439,12 +500,13 @@ class TestHolds:
         assert "'nope'" in _single_error_line(result)
 
     def test_listing_text(self, run, policy_file, memory, point):
-        """The text listing has one line per held point."""
+        """The text listing is a table: a header, a rule, one line per held point."""
         hold = LegalHold(reason="audit", reference="SOX-1", since=NOW)
         memory["db"].place_hold(point, hold)
         out = run("holds", "--policy", str(policy_file)).out
-        assert [["db", "local", point.id, point.created_at.isoformat(), "SOX-1", "audit"]] == [
-            line.split() for line in out.splitlines()
+        created = point.created_at.strftime("%Y-%m-%d %H:%M").split()
+        assert [["db", "local", point.id, *created, "SOX-1", "audit"]] == [
+            line.split() for line in out.splitlines()[2:]
         ]
 
 
@@ -485,21 +547,45 @@ class TestProgressBar:
             return True
 
     def test_draws_on_a_terminal(self):
-        """On a terminal the bar is drawn and ends with a newline when done."""
+        """With stdout and stderr on a terminal rich draws the bar (label, done/total)."""
         stream = self.Tty()
-        bar = _common.ProgressBar(stream, enabled=True)
-        bar("backup", 1, 2)
-        bar("backup", 2, 2)
+        with _common.ProgressBar(stream, enabled=True, out=self.Tty()) as bar:
+            bar("backup", 1, 2)
+            bar("backup", 2, 2)
         frames = stream.getvalue()
-        assert f"\rbackup   [{'#' * 15}{'.' * 15}] 1/2" in frames
-        assert frames.endswith(f"[{'#' * 30}] 2/2\n")
+        assert "backup" in frames
+        assert "2/2" in frames
 
     def test_silent_when_not_a_terminal_or_disabled(self):
         """Not a terminal, or disabled (--json): nothing is written."""
         plain, tty = io.StringIO(), self.Tty()
-        _common.ProgressBar(plain, enabled=True)("backup", 1, 1)
-        _common.ProgressBar(tty, enabled=False)("backup", 1, 1)
+        _common.ProgressBar(plain, enabled=True, out=self.Tty())("backup", 1, 1)
+        _common.ProgressBar(tty, enabled=False, out=self.Tty())("backup", 1, 1)
         assert ("", "") == (plain.getvalue(), tty.getvalue())
+
+    def test_silent_when_stdout_is_a_pipe(self):
+        """stderr on a terminal but stdout piped or logged: quiet too."""
+        tty = self.Tty()
+        with _common.ProgressBar(tty, enabled=True, out=io.StringIO()) as bar:
+            bar("backup", 1, 1)
+        assert "" == tty.getvalue()
+
+    def test_backup_draws_a_bar_on_a_terminal_only(self, memory, policy_file):
+        """backup through main(): a bar on a terminal, nothing on stderr when stdout is piped."""
+        err, out = self.Tty(), self.Tty()
+        code = cli.main(
+            ["backup", "--policy", str(policy_file), "--now", NOW_TEXT], out=out, err=err
+        )
+        assert 0 == code
+        assert "2/2" in err.getvalue()
+        assert "\x1b" not in out.getvalue()  # the result itself is plain text
+        piped_err = self.Tty()
+        cli.main(
+            ["backup", "--policy", str(policy_file), "--now", NOW_TEXT, "--force"],
+            out=io.StringIO(),
+            err=piped_err,
+        )
+        assert "" == piped_err.getvalue()
 
 
 class TestParseNow:

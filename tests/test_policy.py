@@ -162,12 +162,30 @@ class TestLoading:
                 Policy.from_file(path)
 
     def test_yaml_syntax_error_names_file_and_line(self, tmp_path):
-        """A YAML syntax error says file:line:column."""
+        """A YAML syntax error says file:line:column of where the unclosed '[' started."""
         path = tmp_path / "policy.yaml"
         path.write_text("name: x\nretention:\n  max_age: [35d\n")
         with pytest.raises(PolicyError) as info:
             Policy.from_file(path)
-        assert str(info.value).startswith(f"{path}:4:")
+        assert str(info.value).startswith(f"{path}:3:12:")  # was :4:, where PyYAML gave up
+
+    def test_yaml_unterminated_string_names_where_it_started(self, tmp_path):
+        """An unclosed quote is reported at its start, with the line where PyYAML gave up too."""
+        path = tmp_path / "policy.yaml"
+        path.write_text(
+            'name: x\ndescription: ok\nowner:   "ops team\nretention:\n  max_age: 35d\n'
+        )
+        with pytest.raises(PolicyError) as info:
+            Policy.from_file(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}:3:10:")
+        assert "unterminated string starting at line 3, column 10;" in message
+        assert "at line 6, column 1" in message
+
+    def test_unknown_kind_suggests_the_kind_of_the_same_service(self):
+        """kind: rds-database is too far from rds-instance for difflib; the service prefix is not."""
+        with pytest.raises(PolicyError, match="Did you mean 'rds-instance'"):
+            TargetSpec.from_dict({"name": "db", "kind": "rds-database", "settings": {}})
 
     def test_toml_syntax_error_names_file_and_line(self, tmp_path):
         """A TOML syntax error names the file and the line."""

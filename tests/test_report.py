@@ -4,6 +4,7 @@ import csv
 import html
 import io
 import json
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -161,8 +162,9 @@ class TestReport:
             len(report.of("retention")),
         )
 
-    def test_summary(self, report: ComplianceReport) -> None:
+    def test_summary(self, report: ComplianceReport, monkeypatch: pytest.MonkeyPatch) -> None:
         """The text table has a title, a header and one row per finding, evidence shortened."""
+        monkeypatch.setenv("COLUMNS", "200")
         lines = report.summary().splitlines()
         assert (
             "compliance of policy 'web-apps' at 2026-11-26T05:00:00+00:00: 1 of 3 findings compliant"
@@ -172,8 +174,21 @@ class TestReport:
         assert "a, b, c (+2 more)" in lines[4]
         assert "NOT OK" in lines[4]
 
-    def test_summary_failures_only(self, report: ComplianceReport) -> None:
+    @pytest.mark.parametrize("columns", [60, 80])
+    def test_summary_fits_the_terminal(
+        self, report: ComplianceReport, monkeypatch: pytest.MonkeyPatch, columns: int
+    ) -> None:
+        """The table wraps its cells to $COLUMNS (it was as wide as its longest detail)."""
+        monkeypatch.setenv("COLUMNS", str(columns))
+        text = report.summary()
+        assert max(len(line) for line in text.splitlines()[1:]) <= columns
+        assert "past" in text.split()  # wrapped, not cut
+
+    def test_summary_failures_only(
+        self, report: ComplianceReport, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """failures_only leaves the compliant findings out."""
+        monkeypatch.setenv("COLUMNS", "200")
         assert 5 == len(report.summary(failures_only=True).splitlines())
         empty = ComplianceReport(policy="p", now=NOW, findings=())
         assert "(no findings to show)" == empty.summary().splitlines()[1]
@@ -338,6 +353,7 @@ class TestCli:
         db.add_point(created_at=NOW - timedelta(hours=1))
         monkeypatch.setitem(registry._REGISTERED, "testing:memory", lambda **_: db)
         monkeypatch.delenv("BACKUPPOLICY_TESTLOG", raising=False)
+        monkeypatch.setenv("COLUMNS", "200")  # one line per row; test_fits_80_columns wraps
         (tmp_path / "policy.yaml").write_text(CLI_POLICY)
 
         def run(*argv: str) -> tuple[int, str, str]:
@@ -353,8 +369,12 @@ class TestCli:
         code, out, _ = run("report")
         assert 1 == code
         assert out.startswith("compliance of policy 'shop' at 2026-11-26T05:00:00+00:00:")
-        (row,) = [line for line in out.splitlines() if line.startswith("§3.3")]
+        lines = out.splitlines()
+        (row,) = [line for line in lines if line.startswith("NOT OK  §3.3")]
+        assert lines.index(row) < min(i for i, line in enumerate(lines) if line.startswith("ok "))
         assert [
+            "NOT",
+            "OK",
             "§3.3",
             "each",
             "application",
@@ -362,7 +382,49 @@ class TestCli:
             "yearly",
             "application",
             "shop",
-        ] == (row.split()[:7])
+        ] == (row.split()[:9])
+
+    @pytest.mark.parametrize("columns", [80, 200])
+    def test_report_fits_the_terminal(
+        self, run: Any, monkeypatch: pytest.MonkeyPatch, columns: int
+    ) -> None:
+        """The table is as wide as $COLUMNS at most, failures first, evidence one id + count."""
+        monkeypatch.setenv("COLUMNS", str(columns))
+        _, out, _ = run("report")
+        assert max(len(line) for line in out.splitlines()[1:]) <= columns
+        assert out.splitlines()[3].startswith("NOT OK")
+
+    def test_report_missing_log_is_an_error(self, run: Any, tmp_path: Path) -> None:
+        """--log naming no file: exit 2 naming it (it was read as an empty log)."""
+        missing = tmp_path / "missing.jsonl"
+        code, out, err = run("report", "--log", str(missing))
+        assert (2, "") == (code, out)
+        assert f"backuppolicy: error: --log: no testing log at {missing}" in err
+        assert not missing.exists()
+
+    def test_report_since_adoption_leaves_earlier_quarters_out(self, run: Any) -> None:
+        """--since DATE: quarters that ended before adoption are not failing findings."""
+        _, before, _ = run("report", "--json")
+        _, after, _ = run("report", "--json", "--since", "2026-11-01")
+        quarters = [
+            f
+            for f in json.loads(before)["findings"]
+            if f["key"] == "quarterly-restore-test" and not f["compliant"]
+        ]
+        assert quarters  # without --since the past quarters fail for want of a restore test
+        assert [] == [
+            f
+            for f in json.loads(after)["findings"]
+            if f["key"] == "quarterly-restore-test" and not f["compliant"]
+        ]
+
+    def test_report_verbose_shows_every_evidence_id(self, run: Any, tmp_path: Path) -> None:
+        """Evidence is the first id and a count; -v shows them all, --json always has all."""
+        _full_log(tmp_path / "log.jsonl")
+        _, short, _ = run("report", "--log", str(tmp_path / "log.jsonl"))
+        _, full, _ = run("report", "--log", str(tmp_path / "log.jsonl"), "-v")
+        assert re.search(r" \+\d+ ", short)
+        assert not re.search(r" \+\d+ ", full)
 
     def test_report_json_html_csv(self, run: Any, tmp_path: Path) -> None:
         """--json prints the report's dict; --html and --csv write their files."""
@@ -382,14 +444,17 @@ class TestCli:
         code, out, _ = run("report", "--log", str(tmp_path / "log.jsonl"), "--failures")
         assert (0, "(no findings to show)") == (code, out.splitlines()[1]), out
 
-    def test_report_damaged_log_exit_1(self, run: Any, tmp_path: Path) -> None:
+    def test_report_damaged_log_exit_1(
+        self, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """A removed entry in the testing log is a non-compliant §3.5 finding: exit 1."""
+        monkeypatch.setenv("COLUMNS", "1000")  # the detail quotes a long tmp path
         path = tmp_path / "log.jsonl"
         _full_log(path)
         lines = path.read_bytes().splitlines(keepends=True)
         path.write_bytes(b"".join(lines[:2] + lines[3:]))
         code, out, _ = run("report", "--log", str(path), "--failures")
-        (row,) = [line for line in out.splitlines() if line.startswith("§3.5")]
+        (row,) = [line for line in out.splitlines() if line.startswith("NOT OK  §3.5")]
         assert 1 == code
         assert "the backup testing log is intact" in row
         assert f"{path}:3: chain-broken" in out

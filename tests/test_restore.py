@@ -139,7 +139,7 @@ class TestDirectoryRestore:
         plan = plan_restore(etc, point=point, now=NOW)
         with pytest.raises(
             PolicyError,
-            match=r"restore\(plan, confirm=True\) \(CLI: --yes\)\. Nothing was changed\.",
+            match=r"restore\(plan, confirm=True\) \(CLI: --apply\)\. Nothing was changed\.",
         ):
             restore(plan)
         assert {"app.conf": "mine\n"} == _read(etc.path)
@@ -340,15 +340,58 @@ targets: [{{name: etc, kind: directory, application: shop, settings: {{path: {et
 
 
 class TestCli:
-    def test_destructive_restore_needs_yes(
+    def test_restore_is_a_dry_run_without_apply(
         self, monkeypatch: pytest.MonkeyPatch, etc: Directory, policy_file: Path
     ) -> None:
-        """Without --yes an in-place restore prints the plan, changes nothing and exits 1."""
+        """Without --apply a restore prints the plan, changes nothing and exits 0."""
         etc.create_backup(token="one")
         (etc.path / "app.conf").write_text("mine\n")
         code, out, _ = _cli(monkeypatch, "restore", "--policy", str(policy_file), "--target", "etc")
-        assert (1, {"app.conf": "mine\n"}) == (code, _read(etc.path))
-        assert "re-run with --yes" in out
+        assert (0, {"app.conf": "mine\n"}) == (code, _read(etc.path))
+        assert "dry run: nothing was changed; add --apply" in out
+
+    def test_destructive_apply_needs_yes_without_a_terminal(
+        self, monkeypatch: pytest.MonkeyPatch, etc: Directory, policy_file: Path
+    ) -> None:
+        """--apply of an in-place restore asks first; no terminal and no --yes: exit 2, no change."""
+        import io
+
+        etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+        code, _, err = _cli(
+            monkeypatch, "restore", "--policy", str(policy_file), "--target", "etc", "--apply"
+        )
+        assert (2, {"app.conf": "mine\n"}) == (code, _read(etc.path))
+        assert "add --yes" in err
+
+    @pytest.mark.parametrize("flags", [("--apply", "--yes"), ("--yes",)])
+    def test_apply_yes_and_the_old_yes_restore(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        etc: Directory,
+        policy_file: Path,
+        flags: tuple[str, ...],
+    ) -> None:
+        """--apply --yes restores; the old --yes alone still does, with a deprecation warning."""
+        etc.create_backup(token="one")
+        (etc.path / "app.conf").write_text("mine\n")
+        code, _, err = _cli(
+            monkeypatch, "restore", "--policy", str(policy_file), "--target", "etc", *flags
+        )
+        assert (0, {"app.conf": "port = 8080\n"}) == (code, _read(etc.path))
+        assert ("deprecated" in err) == (flags == ("--yes",))
+
+    def test_old_dry_run_flag_warns(
+        self, monkeypatch: pytest.MonkeyPatch, etc: Directory, policy_file: Path
+    ) -> None:
+        """--dry-run (now the default) still works and says it is deprecated."""
+        etc.create_backup(token="one")
+        code, _, err = _cli(
+            monkeypatch, "restore", "--policy", str(policy_file), "--target", "etc", "--dry-run"
+        )
+        assert 0 == code
+        assert "--dry-run is deprecated" in err
 
     def test_restore_with_yes(
         self, monkeypatch: pytest.MonkeyPatch, etc: Directory, policy_file: Path

@@ -29,6 +29,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ProfileNotFound,
     ReadTimeoutError,
 )
 from tenacity import (
@@ -42,6 +43,7 @@ from tenacity import (
 from backuppolicy.core.exceptions import (
     BackendError,
     PermissionDeniedError,
+    PolicyError,
     ResourceNotFoundError,
     ThrottledError,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "error_code",
     "is_transient",
     "map_client_errors",
+    "new_session",
 ]
 
 THROTTLING_CODES = frozenset(
@@ -233,6 +236,22 @@ _SESSION_LOCK = threading.RLock()
 _NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
+def new_session(*, profile: str | None = None, region: str | None = None) -> boto3.Session:
+    """A new `boto3.Session` of the named *profile* (default: ``$AWS_PROFILE`` or the default).
+
+    Raises:
+        PolicyError: The profile is in neither ``~/.aws/config`` nor ``~/.aws/credentials``
+            (botocore's ``ProfileNotFound``), naming the profile.
+    """
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as exc:
+        name = profile or exc.kwargs.get("profile", "")
+        raise PolicyError.for_field(
+            "AWS profile", "a profile of ~/.aws/config or ~/.aws/credentials", name
+        ) from None
+
+
 class AwsBackend:
     """Base of the AWS targets: owns clients, retries, error mapping and pagination.
 
@@ -278,7 +297,7 @@ class AwsBackend:
         """The boto3 session (created on first use)."""
         with _SESSION_LOCK:
             if self._session is None:
-                self._session = boto3.Session(region_name=self._region)
+                self._session = new_session(region=self._region)
             return self._session
 
     @property

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import boto3
 
-from backuppolicy.aws._client import AwsBackend
+from backuppolicy.aws._client import AwsBackend, new_session
 from backuppolicy.aws.accounts import AccountSessions
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import TAG_POLICY
@@ -44,9 +44,13 @@ if TYPE_CHECKING:
 __all__ = ["default_session", "resolve", "resolve_targets", "unprotected_resources"]
 
 
-def default_session() -> boto3.Session:
-    """A new `boto3.Session` for a run given none (one per run: each re-reads botocore's models)."""
-    return boto3.Session()
+def default_session(*, profile: str | None = None, region: str | None = None) -> boto3.Session:
+    """A new `boto3.Session` for a run given none (one per run: each re-reads botocore's models).
+
+    *profile* and *region* are the AWS CLI's ``--profile`` and ``--region`` (default:
+    ``$AWS_PROFILE`` and the profile's region). An unknown profile is a `PolicyError` naming it.
+    """
+    return new_session(profile=profile, region=region)
 
 
 def _parse_arn(arn: str) -> tuple[str, str, str] | None:

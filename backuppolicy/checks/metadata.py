@@ -28,7 +28,7 @@ from backuppolicy.core.capabilities import (
     KmsKeyComparison,
     encryption_mismatch,
 )
-from backuppolicy.core.durations import Duration
+from backuppolicy.core.durations import Duration, format_duration
 from backuppolicy.core.exceptions import BackupPolicyError, PolicyError
 from backuppolicy.core.model import RecoveryPoint, Status
 from backuppolicy.core.results import CheckResult, CheckStatus
@@ -374,7 +374,7 @@ class Fresh:
         >>> from backuppolicy.checks.verify import VerifyContext
         >>> ctx = VerifyContext(now=datetime(2026, 11, 26, 7, tzinfo=UTC))
         >>> Fresh("26h").verify(db, None, ctx).details
-        'newest completed backup db-0001 is 1 day, 3:00:00 old (more than 26h)'
+        'newest completed backup db-0001 is 1 d 3 h old (more than 26h)'
 
     Attributes:
         max_age: The largest acceptable age (a `~backuppolicy.Duration` or ``"26h"``), or
@@ -444,10 +444,10 @@ class Fresh:
         )
         if newest.created_at >= cutoff:
             status, issues = CheckStatus.PASS, []
-            details = f"newest completed backup {newest.id} is {age} old (within {limit})"
+            details = f"newest completed backup {newest.id} is {format_duration(age)} old (within {limit})"
         else:
             status = CheckStatus.FAIL
-            details = f"newest completed backup {newest.id} is {age} old (more than {limit})"
+            details = f"newest completed backup {newest.id} is {format_duration(age)} old (more than {limit})"
             issues = [details]
         return make_result(
             self.name,

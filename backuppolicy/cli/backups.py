@@ -2,8 +2,9 @@
 
 * ``backup``: run the due backups and tier copies (exit 1 when one failed); with
   ``--reason`` a manual backup of each ``--target``.
-* ``prune``: plan the retention and print it; delete only with ``--apply`` (exit 1 when a
-  deletion or a listing failed).
+* ``prune``: plan the retention and print it restic-style ("keep N points", "remove M
+  points", with reasons); delete only with ``--apply``, after a confirmation (``--yes``
+  answers it) (exit 1 when a deletion or a listing failed).
 * ``holds``: list the points under legal hold, or ``--place``/``--release`` one.
 """
 
@@ -11,23 +12,33 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from backuppolicy.cli._common import (
     EXIT_FAILURES,
     EXIT_OK,
     Handler,
     Parser,
-    ProgressBar,
     Subcommands,
     UsageError,
+    add_apply_options,
     build_cli_targets,
+    confirm,
     emit,
-    err_stream,
+    format_duration,
     load_policy,
     parse_now,
+    progress,
+    table,
 )
 from backuppolicy.core.exceptions import PolicyError
+
+if TYPE_CHECKING:
+    from backuppolicy.core._planner import RetentionPlan
+    from backuppolicy.core.model import RecoveryPoint
+    from backuppolicy.workflows.backups import RunReport
+    from backuppolicy.workflows.pruning import ApplyReport
 
 __all__ = ["register"]
 
@@ -35,16 +46,28 @@ __all__ = ["register"]
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``backup``, ``prune`` and ``holds`` to the ``backuppolicy`` parser; return handlers."""
     backup = sub.add_parser(
-        "backup", parents=[common], help="run due backups and tier copies, or a manual backup"
+        "backup",
+        parents=[common],
+        help="run due backups and tier copies, or a manual backup",
+        description="Run the backups and tier copies that are due, or a manual backup (--reason).",
     )
     backup.add_argument("--force", action="store_true", help="back up even when nothing is due")
     backup.add_argument("--reason", help="take a manual backup of --target for this reason")
     backup.add_argument("--requested-by", help="who asked for the manual backup (default: $USER)")
     prune = sub.add_parser(
-        "prune", parents=[common], help="plan retention; delete only with --apply"
+        "prune",
+        parents=[common],
+        help="plan retention; delete only with --apply",
+        description="Apply the retention rules: list what is kept and what goes; a dry run "
+        "unless --apply.",
     )
-    prune.add_argument("--apply", action="store_true", help="really delete (default: dry run)")
-    holds = sub.add_parser("holds", parents=[common], help="list, place or release legal holds")
+    add_apply_options(prune, "really delete the points listed under 'remove'")
+    holds = sub.add_parser(
+        "holds",
+        parents=[common],
+        help="list, place or release legal holds",
+        description="List the points under legal hold, or place or release one.",
+    )
     holds.add_argument("--place", metavar="POINT", help="place a hold on this point id")
     holds.add_argument("--release", metavar="POINT", help="release the hold on this point id")
     holds.add_argument("--reason", help="why the point is held")
@@ -78,16 +101,36 @@ def _cmd_backup(args: argparse.Namespace, out: TextIO) -> int:
         text = "\n".join(f"manual backup of {p.target}: {p.id} ({p.status.value})" for p in points)
         emit(args, data, text, out)
         return EXIT_OK
-    report = workflows.backup(
-        policy,
-        now=now,
-        targets=targets,
-        only=args.target or None,
-        force=args.force,
-        progress=ProgressBar(err_stream(args), enabled=not args.json),
-    )
-    emit(args, report.to_dict(), report.summary(), out)
+    with progress(args, out) as bar:
+        report = workflows.backup(
+            policy,
+            now=now,
+            targets=targets,
+            only=args.target or None,
+            force=args.force,
+            progress=bar,
+        )
+    emit(args, report.to_dict(), _backup_text(report), out)
     return EXIT_OK if report.ok else EXIT_FAILURES
+
+
+def _backup_text(report: RunReport) -> str:
+    """The run as a table, failures first; with a one-line title of counts."""
+    runs = sorted(report.runs, key=lambda run: run.error is None)  # stable: failures first
+    rows = [
+        (
+            run.target,
+            run.point.id if run.point else "-",
+            ", ".join(f"{c.tier}:{c.id}" for c in run.copies) or "-",
+            format_duration(run.duration),
+            f"FAILED: {run.error}" if run.error else (run.skipped or "ok"),
+        )
+        for run in runs
+    ]
+    title = f"backup of policy {report.policy!r} at {report.now.isoformat()}: {report.counts()}"
+    if not rows:
+        return title
+    return f"{title}\n{table(('target', 'backup', 'copies', 'took', 'result'), rows)}"
 
 
 def _cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
@@ -96,22 +139,69 @@ def _cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
     policy = load_policy(args)
     now = parse_now(args.now)
     targets = build_cli_targets(args, policy)
-    bar = ProgressBar(err_stream(args), enabled=not args.json)
-    plan = workflows.plan_retention(
-        policy, now=now, targets=targets, only=args.target or None, progress=bar
-    )
-    report = workflows.apply(plan, dry_run=not args.apply, progress=bar)
+    with progress(args, out) as bar:
+        plan = workflows.plan_retention(
+            policy, now=now, targets=targets, only=args.target or None, progress=bar
+        )
+    if args.apply and plan.delete:
+        confirm(args, f"Delete {len(plan.delete)} recovery point(s)?")
+    with progress(args, out) as bar:
+        report = workflows.apply(plan, dry_run=not args.apply, progress=bar)
     errors = dict(plan.errors)
     data = {"plan": plan.to_dict(), "apply": report.to_dict(), "listing_errors": errors}
-    lines = [plan.summary(), "", report.summary()]
-    if not args.apply:
-        lines.append("\n(dry run: nothing was deleted; add --apply to delete)")
-    lines += [
-        f"error: listing {name} failed, nothing of it was deleted: {e}"
-        for name, e in errors.items()
-    ]
-    emit(args, data, "\n".join(lines), out)
+    emit(args, data, _prune_text(plan, report, errors, applied=args.apply), out)
     return EXIT_OK if report.ok and not errors else EXIT_FAILURES
+
+
+def _group(title: str, rows: Sequence[Sequence[str]], last: str) -> str:
+    """One restic-style group: ``keep 3 points`` and its table (*last*: the reason column)."""
+    return f"{title}\n{table(('target', 'tier', 'point', 'created', last), rows)}"
+
+
+def _point_cells(point: RecoveryPoint) -> tuple[str, str, str, str]:
+    created = point.created_at.strftime("%Y-%m-%d %H:%M")
+    return (point.target, point.tier, point.id, created)
+
+
+def _points(count: int) -> str:
+    return f"{count} point{'s' if count != 1 else ''}"
+
+
+def _prune_text(
+    plan: RetentionPlan, report: ApplyReport, errors: dict[str, str], *, applied: bool
+) -> str:
+    """restic-style: "keep N points" and "remove M points", each with its reasons; no empty groups."""
+    reasons = plan.reasons
+    groups: list[str] = []
+    if plan.keep:
+        rows = [(*_point_cells(p), ", ".join(reasons.get(p.id, [])) or "-") for p in plan.keep]
+        groups.append(_group(f"keep {_points(len(plan.keep))}", rows, "reasons"))
+    by_action: dict[str, list[tuple[str, str, str, str, str]]] = {}
+    for outcome in report.outcomes:
+        why = outcome.reason or ", ".join(reasons.get(outcome.point.id, [])) or "-"
+        by_action.setdefault(outcome.action, []).append((*_point_cells(outcome.point), why))
+    titles = {
+        "would delete": "remove",
+        "deleted": "removed",
+        "skipped": "kept after all (re-checked before deleting)",
+        "failed": "FAILED to remove",
+    }
+    failed = by_action.pop("failed", [])
+    if failed:  # failures first
+        groups.insert(0, _group(f"FAILED to remove {_points(len(failed))}", failed, "error"))
+    for action, rows in by_action.items():
+        name = titles.get(action, action)
+        column = "reason" if action != "skipped" else "why kept"
+        groups.append(_group(f"{name} {_points(len(rows))}", rows, column))
+    lines = [
+        f"error: listing {name} failed, nothing of it was deleted: {error}"
+        for name, error in errors.items()
+    ]
+    if not groups and not lines:
+        lines.append("nothing to keep or remove")
+    if not applied and plan.delete:
+        lines.append("dry run: nothing was deleted; add --apply to delete")
+    return "\n\n".join([*lines[: len(errors)], *groups, *lines[len(errors) :]])
 
 
 def _cmd_holds(args: argparse.Namespace, out: TextIO) -> int:
@@ -165,9 +255,10 @@ def _cmd_holds(args: argparse.Namespace, out: TextIO) -> int:
         }
         for p in held
     ]
-    text = "\n".join(
-        f"{d['target']}  {d['tier']}  {d['id']}  {d['created_at']}  {d['reference']}  {d['reason']}"
-        for d in data
-    )
-    emit(args, data, text or "no points under legal hold", out)
+    rows = [
+        (p.target, p.tier, p.id, _point_cells(p)[3], d["reference"] or "-", d["reason"])
+        for p, d in zip(held, data, strict=True)
+    ]
+    text = table(("target", "tier", "point", "created", "reference", "reason"), rows)
+    emit(args, data, text if rows else "no points under legal hold", out)
     return EXIT_OK

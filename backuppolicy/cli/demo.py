@@ -17,9 +17,12 @@ __all__ = ["register"]
 
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``demo`` to the ``backuppolicy`` parser; return its handler."""
+    del common  # the demo has its own policy and world: no --policy, --now, --target, AWS
+    what = "Run the embedded demo: a simulated policy against moto, no AWS account needed."
     demo = sub.add_parser(
-        "demo", parents=[common], help="run the embedded demo (no AWS account needed)"
+        "demo", help="run the embedded demo (no AWS account needed)", description=what
     )
+    demo.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     demo.add_argument("--days", type=int, default=40, help="days to simulate (default 40)")
     demo.add_argument(
         "--report",

@@ -234,10 +234,17 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
 
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``export`` and ``targets`` to the ``backuppolicy`` parser; return their handlers."""
-    export = sub.add_parser("export", help="compile the policy for AWS Backup, IAM, S3, Scheduler")
+    export = sub.add_parser(
+        "export",
+        help="compile the policy for AWS Backup, IAM, S3, Scheduler",
+        description="Compile the policy into AWS documents: AWS Backup, IAM, S3, Scheduler.",
+    )
     kinds = export.add_subparsers(dest="export_what", metavar="WHAT", parser_class=type(export))
     aws_backup = kinds.add_parser(
-        "aws-backup", parents=[common], help="AWS Backup vault, plan, selection, restore testing"
+        "aws-backup",
+        parents=[common],
+        help="AWS Backup vault, plan, selection, restore testing",
+        description="Export the AWS Backup vault, plan, selection and restore testing plan.",
     )
     aws_backup.add_argument("--apply", action="store_true", help="create or update them in AWS")
     aws_backup.add_argument(
@@ -260,7 +267,12 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         type=int,
         help="COMPLIANCE MODE after this many days: the lock can then never be removed",
     )
-    iam = kinds.add_parser("iam", parents=[common], help="least-privilege IAM policy document")
+    iam = kinds.add_parser(
+        "iam",
+        parents=[common],
+        help="least-privilege IAM policy document",
+        description="Export the least-privilege IAM policy document of the workflows.",
+    )
     iam.add_argument(
         "--workflow",
         action="append",
@@ -286,16 +298,27 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         help="whose document: the targets' account (default), or the backup account of tiers "
         "with an 'account' role (then --account-id is production's, the account copied from)",
     )
-    kinds.add_parser("lifecycle", parents=[common], help="S3 lifecycle rules from the retention")
+    kinds.add_parser(
+        "lifecycle",
+        parents=[common],
+        help="S3 lifecycle rules from the retention",
+        description="Export S3 lifecycle configurations, per bucket, from the retention.",
+    )
     scheduler = kinds.add_parser(
-        "scheduler", parents=[common], help="EventBridge Scheduler schedules for the Lambda handler"
+        "scheduler",
+        parents=[common],
+        help="EventBridge Scheduler schedules for the Lambda handler",
+        description="Export EventBridge Scheduler schedules that run the Lambda handler.",
     )
     scheduler.add_argument("--lambda-arn", required=True)
     scheduler.add_argument("--role-arn", required=True, help="role the scheduler assumes")
     scheduler.add_argument("--policy-url", required=True, help="s3://bucket/key of the policy")
     scheduler.add_argument("--apply-prune", action="store_true", help="the prune run deletes")
     targets = sub.add_parser(
-        "targets", parents=[common], help="list the policy's targets and what a selector finds"
+        "targets",
+        parents=[common],
+        help="list the policy's targets and what a selector finds",
+        description="List the policy's targets, and what its selectors (or one given here) find.",
     )
     targets.add_argument("--tag", action="append", metavar="KEY=VALUE", help="selector tag")
     targets.add_argument(

@@ -13,11 +13,13 @@ from typing import TextIO
 from backuppolicy.cli._common import (
     EXIT_OK,
     POLICY_ENV,
+    POLICY_OPTIONS,
     Handler,
     Parser,
     Subcommands,
     emit,
     load_policy,
+    option_parser,
 )
 
 __all__ = ["register"]
@@ -25,8 +27,20 @@ __all__ = ["register"]
 
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``doc`` and ``validate`` to the ``backuppolicy`` parser; return their handlers."""
-    sub.add_parser("doc", parents=[common], help="print the human policy document (Markdown)")
-    sub.add_parser("validate", parents=[common], help="check a policy file")
+    del common  # these read a file: no AWS options, no --now, no --target
+    policy_only = option_parser(POLICY_OPTIONS)
+    sub.add_parser(
+        "doc",
+        parents=[policy_only],
+        help="print the human policy document (Markdown)",
+        description="Print the policy as a document for people (Markdown); --json: as data.",
+    )
+    sub.add_parser(
+        "validate",
+        parents=[policy_only],
+        help="check a policy file",
+        description="Check a policy file: exit 0 when it is valid, else one error line (exit 2).",
+    )
     return {"doc": _cmd_doc, "validate": _cmd_validate}
 
 
@@ -47,5 +61,10 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         "tiers": len(policy.tiers),
         "ok": True,
     }
-    emit(args, data, f"{args.policy or os.environ.get(POLICY_ENV)}: ok ({policy!r})", out)
+    targets, tiers = len(policy.targets), len(policy.tiers)
+    text = (
+        f"{args.policy or os.environ.get(POLICY_ENV)}: ok: policy {policy.name!r}, "
+        f"{targets} target{'s' if targets != 1 else ''}, {tiers} tier{'s' if tiers != 1 else ''}"
+    )
+    emit(args, data, text, out)
     return EXIT_OK

@@ -1,14 +1,17 @@
 """The ``restore`` and ``recover`` subcommands of the ``backuppolicy`` command line.
 
-* ``backuppolicy restore --target NAME [--point ID | --at TIME] [--to DEST] [--swap] [--yes]``
-  prints the restore plan, then restores. A plan with destructive steps (in place, swap,
-  detaching volumes) only runs with ``--yes``; ``--dry-run`` only prints the plan.
-* ``backuppolicy recover --plan FILE [--rehearse] [--yes] [--state FILE] [--markdown]``
-  rehearses a recovery plan (a drill into the isolation profile), prints its runbook, or runs
-  it for real (``--yes``), resumably with ``--state``.
+* ``backuppolicy restore --target NAME [--point ID | --at TIME] [--to DEST] [--swap] [--apply
+  [--yes]]`` prints the restore plan (a dry run); ``--apply`` restores. A plan with
+  destructive steps (in place, swap, detaching volumes) asks for confirmation first; ``--yes``
+  answers it. The old ``--dry-run`` (now the default) and ``--yes`` alone (now ``--apply
+  --yes``) still work, with a deprecation warning.
+* ``backuppolicy recover --plan FILE [--rehearse] [--apply [--yes]] [--state FILE]
+  [--markdown]`` rehearses a recovery plan (a drill into the isolation profile), prints its
+  runbook, or runs it for real (``--apply``, after a confirmation), resumably with ``--state``.
 
-Exit codes: 0 done; 1 a step or a verification failed, or a destructive run was not confirmed
-(nothing was changed); 2 bad usage or a bad policy or plan file.
+Exit codes: 0 done (or a dry run); 1 a step or a verification failed, or a recovery plan was
+neither rehearsed nor applied; 2 bad usage, a bad policy or plan file, or a destructive run
+that was not confirmed (nothing was changed).
 """
 
 from __future__ import annotations
@@ -20,16 +23,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from backuppolicy.cli._common import (
+    AWS_OPTIONS,
     EXIT_FAILURES,
     EXIT_OK,
     POLICY_ENV,
+    POLICY_OPTIONS,
+    RUN_OPTIONS,
     Handler,
     Parser,
     Subcommands,
     UsageError,
+    add_apply_options,
     build_cli_targets,
+    confirm,
+    deprecated,
     emit,
     load_policy,
+    option_parser,
     parse_now,
 )
 from backuppolicy.core.exceptions import PolicyError
@@ -45,7 +55,9 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     restore = sub.add_parser(
         "restore",
         parents=[common],
-        help="restore one target from a point or to a time (destructive steps need --yes)",
+        help="restore one target from a point or to a time (a dry run unless --apply)",
+        description="Restore one target from a recovery point or to a time; a dry run unless "
+        "--apply.",
     )
     which = restore.add_mutually_exclusive_group()
     which.add_argument("--point", metavar="ID", help="recovery point id (default: the newest)")
@@ -72,16 +84,19 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     )
     restore.add_argument("--parameter-group", help="databases: DB parameter group")
     restore.add_argument("--instance-class", help="databases: DB instance class")
-    restore.add_argument("--yes", action="store_true", help="run the destructive steps too")
-    restore.add_argument("--dry-run", action="store_true", help="only print the plan")
+    add_apply_options(restore, "run the restore; destructive steps (!) ask first")
+    restore.add_argument("--dry-run", action="store_true", help=argparse.SUPPRESS)  # deprecated
     restore.add_argument("--log", metavar="URL", help="record the result in this testing log")
 
     recover = sub.add_parser(
-        "recover", parents=[common], help="rehearse, print or run a recovery plan"
+        "recover",
+        parents=[option_parser(POLICY_OPTIONS, AWS_OPTIONS, RUN_OPTIONS)],
+        help="rehearse, print or run a recovery plan",
+        description="Rehearse a recovery plan (a drill), print its runbook, or run it (--apply).",
     )
     recover.add_argument("--plan", metavar="FILE", help="the recovery plan (YAML)")
     recover.add_argument("--rehearse", action="store_true", help="drill into the isolation profile")
-    recover.add_argument("--yes", action="store_true", help="run the recovery for real")
+    add_apply_options(recover, "run the recovery for real")
     recover.add_argument("--state", metavar="FILE", help="state file: resume after a crash")
     recover.add_argument("--markdown", action="store_true", help="print the runbook (Markdown)")
     recover.add_argument("--log", metavar="URL", help="record the results in this testing log")
@@ -115,6 +130,7 @@ def _cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
 
     if not args.target or len(args.target) != 1:
         raise UsageError("restore needs exactly one --target NAME")
+    apply = _apply(args)
     policy = load_policy(args)
     targets = build_cli_targets(args, policy)
     plan = plan_restore(
@@ -134,17 +150,33 @@ def _cmd_restore(args: argparse.Namespace, out: TextIO) -> int:
         instance_class=args.instance_class,
         now=parse_now(args.now) if args.now else None,
     )
-    if args.dry_run or (plan.destructive and not args.yes):
-        note = (
-            "(dry run: nothing was changed)"
-            if args.dry_run
-            else "nothing was changed: the plan has destructive steps (!); re-run with --yes"
-        )
+    if not apply:
+        note = "dry run: nothing was changed; add --apply to restore"
+        if plan.destructive:
+            note += " (the steps marked ! are destructive: you will be asked, or add --yes)"
         emit(args, {"plan": plan.to_dict(), "done": False}, f"{plan.summary()}\n\n{note}", out)
-        return EXIT_OK if args.dry_run else EXIT_FAILURES
-    result = restore(plan, confirm=args.yes, log=_log(args.log))
+        return EXIT_OK
+    if plan.destructive:
+        if not args.json:
+            out.write(f"{plan.summary()}\n\n")
+            out.flush()
+        confirm(args, "Run the destructive steps (!) of this restore?")
+    result = restore(plan, confirm=True, log=_log(args.log))
     emit(args, result.to_dict(), f"{plan.summary()}\n\n{result.summary()}", out)
     return EXIT_OK if result.ok else EXIT_FAILURES
+
+
+def _apply(args: argparse.Namespace) -> bool:
+    """``--apply``, with the old spellings still working: ``--dry-run``, and ``--yes`` alone."""
+    if args.dry_run:
+        if args.apply:
+            raise UsageError("--dry-run and --apply exclude each other")
+        deprecated(args, "--dry-run", "no flag: a dry run is the default")
+        return False
+    if args.yes and not args.apply:
+        deprecated(args, "--yes without --apply", "--apply --yes")
+        return True
+    return bool(args.apply)
 
 
 def _cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
@@ -153,8 +185,11 @@ def _cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
 
     if not args.plan:
         raise UsageError("recover needs --plan FILE")
-    if args.rehearse and args.yes:
-        raise UsageError("--rehearse and --yes exclude each other: a drill changes nothing")
+    if args.yes and not args.apply and not args.rehearse:
+        deprecated(args, "--yes without --apply", "--apply --yes")
+        args.apply = True
+    if args.rehearse and args.apply:
+        raise UsageError("--rehearse and --apply exclude each other: a drill changes nothing")
     policy = load_policy(args) if args.policy or os.environ.get(POLICY_ENV) else None
     plan = RecoveryPlan.from_file(Path(args.plan), policy=policy)
     if args.markdown:
@@ -162,11 +197,14 @@ def _cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     if plan.policy is None:
         raise UsageError("the plan names no policy: pass --policy FILE")
-    if not args.rehearse and not args.yes:
+    if not args.rehearse and not args.apply:
         order = " -> ".join("[" + ", ".join(stage) + "]" for stage in plan.stages())
+        steps = len(plan.steps)
         text = (
-            f"{plan!r}\norder: {order}\n\nnothing was run: add --rehearse for a drill, or --yes "
-            "to recover for real (review it with --markdown first)"
+            f"recovery plan {plan.name!r} of application {plan.application!r}: "
+            f"{steps} step{'s' if steps != 1 else ''}\norder: {order}\n\nnothing was run: add "
+            "--rehearse for a drill, or --apply to recover for real (review it with --markdown "
+            "first)"
         )
         emit(args, {"plan": plan.to_dict(), "done": False}, text, out)
         return EXIT_FAILURES
@@ -183,6 +221,7 @@ def _cmd_recover(args: argparse.Namespace, out: TextIO) -> int:
     if args.rehearse:
         report = plan.rehearse(**common)
     else:
+        confirm(args, f"Run recovery plan {plan.name!r} for real?")
         report = plan.execute(confirm=True, state_file=args.state, **common)
     if args.json:
         emit(args, report.to_dict(), "", out)

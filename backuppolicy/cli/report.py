@@ -1,7 +1,9 @@
 """The ``report`` and ``testlog`` subcommands of the ``backuppolicy`` command line.
 
-``backuppolicy report [--log URL] [--html FILE] [--csv FILE] [--json] [--failures] [--notify]``
-runs the audit and prints the compliance table (exit 1 when a finding is not compliant).
+``backuppolicy report [--log URL] [--since DATE] [--html FILE] [--csv FILE] [--json] [--failures]
+[--notify] [-v]`` runs the audit and prints the compliance table, failures first (exit 1 when a
+finding is not compliant). ``--since`` is the adoption date: periods that ended before it are
+not audited. A ``--log`` file that does not exist is an error (exit 2), not an empty log.
 
 ``backuppolicy testlog [--log URL] [--since DATE] [--failures] [--overdue] [--last N]`` reviews
 the backup testing log: recent entries, failures, or what the policy says is overdue (with
@@ -18,6 +20,7 @@ import argparse
 import os
 import warnings
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO, overload
 
 from backuppolicy.cli._common import (
@@ -31,10 +34,12 @@ from backuppolicy.cli._common import (
     emit,
     load_policy,
     parse_now,
+    table,
 )
 from backuppolicy.core.exceptions import PolicyError
 
 if TYPE_CHECKING:
+    from backuppolicy.report import ComplianceReport
     from backuppolicy.workflows._logformat import LogEntry
     from backuppolicy.workflows.testlog import TestLog
 
@@ -47,9 +52,20 @@ LOG_ENV = "BACKUPPOLICY_TESTLOG"
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``report`` and ``testlog`` to the subcommands *sub*; return their handlers."""
     report = sub.add_parser(
-        "report", parents=[common], help="audit the policy: compliance of every clause"
+        "report",
+        parents=[common],
+        help="audit the policy: compliance of every clause",
+        description="Audit the policy: is every clause complied with, and what is the evidence?",
     )
     _log_option(report)
+    report.add_argument(
+        "--since",
+        metavar="DATE",
+        help="adoption date: periods that ended before it are not audited (default: a year ago)",
+    )
+    report.add_argument(
+        "-v", "--verbose", action="store_true", help="every evidence id, not only the first"
+    )
     report.add_argument("--html", metavar="FILE", help="write a standalone HTML report")
     report.add_argument("--csv", metavar="FILE", help="write the findings as CSV")
     report.add_argument(
@@ -60,7 +76,12 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         action="store_true",
         help="send each non-compliant finding to the policy's notifications",
     )
-    testlog = sub.add_parser("testlog", parents=[common], help="review the backup testing log")
+    testlog = sub.add_parser(
+        "testlog",
+        parents=[common],
+        help="review the backup testing log",
+        description="Review the backup testing log: recent entries, failures, what is overdue.",
+    )
     _log_option(testlog)
     testlog.add_argument(
         "--since", metavar="DATE", help="only checks from this date or ISO 8601 time on"
@@ -97,6 +118,9 @@ def _open_log(args: argparse.Namespace, *, required: bool) -> TestLog | None:
         if required:
             raise UsageError(f"--log FILE|s3://bucket/prefix is required (or set {LOG_ENV})")
         return None
+    if "://" not in str(url) and not Path(url).is_file():  # read, never created here
+        where = "--log" if args.log else f"${LOG_ENV}"
+        raise UsageError(f"{where}: no testing log at {url} (the file does not exist)")
     options: dict[str, str | None] = {}
     if str(url).startswith("s3://"):
         options = {"endpoint_url": args.endpoint_url, "region": args.region}
@@ -130,6 +154,7 @@ def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
         targets=targets,
         log=_open_log(args, required=False),
         notifiers=None if args.notify else [],
+        since=_since(args.since),
     )
     notes: list[str] = []
     if args.html:
@@ -138,9 +163,40 @@ def _cmd_report(args: argparse.Namespace, out: TextIO) -> int:
     if args.csv:
         report.to_csv(args.csv)
         notes.append(f"CSV written to {args.csv}")
-    text = "\n".join([report.summary(failures_only=args.failures), *notes])
+    text = "\n".join([_report_text(report, args), *notes])
     emit(args, report.to_dict(), text, out)
     return EXIT_OK if report.ok else EXIT_FAILURES
+
+
+def _report_text(report: ComplianceReport, args: argparse.Namespace) -> str:
+    """The findings as a table that fits the terminal: failures first, evidence shortened."""
+    findings = sorted(report.findings, key=lambda f: f.compliant)  # stable: NOT OK first
+    if args.failures:
+        findings = [f for f in findings if not f.compliant]
+    rows = [
+        (
+            "ok" if f.compliant else "NOT OK",
+            str(f.clause),
+            f.subject,
+            f.tier or "-",
+            _evidence(f.evidence, verbose=args.verbose),
+            f.detail,
+        )
+        for f in findings
+    ]
+    if not rows:
+        return f"{report.title()}\n(no findings to show)"
+    headers = ("result", "clause", "subject", "tier", "evidence", "detail")
+    return f"{report.title()}\n{table(headers, rows)}"
+
+
+def _evidence(ids: tuple[str, ...], *, verbose: bool) -> str:
+    """The first evidence id and how many more (all of them with ``-v``; all in ``--json``)."""
+    if not ids:
+        return "-"
+    if verbose or len(ids) == 1:
+        return ", ".join(ids)
+    return f"{ids[0]} +{len(ids) - 1}"
 
 
 _ENTRY_HEADERS = ("checked at", "target", "tier", "check", "status", "point", "ran by", "details")
@@ -159,23 +215,13 @@ def _entry_row(entry: LogEntry) -> tuple[str, ...]:
     )
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines.extend(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-    return "\n".join(lines)
-
-
 def _cmd_testlog(args: argparse.Namespace, out: TextIO) -> int:
     from backuppolicy.workflows.testlog import CorruptLogLineWarning  # noqa: PLC0415 - keep --help fast
 
-    log = _open_log(args, required=True)
     if args.last < 1:
         raise UsageError(f"--last: expected a number >= 1 (got {args.last})")
+    _since(args.since)  # a bad --since before a missing log: the options first
+    log = _open_log(args, required=True)
     with warnings.catch_warnings():  # damage is reported below, as damage
         warnings.simplefilter("ignore", CorruptLogLineWarning)
         code = _review(args, log, out)
@@ -212,7 +258,7 @@ def _review(args: argparse.Namespace, log: TestLog, out: TextIO) -> int:
     what = "failures" if args.failures else "entries"
     if shown:
         title = f"{len(shown)} of {len(entries)} {what} of {log.store!r}"
-        text = f"{title}\n{_table(_ENTRY_HEADERS, [_entry_row(e) for e in shown])}"
+        text = f"{title}\n{table(_ENTRY_HEADERS, [_entry_row(e) for e in shown])}"
     else:
         text = f"no {what} in {log.store!r}"
     emit(args, [e.to_dict() for e in shown], text, out)

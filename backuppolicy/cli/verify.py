@@ -23,6 +23,7 @@ from backuppolicy.cli._common import (
     emit,
     load_policy,
     parse_now,
+    table,
 )
 
 if TYPE_CHECKING:
@@ -61,30 +62,25 @@ def _checks(names: Sequence[str] | None, policy: Policy) -> list[Verifier]:
 
 
 def _text(results: Sequence[CheckResult]) -> str:
-    headers = ("target", "check", "point", "tier", "status", "details")
+    headers = ("status", "target", "check", "point", "tier", "details")
+    ordered = sorted(results, key=lambda r: r.ok)  # stable: failures first
     rows = [
         (
+            r.status.value + (" (simulated)" if r.simulated else ""),
             r.target,
             r.check,
             r.point_id or "-",
             r.tier or "-",
-            r.status.value + (" (simulated)" if r.simulated else ""),
             r.details,
         )
-        for r in results
-    ]
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
+        for r in ordered
     ]
     counts: dict[str, int] = {}
     for result in results:
         counts[result.status.value] = counts.get(result.status.value, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no checks"
-    return "\n".join([*lines, "", f"{len(results)} check(s): {summary}"])
+    title = f"{len(results)} check(s): {summary}"
+    return f"{title}\n{table(headers, rows)}" if rows else title
 
 
 def _finish(args: argparse.Namespace, results: Sequence[CheckResult], out: TextIO) -> int:
@@ -140,7 +136,10 @@ def _cmd_restore_test(args: argparse.Namespace, out: TextIO) -> int:
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``verify`` and ``restore-test`` to the ``backuppolicy`` parser."""
     verify = sub.add_parser(
-        "verify", parents=[common], help="run verifications and integrity checks of the backups"
+        "verify",
+        parents=[common],
+        help="run verifications and integrity checks of the backups",
+        description="Check the backups: verifications and integrity checks, one line per check.",
     )
     verify.add_argument(
         "--check", action="append", metavar="NAME", help="only this check (repeatable)"
@@ -169,6 +168,8 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         "restore-test",
         parents=[common],
         help="restore the newest backups into the isolation profile, check them, tear down",
+        description="Restore-test: restore the newest backups in isolation, check them, tear "
+        "them down.",
     )
     restore.add_argument("--application", help="only the targets of this application")
     restore.add_argument("--log", metavar="FILE", help="append the results to this testing log")

@@ -563,9 +563,18 @@ def read_kind(value: object, path: str) -> str:
     registered = _registered_kinds()
     if value in registered:
         return value
-    raise PolicyError.for_field(
-        path, expected, value, hint=did_you_mean(value, BUILTIN_TARGET_KINDS + registered)
-    )
+    raise PolicyError.for_field(path, expected, value, hint=_kind_hint(value, registered))
+
+
+def _kind_hint(value: str, registered: tuple[str, ...]) -> str:
+    """The "did you mean" of a kind: close spelling, else the kind of its service (rds-...)."""
+    kinds = BUILTIN_TARGET_KINDS + registered
+    hint = did_you_mean(value, kinds)
+    if hint:
+        return hint
+    service = value.split("-", 1)[0].split("_", 1)[0].lower()
+    same = [kind for kind in kinds if kind.split("-", 1)[0] == service]
+    return f"Did you mean {same[0]!r}?" if len(same) == 1 else ""
 
 
 def frozen_settings(value: object) -> dict[str, object]:

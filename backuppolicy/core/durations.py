@@ -20,7 +20,7 @@ import attrs
 
 from backuppolicy.core.exceptions import PolicyError
 
-__all__ = ["Duration"]
+__all__ = ["Duration", "format_duration"]
 
 _PART = re.compile(r"(\d+)(min|y|m|w|d|h)")
 _UNIT_FIELDS = {
@@ -122,7 +122,7 @@ class Duration:
                 raise PolicyError.for_field(
                     f"{field}.{exc.path}", "an integer >= 0", exc.got
                 ) from None
-        raise PolicyError.for_field(field, "a duration like '35d' or a timedelta", value)
+        raise PolicyError.for_field(field, "a duration like '35d'", value)
 
     @property
     def is_zero(self) -> bool:
@@ -203,3 +203,45 @@ def _add_date(moment: datetime, years: int, months: int, days: int) -> datetime:
     month = month_index % 12 + 1
     first = moment.replace(year=year, month=month, day=1)
     return first + timedelta(days=moment.day - 1 + days)
+
+
+_UNITS_SHORT = (("d", 86400), ("h", 3600), ("min", 60))
+
+
+def format_duration(value: timedelta | float) -> str:
+    """A span of time as a person reads it: ``"8.6 s"``, ``"3 min 5 s"``, ``"3 d 4 h"``.
+
+    *value* is a `~datetime.timedelta` or a number of seconds. Under a minute it shows tenths
+    of a second (whole seconds from 10 s on); above, the two largest units, rounded down. A
+    negative span gets a leading ``-``.
+
+    >>> format_duration(8.635864)
+    '8.6 s'
+    >>> format_duration(timedelta(days=3, hours=4, minutes=59))
+    '3 d 4 h'
+    >>> format_duration(timedelta(hours=26))
+    '1 d 2 h'
+    >>> format_duration(185)
+    '3 min 5 s'
+    >>> format_duration(0)
+    '0 s'
+    """
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
+    if seconds < 10:  # noqa: PLR2004 - tenths of a second are worth reading below 10 s
+        tenths = round(seconds, 1)
+        if tenths == 0:
+            return "0 s" if seconds == 0 else "< 0.1 s"
+        return f"{tenths:g} s"
+    whole = int(seconds)
+    if whole < 60:  # noqa: PLR2004 - a minute
+        return f"{whole} s"
+    parts: list[str] = []
+    for unit, size in _UNITS_SHORT:
+        count, whole = divmod(whole, size)
+        if count or parts:
+            parts.append(f"{count} {unit}")
+    parts.append(f"{whole} s")
+    shown = [part for part in parts[:2] if not part.startswith("0 ")]
+    return " ".join(shown) or parts[0]

@@ -223,6 +223,41 @@ def check_toml_keys(text: str, source: str) -> None:
         )
 
 
+_UNTERMINATED = {
+    "while scanning a quoted scalar": "string",
+    "while parsing a flow sequence": "'[' list",
+    "while parsing a flow mapping": "'{' mapping",
+    "while scanning a simple key": "key",
+}
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, source: str) -> tuple[str, str]:
+    """``(where, problem)`` of a YAML error, pointing at where an unclosed construct STARTED.
+
+    PyYAML marks where it gave up (``problem_mark``: for a quote never closed, often the end of
+    the file) and where the construct it was reading started (``context_mark``). For a string,
+    list or mapping never closed the start is what a person must fix, so *where* is the start
+    and *problem* names both lines: ``"unterminated string starting at line 3, column 10;
+    found unexpected end of stream at line 7, column 1"``. Other errors keep PyYAML's words,
+    at the problem's place, with the start's line when it has one.
+    """
+    start, end = exc.context_mark, exc.problem_mark
+    context = str(exc.context or "")
+    if start is not None and end is not None and context in _UNTERMINATED:
+        problem = (
+            f"unterminated {_UNTERMINATED[context]} starting at line {start.line + 1}, "
+            f"column {start.column + 1}; {exc.problem} at line {end.line + 1}, "
+            f"column {end.column + 1}"
+        )
+        return f"{source}:{start.line + 1}:{start.column + 1}", problem
+    mark = end or start
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    if start is not None and end is not None and context and start.line != end.line:
+        context = f"{context} starting at line {start.line + 1}, column {start.column + 1}:"
+    problem = " ".join(part for part in (context, str(exc.problem or "")) if part)
+    return where, problem
+
+
 def load_yaml(
     text: str, source: str = "<string>", loader_class: type[BoundedLoader] = PolicyLoader
 ) -> tuple[Any, yaml.Node | None]:
@@ -237,9 +272,7 @@ def load_yaml(
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        where, problem = _syntax_error(exc, source)
         # Not chained: PyYAML's own text quotes the offending line, which may hold a secret
         # the file should have referenced; file:line:column says where to look.
         raise PolicyError(

@@ -9,6 +9,7 @@ import html
 from collections.abc import Callable, Iterable, Sequence
 
 from backuppolicy.core.model import RecoveryPoint, Status
+from backuppolicy.core.tables import render_table
 
 __all__ = ["Progress", "describe_error", "html_table", "newest_point", "text_table"]
 
@@ -18,15 +19,8 @@ Progress = Callable[[str, int, int], None]
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table: the headers, a rule, then one line per row."""
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
-    lines = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += [
-        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines)
+    """A plain-text table that fits the terminal: the headers, a rule, then the rows."""
+    return render_table(headers, rows)
 
 
 def html_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], text: str) -> str:

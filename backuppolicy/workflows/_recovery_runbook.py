@@ -114,7 +114,7 @@ def _python_block(step: RecoveryStep) -> list[str]:
 def _shell(step: RecoveryStep, policy_file: str) -> list[str]:
     action = step.action
     if isinstance(action, RESTORES):
-        return [f"backuppolicy restore --policy {policy_file} {action.cli()} --yes"]
+        return [f"backuppolicy restore --policy {policy_file} {action.cli()} --apply --yes"]
     if isinstance(action, HealthCheck):
         return [action.check.command()]
     if isinstance(action, SwitchTraffic):
@@ -185,7 +185,7 @@ def markdown(plan: RecoveryPlan) -> str:
         "",
         "```sh",
         f"backuppolicy recover{policy_arg} --plan {plan_file} --rehearse",
-        f"backuppolicy recover{policy_arg} --plan {plan_file} --yes --state recovery-state.json",
+        f"backuppolicy recover{policy_arg} --plan {plan_file} --apply --yes --state recovery-state.json",
         "```",
         "",
         "```python",

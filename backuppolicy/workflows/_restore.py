@@ -4,7 +4,7 @@ r"""Restores for every target: a dry-run plan first, then the restore, verified 
 and returns a `RestorePlan`: every step it will take, typed (`StepAction`), and which of them
 replace or overwrite something. `restore` carries the plan out. Steps that touch existing data
 (an in-place S3 restore, renaming a database into place, moving a directory aside, detaching a
-volume) are *destructive* and run only with ``confirm=True`` (CLI: ``--yes``). Nothing is ever
+volume) are *destructive* and run only with ``confirm=True`` (CLI: ``--apply``). Nothing is ever
 overwritten silently: the previous state is always kept.
 
 ============================  ===================================================================
@@ -511,7 +511,7 @@ def restore(
             )
             + (f"Destructive: {names}. " if names else "")
             + "The previous state is always kept: review plan.summary() (or plan again), then "
-            "call restore(plan, confirm=True) (CLI: --yes). Nothing was changed.",
+            "call restore(plan, confirm=True) (CLI: --apply). Nothing was changed.",
         )
     started_at = utc_now()
     started = time.monotonic()

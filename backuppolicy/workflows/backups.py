@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import attrs
 
 from backuppolicy.checks._declared import FINGERPRINT_ERROR_TAG, record_fingerprints
+from backuppolicy.core.durations import format_duration
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.locks import LockablePoints
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
@@ -165,13 +166,22 @@ class RunReport:
             f"copies={len(self.copies)}, failed={len(self.failed)})>"
         )
 
+    def counts(self) -> str:
+        """One line of counts: ``"3 targets: 2 backed up, 1 copy, 0 failed"``."""
+        targets = len(self.runs)
+        copies = len(self.copies)
+        return (
+            f"{targets} target{'s' if targets != 1 else ''}: {len(self.created)} backed up, "
+            f"{copies} cop{'ies' if copies != 1 else 'y'}, {len(self.failed)} failed"
+        )
+
     def _rows(self) -> list[list[str]]:
         return [
             [
                 run.target,
                 run.point.id if run.point else "-",
                 ", ".join(f"{c.tier}:{c.id}" for c in run.copies) or "-",
-                f"{run.duration:.1f}s",
+                format_duration(run.duration),
                 run.error or run.skipped or "ok",
             ]
             for run in self.runs
@@ -181,7 +191,7 @@ class RunReport:
 
     def summary(self) -> str:
         """A text table of the run."""
-        title = f"backup run of policy {self.policy!r} at {self.now.isoformat()}: {self!r}"
+        title = f"backup run of policy {self.policy!r} at {self.now.isoformat()}: {self.counts()}"
         return f"{title}\n{text_table(self._HEADERS, self._rows())}"
 
     def _repr_html_(self) -> str:

@@ -434,7 +434,7 @@ class RecoveryPlan:
                 "confirm",
                 "True to run a real recovery",
                 confirm,
-                hint="Review plan.to_markdown() or rehearse() first, then execute(confirm=True) (CLI: --yes). Nothing was changed.",
+                hint="Review plan.to_markdown() or rehearse() first, then execute(confirm=True) (CLI: --apply). Nothing was changed.",
             )
         runner = Runner(
             self,
