@@ -198,7 +198,7 @@ class IntegrityCheck:
       off-site copy too) is restored into the isolation profile and *probes* run against it
       (`~backuppolicy.checks.restore_test.RestoreTest`): that is the proof of its data. Without
       it, or without probes, status ``available`` is only evidence that the snapshot exists:
-      the result is a `CheckStatus.WARN`, never a pass.
+      the result is `CheckStatus.UNPROVEN`, never a pass.
     * Other targets with a ``verify(point)`` method: that method (it raises on a mismatch).
 
     Attributes:
@@ -518,7 +518,7 @@ class IntegrityCheck:
                 "snapshot available: evidence it exists, not of its data "
                 "(an integrity restore with probes proves the data)"
             )
-            return CheckStatus.WARN, note, [], evidence
+            return CheckStatus.UNPROVEN, note, [], evidence
         tested = RestoreTest(probes=self.probes).verify(target, point, context)
         evidence = {
             "method": "restore-into-isolation+probes",
@@ -530,9 +530,9 @@ class IntegrityCheck:
             return CheckStatus.FAIL, tested.details, list(tested.issues), evidence
         if not self.probes:
             note = "restored into isolation and torn down, but no probe ran: the data is unproven"
-            return CheckStatus.WARN, note, [], evidence
+            return CheckStatus.UNPROVEN, note, [], evidence
         if tested.status is not CheckStatus.PASS:
-            return CheckStatus.WARN, tested.details, list(tested.issues), evidence
+            return tested.status, tested.details, list(tested.issues), evidence
         return CheckStatus.PASS, f"restored into isolation: {tested.details}", [], evidence
 
     # -- EBS direct APIs ----------------------------------------------------------------------

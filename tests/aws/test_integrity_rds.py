@@ -114,16 +114,16 @@ def _instances() -> list[str]:
 
 class TestRdsIntegrity:
     def test_available_alone_is_not_a_pass(self, db):
-        """Without a restore, status available is evidence of existence only: WARN."""
+        """Without a restore, status available is evidence of existence only: UNPROVEN."""
         point = db.create_backup()
         result = IntegrityCheck().verify(db, point, VerifyContext(now=_now()))
-        assert CheckStatus.WARN == result.status
+        assert CheckStatus.UNPROVEN == result.status
 
     def test_a_restore_without_probes_is_not_a_pass(self, db):
-        """Restored and torn down but nothing probed: the data is unproven (WARN)."""
+        """Restored and torn down but nothing probed: the data is unproven (UNPROVEN)."""
         point = db.create_backup()
         result = IntegrityCheck(restore_databases=True).verify(db, point, VerifyContext(now=_now()))
-        assert (CheckStatus.WARN, "restore-into-isolation+probes") == (
+        assert (CheckStatus.UNPROVEN, "restore-into-isolation+probes") == (
             result.status,
             result.evidence["method"],
         )
