@@ -83,7 +83,7 @@ def _task(action: str, next_state: str, *, catch: str | None, error_path: str) -
         "Resource": _LAMBDA_INVOKE,
         "Parameters": {
             "FunctionName": "${FunctionArn}",
-            "Payload": {"action": action, "state.$": "$"},
+            "Payload": {"action": action, "state.$": "$", "log": "${LogUrl}"},
         },
         "OutputPath": "$.Payload",
         "Retry": [
@@ -109,7 +109,8 @@ def state_machine_definition(*, poll_seconds: int = 60, max_polls: int = 240) ->
     times) → ``Probe`` → ``Teardown`` → ``Record``. Any error of ``Start``, ``Poll`` or
     ``Probe`` (after the retries of `TRANSIENT_ERRORS`) goes to ``Teardown`` with the error
     in ``$.error``; one of ``Teardown`` goes to ``Record`` with ``$.teardown_error``. The
-    function's ARN is the substitution ``${FunctionArn}``.
+    function's ARN and the testing log's URL are the substitutions ``${FunctionArn}`` and
+    ``${LogUrl}``.
 
     Example:
         >>> definition = state_machine_definition(max_polls=3)
@@ -607,7 +608,10 @@ def export_cloudformation(
                 "Definition": state_machine_definition(
                     poll_seconds=poll_seconds, max_polls=max_polls
                 ),
-                "DefinitionSubstitutions": {"FunctionArn": {"Fn::GetAtt": ["Function", "Arn"]}},
+                "DefinitionSubstitutions": {
+                    "FunctionArn": {"Fn::GetAtt": ["Function", "Arn"]},
+                    "LogUrl": {"Fn::Sub": "s3://${LogBucket}/${LogPrefix}"},
+                },
             },
         },
         "SchedulerRole": {
