@@ -154,7 +154,9 @@ def _log_url(policy: Policy, event: Mapping[str, object]) -> str | None:
     return log_url
 
 
-def _run(policy: Policy, event: Mapping[str, object], now: datetime) -> tuple[dict[str, object], list[str]]:
+def _run(
+    policy: Policy, event: Mapping[str, object], now: datetime
+) -> tuple[dict[str, object], list[str]]:
     from backuppolicy.workflows.unattended import run  # noqa: PLC0415
 
     digest = run(policy, now=now, log=_log_url(policy, event))
@@ -214,7 +216,7 @@ def handler(event: Mapping[str, object], context: object = None) -> dict[str, ob
         data, failed = _run(policy, event, now)
     elif action == "backup":
         report = workflows.backup(policy, now=now, only=only)
-        data: dict[str, object] = {"action": action, "ok": report.ok, "report": report.to_dict()}
+        data = {"action": action, "ok": report.ok, "report": report.to_dict()}
         failed = [run.target for run in report.failed]
     elif action == "restore-test":
         data, failed = _restore_test(policy, event, now, only)

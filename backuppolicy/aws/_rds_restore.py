@@ -323,7 +323,7 @@ class RdsRestores(RdsBase):
             point, profile, region, lambda rid: self._start(point, rid, profile, region)
         )
 
-    # ------------------------------------------------- restores in stages (StagedRestore)
+    # ------------------------------------------------------- restores in stages, for Step Functions
 
     def start_restore(self, point: RecoveryPoint, into: IsolationProfile | None = None) -> str:
         """Start restoring *point* into *into* and return the restore id (the new identifier).

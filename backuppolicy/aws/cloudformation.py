@@ -75,6 +75,7 @@ TRANSIENT_ERRORS: Final = (
 
 _LAMBDA_INVOKE: Final = "arn:aws:states:::lambda:invoke"
 _BACKUP_ROLE_ARN: Final = "${BackupRole.Arn}"  # filled by Fn::Sub
+_SERVICE_ROLE_POLICIES: Final = "arn:${AWS::Partition}:iam::aws:policy/service-role/"
 
 
 def _task(action: str, next_state: str, *, catch: str | None, error_path: str) -> dict[str, Any]:
@@ -132,7 +133,11 @@ def state_machine_definition(*, poll_seconds: int = 60, max_polls: int = 240) ->
             "Type": "Choice",
             "Choices": [
                 {"Variable": "$.ready", "BooleanEquals": True, "Next": "Probe"},
-                {"Variable": "$.attempts", "NumericGreaterThanEquals": max_polls, "Next": "TimedOut"},
+                {
+                    "Variable": "$.attempts",
+                    "NumericGreaterThanEquals": max_polls,
+                    "Next": "TimedOut",
+                },
             ],
             "Default": "Wait",
         },
@@ -300,7 +305,12 @@ def _function_policies(policy: Policy, topics: Sequence[str]) -> list[dict[str, 
     statements = list(document["Statement"]) + _log_statements()
     if topics:
         statements.append(
-            {"Sid": "Notify", "Effect": "Allow", "Action": ["sns:Publish"], "Resource": list(topics)}
+            {
+                "Sid": "Notify",
+                "Effect": "Allow",
+                "Action": ["sns:Publish"],
+                "Resource": list(topics),
+            }
         )
     chunks: list[list[dict[str, Any]]] = [[]]
     for statement in statements:
@@ -333,7 +343,9 @@ def _run_target() -> dict[str, Any]:
     return {
         "Arn": {"Fn::GetAtt": ["Function", "Arn"]},
         "RoleArn": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
-        "Input": {"Fn::Sub": json.dumps({"action": "run", "log": "s3://${LogBucket}/${LogPrefix}"})},
+        "Input": {
+            "Fn::Sub": json.dumps({"action": "run", "log": "s3://${LogBucket}/${LogPrefix}"})
+        },
         "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
     }
 
@@ -433,10 +445,8 @@ def _aws_backup_resources(
                 "RoleName": safe_name(f"{base}-aws-backup", r"[^A-Za-z0-9+=,.@_-]", 64),
                 "AssumeRolePolicyDocument": _assume("backup.amazonaws.com"),
                 "ManagedPolicyArns": [
-                    "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-                    "AWSBackupServiceRolePolicyForBackup",
-                    "arn:${AWS::Partition}:iam::aws:policy/service-role/"
-                    "AWSBackupServiceRolePolicyForRestores",
+                    f"{_SERVICE_ROLE_POLICIES}AWSBackupServiceRolePolicyForBackup",
+                    f"{_SERVICE_ROLE_POLICIES}AWSBackupServiceRolePolicyForRestores",
                 ],
             },
         },
@@ -469,7 +479,9 @@ def _aws_backup_resources(
 
 def _parameters(policy: Policy, secrets: Sequence[str]) -> dict[str, Any]:
     log = policy.run.log or ""
-    log_bucket, _, log_prefix = log[len("s3://") :].partition("/") if log.startswith("s3://") else ("", "", "")
+    log_bucket, _, log_prefix = (
+        log[len("s3://") :].partition("/") if log.startswith("s3://") else ("", "", "")
+    )
     parameters: dict[str, Any] = {
         "CodeBucket": {"Type": "String", "Description": "S3 bucket of the function's zip"},
         "CodeKey": {
@@ -534,8 +546,8 @@ def export_cloudformation(
         >>> schedule = template["Resources"]["RunOnBackupSchedule"]["Properties"]
         >>> schedule["ScheduleExpression"], schedule["ScheduleExpressionTimezone"]
         ('cron(0 4 * * ? *)', 'GMT')
-        >>> sorted(r["Type"] for r in template["Resources"].values())[:3]
-        ['AWS::IAM::Role', 'AWS::IAM::Role', 'AWS::IAM::Role']
+        >>> template["Resources"]["Function"]["Properties"]["Handler"]
+        'backuppolicy.lambda_handler.handler'
     """
     base = safe_name(f"backuppolicy-{policy.name}", r"[^A-Za-z0-9_-]", 40)
     topics = _topics(policy)

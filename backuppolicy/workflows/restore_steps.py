@@ -101,7 +101,9 @@ def _target(
     name = _text(state, "target", required=True)
     if not any(spec.name == name for spec in policy.targets):
         raise PolicyError.for_field(
-            "state.target", "a target of the policy: " + ", ".join(s.name for s in policy.targets), name
+            "state.target",
+            "a target of the policy: " + ", ".join(s.name for s in policy.targets),
+            name,
         )
     built = targets if targets is not None else build_targets(policy, only=[str(name)])
     return built[str(name)]
@@ -251,7 +253,7 @@ def probe(
                 code="NotReady",
             )
         already = _AlreadyRestored(target, resource)
-        result = test.verify(already, point, context)  # type: ignore[arg-type] # a proxy
+        result = test.verify(already, point, context)  # a proxy of the target
     out["result"] = result.to_dict()
     return out
 
@@ -382,4 +384,3 @@ def record(
         log.record(result)
     _notify_failures(policy, [result], notifiers, now)
     return {**state, "result": result.to_dict(), "ok": result.ok}
-

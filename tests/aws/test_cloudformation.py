@@ -116,7 +116,10 @@ class TestTemplate:
     def test_one_schedule_per_cadence(self, template):
         """Hourly run, the backup time, each copy tier's cadence, and the restore tests."""
         schedules = {
-            name: (r["Properties"]["ScheduleExpression"], r["Properties"]["ScheduleExpressionTimezone"])
+            name: (
+                r["Properties"]["ScheduleExpression"],
+                r["Properties"]["ScheduleExpressionTimezone"],
+            )
             for name, r in template["Resources"].items()
             if r["Type"] == "AWS::Scheduler::Schedule"
         }
@@ -140,7 +143,9 @@ class TestTemplate:
             if r["Type"] == "AWS::IAM::ManagedPolicy"
         ]
         statements = [s for d in documents for s in d["Statement"]]
-        generated = iam_policy(policy, account_id="${AWS::AccountId}", partition="${AWS::Partition}")
+        generated = iam_policy(
+            policy, account_id="${AWS::AccountId}", partition="${AWS::Partition}"
+        )
         assert [s["Sid"] for s in generated["Statement"]] == [
             s["Sid"] for s in statements[: len(generated["Statement"])]
         ]
@@ -162,9 +167,7 @@ class TestTemplate:
 
         def actions(role: str) -> set[str]:
             policies = resources[role]["Properties"]["Policies"]
-            return {
-                s["Action"] for p in policies for s in p["PolicyDocument"]["Statement"]
-            }
+            return {s["Action"] for p in policies for s in p["PolicyDocument"]["Statement"]}
 
         assert {"lambda:InvokeFunction", "states:StartExecution"} == actions("SchedulerRole")
         assert {"lambda:InvokeFunction"} == actions("StateMachineRole")
@@ -172,9 +175,9 @@ class TestTemplate:
     def test_secrets_are_references(self, template):
         """Env secrets become Secrets Manager references, never values."""
         variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
-        assert {
-            "Fn::Sub": "{{resolve:secretsmanager:${SecretHeartbeatUrl}}}"
-        } == variables["HEARTBEAT_URL"]
+        assert {"Fn::Sub": "{{resolve:secretsmanager:${SecretHeartbeatUrl}}}"} == variables[
+            "HEARTBEAT_URL"
+        ]
         assert "SecretAlertWebhookUrl" in template["Parameters"]
 
     def test_aws_backup_resources_when_the_kind_is_used(self, template):
@@ -200,9 +203,9 @@ class TestTemplate:
         for state in tasks.values():
             assert list(cloudformation.TRANSIENT_ERRORS) == state["Retry"][0]["ErrorEquals"]
         for name in ("Start", "Poll", "Probe"):
-            assert [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Teardown"}] == (
-                tasks[name]["Catch"]
-            )
+            assert [
+                {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Teardown"}
+            ] == (tasks[name]["Catch"])
         assert "Record" == tasks["Teardown"]["Catch"][0]["Next"]
 
 
@@ -223,8 +226,9 @@ class TestCli:
             "export", "cloudformation", "--policy", policy, "--format", "json"
         )
         assert as_yaml == json.loads(text)
-        assert "AWS::StepFunctions::StateMachine" == (
-            as_yaml["Resources"]["RestoreTestStateMachine"]["Type"]
+        assert (
+            "AWS::StepFunctions::StateMachine"
+            == (as_yaml["Resources"]["RestoreTestStateMachine"]["Type"])
         )
 
     def test_warnings_go_to_stderr(self, tmp_path):
@@ -265,7 +269,7 @@ class _Interpreter:
         self.path: list[str] = []
         self.waits = 0
 
-    def run(self, definition: Mapping[str, Any], data: Any) -> Any:
+    def run(self, definition: Mapping[str, Any], data: Any) -> Any:  # noqa: C901, PLR0912 - a branch per state type
         name = definition["StartAt"]
         while True:
             state = definition["States"][name]
@@ -273,9 +277,7 @@ class _Interpreter:
             kind = state["Type"]
             if kind == "Map":
                 items = _get(data, state["ItemsPath"])
-                results = [
-                    self.run(state["ItemProcessor"], {"target": item}) for item in items
-                ]
+                results = [self.run(state["ItemProcessor"], {"target": item}) for item in items]
                 data = _set(data, state["ResultPath"], results)
             elif kind == "Task":
                 result, error = self._task(state, data)
@@ -327,7 +329,9 @@ class _Interpreter:
             except Exception as exc:  # noqa: BLE001 - Lambda reports any error to the state machine
                 error = {
                     "Error": type(exc).__name__,
-                    "Cause": json.dumps({"errorMessage": str(exc), "errorType": type(exc).__name__}),
+                    "Cause": json.dumps(
+                        {"errorMessage": str(exc), "errorType": type(exc).__name__}
+                    ),
                 }
                 if self._matches(retry, error["Error"]) and attempts < retry["MaxAttempts"]:
                     attempts += 1
@@ -403,7 +407,7 @@ def _instances(rds: Any) -> list[str]:
 
 def _execute(world: Mapping[str, Any], **options: int) -> tuple[_Interpreter, dict[str, Any]]:
     definition = cloudformation.state_machine_definition(**options)
-    machine = _Interpreter(lambda payload: handler(payload), world["log"])
+    machine = _Interpreter(handler, world["log"])
     output = machine.run(definition, {"targets": ["shop-db"]})
     (iteration,) = output["results"]
     return machine, iteration
@@ -487,6 +491,7 @@ class TestStateMachineOnMoto:
         monkeypatch.setattr(InstanceRestores, "_ready", lambda self, rid, region: {})
         machine, iteration = _execute(world, max_polls=3)
         assert 3 == machine.waits
+        assert iteration["ok"] is False
         assert ["TimedOut", "Teardown", "Record"] == machine.path[-5:-2]
         assert ["shop-prod"] == _instances(world["rds"])
         (logged,) = _logged(world)
