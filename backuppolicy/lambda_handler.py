@@ -1,4 +1,4 @@
-"""AWS Lambda entry point: run ``backup``, ``prune`` or ``restore-test`` of a policy on a schedule.
+"""AWS Lambda entry point: run ``run``, ``backup``, ``prune`` or ``restore-test`` of a policy on a schedule.
 
 Set the function's handler to ``backuppolicy.lambda_handler.handler``;
 `backuppolicy.aws.lifecycle_scheduler.export_scheduler` writes the schedules that invoke it. The event::
@@ -10,6 +10,13 @@ Set the function's handler to ``backuppolicy.lambda_handler.handler``;
      "targets": ["shop-db"],    # optional: only these targets
      "application": "shop",     # restore-test only: only this application's targets
      "log": "s3://bucket/testing-log"}   # restore-test only: the testing log
+
+``{"action": "run"}`` does whatever is due (`backuppolicy.workflows.unattended.run`; ``log``
+defaults to the policy's ``run.log``). The steps of a restore test in the Step Functions state
+machine of `backuppolicy.aws.cloudformation` (``restore-test-start``, ``-poll``, ``-probe``,
+``-teardown``, ``-record``, see `backuppolicy.workflows.restore_steps`) take ``{"action": ...,
+"state": {...}}`` and return the new state; an error in a step raises, for the state machine's
+``Retry`` and ``Catch``.
 
 A ``restore-test`` runs the probes and fingerprints the policy file declares for each target
 (the same as ``backuppolicy restore-test`` and `backuppolicy.workflows.verify.restore_test`).
@@ -34,9 +41,18 @@ from backuppolicy.core.policy import MAX_POLICY_BYTES, Policy
 if TYPE_CHECKING:
     import boto3
 
-__all__ = ["ACTIONS", "handler", "load_policy"]
+__all__ = ["ACTIONS", "RESTORE_TEST_STEPS", "handler", "load_policy"]
 
-ACTIONS = ("backup", "prune", "restore-test")
+RESTORE_TEST_STEPS = (
+    "restore-test-start",
+    "restore-test-poll",
+    "restore-test-probe",
+    "restore-test-teardown",
+    "restore-test-record",
+)
+"""The steps of a restore test in the Step Functions state machine (`backuppolicy.workflows.restore_steps`)."""
+
+ACTIONS = ("backup", "prune", "restore-test", "run", *RESTORE_TEST_STEPS)
 """The actions an event may ask for."""
 
 _ENV = "BACKUPPOLICY_FILE"
@@ -131,8 +147,48 @@ def _restore_test(
     return data, failed
 
 
+def _log_url(policy: Policy, event: Mapping[str, object]) -> str | None:
+    log_url = event.get("log") or policy.run.log
+    if log_url is not None and not isinstance(log_url, str):
+        raise PolicyError.for_field("log", "a testing log URL", log_url)
+    return log_url
+
+
+def _run(
+    policy: Policy, event: Mapping[str, object], now: datetime
+) -> tuple[dict[str, object], list[str]]:
+    from backuppolicy.workflows.unattended import run  # noqa: PLC0415
+
+    digest = run(policy, now=now, log=_log_url(policy, event))
+    data: dict[str, object] = {"action": "run", "ok": digest.ok, "digest": digest.to_dict()}
+    return data, list(digest.failures)
+
+
+def _restore_test_step(
+    policy: Policy, action: str, event: Mapping[str, object], now: datetime
+) -> dict[str, object]:
+    """One step of the state machine: the new state (``record`` says ``ok``), never a failure."""
+    from backuppolicy.workflows import restore_steps  # noqa: PLC0415
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
+
+    state = event.get("state")
+    if not isinstance(state, Mapping):
+        raise PolicyError.for_field("state", "the restore test's state (a JSON object)", state)
+    if action == "restore-test-start":
+        return restore_steps.start(policy, state, now=now)
+    if action == "restore-test-poll":
+        return restore_steps.poll(policy, state, now=now)
+    if action == "restore-test-probe":
+        return restore_steps.probe(policy, state, now=now)
+    if action == "restore-test-teardown":
+        return restore_steps.teardown(policy, state)
+    log_url = _log_url(policy, event)
+    log = TestLog.open(log_url) if log_url else None
+    return restore_steps.record(policy, state, now=now, log=log)
+
+
 def handler(event: Mapping[str, object], context: object = None) -> dict[str, object]:  # noqa: ARG001 - Lambda's signature
-    """Run the event's action (``backup``, ``prune`` or ``restore-test``) and return its report.
+    """Run the event's action and return its report (a restore test step: the new state).
 
     Raises:
         PolicyError: The event or the policy is invalid.
@@ -142,7 +198,7 @@ def handler(event: Mapping[str, object], context: object = None) -> dict[str, ob
         >>> handler({"action": "restore"})
         Traceback (most recent call last):
         ...
-        backuppolicy.core.exceptions.PolicyError: action: expected one of backup, prune, restore-test (got 'restore').
+        backuppolicy.core.exceptions.PolicyError: action: expected one of backup, prune, restore-test, run, restore-test-start, restore-test-poll, restore-test-probe, restore-test-teardown, restore-test-record (got 'restore').
     """
     from backuppolicy import workflows  # noqa: PLC0415
 
@@ -154,9 +210,13 @@ def handler(event: Mapping[str, object], context: object = None) -> dict[str, ob
         raise PolicyError.for_field("policy", f"a policy URL in the event or ${_ENV}", url)
     policy = load_policy(str(url))
     now, only, apply = _now(event), _only(event), _apply(event)
-    if action == "backup":
+    if action in RESTORE_TEST_STEPS:
+        return _restore_test_step(policy, str(action), event, now)
+    if action == "run":
+        data, failed = _run(policy, event, now)
+    elif action == "backup":
         report = workflows.backup(policy, now=now, only=only)
-        data: dict[str, object] = {"action": action, "ok": report.ok, "report": report.to_dict()}
+        data = {"action": action, "ok": report.ok, "report": report.to_dict()}
         failed = [run.target for run in report.failed]
     elif action == "restore-test":
         data, failed = _restore_test(policy, event, now, only)

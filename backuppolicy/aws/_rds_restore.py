@@ -164,8 +164,9 @@ class RdsRestores(RdsBase):
         return params
 
     def _wait_available(
-        self, describe: str, key: str, param: str, rid: str, region: str
+        self, describe: str, key: str, param: str, rid: str, region: str, *, once: bool = False
     ) -> dict[str, Any]:
+        """Wait until *rid* is available; with *once*, look once (``{}``: not available yet)."""
         deadline = self._now() + timedelta(seconds=self.restore_timeout)
         while True:
             result = self.call("rds", describe, resource=rid, region=region, **{param: rid})
@@ -182,6 +183,8 @@ class RdsRestores(RdsBase):
                     resource=rid,
                     code=status,
                 )
+            if once:
+                return {}
             if self._now() >= deadline:
                 raise BackendError(
                     f"{self.name}: restored {rid!r} not available after {self.restore_timeout:g} s "
@@ -247,6 +250,38 @@ class RdsRestores(RdsBase):
     def _wait(self, rid: str, region: str) -> dict[str, Any]:
         raise NotImplementedError
 
+    def _ready(self, rid: str, region: str) -> dict[str, Any]:
+        """What `_wait` returns once *rid* is available, from one look; ``{}`` until then."""
+        raise NotImplementedError
+
+    def _restored(
+        self,
+        rid: str,
+        item: Mapping[str, Any],
+        point: RecoveryPoint,
+        profile: IsolationProfile,
+        region: str,
+    ) -> RestoredResource:
+        endpoint = item.get("Endpoint")
+        if isinstance(endpoint, Mapping):
+            address = f"{endpoint.get('Address')}:{endpoint.get('Port')}"
+        elif endpoint:
+            address = f"{endpoint}:{item.get('Port')}"
+        else:
+            address = None
+        return RestoredResource(
+            id=rid,
+            kind=self._restored_kind,
+            point=point,
+            endpoint=address,
+            details={
+                "region": region,
+                "arn": item.get("DBInstanceArn") or item.get("DBClusterArn"),
+                "instance_class": profile.instance_class,
+                "sweep_tag": profile.sweep_tag,
+            },
+        )
+
     @contextmanager
     def _restoring(
         self,
@@ -259,26 +294,7 @@ class RdsRestores(RdsBase):
         try:
             start(rid)
             item = self._wait(rid, region)
-            endpoint = item.get("Endpoint")
-            if isinstance(endpoint, Mapping):
-                address = f"{endpoint.get('Address')}:{endpoint.get('Port')}"
-            elif endpoint:
-                address = f"{endpoint}:{item.get('Port')}"
-            else:
-                address = None
-            resource = RestoredResource(
-                id=rid,
-                kind=self._restored_kind,
-                point=point,
-                endpoint=address,
-                details={
-                    "region": region,
-                    "arn": item.get("DBInstanceArn") or item.get("DBClusterArn"),
-                    "instance_class": profile.instance_class,
-                    "sweep_tag": profile.sweep_tag,
-                },
-            )
-            yield resource
+            yield self._restored(rid, item, point, profile, region)
         except BaseException as exc:
             try:
                 self._teardown(rid, region)
@@ -309,6 +325,50 @@ class RdsRestores(RdsBase):
         return self._restoring(
             point, profile, region, lambda rid: self._start(point, rid, profile, region)
         )
+
+    # ------------------------------------------------------- restores in stages, for Step Functions
+
+    def start_restore(self, point: RecoveryPoint, into: IsolationProfile | None = None) -> str:
+        """Start restoring *point* into *into* and return the restore id (the new identifier).
+
+        The restore is tagged like `restore`'s (sweep tag, restore id); `restore_ready` polls it
+        and `teardown_restore` deletes it, possibly from other processes (Step Functions).
+        A start that fails is torn down before the error is raised.
+        """
+        profile = into or IsolationProfile()
+        region = region_of(point, self.region)
+        rid = self._restore_id(profile)
+        try:
+            self._start(point, rid, profile, region)
+        except BaseException as exc:
+            try:
+                self._teardown(rid, region)
+            except Exception as teardown_error:  # noqa: BLE001 - the first error matters more
+                exc.add_note(f"tearing down {rid!r} failed too ({teardown_error})")
+            raise
+        return rid
+
+    def restore_ready(
+        self, restore_id: str, point: RecoveryPoint, into: IsolationProfile | None = None
+    ) -> RestoredResource | None:
+        """The restored database once available (one look), else ``None``.
+
+        Raises:
+            BackendError: The restored database ended in a failed state.
+        """
+        profile = into or IsolationProfile()
+        region = region_of(point, self.region)
+        item = self._ready(restore_id, region)
+        return self._restored(restore_id, item, point, profile, region) if item else None
+
+    def teardown_restore(
+        self,
+        restore_id: str,
+        point: RecoveryPoint,
+        into: IsolationProfile | None = None,  # noqa: ARG002 - the StagedRestore signature
+    ) -> None:
+        """Delete the database of restore *restore_id*, only if it carries that restore id."""
+        self._teardown(restore_id, region_of(point, self.region))
 
     def restore_to_point_in_time(
         self, when: datetime | None, into: IsolationProfile | None = None
@@ -439,6 +499,11 @@ class InstanceRestores(RdsRestores):
     def _wait(self, rid: str, region: str) -> dict[str, Any]:
         return self._wait_available(
             "describe_db_instances", "DBInstances", "DBInstanceIdentifier", rid, region
+        )
+
+    def _ready(self, rid: str, region: str) -> dict[str, Any]:
+        return self._wait_available(
+            "describe_db_instances", "DBInstances", "DBInstanceIdentifier", rid, region, once=True
         )
 
     def _teardown(self, rid: str, region: str) -> None:
@@ -587,6 +652,21 @@ class AuroraRestores(RdsRestores):
         )
         return self._wait_available(
             "describe_db_clusters", "DBClusters", "DBClusterIdentifier", rid, region
+        )
+
+    def _ready(self, rid: str, region: str) -> dict[str, Any]:
+        instance = self._wait_available(
+            "describe_db_instances",
+            "DBInstances",
+            "DBInstanceIdentifier",
+            f"{rid}-1",
+            region,
+            once=True,
+        )
+        if not instance:
+            return {}
+        return self._wait_available(
+            "describe_db_clusters", "DBClusters", "DBClusterIdentifier", rid, region, once=True
         )
 
     def _teardown(self, rid: str, region: str) -> None:

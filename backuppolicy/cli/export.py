@@ -3,6 +3,10 @@
 * ``export aws-backup [--apply]``: the AWS Backup vault, plan, selection, Vault Lock and restore
   testing plan (`backuppolicy.aws.backup_plan.export_aws_backup`); ``--apply`` creates or updates
   them. Warnings (targets AWS Backup does not cover, a compliance-mode lock) go to stderr.
+* ``export cloudformation [--format yaml|json]``: one CloudFormation template that runs the
+  policy on Lambda, EventBridge Scheduler and Step Functions
+  (`backuppolicy.aws.cloudformation.export_cloudformation`); YAML unless ``--format json`` or
+  ``--json``.
 * ``export iam [--workflow W ...]``: the least-privilege IAM policy document.
 * ``export lifecycle``: S3 lifecycle configurations per bucket.
 * ``export scheduler --lambda-arn ARN --role-arn ARN --policy-url URL``: EventBridge Scheduler
@@ -12,7 +16,7 @@
   status 1 if one could not be resolved), plus what an ad-hoc selector given by the options
   finds; ``--unprotected`` lists resources that nothing covers.
 
-Every export prints JSON (the documents are JSON); ``--json`` changes nothing for them.
+Every other export prints JSON (the documents are JSON); ``--json`` changes nothing for them.
 """
 
 from __future__ import annotations
@@ -124,8 +128,33 @@ def _scheduler(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _cloudformation(args: argparse.Namespace, out: TextIO) -> int:
+    from backuppolicy.aws import backup_plan, cloudformation  # noqa: PLC0415
+
+    policy = load_policy(args)
+    lock = None
+    if args.lock_min is not None or args.lock_max is not None:
+        lock = backup_plan.VaultLock(
+            args.lock_min, args.lock_max, changeable_for_days=args.lock_changeable_for_days
+        )
+    elif args.lock_changeable_for_days is not None:
+        raise UsageError("--lock-changeable-for-days needs --lock-min-days or --lock-max-days")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", backup_plan.ComplianceModeWarning)  # in the warnings
+        template = cloudformation.export_cloudformation(
+            policy, poll_seconds=args.poll_seconds, max_polls=args.max_polls, vault_lock=lock
+        )
+    _warn(template["Metadata"]["backuppolicy"]["warnings"])
+    if args.format == "json" or args.json:
+        _dump(template, out)
+    else:
+        out.write(cloudformation.to_yaml(template))
+    return EXIT_OK
+
+
 _EXPORTS: dict[str, Handler] = {
     "aws-backup": _aws_backup,
+    "cloudformation": _cloudformation,
     "iam": _iam,
     "lifecycle": _lifecycle,
     "scheduler": _scheduler,
@@ -314,6 +343,27 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     scheduler.add_argument("--role-arn", required=True, help="role the scheduler assumes")
     scheduler.add_argument("--policy-url", required=True, help="s3://bucket/key of the policy")
     scheduler.add_argument("--apply-prune", action="store_true", help="the prune run deletes")
+    cfn = kinds.add_parser(
+        "cloudformation",
+        parents=[common],
+        help="one CloudFormation template: Lambda, Scheduler, Step Functions, IAM, SNS",
+    )
+    cfn.add_argument(
+        "--format", choices=["yaml", "json"], default="yaml", help="template format (yaml)"
+    )
+    cfn.add_argument(
+        "--poll-seconds", type=int, default=60, help="seconds between polls of a restore (60)"
+    )
+    cfn.add_argument(
+        "--max-polls", type=int, default=240, help="polls before a restore times out (240)"
+    )
+    cfn.add_argument("--lock-min-days", dest="lock_min", type=int, help="Vault Lock minimum")
+    cfn.add_argument("--lock-max-days", dest="lock_max", type=int, help="Vault Lock maximum")
+    cfn.add_argument(
+        "--lock-changeable-for-days",
+        type=int,
+        help="COMPLIANCE MODE after this many days: the lock can then never be removed",
+    )
     targets = sub.add_parser(
         "targets",
         parents=[common],

@@ -23,7 +23,7 @@ from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.restoring import RestoreOutcome, RestorePlan
 
 if TYPE_CHECKING:
-    from backuppolicy.core.targets import IsolationProfile
+    from backuppolicy.core.targets import IsolationProfile, RestoredResource
 
 __all__ = [
     "TAG_RESTORE_ID",
@@ -47,6 +47,7 @@ __all__ = [
     "SettingsDrift",
     "SnapshotBlocks",
     "SnapshotPoints",
+    "StagedRestore",
     "Sweepable",
     "SweptResource",
     "encryption_mismatch",
@@ -879,4 +880,43 @@ class Lease(Protocol):
 
     def release(self) -> bool:
         """Give the lease back; ``False`` when it is no longer ours (taken over as stale)."""
+        ...
+
+
+# -- restores in stages ----------------------------------------------------------------------
+# A restore that takes longer than one call may run (Lambda's 15 minutes): the Step Functions
+# state machine of `backuppolicy.aws.cloudformation` starts it, polls it and tears it down in
+# separate invocations (`backuppolicy.workflows.restore_steps`).
+
+
+@runtime_checkable
+class StagedRestore(Protocol):
+    """**Protocol:** a target whose restore tests can start, be polled and be torn down apart.
+
+    The three calls may run in different processes: everything they share is the restore id
+    that `start_restore` returns (and the point and profile, which the caller passes again).
+    `teardown_restore` deletes only what carries that restore id (`TAG_RESTORE_ID`), so a
+    forged id deletes nothing that this restore did not make.
+
+    Implementations: `backuppolicy.aws.RdsInstance`, `~backuppolicy.aws.AuroraCluster`.
+    """
+
+    def start_restore(self, point: RecoveryPoint, into: IsolationProfile | None = None) -> str:
+        """Start restoring *point* into the isolation profile *into*; return the restore id."""
+        ...
+
+    def restore_ready(
+        self, restore_id: str, point: RecoveryPoint, into: IsolationProfile | None = None
+    ) -> RestoredResource | None:
+        """The restored resource once it is usable; ``None`` while it is still being made.
+
+        Raises:
+            BackendError: The restore failed (the resource ended in a failed state).
+        """
+        ...
+
+    def teardown_restore(
+        self, restore_id: str, point: RecoveryPoint, into: IsolationProfile | None = None
+    ) -> None:
+        """Delete what the restore *restore_id* made (nothing else); a no-op when it is gone."""
         ...

@@ -46,6 +46,7 @@ from backuppolicy.core.capabilities import (
     SettingsDrift,
     SnapshotBlocks,
     SnapshotPoints,
+    StagedRestore,
     Sweepable,
     SweptResource,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "SettingsDrift",
     "SnapshotBlocks",
     "SnapshotPoints",
+    "StagedRestore",
     "Sweepable",
     "SweptResource",
     "TargetKind",

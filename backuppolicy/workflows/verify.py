@@ -73,6 +73,7 @@ __all__ = [
     "integrity_plan",
     "isolation_for",
     "last_integrity_checks",
+    "restore_point",
     "restore_test",
     "run_checks",
     "sweep_restore_tests",
@@ -451,6 +452,22 @@ def run_checks(
     return results
 
 
+def restore_point(
+    policy: Policy, spec: TargetSpec, listed: Sequence[RecoveryPoint]
+) -> RecoveryPoint | None:
+    """The point a restore test of *spec* restores: the newest completed one of its source tier.
+
+    The source tier first (the first tier, where the isolation profile lives), then any tier.
+    """
+    tiers = policy.tiers_for(spec) if hasattr(policy, "tiers_for") else ()
+    source_tier = tiers[0].name if tiers else "local"
+    return (
+        newest_good(listed, source_tier)
+        or newest_good(listed)
+        or max((p for p in listed if p.is_good), key=_order_key, default=None)
+    )
+
+
 def restore_test(
     policy: Policy,
     *,
@@ -547,14 +564,7 @@ def restore_test(
         except Exception as exc:  # noqa: BLE001 - reported as a failed test of that target
             results.append(_listing_failed(spec.name, exc, context, CheckKind.RESTORE_TEST))
             continue
-        # The source tier first: the isolation profile lives in the target's own region/store.
-        tiers = policy.tiers_for(spec) if hasattr(policy, "tiers_for") else ()
-        source_tier = tiers[0].name if tiers else "local"
-        newest = (
-            newest_good(listed, source_tier)
-            or newest_good(listed)
-            or max((p for p in listed if p.is_good), key=_order_key, default=None)
-        )
+        newest = restore_point(policy, spec, listed)
         results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
     _record(log, results)
     _notify_failures(policy, results, notifiers, now)
