@@ -806,7 +806,11 @@ def plot_coverage(
     axes.set_yticks(range(len(names)), names)
     axes.set_ylim(-0.6, len(names) - 0.4)
     axes.invert_yaxis()
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d", tz=zone))
+    # At most ~8 date labels, concise ("Nov 12", the year once), slanted: they never overlap.
+    locator = mdates.AutoDateLocator(tz=zone, minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
+    axes.tick_params(axis="x", labelrotation=30)
     axes.set_title(title)
     axes.grid(axis="x", alpha=0.3)
     if shown:

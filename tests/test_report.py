@@ -308,6 +308,39 @@ class TestOptionalExtras:
         labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
         assert ["assets", "shop-db"] == labels
 
+    @pytest.mark.parametrize("days", [3, 10, 40, 400])
+    def test_date_labels_do_not_overlap(self, days: int) -> None:
+        """After drawing, no two x-axis date labels overlap, whatever the span of the points.
+
+        Ten days of six targets in two tiers, with failed and held points (a legend beside the
+        axes), made ten overlapping ``YYYY-MM-DD`` labels before.
+        """
+        pytest.importorskip("matplotlib")
+        hold = LegalHold(reason="litigation")
+        points = [
+            RecoveryPoint(
+                id=f"{target}-{tier}-{i}",
+                target=target,
+                tier=tier,
+                created_at=NOW - timedelta(days=i, hours=5),
+                status=Status.FAILED if i == 3 else Status.COMPLETED,
+                legal_hold=hold if i == 5 else None,
+            )
+            for i in range(days)
+            for target in ("shop-db", "blog-db", "web-server", "assets", "shop-config", "code")
+            for tier in ("local", "offsite")
+        ]
+        figure = plot_coverage(points, now=NOW)
+        figure.draw_without_rendering()  # lays the ticks and labels out
+        boxes = [
+            label.get_window_extent()
+            for label in figure.axes[0].get_xticklabels()
+            if label.get_visible() and label.get_text()
+        ]
+        assert len(boxes) >= 2
+        overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+        assert [] == overlapping
+
 
 CLI_POLICY = """\
 name: shop
