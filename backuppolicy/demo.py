@@ -6,8 +6,8 @@ region (eu-west-1) as the off-site location, and a temporary directory of config
 and application code. The policy is the seed's (``examples/policy.yaml``, shipped inside the
 package) with its resource ids and paths pointed at that world. Each simulated day at 04:05 GMT
 the daily job runs (backups, weekly off-site copies spread by the rolling schedule), then the
-35-day retention is planned and applied. On day 5 a legal hold is placed on a database
-snapshot; it survives the pruning that removes its neighbours.
+35-day retention is planned and applied. On day 6 a legal hold is placed on the oldest
+database snapshot (the backup of day 1); it survives the pruning that removes its neighbours.
 
 `open_world` and `world` give the same world to a notebook or a script: after the simulated
 days and the checks and restore tests, the policy, the targets and the testing log are yours to
@@ -323,7 +323,7 @@ class _Simulation:
 def _simulate(
     policy: Policy, targets: dict[str, BackupTarget], *, days: int, out: TextIO | None
 ) -> _Simulation:
-    """Run *days* daily jobs (backups, the day-5 legal hold, pruning), a line per day to *out*."""
+    """Run *days* daily jobs (backups, the day-6 legal hold, pruning), a line per day to *out*."""
     import time_machine  # noqa: PLC0415
 
     from backuppolicy import workflows  # noqa: PLC0415
@@ -344,8 +344,14 @@ def _simulate(
             )
             report = workflows.backup(policy, now=now, targets=targets, max_workers=1, notifiers=[])
             failures += [f"day {day}: {r.target}: {r.error}" for r in report.failed]
-            if day == 5:  # noqa: PLR2004 - the day the lawyers call
+            hold_note = ""
+            if day == _HOLD_DAY - 1:  # the day the lawyers call
                 held = _place_demo_hold(policy, targets, now)
+                if held is not None:
+                    made = (held.created_at - START).days + 1
+                    hold_note = (
+                        f", legal hold on {held.target}:{held.id} (the backup of day {made})"
+                    )
             plan = workflows.plan_retention(policy, now=now, targets=targets)
             applied = workflows.apply(plan, max_workers=4)
             failures += [f"day {day}: delete {o.point.id}: {o.reason}" for o in applied.failed]
@@ -358,9 +364,14 @@ def _simulate(
                 f"day {day + 1:2d} {now:%Y-%m-%d %H:%M} GMT: {len(report.created)} backups"
                 f"{', copies: ' + copies if copies else ''}"
                 f"{', pruned ' + str(len(applied.deleted)) if applied.deleted else ''}"
-                f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}",
+                f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}"
+                f"{hold_note}",
             )
     return _Simulation(held, pruned, pruned_reasons, failures)
+
+
+_HOLD_DAY: Final = 6
+"""The simulated day (counted from 1, as printed) on which the demo places its legal hold."""
 
 
 def _proof_time(days: int) -> datetime:
@@ -478,7 +489,7 @@ def open_world(
     """Build the demo world, simulate *days* days, run the checks and restore tests; keep it open.
 
     The same world as `run` (the seed policy, its targets in an in-process moto AWS, the
-    daily backups, weekly off-site copies, the day-6 legal hold and the pruning), but quiet:
+    daily backups, weekly off-site copies, the day-6 legal hold on the backup of day 1 and the pruning), but quiet:
     it prints nothing, writes no HTML report and skips the recovery rehearsal. The checks,
     integrity checks and a restore test of every target (databases with a SQL data probe
     against a stand-in, as in `run`) go into `DemoWorld.log`. Call `DemoWorld.close` when

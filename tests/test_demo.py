@@ -310,3 +310,40 @@ class TestYourOwnPolicy:
         """Anything else than a Policy, a path or None is a PolicyError naming 'policy'."""
         with pytest.raises(PolicyError, match=r"^policy: expected a Policy"):
             demo.open_world(days=1, policy=42)  # type: ignore[arg-type]
+
+
+def _quoted_demo_lines(page: Path) -> list[str]:
+    """The lines a docs page quotes from ``backuppolicy demo`` (its console block), as regexes.
+
+    ``...`` lines are skipped, a line ending in ``...`` matches as a prefix, and the seconds of
+    the closing ``ok in N s`` line match any number.
+    """
+    import re
+
+    text = page.read_text(encoding="utf-8")
+    block = text.split("$ backuppolicy demo\n", 1)[1].split("```", 1)[0]
+    patterns = []
+    for line in block.splitlines():
+        if not line.strip() or line.strip() == "...":
+            continue
+        if line.endswith("..."):
+            patterns.append("^" + re.escape(line[:-3]))
+        elif re.fullmatch(r"ok in [0-9.]+ s", line):
+            patterns.append(r"^ok in [0-9.]+ s$")
+        else:
+            patterns.append("^" + re.escape(line) + "$")
+    return patterns
+
+
+@pytest.mark.slow
+class TestTutorialQuotesTheDemo:
+    def test_every_quoted_line_is_printed_by_the_demo(self, tmp_path):
+        """docs/tutorial/first-policy.md quotes what `backuppolicy demo` (40 days) prints."""
+        import re
+
+        patterns = _quoted_demo_lines(ROOT / "docs" / "tutorial" / "first-policy.md")
+        out = io.StringIO()
+        demo.run(out=out, run_dir=tmp_path)
+        printed = out.getvalue()
+        assert len(patterns) >= 4
+        assert [] == [p for p in patterns if not re.search(p, printed, re.MULTILINE)]
