@@ -334,13 +334,15 @@ _CSS: Final = (
     ".backuppolicy-report{max-width:80rem;line-height:1.35}"
     ".backuppolicy-report table{border-collapse:collapse;width:100%;table-layout:auto}"
     ".backuppolicy-report th,.backuppolicy-report td{border:1px solid #ccc;padding:2px 6px;"
-    "text-align:left;vertical-align:top;overflow-wrap:anywhere}"
+    "text-align:left;vertical-align:top;overflow-wrap:break-word}"
     ".backuppolicy-report th{background:#f3f3f3}"
     ".backuppolicy-report td.nowrap{white-space:nowrap}"
     ".backuppolicy-report .ok{background:#e6f4ea}"
     ".backuppolicy-report .not-ok{background:#fce8e6}"
     ".backuppolicy-report .n-a{background:#f1f3f4;color:#555}"
-    ".backuppolicy-report .evidence{font-family:monospace;font-size:0.85em}"
+    ".backuppolicy-report .evidence{font-family:monospace;font-size:0.85em;"
+    "overflow-wrap:anywhere;max-width:18rem}"
+    ".backuppolicy-report .clause{min-width:11rem}"
     ".backuppolicy-report .summary li{margin:0.2em 0}"
     ".backuppolicy-report details{display:inline}"
     ".backuppolicy-report summary{display:inline;cursor:pointer;color:#1a73e8}"
@@ -375,6 +377,10 @@ def _to_failures(value: Iterable[NotifierFailure]) -> tuple[NotifierFailure, ...
     return tuple(value)
 
 
+def _to_logged(value: Iterable[LoggedCheck]) -> tuple[LoggedCheck, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(repr=False)
 class ComplianceReport:
     """What `backuppolicy.workflows._audit.audit` found: one `Finding` per clause and subject.
@@ -399,7 +405,7 @@ class ComplianceReport:
         default=(), converter=_to_failures, eq=False, kw_only=True
     )
     log_entries: tuple[LoggedCheck, ...] = attrs.field(
-        default=(), converter=tuple, eq=False, kw_only=True
+        default=(), converter=_to_logged, eq=False, kw_only=True
     )
 
     @property
@@ -579,7 +585,7 @@ class ComplianceReport:
         for finding, row in zip(self.findings, self.rows(), strict=True):
             clause, subject, tier, result, _evidence, detail = row
             cells = (
-                f"<td>{esc(clause)}</td><td>{esc(subject)}</td>"
+                f"<td class='clause'>{esc(clause)}</td><td class='nowrap'>{esc(subject)}</td>"
                 f"<td class='nowrap'>{esc(tier)}</td><td class='nowrap'>{esc(result)}</td>"
                 f"<td class='evidence'>{self._evidence_html(finding.evidence)}</td>"
                 f"<td>{esc(detail)}</td>"
