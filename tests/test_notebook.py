@@ -73,7 +73,9 @@ def _executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     nbclient = _require("nbclient")
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    closing = next(i for i, c in enumerate(notebook.cells) if "w.close()" in c.source)
+    closing = next(
+        i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and "w.close()" in c.source
+    )
     notebook.cells.insert(closing, nbformat.v4.new_code_cell(_FACTS))
     notebook.cells.append(nbformat.v4.new_code_cell(_PROBE))
     workdir = tmp_path_factory.mktemp("notebook")
