@@ -6,12 +6,16 @@ region (eu-west-1) as the off-site location, and a temporary directory of config
 and application code. The policy is the seed's (``examples/policy.yaml``, shipped inside the
 package) with its resource ids and paths pointed at that world. Each simulated day at 04:05 GMT
 the daily job runs (backups, weekly off-site copies spread by the rolling schedule), then the
-35-day retention is planned and applied. On day 5 a legal hold is placed on a database
-snapshot; it survives the pruning that removes its neighbours.
+35-day retention is planned and applied. On day 6 a legal hold is placed on the oldest
+database snapshot (the backup of day 1); it survives the pruning that removes its neighbours.
 
 `open_world` and `world` give the same world to a notebook or a script: after the simulated
 days and the checks and restore tests, the policy, the targets and the testing log are yours to
 audit and explore until the world is closed.
+
+Your own policy runs on the same world: ``run(policy=...)``, ``open_world(policy=...)`` and
+``backuppolicy demo --policy FILE`` take a `Policy` or a policy file. `for_world` says what it
+changes so that the policy fits the world (see "Try your policy on the demo world" in the docs).
 
 Needs the ``demo`` extra (moto and time-machine): ``pip install 'backuppolicy[demo]'``.
 """
@@ -41,7 +45,7 @@ if TYPE_CHECKING:
     from backuppolicy.core.targets import BackupTarget
     from backuppolicy.workflows.testlog import TestLog
 
-__all__ = ["DemoWorld", "load_seed_policy", "open_world", "run", "world"]
+__all__ = ["DemoWorld", "for_world", "load_seed_policy", "open_world", "run", "world"]
 
 REGION: Final = "eu-west-2"
 OFFSITE_REGION: Final = "eu-west-1"
@@ -52,6 +56,18 @@ _FAKE_ENV = {
     "AWS_SECRET_ACCESS_KEY": "demo",
     "AWS_DEFAULT_REGION": REGION,
 }
+
+
+def _load_policy(policy: Policy | str | os.PathLike[str] | None) -> Policy:
+    from backuppolicy.core.policy import Policy  # noqa: PLC0415
+
+    if policy is None:
+        return load_seed_policy()
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, (str, os.PathLike)):
+        return Policy.from_file(Path(policy))
+    raise PolicyError.for_field("policy", "a Policy, a policy file's path or None", policy)
 
 
 def load_seed_policy() -> Policy:
@@ -206,32 +222,72 @@ def _build_world(root: Path) -> dict[str, Any]:
     }
 
 
-def _demo_policy(world: dict[str, Any]) -> Policy:
-    """The seed policy with its settings pointed at the demo world."""
+_SEED_PATHS: Final = {"shop-config": "config", "shop-code": "code"}
+
+
+def for_world(policy: Policy, world: Mapping[str, Any]) -> Policy:
+    """*policy* with what only the demo world knows filled in, so that it runs there.
+
+    The demo world is fixed: RDS instances ``shop-prod`` and ``blog-prod``, an EC2 instance
+    with a data volume, the versioned bucket ``acme-web-assets`` (all in eu-west-2), the
+    off-site bucket ``acme-backups-offsite`` and the key ``alias/backups-offsite`` in
+    eu-west-1, and an SNS topic. Your policy keeps its schedule, retention, tiers, objectives
+    and checks; only these settings change:
+
+    * every ``ec2-instance`` target backs up the world's instance;
+    * every ``directory`` target backs up a directory of the world (the seed's
+      ``shop-config`` and ``shop-code`` their sample files, any other a small sample tree);
+    * the ``local`` tier's store is a directory of the world;
+    * the restore-test isolation uses the world's subnet and security group;
+    * SNS notifications go to the world's topic.
+
+    RDS and S3 targets must name the world's databases and bucket (``resource_id`` /
+    ``bucket``); other kinds run as your policy says.
+
+    Args:
+        policy: The policy to adapt.
+        world: What `_build_world` made (the ids of the world's resources).
+    """
     from backuppolicy.core.policy import Policy  # noqa: PLC0415
 
-    data: dict[str, Any] = load_seed_policy().to_dict()  # JSON-shaped, edited in place
+    data: dict[str, Any] = policy.to_dict()  # JSON-shaped, edited in place
     for target in data["targets"]:
-        settings = target["settings"]
+        settings = target.setdefault("settings", {})
         if target["kind"] == "ec2-instance":
             settings["instance_id"] = world["instance"]
-        elif target["name"] == "shop-config":
-            settings["path"] = str(world["config"])
-        elif target["name"] == "shop-code":
-            settings["path"] = str(world["code"])
-        if target["kind"] == "directory" and "encryption" in settings:
-            settings["encryption"] = {"key": f"file:{world['archive_key']}"}
-    for tier in data["tiers"]:
-        if tier["name"] == "local":
-            tier["location"]["store"] = str(world["root"] / "store-local")
-    isolation = data["verification"]["isolation"]
-    isolation["security_group_ids"] = [world["security_group"]]
-    isolation["subnet_id"] = world["subnet"]
-    isolation.pop("availability_zone", None)
-    for notification in data["notifications"]:
+        elif target["kind"] == "directory":
+            _directory_for_world(target["name"], settings, world)
+    for tier in data.get("tiers", []):
+        if tier["name"] == "local" and "store" in tier.get("location", {}):
+            tier["location"]["store"] = str(Path(world["root"]) / "store-local")
+    isolation = data.get("verification", {}).get("isolation")
+    if isolation:
+        isolation["security_group_ids"] = [world["security_group"]]
+        isolation["subnet_id"] = world["subnet"]
+        isolation.pop("availability_zone", None)
+    for notification in data.get("notifications", []):
         if notification["kind"] == "sns":
             notification["settings"]["topic_arn"] = world["topic"]
     return Policy.from_dict(data)
+
+
+def _directory_for_world(name: str, settings: dict[str, Any], world: Mapping[str, Any]) -> None:
+    """Point a directory target at the world: its seeded folder, or a small sample tree."""
+    seeded = _SEED_PATHS.get(name)
+    if seeded is not None:
+        settings["path"] = str(world[seeded])
+    else:
+        folder = Path(world["root"]) / "dirs" / name
+        (folder / "sample").mkdir(parents=True, exist_ok=True)
+        (folder / "sample" / "README.txt").write_text(f"{name}\n")
+        settings["path"] = str(folder)
+    if "encryption" in settings:  # the archive key the world made, by reference
+        settings["encryption"] = {"key": f"file:{world['archive_key']}"}
+
+
+def _demo_policy(world: dict[str, Any], policy: Policy | None = None) -> Policy:
+    """The seed policy (or *policy*) with its settings pointed at the demo world."""
+    return for_world(policy if policy is not None else load_seed_policy(), world)
 
 
 def _write(out: TextIO | None, text: str = "") -> None:
@@ -254,7 +310,9 @@ def _requirements() -> tuple[Any, Any]:
     return time_machine, mock_aws
 
 
-def _enter_world(stack: ExitStack) -> tuple[Path, Policy, dict[str, BackupTarget]]:
+def _enter_world(
+    stack: ExitStack, policy: Policy | None = None
+) -> tuple[Path, Policy, dict[str, BackupTarget]]:
     """Enter the demo's temp dir, fake AWS and clock on *stack*; build the world and its policy."""
     from backuppolicy import workflows  # noqa: PLC0415
 
@@ -263,8 +321,8 @@ def _enter_world(stack: ExitStack) -> tuple[Path, Policy, dict[str, BackupTarget
     stack.enter_context(_fake_aws_env())
     stack.enter_context(mock_aws())
     stack.enter_context(time_machine.travel(START - timedelta(hours=1), tick=True))
-    policy = _demo_policy(_build_world(root))
-    return root, policy, workflows.build_targets(policy)
+    adapted = _demo_policy(_build_world(root), policy)
+    return root, adapted, workflows.build_targets(adapted)
 
 
 @attrs.frozen
@@ -280,7 +338,7 @@ class _Simulation:
 def _simulate(
     policy: Policy, targets: dict[str, BackupTarget], *, days: int, out: TextIO | None
 ) -> _Simulation:
-    """Run *days* daily jobs (backups, the day-5 legal hold, pruning), a line per day to *out*."""
+    """Run *days* daily jobs (backups, the day-6 legal hold, pruning), a line per day to *out*."""
     import time_machine  # noqa: PLC0415
 
     from backuppolicy import workflows  # noqa: PLC0415
@@ -301,8 +359,14 @@ def _simulate(
             )
             report = workflows.backup(policy, now=now, targets=targets, max_workers=1, notifiers=[])
             failures += [f"day {day}: {r.target}: {r.error}" for r in report.failed]
-            if day == 5:  # noqa: PLR2004 - the day the lawyers call
+            hold_note = ""
+            if day == _HOLD_DAY - 1:  # the day the lawyers call
                 held = _place_demo_hold(policy, targets, now)
+                if held is not None:
+                    made = (held.created_at - START).days + 1
+                    hold_note = (
+                        f", legal hold on {held.target}:{held.id} (the backup of day {made})"
+                    )
             plan = workflows.plan_retention(policy, now=now, targets=targets)
             applied = workflows.apply(plan, max_workers=4)
             failures += [f"day {day}: delete {o.point.id}: {o.reason}" for o in applied.failed]
@@ -315,9 +379,14 @@ def _simulate(
                 f"day {day + 1:2d} {now:%Y-%m-%d %H:%M} GMT: {len(report.created)} backups"
                 f"{', copies: ' + copies if copies else ''}"
                 f"{', pruned ' + str(len(applied.deleted)) if applied.deleted else ''}"
-                f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}",
+                f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}"
+                f"{hold_note}",
             )
     return _Simulation(held, pruned, pruned_reasons, failures)
+
+
+_HOLD_DAY: Final = 6
+"""The simulated day (counted from 1, as printed) on which the demo places its legal hold."""
 
 
 def _proof_time(days: int) -> datetime:
@@ -331,8 +400,12 @@ def run(
     out: TextIO | None = None,
     report_path: Path | None = None,
     run_dir: Path | None = None,
+    policy: Policy | str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run the demo for *days* simulated days; print to *out*; return a JSON-ready summary.
+
+    *policy* (a `Policy` or a policy file) runs instead of the seed policy, adapted to the
+    world by `for_world`.
 
     After the last day the demo proves the backups: verifications and integrity checks of
     every copy, a restore test of each application with a data probe, a rehearsal of the
@@ -346,7 +419,12 @@ def run(
 
     Raises:
         BackendNotFoundError: moto or time-machine is not installed (the ``demo`` extra).
+        PolicyError: *policy* is not valid (or not a policy).
+
+    .. versionchanged:: 0.2
+       *policy*.
     """
+    chosen = _load_policy(policy)
     time_machine, _ = _requirements()
     if run_dir is None:
         run_dir = Path(tempfile.mkdtemp(prefix="backuppolicy-demo-"))
@@ -354,16 +432,16 @@ def run(
 
     started = time.monotonic()
     with ExitStack() as stack:
-        root, policy, targets = _enter_world(stack)
+        root, adapted, targets = _enter_world(stack, chosen)
         _write(
-            out, f"backuppolicy demo: policy {policy.name!r}, {len(targets)} targets, {days} days"
+            out, f"backuppolicy demo: policy {adapted.name!r}, {len(targets)} targets, {days} days"
         )
-        _write(out, f"  targets: {', '.join(f'{t.name} ({t.kind})' for t in policy.targets)}")
-        _write(out, "  tiers: " + ", ".join(t.describe() for t in policy.tiers))
-        _write(out, f"  retention: {policy.retention.describe()}\n")
-        days_run = _simulate(policy, targets, days=days, out=out)
+        _write(out, f"  targets: {', '.join(f'{t.name} ({t.kind})' for t in adapted.targets)}")
+        _write(out, "  tiers: " + ", ".join(t.describe() for t in adapted.tiers))
+        _write(out, f"  retention: {adapted.retention.describe()}\n")
+        days_run = _simulate(adapted, targets, days=days, out=out)
         summary = _summarise(
-            policy,
+            adapted,
             targets,
             days_run.held,
             days_run.pruned,
@@ -374,7 +452,7 @@ def run(
         proof_at = _proof_time(days)
         with time_machine.travel(proof_at, tick=True):
             summary["proof"] = _prove(
-                policy,
+                adapted,
                 targets,
                 proof_at,
                 root,
@@ -420,11 +498,13 @@ class DemoWorld:
         self._stack.close()
 
 
-def open_world(days: int = 10) -> DemoWorld:
+def open_world(
+    days: int = 10, *, policy: Policy | str | os.PathLike[str] | None = None
+) -> DemoWorld:
     """Build the demo world, simulate *days* days, run the checks and restore tests; keep it open.
 
     The same world as `run` (the seed policy, its targets in an in-process moto AWS, the
-    daily backups, weekly off-site copies, the day-6 legal hold and the pruning), but quiet:
+    daily backups, weekly off-site copies, the day-6 legal hold on the backup of day 1 and the pruning), but quiet:
     it prints nothing, writes no HTML report and skips the recovery rehearsal. The checks,
     integrity checks and a restore test of every target (databases with a SQL data probe
     against a stand-in, as in `run`) go into `DemoWorld.log`. Call `DemoWorld.close` when
@@ -432,6 +512,11 @@ def open_world(days: int = 10) -> DemoWorld:
 
     Args:
         days: How many days to simulate (at least 1); about a second per day.
+        policy: Your policy (a `Policy` or a policy file) instead of the seed policy; it is
+            adapted to the world by `for_world`, and `DemoWorld.policy` is the adapted one.
+
+    .. versionchanged:: 0.2
+       *policy*.
 
     Returns:
         The open `DemoWorld`.
@@ -449,22 +534,23 @@ def open_world(days: int = 10) -> DemoWorld:
     """
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise PolicyError.for_field("days", "an int >= 1", days)
+    chosen = _load_policy(policy)
     time_machine, _ = _requirements()
     from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
 
     stack = ExitStack()
     try:
-        root, policy, targets = _enter_world(stack)
-        days_run = _simulate(policy, targets, days=days, out=None)
+        root, adapted, targets = _enter_world(stack, chosen)
+        days_run = _simulate(adapted, targets, days=days, out=None)
         now = _proof_time(days)
         stack.enter_context(time_machine.travel(now, tick=True))
         log = TestLog.open("memory://", ran_by="backuppolicy demo")
-        _check_and_restore_test(policy, targets, now, root, log, None)
+        _check_and_restore_test(adapted, targets, now, root, log, None)
     except BaseException:
         stack.close()
         raise
     return DemoWorld(
-        policy=policy,
+        policy=adapted,
         targets=targets,
         log=log,
         now=now,
@@ -474,11 +560,14 @@ def open_world(days: int = 10) -> DemoWorld:
 
 
 @contextmanager
-def world(days: int = 10) -> Iterator[DemoWorld]:
+def world(
+    days: int = 10, *, policy: Policy | str | os.PathLike[str] | None = None
+) -> Iterator[DemoWorld]:
     """`open_world` as a context manager: the world is torn down when the block ends.
 
     Args:
         days: How many days to simulate (at least 1).
+        policy: Your policy instead of the seed policy (see `open_world`).
 
     Yields:
         The open `DemoWorld`.
@@ -495,7 +584,7 @@ def world(days: int = 10) -> Iterator[DemoWorld]:
         ...     )
         ...     print(report.summary(failures_only=True))
     """
-    opened = open_world(days)
+    opened = open_world(days, policy=policy)
     try:
         yield opened
     finally:
@@ -734,7 +823,11 @@ def _rehearse_recovery(
             pass
 
     text = resources.files("backuppolicy").joinpath("data/recovery_plan.yaml").read_text("utf-8")
-    plan = RecoveryPlan.from_yaml(text, policy=policy)
+    try:
+        plan = RecoveryPlan.from_yaml(text, policy=policy)
+    except PolicyError as exc:  # a policy of your own: the seed's plan may not fit it
+        _write(out, f"\nrecovery rehearsal: skipped, the example plan does not fit: {exc}")
+        return {"ok": True, "skipped": str(exc)}
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     local = f"127.0.0.1:{server.server_address[1]}"
@@ -772,10 +865,17 @@ def _s3() -> Any:
 
 def _place_demo_hold(
     policy: Policy, targets: Mapping[str, BackupTarget], now: datetime
-) -> RecoveryPoint:
+) -> RecoveryPoint | None:
     from backuppolicy import workflows  # noqa: PLC0415
 
-    points = [p for p in targets["shop-db"].list_points() if p.managed and p.tier == "local"]
+    names = sorted(targets, key=lambda name: name != "shop-db")  # the seed's database first
+    points: list[RecoveryPoint] = []
+    for name in names:
+        points = [p for p in targets[name].list_points() if p.managed and p.tier == "local"]
+        if points:
+            break
+    if not points:
+        return None
     oldest = min(points, key=lambda p: p.created_at)
     return workflows.place_hold(
         policy, oldest, reason="litigation", reference="case-17", now=now, targets=targets

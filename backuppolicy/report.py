@@ -6,7 +6,11 @@ policy and per target (or application, or period), each compliant or not, with t
 
 * ``report.summary()`` is a text table; ``report._repr_html_()`` the same table in HTML for
   notebooks, every value escaped, with a ``<pre>`` text fallback. `set_display_style`
-  ``("text")`` makes notebooks show the text only.
+  ``("text")`` makes notebooks show the text only. The HTML starts with what is not compliant,
+  one sentence each, and links every testing-log id of the evidence to its entry, listed
+  below the table (`LoggedCheck`).
+* A finding is ``ok``, ``NOT OK`` or ``n/a`` (`Finding.result`): a clause that does not apply
+  (`Finding.not_applicable`) fails nothing, and is not counted as compliant either.
 * ``report.to_dict()``, ``report.to_json()``, ``report.to_csv()`` and ``report.to_html(path)``
   (a standalone page, with the coverage plot when matplotlib is installed) export it.
 * ``report.to_dataframe()`` and `plot_coverage` need the ``notebook`` extra (pandas,
@@ -41,6 +45,7 @@ from datetime import datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -57,7 +62,9 @@ __all__ = [
     "Clause",
     "ComplianceReport",
     "Finding",
+    "LoggedCheck",
     "display_style",
+    "log_anchor",
     "plot_coverage",
     "set_display_style",
 ]
@@ -174,6 +181,12 @@ class Finding:
         simulated: Whether the evidence it rests on was obtained against stand-ins (the
             demo's simulated world, a probe endpoint standing in for a restored database):
             shown as ``ok (simulated)``, "met (simulated)".
+        not_applicable: The clause does not apply to the subject (the check ran and said so).
+            Such a finding is *compliant* (it fails nothing) but is counted on its own, as
+            ``n/a``, never as ``ok``.
+
+    .. versionchanged:: 0.2
+       *not_applicable*.
     """
 
     clause: Clause = attrs.field(validator=attrs.validators.instance_of(Clause))
@@ -188,12 +201,39 @@ class Finding:
         default=False, validator=attrs.validators.instance_of(bool), kw_only=True
     )
 
+    not_applicable: bool = attrs.field(default=False, kw_only=True)
+
+    @not_applicable.validator
+    def _check_not_applicable(self, attribute: attrs.Attribute[bool], value: object) -> None:
+        if not isinstance(value, bool):
+            raise PolicyError.for_field(attribute.name, "a bool", value)
+        if value and not self.compliant:
+            raise PolicyError.for_field(
+                attribute.name, "False for a finding that is not compliant", value
+            )
+
     @property
     def result(self) -> str:
-        """``"ok"``, ``"ok (simulated)"`` or ``"NOT OK"``."""
+        """``"ok"``, ``"ok (simulated)"``, ``"NOT OK"`` or ``"n/a"`` (not applicable)."""
+        if self.not_applicable:
+            return "n/a"
         if not self.compliant:
             return "NOT OK"
         return "ok (simulated)" if self.simulated else "ok"
+
+    @property
+    def counts_as_ok(self) -> bool:
+        """Compliant, and the clause applies (what the report counts as ``ok``)."""
+        return self.compliant and not self.not_applicable
+
+    def sentence(self) -> str:
+        """One sentence for the report's summary: the subject, the clause and what was found."""
+        where = f"{self.subject} (tier {self.tier})" if self.tier else self.subject
+        verdict = "does not apply to" if self.not_applicable else "is not met for"
+        if self.compliant and not self.not_applicable:
+            verdict = "is met for"
+        detail = self.detail.rstrip(". ")
+        return f"{self.clause} {verdict} {where}" + (f": {detail}." if detail else ".")
 
     @property
     def subject(self) -> str:
@@ -219,6 +259,46 @@ class Finding:
             "evidence": list(self.evidence),
             "detail": self.detail,
             "simulated": self.simulated,
+            "not_applicable": self.not_applicable,
+            "result": self.result,
+        }
+
+
+@attrs.frozen
+class LoggedCheck:
+    """A testing-log entry cited as evidence, as the report shows it (`ComplianceReport.log_entries`).
+
+    Attributes:
+        id: The entry's id in the backup testing log (what findings cite as evidence).
+        checked_at: When the check ran.
+        target: The target checked.
+        check: The check's name (``"restore-test"``, ``"encrypted"`` ...).
+        status: The check's status (``"pass"``, ``"fail"`` ...).
+        details: What the check found.
+        tier: The tier checked, if any.
+        point_id: The point checked, if any.
+    """
+
+    id: str = attrs.field(validator=_non_empty)
+    checked_at: datetime = attrs.field(validator=_aware)
+    target: str = attrs.field(validator=_text)
+    check: str = attrs.field(validator=_text)
+    status: str = attrs.field(validator=_text)
+    details: str = attrs.field(default="", validator=_text)
+    tier: str = attrs.field(default="", validator=_text, kw_only=True)
+    point_id: str = attrs.field(default="", validator=_text, kw_only=True)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "id": self.id,
+            "checked_at": self.checked_at.isoformat(),
+            "target": self.target,
+            "tier": self.tier,
+            "point_id": self.point_id,
+            "check": self.check,
+            "status": self.status,
+            "details": self.details,
         }
 
 
@@ -236,6 +316,7 @@ _CSV_HEADERS: Final = (
     "evidence",
     "detail",
     "simulated",
+    "not_applicable",
 )
 _MAX_EVIDENCE_SHOWN = 3
 
@@ -253,13 +334,35 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 _CSS: Final = (
-    ".backuppolicy-report table{border-collapse:collapse}"
+    ".backuppolicy-report{max-width:80rem;line-height:1.35}"
+    ".backuppolicy-report table{border-collapse:collapse;width:100%;table-layout:auto}"
     ".backuppolicy-report th,.backuppolicy-report td{border:1px solid #ccc;padding:2px 6px;"
-    "text-align:left;vertical-align:top}"
+    "text-align:left;vertical-align:top;overflow-wrap:break-word}"
+    ".backuppolicy-report th{background:#f3f3f3}"
+    ".backuppolicy-report td.nowrap{white-space:nowrap}"
     ".backuppolicy-report .ok{background:#e6f4ea}"
     ".backuppolicy-report .not-ok{background:#fce8e6}"
     ".backuppolicy-report .ok.simulated{background:#fff8e1}"
+    ".backuppolicy-report .n-a{background:#f1f3f4;color:#555}"
+    ".backuppolicy-report .evidence{font-family:monospace;font-size:0.85em;"
+    "overflow-wrap:anywhere;max-width:18rem}"
+    ".backuppolicy-report .clause{min-width:11rem}"
+    ".backuppolicy-report .summary li{margin:0.2em 0}"
+    ".backuppolicy-report details{display:inline}"
+    ".backuppolicy-report summary{display:inline;cursor:pointer;color:#1a73e8}"
+    ".backuppolicy-report :target{outline:2px solid #1a73e8}"
 )
+_ROW_CLASS: Final = {"ok": "ok", "ok (simulated)": "ok simulated", "NOT OK": "not-ok", "n/a": "n-a"}
+
+
+def log_anchor(entry_id: str) -> str:
+    """The HTML id of a testing-log entry in the report (``log-`` and the entry id, quoted).
+
+    Example:
+        >>> log_anchor("a1b2 c3")
+        'log-a1b2%20c3'
+    """
+    return "log-" + quote(entry_id, safe="")
 
 
 def _to_findings(value: Iterable[Finding]) -> tuple[Finding, ...]:
@@ -275,6 +378,10 @@ def _to_points(value: Iterable[RecoveryPoint]) -> tuple[RecoveryPoint, ...]:
 
 
 def _to_failures(value: Iterable[NotifierFailure]) -> tuple[NotifierFailure, ...]:
+    return tuple(value)
+
+
+def _to_logged(value: Iterable[LoggedCheck]) -> tuple[LoggedCheck, ...]:
     return tuple(value)
 
 
@@ -301,11 +408,34 @@ class ComplianceReport:
     notify_failures: tuple[NotifierFailure, ...] = attrs.field(
         default=(), converter=_to_failures, eq=False, kw_only=True
     )
+    log_entries: tuple[LoggedCheck, ...] = attrs.field(
+        default=(), converter=_to_logged, eq=False, kw_only=True
+    )
 
     @property
     def ok(self) -> bool:
-        """Whether every finding is compliant."""
+        """Whether every finding is compliant (findings that are not applicable fail nothing)."""
         return all(finding.compliant for finding in self.findings)
+
+    def counts(self) -> dict[str, int]:
+        """How many findings are ``ok``, ``NOT OK`` and ``n/a``, and how many in all.
+
+        Example:
+            >>> from datetime import UTC
+            >>> report = ComplianceReport(policy="p", now=datetime(2026, 1, 1, tzinfo=UTC),
+            ...     findings=[Finding(Clause("s3-versioning", "§7.1", "versioning"), True,
+            ...                       not_applicable=True)])
+            >>> report.counts()
+            {'findings': 1, 'compliant': 0, 'not_compliant': 0, 'not_applicable': 1}
+        """
+        na = sum(f.not_applicable for f in self.findings)
+        good = sum(f.counts_as_ok for f in self.findings)
+        return {
+            "findings": len(self.findings),
+            "compliant": good,
+            "not_compliant": len(self.findings) - good - na,
+            "not_applicable": na,
+        }
 
     @property
     def failures(self) -> list[Finding]:
@@ -322,11 +452,12 @@ class ComplianceReport:
         return [finding for finding in self.findings if finding.clause.key == key]
 
     def __repr__(self) -> str:
-        good = sum(finding.compliant for finding in self.findings)
+        counts = self.counts()
+        na = f", not_applicable={counts['not_applicable']}" if counts["not_applicable"] else ""
         return (
             f"<backuppolicy.ComplianceReport(policy={self.policy!r}, "
-            f"findings={len(self.findings)}, compliant={good}, "
-            f"not_compliant={len(self.findings) - good})>"
+            f"findings={counts['findings']}, compliant={counts['compliant']}, "
+            f"not_compliant={counts['not_compliant']}{na})>"
         )
 
     # ---- text ---------------------------------------------------------------------------
@@ -347,13 +478,19 @@ class ComplianceReport:
         ]
 
     def title(self) -> str:
-        """One line: the policy, the time and the count of compliant findings."""
-        good = sum(finding.compliant for finding in self.findings)
-        simulated = sum(f.compliant and f.simulated for f in self.findings)
+        """One line: the policy, the time and the count of compliant findings.
+
+        Findings that are not applicable are left out of the count and named after it; findings
+        whose evidence was obtained against stand-ins are counted and named too.
+        """
+        counts = self.counts()
+        na = counts["not_applicable"]
+        simulated = sum(f.counts_as_ok and f.simulated for f in self.findings)
         note = f" ({simulated} on simulated evidence)" if simulated else ""
         return (
             f"compliance of policy {self.policy!r} at {self.now.isoformat()}: "
-            f"{good} of {len(self.findings)} findings compliant{note}"
+            f"{counts['compliant']} of {counts['findings'] - na} findings compliant{note}"
+            + (f", {na} not applicable" if na else "")
         )
 
     def summary(self, *, failures_only: bool = False) -> str:
@@ -366,18 +503,14 @@ class ComplianceReport:
     # ---- machine formats ----------------------------------------------------------------
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form: policy, now, ok, counts and every finding."""
-        good = sum(finding.compliant for finding in self.findings)
+        """JSON-ready form: policy, now, ok, counts, every finding and the cited log entries."""
         return {
             "policy": self.policy,
             "now": self.now.isoformat(),
             "ok": self.ok,
-            "counts": {
-                "findings": len(self.findings),
-                "compliant": good,
-                "not_compliant": len(self.findings) - good,
-            },
+            "counts": self.counts(),
             "findings": [finding.to_dict() for finding in self.findings],
+            "log_entries": [entry.to_dict() for entry in self.log_entries],
             "notify_failures": [str(failure.error) for failure in self.notify_failures],
         }
 
@@ -412,6 +545,7 @@ class ComplianceReport:
                 " ".join(f.evidence),
                 f.detail,
                 f.simulated,
+                f.not_applicable,
             )
             for f in self.findings
         ]
@@ -430,22 +564,90 @@ class ComplianceReport:
             ],
             columns=list(_CSV_HEADERS),
         )
-        return frame.astype({"compliant": bool, "simulated": bool})
+        return frame.astype({"compliant": bool, "simulated": bool, "not_applicable": bool})
 
     # ---- HTML ---------------------------------------------------------------------------
+
+    def _evidence_html(self, evidence: Sequence[str]) -> str:
+        """Evidence ids, each testing-log id a link to its entry; more than three fold away."""
+        if not evidence:
+            return "-"
+        logged = {entry.id for entry in self.log_entries}
+
+        def one(item: str) -> str:
+            if item in logged:
+                return f"<a href='#{html.escape(log_anchor(item))}'>{html.escape(item)}</a>"
+            return html.escape(item)
+
+        shown = ", ".join(one(item) for item in evidence[:_MAX_EVIDENCE_SHOWN])
+        rest = evidence[_MAX_EVIDENCE_SHOWN:]
+        if not rest:
+            return shown
+        folded = ", ".join(one(item) for item in rest)
+        return f"{shown} <details><summary>(+{len(rest)} more)</summary>{folded}</details>"
 
     def _html_table(self) -> str:
         esc = html.escape
         head = "".join(f"<th>{esc(h)}</th>" for h in _HEADERS)
         body = []
         for finding, row in zip(self.findings, self.rows(), strict=True):
-            css = ("ok simulated" if finding.simulated else "ok") if finding.compliant else "not-ok"
-            cells = "".join(f"<td>{esc(cell)}</td>" for cell in row)
-            body.append(f"<tr class='{css}'>{cells}</tr>")
+            clause, subject, tier, result, _evidence, detail = row
+            cells = (
+                f"<td class='clause'>{esc(clause)}</td><td class='nowrap'>{esc(subject)}</td>"
+                f"<td class='nowrap'>{esc(tier)}</td><td class='nowrap'>{esc(result)}</td>"
+                f"<td class='evidence'>{self._evidence_html(finding.evidence)}</td>"
+                f"<td>{esc(detail)}</td>"
+            )
+            body.append(f"<tr class='{_ROW_CLASS[finding.result]}'>{cells}</tr>")
         return (
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             if body
             else "<p>(no findings to show)</p>"
+        )
+
+    def _html_summary(self) -> str:
+        """What is not compliant, one sentence each (and what does not apply), before the table."""
+        esc = html.escape
+        failures = self.failures
+        if failures:
+            items = "".join(f"<li>{esc(f.sentence())}</li>" for f in failures)
+            part = (
+                f"<h3>Not compliant ({len(failures)})</h3><ul class='summary not-ok-list'>"
+                f"{items}</ul>"
+            )
+        else:
+            part = "<p class='summary'>Every clause that applies is met.</p>"
+        not_applicable = [f for f in self.findings if f.not_applicable]
+        if not_applicable:
+            items = "".join(f"<li>{esc(f.sentence())}</li>" for f in not_applicable)
+            part += (
+                f"<h3>Not applicable ({len(not_applicable)})</h3>"
+                f"<ul class='summary n-a-list'>{items}</ul>"
+            )
+        return part
+
+    def _html_log(self) -> str:
+        """The testing-log entries the findings cite, each with its anchor."""
+        if not self.log_entries:
+            return ""
+        esc = html.escape
+        zone = ZoneInfo(self.timezone)
+        css = {"pass": "ok", "fail": "not-ok"}
+        rows = "".join(
+            f"<tr id='{esc(log_anchor(e.id))}' class='{css.get(e.status, 'n-a')}'>"
+            f"<td class='evidence'>{esc(e.id)}</td>"
+            f"<td class='nowrap'>{esc(f'{e.checked_at.astimezone(zone):%Y-%m-%d %H:%M %Z}')}</td>"
+            f"<td>{esc(e.target)}</td><td>{esc(e.tier or '-')}</td><td>{esc(e.check)}</td>"
+            f"<td class='nowrap'>{esc(e.status)}</td><td>{esc(e.details)}</td></tr>"
+            for e in sorted(self.log_entries, key=lambda e: (e.checked_at, e.id))
+        )
+        head = "".join(
+            f"<th>{h}</th>"
+            for h in ("log id", "checked", "target", "tier", "check", "status", "details")
+        )
+        return (
+            f"<h3>Testing-log entries cited as evidence ({len(self.log_entries)})</h3>"
+            f"<table class='log'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         )
 
     def _html_fragment(self) -> str:
@@ -455,7 +657,8 @@ class ComplianceReport:
             f"<style>{_CSS}</style>"
             f"<pre class='backuppolicy-text-fallback' hidden>{esc(self.summary())}</pre>"
             f"<p><strong>{esc(self.title())}</strong></p>"
-            f"{self._html_table()}</div>"
+            f"{self._html_summary()}<h3>Every finding</h3>"
+            f"{self._html_table()}{self._html_log()}</div>"
         )
 
     def _repr_html_(self) -> str:
@@ -490,11 +693,13 @@ class ComplianceReport:
                 data = base64.b64encode(buffer.getvalue()).decode("ascii")
                 figure_html = (
                     f"<h2>Backup coverage</h2><img alt='backup coverage per target' "
-                    f"src='data:image/png;base64,{data}'>"
+                    f"style='max-width:100%;height:auto' src='data:image/png;base64,{data}'>"
                 )
         page = (
             "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{esc(self.title())}</title></head><body>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{esc(self.title())}</title></head>"
+            "<body style='font-family:system-ui,sans-serif;margin:1rem 1.5rem'>"
             f"<h1>Compliance report: {esc(self.policy)}</h1>"
             f"{self._html_fragment()}{figure_html}</body></html>\n"
         )
@@ -615,7 +820,11 @@ def plot_coverage(
     axes.set_yticks(range(len(names)), names)
     axes.set_ylim(-0.6, len(names) - 0.4)
     axes.invert_yaxis()
-    axes.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d", tz=zone))
+    # At most ~8 date labels, concise ("Nov 12", the year once), slanted: they never overlap.
+    locator = mdates.AutoDateLocator(tz=zone, minticks=3, maxticks=8)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=zone))
+    axes.tick_params(axis="x", labelrotation=30)
     axes.set_title(title)
     axes.grid(axis="x", alpha=0.3)
     if shown:

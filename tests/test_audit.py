@@ -525,6 +525,53 @@ class TestNotApplicable:
             finding.compliant,
             finding.detail,
         )
+        assert ("n/a", True) == (finding.result, finding.not_applicable)
+        assert 1 == report.counts()["not_applicable"]
+        assert "n/a" in report.summary()
+        assert ", 1 not applicable" in report.title()
+
+    def test_evidence_log_entries_are_carried_into_the_report(self):
+        """The log entries a finding cites are in report.log_entries, linked from the HTML."""
+        from datetime import UTC, datetime, timedelta
+
+        import backuppolicy as bp
+        from backuppolicy.core.results import CheckResult, CheckStatus
+        from backuppolicy.report import log_anchor
+        from backuppolicy.testing import MemoryTarget
+        from backuppolicy.workflows._audit import audit
+        from backuppolicy.workflows.testlog import TestLog
+
+        now = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+        policy = bp.Policy.from_dict(
+            {
+                "name": "p",
+                "schedule": {"every": "day", "at": "04:00"},
+                "retention": {"max_age": "35d"},
+                "targets": [{"name": "cfg", "kind": "testing:memory", "application": "app"}],
+            }
+        )
+        target = MemoryTarget("cfg", policy="p")
+        target.add_point(created_at=now - timedelta(hours=2))
+        log = TestLog.open("memory://")
+        entry = log.record(
+            CheckResult(
+                check="not-public",
+                status=CheckStatus.FAIL,
+                target="cfg",
+                checked_at=now - timedelta(hours=1),
+                details="the store is shared",
+                issues=("shared with everyone",),
+            )
+        )
+        report = audit(policy, now=now, targets={"cfg": target}, log=log, notifiers=[])
+        (finding,) = report.of("not-public")
+        assert (entry.id,) == finding.evidence
+        assert [(entry.id, "not-public", "fail")] == [
+            (e.id, e.check, e.status) for e in report.log_entries
+        ]
+        page = report.to_html()
+        assert f"href='#{log_anchor(entry.id)}'" in page
+        assert f"id='{log_anchor(entry.id)}'" in page
 
 
 class TestLogIntegrity:

@@ -249,3 +249,101 @@ class TestOpenWorld:
         """days must be an int >= 1; the error names the field and the value."""
         with pytest.raises(PolicyError, match=r"^days: expected an int >= 1 \(got"):
             demo.open_world(days=days)
+
+
+MY_POLICY = """\
+name: my-team
+schedule: {every: day, at: "04:00", tz: GMT}
+retention: {max_age: 2d}
+tiers:
+  - name: local
+    every: day
+    location: {store: /srv/never-here}
+targets:
+  - name: orders-db
+    kind: rds-instance
+    application: orders
+    settings: {db_instance_id: shop-prod, region: eu-west-2}
+  - name: notes
+    kind: directory
+    application: orders
+    settings: {path: /nowhere/notes}
+"""
+
+
+@pytest.mark.slow
+class TestYourOwnPolicy:
+    """Users run their own policy file on the demo world (``open_world(policy=...)``, ``run``)."""
+
+    @pytest.fixture(name="mine")
+    def _mine(self, tmp_path: Path) -> Path:
+        path = tmp_path / "my-policy.yaml"
+        path.write_text(MY_POLICY, encoding="utf-8")
+        return path
+
+    def test_open_world_runs_a_policy_file(self, mine):
+        """The world runs the file's policy: its name, targets and retention, adapted paths."""
+        with demo.world(days=4, policy=mine) as opened:
+            names = sorted(opened.targets)
+            policy = opened.policy
+            counts = {name: len(list(t.list_points())) for name, t in opened.targets.items()}
+            restore_tests = sorted(
+                (e.target, e.status.value) for e in opened.log.entries(check="restore-test")
+            )
+        assert ("my-team", ["notes", "orders-db"]) == (policy.name, names)
+        assert ((), MaxAge(days=2)) == (opened.failures, policy.retention)
+        (notes,) = [t for t in policy.targets if t.name == "notes"]
+        assert "/nowhere/notes" != notes.settings["path"]
+        assert all(0 < n <= 4 for n in counts.values()), counts  # 2-day rule pruned the rest
+        assert [("notes", "pass"), ("orders-db", "pass")] == restore_tests
+
+    def test_run_takes_a_policy_object(self, mine, tmp_path):
+        """demo.run(policy=Policy) prints the policy's name and skips the seed's recovery plan."""
+        out = io.StringIO()
+        run_dir = tmp_path / "run"
+        summary = demo.run(days=2, out=out, run_dir=run_dir, policy=Policy.from_file(mine))
+        assert summary["policy"] == "my-team"
+        assert "recovery rehearsal: skipped" in out.getvalue()
+        assert [] == summary["failures"]
+
+    def test_a_bad_policy_argument_is_refused_before_the_world_is_built(self):
+        """Anything else than a Policy, a path or None is a PolicyError naming 'policy'."""
+        with pytest.raises(PolicyError, match=r"^policy: expected a Policy"):
+            demo.open_world(days=1, policy=42)  # type: ignore[arg-type]
+
+
+def _quoted_demo_lines(page: Path) -> list[str]:
+    """The lines a docs page quotes from ``backuppolicy demo`` (its console block), as regexes.
+
+    ``...`` lines are skipped, a line ending in ``...`` matches as a prefix, and the seconds of
+    the closing ``ok in N s`` line match any number.
+    """
+    import re
+
+    text = page.read_text(encoding="utf-8")
+    block = text.split("$ backuppolicy demo\n", 1)[1].split("```", 1)[0]
+    patterns = []
+    for line in block.splitlines():
+        if not line.strip() or line.strip() == "...":
+            continue
+        if line.endswith("..."):
+            patterns.append("^" + re.escape(line[:-3]))
+        elif re.fullmatch(r"ok in [0-9.]+ s", line):
+            patterns.append(r"^ok in [0-9.]+ s$")
+        else:
+            patterns.append("^" + re.escape(line) + "$")
+    return patterns
+
+
+@pytest.mark.slow
+class TestTutorialQuotesTheDemo:
+    def test_every_quoted_line_is_printed_by_the_demo(self, tmp_path):
+        """docs/tutorial/first-policy.md quotes what `backuppolicy demo` (40 days) prints."""
+        import re
+
+        patterns = _quoted_demo_lines(ROOT / "docs" / "tutorial" / "first-policy.md")
+        out = io.StringIO()
+        demo.run(out=out, run_dir=tmp_path)
+        printed = out.getvalue()
+        assert len(patterns) >= 4
+        assert [] == [p for p in patterns if not re.search(p, printed, re.MULTILINE)]

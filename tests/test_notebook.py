@@ -20,6 +20,15 @@ import pytest
 
 NOTEBOOK = Path(__file__).parent.parent / "examples" / "audit.ipynb"
 _PROBE = "import sys\nprint(sys.prefix)"  # appended to the notebook in memory
+# Inserted in memory before the closing ``w.close()`` cell: what the demo world must show is the
+# test's business, not the user's notebook.
+_FACTS = """import json
+print(json.dumps({
+    "world_failures": list(w.failures),
+    "not_ok": sorted(f"{f.clause.key}: {f.subject}" for f in report.failures),
+    "restore_tests": sorted({e.status.value for e in w.log.entries(check="restore-test")}),
+}))"""
+_FACTS_MARK = "world_failures"
 
 
 def _on_ci() -> bool:
@@ -64,6 +73,10 @@ def _executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     nbclient = _require("nbclient")
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
+    closing = next(
+        i for i, c in enumerate(notebook.cells) if c.cell_type == "code" and "w.close()" in c.source
+    )
+    notebook.cells.insert(closing, nbformat.v4.new_code_cell(_FACTS))
     notebook.cells.append(nbformat.v4.new_code_cell(_PROBE))
     workdir = tmp_path_factory.mktemp("notebook")
     client = nbclient.NotebookClient(
@@ -102,7 +115,7 @@ class TestAuditNotebook:
         world = "".join(_text(o) for o in _cell(executed, "demo.open_world(").outputs)
         assert world.startswith("DemoWorld(policy=<backuppolicy.Policy(name='web-apps'")
         assert "failures=()" in world
-        assert "w.close()" in executed.cells[-2].source
+        assert "w.close()" in executed.cells[-2].source  # the last cell of the notebook itself
 
     def test_shows_the_compliance_report_as_html_and_a_dataframe(self, executed):
         """The report renders as HTML; its findings become a DataFrame of failing rows."""
@@ -124,7 +137,20 @@ class TestAuditNotebook:
         )
         assert "period-without-test" in printed
 
-    def test_the_closing_check_passed(self, executed):
-        """The notebook's own check of the demo world ran and passed."""
-        printed = "".join(_text(o) for o in _cell(executed, "raise RuntimeError").outputs)
-        assert "restore-tests every application" in printed
+    def test_the_notebook_has_no_ci_assertions(self):
+        """The committed notebook is what a user writes: no check cells for CI, no private imports."""
+        nbformat = _require("nbformat")
+        notebook = nbformat.read(NOTEBOOK, as_version=4)
+        sources = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+        assert [] == [w for w in ("raise ", "assert ", "workflows._") if w in sources]
+
+    def test_the_demo_world_backs_up_copies_and_restore_tests(self, executed):
+        """The world had no failures, the policy's core clauses hold and every restore test passed."""
+        import json
+
+        (output,) = _cell(executed, _FACTS_MARK).outputs
+        facts = json.loads(_text(output))
+        core = ("daily-backup", "offsite-copy", "application-restore-test", "rds-settings")
+        assert [] == facts["world_failures"]
+        assert [] == [n for n in facts["not_ok"] if n.split(":")[0] in core]
+        assert ["pass"] == facts["restore_tests"]

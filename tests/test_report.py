@@ -19,7 +19,9 @@ from backuppolicy.report import (
     Clause,
     ComplianceReport,
     Finding,
+    LoggedCheck,
     display_style,
+    log_anchor,
     plot_coverage,
     set_display_style,
 )
@@ -87,8 +89,20 @@ class _Cells(HTMLParser):
         self.rows: list[list[str]] = []
         self.pre: list[str] = []
         self._in: str | None = None
+        self._folded = 0  # inside <details> but not its <summary>: hidden until opened
+        self.anchors: list[str] = []  # ids of elements
+        self.links: list[str] = []  # hrefs
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if found.get("id"):
+            self.anchors.append(str(found["id"]))
+        if tag == "a" and found.get("href"):
+            self.links.append(str(found["href"]))
+        if tag == "details":
+            self._folded += 1
+        if tag == "summary":
+            self._folded -= 1
         if tag == "tr":
             self.rows.append([])
         if tag in {"td", "th"}:
@@ -99,11 +113,15 @@ class _Cells(HTMLParser):
             self.pre.append("")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "summary":
+            self._folded += 1
+        if tag == "details":
+            self._folded -= 1
         if tag in {"td", "th", "pre"}:
             self._in = None
 
     def handle_data(self, data: str) -> None:
-        if self._in in {"td", "th"}:
+        if self._in in {"td", "th"} and not self._folded:
             self.rows[-1][-1] += data
         elif self._in == "pre":
             self.pre[-1] += data
@@ -197,7 +215,9 @@ class TestReport:
         """to_json is to_dict as JSON, with every finding and its full evidence."""
         data = json.loads(report.to_json())
         assert report.to_dict() == data
-        assert {"findings": 3, "compliant": 1, "not_compliant": 2} == data["counts"]
+        assert {"findings": 3, "compliant": 1, "not_compliant": 2, "not_applicable": 0} == data[
+            "counts"
+        ]
         assert ["a", "b", "c", "d", "e"] == data["findings"][1]["evidence"]
 
     def test_csv(self, report: ComplianceReport, tmp_path: Path) -> None:
@@ -302,6 +322,39 @@ class TestOptionalExtras:
         figure = plot_coverage(points, targets=["assets", "shop-db"], include_versions=True)
         labels = [t.get_text() for t in figure.axes[0].get_yticklabels()]
         assert ["assets", "shop-db"] == labels
+
+    @pytest.mark.parametrize("days", [3, 10, 40, 400])
+    def test_date_labels_do_not_overlap(self, days: int) -> None:
+        """After drawing, no two x-axis date labels overlap, whatever the span of the points.
+
+        Ten days of six targets in two tiers, with failed and held points (a legend beside the
+        axes), made ten overlapping ``YYYY-MM-DD`` labels before.
+        """
+        pytest.importorskip("matplotlib")
+        hold = LegalHold(reason="litigation")
+        points = [
+            RecoveryPoint(
+                id=f"{target}-{tier}-{i}",
+                target=target,
+                tier=tier,
+                created_at=NOW - timedelta(days=i, hours=5),
+                status=Status.FAILED if i == 3 else Status.COMPLETED,
+                legal_hold=hold if i == 5 else None,
+            )
+            for i in range(days)
+            for target in ("shop-db", "blog-db", "web-server", "assets", "shop-config", "code")
+            for tier in ("local", "offsite")
+        ]
+        figure = plot_coverage(points, now=NOW)
+        figure.draw_without_rendering()  # lays the ticks and labels out
+        boxes = [
+            label.get_window_extent()
+            for label in figure.axes[0].get_xticklabels()
+            if label.get_visible() and label.get_text()
+        ]
+        assert len(boxes) >= 2
+        overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+        assert [] == overlapping
 
 
 CLI_POLICY = """\
@@ -458,3 +511,87 @@ class TestCli:
         assert 1 == code
         assert "the backup testing log is intact" in row
         assert f"{path}:3: chain-broken" in out
+
+
+class TestReadableHtml:
+    """The HTML report: what is not compliant first, linked evidence, not-applicable apart."""
+
+    @pytest.fixture(name="logged")
+    def _logged(self) -> ComplianceReport:
+        entries = [
+            LoggedCheck(f"e{i}", NOW, "shop-db", "restore-test", "fail", f"restore {i} failed")
+            for i in range(5)
+        ]
+        return ComplianceReport(
+            policy="web-apps",
+            now=NOW,
+            findings=(
+                Finding(
+                    RETENTION, compliant=True, target="shop-db", detail="nothing past the rule"
+                ),
+                Finding(
+                    Clause("s3-versioning", "§7.1", "S3 versioning enabled"),
+                    compliant=True,
+                    not_applicable=True,
+                    target="shop-db",
+                    detail="not applicable: not a bucket",
+                ),
+                Finding(
+                    QUARTERLY,
+                    compliant=False,
+                    period="2026-Q3",
+                    evidence=("e0", "e1", "e2", "e3", "e4", "snap-1"),
+                    detail="no passing restore test in 2026-Q3",
+                ),
+            ),
+            log_entries=entries,
+        )
+
+    def test_the_summary_comes_before_the_table_one_sentence_per_failure(self, logged):
+        """Failures are listed, one sentence each, before the table of every finding."""
+        page = logged.to_html()
+        summary = page.index("Not compliant (1)")
+        assert summary < page.index("<table")
+        sentence = (
+            "§3.2 a restore test every quarter is not met for 2026-Q3: "
+            "no passing restore test in 2026-Q3."
+        )
+        assert [sentence] == [f.sentence() for f in logged.failures]
+        assert sentence in page[summary : page.index("<table")]
+
+    def test_every_log_id_links_to_its_entry_in_the_same_page(self, logged):
+        """Each evidence id that is a log entry is a link to an element of the page."""
+        cells = parse(logged.to_html())
+        wanted = [f"#{log_anchor(f'e{i}')}" for i in range(5)]
+        assert wanted == cells.links
+        assert {link[1:] for link in cells.links} <= set(cells.anchors)
+
+    def test_ids_that_are_not_log_entries_are_not_links(self, logged):
+        """A point id in the evidence is plain text, not a dangling link."""
+        page = logged.to_html()
+        assert "snap-1" in page
+        assert "#log-snap-1" not in page
+
+    def test_anchors_are_safe_for_odd_ids(self):
+        """Log ids with spaces or quotes become valid, escaped anchors."""
+        assert "log-a%27b%20c" == log_anchor("a'b c")
+
+    def test_not_applicable_is_its_own_state(self, logged):
+        """n/a is neither ok nor NOT OK, and is counted on its own."""
+        assert ["ok", "n/a", "NOT OK"] == [row[3] for row in logged.rows()]
+        assert {"findings": 3, "compliant": 1, "not_compliant": 1, "not_applicable": 1} == (
+            logged.counts()
+        )
+        assert logged.title().endswith("1 of 2 findings compliant, 1 not applicable")
+        assert "not_applicable=1" in repr(logged)
+        assert "class='n-a'" in logged.to_html()
+        assert "Not applicable (1)" in logged.to_html()
+
+    def test_a_failing_finding_cannot_be_not_applicable(self):
+        """not_applicable=True with compliant=False is a contradiction, refused."""
+        with pytest.raises(PolicyError, match="not_applicable"):
+            Finding(QUARTERLY, compliant=False, not_applicable=True)
+
+    def test_html_and_text_agree_with_folded_evidence(self, logged):
+        """The visible HTML cells are the text rows, with more than three ids folded away."""
+        assert [list(r) for r in logged.rows()] == parse(logged._repr_html_()).rows[1:4]

@@ -22,7 +22,12 @@ from typing import Any
 import pytest
 
 import backuppolicy as bp
-from backuppolicy.core.exceptions import BackendError, PolicyError, ThrottledError
+from backuppolicy.core.exceptions import (
+    BackendError,
+    PolicyError,
+    ResourceNotFoundError,
+    ThrottledError,
+)
 from backuppolicy.core.model import TAG_REASON, TAG_TOKEN, LegalHold, RecoveryPoint, Status
 from backuppolicy.core.retention import RetentionPlan
 from backuppolicy.core.schedule import Cadence, rolling_slots
@@ -1030,6 +1035,30 @@ class TestHolds:
         point = targets["db"].add_point()
         with pytest.raises(PolicyError, match="reason"):
             place_hold(policy, point, reason=" ", targets=targets)
+
+    def test_a_hold_can_be_placed_and_released_by_point_id(self, clock):
+        """place_hold and release_hold accept the point's id and find it in the targets."""
+        policy = _policy(("db",), retention="7d")
+        targets = _targets(policy, clock)
+        _, old = _aged(targets["db"], [0, 30])
+
+        held = place_hold(policy, old.id, reason="litigation", now=MONDAY, targets=targets)
+        listed = holds(policy, targets=targets)
+        released = release_hold(policy, old.id, targets=targets)
+
+        assert (old.id, "litigation") == (held.id, held.legal_hold.reason)
+        assert [old.id] == [p.id for p in listed]
+        assert released.legal_hold is None
+
+    def test_an_unknown_point_id_is_named_with_close_ids(self, clock):
+        """An id no target has gives ResourceNotFoundError naming it and suggesting close ids."""
+        policy = _policy(("db",))
+        targets = _targets(policy, clock)
+        point = targets["db"].add_point(id="snap-20261201")
+        with pytest.raises(ResourceNotFoundError, match="'snap-20261210'") as caught:
+            place_hold(policy, "snap-20261210", reason="litigation", targets=targets)
+        assert f"did you mean {point.id!r}?" in str(caught.value)
+        assert [] == holds(policy, targets=targets)
 
 
 # -- reports -----------------------------------------------------------------------------------

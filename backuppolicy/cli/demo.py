@@ -37,7 +37,12 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from backuppolicy import demo  # noqa: PLC0415 - keep --help fast
 
     report = Path(args.report) if args.report else None
-    result = demo.run(days=args.days, out=None if args.json else out, report_path=report)
+    result = demo.run(
+        days=args.days,
+        out=None if args.json else out,
+        report_path=report,
+        policy=getattr(args, "policy", None),
+    )
     if args.json:
         emit(args, result, "", out)
     return EXIT_OK if result.get("ok") else EXIT_FAILURES

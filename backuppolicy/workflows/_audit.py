@@ -85,7 +85,7 @@ from backuppolicy.core.retention import MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.selector import RESOURCE_TYPES
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all
-from backuppolicy.report import Clause, ComplianceReport, Finding
+from backuppolicy.report import Clause, ComplianceReport, Finding, LoggedCheck
 from backuppolicy.workflows import _assemble, pruning
 from backuppolicy.workflows._audit_locks import hold_enforcement_findings, tier_lock_findings
 from backuppolicy.workflows._copy_integrity import copy_integrity_findings
@@ -356,6 +356,7 @@ class _TargetAudit:
                 return self.finding(
                     clause,
                     compliant=True,
+                    not_applicable=True,
                     evidence=(newest.id,),
                     detail=f"not applicable: {newest.result.details}",
                 )
@@ -705,7 +706,28 @@ def audit(
         points=tuple(all_points),
         timezone=policy.timezone,
         notify_failures=tuple(failures),
+        log_entries=_cited(ordered, entries),
     )
+
+
+def _cited(findings: Iterable[Finding], entries: Iterable[LogEntry]) -> tuple[LoggedCheck, ...]:
+    """The log entries the findings cite as evidence, as the report shows them."""
+    wanted = {item for finding in findings for item in finding.evidence}
+    cited: dict[str, LoggedCheck] = {}
+    for entry in entries:
+        if entry.id in wanted and entry.id not in cited:
+            result = entry.result
+            cited[entry.id] = LoggedCheck(
+                id=entry.id,
+                checked_at=result.checked_at,
+                target=result.target,
+                check=result.check,
+                status=result.status.value,
+                details=result.details,
+                tier=result.tier or "",
+                point_id=result.point_id or "",
+            )
+    return tuple(cited.values())
 
 
 _COVERAGE = Clause("coverage", "§1.1", "every tagged AWS resource is protected by the policy")

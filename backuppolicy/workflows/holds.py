@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.locks import HoldEnforcing, PointLock
 from backuppolicy.core.model import LegalHold, RecoveryPoint, ensure_aware
 from backuppolicy.core.policy import Policy
@@ -28,9 +29,35 @@ def _target_of(
     return built[point.target]
 
 
+def _find_point(
+    policy: Policy, point: RecoveryPoint | str, targets: Mapping[str, BackupTarget] | None
+) -> tuple[RecoveryPoint, Mapping[str, BackupTarget] | None]:
+    """*point* itself, or the point of *policy*'s targets whose id is *point*."""
+    if isinstance(point, RecoveryPoint):
+        return point, targets
+    if not isinstance(point, str) or not point:
+        raise PolicyError.for_field("point", "a RecoveryPoint or a point id", point)
+    built = targets if targets is not None else build_targets(policy)
+    seen: list[str] = []
+    for target in built.values():
+        for candidate in target.list_points():
+            if candidate.id == point:
+                return candidate, built
+            seen.append(candidate.id)
+    close = difflib.get_close_matches(point, seen, n=3, cutoff=0.8)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    message = (
+        f"point: no recovery point with id {point!r} in the targets of policy "
+        f"{policy.name!r} ({len(seen)} points listed){hint}"
+    )
+    raise ResourceNotFoundError(
+        message, backend=policy.name, operation="list_points", resource=point
+    )
+
+
 def place_hold(
     policy: Policy,
-    point: RecoveryPoint,
+    point: RecoveryPoint | str,
     *,
     reason: str,
     reference: str = "",
@@ -43,11 +70,19 @@ def place_hold(
     tool that reads the point sees it. On archive stores a hold and a delete of the same point
     never interleave (a file lock on a directory, conditional writes on S3).
 
+    *point* is a `RecoveryPoint` or its id (as ``backuppolicy list`` prints it); an id is looked
+    up in the points of every target of *policy*.
+
+    .. versionchanged:: 0.2
+       *point* may be a point id.
+
     Raises:
-        ResourceNotFoundError: The point does not exist (any more): nothing is held.
+        ResourceNotFoundError: The point does not exist (any more), or no target of the policy
+            has a point with that id (the message names it, with close ids): nothing is held.
     """
     if not isinstance(reason, str) or not reason.strip():
         raise PolicyError.for_field("reason", "a non-empty reason for the hold", reason)
+    point, targets = _find_point(policy, point, targets)
     since = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
     hold = LegalHold(reason=reason, reference=reference, since=since)
     target = _target_of(policy, point, targets)
@@ -61,15 +96,19 @@ def place_hold(
 
 def release_hold(
     policy: Policy,
-    point: RecoveryPoint,
+    point: RecoveryPoint | str,
     *,
     targets: Mapping[str, BackupTarget] | None = None,
 ) -> RecoveryPoint:
-    """Release the legal hold on *point*; retention may delete it again afterwards.
+    """Release the legal hold on *point* (a point or its id); retention may delete it again.
 
     What enforced the hold below the library is lifted first (the tier's own lock, if the
     point's tier has one and it has not expired, is put back), then the hold's tag.
+
+    Raises:
+        ResourceNotFoundError: No target of the policy has a point with that id.
     """
+    point, targets = _find_point(policy, point, targets)
     target = _target_of(policy, point, targets)
     if isinstance(target, HoldEnforcing):
         fresh: RecoveryPoint = target.refresh(point) or point  # type: ignore[attr-defined]
