@@ -516,7 +516,9 @@ class TestDemoCommand:
         """demo exits 0 when the demo's summary is ok, 1 otherwise; --json prints the summary."""
         calls: list[int] = []
 
-        def fake_run(*, days: int, out: Any, report_path: Path | None) -> dict[str, Any]:
+        def fake_run(
+            *, days: int, out: Any, report_path: Path | None, policy: Path | None
+        ) -> dict[str, Any]:
             calls.append(days)
             return {"ok": ok, "days": days}
 
@@ -528,7 +530,9 @@ class TestDemoCommand:
         """demo --report PATH asks the demo to write its HTML report there; the default is None."""
         paths: list[Path | None] = []
 
-        def fake_run(*, days: int, out: Any, report_path: Path | None) -> dict[str, Any]:
+        def fake_run(
+            *, days: int, out: Any, report_path: Path | None, policy: Path | None
+        ) -> dict[str, Any]:
             paths.append(report_path)
             return {"ok": True}
 

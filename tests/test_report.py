@@ -372,7 +372,7 @@ def _full_log(path: Path) -> None:
     from backuppolicy.workflows.testlog import TestLog
 
     log = TestLog.open(path)
-    for day in ("2025-12-15", "2026-02-15", "2026-05-15", "2026-08-15"):
+    for day in ("2025-12-15", "2026-02-15", "2026-05-15", "2026-08-15", "2026-08-20", "2026-08-25"):
         log.record(
             CheckResult(
                 check="restore-test",

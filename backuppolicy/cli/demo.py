@@ -17,13 +17,19 @@ __all__ = ["register"]
 
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     """Add ``demo`` to the ``backuppolicy`` parser; return its handler."""
-    del common  # the demo has its own policy and world: no --policy, --now, --target, AWS
+    del common  # the demo has its own world and clock: no --now, --target, AWS options
     what = "Run the embedded demo: a simulated policy against moto, no AWS account needed."
     demo = sub.add_parser(
         "demo", help="run the embedded demo (no AWS account needed)", description=what
     )
     demo.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     demo.add_argument("--days", type=int, default=40, help="days to simulate (default 40)")
+    demo.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="run this policy file on the demo world instead of the seed policy (see "
+        "'Try your policy on the demo world')",
+    )
     demo.add_argument(
         "--report",
         metavar="PATH",
@@ -41,7 +47,7 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         days=args.days,
         out=None if args.json else out,
         report_path=report,
-        policy=getattr(args, "policy", None),
+        policy=Path(args.policy) if args.policy else None,
     )
     if args.json:
         emit(args, result, "", out)

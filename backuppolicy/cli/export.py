@@ -347,6 +347,8 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
         "cloudformation",
         parents=[common],
         help="one CloudFormation template: Lambda, Scheduler, Step Functions, IAM, SNS",
+        description="Export one CloudFormation template that runs the policy on AWS: the Lambda "
+        "function, EventBridge schedules, the restore-test state machine, IAM roles and SNS.",
     )
     cfn.add_argument(
         "--format", choices=["yaml", "json"], default="yaml", help="template format (yaml)"

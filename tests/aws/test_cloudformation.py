@@ -26,6 +26,7 @@ from backuppolicy.aws._rds_restore import InstanceRestores
 from backuppolicy.aws.backup_plan import VaultLock
 from backuppolicy.aws.iam import iam_policy
 from backuppolicy.aws.rds import RdsInstance
+from backuppolicy.checks.health import CallableCheck
 from backuppolicy.core.exceptions import ThrottledError
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import TAG_RESTORE_ID, StagedRestore
@@ -389,9 +390,16 @@ def _world(aws, tmp_path, monkeypatch) -> dict[str, Any]:
     policy_path = tmp_path / "policy.yaml"
     policy_path.write_text(yaml.safe_dump(E2E_POLICY))
     monkeypatch.setenv("BACKUPPOLICY_FILE", str(policy_path))
+    # moto's RDS serves no database, so the policy's SQL probes cannot run here: this probe
+    # stands in for them and checks what moto does give, the restored instance's endpoint.
+    # Without any probe the test would be (rightly) unproven.
+    monkeypatch.setattr(restore_steps, "declared_probes", lambda spec, target: [_HAS_ENDPOINT])
     db = RdsInstance("shop-prod", name="shop-db", region=REGION)
     point = db.create_backup(reason="test", token="t1")
     return {"rds": rds, "db": db, "point": point, "log": str(tmp_path / "testing-log.jsonl")}
+
+
+_HAS_ENDPOINT = CallableCheck(lambda endpoint: bool(endpoint), name="restored-endpoint")
 
 
 def _subnets() -> list[str]:
@@ -565,7 +573,9 @@ class TestInlineSteps:
         assert state["restore_id"] is None
         state = restore_steps.poll(policy, state, now=self.NOW, targets=targets)
         assert state["ready"] is True
-        state = restore_steps.probe(policy, state, now=self.NOW, targets=targets)
+        state = restore_steps.probe(
+            policy, state, now=self.NOW, targets=targets, probes=[_HAS_ENDPOINT]
+        )
         assert 1 == len(db.teardowns)
         state = restore_steps.teardown(policy, state, targets=targets)
         out = restore_steps.record(policy, state, now=self.NOW, notifiers=[])
