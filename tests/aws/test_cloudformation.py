@@ -399,7 +399,7 @@ def _world(aws, tmp_path, monkeypatch) -> dict[str, Any]:
     return {"rds": rds, "db": db, "point": point, "log": str(tmp_path / "testing-log.jsonl")}
 
 
-_HAS_ENDPOINT = CallableCheck(lambda endpoint: bool(endpoint), name="restored-endpoint")
+_HAS_ENDPOINT = CallableCheck(bool, name="restored-endpoint")
 
 
 def _subnets() -> list[str]:
