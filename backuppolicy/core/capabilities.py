@@ -23,10 +23,12 @@ from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.restoring import RestoreOutcome, RestorePlan
 
 if TYPE_CHECKING:
+    from backuppolicy.core.concurrency import AdaptiveLimit
     from backuppolicy.core.targets import IsolationProfile
 
 __all__ = [
     "TAG_RESTORE_ID",
+    "AdaptiveDeletes",
     "BlockDigest",
     "BucketSettings",
     "BucketSettingsDrift",
@@ -879,4 +881,19 @@ class Lease(Protocol):
 
     def release(self) -> bool:
         """Give the lease back; ``False`` when it is no longer ours (taken over as stale)."""
+        ...
+
+
+@runtime_checkable
+class AdaptiveDeletes(Protocol):
+    """**Protocol:** a target whose deletes share an adaptive concurrency limit (AIMD).
+
+    `backuppolicy.apply` runs each planned deletion of such a target inside a slot of
+    ``delete_limit(point)``: the fan-out grows while the service answers and halves when it
+    throttles. Implementations: `backuppolicy.aws.rds.RdsInstance`,
+    `backuppolicy.aws.rds.AuroraCluster` (one limit per region, shared by every target there).
+    """
+
+    def delete_limit(self, point: RecoveryPoint) -> AdaptiveLimit:
+        """The limit the deletion of *point* runs under."""
         ...
