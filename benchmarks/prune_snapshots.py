@@ -15,6 +15,7 @@ would) and the wall time includes that process's start-up; ``--in-process`` skip
 
     python benchmarks/prune_snapshots.py                  # no added latency
     python benchmarks/prune_snapshots.py --latency-ms 50  # the peer tool took ~21 s here
+    python benchmarks/prune_snapshots.py --latency-ms 50 --workers 8   # the former fixed pool
     python benchmarks/prune_snapshots.py --latency-ms 50 --one-at-a-time
 """
 
@@ -135,17 +136,20 @@ def populate(endpoint: str, n: int, now: datetime) -> None:
         list(pool.map(create, range(n)))
 
 
-def prune(endpoint: str, maxage: int, workers: int, *, one_at_a_time: bool) -> dict[str, Any]:
-    """List, plan and delete, as a user's prune job would; return phase timings."""
+def prune(
+    endpoint: str, maxage: int, workers: int | None, *, one_at_a_time: bool
+) -> dict[str, Any]:
+    """List, plan and delete, as a user's prune job would; return phase timings.
+
+    *workers* ``None`` keeps the library's defaults (adaptive: 8 deletes in flight at first,
+    up to 32 while RDS does not throttle).
+    """
     start = time.perf_counter()
+    fixed: dict[str, Any] = {}
+    if workers is not None:
+        fixed = {"config": Config(max_pool_connections=max(10, workers)), "max_workers": workers}
     db = RdsInstance(
-        DB,
-        policy=POLICY,
-        region=REGION,
-        endpoint_url=endpoint,
-        config=Config(max_pool_connections=max(10, workers)),
-        retry=RetryPolicy(),
-        max_workers=workers,
+        DB, policy=POLICY, region=REGION, endpoint_url=endpoint, retry=RetryPolicy(), **fixed
     )
     db.client("rds")
     ready = time.perf_counter()
@@ -158,8 +162,11 @@ def prune(endpoint: str, maxage: int, workers: int, *, one_at_a_time: bool) -> d
     else:
         deleted = len(db.delete_many(plan.delete))
     done = time.perf_counter()
+    limit = db.delete_limit(plan.delete[0]) if plan.delete else None
     return {
         "deleted": deleted,
+        "peak_in_flight_limit": limit.peak if limit else None,
+        "throttles": limit.throttles if limit else None,
         "client_setup_s": round(ready - start, 3),
         "list_and_plan_s": round(planned - ready, 3),
         "delete_s": round(done - planned, 3),
@@ -169,7 +176,8 @@ def prune(endpoint: str, maxage: int, workers: int, *, one_at_a_time: bool) -> d
 def prune_in_subprocess(endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run `prune` in a child process (as a user would), so the client has its own GIL."""
     argv = [sys.executable, __file__, "--child", endpoint, "--maxage", str(args.maxage)]
-    argv += ["--workers", str(args.workers)] + (["--one-at-a-time"] if args.one_at_a_time else [])
+    argv += ["--workers", str(args.workers)] if args.workers else []
+    argv += ["--one-at-a-time"] if args.one_at_a_time else []
     done = subprocess.run(argv, check=True, capture_output=True, text=True)  # noqa: S603 - our own script
     result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
     return result
@@ -179,7 +187,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400, help="snapshots, one per day")
     parser.add_argument("--maxage", type=int, default=35, help="days")
-    parser.add_argument("--workers", type=int, default=8, help="concurrent deletes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="fixed most concurrent deletes (default: the library's adaptive limit, 8 to 32)",
+    )
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument(
         "--one-at-a-time", action="store_true", help="delete() each point in turn instead"
@@ -216,7 +228,7 @@ def main() -> int:
     result = {
         "label": "backuppolicy-" + ("one-at-a-time" if args.one_at_a_time else "delete_many"),
         "n": args.n,
-        "workers": 1 if args.one_at_a_time else args.workers,
+        "workers": 1 if args.one_at_a_time else (args.workers or "adaptive"),
         "latency_ms": args.latency_ms,
         "wall_s": round(wall, 3),
         **report,

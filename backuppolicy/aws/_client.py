@@ -40,6 +40,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from backuppolicy.core.concurrency import DEFAULT_CAP, AdaptiveLimit, note_throttled, shared_limit
 from backuppolicy.core.exceptions import (
     BackendError,
     PermissionDeniedError,
@@ -233,7 +234,12 @@ class RetryPolicy:
 _SESSION_LOCK = threading.RLock()
 """Held while a boto3 session is made or makes a client: sessions are not thread-safe."""
 
-_NO_BOTOCORE_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+_NO_BOTOCORE_RETRIES = Config(
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    # As many connections as an adaptive fan-out may have requests in flight (botocore's
+    # default of 10 would open and discard a connection per extra request).
+    max_pool_connections=DEFAULT_CAP,
+)
 
 
 def new_session(*, profile: str | None = None, region: str | None = None) -> boto3.Session:
@@ -359,6 +365,14 @@ class AwsBackend:
             )
         return base
 
+    def adaptive_limit(self, service: str, region: str | None = None) -> AdaptiveLimit:
+        """The process-wide `AdaptiveLimit` of *service* in *region* (default: the target's).
+
+        AWS throttles each account per region (RDS: one token bucket for all its API calls;
+        EC2: one per API action), so fan-outs against the same service and region share it.
+        """
+        return shared_limit(("aws", service, region or self.region))
+
     def same_kms_key(self, expected: str, actual: str) -> bool:
         """Whether *expected* and *actual* (key ids, key ARNs, aliases) name the same KMS key.
 
@@ -396,7 +410,12 @@ class AwsBackend:
         with map_client_errors(backend=self.name, operation=api_name, resource=resource):
             for attempt in self.retry.retrying():
                 with attempt:
-                    result: dict[str, Any] = method(**params)
+                    try:
+                        result: dict[str, Any] = method(**params)
+                    except ClientError as exc:
+                        if error_code(exc) in THROTTLING_CODES:
+                            note_throttled()  # the fan-out this call runs in backs off
+                        raise
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 

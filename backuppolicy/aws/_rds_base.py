@@ -229,7 +229,7 @@ class RdsBase(AwsBackend):
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         copy_regions: Iterable[str] = (),
-        max_workers: int = 8,
+        max_workers: int | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
         poll_interval: float = 30.0,
@@ -237,8 +237,10 @@ class RdsBase(AwsBackend):
     ) -> None:
         if not isinstance(resource_id, str) or not resource_id:
             raise PolicyError.for_field(self._api.resource_param, "a non-empty string", resource_id)
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise PolicyError.for_field("max_workers", "an integer >= 1", max_workers)
+        if max_workers is not None and (
+            isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+        ):
+            raise PolicyError.for_field("max_workers", "None or an integer >= 1", max_workers)
         if not isinstance(policy, str) or not policy:
             raise PolicyError.for_field("policy", "a non-empty policy name", policy)
         super().__init__(

@@ -9,6 +9,7 @@ the target owns.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -45,6 +46,7 @@ from backuppolicy.core.targets import (
 
 if TYPE_CHECKING:
     from backuppolicy.aws._offsite import OffsiteAccount
+    from backuppolicy.core.concurrency import AdaptiveLimit
 
 __all__ = ["RdsSnapshots"]
 
@@ -62,8 +64,10 @@ def _newest_by_tier(points: Iterable[RecoveryPoint]) -> dict[str, RecoveryPoint]
     return newest
 
 
-def _succeeded(future: Future[None]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
+def _succeeded(future: Future[bool]) -> bool:
+    return (
+        future.done() and not future.cancelled() and future.exception() is None and future.result()
+    )
 
 
 # --------------------------------------------------------------------------- shared base
@@ -461,10 +465,19 @@ class RdsSnapshots(RdsBase):
         self._check_deletable(current)
         self._delete_snapshot(current)
 
+    def delete_limit(self, point: RecoveryPoint) -> AdaptiveLimit:
+        """The shared `AdaptiveLimit` of RDS calls in the region of *point*.
+
+        AWS throttles RDS per account and region with one token bucket (by default a burst of
+        300 requests and 12 a second sustained, see ``docs/explanation/aws-request-rates.md``); every
+        fan-out of deletes against that region shares this limit.
+        """
+        return self.adaptive_limit("rds", region_of(point, self.region))
+
     def delete_many(
         self, points: Iterable[RecoveryPoint], *, max_workers: int | None = None
     ) -> list[str]:
-        """Delete *points* with at most *max_workers* concurrent calls; return the deleted ids.
+        """Delete *points* concurrently; return the deleted ids.
 
         Every point is checked, as given and as one fresh listing per region reports it,
         before the first delete: if any is protected (held, pending, not ours, or the newest
@@ -472,9 +485,13 @@ class RdsSnapshots(RdsBase):
         already gone are skipped (not in the result). The first error of a worker stops the
         deletes not started yet and is raised.
 
+        Concurrency adapts (`delete_limit`): it starts at 8 deletes in flight and grows while
+        RDS answers without throttling, up to 32 (or *max_workers*); a ``Throttling`` answer
+        halves it (the throttled call itself is retried with backoff by the `RetryPolicy`).
+
         Example:
             >>> plan = rule.plan(db.list_points(), now=now)  # doctest: +SKIP
-            >>> db.delete_many(plan.delete, max_workers=8)  # doctest: +SKIP
+            >>> db.delete_many(plan.delete)  # doctest: +SKIP
             ['bp-orders-db-20261001t040000z', ...]
 
         Raises:
@@ -483,9 +500,17 @@ class RdsSnapshots(RdsBase):
             PolicyError: *max_workers* is not a positive integer.
         """
         workers = self.max_workers if max_workers is None else max_workers
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise PolicyError.for_field("max_workers", "an integer >= 1", workers)
-        todo = list(points)
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+        ):
+            raise PolicyError.for_field("max_workers", "None or an integer >= 1", workers)
+        live = self._live_to_delete(list(points))
+        if not live:
+            return []
+        return self._delete_concurrently(live, workers)
+
+    def _live_to_delete(self, todo: list[RecoveryPoint]) -> list[RecoveryPoint]:
+        """*todo* as one fresh listing per region reports it, every one checked (see `delete_many`)."""
         for point in todo:
             self._check_deletable(point)
         fresh: dict[tuple[str, str], RecoveryPoint] = {}
@@ -508,8 +533,26 @@ class RdsSnapshots(RdsBase):
                         point=current,
                     )
                 live.append(current)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bp-rds-delete") as pool:
-            futures = [pool.submit(self._delete_snapshot, point) for point in live]
+        return live
+
+    def _delete_concurrently(self, live: list[RecoveryPoint], workers: int | None) -> list[str]:
+        """Delete *live* in slots of `delete_limit` (at most *workers* at once); stop at an error."""
+        stop = threading.Event()
+
+        def delete(point: RecoveryPoint) -> bool:
+            with self.delete_limit(point).slot():
+                if stop.is_set():  # waited for a slot while another delete failed
+                    return False
+                try:
+                    self._delete_snapshot(point)
+                except BaseException:
+                    stop.set()
+                    raise
+                return True
+
+        pool_size = min(len(live), workers or max(self.delete_limit(p).cap for p in live))
+        with ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="bp-rds-delete") as pool:
+            futures = [pool.submit(delete, point) for point in live]
             _done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             for future in pending:
                 future.cancel()  # stop at the first error; running deletes finish

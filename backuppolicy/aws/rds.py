@@ -430,7 +430,8 @@ class RdsInstance(InstanceRestores, _RdsTarget):
         config: Extra botocore `Config` for every client.
         retry: The `RetryPolicy` for every call.
         copy_regions: Regions whose copies `list_points` lists too (the off-site tier).
-        max_workers: Concurrent deletes in `delete_many`.
+        max_workers: Most concurrent deletes in `delete_many`; ``None`` (default): adaptive,
+            8 at first, up to 32 while RDS does not throttle (`backuppolicy.core.concurrency`).
         clock: Returns "now" (timezone-aware); snapshot names and restore deadlines use it.
         sleep: Waits between polls of a restore (inject a no-op in tests).
         poll_interval: Seconds between polls of a restore.
@@ -440,7 +441,7 @@ class RdsInstance(InstanceRestores, _RdsTarget):
         resource_id: The ``DBInstanceIdentifier``.
         policy: Policy name of the ownership tag.
         copy_regions: Regions listed besides the target's own.
-        max_workers: Default concurrency of `delete_many`.
+        max_workers: Most concurrent deletes of `delete_many` (``None``: adaptive).
         poll_interval: Seconds between polls of a restore.
         restore_timeout: Seconds to wait for a restored database.
     """
@@ -472,7 +473,7 @@ class RdsInstance(InstanceRestores, _RdsTarget):
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         copy_regions: Iterable[str] = (),
-        max_workers: int = 8,
+        max_workers: int | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
         poll_interval: float = 30.0,
@@ -522,7 +523,8 @@ class AuroraCluster(AuroraRestores, _RdsTarget):
         config: Extra botocore `Config`.
         retry: The `RetryPolicy`.
         copy_regions: Regions whose copies `list_points` lists too.
-        max_workers: Concurrent deletes in `delete_many`.
+        max_workers: Most concurrent deletes in `delete_many`; ``None`` (default): adaptive,
+            8 at first, up to 32 while RDS does not throttle (`backuppolicy.core.concurrency`).
         clock: Returns "now" (timezone-aware).
         sleep: Waits between polls of a restore.
         poll_interval: Seconds between polls of a restore.
@@ -532,7 +534,7 @@ class AuroraCluster(AuroraRestores, _RdsTarget):
         resource_id: The ``DBClusterIdentifier``.
         policy: Policy name of the ownership tag.
         copy_regions: Regions listed besides the target's own.
-        max_workers: Default concurrency of `delete_many`.
+        max_workers: Most concurrent deletes of `delete_many` (``None``: adaptive).
         poll_interval: Seconds between polls of a restore.
         restore_timeout: Seconds to wait for a restored cluster.
     """
@@ -564,7 +566,7 @@ class AuroraCluster(AuroraRestores, _RdsTarget):
         config: Config | None = None,
         retry: RetryPolicy | None = None,
         copy_regions: Iterable[str] = (),
-        max_workers: int = 8,
+        max_workers: int | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
         poll_interval: float = 30.0,

@@ -23,10 +23,12 @@ from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.restoring import RestoreOutcome, RestorePlan
 
 if TYPE_CHECKING:
+    from backuppolicy.core.concurrency import AdaptiveLimit
     from backuppolicy.core.targets import IsolationProfile, RestoredResource
 
 __all__ = [
     "TAG_RESTORE_ID",
+    "AdaptiveDeletes",
     "BlockDigest",
     "BucketSettings",
     "BucketSettingsDrift",
@@ -919,4 +921,19 @@ class StagedRestore(Protocol):
         self, restore_id: str, point: RecoveryPoint, into: IsolationProfile | None = None
     ) -> None:
         """Delete what the restore *restore_id* made (nothing else); a no-op when it is gone."""
+        ...
+
+
+@runtime_checkable
+class AdaptiveDeletes(Protocol):
+    """**Protocol:** a target whose deletes share an adaptive concurrency limit (AIMD).
+
+    `backuppolicy.apply` runs each planned deletion of such a target inside a slot of
+    ``delete_limit(point)``: the fan-out grows while the service answers and halves when it
+    throttles. Implementations: `backuppolicy.aws.rds.RdsInstance`,
+    `backuppolicy.aws.rds.AuroraCluster` (one limit per region, shared by every target there).
+    """
+
+    def delete_limit(self, point: RecoveryPoint) -> AdaptiveLimit:
+        """The limit the deletion of *point* runs under."""
         ...

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 import attrs
 
+from backuppolicy.core.capabilities import AdaptiveDeletes
+from backuppolicy.core.concurrency import DEFAULT_CAP, AdaptiveLimit
 from backuppolicy.core.exceptions import (
     BackupPolicyError,
     PolicyError,
@@ -308,7 +310,7 @@ def apply(
     *,
     targets: Mapping[str, BackupTarget] | None = None,
     dry_run: bool = False,
-    max_workers: int = 8,
+    max_workers: int | None = None,
     progress: Progress | None = None,
 ) -> ApplyReport:
     """Delete the points of *plan*, re-checking each one right before its deletion.
@@ -320,13 +322,16 @@ def apply(
     is skipped (a target that cannot be listed deletes nothing and its points fail). The newest
     point the plan keeps in a tier is re-read too: if it has vanished, nothing of that tier is
     deleted. Any error while deleting one point (an ``OSError`` too) becomes that point's
-    ``"failed"`` outcome; the others go on. Deletions run concurrently (*max_workers*).
+    ``"failed"`` outcome; the others go on. Deletions run concurrently: a target with an
+    adaptive limit (`~backuppolicy.core.capabilities.AdaptiveDeletes`, the RDS targets) runs
+    each deletion in a slot of it (8 at first, up to 32 while the service does not throttle,
+    halved when it does); other targets run at most 8 at once.
 
     Args:
         plan: A plan from `plan_retention` (or ``rule.plan`` with *targets* given).
         targets: Targets by name (default: those that made the plan).
         dry_run: Re-check nothing and delete nothing; report what would be deleted.
-        max_workers: Deletions in flight at once.
+        max_workers: Most deletions in flight at once (default: as the limits allow).
         progress: Called as ``progress("delete", done, total)``.
 
     Raises:
@@ -365,9 +370,20 @@ def apply(
             _log.exception("deleting %s of %s failed", point.id, point.target)
             return DeleteOutcome(point, "failed", describe_error(exc))
 
+    fixed = AdaptiveLimit(_FIXED_WORKERS, floor=_FIXED_WORKERS, cap=_FIXED_WORKERS)
+
+    def limit_of(point: RecoveryPoint) -> AdaptiveLimit:
+        target = known[point.target]
+        return target.delete_limit(point) if isinstance(target, AdaptiveDeletes) else fixed
+
+    def delete_in_slot(point: RecoveryPoint) -> DeleteOutcome:
+        with limit_of(point).slot():
+            return delete_one(point)
+
+    pool_size = max(1, max_workers) if max_workers is not None else DEFAULT_CAP
     outcomes: list[DeleteOutcome] = []
-    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        for done, outcome in enumerate(pool.map(delete_one, plan.delete), start=1):
+    with ThreadPoolExecutor(max_workers=min(pool_size, max(1, len(plan.delete)))) as pool:
+        for done, outcome in enumerate(pool.map(delete_in_slot, plan.delete), start=1):
             outcomes.append(outcome)
             if progress is not None:
                 progress("delete", done, len(plan.delete))
@@ -422,6 +438,7 @@ def _floor(
 
 
 _VERSION = "s3-version"
+_FIXED_WORKERS = 8  # deletions in flight for a target without an adaptive limit
 
 
 def _fresh_newest(

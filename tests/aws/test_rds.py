@@ -981,6 +981,192 @@ class TestDelete:
             db.delete_many([], max_workers=0)
 
 
+class TestAdaptiveDeletes:
+    """delete_many and apply size their fan-out with the shared AIMD limit of RDS in the region.
+
+    moto never throttles: a ``before-parameter-build`` handler answers the first calls of
+    DeleteDBSnapshot with ``Throttling`` (a ClientError, as botocore raises it) before any
+    request is sent; the retry policy records its waits instead of sleeping.
+    """
+
+    @pytest.fixture(autouse=True)
+    def _fresh_limits(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from backuppolicy.core import concurrency
+
+        monkeypatch.setattr(concurrency, "_SHARED", {})
+
+    @staticmethod
+    def _throttle_first(db: RdsInstance, n: int, code: str = "Throttling") -> Counter[str]:
+        seen: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def throttle(params: dict[str, Any], **_: Any) -> None:
+            with lock:
+                seen["calls"] += 1
+                if seen["calls"] > n:
+                    return
+                seen["throttled"] += 1
+            raise ClientError(
+                {
+                    "Error": {"Code": code, "Message": "Rate exceeded"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "DeleteDBSnapshot",
+            )
+
+        db.client("rds").meta.events.register(
+            "before-parameter-build.rds.DeleteDBSnapshot", throttle
+        )
+        return seen
+
+    def _points(self, db: RdsInstance, n: int) -> list[RecoveryPoint]:
+        points = [db.create_backup(token=f"a{i}") for i in range(n)]
+        for age, point in enumerate(reversed(points), start=1):
+            _backdate(db, point.id, NOW - timedelta(days=age))
+        listed = {p.id: p for p in db.list_points() if p.managed}
+        return [listed[p.id] for p in points]  # oldest first, dated as RDS reports them
+
+    @pytest.mark.parametrize("code", ["Throttling", "RequestLimitExceeded", "SlowDown"])
+    def test_throttling_backs_off_then_every_delete_succeeds(self, instance_id, code):
+        """Throttled deletes are retried after a wait, the limit is halved, and all are deleted."""
+        waits: list[float] = []
+        db = _make_instance(retry=RetryPolicy(sleep=waits.append, base=0.25))
+        points = self._points(db, 6)
+        seen = self._throttle_first(db, 3, code)
+
+        deleted = db.delete_many(points[:-1])
+
+        assert sorted(p.id for p in points[:-1]) == sorted(deleted)
+        assert {points[-1].id} == {p.id for p in db.list_points() if p.managed}
+        assert seen["throttled"] == 3
+        assert len(waits) == 3  # one backoff per throttled attempt
+        limit = db.delete_limit(points[0])
+        assert limit.throttles == 3
+        assert limit.cuts >= 1
+        assert limit.limit < 32
+
+    def test_without_throttling_the_limit_grows(self, instance_id):
+        """Clean deletes grow the shared limit beyond its start of 8."""
+        db = _make_instance()
+        points = self._points(db, 6)
+        assert len(db.delete_many(points[:-1])) == 5
+        limit = db.delete_limit(points[0])
+        assert (limit.limit, limit.cuts) == (13, 0)
+        assert limit is _make_instance().delete_limit(points[0])  # shared per service + region
+
+    def test_never_more_in_flight_than_the_limit_allows(self, instance_id, monkeypatch):
+        """A limit pinned at 2 keeps at most 2 DeleteDBSnapshot calls in flight."""
+        from backuppolicy.core.concurrency import AdaptiveLimit
+
+        db = _make_instance()
+        points = self._points(db, 9)
+        pinned = AdaptiveLimit(2, floor=2, cap=2)
+        monkeypatch.setattr(db, "delete_limit", lambda _point: pinned)
+        inside, most, lock = [0], [0], threading.Lock()
+        original = db._delete_snapshot
+
+        def counting(point: RecoveryPoint) -> None:
+            with lock:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            try:
+                original(point)
+            finally:
+                with lock:
+                    inside[0] -= 1
+
+        monkeypatch.setattr(db, "_delete_snapshot", counting)
+        assert len(db.delete_many(points[:-1])) == 8
+        assert 1 <= most[0] <= 2
+
+    def test_throttling_that_never_ends_is_raised_and_stops(self, instance_id):
+        """A delete still throttled after every retry is raised as ThrottledError; nothing more starts."""
+        from backuppolicy.core.exceptions import ThrottledError
+
+        waits: list[float] = []
+        db = _make_instance(retry=RetryPolicy(sleep=waits.append, max_attempts=3))
+        points = self._points(db, 4)
+        self._throttle_first(db, 10**6)
+        with pytest.raises(ThrottledError, match="Throttling") as info:
+            db.delete_many(points[:-1], max_workers=1)
+        assert "0 of 3 snapshots were deleted before it" in info.value.__notes__[0]
+        assert {p.id for p in points} <= _ids(db)
+        assert len(waits) == 2  # three attempts of the first delete, then stop
+
+    def test_a_hard_error_stops_the_deletes_waiting_for_a_slot(self, instance_id):
+        """AccessDenied on one delete is raised; the deletes after it never run."""
+        db = _make_instance()
+        points = self._points(db, 5)
+        calls: list[str] = []
+
+        def deny(params: dict[str, Any], **_: Any) -> None:
+            calls.append(params["DBSnapshotIdentifier"])
+            if params["DBSnapshotIdentifier"] == points[1].id:
+                raise ClientError(
+                    {
+                        "Error": {"Code": "AccessDenied"},
+                        "ResponseMetadata": {"HTTPStatusCode": 403},
+                    },
+                    "DeleteDBSnapshot",
+                )
+
+        db.client("rds").meta.events.register("before-parameter-build.rds.DeleteDBSnapshot", deny)
+        with pytest.raises(PermissionDeniedError) as info:
+            db.delete_many(points[:-1], max_workers=1)
+        assert "1 of 4 snapshots were deleted before it" in info.value.__notes__[0]
+        assert [points[0].id, points[1].id] == calls
+        assert {p.id for p in points[1:]} <= _ids(db)
+
+    def test_apply_backs_off_on_throttling_and_keeps_the_floor(self, instance_id):
+        """apply: throttled deletes succeed after backoff; the tier's newest point is never deleted."""
+        from backuppolicy.core.retention import RetentionPlan
+        from backuppolicy.workflows.pruning import apply
+
+        waits: list[float] = []
+        db = _make_instance(retry=RetryPolicy(sleep=waits.append))
+        points = self._points(db, 5)
+        seen = self._throttle_first(db, 2)
+        plan = RetentionPlan(keep=[], delete=points, reasons={}, now=NOW)
+
+        report = apply(plan, targets={db.name: db})
+
+        assert sorted(p.id for p in points[:-1]) == sorted(p.id for p in report.deleted)
+        assert [points[-1].id] == [o.point.id for o in report.skipped]
+        assert "newest completed point" in report.skipped[0].reason
+        assert [] == report.failed
+        assert seen["throttled"] == 2
+        assert len(waits) == 2
+        assert db.delete_limit(points[0]).cuts >= 1
+
+    def test_apply_reports_a_hard_error_and_goes_on(self, instance_id):
+        """apply: an AccessDenied delete is that point's failure; the other points are deleted."""
+        from backuppolicy.core.retention import RetentionPlan
+        from backuppolicy.workflows.pruning import apply
+
+        db = _make_instance()
+        points = self._points(db, 4)
+
+        def deny(params: dict[str, Any], **_: Any) -> None:
+            if params["DBSnapshotIdentifier"] == points[0].id:
+                raise ClientError(
+                    {
+                        "Error": {"Code": "AccessDenied"},
+                        "ResponseMetadata": {"HTTPStatusCode": 403},
+                    },
+                    "DeleteDBSnapshot",
+                )
+
+        db.client("rds").meta.events.register("before-parameter-build.rds.DeleteDBSnapshot", deny)
+        plan = RetentionPlan(keep=[points[-1]], delete=points[:-1], reasons={}, now=NOW)
+
+        report = apply(plan, targets={db.name: db})
+
+        assert [points[0].id] == [o.point.id for o in report.failed]
+        assert "AccessDenied" in report.failed[0].reason
+        assert sorted(p.id for p in points[1:-1]) == sorted(p.id for p in report.deleted)
+        assert points[0].id in _ids(db)
+
+
 # --------------------------------------------------------------------------- holds
 
 
