@@ -34,7 +34,12 @@ from typing import IO, Any, ClassVar
 from urllib.parse import quote, unquote_plus
 
 from backuppolicy.aws._s3_base import s3_url
-from backuppolicy.aws._s3_inventory import InventoryConfig, InventoryManifest, InventoryState, read_csv_rows
+from backuppolicy.aws._s3_inventory import (
+    InventoryConfig,
+    InventoryManifest,
+    InventoryState,
+    read_csv_rows,
+)
 from backuppolicy.aws._s3_pool import Pool, Requests
 from backuppolicy.aws._s3_transfer import MAX_COPY_OBJECT_SIZE, S3Transfer
 from backuppolicy.core.exceptions import BackendError, PolicyError, ResourceNotFoundError
@@ -84,8 +89,11 @@ class BatchJobError(BackendError):
 
 
 class BatchOutcome(dict[str, Any]):
-    """What a batch restore did: ``job_id``, ``status``, ``manifest``, ``report``, ``tasks``,
-    ``succeeded``, ``inventory`` (its manifest URL) and ``inventory_created`` (ISO time)."""
+    """What a batch restore did, as plain data.
+
+    Keys: ``job_id``, ``status``, ``manifest``, ``report``, ``tasks``, ``succeeded``,
+    ``inventory`` (the report's manifest URL) and ``inventory_created`` (ISO time).
+    """
 
 
 def _arn(bucket: str, key: str = "") -> str:
@@ -142,7 +150,9 @@ class InventoryRestores(S3Transfer):
             if requests is not None:
                 requests.add("ListObjectsV2")
             runs.extend(
-                p["Prefix"] for p in page.get("CommonPrefixes", ()) if _RUN_FOLDER.search(p["Prefix"])
+                p["Prefix"]
+                for p in page.get("CommonPrefixes", ())
+                if _RUN_FOLDER.search(p["Prefix"])
             )
         if not runs:
             msg = (
@@ -193,7 +203,7 @@ class InventoryRestores(S3Transfer):
 
     # The restore ----------------------------------------------------------------------------
 
-    def _restore_from_inventory(
+    def _restore_from_inventory(  # noqa: C901 - plan, spool, run, large copies
         self,
         when: datetime,
         target_bucket: str,
@@ -255,7 +265,14 @@ class InventoryRestores(S3Transfer):
             if dry_run:
                 return counts, skipped, outcome
             if outcome["tasks"]:
-                self._run_batch(spool, config, target_bucket, target_prefix, requests, outcome)
+                self._run_batch(
+                    spool=spool,
+                    config=config,
+                    target_bucket=target_bucket,
+                    target_prefix=target_prefix,
+                    requests=requests,
+                    outcome=outcome,
+                )
         if large:
             with Pool(4) as pool:
                 for key, version_id, size in large:
@@ -279,7 +296,9 @@ class InventoryRestores(S3Transfer):
         where = s3_url(bucket, key)
         if size <= _PART:
             requests.add("PutObject")
-            put = self.call("s3", "put_object", resource=where, Bucket=bucket, Key=key, Body=spool.read())
+            put = self.call(
+                "s3", "put_object", resource=where, Bucket=bucket, Key=key, Body=spool.read()
+            )
             return str(put["ETag"]).strip('"')
         requests.add("CreateMultipartUpload")
         upload = self.call("s3", "create_multipart_upload", resource=where, Bucket=bucket, Key=key)
@@ -311,13 +330,19 @@ class InventoryRestores(S3Transfer):
             )
         except BaseException:
             self.call(
-                "s3", "abort_multipart_upload", resource=where, Bucket=bucket, Key=key, UploadId=upload_id
+                "s3",
+                "abort_multipart_upload",
+                resource=where,
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload_id,
             )
             raise
         return str(done["ETag"]).strip('"')
 
     def _run_batch(
         self,
+        *,
         spool: IO[bytes],
         config: InventoryConfig,
         target_bucket: str,
@@ -370,7 +395,14 @@ class InventoryRestores(S3Transfer):
         status = self._wait(job_id, requests)
         outcome["status"] = status
         outcome["report"] = s3_url(report_bucket, f"{reports}/job-{job_id}/")
-        self._check_report(job_id, status, report_bucket, f"{reports}/job-{job_id}/", requests, outcome)
+        self._check_report(
+            job_id=job_id,
+            status=status,
+            bucket=report_bucket,
+            folder=f"{reports}/job-{job_id}/",
+            requests=requests,
+            outcome=outcome,
+        )
 
     def _wait(self, job_id: str, requests: Requests) -> str:
         status = ""
@@ -379,7 +411,11 @@ class InventoryRestores(S3Transfer):
                 self._sleep(self.batch_poll_seconds)
             requests.add("DescribeJob")
             job = self.call(
-                "s3control", "describe_job", resource=job_id, AccountId=self._account(), JobId=job_id
+                "s3control",
+                "describe_job",
+                resource=job_id,
+                AccountId=self._account(),
+                JobId=job_id,
             )["Job"]
             status = str(job.get("Status", ""))
             if status in _TERMINAL:
@@ -396,6 +432,7 @@ class InventoryRestores(S3Transfer):
 
     def _check_report(
         self,
+        *,
         job_id: str,
         status: str,
         bucket: str,

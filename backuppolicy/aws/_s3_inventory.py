@@ -17,7 +17,7 @@ package does not take (configure the inventory as CSV).
 
 `InventoryState` reduces the rows to the state at T in one pass, in any row order, holding one
 small record per *key* (never per version): the current version and the newest version at or
-before T. It decides each key exactly like the listing path (`backuppolicy.aws._s3_restore.decide`):
+before T. It decides each key exactly like the listing path (`backuppolicy.aws._s3_listing.decide`):
 a version written at second *S* is part of the state at T when ``S <= floor(T)``; at equal
 seconds the ``IsLatest`` row wins, then a version over a delete marker, then the row met first
 (the inventory lists a key's versions in the listing's order).
@@ -38,7 +38,7 @@ from urllib.parse import unquote_plus
 
 import attrs
 
-from backuppolicy.aws._s3_listing import Entry
+from backuppolicy.aws._s3_listing import Entry, decide
 from backuppolicy.core.exceptions import PolicyError, VerificationError
 
 __all__ = [
@@ -178,7 +178,7 @@ class _Checked:
 
 def _parse_time(value: str) -> int:
     """The whole second (epoch) of an inventory ``LastModifiedDate``."""
-    return math.floor(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    return math.floor(datetime.fromisoformat(value).timestamp())
 
 
 # One version as the reducer keeps it: (version id, second, is marker, is latest, size, etag).
@@ -203,18 +203,23 @@ def read_csv_rows(
     )
     size_at, etag_at = index.get("Size"), index.get("ETag")
     source = _Checked(stream, md5, where) if md5 else stream
-    with gzip.GzipFile(fileobj=source, mode="rb") as unzipped:  # type: ignore[arg-type]
+    with gzip.GzipFile(fileobj=source, mode="rb") as unzipped:  # type: ignore[call-overload]
         text = io.TextIOWrapper(unzipped, encoding="utf-8", newline="")
-        seconds: dict[str, int] = {}
+        days: dict[str, int] = {}
         for fields in csv.reader(text):
             if not fields:
                 continue
             stamp = fields[modified]
-            second = seconds.get(stamp)
-            if second is None:
-                if len(seconds) > 4096:  # noqa: PLR2004 - a small cache of repeated stamps
-                    seconds.clear()
-                second = seconds[stamp] = _parse_time(stamp)
+            # ``YYYY-MM-DDTHH:MM:SS.mmmZ``: the day's epoch second (cached) plus the time of day.
+            day = days.get(stamp[:10])
+            if day is None or len(stamp) < 19 or stamp[10] != "T":  # noqa: PLR2004
+                if len(stamp) < 19 or stamp[10] != "T" or not stamp.endswith("Z"):  # noqa: PLR2004
+                    second = _parse_time(stamp)
+                    day = None
+                else:
+                    day = days[stamp[:10]] = _parse_time(stamp[:10] + "T00:00:00Z")
+            if day is not None:
+                second = day + int(stamp[11:13]) * 3600 + int(stamp[14:16]) * 60 + int(stamp[17:19])
             is_marker = fields[marker] == "true"
             size = fields[size_at] if size_at is not None else ""
             yield (
@@ -288,7 +293,7 @@ class InventoryState:
             self.internal_prefix and key.startswith(self.internal_prefix)
         )
 
-    def add(self, rows: Iterable[tuple[str, Row]]) -> None:
+    def add(self, rows: Iterable[tuple[str, Row]]) -> None:  # noqa: C901 - one hot loop
         """Fold rows ``(URL-encoded key, row)`` into the state."""
         cutoff = self.cutoff
         keys = self._keys
@@ -307,9 +312,11 @@ class InventoryState:
             self.versions += 1
             _, second, is_marker, is_latest, _, _ = row
             current = record[0]
-            if current is None or (is_latest and not current[3]):
-                record[0] = row
-            elif not current[3] and second > current[1]:
+            if (
+                current is None
+                or (is_latest and not current[3])
+                or (not current[3] and second > current[1])
+            ):
                 record[0] = row
             if second > cutoff:
                 continue
@@ -332,8 +339,6 @@ class InventoryState:
 
     def decisions(self, *, in_place: bool) -> Iterator[Decision]:
         """The decision of every key, in no particular order (consumes the state)."""
-        from backuppolicy.aws._s3_restore import decide  # noqa: PLC0415 - no import cycle
-
         keys = self._keys
         while keys:
             encoded, (current, at_t, marker, version) = keys.popitem()

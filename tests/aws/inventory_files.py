@@ -71,7 +71,7 @@ def write_inventory(
     """Write an all-versions CSV inventory of *source* under ``s3://dest/prefix``; return its folder."""
     rows = _rows(s3, source)
     if shuffle:
-        random.Random(seed).shuffle(rows)
+        random.Random(seed).shuffle(rows)  # noqa: S311 - test data order
     folder = f"{prefix}{created:%Y-%m-%dT%H-%MZ}/"
     listed = []
     for index in range(files):
@@ -80,7 +80,13 @@ def write_inventory(
         data = gzip.compress(text.getvalue().encode())
         key = f"{prefix}data/{index:04d}-{created:%Y%m%d%H%M}.csv.gz"
         s3.put_object(Bucket=dest, Key=key, Body=data)
-        listed.append({"key": key, "size": len(data), "MD5checksum": hashlib.md5(data).hexdigest()})
+        listed.append(
+            {
+                "key": key,
+                "size": len(data),
+                "MD5checksum": hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            }
+        )
     manifest = json.dumps(
         {
             "sourceBucket": source,
@@ -94,6 +100,8 @@ def write_inventory(
     ).encode()
     s3.put_object(Bucket=dest, Key=folder + "manifest.json", Body=manifest)
     s3.put_object(
-        Bucket=dest, Key=folder + "manifest.checksum", Body=hashlib.md5(manifest).hexdigest()
+        Bucket=dest,
+        Key=folder + "manifest.checksum",
+        Body=hashlib.md5(manifest, usedforsecurity=False).hexdigest(),
     )
     return folder

@@ -137,7 +137,9 @@ class TestStateFromInventory:
     def test_md5_mismatch_is_refused(self, s3, history):
         """A data file whose MD5 differs from the manifest's is an error, not a smaller state."""
         folder = write_inventory(s3, BUCKET, INV, INV_PREFIX, T0 + timedelta(minutes=5))
-        manifest = json.loads(s3.get_object(Bucket=INV, Key=folder + "manifest.json")["Body"].read())
+        manifest = json.loads(
+            s3.get_object(Bucket=INV, Key=folder + "manifest.json")["Body"].read()
+        )
         manifest["files"][0]["MD5checksum"] = "0" * 32
         s3.put_object(Bucket=INV, Key=folder + "manifest.json", Body=json.dumps(manifest).encode())
         with pytest.raises(VerificationError, match="MD5"):
@@ -176,6 +178,7 @@ class BatchJobDouble:
         self.request: dict[str, Any] = {}
 
     def capture(self, params: dict[str, Any], **_: Any) -> None:
+        """Keep the CreateJob request (a botocore provide-client-params hook)."""
         self.request = params
 
     def run(self, _seconds: float) -> None:
@@ -190,7 +193,9 @@ class BatchJobDouble:
         for row in csv.reader(io.StringIO(body)):
             bucket, key, vid = row[0], unquote(row[1]), row[2]
             if key in self.fail:
-                failed.append([bucket, row[1], vid, "failed", "403", "AccessDenied", "Access Denied"])
+                failed.append(
+                    [bucket, row[1], vid, "failed", "403", "AccessDenied", "Access Denied"]
+                )
                 continue
             self.s3.copy_object(
                 Bucket=target,
@@ -287,7 +292,10 @@ class TestBatchRestore:
             "RoleArn": ROLE,
             "ConfirmationRequired": False,
             "AccountId": ACCOUNT,
-        } == {k: request[k] for k in ("Operation", "Priority", "RoleArn", "ConfirmationRequired", "AccountId")}
+        } == {
+            k: request[k]
+            for k in ("Operation", "Priority", "RoleArn", "ConfirmationRequired", "AccountId")
+        }
         assert {
             "Bucket": f"arn:aws:s3:::{INV}",
             "Format": "Report_CSV_20180820",
@@ -314,7 +322,9 @@ class TestBatchRestore:
         }
         got = {(b, unquote(k), v) for b, k, v in (line.split(",") for line in lines)}
         assert expected == got
-        assert {"plus%2Bsign.txt", "%C3%BCn%C3%AF/code.txt"} <= {line.split(",")[1] for line in lines}
+        assert {"plus%2Bsign.txt", "%C3%BCn%C3%AF/code.txt"} <= {
+            line.split(",")[1] for line in lines
+        }
         assert report.restored == len(lines)
 
     def test_failed_tasks_are_an_error_naming_the_keys(self, s3, history):
@@ -328,7 +338,8 @@ class TestBatchRestore:
         assert {"plus+sign.txt", "ünï/code.txt"} == {key for key, _, _, _ in error.failed}
         assert {"AccessDenied"} == {code for _, _, code, _ in error.failed}
         assert (2, error.expected - 2) == (error.failed_total, error.succeeded)
-        assert "plus+sign.txt@" in str(error) and "ünï/code.txt@" in str(error)
+        assert "plus+sign.txt@" in str(error)
+        assert "ünï/code.txt@" in str(error)
 
     def test_failed_job_is_an_error(self, s3, history):
         """A job that ends Failed is an error even when no task row says so."""
@@ -342,7 +353,7 @@ class TestBatchRestore:
         """Below min_versions, auto lists (no job is created)."""
         write_inventory(s3, BUCKET, INV, INV_PREFIX, T0 + timedelta(minutes=5))
         double = BatchJobDouble(s3)
-        target, stub = _batch_target(s3, double, statuses=(), min_versions=10_000)
+        target, _stub = _batch_target(s3, double, statuses=(), min_versions=10_000)
         report = target.restore_to_time(T0 + timedelta(seconds=8), dest_bucket=DEST_LIST)
         assert ("listing", {}) == (report.engine, double.request)
         assert report.requests["ListObjectVersions"] == 1
@@ -399,9 +410,18 @@ class TestInventorySetting:
                 {"bucket": INV, "prefix": "x/", "role_arn": ROLE, "min_versions": -1},
                 "inventory.min_versions",
             ),
-            ({"bucket": INV, "prefix": "x/", "role_arn": ROLE, "priority": True}, "inventory.priority"),
-            ({"bucket": INV, "prefix": "x/", "role_arn": ROLE, "report": "bucket/x"}, "inventory.report"),
-            ({"bucket": INV, "prefix": "x/", "role_arn": ROLE, "min_version": 5}, "inventory.min_version"),
+            (
+                {"bucket": INV, "prefix": "x/", "role_arn": ROLE, "priority": True},
+                "inventory.priority",
+            ),
+            (
+                {"bucket": INV, "prefix": "x/", "role_arn": ROLE, "report": "bucket/x"},
+                "inventory.report",
+            ),
+            (
+                {"bucket": INV, "prefix": "x/", "role_arn": ROLE, "min_version": 5},
+                "inventory.min_version",
+            ),
         ],
     )
     def test_bad_settings_name_the_field(self, inventory, field):
@@ -432,7 +452,16 @@ def _gz(rows: list[list[str]]) -> io.BytesIO:
 
 def test_rows_keep_encoded_keys_and_read_markers() -> Iterator[None] | None:
     """Keys stay URL-encoded until decided; markers have no size or ETag."""
-    columns = ("Bucket", "Key", "VersionId", "IsLatest", "IsDeleteMarker", "Size", "LastModifiedDate", "ETag")
+    columns = (
+        "Bucket",
+        "Key",
+        "VersionId",
+        "IsLatest",
+        "IsDeleteMarker",
+        "Size",
+        "LastModifiedDate",
+        "ETag",
+    )
     rows = list(
         read_csv_rows(
             _gz(
