@@ -23,6 +23,7 @@ import boto3
 from botocore.config import Config
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws._s3_inventory import InventoryConfig
 from backuppolicy.aws._s3_listing import Entry, Prefetcher, entries_of_page, group_by_key
 from backuppolicy.aws._s3_pool import Requests
 from backuppolicy.core.exceptions import (
@@ -231,6 +232,7 @@ class S3Base(AwsBackend):
         internal_prefix: str = "_backuppolicy/",
         max_pool_connections: int = 32,
         copy_stores: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        inventory: Mapping[str, object] | InventoryConfig | None = None,
     ) -> None:
         if not isinstance(bucket, str) or not bucket:
             raise PolicyError.for_field("bucket", "a non-empty bucket name", bucket)
@@ -258,6 +260,7 @@ class S3Base(AwsBackend):
         self._account_id = account_id
         self._object_lock: bool | None = None
         self._copy_stores = _copy_stores(copy_stores)
+        self.inventory = InventoryConfig.of(inventory)
         self._store_regions: dict[str, str] = {}
         for store in self._copy_stores:
             if store.bucket == bucket and (

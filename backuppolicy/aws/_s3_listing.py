@@ -11,7 +11,7 @@ import heapq
 import math
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
@@ -20,7 +20,7 @@ import attrs
 if TYPE_CHECKING:
     from types_boto3_s3.type_defs import ListObjectVersionsOutputTypeDef
 
-__all__ = ["Entry", "Prefetcher", "entries_of_page", "group_by_key"]
+__all__ = ["Entry", "Prefetcher", "decide", "entries_of_page", "group_by_key"]
 
 _Page = TypeVar("_Page")
 
@@ -137,3 +137,35 @@ class Prefetcher(Generic[_Page]):
                 yield cast("_Page", item)
         finally:
             self._stop.set()
+
+
+def _same_content(current: Entry, at_t: Entry) -> bool:
+    """The same version, or a version with the same ETag and size (an earlier restore's copy)."""
+    if current.version_id == at_t.version_id:
+        return True
+    return (
+        not current.is_marker
+        and bool(at_t.etag)
+        and (current.etag, current.size) == (at_t.etag, at_t.size)
+    )
+
+
+def decide(
+    group: Sequence[Entry], cutoff: int, *, in_place: bool
+) -> tuple[str, Entry | None, bool]:
+    """Decide one key of a point-in-time restore from its entries (newest first).
+
+    Returns the action (``"copy"``, ``"delete"``, ``"unchanged"``, ``"deleted at T"``,
+    ``"created after T"``), the entry to copy, and whether the decision was ambiguous (a delete
+    marker and a version share the deciding second).
+    """
+    current = group[0]
+    at_t = next((e for e in group if e.second <= cutoff), None)
+    if at_t is None:
+        return ("delete" if in_place and not current.is_marker else "created after T"), None, False
+    ambiguous = any(e.second == at_t.second and e.is_marker != at_t.is_marker for e in group)
+    if at_t.is_marker:
+        return ("delete" if in_place and not current.is_marker else "deleted at T"), None, ambiguous
+    if in_place and _same_content(current, at_t):
+        return "unchanged", at_t, ambiguous
+    return "copy", at_t, ambiguous

@@ -13,16 +13,16 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 
 import attrs
 
 from backuppolicy.aws._s3_base import KIND_MANIFEST, KIND_VERSION, s3_url
-from backuppolicy.aws._s3_listing import Entry
+from backuppolicy.aws._s3_batch import InventoryRestores
+from backuppolicy.aws._s3_listing import decide
 from backuppolicy.aws._s3_pool import Pool, Requests
-from backuppolicy.aws._s3_transfer import S3Transfer
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.targets import IsolationProfile, RestoredResource
@@ -50,6 +50,10 @@ class RestoreReport:
             was taken as the newer one (restoring rather than losing data).
         bytes_copied: Bytes copied (sizes from the listing).
         requests: S3 requests made, by API operation.
+        engine: ``"listing"`` (``ListObjectVersions`` and copies from this machine) or
+            ``"inventory"`` (an S3 Inventory report and an S3 Batch Operations job).
+        job: With the inventory engine: the batch job (``job_id``, ``status``, ``manifest``,
+            ``report``, ``tasks``, ``succeeded``, ``inventory``, ``inventory_created``).
     """
 
     when: datetime
@@ -64,6 +68,8 @@ class RestoreReport:
     ambiguous: int
     bytes_copied: int
     requests: Mapping[str, int] = attrs.field(hash=False)
+    engine: str = "listing"
+    job: Mapping[str, object] = attrs.field(factory=dict, hash=False)
 
     @property
     def skipped_total(self) -> int:
@@ -76,7 +82,7 @@ class RestoreReport:
         return sum(self.requests.values())
 
 
-class Restores(S3Transfer):
+class Restores(InventoryRestores):
     """Scratch and point-in-time restores (a mixin of `backuppolicy.aws.s3.S3Bucket`)."""
 
     @contextmanager
@@ -152,7 +158,7 @@ class Restores(S3Transfer):
                 hint="Nothing was changed.",
             )
 
-    def restore_to_time(
+    def restore_to_time(  # noqa: C901 - the engine choice, then the listing path
         self,
         when: datetime,
         dest_bucket: str | None = None,
@@ -161,6 +167,7 @@ class Restores(S3Transfer):
         max_workers: int = 32,
         dry_run: bool = False,
         page_size: int | None = None,
+        engine: str = "auto",
     ) -> RestoreReport:
         """Restore the objects under the prefix to their state at *when*.
 
@@ -185,9 +192,20 @@ class Restores(S3Transfer):
         A version counts as written at its ``LastModified`` second *S* and is included when
         ``S <= floor(when)``. Objects above 5 GiB are copied with multipart ``UploadPartCopy``.
 
+        *engine*: ``"listing"`` as above; ``"inventory"`` reads the newest S3 Inventory report
+        of the target's ``inventory`` setting instead of listing, and copies with an S3 Batch
+        Operations job (`backuppolicy.aws._s3_batch`; into another bucket or prefix only);
+        ``"auto"`` (default) takes the inventory when the target has one, the restore is not in
+        place and the report holds at least ``inventory.min_versions`` versions under the
+        prefix, else lists.
+
         Raises:
             PolicyError: *when* is naive, the destination overlaps the source without being it,
-                or an in-place restore finds versioning off or suspended (nothing is changed).
+                or an in-place restore finds versioning off or suspended (nothing is changed);
+                *engine* is unknown, or ``"inventory"`` without an inventory, in place, or
+                with *when* after the newest report's scan.
+            BatchJobError: The batch job failed, was cancelled or left versions uncopied (the
+                failed keys are named).
         """
         ensure_aware(when, field="when")
         when_utc = when.astimezone(UTC)
@@ -206,6 +224,43 @@ class Restores(S3Transfer):
                 target_prefix,
             )
         requests = Requests()
+        if engine not in {"auto", "listing", "inventory"}:
+            raise PolicyError.for_field("engine", "'auto', 'listing' or 'inventory'", engine)
+        if engine == "inventory" and in_place:
+            raise PolicyError.for_field(
+                "dest_bucket",
+                "another bucket or prefix: the inventory engine does not restore in place (the "
+                "report cannot see writes after its scan)",
+                "in place",
+            )
+        if engine == "inventory" or (engine == "auto" and self.inventory and not in_place):
+            batch = self._restore_from_inventory(
+                when_utc,
+                target_bucket,
+                target_prefix,
+                dry_run=dry_run,
+                requests=requests,
+                force=engine == "inventory",
+            )
+            if batch is not None:
+                done, passed, job = batch
+                return RestoreReport(
+                    when=when_utc,
+                    source=self.url,
+                    destination=s3_url(target_bucket, target_prefix),
+                    in_place=False,
+                    dry_run=dry_run,
+                    keys=done["keys"],
+                    restored=done["restored"],
+                    deleted=0,
+                    skipped=dict(passed),
+                    ambiguous=done["ambiguous"],
+                    bytes_copied=done["bytes"],
+                    requests=requests.snapshot(),
+                    engine="inventory",
+                    job=dict(job),
+                )
+            requests = Requests()
         if in_place and not dry_run:
             self._refuse_unversioned(requests)
         counts: Counter[str] = Counter()
@@ -256,35 +311,3 @@ class Restores(S3Transfer):
             bytes_copied=counts["bytes"],
             requests=requests.snapshot(),
         )
-
-
-def _same_content(current: Entry, at_t: Entry) -> bool:
-    """The same version, or a version with the same ETag and size (an earlier restore's copy)."""
-    if current.version_id == at_t.version_id:
-        return True
-    return (
-        not current.is_marker
-        and bool(at_t.etag)
-        and (current.etag, current.size) == (at_t.etag, at_t.size)
-    )
-
-
-def decide(
-    group: Sequence[Entry], cutoff: int, *, in_place: bool
-) -> tuple[str, Entry | None, bool]:
-    """Decide one key of a point-in-time restore from its entries (newest first).
-
-    Returns the action (``"copy"``, ``"delete"``, ``"unchanged"``, ``"deleted at T"``,
-    ``"created after T"``), the entry to copy, and whether the decision was ambiguous (a delete
-    marker and a version share the deciding second).
-    """
-    current = group[0]
-    at_t = next((e for e in group if e.second <= cutoff), None)
-    if at_t is None:
-        return ("delete" if in_place and not current.is_marker else "created after T"), None, False
-    ambiguous = any(e.second == at_t.second and e.is_marker != at_t.is_marker for e in group)
-    if at_t.is_marker:
-        return ("delete" if in_place and not current.is_marker else "deleted at T"), None, ambiguous
-    if in_place and _same_content(current, at_t):
-        return "unchanged", at_t, ambiguous
-    return "copy", at_t, ambiguous

@@ -199,6 +199,10 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
         copy_stores: Stores that hold this target's copies, ``s3://bucket/prefix`` URL -> tier
             name (a mapping or ``(url, tier)`` pairs); their manifest copies are listed. A
             non-empty prefix is a folder: ``s3://b/web-apps`` means ``web-apps/``.
+        inventory: Where the bucket's S3 Inventory reports land and the S3 Batch Operations
+            job's role (the policy's ``inventory`` setting: ``bucket``, ``prefix``,
+            ``role_arn``, ``min_versions``, ``report``, ``priority``): large point-in-time
+            restores run from it (see `restore_to_time`'s *engine*).
 
     Attributes:
         bucket: Bucket name.
@@ -255,6 +259,7 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
                 for t in policy.copy_tiers_for(spec)
                 if t.location.get("store")
             },
+            inventory=settings.get("inventory"),
         )
 
     @classmethod

@@ -452,6 +452,53 @@ def _s_declared(value: object, path: str) -> str:
     return "declared-volume"
 
 
+INVENTORY_KEYS: Final = ("bucket", "prefix", "min_versions", "role_arn", "report", "priority")
+"""Keys of an s3-bucket target's ``inventory`` setting (restores at scale, see `read_inventory`)."""
+_MAX_BATCH_PRIORITY: Final = 2_147_483_647
+
+
+def read_inventory(value: object, path: str) -> dict[str, object]:
+    """An s3-bucket target's ``inventory``: where its S3 Inventory reports land, and the batch job.
+
+    ``bucket`` and ``prefix`` locate the reports (``<destination prefix>/<source bucket>/<config
+    id>/``); ``role_arn`` is the role S3 Batch Operations assumes; ``min_versions`` (default
+    1,000,000) is the size from which a point-in-time restore runs from the inventory as a batch
+    job; ``report`` (an ``s3://`` URL) is where the job's manifest and completion report go
+    (default: ``_backuppolicy/batch/`` in the inventory bucket); ``priority`` (default 10).
+    """
+    raw = read_mapping(value, path, INVENTORY_KEYS, ("bucket", "prefix", "role_arn"))
+    result: dict[str, object] = {
+        "bucket": read_text(raw["bucket"], join_path(path, "bucket")),
+        "prefix": read_text(raw["prefix"], join_path(path, "prefix"), allow_empty=True),
+        "role_arn": _s_arn(raw["role_arn"], join_path(path, "role_arn")),
+    }
+    prefix = str(result["prefix"])
+    if prefix and not prefix.endswith("/"):
+        result["prefix"] = prefix + "/"
+    for key, default, low, high in (
+        ("min_versions", 1_000_000, 0, None),
+        ("priority", 10, 0, _MAX_BATCH_PRIORITY),
+    ):
+        item = raw.get(key, default)
+        if (
+            not isinstance(item, int)
+            or isinstance(item, bool)
+            or item < low
+            or (high is not None and item > high)
+        ):
+            bound = f"between {low} and {high}" if high is not None else f">= {low}"
+            raise PolicyError.for_field(join_path(path, key), f"an integer {bound}", item)
+        result[key] = item
+    if "report" in raw:
+        report = raw["report"]
+        if not isinstance(report, str) or not _S3_URI_RE.fullmatch(report):
+            raise PolicyError.for_field(
+                join_path(path, "report"), "an S3 URI such as 's3://bucket/prefix'", report
+            )
+        result["report"] = report
+    return result
+
+
 _AWS_COMMON: Final[dict[str, SettingCheck]] = {
     "region": _s_region,
     "kms_key_id": _s_text,
@@ -477,6 +524,7 @@ TARGET_SETTINGS: Final[dict[str, tuple[dict[str, SettingCheck], dict[str, Settin
             "versioning": _s_bool,
             "block_public_access": _s_bool,
             "manage_noncurrent": _s_bool,
+            "inventory": read_inventory,
         },
     ),
     "directory": (
