@@ -46,7 +46,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import attrs
 
-from backuppolicy.aws._iam_statements import PARTITION, Grant, by_workflow
+from backuppolicy.aws._iam_statements import (
+    PARTITION,
+    STORE,
+    STORE_BUCKET,
+    TIER_KEY,
+    Grant,
+    by_workflow,
+)
 from backuppolicy.aws._offsite import offsite_accounts
 from backuppolicy.aws._rds_settings import Drift
 from backuppolicy.aws._s3_access import ObjectAccess
@@ -339,6 +346,42 @@ class S3Bucket(
                 ),
             ]
         )
+
+    @classmethod
+    def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:
+        """The statements for copy tiers in another account, per side (``production``, ``backup``).
+
+        Production reads the versions it streams to the backup account (nothing on the backup
+        account's bucket); the backup account writes, lists, prunes, locks, checks and
+        restore-tests the copies in the tier's store (`STORE`) with the tier's key (`TIER_KEY`).
+        """
+        bucket = f"arn:{PARTITION}:s3:::{spec.settings['bucket']}"
+        data = f"{bucket}/{spec.settings.get('prefix', '')}*"
+        internal = f"{bucket}/_backuppolicy/*"
+        objects = (data, internal) if spec.settings.get("prefix") else (data,)
+        store_bucket = f"arn:{PARTITION}:s3:::{STORE_BUCKET}"
+        store = f"arn:{PARTITION}:s3:::{STORE}*"
+        production = [
+            Grant(("backup",), ("s3:GetObject", "s3:GetObjectVersion"), objects),
+            Grant(("backup",), ("s3:GetObjectVersionTagging",), objects),
+        ]
+        backup = [
+            Grant((), ("s3:ListBucketVersions", "s3:GetBucketLocation"), (store_bucket,)),
+            Grant(
+                (), ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (store,)
+            ),
+            Grant((), ("kms:Decrypt",), (TIER_KEY,)),
+            Grant(("backup",), ("s3:PutObject", "s3:PutObjectTagging"), (store,)),
+            Grant(("backup", "restore-test"), ("kms:GenerateDataKey",), (TIER_KEY,)),
+            Grant(("prune",), ("s3:DeleteObjectVersion",), (store,)),
+            Grant(("verify",), ("s3:GetBucketPublicAccessBlock",), (store_bucket,)),
+            Grant(
+                ("restore-test",),
+                ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObjectVersion"),
+                (store,),
+            ),
+        ]
+        return {"production": by_workflow(production), "backup": by_workflow(backup)}
 
     def __repr__(self) -> str:
         return f"<backuppolicy.aws.S3Bucket(bucket={self.bucket!r}, prefix={self.prefix!r})>"
