@@ -35,7 +35,10 @@ __all__ = [
     "REGIONS",
     "RESTORE_PREFIX",
     "SOURCE_ACCOUNT",
+    "STORE",
+    "STORE_BUCKET",
     "SWEEP_TAG",
+    "TIER_KEY",
     "Grant",
     "by_workflow",
     "created",
@@ -56,6 +59,12 @@ SWEEP_TAG: Final = "${bp:sweep-tag}"
 COPIES_ONLY: Final = "CopiesOnly"
 SOURCE_ACCOUNT: Final = "${bp:source-account}"
 """In a backup account's statements: the production account whose snapshots are copied in."""
+STORE: Final = "${bp:store}"
+"""In a backup account's statements: the tier's store, ``bucket/prefix`` (an S3 copy tier)."""
+STORE_BUCKET: Final = "${bp:store-bucket}"
+"""In a backup account's statements: the bucket of the tier's store."""
+TIER_KEY: Final = "${bp:tier-key}"
+"""In a backup account's statements: the ARN of the tier's ``kms_key_id``."""
 
 
 @attrs.frozen

@@ -159,8 +159,12 @@ class OffsiteCopies:
                         region=account.region,
                         endpoint_url=self.endpoint_url,  # type: ignore[attr-defined]
                     )
-                found = self._siblings[account.tier] = self._sibling(session, account.region)  # type: ignore[attr-defined]
+                found = self._siblings[account.tier] = self._sibling_of(account, session)
             return found
+
+    def _sibling_of(self, account: OffsiteAccount, session: boto3.Session) -> Any:
+        """The backend of *account*'s tier with *session* (default: ``_sibling`` in its region)."""
+        return self._sibling(session, account.region)  # type: ignore[attr-defined]
 
     def _caller_account(self) -> str:
         """The account of the credentials this target runs with (STS, no permission needed)."""

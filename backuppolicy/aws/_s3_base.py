@@ -262,6 +262,10 @@ class S3Base(AwsBackend):
         self._copy_stores = _copy_stores(copy_stores)
         self.inventory = InventoryConfig.of(inventory)
         self._store_regions: dict[str, str] = {}
+        self.scratch_store: CopyStore | None = None
+        """Where restore tests copy to instead of the target's bucket (an off-site sibling's store)."""
+        self.stores_only = False
+        """Whether `list_points` lists the copy stores only (an off-site sibling, `_s3_offsite`)."""
         for store in self._copy_stores:
             if store.bucket == bucket and (
                 store.prefix.startswith(prefix) or prefix.startswith(store.prefix)

@@ -7,7 +7,9 @@ manifest of the destination tier; `CopyStores._copy_points` lists those copies a
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import tempfile
 import threading
 from collections import Counter
@@ -34,7 +36,23 @@ from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError, Uns
 from backuppolicy.core.model import TAG_HOLD, TAG_TIER, RecoveryPoint, is_owned
 from backuppolicy.core.targets import Destination
 
-__all__ = ["CopyStores"]
+__all__ = ["STREAM_PART_SIZE", "CopyStores"]
+
+STREAM_PART_SIZE = 16 * 1024**2
+"""Largest object streamed in one ``PutObject`` into another account; the part size above it."""
+_OBJECT_FIELDS = (
+    "ContentType",
+    "ContentEncoding",
+    "ContentDisposition",
+    "CacheControl",
+    "ContentLanguage",
+    "Metadata",
+)
+
+
+def _object_fields(response: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a ``GetObject`` or ``HeadObject`` answer that a copy keeps."""
+    return {name: response[name] for name in _OBJECT_FIELDS if response.get(name)}
 
 
 class CopyStores(S3Transfer):
@@ -222,6 +240,126 @@ class CopyStores(S3Transfer):
             details=details,
         )
 
+    def _stream_version(
+        self,
+        source: CopyStores,
+        key: str,
+        version_id: str,
+        *,
+        size: int,
+        dest: tuple[str, str, str],
+        requests: Requests,
+        encryption: Mapping[str, str],
+    ) -> tuple[str, str]:
+        """Copy one version of *source*'s bucket to ``dest`` (bucket, key, region), through us.
+
+        *source* reads with its credentials (``GetObject``), *self* writes with its own
+        (``PutObject``; above `STREAM_PART_SIZE`, a multipart upload of ranged reads), so a copy
+        into another account needs no bucket policy on either bucket. At most one part per call
+        is held in memory. The object keeps its content type, metadata and tags.
+
+        Returns the new version id and ETag.
+        """
+        bucket, dest_key, region = dest
+        resource = s3_url(bucket, dest_key)
+        read = {"Bucket": source.bucket, "Key": key, "VersionId": version_id}
+        if size <= STREAM_PART_SIZE:
+            requests.add("GetObject")
+            got = source.call("s3", "get_object", resource=s3_url(source.bucket, key), **read)
+            with contextlib.closing(got["Body"]) as body:
+                data = body.read()
+            extra = {**_object_fields(got), **encryption}
+            if got.get("TagCount"):
+                extra["Tagging"] = encode_tags(source._tags_of(key, version_id))
+            requests.add("PutObject")
+            result = self.call(
+                "s3",
+                "put_object",
+                resource=resource,
+                region=region,
+                Bucket=bucket,
+                Key=dest_key,
+                Body=data,
+                **extra,
+            )
+            return str(result.get("VersionId") or "null"), str(result.get("ETag", "")).strip('"')
+        return self._stream_multipart(
+            source, read, size=size, dest=dest, requests=requests, encryption=encryption
+        )
+
+    def _stream_multipart(
+        self,
+        source: CopyStores,
+        read: Mapping[str, str],
+        *,
+        size: int,
+        dest: tuple[str, str, str],
+        requests: Requests,
+        encryption: Mapping[str, str],
+    ) -> tuple[str, str]:
+        bucket, dest_key, region = dest
+        resource = s3_url(bucket, dest_key)
+        requests.add("HeadObject")
+        head = source.call("s3", "head_object", resource=s3_url(source.bucket, read["Key"]), **read)
+        extra: dict[str, Any] = {**_object_fields(head), **encryption}
+        if head.get("TagCount"):
+            extra["Tagging"] = encode_tags(source._tags_of(read["Key"], read["VersionId"]))
+        part_size = max(STREAM_PART_SIZE, math.ceil(size / 10_000))
+        where = {"Bucket": bucket, "Key": dest_key}
+        requests.add("CreateMultipartUpload")
+        upload = self.call(
+            "s3", "create_multipart_upload", resource=resource, region=region, **where, **extra
+        )
+        upload_id = upload["UploadId"]
+        parts = []
+        try:
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                end = min(start + part_size, size) - 1
+                requests.add("GetObject")
+                got = source.call(
+                    "s3",
+                    "get_object",
+                    resource=s3_url(source.bucket, read["Key"]),
+                    Range=f"bytes={start}-{end}",
+                    **read,
+                )
+                with contextlib.closing(got["Body"]) as body:
+                    data = body.read()
+                requests.add("UploadPart")
+                result = self.call(
+                    "s3",
+                    "upload_part",
+                    resource=resource,
+                    region=region,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    **where,
+                )
+                parts.append({"PartNumber": number, "ETag": result["ETag"]})
+            requests.add("CompleteMultipartUpload")
+            done = self.call(
+                "s3",
+                "complete_multipart_upload",
+                resource=resource,
+                region=region,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+                **where,
+            )
+        except BaseException:
+            requests.add("AbortMultipartUpload")
+            self.call(
+                "s3",
+                "abort_multipart_upload",
+                resource=resource,
+                region=region,
+                UploadId=upload_id,
+                **where,
+            )
+            raise
+        return str(done.get("VersionId") or "null"), str(done.get("ETag", "")).strip('"')
+
     def _copy_manifest(
         self,
         point: RecoveryPoint,
@@ -232,19 +370,32 @@ class CopyStores(S3Transfer):
         dest_key: str,
         requests: Requests,
         max_workers: int,
+        source: CopyStores | None = None,
+        encryption: Mapping[str, str] | None = None,
     ) -> RecoveryPoint:
+        """Write the copy of manifest *point* (at *loc*) and its versions into *store*.
+
+        *self* writes the store. *source* reads the manifest, its tags and its versions (default:
+        *self*, with server-side copies); a *source* in another account is read with its own
+        credentials and each version is streamed into the store (`_stream_version`), so neither
+        account needs a grant on the other's bucket. *encryption* adds ``ServerSideEncryption``
+        and ``SSEKMSKeyId`` to every write (the backup account's key).
+        """
+        reader = self if source is None else source
+        sse = dict(encryption or {})
         where = {"bucket": store.bucket, "region": region}
         existing = self._head_or_none(dest_key, None, **where)
         if existing is not None:
             meta = existing.get("Metadata", {})
-            source = (meta.get("source-bucket"), meta.get("source-key"), meta.get("source-version"))
-            if source == (self.bucket, loc.key, loc.version):
+            origin = (meta.get("source-bucket"), meta.get("source-key"), meta.get("source-version"))
+            if origin == (reader.bucket, loc.key, loc.version):
                 version = str(existing.get("VersionId") or "null")
                 tags = self._tags_of(dest_key, version, **where)
                 return self._copy_point(
                     store, region, key=dest_key, version_id=version, head=existing, tags=tags
                 )
-        tags = {k: v for k, v in self._tags_of(loc.key, loc.version).items() if k != TAG_HOLD}
+        source_tags = reader._tags_of(loc.key, loc.version)  # noqa: SLF001 - same kind
+        tags = {k: v for k, v in source_tags.items() if k != TAG_HOLD}
         tags[TAG_TIER] = store.tier
         created = point.created_at.astimezone(UTC).isoformat()
         copied_at = utcnow().isoformat()
@@ -259,21 +410,32 @@ class CopyStores(S3Transfer):
                 "tier": store.tier,
                 "created_at": created,
                 "copied_at": copied_at,
-                "source": f"{s3_url(self.bucket, loc.key)}@{loc.version}",
+                "source": f"{s3_url(reader.bucket, loc.key)}@{loc.version}",
             }
             body.write(json.dumps(header).encode() + b"\n")
 
             def one(key: str, version: str, size: int) -> None:
                 new_key = self._relocate(key, store.prefix)
-                new_version, etag = self._copy_version(
-                    key,
-                    version,
-                    size=size,
-                    dest_bucket=store.bucket,
-                    dest_key=new_key,
-                    requests=requests,
-                    region=region,
-                )
+                if source is None:
+                    new_version, etag = self._copy_version(
+                        key,
+                        version,
+                        size=size,
+                        dest_bucket=store.bucket,
+                        dest_key=new_key,
+                        requests=requests,
+                        region=region,
+                    )
+                else:
+                    new_version, etag = self._stream_version(
+                        source,
+                        key,
+                        version,
+                        size=size,
+                        dest=(store.bucket, new_key, region),
+                        requests=requests,
+                        encryption=sse,
+                    )
                 line = {
                     "key": new_key,
                     "version_id": new_version,
@@ -288,7 +450,7 @@ class CopyStores(S3Transfer):
                     counts["bytes"] += size
 
             with Pool(max_workers) as pool:
-                for key, version, size in self._manifest_sources(point):
+                for key, version, size in reader._manifest_sources(point):  # noqa: SLF001 - same kind
                     pool.submit(one, key, version, size)
             length = body.tell()
             body.seek(0)
@@ -297,7 +459,7 @@ class CopyStores(S3Transfer):
                 "copied-at": copied_at,
                 "objects": str(counts["objects"]),
                 "bytes": str(counts["bytes"]),
-                "source-bucket": self.bucket,
+                "source-bucket": reader.bucket,
                 "source-key": loc.key,
                 "source-version": loc.version,
             }
@@ -312,6 +474,7 @@ class CopyStores(S3Transfer):
                 ContentType="application/x-ndjson",
                 Metadata=metadata,
                 Tagging=encode_tags(tags),
+                **sse,
             )
         version = str(result.get("VersionId") or "null")
         head = {"Metadata": metadata, "ContentLength": length}

@@ -23,6 +23,7 @@ from backuppolicy.aws._s3_base import KIND_MANIFEST, KIND_VERSION, s3_url
 from backuppolicy.aws._s3_batch import InventoryRestores
 from backuppolicy.aws._s3_listing import decide
 from backuppolicy.aws._s3_pool import Pool, Requests
+from backuppolicy.aws._s3_transfer import DELETE_BATCH_LIMIT
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.targets import IsolationProfile, RestoredResource
@@ -91,7 +92,8 @@ class Restores(InventoryRestores):
     ) -> Iterator[RestoredResource]:
         loc = self._locate(point, KIND_VERSION, KIND_MANIFEST)
         prefix = (into.name_prefix if into else "bp-restore-") + uuid.uuid4().hex[:12] + "/"
-        restore_prefix = f"{self.internal_prefix}restore-tests/{self.name}/{prefix}"
+        bucket, root, region = self._scratch_root()
+        restore_prefix = f"{root}{prefix}"
         requests = Requests()
         try:
             if point.kind == KIND_VERSION:
@@ -100,16 +102,18 @@ class Restores(InventoryRestores):
                 ]
             else:
                 sources = self._manifest_sources(point)
-            objects = self._copy_many(sources, self.bucket, restore_prefix, requests, source=loc)
+            objects = self._copy_many(
+                sources, bucket, restore_prefix, requests, region=region, source=loc
+            )
             yield RestoredResource(
-                id=s3_url(self.bucket, restore_prefix),
+                id=s3_url(bucket, restore_prefix),
                 kind="s3-prefix",
                 point=point,
-                endpoint=s3_url(self.bucket, restore_prefix),
-                details={"objects": objects, "bucket": self.bucket, "prefix": restore_prefix},
+                endpoint=s3_url(bucket, restore_prefix),
+                details={"objects": objects, "bucket": bucket, "prefix": restore_prefix},
             )
         finally:
-            self._purge_prefix(restore_prefix)
+            self._purge_prefix(restore_prefix, bucket=bucket, region=region)
 
     def restore(
         self, point: RecoveryPoint, into: IsolationProfile | None = None
@@ -127,17 +131,39 @@ class Restores(InventoryRestores):
         """
         return self._restore(point, into)
 
-    def _purge_prefix(self, prefix: str) -> None:
+    def _scratch_root(self) -> tuple[str, str, str | None]:
+        """Bucket, prefix and region where restore tests copy to.
+
+        The target's bucket, or the copy store of an off-site sibling (``scratch_store``),
+        under ``restore-tests/<name>/``.
+        """
+        store = self.scratch_store
+        if store is None:
+            return self.bucket, f"{self.internal_prefix}restore-tests/{self.name}/", None
+        region = self._store_region(store.bucket)
+        return store.bucket, f"{store.prefix}restore-tests/{self.name}/", region
+
+    def _purge_prefix(
+        self, prefix: str, *, bucket: str | None = None, region: str | None = None
+    ) -> None:
         """Permanently delete every version and delete marker under *prefix*."""
-        if not prefix.startswith(self.internal_prefix):  # pragma: no cover - defence in depth
-            raise PolicyError.for_field(
-                "prefix", f"a prefix under {self.internal_prefix!r}", prefix
-            )
+        root = self._scratch_root()[1] if bucket else self.internal_prefix
+        if not prefix.startswith(root):  # pragma: no cover - defence in depth
+            raise PolicyError.for_field("prefix", f"a prefix under {root!r}", prefix)
         requests = Requests()
+        entries = self._entries(prefix, bucket=bucket, region=region)
+        if bucket is not None and bucket != self.bucket:
+            batch: list[tuple[str, str | None]] = []
+            for entry in entries:
+                batch.append((entry.key, entry.version_id))
+                if len(batch) == DELETE_BATCH_LIMIT:
+                    self._delete_batch(bucket, region, batch, requests)
+                    batch = []
+            if batch:
+                self._delete_batch(bucket, region, batch, requests)
+            return
         with Pool(4) as pool:
-            self._delete_stream(
-                ((e.key, e.version_id) for e in self._entries(prefix)), pool, requests
-            )
+            self._delete_stream(((e.key, e.version_id) for e in entries), pool, requests)
 
     # Point-in-time restore ----------------------------------------------------------------
 

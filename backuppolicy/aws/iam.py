@@ -37,7 +37,10 @@ from backuppolicy.aws._iam_statements import (
     REGIONS,
     RESTORE_PREFIX,
     SOURCE_ACCOUNT,
+    STORE,
+    STORE_BUCKET,
     SWEEP_TAG,
+    TIER_KEY,
 )
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.model import TAG_HOLD, TAG_POLICY
@@ -189,6 +192,8 @@ class _Where:
     restore_prefix: str
     sweep_tag: str
     source_account: str = "*"  # in a backup account's document: the account copied from
+    store: str = "*"  # in a backup account's document: the tier's store, bucket/prefix
+    tier_key: str = "*"  # in a backup account's document: the tier's key ARN
 
 
 def _all(*names: str) -> frozenset[str]:
@@ -238,6 +243,9 @@ def _fill(value: Any, w: _Where) -> Any:
             (RESTORE_PREFIX, w.restore_prefix),
             (SWEEP_TAG, w.sweep_tag),
             (SOURCE_ACCOUNT, w.source_account),
+            (STORE_BUCKET, w.store.split("/", 1)[0]),
+            (STORE, w.store),
+            (TIER_KEY, w.tier_key),
         ):
             value = value.replace(placeholder, text)
         return value
@@ -466,7 +474,7 @@ def _offsite_declared(spec: TargetSpec, kind: object, side: str) -> Mapping[str,
         raise PolicyError.for_field(
             f"targets[{spec.name}].tiers",
             "copy tiers in another account only for kinds that copy across accounts "
-            "(rds-instance, aurora-cluster)",
+            "(rds-instance, aurora-cluster, ebs-volume, s3-bucket)",
             spec.kind,
         )
     declared = declare(spec)
@@ -512,6 +520,8 @@ def _backup_grants(
                 region=tier_region,
                 regions=(tier_region,),
                 source_account=account,
+                store=str(tier.location.get("store", "*")).removeprefix("s3://"),
+                tier_key=str(tier.location["kms_key_id"]),
             )
             out += [
                 (spec.kind, grant)

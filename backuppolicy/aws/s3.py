@@ -46,13 +46,22 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import attrs
 
-from backuppolicy.aws._iam_statements import PARTITION, Grant, by_workflow
+from backuppolicy.aws._iam_statements import (
+    PARTITION,
+    STORE,
+    STORE_BUCKET,
+    TIER_KEY,
+    Grant,
+    by_workflow,
+)
+from backuppolicy.aws._offsite import offsite_accounts
 from backuppolicy.aws._rds_settings import Drift
 from backuppolicy.aws._s3_access import ObjectAccess
 from backuppolicy.aws._s3_base import (
     KIND_MANIFEST,
     KIND_VERSION,
     MANIFEST_FORMAT,
+    CopyStore,
     encode_tags,
     hold_from_tag,
     hold_tag,
@@ -62,6 +71,7 @@ from backuppolicy.aws._s3_base import (
 )
 from backuppolicy.aws._s3_copy import CopyStores
 from backuppolicy.aws._s3_lock import ObjectLocking, point_lock_of
+from backuppolicy.aws._s3_offsite import S3OffsiteCopies
 from backuppolicy.aws._s3_restore import RestoreReport, Restores
 from backuppolicy.aws._s3_retention import KeyRetentionPlan, NoncurrentRetention, RetentionRunReport
 from backuppolicy.aws._s3_transfer import DELETE_BATCH_LIMIT, MAX_COPY_OBJECT_SIZE
@@ -144,7 +154,9 @@ class S3Settings:
 # The target ----------------------------------------------------------------
 
 
-class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectAccess):
+class S3Bucket(
+    S3OffsiteCopies, ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectAccess
+):
     """The objects under a prefix of a versioned S3 bucket, as a backup target.
 
     Points:
@@ -232,21 +244,27 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
         The ``store`` of each copy tier (every tier after the first) that names one becomes a
         copy store of that tier.
 
+        A copy tier with an ``account`` keeps its copies in its ``location.store``, a bucket of
+        that account, reached through the tier's role (`backuppolicy.aws._s3_offsite`).
+
         Raises:
-            PolicyError: A copy tier names an ``account``: copies of S3 targets into another
-                account are not built yet, and its store would be written with this
-                account's credentials.
+            PolicyError: A copy tier in another account names no ``location.store``.
         """
+        offsite_stores: dict[str, str] = {}
         for tier in policy.copy_tiers_for(spec):
-            if tier.account is not None:
+            if tier.account is None:
+                continue
+            store = tier.location.get("store")
+            if not isinstance(store, str) or not store.startswith("s3://"):
                 raise PolicyError.for_field(
-                    f"tiers[{tier.name}].account",
-                    f"no account for a tier of s3-bucket target {spec.name!r} (copies of S3 "
-                    "targets into another account are not supported yet)",
-                    tier.account.role_arn,
+                    f"tiers[{tier.name}].location.store",
+                    f"the s3://bucket/prefix in account {tier.account.account_id} that holds the "
+                    f"copies of s3-bucket target {spec.name!r}",
+                    store,
                 )
+            offsite_stores[tier.name] = store
         settings = spec.settings
-        return cls(
+        target = cls(
             settings["bucket"],
             prefix=settings.get("prefix", ""),
             name=spec.name,
@@ -257,10 +275,29 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
             copy_stores={
                 t.location["store"]: t.name
                 for t in policy.copy_tiers_for(spec)
-                if t.location.get("store")
+                if t.location.get("store") and t.account is None
             },
             inventory=settings.get("inventory"),
         )
+        target.offsite_stores = offsite_stores
+        return target.with_offsite(offsite_accounts(policy, spec))
+
+    def _sibling(self, session: boto3.Session, region: str, store: CopyStore) -> Self:
+        """This target in another account (*session*), whose only copy store is *store*."""
+        sibling = type(self)(
+            self.bucket,
+            prefix=self.prefix,
+            name=self.name,
+            policy=self.policy,
+            session=session,
+            endpoint_url=self.endpoint_url,
+            region=region,
+            retry=self.retry,
+            manage_noncurrent=self.manage_noncurrent,
+            internal_prefix=self.internal_prefix,
+            copy_stores={store.url: store.tier},
+        )
+        return sibling.with_offsite(())
 
     @classmethod
     def aws_backup(cls, spec: TargetSpec) -> AwsBackupMapping:
@@ -314,6 +351,42 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
                 ),
             ]
         )
+
+    @classmethod
+    def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:
+        """The statements for copy tiers in another account, per side (``production``, ``backup``).
+
+        Production reads the versions it streams to the backup account (nothing on the backup
+        account's bucket); the backup account writes, lists, prunes, locks, checks and
+        restore-tests the copies in the tier's store (`STORE`) with the tier's key (`TIER_KEY`).
+        """
+        bucket = f"arn:{PARTITION}:s3:::{spec.settings['bucket']}"
+        data = f"{bucket}/{spec.settings.get('prefix', '')}*"
+        internal = f"{bucket}/_backuppolicy/*"
+        objects = (data, internal) if spec.settings.get("prefix") else (data,)
+        store_bucket = f"arn:{PARTITION}:s3:::{STORE_BUCKET}"
+        store = f"arn:{PARTITION}:s3:::{STORE}*"
+        production = [
+            Grant(("backup",), ("s3:GetObject", "s3:GetObjectVersion"), objects),
+            Grant(("backup",), ("s3:GetObjectVersionTagging",), objects),
+        ]
+        backup = [
+            Grant((), ("s3:ListBucketVersions", "s3:GetBucketLocation"), (store_bucket,)),
+            Grant(
+                (), ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (store,)
+            ),
+            Grant((), ("kms:Decrypt",), (TIER_KEY,)),
+            Grant(("backup",), ("s3:PutObject", "s3:PutObjectTagging"), (store,)),
+            Grant(("backup", "restore-test"), ("kms:GenerateDataKey",), (TIER_KEY,)),
+            Grant(("prune",), ("s3:DeleteObjectVersion",), (store,)),
+            Grant(("verify",), ("s3:GetBucketPublicAccessBlock",), (store_bucket,)),
+            Grant(
+                ("restore-test",),
+                ("s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObjectVersion"),
+                (store,),
+            ),
+        ]
+        return {"production": by_workflow(production), "backup": by_workflow(backup)}
 
     def __repr__(self) -> str:
         return f"<backuppolicy.aws.S3Bucket(bucket={self.bucket!r}, prefix={self.prefix!r})>"
@@ -461,14 +534,21 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
     def list_points(self) -> Iterator[RecoveryPoint]:
         """Stream the manifests of this target, their copies, then every object version.
 
-        Manifest copies are listed from every store of *copy_stores*, in the store's tier (only
+        Manifest copies are listed from every store of *copy_stores*, and from the store of each
+        tier in another account with that account's credentials, in the store's tier (only
         manifests: the data versions copied with them are not points). Delete markers are not
         points (nothing to restore). One ``ListObjectVersions`` request per 1000 entries, plus
         one ``HeadObject`` and one ``GetObjectTagging`` per manifest or manifest copy.
         """
+        if self.stores_only:
+            for store in self._copy_stores:
+                yield from self._copy_points(store)
+            return
         yield from self._manifest_points()
         for store in self._copy_stores:
             yield from self._copy_points(store)
+        for account in self.offsite:  # each tier's store in another account, by its role
+            yield from self.offsite_backend(account).list_points()
         for group in self._data_groups():
             yield from self._group_points(group, markers=False)
 
@@ -615,6 +695,9 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
 
         A manifest copy is re-read from its copy store.
         """
+        backend = self._backend_of(point)  # a copy in another account: its credentials only
+        if backend is not None:
+            return backend.refresh(point)  # type: ignore[no-any-return]
         loc = self._locate(point, KIND_VERSION, KIND_MANIFEST)
         key, version = loc.key, loc.version
         where = {"bucket": loc.bucket, "region": loc.region}
@@ -672,6 +755,10 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
                 Nothing was deleted.
             ResourceNotFoundError: The version no longer exists.
         """
+        backend = self._backend_of(point)  # a copy in another account: its credentials only
+        if backend is not None:
+            backend.delete(point)
+            return
         loc = self._locate(point, KIND_VERSION, KIND_MANIFEST)
         _refuse_protected(point)
         fresh = self.refresh(point)
@@ -714,10 +801,16 @@ class S3Bucket(ObjectLocking, CopyStores, Restores, NoncurrentRetention, ObjectA
         Raises:
             PolicyError: *point* is a data version and the bucket has no Object Lock.
         """
+        backend = self._backend_of(point)  # a copy in another account: its credentials only
+        if backend is not None:
+            return backend.place_hold(point, hold)  # type: ignore[no-any-return]
         return self._set_hold(point, hold)
 
     def release_hold(self, point: RecoveryPoint) -> RecoveryPoint:
         """Remove the legal hold from *point* (tag and Object Lock legal hold); return it re-read."""
+        backend = self._backend_of(point)  # a copy in another account: its credentials only
+        if backend is not None:
+            return backend.release_hold(point)  # type: ignore[no-any-return]
         return self._set_hold(point, None)
 
     def _set_hold(self, point: RecoveryPoint, hold: LegalHold | None) -> RecoveryPoint:

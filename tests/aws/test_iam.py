@@ -541,6 +541,27 @@ _OFFSITE_ACCOUNT = {
 }
 """Copy tiers in a backup account (222222222222): the two documents `export iam` writes."""
 
+_OFFSITE_S3 = {
+    **_OFFSITE_ACCOUNT,
+    "tiers": [
+        {"name": "local", "every": "day"},
+        {
+            "name": "offsite",
+            "every": "week",
+            "account": {"role_arn": "arn:aws:iam::222222222222:role/backuppolicy-offsite"},
+            "location": {
+                "region": "eu-west-1",
+                "kms_key_id": f"arn:aws:kms:eu-west-1:222222222222:key/{_KEY_ID}",
+                "store": "s3://shop-offsite/assets",
+            },
+        },
+    ],
+    "targets": [
+        {"name": "assets", "kind": "s3-bucket", "settings": {"bucket": "shop-assets"}},
+    ],
+}
+"""An S3 copy tier in a backup account: its store is a bucket of that account."""
+
 
 def _parliament() -> Any:
     """parliament, imported with its import-time warnings silenced (not ours to fix).
@@ -578,6 +599,7 @@ def _documents() -> dict[str, dict[str, Any]]:
     example = Policy.from_file(Path(__file__).parents[2] / "examples" / "policy.yaml")
     every = Policy.from_dict(_EVERY_KIND)
     offsite = Policy.from_dict(_OFFSITE_ACCOUNT)
+    s3_offsite = Policy.from_dict(_OFFSITE_S3)
     return {
         "example": iam_policy(example, account_id="123456789012"),
         "example-any-account": iam_policy(example),
@@ -593,6 +615,8 @@ def _documents() -> dict[str, dict[str, Any]]:
         ),
         "offsite-account-production": iam_policy(offsite, account_id="123456789012"),
         "offsite-account-backup": iam_policy(offsite, account_id="123456789012", side="backup"),
+        "offsite-s3-production": iam_policy(s3_offsite, account_id="123456789012"),
+        "offsite-s3-backup": iam_policy(s3_offsite, account_id="123456789012", side="backup"),
     }
 
 
@@ -657,3 +681,29 @@ class TestPruneReadsTheVersionsItDeletes:
         data = "arn:aws:s3:::acme-images/img/*"
         assert {data} <= granted["s3:GetObject"]
         assert {data} <= granted["s3:GetObjectVersion"]
+
+
+class TestS3OffsiteAccount:
+    def test_production_grants_nothing_on_the_backup_accounts_store(self) -> None:
+        """Production reads its own bucket and assumes the role; the store is the backup's alone."""
+        policy = Policy.from_dict(_OFFSITE_S3)
+        production = json.dumps(iam_policy(policy, account_id="123456789012"))
+        assert "shop-offsite" not in production
+        assert "arn:aws:iam::222222222222:role/backuppolicy-offsite" in production
+
+    def test_backup_account_prunes_only_in_its_store(self) -> None:
+        """The backup account deletes versions in the tier's store, writes with the tier's key."""
+        policy = Policy.from_dict(_OFFSITE_S3)
+        document = iam_policy(policy, account_id="123456789012", side="backup")
+        deletes = [
+            r
+            for st in document["Statement"]
+            if "s3:DeleteObjectVersion" in st["Action"]
+            for r in st["Resource"]
+        ]
+        assert deletes
+        assert all(r.startswith("arn:aws:s3:::shop-offsite/assets") for r in deletes)
+        key = f"arn:aws:kms:eu-west-1:222222222222:key/{_KEY_ID}"
+        writers = [st for st in document["Statement"] if "kms:GenerateDataKey" in st["Action"]]
+        assert [[key]] == [st["Resource"] for st in writers]
+        assert "shop-assets" not in json.dumps(document)

@@ -654,10 +654,7 @@ class TestEbsAcrossAccounts:
 class TestKindsWithoutCrossAccountCopies:
     @pytest.mark.parametrize(
         ("kind", "settings"),
-        [
-            ("s3-bucket", {"bucket": "assets"}),
-            ("directory", {"path": "/srv/app"}),
-        ],
+        [("directory", {"path": "/srv/app"})],
     )
     def test_refused_rather_than_written_with_production_credentials(
         self, kind: str, settings: dict[str, str], prod: boto3.Session, tmp_path: Any
