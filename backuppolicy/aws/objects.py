@@ -14,12 +14,15 @@ Every call goes through `backuppolicy.aws.AwsBackend` (retries, error mapping).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws.accounts import assume_role_session
 from backuppolicy.core.exceptions import BackendError, PolicyError, ResourceNotFoundError
+from backuppolicy.core.specs import AccountSpec
 
 if TYPE_CHECKING:
     import boto3
@@ -135,6 +138,10 @@ class S3Objects:
         clients: Ready clients (``{"s3": client}``).
         config: Extra botocore `Config`.
         retry: The `RetryPolicy`.
+        account: Another account that owns the bucket (`~backuppolicy.core.specs.AccountSpec`):
+            every call is then made with its role, assumed from *session* on first use (a tier
+            in a backup account). Credentials that already are that account's are used as
+            they are (a run inside the backup account).
 
     Attributes:
         bucket: The bucket.
@@ -156,9 +163,12 @@ class S3Objects:
         clients: Mapping[str, BaseClient] | None = None,
         config: Config | None = None,
         retry: RetryPolicy | None = None,
+        account: AccountSpec | None = None,
     ) -> None:
         if not isinstance(bucket, str) or not bucket:
             raise PolicyError.for_field("bucket", "a non-empty bucket name", bucket)
+        if account is not None and not isinstance(account, AccountSpec):
+            raise PolicyError.for_field("account", "an AccountSpec or None", account)
         if (
             isinstance(part_size, bool)
             or not isinstance(part_size, int)
@@ -168,15 +178,55 @@ class S3Objects:
         self.bucket = bucket
         self.kms_key_id = kms_key_id
         self.part_size = part_size
-        self.backend = AwsBackend(
-            name or f"s3://{bucket}",
-            session=session,
-            region=region,
-            endpoint_url=endpoint_url,
-            clients=clients,
-            config=config,
-            retry=retry,
-        )
+        self.account = account
+        self._backend_options: dict[str, Any] = {
+            "session": session,
+            "region": region,
+            "endpoint_url": endpoint_url,
+            "clients": clients,
+            "config": config,
+            "retry": retry,
+        }
+        self._name = name or f"s3://{bucket}"
+        self._backend: AwsBackend | None = None
+        self._backend_lock = threading.Lock()
+        if account is None:
+            self._backend = AwsBackend(self._name, **self._backend_options)
+
+    @property
+    def backend(self) -> AwsBackend:
+        """The `AwsBackend` that makes every call (the *account*'s role, assumed on first use)."""
+        if self._backend is None:
+            with self._backend_lock:
+                if self._backend is None:
+                    self._backend = self._account_backend()
+        return self._backend
+
+    def _account_backend(self) -> AwsBackend:
+        """A backend with the credentials of *account*: its role assumed, unless already its own."""
+        account = self.account
+        assert account is not None  # noqa: S101 - only called with an account
+        options = dict(self._backend_options)
+        base = options["session"]
+        caller = AwsBackend(
+            f"caller:{self._name}",
+            session=base,
+            region=options["region"],
+            endpoint_url=options["endpoint_url"],
+            retry=options["retry"],
+        ).call("sts", "get_caller_identity")
+        if str(caller["Account"]) != account.account_id:
+            options["session"] = assume_role_session(
+                account.role_arn,
+                external_id=account.external_id,
+                session_name=account.session_name,
+                base_session=base,
+                region=options["region"],
+                endpoint_url=options["endpoint_url"],
+                retry=options["retry"],
+            )
+            options["clients"] = None  # clients of the base credentials would bypass the role
+        return AwsBackend(self._name, **options)
 
     def __repr__(self) -> str:
         return f"<backuppolicy.aws.S3Objects(bucket={self.bucket!r})>"
@@ -260,6 +310,43 @@ class S3Objects:
         except ResourceNotFoundError:
             return None
         return str(head["ETag"])
+
+    def retain(self, key: str, mode: str, until: datetime) -> str:
+        """Object Lock retention on the current version of *key* (``PutObjectRetention``).
+
+        *mode* is ``"governance"`` or ``"compliance"``. A retention that already lasts until
+        *until* or later is left as it is (S3 never shortens a compliance retention).
+
+        Returns:
+            The version id that was locked.
+
+        Raises:
+            ResourceNotFoundError: *key* does not exist.
+            PolicyError: *mode* is not governance or compliance.
+        """
+        if mode not in {"governance", "compliance"}:
+            raise PolicyError.for_field("mode", "'governance' or 'compliance'", mode)
+        head = self.backend.call("s3", "head_object", resource=key, Bucket=self.bucket, Key=key)
+        version = str(head.get("VersionId") or "")
+        if not version or version == "null":
+            msg = (
+                f"{self._name}: cannot lock {key!r}: the bucket keeps no versions "
+                "(Object Lock needs a bucket created with ObjectLockEnabledForBucket)"
+            )
+            raise PolicyError(msg)
+        current = head.get("ObjectLockRetainUntilDate")
+        if isinstance(current, datetime) and current >= until:
+            return version
+        self.backend.call(
+            "s3",
+            "put_object_retention",
+            resource=key,
+            Bucket=self.bucket,
+            Key=key,
+            VersionId=version,
+            Retention={"Mode": mode.upper(), "RetainUntilDate": until},
+        )
+        return version
 
     def put(
         self,

@@ -23,6 +23,7 @@ from backuppolicy.core.exceptions import (
     UnsafeArchiveError,
     VerificationError,
 )
+from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import (
     TAG_HOLD,
     TAG_POLICY,
@@ -50,6 +51,17 @@ from backuppolicy.local._format import (
 )
 
 _CONFLICT_ATTEMPTS = 5
+
+LOCK_SOURCE = "s3-object-lock"
+"""`PointLock.source` of an archive whose versions carry S3 Object Lock retention."""
+
+
+def _lock_of(raw: object) -> PointLock | None:
+    """The lock a sidecar records (``{"mode", "until", "source"}``), ``None`` if none."""
+    if not isinstance(raw, Mapping):
+        return None
+    until = datetime.fromisoformat(str(raw["until"])) if raw.get("until") else None
+    return PointLock(str(raw["mode"]), until, source=str(raw.get("source", LOCK_SOURCE)))
 
 
 class ChangedError(Exception):
@@ -273,6 +285,7 @@ class ArchiveStore(abc.ABC):
                     "declared_encryption": self.declared_encryption,
                     "copied_from": data.get("copied_from"),
                 },
+                lock=_lock_of(data.get("lock")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if not name:
@@ -501,6 +514,7 @@ class ArchiveStore(abc.ABC):
             destination.remove(key)
             raise
         copied = dict(data)
+        copied.pop("lock", None)  # the source's lock is not the copy's
         tags = dict(data.get("tags", {}))
         tags.pop(TAG_HOLD, None)
         tags[TAG_TIER] = destination.tier

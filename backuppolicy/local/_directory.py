@@ -68,6 +68,8 @@ from backuppolicy.local._stores import DirectoryStore, open_store
 
 if TYPE_CHECKING:
     from backuppolicy.core.policy import Policy, TargetSpec
+    from backuppolicy.core.durations import Duration
+    from backuppolicy.core.locks import PointLock
 
 _GZIP_LEVEL = 6
 DECLARED_VOLUME = "declared-volume"
@@ -202,18 +204,30 @@ class Directory(DirectoryRestores):
         URL, opened with *session*, *endpoint_url* and *region*); the stores of the copy tiers
         are opened too, so their copies are listed (due checks, pruning).
 
+        A copy tier with an ``account`` keeps its copies in the ``s3://`` store of that
+        account: the store makes every call with the tier's role (assumed from *session*),
+        encrypts with the tier's ``location.kms_key_id`` and reads the tier's region.
+
         Raises:
-            PolicyError: The first tier names no ``store``, or a tier names an ``account``
-                (its store would be written with the caller's credentials).
+            PolicyError: The first tier names no ``store`` or names an ``account``, or a copy
+                tier with an ``account`` has no ``s3://`` store.
         """
         tiers = policy.tiers_for(spec)
-        for tier in tiers:
-            if tier.account is not None:
+        if tiers and tiers[0].account is not None:
+            raise PolicyError.for_field(
+                f"tiers[{tiers[0].name}].account",
+                f"no account for the first tier of directory target {spec.name!r} (new "
+                "archives are written where the directory is; copy tiers may name an account)",
+                tiers[0].account.role_arn,
+            )
+        for tier in tiers[1:]:
+            store_url = tier.location.get("store")
+            if tier.account is not None and not str(store_url or "").startswith("s3://"):
                 raise PolicyError.for_field(
-                    f"tiers[{tier.name}].account",
-                    f"no account for a tier of directory target {spec.name!r} (copies of "
-                    "directory targets into another account are not supported yet)",
-                    tier.account.role_arn,
+                    f"tiers[{tier.name}].location.store",
+                    f"an s3:// URL of a bucket in account {tier.account.account_id} (copies of "
+                    f"directory target {spec.name!r} in another account go to S3)",
+                    store_url,
                 )
         url = tiers[0].location.get("store") if tiers else None
         if not url:
@@ -224,8 +238,20 @@ class Directory(DirectoryRestores):
             )
 
         declared = {t.name for t in tiers if t.location.get("encryption") == DECLARED_VOLUME}
+        accounts = {t.name: t for t in tiers if t.account is not None}
 
         def store(url: str, tier: str) -> ArchiveStore:
+            offsite = accounts.get(tier)
+            if offsite is not None:  # a bucket of the backup account, with its role only
+                return open_store(
+                    url,
+                    tier=tier,
+                    session=session,
+                    endpoint_url=endpoint_url,
+                    region=str(offsite.location["region"]),
+                    kms_key_id=str(offsite.location["kms_key_id"]),
+                    account=offsite.account,
+                )
             if url.startswith("s3://"):
                 return open_store(
                     url, tier=tier, session=session, endpoint_url=endpoint_url, region=region
@@ -684,15 +710,45 @@ class Directory(DirectoryRestores):
                 )
         return checksum
 
+    def lock_point(
+        self,
+        point: RecoveryPoint,
+        lock: PointLock,
+        *,
+        cool_off: Duration | None = None,  # noqa: ARG002 - S3 Object Lock has no cool-off
+    ) -> RecoveryPoint:
+        """Lock *point* below the library: S3 Object Lock retention on its archive and sidecar.
+
+        Only points in an `S3Store` whose bucket has Object Lock can be locked.
+
+        Raises:
+            PolicyError: *point* is in a store that cannot lock (a directory), or the lock
+                has no expiry.
+        """
+        store = self._store_for(point)
+        locker = getattr(store, "lock_point", None)
+        if locker is None:
+            raise PolicyError.for_field(
+                f"tiers[{point.tier}].lock",
+                f"none for a tier whose store {store.url} is a directory (only s3:// stores "
+                "with Object Lock lock archives)",
+                lock.mode,
+            )
+        return self._adopt(locker(point, lock))
+
     def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
         """Copy *point* into ``destination.store`` (a store or a URL), streaming, then verify it.
+
+        With ``destination.account`` the store must be one this target opened with that
+        account's role (a copy tier with an ``account``, see `from_spec`): the archive is
+        read with the caller's credentials and written with the backup account's only.
 
         The destination store is remembered: `list_points`, `refresh`, `delete` and
         `restore` look there from now on.
 
         Raises:
-            PolicyError: No destination store, a tier that differs from the store's, or
-                the point's own store.
+            PolicyError: No destination store, a tier that differs from the store's, the
+                point's own store, or an account that the store is not reached as.
             VerificationError: The copy's SHA-256 differs; the bad copy was removed.
         """
         if destination.store is None:
@@ -704,6 +760,16 @@ class Directory(DirectoryRestores):
             options["region"] = destination.region
         target = self._open(destination.store, tier=destination.tier, **options)
         target = self._stores.get(target.url, target)
+        if destination.account is not None:
+            held_by = getattr(getattr(target, "account", None), "account_id", None)
+            if held_by != destination.account:
+                raise PolicyError.for_field(
+                    "destination.account",
+                    f"the account of a store of {self.name!r} opened with that account's role "
+                    f"(store {target.url} is reached as {held_by or 'the caller'}; build the "
+                    "target with from_spec, or pass an S3Store with account=)",
+                    destination.account,
+                )
         if target.tier != destination.tier:
             raise PolicyError.for_field(
                 "destination.tier", f"the store's tier {target.tier!r}", destination.tier

@@ -15,13 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
+from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.registry import get_plugin
-from backuppolicy.local._archive_store import ArchiveStore, ChangedError
+from backuppolicy.local._archive_store import LOCK_SOURCE, ArchiveStore, ChangedError
 from backuppolicy.local._format import (
     TMP_PREFIX,
     ArchiveWriter,
     Readable,
+    archive_key,
     of_target,
     sidecar_key,
     too_big,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # types only: the layers below aws/ never import it (import-l
     from botocore.config import Config
 
     from backuppolicy.aws import AwsBackend, RetryPolicy, S3Objects
+    from backuppolicy.core.specs import AccountSpec
 
 _MiB = 1024 * 1024
 _S3_MIN_PART = 5 * _MiB
@@ -282,6 +285,11 @@ class S3Store(ArchiveStore):
         kms_key_id: KMS key for SSE-KMS, or ``None`` for the bucket's default encryption.
         part_size: Multipart part size in bytes (at least 5 MiB).
         max_workers: Sidecars read concurrently while listing.
+        account: The account that owns the bucket, when it is not the caller's (a copy tier in a
+            backup account, `~backuppolicy.core.specs.AccountSpec`): every call of this store
+            is then made with that account's role (assumed from *session* on first use), so
+            listing, pruning, verifying and restoring its copies use the backup account's
+            credentials only.
         objects: The `backuppolicy.aws.S3Objects` that makes every call.
     """
 
@@ -300,6 +308,7 @@ class S3Store(ArchiveStore):
         retry: RetryPolicy | None = None,
         part_size: int = 8 * _MiB,
         max_workers: int = 8,
+        account: AccountSpec | None = None,
     ) -> None:
         if not isinstance(bucket, str) or not bucket:
             raise PolicyError.for_field("bucket", "a non-empty bucket name", bucket)
@@ -319,6 +328,7 @@ class S3Store(ArchiveStore):
         self.kms_key_id = kms_key_id
         self.part_size = part_size
         self.max_workers = max_workers
+        self.account = account
         self.objects: S3Objects = _s3_objects(
             bucket,
             name=f"s3://{bucket}/{prefix}",
@@ -330,6 +340,7 @@ class S3Store(ArchiveStore):
             clients=clients,
             config=config,
             retry=retry,
+            **({"account": account} if account is not None else {}),
         )
 
     def __repr__(self) -> str:
@@ -412,6 +423,32 @@ class S3Store(ArchiveStore):
         """DeleteObject with ``If-Match: <tag>``: a sidecar changed meanwhile is not deleted."""
         if tag is None or not self.objects.delete(self.prefix + key, if_match=tag):
             raise ChangedError(key)
+
+    def lock_point(self, point: RecoveryPoint, lock: PointLock) -> RecoveryPoint:
+        """Object Lock retention *lock* on *point*'s archive and sidecar; return the point re-read.
+
+        The archive's current version is locked first, then the lock is recorded in the
+        sidecar (``lock``: what pruning and the audit read), and that sidecar version is
+        locked too. The bucket must have Object Lock enabled.
+
+        Raises:
+            PolicyError: *lock* has no expiry or is not governance or compliance, or the
+                bucket keeps no versions.
+            ResourceNotFoundError: The point does not exist.
+        """
+        if lock.mode not in {"governance", "compliance"} or lock.until is None:
+            raise PolicyError.for_field(
+                "lock", "a governance or compliance lock with an expiry date", lock
+            )
+        until = lock.until
+        self.objects.retain(self.prefix + archive_key(point.id), lock.mode, until)
+
+        def change(data: dict[str, Any]) -> None:
+            data["lock"] = {"mode": lock.mode, "until": until.isoformat(), "source": LOCK_SOURCE}
+
+        locked = self._update_sidecar(point, change, "lock")
+        self.objects.retain(self.prefix + sidecar_key(point.id), lock.mode, until)
+        return locked
 
     def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
         if not names:
