@@ -474,7 +474,7 @@ def _offsite_declared(spec: TargetSpec, kind: object, side: str) -> Mapping[str,
         raise PolicyError.for_field(
             f"targets[{spec.name}].tiers",
             "copy tiers in another account only for kinds that copy across accounts "
-            "(rds-instance, aurora-cluster, ebs-volume, s3-bucket)",
+            "(rds-instance, aurora-cluster, ebs-volume, s3-bucket, directory)",
             spec.kind,
         )
     declared = declare(spec)
@@ -530,12 +530,41 @@ def _backup_grants(
             ]
             keys = [(tier_region, str(tier.location["kms_key_id"]))]
             out += [("kms", grant) for grant in _kms(where, keys) if grant.workflows & wanted]
+            if "backup" in wanted:
+                out += [("lock", grant) for grant in _offsite_lock_grants(spec, tier, where)]
     return out
 
 
+def _offsite_lock_grants(spec: TargetSpec, tier: Any, w: _Where) -> list[_Grant]:
+    """What the backup account's role needs to lock the copies of a locked *tier* there."""
+    if tier.lock is None or not tier.lock.enabled:
+        return []
+    backup = frozenset({"backup"})
+    if spec.kind in {"ebs-volume", "ec2-instance"}:
+        ours = {"StringEquals": {f"aws:ResourceTag/{TAG_POLICY}": w.policy}}
+        snapshot = f"arn:{w.partition}:ec2:{w.region}::snapshot/*"
+        return [_Grant(backup, ("ec2:LockSnapshot",), (snapshot,), ours)]
+    store = str(tier.location.get("store", ""))
+    if spec.kind in {"s3-bucket", "directory"} and store.startswith("s3://"):
+        path = store.removeprefix("s3://")
+        return [
+            _Grant(
+                backup,
+                ("s3:GetBucketObjectLockConfiguration",),
+                (f"arn:{w.partition}:s3:::{path.split('/', 1)[0]}",),
+            ),
+            _Grant(backup, ("s3:PutObjectRetention",), (f"arn:{w.partition}:s3:::{path}*",)),
+        ]
+    return []
+
+
 def _lock_grants(policy: Policy, spec: TargetSpec, w: _Where) -> list[_Grant]:
-    """What the backup workflow needs to lock the points of *spec*'s locked tiers."""
-    if not any(t.lock is not None and t.lock.enabled for t in policy.tiers_for(spec)):
+    """What the backup workflow needs to lock the points of *spec*'s locked tiers in this account.
+
+    A tier in another account is locked by that account's role (`_offsite_lock_grants`).
+    """
+    own = [t for t in policy.tiers_for(spec) if t.account is None]
+    if not any(t.lock is not None and t.lock.enabled for t in own):
         return []
     backup = frozenset({"backup"})
     ours = {"StringEquals": {f"aws:ResourceTag/{TAG_POLICY}": w.policy}}
@@ -546,7 +575,7 @@ def _lock_grants(policy: Policy, spec: TargetSpec, w: _Where) -> list[_Grant]:
         buckets = {str(spec.settings["bucket"])}
         buckets |= {
             str(t.location["store"]).removeprefix("s3://").split("/", 1)[0]
-            for t in policy.tiers_for(spec)
+            for t in own
             if str(t.location.get("store", "")).startswith("s3://")
         }
         return [

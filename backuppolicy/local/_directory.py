@@ -67,9 +67,9 @@ from backuppolicy.local._leftovers import (
 from backuppolicy.local._stores import DirectoryStore, open_store
 
 if TYPE_CHECKING:
-    from backuppolicy.core.policy import Policy, TargetSpec
     from backuppolicy.core.durations import Duration
     from backuppolicy.core.locks import PointLock
+    from backuppolicy.core.policy import Policy, TargetSpec
 
 _GZIP_LEVEL = 6
 DECLARED_VOLUME = "declared-volume"
@@ -291,6 +291,37 @@ class Directory(DirectoryRestores):
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:  # noqa: ARG003
         """None: a directory needs no AWS permission (a store's S3 calls are not covered yet)."""
         return {}
+
+    @classmethod
+    def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:  # noqa: ARG003
+        """The statements for copy tiers in another account, per side (``production``, ``backup``).
+
+        Production needs nothing there (it assumes the tier's role, which `backuppolicy.aws.iam`
+        grants); the backup account's role writes, lists, reads and prunes the archives
+        and sidecars in the tier's store (``${bp:store}``), with the tier's key
+        (``${bp:tier-key}``). The placeholders are those of `backuppolicy.aws.iam_policy`.
+        """
+        bucket = "arn:${bp:partition}:s3:::${bp:store-bucket}"
+        store = "arn:${bp:partition}:s3:::${bp:store}*"
+        key = "${bp:tier-key}"
+        every = ("backup", "prune", "verify", "restore-test")
+        backup: dict[str, list[dict[str, object]]] = {
+            workflow: [
+                {"Action": ["s3:ListBucket"], "Resource": [bucket]},
+                {"Action": ["s3:GetObject"], "Resource": [store]},
+                {"Action": ["kms:Decrypt"], "Resource": [key]},
+            ]
+            for workflow in every
+        }
+        backup["backup"] += [
+            {
+                "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+                "Resource": [store],
+            },
+            {"Action": ["kms:GenerateDataKey"], "Resource": [key]},
+        ]
+        backup["prune"] += [{"Action": ["s3:DeleteObject"], "Resource": [store]}]
+        return {"production": {}, "backup": backup}
 
     def __init__(
         self,

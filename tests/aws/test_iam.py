@@ -617,7 +617,26 @@ def _documents() -> dict[str, dict[str, Any]]:
         "offsite-account-backup": iam_policy(offsite, account_id="123456789012", side="backup"),
         "offsite-s3-production": iam_policy(s3_offsite, account_id="123456789012"),
         "offsite-s3-backup": iam_policy(s3_offsite, account_id="123456789012", side="backup"),
+        "seed-offsite-account-production": iam_policy(_seed_offsite(), account_id="123456789012"),
+        "seed-offsite-account-backup": iam_policy(
+            _seed_offsite(), account_id="123456789012", side="backup"
+        ),
     }
+
+
+def _seed_offsite() -> Policy:
+    """The seed policy with its weekly off-site tier in a backup account, compliance-locked."""
+    data = Policy.from_file(Path(__file__).parents[2] / "examples" / "policy.yaml").to_dict()
+    for tier in data["tiers"]:
+        if tier["name"] == "offsite":
+            tier["account"] = {"role_arn": "arn:aws:iam::222222222222:role/backuppolicy-offsite"}
+            tier["location"] = {
+                "region": "eu-west-1",
+                "kms_key_id": f"arn:aws:kms:eu-west-1:222222222222:key/{_KEY_ID}",
+                "store": "s3://acme-backups-offsite/web-apps",
+            }
+            tier["lock"] = "compliance"
+    return Policy.from_dict(data)
 
 
 def _locked(data: dict[str, Any]) -> Policy:
@@ -681,6 +700,23 @@ class TestPruneReadsTheVersionsItDeletes:
         data = "arn:aws:s3:::acme-images/img/*"
         assert {data} <= granted["s3:GetObject"]
         assert {data} <= granted["s3:GetObjectVersion"]
+
+
+class TestSeedOffsiteAccount:
+    def test_production_grants_nothing_on_the_backup_accounts_store(self) -> None:
+        """The seed's directories copy through the role: production never names the store."""
+        production = json.dumps(iam_policy(_seed_offsite(), account_id="123456789012"))
+        assert "acme-backups-offsite" not in production
+        assert "arn:aws:iam::222222222222:role/backuppolicy-offsite" in production
+
+    def test_backup_account_deletes_archives_only_in_its_store(self) -> None:
+        """The backup account's directory grants: deletes and locks only under the tier's store."""
+        document = iam_policy(_seed_offsite(), account_id="123456789012", side="backup")
+        for action in ("s3:DeleteObject", "s3:PutObjectRetention"):
+            resources = {
+                r for st in document["Statement"] if action in st["Action"] for r in st["Resource"]
+            }
+            assert {"arn:aws:s3:::acme-backups-offsite/web-apps*"} == resources
 
 
 class TestS3OffsiteAccount:

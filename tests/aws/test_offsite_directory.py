@@ -83,7 +83,9 @@ def _policy(tmp_path: pathlib.Path, key: str, **offsite: Any) -> Policy:
                 {"name": "local", "every": "day", "location": {"store": str(tmp_path / "bk")}},
                 tier,
             ],
-            "targets": [{"name": "shop-config", "kind": "directory", "settings": {"path": str(source)}}],
+            "targets": [
+                {"name": "shop-config", "kind": "directory", "settings": {"path": str(source)}}
+            ],
         }
     )
 
@@ -174,7 +176,9 @@ class TestBlastRadius:
         assert refreshed.lock == locked.lock
         s3 = backup.client("s3")
         for suffix in (".tar.gz", ".json"):
-            versions = s3.list_object_versions(Bucket=STORE_BUCKET, Prefix=f"config/{copy.id}{suffix}")
+            versions = s3.list_object_versions(
+                Bucket=STORE_BUCKET, Prefix=f"config/{copy.id}{suffix}"
+            )
             for version in versions["Versions"]:
                 if suffix == ".json" and not version["IsLatest"]:
                     continue  # the sidecar before the lock was recorded
@@ -202,7 +206,11 @@ class TestBlastRadius:
         (tmp_path / "src").mkdir()
         target = Directory(tmp_path / "src", name="cfg", store=tmp_path / "bk")
         point = target.create_backup()
-        dest = Destination(tier="offsite", account=BACKUP, store=S3Store(STORE_BUCKET, tier="offsite", session=prod))
+        dest = Destination(
+            tier="offsite",
+            account=BACKUP,
+            store=S3Store(STORE_BUCKET, tier="offsite", session=prod),
+        )
         with pytest.raises(PolicyError, match=r"destination\.account"):
             target.copy(point, dest)
 
@@ -225,7 +233,9 @@ class TestPolicy:
                         "location": {"region": REGION, "kms_key_id": key, "store": STORE},
                     }
                 ],
-                "targets": [{"name": "c", "kind": "directory", "settings": {"path": str(tmp_path)}}],
+                "targets": [
+                    {"name": "c", "kind": "directory", "settings": {"path": str(tmp_path)}}
+                ],
             }
         )
         with pytest.raises(PolicyError, match=r"tiers\[local\]\.account"):
@@ -242,3 +252,96 @@ class TestPolicy:
         )
         with pytest.raises(PolicyError, match=r"tiers\[offsite\]\.location\.store"):
             Directory.from_spec(policy.target("shop-config"), policy, session=prod)
+
+
+# ------------------------------------------------- the seed, its weekly tier in the backup account
+
+SEED = pathlib.Path(__file__).parents[2] / "backuppolicy" / "data" / "seed_policy.yaml"
+
+
+def _seed_yaml(tmp_path: pathlib.Path, key: str) -> pathlib.Path:
+    """The seed policy file with its off-site tier moved to the backup account, locked.
+
+    Only the tiers and the directories' paths and key files change (paths under *tmp_path*).
+    """
+    import os
+
+    import yaml
+
+    data = yaml.safe_load(SEED.read_text())
+    for rule in data["notifications"]:  # PyYAML reads YAML 1.1: the key "on" is True
+        if True in rule:
+            rule["on"] = rule.pop(True)
+    key_file = tmp_path / "archive.key"
+    key_file.write_text(os.urandom(32).hex())
+    data["tiers"][0]["location"]["store"] = str(tmp_path / "backups")
+    data["tiers"][1].update(
+        account={"role_arn": ROLE, "session_name": "web-apps-offsite"},
+        location={"region": REGION, "kms_key_id": key, "store": f"s3://{STORE_BUCKET}/web-apps"},
+        lock="compliance",
+    )
+    for target in data["targets"]:
+        if target["kind"] == "directory":
+            source = tmp_path / target["name"]
+            source.mkdir()
+            (source / "settings.ini").write_text(f"[{target['name']}]\n")
+            target["settings"]["path"] = str(source)
+            target["settings"]["encryption"] = {"key": f"file:{key_file}"}
+        else:
+            target["settings"]["region"] = REGION
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+class TestSeedInBackupAccount:
+    def test_seed_policy_file_alone_puts_locked_directory_copies_in_the_backup_account(
+        self, tmp_path: pathlib.Path, prod: boto3.Session, backup: boto3.Session, key: str
+    ) -> None:
+        """From YAML alone: every target builds; directory copies land locked in the backup account."""
+        from backuppolicy.workflows._assemble import build_targets
+        from backuppolicy.workflows.backups import backup as run_backup
+
+        policy = Policy.from_file(_seed_yaml(tmp_path, key))
+        offsite = policy.tier("offsite")
+        assert (BACKUP, "compliance") == (
+            offsite.account_id,
+            offsite.lock.mode if offsite.lock else None,
+        )
+        targets = build_targets(policy, session=prod)
+        assert {t.kind for t in policy.targets} == {
+            "rds-instance",
+            "ec2-instance",
+            "s3-bucket",
+            "directory",
+        }
+        assert {t.name for t in policy.targets} == set(targets)
+        directories = ["shop-config", "shop-code"]
+        copies: dict[str, list[RecoveryPoint]] = {name: [] for name in directories}
+        for day in range(7):  # the seed's rolling period spreads the weekly copies over a week
+            now = datetime(2026, 11, 23 + day, 4, 5, tzinfo=UTC)
+            report = run_backup(policy, now=now, targets=targets, only=directories)
+            assert [] == [(r.target, r.error) for r in report.runs if r.error]
+            for run in report.runs:
+                copies[run.target] += run.copies
+        s3 = backup.client("s3")
+        for name in directories:
+            (made,) = copies[name]
+            copy = targets[name].refresh(made)  # type: ignore[attr-defined]
+            assert copy is not None
+            assert "offsite" == copy.tier
+            assert copy.lock is not None
+            assert "compliance" == copy.lock.mode
+            archive = f"web-apps{copy.id}.tar.gz"
+            head = s3.head_object(Bucket=STORE_BUCKET, Key=archive)
+            assert "COMPLIANCE" == head["ObjectLockMode"]
+            assert key == head["SSEKMSKeyId"]
+            versions = s3.list_object_versions(Bucket=STORE_BUCKET, Prefix=archive)["Versions"]
+            for version in versions:  # not even the backup account deletes it early
+                _denied(
+                    lambda v=version, a=archive: s3.delete_object(
+                        Bucket=STORE_BUCKET, Key=a, VersionId=v["VersionId"]
+                    )
+                )
+            _denied(lambda a=archive: prod.client("s3").delete_object(Bucket=STORE_BUCKET, Key=a))
+            assert copy.checksum == targets[name].verify(copy)
