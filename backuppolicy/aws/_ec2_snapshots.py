@@ -7,6 +7,7 @@ that still uses a snapshot.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from backuppolicy.aws._offsite import OffsiteAccount
 
 __all__ = ["Ec2Snapshots"]
+
+_log = logging.getLogger(__name__)
 
 _RESERVED_PREFIX = "backuppolicy:"
 _AMI_RE = re.compile(r"\bami-[0-9a-zA-Z]+\b")
@@ -220,7 +223,22 @@ class Ec2Snapshots(Ec2Base):
     # -- copying across accounts (`backuppolicy.aws._offsite`) ----------------------------
 
     def existing_copy(self, point: RecoveryPoint, account: OffsiteAccount) -> RecoveryPoint | None:
-        """In the backup account (this target is its backend): the copy of *point*, if made."""
+        """In the backup account (this target is its backend): the copy of *point*, if made.
+
+        An instance backup's copy counts only once every snapshot of it was copied (a copy
+        that failed half-way is completed by the next `copy_shared`).
+        """
+        if point.kind == KIND_INSTANCE_BACKUP:
+            group = f"{point.id}-{account.region}"
+            found = self._find_by_tag(TAG_GROUP, group, account.region, {})
+            return next(
+                (
+                    p
+                    for p in found
+                    if len(p.details.get("snapshot_ids", ())) >= int(p.details.get("group_size", 1))
+                ),
+                None,
+            )
         ids = self._copies_of(point.id, account.region)
         if not ids:
             return None
@@ -233,8 +251,11 @@ class Ec2Snapshots(Ec2Base):
         """In the backup account: copy the snapshot *source_id* shared with it, with its key.
 
         The copy is encrypted with ``account.kms_key_id`` (a key of the copying account) and
-        tagged as ours, with the `TAG_SOURCE_SNAPSHOT` tag that makes a re-run find it.
+        tagged as ours, with the `TAG_SOURCE_SNAPSHOT` tag that makes a re-run find it. An
+        instance backup is copied snapshot by snapshot (`copy_shared_group`).
         """
+        if point.kind == KIND_INSTANCE_BACKUP:
+            return self.copy_shared_group(point, account)
         source_region = self._region_of(point) or self.region
         destination = Destination(tier=account.tier, region=account.region)
         tags = {
@@ -265,18 +286,71 @@ class Ec2Snapshots(Ec2Base):
         }
         return self._point(cast("SnapshotTypeDef", snapshot), account.region, {})
 
-    def _check_shareable(self, point: RecoveryPoint) -> None:
-        """Refuse an instance backup, a point not completed, or one under the default key."""
-        if point.kind == KIND_INSTANCE_BACKUP:
-            raise PolicyError.for_field(
-                "point.kind",
-                f"{KIND_EBS_SNAPSHOT!r} (instance backups are not copied across accounts yet)",
-                point.kind,
+    def copy_shared_group(self, point: RecoveryPoint, account: OffsiteAccount) -> RecoveryPoint:
+        """In the backup account: copy every snapshot of the instance backup *point*, shared with it.
+
+        Each copy is tagged with the group ``<point id>-<region>`` (and the group's size), so
+        the copies form one point of the tier. A snapshot copied by an earlier, failed run is
+        not copied again. ``CopySnapshot`` only starts a copy, so the snapshots are started
+        one after another.
+
+        Raises:
+            BackendError: A copy failed (the copies started before it stay, tagged with the
+                group: the next run completes the group).
+        """
+        source_region = self._region_of(point) or self.region
+        destination = Destination(tier=account.tier, region=account.region)
+        members = self._member_ids(point)
+        group = f"{point.id}-{account.region}"
+        base_tags = self._copy_tags(point, destination, source_region, group, len(members))
+        for source_id in members:
+            if self._copies_of(source_id, account.region):
+                continue
+            tags = {**base_tags, TAG_SOURCE_SNAPSHOT: source_id}
+            self.call(
+                "ec2",
+                "copy_snapshot",
+                resource=source_id,
+                region=account.region,
+                SourceRegion=source_region,
+                SourceSnapshotId=source_id,
+                Description=f"backuppolicy copy of {source_id} ({source_region}) for {self.name}",
+                Encrypted=True,
+                KmsKeyId=account.kms_key_id,
+                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
             )
+        found = self._find_by_tag(TAG_GROUP, group, account.region, {})
+        if not found:
+            raise BackendError(
+                f"{self.name}: copies of {point.id!r} are not listed in {account.region} of "
+                f"account {account.account_id}",
+                backend=self.name,
+                operation="DescribeSnapshots",
+                resource=point.id,
+            )
+        return found[0]
+
+    @staticmethod
+    def _member_ids(point: RecoveryPoint) -> list[str]:
+        """The snapshot ids of *point*: its own, or every snapshot of an instance backup."""
+        ids = [
+            str(m["snapshot_id"])
+            for m in point.details.get("snapshots", ())
+            if isinstance(m, Mapping) and m.get("snapshot_id")
+        ]
+        return ids or [point.id]
+
+    def _check_shareable(self, point: RecoveryPoint) -> None:
+        """Refuse a point not completed, or one under the default key."""
         if point.status is not Status.COMPLETED:
             self._incomplete(point, "ModifySnapshotAttribute", "sharing")
-        key = point.details.get("kms_key_id")
-        if point.encrypted and key:
+        keys = point.details.get("kms_key_ids") or [point.details.get("kms_key_id")]
+        for key in keys if point.encrypted else ():
+            self._check_key_shareable(point, key)
+
+    def _check_key_shareable(self, point: RecoveryPoint, key: object) -> None:
+        """Refuse sharing a snapshot under *key* when it is an AWS managed key (``aws/ebs``)."""
+        if key:
             described = self.call(
                 "kms",
                 "describe_key",
@@ -293,26 +367,55 @@ class Ec2Snapshots(Ec2Base):
                     key,
                 )
 
-    def _permission(self, point: RecoveryPoint, account_id: str, operation: str) -> None:
+    def _permission(
+        self, point: RecoveryPoint, account_id: str, operation: str, snapshot_id: str | None = None
+    ) -> None:
+        snapshot_id = snapshot_id or point.id
         self.call(
             "ec2",
             "modify_snapshot_attribute",
-            resource=point.id,
+            resource=snapshot_id,
             region=self._region_of(point) or self.region,
-            SnapshotId=point.id,
+            SnapshotId=snapshot_id,
             Attribute="createVolumePermission",
             OperationType=operation,
             UserIds=[account_id],
         )
 
     def _share(self, point: RecoveryPoint, account_id: str) -> str:
-        """Let *account_id* copy the snapshot (``createVolumePermission``); return its id."""
-        self._permission(point, account_id, "add")
+        """Let *account_id* copy the snapshot(s) (``createVolumePermission``); return the point's id.
+
+        An instance backup shares each of its snapshots; when one share fails, those already
+        shared are unshared before the error is raised.
+        """
+        shared: list[str] = []
+        try:
+            for snapshot_id in self._member_ids(point):
+                self._permission(point, account_id, "add", snapshot_id)
+                shared.append(snapshot_id)
+        except BaseException:
+            for snapshot_id in shared:
+                try:
+                    self._permission(point, account_id, "remove", snapshot_id)
+                except BackendError as exc:
+                    exc.add_note(f"snapshot {snapshot_id!r} is still shared with {account_id}")
+                    _log.error("%s: %s", self.name, exc)
+            raise
         return point.id
 
     def _unshare(self, point: RecoveryPoint, account_id: str) -> None:
-        """Remove *account_id*'s ``createVolumePermission`` from the snapshot."""
-        self._permission(point, account_id, "remove")
+        """Remove *account_id*'s ``createVolumePermission`` from every snapshot of *point*.
+
+        Every snapshot is tried, also after one fails; then the first error is raised.
+        """
+        errors: list[BackendError] = []
+        for snapshot_id in self._member_ids(point):
+            try:
+                self._permission(point, account_id, "remove", snapshot_id)
+            except BackendError as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _copies_of(self, source_id: str, region: str) -> list[str]:
         filters = [

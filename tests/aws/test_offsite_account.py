@@ -27,8 +27,14 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from backuppolicy.aws._client import RetryPolicy
+from backuppolicy.aws._ec2_base import (
+    KIND_INSTANCE_BACKUP,
+    TAG_GROUP,
+    TAG_GROUP_SIZE,
+    TAG_SOURCE_SNAPSHOT,
+)
 from backuppolicy.aws._offsite import OffsiteAccount
-from backuppolicy.aws.ec2 import EbsVolume
+from backuppolicy.aws.ec2 import EbsVolume, Ec2Instance
 from backuppolicy.aws.iam import iam_policy
 from backuppolicy.aws.rds import RdsInstance
 from backuppolicy.cli.main import main
@@ -649,6 +655,112 @@ class TestEbsAcrossAccounts:
             prod.client("ec2").delete_snapshot(SnapshotId=snapshot)
         volume.delete(offsite[0])  # through the backup account's backend
         assert [] == ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+
+
+@pytest.fixture(name="web")
+def _web(prod: boto3.Session, account: OffsiteAccount) -> Ec2Instance:
+    """An instance with its boot volume and one data volume: an instance backup has two snapshots."""
+    ec2 = prod.client("ec2")
+    reservation = ec2.run_instances(
+        ImageId="ami-00000000000000000", MinCount=1, MaxCount=1, InstanceType="t3.micro"
+    )
+    instance_id = reservation["Instances"][0]["InstanceId"]
+    data = ec2.create_volume(Size=10, AvailabilityZone=f"{REGION}a")
+    ec2.attach_volume(VolumeId=data["VolumeId"], InstanceId=instance_id, Device="/dev/sdf")
+    return Ec2Instance(
+        instance_id, name="web", policy="shop", session=prod, region=REGION, retry=FAST
+    ).with_offsite([account])
+
+
+def _copied(source: RecoveryPoint, account: OffsiteAccount) -> dict[str, Any]:
+    """What DescribeSnapshots answers in the backup account once the group's copies exist."""
+    group = f"{source.id}-{REGION}"
+    ids = source.details["snapshot_ids"]
+    return {
+        "Snapshots": [
+            {
+                "SnapshotId": f"snap-0{i:016x}",
+                "VolumeId": "vol-ffffffff",
+                "StartTime": source.created_at,
+                "State": "pending",
+                "OwnerId": BACKUP,
+                "Encrypted": True,
+                "KmsKeyId": account.kms_key_id,
+                "VolumeSize": 8,
+                "Tags": [
+                    {"Key": TAG_POLICY, "Value": "shop"},
+                    {"Key": TAG_TARGET, "Value": "web"},
+                    {"Key": TAG_TIER, "Value": "offsite"},
+                    {"Key": TAG_GROUP, "Value": group},
+                    {"Key": TAG_GROUP_SIZE, "Value": str(len(ids))},
+                    {"Key": TAG_SOURCE_SNAPSHOT, "Value": sid},
+                ],
+            }
+            for i, sid in enumerate(ids)
+        ]
+    }
+
+
+class TestInstanceBackupsAcrossAccounts:
+    def test_each_snapshot_shared_copied_with_backup_key_and_unshared(
+        self, web: Ec2Instance, account: OffsiteAccount, prod: boto3.Session
+    ) -> None:
+        """Every snapshot is shared, copied in the backup account, then unshared; one point groups them."""
+        point = web.create_backup(token="t1")
+        ids = point.details["snapshot_ids"]
+        assert 2 == len(ids)
+        sibling = web.offsite_backend(account)
+        assert BACKUP == sibling.account_id  # read before the stub: STS, not EC2
+        seen: list[dict[str, list[str]]] = []
+        stubber = Stubber(sibling.client("ec2", region=REGION))
+        stubber.add_response("describe_snapshots", {"Snapshots": []})  # no group copied yet
+        for sid in ids:
+            stubber.add_response("describe_snapshots", {"Snapshots": []})  # not copied before
+            expected = {
+                "SourceRegion": REGION,
+                "SourceSnapshotId": sid,
+                "Description": ANY,
+                "Encrypted": True,
+                "KmsKeyId": account.kms_key_id,
+                "TagSpecifications": ANY,
+            }
+            stubber.add_response("copy_snapshot", {"SnapshotId": f"snap-copy-{sid}"}, expected)
+        stubber.add_response("describe_snapshots", _copied(point, account))
+        sibling.client("ec2", region=REGION).meta.events.register(
+            "before-parameter-build.ec2.CopySnapshot",
+            lambda **_: seen.append({s: _volume_permissions(prod, s) for s in ids}),
+        )
+        with stubber:
+            copy = web.copy(point, Destination(tier="offsite", region=REGION, account=BACKUP))
+            stubber.assert_no_pending_responses()
+        assert [{s: [BACKUP] for s in ids}] * 2 == seen
+        assert {s: [] for s in ids} == {s: _volume_permissions(prod, s) for s in ids}
+        assert (KIND_INSTANCE_BACKUP, "offsite", f"aws:{BACKUP}:{REGION}") == (
+            copy.kind,
+            copy.tier,
+            copy.location,
+        )
+        assert f"{point.id}-{REGION}" == copy.id
+        assert 2 == len(copy.details["snapshot_ids"])
+
+    def test_every_share_removed_when_one_copy_fails(
+        self, web: Ec2Instance, account: OffsiteAccount, prod: boto3.Session
+    ) -> None:
+        """The second copy fails: both snapshots are unshared, the copy's error is raised."""
+        point = web.create_backup(token="t1")
+        ids = point.details["snapshot_ids"]
+        sibling = web.offsite_backend(account)
+        sibling.account_id  # noqa: B018 - read before the stub
+        stubber = Stubber(sibling.client("ec2", region=REGION))
+        stubber.add_response("describe_snapshots", {"Snapshots": []})
+        stubber.add_response("describe_snapshots", {"Snapshots": []})
+        stubber.add_response("copy_snapshot", {"SnapshotId": "snap-0000000000000000a"})
+        stubber.add_response("describe_snapshots", {"Snapshots": []})
+        stubber.add_client_error("copy_snapshot", "InvalidParameterValue", "key refused", 400)
+        with stubber, pytest.raises(BackendError) as info:
+            web.copy(point, Destination(tier="offsite", region=REGION, account=BACKUP))
+        assert "InvalidParameterValue" == info.value.code
+        assert {s: [] for s in ids} == {s: _volume_permissions(prod, s) for s in ids}
 
 
 class TestKindsWithoutCrossAccountCopies:
