@@ -135,6 +135,11 @@ class JsonlLogStore:
     to find the current end of the file, then read without holding it (lines before the end
     never change).
 
+    A store parses each line once: a later read checks that the bytes it already parsed are
+    unchanged (their SHA-256) and parses only the lines appended since, so reading a year of
+    log several times per run costs one parse. Any change before that point makes the read
+    start again from the first line: damage is found as by a full read.
+
     On Windows there is no ``fcntl``: appends are then serialised within the process only.
 
     Example:
