@@ -130,6 +130,7 @@ def _check_targets(
     by_time = {d.now: d for d in digests}
     created = {p.id: p for d in digests for p in (*d.backups, *d.copies)}
     deleted_at = {p.id: d.now for d in digests for p in d.deleted}
+    copied_at = {p.id: d.now for d in digests for p in d.copies}
     for name, target in targets.items():
         alive = {p.id for p in target.list_points()}
         mine = {i for i, p in created.items() if p.target == name}
@@ -146,9 +147,10 @@ def _check_targets(
         seen = {(t - timedelta(hours=4)).date() for t in by_time}
         assert (set(slots), set(slots.values())) == (seen, {1}), name
 
-        # Off-site copies: one per target per week, every full week.
-        offsite = [created[i] for i in mine if created[i].tier == "offsite"]
-        weeks = Counter(Cadence.WEEK.period_start(p.created_at, "GMT") for p in offsite)
+        # Off-site copies: one per target per week (when it was made: a copy is dated by its
+        # source), every full week.
+        offsite = [i for i in mine if created[i].tier == "offsite"]
+        weeks = Counter(Cadence.WEEK.period_start(copied_at[i], "GMT") for i in offsite)
         first_week = Cadence.WEEK.period_start(YEAR_START, "GMT")
         full = {first_week + timedelta(weeks=n) for n in range(1, (end - first_week).days // 7)}
         assert set(weeks.values()) == {1}, name
