@@ -1,21 +1,15 @@
-"""AWS Lambda entry point: run ``backup``, ``prune``, ``restore-test`` or ``run`` of a policy on a schedule.
+"""AWS Lambda entry point: run ``backup``, ``prune`` or ``restore-test`` of a policy on a schedule.
 
 Set the function's handler to ``backuppolicy.lambda_handler.handler``;
 `backuppolicy.aws.lifecycle_scheduler.export_scheduler` writes the schedules that invoke it. The event::
 
-    {"action": "backup" | "prune" | "restore-test" | "run",
+    {"action": "backup" | "prune" | "restore-test",
      "policy": "s3://bucket/policy.yaml" | "/var/task/policy.yaml",   # default: $BACKUPPOLICY_FILE
      "apply": false,            # prune only: really delete (default: a dry run)
      "now": "2026-11-26T04:00:00Z",   # optional, default: the invocation time
      "targets": ["shop-db"],    # optional: only these targets
      "application": "shop",     # restore-test only: only this application's targets
-     "log": "s3://bucket/testing-log"}   # restore-test and run: the testing log
-
-A ``run`` does whatever is due now (`backuppolicy.workflows.unattended.run`: backups, copies,
-pruning, sweeping, integrity checks, restore tests, the audit) under the lease next to its
-testing log (the event's ``log``, default: the policy's ``run.log``); it is what a schedule
-invokes every hour. A run that finds the lease held by another does nothing and returns
-``"held_by"``, without failing the invocation.
+     "log": "s3://bucket/testing-log"}   # restore-test only: the testing log
 
 A ``restore-test`` runs the probes and fingerprints the policy file declares for each target
 (the same as ``backuppolicy restore-test`` and `backuppolicy.workflows.verify.restore_test`).
@@ -42,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIONS", "handler", "load_policy"]
 
-ACTIONS = ("backup", "prune", "restore-test", "run")
+ACTIONS = ("backup", "prune", "restore-test")
 """The actions an event may ask for."""
 
 _ENV = "BACKUPPOLICY_FILE"
@@ -137,28 +131,8 @@ def _restore_test(
     return data, failed
 
 
-def _run(
-    policy: Policy, event: Mapping[str, object], now: datetime, only: list[str] | None
-) -> tuple[dict[str, object], list[str]]:
-    from backuppolicy.workflows import build_targets  # noqa: PLC0415
-    from backuppolicy.workflows.unattended import run  # noqa: PLC0415
-
-    log_url = event.get("log")
-    if log_url is not None and not isinstance(log_url, str):
-        raise PolicyError.for_field("log", "a testing log URL", log_url)
-    targets = build_targets(policy, only=only) if only is not None else None
-    digest = run(policy, now=now, log=log_url, targets=targets)
-    data: dict[str, object] = {
-        "action": "run",
-        "ok": digest.ok,
-        "held_by": digest.held_by,
-        "digest": digest.to_dict(),
-    }
-    return data, list(digest.failures)
-
-
 def handler(event: Mapping[str, object], context: object = None) -> dict[str, object]:  # noqa: ARG001 - Lambda's signature
-    """Run the event's action (``backup``, ``prune``, ``restore-test`` or ``run``) and return its report.
+    """Run the event's action (``backup``, ``prune`` or ``restore-test``) and return its report.
 
     Raises:
         PolicyError: The event or the policy is invalid.
@@ -168,7 +142,7 @@ def handler(event: Mapping[str, object], context: object = None) -> dict[str, ob
         >>> handler({"action": "restore"})
         Traceback (most recent call last):
         ...
-        backuppolicy.core.exceptions.PolicyError: action: expected one of backup, prune, restore-test, run (got 'restore').
+        backuppolicy.core.exceptions.PolicyError: action: expected one of backup, prune, restore-test (got 'restore').
     """
     from backuppolicy import workflows  # noqa: PLC0415
 
@@ -186,8 +160,6 @@ def handler(event: Mapping[str, object], context: object = None) -> dict[str, ob
         failed = [run.target for run in report.failed]
     elif action == "restore-test":
         data, failed = _restore_test(policy, event, now, only)
-    elif action == "run":
-        data, failed = _run(policy, event, now, only)
     else:
         targets = workflows.build_targets(policy, only=only)
         plan = workflows.plan_retention(policy, now=now, targets=targets)
