@@ -122,6 +122,8 @@ class MemoryTarget:
         self._failures: dict[str, list[BaseException]] = {}
         self._counter = itertools.count(1)
         self._lock = threading.RLock()
+        # id -> (stored point, policy, its view): a point is re-viewed only when it changed
+        self._views: dict[str, tuple[RecoveryPoint, str, RecoveryPoint]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryTarget({self._name!r}, policy={self.policy!r}, points={len(self._points)})>"
@@ -305,6 +307,7 @@ class MemoryTarget:
                     point=current,
                 )
             del self._points[point.id]
+            self._views.pop(point.id, None)
             self.deleted.append(point.id)
 
     def copy(self, point: RecoveryPoint, destination: Destination) -> RecoveryPoint:
@@ -403,12 +406,17 @@ class MemoryTarget:
         return stored
 
     def _view(self, stored: RecoveryPoint) -> RecoveryPoint:
+        cached = self._views.get(stored.id)
+        if cached is not None and cached[0] is stored and cached[1] == self.policy:
+            return cached[2]  # points are frozen: the same stored point has the same view
         tags = stored.tags
         hold = tags.get(TAG_HOLD)
         managed = is_owned(tags, policy=self.policy, target=self._name)
-        return stored.evolve(
+        view = stored.evolve(
             managed=managed, legal_hold=None if hold is None else LegalHold.from_tag(hold)
         )
+        self._views[stored.id] = (stored, self.policy, view)
+        return view
 
     def _maybe_fail(self, operation: str) -> None:
         queue = self._failures.get(operation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import io
 import json
@@ -9,17 +10,24 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import boto3
 import pytest
+import time_machine
 
 import backuppolicy as bp
 from backuppolicy.aws import S3Lease
 from backuppolicy.cli.main import main
 from backuppolicy.core.exceptions import LeaseHeldError
+from backuppolicy.core.integrity_schedule import integrity_window_days
+from backuppolicy.core.results import CheckKind, CheckStatus
+from backuppolicy.core.schedule import Cadence
+from backuppolicy.demo import load_seed_policy
 from backuppolicy.local import FileLease
 from backuppolicy.testing import MemoryTarget
+from backuppolicy.workflows.testlog import LogEntry
 
 START = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
 
@@ -64,51 +72,221 @@ def _log(tmp_path: Path, clock: _Clock) -> bp.TestLog:
     return bp.TestLog(bp.JsonlLogStore(tmp_path / "log.jsonl"), clock=clock)
 
 
-class TestSimulatedYear:
-    """Hourly calls over 400 simulated days do exactly what the policy requires."""
+class _Checked(MemoryTarget):
+    """A memory target whose copies pass an integrity check (`IntegrityCheck` calls ``verify``).
 
-    def test_hourly_runs_do_each_duty_once(
-        self, tmp_path: Path, clock: _Clock, targets: dict[str, MemoryTarget]
-    ) -> None:
-        """Daily steps plus every hour on some days: no duplicate backup, copy or restore test."""
-        policy = _policy()
-        log = _log(tmp_path, clock)
-        digests: list[bp.RunDigest] = []
-        for day in range(400):
-            hours = range(24) if day % 50 == 0 else (0, 5)
-            for hour in hours:
-                clock.now = START.replace(minute=5) + timedelta(days=day, hours=hour)
-                digests.append(
-                    bp.run(policy, now=clock.now, log=log, targets=targets, heartbeat=False)
-                )
-        assert all(d.ok for d in digests), [d.failures for d in digests if not d.ok][:3]
-        end = clock.now
-        for name, target in targets.items():
-            points = list(target.list_points())
-            created = [d for dg in digests for d in dg.backups if d.target == name]
-            # one backup per day (the 04:00 run is due at the 05:05 call), never two
-            days = Counter(p.created_at.date() for p in created)
-            assert max(days.values()) == 1
-            assert len(created) == 400
-            copies = [c for dg in digests for c in dg.copies if c.target == name]
-            weeks = Counter(c.created_at.isocalendar()[:2] for c in copies if c.tier == "offsite")
-            assert max(weeks.values()) == 1
-            deleted = [p.id for dg in digests for p in dg.deleted if p.target == name]
-            assert len(deleted) == len(set(deleted)) == len(target.deleted)
-            assert all(end - p.created_at < timedelta(days=36) for p in points)
-        tests = list(log.entries(kind="restore-test"))
-        per_quarter = Counter(
-            (e.application, e.checked_at.year, (e.checked_at.month - 1) // 3) for e in tests
+    Attributes:
+        verified: ``(point id, when)`` of every check, from the world's side.
+    """
+
+    def __init__(self, name: str, *, policy: str, clock: _Clock) -> None:
+        super().__init__(name, policy=policy, clock=clock)
+        self.verified: list[tuple[str, datetime]] = []
+
+    def verify(self, point: bp.RecoveryPoint) -> str:
+        """The copy's checksum (it always matches)."""
+        self.verified.append((point.id, self.clock()))
+        return hashlib.sha256(point.id.encode()).hexdigest()
+
+
+def _seed_like_policy() -> bp.Policy:
+    """The demo's seed policy, with in-memory targets instead of AWS and directories.
+
+    6 targets of 2 applications, daily local backups, weekly off-site copies, 35 days, restore
+    tests each quarter and each application each year, integrity of every copy.
+    """
+    data: dict[str, Any] = load_seed_policy().to_dict()
+    for target in data["targets"]:
+        target["kind"] = "testing:memory"
+        target["settings"] = {}
+    data["notifications"] = []
+    data["verification"].update(require_encryption=False, require_private=False)
+    return bp.Policy.from_dict(data)
+
+
+YEAR_START = datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+DAYS = 400
+HOURLY_EVERY = 25  # every 25th day is called at every hour
+
+
+def _call_times() -> list[datetime]:
+    """When `run` is called: 00:05 and 04:05 daily, 12:05 every 4th day, hourly every 25th."""
+    return [
+        YEAR_START + timedelta(days=day, hours=hour)
+        for day in range(DAYS)
+        for hour in range(24)
+        if day % HOURLY_EVERY == 0 or hour in (0, 4) or (hour == 12 and day % 4 == 2)
+    ]
+
+
+def _check_targets(
+    targets: dict[str, _Checked],
+    digests: list[bp.RunDigest],
+    entries: list[LogEntry],
+    end: datetime,
+) -> tuple[dict[str, bp.RecoveryPoint], dict[str, datetime]]:
+    """Backups, copies, prunes and restores of each target, from the world and the digests."""
+    by_time = {d.now: d for d in digests}
+    created = {p.id: p for d in digests for p in (*d.backups, *d.copies)}
+    deleted_at = {p.id: d.now for d in digests for p in d.deleted}
+    copied_at = {p.id: d.now for d in digests for p in d.copies}
+    for name, target in targets.items():
+        alive = {p.id for p in target.list_points()}
+        mine = {i for i, p in created.items() if p.target == name}
+        # The world holds what the runs say they made, less what they say they deleted.
+        assert (alive, sorted(target.deleted)) == (
+            mine - set(deleted_at),
+            sorted(i for i in deleted_at if i in mine),
         )
-        assert max(per_quarter.values()) == 1  # no application tested twice in a quarter
-        assert sum(d.restore_tests.__len__() for d in digests) == len(tests)
+        assert len(target.deleted) == len(set(target.deleted))
+
+        # Backups: exactly one per target per daily 04:00 slot that a call has seen.
+        local = [created[i] for i in mine if created[i].tier == "local"]
+        slots = Counter((p.created_at - timedelta(hours=4)).date() for p in local)
+        seen = {(t - timedelta(hours=4)).date() for t in by_time}
+        assert (set(slots), set(slots.values())) == (seen, {1}), name
+
+        # Off-site copies: one per target per week (when it was made: a copy is dated by its
+        # source), every full week.
+        offsite = [i for i in mine if created[i].tier == "offsite"]
+        weeks = Counter(Cadence.WEEK.period_start(copied_at[i], "GMT") for i in offsite)
+        first_week = Cadence.WEEK.period_start(YEAR_START, "GMT")
+        full = {first_week + timedelta(weeks=n) for n in range(1, (end - first_week).days // 7)}
+        assert set(weeks.values()) == {1}, name
+        assert full <= set(weeks), sorted(full - set(weeks))[:3]
+
+        # Pruning: past 35 days and never before, within a day of becoming deletable.
+        for point_id, when in deleted_at.items():
+            if point_id in mine:
+                age = when - created[point_id].created_at
+                assert timedelta(days=35) <= age <= timedelta(days=36), (point_id, age)
+        assert all(end - created[i].created_at < timedelta(days=36) for i in alive)
+
+        # Restore tests: each restore was torn down; the world's restores are the log's.
+        tests = [e for e in entries if e.kind is CheckKind.RESTORE_TEST and e.target == name]
+        assert len(target.restores) == len(target.teardowns) == len(tests)
+
+    return created, deleted_at
+
+
+def _check_integrity(
+    policy: bp.Policy,
+    targets: dict[str, _Checked],
+    entries: list[LogEntry],
+    *,
+    created: dict[str, bp.RecoveryPoint],
+    deleted_at: dict[str, datetime],
+    end: datetime,
+) -> None:
+    """Every copy checked within its window, once a cycle; the world's reads are the log's."""
+    # The world's reads are the log's entries, one per copy and day at most ...
+    world = Counter(
+        (name, point_id, when.date())
+        for name, target in targets.items()
+        for point_id, when in target.verified
+    )
+    checks = [e for e in entries if e.kind is CheckKind.INTEGRITY]
+    logged = Counter((e.target, e.point_id, e.checked_at.date()) for e in checks)
+    assert world == logged
+    assert set(world.values()) == {1}
+    assert {e.status for e in checks} == {CheckStatus.PASS}
+    # ... and each copy that lived through its window was checked within it, once a cycle.
+    for point_id, point in created.items():
+        window = timedelta(days=integrity_window_days(policy, point.target, point.tier))
+        life = deleted_at.get(point_id, end) - point.created_at
+        mine_checks = sorted(e.checked_at for e in checks if e.point_id == point_id)
+        if life >= window:
+            assert mine_checks, point_id
+            assert mine_checks[0] - point.created_at < window, point_id
+        assert len(mine_checks) <= life // window + 1, point_id
+
+
+def _check_restore_tests(
+    policy: bp.Policy, digests: list[bp.RunDigest], entries: list[LogEntry], end: datetime
+) -> None:
+    """Each quarter has a restore test, each application one a year, none twice a quarter."""
+    tests = [e for e in entries if e.kind is CheckKind.RESTORE_TEST]
+    assert {e.status for e in tests} == {CheckStatus.PASS}
+    runs = {(e.application, e.checked_at) for e in tests}
+    quarters = Counter(Cadence.QUARTER.period_start(when, "GMT") for _, when in runs)
+    per_app_quarter = Counter(
+        (app, Cadence.QUARTER.period_start(when, "GMT")) for app, when in runs
+    )
+    assert set(per_app_quarter.values()) == {1}
+    first_quarter = Cadence.QUARTER.period_start(YEAR_START, "GMT")
+    finished = [
+        q
+        for q in (
+            Cadence.QUARTER.period_start(YEAR_START + timedelta(days=92 * n), "GMT")
+            for n in range(5)
+        )
+        if q >= first_quarter and q + timedelta(days=92) <= end
+    ]
+    assert all(quarters[q] >= 1 for q in finished), quarters
+    for application in policy.applications:
+        when = sorted(w for app, w in runs if app == application)
+        assert when, application
+        assert when[0] - YEAR_START < timedelta(days=366)
+        gaps = [b - a for a, b in pairwise(when)]
+        assert all(gap <= timedelta(days=366) for gap in gaps), (application, gaps)
+    assert sum(len(d.restore_tests) for d in digests) == len(tests)
+
+
+@pytest.mark.slow
+class TestSimulatedYear:
+    """`run` called over 400 simulated days does exactly what the policy requires, once."""
+
+    def test_400_days_of_runs_do_each_duty_once(self, tmp_path: Path) -> None:
+        """Backups, copies, prunes, integrity checks and restore tests: as required, never twice.
+
+        The world is the demo's seed policy on in-memory targets; the testing log is a
+        JSON-lines file with its lease. The calls come at 00:05 and 04:05 every day, at 12:05
+        every 4th day and at every hour every 25th day; on day 200 another run holds the lease
+        at 04:05. What
+        happened is counted from the world (points created and deleted, restores, integrity
+        reads) and from the log, and compared with what the policy requires.
+        """
+        policy = _seed_like_policy()
+        clock = _Clock()
+        targets = {
+            s.name: _Checked(s.name, policy=policy.name, clock=clock) for s in policy.targets
+        }
+        log = _log(tmp_path, clock)
+        held_at = YEAR_START + timedelta(days=200, hours=4)
+        digests: list[bp.RunDigest] = []
+        with time_machine.travel(YEAR_START, tick=False) as traveller:
+            for now in _call_times():
+                clock.now = now
+                traveller.move_to(now)
+                if now == held_at:
+                    other = bp.workflows.unattended.lease_for(log, policy)
+                    other.acquire(owner="other@host", now=now, ttl=timedelta(minutes=30))
+                digests.append(bp.run(policy, now=now, log=log, targets=targets, heartbeat=False))
+        end = clock.now
+        assert [d.failures for d in digests if d.failures] == []
+        by_time = {d.now: d for d in digests}
+        entries = list(log.entries())
+
+        # Two overlapping runs never both act: the held call did nothing, the next one did it.
+        assert by_time[held_at].held_by == "other@host"
+        assert by_time[held_at].steps == ()
+        assert len(by_time[held_at + timedelta(hours=1)].backups) == len(targets)
+        assert [d.now for d in digests if d.held_by] == [held_at]
+
+        created, deleted_at = _check_targets(targets, digests, entries, end)
+        _check_integrity(policy, targets, entries, created=created, deleted_at=deleted_at, end=end)
+        _check_restore_tests(policy, digests, entries, end)
         assert log.overdue(policy, now=end) == []
-        checks = list(log.entries(kind="integrity"))
-        per_year = Counter((e.target, e.tier, e.checked_at.year) for e in checks)
-        assert max(per_year.values()) == 1
-        # later calls of a day that was done do nothing at all
+
+        # A call that finds nothing due does nothing, and writes nothing to the log.
         quiet = [d for d in digests if d.now.hour == 12]
-        assert quiet and all(d.steps == ("backup",) and not d.totals()["backups"] for d in quiet)
+        assert quiet
+        assert all(d.steps == ("backup",) and not any(d.totals().values()) for d in quiet)
+        assert not {d.now for d in quiet} & {e.checked_at for e in entries}
+
+
+class TestIdempotence:
+    """The same call twice does once what is due."""
 
     def test_a_second_call_at_the_same_time_does_nothing(
         self, tmp_path: Path, clock: _Clock, targets: dict[str, MemoryTarget]
@@ -207,6 +385,61 @@ class TestLease:
         assert json.loads(body)["owner"] == "a"
         assert a.release() is True
 
+    @pytest.mark.usefixtures("aws")
+    def test_s3_lease_thread_race(self, region: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Eight threads race for a free S3 lease, then eight for a stale one: one wins each race."""
+        # S3 evaluates the condition of a conditional write atomically with the write: "If-None-Match
+        # ... check[s] for the existence of an object during the WRITE operation", and of concurrent
+        # conditional writes to one key only the first to finish succeeds, the others get 412 (or 409
+        # ConditionalRequestConflict): https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        # moto reads the object, compares, then writes, without a lock, so two threads can both pass
+        # the check. Serialising moto's PutObject handler gives it S3's atomicity; the race between
+        # our threads (read, decide, conditional write) is left as it is.
+        from moto.s3.responses import S3Response
+
+        guard = threading.Lock()
+        put_object = S3Response.put_object
+
+        def atomic_put_object(self: S3Response) -> Any:
+            with guard:
+                return put_object(self)
+
+        monkeypatch.setattr(S3Response, "put_object", atomic_put_object)
+        s3 = boto3.client("s3", region_name=region)
+        s3.create_bucket(Bucket="bp-run-logs")
+        key = "log/_lease/shop.lease"
+
+        def race(now: datetime) -> list[str]:
+            barrier = threading.Barrier(8)
+            won: list[str] = []
+
+            def take(i: int) -> None:
+                lease = S3Lease("bp-run-logs", key, region=region)
+                barrier.wait()
+                try:
+                    lease.acquire(owner=f"run-{i}", now=now, ttl=timedelta(hours=1))
+                except LeaseHeldError:
+                    return
+                won.append(f"run-{i}")
+
+            threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            return won
+
+        def holder() -> str:
+            body = s3.get_object(Bucket="bp-run-logs", Key=key)["Body"].read()
+            return str(json.loads(body)["owner"])
+
+        first = race(START)
+        assert len(first) == 1
+        assert holder() == first[0]
+        takeover = race(START + timedelta(hours=2))  # the first lease is stale by then
+        assert len(takeover) == 1
+        assert holder() == takeover[0]
+
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
     hits: list[tuple[str, str, bytes]]
@@ -241,6 +474,7 @@ class TestHeartbeatAndDigest:
 
     def test_start_and_success_pings_and_no_digest_when_all_is_well(
         self,
+        *,
         tmp_path: Path,
         clock: _Clock,
         targets: dict[str, MemoryTarget],
@@ -285,7 +519,8 @@ class TestHeartbeatAndDigest:
         posts = [json.loads(body) for method, _, body in hits if method == "POST"]
         assert len(posts) == 1
         assert posts[0]["kind"] == "backup_failed"
-        assert "shop-db" in posts[0]["error"] and "blog-db" in posts[0]["error"]
+        assert "shop-db" in posts[0]["error"]
+        assert "blog-db" in posts[0]["error"]
         assert [p for m, p, _ in hits if m == "GET"] == ["/hb/start", "/hb/fail"]
         backups_failed = [f for f in digest.failures if f.startswith("backup of")]
         assert len(backups_failed) == 2

@@ -741,3 +741,54 @@ class TestTamperEvidence:
         path.write_bytes(path.read_bytes().splitlines(keepends=True)[0] + b"x" * 5000 + b"\n")
         store = JsonlLogStore(path)
         assert [(LogDamageKind.DAMAGED, f"{path}:2")] == [(d.kind, d.where) for d in store.damage()]
+
+
+class TestIncrementalReads:
+    """A store parses each line once; a change before what it parsed is still found."""
+
+    def test_a_second_read_parses_only_the_appended_lines(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """After a read of 3 lines, another writer's 2 appends are seen and only they are parsed."""
+        path, entries = _three(tmp_path)
+        store = JsonlLogStore(path)
+        assert entries == list(store.read())
+        parsed: list[bytes] = []
+        real = logstores.parse
+
+        def counting(raw: bytes) -> Any:
+            parsed.append(raw)
+            return real(raw)
+
+        monkeypatch.setattr(logstores, "parse", counting)
+        other = TestLog(JsonlLogStore(path), clock=lambda: NOW)
+        more = [other.record(result(check="a")), other.record(result(check="b"))]
+        assert ([*entries, *more], []) == (list(store.read()), store.damage())
+        assert [json.loads(raw)["check"] for raw in parsed] == ["a", "b"]
+
+    def test_an_earlier_line_changed_in_place_after_a_read_is_damage(self, tmp_path: Path) -> None:
+        """Same size, same file: the change before the parsed end is found, the entry not read."""
+        path, entries = _three(tmp_path)
+        store = JsonlLogStore(path)
+        assert entries == list(store.read())
+        data = path.read_bytes()
+        assert data.count(b'"status":"fail"') == 1
+        with path.open("r+b") as file:  # in place: same inode, same size
+            file.write(data.replace(b'"status":"fail"', b'"status":"pass"'))
+        damage: list[LogDamage] = []
+        read = list(store._scan(damage))
+        assert [entries[0], entries[2]] == read
+        assert [(LogDamageKind.DAMAGED, f"{path}:2")] == [(d.kind, d.where) for d in damage][:1]
+
+    def test_a_replaced_file_without_a_line_is_read_from_the_start(self, tmp_path: Path) -> None:
+        """A new file (other inode) with the middle line removed: the broken chain is found."""
+        path, _ = _three(tmp_path)
+        store = JsonlLogStore(path)
+        list(store.read())
+        first, _, last = path.read_bytes().splitlines(keepends=True)
+        replacement = tmp_path / "new.jsonl"
+        replacement.write_bytes(first + last)
+        replacement.replace(path)
+        assert [(LogDamageKind.CHAIN_BROKEN, f"{path}:2")] == [
+            (d.kind, d.where) for d in store.damage()
+        ]

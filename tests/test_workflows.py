@@ -437,6 +437,24 @@ class TestCopyTiers:
         assert ([], True) == (first.copies, first.ok)
         assert [first.created[0].id] == [c.details["source"] for c in second.copies]
 
+    def test_hourly_calls_copy_once_a_week_and_a_point_of_that_week(self, clock):
+        """A call on Monday before the day's backup copies nothing; the 04:10 call makes the one copy.
+
+        A copy keeps its source's time: copying Sunday's point at 00:10 on Monday left the week
+        without a copy of its own, and the 04:10 call copied Monday's backup too (two a week).
+        """
+        policy = _policy(("db",), tiers=[LOCAL, OFFSITE])
+        targets = _targets(policy, clock)
+        copies: list[tuple[datetime, str]] = []
+        for hour in range(-28, 24 * 7 - 4):  # from Sunday 00:10 to the next Sunday, hourly
+            clock.now = MONDAY + timedelta(hours=hour)
+            report = backup(policy, now=clock.now, targets=targets, notifiers=[])
+            copies += [(clock.now, c.details["source"]) for c in report.copies]
+
+        monday_backup = next(p.id for p in targets["db"].list_points() if p.created_at == MONDAY)
+        sunday = MONDAY - timedelta(hours=28)  # last week: its backup, made at the first call
+        assert [(sunday, "db-0001"), (MONDAY, monday_backup)] == copies
+
     def test_a_copy_still_pending_counts_for_its_week(self, clock):
         """Cross-region copies take hours: the next day's run makes no second copy that week."""
         policy = _policy(("db",), tiers=[LOCAL, OFFSITE])

@@ -80,7 +80,7 @@ import attrs
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.resolution import get_resolver
-from backuppolicy.core.results import CheckResult, CheckStatus
+from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
 from backuppolicy.core.retention import MaxAge, RetentionRule
 from backuppolicy.core.schedule import Cadence, Schedule
 from backuppolicy.core.selector import RESOURCE_TYPES
@@ -580,6 +580,15 @@ def _unrecorded(results: Iterable[CheckResult]) -> list[LogEntry]:
 # The audit
 
 
+def _integrity_by_target(entries: Sequence[LogEntry]) -> dict[str, list[LogEntry]]:
+    """The integrity checks of *entries*, by target (a year of log, read once for every target)."""
+    by_target: dict[str, list[LogEntry]] = {}
+    for entry in entries:
+        if entry.kind is CheckKind.INTEGRITY:
+            by_target.setdefault(entry.target, []).append(entry)
+    return by_target
+
+
 def audit(
     policy: Policy,
     *,
@@ -639,6 +648,7 @@ def audit(
 
     found: dict[str, list[Finding]] = {key: [] for key in CLAUSE_ORDER}
     all_points: list[RecoveryPoint] = []
+    integrity_history = _integrity_by_target(entries)  # each target reads only its own checks
     # A selector target stands for the targets it found (named <target>-<resource>).
     specs = _assemble.run_specs(policy.targets, built)
     for spec in specs:
@@ -676,7 +686,14 @@ def audit(
         found["retention"].append(one.retention(plan))
         found["offsite-copy"].extend(one.offsite_copies())
         found["copy-integrity"].extend(  # §4: when each copy was last checked
-            copy_integrity_findings(policy, spec.name, spec.application, points, entries, now=now)
+            copy_integrity_findings(
+                policy,
+                spec.name,
+                spec.application,
+                points,
+                integrity_history.get(spec.name, ()),
+                now=now,
+            )
         )
         for key, finding in _verification_findings(one, spec, policy):
             found[key].append(finding)

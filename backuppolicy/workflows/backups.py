@@ -234,6 +234,37 @@ def _copy_due(
     return True
 
 
+def _copy_wanted(
+    policy: Policy,
+    tier: TierSpec,
+    target: str,
+    *,
+    last_copy: RecoveryPoint | None,
+    source: RecoveryPoint,
+    now: datetime,
+) -> bool:
+    """Whether to copy *source* to *tier* at *now*: a copy is due and *source* is of its period.
+
+    A copy is due by `_copy_due`; for a cadence tier (``every: week``) *source* must also have
+    been made in the current period. A copy keeps its source's time, so a copy of the last period's point would not count for
+    this period: a call before the period's first backup (an hourly run at 00:05 on Monday)
+    would copy Sunday's point, and the call after the backup Monday's as well.
+    """
+    if not _copy_due(policy, tier, target, last_copy, now):
+        return False
+    if not isinstance(tier.every, Schedule) and source.created_at < tier.every.period_start(
+        now, policy.timezone
+    ):
+        _log.info(
+            "target %s: copy to %s waits for a backup of this period (newest: %s)",
+            target,
+            tier.name,
+            source.id,
+        )
+        return False
+    return True
+
+
 def _run_target(
     policy: Policy,
     spec: TargetSpec,
@@ -295,7 +326,9 @@ def _run_target(
     errors: list[str] = lock_errors
     for tier in policy.copy_tiers_for(spec):
         last_copy = newest_point(points, tier.name, pending=True)  # a copy in flight counts
-        if source is None or not _copy_due(policy, tier, spec.name, last_copy, now):
+        if source is None or not _copy_wanted(
+            policy, tier, spec.name, last_copy=last_copy, source=source, now=now
+        ):
             continue
         if source.status is not Status.COMPLETED:
             refreshed = target.refresh(source)

@@ -13,6 +13,7 @@ The format of an entry is `backuppolicy.workflows._logformat`; the review is
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -23,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
 
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.registry import get_plugin
@@ -132,6 +135,11 @@ class JsonlLogStore:
     to find the current end of the file, then read without holding it (lines before the end
     never change).
 
+    A store parses each line once: a later read checks that the bytes it already parsed are
+    unchanged (their SHA-256) and parses only the lines appended since, so reading a year of
+    log several times per run costs one parse. Any change before that point makes the read
+    start again from the first line: damage is found as by a full read.
+
     On Windows there is no ``fcntl``: appends are then serialised within the process only.
 
     Example:
@@ -147,6 +155,8 @@ class JsonlLogStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._cache: _Snapshot | None = None
 
     def __repr__(self) -> str:
         return f"JsonlLogStore({str(self.path)!r})"
@@ -199,46 +209,129 @@ class JsonlLogStore:
             pass
         return problems
 
-    def _lines(self) -> Iterator[tuple[int, bytes, bool]]:
-        """``(line number, bytes without the newline, complete)``; over-long lines come cut."""
+    def _scanned(self) -> _Snapshot:
+        """Every line of the file, parsed and chained; only the lines appended since the last read are parsed.
+
+        The file is append-only: a read that finds the bytes it parsed before unchanged (same
+        file, same SHA-256 of those bytes) parses only the lines after them, continuing the hash
+        chain where it stopped. Any change before that point (an edited, removed or inserted
+        line, a file replaced) makes the read start again from the first line, so damage is
+        found exactly as by a full read. An hourly run reads the log several times (what is
+        due, the integrity schedule, the audit, its damage): it parses each line once.
+        """
         try:
             file = self.path.open("rb")
         except FileNotFoundError:
-            return
+            return _Snapshot.empty()
         with file:
             _flock(file.fileno(), exclusive=False)
             try:
-                end = os.fstat(file.fileno()).st_size
+                stat = os.fstat(file.fileno())
             finally:
                 _funlock(file.fileno())
-            offset = 0
-            number = 0
-            while offset < end:
-                raw = file.readline(min(end - offset, MAX_LOG_LINE_BYTES + 1))
-                offset += len(raw)
-                number += 1
-                if len(raw) > MAX_LOG_LINE_BYTES and not raw.endswith(b"\n"):
-                    while offset < end and not raw.endswith(b"\n"):  # skip the rest of it
-                        raw = file.readline(min(end - offset, _CHUNK))
-                        offset += len(raw)
-                    yield number, b"", False
-                    continue
-                yield number, raw.removesuffix(b"\n"), raw.endswith(b"\n")
+            end = stat.st_size
+            ident = (stat.st_dev, stat.st_ino)
+            with self._cache_lock:
+                cached = self._cache
+            base = _Snapshot.empty(ident)
+            if cached is not None and cached.ident == ident and cached.end <= end:
+                prefix = hashlib.sha256()
+                remaining = cached.end
+                while remaining:
+                    chunk = file.read(min(remaining, _CHUNK))
+                    if not chunk:
+                        break
+                    prefix.update(chunk)
+                    remaining -= len(chunk)
+                if not remaining and prefix.digest() == cached.prefix.digest():
+                    base = cached
+                else:
+                    file.seek(0)
+            snapshot = base.extended(file, end, str(self.path), ident)
+        with self._cache_lock:
+            self._cache = snapshot
+        return snapshot
 
     def _scan(self, problems: list[LogDamage]) -> Iterator[LogEntry]:
         """Yield the intact entries; append what is wrong to *problems*."""
-        chain = _Chain(problems)
-        lines = list(self._lines())
-        for index, (number, raw, complete) in enumerate(lines):
-            where = f"{self.path}:{number}"
-            if not complete and raw and index == len(lines) - 1:
-                detail = "a torn last line (a writer died mid-write); skipped"
-                problems.append(LogDamage(LogDamageKind.TORN_LINE, where, detail))
-                break
-            entry = chain.follow(where, raw, complete=complete)
-            if entry is not None:
-                yield entry
+        snapshot = self._scanned()
+        problems.extend(snapshot.problems())
+        yield from snapshot.entries
+
+
+@attrs.define
+class _Snapshot:
+    """What a read of a JSON-lines log found up to the end of its last complete line.
+
+    Attributes:
+        ident: ``(st_dev, st_ino)`` of the file read.
+        end: Offset after the last line that ends in a newline: what was parsed and chained.
+        prefix: SHA-256 of the bytes before *end*.
+        number: Lines before *end*.
+        entries: The intact entries before *end*, in file order.
+        chain: The hash chain's state at *end* (with the damage found before it).
+        tail: The damage of a last line without its newline (torn, or over-long): read
+            again next time, never continued from.
+    """
+
+    ident: tuple[int, int]
+    end: int
+    prefix: Any  # hashlib._Hash
+    number: int
+    entries: list[LogEntry]
+    chain: _Chain
+    tail: list[LogDamage] = attrs.Factory(list)
+
+    @classmethod
+    def empty(cls, ident: tuple[int, int] = (0, 0)) -> _Snapshot:
+        """The state before the first line."""
+        return cls(ident, 0, hashlib.sha256(), 0, [], _Chain([]))
+
+    def problems(self) -> list[LogDamage]:
+        """The damage found, as a full read reports it (the legacy note first)."""
+        chain = self.chain.copy()
+        chain.problems.extend(self.tail)
         chain.finish()
+        return chain.problems
+
+    def extended(self, file: IO[bytes], end: int, path: str, ident: tuple[int, int]) -> _Snapshot:
+        """This snapshot continued over the lines of *file* (positioned at this one's end) up to *end*."""
+        chain = self.chain.copy()
+        entries = list(self.entries)
+        prefix = self.prefix.copy()
+        offset, number = self.end, self.number
+        safe_end, safe_number = offset, number
+        tail: list[LogDamage] = []
+        while offset < end:
+            raw = file.readline(min(end - offset, MAX_LOG_LINE_BYTES + 1))
+            offset += len(raw)
+            number += 1
+            where = f"{path}:{number}"
+            pieces = [raw]
+            over_long = len(raw) > MAX_LOG_LINE_BYTES and not raw.endswith(b"\n")
+            while over_long and offset < end and not pieces[-1].endswith(b"\n"):
+                pieces.append(file.readline(min(end - offset, _CHUNK)))  # skip the rest of it
+                offset += len(pieces[-1])
+            if not pieces[-1].endswith(b"\n"):  # the last line, not ended (yet): never cached
+                if over_long:
+                    ahead = chain.copy()
+                    ahead.problems.clear()
+                    ahead.follow(where, b"", complete=False)
+                    tail.extend(ahead.problems)
+                else:
+                    detail = "a torn last line (a writer died mid-write); skipped"
+                    tail.append(LogDamage(LogDamageKind.TORN_LINE, where, detail))
+                break
+            for piece in pieces:
+                prefix.update(piece)
+            if over_long:
+                entry = chain.follow(where, b"", complete=False)
+            else:
+                entry = chain.follow(where, raw.removesuffix(b"\n"), complete=True)
+            if entry is not None:
+                entries.append(entry)
+            safe_end, safe_number = offset, number
+        return _Snapshot(ident, safe_end, prefix, safe_number, entries, chain, tail)
 
 
 class _Chain:
@@ -250,6 +343,14 @@ class _Chain:
         self.chained = False
         self.legacy: list[str] = []
         self.unreadable: dict[str, LogDamage] = {}  # digest of a damaged line -> its damage
+
+    def copy(self) -> _Chain:
+        """An independent copy of the state (a read continues from it)."""
+        twin = _Chain(list(self.problems))
+        twin.prev, twin.chained = self.prev, self.chained
+        twin.legacy = list(self.legacy)
+        twin.unreadable = dict(self.unreadable)
+        return twin
 
     def _damage(self, kind: LogDamageKind, where: str, detail: str) -> LogDamage:
         damage = LogDamage(kind, where, detail)

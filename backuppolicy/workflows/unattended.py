@@ -12,7 +12,8 @@ on a schedule). Each call, under a lease that keeps two runs apart:
 4. runs the integrity checks and restore tests that are due (see below), recording them in the
    testing log;
 5. audits the policy at the first run of each day;
-6. records what it did in the testing log (a ``run`` entry) and sends **one** digest
+6. records what it did in the testing log (a ``run`` entry; a call that found nothing due
+   writes none) and sends **one** digest
    notification when something failed or is overdue, instead of one per finding;
 7. pings the heartbeat URL of the policy (start, then success or failure).
 
@@ -25,8 +26,12 @@ What is due is computed from the testing log and the points, never from the call
   window. A ``restore_test_every`` period (a quarter) that has had no test by its middle gets
   one, of the application tested least recently. A failed test is retried the next day, not
   every hour.
-* **Integrity checks** (§4): each target and covered tier the same way, over
-  ``integrity_check_every``.
+* **Integrity checks** (§4.1, §4.2): the rolling integrity schedule
+  (`backuppolicy.workflows.verify.integrity_plan`, `backuppolicy.core.integrity_schedule`):
+  every copy in a covered tier gets its own day of its integrity window (a year, or its
+  retention when shorter) and is checked that day, or later when a day was missed (at most
+  the steady daily load of late ones per day). A copy whose check failed is retried the next
+  day; one whose check was skipped (a kind without an integrity check) once per window.
 """
 
 from __future__ import annotations
@@ -46,9 +51,9 @@ from zoneinfo import ZoneInfo
 
 import attrs
 
-from backuppolicy.checks.integrity import IntegrityCheck
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.exceptions import LeaseHeldError, PolicyError
+from backuppolicy.core.integrity_schedule import IntegritySlot
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.registry import get_plugin
 from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
@@ -63,7 +68,12 @@ from backuppolicy.workflows._logformat import CorruptLogLineWarning
 from backuppolicy.workflows.backups import backup
 from backuppolicy.workflows.logstores import JsonlLogStore, MemoryLogStore, S3LogStore
 from backuppolicy.workflows.testlog import LogEntry, TestLog
-from backuppolicy.workflows.verify import restore_test, run_checks, sweep_restore_tests
+from backuppolicy.workflows.verify import (
+    integrity_due,
+    integrity_plan,
+    restore_test,
+    sweep_restore_tests,
+)
 
 if TYPE_CHECKING:
     import boto3
@@ -299,54 +309,60 @@ def _restore_tests_due(policy: Policy, entries: Sequence[LogEntry], now: datetim
 
 
 def _integrity_due(
-    policy: Policy, entries: Sequence[LogEntry], now: datetime
-) -> list[tuple[str, str | None]]:
-    """The (target, tier) pairs whose integrity check is due at *now*; tier ``None``: any tier.
+    policy: Policy,
+    entries: Sequence[LogEntry],
+    now: datetime,
+    targets: Mapping[str, BackupTarget],
+) -> list[str]:
+    """The targets with copies due for their integrity check at *now*, in policy order.
 
-    The seam for the rolling integrity schedule: each target gets its own day of the
-    ``integrity_check_every`` period (`backuppolicy.rolling_slots`), for every tier the checks
-    cover (as `backuppolicy.TestLog.overdue` counts them).
+    The rolling integrity schedule (`backuppolicy.workflows.verify.integrity_plan`): every copy
+    in a covered tier is checked once per integrity window, each on its own day. A copy whose
+    check failed less than a day ago is not due again yet (it is retried the next day, not every
+    hour); one whose check was skipped (its kind has no integrity check) is not tried again
+    within its window. A target with other copies due checks them, and those copies with them.
     """
-    v = policy.verification
-    tz = policy.timezone
-    period = v.integrity_check_every
-    specs = [spec for spec in policy.targets if spec.enabled]
-    if not specs:
-        return []
-    slots = (
-        rolling_slots([s.name for s in specs], period=period) if period is not Cadence.HOUR else {}
-    )
-    checks = [e for e in entries if e.kind is CheckKind.INTEGRITY]
-    all_tiers = tuple(t.name for t in policy.tiers)
-    covered = set(v.integrity_covers_tiers or all_tiers)
-    due: list[tuple[str, str | None]] = []
-    for spec in specs:
-        tiers = [t.name for t in policy.tiers_for(spec)]
-        source = tiers[0] if tiers else None
-        wanted: list[str | None] = [t for t in tiers if t in covered] if all_tiers else [None]
-        for tier in wanted:
-            mine = [
-                e
-                for e in checks
-                if e.target == spec.name and (tier is None or (e.tier or source) == tier)
-            ]
-            if _slot_due(
-                slot=slots.get(spec.name, 0), period=period, attempts=mine, now=now, tz=tz
+    plan = integrity_plan(policy, now=now, targets=targets, history=entries)
+    tried: dict[tuple[str, str | None], list[LogEntry]] = {}
+    for e in entries:
+        if e.kind is CheckKind.INTEGRITY and e.status in (CheckStatus.FAIL, CheckStatus.SKIPPED):
+            tried.setdefault((e.target, e.point_id), []).append(e)
+
+    def waits(slot: IntegritySlot) -> bool:
+        for e in tried.get((slot.target, slot.point_id), ()):
+            pause = _RETRY_AFTER if e.status is CheckStatus.FAIL else timedelta(slot.window_days)
+            if e.checked_at > now - pause and (
+                slot.last_checked is None or e.checked_at > slot.last_checked
             ):
-                due.append((spec.name, tier))
-    return due
+                return True
+        return False
+
+    wanted = {slot.target for slot in plan if not waits(slot)}
+    return [spec.name for spec in policy.targets if spec.name in wanted]
+
+
+def _per_target(
+    policy: Policy, probes: Mapping[str, Sequence[ProbeLike]] | Sequence[ProbeLike] | None
+) -> Mapping[str, Sequence[ProbeLike]] | None:
+    """Probes by target name (a sequence is for every target)."""
+    if probes is None or isinstance(probes, Mapping):
+        return probes
+    return {spec.name: probes for spec in policy.targets}
 
 
 def _done_today(entries: Sequence[LogEntry], policy: Policy, now: datetime, step: str) -> bool:
     """Whether a run recorded today (the policy's calendar day) did *step*."""
     start = Cadence.DAY.period_start(now, policy.timezone)
-    return any(
-        e.check == RUN_CHECK
-        and e.target == policy.name
-        and e.checked_at >= start
-        and step in (e.result.evidence.get("steps") or ())
-        for e in entries
-    )
+    for e in reversed(entries):  # oldest check first: today's runs are at the end
+        if e.checked_at < start:
+            return False
+        if (
+            e.check == RUN_CHECK
+            and e.target == policy.name
+            and step in (e.result.evidence.get("steps") or ())
+        ):
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,27 +640,24 @@ def _run_steps(  # noqa: C901, PLR0915 - the steps of one run, side by side
     if not _done_today(entries, policy, now, "sweep"):
         state.step("sweep", EventKind.VERIFICATION_FAILED, do_sweep)
 
-    pairs = _integrity_due(policy, entries, now)
+    due_targets = _integrity_due(policy, entries, now, built)
 
     def do_integrity() -> None:
-        by_tier: dict[str | None, list[str]] = {}
-        for target, tier in pairs:
-            by_tier.setdefault(tier, []).append(target)
-        for tier, names in by_tier.items():
-            results = run_checks(
-                policy,
-                now=now,
-                targets=built,
-                checks=[IntegrityCheck()],
-                only=[n for n in names if n in built],
-                tiers=[tier] if tier is not None else None,
-                log=log,
-                notifiers=[],
-            )
-            state.integrity.extend(results)
-            state.checks_failed(results)
+        results = integrity_due(
+            policy,
+            now=now,
+            targets=built,
+            log=log,
+            probes=_per_target(policy, probes),
+            endpoint_resolver=endpoint_resolver,
+            only=due_targets,
+            notifiers=[],
+            ran_by=owner,
+        )
+        state.integrity.extend(results)
+        state.checks_failed(results)
 
-    if pairs:
+    if due_targets:
         state.step("integrity", EventKind.VERIFICATION_FAILED, do_integrity)
 
     applications = _restore_tests_due(policy, entries, now)
@@ -693,8 +706,18 @@ def _run_steps(  # noqa: C901, PLR0915 - the steps of one run, side by side
         overdue=tuple(state.overdue),
         notified=notified,
     )
-    _record(log, policy, digest)
+    if _did_something(digest):
+        _record(log, policy, digest)
     return digest
+
+
+def _did_something(digest: RunDigest) -> bool:
+    """Whether *digest* is worth a log entry: a step besides the backup pass ran, or anything happened.
+
+    An hourly call that finds nothing due (the backup pass creates nothing) writes nothing, so
+    the testing log grows with what was done, not with the number of calls.
+    """
+    return set(digest.steps) != {"backup"} or any(digest.totals().values())
 
 
 def _record(log: TestLog, policy: Policy, digest: RunDigest) -> None:
