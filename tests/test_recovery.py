@@ -188,7 +188,9 @@ class TestMarkdown:
             in text
         )
         policy = ROOT / "examples" / "policy.yaml"
-        assert f"backuppolicy restore --policy {policy} --target shop-db --swap --apply --yes" in text
+        assert (
+            f"backuppolicy restore --policy {policy} --target shop-db --swap --apply --yes" in text
+        )
         assert (
             'bp.restore(bp.plan_restore(policy, "shop-db", swap=True), confirm=True, log=log)'
             in text
