@@ -748,7 +748,7 @@ def iam_policy(
     its statements the same way (its class's ``iam_actions(spec)``,
     `~backuppolicy.core.targets.TargetKind`); a kind that does not say is refused, never left
     out. Directory targets declare none (``{}``): their ``s3://`` stores in this account and the
-KMS key of their ``settings.encryption`` are granted here. The statements may hold the
+    KMS key of their ``settings.encryption`` are granted here. The statements may hold the
     placeholders of `backuppolicy.aws._iam_statements` (partition, account, region, the copy
     tiers' regions, the policy's name, the isolation profile's prefix and sweep tag), filled in
     here; a kind whose class has ``iam_copy_keys = True`` also gets the use of its copy tiers'
