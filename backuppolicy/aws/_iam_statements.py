@@ -23,12 +23,13 @@ from typing import Final
 
 import attrs
 
-from backuppolicy.core.model import TAG_POLICY
+from backuppolicy.core.model import TAG_HOLD, TAG_POLICY
 
 __all__ = [
     "ACCOUNT",
     "ALL_WORKFLOWS",
     "COPIES_ONLY",
+    "LISTING_WORKFLOWS",
     "PARTITION",
     "POLICY",
     "REGION",
@@ -42,12 +43,22 @@ __all__ = [
     "Grant",
     "by_workflow",
     "created",
+    "held",
+    "hold_tags",
     "owned",
     "swept",
 ]
 
-ALL_WORKFLOWS: Final = ("backup", "prune", "verify", "restore-test")
-"""The workflows `backuppolicy.aws.iam_policy` knows, in the order statements are listed."""
+ALL_WORKFLOWS: Final = ("backup", "prune", "verify", "restore-test", "holds", "enforce")
+"""The workflows `backuppolicy.aws.iam_policy` knows, in the order statements are listed.
+
+``holds`` is `backuppolicy.place_hold` / `backuppolicy.release_hold` (and the audit's reads of
+what enforces a hold); ``enforce`` is ``backuppolicy verify --enforce``
+(`backuppolicy.workflows.verify.enforce_settings`), on top of ``verify``.
+"""
+
+LISTING_WORKFLOWS: Final = ("backup", "prune", "verify", "restore-test", "holds")
+"""The workflows that list a target's points: what a `Grant` with no workflows stands for."""
 
 PARTITION: Final = "${bp:partition}"
 ACCOUNT: Final = "${bp:account}"
@@ -72,7 +83,8 @@ class Grant:
     """Actions on resources, for some workflows (default: all), maybe under a condition.
 
     Attributes:
-        workflows: The workflows that need it (empty: every workflow).
+        workflows: The workflows that need it (empty: every workflow that lists points,
+            `LISTING_WORKFLOWS`; ``enforce`` lists nothing).
         actions: IAM actions.
         resources: Resource ARNs (with placeholders).
         condition: IAM condition, if any.
@@ -89,6 +101,8 @@ class Grant:
 def by_workflow(grants: Iterable[Grant]) -> dict[str, list[dict[str, object]]]:
     """The ``{workflow: [statements]}`` mapping of *grants*, workflows in `ALL_WORKFLOWS` order.
 
+    A grant with no workflows goes to each of `LISTING_WORKFLOWS`.
+
     Example:
         >>> by_workflow([Grant(("prune",), ("rds:DeleteDBSnapshot",), ("*",))])
         {'prune': [{'Action': ['rds:DeleteDBSnapshot'], 'Resource': ['*']}]}
@@ -97,7 +111,7 @@ def by_workflow(grants: Iterable[Grant]) -> dict[str, list[dict[str, object]]]:
     out: dict[str, list[dict[str, object]]] = {}
     for workflow in ALL_WORKFLOWS:
         for grant in grants:
-            if grant.workflows and workflow not in grant.workflows:
+            if workflow not in (grant.workflows or LISTING_WORKFLOWS):
                 continue
             statement: dict[str, object] = {
                 "Action": list(grant.actions),
@@ -124,3 +138,13 @@ def swept() -> dict[str, object]:
 def created(*actions: str) -> dict[str, object]:
     """The condition that EC2 tags are put by one of *actions* (``CreateSnapshot``)."""
     return {"StringEquals": {"ec2:CreateAction": list(actions)}}
+
+
+def held() -> dict[str, object]:
+    """The condition that a resource carries the legal hold tag (``backuppolicy:legal-hold``)."""
+    return {"Null": {f"aws:ResourceTag/{TAG_HOLD}": "false"}}
+
+
+def hold_tags(*extra: str) -> dict[str, object]:
+    """The condition that a tag request names only the hold tag (and *extra* tag keys)."""
+    return {"ForAllValues:StringEquals": {"aws:TagKeys": [TAG_HOLD, *extra]}}

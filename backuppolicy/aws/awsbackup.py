@@ -324,6 +324,16 @@ class AwsBackupTarget(AwsBackend):
                     ("backup:DescribeRecoveryPoint",),
                     (vault_arn, f"{where}:recovery-point:*"),
                 ),
+                # AWS Backup legal holds: created with the hold tag, cancelled by id, listed to
+                # find ours (ListLegalHolds supports no resource-level permissions).
+                Grant(
+                    ("holds",),
+                    ("backup:CreateLegalHold",),
+                    (f"{where}:legal-hold:*",),
+                    {"Null": {f"aws:RequestTag/{TAG_HOLD}": "false"}},
+                ),
+                Grant(("holds",), ("backup:CancelLegalHold",), (f"{where}:legal-hold:*",)),
+                Grant(("holds",), ("backup:ListLegalHolds",), ("*",)),
             ]
         )
 

@@ -43,6 +43,7 @@ from backuppolicy.aws._ec2_base import (
     TAG_GROUP,
     TAG_GROUP_SIZE,
     TAG_INSTANCE,
+    TAG_LOCK,
     TAG_SOURCE_GROUP,
     TAG_SOURCE_REGION,
     TAG_SOURCE_SNAPSHOT,
@@ -60,6 +61,8 @@ from backuppolicy.aws._iam_statements import (
     Grant,
     by_workflow,
     created,
+    held,
+    hold_tags,
     owned,
     swept,
 )
@@ -191,6 +194,13 @@ def _iam_grants(spec: TargetSpec, *, instance: bool) -> list[Grant]:
         Grant(("restore-test",), ("ec2:CreateVolume",), (volumes, src_snaps)),
         Grant(("restore-test",), ("ec2:CreateTags",), (volumes,), created("CreateVolume")),
         Grant(("restore-test",), ("ec2:DeleteVolume",), (volumes,), swept()),
+        # A legal hold: the hold tag (and the lock tag recording the snapshot lock) on any
+        # snapshot of the target, and a governance lock on held snapshots only (the tag is put
+        # before the lock and removed after the unlock). DescribeLockedSnapshots (the audit)
+        # supports no resource-level permissions.
+        Grant(("holds",), ("ec2:CreateTags", "ec2:DeleteTags"), snaps, hold_tags(TAG_LOCK)),
+        Grant(("holds",), ("ec2:LockSnapshot", "ec2:UnlockSnapshot"), snaps, held()),
+        Grant(("holds",), ("ec2:DescribeLockedSnapshots",), ("*",)),
         # integrity checks read snapshots and their copies block by block (EBS direct APIs)
         Grant(("verify",), ("ebs:ListSnapshotBlocks", "ebs:GetSnapshotBlock"), snaps),
     ]

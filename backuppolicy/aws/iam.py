@@ -1,7 +1,7 @@
 """Least-privilege IAM: the policy document that the workflows of a `~backuppolicy.Policy` need.
 
 `iam_policy` lists, per target of the policy and per workflow (``backup``, ``prune``, ``verify``,
-``restore-test``), exactly the IAM actions the library's calls need, on resource ARNs scoped to
+``restore-test``, ``holds``, ``enforce``), exactly the IAM actions the library's calls need, on resource ARNs scoped to
 the target (its database, instance, volume, bucket and prefix, the snapshots in its regions).
 Deletes of recovery points are further limited by the tag condition
 ``aws:ResourceTag/backuppolicy:policy = <policy name>`` where the service supports it (RDS and
@@ -31,6 +31,7 @@ from backuppolicy.aws._iam_statements import (
     ACCOUNT,
     ALL_WORKFLOWS,
     COPIES_ONLY,
+    LISTING_WORKFLOWS,
     PARTITION,
     POLICY,
     REGION,
@@ -94,6 +95,8 @@ _S3_RENAMED: Final = {
     "ListObjects": "s3:ListBucket",
     "GetBucketEncryption": "s3:GetEncryptionConfiguration",
     "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
     "GetObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration",
     "GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
     "PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
@@ -308,7 +311,7 @@ _FOR_AWS_RESOURCE: Final = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
 _KMS_ARN: Final = re.compile(r"arn:([^:]+):kms:([^:]*):([^:]*):((?:key|alias)/.+)")
 
 
-def _kms_key(w: _Where, region: str, key: str) -> tuple[str, str | None]:
+def _kms_key(w: _Where, region: str, key: str, field: str = "kms_key_id") -> tuple[str, str | None]:
     """The key resource ARN for *key* and, for an alias, the alias name to condition on.
 
     IAM matches KMS actions against the key's ARN, never an alias ARN: a statement whose
@@ -320,7 +323,7 @@ def _kms_key(w: _Where, region: str, key: str) -> tuple[str, str | None]:
         match = _KMS_ARN.fullmatch(key)
         if match is None:
             raise PolicyError.for_field(
-                "kms_key_id", "a KMS key id, key ARN, alias name or alias ARN", key[:200]
+                field, "a KMS key id, key ARN, alias name or alias ARN", key[:200]
             )
         partition, key_region, account, resource = match.groups()
         if resource.startswith("alias/"):
@@ -352,6 +355,66 @@ def _kms(w: _Where, keys: Iterable[tuple[str, str]]) -> list[_Grant]:
             _Grant(workflows, (_KMS_GRANT,), unique, _FOR_AWS_RESOURCE),
             _Grant(workflows, _KMS_USE, unique),
         ]
+    return grants
+
+
+def _data_key_grants(spec: TargetSpec, kind: object, w: _Where) -> list[_Grant]:
+    """The use of the KMS keys that encrypt a kind's archives (its ``iam_data_keys(spec)``).
+
+    ``kms:GenerateDataKey`` on the current key for backups (and the copies they write),
+    ``kms:Decrypt`` on it and the previous keys for checks and restores; an alias is honoured
+    through ``kms:ResourceAliases`` on the keys of its region, as for the copy tiers' keys.
+    """
+    declare = getattr(kind, "iam_data_keys", None)
+    if not callable(declare):
+        return []
+    keys: Mapping[str, Iterable[str]] = declare(spec)
+    field = f"targets[{spec.name}].settings.encryption.key"
+    grants = []
+    for action, workflows, refs in (
+        ("kms:GenerateDataKey", _all("backup"), keys.get("encrypt", ())),
+        ("kms:Decrypt", _all("verify", "restore-test"), keys.get("decrypt", ())),
+    ):
+        for ref in refs:
+            resource, alias = _kms_key(w, w.region, ref, field)
+            condition = (
+                {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}} if alias else None
+            )
+            grants.append(_Grant(workflows, (action,), (resource,), condition))
+    return grants
+
+
+def _store_grants(policy: Policy, spec: TargetSpec, w: _Where) -> list[_Grant]:
+    """A directory's archives in ``s3://`` stores of this account (`backuppolicy.aws.objects`).
+
+    List and read under each store's prefix for every workflow that lists points, write for
+    backups (and the sidecars of holds), delete for pruning, and Object Lock retention when
+    the store's tier is locked. Stores of tiers in another account are the backup account's
+    (`_backup_grants`): nothing here.
+    """
+    if spec.kind != "directory":
+        return []
+    listing = frozenset(LISTING_WORKFLOWS)
+    grants: list[_Grant] = []
+    for tier in policy.tiers_for(spec):
+        store = str(tier.location.get("store", ""))
+        if tier.account is not None or not store.startswith("s3://"):
+            continue
+        path = store.removeprefix("s3://")
+        bucket = f"arn:{w.partition}:s3:::{path.split('/', 1)[0]}"
+        objects = f"arn:{w.partition}:s3:::{path}*"
+        grants += [
+            _Grant(listing, ("s3:ListBucket",), (bucket,)),
+            _Grant(listing, ("s3:GetObject",), (objects,)),
+            _Grant(_all("backup", "holds"), ("s3:PutObject",), (objects,)),
+            _Grant(_all("backup"), ("s3:AbortMultipartUpload",), (objects,)),
+            _Grant(_all("prune"), ("s3:DeleteObject",), (objects,)),
+        ]
+        if tier.lock is not None and tier.lock.enabled:
+            grants += [
+                _Grant(_all("backup"), ("s3:GetBucketObjectLockConfiguration",), (bucket,)),
+                _Grant(_all("backup"), ("s3:PutObjectRetention",), (objects,)),
+            ]
     return grants
 
 
@@ -442,9 +505,14 @@ def _grants(
         kind = get_target_class(spec.kind)
         declared = _declared(spec, kind)
         copy_keys = bool(getattr(kind, "iam_copy_keys", False))
+        where = _where(policy, spec, account, partition, region)
+        extra = [
+            *(("kms", g) for g in _data_key_grants(spec, kind, where)),
+            *((spec.kind, g) for g in _store_grants(policy, spec, where)),
+        ]
+        out += [(name, grant) for name, grant in extra if grant.workflows & wanted]
         if not declared and not copy_keys:
             continue
-        where = _where(policy, spec, account, partition, region)
         out += [
             (spec.kind, grant)
             for grant in _kind_grants(spec, declared, where)
@@ -679,7 +747,8 @@ def iam_policy(
     document stays small as targets are added. Every kind, built-in or plug-in, is asked for
     its statements the same way (its class's ``iam_actions(spec)``,
     `~backuppolicy.core.targets.TargetKind`); a kind that does not say is refused, never left
-    out. Directory targets need no AWS permission (``{}``). The statements may hold the
+    out. Directory targets declare none (``{}``): their ``s3://`` stores in this account and the
+    KMS key of their ``settings.encryption`` are granted here. The statements may hold the
     placeholders of `backuppolicy.aws._iam_statements` (partition, account, region, the copy
     tiers' regions, the policy's name, the isolation profile's prefix and sweep tag), filled in
     here; a kind whose class has ``iam_copy_keys = True`` also gets the use of its copy tiers'

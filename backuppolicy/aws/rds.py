@@ -40,6 +40,7 @@ from backuppolicy.aws._iam_statements import (
     SOURCE_ACCOUNT,
     Grant,
     by_workflow,
+    hold_tags,
     owned,
     swept,
 )
@@ -213,6 +214,14 @@ def _iam_grants(spec: TargetSpec, *, cluster: bool) -> list[Grant]:
         Grant(("backup",), ("rds:AddTagsToResource",), snaps),
         Grant(("backup",), (f"rds:Copy{word}Snapshot",), snaps, copies=True),
         Grant(("prune",), (f"rds:Delete{word}Snapshot",), snaps, owned()),
+        # A legal hold is the hold tag alone (RDS cannot lock a snapshot): only that tag may be
+        # put or removed, on any snapshot of the target (a hold may fall on one made by hand).
+        Grant(
+            ("holds",),
+            ("rds:AddTagsToResource", "rds:RemoveTagsFromResource"),
+            snaps,
+            hold_tags(),
+        ),
         Grant(
             ("verify",),
             ("rds:DescribeDBClusters" if cluster else "rds:DescribeDBInstances",),

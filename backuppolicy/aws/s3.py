@@ -47,7 +47,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import attrs
 
 from backuppolicy.aws._iam_statements import (
+    ACCOUNT,
     PARTITION,
+    REGION,
     STORE,
     STORE_BUCKET,
     TIER_KEY,
@@ -322,6 +324,8 @@ class S3Bucket(
         objects = (data, internal) if spec.settings.get("prefix") else (data,)
         return by_workflow(
             [
+                *cls._iam_hold_grants(bucket, objects),
+                *cls._iam_enforce_grants(spec, bucket),
                 Grant((), ("s3:ListBucketVersions",), (bucket,)),
                 Grant((), ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (internal,)),
                 Grant(("backup", "prune"), ("s3:GetObject",), (internal,)),
@@ -351,6 +355,58 @@ class S3Bucket(
                 ),
             ]
         )
+
+    @staticmethod
+    def _iam_hold_grants(bucket: str, objects: tuple[str, ...]) -> list[Grant]:
+        """Legal holds: the hold tag on a version, its Object Lock legal hold (and its manifest's).
+
+        The legal hold is read back with ``HeadObject`` (``s3:GetObjectVersion``), so
+        ``s3:GetObjectLegalHold`` is not needed.
+        """
+        return [
+            Grant(("holds",), ("s3:GetBucketObjectLockConfiguration",), (bucket,)),
+            Grant(
+                ("holds",),
+                (
+                    "s3:GetObjectVersion",
+                    "s3:GetObjectVersionTagging",
+                    "s3:PutObjectVersionTagging",
+                    "s3:PutObjectLegalHold",
+                ),
+                objects,
+            ),
+        ]
+
+    @staticmethod
+    def _iam_enforce_grants(spec: TargetSpec, bucket: str) -> list[Grant]:
+        """``verify --enforce``: read and set the bucket's encryption and public access block.
+
+        Only when the target's settings state them (`enforce_settings` skips it otherwise).
+        """
+        settings = spec.settings
+        if (
+            not isinstance(settings.get("encryption"), str)
+            and "block_public_access" not in settings
+        ):
+            return []
+        grants = [
+            Grant(
+                ("enforce",),
+                (
+                    "s3:GetBucketVersioning",
+                    "s3:GetBucketObjectLockConfiguration",
+                    "s3:GetEncryptionConfiguration",
+                    "s3:GetBucketPublicAccessBlock",
+                    "s3:PutEncryptionConfiguration",
+                    "s3:PutBucketPublicAccessBlock",
+                ),
+                (bucket,),
+            )
+        ]
+        if settings.get("kms_key_id"):  # the bucket's key and the policy's are compared by ARN
+            key = f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/*"
+            grants.append(Grant(("enforce",), ("kms:DescribeKey",), (key,)))
+        return grants
 
     @classmethod
     def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:

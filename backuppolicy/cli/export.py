@@ -305,8 +305,9 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     iam.add_argument(
         "--workflow",
         action="append",
-        choices=["backup", "prune", "verify", "restore-test"],
-        help="only these workflows (repeatable; default: all)",
+        choices=["backup", "prune", "verify", "restore-test", "holds", "enforce"],
+        help="only these workflows (repeatable; default: all): holds = place/release legal "
+        "holds, enforce = verify --enforce (on top of verify)",
     )
     iam.add_argument("--account-id", help="account id in ARNs (default: *)")
     iam.add_argument(

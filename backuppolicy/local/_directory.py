@@ -289,8 +289,34 @@ class Directory(DirectoryRestores):
 
     @classmethod
     def iam_actions(cls, spec: TargetSpec) -> dict[str, list[dict[str, object]]]:  # noqa: ARG003
-        """None: a directory needs no AWS permission (a store's S3 calls are not covered yet)."""
+        """None of its own: `backuppolicy.aws.iam_policy` grants its stores and keys.
+
+        Its ``s3://`` stores of this account and its KMS keys (`iam_data_keys`).
+        """
         return {}
+
+    @classmethod
+    def iam_data_keys(cls, spec: TargetSpec) -> dict[str, list[str]]:
+        """The KMS keys of the archives' encryption (``kms:`` keys of ``settings.encryption``).
+
+        ``{"encrypt": [key], "decrypt": [key, *previous keys]}``, each a key id, key ARN, alias
+        name or alias ARN; empty without KMS keys. `backuppolicy.aws.iam_policy` grants
+        ``kms:GenerateDataKey`` on the first (backups) and ``kms:Decrypt`` on all (checks,
+        restores).
+        """
+        chosen = spec.settings.get("encryption")
+        if not isinstance(chosen, Mapping):
+            return {}
+
+        def kms(value: object) -> list[str]:
+            text = value if isinstance(value, str) else ""
+            return [text.removeprefix("kms:")] if text.startswith("kms:") and text[4:] else []
+
+        current = kms(chosen.get("key"))
+        previous = [k for v in chosen.get("previous_keys", ()) or () for k in kms(v)]
+        if not current and not previous:
+            return {}
+        return {"encrypt": current, "decrypt": list(dict.fromkeys([*current, *previous]))}
 
     @classmethod
     def iam_offsite_actions(cls, spec: TargetSpec) -> dict[str, dict[str, list[dict[str, object]]]]:  # noqa: ARG003

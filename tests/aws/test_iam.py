@@ -157,8 +157,120 @@ def _recorded() -> Iterator[tuple[Policy, _Recorder]]:
         yield policy, recorder
 
 
+_RECORDED = ("backup", "prune", "verify", "restore-test")
+"""The workflows the ``recorded`` fixture runs; ``holds`` and ``enforce`` have their own run."""
+
+
+def _holds_world(session: boto3.Session) -> dict[str, Any]:
+    """The kinds whose holds moto can run: RDS tags, S3 tags and Object Lock legal holds.
+
+    moto 5.2 lacks ``LockSnapshot`` (NotImplementedError) and ``CreateLegalHold`` (404 "Not
+    yet implemented"): the EBS/EC2 and AWS Backup hold grants are checked in
+    `TestHoldGrantsMotoCannotRun` instead (their calls run under Stubber in
+    tests/aws/test_locks_ebs.py and tests/aws/test_locks_backup_iam.py).
+    """
+    rds = session.client("rds")
+    rds.create_db_instance(
+        DBInstanceIdentifier="held-shop",
+        Engine="postgres",
+        DBInstanceClass="db.t3.micro",
+        MasterUsername="admin",
+        MasterUserPassword=_PASSWORD,
+        AllocatedStorage=20,
+    )
+    rds.create_db_cluster(
+        DBClusterIdentifier="held-orders",
+        Engine="aurora-postgresql",
+        MasterUsername="admin",
+        MasterUserPassword=_PASSWORD,
+    )
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="ledger", ObjectLockEnabledForBucket=True)
+    s3.put_object(Bucket="ledger", Key="books/2025.csv", Body=b"a,b")
+    return {
+        "name": "held",
+        "schedule": {"every": "day", "at": "04:00"},
+        "retention": {"max_age": "35d"},
+        "targets": [
+            {
+                "name": "shop-db",
+                "kind": "rds-instance",
+                "settings": {"db_instance_id": "held-shop"},
+            },
+            {
+                "name": "orders",
+                "kind": "aurora-cluster",
+                "settings": {"db_cluster_id": "held-orders"},
+            },
+            {
+                "name": "ledger",
+                "kind": "s3-bucket",
+                "settings": {
+                    "bucket": "ledger",
+                    "prefix": "books/",
+                    "encryption": "aws:kms",
+                    "block_public_access": True,
+                },
+            },
+        ],
+    }
+
+
+@pytest.fixture(name="recorded_holds", scope="module")
+def _recorded_holds() -> Iterator[tuple[Policy, _Recorder]]:
+    """Place and release a hold on the newest point of each target; enforce bucket settings."""
+    from moto import mock_aws
+
+    from backuppolicy.workflows.holds import place_hold, release_hold
+    from backuppolicy.workflows.verify import enforce_settings
+
+    recorder = _Recorder()
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        policy = Policy.from_dict(_holds_world(session))
+        session.events.register("before-parameter-build", recorder)
+        targets = workflows.build_targets(policy, session=session, region="us-east-1")
+        report = workflows.backup(policy, now=datetime.now(UTC), targets=targets, notifiers=[])
+        assert report.ok, report.summary()
+        recorder.workflow = "holds"
+        for target in targets.values():
+            point = max(
+                (p for p in target.list_points() if p.is_good and p.managed),
+                key=lambda p: (p.created_at, p.id),
+            )
+            held = place_hold(policy, point, reason="litigation", targets=targets)
+            assert held.held
+            released = release_hold(policy, held, targets=targets)
+            assert not released.held
+        recorder.workflow = "enforce"
+        changes = enforce_settings(policy, targets=targets, apply=True)
+        assert {"encryption", "block_public_access"} <= {c.setting for c in changes}
+        yield policy, recorder
+
+
+class TestHoldsAndEnforceAgainstRecordedCalls:
+    @pytest.mark.parametrize("workflow", ["holds", "enforce"])
+    def test_every_call_is_allowed(
+        self, recorded_holds: tuple[Policy, _Recorder], workflow: str
+    ) -> None:
+        """Every IAM action the workflow's calls need is in its document."""
+        policy, recorder = recorded_holds
+        document = iam_policy(policy, {workflow})
+        allowed = {action for s in document["Statement"] for action in s["Action"]}
+        assert recorder.actions(workflow)
+        assert set() == recorder.actions(workflow) - allowed
+
+    @pytest.mark.parametrize("workflow", ["holds", "enforce"])
+    def test_nothing_unused(self, recorded_holds: tuple[Policy, _Recorder], workflow: str) -> None:
+        """Every action in the document was used by the workflow, or is an intentional extra."""
+        policy, recorder = recorded_holds
+        document = iam_policy(policy, {workflow})
+        allowed = {action for s in document["Statement"] for action in s["Action"]}
+        assert set() == allowed - recorder.actions(workflow) - set(INTENTIONAL_EXTRAS)
+
+
 class TestIamPolicyAgainstRecordedCalls:
-    @pytest.mark.parametrize("workflow", WORKFLOWS)
+    @pytest.mark.parametrize("workflow", _RECORDED)
     def test_every_call_is_allowed(self, recorded: tuple[Policy, _Recorder], workflow: str) -> None:
         """Every IAM action the workflow's calls need is in its document."""
         policy, recorder = recorded
@@ -166,7 +278,7 @@ class TestIamPolicyAgainstRecordedCalls:
         allowed = {action for s in document["Statement"] for action in s["Action"]}
         assert set() == recorder.actions(workflow) - allowed
 
-    @pytest.mark.parametrize("workflow", WORKFLOWS)
+    @pytest.mark.parametrize("workflow", _RECORDED)
     def test_nothing_unused(self, recorded: tuple[Policy, _Recorder], workflow: str) -> None:
         """Every action in the document was used by the workflow, or is an intentional extra."""
         policy, recorder = recorded
@@ -423,6 +535,7 @@ KNOWN_PARLIAMENT_GAPS: dict[tuple[str, str, str], str] = {
         "kms:CreateGrant",
         "kms:Decrypt",
         "kms:DescribeKey",
+        "kms:GenerateDataKey",
         "kms:GenerateDataKeyWithoutPlaintext",
         "kms:ReEncryptFrom",
         "kms:ReEncryptTo",
@@ -481,7 +594,16 @@ _EVERY_KIND = {
             "settings": {"instance_id": "i-0a1b2c3d4e5f60718", "no_reboot": True},
         },
         {"name": "disk", "kind": "ebs-volume", "settings": {"volume_id": "vol-0a1b2c3d4e5f6071"}},
-        {"name": "assets", "kind": "s3-bucket", "settings": {"bucket": "acme-assets"}},
+        {
+            "name": "assets",
+            "kind": "s3-bucket",
+            "settings": {
+                "bucket": "acme-assets",
+                "encryption": "aws:kms",
+                "kms_key_id": "alias/assets",
+                "block_public_access": True,
+            },
+        },
         {
             "name": "images",
             "kind": "s3-bucket",
@@ -563,6 +685,36 @@ _OFFSITE_S3 = {
 """An S3 copy tier in a backup account: its store is a bucket of that account."""
 
 
+_ENCRYPTED_DIRECTORY = {
+    "name": "archives",
+    "schedule": {"every": "day", "at": "04:00"},
+    "retention": {"max_age": "35d"},
+    "tiers": [
+        {"name": "local", "every": "day", "location": {"store": "s3://acme-archives/config"}},
+        {
+            "name": "offsite",
+            "every": "week",
+            "lock": "governance",
+            "location": {"store": "s3://acme-archives-offsite/config"},
+        },
+    ],
+    "targets": [
+        {
+            "name": "config",
+            "kind": "directory",
+            "settings": {
+                "path": "/etc/shop",
+                "encryption": {
+                    "key": "kms:alias/archives",
+                    "previous_keys": [f"kms:arn:aws:kms:eu-west-2:123456789012:key/{_KEY_ID}"],
+                },
+            },
+        }
+    ],
+}
+"""A directory whose archives are KMS-encrypted, in S3 stores of its own account."""
+
+
 def _parliament() -> Any:
     """parliament, imported with its import-time warnings silenced (not ours to fix).
 
@@ -609,6 +761,12 @@ def _documents() -> dict[str, dict[str, Any]]:
             for workflow in WORKFLOWS
         },
         "every-kind-locked": iam_policy(_locked(_EVERY_KIND), account_id="123456789012"),
+        "every-kind-holds-enforce": iam_policy(
+            every, {"holds", "enforce"}, account_id="123456789012", region="eu-west-2"
+        ),
+        "encrypted-directory": iam_policy(
+            Policy.from_dict(_ENCRYPTED_DIRECTORY), account_id="123456789012", region="eu-west-2"
+        ),
         "holds-deny": hold_deny_policy(account_id="123456789012"),
         "holds-deny-with-release": hold_deny_policy(
             release_role_arns=["arn:aws:iam::123456789012:role/legal"]
@@ -743,3 +901,99 @@ class TestS3OffsiteAccount:
         writers = [st for st in document["Statement"] if "kms:GenerateDataKey" in st["Action"]]
         assert [[key]] == [st["Resource"] for st in writers]
         assert "shop-assets" not in json.dumps(document)
+
+
+class TestHoldGrantsMotoCannotRun:
+    """EBS/EC2 and AWS Backup holds: moto 5.2 lacks LockSnapshot and CreateLegalHold.
+
+    Their calls run under Stubber in tests/aws/test_locks_ebs.py and test_locks_backup_iam.py;
+    here, the grants those calls need are in the ``holds`` document, scoped.
+    """
+
+    def _grants(self) -> dict[str, list[dict[str, Any]]]:
+        document = iam_policy(
+            Policy.from_dict(_EVERY_KIND), {"holds"}, account_id="123456789012", region="eu-west-2"
+        )
+        out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for statement in document["Statement"]:
+            for action in statement["Action"]:
+                out[action].append(statement)
+        return out
+
+    def test_snapshot_locks_only_on_held_snapshots(self) -> None:
+        """Lock and unlock only snapshots that carry the hold tag; tag only hold and lock tags."""
+        grants = self._grants()
+        for action in ("ec2:LockSnapshot", "ec2:UnlockSnapshot"):
+            assert [{"Null": {"aws:ResourceTag/backuppolicy:legal-hold": "false"}}] == [
+                st["Condition"] for st in grants[action]
+            ]
+        for action in ("ec2:CreateTags", "ec2:DeleteTags"):
+            assert [
+                {
+                    "ForAllValues:StringEquals": {
+                        "aws:TagKeys": ["backuppolicy:legal-hold", "backuppolicy:lock"]
+                    }
+                }
+            ] == [st["Condition"] for st in grants[action]]
+        assert ["*"] == grants["ec2:DescribeLockedSnapshots"][0]["Resource"]
+
+    def test_aws_backup_legal_holds(self) -> None:
+        """Create (with the hold tag) and cancel legal holds of this account; list them."""
+        grants = self._grants()
+        (create,) = grants["backup:CreateLegalHold"]
+        assert ["arn:aws:backup:eu-west-2:123456789012:legal-hold:*"] == create["Resource"]
+        assert {"Null": {"aws:RequestTag/backuppolicy:legal-hold": "false"}} == create["Condition"]
+        assert "backup:CancelLegalHold" in grants
+        assert ["*"] == grants["backup:ListLegalHolds"][0]["Resource"]
+
+    def test_rds_tags_only_the_hold_tag(self) -> None:
+        """RDS holds may add or remove the hold tag and no other (no taking snapshots over)."""
+        grants = self._grants()
+        for action in ("rds:AddTagsToResource", "rds:RemoveTagsFromResource"):
+            assert [
+                {"ForAllValues:StringEquals": {"aws:TagKeys": ["backuppolicy:legal-hold"]}}
+            ] == [st["Condition"] for st in grants[action]]
+
+
+class TestEncryptedDirectory:
+    def _document(self, workflow: str) -> dict[str, Any]:
+        policy = Policy.from_dict(_ENCRYPTED_DIRECTORY)
+        return iam_policy(policy, {workflow}, account_id="123456789012", region="eu-west-2")
+
+    def test_backup_generates_data_keys_with_the_current_key_only(self) -> None:
+        """GenerateDataKey on the alias's keys (kms:ResourceAliases); no Decrypt for backups."""
+        statements = self._document("backup")["Statement"]
+        (generate,) = [s for s in statements if "kms:GenerateDataKey" in s["Action"]]
+        assert ["arn:aws:kms:eu-west-2:123456789012:key/*"] == generate["Resource"]
+        assert {"ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/archives"}} == generate[
+            "Condition"
+        ]
+        assert not [s for s in statements if "kms:Decrypt" in s["Action"]]
+
+    @pytest.mark.parametrize("workflow", ["verify", "restore-test"])
+    def test_checks_and_restores_decrypt_with_current_and_previous_keys(
+        self, workflow: str
+    ) -> None:
+        """Decrypt on the current key (by alias) and on the previous key's ARN."""
+        decrypt = [s for s in self._document(workflow)["Statement"] if "kms:Decrypt" in s["Action"]]
+        resources = sorted(r for s in decrypt for r in s["Resource"])
+        assert [
+            "arn:aws:kms:eu-west-2:123456789012:key/*",
+            f"arn:aws:kms:eu-west-2:123456789012:key/{_KEY_ID}",
+        ] == resources
+
+    def test_own_s3_stores_are_granted_under_their_prefix(self) -> None:
+        """Writes and deletes only under each store's prefix; retention only on the locked one."""
+        backup = self._document("backup")["Statement"]
+        puts = {r for s in backup if "s3:PutObject" in s["Action"] for r in s["Resource"]}
+        assert {
+            "arn:aws:s3:::acme-archives/config*",
+            "arn:aws:s3:::acme-archives-offsite/config*",
+        } == puts
+        retention = {
+            r for s in backup if "s3:PutObjectRetention" in s["Action"] for r in s["Resource"]
+        }
+        assert {"arn:aws:s3:::acme-archives-offsite/config*"} == retention
+        prune = self._document("prune")["Statement"]
+        deletes = {r for s in prune if "s3:DeleteObject" in s["Action"] for r in s["Resource"]}
+        assert puts == deletes
