@@ -1148,7 +1148,7 @@ class TestCli:
     def test_export_needs_what(self, cli: Callable[..., tuple[int, str, str]]) -> None:
         """`export` alone is a usage error naming the choices."""
         code, _, err = cli("export")
-        assert (2, True) == (code, "aws-backup, iam, lifecycle, scheduler" in err)
+        assert (2, True) == (code, "aws-backup, cloudformation, iam, lifecycle, scheduler" in err)
 
     def test_targets_with_selector(
         self, cli: Callable[..., tuple[int, str, str]], session: boto3.Session
