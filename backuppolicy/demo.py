@@ -95,11 +95,29 @@ def _fake_aws_env() -> Iterator[None]:
                 os.environ[key] = value
 
 
+_BACKENDS: dict[int, Any] = {}
+"""One `AwsBackend` (one boto3 session) per open world, by the id of its moto mock."""
+
+
 def _client(service: str, region: str) -> Any:
-    """A client of the fake AWS world, made the way the library makes its own (`AwsBackend`)."""
+    """A client of the fake AWS world, made the way the library makes its own (`AwsBackend`).
+
+    Clients share one session per world (`_BACKENDS`): botocore then loads each service's
+    model once, instead of once per client.
+    """
     from backuppolicy.aws import AwsBackend  # noqa: PLC0415 - imports boto3; the demo only
 
-    return AwsBackend("demo-world", region=region).client(service)
+    if not _CURRENT_MOCK:  # a world built by a caller's own moto (tests): nothing to share
+        return AwsBackend("demo-world", region=region).client(service)
+    key = id(_CURRENT_MOCK[-1])
+    backend = _BACKENDS.get(key)
+    if backend is None:
+        backend = _BACKENDS[key] = AwsBackend("demo-world", region=REGION)
+    return backend.client(service, region=region)
+
+
+_CURRENT_MOCK: list[object] = []
+"""The moto mocks of the open worlds, innermost last (`_enter_world` pushes and pops)."""
 
 
 def _protect_bucket(s3: Any, bucket: str) -> None:
@@ -377,6 +395,13 @@ def _requirements() -> tuple[Any, Any]:
     return time_machine, mock_aws
 
 
+def _forget_mock(mock: object) -> None:
+    """Drop *mock*'s clients when its world closes (they would talk to a moto that is gone)."""
+    _BACKENDS.pop(id(mock), None)
+    if mock in _CURRENT_MOCK:
+        _CURRENT_MOCK.remove(mock)
+
+
 def _enter_world(
     stack: ExitStack, policy: Policy | None = None
 ) -> tuple[Path, Policy, dict[str, BackupTarget], _StandIns]:
@@ -386,7 +411,9 @@ def _enter_world(
     time_machine, mock_aws = _requirements()
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backuppolicy-demo-")))
     stack.enter_context(_fake_aws_env())
-    stack.enter_context(mock_aws())
+    mock = stack.enter_context(mock_aws())
+    _CURRENT_MOCK.append(mock)
+    stack.callback(_forget_mock, mock)
     stack.enter_context(time_machine.travel(START - timedelta(hours=1), tick=True))
     adapted = _demo_policy(_build_world(root), policy)
     return root, adapted, workflows.build_targets(adapted), _stand_ins(adapted, root)
@@ -576,7 +603,7 @@ def run(
                 out,
                 report_path or run_dir / "report.html",
             )
-            summary["broken_case"] = _broken_case(adapted, proof_at, stand_ins, out)
+            summary["broken_case"] = _broken_case(adapted, targets, proof_at, stand_ins, out)
         summary["ok"] = bool(summary["ok"] and summary["proof"]["ok"])
     summary["run_dir"] = str(run_dir)
     summary["seconds"] = round(time.monotonic() - started, 1)
@@ -844,11 +871,11 @@ def _stand_ins(policy: Policy, root: Path) -> _StandIns:
             path = Path(str(spec.settings["path"]))
             excluded = [str(x) for x in spec.settings.get("exclude", ())]
             backed_up = sorted(
-                p.name
-                for p in path.iterdir()
+                p.relative_to(path).as_posix()
+                for p in path.rglob("*")
                 if p.is_file() and not any(fnmatch.fnmatch(p.name, x) for x in excluded)
             )
-            probes[spec.name] = [FileProbe(dict.fromkeys(backed_up))]
+            probes[spec.name] = [FileProbe(dict.fromkeys(backed_up))] if backed_up else []
     return _StandIns(probes, integrity, resolvers, words, endpoint, root)
 
 
@@ -1003,7 +1030,7 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report.to_html(report_path)
     _write(out, f"\nHTML report: {report_path}")
-    _write(out, f"backup testing log: {log.store}")
+    _write(out, f"backup testing log: {getattr(log.store, 'path', log.store)}")
     _write(out, "\nbackup testing log, last entries (* simulated: moto plays AWS):")
     for entry in list(log.entries())[-6:]:
         result = entry.result
@@ -1047,7 +1074,11 @@ _FINGERPRINT: Final = "select count(*) from orders"
 
 
 def _broken_case(
-    policy: Policy, now: datetime, stand_ins: _StandIns, out: TextIO | None
+    policy: Policy,
+    world_targets: Mapping[str, BackupTarget],
+    now: datetime,
+    stand_ins: _StandIns,
+    out: TextIO | None,
 ) -> dict[str, Any]:
     """A deliberately broken case, after the audit: a restore that lost rows against its fingerprint.
 
@@ -1069,7 +1100,7 @@ def _broken_case(
         _write(out, "\nbroken case: skipped (it needs a database target and the SQLite stand-in)")
         return {"skipped": True}
     spec = databases[0]
-    data = policy.to_dict()
+    data: dict[str, Any] = policy.to_dict()  # JSON-shaped, edited in place
     for target in data["targets"]:
         if target["name"] == spec.name:
             target["fingerprint"] = {
@@ -1078,7 +1109,7 @@ def _broken_case(
             }
     data["targets"] = [t for t in data["targets"] if t["name"] == spec.name]
     broken = Policy.from_dict(data)
-    targets = workflows.build_targets(broken)
+    targets = {spec.name: world_targets[spec.name]}  # the same database: only the policy differs
     point = workflows.backup_now(
         broken, spec.name, reason="broken case", requested_by="demo", now=now, targets=targets
     )
