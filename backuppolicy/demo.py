@@ -6,8 +6,14 @@ region (eu-west-1) as the off-site location, and a temporary directory of config
 and application code. The policy is the seed's (``examples/policy.yaml``, shipped inside the
 package) with its resource ids and paths pointed at that world. Each simulated day at 04:05 GMT
 the daily job runs (backups, weekly off-site copies spread by the rolling schedule), then the
-35-day retention is planned and applied. On day 6 a legal hold is placed on the oldest
+35-day retention is planned and applied, and the copies due that day on the rolling integrity
+schedule are checked (`integrity_due`). On day 6 a legal hold is placed on the oldest
 database snapshot (the backup of day 1); it survives the pruning that removes its neighbours.
+After the last day the backups are proven and the policy audited: the seed policy's world is
+compliant, every verdict labelled "simulated" (moto plays AWS; stand-ins answer the probes of
+restored databases and volumes; EBS integrity compares sizes only). Then `run` shows one
+deliberately broken case, with its own log: a database restore that lost rows against the
+fingerprint recorded at backup time.
 
 `open_world` and `world` give the same world to a notebook or a script: after the simulated
 days and the checks and restore tests, the policy, the targets and the testing log are yours to
