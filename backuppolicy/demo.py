@@ -6,8 +6,14 @@ region (eu-west-1) as the off-site location, and a temporary directory of config
 and application code. The policy is the seed's (``examples/policy.yaml``, shipped inside the
 package) with its resource ids and paths pointed at that world. Each simulated day at 04:05 GMT
 the daily job runs (backups, weekly off-site copies spread by the rolling schedule), then the
-35-day retention is planned and applied. On day 6 a legal hold is placed on the oldest
+35-day retention is planned and applied, and the copies due that day on the rolling integrity
+schedule are checked (`integrity_due`). On day 6 a legal hold is placed on the oldest
 database snapshot (the backup of day 1); it survives the pruning that removes its neighbours.
+After the last day the backups are proven and the policy audited: the seed policy's world is
+compliant, every verdict labelled "simulated" (moto plays AWS; stand-ins answer the probes of
+restored databases and volumes; EBS integrity compares sizes only). Then `run` shows one
+deliberately broken case, with its own log: a database restore that lost rows against the
+fingerprint recorded at backup time.
 
 `open_world` and `world` give the same world to a notebook or a script: after the simulated
 days and the checks and restore tests, the policy, the targets and the testing log are yours to
@@ -40,6 +46,7 @@ from backuppolicy.core.exceptions import BackendNotFoundError, PolicyError
 from backuppolicy.core.model import RecoveryPoint
 
 if TYPE_CHECKING:
+    from backuppolicy.checks.probes import ProbeLike
     from backuppolicy.core.policy import Policy
     from backuppolicy.core.results import CheckResult
     from backuppolicy.core.targets import BackupTarget
@@ -94,11 +101,29 @@ def _fake_aws_env() -> Iterator[None]:
                 os.environ[key] = value
 
 
+_BACKENDS: dict[int, Any] = {}
+"""One `AwsBackend` (one boto3 session) per open world, by the id of its moto mock."""
+
+
 def _client(service: str, region: str) -> Any:
-    """A client of the fake AWS world, made the way the library makes its own (`AwsBackend`)."""
+    """A client of the fake AWS world, made the way the library makes its own (`AwsBackend`).
+
+    Clients share one session per world (`_BACKENDS`): botocore then loads each service's
+    model once, instead of once per client.
+    """
     from backuppolicy.aws import AwsBackend  # noqa: PLC0415 - imports boto3; the demo only
 
-    return AwsBackend("demo-world", region=region).client(service)
+    if not _CURRENT_MOCK:  # a world built by a caller's own moto (tests): nothing to share
+        return AwsBackend("demo-world", region=region).client(service)
+    key = id(_CURRENT_MOCK[-1])
+    backend = _BACKENDS.get(key)
+    if backend is None:
+        backend = _BACKENDS[key] = AwsBackend("demo-world", region=REGION)
+    return backend.client(service, region=region)
+
+
+_CURRENT_MOCK: list[object] = []
+"""The moto mocks of the open worlds, innermost last (`_enter_world` pushes and pops)."""
 
 
 def _protect_bucket(s3: Any, bucket: str) -> None:
@@ -143,6 +168,7 @@ def _build_world(root: Path) -> dict[str, Any]:
         DBSubnetGroupDescription="isolated restore tests",
         SubnetIds=subnets,
     )
+    _offsite_isolation()
     for db in ("shop-prod", "blog-prod"):
         rds.create_db_instance(
             DBInstanceIdentifier=db,
@@ -188,11 +214,17 @@ def _build_world(root: Path) -> dict[str, Any]:
         Bucket="acme-backups-offsite",
         CreateBucketConfiguration={"LocationConstraint": OFFSITE_REGION},
     )
+    # Versioned like the source: each weekly copy of an object is a version of its own, so the
+    # older copies' manifests still find their versions (unversioned, a copy overwrites them).
+    offsite_s3.put_bucket_versioning(
+        Bucket="acme-backups-offsite", VersioningConfiguration={"Status": "Enabled"}
+    )
     _protect_bucket(offsite_s3, "acme-backups-offsite")
     offsite_kms = _client("kms", OFFSITE_REGION)
     key = offsite_kms.create_key(Description="off-site backups")["KeyMetadata"]["KeyId"]
     offsite_kms.create_alias(AliasName="alias/backups-offsite", TargetKeyId=key)
     topic = _client("sns", REGION).create_topic(Name="backup-alerts")["TopicArn"]
+    _install_hold_deny()
 
     # The directory archives' key (seed §7.5, §8.3): a random 32-byte key in a file of the
     # run directory, named by reference in the policy like /etc/backuppolicy/archive.key.
@@ -222,6 +254,60 @@ def _build_world(root: Path) -> dict[str, Any]:
     }
 
 
+def _offsite_isolation() -> None:
+    """The restore-test subnet group in the off-site region too, for integrity restores there.
+
+    The off-site copies of the databases are restored in their own region (seed §4.2); the
+    policy's isolation profile names the subnet group ``restore-tests``, so it exists in both.
+    """
+    ec2 = _client("ec2", OFFSITE_REGION)
+    vpc = ec2.create_vpc(CidrBlock="10.98.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(
+            VpcId=vpc, CidrBlock=f"10.98.{i}.0/24", AvailabilityZone=f"{OFFSITE_REGION}{az}"
+        )["Subnet"]["SubnetId"]
+        for i, az in enumerate("ab")
+    ]
+    _client("rds", OFFSITE_REGION).create_db_subnet_group(
+        DBSubnetGroupName="restore-tests",
+        DBSubnetGroupDescription="isolated restore tests (off-site copies)",
+        SubnetIds=subnets,
+    )
+
+
+def _install_hold_deny() -> None:
+    """Install the hold deny statement (§2.3) as the permissions boundary of the backup role.
+
+    `backuppolicy.aws.iam.hold_deny_policy`, as ``backuppolicy export iam --holds`` prints it:
+    the world's RDS targets can then declare ``hold_deny_installed``. moto stores IAM
+    policies but enforces none, so this is a simulated enforcement, like the rest of the world.
+    """
+    import json  # noqa: PLC0415
+
+    from backuppolicy.aws.iam import hold_deny_policy  # noqa: PLC0415
+
+    iam = _client("iam", REGION)
+    arn = iam.create_policy(
+        PolicyName="backuppolicy-legal-hold-deny",
+        PolicyDocument=json.dumps(hold_deny_policy()),
+    )["Policy"]["Arn"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(
+        RoleName="backuppolicy-runner",
+        AssumeRolePolicyDocument=json.dumps(trust),
+        PermissionsBoundary=arn,
+    )
+
+
 _SEED_PATHS: Final = {"shop-config": "config", "shop-code": "code"}
 
 
@@ -239,7 +325,10 @@ def for_world(policy: Policy, world: Mapping[str, Any]) -> Policy:
       ``shop-config`` and ``shop-code`` their sample files, any other a small sample tree);
     * the ``local`` tier's store is a directory of the world;
     * the restore-test isolation uses the world's subnet and security group;
-    * SNS notifications go to the world's topic.
+    * SNS notifications go to the world's topic;
+    * ``rds-instance`` and ``aurora-cluster`` targets declare ``hold_deny_installed``: the
+      world installs the hold deny statement as the permissions boundary of its backup role
+      (moto does not enforce IAM: the audit's verdict on it is simulated, as every other).
 
     RDS and S3 targets must name the world's databases and bucket (``resource_id`` /
     ``bucket``); other kinds run as your policy says.
@@ -257,6 +346,8 @@ def for_world(policy: Policy, world: Mapping[str, Any]) -> Policy:
             settings["instance_id"] = world["instance"]
         elif target["kind"] == "directory":
             _directory_for_world(target["name"], settings, world)
+        elif target["kind"] in {"rds-instance", "aurora-cluster"}:
+            settings["hold_deny_installed"] = True
     for tier in data.get("tiers", []):
         if tier["name"] == "local" and "store" in tier.get("location", {}):
             tier["location"]["store"] = str(Path(world["root"]) / "store-local")
@@ -310,19 +401,28 @@ def _requirements() -> tuple[Any, Any]:
     return time_machine, mock_aws
 
 
+def _forget_mock(mock: object) -> None:
+    """Drop *mock*'s clients when its world closes (they would talk to a moto that is gone)."""
+    _BACKENDS.pop(id(mock), None)
+    if mock in _CURRENT_MOCK:
+        _CURRENT_MOCK.remove(mock)
+
+
 def _enter_world(
     stack: ExitStack, policy: Policy | None = None
-) -> tuple[Path, Policy, dict[str, BackupTarget]]:
+) -> tuple[Path, Policy, dict[str, BackupTarget], _StandIns]:
     """Enter the demo's temp dir, fake AWS and clock on *stack*; build the world and its policy."""
     from backuppolicy import workflows  # noqa: PLC0415
 
     time_machine, mock_aws = _requirements()
     root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backuppolicy-demo-")))
     stack.enter_context(_fake_aws_env())
-    stack.enter_context(mock_aws())
+    mock = stack.enter_context(mock_aws())
+    _CURRENT_MOCK.append(mock)
+    stack.callback(_forget_mock, mock)
     stack.enter_context(time_machine.travel(START - timedelta(hours=1), tick=True))
     adapted = _demo_policy(_build_world(root), policy)
-    return root, adapted, workflows.build_targets(adapted)
+    return root, adapted, workflows.build_targets(adapted), _stand_ins(adapted, root)
 
 
 @attrs.frozen
@@ -333,24 +433,38 @@ class _Simulation:
     pruned: Counter[str]
     pruned_reasons: Counter[str]
     failures: list[str]
+    integrity: Counter[str] = attrs.field(factory=Counter)
 
 
 def _simulate(
-    policy: Policy, targets: dict[str, BackupTarget], *, days: int, out: TextIO | None
+    policy: Policy,
+    targets: dict[str, BackupTarget],
+    *,
+    days: int,
+    out: TextIO | None,
+    log: TestLog,
+    stand_ins: _StandIns,
 ) -> _Simulation:
-    """Run *days* daily jobs (backups, the day-6 legal hold, pruning), a line per day to *out*."""
+    """Run *days* daily jobs, a line per day to *out*.
+
+    Each day: the backups and copies, the day-6 legal hold, the pruning, and the integrity
+    checks of the copies due that day on the rolling schedule (`integrity_due`: every copy
+    once per integrity window), recorded in *log*.
+    """
     import time_machine  # noqa: PLC0415
 
     from backuppolicy import workflows  # noqa: PLC0415
+    from backuppolicy.workflows.verify import integrity_due  # noqa: PLC0415
 
+    integrity: Counter[str] = Counter()
     pruned: Counter[str] = Counter()
     pruned_reasons: Counter[str] = Counter()
     failures: list[str] = []
     held: RecoveryPoint | None = None
+    s3 = _s3()
     for day in range(days):
         now = START + timedelta(days=day)
         with time_machine.travel(now, tick=False):
-            s3 = _s3()
             s3.put_object(
                 Bucket="acme-web-assets",
                 Key=f"img/logo-{day % 5}.png",
@@ -359,30 +473,61 @@ def _simulate(
             )
             report = workflows.backup(policy, now=now, targets=targets, max_workers=1, notifiers=[])
             failures += [f"day {day}: {r.target}: {r.error}" for r in report.failed]
+            # One listing per target after the backups, shared by the hold, the retention plan
+            # and the integrity schedule (apply re-reads every point before deleting it).
+            listed = {name: list(target.list_points()) for name, target in targets.items()}
             hold_note = ""
             if day == _HOLD_DAY - 1:  # the day the lawyers call
-                held = _place_demo_hold(policy, targets, now)
+                held = _place_demo_hold(policy, targets, now, listed)
                 if held is not None:
                     made = (held.created_at - START).days + 1
                     hold_note = (
                         f", legal hold on {held.target}:{held.id} (the backup of day {made})"
                     )
-            plan = workflows.plan_retention(policy, now=now, targets=targets)
+                    listed[held.target] = list(targets[held.target].list_points())
+            plan = workflows.plan_retention(policy, now=now, targets=targets, listed=listed)
             applied = workflows.apply(plan, max_workers=4)
             failures += [f"day {day}: delete {o.point.id}: {o.reason}" for o in applied.failed]
             for point in applied.deleted:
                 pruned[f"{point.target}/{point.tier}"] += 1
                 pruned_reasons.update(plan.reasons[point.id])
+            gone = {(p.target, p.id) for p in applied.deleted}
+            checked = integrity_due(
+                policy,
+                now=now,
+                targets=targets,
+                listed={
+                    name: [p for p in points if (p.target, p.id) not in gone]
+                    for name, points in listed.items()
+                },
+                log=log,
+                probes=stand_ins.integrity_probes,
+                endpoint_resolver=stand_ins.resolvers,
+                notifiers=[],
+                ran_by="backuppolicy demo",
+                max_workers=1,
+                ebs_direct=False,  # moto's EBS direct APIs know no EC2 snapshot: size only
+                simulated=True,
+            )
+            integrity.update(r.status.value for r in checked)
+            failures += [
+                f"day {day + 1}: integrity of {r.target}:{r.point_id}: {r.status.value}: {r.details}"
+                for r in checked
+                if not r.ok
+            ]
             copies = ", ".join(f"{c.target}->{c.tier}" for c in report.copies)
+            bad = sum(not r.ok for r in checked)
             _write(
                 out,
                 f"day {day + 1:2d} {now:%Y-%m-%d %H:%M} GMT: {len(report.created)} backups"
                 f"{', copies: ' + copies if copies else ''}"
                 f"{', pruned ' + str(len(applied.deleted)) if applied.deleted else ''}"
                 f"{', FAILED ' + str(len(report.failed)) if report.failed else ''}"
-                f"{hold_note}",
+                f"{hold_note}"
+                f"{', integrity-checked ' + str(len(checked)) if checked else ''}"
+                f"{' (' + str(bad) + ' NOT OK)' if bad else ''}",
             )
-    return _Simulation(held, pruned, pruned_reasons, failures)
+    return _Simulation(held, pruned, pruned_reasons, failures, integrity)
 
 
 _HOLD_DAY: Final = 6
@@ -430,16 +575,19 @@ def run(
         run_dir = Path(tempfile.mkdtemp(prefix="backuppolicy-demo-"))
     run_dir.mkdir(parents=True, exist_ok=True)
 
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
+
     started = time.monotonic()
     with ExitStack() as stack:
-        root, adapted, targets = _enter_world(stack, chosen)
+        _, adapted, targets, stand_ins = _enter_world(stack, chosen)
+        log = TestLog.open(run_dir / "testing-log.jsonl", ran_by="backuppolicy demo")
         _write(
             out, f"backuppolicy demo: policy {adapted.name!r}, {len(targets)} targets, {days} days"
         )
         _write(out, f"  targets: {', '.join(f'{t.name} ({t.kind})' for t in adapted.targets)}")
         _write(out, "  tiers: " + ", ".join(t.describe() for t in adapted.tiers))
         _write(out, f"  retention: {adapted.retention.describe()}\n")
-        days_run = _simulate(adapted, targets, days=days, out=out)
+        days_run = _simulate(adapted, targets, days=days, out=out, log=log, stand_ins=stand_ins)
         summary = _summarise(
             adapted,
             targets,
@@ -448,6 +596,7 @@ def run(
             days_run.pruned_reasons,
             days_run.failures,
         )
+        summary["integrity"] = dict(sorted(days_run.integrity.items()))
         _print_summary(out, summary)
         proof_at = _proof_time(days)
         with time_machine.travel(proof_at, tick=True):
@@ -455,11 +604,12 @@ def run(
                 adapted,
                 targets,
                 proof_at,
-                root,
+                log,
+                stand_ins,
                 out,
-                run_dir,
                 report_path or run_dir / "report.html",
             )
+            summary["broken_case"] = _broken_case(adapted, targets, proof_at, stand_ins, out)
         summary["ok"] = bool(summary["ok"] and summary["proof"]["ok"])
     summary["run_dir"] = str(run_dir)
     summary["seconds"] = round(time.monotonic() - started, 1)
@@ -540,12 +690,12 @@ def open_world(
 
     stack = ExitStack()
     try:
-        root, adapted, targets = _enter_world(stack, chosen)
-        days_run = _simulate(adapted, targets, days=days, out=None)
+        _, adapted, targets, stand_ins = _enter_world(stack, chosen)
+        log = TestLog.open("memory://", ran_by="backuppolicy demo")
+        days_run = _simulate(adapted, targets, days=days, out=None, log=log, stand_ins=stand_ins)
         now = _proof_time(days)
         stack.enter_context(time_machine.travel(now, tick=True))
-        log = TestLog.open("memory://", ran_by="backuppolicy demo")
-        _check_and_restore_test(adapted, targets, now, root, log, None)
+        _check_and_restore_test(adapted, targets, now, log, None, stand_ins)
     except BaseException:
         stack.close()
         raise
@@ -595,9 +745,9 @@ _ORDERS = 42  # rows in the demo's stand-in database
 
 
 def _stand_in_database(root: Path) -> tuple[Any, str, str]:
-    """A database with real data for the restore tests' SQL probes: connect, endpoint, words.
+    """A database with real data for the SQL probes of restored databases: connect, endpoint, words.
 
-    moto runs no database engine, so the restored RDS instance cannot answer queries. The probe
+    moto runs no database engine, so a restored RDS instance cannot answer queries. The probe
     connects to a stand-in instead: the PostgreSQL server named by ``BACKUPPOLICY_DEMO_PG``
     (``host:port:dbname``, user ``postgres``, with pg8000 installed) when given, else an SQLite
     file. The evidence and the output say which.
@@ -627,16 +777,24 @@ def _stand_in_database(root: Path) -> tuple[Any, str, str]:
             dsn,
             f"PostgreSQL at {host}:{port}/{database} standing in for the restored instance",
         )
-    path = root / "orders.sqlite"
-    with sqlite3.connect(path) as conn:
-        conn.execute("create table orders (id integer primary key)")
-        conn.executemany("insert into orders values (?)", [(i,) for i in range(_ORDERS)])
-    conn.close()
+    path = _orders_file(root / "orders.sqlite", _ORDERS)
     return (
         sqlite3.connect,
         str(path),
         f"SQLite file {path.name} standing in for the restored instance",
     )
+
+
+def _orders_file(path: Path, rows: int) -> Path:
+    """An SQLite file at *path* with a table ``orders`` of *rows* rows."""
+    import sqlite3  # noqa: PLC0415
+
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("create table orders (id integer primary key)")
+        conn.executemany("insert into orders values (?)", [(i,) for i in range(rows)])
+    conn.close()
+    return path
 
 
 def _stand_in_volume(policy: Policy, root: Path) -> tuple[Path, str]:
@@ -645,59 +803,71 @@ def _stand_in_volume(policy: Policy, root: Path) -> tuple[Path, str]:
     moto restores EBS snapshots as API objects without blocks, so nothing can be read from the
     restored volumes; the probe reads the shop's code from this stand-in instead.
     """
-    code = Path(str(policy.target("shop-code").settings["path"]))
+    code = _shop_code(policy)
     volume = root / "stand-in-web-server-volume"
     volume.mkdir(exist_ok=True)
-    (volume / "app.py").write_bytes((code / "app.py").read_bytes())
+    if code is not None:
+        (volume / "app.py").write_bytes((code / "app.py").read_bytes())
+    else:
+        (volume / "app.py").write_text("print('shop')\n")
     return (
         volume,
         f"directory {volume.name} standing in for the restored volumes (moto keeps no blocks)",
     )
 
 
-def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and open_world()
-    policy: Policy,
-    targets: Mapping[str, BackupTarget],
-    now: datetime,
-    root: Path,
-    log: TestLog,
-    out: TextIO | None,
-) -> tuple[list[CheckResult], list[CheckResult], str]:
-    """Run the checks and a restore test of every target into *log*: checks, tests, stand-in.
+def _shop_code(policy: Policy) -> Path | None:
+    try:
+        return Path(str(policy.target("shop-code").settings["path"]))
+    except LookupError:
+        return None
 
-    Everything runs in a simulated world (moto plays AWS), so every result is marked
-    ``simulated``. Each target gets a data probe: the restored directories and the restored
-    S3 prefix are read for real (files and objects the world holds); the restored databases
-    and volumes have no data in moto, so their probes read stand-ins, which the evidence names.
+
+@attrs.frozen
+class _StandIns:
+    """The probes of every target and the stand-ins they read where moto keeps no data.
+
+    Attributes:
+        restore_probes: The data probes of each target's restore test.
+        integrity_probes: The probes of the databases' integrity restores.
+        resolvers: Where the probes of restored databases and volumes connect (stand-ins).
+        database: What stands in for the restored databases, in words.
+        database_endpoint: Its endpoint (an SQLite file, or ``host:port:db``).
+        root: The world's directory.
+    """
+
+    restore_probes: dict[str, list[ProbeLike]]
+    integrity_probes: dict[str, list[ProbeLike]]
+    resolvers: dict[str, Any]
+    database: str
+    database_endpoint: str
+    root: Path
+
+
+def _stand_ins(policy: Policy, root: Path) -> _StandIns:
+    """Each target's data probes, and the stand-ins of the restored databases and volumes.
+
+    The restored directories and the restored S3 prefix are read for real (files and objects
+    the world holds); the restored databases and volumes have no data in moto, so their probes
+    read stand-ins, which the evidence names.
     """
     from backuppolicy.checks.probes import (  # noqa: PLC0415
         FileProbe,
-        ProbeLike,
         S3ObjectProbe,
         SqlProbe,
         StaticEndpoint,
     )
-    from backuppolicy.workflows.verify import restore_test, run_checks  # noqa: PLC0415
 
-    checks = run_checks(policy, now=now, targets=targets, log=log, notifiers=[], simulated=True)
-    by_status = Counter(r.status.value for r in checks)
-    _write(
-        out,
-        "  checks and integrity: " + ", ".join(f"{n} {k}" for k, n in sorted(by_status.items())),
-    )
-    for result in checks:
-        if not result.ok:
-            _write(out, f"    FAIL {result.target} {result.check}: {result.details}")
-
-    connect, endpoint, stand_in = _stand_in_database(root)
-    probes: dict[str, list[ProbeLike]] = {}
-    resolvers: dict[str, Any] = {}
+    connect, endpoint, words = _stand_in_database(root)
     database = SqlProbe("select count(*) from orders", expect=_ORDERS, connect=connect)
     volume, volume_words = _stand_in_volume(policy, root)
+    probes: dict[str, list[ProbeLike]] = {}
+    integrity: dict[str, list[ProbeLike]] = {}
+    resolvers: dict[str, Any] = {}
     for spec in policy.targets:
         if spec.kind in {"rds-instance", "aurora-cluster"}:
-            probes[spec.name] = [database]
-            resolvers[spec.name] = StaticEndpoint(endpoint, description=stand_in)
+            probes[spec.name] = integrity[spec.name] = [database]
+            resolvers[spec.name] = StaticEndpoint(endpoint, description=words)
         elif spec.kind in {"ec2-instance", "ebs-volume"}:
             probes[spec.name] = [FileProbe({"app.py": None})]
             resolvers[spec.name] = StaticEndpoint(str(volume), description=volume_words)
@@ -707,52 +877,144 @@ def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and op
             path = Path(str(spec.settings["path"]))
             excluded = [str(x) for x in spec.settings.get("exclude", ())]
             backed_up = sorted(
-                p.name
-                for p in path.iterdir()
+                p.relative_to(path).as_posix()
+                for p in path.rglob("*")
                 if p.is_file() and not any(fnmatch.fnmatch(p.name, x) for x in excluded)
             )
-            probes[spec.name] = [FileProbe(dict.fromkeys(backed_up))]
+            probes[spec.name] = [FileProbe(dict.fromkeys(backed_up))] if backed_up else []
+    return _StandIns(probes, integrity, resolvers, words, endpoint, root)
+
+
+def _demo_checks(policy: Policy, stand_ins: _StandIns) -> list[Any]:
+    """The policy's default checks, with the integrity check the demo world can run.
+
+    Databases are restored into isolation and probed (against the stand-in); EBS snapshots are
+    restored to volumes and compared by size only, because moto's EBS direct APIs do not know
+    the snapshots EC2 makes.
+    """
+    from backuppolicy.checks.integrity import IntegrityCheck  # noqa: PLC0415
+    from backuppolicy.workflows.verify import default_checks  # noqa: PLC0415
+
+    probes = next(iter(stand_ins.integrity_probes.values()), [])
+    demo_integrity = IntegrityCheck(restore_databases=True, probes=probes, ebs_direct=False)
+    return [
+        demo_integrity if isinstance(check, IntegrityCheck) else check
+        for check in default_checks(policy)
+    ]
+
+
+def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and open_world()
+    policy: Policy,
+    targets: Mapping[str, BackupTarget],
+    now: datetime,
+    log: TestLog,
+    out: TextIO | None,
+    stand_ins: _StandIns,
+) -> tuple[list[CheckResult], list[CheckResult]]:
+    """Run the checks (the newest copy of each tier) and a restore test of every target into *log*.
+
+    Everything runs in a simulated world (moto plays AWS), so every result is marked
+    ``simulated``; the probes are those of `_stand_ins`.
+    """
+    from backuppolicy.workflows.verify import restore_test, run_checks  # noqa: PLC0415
+
+    checks = run_checks(
+        policy,
+        now=now,
+        targets=targets,
+        log=log,
+        checks=_demo_checks(policy, stand_ins),
+        notifiers=[],
+        simulated=True,
+        endpoint_resolver=stand_ins.resolvers,
+    )
+    by_status = Counter(r.status.value for r in checks)
+    _write(
+        out,
+        "  checks of the newest copy of each tier: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(by_status.items())),
+    )
+    for result in checks:
+        if not result.ok:
+            _write(
+                out,
+                f"    {result.status.value.upper()} {result.target} {result.check}: {result.details}",
+            )
     tests = restore_test(
         policy,
         now=now,
         targets=targets,
-        probes=probes,
-        endpoint_resolver=resolvers,
+        probes=stand_ins.restore_probes,
+        endpoint_resolver=stand_ins.resolvers,
         log=log,
         notifiers=[],
         simulated=True,
     )
-    _write(out, f"  restore tests, all simulated (moto plays AWS; data probe: {stand_in}):")
+    _write(
+        out, f"  restore tests, all simulated (moto plays AWS; data probe: {stand_ins.database}):"
+    )
     for result in tests:
         took = result.evidence.get("restore_seconds", result.duration)
         _write(
             out,
             f"    {result.status.value:<8} {result.target:<12} {result.details} ({float(took):.1f} s)",
         )
-    return checks, tests, stand_in
+    return checks, tests
+
+
+def _integrity_lines(log: TestLog, out: TextIO | None) -> dict[str, int]:
+    """Print what the integrity checks of the log found, per target and tier; return the counts."""
+    from backuppolicy.core.results import CheckKind  # noqa: PLC0415
+
+    statuses: Counter[str] = Counter()
+    per: dict[str, Counter[str]] = {}
+    methods: dict[str, set[str]] = {}
+    for entry in log.entries(kind=CheckKind.INTEGRITY):
+        result = entry.result
+        key = f"{result.target}/{result.tier}"
+        statuses[result.status.value] += 1
+        per.setdefault(key, Counter())[result.status.value] += 1
+        methods.setdefault(key, set()).add(str(result.evidence.get("method", "?")))
+    _write(
+        out,
+        "  integrity checks, every copy once per window (rolling schedule) and the newest copies: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(statuses.items())),
+    )
+    for key in sorted(per):
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(per[key].items()))
+        how = ", ".join(sorted(_METHOD_WORDS.get(m, m) for m in methods[key]))
+        _write(out, f"    {key:<22} {counts:<12} {how}")
+    return dict(statuses)
+
+
+_METHOD_WORDS: Final = {
+    "archive-sha256-vs-sidecar": "archive SHA-256 vs its sidecar (real)",
+    "manifest: every listed version": "every object version of the manifest (real)",
+    "restore-into-isolation+probes": "restored into isolation, SQL probe on the stand-in",
+    "restore-to-volume": "restored to volumes: size only, not data (moto keeps no blocks)",
+}
 
 
 def _prove(  # noqa: PLR0917 - an internal step of run()
     policy: Policy,
     targets: Mapping[str, BackupTarget],
     now: datetime,
-    root: Path,
+    log: TestLog,
+    stand_ins: _StandIns,
     out: TextIO | None,
-    run_dir: Path,
     report_path: Path,
 ) -> dict[str, Any]:
     """Verify, integrity-check, restore-test, rehearse and audit; return the JSON summary.
 
-    The testing log and the HTML report go to *run_dir* and *report_path*, which outlive the
-    demo world in *root*.
+    The results go to *log*, which already holds the daily integrity checks; the HTML report
+    goes to *report_path*.
     """
     from backuppolicy import workflows  # noqa: PLC0415
-    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
 
-    log = TestLog.open(run_dir / "testing-log.jsonl", ran_by="backuppolicy demo")
-    _write(out, f"\nproving the backups at {now:%Y-%m-%d %H:%M} GMT:")
-    checks, tests, stand_in = _check_and_restore_test(policy, targets, now, root, log, out)
+    _write(out, f"\nproving the backups at {now:%Y-%m-%d %H:%M} GMT (every result simulated):")
+    checks, tests = _check_and_restore_test(policy, targets, now, log, out, stand_ins)
     by_status = Counter(r.status.value for r in checks)
+    integrity = _integrity_lines(log, out)
 
     recovery = _rehearse_recovery(policy, targets, now, out)
 
@@ -767,12 +1029,14 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
         coverage=True,
         simulated=True,  # moto plays AWS: every verdict rests on a simulated world
     )
-    _write(out, "\ncompliance (findings that are not compliant):")
+    counts = report.counts()
+    simulated = sum(f.counts_as_ok and f.simulated for f in report.findings)
+    _write(out, "\ncompliance (findings that are not compliant first):")
     _write(out, report.summary(failures_only=True))
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report.to_html(report_path)
     _write(out, f"\nHTML report: {report_path}")
-    _write(out, f"backup testing log: {run_dir / 'testing-log.jsonl'}")
+    _write(out, f"backup testing log: {getattr(log.store, 'path', log.store)}")
     _write(out, "\nbackup testing log, last entries (* simulated: moto plays AWS):")
     for entry in list(log.entries())[-6:]:
         result = entry.result
@@ -781,24 +1045,116 @@ def _prove(  # noqa: PLR0917 - an internal step of run()
             f"  {result.checked_at:%Y-%m-%d %H:%M} {result.target:<12} {result.check:<13} "
             f"{result.status.value + ('*' if result.simulated else ''):<9} {result.details[:70]}",
         )
-    # The demo is ok when the machinery works: restore tests and the rehearsal pass. What the
-    # checks and the audit find about the world (e.g. unencrypted local archives) is reported.
-    ok = all(r.ok for r in tests) and bool(recovery["ok"])
+    applicable = counts["findings"] - counts["not_applicable"]
+    verdict = "COMPLIANT" if counts["not_compliant"] == 0 else "NOT COMPLIANT"
     _write(
         out,
-        f"\naudit: {sum(f.compliant for f in report.findings)} of {len(report.findings)} "
-        "findings compliant; the others are listed above with their evidence",
+        f"\naudit: {verdict}: {counts['compliant']} of {applicable} findings compliant "
+        f"({simulated} on simulated evidence), {counts['not_compliant']} not compliant, "
+        f"{counts['not_applicable']} not applicable",
     )
+    # The demo is ok when the machinery works: restore tests and the rehearsal pass. What the
+    # audit finds about the world is reported (the seed policy's world is compliant).
+    ok = all(r.ok for r in tests) and bool(recovery["ok"])
     return {
         "ok": ok,
-        "compliant": sum(f.compliant for f in report.findings),
-        "findings": len(report.findings),
+        "compliant": counts["compliant"],
+        "not_compliant": counts["not_compliant"],
+        "not_applicable": counts["not_applicable"],
+        "simulated": simulated,
+        "findings": counts["findings"],
         "checks": dict(by_status),
+        "integrity": integrity,
         "restore_tests": {r.target: r.status.value for r in tests},
-        "data_probe": stand_in,
+        "data_probe": stand_ins.database,
         "recovery": recovery,
         "report": str(report_path),
         "log_entries": sum(1 for _ in log.entries()),
+    }
+
+
+_LOST_ROWS: Final = 5
+"""Rows the broken case's restored database has lost."""
+_FINGERPRINT: Final = "select count(*) from orders"
+"""The broken case's fingerprint query."""
+
+
+def _broken_case(
+    policy: Policy,
+    world_targets: Mapping[str, BackupTarget],
+    now: datetime,
+    stand_ins: _StandIns,
+    out: TextIO | None,
+) -> dict[str, Any]:
+    """A deliberately broken case, after the audit: a restore that lost rows against its fingerprint.
+
+    The first database target (``shop-db`` in the seed) gets a fingerprint query (the row
+    count of ``orders``, taken on the source database when the backup is made: the SQLite
+    stand-in of the world); a manual backup records it, and its restore test reads a copy of
+    the stand-in that has lost `_LOST_ROWS` rows. The test fails, and an audit of that test
+    alone (its own in-memory log) shows the finding. The compliance verdict above is not
+    touched: it was judged before, on its own log.
+    """
+    from backuppolicy import workflows  # noqa: PLC0415
+    from backuppolicy.checks.probes import StaticEndpoint  # noqa: PLC0415
+    from backuppolicy.core.policy import Policy  # noqa: PLC0415
+    from backuppolicy.workflows.testlog import TestLog  # noqa: PLC0415
+    from backuppolicy.workflows.verify import restore_test  # noqa: PLC0415
+
+    databases = [s for s in policy.targets if s.kind in {"rds-instance", "aurora-cluster"}]
+    if not databases or os.environ.get("BACKUPPOLICY_DEMO_PG"):
+        _write(out, "\nbroken case: skipped (it needs a database target and the SQLite stand-in)")
+        return {"skipped": True}
+    spec = databases[0]
+    data: dict[str, Any] = policy.to_dict()  # JSON-shaped, edited in place
+    for target in data["targets"]:
+        if target["name"] == spec.name:
+            target["fingerprint"] = {
+                "source": stand_ins.database_endpoint,  # the source database, at backup time
+                "queries": [{"name": "orders", "query": _FINGERPRINT}],
+            }
+    data["targets"] = [t for t in data["targets"] if t["name"] == spec.name]
+    broken = Policy.from_dict(data)
+    targets = {spec.name: world_targets[spec.name]}  # the same database: only the policy differs
+    point = workflows.backup_now(
+        broken, spec.name, reason="broken case", requested_by="demo", now=now, targets=targets
+    )
+    restored = stand_ins.root / "broken-restored-orders.sqlite"
+    _orders_file(restored, _ORDERS - _LOST_ROWS)
+    log = TestLog.open("memory://", ran_by="backuppolicy demo (broken case)")
+    words = (
+        f"SQLite file {restored.name} standing in for the restored instance, {_LOST_ROWS} rows lost"
+    )
+    (test,) = restore_test(
+        broken,
+        now=now,
+        targets=targets,
+        endpoint_resolver={spec.name: StaticEndpoint(str(restored), description=words)},
+        log=log,
+        notifiers=[],
+        simulated=True,
+    )
+    report = workflows.audit(
+        broken, now=now, targets=targets, log=log, notifiers=[], since=START, simulated=True
+    )
+    findings = [f for f in report.of("application-restore-test") if not f.compliant]
+    _write(
+        out,
+        f"\nNow a broken case: {spec.name}'s backup {point.id} recorded the fingerprint "
+        f"{_FINGERPRINT!r} = {point.tags.get('fingerprint:orders')} on the source; "
+        f"its restored copy (a stand-in) has lost {_LOST_ROWS} rows.",
+    )
+    _write(out, f"  restore test: {test.status.value.upper()} (simulated): {test.details}")
+    for finding in findings:
+        _write(out, f"  finding: {finding.result} {finding.sentence()}")
+    _write(out, "  (its own log and audit: the compliance verdict above is unchanged)")
+    return {
+        "target": spec.name,
+        "point": point.id,
+        "status": test.status.value,
+        "simulated": test.simulated,
+        "details": test.details,
+        "findings": [f.sentence() for f in findings],
     }
 
 
@@ -864,14 +1220,17 @@ def _s3() -> Any:
 
 
 def _place_demo_hold(
-    policy: Policy, targets: Mapping[str, BackupTarget], now: datetime
+    policy: Policy,
+    targets: Mapping[str, BackupTarget],
+    now: datetime,
+    listed: Mapping[str, list[RecoveryPoint]],
 ) -> RecoveryPoint | None:
     from backuppolicy import workflows  # noqa: PLC0415
 
     names = sorted(targets, key=lambda name: name != "shop-db")  # the seed's database first
     points: list[RecoveryPoint] = []
     for name in names:
-        points = [p for p in targets[name].list_points() if p.managed and p.tier == "local"]
+        points = [p for p in listed[name] if p.managed and p.tier == "local"]
         if points:
             break
     if not points:

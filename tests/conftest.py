@@ -130,7 +130,9 @@ def _endpoint_url(moto_server: ThreadedMotoServer) -> Iterator[str]:
 # workflow), so they run together on one worker and the fixture is built once. The scopes are
 # listed here rather than marked `xdist_group`: xdist 3.8 adds the group to the node id, which
 # pytest 9.2 no longer lets it change (pytest-xdist#1386), and the marks are silently ignored.
-_ONE_WORKER = (
+_ONE_WORKER: tuple[str | tuple[str, ...], ...] = (
+    # the demo's 40-day run: a tuple of prefixes is one scope
+    ("tests/test_demo.py::TestFortyDays::", "tests/test_demo.py::TestTutorialQuotesTheDemo::"),
     "tests/test_demo.py::TestEightDays::",
     "tests/test_demo.py::TestPruning::",
     "tests/test_demo.py::TestWorld::",
@@ -151,6 +153,10 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             scope = super()._split_scope(nodeid)
             if scope != nodeid:  # an xdist_group that xdist could add to the node id
                 return scope
-            return next((p for p in _ONE_WORKER if nodeid.startswith(p)), nodeid)
+            for prefixes in _ONE_WORKER:
+                group = (prefixes,) if isinstance(prefixes, str) else prefixes
+                if any(nodeid.startswith(p) for p in group):
+                    return group[0]
+            return nodeid
 
     return _Scheduling(config, log)

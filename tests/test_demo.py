@@ -1,10 +1,11 @@
 """The embedded demo (``backuppolicy demo``), run for a few simulated days.
 
-The full 40-day demo takes about 45 s; these tests run 8 days of the seed policy (no point is
-35 days old yet, so nothing is pruned) and 7 days of the seed policy with a 2-day rule (so the
-pruning, and the legal hold that survives it, happen within the run). Each run is shared by
-the tests of its class, which pytest-xdist keeps on one worker (tests/conftest.py); the two
-runs are marked ``slow`` (``pytest -m "not slow"`` leaves them out).
+These tests run 8 days of the seed policy (no point is 35 days old yet, so nothing is pruned),
+7 days of the seed policy with a 2-day rule (so the pruning, and the legal hold that survives
+it, happen within the run), and the full 40 days once (the compliant verdict, the broken case
+and the tutorial's quotes). Each run is shared by the tests that use it, which pytest-xdist
+keeps on one worker (tests/conftest.py); the runs are marked ``slow`` (``pytest -m "not slow"``
+leaves them out).
 """
 
 from __future__ import annotations
@@ -335,15 +336,83 @@ def _quoted_demo_lines(page: Path) -> list[str]:
     return patterns
 
 
+@pytest.fixture(name="full_run", scope="module")
+def _full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    """The demo's summary and printed output after its default 40 days (as `backuppolicy demo`)."""
+    out = io.StringIO()
+    summary = demo.run(out=out, run_dir=tmp_path_factory.mktemp("full-run"))
+    return summary, out.getvalue()
+
+
+@pytest.mark.slow
+class TestFortyDays:
+    """The seed policy's demo ends compliant, every verdict labelled simulated; then a broken case."""
+
+    def test_the_audit_is_compliant_and_every_finding_is_simulated(self, full_run):
+        """Every applicable clause is met, and each on simulated evidence (moto plays AWS)."""
+        summary, printed = full_run
+        proof = summary["proof"]
+        applicable = proof["findings"] - proof["not_applicable"]
+        assert (0, applicable, applicable) == (
+            proof["not_compliant"],
+            proof["compliant"],
+            proof["simulated"],
+        )
+        assert ([], True) == (summary["failures"], summary["ok"])
+        assert f"audit: COMPLIANT: {applicable} of {applicable} findings compliant" in printed
+
+    def test_every_result_of_the_log_is_simulated_and_every_copy_was_checked(self, full_run):
+        """The testing log: all simulated; the integrity checks of every tier passed, EBS by size only."""
+        from backuppolicy.workflows.testlog import TestLog
+
+        summary, _ = full_run
+        log = TestLog.open(Path(summary["run_dir"]) / "testing-log.jsonl")
+        results = [e.result for e in log.entries()]
+        integrity = [r for r in results if r.kind is CheckKind.INTEGRITY]
+        policy = demo.load_seed_policy()
+        assert all(r.simulated for r in results)
+        assert {r.status.value for r in integrity} == {"pass"}
+        assert {f"{t.name}/{tier}" for t in policy.targets for tier in ("local", "offsite")} == {
+            f"{r.target}/{r.tier}" for r in integrity
+        }
+        ebs = [r for r in integrity if r.target == "web-server"]
+        assert ebs
+        assert all("size only" in r.details for r in ebs)
+        assert summary["proof"]["integrity"]["pass"] == len(integrity)
+
+    def test_the_report_labels_the_verdicts_simulated(self, full_run):
+        """The HTML report shows the simulated label, and no NOT OK."""
+        summary, _ = full_run
+        html = Path(summary["proof"]["report"]).read_text(encoding="utf-8")
+        assert "simulated" in html
+        assert "NOT OK" not in html
+
+    def test_the_broken_case_finds_the_lost_rows(self, full_run):
+        """After the audit: a restore that lost 5 rows fails against its fingerprint, and says why."""
+        summary, printed = full_run
+        broken = summary["broken_case"]
+        assert ("shop-db", "fail", True) == (
+            broken["target"],
+            broken["status"],
+            broken["simulated"],
+        )
+        assert (
+            "orders: expected 42 (backup time), observed 37 after the restore"
+            in (broken["details"])
+        )
+        [finding] = broken["findings"]
+        assert finding.startswith("§3.3 each application restore-tested yearly is not met for")
+        assert printed.index("audit: COMPLIANT") < printed.index("Now a broken case: ")
+        assert "finding: NOT OK §3.3" in printed
+
+
 @pytest.mark.slow
 class TestTutorialQuotesTheDemo:
-    def test_every_quoted_line_is_printed_by_the_demo(self, tmp_path):
+    def test_every_quoted_line_is_printed_by_the_demo(self, full_run):
         """docs/tutorial/first-policy.md quotes what `backuppolicy demo` (40 days) prints."""
         import re
 
         patterns = _quoted_demo_lines(ROOT / "docs" / "tutorial" / "first-policy.md")
-        out = io.StringIO()
-        demo.run(out=out, run_dir=tmp_path)
-        printed = out.getvalue()
+        _, printed = full_run
         assert len(patterns) >= 4
         assert [] == [p for p in patterns if not re.search(p, printed, re.MULTILINE)]

@@ -311,6 +311,30 @@ class TestAuditLastChecked:
         assert "failed" in finding.detail
         assert "fresh" not in finding.detail.split("window:")[1]
 
+    def test_a_copy_whose_latest_check_failed_is_red_within_its_window(self):
+        """A young copy whose latest check failed (corruption found) is named, not met.
+
+        The window has days left, but time left never outweighs a failure; a later pass
+        clears it again.
+        """
+        now = START + timedelta(days=40)
+        policy = _policy()
+        db = MemoryTarget("db", policy="p", clock=lambda: now)
+        db.add_point(id="tampered", created_at=now - timedelta(days=5))
+        failed = [
+            _pass("db", "tampered", now - timedelta(days=3)),
+            _pass("db", "tampered", now - timedelta(days=1), CheckStatus.FAIL),
+        ]
+        [red] = audit(policy, now=now, targets={"db": db}, checks=failed, notifiers=[]).of(
+            "copy-integrity"
+        )
+        passed_again = [*failed, _pass("db", "tampered", now - timedelta(hours=1))]
+        [green] = audit(policy, now=now, targets={"db": db}, checks=passed_again, notifiers=[]).of(
+            "copy-integrity"
+        )
+        assert (False, True) == (red.compliant, green.compliant)
+        assert "1 failed their latest check: tampered" in red.detail
+
     def test_counts_of_the_status_by_tier(self):
         """Copies are grouped by tier, one finding each."""
         now = START + timedelta(days=3)

@@ -485,7 +485,10 @@ class IntegrityCheck:
             return CheckStatus.FAIL, "; ".join(issues), issues, evidence
         return (
             CheckStatus.PASS,
-            f"{len(volumes)} volume(s) restored with the snapshot's size and torn down",
+            (
+                f"{len(volumes)} volume(s) restored with the snapshot's size and torn down "
+                "(size only: evidence of the volumes, not of their data)"
+            ),
             [],
             evidence,
         )

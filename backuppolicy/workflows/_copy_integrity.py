@@ -3,7 +3,7 @@
 `copy_integrity_status` reads the copies that exist and the testing log; the audit adds one
 ``copy-integrity`` finding per target and tier from it (`copy_integrity_findings`): not
 compliant when a copy was not checked (with a passing result) within its integrity window
-(`backuppolicy.core.integrity_schedule`), naming the copies.
+(`backuppolicy.core.integrity_schedule`), or when its latest check failed, naming the copies.
 """
 
 from __future__ import annotations
@@ -158,6 +158,9 @@ def copy_integrity_findings(
     findings: list[Finding] = []
     for tier, in_tier in tiers.items():
         overdue = [c for c in in_tier if c.overdue]
+        # A copy whose latest check failed is corrupt until a later check passes, in its window
+        # or not: a failure is never outweighed by time left.
+        failed = [c for c in in_tier if c.last_status is CheckStatus.FAIL]
         checked = [c for c in in_tier if c.last_passed is not None]
         oldest = min((c.last_passed for c in checked if c.last_passed), default=None)
         noun = "copy" if len(in_tier) == 1 else "copies"
@@ -170,10 +173,16 @@ def copy_integrity_findings(
             detail += f"; {len(overdue)} not checked within their window: {names}" + (
                 f" (+{more} more)" if more > 0 else ""
             )
+        if failed:
+            names = ", ".join(c.point_id for c in failed[:_SHOWN])
+            more = len(failed) - _SHOWN
+            detail += f"; {len(failed)} failed their latest check: {names}" + (
+                f" (+{more} more)" if more > 0 else ""
+            )
         findings.append(
             Finding(
                 CLAUSE,
-                not overdue,
+                not overdue and not failed,
                 target=target,
                 application=application or "",
                 tier=tier or "",

@@ -570,6 +570,7 @@ def backup_now(
     built = targets if targets is not None else build_targets(policy, only=[spec.name])
     when = ensure_aware(now, field="now") if now is not None else datetime.now(UTC)
     tags = {TAG_REQUESTED_BY: requested_by} if requested_by else {}
+    tags.update(_fingerprints(spec))  # a manual backup records its fingerprints too
     return built[spec.name].create_backup(
         reason=f"manual: {reason.strip()}",
         tags=tags,

@@ -75,6 +75,7 @@ def plan_retention(
     targets: Mapping[str, BackupTarget] | None = None,
     only: Iterable[str] | None = None,
     progress: Progress | None = None,
+    listed: Mapping[str, Iterable[RecoveryPoint]] | None = None,
 ) -> RetentionPlan:
     """Plan retention across every target and tier; nothing is deleted here.
 
@@ -83,8 +84,16 @@ def plan_retention(
     nothing to the plan, so nothing of it can be deleted; the error is in ``plan.errors``.
     Versions of S3 buckets are planned per key (the current version is always kept).
 
+    *listed* saves listing again what was just listed: the points of some targets by name (for
+    example, listed once after the day's backups and shared with `integrity_due`); the other
+    targets are listed here. A stale listing is safe: `apply` re-reads every point and the
+    newest of each tier before deleting anything.
+
     Returns:
         One `RetentionPlan` for all targets; pass it to `apply`.
+
+    .. versionchanged:: 0.2
+       *listed*.
     """
     ensure_aware(now, field="now")
     specs = select_specs(policy, only)
@@ -96,8 +105,11 @@ def plan_retention(
         target = built[spec.name]
         try:
             # Combined per target first: a target whose listing repeats an id fails alone.
+            points = listed.get(spec.name) if listed is not None else None
             plans.append(
-                RetentionPlan.combine(_plan_target(policy, spec, target, now) or [_empty(now)])
+                RetentionPlan.combine(
+                    _plan_target(policy, spec, target, now, points) or [_empty(now)]
+                )
             )
         except Exception as exc:  # noqa: BLE001 - a failed listing deletes nothing of that target
             errors[spec.name] = f"{type(exc).__name__}: {exc}"
@@ -115,11 +127,15 @@ def _empty(now: datetime) -> RetentionPlan:
 
 
 def _plan_target(
-    policy: Policy, spec: TargetSpec, target: BackupTarget, now: datetime
+    policy: Policy,
+    spec: TargetSpec,
+    target: BackupTarget,
+    now: datetime,
+    points: Iterable[RecoveryPoint] | None = None,
 ) -> list[RetentionPlan]:
     by_tier: dict[str, list[RecoveryPoint]] = defaultdict(list)
     versions: list[RecoveryPoint] = []
-    for point in target.list_points():
+    for point in target.list_points() if points is None else points:
         if point.kind == "s3-version":
             versions.append(point)
         else:

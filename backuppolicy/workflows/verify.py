@@ -366,6 +366,7 @@ def run_checks(
     ran_by: str | None = None,
     max_workers: int = 4,
     simulated: bool = False,
+    endpoint_resolver: Callable[[Any], Any] | Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> list[CheckResult]:
     """Run verifications and integrity checks on every target of *policy*.
 
@@ -402,12 +403,19 @@ def run_checks(
         ran_by: Who runs the checks (default: ``user@host``).
         max_workers: Targets checked at the same time.
         simulated: The targets are stand-ins (a simulated world): every result is marked so.
+        endpoint_resolver: One resolver, or resolvers per target name, for checks that restore
+            and probe (`IntegrityCheck` with ``restore_databases``; see `RestoreTest`).
 
     Returns:
         Every result, target by target in policy order.
+
+    .. versionchanged:: 0.2
+       *endpoint_resolver*.
     """
     ensure_aware(now, field="now")
     names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+    if isinstance(endpoint_resolver, Mapping):
+        _check_names("endpoint_resolver", endpoint_resolver, policy, targets)
     specs = [policy.target(n) for n in names]
     built = _targets_for(policy, targets, names)
     chosen_checks = list(checks) if checks is not None else default_checks(policy)
@@ -428,6 +436,11 @@ def run_checks(
             isolation=isolation,
             ran_by=runner,
             simulated=simulated,
+            endpoint_resolver=(
+                endpoint_resolver.get(spec.name)
+                if isinstance(endpoint_resolver, Mapping)
+                else endpoint_resolver
+            ),
         )
         try:
             points = list(target.list_points())
@@ -664,6 +677,9 @@ def integrity_due(
     notifiers: Sequence[Notifier] | None = None,
     ran_by: str | None = None,
     max_workers: int = 4,
+    ebs_direct: bool = True,
+    simulated: bool = False,
+    listed: Mapping[str, Iterable[RecoveryPoint]] | None = None,
 ) -> list[CheckResult]:
     """Integrity-check the copies due today on the rolling schedule, and record the results.
 
@@ -690,10 +706,19 @@ def integrity_due(
         notifiers: Who hears about failures (default: the policy's notifications).
         ran_by: Who runs the checks (default: ``user@host``).
         max_workers: Targets checked at the same time.
+        ebs_direct: Compare EBS snapshots through the EBS direct APIs; ``False`` restores them
+            to volumes and compares sizes only (evidence of the volumes, not of their data),
+            for worlds without the EBS direct APIs (the demo's moto).
+        simulated: The targets are stand-ins (a simulated world): every result is marked so.
+        listed: Points already listed, by target name (e.g. once after the day's backups,
+            shared with `plan_retention`); the other targets are listed here.
 
     Returns:
         One result per target whose listing failed, then one per copy checked, target by
         target in policy order.
+
+    .. versionchanged:: 0.2
+       *ebs_direct*, *simulated* and *listed*.
     """
     ensure_aware(now, field="now")
     names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
@@ -701,9 +726,11 @@ def integrity_due(
     built = _targets_for(policy, targets, names)
     runner = ran_by or default_ran_by()
     isolation = isolation_for(policy)
-    listed, results = _listed(policy, built, specs, now, runner)
+    given = dict(listed or {})
+    fresh, results = _listed(policy, built, [s for s in specs if s.name not in given], now, runner)
+    known = {**{name: list(given[name]) for name in names if name in given}, **fresh}
     last = last_integrity_checks([*_log_entries(log, now), *history])
-    every = [p for name in names for p in listed.get(name, ())]
+    every = [p for name in names for p in known.get(name, ())]
     due = integrity_slots_due(policy, every, now=now, last_checked=last, catch_up=catch_up)
     by_target: dict[str, list[IntegritySlot]] = {}
     for slot in due:
@@ -714,7 +741,7 @@ def integrity_due(
         if not slots:
             return []
         target = built[spec.name]
-        points = listed[spec.name]
+        points = known[spec.name]
         resolver = (
             endpoint_resolver.get(spec.name)
             if isinstance(endpoint_resolver, Mapping)
@@ -728,11 +755,13 @@ def integrity_due(
             isolation=isolation,
             ran_by=runner,
             endpoint_resolver=resolver,
+            simulated=simulated,
         )
         check = IntegrityCheck(
             restore_databases=True,
             probes=(probes or {}).get(spec.name, ()),
             sample_blocks=sample_blocks,
+            ebs_direct=ebs_direct,
         )
         by_id = {p.id: p for p in points}
         out: list[CheckResult] = []
