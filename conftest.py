@@ -45,3 +45,13 @@ def _temp_files_in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     at the same time could meet its files.
     """
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+@pytest.fixture(autouse=True)
+def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables fit ``$COLUMNS``: pin it, so no result depends on where the suite runs.
+
+    (A pytest-xdist worker has no terminal, a developer's shell has one of any width.) Tests of
+    the fitting itself set their own width.
+    """
+    monkeypatch.setenv("COLUMNS", "200")

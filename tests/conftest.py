@@ -77,16 +77,6 @@ REGION = "us-east-1"
 OTHER_REGION = "eu-west-1"
 
 
-@pytest.fixture(autouse=True)
-def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables fit ``$COLUMNS``: pin it, so no result depends on where the suite runs.
-
-    (A pytest-xdist worker has no terminal, a developer's shell has one of any width.) Tests of
-    the fitting itself set their own width.
-    """
-    monkeypatch.setenv("COLUMNS", "200")
-
-
 @pytest.fixture(name="region")
 def _region() -> str:
     """The default region of every test."""

@@ -20,6 +20,7 @@ import time_machine
 
 import backuppolicy as bp
 from backuppolicy.aws import S3Lease
+from backuppolicy.checks.health import CallableCheck
 from backuppolicy.cli.main import main
 from backuppolicy.core.exceptions import LeaseHeldError
 from backuppolicy.core.integrity_schedule import integrity_window_days
@@ -31,6 +32,18 @@ from backuppolicy.testing import MemoryTarget
 from backuppolicy.workflows.testlog import LogEntry
 
 START = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)
+
+
+# MemoryTargets hold no data to query: this probe stands in for a target's real probes and
+# checks what a memory restore gives, its endpoint. Without any probe a restore test is
+# (rightly) unproven, and a run reports it as not met.
+_RESTORED = CallableCheck(bool, name="restored-endpoint")
+
+
+def _run(policy: bp.Policy, **options: Any) -> bp.RunDigest:
+    """`bp.run` with a probe for every restore test (unless the test gives its own)."""
+    options.setdefault("probes", [_RESTORED])
+    return bp.run(policy, **options)
 
 
 def _policy(**run: object) -> bp.Policy:
@@ -262,7 +275,7 @@ class TestSimulatedYear:
                 if now == held_at:
                     other = bp.workflows.unattended.lease_for(log, policy)
                     other.acquire(owner="other@host", now=now, ttl=timedelta(minutes=30))
-                digests.append(bp.run(policy, now=now, log=log, targets=targets, heartbeat=False))
+                digests.append(_run(policy, now=now, log=log, targets=targets, heartbeat=False))
         end = clock.now
         assert [d.failures for d in digests if d.failures] == []
         by_time = {d.now: d for d in digests}
@@ -296,8 +309,8 @@ class TestIdempotence:
         policy = _policy()
         log = _log(tmp_path, clock)
         clock.now = START + timedelta(hours=5)
-        first = bp.run(policy, now=clock.now, log=log, targets=targets, heartbeat=False)
-        second = bp.run(policy, now=clock.now, log=log, targets=targets, heartbeat=False)
+        first = _run(policy, now=clock.now, log=log, targets=targets, heartbeat=False)
+        second = _run(policy, now=clock.now, log=log, targets=targets, heartbeat=False)
         assert first.totals()["backups"] == 2
         assert second.totals() == dict.fromkeys(second.totals(), 0)
         assert second.steps == ("backup",)
@@ -351,7 +364,7 @@ class TestLease:
         clock.now = START + timedelta(hours=5)
         lease = bp.workflows.unattended.lease_for(log, policy)
         lease.acquire(owner="other@host", now=clock.now, ttl=timedelta(hours=6))
-        digest = bp.run(policy, now=clock.now, log=log, targets=targets, heartbeat=False)
+        digest = _run(policy, now=clock.now, log=log, targets=targets, heartbeat=False)
         assert digest.held_by == "other@host"
         assert not digest.ok
         assert [list(t.list_points()) for t in targets.values()] == [[], []]
@@ -488,7 +501,7 @@ class TestHeartbeatAndDigest:
         monkeypatch.setenv("HB_URL", f"{url}/ping/s3cr3t-uuid")
         policy = _policy(heartbeat={"env": "HB_URL"})
         clock.now = START + timedelta(days=3, hours=5)
-        digest = bp.run(policy, now=clock.now, log=_log(tmp_path, clock), targets=targets)
+        digest = _run(policy, now=clock.now, log=_log(tmp_path, clock), targets=targets)
         assert [(m, p) for m, p, _ in hits] == [
             ("GET", "/ping/s3cr3t-uuid/start"),
             ("GET", "/ping/s3cr3t-uuid"),
@@ -509,7 +522,7 @@ class TestHeartbeatAndDigest:
             target.fail_next("create_backup", RuntimeError("disk full"))
         policy = _policy()
         clock.now = START + timedelta(hours=5)
-        digest = bp.run(
+        digest = _run(
             policy,
             now=clock.now,
             log=_log(tmp_path, clock),
@@ -533,7 +546,7 @@ class TestHeartbeatAndDigest:
         """Connection refused on every ping: logged, and the run is still ok."""
         clock.now = START + timedelta(hours=5)
         beat = bp.Heartbeat(bp.Secret("http://127.0.0.1:9/token-abcdef"), timeout=1)
-        digest = bp.run(
+        digest = _run(
             _policy(), now=clock.now, log=_log(tmp_path, clock), targets=targets, heartbeat=beat
         )
         assert digest.ok
@@ -547,7 +560,7 @@ class TestDigestAndCli:
     ) -> None:
         """Text, HTML and dict name the same totals."""
         clock.now = START + timedelta(hours=5)
-        digest = bp.run(
+        digest = _run(
             _policy(), now=clock.now, log=_log(tmp_path, clock), targets=targets, heartbeat=False
         )
         assert digest.to_dict()["totals"]["backups"] == 2

@@ -128,7 +128,8 @@ class FileKeySource:
     Example:
         >>> import os, tempfile
         >>> path = os.path.join(tempfile.mkdtemp(), "archive.key")
-        >>> _ = open(path, "w").write(os.urandom(32).hex())
+        >>> with open(path, "w") as file:
+        ...     _ = file.write(os.urandom(32).hex())
         >>> source = FileKeySource(Secret.from_file(path))
         >>> key, wrapped = source.wrap()
         >>> source.unwrap(wrapped) == key

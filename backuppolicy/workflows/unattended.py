@@ -92,6 +92,8 @@ _RETRY_AFTER: Final = timedelta(days=1)  # a failed restore test or check is ret
 _MARGIN: Final = timedelta(hours=1)  # the interval of the calls `run` is designed for
 _SWEEP_AGE: Final = "1d"
 _SETTLED: Final = frozenset({CheckStatus.PASS, CheckStatus.WARN, CheckStatus.SKIPPED})
+# Results that did not meet the check: retried the next day (not every hour), and reported.
+_NOT_MET: Final = frozenset({CheckStatus.FAIL, CheckStatus.UNPROVEN})
 _SEVERITY: Final = (
     EventKind.BACKUP_FAILED,
     EventKind.COPY_FAILED,
@@ -240,7 +242,7 @@ def _slot_due(
     period, and on any day when its last settled attempt would fall out of the rolling window
     of one period within the next hour. A failure is retried a day later, not at every call.
     """
-    if any(e.status is CheckStatus.FAIL and e.checked_at > now - _RETRY_AFTER for e in attempts):
+    if any(e.status in _NOT_MET and e.checked_at > now - _RETRY_AFTER for e in attempts):
         return False
     start = period.period_start(now, tz)
     settled = [e for e in attempts if e.status in _SETTLED]
@@ -289,9 +291,7 @@ def _restore_tests_due(policy: Policy, entries: Sequence[LogEntry], now: datetim
     quarter = v.restore_test_every
     begin = quarter.period_start(now, tz)
     ran = [e for e in tests if e.status is not CheckStatus.SKIPPED and e.checked_at >= begin]
-    recent_failure = any(
-        e.status is CheckStatus.FAIL and e.checked_at > now - _RETRY_AFTER for e in tests
-    )
+    recent_failure = any(e.status in _NOT_MET and e.checked_at > now - _RETRY_AFTER for e in tests)
     if (
         not due
         and not ran
@@ -325,12 +325,12 @@ def _integrity_due(
     plan = integrity_plan(policy, now=now, targets=targets, history=entries)
     tried: dict[tuple[str, str | None], list[LogEntry]] = {}
     for e in entries:
-        if e.kind is CheckKind.INTEGRITY and e.status in (CheckStatus.FAIL, CheckStatus.SKIPPED):
+        if e.kind is CheckKind.INTEGRITY and e.status in (*_NOT_MET, CheckStatus.SKIPPED):
             tried.setdefault((e.target, e.point_id), []).append(e)
 
     def waits(slot: IntegritySlot) -> bool:
         for e in tried.get((slot.target, slot.point_id), ()):
-            pause = _RETRY_AFTER if e.status is CheckStatus.FAIL else timedelta(slot.window_days)
+            pause = _RETRY_AFTER if e.status in _NOT_MET else timedelta(slot.window_days)
             if e.checked_at > now - pause and (
                 slot.last_checked is None or e.checked_at > slot.last_checked
             ):
@@ -474,7 +474,7 @@ class _Run:
 
     def checks_failed(self, results: Iterable[CheckResult]) -> None:
         for r in results:
-            if r.status is CheckStatus.FAIL:
+            if r.status in _NOT_MET:
                 where = f" {r.tier}" if r.tier else ""
                 line = f"{r.check} of {r.target}{where}: {r.details}"
                 self.failures.append((EventKind.VERIFICATION_FAILED, line))

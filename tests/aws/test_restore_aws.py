@@ -112,7 +112,7 @@ class TestDatabase:
         """Renaming into place is destructive: without confirm=True nothing happens."""
         db.create_backup(token="one")
         plan = plan_restore(db, swap=True, now=NOW)
-        with pytest.raises(PolicyError, match=r"confirm: expected True .*--yes"):
+        with pytest.raises(PolicyError, match=r"confirm: expected True .*--apply"):
             restore(plan, sleep=_no_sleep)
         assert ["shop-prod"] == _ids(rds)
 

@@ -144,7 +144,7 @@ class TestCliEndToEnd:
         assert (0, {"id": made["orders-db"], "held": True}) == (placed.returncode, _json(placed))
 
         dry = cli("prune", "--now", _iso(t0 + timedelta(days=40)), "--json")
-        pruned = cli("prune", "--now", _iso(t0 + timedelta(days=40)), "--apply", "--json")
+        pruned = cli("prune", "--now", _iso(t0 + timedelta(days=40)), "--apply", "--yes", "--json")
 
         assert [made["shop-config"]] == [o["id"] for o in _json(dry)["apply"]["outcomes"]]
         assert 0 == pruned.returncode
