@@ -139,7 +139,16 @@ class TestFlags:
             (("export", "lifecycle"), ("--profile", "p")),
             (("export", "cloudformation"), ("--region", "eu-west-1")),
             (
-                ("export", "scheduler", "--lambda-arn", "l", "--role-arn", "r", "--policy-url", "u"),
+                (
+                    "export",
+                    "scheduler",
+                    "--lambda-arn",
+                    "l",
+                    "--role-arn",
+                    "r",
+                    "--policy-url",
+                    "u",
+                ),
                 ("--now", "2026-01-01T00:00Z"),
             ),
             (("export", "aws-backup"), ("--now", "2026-01-01T00:00Z")),

@@ -157,7 +157,9 @@ class TestEveryKind:
 
     def test_manual_backups_are_named_after_the_time_they_were_taken(self, target: Any):
         """Manual: the request's time; two in the same second still get two names."""
-        first = bp.backup_now(POLICY, "app", reason="before upgrade", now=RUN, targets={"app": target})
+        first = bp.backup_now(
+            POLICY, "app", reason="before upgrade", now=RUN, targets={"app": target}
+        )
         again = f"again-{manual_token('app', RUN)}"  # another token, the same second
         second = bp.backup_now(
             POLICY, "app", reason="again", now=RUN, targets={"app": target}, token=again
@@ -167,9 +169,9 @@ class TestEveryKind:
         assert names[0] != names[1]
 
 
-def test_s3_finds_a_manifest_named_before_the_rule(moto_aws: boto3.Session):
+def test_s3_finds_a_manifest_named_before_the_rule(moto_aws: boto3.Session, tmp_path: Path):
     """A re-run in the slot after an upgrade finds the manifest under its old name, no duplicate."""
-    target = _s3(Path("."), _Request(moto_aws))
+    target = _s3(tmp_path, _Request(moto_aws))  # type: ignore[arg-type]
     token = scheduled_token("shop", "app", SLOT)
     made = target.create_backup(token=token)
     s3 = moto_aws.client("s3")

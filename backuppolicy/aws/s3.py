@@ -637,7 +637,9 @@ class S3Bucket(
         )
         if token is not None:
             digest = hashlib.sha256(token.encode()).hexdigest()[:24]
-            legacy = f"{self._manifest_prefix}token-{digest}.jsonl"  # the name before the naming rule
+            legacy = (
+                f"{self._manifest_prefix}token-{digest}.jsonl"  # the name before the naming rule
+            )
             key = (
                 f"{self._manifest_prefix}bp-{self.name}-{name_stamp(token, stamp)}-{digest}.jsonl"
                 if token_stamp(token) is not None

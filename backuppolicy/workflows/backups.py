@@ -38,8 +38,8 @@ from backuppolicy.core.durations import format_duration
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.locks import LockablePoints
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
-from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.naming import manual_token, scheduled_token
+from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.schedule import Cadence, Schedule, rolling_slots
 from backuppolicy.core.targets import BackupTarget, Destination
 from backuppolicy.notify import Event, EventKind, Notifier, NotifierFailure, notify_all

@@ -1100,7 +1100,14 @@ class TestCli:
         path = tmp_path / "policy.yaml"
         path.write_text(_policy().to_yaml(), encoding="utf-8")
         code, out, _ = cli(
-            "export", "aws-backup", "--policy", str(path), "--apply", "--yes", "--parts", "vault,plan"
+            "export",
+            "aws-backup",
+            "--policy",
+            str(path),
+            "--apply",
+            "--yes",
+            "--parts",
+            "vault,plan",
         )
         assert (0, "created", "created") == (
             code,
