@@ -55,6 +55,7 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
+from backuppolicy.core.naming import name_stamp
 from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
 
 __all__ = ["BackupTargetContract", "MemoryTarget"]
@@ -79,7 +80,7 @@ class MemoryTarget:
         >>> point == db.create_backup(reason="manual", token="2026-11-26")
         True
         >>> [p.id for p in db.list_points()]
-        ['orders-db-0001']
+        ['bp-orders-db-20261126t040000z']
         >>> db.delete(point)
         >>> db.refresh(point) is None
         True
@@ -247,7 +248,11 @@ class MemoryTarget:
         tags: Mapping[str, str] | None = None,
         token: str | None = None,
     ) -> RecoveryPoint:
-        """Take a backup now; the same *token* returns the existing point."""
+        """Take a backup now; the same *token* returns the existing point.
+
+        The point is named ``bp-<target>-<stamp>`` (``-2``, ``-3`` … when taken): the slot of a
+        scheduled backup, the time a manual one was taken (`backuppolicy.core.naming`).
+        """
         with self._lock:
             self._maybe_fail("create_backup")
             if token is not None:
@@ -258,7 +263,12 @@ class MemoryTarget:
             extra = {**(tags or {}), TAG_REASON: reason}
             if token is not None:
                 extra[TAG_TOKEN] = token
-            return self.add_point(tags=extra)
+            base = f"bp-{self._name}-{name_stamp(token, self.clock())}"
+            name, counter = base, 1
+            while name in self._points or name in self.deleted:
+                counter += 1
+                name = f"{base}-{counter}"
+            return self.add_point(tags=extra, id=name)
 
     def list_points(self) -> Iterator[RecoveryPoint]:
         """Every point of every tier, oldest first (ties by id)."""

@@ -462,7 +462,9 @@ class TestHolds:
         )
         listed = run(*base, "--json").json()
         pruned = run("prune", "--policy", str(policy_file), "--now", NOW_TEXT, "--apply", "--yes")
-        released = run(*base, "--target", "db", "--release", point.id)
+        dry = run(*base, "--target", "db", "--release", point.id)
+        still_held = memory["db"].refresh(point).legal_hold is not None
+        released = run(*base, "--target", "db", "--release", point.id, "--apply", "--yes")
 
         assert (0, {"id": point.id, "held": True}) == (placed.code, placed.json())
         assert [
@@ -477,8 +479,34 @@ class TestHolds:
         ] == listed
         assert 0 == pruned.code
         assert [] == memory["db"].deleted
+        assert (0, True) == (dry.code, still_held)
+        assert dry.out.startswith(f"dry run: would release the hold on db:{point.id}")
         assert f"hold released on db:{point.id}\n" == released.out
         assert memory["db"].refresh(point).legal_hold is None
+
+    def test_release_apply_without_yes_and_no_terminal_is_refused(
+        self, run, policy_file, memory, point, monkeypatch
+    ):
+        """--release --apply asks first; with no terminal it needs --yes: exit 2, still held."""
+        memory["db"].place_hold(point, LegalHold(reason="audit", reference="SOX-1", since=NOW))
+        monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # not a TTY
+        args = ("holds", "--policy", str(policy_file), "--target", "db", "--release", point.id)
+        result = run(*args, "--apply")
+        assert (2, True) == (result.code, memory["db"].refresh(point).legal_hold is not None)
+        assert "--yes" in _single_error_line(result)
+
+    @pytest.mark.parametrize(("answer", "held"), [("y\n", False), ("n\n", True)])
+    def test_release_apply_asks_on_a_terminal(  # noqa: PLR0917 - pytest fixtures
+        self, run, policy_file, memory, point, monkeypatch, answer, held
+    ):
+        """On a terminal --release --apply asks, naming the point and its hold; only "y" releases."""
+        memory["db"].place_hold(point, LegalHold(reason="audit", reference="SOX-1", since=NOW))
+        monkeypatch.setattr(sys, "stdin", _Tty(answer))
+        args = ("holds", "--policy", str(policy_file), "--target", "db", "--release", point.id)
+        result = run(*args, "--apply")
+        assert held == (memory["db"].refresh(point).legal_hold is not None)
+        assert f"Release the hold on db:{point.id} (held for 'audit', SOX-1)? [y/N]" in result.err
+        assert (2 if held else 0) == result.code
 
     def test_place_needs_a_reason(self, run, policy_file, memory, point):
         """--place without --reason is a usage error."""

@@ -130,6 +130,53 @@ class TestFlags:
         assert (2, "") == (code, out)
         assert f"unrecognized arguments: {option[0]}" in err
 
+    @pytest.mark.parametrize(
+        ("command", "option"),
+        [
+            (("export", "iam"), ("--now", "2026-01-01T00:00Z")),
+            (("export", "iam"), ("--endpoint-url", "http://x")),
+            (("export", "lifecycle"), ("--target", "a")),
+            (("export", "lifecycle"), ("--profile", "p")),
+            (("export", "cloudformation"), ("--region", "eu-west-1")),
+            (
+                (
+                    "export",
+                    "scheduler",
+                    "--lambda-arn",
+                    "l",
+                    "--role-arn",
+                    "r",
+                    "--policy-url",
+                    "u",
+                ),
+                ("--now", "2026-01-01T00:00Z"),
+            ),
+            (("export", "aws-backup"), ("--now", "2026-01-01T00:00Z")),
+            (("export", "aws-backup"), ("--target", "a")),
+            (("targets",), ("--now", "2026-01-01T00:00Z")),
+        ],
+    )
+    def test_exports_take_only_their_options(
+        self, command: tuple[str, ...], option: tuple[str, str], local_policy: Path
+    ) -> None:
+        """No export takes --now or --target; only those that call AWS take the AWS options."""
+        code, out, err = _main(*command, "--policy", str(local_policy), *option)
+        assert (2, "") == (code, out)
+        assert f"unrecognized arguments: {option[0]}" in err
+
+    def test_run_help_says_it_prunes_without_asking(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``run`` never prompts (it is the unattended job); its --help says so, and why."""
+        with pytest.raises(SystemExit) as info:
+            cli.main(["run", "--help"])
+        code, text = info.value.code, " ".join(capsys.readouterr().out.split())
+        assert (0, True, True) == (
+            code,
+            "WITHOUT ASKING, by design" in text,
+            "the policy file is the confirmation" in text,
+        )
+
     def test_demo_with_a_policy_and_garbage_now_is_exit_2(self) -> None:
         """``demo --policy /nope.yaml --now garbage`` ran the demo with exit 0."""
         code, _, err = _main("demo", "--policy", "/nope.yaml", "--now", "garbage")

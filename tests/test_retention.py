@@ -916,7 +916,7 @@ class TestRetentionPlan:
             ("keep", "d00"),
             ("keep", "d01"),
             ("keep", "d02"),
-        ] == [tuple(line.split()[0:4:2]) for line in lines[2:]]
+        ] == [tuple(line.split()[0:4:2]) for line in lines[3:]]
 
     def test_summary_limit(self, plan):
         """summary(limit=) shows that many rows and says how many more there are."""

@@ -160,9 +160,12 @@ class TestMemoryTarget:
         )
 
     def test_generated_ids_skip_taken(self, memory):
-        """Generated ids never collide with ids given to add_point."""
+        """Generated ids never collide with ids given to add_point, nor with deleted ones."""
         memory.add_point(id="orders-db-0001")
-        assert "orders-db-0002" == memory.create_backup().id
+        assert "orders-db-0002" == memory.add_point().id
+        memory.add_point(id="bp-orders-db-20261126t040000z")
+        memory.delete(memory.add_point(id="bp-orders-db-20261126t040000z-2"))
+        assert "bp-orders-db-20261126t040000z-3" == memory.create_backup().id
 
     def test_release_hold(self, memory):
         """release_hold removes the hold so the point can be deleted."""

@@ -135,7 +135,7 @@ class TestNoProbeIsUnproven:
         notifier = Notifier()
         results = restore_test(policy, now=NOW, targets=targets, only=["db"], notifiers=[notifier])
         assert ["unproven"] == [r.status.value for r in results]
-        assert ["restore-test of db-0001 is unproven"] == [
+        assert ["restore-test of bp-db-20261126t040000z is unproven"] == [
             e.message.split(":")[0] for e in notifier.events
         ]
 

@@ -1,7 +1,8 @@
 """The snapshots of the RDS targets: list, create, copy, delete, hold, sharing.
 
 `RdsSnapshots` is the mixin of `RdsInstance` and `AuroraCluster` that makes manual
-snapshots named ``bp-<target>-<UTC stamp>`` (or ``bp-<target>-<token>``), copies them to
+snapshots named ``bp-<target>-<UTC stamp>[-<token digest>]`` (the stamp is the slot of a
+scheduled backup, the time of a manual one: `backuppolicy.core.naming`), copies them to
 another region (re-encrypting with the destination's KMS key) and deletes only what
 the target owns.
 """
@@ -40,6 +41,7 @@ from backuppolicy.core.model import (
     RecoveryPoint,
     Status,
 )
+from backuppolicy.core.naming import name_stamp
 from backuppolicy.core.targets import (
     Destination,
 )
@@ -104,12 +106,8 @@ class RdsSnapshots(RdsBase):
                 yield self._to_point(raw, region)
 
     def _snapshot_name(self, token: str | None) -> str:
-        if token is None:
-            suffix = f"{self._now():%Y%m%dt%H%M%Sz}"
-        else:
-            suffix = re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-")
-            if suffix != token:  # "run 1" and "run-1" must not share a name
-                suffix = f"{suffix}-{sha8(token)}"
+        stamp = name_stamp(token, self._now())
+        suffix = stamp if token is None else f"{stamp}-{sha8(token)}"
         return identifier(f"bp-{self.name}-{suffix}", max_length=self._api.snapshot_max_length)
 
     def _our_tags(self, reason: str, token: str) -> dict[str, str]:
@@ -139,8 +137,10 @@ class RdsSnapshots(RdsBase):
     ) -> RecoveryPoint:
         """Take a manual snapshot now and return its point (usually `Status.PENDING`).
 
-        The snapshot is named ``bp-<target>-<UTC stamp>``, or ``bp-<target>-<token>`` when a
-        *token* is given, and carries the ownership tags. The same *token* returns the
+        The snapshot is named ``bp-<target>-<stamp>``, or ``bp-<target>-<stamp>-<token digest>``
+        when a *token* is given; the stamp is the slot of a scheduled backup and the time a
+        manual one was taken (the rule of `backuppolicy.core.naming`). It carries the
+        ownership tags. The same *token* returns the
         existing snapshot (found by its ``backuppolicy:token`` tag) instead of a duplicate.
 
         Raises:

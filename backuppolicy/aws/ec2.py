@@ -76,6 +76,7 @@ from backuppolicy.core.model import (
     TAG_TOKEN,
     RecoveryPoint,
 )
+from backuppolicy.core.naming import name_stamp
 from backuppolicy.core.targets import (
     AwsBackupMapping,
     IsolationProfile,
@@ -265,6 +266,12 @@ def _instance_restore_overrides(profile: IsolationProfile) -> dict[str, str]:
 class _SnapshotTarget(OffsiteCopies, SnapshotLocks, Ec2Snapshots, Ec2Restores, EbsDirect):
     """Shared listing, copy, delete, restore and hold logic of the EBS snapshot targets."""
 
+    def _point_name(self, token: str) -> str:
+        """``bp-<target>-<stamp>-<token digest>`` (the rule of `backuppolicy.core.naming`)."""
+        stamp = name_stamp(token, datetime.now(UTC))
+        digest = hashlib.sha256(token.encode()).hexdigest()[:8]
+        return f"bp-{_slug(self.name)}-{stamp}-{digest}"
+
     # -- the kind -------------------------------------------------------------------------
 
     needs_aws_session: ClassVar[bool] = True
@@ -452,10 +459,14 @@ class EbsVolume(_SnapshotTarget):
     ) -> RecoveryPoint:
         """Snapshot the volume now and return its point (usually `Status.PENDING` on AWS).
 
-        The same *token* returns the existing snapshot instead of taking another one.
+        The same *token* returns the existing snapshot instead of taking another one. EC2 gives
+        the snapshot its id; its ``Name`` tag (what the console shows) is
+        ``bp-<target>-<stamp>-<token digest>``: the stamp is the slot of a scheduled backup,
+        the time a manual one was taken (`backuppolicy.core.naming`). A ``Name`` in *tags* wins.
         """
         token = self._token(token)
         all_tags = self._creation_tags(reason=reason, tags=tags, token=token)
+        all_tags.setdefault("Name", self._point_name(token))
         existing = self._find_by_tag(TAG_TOKEN, token, self.region)
         if existing:
             return existing[0]
@@ -609,9 +620,7 @@ class Ec2Instance(_SnapshotTarget):
         return sorted(devices)
 
     def _group_id(self, token: str) -> str:
-        stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%Sz")
-        digest = hashlib.sha256(token.encode()).hexdigest()[:8]
-        return f"bp-{_slug(self.name)}-{stamp}-{digest}"
+        return self._point_name(token)
 
     def create_backup(
         self,
@@ -622,7 +631,9 @@ class Ec2Instance(_SnapshotTarget):
     ) -> RecoveryPoint:
         """Snapshot the instance's volumes at one moment and return the group's point.
 
-        The same *token* returns the existing group instead of taking another one.
+        The same *token* returns the existing group instead of taking another one. The group
+        (the point's id) is ``bp-<target>-<stamp>-<token digest>``: the stamp is the slot of a
+        scheduled backup, the time a manual one was taken (`backuppolicy.core.naming`).
 
         Raises:
             ResourceNotFoundError: The instance does not exist.

@@ -91,6 +91,7 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
+from backuppolicy.core.naming import name_stamp, token_stamp
 from backuppolicy.core.targets import AwsBackupMapping
 
 if TYPE_CHECKING:
@@ -681,20 +682,34 @@ class S3Bucket(
         ``LastModified`` (built in a spooled temporary file, so memory stays flat). The listing
         is not atomic: writes made while it runs may or may not be in the manifest.
 
-        The same *token* returns the existing manifest instead of writing a second one.
+        The same *token* returns the existing manifest instead of writing a second one. The
+        manifest is ``bp-<target>-<stamp>-<token digest>.jsonl`` under the target's manifest
+        folder: the stamp is the slot of a scheduled backup, the time a manual one was taken
+        (the rule of `backuppolicy.core.naming`); without a token the digest is random, and a
+        token that ends in no stamp gives ``token-<digest>.jsonl`` (one HEAD finds it again).
         """
         stamp = (datetime.now(UTC) if now is None else ensure_aware(now, field="now")).astimezone(
             UTC
         )
         if token is not None:
             digest = hashlib.sha256(token.encode()).hexdigest()[:24]
-            key = f"{self._manifest_prefix}token-{digest}.jsonl"
-            existing = self._head_or_none(key, None)
-            if existing is not None:
-                version = str(existing.get("VersionId") or "null")
-                return self._manifest_point(key, version, existing, self._tags_of(key, version))
+            legacy = (
+                f"{self._manifest_prefix}token-{digest}.jsonl"  # the name before the naming rule
+            )
+            key = (
+                f"{self._manifest_prefix}bp-{self.name}-{name_stamp(token, stamp)}-{digest}.jsonl"
+                if token_stamp(token) is not None
+                else legacy
+            )
+            for candidate in dict.fromkeys((key, legacy)):
+                existing = self._head_or_none(candidate, None)
+                if existing is not None:
+                    version = str(existing.get("VersionId") or "null")
+                    tags = self._tags_of(candidate, version)
+                    return self._manifest_point(candidate, version, existing, tags)
         else:
-            key = f"{self._manifest_prefix}{stamp:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}.jsonl"
+            unique = uuid.uuid4().hex[:8]
+            key = f"{self._manifest_prefix}bp-{self.name}-{name_stamp(None, stamp)}-{unique}.jsonl"
         self.ensure_versioning()
         objects = total = 0
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024**2) as body:

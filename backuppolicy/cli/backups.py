@@ -5,7 +5,9 @@
 * ``prune``: plan the retention and print it restic-style ("keep N points", "remove M
   points", with reasons); delete only with ``--apply``, after a confirmation (``--yes``
   answers it) (exit 1 when a deletion or a listing failed).
-* ``holds``: list the points under legal hold, or ``--place``/``--release`` one.
+* ``holds``: list the points under legal hold, or ``--place``/``--release`` one. Releasing lets
+  retention delete the point: it is a dry run unless ``--apply``, after a confirmation
+  (``--yes`` answers it). Placing a hold deletes nothing and needs no confirmation.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     holds.add_argument("--release", metavar="POINT", help="release the hold on this point id")
     holds.add_argument("--reason", help="why the point is held")
     holds.add_argument("--reference", help="case, ticket or regulation reference")
+    add_apply_options(holds, "with --release: really release the hold, after a confirmation")
     return {"backup": _cmd_backup, "prune": _cmd_prune, "holds": _cmd_holds}
 
 
@@ -204,6 +207,13 @@ def _prune_text(
     return "\n\n".join([*lines[: len(errors)], *groups, *lines[len(errors) :]])
 
 
+def _hold_text(point: RecoveryPoint) -> str:
+    hold = point.legal_hold
+    if hold is None:
+        return "no hold"
+    return f"held for {hold.reason!r}" + (f", {hold.reference}" if hold.reference else "")
+
+
 def _cmd_holds(args: argparse.Namespace, out: TextIO) -> int:
     from backuppolicy import workflows  # noqa: PLC0415 - keep --help fast
 
@@ -233,7 +243,17 @@ def _cmd_holds(args: argparse.Namespace, out: TextIO) -> int:
                 targets=targets,
             )
             verb = "placed"
+        elif not args.apply:  # releasing lets retention delete the point: a dry run first
+            emit(
+                args,
+                {"id": point.id, "held": point.held, "dry_run": True},
+                f"dry run: would release the hold on {point.target}:{point.id} "
+                f"({_hold_text(point)}); add --apply to release it",
+                out,
+            )
+            return EXIT_OK
         else:
+            confirm(args, f"Release the hold on {point.target}:{point.id} ({_hold_text(point)})?")
             point = workflows.release_hold(policy, point, targets=targets)
             verb = "released"
         emit(

@@ -1,8 +1,9 @@
 """``backuppolicy export ...`` and ``backuppolicy targets``: compile a policy for AWS, list its targets.
 
-* ``export aws-backup [--apply]``: the AWS Backup vault, plan, selection, Vault Lock and restore
-  testing plan (`backuppolicy.aws.backup_plan.export_aws_backup`); ``--apply`` creates or updates
-  them. Warnings (targets AWS Backup does not cover, a compliance-mode lock) go to stderr.
+* ``export aws-backup [--apply [--yes]]``: the AWS Backup vault, plan, selection, Vault Lock and
+  restore testing plan (`backuppolicy.aws.backup_plan.export_aws_backup`); ``--apply`` creates or
+  updates them after a confirmation (``--yes`` answers it; without a terminal it is required).
+  Warnings (targets AWS Backup does not cover, a compliance-mode lock) go to stderr.
 * ``export cloudformation [--format yaml|json]``: one CloudFormation template that runs the
   policy on Lambda, EventBridge Scheduler and Step Functions
   (`backuppolicy.aws.cloudformation.export_cloudformation`); YAML unless ``--format json`` or
@@ -17,6 +18,9 @@
   finds; ``--unprotected`` lists resources that nothing covers.
 
 Every other export prints JSON (the documents are JSON); ``--json`` changes nothing for them.
+Each takes only the options it uses: ``--policy`` and ``--json`` for all, ``--profile``,
+``--region`` and ``--endpoint-url`` only where AWS is called (``export aws-backup``, ``targets``);
+none takes ``--now`` or ``--target``.
 """
 
 from __future__ import annotations
@@ -28,14 +32,19 @@ import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
 from backuppolicy.cli._common import (
+    AWS_OPTIONS,
     EXIT_FAILURES,
     EXIT_OK,
+    POLICY_OPTIONS,
     Handler,
     Parser,
     Subcommands,
     UsageError,
+    add_apply_options,
+    confirm,
     emit,
     load_policy,
+    option_parser,
 )
 
 if TYPE_CHECKING:
@@ -79,6 +88,8 @@ def _aws_backup(args: argparse.Namespace, out: TextIO) -> int:
         warnings.simplefilter("ignore", backup_plan.ComplianceModeWarning)  # printed below
         if args.apply:
             parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+            locked = " (with a Vault Lock)" if lock is not None and "vault-lock" in parts else ""
+            confirm(args, f"Create or update {', '.join(parts)} in AWS{locked}?")
             result = backup_plan.apply_aws_backup(
                 policy, endpoint_url=args.endpoint_url, parts=parts, **options
             )
@@ -262,7 +273,13 @@ def _targets(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
-    """Add ``export`` and ``targets`` to the ``backuppolicy`` parser; return their handlers."""
+    """Add ``export`` and ``targets`` to the ``backuppolicy`` parser; return their handlers.
+
+    *common* (every shared option) is not used: each command takes the groups it means.
+    """
+    del common
+    policy_only = option_parser(POLICY_OPTIONS)
+    with_aws = option_parser(POLICY_OPTIONS, AWS_OPTIONS)
     export = sub.add_parser(
         "export",
         help="compile the policy for AWS Backup, IAM, S3, Scheduler",
@@ -271,11 +288,11 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     kinds = export.add_subparsers(dest="export_what", metavar="WHAT", parser_class=type(export))
     aws_backup = kinds.add_parser(
         "aws-backup",
-        parents=[common],
+        parents=[with_aws],
         help="AWS Backup vault, plan, selection, restore testing",
         description="Export the AWS Backup vault, plan, selection and restore testing plan.",
     )
-    aws_backup.add_argument("--apply", action="store_true", help="create or update them in AWS")
+    add_apply_options(aws_backup, "create or update them in AWS, after a confirmation")
     aws_backup.add_argument(
         "--parts",
         default="vault,vault-lock,plan,selection,restore-testing",
@@ -298,7 +315,7 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     )
     iam = kinds.add_parser(
         "iam",
-        parents=[common],
+        parents=[policy_only],
         help="least-privilege IAM policy document",
         description="Export the least-privilege IAM policy document of the workflows.",
     )
@@ -330,13 +347,13 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     )
     kinds.add_parser(
         "lifecycle",
-        parents=[common],
+        parents=[policy_only],
         help="S3 lifecycle rules from the retention",
         description="Export S3 lifecycle configurations, per bucket, from the retention.",
     )
     scheduler = kinds.add_parser(
         "scheduler",
-        parents=[common],
+        parents=[policy_only],
         help="EventBridge Scheduler schedules for the Lambda handler",
         description="Export EventBridge Scheduler schedules that run the Lambda handler.",
     )
@@ -346,7 +363,7 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     scheduler.add_argument("--apply-prune", action="store_true", help="the prune run deletes")
     cfn = kinds.add_parser(
         "cloudformation",
-        parents=[common],
+        parents=[policy_only],
         help="one CloudFormation template: Lambda, Scheduler, Step Functions, IAM, SNS",
         description="Export one CloudFormation template that runs the policy on AWS: the Lambda "
         "function, EventBridge schedules, the restore-test state machine, IAM roles and SNS.",
@@ -369,7 +386,7 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     )
     targets = sub.add_parser(
         "targets",
-        parents=[common],
+        parents=[with_aws],
         help="list the policy's targets and what a selector finds",
         description="List the policy's targets, and what its selectors (or one given here) find.",
     )

@@ -9,6 +9,10 @@ Exit codes (see `backuppolicy.workflows.unattended.run`):
 * 75 (``EX_TEMPFAIL``): another run holds the lease; nothing was done. Schedulers treat it as
   "try again later", and it is not a failure of the backups;
 * 130: interrupted.
+
+Unlike ``prune --apply``, ``run`` deletes expired points without asking and has no ``--apply``:
+it is the unattended job that nobody is there to confirm, and the policy file it runs is the
+confirmation. Each deletion still passes the safety rules of `backuppolicy.apply`.
 """
 
 from __future__ import annotations
@@ -60,11 +64,16 @@ def register(sub: Subcommands, common: Parser) -> dict[str, Handler]:
     parser = sub.add_parser(
         "run",
         parents=[common],
-        help="do whatever is due now (backups, copies, pruning, checks, restore tests, audit)",
+        help="do whatever is due now: backups, copies, pruning (without asking), checks, "
+        "restore tests, audit",
         description=(
             "Do whatever the policy says is due now, once, under a lease; safe to call every "
             f"hour. Exit codes: 0 ok, 1 a step failed, 2 bad usage, {EXIT_LEASE_HELD} another "
-            "run holds the lease (nothing done)."
+            "run holds the lease (nothing done). It deletes expired points WITHOUT ASKING, by "
+            "design: it is the unattended job (cron, systemd, Lambda) that nobody is there to "
+            "answer, and the policy file is the confirmation. Every deletion still passes the "
+            "safety rules (floors, holds, locks, newest good point); try `prune` (a dry run) to "
+            "see what it would delete."
         ),
     )
     parser.add_argument(

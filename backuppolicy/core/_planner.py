@@ -28,6 +28,7 @@ from backuppolicy.core._prepared import (
     utc,
 )
 from backuppolicy.core.model import RecoveryPoint, Status
+from backuppolicy.core.tables import render_table
 
 if TYPE_CHECKING:
     from backuppolicy.core.targets import BackupTarget
@@ -315,19 +316,16 @@ class RetentionPlan:
         return f"... and {rest} more" if rest > 0 else ""
 
     def summary(self, limit: int | None = None) -> str:
-        """A plain-text table of the plan, deletes first.
+        """A text table of the plan, deletes first, fitted to the terminal (`render_table`).
 
         Args:
             limit: Show at most this many rows (``None``: all).
         """
-        rows = [_HEADER, *self.rows(limit)]
-        widths = [max(len(row[col]) for row in rows) for col in range(len(_HEADER))]
+        rows = self.rows(limit)
         lines = [self._title()]
-        lines.extend(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        )
-        more = self._more(len(rows) - 1)
+        if rows:
+            lines.append(render_table(_HEADER, rows))
+        more = self._more(len(rows))
         if more:
             lines.append(more)
         return "\n".join(lines)

@@ -36,6 +36,7 @@ from backuppolicy.core.model import (
     ensure_aware,
     is_owned,
 )
+from backuppolicy.core.naming import name_stamp
 from backuppolicy.core.targets import Destination, IsolationProfile, SweptResource
 from backuppolicy.local._archive_store import ArchiveStore, refuse_protected
 from backuppolicy.local._crypt import (
@@ -50,7 +51,6 @@ from backuppolicy.local._format import (
     ARCHIVE_FORMAT,
     DATA,
     MANIFEST,
-    STAMP,
     ArchiveWriter,
     HashingReader,
     HashingSink,
@@ -438,8 +438,8 @@ class Directory(DirectoryRestores):
             )
         return store
 
-    def _free_name(self, now: datetime) -> str:
-        base = f"bp-{self.name}-{now.strftime(STAMP)}"
+    def _free_name(self, stamp: str) -> str:
+        base = f"bp-{self.name}-{stamp}"
         name, counter = base, 1
         while self.store.exists(sidecar_key(name)) or self.store.exists(archive_key(name)):
             counter += 1
@@ -578,7 +578,10 @@ class Directory(DirectoryRestores):
     ) -> RecoveryPoint:
         """Archive the directory into the store and return the completed point.
 
-        The same *token* returns the existing point instead of making a new one.
+        The same *token* returns the existing point instead of making a new one. The point is
+        named ``bp-<target>-<stamp>``: the slot of a scheduled backup, the time a manual one
+        was taken (the rule of `backuppolicy.core.naming`), with ``-2``, ``-3`` … when the
+        name is taken.
 
         Raises:
             ResourceNotFoundError: The directory does not exist.
@@ -597,7 +600,7 @@ class Directory(DirectoryRestores):
             raise ResourceNotFoundError(
                 msg, backend=self.name, operation="create_backup", resource=str(self.path)
             )
-        name = self._free_name(now)
+        name = self._free_name(name_stamp(token, now))
         point_tags = dict(tags or {})
         point_tags.update(
             {

@@ -38,6 +38,7 @@ from backuppolicy.core.durations import format_duration
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.locks import LockablePoints
 from backuppolicy.core.model import RecoveryPoint, Status, ensure_aware
+from backuppolicy.core.naming import manual_token, scheduled_token
 from backuppolicy.core.policy import Policy, TargetSpec, TierSpec
 from backuppolicy.core.schedule import Cadence, Schedule, rolling_slots
 from backuppolicy.core.targets import BackupTarget, Destination
@@ -299,8 +300,10 @@ def _run_target(
     lock_errors: list[str] = []
     skipped: str | None = None
     if force or (run_at is not None and (newest is None or newest.created_at < run_at)):
+        # Named after its slot when scheduled, after the time it was taken when forced
+        # (core/naming.py states the rule).
         token_time = run_at if run_at is not None and not force else now
-        token = f"{policy.name}-{spec.name}-{token_time.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        token = scheduled_token(policy.name, spec.name, token_time)
         fingerprints = _fingerprints(spec)
         try:
             point = target.create_backup(
@@ -495,7 +498,9 @@ def backup(
     A target is due when its schedule has a run at or before *now* and its newest completed
     point in the source tier is older than that run. Its backup uses a token derived from the
     scheduled run, so re-running the job (after a crash, or twice by mistake) makes no
-    duplicate. Copy tiers get a copy once per cadence period (spread over the period by the
+    duplicate, and the backup is named after that run, its slot: a job at 03:17 under a
+    daily 04:00 schedule fills the previous day's 04:00 slot (`backuppolicy.core.naming`;
+    with *force*, the backup is named after *now*). Copy tiers get a copy once per cadence period (spread over the period by the
     rolling spread when the policy has one). Targets run concurrently (*max_workers*); one
     failing target does not stop the others, and each failure is notified.
 
@@ -553,6 +558,7 @@ def backup_now(
     The point's ``backuppolicy:reason`` tag is ``manual: <reason>`` (scheduled points say
     ``scheduled``), and *requested_by* is recorded in the ``requested-by`` tag, so manual
     points are never confused with scheduled ones. Retention treats them like any other point.
+    The point is named after the time it was taken (*now*), `backuppolicy.core.naming`.
 
     Raises:
         PolicyError: *target* is not in the policy, or *reason* is empty.
@@ -574,5 +580,5 @@ def backup_now(
     return built[spec.name].create_backup(
         reason=f"manual: {reason.strip()}",
         tags=tags,
-        token=token or f"manual-{spec.name}-{when.astimezone(UTC):%Y%m%dT%H%M%SZ}",
+        token=token or manual_token(spec.name, when),
     )

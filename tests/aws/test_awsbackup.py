@@ -1100,7 +1100,14 @@ class TestCli:
         path = tmp_path / "policy.yaml"
         path.write_text(_policy().to_yaml(), encoding="utf-8")
         code, out, _ = cli(
-            "export", "aws-backup", "--policy", str(path), "--apply", "--parts", "vault,plan"
+            "export",
+            "aws-backup",
+            "--policy",
+            str(path),
+            "--apply",
+            "--yes",
+            "--parts",
+            "vault,plan",
         )
         assert (0, "created", "created") == (
             code,
@@ -1111,6 +1118,25 @@ class TestCli:
             p["BackupPlanName"]
             for p in session.client("backup").list_backup_plans()["BackupPlansList"]
         ]
+
+    def test_apply_without_yes_and_no_terminal_is_refused(
+        self,
+        cli: Callable[..., tuple[int, str, str]],
+        session: boto3.Session,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """--apply asks first; with no terminal it needs --yes: exit 2 and nothing in AWS."""
+        import io
+
+        path = tmp_path / "policy.yaml"
+        path.write_text(_policy().to_yaml(), encoding="utf-8")
+        monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))  # not a terminal
+        code, out, err = cli("export", "aws-backup", "--policy", str(path), "--apply")
+        assert (2, "") == (code, out)
+        assert "--yes" in err
+        assert [] == session.client("backup").list_backup_plans()["BackupPlansList"]
+        assert [] == session.client("backup").list_backup_vaults()["BackupVaultList"]
 
     def test_refused_rule_is_a_usage_error(
         self, cli: Callable[..., tuple[int, str, str]], tmp_path: Path

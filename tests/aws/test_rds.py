@@ -514,9 +514,16 @@ class TestCreate:
         db = _make_instance(clock=lambda: NOW)
         assert "bp-orders-db-20261126t040000z" == db.create_backup().id
 
-    def test_name_from_token(self, db):
-        """With a token the snapshot is named bp-<target>-<token>."""
-        assert "bp-orders-db-2026-11-26" == db.create_backup(token="2026-11-26").id
+    def test_name_from_token(self, instance_id):
+        """With a token: bp-<target>-<the token's stamp, else now>-<token digest>."""
+        db = _make_instance(clock=lambda: NOW)
+        slot = db.create_backup(token="prod-orders-db-20261125T040000Z").id
+        own = db.create_backup(token="2026-11-26").id
+        assert (slot[:-8], own[:-8]) == (
+            "bp-orders-db-20261125t040000z-",
+            "bp-orders-db-20261126t040000z-",
+        )
+        assert all(re.fullmatch(r"[0-9a-f]{8}", i[-8:]) for i in (slot, own))
 
     def test_name_sanitised_for_odd_target_and_token(self, instance_id):
         """Target names and tokens are made into a valid identifier; different tokens differ."""
@@ -524,7 +531,7 @@ class TestCreate:
         first = db.create_backup(token="run 1")
         second = db.create_backup(token="run-1")
         assert RDS_ID.match(first.id)
-        assert first.id.startswith("bp-orders-db-run-1-")
+        assert first.id.startswith("bp-orders-db-")
         assert first.id != second.id
 
     def test_long_names_fit_rds_limits(self, target, keys):
@@ -561,8 +568,8 @@ class TestCreate:
 
         db.client("rds").meta.events.register("after-call.rds.CreateDBSnapshot", lose_response)
         point = db.create_backup(token="lost")
-        assert "bp-orders-db-lost" == point.id
-        assert ["bp-orders-db-lost"] == [p.id for p in db.list_points() if p.managed]
+        assert point.id.startswith("bp-orders-db-")
+        assert [point.id] == [p.id for p in db.list_points() if p.managed]
 
     def test_name_taken_by_someone_else_raises(self, db):
         """A snapshot of the same name that is not ours is never passed off as our backup."""
