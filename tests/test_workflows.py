@@ -453,7 +453,8 @@ class TestCopyTiers:
 
         monday_backup = next(p.id for p in targets["db"].list_points() if p.created_at == MONDAY)
         sunday = MONDAY - timedelta(hours=28)  # last week: its backup, made at the first call
-        assert [(sunday, "db-0001"), (MONDAY, monday_backup)] == copies
+        sunday_backup = next(p.id for p in targets["db"].list_points() if p.created_at == sunday)
+        assert [(sunday, sunday_backup), (MONDAY, monday_backup)] == copies
 
     def test_a_copy_still_pending_counts_for_its_week(self, clock):
         """Cross-region copies take hours: the next day's run makes no second copy that week."""

@@ -374,7 +374,7 @@ class Fresh:
         >>> from backuppolicy.checks.verify import VerifyContext
         >>> ctx = VerifyContext(now=datetime(2026, 11, 26, 7, tzinfo=UTC))
         >>> Fresh("26h").verify(db, None, ctx).details
-        'newest completed backup db-0001 is 1 d 3 h old (more than 26h)'
+        'newest completed backup bp-db-20261125t040000z is 1 d 3 h old (more than 26h)'
 
     Attributes:
         max_age: The largest acceptable age (a `~backuppolicy.Duration` or ``"26h"``), or
