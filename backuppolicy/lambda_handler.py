@@ -12,7 +12,8 @@ Set the function's handler to ``backuppolicy.lambda_handler.handler``;
      "log": "s3://bucket/testing-log"}   # restore-test only: the testing log
 
 ``{"action": "run"}`` does whatever is due (`backuppolicy.workflows.unattended.run`; ``log``
-defaults to the policy's ``run.log``). The steps of a restore test in the Step Functions state
+defaults to the policy's ``run.log``; ``"restore_tests": false`` leaves the restore tests to the
+state machine, as the CloudFormation export's schedules do). The steps of a restore test in the Step Functions state
 machine of `backuppolicy.aws.cloudformation` (``restore-test-start``, ``-poll``, ``-probe``,
 ``-teardown``, ``-record``, see `backuppolicy.workflows.restore_steps`) take ``{"action": ...,
 "state": {...}}`` and return the new state; an error in a step raises, for the state machine's
@@ -159,7 +160,10 @@ def _run(
 ) -> tuple[dict[str, object], list[str]]:
     from backuppolicy.workflows.unattended import run  # noqa: PLC0415
 
-    digest = run(policy, now=now, log=_log_url(policy, event))
+    restore_tests = event.get("restore_tests", True)
+    if not isinstance(restore_tests, bool):
+        raise PolicyError.for_field("restore_tests", "true or false", restore_tests)
+    digest = run(policy, now=now, log=_log_url(policy, event), restore_tests=restore_tests)
     data: dict[str, object] = {"action": "run", "ok": digest.ok, "digest": digest.to_dict()}
     return data, list(digest.failures)
 

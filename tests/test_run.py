@@ -299,6 +299,55 @@ class TestSimulatedYear:
         assert not {d.now for d in quiet} & {e.checked_at for e in entries}
 
 
+class TestRestoreTestsElsewhere:
+    """``restore_tests=False``: the state machine runs them (an RDS restore outlasts a Lambda)."""
+
+    def test_due_restore_tests_are_left_to_another_engine(
+        self, tmp_path: Path, clock: _Clock, targets: dict[str, MemoryTarget]
+    ) -> None:
+        """A first run tests every application; with restore_tests=False it tests none."""
+        policy = _policy()
+        clock.now = START + timedelta(hours=5)
+        fresh = {n: MemoryTarget(n, policy="shop", clock=clock) for n in ("shop-db", "blog-db")}
+        both = _run(
+            policy, now=clock.now, log=_log(tmp_path, clock), targets=fresh, heartbeat=False
+        )
+        assert "restore-test" in both.steps
+        assert both.totals()["restore_tests"] == 2
+        none = _run(
+            policy,
+            now=clock.now,
+            log=bp.TestLog(bp.JsonlLogStore(tmp_path / "other.jsonl"), clock=clock),
+            targets=targets,
+            heartbeat=False,
+            restore_tests=False,
+        )
+        assert "restore-test" not in none.steps
+        assert none.totals()["restore_tests"] == 0
+        assert none.totals()["backups"] == 2  # the rest of the run still happens
+
+    def test_the_lambda_event_passes_it_and_refuses_a_non_bool(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``{"action": "run", "restore_tests": false}`` reaches `run`; ``"no"`` is a PolicyError."""
+        from backuppolicy import lambda_handler
+
+        seen: list[object] = []
+
+        def fake_run(policy: bp.Policy, **options: Any) -> bp.RunDigest:
+            seen.append(options["restore_tests"])
+            return bp.RunDigest(policy=policy.name, now=options["now"], owner="test")
+
+        monkeypatch.setattr("backuppolicy.workflows.unattended.run", fake_run)
+        path = tmp_path / "policy.yaml"
+        path.write_text(_policy().to_yaml())
+        monkeypatch.setenv("BACKUPPOLICY_FILE", str(path))
+        lambda_handler.handler({"action": "run", "log": "memory://", "restore_tests": False})
+        assert [False] == seen
+        with pytest.raises(bp.PolicyError, match="restore_tests"):
+            lambda_handler.handler({"action": "run", "log": "memory://", "restore_tests": "no"})
+
+
 class TestIdempotence:
     """The same call twice does once what is due."""
 

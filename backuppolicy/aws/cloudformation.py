@@ -344,7 +344,14 @@ def _run_target() -> dict[str, Any]:
         "Arn": {"Fn::GetAtt": ["Function", "Arn"]},
         "RoleArn": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
         "Input": {
-            "Fn::Sub": json.dumps({"action": "run", "log": "s3://${LogBucket}/${LogPrefix}"})
+            # The state machine runs the restore tests: an RDS restore outlasts the Lambda.
+            "Fn::Sub": json.dumps(
+                {
+                    "action": "run",
+                    "log": "s3://${LogBucket}/${LogPrefix}",
+                    "restore_tests": False,
+                }
+            )
         },
         "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 3600},
     }

@@ -114,6 +114,18 @@ class TestTemplate:
     def _template(self) -> dict[str, Any]:
         return cloudformation.export_cloudformation(Policy.from_dict(FULL), vault_lock=VaultLock(7))
 
+    def test_the_hourly_run_leaves_restore_tests_to_the_state_machine(self, template):
+        """Every scheduled ``run`` says ``restore_tests: false``: the state machine runs them."""
+        inputs = [
+            json.loads(r["Properties"]["Target"]["Input"]["Fn::Sub"])
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::Scheduler::Schedule"
+            and "Fn::Sub" in r["Properties"]["Target"].get("Input", {})
+            and '"action": "run"' in r["Properties"]["Target"]["Input"]["Fn::Sub"]
+        ]
+        assert inputs
+        assert all(i["restore_tests"] is False for i in inputs)
+
     def test_one_schedule_per_cadence(self, template):
         """Hourly run, the backup time, each copy tier's cadence, and the restore tests."""
         schedules = {
