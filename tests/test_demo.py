@@ -415,4 +415,5 @@ class TestTutorialQuotesTheDemo:
         patterns = _quoted_demo_lines(ROOT / "docs" / "tutorial" / "first-policy.md")
         _, printed = full_run
         assert len(patterns) >= 4
-        assert [] == [p for p in patterns if not re.search(p, printed, re.MULTILINE)]
+        missing = [p for p in patterns if not re.search(p, printed, re.MULTILINE)]
+        assert [] == missing, "the demo printed:\n" + printed[:4000]
