@@ -927,6 +927,10 @@ def _check_and_restore_test(  # noqa: PLR0917 - an internal step of run() and op
         notifiers=[],
         simulated=True,
         endpoint_resolver=stand_ins.resolvers,
+        # One at a time: in-process moto is not thread-safe when a restore test creates and
+        # deletes instances while another check iterates the same backend's snapshots
+        # ("OrderedDict mutated during iteration"). Against AWS the checks run in parallel.
+        max_workers=1,
     )
     by_status = Counter(r.status.value for r in checks)
     _write(
