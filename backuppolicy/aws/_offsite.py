@@ -136,6 +136,33 @@ class OffsiteCopies:
 
     # -- the backends of the other accounts ------------------------------------------------
 
+    def offsite_account_for(self, destination: Destination) -> OffsiteAccount:
+        """The tier account *destination* names, checked against the tier and its region.
+
+        Raises:
+            PolicyError: No tier of the target reaches that account with a role, or the
+                destination names another region than the tier's.
+        """
+        account = next(
+            (
+                a
+                for a in self.offsite
+                if a.account_id == destination.account and a.tier == destination.tier
+            ),
+            None,
+        )
+        if account is None:
+            raise PolicyError.for_field(
+                "destination.account",
+                "an account that a tier of the policy reaches through its 'account' role",
+                destination.account,
+            )
+        if destination.region not in (None, account.region):
+            raise PolicyError.for_field(
+                "destination.region", f"{account.region} (the tier's)", destination.region
+            )
+        return account
+
     def _offsite_for(self, account_id: str | None) -> OffsiteAccount | None:
         for account in self.offsite:
             if account.account_id == account_id:
@@ -273,24 +300,7 @@ class OffsiteCopies:
         own = getattr(self, "account_id", None)
         if destination.account is None or destination.account == own:
             return super().copy(point, destination)  # type: ignore[misc,no-any-return]
-        account = next(
-            (
-                a
-                for a in self.offsite
-                if a.account_id == destination.account and a.tier == destination.tier
-            ),
-            None,
-        )
-        if account is None:
-            raise PolicyError.for_field(
-                "destination.account",
-                "an account that a tier of the policy reaches through its 'account' role",
-                destination.account,
-            )
-        if destination.region not in (None, account.region):
-            raise PolicyError.for_field(
-                "destination.region", f"{account.region} (the tier's)", destination.region
-            )
+        account = self.offsite_account_for(destination)
         sibling = self.offsite_backend(account)
         existing = sibling.existing_copy(point, account)
         if existing is not None:

@@ -103,24 +103,7 @@ class S3OffsiteCopies(OffsiteCopies):
         own = super(OffsiteCopies, self)
         if destination.account is None or destination.account == self._account():  # type: ignore[attr-defined]
             return own.copy(point, destination, max_workers=max_workers)  # type: ignore[attr-defined,no-any-return]
-        account = next(
-            (
-                a
-                for a in self.offsite
-                if a.account_id == destination.account and a.tier == destination.tier
-            ),
-            None,
-        )
-        if account is None:
-            raise PolicyError.for_field(
-                "destination.account",
-                "an account that a tier of the policy reaches through its 'account' role",
-                destination.account,
-            )
-        if destination.region not in (None, account.region):
-            raise PolicyError.for_field(
-                "destination.region", f"{account.region} (the tier's)", destination.region
-            )
+        account = self.offsite_account_for(destination)
         sibling = self.offsite_backend(account)
         store: CopyStore = sibling.scratch_store
         if destination.store is not None and parse_store(
