@@ -493,6 +493,21 @@ def _bucket_settings(target: BackupTarget, result: Reporter) -> Any:
     return settings
 
 
+def _bucket_flag(
+    result: Reporter,
+    evidence: dict[str, object],
+    *,
+    enabled: bool,
+    passed: str,
+    issue: str,
+    failing: CheckStatus = CheckStatus.FAIL,
+) -> CheckResult:
+    """The result of a bucket setting that is on (*passed*) or off (*issue*, with *failing*)."""
+    if enabled:
+        return result(CheckStatus.PASS, passed, evidence=evidence)
+    return result(failing, issue, issues=[issue], evidence=evidence)
+
+
 @attrs.frozen
 class VersioningEnabled:
     """S3 versioning is enabled on the target's bucket (seed §7.1). Other targets: skipped.
@@ -520,12 +535,13 @@ class VersioningEnabled:
             "versioning": settings.versioning,
             "mfa_delete": settings.mfa_delete,
         }
-        if settings.versioned:
-            return result(
-                CheckStatus.PASS, f"versioning enabled on {settings.bucket}", evidence=evidence
-            )
-        issue = f"versioning is {settings.versioning} on {settings.bucket}"
-        return result(CheckStatus.FAIL, issue, issues=[issue], evidence=evidence)
+        return _bucket_flag(
+            result,
+            evidence,
+            enabled=settings.versioned,
+            passed=f"versioning enabled on {settings.bucket}",
+            issue=f"versioning is {settings.versioning} on {settings.bucket}",
+        )
 
 
 @attrs.frozen
@@ -557,16 +573,13 @@ class ObjectLock:
             "object_lock": settings.object_lock,
             "default_retention": dict(settings.object_lock_default),
         }
-        if settings.object_lock:
-            return result(
-                CheckStatus.PASS, f"Object Lock enabled on {settings.bucket}", evidence=evidence
-            )
-        issue = f"Object Lock is not enabled on {settings.bucket}"
-        return result(
-            CheckStatus.FAIL if self.required else CheckStatus.WARN,
-            issue,
-            issues=[issue],
-            evidence=evidence,
+        return _bucket_flag(
+            result,
+            evidence,
+            enabled=settings.object_lock,
+            passed=f"Object Lock enabled on {settings.bucket}",
+            issue=f"Object Lock is not enabled on {settings.bucket}",
+            failing=CheckStatus.FAIL if self.required else CheckStatus.WARN,
         )
 
 
