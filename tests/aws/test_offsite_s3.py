@@ -95,6 +95,16 @@ def _put(session: boto3.Session, key: str, body: bytes) -> None:
     session.client("s3").put_object(Bucket=SOURCE, Key=key, Body=body)
 
 
+def _backup_of_three_parts(
+    target: S3Bucket, prod: boto3.Session, monkeypatch: pytest.MonkeyPatch, body: bytes
+) -> RecoveryPoint:
+    """A manifest of ``img/big.bin``: 11 MiB of *body*, three parts of at most 5 MiB to stream."""
+    assert 11 * 1024**2 == len(body)
+    monkeypatch.setattr(_s3_copy, "STREAM_PART_SIZE", 5 * 1024**2)
+    _put(prod, "img/big.bin", body)
+    return target.create_backup()
+
+
 def _offsite(target: S3Bucket) -> Destination:
     return Destination(tier="offsite", region=REGION, account=BACKUP, store=STORE)
 
@@ -148,10 +158,8 @@ class TestCopyIntoBackupAccount:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Above the part size a version is uploaded in parts of ranged reads, byte for byte."""
-        monkeypatch.setattr(_s3_copy, "STREAM_PART_SIZE", 5 * 1024**2)
-        body = bytes(range(256)) * (11 * 1024 * 4)  # 11 MiB: three parts of at most 5 MiB
-        _put(prod, "img/big.bin", body)
-        manifest = target.create_backup()
+        body = bytes(range(256)) * (11 * 1024 * 4)
+        manifest = _backup_of_three_parts(target, prod, monkeypatch, body)
         target.copy(manifest, _offsite(target))
         got = backup.client("s3").get_object(Bucket=STORE_BUCKET, Key="assets/big.bin")
         assert body == got["Body"].read()
@@ -165,9 +173,7 @@ class TestCopyIntoBackupAccount:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """A failed ranged read aborts the store's multipart upload: no parts are left behind."""
-        monkeypatch.setattr(_s3_copy, "STREAM_PART_SIZE", 5 * 1024**2)
-        _put(prod, "img/big.bin", bytes(11 * 1024**2))  # three parts
-        manifest = target.create_backup()
+        manifest = _backup_of_three_parts(target, prod, monkeypatch, bytes(11 * 1024**2))
         read = target.call
 
         def second_part_fails(service: str, operation: str, **params: Any) -> dict[str, Any]:
