@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import tempfile
 import threading
 from collections import Counter
@@ -31,7 +30,7 @@ from backuppolicy.aws._s3_base import (
 )
 from backuppolicy.aws._s3_lock import point_lock_of
 from backuppolicy.aws._s3_pool import Pool, Requests
-from backuppolicy.aws._s3_transfer import S3Transfer
+from backuppolicy.aws._s3_transfer import S3Transfer, written
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError, UnsafeArchiveError
 from backuppolicy.core.model import TAG_HOLD, TAG_TIER, RecoveryPoint, is_owned
 from backuppolicy.core.targets import Destination
@@ -282,7 +281,7 @@ class CopyStores(S3Transfer):
                 Body=data,
                 **extra,
             )
-            return str(result.get("VersionId") or "null"), str(result.get("ETag", "")).strip('"')
+            return written(result)
         return self._stream_multipart(
             source, read, size=size, dest=dest, requests=requests, encryption=encryption
         )
@@ -297,68 +296,30 @@ class CopyStores(S3Transfer):
         requests: Requests,
         encryption: Mapping[str, str],
     ) -> tuple[str, str]:
-        bucket, dest_key, region = dest
-        resource = s3_url(bucket, dest_key)
         requests.add("HeadObject")
         head = source.call("s3", "head_object", resource=s3_url(source.bucket, read["Key"]), **read)
         extra: dict[str, Any] = {**_object_fields(head), **encryption}
         if head.get("TagCount"):
             extra["Tagging"] = encode_tags(source._tags_of(read["Key"], read["VersionId"]))
-        part_size = max(STREAM_PART_SIZE, math.ceil(size / 10_000))
-        where = {"Bucket": bucket, "Key": dest_key}
-        requests.add("CreateMultipartUpload")
-        upload = self.call(
-            "s3", "create_multipart_upload", resource=resource, region=region, **where, **extra
+
+        def part(upload: Mapping[str, Any], first: int, last: int) -> str:
+            requests.add("GetObject")
+            got = source.call(
+                "s3",
+                "get_object",
+                resource=s3_url(source.bucket, read["Key"]),
+                Range=f"bytes={first}-{last}",
+                **read,
+            )
+            with contextlib.closing(got["Body"]) as body:
+                data = body.read()
+            requests.add("UploadPart")
+            result = self.call("s3", "upload_part", **upload, Body=data)
+            return str(result["ETag"])
+
+        return self._multipart_upload(
+            dest, requests, size=size, min_part_size=STREAM_PART_SIZE, extra=extra, part=part
         )
-        upload_id = upload["UploadId"]
-        parts = []
-        try:
-            for number, start in enumerate(range(0, size, part_size), start=1):
-                end = min(start + part_size, size) - 1
-                requests.add("GetObject")
-                got = source.call(
-                    "s3",
-                    "get_object",
-                    resource=s3_url(source.bucket, read["Key"]),
-                    Range=f"bytes={start}-{end}",
-                    **read,
-                )
-                with contextlib.closing(got["Body"]) as body:
-                    data = body.read()
-                requests.add("UploadPart")
-                result = self.call(
-                    "s3",
-                    "upload_part",
-                    resource=resource,
-                    region=region,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    **where,
-                )
-                parts.append({"PartNumber": number, "ETag": result["ETag"]})
-            requests.add("CompleteMultipartUpload")
-            done = self.call(
-                "s3",
-                "complete_multipart_upload",
-                resource=resource,
-                region=region,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                **where,
-            )
-        except BaseException:
-            requests.add("AbortMultipartUpload")
-            self.call(
-                "s3",
-                "abort_multipart_upload",
-                resource=resource,
-                region=region,
-                UploadId=upload_id,
-                **where,
-            )
-            raise
-        return str(done.get("VersionId") or "null"), str(done.get("ETag", "")).strip('"')
 
     def _copy_manifest(
         self,

@@ -7,13 +7,14 @@ deletes them with ``DeleteObjects`` in batches of at most 1000, on a bounded `Po
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from backuppolicy.aws._s3_base import Loc, S3Base, s3_url
 from backuppolicy.aws._s3_pool import Pool, Requests
 from backuppolicy.core.exceptions import BackendError, PolicyError
 
-__all__ = ["DELETE_BATCH_LIMIT", "MAX_COPY_OBJECT_SIZE", "S3Transfer"]
+__all__ = ["DELETE_BATCH_LIMIT", "MAX_COPY_OBJECT_SIZE", "S3Transfer", "written"]
 
 DELETE_BATCH_LIMIT = 1000
 """Most keys one ``DeleteObjects`` request may carry (an AWS limit)."""
@@ -21,6 +22,11 @@ MAX_COPY_OBJECT_SIZE = 5 * 1024**3
 """Largest object ``CopyObject`` copies in one request (5 GiB); larger ones use multipart copy."""
 _MIN_PART_SIZE = 512 * 1024**2
 _MAX_PARTS = 10_000
+
+
+def written(response: Mapping[str, Any]) -> tuple[str, str]:
+    """The version id (``"null"`` when unversioned) and ETag of a ``PutObject`` or upload's answer."""
+    return str(response.get("VersionId") or "null"), str(response.get("ETag", "")).strip('"')
 
 
 class S3Transfer(S3Base):
@@ -112,7 +118,6 @@ class S3Transfer(S3Base):
         *,
         source_region: str | None = None,
     ) -> tuple[str, str]:
-        resource = s3_url(dest_bucket, dest_key)
         requests.add("HeadObject")
         head = self.call(
             "s3",
@@ -124,7 +129,6 @@ class S3Transfer(S3Base):
             VersionId=source["VersionId"],
         )
         size = int(head["ContentLength"])
-        part_size = max(_MIN_PART_SIZE, math.ceil(size / _MAX_PARTS))
         extra: dict[str, object] = {"Metadata": head.get("Metadata", {})}
         for field in (
             "ContentType",
@@ -135,59 +139,77 @@ class S3Transfer(S3Base):
         ):
             if head.get(field):
                 extra[field] = head[field]
-        requests.add("CreateMultipartUpload")
-        upload = self.call(
-            "s3",
-            "create_multipart_upload",
-            resource=resource,
-            region=region,
-            Bucket=dest_bucket,
-            Key=dest_key,
-            **extra,
+
+        def part(upload: Mapping[str, Any], first: int, last: int) -> str:
+            requests.add("UploadPartCopy")
+            result = self.call(
+                "s3",
+                "upload_part_copy",
+                **upload,
+                CopySource=source,
+                CopySourceRange=f"bytes={first}-{last}",
+            )
+            return str(result["CopyPartResult"]["ETag"])
+
+        return self._multipart_upload(
+            (dest_bucket, dest_key, region),
+            requests,
+            size=size,
+            min_part_size=_MIN_PART_SIZE,
+            extra=extra,
+            part=part,
         )
+
+    def _multipart_upload(
+        self,
+        dest: tuple[str, str, str | None],
+        requests: Requests,
+        *,
+        size: int,
+        min_part_size: int,
+        extra: Mapping[str, Any],
+        part: Callable[[Mapping[str, Any], int, int], str],
+    ) -> tuple[str, str]:
+        """A multipart upload of *size* bytes to ``dest`` (bucket, key, region); aborted on failure.
+
+        ``CreateMultipartUpload`` (with *extra*), then ``part(upload, first byte, last byte)``
+        for each part of *min_part_size* bytes or more (at most 10,000 parts), which sends the
+        part with the ``self.call`` arguments *upload* (the resource and region, ``Bucket``,
+        ``Key``, ``UploadId`` and ``PartNumber``) and returns its ETag, then
+        ``CompleteMultipartUpload``.
+        Any failure, an interrupt too, aborts the upload (``AbortMultipartUpload``), so no
+        parts are left to pay for, and is raised again. Returns the new version id and ETag.
+        """
+        bucket, key, region = dest
+        where: dict[str, Any] = {
+            "resource": s3_url(bucket, key),
+            "region": region,
+            "Bucket": bucket,
+            "Key": key,
+        }
+        part_size = max(min_part_size, math.ceil(size / _MAX_PARTS))
+        requests.add("CreateMultipartUpload")
+        upload = self.call("s3", "create_multipart_upload", **where, **extra)
         upload_id = upload["UploadId"]
         parts = []
         try:
             for number, start in enumerate(range(0, size, part_size), start=1):
-                end = min(start + part_size, size) - 1
-                requests.add("UploadPartCopy")
-                result = self.call(
-                    "s3",
-                    "upload_part_copy",
-                    resource=resource,
-                    region=region,
-                    Bucket=dest_bucket,
-                    Key=dest_key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    CopySource=source,
-                    CopySourceRange=f"bytes={start}-{end}",
-                )
-                parts.append({"PartNumber": number, "ETag": result["CopyPartResult"]["ETag"]})
+                upload_part = {**where, "UploadId": upload_id, "PartNumber": number}
+                etag = part(upload_part, start, min(start + part_size, size) - 1)
+                parts.append({"PartNumber": number, "ETag": etag})
             requests.add("CompleteMultipartUpload")
             done = self.call(
                 "s3",
                 "complete_multipart_upload",
-                resource=resource,
-                region=region,
-                Bucket=dest_bucket,
-                Key=dest_key,
+                **where,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
             )
         except BaseException:
             requests.add("AbortMultipartUpload")
-            self.call(
-                "s3",
-                "abort_multipart_upload",
-                resource=resource,
-                region=region,
-                Bucket=dest_bucket,
-                Key=dest_key,
-                UploadId=upload_id,
-            )
+            self.call("s3", "abort_multipart_upload", **where, UploadId=upload_id)
             raise
-        return str(done.get("VersionId") or "null"), str(done.get("ETag", "")).strip('"')
+        return written(done)
 
     def delete_objects(
         self, objects: Sequence[tuple[str, str | None]], *, requests: Requests | None = None

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import attrs
+
 from backuppolicy.core.durations import Duration
 from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
@@ -21,6 +23,7 @@ if TYPE_CHECKING:  # verify.py re-exports the checks, which import this module
     from backuppolicy.core.policy import Policy, TargetSpec
 
 __all__ = [
+    "Reporter",
     "error_result",
     "make_result",
     "newest_good",
@@ -91,6 +94,55 @@ def error_result(
         evidence={"error": error},
         kind=kind,
     )
+
+
+@attrs.frozen
+class Reporter:
+    """The results of one run of a check: `make_result` and `error_result` with the fixed parts.
+
+    A check makes one at its start (the clock starts then) and calls it for each outcome, so
+    each ``return`` says only what differs: the status, the details, the issues, the evidence.
+
+    Attributes:
+        check: Name of the check.
+        target: The target checked.
+        point: The point checked (``None`` for a target-level check).
+        context: The context the check runs in.
+        started: `time.monotonic` when the check started (default: now).
+    """
+
+    check: str
+    target: BackupTarget
+    point: RecoveryPoint | None
+    context: VerifyContext
+    started: float = attrs.field(factory=time.monotonic)
+
+    def __call__(
+        self,
+        status: CheckStatus,
+        details: str,
+        *,
+        issues: Sequence[str] = (),
+        evidence: Mapping[str, object] | None = None,
+    ) -> CheckResult:
+        """A result with *status* and *details* (`make_result`)."""
+        return make_result(
+            self.check,
+            status,
+            self.target,
+            self.point,
+            self.context,
+            started=self.started,
+            details=details,
+            issues=issues,
+            evidence=evidence,
+        )
+
+    def error(self, exc: BaseException) -> CheckResult:
+        """The failed result of a check that could not complete (`error_result`)."""
+        return error_result(
+            self.check, self.target, self.point, self.context, exc, started=self.started
+        )
 
 
 def region_of(point: RecoveryPoint | None, target: object) -> str | None:

@@ -7,7 +7,6 @@ and RDS's own backup settings against the policy (`expected_rds_settings`). Each
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -15,8 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from backuppolicy.checks._common import (
-    error_result,
-    make_result,
+    Reporter,
     newest_good,
     points_of,
     region_of,
@@ -91,17 +89,9 @@ class Completed:
         self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
     ) -> CheckResult:
         """Check the point's status (and the progress of each snapshot of an EC2 backup)."""
-        started = time.monotonic()
+        result = Reporter(self.name, target, point, context)
         if point is None:
-            return make_result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                None,
-                context,
-                started=started,
-                details="no point to check",
-            )
+            return result(CheckStatus.SKIPPED, "no point to check")
         issues: list[str] = []
         evidence: dict[str, object] = {"status": point.status.value}
         snapshots: list[dict[str, object]] = []
@@ -128,17 +118,7 @@ class Completed:
             status, details = CheckStatus.FAIL, "completed, but not every snapshot is at 100%"
         else:
             status, details = CheckStatus.PASS, "completed"
-        return make_result(
-            self.name,
-            status,
-            target,
-            point,
-            context,
-            started=started,
-            details=details,
-            issues=issues,
-            evidence=evidence,
-        )
+        return result(status, details, issues=issues, evidence=evidence)
 
 
 @attrs.frozen
@@ -161,17 +141,9 @@ class Encrypted:
         self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
     ) -> CheckResult:
         """Read the point's encryption and its key."""
-        started = time.monotonic()
+        result = Reporter(self.name, target, point, context)
         if point is None:
-            return make_result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                None,
-                context,
-                started=started,
-                details="no point to check",
-            )
+            return result(CheckStatus.SKIPPED, "no point to check")
         try:
             encrypted, key, how = self._lookup(target, point)
             algorithm = _algorithm_of(point, how)
@@ -188,7 +160,7 @@ class Encrypted:
                 else None
             )
         except BackupPolicyError as exc:
-            return error_result(self.name, target, point, context, exc, started=started)
+            return result.error(exc)
         evidence: dict[str, object] = {
             "encrypted": encrypted,
             "kms_key_id": key,
@@ -232,17 +204,7 @@ class Encrypted:
         else:
             status = CheckStatus.FAIL if self.required else CheckStatus.WARN
             details, issues = "not encrypted at rest", ["not encrypted at rest"]
-        return make_result(
-            self.name,
-            status,
-            target,
-            point,
-            context,
-            started=started,
-            details=details,
-            issues=issues,
-            evidence=evidence,
-        )
+        return result(status, details, issues=issues, evidence=evidence)
 
     @staticmethod
     def _lookup(target: BackupTarget, point: RecoveryPoint) -> tuple[bool | None, object, str]:
@@ -313,50 +275,24 @@ class NotPublic:
         self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
     ) -> CheckResult:
         """Read the sharing attributes of the point (or the S3 bucket)."""
-        started = time.monotonic()
+        result = Reporter(self.name, target, point, context)
         if not isinstance(target, PointSharing):
-            return make_result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                point,
-                context,
-                started=started,
-                details="not an AWS target",
-            )
+            return result(CheckStatus.SKIPPED, "not an AWS target")
         try:
             found = target.point_sharing(point, region=region_of(point, target))
         except BackupPolicyError as exc:
-            return error_result(self.name, target, point, context, exc, started=started)
+            return result.error(exc)
         if found is None:
             why = (
                 "no point to check"
                 if point is None
                 else f"no sharing check for kind {point.kind!r}"
             )
-            return make_result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                point,
-                context,
-                started=started,
-                details=why,
-            )
+            return result(CheckStatus.SKIPPED, why)
         evidence, issues = found
         status = CheckStatus.FAIL if issues else CheckStatus.PASS
         details = "; ".join(issues) if issues else "not shared publicly"
-        return make_result(
-            self.name,
-            status,
-            target,
-            point,
-            context,
-            started=started,
-            details=details,
-            issues=issues,
-            evidence=evidence,
-        )
+        return result(status, details, issues=issues, evidence=evidence)
 
 
 @attrs.frozen
@@ -411,26 +347,21 @@ class Fresh:
         context: VerifyContext,
     ) -> CheckResult:
         """Find the newest completed backup and compare its age with the limit."""
-        started = time.monotonic()
+        result = Reporter(self.name, target, None, context)
         cutoff, limit = self._cutoff(target, context)
         try:
             newest = newest_good(points_of(target, context), self.tier)
         except BackupPolicyError as exc:
-            return error_result(self.name, target, None, context, exc, started=started)
+            return result.error(exc)
         evidence: dict[str, object] = {
             "limit": limit,
             "cutoff": cutoff.isoformat(),
             "tier": self.tier,
         }
         if newest is None:
-            return make_result(
-                self.name,
+            return result(
                 CheckStatus.FAIL,
-                target,
-                None,
-                context,
-                started=started,
-                details="no completed backup",
+                "no completed backup",
                 issues=["no completed backup"],
                 evidence=evidence,
             )
@@ -449,17 +380,7 @@ class Fresh:
             status = CheckStatus.FAIL
             details = f"newest completed backup {newest.id} is {format_duration(age)} old (more than {limit})"
             issues = [details]
-        return make_result(
-            self.name,
-            status,
-            target,
-            None,
-            context,
-            started=started,
-            details=details,
-            issues=issues,
-            evidence=evidence,
-        )
+        return result(status, details, issues=issues, evidence=evidence)
 
 
 def _copy_cutoff(tier_spec: TierSpec, policy: Policy, now: datetime) -> datetime | None:
@@ -516,22 +437,14 @@ class HasOffsiteCopy:
         context: VerifyContext,
     ) -> CheckResult:
         """Look for the newest completed point in each copy tier."""
-        started = time.monotonic()
+        result = Reporter(self.name, target, None, context)
         tiers = self._tiers(target, context)
         if not tiers:
-            return make_result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                None,
-                context,
-                started=started,
-                details="the policy gives this target no copy tier",
-            )
+            return result(CheckStatus.SKIPPED, "the policy gives this target no copy tier")
         try:
             points = points_of(target, context)
         except BackupPolicyError as exc:
-            return error_result(self.name, target, None, context, exc, started=started)
+            return result.error(exc)
         issues: list[str] = []
         found: dict[str, dict[str, str | None]] = {}
         for name, tier_spec in tiers:
@@ -562,42 +475,37 @@ class HasOffsiteCopy:
             if issues
             else ("recent copy in " + ", ".join(f"{n} ({v['newest']})" for n, v in found.items()))
         )
-        return make_result(
-            self.name,
-            status,
-            target,
-            None,
-            context,
-            started=started,
-            details=details,
-            issues=issues,
-            evidence={"tiers": found},
-        )
+        return result(status, details, issues=issues, evidence={"tiers": found})
 
 
 def _s3_settings(target: BackupTarget) -> Any:
     return target.settings() if isinstance(target, BucketSettings) else None
 
 
-def _bucket_settings(
-    name: str, target: BackupTarget, context: VerifyContext, started: float
-) -> Any:
+def _bucket_settings(target: BackupTarget, result: Reporter) -> Any:
     """The bucket's settings, or the finished result: skipped (not a bucket) or an error."""
     try:
         settings = _s3_settings(target)
     except BackupPolicyError as exc:
-        return error_result(name, target, None, context, exc, started=started)
+        return result.error(exc)
     if settings is None:
-        return make_result(
-            name,
-            CheckStatus.SKIPPED,
-            target,
-            None,
-            context,
-            started=started,
-            details="not an S3 bucket",
-        )
+        return result(CheckStatus.SKIPPED, "not an S3 bucket")
     return settings
+
+
+def _bucket_flag(
+    result: Reporter,
+    evidence: dict[str, object],
+    *,
+    enabled: bool,
+    passed: str,
+    issue: str,
+    failing: CheckStatus = CheckStatus.FAIL,
+) -> CheckResult:
+    """The result of a bucket setting that is on (*passed*) or off (*issue*, with *failing*)."""
+    if enabled:
+        return result(CheckStatus.PASS, passed, evidence=evidence)
+    return result(failing, issue, issues=[issue], evidence=evidence)
 
 
 @attrs.frozen
@@ -618,8 +526,8 @@ class VersioningEnabled:
         context: VerifyContext,
     ) -> CheckResult:
         """Read the bucket's versioning status."""
-        started = time.monotonic()
-        settings = _bucket_settings(self.name, target, context, started)
+        result = Reporter(self.name, target, None, context)
+        settings = _bucket_settings(target, result)
         if isinstance(settings, CheckResult):
             return settings
         evidence = {
@@ -627,28 +535,12 @@ class VersioningEnabled:
             "versioning": settings.versioning,
             "mfa_delete": settings.mfa_delete,
         }
-        if settings.versioned:
-            return make_result(
-                self.name,
-                CheckStatus.PASS,
-                target,
-                None,
-                context,
-                started=started,
-                details=f"versioning enabled on {settings.bucket}",
-                evidence=evidence,
-            )
-        issue = f"versioning is {settings.versioning} on {settings.bucket}"
-        return make_result(
-            self.name,
-            CheckStatus.FAIL,
-            target,
-            None,
-            context,
-            started=started,
-            details=issue,
-            issues=[issue],
-            evidence=evidence,
+        return _bucket_flag(
+            result,
+            evidence,
+            enabled=settings.versioned,
+            passed=f"versioning enabled on {settings.bucket}",
+            issue=f"versioning is {settings.versioning} on {settings.bucket}",
         )
 
 
@@ -672,8 +564,8 @@ class ObjectLock:
         context: VerifyContext,
     ) -> CheckResult:
         """Read the bucket's Object Lock configuration."""
-        started = time.monotonic()
-        settings = _bucket_settings(self.name, target, context, started)
+        result = Reporter(self.name, target, None, context)
+        settings = _bucket_settings(target, result)
         if isinstance(settings, CheckResult):
             return settings
         evidence = {
@@ -681,28 +573,13 @@ class ObjectLock:
             "object_lock": settings.object_lock,
             "default_retention": dict(settings.object_lock_default),
         }
-        if settings.object_lock:
-            return make_result(
-                self.name,
-                CheckStatus.PASS,
-                target,
-                None,
-                context,
-                started=started,
-                details=f"Object Lock enabled on {settings.bucket}",
-                evidence=evidence,
-            )
-        issue = f"Object Lock is not enabled on {settings.bucket}"
-        return make_result(
-            self.name,
-            CheckStatus.FAIL if self.required else CheckStatus.WARN,
-            target,
-            None,
-            context,
-            started=started,
-            details=issue,
-            issues=[issue],
-            evidence=evidence,
+        return _bucket_flag(
+            result,
+            evidence,
+            enabled=settings.object_lock,
+            passed=f"Object Lock enabled on {settings.bucket}",
+            issue=f"Object Lock is not enabled on {settings.bucket}",
+            failing=CheckStatus.FAIL if self.required else CheckStatus.WARN,
         )
 
 
@@ -774,7 +651,7 @@ class BucketSettingMatchesPolicy:
         context: VerifyContext,
     ) -> CheckResult:
         """Compare the bucket's setting with the policy's."""
-        started = time.monotonic()
+        result = Reporter(self.name, target, None, context)
         policy = context.policy
         spec = spec_of(policy, target)
         wanted = (
@@ -789,13 +666,11 @@ class BucketSettingMatchesPolicy:
                 if not isinstance(target, BucketSettingsDrift)
                 else f"the policy states no {self.setting} for this bucket"
             )
-            return make_result(
-                self.name, CheckStatus.SKIPPED, target, None, context, started=started, details=why
-            )
+            return result(CheckStatus.SKIPPED, why)
         try:
             drifts = target.bucket_drift(wanted)
         except BackupPolicyError as exc:
-            return error_result(self.name, target, None, context, exc, started=started)
+            return result.error(exc)
         issues = [d.describe() for d in drifts]
         evidence = {
             "expected": wanted,
@@ -806,17 +681,7 @@ class BucketSettingMatchesPolicy:
         }
         status = CheckStatus.FAIL if issues else CheckStatus.PASS
         details = "; ".join(issues) if issues else f"{self.setting} matches the policy ({wanted})"
-        return make_result(
-            self.name,
-            status,
-            target,
-            None,
-            context,
-            started=started,
-            details=details,
-            issues=issues,
-            evidence=evidence,
-        )
+        return result(status, details, issues=issues, evidence=evidence)
 
 
 def _max_age_days(rule: RetentionRule) -> int | None:
@@ -886,17 +751,9 @@ class SettingsMatchPolicy:
         context: VerifyContext,
     ) -> CheckResult:
         """Compare the instance's settings with the expected ones."""
-        started = time.monotonic()
+        result = Reporter(self.name, target, None, context)
         if not isinstance(target, SettingsDrift):
-            return make_result(
-                self.name,
-                CheckStatus.SKIPPED,
-                target,
-                None,
-                context,
-                started=started,
-                details="not an RDS instance or Aurora cluster",
-            )
+            return result(CheckStatus.SKIPPED, "not an RDS instance or Aurora cluster")
         expected = self.expected
         if expected is None:
             policy = context.policy
@@ -908,7 +765,7 @@ class SettingsMatchPolicy:
         try:
             drifts = target.drift(expected)
         except BackupPolicyError as exc:
-            return error_result(self.name, target, None, context, exc, started=started)
+            return result.error(exc)
         shown = {
             k: str(v) if v is not None and not isinstance(v, int | bool) else v
             for k, v in (
@@ -920,24 +777,5 @@ class SettingsMatchPolicy:
         issues = [d.describe() for d in drifts]
         evidence = {"expected": shown, "drift": issues}
         if issues:
-            return make_result(
-                self.name,
-                CheckStatus.FAIL,
-                target,
-                None,
-                context,
-                started=started,
-                details="; ".join(issues),
-                issues=issues,
-                evidence=evidence,
-            )
-        return make_result(
-            self.name,
-            CheckStatus.PASS,
-            target,
-            None,
-            context,
-            started=started,
-            details="backup settings match the policy",
-            evidence=evidence,
-        )
+            return result(CheckStatus.FAIL, "; ".join(issues), issues=issues, evidence=evidence)
+        return result(CheckStatus.PASS, "backup settings match the policy", evidence=evidence)

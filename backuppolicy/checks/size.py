@@ -8,12 +8,11 @@ job ran, the backup completed, and it holds nothing. The thresholds come from th
 from __future__ import annotations
 
 import statistics
-import time
 from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
-from backuppolicy.checks._common import make_result, points_of
+from backuppolicy.checks._common import Reporter, points_of
 from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.results import CheckResult, CheckStatus
 from backuppolicy.core.specs import SizeAnomalySpec
@@ -70,21 +69,11 @@ class SizeAnomaly:
         self, target: BackupTarget, point: RecoveryPoint | None, context: VerifyContext
     ) -> CheckResult:
         """Judge *point*'s size against the rolling median of its target's earlier backups."""
-        started = time.monotonic()
+        reporter = Reporter(self.name, target, point, context)
 
         def result(status: CheckStatus, details: str, **evidence: object) -> CheckResult:
             issues = [details] if status in (CheckStatus.FAIL, CheckStatus.WARN) else []
-            return make_result(
-                self.name,
-                status,
-                target,
-                point,
-                context,
-                started=started,
-                details=details,
-                issues=issues,
-                evidence=evidence,
-            )
+            return reporter(status, details, issues=issues, evidence=evidence)
 
         if point is None:
             return result(CheckStatus.SKIPPED, "no point to judge")

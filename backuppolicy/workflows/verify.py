@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 import attrs
 
@@ -352,6 +352,71 @@ def _listing_failed(
     )
 
 
+_Resolvers: TypeAlias = Callable[[Any], Any] | Mapping[str, Callable[[Any], Any]] | None
+"""One endpoint resolver for every target, resolvers per target name, or none."""
+
+
+def _names(policy: Policy, only: Iterable[str] | None) -> list[str]:
+    """The names in *only*, else those of every enabled target of *policy*."""
+    return [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+
+
+@attrs.frozen
+class _Contexts:
+    """The `VerifyContext` of each target of one run (`run_checks`, `restore_test`, ...)."""
+
+    policy: Policy
+    now: datetime
+    ran_by: str
+    simulated: bool
+    endpoint_resolver: _Resolvers
+    isolation: IsolationProfile = attrs.field()
+
+    @isolation.default
+    def _isolation(self) -> IsolationProfile:
+        return isolation_for(self.policy)
+
+    def of(self, spec: TargetSpec, points: Sequence[RecoveryPoint] = ()) -> VerifyContext:
+        """The context of *spec*'s checks: its application and its own endpoint resolver."""
+        resolver = self.endpoint_resolver
+        return VerifyContext(
+            now=self.now,
+            points=points,
+            policy=self.policy,
+            application=spec.application,
+            isolation=self.isolation,
+            ran_by=self.ran_by,
+            endpoint_resolver=(
+                resolver.get(spec.name) if isinstance(resolver, Mapping) else resolver
+            ),
+            simulated=self.simulated,
+        )
+
+
+def _each_target(
+    run: Callable[[TargetSpec], list[CheckResult]], specs: Sequence[TargetSpec], max_workers: int
+) -> list[CheckResult]:
+    """*run* for every spec, *max_workers* at a time; the results in the order of *specs*."""
+    results: list[CheckResult] = []
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+        for batch in pool.map(run, specs):
+            results.extend(batch)
+    return results
+
+
+def _finish(
+    policy: Policy,
+    results: list[CheckResult],
+    log: ResultRecorder | None,
+    notifiers: Sequence[Notifier] | None,
+    now: datetime,
+) -> list[CheckResult]:
+    """Record *results* in *log*, notify the failures, and return them."""
+    _record(log, results)
+    _notify_failures(policy, results, notifiers, now)
+    return results
+
+
 def run_checks(
     policy: Policy,
     *,
@@ -413,7 +478,7 @@ def run_checks(
        *endpoint_resolver*.
     """
     ensure_aware(now, field="now")
-    names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+    names = _names(policy, only)
     if isinstance(endpoint_resolver, Mapping):
         _check_names("endpoint_resolver", endpoint_resolver, policy, targets)
     specs = [policy.target(n) for n in names]
@@ -424,24 +489,11 @@ def run_checks(
         if tiers is not None
         else list(policy.verification.integrity_covers_tiers) or None
     )
-    runner = ran_by or default_ran_by()
-    isolation = isolation_for(policy)
+    contexts = _Contexts(policy, now, ran_by or default_ran_by(), simulated, endpoint_resolver)
 
     def run(spec: TargetSpec) -> list[CheckResult]:
         target = built[spec.name]
-        context = VerifyContext(
-            now=now,
-            policy=policy,
-            application=spec.application,
-            isolation=isolation,
-            ran_by=runner,
-            simulated=simulated,
-            endpoint_resolver=(
-                endpoint_resolver.get(spec.name)
-                if isinstance(endpoint_resolver, Mapping)
-                else endpoint_resolver
-            ),
-        )
+        context = contexts.of(spec)
         try:
             points = list(target.list_points())
         except Exception as exc:  # noqa: BLE001 - one failing target does not stop the others
@@ -456,13 +508,7 @@ def run_checks(
                 results.extend(check.verify(target, point, context) for point in selected)
         return results
 
-    results: list[CheckResult] = []
-    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        for batch in pool.map(run, specs):
-            results.extend(batch)
-    _record(log, results)
-    _notify_failures(policy, results, notifiers, now)
-    return results
+    return _finish(policy, _each_target(run, specs, max_workers), log, notifiers, now)
 
 
 def restore_point(
@@ -546,25 +592,11 @@ def restore_test(
         wanted = set(only)
         specs = [s for s in specs if s.name in wanted]
     built = _targets_for(policy, targets, [s.name for s in specs])
-    runner = ran_by or default_ran_by()
-    isolation = isolation_for(policy)
+    contexts = _Contexts(policy, now, ran_by or default_ran_by(), simulated, endpoint_resolver)
     results: list[CheckResult] = []
     for spec in specs:
         target = built[spec.name]
-        resolver = (
-            endpoint_resolver.get(spec.name)
-            if isinstance(endpoint_resolver, Mapping)
-            else endpoint_resolver
-        )
-        context = VerifyContext(
-            now=now,
-            policy=policy,
-            application=spec.application,
-            isolation=isolation,
-            ran_by=runner,
-            endpoint_resolver=resolver,
-            simulated=simulated,
-        )
+        context = contexts.of(spec)
         given = probes.get(spec.name, ()) if isinstance(probes, Mapping) else (probes or ())
         # The policy file's probes and fingerprints first, then those passed in Python.
         target_probes = [*declared_probes(spec, target), *given]
@@ -579,9 +611,7 @@ def restore_test(
             continue
         newest = restore_point(policy, spec, listed)
         results.append(RestoreTest(probes=target_probes).verify(target, newest, context))
-    _record(log, results)
-    _notify_failures(policy, results, notifiers, now)
-    return results
+    return _finish(policy, results, log, notifiers, now)
 
 
 # --------------------------------------------------------------------------------------------
@@ -654,7 +684,7 @@ def integrity_plan(
     by *catch_up*). `integrity_due` runs them.
     """
     ensure_aware(now, field="now")
-    names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+    names = _names(policy, only)
     built = _targets_for(policy, targets, names)
     listed, _ = _listed(policy, built, [policy.target(n) for n in names], now, "")
     last = last_integrity_checks([*_log_entries(log, now), *history])
@@ -721,11 +751,11 @@ def integrity_due(
        *ebs_direct*, *simulated* and *listed*.
     """
     ensure_aware(now, field="now")
-    names = [s.name for s in policy.targets if s.enabled] if only is None else list(only)
+    names = _names(policy, only)
     specs = [policy.target(n) for n in names]
     built = _targets_for(policy, targets, names)
     runner = ran_by or default_ran_by()
-    isolation = isolation_for(policy)
+    contexts = _Contexts(policy, now, runner, simulated, endpoint_resolver)
     given = dict(listed or {})
     fresh, results = _listed(policy, built, [s for s in specs if s.name not in given], now, runner)
     known = {**{name: list(given[name]) for name in names if name in given}, **fresh}
@@ -742,21 +772,7 @@ def integrity_due(
             return []
         target = built[spec.name]
         points = known[spec.name]
-        resolver = (
-            endpoint_resolver.get(spec.name)
-            if isinstance(endpoint_resolver, Mapping)
-            else endpoint_resolver
-        )
-        context = VerifyContext(
-            now=now,
-            points=points,
-            policy=policy,
-            application=spec.application,
-            isolation=isolation,
-            ran_by=runner,
-            endpoint_resolver=resolver,
-            simulated=simulated,
-        )
+        context = contexts.of(spec, points)
         check = IntegrityCheck(
             restore_databases=True,
             probes=(probes or {}).get(spec.name, ()),
@@ -776,9 +792,5 @@ def integrity_due(
             out.append(attrs.evolve(result, evidence={**result.evidence, "schedule": schedule}))
         return out
 
-    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        for batch in pool.map(run, specs):
-            results.extend(batch)
-    _record(log, results)
-    _notify_failures(policy, results, notifiers, now)
-    return results
+    results.extend(_each_target(run, specs, max_workers))
+    return _finish(policy, results, log, notifiers, now)

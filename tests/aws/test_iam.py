@@ -16,11 +16,12 @@ what checks read, ``list_points``, ``refresh`` and ``settings``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from backuppolicy.aws.iam import (
 )
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.policy import Policy
-from backuppolicy.core.targets import IsolationProfile
+from backuppolicy.core.targets import BackupTarget, IsolationProfile
 from backuppolicy.workflows import backups as workflows
 from backuppolicy.workflows import pruning
 
@@ -62,10 +63,11 @@ class _Recorder:
         }
 
 
-def _world(session: boto3.Session) -> dict[str, Any]:
+def _databases(session: boto3.Session, instance: str, cluster: str) -> None:
+    """A PostgreSQL DB instance and an Aurora PostgreSQL cluster, by their identifiers."""
     rds = session.client("rds")
     rds.create_db_instance(
-        DBInstanceIdentifier="shop",
+        DBInstanceIdentifier=instance,
         Engine="postgres",
         DBInstanceClass="db.t3.micro",
         MasterUsername="admin",
@@ -73,11 +75,15 @@ def _world(session: boto3.Session) -> dict[str, Any]:
         AllocatedStorage=20,
     )
     rds.create_db_cluster(
-        DBClusterIdentifier="orders",
+        DBClusterIdentifier=cluster,
         Engine="aurora-postgresql",
         MasterUsername="admin",
         MasterUserPassword=_PASSWORD,
     )
+
+
+def _world(session: boto3.Session) -> dict[str, Any]:
+    _databases(session, "shop", "orders")
     ec2 = session.client("ec2")
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)
@@ -115,17 +121,31 @@ def _world(session: boto3.Session) -> dict[str, Any]:
     }
 
 
+def _allowed(policy: Policy, workflow: str) -> set[str]:
+    """The actions of *policy*'s generated IAM document for *workflow*."""
+    document = iam_policy(policy, {workflow})
+    return {action for s in document["Statement"] for action in s["Action"]}
+
+
+@contextlib.contextmanager
+def _recording(
+    world: Callable[[boto3.Session], dict[str, Any]], recorder: _Recorder
+) -> Iterator[tuple[Policy, dict[str, BackupTarget]]]:
+    """In moto, the policy of *world* and its targets, each call recorded by *recorder*."""
+    from moto import mock_aws
+
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        policy = Policy.from_dict(world(session))
+        session.events.register("before-parameter-build", recorder)
+        yield policy, workflows.build_targets(policy, session=session, region="us-east-1")
+
+
 @pytest.fixture(name="recorded", scope="module")
 def _recorded() -> Iterator[tuple[Policy, _Recorder]]:
     """Run every workflow once against moto, recording each call (module scope: ~seconds)."""
-    from moto import mock_aws
-
     recorder = _Recorder()
-    with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        policy = Policy.from_dict(_world(session))
-        session.events.register("before-parameter-build", recorder)
-        targets = workflows.build_targets(policy, session=session, region="us-east-1")
+    with _recording(_world, recorder) as (policy, targets):
         now = datetime.now(UTC)
         recorder.workflow = "backup"
         for day in (0, 2):
@@ -169,21 +189,7 @@ def _holds_world(session: boto3.Session) -> dict[str, Any]:
     `TestHoldGrantsMotoCannotRun` instead (their calls run under Stubber in
     tests/aws/test_locks_ebs.py and tests/aws/test_locks_backup_iam.py).
     """
-    rds = session.client("rds")
-    rds.create_db_instance(
-        DBInstanceIdentifier="held-shop",
-        Engine="postgres",
-        DBInstanceClass="db.t3.micro",
-        MasterUsername="admin",
-        MasterUserPassword=_PASSWORD,
-        AllocatedStorage=20,
-    )
-    rds.create_db_cluster(
-        DBClusterIdentifier="held-orders",
-        Engine="aurora-postgresql",
-        MasterUsername="admin",
-        MasterUserPassword=_PASSWORD,
-    )
+    _databases(session, "held-shop", "held-orders")
     s3 = session.client("s3")
     s3.create_bucket(Bucket="ledger", ObjectLockEnabledForBucket=True)
     s3.put_object(Bucket="ledger", Key="books/2025.csv", Body=b"a,b")
@@ -219,17 +225,11 @@ def _holds_world(session: boto3.Session) -> dict[str, Any]:
 @pytest.fixture(name="recorded_holds", scope="module")
 def _recorded_holds() -> Iterator[tuple[Policy, _Recorder]]:
     """Place and release a hold on the newest point of each target; enforce bucket settings."""
-    from moto import mock_aws
-
     from backuppolicy.workflows.holds import place_hold, release_hold
     from backuppolicy.workflows.verify import enforce_settings
 
     recorder = _Recorder()
-    with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        policy = Policy.from_dict(_holds_world(session))
-        session.events.register("before-parameter-build", recorder)
-        targets = workflows.build_targets(policy, session=session, region="us-east-1")
+    with _recording(_holds_world, recorder) as (policy, targets):
         report = workflows.backup(policy, now=datetime.now(UTC), targets=targets, notifiers=[])
         assert report.ok, report.summary()
         recorder.workflow = "holds"
@@ -255,8 +255,7 @@ class TestHoldsAndEnforceAgainstRecordedCalls:
     ) -> None:
         """Every IAM action the workflow's calls need is in its document."""
         policy, recorder = recorded_holds
-        document = iam_policy(policy, {workflow})
-        allowed = {action for s in document["Statement"] for action in s["Action"]}
+        allowed = _allowed(policy, workflow)
         assert recorder.actions(workflow)
         assert set() == recorder.actions(workflow) - allowed
 
@@ -264,8 +263,7 @@ class TestHoldsAndEnforceAgainstRecordedCalls:
     def test_nothing_unused(self, recorded_holds: tuple[Policy, _Recorder], workflow: str) -> None:
         """Every action in the document was used by the workflow, or is an intentional extra."""
         policy, recorder = recorded_holds
-        document = iam_policy(policy, {workflow})
-        allowed = {action for s in document["Statement"] for action in s["Action"]}
+        allowed = _allowed(policy, workflow)
         assert set() == allowed - recorder.actions(workflow) - set(INTENTIONAL_EXTRAS)
 
 
@@ -274,16 +272,14 @@ class TestIamPolicyAgainstRecordedCalls:
     def test_every_call_is_allowed(self, recorded: tuple[Policy, _Recorder], workflow: str) -> None:
         """Every IAM action the workflow's calls need is in its document."""
         policy, recorder = recorded
-        document = iam_policy(policy, {workflow})
-        allowed = {action for s in document["Statement"] for action in s["Action"]}
+        allowed = _allowed(policy, workflow)
         assert set() == recorder.actions(workflow) - allowed
 
     @pytest.mark.parametrize("workflow", _RECORDED)
     def test_nothing_unused(self, recorded: tuple[Policy, _Recorder], workflow: str) -> None:
         """Every action in the document was used by the workflow, or is an intentional extra."""
         policy, recorder = recorded
-        document = iam_policy(policy, {workflow})
-        allowed = {action for s in document["Statement"] for action in s["Action"]}
+        allowed = _allowed(policy, workflow)
         assert set() == allowed - recorder.actions(workflow) - set(INTENTIONAL_EXTRAS)
 
 

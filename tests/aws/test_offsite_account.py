@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import moto
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -44,11 +42,7 @@ from backuppolicy.core.policy import Policy
 from backuppolicy.core.specs import AccountSpec, TierSpec
 from backuppolicy.core.targets import Destination
 from backuppolicy.workflows import apply, build_targets, plan_retention
-
-REGION = "us-east-1"
-PROD = "123456789012"
-BACKUP = "222222222222"
-ROLE = f"arn:aws:iam::{BACKUP}:role/backuppolicy-offsite"
+from tests.aws.accounts import BACKUP, PROD, REGION, ROLE, backup_session
 
 
 def _no_sleep(_seconds: float) -> None:
@@ -146,13 +140,6 @@ class TestTierAccount:
 # --------------------------------------------------------------------------- moto
 
 
-@pytest.fixture(name="aws")
-def _aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with moto.mock_aws():
-        yield
-
-
 @pytest.fixture(name="prod")
 def _prod(aws: None) -> boto3.Session:
     """The production account's session (moto's default account)."""
@@ -162,14 +149,7 @@ def _prod(aws: None) -> boto3.Session:
 @pytest.fixture(name="backup")
 def _backup(prod: boto3.Session) -> boto3.Session:
     """The backup account, as its own credentials see it."""
-    sts = prod.client("sts")
-    creds = sts.assume_role(RoleArn=ROLE, RoleSessionName="admin")["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=REGION,
-    )
+    return backup_session(prod)
 
 
 @pytest.fixture(name="backup_key")

@@ -9,14 +9,11 @@ the tier's assumed role, so production's credentials never reach the copies.
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import moto
 import pytest
-from botocore.exceptions import ClientError
 
 from backuppolicy.core.exceptions import PolicyError
 from backuppolicy.core.locks import PointLock
@@ -24,36 +21,21 @@ from backuppolicy.core.model import RecoveryPoint
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import Destination
 from backuppolicy.local import Directory, S3Store
+from tests.aws.accounts import BACKUP, REGION, ROLE, assert_denied, backup_session
 
-REGION = "us-east-1"
-BACKUP = "222222222222"
-ROLE = f"arn:aws:iam::{BACKUP}:role/backuppolicy-offsite"
 STORE_BUCKET = "config-offsite"
 STORE = f"s3://{STORE_BUCKET}/config/"
 
 
-@pytest.fixture(name="aws")
-def _aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS", "false")
-    with moto.mock_aws():
-        yield
-
-
 @pytest.fixture(name="prod")
-def _prod(aws: None) -> boto3.Session:
+def _prod(accounts_apart: None) -> boto3.Session:
     return boto3.Session(region_name=REGION)
 
 
 @pytest.fixture(name="backup")
 def _backup(prod: boto3.Session) -> boto3.Session:
     """The backup account; its store bucket has Object Lock (and so versions)."""
-    creds = prod.client("sts").assume_role(RoleArn=ROLE, RoleSessionName="admin")["Credentials"]
-    session = boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=REGION,
-    )
+    session = backup_session(prod)
     session.client("s3").create_bucket(Bucket=STORE_BUCKET, ObjectLockEnabledForBucket=True)
     return session
 
@@ -105,12 +87,6 @@ def _copy(target: Directory, key: str) -> tuple[RecoveryPoint, RecoveryPoint]:
     return point, target.copy(point, _offsite(key))
 
 
-def _denied(call: Any) -> None:
-    with pytest.raises(ClientError) as info:
-        call()
-    assert "AccessDenied" == info.value.response["Error"]["Code"]
-
-
 class TestCopyIntoBackupAccount:
     def test_archive_and_sidecar_are_written_by_the_backup_account_with_its_key(
         self, target: Directory, backup: boto3.Session, key: str
@@ -158,9 +134,9 @@ class TestBlastRadius:
         _, copy = _copy(target, key)
         s3 = prod.client("s3")
         archive = f"config/{copy.id}.tar.gz"
-        _denied(lambda: s3.get_object(Bucket=STORE_BUCKET, Key=archive))
-        _denied(lambda: s3.delete_object(Bucket=STORE_BUCKET, Key=archive))
-        _denied(lambda: s3.list_objects_v2(Bucket=STORE_BUCKET))
+        assert_denied(lambda: s3.get_object(Bucket=STORE_BUCKET, Key=archive))
+        assert_denied(lambda: s3.delete_object(Bucket=STORE_BUCKET, Key=archive))
+        assert_denied(lambda: s3.list_objects_v2(Bucket=STORE_BUCKET))
 
     def test_compliance_lock_stops_even_the_backup_account_deleting_a_version(
         self, target: Directory, backup: boto3.Session, key: str
@@ -186,7 +162,7 @@ class TestBlastRadius:
                     Bucket=STORE_BUCKET, Key=version["Key"], VersionId=version["VersionId"]
                 )
                 assert "COMPLIANCE" == head["ObjectLockMode"]
-                _denied(
+                assert_denied(
                     lambda v=version: s3.delete_object(
                         Bucket=STORE_BUCKET, Key=v["Key"], VersionId=v["VersionId"]
                     )
@@ -338,10 +314,12 @@ class TestSeedInBackupAccount:
             assert key == head["SSEKMSKeyId"]
             versions = s3.list_object_versions(Bucket=STORE_BUCKET, Prefix=archive)["Versions"]
             for version in versions:  # not even the backup account deletes it early
-                _denied(
+                assert_denied(
                     lambda v=version, a=archive: s3.delete_object(
                         Bucket=STORE_BUCKET, Key=a, VersionId=v["VersionId"]
                     )
                 )
-            _denied(lambda a=archive: prod.client("s3").delete_object(Bucket=STORE_BUCKET, Key=a))
+            assert_denied(
+                lambda a=archive: prod.client("s3").delete_object(Bucket=STORE_BUCKET, Key=a)
+            )
             assert copy.checksum == targets[name].verify(copy)

@@ -9,26 +9,20 @@ cannot read or delete the copies. Credentials from STS ``AssumeRole`` act as the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import moto
 import pytest
-from botocore.exceptions import ClientError
 
 from backuppolicy.aws import _s3_copy
 from backuppolicy.aws._client import RetryPolicy
 from backuppolicy.aws.s3 import S3Bucket
-from backuppolicy.core.exceptions import PolicyError
+from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.model import TAG_TIER, RecoveryPoint
 from backuppolicy.core.policy import Policy
 from backuppolicy.core.targets import Destination
+from tests.aws.accounts import BACKUP, REGION, ROLE, assert_denied, backup_session
 
-REGION = "us-east-1"
-PROD = "123456789012"
-BACKUP = "222222222222"
-ROLE = f"arn:aws:iam::{BACKUP}:role/backuppolicy-offsite"
 SOURCE = "shop-assets"
 STORE_BUCKET = "shop-offsite"
 STORE = f"s3://{STORE_BUCKET}/assets"
@@ -41,15 +35,8 @@ def _no_sleep(_seconds: float) -> None:
 FAST = RetryPolicy(sleep=_no_sleep, max_attempts=2)
 
 
-@pytest.fixture(name="aws")
-def _aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS", "false")
-    with moto.mock_aws():
-        yield
-
-
 @pytest.fixture(name="prod")
-def _prod(aws: None) -> boto3.Session:
+def _prod(accounts_apart: None) -> boto3.Session:
     session = boto3.Session(region_name=REGION)
     s3 = session.client("s3")
     s3.create_bucket(Bucket=SOURCE)
@@ -60,13 +47,7 @@ def _prod(aws: None) -> boto3.Session:
 @pytest.fixture(name="backup")
 def _backup(prod: boto3.Session) -> boto3.Session:
     """The backup account, as its own credentials see it; it owns the store's bucket."""
-    creds = prod.client("sts").assume_role(RoleArn=ROLE, RoleSessionName="admin")["Credentials"]
-    session = boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=REGION,
-    )
+    session = backup_session(prod)
     s3 = session.client("s3")
     s3.create_bucket(Bucket=STORE_BUCKET)
     s3.put_bucket_versioning(Bucket=STORE_BUCKET, VersioningConfiguration={"Status": "Enabled"})
@@ -114,6 +95,16 @@ def _put(session: boto3.Session, key: str, body: bytes) -> None:
     session.client("s3").put_object(Bucket=SOURCE, Key=key, Body=body)
 
 
+def _backup_of_three_parts(
+    target: S3Bucket, prod: boto3.Session, monkeypatch: pytest.MonkeyPatch, body: bytes
+) -> RecoveryPoint:
+    """A manifest of ``img/big.bin``: 11 MiB of *body*, three parts of at most 5 MiB to stream."""
+    assert 11 * 1024**2 == len(body)
+    monkeypatch.setattr(_s3_copy, "STREAM_PART_SIZE", 5 * 1024**2)
+    _put(prod, "img/big.bin", body)
+    return target.create_backup()
+
+
 def _offsite(target: S3Bucket) -> Destination:
     return Destination(tier="offsite", region=REGION, account=BACKUP, store=STORE)
 
@@ -123,12 +114,6 @@ def _copy(target: S3Bucket, prod: boto3.Session) -> tuple[RecoveryPoint, Recover
     _put(prod, "img/b.png", b"b" * 100)
     manifest = target.create_backup(token="2026-11-26")
     return manifest, target.copy(manifest, _offsite(target))
-
-
-def _denied(call: Any) -> None:
-    with pytest.raises(ClientError) as info:
-        call()
-    assert "AccessDenied" == info.value.response["Error"]["Code"]
 
 
 class TestCopyIntoBackupAccount:
@@ -173,14 +158,37 @@ class TestCopyIntoBackupAccount:
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Above the part size a version is uploaded in parts of ranged reads, byte for byte."""
-        monkeypatch.setattr(_s3_copy, "STREAM_PART_SIZE", 5 * 1024**2)
-        body = bytes(range(256)) * (11 * 1024 * 4)  # 11 MiB: three parts of at most 5 MiB
-        _put(prod, "img/big.bin", body)
-        manifest = target.create_backup()
+        body = bytes(range(256)) * (11 * 1024 * 4)
+        manifest = _backup_of_three_parts(target, prod, monkeypatch, body)
         target.copy(manifest, _offsite(target))
         got = backup.client("s3").get_object(Bucket=STORE_BUCKET, Key="assets/big.bin")
         assert body == got["Body"].read()
         assert got["ETag"].strip('"').endswith("-3")
+
+    def test_a_part_that_cannot_be_read_aborts_the_streamed_upload(
+        self,
+        target: S3Bucket,
+        prod: boto3.Session,
+        backup: boto3.Session,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A failed ranged read aborts the store's multipart upload: no parts are left behind."""
+        manifest = _backup_of_three_parts(target, prod, monkeypatch, bytes(11 * 1024**2))
+        read = target.call
+
+        def second_part_fails(service: str, operation: str, **params: Any) -> dict[str, Any]:
+            if operation == "get_object" and str(params.get("Range")).startswith("bytes=5242880-"):
+                raise BackendError("read failed", operation="GetObject")
+            return read(service, operation, **params)
+
+        monkeypatch.setattr(target, "call", second_part_fails)
+        with pytest.raises(BackendError, match="read failed"):
+            target.copy(manifest, _offsite(target))
+        store = backup.client("s3")
+        assert [] == store.list_multipart_uploads(Bucket=STORE_BUCKET).get("Uploads", [])
+        assert "Versions" not in store.list_object_versions(
+            Bucket=STORE_BUCKET, Prefix="assets/big"
+        )
 
     def test_copies_are_checked_with_the_backup_accounts_credentials(
         self, target: S3Bucket, prod: boto3.Session
@@ -204,9 +212,9 @@ class TestBlastRadius:
         _, copy = _copy(target, prod)
         s3 = prod.client("s3")
         where = {"Bucket": STORE_BUCKET, "Key": copy.details["key"]}
-        _denied(lambda: s3.delete_object(**where, VersionId=copy.details["version_id"]))
-        _denied(lambda: s3.delete_object(**where))
-        _denied(lambda: s3.list_object_versions(Bucket=STORE_BUCKET))
+        assert_denied(lambda: s3.delete_object(**where, VersionId=copy.details["version_id"]))
+        assert_denied(lambda: s3.delete_object(**where))
+        assert_denied(lambda: s3.list_object_versions(Bucket=STORE_BUCKET))
         assert backup.client("s3").head_object(**where)["ContentLength"] > 0
 
     def test_prune_deletes_with_the_backup_accounts_credentials(
