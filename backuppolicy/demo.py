@@ -473,9 +473,15 @@ def _simulate(
             )
             report = workflows.backup(policy, now=now, targets=targets, max_workers=1, notifiers=[])
             failures += [f"day {day}: {r.target}: {r.error}" for r in report.failed]
-            # One listing per target after the backups, shared by the hold, the retention plan
-            # and the integrity schedule (apply re-reads every point before deleting it).
-            listed = {name: list(target.list_points()) for name, target in targets.items()}
+            # One listing per target a day: the backup run's own (it listed each target before
+            # backing it up, `RunReport.listed`), shared by the hold, the retention plan and the
+            # integrity schedule (apply re-reads every point before deleting it). A target the
+            # run cannot vouch for (a failed step) is listed again.
+            handed = report.listed()
+            listed = {
+                name: handed[name] if name in handed else list(target.list_points())
+                for name, target in targets.items()
+            }
             hold_note = ""
             if day == _HOLD_DAY - 1:  # the day the lawyers call
                 held = _place_demo_hold(policy, targets, now, listed)

@@ -179,10 +179,16 @@ class Ec2Snapshots(Ec2Base):
             return str(result["SnapshotId"])
 
         copy_ids = self._fan_out(one, snapshots)
+        # The copies keep their sources' volumes: name their devices as the listing does.
+        devices = {
+            str(m["volume_id"]): str(m["device"])
+            for m in snapshots
+            if m.get("volume_id") and m.get("device")
+        }
         if group is not None:
-            found = self._find_by_tag(TAG_GROUP, group, dest_region)
+            found = self._find_by_tag(TAG_GROUP, group, dest_region, devices)
         else:
-            found = self._find_by_tag(TAG_SOURCE_SNAPSHOT, point.id, dest_region)
+            found = self._find_by_tag(TAG_SOURCE_SNAPSHOT, point.id, dest_region, devices)
             found = [p for p in found if p.id in copy_ids] or found
         if not found:
             raise BackendError(

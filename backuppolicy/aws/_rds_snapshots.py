@@ -41,7 +41,7 @@ from backuppolicy.core.model import (
     RecoveryPoint,
     Status,
 )
-from backuppolicy.core.naming import name_stamp
+from backuppolicy.core.naming import name_stamp, token_stamp
 from backuppolicy.core.targets import (
     Destination,
 )
@@ -119,14 +119,45 @@ class RdsSnapshots(RdsBase):
             TAG_TIER: "local",
         }
 
+    def _legacy_name(self, token: str) -> str:
+        """The name a snapshot of *token* had before the naming rule: ``bp-<target>-<token>``."""
+        suffix = re.sub(r"[^a-z0-9]+", "-", token.lower()).strip("-")
+        if suffix != token:  # "run 1" and "run-1" did not share a name
+            suffix = f"{suffix}-{sha8(token)}"
+        return identifier(f"bp-{self.name}-{suffix}", max_length=self._api.snapshot_max_length)
+
     def _find_token(self, token: str) -> RecoveryPoint | None:
+        """The snapshot of this target made for *token*, if any (a retried or repeated call).
+
+        A token with a stamp (`backuppolicy.core.naming.token_stamp`: every scheduled and
+        default manual token) names its snapshot whatever the time of the call, so the
+        snapshot is looked up by name: under the naming rule's name, then under the name it
+        had before that rule (``bp-<target>-<token>``), one small call each. Only a token
+        without a stamp, whose name carries the time of the call, is searched for among all
+        the manual snapshots of the instance or cluster.
+        """
+        if token_stamp(token) is not None:
+            for name in dict.fromkeys((self._snapshot_name(token), self._legacy_name(token))):
+                point = self._describe_snapshot(name, self.region)
+                if point is not None and self._made_for(point, token):
+                    return point
+            return None
         for raw in self._snapshots(
             self.region, SnapshotType="manual", **{self._api.resource_param: self.resource_id}
         ):
             point = self._to_point(raw, self.region)
-            if point.tags.get(TAG_TOKEN) == token and point.tags.get(TAG_TARGET) == self.name:
+            if self._made_for(point, token):
                 return point
         return None
+
+    def _made_for(self, point: RecoveryPoint, token: str) -> bool:
+        """Whether *point* is a manual snapshot of this target made for *token*."""
+        return (
+            point.details.get("snapshot_type") == "manual"
+            and point.details.get("source") == self.resource_id
+            and point.tags.get(TAG_TOKEN) == token
+            and point.tags.get(TAG_TARGET) == self.name
+        )
 
     def create_backup(
         self,
@@ -141,7 +172,10 @@ class RdsSnapshots(RdsBase):
         when a *token* is given; the stamp is the slot of a scheduled backup and the time a
         manual one was taken (the rule of `backuppolicy.core.naming`). It carries the
         ownership tags. The same *token* returns the
-        existing snapshot (found by its ``backuppolicy:token`` tag) instead of a duplicate.
+        existing snapshot (with its ``backuppolicy:token`` tag) instead of a duplicate: a
+        token with a stamp (every scheduled and default manual token) finds it by its name
+        in one small call, also under the name it had before the naming rule; a token
+        without a stamp by reading the instance's or cluster's manual snapshots.
 
         Raises:
             PolicyError: A tag in *tags* is not valid for RDS.

@@ -92,6 +92,15 @@ class TargetRun:
         duration: Seconds the target took.
         swept: Crash leftovers of earlier runs removed before the backup (temporary files,
             archives without a sidecar), for targets that have ``sweep_incomplete``.
+        points: The target's points after the run, as a listing made then would show them:
+            the listing the run made before the backup, with the point and the copies it
+            made (each as last read: after its lock, or re-read when it was pending) in
+            place of or after the listed ones. The order is the listing's, a new point
+            placed after its tier's and kind's; as with any listing, use
+            `RecoveryPoint.order_key` to order points, not their position. ``None`` when the run
+            cannot vouch for a complete listing: the listing failed, or the backup, a copy
+            or a lock failed (a failed step may leave something the run never saw).
+            `RunReport.listed` hands these on to `plan_retention` and `integrity_due`.
     """
 
     target: str
@@ -101,6 +110,7 @@ class TargetRun:
     error: str | None = None
     duration: float = 0.0
     swept: tuple[str, ...] = ()
+    points: tuple[RecoveryPoint, ...] | None = attrs.field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -160,6 +170,37 @@ class RunReport:
     def swept(self) -> list[str]:
         """Every crash leftover of earlier runs that the run removed."""
         return [item for run in self.runs for item in run.swept]
+
+    def listed(self) -> dict[str, list[RecoveryPoint]]:
+        """The points of each target after the run (`TargetRun.points`), by target name.
+
+        Only the targets the run can vouch for are in it: a target whose listing, backup,
+        copy or lock failed is left out, so `plan_retention` and `integrity_due` list it
+        themselves (and a failed listing there deletes nothing). Pass it as their
+        ``listed=`` to save listing every target again right after the backups; a listing
+        that went stale since is safe, because `apply` re-reads every point and the newest
+        of each tier before deleting anything.
+
+        Example:
+            >>> from datetime import datetime, UTC
+            >>> import backuppolicy as bp
+            >>> from backuppolicy.testing import MemoryTarget
+            >>> policy = bp.Policy.from_dict({
+            ...     "name": "demo", "schedule": {"every": "day", "at": "04:00"},
+            ...     "retention": {"max_age": "35d"},
+            ...     "targets": [{"name": "db", "kind": "testing:memory", "application": "shop"}],
+            ... })
+            >>> targets = {"db": MemoryTarget("db", policy="demo")}
+            >>> now = datetime(2026, 11, 26, 4, 10, tzinfo=UTC)
+            >>> report = bp.backup(policy, now=now, targets=targets)
+            >>> listed = report.listed()
+            >>> [p.id for p in listed["db"]] == [p.id for p in targets["db"].list_points()]
+            True
+            >>> plan = bp.plan_retention(policy, now=now, targets=targets, listed=listed)
+            >>> len(plan.keep), len(plan.delete)
+            (1, 0)
+        """
+        return {run.target: list(run.points) for run in self.runs if run.points is not None}
 
     def __repr__(self) -> str:
         return (
@@ -295,6 +336,7 @@ def _run_target(
         )
     newest = newest_point(points, source_tier)
     run_at = schedule.last_due(now)
+    made = _Reads()
     point: RecoveryPoint | None = None
     source: RecoveryPoint | None
     lock_errors: list[str] = []
@@ -321,7 +363,7 @@ def _run_target(
                 stage="backup",
             )
         source = point
-        lock_errors.extend(_lock(policy, spec, target, source_tier, point))
+        lock_errors.extend(_lock(policy, spec, target, source_tier, point, made=made))
     else:
         skipped = f"not due: newest backup {newest.created_at.isoformat()}" if newest else "not due"
         source = newest
@@ -335,6 +377,7 @@ def _run_target(
             continue
         if source.status is not Status.COMPLETED:
             refreshed = target.refresh(source)
+            made.add(refreshed)
             if refreshed is not None and refreshed.is_good:
                 source = refreshed
             elif newest is not None and not _copy_due(policy, tier, spec.name, newest, now):
@@ -354,7 +397,7 @@ def _run_target(
         try:
             copied = target.copy(source, destination)
             copies.append(copied)
-            errors.extend(_lock(policy, spec, target, tier.name, copied))
+            errors.extend(_lock(policy, spec, target, tier.name, copied, made=made))
         except Exception as exc:  # noqa: BLE001
             message = f"copy to {tier.name}: {type(exc).__name__}: {exc}"
             errors.append(message)
@@ -377,7 +420,42 @@ def _run_target(
         error="; ".join(errors) or None,
         duration=time.monotonic() - started,
         swept=swept,
+        points=made.listing(points, failed=bool(errors)),
     )
+
+
+@attrs.define
+class _Reads:
+    """What a run made or re-read (points, copies, locked points): the last read of each."""
+
+    last: dict[tuple[str, str], RecoveryPoint] = attrs.Factory(dict)
+
+    def add(self, read: RecoveryPoint | None) -> None:
+        """Record *read* (``None``: a point re-read after it was gone, nothing to record)."""
+        if read is not None:
+            self.last[(read.tier, read.id)] = read
+
+    def listing(
+        self, listed: Sequence[RecoveryPoint], *, failed: bool
+    ) -> tuple[RecoveryPoint, ...] | None:
+        """*listed* with what was read since, as a listing would show it; ``None`` if *failed*.
+
+        A point already listed (an idempotent backup or copy that found its earlier self, a
+        pending point re-read) takes its listed place; a new one goes after the last listed
+        point of its tier, kind and location (a listing streams region by region, kind by
+        kind), else after the last of its tier and kind, else at the end.
+        """
+        if failed:
+            return None
+        out = [self.last.get((p.tier, p.id), p) for p in listed]
+        known = {(p.tier, p.id) for p in listed}
+        for key, point in self.last.items():
+            if key in known:
+                continue
+            same = [i for i, p in enumerate(out) if (p.tier, p.kind) == (point.tier, point.kind)]
+            here = [i for i in same if out[i].location == point.location]
+            out.insert(max(here or same or [len(out) - 1]) + 1, point)
+        return tuple(out)
 
 
 def _fingerprints(spec: TargetSpec) -> dict[str, str]:
@@ -395,13 +473,23 @@ def _fingerprints(spec: TargetSpec) -> dict[str, str]:
 
 
 def _lock(
-    policy: Policy, spec: TargetSpec, target: BackupTarget, tier: str, point: RecoveryPoint
+    policy: Policy,
+    spec: TargetSpec,
+    target: BackupTarget,
+    tier: str,
+    point: RecoveryPoint,
+    *,
+    made: _Reads,
 ) -> list[str]:
     """Lock *point* as its tier's `TierLock` says; the errors (a lock that failed), if any.
+
+    *point*, the run's new backup or copy, goes to *made*, and after it the point
+    `lock_point` re-read after locking.
 
     The lock runs from the point's ``created_at`` for the tier's lock duration, so it expires
     when the tier's retention would delete the point.
     """
+    made.add(point)
     tier_spec = next((t for t in policy.tiers if t.name == tier), None)
     if tier_spec is None or tier_spec.lock is None or not tier_spec.lock.enabled:
         return []
@@ -412,10 +500,11 @@ def _lock(
         why = "this kind cannot lock its points; use the aws-backup kind with a vault lock"
         return [f"lock of {point.id} (tier {tier}): {why}, or set the tier's lock to none"]
     try:
-        target.lock_point(point, lock, cool_off=tier_spec.lock.cool_off)
+        locked = target.lock_point(point, lock, cool_off=tier_spec.lock.cool_off)
     except Exception as exc:  # noqa: BLE001 - reported on the run, the backup itself is kept
         _log.error("target %s: locking %s failed: %s", spec.name, point.id, exc)
         return [f"lock of {point.id} (tier {tier}): {describe_error(exc)}"]
+    made.add(locked if isinstance(locked, RecoveryPoint) else None)
     return []
 
 
@@ -502,7 +591,9 @@ def backup(
     daily 04:00 schedule fills the previous day's 04:00 slot (`backuppolicy.core.naming`;
     with *force*, the backup is named after *now*). Copy tiers get a copy once per cadence period (spread over the period by the
     rolling spread when the policy has one). Targets run concurrently (*max_workers*); one
-    failing target does not stop the others, and each failure is notified.
+    failing target does not stop the others, and each failure is notified. Each target is
+    listed once, before its backup; `RunReport.listed` hands that listing on (with what the
+    run made) to `plan_retention` and `integrity_due`.
 
     Args:
         policy: The policy to run.

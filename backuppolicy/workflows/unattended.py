@@ -612,8 +612,12 @@ def _run_steps(  # noqa: C901, PLR0915 - the steps of one run, side by side
         warnings.simplefilter("ignore", CorruptLogLineWarning)
         entries = list(log.entries(since=since, until=now + timedelta(microseconds=1)))
 
+    # Each target's points after the backups (the run listed them): the prune plans from these.
+    handed: dict[str, list[RecoveryPoint]] = {}
+
     def do_backup() -> None:
         report = backup(policy, now=now, targets=built, notifiers=[])
+        handed.update(report.listed())
         state.backups.extend(report.created)
         state.copies.extend(report.copies)
         state.swept.extend(report.swept)
@@ -624,7 +628,7 @@ def _run_steps(  # noqa: C901, PLR0915 - the steps of one run, side by side
     state.step("backup", EventKind.BACKUP_FAILED, do_backup)
 
     def do_prune() -> None:
-        plan = pruning.plan_retention(policy, now=now, targets=built)
+        plan = pruning.plan_retention(policy, now=now, targets=built, listed=handed)
         applied = pruning.apply(plan)
         state.deleted.extend(applied.deleted)
         for name, error in dict(plan.errors).items():

@@ -29,7 +29,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from backuppolicy.aws._client import RetryPolicy
-from backuppolicy.aws._rds_base import decode_tag, encode_tag, identifier
+from backuppolicy.aws._rds_base import decode_tag, encode_tag, identifier, sha8
 from backuppolicy.aws._rds_settings import maintenance_overlap
 from backuppolicy.aws.rds import (
     AuroraCluster,
@@ -1578,3 +1578,66 @@ def test_fault_injection(make: Callable[..., Any], request: pytest.FixtureReques
     assert {(points[7].id, "local"), (copy.id, "offsite")} == listed
     assert {p.id: 1 for p in points[:7]} == dict(faults.deleted)
     assert sum(faults.injected.values()) >= 10  # the hook really did fail calls
+
+
+class TestFindTokenByName:
+    """A token with a stamp finds its snapshot by name: no listing of every manual snapshot."""
+
+    STAMPED = "prod-orders-db-20261125T040000Z"
+
+    @staticmethod
+    def _describes(session: boto3.Session) -> list[dict[str, Any]]:
+        """The parameters of every DescribeDB(Cluster)Snapshots call made through *session*."""
+        seen: list[dict[str, Any]] = []
+
+        def record(params: dict[str, Any], **_kwargs: Any) -> None:
+            seen.append(dict(params))
+
+        for operation in ("DescribeDBSnapshots", "DescribeDBClusterSnapshots"):
+            session.events.register(f"provide-client-params.rds.{operation}", record)
+        return seen
+
+    @staticmethod
+    def _make(target: Any, **kwargs: Any) -> Any:
+        return (_make_cluster if _is_cluster(target) else _make_instance)(**kwargs)
+
+    @staticmethod
+    def _manual(target: Any, token: str) -> list[str]:
+        return [p.id for p in target.list_points() if p.tags.get(TAG_TOKEN) == token]
+
+    def test_a_repeated_call_reads_one_snapshot_by_name(self, target):
+        """After a crash, the same token (later, another process) finds the snapshot by its name."""
+        session = boto3.Session(region_name=REGION)
+        describes = self._describes(session)
+        first = self._make(target, session=session, clock=lambda: NOW).create_backup(
+            token=self.STAMPED
+        )
+        later = self._make(target, session=session, clock=lambda: NOW + timedelta(hours=3))
+        again = later.create_backup(token=self.STAMPED)
+        snapshot_key = (
+            "DBClusterSnapshotIdentifier" if _is_cluster(target) else "DBSnapshotIdentifier"
+        )
+        assert (first.id, [first.id]) == (again.id, self._manual(target, self.STAMPED))
+        assert first.id in {d.get(snapshot_key) for d in describes}
+        assert all(snapshot_key in d for d in describes)  # never a scan of every snapshot
+
+    def test_a_snapshot_named_before_the_naming_rule_is_found(self, target):
+        """A snapshot of the token under its old name (bp-<target>-<token>) is not duplicated."""
+        old_name = f"bp-{target.name}-{self.STAMPED.lower()}-{sha8(self.STAMPED)}"
+        _raw_create(target, old_name, tags=target._our_tags("scheduled", self.STAMPED))
+        assert old_name == target.create_backup(token=self.STAMPED).id
+        assert [old_name] == self._manual(target, self.STAMPED)
+
+    def test_a_token_without_stamp_is_found_by_listing(self, target):
+        """A token of one's own names the snapshot after the time of the call: found by its tag."""
+        first = self._make(target, clock=lambda: NOW).create_backup(token="change-42")
+        later = self._make(target, clock=lambda: NOW + timedelta(hours=3))
+        assert first.id == later.create_backup(token="change-42").id
+        assert [first.id] == self._manual(target, "change-42")
+
+    def test_the_name_taken_by_another_token_is_refused(self, target):
+        """The derived name held by a snapshot of another token is not passed off as ours."""
+        name = target._snapshot_name(self.STAMPED)
+        _raw_create(target, name, tags=target._our_tags("scheduled", "another-token"))
+        with pytest.raises(BackendError, match="taken by a snapshot this call did not create"):
+            target.create_backup(token=self.STAMPED)
