@@ -19,9 +19,9 @@ from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.registry import get_plugin
+from backuppolicy.local import _archive_store
 from backuppolicy.local._archive_store import LOCK_SOURCE, ArchiveStore, ChangedError
 from backuppolicy.local._format import (
-    MAX_SIDECAR_BYTES,
     TMP_PREFIX,
     ArchiveWriter,
     Readable,
@@ -438,15 +438,16 @@ class S3Store(ArchiveStore):
         raw = self._sidecars.get(where)
         if raw is None:
             _check_key(key)
+            limit = _archive_store.MAX_SIDECAR_BYTES  # read_json's bound
             try:
-                answer = get_if(self.prefix + key, MAX_SIDECAR_BYTES, etag)
+                answer = get_if(self.prefix + key, limit, etag)
             except ResourceNotFoundError:
                 return None  # deleted since the listing: not listed
             if answer is None:  # changed since the listing: read it as it is now
                 return self.read_json(key)
             raw, over = answer
             if over:
-                raise too_big(self.url, key, MAX_SIDECAR_BYTES)
+                raise too_big(self.url, key, limit)
             self._sidecars.put(where, raw)
         return self._json_object(key, raw)
 
