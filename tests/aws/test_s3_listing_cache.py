@@ -211,6 +211,7 @@ class Clock:
         self.now = T0
 
     def __call__(self) -> datetime:
+        """The current reading; the next one is a minute later."""
         current = self.now
         self.now += timedelta(minutes=1)
         return current
