@@ -179,6 +179,11 @@ class ArchiveStore(abc.ABC):
             return None
         return self._json_object(key, raw)
 
+    @staticmethod
+    def _sidecar_bytes() -> int:
+        """The largest sidecar read, `MAX_SIDECAR_BYTES` (`read_json`'s bound)."""
+        return MAX_SIDECAR_BYTES
+
     def _json_object(self, key: str, raw: bytes) -> dict[str, Any]:
         """*raw* parsed as a JSON object (`read_json`'s errors)."""
         data = json.loads(raw.decode("utf-8"))

@@ -19,7 +19,6 @@ from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
 from backuppolicy.core.registry import get_plugin
-from backuppolicy.local import _archive_store
 from backuppolicy.local._archive_store import LOCK_SOURCE, ArchiveStore, ChangedError
 from backuppolicy.local._format import (
     TMP_PREFIX,
@@ -438,7 +437,7 @@ class S3Store(ArchiveStore):
         raw = self._sidecars.get(where)
         if raw is None:
             _check_key(key)
-            limit = _archive_store.MAX_SIDECAR_BYTES  # read_json's bound
+            limit = self._sidecar_bytes()  # read_json's bound
             try:
                 answer = get_if(self.prefix + key, limit, etag)
             except ResourceNotFoundError:
