@@ -366,15 +366,17 @@ class S3Base(AwsBackend):
     ) -> Mapping[str, Any] | None:
         """``HeadObject`` of a listed version, or its kept immutable fields when that is exact.
 
-        A version's user metadata, size, ``LastModified`` and ETag never change: S3 changes an
-        object's metadata only by copying it to a new version ("You can't modify object
-        metadata after it's uploaded", https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html),
-        and a version id names one version for ever
-        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/versioning-workflows.html).
+        A version's user metadata, size, ``LastModified`` and ETag never change. S3 changes
+        metadata only by copying the object to a new version ("After you upload the object,
+        you cannot modify object metadata. The only way to modify object metadata is to make a
+        copy of the object and set the metadata",
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html), and gives
+        every object stored in a versioning-enabled bucket a unique version id
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/AddingObjectstoVersioningEnabledBuckets.html).
         Its Object Lock retention and legal hold can change, so the kept fields stand for the
         whole answer only when *lock_free* (asked once per listing, on its first version)
-        proves the bucket has no Object Lock. The ``null`` version is never kept: a write while versioning
-        is suspended replaces it under the same id
+        proves the bucket has no Object Lock. The ``null`` version is never kept: a write
+        while versioning is suspended replaces it under the same id
         (https://docs.aws.amazon.com/AmazonS3/latest/userguide/AddingObjectstoVersionSuspendedBuckets.html).
         Tags are mutable and never kept. ``None``: the version is gone.
         """
@@ -386,7 +388,8 @@ class S3Base(AwsBackend):
                 return kept
         head = self._head_or_none(key, version_id, bucket=bucket, region=region)
         if head is not None and keep:
-            self._heads.put(where, {f: head[f] for f in _IMMUTABLE_HEAD if f in head})  # type: ignore[literal-required]
+            fields: Mapping[str, Any] = head
+            self._heads.put(where, {f: fields[f] for f in _IMMUTABLE_HEAD if f in fields})
         return head
 
     @property
