@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -26,6 +26,7 @@ from backuppolicy.aws._client import AwsBackend, RetryPolicy
 from backuppolicy.aws._s3_inventory import InventoryConfig
 from backuppolicy.aws._s3_listing import Entry, Prefetcher, entries_of_page, group_by_key
 from backuppolicy.aws._s3_pool import Requests
+from backuppolicy.core._bounded import BoundedCache
 from backuppolicy.core.exceptions import (
     BackendError,
     PolicyError,
@@ -72,6 +73,10 @@ _NO_CONFIG_CODES = frozenset(
         "NoSuchLifecycleConfiguration",
     }
 )
+HEAD_CACHE_ENTRIES = 4096
+"""Versions whose immutable ``HeadObject`` fields a target keeps (`S3Base._listed_head`)."""
+_IMMUTABLE_HEAD = ("Metadata", "ContentLength", "LastModified", "VersionId", "ETag")
+"""What ``HeadObject`` returns that never changes for one version id (no Object Lock field)."""
 PREFETCH_PAGES = 4
 """Pages of ``ListObjectVersions`` read ahead by `S3Base._entries` with ``read_ahead``."""
 
@@ -259,6 +264,8 @@ class S3Base(AwsBackend):
         self.internal_prefix = internal_prefix
         self._account_id = account_id
         self._object_lock: bool | None = None
+        self._heads: BoundedCache[dict[str, Any]] = BoundedCache(entries=HEAD_CACHE_ENTRIES)
+        self._locked_buckets: set[str] = set()
         self._copy_stores = _copy_stores(copy_stores)
         self.inventory = InventoryConfig.of(inventory)
         self._store_regions: dict[str, str] = {}
@@ -305,6 +312,85 @@ class S3Base(AwsBackend):
             )
             self._object_lock = lock.get("ObjectLockEnabled") == "Enabled"
         return self._object_lock
+
+    def _lock_free(self, bucket: str, region: str | None = None) -> bool:
+        """Whether *bucket* provably has no Object Lock (one ``GetObjectLockConfiguration``).
+
+        Only S3's ``ObjectLockConfigurationNotFoundError`` proves it: Object Lock can be enabled
+        on an existing versioned bucket and never disabled again ("After you enable Object Lock
+        on a bucket, you can't disable Object Lock",
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-configure.html), and
+        without it no version carries a retention or a legal hold. Any other answer (a
+        configuration, access denied) is ``False``: the caller then reads the lock fields as
+        before. A bucket found with Object Lock is not asked again.
+        """
+        if bucket in self._locked_buckets:
+            return False  # Object Lock, once enabled, stays enabled: no need to ask again
+        try:
+            result = self.call(
+                "s3",
+                "get_object_lock_configuration",
+                resource=s3_url(bucket, ""),
+                region=region,
+                Bucket=bucket,
+            )
+        except BackendError as exc:
+            free = exc.code == "ObjectLockConfigurationNotFoundError"
+        else:
+            free = False
+            if result.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled":
+                self._locked_buckets.add(bucket)
+        if bucket == self.bucket and (free or bucket in self._locked_buckets):
+            self._object_lock = not free
+        return free
+
+    def _lock_check(self, bucket: str, region: str | None = None) -> Callable[[], bool]:
+        """`_lock_free` of *bucket*, asked at most once, on the first call (one per listing)."""
+        answer: list[bool] = []
+
+        def check() -> bool:
+            if not answer:
+                answer.append(self._lock_free(bucket, region))
+            return answer[0]
+
+        return check
+
+    def _listed_head(
+        self,
+        key: str,
+        version_id: str,
+        lock_free: Callable[[], bool],
+        *,
+        bucket: str | None = None,
+        region: str | None = None,
+    ) -> Mapping[str, Any] | None:
+        """``HeadObject`` of a listed version, or its kept immutable fields when that is exact.
+
+        A version's user metadata, size, ``LastModified`` and ETag never change. S3 changes
+        metadata only by copying the object to a new version ("After you upload the object,
+        you cannot modify object metadata. The only way to modify object metadata is to make a
+        copy of the object and set the metadata",
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html), and gives
+        every object stored in a versioning-enabled bucket a unique version id
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/AddingObjectstoVersioningEnabledBuckets.html).
+        Its Object Lock retention and legal hold can change, so the kept fields stand for the
+        whole answer only when *lock_free* (asked once per listing, on its first version)
+        proves the bucket has no Object Lock. The ``null`` version is never kept: a write
+        while versioning is suspended replaces it under the same id
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/AddingObjectstoVersionSuspendedBuckets.html).
+        Tags are mutable and never kept. ``None``: the version is gone.
+        """
+        where = (bucket or self.bucket, key, version_id)
+        keep = version_id != "null"
+        if keep and lock_free():
+            kept = self._heads.get(where)
+            if kept is not None:
+                return kept
+        head = self._head_or_none(key, version_id, bucket=bucket, region=region)
+        if head is not None and keep:
+            fields: Mapping[str, Any] = head
+            self._heads.put(where, {f: fields[f] for f in _IMMUTABLE_HEAD if f in fields})
+        return head
 
     @property
     def location(self) -> str:

@@ -112,15 +112,17 @@ class CopyStores(S3Transfer):
         """The manifest copies of this target in *store*.
 
         Objects without a manifest's metadata are skipped: a data key that happens to sit under
-        the manifest folder is not a point.
+        the manifest folder is not a point. Heads are read as in `_manifest_points`
+        (`_listed_head`), tags every time.
         """
         region = self._store_region(store.bucket)
         prefix = self._copy_manifest_prefix(store)
+        lock_free = self._lock_check(store.bucket, region)
         for entry in self._entries(prefix, bucket=store.bucket, region=region):
             if entry.is_marker or not entry.is_latest:
                 continue
-            head = self._head_or_none(
-                entry.key, entry.version_id, bucket=store.bucket, region=region
+            head = self._listed_head(
+                entry.key, entry.version_id, lock_free, bucket=store.bucket, region=region
             )
             if head is None or "created-at" not in head.get("Metadata", {}):
                 continue

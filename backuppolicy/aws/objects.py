@@ -276,6 +276,42 @@ class S3Objects:
         """
         return self.backend.get_bounded(self.bucket, key, limit, resource=key)
 
+    def get_bounded_if(self, key: str, limit: int, etag: str) -> tuple[bytes, bool] | None:
+        """`get_bounded` of *key* only while its ETag is *etag* (``If-Match``); ``None`` if not.
+
+        S3 answers 412 when the object changed since *etag* was read: an ETag names one
+        content of the key ("An object's ETag is a string representing a specific version of an
+        object", https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-reads.html),
+        so the bytes returned are exactly those of *etag*.
+
+        Raises:
+            ResourceNotFoundError: *key* does not exist.
+        """
+        try:
+            return self.backend.get_bounded(self.bucket, key, limit, resource=key, IfMatch=etag)
+        except BackendError as exc:
+            if exc.code in {"PreconditionFailed", "412"}:
+                return None
+            raise
+
+    def list_etags(
+        self, prefix: str, *, page_size: int | None = None
+    ) -> Iterator[list[tuple[str, datetime, str]]]:
+        """``(key, last modified, ETag)`` of the objects under *prefix*, a list per page.
+
+        As `list_pages`, with each object's ETag (ListObjectsV2 returns it with the key).
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if page_size is not None:
+            params["MaxKeys"] = page_size
+        for page in self.backend.paginate(
+            "s3", "list_objects_v2", resource=self.backend.name, **params
+        ):
+            yield [
+                (str(item["Key"]), item["LastModified"], str(item.get("ETag", "")))
+                for item in page.get("Contents", ())
+            ]
+
     def list_pages(
         self,
         prefix: str,

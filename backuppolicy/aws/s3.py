@@ -328,6 +328,8 @@ class S3Bucket(
                 *cls._iam_hold_grants(bucket, objects),
                 *cls._iam_enforce_grants(spec, bucket),
                 Grant((), ("s3:ListBucketVersions",), (bucket,)),
+                # Is there Object Lock? Once per listing, so that known manifests need no HEAD.
+                Grant((), ("s3:GetBucketObjectLockConfiguration",), (bucket,)),
                 Grant((), ("s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (internal,)),
                 Grant(("backup", "prune"), ("s3:GetObject",), (internal,)),
                 Grant(("backup", "verify"), ("s3:GetBucketVersioning",), (bucket,)),
@@ -428,7 +430,15 @@ class S3Bucket(
             Grant(("backup",), ("s3:GetObjectVersionTagging",), objects),
         ]
         backup = [
-            Grant((), ("s3:ListBucketVersions", "s3:GetBucketLocation"), (store_bucket,)),
+            Grant(
+                (),
+                (
+                    "s3:ListBucketVersions",
+                    "s3:GetBucketLocation",
+                    "s3:GetBucketObjectLockConfiguration",
+                ),
+                (store_bucket,),
+            ),
             Grant(
                 (), ("s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectVersionTagging"), (store,)
             ),
@@ -650,18 +660,20 @@ class S3Bucket(
         )
 
     def _manifest_points(self) -> Iterator[RecoveryPoint]:
+        """The manifests: their tags read every time, their heads once per version if exact.
+
+        A manifest version listed before in a bucket without Object Lock needs no
+        ``HeadObject`` (`_listed_head`); ``GetObjectTagging`` is always asked (holds and
+        ownership are tags, and tags change).
+        """
+        lock_free = self._lock_check(self.bucket)
         for entry in self._entries(self._manifest_prefix):
             if entry.is_marker or not entry.is_latest:
                 continue
             try:
-                head = self.call(
-                    "s3",
-                    "head_object",
-                    resource=s3_url(self.bucket, entry.key),
-                    Bucket=self.bucket,
-                    Key=entry.key,
-                    VersionId=entry.version_id,
-                )
+                head = self._listed_head(entry.key, entry.version_id, lock_free)
+                if head is None:
+                    continue  # deleted since the listing page: not listed
                 tags = self._tags_of(entry.key, entry.version_id)
             except ResourceNotFoundError:
                 continue  # deleted since the listing page: not listed

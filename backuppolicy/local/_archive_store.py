@@ -177,6 +177,15 @@ class ArchiveStore(abc.ABC):
             raw = self.read_limited(key, MAX_SIDECAR_BYTES)
         except ResourceNotFoundError:
             return None
+        return self._json_object(key, raw)
+
+    @staticmethod
+    def _sidecar_bytes() -> int:
+        """The largest sidecar read, `MAX_SIDECAR_BYTES` (`read_json`'s bound)."""
+        return MAX_SIDECAR_BYTES
+
+    def _json_object(self, key: str, raw: bytes) -> dict[str, Any]:
+        """*raw* parsed as a JSON object (`read_json`'s errors)."""
         data = json.loads(raw.decode("utf-8"))
         if not isinstance(data, dict):
             msg = f"{self.url}: {key}: expected a JSON object (got {type(data).__name__})"
@@ -200,8 +209,8 @@ class ArchiveStore(abc.ABC):
         """
         archives: dict[str, datetime] = {}
         sidecars: set[str] = set()
-        batch: list[str] = []
-        for key, modified in self.keys(prefix):
+        batch: list[tuple[str, str | None]] = []
+        for key, modified, etag in self._scan(prefix):
             split = split_key(key)
             if split is None:
                 continue
@@ -210,7 +219,7 @@ class ArchiveStore(abc.ABC):
                 archives[name] = modified
                 continue
             sidecars.add(name)
-            batch.append(name)
+            batch.append((name, etag))
             if len(batch) >= 100:  # noqa: PLR2004
                 yield from self._load_points(batch)
                 batch = []
@@ -219,20 +228,35 @@ class ArchiveStore(abc.ABC):
             if self.exists(archive_key(name)):  # else deleted since the scan: not listed
                 yield self._incomplete_point(name, archives[name])
 
-    def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
-        for name in names:
-            point = self._sidecar_point(name)
+    def _scan(self, prefix: str) -> Iterator[tuple[str, datetime, str | None]]:
+        """`keys` with a token of each object's content (``None``: none known, the default).
+
+        A store whose listing names each object's content (S3's ETag) returns it, and
+        `_listed_json` may then skip reading a content it has read before.
+        """
+        for key, modified in self.keys(prefix):
+            yield key, modified, None
+
+    def _listed_json(self, key: str, etag: str | None) -> dict[str, Any] | None:
+        """`read_json` of *key*, listed with content token *etag* (default: read it)."""
+        del etag
+        return self.read_json(key)
+
+    def _load_points(self, names: Sequence[tuple[str, str | None]]) -> Iterator[RecoveryPoint]:
+        for name, etag in names:
+            point = self._sidecar_point(name, etag)
             if point is not None:
                 yield point
 
-    def _sidecar_point(self, name: str) -> RecoveryPoint | None:
+    def _sidecar_point(self, name: str, etag: str | None = None) -> RecoveryPoint | None:
         """The point of sidecar *name*; ``None`` if the sidecar is gone (deleted since a scan).
 
         A listing that saw the sidecar and then finds it gone met a delete in progress (the
         sidecar goes first): the point is not listed, neither as an error nor as FAILED.
+        *etag* is the sidecar's content token from the listing (`_scan`), if any.
         """
         try:
-            data = self.read_json(sidecar_key(name))
+            data = self._listed_json(sidecar_key(name), etag)
         except (ValueError, UnsafeArchiveError) as exc:  # bad JSON or UTF-8, not an object, huge
             return self._broken_point(name, f"unreadable sidecar: {exc}")
         return None if data is None else self.point_from_sidecar(data)

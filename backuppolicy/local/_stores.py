@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backuppolicy.core._bounded import BoundedCache
 from backuppolicy.core.exceptions import PolicyError, ResourceNotFoundError
 from backuppolicy.core.locks import PointLock
 from backuppolicy.core.model import RecoveryPoint, ensure_aware
@@ -39,6 +40,10 @@ if TYPE_CHECKING:  # types only: the layers below aws/ never import it (import-l
 
 _MiB = 1024 * 1024
 _S3_MIN_PART = 5 * _MiB
+SIDECAR_CACHE_ENTRIES = 4096
+"""Sidecar contents an `S3Store` keeps, by key and ETag (`S3Store._listed_json`)."""
+SIDECAR_CACHE_BYTES = 32 * _MiB
+"""The most bytes of sidecar contents an `S3Store` keeps."""
 
 
 class _FileSink:
@@ -342,6 +347,9 @@ class S3Store(ArchiveStore):
             retry=retry,
             **({"account": account} if account is not None else {}),
         )
+        self._sidecars: BoundedCache[bytes] = BoundedCache(
+            entries=SIDECAR_CACHE_ENTRIES, max_bytes=SIDECAR_CACHE_BYTES, size=len
+        )
 
     def __repr__(self) -> str:
         return (
@@ -397,6 +405,51 @@ class S3Store(ArchiveStore):
             for key, modified in page:
                 yield key[start:], modified
 
+    def _scan(self, prefix: str) -> Iterator[tuple[str, datetime, str | None]]:
+        """`keys` with each object's ETag (ListObjectsV2 returns it: no extra request).
+
+        An object store without ``list_etags`` (a plug-in) gives no ETag: every sidecar is read.
+        """
+        list_etags = getattr(self.objects, "list_etags", None)
+        if list_etags is None:
+            yield from super()._scan(prefix)
+            return
+        start = len(self.prefix)
+        for page in list_etags(self.prefix + prefix):
+            for key, modified, etag in page:
+                yield key[start:], modified, etag or None
+
+    def _listed_json(self, key: str, etag: str | None) -> dict[str, Any] | None:
+        """The sidecar *key* listed with *etag*: its content read once per ETag.
+
+        An ETag names one content of a key: a sidecar rewritten (a hold placed or released, a
+        lock recorded) is listed with a new ETag and read again. A content is kept only when
+        S3 confirms it is the listed ETag's (GetObject with ``If-Match``,
+        https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-reads.html); a
+        sidecar changed since the listing is read as it is now and not kept. Nothing mutable
+        is kept beyond the content itself, and a deleted sidecar is not listed, so it is
+        never read from here.
+        """
+        get_if = getattr(self.objects, "get_bounded_if", None)
+        if etag is None or get_if is None:
+            return self.read_json(key)
+        where = (key, etag)
+        raw = self._sidecars.get(where)
+        if raw is None:
+            _check_key(key)
+            limit = self._sidecar_bytes()  # read_json's bound
+            try:
+                answer = get_if(self.prefix + key, limit, etag)
+            except ResourceNotFoundError:
+                return None  # deleted since the listing: not listed
+            if answer is None:  # changed since the listing: read it as it is now
+                return self.read_json(key)
+            raw, over = answer
+            if over:
+                raise too_big(self.url, key, limit)
+            self._sidecars.put(where, raw)
+        return self._json_object(key, raw)
+
     def exists(self, key: str) -> bool:
         """HeadObject."""
         _check_key(key)
@@ -450,11 +503,11 @@ class S3Store(ArchiveStore):
         self.objects.retain(self.prefix + sidecar_key(point.id), lock.mode, until)
         return locked
 
-    def _load_points(self, names: Sequence[str]) -> Iterator[RecoveryPoint]:
+    def _load_points(self, names: Sequence[tuple[str, str | None]]) -> Iterator[RecoveryPoint]:
         if not names:
             return
         with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            for point in pool.map(self._sidecar_point, names):
+            for point in pool.map(lambda pair: self._sidecar_point(*pair), names):
                 if point is not None:
                     yield point
 
