@@ -197,19 +197,11 @@ class TestUnattended:
 
 
 def _details(listings: Any) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """The details of every point, by target, tier and id.
-
-    Less the ``manifest_bytes`` of S3 manifests: the S3 target makes its new manifest's
-    point from the PutObject response, which carries no length (0 there; the listing reads
-    it with HeadObject). Nothing reads ``manifest_bytes``; it is shown, not decided on.
-    """
+    """The details of every point, by target, tier and id (``manifest_bytes`` included)."""
     out: dict[tuple[str, str, str], dict[str, Any]] = {}
     for points in listings:
         for p in points:
-            details = dict(p.details)
-            if p.kind == "s3-manifest":
-                details.pop("manifest_bytes", None)
-            out[(p.target, p.tier, p.id)] = details
+            out[(p.target, p.tier, p.id)] = dict(p.details)
     return out
 
 

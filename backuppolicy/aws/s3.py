@@ -749,6 +749,7 @@ class S3Bucket(
                 body.write(json.dumps(line).encode() + b"\n")
                 objects += 1
                 total += current.size
+            length = body.tell()
             body.seek(0)
             all_tags = self._ownership_tags(reason, token, tags)
             metadata = {
@@ -768,7 +769,7 @@ class S3Bucket(
                 Tagging=encode_tags(all_tags),
             )
         version = str(result.get("VersionId") or "null")
-        head = {"Metadata": metadata, "ContentLength": 0, "LastModified": stamp}
+        head = {"Metadata": metadata, "ContentLength": length, "LastModified": stamp}
         return self._manifest_point(key, version, head, all_tags)
 
     # Point operations ----------------------------------------------------------------
