@@ -94,7 +94,6 @@ def _plan_body(
     everyone = set(itertools.chain.from_iterable(order))
     if len(everyone) != sum(map(len, order)):
         raise_duplicate(list(itertools.chain.from_iterable(order)))
-    explicit: dict[str, tuple[str, ...]] = dict(zip(kept, map(tuple, kept.values()), strict=True))
     is_kept = set(kept).__contains__
     keep: list[RecoveryPoint] = []
     delete: list[RecoveryPoint] = []
@@ -109,13 +108,13 @@ def _plan_body(
         statuses = group.statuses
         for index in itertools.compress(range(count), map(operator.not_, group.good_mask)):
             pid = ids[index]
-            if pid not in explicit:
+            if pid not in kept:
                 status = statuses[index].value
                 extra = failed.get(status)
                 if extra is None:
                     extra = failed[status] = (*base, f"{status} backup")
-                explicit[pid] = extra
-    reasons = _PlanReasons(explicit, base, everyone, order)
+                kept[pid] = extra  # from here on, kept holds the failed points too
+    reasons = _PlanReasons(kept, base, everyone, order)
     return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
 
 
@@ -145,10 +144,10 @@ def _apply_floors(group: Group, kept: Reasons, now: datetime) -> None:
         extra = _floors(group.points[index], future=index < future)
         pid = group.ids[index]
         got = kept.get(pid)
-        kept[pid] = extra if got is None else [*got, *extra]
+        kept[pid] = extra if got is None else (*got, *extra)
 
 
-def _floors(point: RecoveryPoint, *, future: bool) -> list[str]:
+def _floors(point: RecoveryPoint, *, future: bool) -> tuple[str, ...]:
     """The planner's own keep reasons for *point* (hold, pending, future, unmanaged)."""
     extra = []
     if point.legal_hold is not None:
@@ -159,7 +158,7 @@ def _floors(point: RecoveryPoint, *, future: bool) -> list[str]:
         extra.append(_FUTURE)
     if not point.managed:
         extra.append(_UNMANAGED)
-    return extra
+    return tuple(extra)
 
 
 def _row(action: str, point: RecoveryPoint, reasons: Sequence[str]) -> tuple[str, ...]:

@@ -40,8 +40,9 @@ __all__ = [
 _COMPLETED = Status.COMPLETED
 _PENDING = Status.PENDING
 
-# A reasons dict under construction: point id -> reasons (appended to by every rule).
-Reasons: TypeAlias = dict[str, list[str]]
+# A reasons dict under construction: point id -> reasons (extended by every rule). Tuples,
+# never changed in place, so that points with the same reasons can share one.
+Reasons: TypeAlias = dict[str, tuple[str, ...]]
 
 
 # --------------------------------------------------------------------------------------
@@ -286,21 +287,17 @@ def window_start(duration: Duration, moment: datetime, tz: tzinfo) -> datetime |
 
 def add_all(out: Reasons, ids: list[str], reason: str) -> None:
     """Add *reason* for every id of *ids*."""
+    one = (reason,)
     if not out:
-        out.update(zip(ids, map(list, itertools.repeat((reason,), len(ids))), strict=True))
+        # One tuple shared by every id: the common case of the first rule of a union.
+        out.update(zip(ids, itertools.repeat(one, len(ids)), strict=True))
         return
     get = out.get
     for pid in ids:
         reasons = get(pid)
-        if reasons is None:
-            out[pid] = [reason]
-        else:
-            reasons.append(reason)
+        out[pid] = one if reasons is None else (*reasons, reason)
 
 
 def add_reason(out: Reasons, pid: str, reason: str) -> None:
     reasons = out.get(pid)
-    if reasons is None:
-        out[pid] = [reason]
-    else:
-        reasons.append(reason)
+    out[pid] = (reason,) if reasons is None else (*reasons, reason)
