@@ -91,9 +91,7 @@ def _plan_body(
     # once (one shared tuple) with the set of every planned id, not a million dict entries.
     # The set also finds duplicate ids. Only kept and failed points get entries of their own.
     order = list(map(_IDS, groups))
-    everyone = set(itertools.chain.from_iterable(order))
-    if len(everyone) != sum(map(len, order)):
-        raise_duplicate(list(itertools.chain.from_iterable(order)))
+    everyone: set[str] = set()
     is_kept = set(kept).__contains__
     keep: list[RecoveryPoint] = []
     delete: list[RecoveryPoint] = []
@@ -101,6 +99,8 @@ def _plan_body(
     for group in groups:
         ids = group.ids
         count = len(ids)
+        # Both passes read each id's cached hash: one target at a time, it is still in cache.
+        everyone.update(ids)
         kept_at = list(itertools.compress(range(count), map(is_kept, ids)))
         _split(group.points, kept_at, keep, delete)
         if group.good_mask is None:  # every point is completed
@@ -114,6 +114,8 @@ def _plan_body(
                 if extra is None:
                     extra = failed[status] = (*base, f"{status} backup")
                 kept[pid] = extra  # from here on, kept holds the failed points too
+    if len(everyone) != sum(map(len, order)):
+        raise_duplicate(list(itertools.chain.from_iterable(order)))
     reasons = _PlanReasons(kept, base, everyone, order)
     return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
 
