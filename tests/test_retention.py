@@ -1023,3 +1023,42 @@ class TestReasonMap:
         )
         assert copy == plan
         assert dict(copy.reasons) == dict(plan.reasons)
+
+    def test_plan_reasons_read_as_a_dict_over_every_planned_point(self) -> None:
+        """Lookups, membership, length, iteration and stored() agree; unknown ids miss.
+
+        The plan stores the shared delete reasons once with the set of planned ids; this pins
+        that it still reads exactly like ``{id: reasons}`` for kept, deleted and failed points.
+        """
+        now = datetime(2026, 11, 26, 4, 0, tzinfo=UTC)
+        points = [
+            bp.RecoveryPoint(
+                id=f"{target}{i:02d}",
+                target=target,
+                created_at=now - timedelta(days=i),
+                status=bp.Status.FAILED if i == 40 else bp.Status.COMPLETED,
+            )
+            for target in ("b", "a")
+            for i in range(45)
+        ]
+        plan = bp.MaxAge(days=35).plan(points, now=now)
+        reasons = plan.reasons
+
+        expected = {
+            **{p.id: ["older than 35d"] for p in plan.delete},
+            **{p.id: ["younger than 35d"] for p in plan.keep},
+            "a00": ["younger than 35d", "newest completed point of a"],
+            "b00": ["younger than 35d", "newest completed point of b"],
+            "a40": ["older than 35d", "failed backup"],
+            "b40": ["older than 35d", "failed backup"],
+        }
+        assert expected == dict(reasons.items())
+        assert (90, 90) == (len(reasons), len(list(reasons)))
+        assert sorted(p.id for p in points) == sorted(reasons)
+        assert {pid: list(r) for pid, r in reasons.stored().items()} == expected
+        assert list(reasons.stored()) == list(reasons)
+        assert "a44" in reasons
+        assert "c00" not in reasons
+        assert reasons.get("c00") is None
+        with pytest.raises(KeyError):
+            reasons["c00"]

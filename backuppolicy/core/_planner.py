@@ -11,6 +11,7 @@ import html
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Self, TypeAlias
 
@@ -43,6 +44,7 @@ _PENDING_REASON = "pending"
 
 
 _order_key = operator.attrgetter("order_key")
+_IDS = operator.attrgetter("ids")
 
 # A rule's evaluation: append its reasons for the points it keeps to the reasons dict.
 RuleApply: TypeAlias = Callable[[Prepared, Reasons], None]
@@ -83,41 +85,58 @@ def _plan_body(
             pid = group.good_ids[group.ref_index]
             add_reason(kept, pid, f"newest completed point of {group.target}")
     base = tuple(delete_reasons or [_NOT_KEPT])
-    keep: list[RecoveryPoint] = []
-    delete: list[RecoveryPoint] = []
-    # Points with the same reasons share one tuple: a 10^6-point plan deletes most points
-    # for the same reason, and one list per point was a third of the plan's memory.
-    failed: dict[str, tuple[str, ...]] = {}
-    deleted_ids: list[list[str]] = []
-    total = 0
     for group in groups:
         _apply_floors(group, kept, now)
-        ids, members = group.ids, group.points
-        total += len(ids)
-        mask = list(map(kept.__contains__, ids))
-        inverse = list(map(operator.not_, mask))
-        keep.extend(itertools.compress(members, mask))
-        delete.extend(itertools.compress(members, inverse))
-        deleted_ids.append(list(itertools.compress(ids, inverse)))
-    # One insertion pass for every deleted point, all sharing the base reasons' tuple.
-    reasons: dict[str, tuple[str, ...]] = dict.fromkeys(
-        itertools.chain.from_iterable(deleted_ids), base
-    )
+    # Every point not kept is deleted for the base reasons: the plan's reasons store those
+    # once (one shared tuple) with the set of every planned id, not a million dict entries.
+    # The set also finds duplicate ids. Only kept and failed points get entries of their own.
+    order = list(map(_IDS, groups))
+    everyone: set[str] = set()
+    is_kept = set(kept).__contains__
+    keep: list[RecoveryPoint] = []
+    delete: list[RecoveryPoint] = []
+    failed: dict[str, tuple[str, ...]] = {}
     for group in groups:
+        ids = group.ids
+        count = len(ids)
+        # Both passes read each id's cached hash: one target at a time, it is still in cache.
+        everyone.update(ids)
+        kept_at = list(itertools.compress(range(count), map(is_kept, ids)))
+        _split(group.points, kept_at, keep, delete)
         if group.good_mask is None:  # every point is completed
             continue
-        ids = group.ids
-        for index in itertools.compress(range(len(ids)), map(operator.not_, group.good_mask)):
-            if ids[index] in reasons:
-                status = group.statuses[index].value
+        statuses = group.statuses
+        for index in itertools.compress(range(count), map(operator.not_, group.good_mask)):
+            pid = ids[index]
+            if pid not in kept:
+                status = statuses[index].value
                 extra = failed.get(status)
                 if extra is None:
                     extra = failed[status] = (*base, f"{status} backup")
-                reasons[ids[index]] = extra
-    reasons.update(zip(kept, map(tuple, kept.values()), strict=True))
-    if len(reasons) != total:  # a duplicate id collapsed two entries
-        raise_duplicate([pid for group in groups for pid in group.ids])
-    return RetentionPlan(keep=keep, delete=delete, reasons=ReasonMap(reasons), now=now)
+                kept[pid] = extra  # from here on, kept holds the failed points too
+    if len(everyone) != sum(map(len, order)):
+        raise_duplicate(list(itertools.chain.from_iterable(order)))
+    reasons = _PlanReasons(kept, base, everyone, order)
+    return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
+
+
+def _split(
+    members: list[RecoveryPoint],
+    kept_at: list[int],
+    keep: list[RecoveryPoint],
+    delete: list[RecoveryPoint],
+) -> None:
+    """Append ``members[i]`` for *kept_at* (ascending) to *keep*, every other member to *delete*.
+
+    The kept points are few and mostly in runs, so the deleted ones are copied as slices.
+    """
+    keep.extend(map(members.__getitem__, kept_at))
+    start = 0
+    for index in kept_at:
+        if index > start:
+            delete.extend(members[start:index])
+        start = index + 1
+    delete.extend(members[start:])
 
 
 def _apply_floors(group: Group, kept: Reasons, now: datetime) -> None:
@@ -127,10 +146,10 @@ def _apply_floors(group: Group, kept: Reasons, now: datetime) -> None:
         extra = _floors(group.points[index], future=index < future)
         pid = group.ids[index]
         got = kept.get(pid)
-        kept[pid] = extra if got is None else [*got, *extra]
+        kept[pid] = extra if got is None else (*got, *extra)
 
 
-def _floors(point: RecoveryPoint, *, future: bool) -> list[str]:
+def _floors(point: RecoveryPoint, *, future: bool) -> tuple[str, ...]:
     """The planner's own keep reasons for *point* (hold, pending, future, unmanaged)."""
     extra = []
     if point.legal_hold is not None:
@@ -141,7 +160,7 @@ def _floors(point: RecoveryPoint, *, future: bool) -> list[str]:
         extra.append(_FUTURE)
     if not point.managed:
         extra.append(_UNMANAGED)
-    return extra
+    return tuple(extra)
 
 
 def _row(action: str, point: RecoveryPoint, reasons: Sequence[str]) -> tuple[str, ...]:
@@ -196,6 +215,52 @@ class ReasonMap(Mapping[str, list[str]]):
     def stored(self) -> Mapping[str, Sequence[str]]:
         """The underlying ``{point.id: reasons}`` (shared tuples; do not mutate)."""
         return self._data
+
+
+class _PlanReasons(ReasonMap):
+    """A plan's reasons: *explicit* ones for some points, *default* for every other point.
+
+    *everyone* is the set of every planned id and *order* the ids in plan order (one list
+    per target), so that a 10^6-point plan stores one tuple for the points it deletes for
+    the rule's reasons, not one dict entry each.
+    """
+
+    __slots__ = ("_default", "_everyone", "_order")
+
+    def __init__(
+        self,
+        explicit: Mapping[str, Sequence[str]],
+        default: tuple[str, ...],
+        everyone: AbstractSet[str],
+        order: list[list[str]],
+    ) -> None:
+        super().__init__(explicit)
+        self._default = default
+        self._everyone = everyone
+        self._order = order
+
+    def __getitem__(self, key: str) -> list[str]:
+        found = self._data.get(key)
+        if found is not None:
+            return list(found)
+        if key in self._everyone:
+            return list(self._default)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._everyone
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain.from_iterable(self._order)
+
+    def __len__(self) -> int:
+        return len(self._everyone)
+
+    def stored(self) -> Mapping[str, Sequence[str]]:
+        """Every ``{point.id: reasons}``, in plan order (shared tuples; do not mutate)."""
+        data: dict[str, Sequence[str]] = dict.fromkeys(self, self._default)
+        data.update(self._data)
+        return data
 
 
 def _reason_map(value: Mapping[str, Sequence[str]]) -> ReasonMap:

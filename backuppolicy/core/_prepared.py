@@ -8,7 +8,6 @@ the reasons dict the rules write into. Private to `backuppolicy.core.retention`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import itertools
 import operator
@@ -41,8 +40,9 @@ __all__ = [
 _COMPLETED = Status.COMPLETED
 _PENDING = Status.PENDING
 
-# A reasons dict under construction: point id -> reasons (appended to by every rule).
-Reasons: TypeAlias = dict[str, list[str]]
+# A reasons dict under construction: point id -> reasons (extended by every rule). Tuples,
+# never changed in place, so that points with the same reasons can share one.
+Reasons: TypeAlias = dict[str, tuple[str, ...]]
 
 
 # --------------------------------------------------------------------------------------
@@ -61,8 +61,7 @@ _MANAGED = operator.attrgetter("managed")
 _HOLD = operator.attrgetter("legal_hold")
 _TZINFO = operator.attrgetter("tzinfo")
 _order_key = operator.attrgetter("order_key")
-_is_completed = functools.partial(operator.is_, _COMPLETED)
-_is_pending = functools.partial(operator.is_, _PENDING)
+_COMPLETED_EACH = itertools.repeat(_COMPLETED)  # map(operator.is_, ...) beats a partial
 
 
 class Group:
@@ -97,7 +96,7 @@ class Group:
         self.good_mask: list[bool] | None = None
         self.good_ids, self.good_created = self.ids, self.created
         if self.statuses.count(_COMPLETED) != len(self.statuses):
-            mask = list(map(_is_completed, self.statuses))
+            mask = list(map(operator.is_, self.statuses, _COMPLETED_EACH))
             self.good_mask = mask
             self.good_ids = list(itertools.compress(self.ids, mask))
             self.good_created = list(itertools.compress(self.created, mask))
@@ -123,8 +122,11 @@ class Group:
         if holds.count(None) != count:  # count() compares by identity first: a C-level pass
             held = map(operator.is_not, holds, itertools.repeat(None))
             special.update(itertools.compress(range(count), held))
-        if _PENDING in self.statuses:
-            special.update(itertools.compress(range(count), map(_is_pending, self.statuses)))
+        statuses = self.statuses
+        index = -1
+        for _ in range(statuses.count(_PENDING)):  # rare: find each by a C-level scan
+            index = statuses.index(_PENDING, index + 1)
+            special.add(index)
         if not self.all_managed:
             managed = map(_MANAGED, points)
             special.update(itertools.compress(range(count), map(operator.not_, managed)))
@@ -285,21 +287,17 @@ def window_start(duration: Duration, moment: datetime, tz: tzinfo) -> datetime |
 
 def add_all(out: Reasons, ids: list[str], reason: str) -> None:
     """Add *reason* for every id of *ids*."""
+    one = (reason,)
     if not out:
-        out.update(zip(ids, map(list, itertools.repeat((reason,), len(ids))), strict=True))
+        # One tuple shared by every id: the common case of the first rule of a union.
+        out.update(zip(ids, itertools.repeat(one, len(ids)), strict=True))
         return
     get = out.get
     for pid in ids:
         reasons = get(pid)
-        if reasons is None:
-            out[pid] = [reason]
-        else:
-            reasons.append(reason)
+        out[pid] = one if reasons is None else (*reasons, reason)
 
 
 def add_reason(out: Reasons, pid: str, reason: str) -> None:
     reasons = out.get(pid)
-    if reasons is None:
-        out[pid] = [reason]
-    else:
-        reasons.append(reason)
+    out[pid] = (reason,) if reasons is None else (*reasons, reason)

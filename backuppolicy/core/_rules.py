@@ -72,7 +72,7 @@ class RetentionRule(abc.ABC):
         out: Reasons = {}
         with gc_paused():
             self._apply(Prepared(group_points(points), now, tz_info), out)
-        return out
+        return {pid: list(reasons) for pid, reasons in out.items()}
 
     def plan(
         self, points: Iterable[RecoveryPoint], *, now: datetime, tz: str | tzinfo = "UTC"
