@@ -40,6 +40,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from backuppolicy.aws._timestamps import new_boto3_session
 from backuppolicy.core.concurrency import DEFAULT_CAP, AdaptiveLimit, note_throttled, shared_limit
 from backuppolicy.core.exceptions import (
     BackendError,
@@ -250,7 +251,7 @@ def new_session(*, profile: str | None = None, region: str | None = None) -> bot
             (botocore's ``ProfileNotFound``), naming the profile.
     """
     try:
-        return boto3.Session(profile_name=profile, region_name=region)
+        return new_boto3_session(profile_name=profile, region_name=region)
     except ProfileNotFound as exc:
         name = profile or exc.kwargs.get("profile", "")
         raise PolicyError.for_field(

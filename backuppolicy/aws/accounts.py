@@ -23,6 +23,7 @@ import attrs
 import boto3
 
 from backuppolicy.aws._client import AwsBackend, RetryPolicy
+from backuppolicy.aws._timestamps import new_boto3_session
 from backuppolicy.core.exceptions import PolicyError
 
 __all__ = [
@@ -87,7 +88,7 @@ def assume_role_session(
         raise PolicyError.for_field("session_name", "2-64 letters, digits or +=,.@-_", session_name)
     if isinstance(duration_seconds, bool) or not 900 <= duration_seconds <= 43200:  # noqa: PLR2004
         raise PolicyError.for_field("duration_seconds", "900 to 43200 seconds", duration_seconds)
-    base = base_session or boto3.Session()
+    base = base_session or new_boto3_session()
     backend = AwsBackend(
         f"assume-role:{role_arn}",
         session=base,
@@ -107,7 +108,7 @@ def assume_role_session(
 
 
 def _session(credentials: Mapping[str, Any], region: str | None) -> boto3.Session:
-    return boto3.Session(
+    return new_boto3_session(
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
