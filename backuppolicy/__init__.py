@@ -4,112 +4,295 @@ Import the core from here (it never imports boto3); AWS targets from `backuppoli
 local directories from `backuppolicy.local`, test support from `backuppolicy.testing`.
 """
 
-from backuppolicy.checks.integrity import IntegrityCheck
-from backuppolicy.checks.metadata import (
-    Completed,
-    Encrypted,
-    Fresh,
-    HasOffsiteCopy,
-    NotPublic,
-    ObjectLock,
-    SettingsMatchPolicy,
-    VersioningEnabled,
-)
-from backuppolicy.checks.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
-from backuppolicy.checks.restore_test import RestoreTest
-from backuppolicy.checks.size import SizeAnomaly
-from backuppolicy.checks.verify import (
-    Verifier,
-    VerifyContext,
-)
-from backuppolicy.core.durations import Duration
-from backuppolicy.core.exceptions import (
-    BackendError,
-    BackendNotFoundError,
-    BackupPolicyError,
-    PermissionDeniedError,
-    PolicyError,
-    ProtectedPointError,
-    ResourceNotFoundError,
-    ThrottledError,
-    UnsafeArchiveError,
-    VerificationError,
-)
-from backuppolicy.core.locks import PointLock, TierLock
-from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
-from backuppolicy.core.policy import (
-    AccountSpec,
-    NotificationSpec,
-    Objective,
-    Policy,
-    PolicyLookupError,
-    RunSpec,
-    TargetSpec,
-    TierSpec,
-    VerificationSpec,
-)
-from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
-from backuppolicy.core.retention import (
-    AnyOf,
-    KeepDaily,
-    KeepHourly,
-    KeepLast,
-    KeepMonthly,
-    KeepTags,
-    KeepWeekly,
-    KeepWithin,
-    KeepYearly,
-    MaxAge,
-    RetentionPlan,
-    RetentionRule,
-    RetentionRuleT,
-    as_rule,
-    rule_from_spec,
-)
-from backuppolicy.core.schedule import Cadence, Schedule, full_backups_due, rolling_slots
-from backuppolicy.core.secrets import Secret, redact_url
-from backuppolicy.core.selector import Selector
-from backuppolicy.core.targets import BackupTarget, Destination, IsolationProfile, RestoredResource
-from backuppolicy.notify import (
-    Event,
-    EventKind,
-    Heartbeat,
-    LogNotifier,
-    Notifier,
-    SnsNotifier,
-    WebhookNotifier,
-)
-from backuppolicy.report import Clause, ComplianceReport, Finding
-from backuppolicy.workflows._audit import audit
-from backuppolicy.workflows._restore import (
-    RestorePlan,
-    RestoreResult,
-    RestoreStep,
-    plan_restore,
-    restore,
-)
-from backuppolicy.workflows.backups import RunReport, TargetRun, backup, backup_now, build_targets
-from backuppolicy.workflows.holds import holds, place_hold, release_hold
-from backuppolicy.workflows.pruning import ApplyReport, DeleteOutcome, apply, plan_retention
-from backuppolicy.workflows.recovery import (
-    CallableCheck,
-    HttpCheck,
-    RecoveryPlan,
-    RecoveryReport,
-    SqlCheck,
-    TcpCheck,
-)
-from backuppolicy.workflows.testlog import (
-    JsonlLogStore,
-    LogDamage,
-    LogEntry,
-    MemoryLogStore,
-    OverdueFinding,
-    OverdueKind,
-    TestLog,
-)
-from backuppolicy.workflows.unattended import RunDigest, run
-from backuppolicy.workflows.verify import restore_test, run_checks, sweep_restore_tests
+import typing
+
+from backuppolicy.core import lazy as _lazy
+
+if typing.TYPE_CHECKING:  # what mypy and IDEs see; at run time `__getattr__` imports on first use
+    from backuppolicy.checks.integrity import IntegrityCheck
+    from backuppolicy.checks.metadata import (
+        Completed,
+        Encrypted,
+        Fresh,
+        HasOffsiteCopy,
+        NotPublic,
+        ObjectLock,
+        SettingsMatchPolicy,
+        VersioningEnabled,
+    )
+    from backuppolicy.checks.probes import FileProbe, S3ObjectProbe, SqlProbe, StaticEndpoint
+    from backuppolicy.checks.restore_test import RestoreTest
+    from backuppolicy.checks.size import SizeAnomaly
+    from backuppolicy.checks.verify import (
+        Verifier,
+        VerifyContext,
+    )
+    from backuppolicy.core.durations import Duration
+    from backuppolicy.core.exceptions import (
+        BackendError,
+        BackendNotFoundError,
+        BackupPolicyError,
+        PermissionDeniedError,
+        PolicyError,
+        ProtectedPointError,
+        ResourceNotFoundError,
+        ThrottledError,
+        UnsafeArchiveError,
+        VerificationError,
+    )
+    from backuppolicy.core.locks import PointLock, TierLock
+    from backuppolicy.core.model import LegalHold, RecoveryPoint, Status
+    from backuppolicy.core.policy import (
+        AccountSpec,
+        NotificationSpec,
+        Objective,
+        Policy,
+        PolicyLookupError,
+        RunSpec,
+        TargetSpec,
+        TierSpec,
+        VerificationSpec,
+    )
+    from backuppolicy.core.results import CheckKind, CheckResult, CheckStatus
+    from backuppolicy.core.retention import (
+        AnyOf,
+        KeepDaily,
+        KeepHourly,
+        KeepLast,
+        KeepMonthly,
+        KeepTags,
+        KeepWeekly,
+        KeepWithin,
+        KeepYearly,
+        MaxAge,
+        RetentionPlan,
+        RetentionRule,
+        RetentionRuleT,
+        as_rule,
+        rule_from_spec,
+    )
+    from backuppolicy.core.schedule import Cadence, Schedule, full_backups_due, rolling_slots
+    from backuppolicy.core.secrets import Secret, redact_url
+    from backuppolicy.core.selector import Selector
+    from backuppolicy.core.targets import (
+        BackupTarget,
+        Destination,
+        IsolationProfile,
+        RestoredResource,
+    )
+    from backuppolicy.notify import (
+        Event,
+        EventKind,
+        Heartbeat,
+        LogNotifier,
+        Notifier,
+        SnsNotifier,
+        WebhookNotifier,
+    )
+    from backuppolicy.report import Clause, ComplianceReport, Finding
+    from backuppolicy.workflows._audit import audit
+    from backuppolicy.workflows._restore import (
+        RestorePlan,
+        RestoreResult,
+        RestoreStep,
+        plan_restore,
+        restore,
+    )
+    from backuppolicy.workflows.backups import (
+        RunReport,
+        TargetRun,
+        backup,
+        backup_now,
+        build_targets,
+    )
+    from backuppolicy.workflows.holds import holds, place_hold, release_hold
+    from backuppolicy.workflows.pruning import ApplyReport, DeleteOutcome, apply, plan_retention
+    from backuppolicy.workflows.recovery import (
+        CallableCheck,
+        HttpCheck,
+        RecoveryPlan,
+        RecoveryReport,
+        SqlCheck,
+        TcpCheck,
+    )
+    from backuppolicy.workflows.testlog import (
+        JsonlLogStore,
+        LogDamage,
+        LogEntry,
+        MemoryLogStore,
+        OverdueFinding,
+        OverdueKind,
+        TestLog,
+    )
+    from backuppolicy.workflows.unattended import RunDigest, run
+    from backuppolicy.workflows.verify import restore_test, run_checks, sweep_restore_tests
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "backuppolicy.checks.integrity": ("IntegrityCheck",),
+    "backuppolicy.checks.metadata": (
+        "Completed",
+        "Encrypted",
+        "Fresh",
+        "HasOffsiteCopy",
+        "NotPublic",
+        "ObjectLock",
+        "SettingsMatchPolicy",
+        "VersioningEnabled",
+    ),
+    "backuppolicy.checks.probes": (
+        "FileProbe",
+        "S3ObjectProbe",
+        "SqlProbe",
+        "StaticEndpoint",
+    ),
+    "backuppolicy.checks.restore_test": ("RestoreTest",),
+    "backuppolicy.checks.size": ("SizeAnomaly",),
+    "backuppolicy.checks.verify": (
+        "Verifier",
+        "VerifyContext",
+    ),
+    "backuppolicy.core.durations": ("Duration",),
+    "backuppolicy.core.exceptions": (
+        "BackendError",
+        "BackendNotFoundError",
+        "BackupPolicyError",
+        "PermissionDeniedError",
+        "PolicyError",
+        "ProtectedPointError",
+        "ResourceNotFoundError",
+        "ThrottledError",
+        "UnsafeArchiveError",
+        "VerificationError",
+    ),
+    "backuppolicy.core.locks": (
+        "PointLock",
+        "TierLock",
+    ),
+    "backuppolicy.core.model": (
+        "LegalHold",
+        "RecoveryPoint",
+        "Status",
+    ),
+    "backuppolicy.core.policy": (
+        "AccountSpec",
+        "NotificationSpec",
+        "Objective",
+        "Policy",
+        "PolicyLookupError",
+        "RunSpec",
+        "TargetSpec",
+        "TierSpec",
+        "VerificationSpec",
+    ),
+    "backuppolicy.core.results": (
+        "CheckKind",
+        "CheckResult",
+        "CheckStatus",
+    ),
+    "backuppolicy.core.retention": (
+        "AnyOf",
+        "KeepDaily",
+        "KeepHourly",
+        "KeepLast",
+        "KeepMonthly",
+        "KeepTags",
+        "KeepWeekly",
+        "KeepWithin",
+        "KeepYearly",
+        "MaxAge",
+        "RetentionPlan",
+        "RetentionRule",
+        "RetentionRuleT",
+        "as_rule",
+        "rule_from_spec",
+    ),
+    "backuppolicy.core.schedule": (
+        "Cadence",
+        "Schedule",
+        "full_backups_due",
+        "rolling_slots",
+    ),
+    "backuppolicy.core.secrets": (
+        "Secret",
+        "redact_url",
+    ),
+    "backuppolicy.core.selector": ("Selector",),
+    "backuppolicy.core.targets": (
+        "BackupTarget",
+        "Destination",
+        "IsolationProfile",
+        "RestoredResource",
+    ),
+    "backuppolicy.notify": (
+        "Event",
+        "EventKind",
+        "Heartbeat",
+        "LogNotifier",
+        "Notifier",
+        "SnsNotifier",
+        "WebhookNotifier",
+    ),
+    "backuppolicy.report": (
+        "Clause",
+        "ComplianceReport",
+        "Finding",
+    ),
+    "backuppolicy.workflows._audit": ("audit",),
+    "backuppolicy.workflows._restore": (
+        "RestorePlan",
+        "RestoreResult",
+        "RestoreStep",
+        "plan_restore",
+        "restore",
+    ),
+    "backuppolicy.workflows.backups": (
+        "RunReport",
+        "TargetRun",
+        "backup",
+        "backup_now",
+        "build_targets",
+    ),
+    "backuppolicy.workflows.holds": (
+        "holds",
+        "place_hold",
+        "release_hold",
+    ),
+    "backuppolicy.workflows.pruning": (
+        "ApplyReport",
+        "DeleteOutcome",
+        "apply",
+        "plan_retention",
+    ),
+    "backuppolicy.workflows.recovery": (
+        "CallableCheck",
+        "HttpCheck",
+        "RecoveryPlan",
+        "RecoveryReport",
+        "SqlCheck",
+        "TcpCheck",
+    ),
+    "backuppolicy.workflows.testlog": (
+        "JsonlLogStore",
+        "LogDamage",
+        "LogEntry",
+        "MemoryLogStore",
+        "OverdueFinding",
+        "OverdueKind",
+        "TestLog",
+    ),
+    "backuppolicy.workflows.unattended": (
+        "RunDigest",
+        "run",
+    ),
+    "backuppolicy.workflows.verify": (
+        "restore_test",
+        "run_checks",
+        "sweep_restore_tests",
+    ),
+}
+"""The public names of this façade by the module that defines them, imported on first use."""
+
+__getattr__, __dir__ = _lazy.lazy_exports(__name__, _EXPORTS, globals())
 
 __version__ = "0.1.0"
 

@@ -38,12 +38,14 @@ from backuppolicy.aws._client import AwsBackend
 from backuppolicy.aws.accounts import assume_role_session
 from backuppolicy.core.exceptions import BackendError, PolicyError
 from backuppolicy.core.model import RecoveryPoint
-from backuppolicy.core.specs import AccountSpec
 
 if TYPE_CHECKING:
     import boto3
 
     from backuppolicy.core.policy import Policy, TargetSpec
+
+    # A type only: a prune job that builds its target in code never loads the policy schema.
+    from backuppolicy.core.specs import AccountSpec
     from backuppolicy.core.targets import Destination
 
 __all__ = [
