@@ -35,8 +35,9 @@ def lazy_exports(
 
     Example:
         >>> import backuppolicy
-        >>> backuppolicy.MaxAge.__module__
-        'backuppolicy.core.retention'
+        >>> from backuppolicy.core import retention
+        >>> backuppolicy.MaxAge is retention.MaxAge
+        True
     """
     where = {name: module for module, names in exports.items() for name in names}
 
