@@ -61,3 +61,14 @@ def test_the_sessions_we_make_parse_with_the_fast_path(aws: None) -> None:
     assert modified.tzinfo is UTC  # botocore's own parser gives dateutil's tzutc()
     head = backend.call("s3", "head_object", resource="b", Bucket="stamps-bucket", Key="k")
     assert head["LastModified"] == modified  # an RFC 1123 header, through botocore's parser
+
+
+def test_a_session_passed_in_is_left_as_it_is(aws: None) -> None:
+    """A caller's own `boto3.Session` keeps botocore's parser: we never change it."""
+    import boto3
+
+    backend = AwsBackend("t", session=boto3.Session(region_name="us-east-1"), region="us-east-1")
+    backend.call("s3", "create_bucket", resource="b", Bucket="stamps-bucket")
+    backend.call("s3", "put_object", resource="b", Bucket="stamps-bucket", Key="k", Body=b"x")
+    listed = backend.call("s3", "list_objects_v2", resource="b", Bucket="stamps-bucket")
+    assert listed["Contents"][0]["LastModified"].tzinfo is not UTC
