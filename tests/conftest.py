@@ -150,3 +150,15 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return nodeid
 
     return _Scheduling(config, log)
+
+
+@pytest.fixture(name="accounts_apart")
+def _accounts_apart(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto (``aws``) with each account's S3 buckets apart, as AWS keeps them.
+
+    With ``MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS`` off (moto reads it on each request), a request
+    for another account's bucket is refused (``AccessDenied``), as AWS refuses it without a
+    bucket policy. (Here, not in tests/aws/conftest.py: with ``--doctest-modules`` a second
+    top-level ``conftest`` module clashes with this one.)
+    """
+    monkeypatch.setenv("MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS", "false")
