@@ -367,6 +367,20 @@ class TestTimeZones:
 
         assert {"b": ["last 1"], "a": ["last 2"]} == KeepLast(2).keep(points, now=NOW)
 
+    def test_other_offsets_are_read_on_the_policy_clock(self):
+        """Periods and the within reference of a +02:00 point are read on the UTC clock."""
+        plus2 = timezone(timedelta(hours=2))
+        ref = point("ref", datetime(2026, 3, 1, 0, 30, tzinfo=plus2))  # 02-28 22:30 UTC
+        older = point("older", datetime(2026, 1, 30, 12, tzinfo=UTC))
+        now = datetime(2026, 3, 2, tzinfo=UTC)
+
+        daily = KeepDaily(1).keep([ref], now=now)
+        # A month before 02-28 22:30 UTC is 01-28 22:30 UTC (on the +02:00 clock: 01-31 22:30).
+        within = KeepWithin("1m").keep([ref, older], now=now)
+
+        assert {"ref": ["daily 2026-02-28"]} == daily
+        assert ["older", "ref"] == sorted(within)
+
     @pytest.mark.parametrize("bad", ["Mars/Olympus", "../etc", 5])
     def test_unknown_time_zone_is_refused(self, bad):
         """tz must name an IANA zone or be a tzinfo."""

@@ -145,6 +145,8 @@ def keep_heads(
 
 def _key_at(period: _Period, created: list[datetime], index: int, tz: tzinfo) -> int:
     when = created[index]
+    if when.tzinfo is not UTC:  # the columns keep each point's own zone (see Group)
+        when = when.astimezone(UTC)
     return period.key(when if tz is UTC else when.astimezone(tz))
 
 

@@ -59,13 +59,16 @@ _ID = operator.attrgetter("id")
 _STATUS = operator.attrgetter("status")
 _MANAGED = operator.attrgetter("managed")
 _HOLD = operator.attrgetter("legal_hold")
-_TZINFO = operator.attrgetter("tzinfo")
 _order_key = operator.attrgetter("order_key")
 _COMPLETED_EACH = itertools.repeat(_COMPLETED)  # map(operator.is_, ...) beats a partial
 
 
 class Group:
     """The points of one target as columns, newest first; ``good_*``: completed points only.
+
+    ``created`` holds each point's own ``created_at``, in whatever zone it came: the
+    binary searches compare instants, and the few times read on a wall clock (a period's
+    head, the within reference) are converted to UTC then (no pass over every point).
 
     Attributes:
         good_mask: ``None`` when every point is completed, else one bool per point.
@@ -146,7 +149,7 @@ class Prepared:
             # The within reference: the newest completed point that is not in the future.
             index = count_after(group.good_created, now)
             if index < len(group.good_created):
-                group.ref = group.good_created[index]
+                group.ref = utc(group.good_created[index])
                 group.ref_index = index
 
     def iter_points(self) -> Iterator[RecoveryPoint]:
@@ -176,7 +179,7 @@ def gc_paused() -> Iterator[None]:
 
 
 def group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> list[Group]:
-    """Group by target (sorted by name), each newest first, with UTC times.
+    """Group by target (sorted by name), each newest first (as instants).
 
     This is the one loop that touches every point object (in input order, which is where
     the memory is): it only appends each point to its target's list. Everything after runs
@@ -221,8 +224,6 @@ def _group(target: str, members: list[RecoveryPoint]) -> Group:
         # Only when two points share a time do we pay for the whole key.
         members.sort(key=_order_key, reverse=True)
         created = list(map(_CREATED, members))
-    if list(map(_TZINFO, created)).count(UTC) != len(created):
-        created = [when if when.tzinfo is UTC else when.astimezone(UTC) for when in created]
     return Group(target, members, created)
 
 
