@@ -26,6 +26,7 @@ from backuppolicy.core.retention import (
     KeepYearly,
     MaxAge,
     RetentionPlan,
+    RetentionRule,
     as_rule,
     rule_from_spec,
 )
@@ -647,6 +648,33 @@ class TestUnion:
             "keep what TestUnion.test_callable_rule.<locals>.manual keeps"
             == as_rule(manual).describe()
         )
+
+    def test_plan_keeps_what_a_callable_or_subclass_keeps(self):
+        """Rules that only write reasons (a callable, a subclass) still keep in a plan."""
+
+        def manual(points, *, now, tz):
+            return {p.id: ["manual"] for p in points if p.tags.get("reason") == "manual"}
+
+        class KeepEndingIn3(RetentionRule):
+            def _apply(self, prepared, out):
+                for group in prepared.groups:
+                    for pid in group.ids:
+                        if pid.endswith("3"):
+                            out[pid] = ("ends in 3",)
+
+            def describe(self):
+                return "keep ids ending in 3"
+
+            def to_spec(self):
+                return {}
+
+        points = [*daily(4), point("m", NOW - timedelta(days=9), tags={"reason": "manual"})]
+
+        plan = (MaxAge(days=2) | manual | KeepEndingIn3()).plan(points, now=NOW)
+
+        assert ["d00", "d01", "d03", "m"] == sorted(p.id for p in plan.keep)
+        assert ["d02"] == [p.id for p in plan.delete]
+        assert (["manual"], ["ends in 3"]) == (plan.reasons["m"], plan.reasons["d03"])
 
     def test_callable_with_empty_reasons_gets_a_default(self):
         """A callable that gives no reason is named as the reason."""

@@ -73,6 +73,12 @@ class Group:
     Attributes:
         good_mask: ``None`` when every point is completed, else one bool per point.
         all_managed: Whether every point is managed.
+        kept_prefix: The built-in rules keep ``ids[:kept_prefix]`` (at least).
+        kept_at: Indices into ``ids`` that the built-in rules keep.
+        good_kept: Indices into ``good_ids`` that the built-in rules keep.
+
+    The ``kept_*`` marks let the planner split keep from delete by position; they are
+    a hint it checks against the reasons (a rule that only writes reasons is still right).
     """
 
     __slots__ = (
@@ -80,8 +86,11 @@ class Group:
         "created",
         "good_created",
         "good_ids",
+        "good_kept",
         "good_mask",
         "ids",
+        "kept_at",
+        "kept_prefix",
         "points",
         "ref",
         "ref_index",
@@ -105,6 +114,9 @@ class Group:
             self.good_created = list(itertools.compress(self.created, mask))
         self.ref: datetime | None = None
         self.ref_index = -1
+        self.kept_prefix = 0
+        self.kept_at: list[int] = []
+        self.good_kept: list[int] = []
 
     def managed_only(self) -> Group:
         """The group restricted to its managed points (itself if all are)."""
