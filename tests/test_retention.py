@@ -26,6 +26,7 @@ from backuppolicy.core.retention import (
     KeepYearly,
     MaxAge,
     RetentionPlan,
+    RetentionRule,
     as_rule,
     rule_from_spec,
 )
@@ -367,6 +368,20 @@ class TestTimeZones:
 
         assert {"b": ["last 1"], "a": ["last 2"]} == KeepLast(2).keep(points, now=NOW)
 
+    def test_other_offsets_are_read_on_the_policy_clock(self):
+        """Periods and the within reference of a +02:00 point are read on the UTC clock."""
+        plus2 = timezone(timedelta(hours=2))
+        ref = point("ref", datetime(2026, 3, 1, 0, 30, tzinfo=plus2))  # 02-28 22:30 UTC
+        older = point("older", datetime(2026, 1, 30, 12, tzinfo=UTC))
+        now = datetime(2026, 3, 2, tzinfo=UTC)
+
+        daily = KeepDaily(1).keep([ref], now=now)
+        # A month before 02-28 22:30 UTC is 01-28 22:30 UTC (on the +02:00 clock: 01-31 22:30).
+        within = KeepWithin("1m").keep([ref, older], now=now)
+
+        assert {"ref": ["daily 2026-02-28"]} == daily
+        assert ["older", "ref"] == sorted(within)
+
     @pytest.mark.parametrize("bad", ["Mars/Olympus", "../etc", 5])
     def test_unknown_time_zone_is_refused(self, bad):
         """tz must name an IANA zone or be a tzinfo."""
@@ -633,6 +648,33 @@ class TestUnion:
             "keep what TestUnion.test_callable_rule.<locals>.manual keeps"
             == as_rule(manual).describe()
         )
+
+    def test_plan_keeps_what_a_callable_or_subclass_keeps(self):
+        """Rules that only write reasons (a callable, a subclass) still keep in a plan."""
+
+        def manual(points, *, now, tz):
+            return {p.id: ["manual"] for p in points if p.tags.get("reason") == "manual"}
+
+        class KeepEndingIn3(RetentionRule):
+            def _apply(self, prepared, out):
+                for group in prepared.groups:
+                    for pid in group.ids:
+                        if pid.endswith("3"):
+                            out[pid] = ("ends in 3",)
+
+            def describe(self):
+                return "keep ids ending in 3"
+
+            def to_spec(self):
+                return {}
+
+        points = [*daily(4), point("m", NOW - timedelta(days=9), tags={"reason": "manual"})]
+
+        plan = (MaxAge(days=2) | manual | KeepEndingIn3()).plan(points, now=NOW)
+
+        assert ["d00", "d01", "d03", "m"] == sorted(p.id for p in plan.keep)
+        assert ["d02"] == [p.id for p in plan.delete]
+        assert (["manual"], ["ends in 3"]) == (plan.reasons["m"], plan.reasons["d03"])
 
     def test_callable_with_empty_reasons_gets_a_default(self):
         """A callable that gives no reason is named as the reason."""

@@ -74,6 +74,7 @@ class _CountRule(RetentionRule):
                 out,
                 group.good_ids,
                 group.good_created,
+                group.good_kept,
                 stop=len(group.good_ids),
                 budget=self.n,
                 per=self._period,
@@ -114,6 +115,7 @@ class KeepLast(RetentionRule):
         for group in prepared.groups:
             ids = group.good_ids
             stop = len(ids) if self.n == -1 else min(self.n, len(ids))
+            group.good_kept.extend(range(stop))
             for index in range(stop):
                 add_reason(out, ids[index], f"last {index + 1}")
 
@@ -284,6 +286,7 @@ class KeepWithin(RetentionRule):
                 created = group.created
                 stop = len(created) if cutoff is None else count_after(created, cutoff)
                 add_all(out, group.ids[:stop], reason)
+                group.kept_prefix = max(group.kept_prefix, stop)
             return
         prefix = f"{ADJECTIVE[self.per]} within {self.duration}"
         for group in prepared.groups:
@@ -294,6 +297,7 @@ class KeepWithin(RetentionRule):
                 out,
                 group.good_ids,
                 created,
+                group.good_kept,
                 stop=stop,
                 budget=-1,
                 per=self.per,
@@ -363,6 +367,7 @@ class MaxAge(RetentionRule):
             created = group.created
             stop = len(created) if cutoff is None else count_after(created, cutoff)
             add_all(out, group.ids[:stop], reason)
+            group.kept_prefix = max(group.kept_prefix, stop)
 
     def _delete_reasons(self) -> list[str]:
         return [f"older than {self.duration}"]
@@ -440,15 +445,18 @@ class KeepTags(RetentionRule):
 
     def _apply(self, prepared: Prepared, out: Reasons) -> None:
         checks = [(tag_set, f"has tags [{_tags_words(tag_set)}]") for tag_set in self.sets]
-        for point in prepared.iter_points():
-            tags = point.tags
-            if not tags:
-                continue
-            for tag_set, reason in checks:
-                if all(
-                    key in tags and (value is None or tags[key] == value) for key, value in tag_set
-                ):
-                    add_reason(out, point.id, reason)
+        for group in prepared.groups:
+            for index, point in enumerate(group.points):
+                tags = point.tags
+                if not tags:
+                    continue
+                for tag_set, reason in checks:
+                    if all(
+                        key in tags and (value is None or tags[key] == value)
+                        for key, value in tag_set
+                    ):
+                        add_reason(out, point.id, reason)
+                        group.kept_at.append(index)
 
     def describe(self) -> str:
         """Human words: ``"keep every backup tagged keep, or tagged env=prod"``."""

@@ -115,6 +115,7 @@ def keep_heads(
     out: Reasons,
     ids: list[str],
     created: list[datetime],
+    marks: list[int],
     *,
     stop: int,
     budget: int,
@@ -126,7 +127,8 @@ def keep_heads(
 
     *budget* is the number of periods to keep (-1: unlimited). While budget is left, the
     oldest point of the whole list (index ``len(ids) - 1``) is kept too, with an
-    ``oldest`` prefix when its period was already kept (restic's rule 5).
+    ``oldest`` prefix when its period was already kept (restic's rule 5). The index of
+    every point kept is appended to *marks*.
     """
     period = _KEYS[per]
     last_index = len(ids) - 1
@@ -135,16 +137,20 @@ def keep_heads(
     while index < stop and budget != 0:
         key = _key_at(period, created, index, tz)
         add_reason(out, ids[index], f"{prefix} {period.label(key)}")
+        marks.append(index)
         kept_index = index
         if budget > 0:
             budget -= 1
         index = _next_period(period, created, index, key, tz)
     if budget != 0 and kept_index >= 0 and kept_index != last_index < stop:
         add_reason(out, ids[last_index], f"oldest {prefix} {period.label(key)}")
+        marks.append(last_index)
 
 
 def _key_at(period: _Period, created: list[datetime], index: int, tz: tzinfo) -> int:
     when = created[index]
+    if when.tzinfo is not UTC:  # the columns keep each point's own zone (see Group)
+        when = when.astimezone(UTC)
     return period.key(when if tz is UTC else when.astimezone(tz))
 
 

@@ -7,6 +7,7 @@ newest completed point, pending, future and unmanaged points), and present the r
 
 from __future__ import annotations
 
+import bisect
 import html
 import itertools
 import operator
@@ -84,29 +85,31 @@ def _plan_body(
         if group.ref_index >= 0:
             pid = group.good_ids[group.ref_index]
             add_reason(kept, pid, f"newest completed point of {group.target}")
+            group.good_kept.append(group.ref_index)
     base = tuple(delete_reasons or [_NOT_KEPT])
-    for group in groups:
-        _apply_floors(group, kept, now)
+    specials = [_apply_floors(group, kept, now) for group in groups]
     # Every point not kept is deleted for the base reasons: the plan's reasons store those
     # once (one shared tuple) with the set of every planned id, not a million dict entries.
     # The set also finds duplicate ids. Only kept and failed points get entries of their own.
     order = list(map(_IDS, groups))
     everyone: set[str] = set()
-    is_kept = set(kept).__contains__
+    for ids in order:
+        everyone.update(ids)
+    if len(everyone) != sum(map(len, order)):
+        raise_duplicate(list(itertools.chain.from_iterable(order)))
+    bads = list(map(_bad_indices, groups))
+    kept_ats = _marked(groups, managed_groups, specials, bads, kept)
+    if kept_ats is None:  # a rule kept points without marking them: look every id up
+        is_kept = set(kept).__contains__
+        kept_ats = [list(itertools.compress(range(len(ids)), map(is_kept, ids))) for ids in order]
     keep: list[RecoveryPoint] = []
     delete: list[RecoveryPoint] = []
     failed: dict[str, tuple[str, ...]] = {}
-    for group in groups:
-        ids = group.ids
-        count = len(ids)
-        # Both passes read each id's cached hash: one target at a time, it is still in cache.
-        everyone.update(ids)
-        kept_at = list(itertools.compress(range(count), map(is_kept, ids)))
+    for group, kept_at, bad in zip(groups, kept_ats, bads, strict=True):
         _split(group.points, kept_at, keep, delete)
-        if group.good_mask is None:  # every point is completed
-            continue
+        ids = group.ids
         statuses = group.statuses
-        for index in itertools.compress(range(count), map(operator.not_, group.good_mask)):
+        for index in bad:
             pid = ids[index]
             if pid not in kept:
                 status = statuses[index].value
@@ -114,8 +117,6 @@ def _plan_body(
                 if extra is None:
                     extra = failed[status] = (*base, f"{status} backup")
                 kept[pid] = extra  # from here on, kept holds the failed points too
-    if len(everyone) != sum(map(len, order)):
-        raise_duplicate(list(itertools.chain.from_iterable(order)))
     reasons = _PlanReasons(kept, base, everyone, order)
     return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
 
@@ -139,14 +140,62 @@ def _split(
     delete.extend(members[start:])
 
 
-def _apply_floors(group: Group, kept: Reasons, now: datetime) -> None:
-    """Add the planner's reasons (hold, pending, future, unmanaged) to *kept*."""
+def _apply_floors(group: Group, kept: Reasons, now: datetime) -> list[int]:
+    """Add the planner's reasons (hold, pending, future, unmanaged) to *kept*.
+
+    Returns the indices of the points they keep.
+    """
     future = count_after(group.created, now)
-    for index in group.special_indices(future):
+    special = group.special_indices(future)
+    for index in special:
         extra = _floors(group.points[index], future=index < future)
         pid = group.ids[index]
         got = kept.get(pid)
         kept[pid] = extra if got is None else (*got, *extra)
+    return special
+
+
+def _bad_indices(group: Group) -> list[int]:
+    """Indices of the group's points that are not completed, ascending."""
+    if group.good_mask is None:
+        return []
+    return list(itertools.compress(range(len(group.ids)), map(operator.not_, group.good_mask)))
+
+
+def _marked(
+    groups: list[Group],
+    ruled: list[Group],
+    specials: list[list[int]],
+    bads: list[list[int]],
+    kept: Reasons,
+) -> list[list[int]] | None:
+    """Each group's kept indices from the marks the rules left, or None if they fall short.
+
+    The marks are only trusted when they tell exactly which points *kept* names: every
+    marked point is in *kept*, and there are as many as *kept* has entries (ids are
+    unique). A rule that keeps points without marking them (a subclass of our own, a
+    rule that saw only the managed points) fails that check, and the planner looks
+    every id up instead.
+    """
+    result: list[list[int]] = []
+    total = 0
+    for group, seen, special, bad in zip(groups, ruled, specials, bads, strict=True):
+        if seen is not group:  # the rules saw the managed points only: other indices
+            return None
+        marks = set(range(group.kept_prefix))
+        marks.update(group.kept_at, special)
+        good = group.good_kept
+        if bad:  # good index g is index g + (the number of bad points before it)
+            goods_before = [index - rank for rank, index in enumerate(bad)]
+            good = [g + bisect.bisect_right(goods_before, g) for g in good]
+        marks.update(good)
+        kept_at = sorted(marks)
+        ids = group.ids
+        if not all(map(kept.__contains__, map(ids.__getitem__, kept_at))):
+            return None
+        total += len(kept_at)
+        result.append(kept_at)
+    return result if total == len(kept) else None
 
 
 def _floors(point: RecoveryPoint, *, future: bool) -> tuple[str, ...]:

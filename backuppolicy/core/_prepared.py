@@ -59,7 +59,6 @@ _ID = operator.attrgetter("id")
 _STATUS = operator.attrgetter("status")
 _MANAGED = operator.attrgetter("managed")
 _HOLD = operator.attrgetter("legal_hold")
-_TZINFO = operator.attrgetter("tzinfo")
 _order_key = operator.attrgetter("order_key")
 _COMPLETED_EACH = itertools.repeat(_COMPLETED)  # map(operator.is_, ...) beats a partial
 
@@ -67,9 +66,19 @@ _COMPLETED_EACH = itertools.repeat(_COMPLETED)  # map(operator.is_, ...) beats a
 class Group:
     """The points of one target as columns, newest first; ``good_*``: completed points only.
 
+    ``created`` holds each point's own ``created_at``, in whatever zone it came: the
+    binary searches compare instants, and the few times read on a wall clock (a period's
+    head, the within reference) are converted to UTC then (no pass over every point).
+
     Attributes:
         good_mask: ``None`` when every point is completed, else one bool per point.
         all_managed: Whether every point is managed.
+        kept_prefix: The built-in rules keep ``ids[:kept_prefix]`` (at least).
+        kept_at: Indices into ``ids`` that the built-in rules keep.
+        good_kept: Indices into ``good_ids`` that the built-in rules keep.
+
+    The ``kept_*`` marks let the planner split keep from delete by position; they are
+    a hint it checks against the reasons (a rule that only writes reasons is still right).
     """
 
     __slots__ = (
@@ -77,8 +86,11 @@ class Group:
         "created",
         "good_created",
         "good_ids",
+        "good_kept",
         "good_mask",
         "ids",
+        "kept_at",
+        "kept_prefix",
         "points",
         "ref",
         "ref_index",
@@ -102,6 +114,9 @@ class Group:
             self.good_created = list(itertools.compress(self.created, mask))
         self.ref: datetime | None = None
         self.ref_index = -1
+        self.kept_prefix = 0
+        self.kept_at: list[int] = []
+        self.good_kept: list[int] = []
 
     def managed_only(self) -> Group:
         """The group restricted to its managed points (itself if all are)."""
@@ -146,7 +161,7 @@ class Prepared:
             # The within reference: the newest completed point that is not in the future.
             index = count_after(group.good_created, now)
             if index < len(group.good_created):
-                group.ref = group.good_created[index]
+                group.ref = utc(group.good_created[index])
                 group.ref_index = index
 
     def iter_points(self) -> Iterator[RecoveryPoint]:
@@ -176,7 +191,7 @@ def gc_paused() -> Iterator[None]:
 
 
 def group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> list[Group]:
-    """Group by target (sorted by name), each newest first, with UTC times.
+    """Group by target (sorted by name), each newest first (as instants).
 
     This is the one loop that touches every point object (in input order, which is where
     the memory is): it only appends each point to its target's list. Everything after runs
@@ -221,8 +236,6 @@ def _group(target: str, members: list[RecoveryPoint]) -> Group:
         # Only when two points share a time do we pay for the whole key.
         members.sort(key=_order_key, reverse=True)
         created = list(map(_CREATED, members))
-    if list(map(_TZINFO, created)).count(UTC) != len(created):
-        created = [when if when.tzinfo is UTC else when.astimezone(UTC) for when in created]
     return Group(target, members, created)
 
 
