@@ -8,7 +8,7 @@ import io
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -365,29 +365,34 @@ class TestIdempotence:
         assert second.steps == ("backup",)
 
 
+def _race(make_lease: Callable[[], FileLease | S3Lease], now: datetime) -> list[str]:
+    """Eight threads, each with its own lease object, acquire at once; the owners that won."""
+    barrier = threading.Barrier(8)
+    won: list[str] = []
+
+    def take(i: int) -> None:
+        lease = make_lease()
+        barrier.wait()
+        try:
+            lease.acquire(owner=f"run-{i}", now=now, ttl=timedelta(hours=1))
+        except LeaseHeldError:
+            return
+        won.append(f"run-{i}")
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return won
+
+
 class TestLease:
     """Two runs never both act; a stale lease is taken over."""
 
     def test_file_lease_race(self, tmp_path: Path) -> None:
         """Of eight threads racing for one lease file, exactly one wins."""
-        now = START
-        barrier = threading.Barrier(8)
-        won: list[str] = []
-
-        def take(i: int) -> None:
-            lease = FileLease(tmp_path / "run.lease")
-            barrier.wait()
-            try:
-                lease.acquire(owner=f"run-{i}", now=now, ttl=timedelta(hours=1))
-            except LeaseHeldError:
-                return
-            won.append(f"run-{i}")
-
-        threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        won = _race(lambda: FileLease(tmp_path / "run.lease"), START)
         assert len(won) == 1
 
     def test_stale_file_lease_is_taken_over_and_not_released_by_the_old_owner(
@@ -473,24 +478,7 @@ class TestLease:
         key = "log/_lease/shop.lease"
 
         def race(now: datetime) -> list[str]:
-            barrier = threading.Barrier(8)
-            won: list[str] = []
-
-            def take(i: int) -> None:
-                lease = S3Lease("bp-run-logs", key, region=region)
-                barrier.wait()
-                try:
-                    lease.acquire(owner=f"run-{i}", now=now, ttl=timedelta(hours=1))
-                except LeaseHeldError:
-                    return
-                won.append(f"run-{i}")
-
-            threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            return won
+            return _race(lambda: S3Lease("bp-run-logs", key, region=region), now)
 
         def holder() -> str:
             body = s3.get_object(Bucket="bp-run-logs", Key=key)["Body"].read()

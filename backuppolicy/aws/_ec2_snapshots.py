@@ -268,18 +268,7 @@ class Ec2Snapshots(Ec2Base):
             **self._copy_tags(point, destination, source_region, None, 1),
             TAG_SOURCE_SNAPSHOT: source_id,
         }
-        result = self.call(
-            "ec2",
-            "copy_snapshot",
-            resource=source_id,
-            region=account.region,
-            SourceRegion=source_region,
-            SourceSnapshotId=source_id,
-            Description=f"backuppolicy copy of {source_id} ({source_region}) for {self.name}",
-            Encrypted=True,
-            KmsKeyId=account.kms_key_id,
-            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
-        )
+        result = self._start_copy(source_id, source_region, account, tags)
         snapshot: dict[str, Any] = {
             "SnapshotId": str(result["SnapshotId"]),
             "StartTime": point.created_at,
@@ -291,6 +280,24 @@ class Ec2Snapshots(Ec2Base):
             "Tags": tag_list(tags),
         }
         return self._point(cast("SnapshotTypeDef", snapshot), account.region, {})
+
+    def _start_copy(
+        self, source_id: str, source_region: str, account: OffsiteAccount, tags: dict[str, str]
+    ) -> dict[str, Any]:
+        """Start the encrypted ``CopySnapshot`` of *source_id* into *account*'s region, tagged."""
+        result: dict[str, Any] = self.call(
+            "ec2",
+            "copy_snapshot",
+            resource=source_id,
+            region=account.region,
+            SourceRegion=source_region,
+            SourceSnapshotId=source_id,
+            Description=f"backuppolicy copy of {source_id} ({source_region}) for {self.name}",
+            Encrypted=True,
+            KmsKeyId=account.kms_key_id,
+            TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
+        )
+        return result
 
     def copy_shared_group(self, point: RecoveryPoint, account: OffsiteAccount) -> RecoveryPoint:
         """In the backup account: copy every snapshot of the instance backup *point*, shared with it.
@@ -313,18 +320,7 @@ class Ec2Snapshots(Ec2Base):
             if self._copies_of(source_id, account.region):
                 continue
             tags = {**base_tags, TAG_SOURCE_SNAPSHOT: source_id}
-            self.call(
-                "ec2",
-                "copy_snapshot",
-                resource=source_id,
-                region=account.region,
-                SourceRegion=source_region,
-                SourceSnapshotId=source_id,
-                Description=f"backuppolicy copy of {source_id} ({source_region}) for {self.name}",
-                Encrypted=True,
-                KmsKeyId=account.kms_key_id,
-                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tag_list(tags)}],
-            )
+            self._start_copy(source_id, source_region, account, tags)
         found = self._find_by_tag(TAG_GROUP, group, account.region, {})
         if not found:
             raise BackendError(
