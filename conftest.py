@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from backuppolicy._moto import serialize_s3_url_reloads
+from backuppolicy._moto import patch_moto
 
 
 def _sleep_on_an_event(seconds: float) -> None:
@@ -31,9 +31,11 @@ if (
 ):
     time.sleep = _sleep_on_an_event
 
-# moto reloads a module on every S3 request it intercepts, which races between threads (see
-# backuppolicy/_moto.py); the library calls S3 from thread pools, so serialize the reloads.
-serialize_s3_url_reloads()
+# moto reloads a module on every S3 request it intercepts, which races between threads; it
+# scans every EC2 tag to read one resource's, and deep-copies a bucket's data to list its
+# versions (see backuppolicy/_moto.py). The library calls S3 from thread pools: serialize the
+# reloads (and skip the needless ones), index the tag reads, copy listed versions shallowly.
+patch_moto()
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,30 @@
-"""Make moto's in-process S3 mock safe to call from several threads at once.
+"""Make moto's in-process mock safe to call from several threads at once, and cheaper per call.
 
-moto 5 (``moto.s3.models.S3Backend._url_module``) calls `importlib.reload` on
-``moto.s3.urls`` for every S3 request it intercepts. `importlib.reload` takes the module out
-of ``sys.modules`` while it re-executes it, so a second thread reloading in that window fails
-with ``ImportError: module moto.s3.urls not in sys.modules``. The library's checks and restores
-call S3 from a thread pool, so the demo (and the test suite) hit this race now and then.
-:func:`serialize_s3_url_reloads` serializes those reloads behind one lock; it changes nothing
-else in moto, and calling it twice is harmless.
+The demo and the test suite run the library against moto in-process. Two of moto's internals
+cost more than the work they do, and one of them races:
+
+* moto 5 (``moto.s3.models.S3Backend._url_module``) calls `importlib.reload` on
+  ``moto.s3.urls`` for every S3 request it intercepts, twice, so that a change of the
+  ``MOTO_S3_CUSTOM_ENDPOINTS`` environment variable is seen (that module's only input).
+  `importlib.reload` takes the module out of ``sys.modules`` while it re-executes it, so a
+  second thread reloading in that window fails with ``ImportError: module moto.s3.urls not in
+  sys.modules``; the library's checks and restores call S3 from a thread pool, so the demo and
+  the tests hit this race now and then. The reloads also took about an eighth of the demo's
+  CPU time. :func:`serialize_s3_url_reloads` serializes the reloads behind one lock and
+  reloads only when the setting differs from the one the module was last loaded with.
+* moto's EC2 resources read their own tags (``TaggedEC2Resource.get_tags``) by running
+  ``describe_tags`` with a ``resource-id`` filter: a scan of every tag of every resource in
+  the region, repeated for every snapshot a ``DescribeSnapshots`` filter looks at.
+  :func:`index_ec2_tag_reads` reads the resource's own entry of the same tag table instead.
+* moto's ``ListObjectVersions`` deep-copies every version of every key of the bucket, its
+  data included, only to mark the copies "latest" or not, and then drops them (each copy's
+  finalizer closes its own buffer). :func:`lighten_s3_version_listings` makes those copies
+  shallow: a new object with the version's attributes, whose own ``is_latest`` can be set,
+  that reads the version's data (under the version's lock) and never closes it.
+
+Each changes how moto computes an answer, never the answer: ``tests/test_moto_patches.py``
+compares each with moto's own code. Calling them twice is harmless; a moto without the
+patched internals is left as it is. :func:`patch_moto` installs all three.
 """
 
 from __future__ import annotations
@@ -14,20 +32,30 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-__all__ = ["serialize_s3_url_reloads"]
+__all__ = [
+    "index_ec2_tag_reads",
+    "lighten_s3_version_listings",
+    "patch_moto",
+    "serialize_s3_url_reloads",
+]
 
 _RELOAD_LOCK = threading.Lock()
-_MARK = "_backuppolicy_serialized"
+_MARK = "_backuppolicy_patched"
+_FNMATCH_SPECIALS = frozenset("*?[\\")
 
 
 def serialize_s3_url_reloads() -> None:
-    """Serialize moto's per-request reload of ``moto.s3.urls`` (idempotent).
+    """Serialize moto's per-request reload of ``moto.s3.urls``, and skip needless ones (idempotent).
+
+    The module is reloaded, under one lock, the first time and whenever moto's setting of
+    custom S3 endpoints (``MOTO_S3_CUSTOM_ENDPOINTS``) differs from the last reload's.
 
     >>> serialize_s3_url_reloads()
     >>> from moto.s3.models import S3Backend
-    >>> getattr(S3Backend._url_module.fget, "_backuppolicy_serialized", False)
+    >>> getattr(S3Backend._url_module.fget, "_backuppolicy_patched", False)
     True
     """
+    from moto import settings  # noqa: PLC0415
     from moto.s3.models import S3Backend  # noqa: PLC0415
 
     current = S3Backend.__dict__.get("_url_module")
@@ -36,10 +64,139 @@ def serialize_s3_url_reloads() -> None:
     if getattr(current.fget, _MARK, False):
         return
     unlocked = current.fget
+    loaded: dict[str, Any] = {}  # "endpoints": the setting of the last reload, "module": it
 
     def _url_module(self: Any) -> Any:
+        endpoints = tuple(settings.get_s3_custom_endpoints())
         with _RELOAD_LOCK:
-            return unlocked(self)
+            if "module" not in loaded or loaded["endpoints"] != endpoints:
+                loaded["module"] = unlocked(self)
+                loaded["endpoints"] = endpoints
+            return loaded["module"]
 
     setattr(_url_module, _MARK, True)
     S3Backend._url_module = property(_url_module)  # type: ignore[method-assign,assignment]  # noqa: SLF001
+
+
+def index_ec2_tag_reads() -> None:
+    r"""Read an EC2 resource's tags from its own entry of moto's tag table (idempotent).
+
+    moto's ``TaggedEC2Resource.get_tags`` scans the whole table for a ``resource-id`` filter
+    (an ``fnmatch`` pattern, exact for an id without ``*?[\\``); this looks the id up, and
+    builds the same list of ``{"resource_id", "key", "value", "resource_type"}`` entries in
+    the same order. An id with a pattern character goes to moto's own scan.
+
+    >>> index_ec2_tag_reads()
+    >>> from moto.ec2.models.core import TaggedEC2Resource
+    >>> getattr(TaggedEC2Resource.get_tags, "_backuppolicy_patched", False)
+    True
+    """
+    from moto.ec2.models.core import TaggedEC2Resource  # noqa: PLC0415
+    from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix  # noqa: PLC0415
+
+    scan = TaggedEC2Resource.__dict__.get("get_tags")
+    if scan is None or getattr(scan, _MARK, False):
+        return
+
+    def get_tags(self: Any) -> list[dict[str, str]]:
+        resource_id = self.id
+        if not resource_id:
+            return []
+        if not isinstance(resource_id, str) or _FNMATCH_SPECIALS.intersection(resource_id):
+            return scan(self)  # type: ignore[no-any-return]
+        table = self.ec2_backend.tags
+        tags = table.get(resource_id) if isinstance(table, dict) else None
+        if not tags:
+            return []
+        kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource_id), "")
+        return [
+            {"resource_id": resource_id, "key": key, "value": value, "resource_type": kind}
+            for key, value in list(tags.items())
+        ]
+
+    setattr(get_tags, _MARK, True)
+    TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
+
+
+class _ListingCopies:
+    """``copy`` as ``moto.s3.models`` sees it: `copy.deepcopy` of a key's versions is shallow.
+
+    Only a list of ``FakeKey``/``FakeDeleteMarker`` (what ``bucket.keys.iterlists()`` gives
+    ``list_object_versions``, that module's one deep copy) is copied shallowly; anything else
+    goes to the standard library.
+    """
+
+    _backuppolicy_patched = True
+
+    def __init__(self, real: Any, kinds: tuple[type, ...], key_kind: type) -> None:
+        self._real = real
+        self._kinds = kinds
+        self._key_kind = key_kind
+
+    def copy(self, value: Any) -> Any:
+        """The standard library's `copy.copy`."""
+        return self._real.copy(value)
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        """A listing copy of a list of versions; the standard `copy.deepcopy` of anything else."""
+        if type(value) is list and all(isinstance(v, self._kinds) for v in value):
+            return [self._listing_copy(v) for v in value]
+        return self._real.deepcopy(value, memo)
+
+    def _listing_copy(self, version: Any) -> Any:
+        if isinstance(version, self._key_kind):
+            key: Any = version
+            with key.lock:  # the ETag is read from the data once, on the version itself
+                _ = key.etag
+        clone = object.__new__(type(version))
+        clone.__dict__.update(version.__dict__)
+        # FakeKey.__del__ calls self.dispose(), which closes the data buffer: the copy shares
+        # the version's buffer, so its own dispose does nothing.
+        clone.__dict__["dispose"] = _keep
+        return clone
+
+
+def _keep(garbage: bool = False) -> None:  # noqa: FBT001, FBT002 - FakeKey.dispose's signature
+    """A listing copy's ``dispose``: the data belongs to the version it copies."""
+
+
+def lighten_s3_version_listings() -> None:
+    """Make moto's ``ListObjectVersions`` copy each version shallowly (idempotent).
+
+    Installed only where ``moto.s3.models`` has exactly one deep copy, that of
+    ``list_object_versions``; any other moto is left as it is.
+
+    >>> lighten_s3_version_listings()
+    >>> import moto.s3.models
+    >>> getattr(moto.s3.models.copy, "_backuppolicy_patched", False)
+    True
+    """
+    import copy  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+
+    from moto.s3 import models  # noqa: PLC0415
+
+    seen = vars(models).get("copy")
+    if getattr(seen, _MARK, False):
+        return
+    try:
+        source = inspect.getsource(models)
+        listing = inspect.getsource(models.S3Backend.list_object_versions)
+    except (OSError, TypeError):
+        return
+    if seen is not copy or source.count("deepcopy(") != 1:
+        return
+    if "copy.deepcopy(version_key)" not in listing:
+        return
+    shallow = _ListingCopies(copy, (models.FakeKey, models.FakeDeleteMarker), models.FakeKey)
+    setattr(models, "copy", shallow)  # noqa: B010 - a module attribute mypy does not see
+
+
+def patch_moto() -> None:
+    """Install every patch of this module (idempotent): what the demo and the tests run on.
+
+    >>> patch_moto()
+    """
+    serialize_s3_url_reloads()
+    index_ec2_tag_reads()
+    lighten_s3_version_listings()

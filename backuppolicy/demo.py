@@ -395,9 +395,9 @@ def _requirements() -> tuple[Any, Any]:
     except ImportError as exc:
         message = f"the demo needs moto and time-machine: pip install 'backuppolicy[demo]' ({exc})"
         raise BackendNotFoundError(message, name="demo") from exc
-    from backuppolicy._moto import serialize_s3_url_reloads  # noqa: PLC0415
+    from backuppolicy._moto import patch_moto  # noqa: PLC0415
 
-    serialize_s3_url_reloads()
+    patch_moto()
     return time_machine, mock_aws
 
 

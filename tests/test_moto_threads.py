@@ -29,6 +29,9 @@ def test_a_request_during_another_threads_reload_succeeds(monkeypatch: pytest.Mo
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="bucket-threads")
     s3.put_object(Bucket="bucket-threads", Key="k", Body=b"x")
+    # A new custom-endpoint setting makes both requests want a reload (the only reason moto
+    # reloads; an unchanged setting reloads nothing, see tests/test_moto_patches.py).
+    monkeypatch.setenv("MOTO_S3_CUSTOM_ENDPOINTS", "http://s3.threads.test:9000")
     inside, release = threading.Event(), threading.Event()
     first = threading.Lock()
     real_reload = importlib.reload

@@ -130,18 +130,19 @@ class RdsSnapshots(RdsBase):
         """The snapshot of this target made for *token*, if any (a retried or repeated call).
 
         A token with a stamp (`backuppolicy.core.naming.token_stamp`: every scheduled and
-        default manual token) names its snapshot whatever the time of the call, so the
-        snapshot is looked up by name: under the naming rule's name, then under the name it
-        had before that rule (``bp-<target>-<token>``), one small call each. Only a token
-        without a stamp, whose name carries the time of the call, is searched for among all
-        the manual snapshots of the instance or cluster.
+        default manual token) names its snapshot whatever the time of the call. Under the
+        naming rule's name, RDS itself finds it: ``CreateDBSnapshot`` answers
+        ``DBSnapshotAlreadyExists``, and `create_backup` then reads it. Here the snapshot is
+        looked up only under the name it had before that rule (``bp-<target>-<token>``), in one
+        small call. Only a token without a stamp, whose name carries the time of the call, is
+        searched for among all the manual snapshots of the instance or cluster.
         """
         if token_stamp(token) is not None:
-            for name in dict.fromkeys((self._snapshot_name(token), self._legacy_name(token))):
-                point = self._describe_snapshot(name, self.region)
-                if point is not None and self._made_for(point, token):
-                    return point
-            return None
+            legacy = self._legacy_name(token)
+            if legacy == self._snapshot_name(token):
+                return None  # the create finds it (DBSnapshotAlreadyExists)
+            point = self._describe_snapshot(legacy, self.region)
+            return point if point is not None and self._made_for(point, token) else None
         for raw in self._snapshots(
             self.region, SnapshotType="manual", **{self._api.resource_param: self.resource_id}
         ):
@@ -174,8 +175,9 @@ class RdsSnapshots(RdsBase):
         ownership tags. The same *token* returns the
         existing snapshot (with its ``backuppolicy:token`` tag) instead of a duplicate: a
         token with a stamp (every scheduled and default manual token) finds it by its name
-        in one small call, also under the name it had before the naming rule; a token
-        without a stamp by reading the instance's or cluster's manual snapshots.
+        (the create is refused as a duplicate, and the snapshot is read), and under the name
+        it had before the naming rule in one small call; a token without a stamp by reading
+        the instance's or cluster's manual snapshots.
 
         Raises:
             PolicyError: A tag in *tags* is not valid for RDS.

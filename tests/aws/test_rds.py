@@ -1621,6 +1621,20 @@ class TestFindTokenByName:
         assert first.id in {d.get(snapshot_key) for d in describes}
         assert all(snapshot_key in d for d in describes)  # never a scan of every snapshot
 
+    def test_a_first_backup_reads_only_the_name_before_the_naming_rule(self, target):
+        """Under the rule's name, RDS refuses a duplicate itself: one describe, of the old name."""
+        session = boto3.Session(region_name=REGION)
+        describes = self._describes(session)
+        made = self._make(target, session=session, clock=lambda: NOW).create_backup(
+            token=self.STAMPED
+        )
+        snapshot_key = (
+            "DBClusterSnapshotIdentifier" if _is_cluster(target) else "DBSnapshotIdentifier"
+        )
+        old_name = f"bp-{target.name}-{self.STAMPED.lower()}-{sha8(self.STAMPED)}"
+        assert made.id != old_name
+        assert [d.get(snapshot_key) for d in describes] == [old_name]
+
     def test_a_snapshot_named_before_the_naming_rule_is_found(self, target):
         """A snapshot of the token under its old name (bp-<target>-<token>) is not duplicated."""
         old_name = f"bp-{target.name}-{self.STAMPED.lower()}-{sha8(self.STAMPED)}"
