@@ -228,17 +228,16 @@ def group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> 
     """
     groups: dict[str, list[RecoveryPoint]] = {}
     odd: list[RecoveryPoint] = []
-    get = groups.get
     add_odd = odd.append
+    completed = _COMPLETED
     point: object = None
     try:
         for point in points:
-            members = get(point.target)
-            if members is None:
+            try:
+                groups[point.target].append(point)
+            except KeyError:
                 groups[point.target] = [point]
-            else:
-                members.append(point)
-            if point.status is not _COMPLETED or point.legal_hold is not None or not point.managed:
+            if point.status is not completed or point.legal_hold is not None or not point.managed:
                 add_odd(point)
     except AttributeError:
         raise TypeError(f"points: expected RecoveryPoint items (got {point!r}).") from None
