@@ -50,7 +50,7 @@ Reasons: TypeAlias = dict[str, tuple[str, ...]]
 # --------------------------------------------------------------------------------------
 # Prepared input: points grouped by target, sorted once, shared by every rule of a union.
 #
-# Speed: a plan over 10^6 points must take well under two seconds, so the per-point work
+# Speed: a plan over 10^6 points should take under one second, so the per-point work
 # is done by C-level builtins (map, zip, compress, sort) over plain lists ("columns");
 # Python loops run only over what is kept or inspected (a period's head, a window).
 # --------------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ class Group:
 
     Attributes:
         odd: Ascending indices of the points that are not completed, or under legal hold,
-            or not managed (it may name a plain point too: it is a hint to look closer).
+            or not managed.
         bad: Ascending indices of the points that are not completed.
         all_managed: Whether every point is managed.
         kept_prefix: The built-in rules keep ``ids[:kept_prefix]`` (at least).
