@@ -569,6 +569,73 @@ class TestPlanner:
 
         assert (1, 2) == (len(plan.keep), len(plan.delete))
 
+    def test_rare_floor_points_among_many_get_their_floors(self):
+        """Held, pending, unmanaged and failed points among 400 plain ones, mixed up.
+
+        The planner finds such rare points by their time; here each shares its time with a
+        plain point (two of them as the same instant on another zone's clock).
+        """
+        hours = [NOW - timedelta(hours=i) for i in range(400)]
+        berlin = ZoneInfo("Europe/Berlin")
+        points = [
+            *(point(f"p{i:03d}", at) for i, at in enumerate(hours)),
+            point("held", hours[100], legal_hold=HOLD),
+            point("pending", hours[200].astimezone(berlin), status=Status.PENDING),
+            point("auto", hours[300], managed=False),
+            point("failed", hours[350].astimezone(berlin), status=Status.FAILED),
+        ]
+        points = [*reversed(points[::3]), *points[1::3], *reversed(points[2::3])]  # mixed up
+
+        plan = KeepLast(2).plan(points, now=NOW)
+
+        deleted = [f"p{i:03d}" for i in range(2, 400)]
+        deleted.insert(deleted.index("p350") + 1, "failed")  # equal times: the larger id first
+        assert (["p000", "p001", "held", "pending", "auto"], deleted) == (
+            [p.id for p in plan.keep],
+            [p.id for p in plan.delete],
+        )
+        assert {
+            "held": ["legal hold: case-17 (litigation)"],
+            "pending": ["pending"],
+            "auto": ["not managed by backuppolicy"],
+            "failed": ["not kept by any rule", "failed backup"],
+            "p100": ["not kept by any rule"],
+        } == {pid: plan.reasons[pid] for pid in ("held", "pending", "auto", "failed", "p100")}
+
+    def test_floor_points_are_found_when_times_do_not_compare_as_one_order(self):
+        """Times in a DST fold on one zone's clock next to UTC times still get their floors.
+
+        Python compares two times of one zone by their wall clock and times of two zones as
+        instants, so around a fold the three below compare in a circle (a > b > c > a); the
+        planner must still find the held and pending points wherever the sort put them.
+        """
+        berlin = ZoneInfo("Europe/Berlin")
+        base = datetime(2026, 10, 25, 2, 0, tzinfo=berlin)
+        points = [
+            *(point(f"p{i:03d}", base + timedelta(hours=3 + i)) for i in range(100)),
+            point("held", base.replace(minute=30), legal_hold=HOLD),  # 00:30 UTC
+            point("pending", base.replace(minute=15, fold=1), status=Status.PENDING),  # 01:15 UTC
+            point("utc", datetime(2026, 10, 25, 1, 0, tzinfo=UTC)),
+        ]
+
+        plan = KeepLast(1).plan(points, now=NOW)
+
+        assert ({"p099", "held", "pending"}, ["pending"]) == (
+            {p.id for p in plan.keep},
+            plan.reasons["pending"],
+        )
+        assert ["legal hold: case-17 (litigation)"] == plan.reasons["held"]
+
+    def test_a_rare_point_the_search_misses_is_found_by_a_full_pass(self):
+        """Where the binary search on a time does not lead to its point, every point is read."""
+        from backuppolicy.core._prepared import _positions
+
+        members = [point(f"p{i:02d}", NOW - timedelta(hours=i)) for i in range(20)]
+        members[5], members[15] = members[15], members[5]  # out of order: the search misses
+        created = [p.created_at for p in members]
+
+        assert [5, 15] == _positions(members, created, [members[15], members[5]])
+
     def test_gc_state_is_restored(self):
         """Planning leaves the garbage collector enabled (or disabled) as it found it."""
         gc.disable()

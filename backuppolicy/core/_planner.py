@@ -89,15 +89,14 @@ def _plan_body(
     base = tuple(delete_reasons or [_NOT_KEPT])
     specials = [_apply_floors(group, kept, now) for group in groups]
     # Every point not kept is deleted for the base reasons: the plan's reasons store those
-    # once (one shared tuple) with the set of every planned id, not a million dict entries.
-    # The set also finds duplicate ids. Only kept and failed points get entries of their own.
+    # once (one shared tuple) with the ids in plan order, not a million dict entries. Only
+    # kept and failed points get entries of their own. The set of every id finds duplicate
+    # ids; the plan does not keep it (`_PlanReasons` builds its own when first asked).
     order = list(map(_IDS, groups))
-    everyone: set[str] = set()
-    for ids in order:
-        everyone.update(ids)
-    if len(everyone) != sum(map(len, order)):
+    total = sum(map(len, order))
+    if len(set(itertools.chain.from_iterable(order))) != total:
         raise_duplicate(list(itertools.chain.from_iterable(order)))
-    bads = list(map(_bad_indices, groups))
+    bads = [group.bad for group in groups]
     kept_ats = _marked(groups, managed_groups, specials, bads, kept)
     if kept_ats is None:  # a rule kept points without marking them: look every id up
         is_kept = set(kept).__contains__
@@ -105,19 +104,19 @@ def _plan_body(
     keep: list[RecoveryPoint] = []
     delete: list[RecoveryPoint] = []
     failed: dict[str, tuple[str, ...]] = {}
-    for group, kept_at, bad in zip(groups, kept_ats, bads, strict=True):
+    for group, kept_at in zip(groups, kept_ats, strict=True):
         _split(group.points, kept_at, keep, delete)
         ids = group.ids
-        statuses = group.statuses
-        for index in bad:
+        points = group.points
+        for index in group.bad:
             pid = ids[index]
             if pid not in kept:
-                status = statuses[index].value
+                status = points[index].status.value
                 extra = failed.get(status)
                 if extra is None:
                     extra = failed[status] = (*base, f"{status} backup")
                 kept[pid] = extra  # from here on, kept holds the failed points too
-    reasons = _PlanReasons(kept, base, everyone, order)
+    reasons = _PlanReasons(kept, base, order, total)
     return RetentionPlan(keep=keep, delete=delete, reasons=reasons, now=now)
 
 
@@ -153,13 +152,6 @@ def _apply_floors(group: Group, kept: Reasons, now: datetime) -> list[int]:
         got = kept.get(pid)
         kept[pid] = extra if got is None else (*got, *extra)
     return special
-
-
-def _bad_indices(group: Group) -> list[int]:
-    """Indices of the group's points that are not completed, ascending."""
-    if group.good_mask is None:
-        return []
-    return list(itertools.compress(range(len(group.ids)), map(operator.not_, group.good_mask)))
 
 
 def _marked(
@@ -269,41 +261,49 @@ class ReasonMap(Mapping[str, list[str]]):
 class _PlanReasons(ReasonMap):
     """A plan's reasons: *explicit* ones for some points, *default* for every other point.
 
-    *everyone* is the set of every planned id and *order* the ids in plan order (one list
-    per target), so that a 10^6-point plan stores one tuple for the points it deletes for
-    the rule's reasons, not one dict entry each.
+    *order* holds the ids in plan order (one list per target) and *total* their number,
+    so that a 10^6-point plan stores one tuple for the points it deletes for the rule's
+    reasons, not one dict entry each. The set of every id, which only a lookup of a point
+    without explicit reasons needs, is built on the first such lookup.
     """
 
-    __slots__ = ("_default", "_everyone", "_order")
+    __slots__ = ("_default", "_everyone", "_order", "_total")
 
     def __init__(
         self,
         explicit: Mapping[str, Sequence[str]],
         default: tuple[str, ...],
-        everyone: AbstractSet[str],
         order: list[list[str]],
+        total: int,
     ) -> None:
         super().__init__(explicit)
         self._default = default
-        self._everyone = everyone
         self._order = order
+        self._total = total
+        self._everyone: AbstractSet[str] | None = None
+
+    def _all(self) -> AbstractSet[str]:
+        everyone = self._everyone
+        if everyone is None:
+            everyone = self._everyone = set(itertools.chain.from_iterable(self._order))
+        return everyone
 
     def __getitem__(self, key: str) -> list[str]:
         found = self._data.get(key)
         if found is not None:
             return list(found)
-        if key in self._everyone:
+        if key in self._all():
             return list(self._default)
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._everyone
+        return key in self._data or key in self._all()
 
     def __iter__(self) -> Iterator[str]:
         return itertools.chain.from_iterable(self._order)
 
     def __len__(self) -> int:
-        return len(self._everyone)
+        return self._total
 
     def stored(self) -> Mapping[str, Sequence[str]]:
         """Every ``{point.id: reasons}``, in plan order (shared tuples; do not mutate)."""

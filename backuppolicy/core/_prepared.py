@@ -7,13 +7,14 @@ the reasons dict the rules write into. Private to `backuppolicy.core.retention`.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import gc
 import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backuppolicy.core.durations import Duration
@@ -34,6 +35,7 @@ __all__ = [
     "raise_duplicate",
     "utc",
     "window_start",
+    "without",
     "zone",
 ]
 
@@ -48,19 +50,15 @@ Reasons: TypeAlias = dict[str, tuple[str, ...]]
 # --------------------------------------------------------------------------------------
 # Prepared input: points grouped by target, sorted once, shared by every rule of a union.
 #
-# Speed: a plan over 10^6 points must take well under two seconds, so the per-point work
+# Speed: a plan over 10^6 points should take under one second, so the per-point work
 # is done by C-level builtins (map, zip, compress, sort) over plain lists ("columns");
 # Python loops run only over what is kept or inspected (a period's head, a window).
 # --------------------------------------------------------------------------------------
 
-_TARGET = operator.attrgetter("target")
 _CREATED = operator.attrgetter("created_at")
 _ID = operator.attrgetter("id")
-_STATUS = operator.attrgetter("status")
-_MANAGED = operator.attrgetter("managed")
-_HOLD = operator.attrgetter("legal_hold")
 _order_key = operator.attrgetter("order_key")
-_COMPLETED_EACH = itertools.repeat(_COMPLETED)  # map(operator.is_, ...) beats a partial
+_T = TypeVar("_T")
 
 
 class Group:
@@ -70,8 +68,14 @@ class Group:
     binary searches compare instants, and the few times read on a wall clock (a period's
     head, the within reference) are converted to UTC then (no pass over every point).
 
+    Most points are plain: completed, not held, managed. Only the others (``odd``, found
+    while grouping) are looked at one by one; the plain ones are only ever read as
+    columns (``ids``, ``created``) and slices of them.
+
     Attributes:
-        good_mask: ``None`` when every point is completed, else one bool per point.
+        odd: Ascending indices of the points that are not completed, or under legal hold,
+            or not managed.
+        bad: Ascending indices of the points that are not completed.
         all_managed: Whether every point is managed.
         kept_prefix: The built-in rules keep ``ids[:kept_prefix]`` (at least).
         kept_at: Indices into ``ids`` that the built-in rules keep.
@@ -83,35 +87,35 @@ class Group:
 
     __slots__ = (
         "all_managed",
+        "bad",
         "created",
         "good_created",
         "good_ids",
         "good_kept",
-        "good_mask",
         "ids",
         "kept_at",
         "kept_prefix",
+        "odd",
         "points",
         "ref",
         "ref_index",
-        "statuses",
         "target",
     )
 
-    def __init__(self, target: str, points: list[RecoveryPoint], created: list[datetime]) -> None:
+    def __init__(
+        self, target: str, points: list[RecoveryPoint], created: list[datetime], odd: list[int]
+    ) -> None:
         self.target = target
         self.points = points
         self.created = created
         self.ids: list[str] = list(map(_ID, points))
-        self.statuses: list[Status] = list(map(_STATUS, points))
-        self.all_managed = all(map(_MANAGED, points))
-        self.good_mask: list[bool] | None = None
+        self.odd = odd
+        self.bad = [index for index in odd if points[index].status is not _COMPLETED]
+        self.all_managed = all(points[index].managed for index in odd)
         self.good_ids, self.good_created = self.ids, self.created
-        if self.statuses.count(_COMPLETED) != len(self.statuses):
-            mask = list(map(operator.is_, self.statuses, _COMPLETED_EACH))
-            self.good_mask = mask
-            self.good_ids = list(itertools.compress(self.ids, mask))
-            self.good_created = list(itertools.compress(self.created, mask))
+        if self.bad:
+            self.good_ids = without(self.ids, self.bad)
+            self.good_created = without(self.created, self.bad)
         self.ref: datetime | None = None
         self.ref_index = -1
         self.kept_prefix = 0
@@ -122,30 +126,48 @@ class Group:
         """The group restricted to its managed points (itself if all are)."""
         if self.all_managed:
             return self
-        mask = list(map(_MANAGED, self.points))
+        points = self.points
+        drop = [index for index in self.odd if not points[index].managed]
+        kept = [index for index in self.odd if points[index].managed]
         return Group(
             self.target,
-            list(itertools.compress(self.points, mask)),
-            list(itertools.compress(self.created, mask)),
+            without(points, drop),
+            without(self.created, drop),
+            _shift_down(kept, drop),
         )
 
     def special_indices(self, future: int) -> list[int]:
-        """Indices of the points a floor protects: future, held, pending, unmanaged."""
-        special = set(range(future))
-        points, count = self.points, len(self.points)
-        holds = list(map(_HOLD, points))
-        if holds.count(None) != count:  # count() compares by identity first: a C-level pass
-            held = map(operator.is_not, holds, itertools.repeat(None))
-            special.update(itertools.compress(range(count), held))
-        statuses = self.statuses
-        index = -1
-        for _ in range(statuses.count(_PENDING)):  # rare: find each by a C-level scan
-            index = statuses.index(_PENDING, index + 1)
-            special.add(index)
-        if not self.all_managed:
-            managed = map(_MANAGED, points)
-            special.update(itertools.compress(range(count), map(operator.not_, managed)))
-        return sorted(special)
+        """Ascending indices of the points a floor protects: future, held, pending, unmanaged."""
+        special = list(range(future))
+        points = self.points
+        for index in self.odd:
+            if index >= future:
+                point = points[index]
+                if point.legal_hold is not None or point.status is _PENDING or not point.managed:
+                    special.append(index)
+        return special
+
+
+def without(items: list[_T], drop: list[int]) -> list[_T]:
+    """*items* without the indices *drop* (ascending), copied as slices between them."""
+    result: list[_T] = []
+    start = 0
+    for index in drop:
+        result += items[start:index]
+        start = index + 1
+    result += items[start:]
+    return result
+
+
+def _shift_down(indices: list[int], drop: list[int]) -> list[int]:
+    """Each of *indices* (ascending) less the number of *drop* (ascending) below it."""
+    result: list[int] = []
+    below, count = 0, len(drop)
+    for index in indices:
+        while below < count and drop[below] < index:
+            below += 1
+        result.append(index - below)
+    return result
 
 
 class Prepared:
@@ -194,28 +216,35 @@ def group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> 
     """Group by target (sorted by name), each newest first (as instants).
 
     This is the one loop that touches every point object (in input order, which is where
-    the memory is): it only appends each point to its target's list. Everything after runs
-    per target in C-level passes (``sort``, ``map``, ``compress``) over those lists. With
-    *check_ids* false the caller checks that ids are unique (the planner does, for free,
-    from its result).
+    the memory is): it appends each point to its target's list and notes the few points
+    that are not plain (not completed, held or unmanaged). Everything after runs per
+    target in C-level passes (``sort``, ``map``, slices) over those lists, and in Python
+    only over the noted points. With *check_ids* false the caller checks that ids are
+    unique (the planner does, from the ids it has anyway).
 
     Raises:
         TypeError: An item is not a `RecoveryPoint`.
         ValueError: Two points share an id.
     """
     groups: dict[str, list[RecoveryPoint]] = {}
-    get = groups.get
+    odd: list[RecoveryPoint] = []
+    add_odd = odd.append
+    completed = _COMPLETED
     point: object = None
     try:
         for point in points:
-            members = get(point.target)
-            if members is None:
+            try:
+                groups[point.target].append(point)
+            except KeyError:
                 groups[point.target] = [point]
-            else:
-                members.append(point)
+            if point.status is not completed or point.legal_hold is not None or not point.managed:
+                add_odd(point)
     except AttributeError:
         raise TypeError(f"points: expected RecoveryPoint items (got {point!r}).") from None
-    result = [_group(target, groups[target]) for target in sorted(groups)]
+    odd_of: dict[str, list[RecoveryPoint]] = {}
+    for point in odd:
+        odd_of.setdefault(point.target, []).append(point)
+    result = [_group(target, groups[target], odd_of.get(target)) for target in sorted(groups)]
     if check_ids:
         ids = [pid for group in result for pid in group.ids]
         if len(set(ids)) != len(ids):
@@ -223,7 +252,7 @@ def group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> 
     return result
 
 
-def _group(target: str, members: list[RecoveryPoint]) -> Group:
+def _group(target: str, members: list[RecoveryPoint], odd: list[RecoveryPoint] | None) -> Group:
     """One target's points as a `Group`: newest first, ties by `RecoveryPoint.order_key`."""
     try:
         # Aware datetimes compare as instants whatever their zone, so this is the UTC order.
@@ -236,7 +265,37 @@ def _group(target: str, members: list[RecoveryPoint]) -> Group:
         # Only when two points share a time do we pay for the whole key.
         members.sort(key=_order_key, reverse=True)
         created = list(map(_CREATED, members))
-    return Group(target, members, created)
+    return Group(target, members, created, _positions(members, created, odd) if odd else [])
+
+
+def _positions(
+    members: list[RecoveryPoint], created: list[datetime], odd: list[RecoveryPoint]
+) -> list[int]:
+    """Ascending indices in *members* (sorted as `_group` sorts) of the points of *odd*.
+
+    Each is found by a binary search on its time, then by identity among the points of
+    that same time; when they are many, or one is not found where the search says (times
+    that do not compare as one order), by one identity pass over every point.
+    """
+    wanted = set(map(id, odd))
+    count = len(members)
+    if len(odd) * 16 < count:
+        found: set[int] = set()
+        scanned: set[int] = set()
+        for point in odd:
+            when = point.created_at
+            # created is newest first: the first index whose time is not after `when`.
+            index = count_after(created, when)
+            if index in scanned:
+                continue
+            scanned.add(index)
+            while index < count and created[index] == when:
+                if id(members[index]) in wanted:
+                    found.add(index)
+                index += 1
+        if len(found) == len(odd):
+            return sorted(found)
+    return list(itertools.compress(range(count), map(wanted.__contains__, map(id, members))))
 
 
 def raise_duplicate(ids: list[str]) -> None:
@@ -252,26 +311,13 @@ def count_after(created: Sequence[datetime], cutoff: datetime, low: int = 0) -> 
 
     That is the number of items strictly after *cutoff* when *low* is 0.
     """
-    high = len(created)
-    while low < high:
-        mid = (low + high) // 2
-        if created[mid] > cutoff:
-            low = mid + 1
-        else:
-            high = mid
-    return low
+    # The key is False while an item is after the cutoff, then True: a C-level search.
+    return bisect.bisect_left(created, x=True, lo=low, key=cutoff.__ge__)
 
 
 def count_from(created: Sequence[datetime], start: datetime, low: int = 0) -> int:
     """Index of the first item of *created* (sorted descending) strictly before *start*."""
-    high = len(created)
-    while low < high:
-        mid = (low + high) // 2
-        if created[mid] >= start:
-            low = mid + 1
-        else:
-            high = mid
-    return low
+    return bisect.bisect_left(created, x=True, lo=low, key=start.__gt__)
 
 
 def zone(tz: str | tzinfo) -> tzinfo:
