@@ -626,6 +626,35 @@ class TestPlanner:
         )
         assert ["legal hold: case-17 (litigation)"] == plan.reasons["held"]
 
+    def test_times_in_a_dst_fold_of_one_zone_are_ordered_as_instants(self):
+        """Two times of one zone compare by wall clock (PEP 495): the plan orders instants.
+
+        On 2026-10-25 London's clocks go back from 02:00 BST to 01:00 GMT: 01:30 (first
+        fold, 00:30 UTC) is 45 minutes older than 01:15 (second fold, 01:15 UTC), although
+        its wall clock reads later.
+        """
+        london = ZoneInfo("Europe/London")
+        older = point("bst-0130", datetime(2026, 10, 25, 1, 30, tzinfo=london))
+        newer = point("gmt-0115", datetime(2026, 10, 25, 1, 15, fold=1, tzinfo=london))
+        assert older.created_at > newer.created_at  # the wall clock says so
+        assert older.created_at.astimezone(UTC) < newer.created_at.astimezone(UTC)
+        now = datetime(2026, 10, 26, 4, 0, tzinfo=UTC)
+
+        for rule in (KeepLast(1), KeepDaily(1)):
+            plan = rule.plan([older, newer], now=now)
+            assert ([newer.id], [older.id]) == (
+                [p.id for p in plan.keep],
+                [p.id for p in plan.delete],
+            ), rule
+        # With a point at the same instant as another (ties are ordered by the whole key).
+        twin = point("bst-0130-twin", older.created_at)
+        for rule in (KeepLast(2), KeepDaily(1), KeepHourly(2)):
+            plan = rule.plan([twin, older, newer], now=now)
+            assert newer.id == next(p.id for p in plan.keep), rule
+        assert {newer.id, twin.id} == {
+            p.id for p in KeepLast(2).plan([twin, older, newer], now=now).keep
+        }
+
     def test_a_rare_point_the_search_misses_is_found_by_a_full_pass(self):
         """Where the binary search on a time does not lead to its point, every point is read."""
         from backuppolicy.core._prepared import _positions

@@ -13,7 +13,7 @@ import gc
 import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timezone, tzinfo
 from typing import TypeAlias, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -58,6 +58,10 @@ Reasons: TypeAlias = dict[str, tuple[str, ...]]
 _CREATED = operator.attrgetter("created_at")
 _ID = operator.attrgetter("id")
 _order_key = operator.attrgetter("order_key")
+_CREATED_UTC = operator.attrgetter("created_utc")
+_TZINFO = operator.attrgetter("tzinfo")
+_FIXED_ZONES: frozenset[type] = frozenset({timezone})
+"""Zone types whose times compare as instants also within one zone: fixed offsets."""
 _T = TypeVar("_T")
 
 
@@ -255,16 +259,24 @@ def group_points(points: Iterable[RecoveryPoint], *, check_ids: bool = True) -> 
 def _group(target: str, members: list[RecoveryPoint], odd: list[RecoveryPoint] | None) -> Group:
     """One target's points as a `Group`: newest first, ties by `RecoveryPoint.order_key`."""
     try:
-        # Aware datetimes compare as instants whatever their zone, so this is the UTC order.
         members.sort(key=_CREATED, reverse=True)
         created = list(map(_CREATED, members))
     except (AttributeError, TypeError):
         bad = next((p for p in members if not isinstance(p, RecoveryPoint)), members[0])
         raise TypeError(f"points: expected RecoveryPoint items (got {bad!r}).") from None
+    column = _CREATED
+    if not _FIXED_ZONES.issuperset(map(type, set(map(_TZINFO, created)))):
+        # Times of different zones compare as instants, but two times of one zone compare by
+        # their wall clock (PEP 495), which is not the instants' order in a daylight-saving
+        # fold. Only fixed-offset zones (what backends give) are safe as they are; any other
+        # group is ordered, and kept, in UTC.
+        column = _CREATED_UTC
+        members.sort(key=column, reverse=True)
+        created = list(map(column, members))
     if any(map(operator.eq, created, itertools.islice(created, 1, None))):
-        # Only when two points share a time do we pay for the whole key.
+        # Only when two points share a time do we pay for the whole key (it orders in UTC).
         members.sort(key=_order_key, reverse=True)
-        created = list(map(_CREATED, members))
+        created = list(map(column, members))
     return Group(target, members, created, _positions(members, created, odd) if odd else [])
 
 
