@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -71,6 +74,40 @@ class TestPlanProperties:
         second = rule.plan(shuffled, now=NOW, tz=tz)
 
         assert first == second
+
+    @given(
+        points=point_lists(),
+        rule=retention_rules,
+        tz=time_zones,
+        written_in=st.sampled_from(["Europe/London", "America/New_York", "Asia/Kolkata"]),
+        in_fold=st.booleans(),
+    )
+    def test_plan_does_not_depend_on_the_zone_times_are_written_in(
+        self, points, rule, tz, written_in, in_fold
+    ):
+        """The same instants written on another zone's clock (with its DST) give the same plan.
+
+        With *in_fold*, the times are moved into the two hours around London's autumn change
+        (2026-10-25 00:00-02:00 UTC), where London's 01:00-02:00 happens twice.
+        """
+        if in_fold:
+            fold = datetime(2026, 10, 25, tzinfo=UTC)
+            points = [
+                p.evolve(created_at=fold + timedelta(seconds=p.created_at.timestamp() % 7200))
+                for p in points
+            ]
+            written_in = "Europe/London"
+        zone = ZoneInfo(written_in)
+        moved = [p.evolve(created_at=p.created_at.astimezone(zone)) for p in points]
+
+        first = rule.plan(points, now=NOW, tz=tz)
+        second = rule.plan(moved, now=NOW, tz=tz)
+
+        assert ([p.id for p in first.keep], [p.id for p in first.delete], dict(first.reasons)) == (
+            [p.id for p in second.keep],
+            [p.id for p in second.delete],
+            dict(second.reasons),
+        )
 
     @given(points=point_lists(), rule=retention_rules, tz=time_zones)
     def test_replanning_the_kept_points_deletes_nothing(self, points, rule, tz):
