@@ -21,10 +21,15 @@ cost more than the work they do, and one of them races:
   finalizer closes its own buffer). :func:`lighten_s3_version_listings` makes those copies
   shallow: a new object with the version's attributes, whose own ``is_latest`` can be set,
   that reads the version's data (under the version's lock) and never closes it.
+* moto's serializer (EC2's and RDS's answers, among others) asks up to six alias providers,
+  each a new object, which attribute of a model holds each field of each item of an answer
+  (``AttributePicker.get_possible_keys``): a third of the demo's CPU time went there and into
+  the XML it writes. :func:`memoize_serializer_aliases` remembers the attributes to try for
+  each kind of object, field and shape, which is all the providers look at.
 
 Each changes how moto computes an answer, never the answer: ``tests/test_moto_patches.py``
 compares each with moto's own code. Calling them twice is harmless; a moto without the
-patched internals is left as it is. :func:`patch_moto` installs all three.
+patched internals is left as it is. :func:`patch_moto` installs them all.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from typing import Any
 __all__ = [
     "index_ec2_tag_reads",
     "lighten_s3_version_listings",
+    "memoize_serializer_aliases",
     "patch_moto",
     "serialize_s3_url_reloads",
 ]
@@ -192,6 +198,99 @@ def lighten_s3_version_listings() -> None:
     setattr(models, "copy", shallow)  # noqa: B010 - a module attribute mypy does not see
 
 
+_ALIASES_KEPT = 100_000
+"""Most remembered alias lists; more (a moto that makes shapes per answer) starts afresh."""
+
+
+def memoize_serializer_aliases() -> None:
+    """Remember which attributes moto's serializer tries for a field (idempotent).
+
+    ``AttributePicker.__call__`` asks its alias providers, for every field of every item of
+    an answer, which attribute names to try. The providers read only the object's class (its
+    name and its ``Meta.serialization_aliases``), the field's name and its shape (the shape's
+    name, kind, serialization name and parent), so the answer is remembered under those; an
+    object whose ``Meta`` is not a class is asked every time. The values are still read from
+    each object, in the same order, and the response transformers still apply.
+
+    >>> memoize_serializer_aliases()
+    >>> from moto.core.serialize import AttributePicker
+    >>> getattr(AttributePicker.__call__, "_backuppolicy_patched", False)
+    True
+    """
+    import inspect  # noqa: PLC0415
+
+    from moto.core import serialize  # noqa: PLC0415
+    from moto.core.constants import MISSING  # noqa: PLC0415 - what serialize uses
+    from moto.core.utils import get_value  # noqa: PLC0415
+
+    picker = getattr(serialize, "AttributePicker", None)
+    asked = vars(picker).get("__call__") if isinstance(picker, type) else None
+    if asked is None or getattr(asked, _MARK, False):
+        return
+    try:
+        source = inspect.getsource(asked)
+    except (OSError, TypeError):
+        return
+    if "self.get_possible_keys(context)" not in source or "response_transformers" not in source:
+        return
+    remembering = _remembering_call(get_value, MISSING)
+    setattr(remembering, _MARK, True)
+    setattr(remembering, "_backuppolicy_original", asked)  # noqa: B010 - for the equivalence test
+    setattr(picker, "__call__", remembering)  # noqa: B010 - mypy cannot type a patched dunder
+
+
+class _RememberedAliases:
+    """The attribute names moto's pickers try, by picker, class, ``Meta``, field and shape."""
+
+    def __init__(self) -> None:
+        self._names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+
+    def names(self, picker: Any, context: Any) -> tuple[str, ...]:
+        """What ``picker.get_possible_keys(context)`` gives, asked once per kind of context."""
+        shape = context.shape
+        meta = getattr(context.obj, "Meta", None)
+        if meta is not None and not isinstance(meta, type):
+            return tuple(picker.get_possible_keys(context))  # an object's own Meta
+        key = (
+            type(picker),
+            tuple(picker.alias_providers),
+            context.obj.__class__,
+            meta,
+            context.key,
+            shape,
+            getattr(shape, "parent", None),
+        )
+        names = self._names.get(key)
+        if names is None:
+            if len(self._names) >= _ALIASES_KEPT:
+                self._names.clear()
+            names = self._names[key] = tuple(picker.get_possible_keys(context))
+        return names
+
+
+def _remembering_call(get_value: Any, missing: Any) -> Any:
+    """``AttributePicker.__call__``, with the attribute names to try remembered."""
+    remembered = _RememberedAliases()
+
+    def __call__(self: Any, context: Any) -> Any:  # noqa: N807 - the method it replaces
+        obj = context.obj
+        for name in remembered.names(self, context):
+            value = get_value(obj, name, missing)
+            if value is not missing:
+                break
+        else:
+            value = None
+        if self.response_transformers:
+            key_path = f"{context.key_path}.{context.key}"
+            for transform_path, transform in self.response_transformers.items():
+                if key_path.endswith(transform_path):
+                    value = transform(value)
+                    break
+        return value
+
+    return __call__
+
+
 def patch_moto() -> None:
     """Install every patch of this module (idempotent): what the demo and the tests run on.
 
@@ -200,3 +299,4 @@ def patch_moto() -> None:
     serialize_s3_url_reloads()
     index_ec2_tag_reads()
     lighten_s3_version_listings()
+    memoize_serializer_aliases()

@@ -4,8 +4,9 @@
 ``MOTO_S3_CUSTOM_ENDPOINTS`` setting, changes (moto reloaded it twice per S3 request), and
 `index_ec2_tag_reads` reads a resource's tags from its own entry of moto's tag table (moto
 scanned the whole table), and `lighten_s3_version_listings` copies listed versions shallowly
-(moto deep-copied every version's data). All are installed for every test by the root
-``conftest.py`` (`patch_moto`).
+(moto deep-copied every version's data), and `memoize_serializer_aliases` remembers which
+attributes moto's serializer tries for a field (moto asked six alias providers each time).
+All are installed for every test by the root ``conftest.py`` (`patch_moto`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,24 @@ import copy
 import gc
 import importlib
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import moto.core.serialize
 import moto.s3.models
 import pytest
+import time_machine
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.tags import TagBackend
 
 from backuppolicy._moto import (
+    _RememberedAliases,
     index_ec2_tag_reads,
     lighten_s3_version_listings,
+    memoize_serializer_aliases,
     serialize_s3_url_reloads,
 )
 
@@ -216,3 +222,107 @@ def test_shallow_version_listings_equal_moto_deep_copies(monkeypatch: pytest.Mon
         body = s3.get_object(Bucket=bucket, Key=version["Key"], VersionId=version["VersionId"])
         assert body["ETag"] == version["ETag"]
         assert len(body["Body"].read()) == version["Size"]
+
+
+def _answers(ec2: Any, rds: Any) -> list[dict[str, Any]]:
+    """EC2 and RDS answers that moto's serializer writes, without their request ids."""
+    answers = [
+        ec2.describe_instances(),
+        ec2.describe_volumes(),
+        ec2.describe_snapshots(OwnerIds=["self"]),
+        ec2.describe_tags(),
+        rds.describe_db_instances(),
+        rds.describe_db_snapshots(),
+        rds.describe_db_subnet_groups(),
+    ]
+    for answer in answers:
+        answer.pop("ResponseMetadata", None)
+    return answers
+
+
+def test_remembered_serializer_aliases_write_the_same_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Instances, volumes, snapshots, tags, databases: the same answers with moto's own picker.
+
+    The clock stands still: moto writes "now" into some fields (``LatestRestorableTime``).
+    """
+    memoize_serializer_aliases()
+    picker = moto.core.serialize.AttributePicker
+    remembering = vars(picker)["__call__"]
+    assert getattr(remembering, "_backuppolicy_patched", False)
+    with time_machine.travel(datetime(2026, 12, 6, 4, 5, tzinfo=UTC), tick=False), mock_aws():
+        ec2 = boto3.client("ec2", region_name=REGION)
+        rds = boto3.client("rds", region_name=REGION)
+        image = ec2.register_image(Name="img", RootDeviceName="/dev/sda1")["ImageId"]
+        instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+        volume = ec2.create_volume(
+            AvailabilityZone=f"{REGION}a",
+            Size=2,
+            TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "b"}]}],
+        )["VolumeId"]
+        ec2.attach_volume(VolumeId=volume, InstanceId=instance["InstanceId"], Device="/dev/sdf")
+        for n in range(3):
+            ec2.create_snapshot(
+                VolumeId=volume,
+                TagSpecifications=[
+                    {"ResourceType": "snapshot", "Tags": [{"Key": "n", "Value": str(n)}]}
+                ],
+            )
+        rds.create_db_instance(
+            DBInstanceIdentifier="db-1",
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            MasterUsername="admin",
+            MasterUserPassword="not-a-secret-1",
+            AllocatedStorage=20,
+            Tags=[{"Key": "team", "Value": "shop"}],
+        )
+        for n in range(2):
+            rds.create_db_snapshot(DBInstanceIdentifier="db-1", DBSnapshotIdentifier=f"s-{n}")
+
+        remembered = _answers(ec2, rds)
+        again = _answers(ec2, rds)  # from what was remembered the first time
+        with monkeypatch.context() as own:
+            own.setattr(picker, "__call__", remembering._backuppolicy_original)
+            assert _answers(ec2, rds) == remembered == again
+    assert sum(bool(s.get("Tags")) for s in remembered[2]["Snapshots"]) == 3  # and the image's
+    assert remembered[5]["DBSnapshots"][0]["DBInstanceIdentifier"] == "db-1"
+
+
+@pytest.mark.usefixtures("aws")
+def test_remembered_aliases_are_what_the_providers_say_for_every_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every field moto's pickers look at: the remembered names are the providers' answer."""
+    memoize_serializer_aliases()
+    picker = moto.core.serialize.AttributePicker
+    remembering = vars(picker)["__call__"]
+    seen: list[tuple[Any, Any]] = []
+
+    def recording(self: Any, context: Any) -> Any:
+        seen.append((self, context))
+        return remembering(self, context)
+
+    monkeypatch.setattr(picker, "__call__", recording)
+    ec2 = boto3.client("ec2", region_name=REGION)
+    rds = boto3.client("rds", region_name=REGION)
+    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=2)["VolumeId"]
+    ec2.create_snapshot(VolumeId=volume)
+    rds.create_db_instance(
+        DBInstanceIdentifier="db-1",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="admin",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+    )
+    rds.create_db_snapshot(DBInstanceIdentifier="db-1", DBSnapshotIdentifier="s-1")
+    _answers(ec2, rds)
+
+    aliases = _RememberedAliases()
+    remembered = [aliases.names(p, context) for p, context in seen]
+    asked = [tuple(p.get_possible_keys(context)) for p, context in seen]
+    assert remembered == asked
+    assert len({(type(c.obj), c.key) for _, c in seen}) > 100  # many kinds of fields
+    assert len(set(asked)) > 50
