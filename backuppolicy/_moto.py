@@ -26,6 +26,12 @@ cost more than the work they do, and one of them races:
   (``AttributePicker.get_possible_keys``): a third of the demo's CPU time went there and into
   the XML it writes. :func:`memoize_serializer_aliases` remembers the attributes to try for
   each kind of object, field and shape, which is all the providers look at.
+* The same serializer reads every timestamp moto keeps as text with botocore's
+  ``parse_to_aware_datetime`` (``dateutil``, about 0.25 ms each), and xmltodict checks every
+  element name it writes, the same few hundred names again and again.
+  :func:`read_serializer_timestamps_fast` reads ISO 8601 text with an offset with
+  `datetime.fromisoformat` (anything else still goes to botocore), and
+  :func:`memoize_xml_name_checks` remembers the names that passed xmltodict's check.
 
 Each changes how moto computes an answer, never the answer: ``tests/test_moto_patches.py``
 compares each with moto's own code. Calling them twice is harmless; a moto without the
@@ -35,13 +41,16 @@ patched internals is left as it is. :func:`patch_moto` installs them all.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
     "index_ec2_tag_reads",
     "lighten_s3_version_listings",
     "memoize_serializer_aliases",
+    "memoize_xml_name_checks",
     "patch_moto",
+    "read_serializer_timestamps_fast",
     "serialize_s3_url_reloads",
 ]
 
@@ -291,6 +300,71 @@ def _remembering_call(get_value: Any, missing: Any) -> Any:
     return __call__
 
 
+def read_serializer_timestamps_fast() -> None:
+    """Read the serializer's ISO 8601 timestamps with an offset quickly (idempotent).
+
+    ``moto.core.serialize.parse_to_aware_datetime`` (botocore's) gets, for text with an
+    offset, what `datetime.fromisoformat` reads, in UTC as botocore gives it; only the
+    ``tzinfo`` object differs (`datetime.UTC` for ``dateutil.tz.tzutc()``), which the
+    serializer's formats never show. Other values (datetimes, epoch numbers, text without an
+    offset) go to botocore.
+
+    >>> read_serializer_timestamps_fast()
+    >>> from moto.core import serialize
+    >>> serialize.parse_to_aware_datetime("2026-12-06T04:05:00.000Z").isoformat()
+    '2026-12-06T04:05:00+00:00'
+    """
+    from moto.core import serialize  # noqa: PLC0415
+
+    slow = vars(serialize).get("parse_to_aware_datetime")
+    if slow is None or getattr(slow, _MARK, False):
+        return
+
+    def parse_to_aware_datetime(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                pass
+            else:
+                if parsed.tzinfo is not None:
+                    return parsed.astimezone(UTC)  # botocore's answer is in UTC too
+        return slow(value)
+
+    setattr(parse_to_aware_datetime, _MARK, True)
+    setattr(serialize, "parse_to_aware_datetime", parse_to_aware_datetime)  # noqa: B010
+
+
+def memoize_xml_name_checks() -> None:
+    """Check each element or attribute name xmltodict writes once, not every time (idempotent).
+
+    ``xmltodict._validate_name`` raises `ValueError` for a name that is not safe in XML and
+    returns nothing otherwise; a name (a string) that passed is remembered, so every other
+    name is still checked, and refused, as before.
+
+    >>> memoize_xml_name_checks()
+    >>> import xmltodict
+    >>> xmltodict.unparse({"ok": {"@id": "1", "#text": "x"}}, full_document=False)
+    '<ok id="1">x</ok>'
+    """
+    import xmltodict  # noqa: PLC0415
+
+    check = vars(xmltodict).get("_validate_name")
+    if check is None or getattr(check, _MARK, False):
+        return
+    passed: set[tuple[str, str]] = set()
+
+    def _validate_name(value: Any, kind: str) -> None:
+        if type(value) is str and (value, kind) in passed:
+            return
+        check(value, kind)
+        if type(value) is str and len(passed) < _ALIASES_KEPT:
+            passed.add((value, kind))
+
+    setattr(_validate_name, _MARK, True)
+    setattr(xmltodict, "_validate_name", _validate_name)  # noqa: B010
+
+
 def patch_moto() -> None:
     """Install every patch of this module (idempotent): what the demo and the tests run on.
 
@@ -300,3 +374,5 @@ def patch_moto() -> None:
     index_ec2_tag_reads()
     lighten_s3_version_listings()
     memoize_serializer_aliases()
+    read_serializer_timestamps_fast()
+    memoize_xml_name_checks()

@@ -5,17 +5,19 @@
 `index_ec2_tag_reads` reads a resource's tags from its own entry of moto's tag table (moto
 scanned the whole table), and `lighten_s3_version_listings` copies listed versions shallowly
 (moto deep-copied every version's data), and `memoize_serializer_aliases` remembers which
-attributes moto's serializer tries for a field (moto asked six alias providers each time).
-All are installed for every test by the root ``conftest.py`` (`patch_moto`).
+attributes moto's serializer tries for a field (moto asked six alias providers each time),
+`read_serializer_timestamps_fast` reads ISO 8601 text with `datetime.fromisoformat`, and
+`memoize_xml_name_checks` checks each XML name once. All are installed for every test by the root ``conftest.py`` (`patch_moto`).
 """
 
 from __future__ import annotations
 
+import calendar
 import copy
 import gc
 import importlib
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import boto3
@@ -23,6 +25,10 @@ import moto.core.serialize
 import moto.s3.models
 import pytest
 import time_machine
+import xmltodict
+from botocore.utils import parse_to_aware_datetime as botocore_parse_to_aware_datetime
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
@@ -33,6 +39,8 @@ from backuppolicy._moto import (
     index_ec2_tag_reads,
     lighten_s3_version_listings,
     memoize_serializer_aliases,
+    memoize_xml_name_checks,
+    read_serializer_timestamps_fast,
     serialize_s3_url_reloads,
 )
 
@@ -326,3 +334,58 @@ def test_remembered_aliases_are_what_the_providers_say_for_every_field(
     assert remembered == asked
     assert len({(type(c.obj), c.key) for _, c in seen}) > 100  # many kinds of fields
     assert len(set(asked)) > 50
+
+
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1971, 1, 1),
+        max_value=datetime(2099, 12, 31),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=2)), timezone(-timedelta(minutes=330))]
+        ),
+    ),
+    form=st.sampled_from(
+        ["%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "iso", "iso-ms", "rfc", "date"]
+    ),
+)
+def test_fast_serializer_timestamps_read_what_botocore_reads(moment: datetime, form: str) -> None:
+    """The same wall time, microseconds and offset as botocore's parse_to_aware_datetime."""
+    read_serializer_timestamps_fast()
+    fast = moto.core.serialize.parse_to_aware_datetime
+    assert getattr(fast, "_backuppolicy_patched", False)
+    if form == "iso":
+        text = moment.isoformat()
+    elif form == "iso-ms":
+        text = moment.isoformat(timespec="milliseconds")
+    elif form == "rfc":
+        text = moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    elif form == "date":
+        text = moment.strftime("%Y-%m-%d")
+    else:
+        text = moment.astimezone(UTC).strftime(form)
+    ours, botocores = fast(text), botocore_parse_to_aware_datetime(text)
+    assert (ours.replace(tzinfo=None), ours.utcoffset()) == (
+        botocores.replace(tzinfo=None),
+        botocores.utcoffset(),
+    )
+    # What the serializer writes from it (its ISO 8601 formats and epoch seconds).
+    for pattern in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
+        assert ours.strftime(pattern) == botocores.strftime(pattern)
+    # Epoch seconds (calendar.timegm) read the time tuple, not its DST flag (-1 against 0).
+    assert ours.timetuple()[:8] == botocores.timetuple()[:8]
+    assert calendar.timegm(ours.timetuple()) == calendar.timegm(botocores.timetuple())
+
+
+def test_xml_name_checks_still_refuse_what_they_refused() -> None:
+    """A remembered name passes; a bad one is refused every time, also after good ones."""
+    memoize_xml_name_checks()
+    document = {"Answer": {"@id": "1", "Item": ["a", "b"], "Empty": None}}
+    first = xmltodict.unparse(document)
+    assert first == xmltodict.unparse(document)
+    assert "<Item>a</Item><Item>b</Item>" in first
+    for bad in ("a b", "<x", "?x", "!x", 'q"', "a=b", "a/b"):
+        for _ in range(2):
+            with pytest.raises(ValueError, match="Invalid element name"):
+                xmltodict.unparse({bad: "x"})
+    with pytest.raises(ValueError, match="Invalid attribute name"):
+        xmltodict.unparse({"ok": {"@a b": "1"}})
