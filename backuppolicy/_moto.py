@@ -41,8 +41,10 @@ patched internals is left as it is. :func:`patch_moto` installs them all.
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
+
+from backuppolicy.core._isotime import aware_from_iso
 
 __all__ = [
     "index_ec2_tag_reads",
@@ -321,14 +323,9 @@ def read_serializer_timestamps_fast() -> None:
         return
 
     def parse_to_aware_datetime(value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                pass
-            else:
-                if parsed.tzinfo is not None:
-                    return parsed.astimezone(UTC)  # botocore's answer is in UTC too
+        parsed = aware_from_iso(value)
+        if parsed is not None:
+            return parsed.astimezone(UTC)  # botocore's answer is in UTC too
         return slow(value)
 
     setattr(parse_to_aware_datetime, _MARK, True)

@@ -24,6 +24,8 @@ import boto3
 import botocore.session
 from botocore.utils import parse_timestamp as _botocore_parse_timestamp
 
+from backuppolicy.core._isotime import aware_from_iso
+
 __all__ = ["new_boto3_session", "parse_timestamp"]
 
 
@@ -37,14 +39,9 @@ def parse_timestamp(value: Any) -> datetime:
     >>> parse_timestamp(1796529600).isoformat()
     '2026-12-06T04:00:00+00:00'
     """
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is not None:
-                return parsed
+    parsed = aware_from_iso(value)
+    if parsed is not None:
+        return parsed
     result: datetime = _botocore_parse_timestamp(value)
     return result
 
