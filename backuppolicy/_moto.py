@@ -33,6 +33,12 @@ cost more than the work they do, and one of them races:
   `datetime.fromisoformat` (anything else still goes to botocore), and
   :func:`memoize_xml_name_checks` remembers the names that passed xmltodict's check.
 
+* moto's RDS backend keeps instances and snapshots in a ``CaseInsensitiveDict`` (requests',
+  over an ``OrderedDict``); a thread that lists snapshots while another creates one fails
+  with ``RuntimeError: OrderedDict mutated during iteration`` (seen in CI, in a backup run's
+  thread pool). :func:`snapshot_case_insensitive_iteration` makes iteration read the keys
+  as they are when it starts, as a listing of AWS does.
+
 Each changes how moto computes an answer, never the answer: ``tests/test_moto_patches.py``
 compares each with moto's own code. Calling them twice is harmless; a moto without the
 patched internals is left as it is. :func:`patch_moto` installs them all.
@@ -54,6 +60,7 @@ __all__ = [
     "patch_moto",
     "read_serializer_timestamps_fast",
     "serialize_s3_url_reloads",
+    "snapshot_case_insensitive_iteration",
 ]
 
 _RELOAD_LOCK = threading.Lock()
@@ -362,6 +369,39 @@ def memoize_xml_name_checks() -> None:
     setattr(xmltodict, "_validate_name", _validate_name)  # noqa: B010
 
 
+def snapshot_case_insensitive_iteration() -> None:
+    """Iterate moto's ``CaseInsensitiveDict`` over its keys as they are when it starts.
+
+    The same keys in the same order as before when nothing changes meanwhile; a key added or
+    removed by another thread during the iteration no longer raises ``RuntimeError``
+    (``list`` copies the ``OrderedDict``'s values in one step under the GIL).
+
+    >>> snapshot_case_insensitive_iteration()
+    >>> from moto.utilities.utils import CaseInsensitiveDict
+    >>> names = CaseInsensitiveDict({"Snap-A": 1, "snap-b": 2})
+    >>> for name in names:
+    ...     names[name + "-copy"] = 0
+    >>> list(names)
+    ['Snap-A', 'snap-b', 'Snap-A-copy', 'snap-b-copy']
+    """
+    from moto.utilities import utils  # noqa: PLC0415
+
+    kind = getattr(utils, "CaseInsensitiveDict", None)
+    if not isinstance(kind, type) or getattr(vars(kind).get("__iter__"), _MARK, False):
+        return
+
+    original = vars(kind).get("__iter__") or getattr(kind, "__iter__")  # noqa: B009
+
+    def __iter__(self: Any) -> Any:  # noqa: N807 - the method it replaces
+        store = getattr(self, "_store", None)
+        if store is None:
+            return original(self)
+        return iter([cased for cased, _ in list(store.values())])
+
+    setattr(__iter__, _MARK, True)
+    setattr(kind, "__iter__", __iter__)  # noqa: B010 - mypy cannot type a patched dunder
+
+
 def patch_moto() -> None:
     """Install every patch of this module (idempotent): what the demo and the tests run on.
 
@@ -373,3 +413,4 @@ def patch_moto() -> None:
     memoize_serializer_aliases()
     read_serializer_timestamps_fast()
     memoize_xml_name_checks()
+    snapshot_case_insensitive_iteration()

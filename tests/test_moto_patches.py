@@ -33,6 +33,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.tags import TagBackend
+from moto.utilities.utils import CaseInsensitiveDict
 
 from backuppolicy._moto import (
     _RememberedAliases,
@@ -42,6 +43,7 @@ from backuppolicy._moto import (
     memoize_xml_name_checks,
     read_serializer_timestamps_fast,
     serialize_s3_url_reloads,
+    snapshot_case_insensitive_iteration,
 )
 
 REGION = "eu-west-2"
@@ -389,3 +391,16 @@ def test_xml_name_checks_still_refuse_what_they_refused() -> None:
                 xmltodict.unparse({bad: "x"})
     with pytest.raises(ValueError, match="Invalid attribute name"):
         xmltodict.unparse({"ok": {"@a b": "1"}})
+
+
+def test_rds_snapshots_listed_while_another_thread_adds_one() -> None:
+    """moto's RDS dicts: adding during an iteration raised RuntimeError; now the start's keys."""
+    snapshot_case_insensitive_iteration()
+    snapshots = CaseInsensitiveDict({"bp-a": 1, "BP-b": 2})
+    seen = []
+    for name in snapshots:  # what DescribeDBSnapshots does while CreateDBSnapshot inserts
+        seen.append(name)
+        snapshots[f"{name}-new"] = 3
+    assert (["bp-a", "BP-b"], ["bp-a", "BP-b", "bp-a-new", "BP-b-new"]) == (seen, list(snapshots))
+    assert dict(snapshots.items()) == {"bp-a": 1, "BP-b": 2, "bp-a-new": 3, "BP-b-new": 3}
+    assert "bp-b" in snapshots  # still case-insensitive

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import attrs
 import pytest
+from dateutil import tz as dateutil_tz
 
 import backuppolicy as bp
 from backuppolicy import LegalHold, PolicyError, RecoveryPoint, Status
@@ -654,6 +655,22 @@ class TestPlanner:
         assert {newer.id, twin.id} == {
             p.id for p in KeepLast(2).plan([twin, older, newer], now=now).keep
         }
+
+    def test_times_of_unhashable_zones_are_planned(self):
+        """dateutil's ``tzlocal`` (what botocore's own parser can give) is not hashable."""
+        local, london = dateutil_tz.tzlocal(), dateutil_tz.gettz("Europe/London")
+        points = [
+            point("local", NOW.astimezone(local) - timedelta(hours=1)),
+            point("london", NOW.astimezone(london) - timedelta(hours=2)),
+            point("utc", NOW - timedelta(hours=3)),
+        ]
+
+        plan = KeepLast(2).plan(points, now=NOW)
+
+        assert (["local", "london"], ["utc"]) == (
+            [p.id for p in plan.keep],
+            [p.id for p in plan.delete],
+        )
 
     def test_a_rare_point_the_search_misses_is_found_by_a_full_pass(self):
         """Where the binary search on a time does not lead to its point, every point is read."""

@@ -265,7 +265,7 @@ def _group(target: str, members: list[RecoveryPoint], odd: list[RecoveryPoint] |
         bad = next((p for p in members if not isinstance(p, RecoveryPoint)), members[0])
         raise TypeError(f"points: expected RecoveryPoint items (got {bad!r}).") from None
     column = _CREATED
-    if not _FIXED_ZONES.issuperset(map(type, set(map(_TZINFO, created)))):
+    if not _FIXED_ZONES.issuperset(set(map(type, map(_TZINFO, created)))):
         # Times of different zones compare as instants, but two times of one zone compare by
         # their wall clock (PEP 495), which is not the instants' order in a daylight-saving
         # fold. Only fixed-offset zones (what backends give) are safe as they are; any other
