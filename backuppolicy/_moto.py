@@ -1,7 +1,7 @@
 """Make moto's in-process mock safe to call from several threads at once, and cheaper per call.
 
-The demo and the test suite run the library against moto in-process. Two of moto's internals
-cost more than the work they do, and one of them races:
+The demo and the test suite run the library against moto in-process. Some of moto's internals
+cost far more than the work they do, and two of them race between threads:
 
 * moto 5 (``moto.s3.models.S3Backend._url_module``) calls `importlib.reload` on
   ``moto.s3.urls`` for every S3 request it intercepts, twice, so that a change of the
@@ -32,7 +32,6 @@ cost more than the work they do, and one of them races:
   :func:`read_serializer_timestamps_fast` reads ISO 8601 text with an offset with
   `datetime.fromisoformat` (anything else still goes to botocore), and
   :func:`memoize_xml_name_checks` remembers the names that passed xmltodict's check.
-
 * moto's RDS backend keeps instances and snapshots in a ``CaseInsensitiveDict`` (requests',
   over an ``OrderedDict``); a thread that lists snapshots while another creates one fails
   with ``RuntimeError: OrderedDict mutated during iteration`` (seen in CI, in a backup run's
@@ -216,8 +215,8 @@ def lighten_s3_version_listings() -> None:
     setattr(models, "copy", shallow)  # noqa: B010 - a module attribute mypy does not see
 
 
-_ALIASES_KEPT = 100_000
-"""Most remembered alias lists; more (a moto that makes shapes per answer) starts afresh."""
+_REMEMBERED_MOST = 100_000
+"""Most entries a memo of this module keeps (alias lists, XML names); more starts afresh."""
 
 
 def memoize_serializer_aliases() -> None:
@@ -280,7 +279,7 @@ class _RememberedAliases:
         )
         names = self._names.get(key)
         if names is None:
-            if len(self._names) >= _ALIASES_KEPT:
+            if len(self._names) >= _REMEMBERED_MOST:  # a moto that makes shapes per answer
                 self._names.clear()
             names = self._names[key] = tuple(picker.get_possible_keys(context))
         return names
@@ -362,7 +361,7 @@ def memoize_xml_name_checks() -> None:
         if type(value) is str and (value, kind) in passed:
             return
         check(value, kind)
-        if type(value) is str and len(passed) < _ALIASES_KEPT:
+        if type(value) is str and len(passed) < _REMEMBERED_MOST:
             passed.add((value, kind))
 
     setattr(_validate_name, _MARK, True)
@@ -386,11 +385,11 @@ def snapshot_case_insensitive_iteration() -> None:
     """
     from moto.utilities import utils  # noqa: PLC0415
 
-    kind = getattr(utils, "CaseInsensitiveDict", None)
-    if not isinstance(kind, type) or getattr(vars(kind).get("__iter__"), _MARK, False):
+    found = getattr(utils, "CaseInsensitiveDict", None)
+    if not isinstance(found, type) or getattr(vars(found).get("__iter__"), _MARK, False):
         return
-
-    original = vars(kind).get("__iter__") or getattr(kind, "__iter__")  # noqa: B009
+    kind: Any = found
+    original = kind.__iter__
 
     def __iter__(self: Any) -> Any:  # noqa: N807 - the method it replaces
         store = getattr(self, "_store", None)

@@ -250,6 +250,36 @@ def _answers(ec2: Any, rds: Any) -> list[dict[str, Any]]:
     return answers
 
 
+def _world(ec2: Any, rds: Any) -> None:
+    """An instance with a tagged volume and three tagged snapshots; a tagged database, two snapshots."""
+    image = ec2.register_image(Name="img", RootDeviceName="/dev/sda1")["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    volume = ec2.create_volume(
+        AvailabilityZone=f"{REGION}a",
+        Size=2,
+        TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "b"}]}],
+    )["VolumeId"]
+    ec2.attach_volume(VolumeId=volume, InstanceId=instance["InstanceId"], Device="/dev/sdf")
+    for n in range(3):
+        ec2.create_snapshot(
+            VolumeId=volume,
+            TagSpecifications=[
+                {"ResourceType": "snapshot", "Tags": [{"Key": "n", "Value": str(n)}]}
+            ],
+        )
+    rds.create_db_instance(
+        DBInstanceIdentifier="db-1",
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="admin",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+        Tags=[{"Key": "team", "Value": "shop"}],
+    )
+    for n in range(2):
+        rds.create_db_snapshot(DBInstanceIdentifier="db-1", DBSnapshotIdentifier=f"s-{n}")
+
+
 def test_remembered_serializer_aliases_write_the_same_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -264,32 +294,7 @@ def test_remembered_serializer_aliases_write_the_same_answers(
     with time_machine.travel(datetime(2026, 12, 6, 4, 5, tzinfo=UTC), tick=False), mock_aws():
         ec2 = boto3.client("ec2", region_name=REGION)
         rds = boto3.client("rds", region_name=REGION)
-        image = ec2.register_image(Name="img", RootDeviceName="/dev/sda1")["ImageId"]
-        instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
-        volume = ec2.create_volume(
-            AvailabilityZone=f"{REGION}a",
-            Size=2,
-            TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "a", "Value": "b"}]}],
-        )["VolumeId"]
-        ec2.attach_volume(VolumeId=volume, InstanceId=instance["InstanceId"], Device="/dev/sdf")
-        for n in range(3):
-            ec2.create_snapshot(
-                VolumeId=volume,
-                TagSpecifications=[
-                    {"ResourceType": "snapshot", "Tags": [{"Key": "n", "Value": str(n)}]}
-                ],
-            )
-        rds.create_db_instance(
-            DBInstanceIdentifier="db-1",
-            DBInstanceClass="db.t3.micro",
-            Engine="postgres",
-            MasterUsername="admin",
-            MasterUserPassword="not-a-secret-1",
-            AllocatedStorage=20,
-            Tags=[{"Key": "team", "Value": "shop"}],
-        )
-        for n in range(2):
-            rds.create_db_snapshot(DBInstanceIdentifier="db-1", DBSnapshotIdentifier=f"s-{n}")
+        _world(ec2, rds)
 
         remembered = _answers(ec2, rds)
         again = _answers(ec2, rds)  # from what was remembered the first time
@@ -317,17 +322,7 @@ def test_remembered_aliases_are_what_the_providers_say_for_every_field(
     monkeypatch.setattr(picker, "__call__", recording)
     ec2 = boto3.client("ec2", region_name=REGION)
     rds = boto3.client("rds", region_name=REGION)
-    volume = ec2.create_volume(AvailabilityZone=f"{REGION}a", Size=2)["VolumeId"]
-    ec2.create_snapshot(VolumeId=volume)
-    rds.create_db_instance(
-        DBInstanceIdentifier="db-1",
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        MasterUsername="admin",
-        MasterUserPassword="not-a-secret-1",
-        AllocatedStorage=20,
-    )
-    rds.create_db_snapshot(DBInstanceIdentifier="db-1", DBSnapshotIdentifier="s-1")
+    _world(ec2, rds)
     _answers(ec2, rds)
 
     aliases = _RememberedAliases()

@@ -68,9 +68,11 @@ _T = TypeVar("_T")
 class Group:
     """The points of one target as columns, newest first; ``good_*``: completed points only.
 
-    ``created`` holds each point's own ``created_at``, in whatever zone it came: the
-    binary searches compare instants, and the few times read on a wall clock (a period's
-    head, the within reference) are converted to UTC then (no pass over every point).
+    ``created`` holds each point's own ``created_at``, in whatever fixed-offset zone it
+    came: the binary searches compare instants, and the few times read on a wall clock (a
+    period's head, the within reference) are converted to UTC then (no pass over every
+    point). A target with times in a zone with daylight saving has them in UTC (see
+    `_group`): two times of one such zone compare by wall clock, not as instants.
 
     Most points are plain: completed, not held, managed. Only the others (``odd``, found
     while grouping) are looked at one by one; the plain ones are only ever read as
