@@ -31,10 +31,9 @@ if (
 ):
     time.sleep = _sleep_on_an_event
 
-# moto reloads a module on every S3 request it intercepts, which races between threads; it
-# scans every EC2 tag to read one resource's, and deep-copies a bucket's data to list its
-# versions (see backuppolicy/_moto.py). The library calls S3 from thread pools: serialize the
-# reloads (and skip the needless ones), index the tag reads, copy listed versions shallowly.
+# In-process moto races between threads in two places (the library calls AWS from thread
+# pools) and wastes most of its time in a few others; backuppolicy/_moto.py patches both kinds,
+# each compared with moto's own code in tests/test_moto_patches.py. The demo runs on them too.
 patch_moto()
 
 
